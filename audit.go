@@ -1,0 +1,103 @@
+package nhisync
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Audit actions (SPEC §4).
+const (
+	ActObserved          = "observed"
+	ActAccepted          = "accepted"
+	ActAgreed            = "agreed"
+	ActRefused           = "refused"
+	ActMerged            = "merged"
+	ActQuarantined       = "quarantined"
+	ActQuarantineCleared = "quarantine.cleared"
+	ActQuarantineDismiss = "quarantine.dismissed"
+	ActConflictOpened    = "conflict.opened"
+	ActConflictUpdated   = "conflict.updated"
+	ActConflictResolved  = "conflict.resolved"
+	ActApprovalRequested = "approval.requested"
+	ActApprovalGranted   = "approval.granted"
+	ActApprovalRejected  = "approval.rejected"
+	ActApprovalSupersede = "approval.superseded"
+	ActWriteApplied      = "write.applied"
+	ActWriteFailed       = "write.failed"
+	ActWriteStale        = "write.stale"
+	ActRecordCreated     = "record.created"
+	ActRecordLinked      = "record.linked"
+	ActRecordUnmatched   = "record.unmatched"
+	ActRecordDisputed    = "record.disputed"
+	ActRecordVanished    = "record.vanished"
+	ActRecordRetired     = "record.retired"
+	ActRecordProvisioned = "record.provisioned"
+	ActConfigLoaded      = "config.loaded"
+	ActSystemDegraded    = "system.degraded"
+	ActSystemRecovered   = "system.recovered"
+)
+
+// AuditEntry is one append-only, hash-chained record of an event. The
+// store assigns Seq, PrevHash and Hash when it appends the entry.
+type AuditEntry struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Kind     string    `json:"kind,omitempty"`
+	RecordID int64     `json:"record_id,omitempty"`
+	Record   string    `json:"record,omitempty"`
+	Field    string    `json:"field,omitempty"`
+	System   string    `json:"system,omitempty"`
+	Old      Value     `json:"old"`
+	New      Value     `json:"new"`
+	Reason   string    `json:"reason,omitempty"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash,omitempty"`
+}
+
+// LeafBytes returns the exact bytes hashed for the entry's Merkle leaf:
+// its JSON without Hash. Because PrevHash is inside, the leaves chain.
+func (e *AuditEntry) LeafBytes() []byte {
+	c := *e
+	c.Hash = ""
+	c.Time = c.Time.UTC()
+	b, err := json.Marshal(&c)
+	if err != nil {
+		// Every member is a plain value; Marshal cannot fail.
+		panic(err)
+	}
+	return b
+}
+
+// LeafHash returns the RFC 6962 leaf hash H(0x00 ‖ leaf).
+func LeafHash(leaf []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(leaf)
+	return h.Sum(nil)
+}
+
+// Seal sets PrevHash and Hash of e, the entry after prev (whose hash is
+// prevHash, "" for the first entry). It returns the leaf bytes.
+func (e *AuditEntry) Seal(prevHash string) []byte {
+	e.PrevHash = prevHash
+	e.Hash = ""
+	leaf := e.LeafBytes()
+	e.Hash = base64.StdEncoding.EncodeToString(LeafHash(leaf))
+	return leaf
+}
+
+// SensitiveValue returns what the audit log keeps of a sensitive value:
+// only its SHA-256, so the log proves a value without revealing it.
+func SensitiveValue(v Value) Value {
+	if v.IsZero() {
+		return v
+	}
+	b, _ := v.MarshalJSON()
+	sum := sha256.Sum256(b)
+	return Str("sha256:" + hex.EncodeToString(sum[:]))
+}

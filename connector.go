@@ -1,0 +1,147 @@
+package nhisync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Observation is one record as a system holds it now, in canonical form.
+type Observation struct {
+	// ID is the system's own stable id of the record.
+	ID string
+	// Values are aligned with System.Fields: Values[i] is the value of the
+	// field mapped by System.Fields[i] (zero for write-only mappings).
+	Values []Value
+	// Modified is the system's own modification time of the record, when
+	// the connector has one (zero otherwise).
+	Modified time.Time
+	// Actor is who changed the record in the system, when it tells
+	// (zero otherwise); it feeds separation of duties.
+	Actor string
+}
+
+// Connector reaches one system. It must stream a snapshot and apply
+// conditional writes; change feeds and health checks are optional
+// interfaces (Changer, Checker) the engine detects.
+type Connector interface {
+	// Snapshot streams every record of the system to emit. emit must not
+	// keep obs.Values after it returns. A snapshot that fails part-way
+	// returns an error; the engine then takes nothing from it as vanished.
+	Snapshot(ctx context.Context, emit func(obs Observation) error) error
+	// Apply applies writes, each only if the record still holds every Old
+	// value (SPEC §3.7), and returns one result per write in order. An
+	// error return means the whole batch failed and nothing was applied.
+	Apply(ctx context.Context, writes []Write) ([]WriteResult, error)
+	// Close releases the connector's resources.
+	Close() error
+}
+
+// Changer is a connector that can read only what changed since a cursor.
+// The cursor is opaque to the engine; "" asks for everything.
+type Changer interface {
+	Changes(ctx context.Context, cursor string, emit func(obs Observation) error) (next string, err error)
+}
+
+// Checker is a connector that can check it reaches its system.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Write is a conditional update of one record in a system: every change
+// applies only if the record still holds every Old value. A Create write
+// makes a new record (systems with provision: true) and has an empty ID.
+type Write struct {
+	ID      string
+	Create  bool
+	Changes []Change
+}
+
+// Change sets one canonical field from Old to New.
+type Change struct {
+	Field string
+	Old   Value
+	New   Value
+}
+
+// WriteStatus is the outcome of one Write.
+type WriteStatus string
+
+// Write outcomes.
+const (
+	// Applied: the record now holds every New value (also when it already
+	// did, so a retried write is harmless).
+	WriteApplied WriteStatus = "applied"
+	// WriteStale: the record no longer holds an Old value; nothing was
+	// changed and the record must be re-observed.
+	WriteStale WriteStatus = "stale"
+	// WriteMissing: the record is gone from the system.
+	WriteMissing WriteStatus = "missing"
+	// WriteFailed: the write failed for this record alone; Err says why.
+	WriteFailed WriteStatus = "failed"
+)
+
+// WriteResult is the outcome of one Write. ID is the new record's id
+// after a Create.
+type WriteResult struct {
+	Status WriteStatus
+	ID     string
+	Err    error
+}
+
+// Driver opens connectors of one kind and lists the settings it accepts
+// beyond those every system has, so config can refuse unknown keys.
+type Driver struct {
+	// Settings lists the connector's own setting names.
+	Settings []string
+	// Validate checks settings without reaching the system; its errors
+	// should be *Error with Code EINVALID naming the setting.
+	Validate func(sys *System, kind *Kind) error
+	// Open returns a connector for sys, whose records are of kind.
+	Open func(ctx context.Context, sys *System, kind *Kind) (Connector, error)
+}
+
+var (
+	driversMu sync.RWMutex
+	drivers   = map[string]Driver{}
+)
+
+// RegisterDriver makes a connector available by name. It panics when the
+// name is taken, as database/sql.Register does.
+func RegisterDriver(name string, d Driver) {
+	driversMu.Lock()
+	defer driversMu.Unlock()
+	if _, dup := drivers[name]; dup {
+		panic(fmt.Sprintf("nhisync: connector %q registered twice", name))
+	}
+	drivers[name] = d
+}
+
+// LookupDriver returns the driver registered under name.
+func LookupDriver(name string) (Driver, bool) {
+	driversMu.RLock()
+	defer driversMu.RUnlock()
+	d, ok := drivers[name]
+	return d, ok
+}
+
+// DriverNames returns the registered connector names, sorted.
+func DriverNames() []string {
+	driversMu.RLock()
+	defer driversMu.RUnlock()
+	names := make([]string, 0, len(drivers))
+	for n := range drivers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CommonSettings are the settings every system has, whatever its connector.
+var CommonSettings = []string{"connector", "kind", "fields", "id", "direction", "poll", "provision", "on_refused", "guard"}
+
+// IsCommonSetting reports whether key is one of CommonSettings.
+func IsCommonSetting(key string) bool { return slices.Contains(CommonSettings, key) }

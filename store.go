@@ -1,0 +1,136 @@
+package nhisync
+
+import (
+	"context"
+	"time"
+)
+
+// RecordHead is the part of a golden record the engine keeps in memory
+// for correlation.
+type RecordHead struct {
+	ID       int64
+	Kind     string
+	MatchKey string
+}
+
+// LinkHead is the part of a link the engine keeps in memory to tell an
+// unchanged record by its content hash.
+type LinkHead struct {
+	System     string
+	ExternalID string
+	RecordID   int64
+	Status     LinkStatus
+	Hash       []byte
+}
+
+// Batch is everything one step of a pass decided. Store.Commit writes it
+// in one transaction, so a crash keeps all of it or none (SPEC §3.9).
+type Batch struct {
+	// Records are upserted whole (golden fields); Links by (system, id).
+	Records []*Record
+	Links   []*Link
+	// Items are upserted by ID (IDs come from Store.NewIDs).
+	Conflicts  []*Conflict
+	Quarantine []*QuarantineItem
+	Approvals  []*Approval
+	Outbox     []*OutboxWrite
+	// OutboxDone lists outbox IDs to delete (applied, superseded, dropped).
+	OutboxDone []int64
+	// Audit entries are appended in order; the store seals each one
+	// (Seq, PrevHash, Hash) after the last entry it holds.
+	Audit   []*AuditEntry
+	Systems []*SystemState
+	Meta    map[string]string
+}
+
+// Empty reports whether the batch holds nothing to write.
+func (b *Batch) Empty() bool {
+	return len(b.Records) == 0 && len(b.Links) == 0 && len(b.Conflicts) == 0 &&
+		len(b.Quarantine) == 0 && len(b.Approvals) == 0 && len(b.Outbox) == 0 &&
+		len(b.OutboxDone) == 0 && len(b.Audit) == 0 && len(b.Systems) == 0 && len(b.Meta) == 0
+}
+
+// ItemFilter selects conflicts, quarantine items or approvals. Zero
+// members select everything.
+type ItemFilter struct {
+	Status   string
+	RecordID int64
+	Kind     string
+	System   string
+}
+
+// Checkpoint is a signed tree head of the audit log.
+type Checkpoint struct {
+	Size int64
+	Root []byte
+	// Note is the signed note text (transparency-dev checkpoint format).
+	Note []byte
+	At   time.Time
+}
+
+// Store keeps nhisync's state: golden records, links and shadows, open
+// work, the outbox and the audit log. Every method returns *Error with
+// ENOTFOUND for a missing item and EINTERNAL for storage failures.
+type Store interface {
+	// ScanRecordHeads streams the head of every golden record.
+	ScanRecordHeads(ctx context.Context, fn func(RecordHead) error) error
+	// ScanLinkHeads streams the head of every link of system.
+	ScanLinkHeads(ctx context.Context, system string, fn func(LinkHead) error) error
+	// LoadRecords returns the records with the given IDs, each with its
+	// links, open conflicts and quarantine items, non-superseded approvals
+	// and outbox writes. Missing IDs are left out.
+	LoadRecords(ctx context.Context, ids []int64) ([]*Record, error)
+	// LoadLinks returns the links of system with the given external IDs.
+	LoadLinks(ctx context.Context, system string, ids []string) ([]*Link, error)
+	// RecordByKey returns the record of kind with the normalized match key.
+	RecordByKey(ctx context.Context, kind, matchKey string) (*Record, error)
+	// ScanRecords streams full records of kind ("" for all), in ID order.
+	ScanRecords(ctx context.Context, kind string, fn func(*Record) error) error
+	// ScanLinks streams every link of system ("" for all) with Status in
+	// statuses (none for all).
+	ScanLinks(ctx context.Context, system string, statuses []LinkStatus, fn func(*Link) error) error
+
+	// Commit writes a batch in one transaction.
+	Commit(ctx context.Context, b *Batch) error
+	// NewIDs reserves n consecutive IDs for records and items and returns
+	// the first.
+	NewIDs(ctx context.Context, n int) (int64, error)
+
+	Conflicts(ctx context.Context, f ItemFilter) ([]*Conflict, error)
+	Conflict(ctx context.Context, id int64) (*Conflict, error)
+	QuarantineItems(ctx context.Context, f ItemFilter) ([]*QuarantineItem, error)
+	QuarantineItem(ctx context.Context, id int64) (*QuarantineItem, error)
+	Approvals(ctx context.Context, f ItemFilter) ([]*Approval, error)
+	Approval(ctx context.Context, id int64) (*Approval, error)
+	// OutboxWrites returns queued writes of system ("" for all) with the
+	// status ("" for all) due at or before due (zero for any time), oldest
+	// first, at most limit (0 for no limit).
+	OutboxWrites(ctx context.Context, system, status string, due time.Time, limit int) ([]*OutboxWrite, error)
+
+	// Systems returns the remembered state of every system.
+	Systems(ctx context.Context) ([]*SystemState, error)
+	// Meta returns a stored setting ("" if absent).
+	Meta(ctx context.Context, key string) (string, error)
+
+	// AuditHead returns the number of entries and the last entry's hash.
+	AuditHead(ctx context.Context) (size int64, lastHash string, err error)
+	// ScanAudit streams entries with from <= seq < to (to 0: to the end),
+	// with the exact leaf bytes stored for each.
+	ScanAudit(ctx context.Context, from, to int64, fn func(e *AuditEntry, leaf []byte) error) error
+	// AuditByRecord returns every entry about a record, in order.
+	AuditByRecord(ctx context.Context, recordID int64) ([]*AuditEntry, error)
+	// PutCheckpoint stores a signed tree head; LatestCheckpoint returns the
+	// newest (nil if none).
+	PutCheckpoint(ctx context.Context, c *Checkpoint) error
+	LatestCheckpoint(ctx context.Context) (*Checkpoint, error)
+
+	// AcquireLease takes or renews the named lease for holder until
+	// now+ttl; it returns false when another holder has it.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	Close() error
+}
+
+// StoreOpener opens a store from a URL; stores register by URL scheme.
+type StoreOpener func(ctx context.Context, url string) (Store, error)

@@ -1,0 +1,263 @@
+package nhisync
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FieldType is the type of a canonical field.
+type FieldType string
+
+// Field types (SPEC §2).
+const (
+	TypeString FieldType = "string"
+	TypeInt    FieldType = "int"
+	TypeBool   FieldType = "bool"
+	TypeTime   FieldType = "time"
+	TypeEnum   FieldType = "enum"
+	TypeSet    FieldType = "set"
+	TypeRef    FieldType = "ref"
+	TypeRefs   FieldType = "refs"
+)
+
+// FieldTypes lists every valid type, for error messages.
+var FieldTypes = []FieldType{TypeString, TypeInt, TypeBool, TypeTime, TypeEnum, TypeSet, TypeRef, TypeRefs}
+
+// IsSet reports whether values of t are sets of strings.
+func (t FieldType) IsSet() bool { return t == TypeSet || t == TypeRefs }
+
+// Value is one field's canonical value: either a scalar held as its
+// canonical text, or a set of strings kept sorted and unique. The zero
+// Value means "no value": an empty cell, NULL, a missing key, an empty
+// string and an empty set are all the zero Value.
+type Value struct {
+	s     string
+	elems []string
+	set   bool
+}
+
+// Str returns a scalar value. Surrounding white space is dropped, so a
+// blank string is the zero Value.
+func Str(s string) Value {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Value{}
+	}
+	return Value{s: s}
+}
+
+// SetOf returns a set value of the given elements, trimmed, without empty
+// ones, sorted and unique.
+func SetOf(elems ...string) Value {
+	out := make([]string, 0, len(elems))
+	for _, e := range elems {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return Value{set: true}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	return Value{elems: out, set: true}
+}
+
+// IsZero reports whether v is "no value".
+func (v Value) IsZero() bool { return v.s == "" && len(v.elems) == 0 }
+
+// IsSet reports whether v was built as a set.
+func (v Value) IsSet() bool { return v.set }
+
+// Text returns a scalar's text ("" for a set or no value).
+func (v Value) Text() string { return v.s }
+
+// Elems returns a set's elements, sorted. The slice must not be modified.
+func (v Value) Elems() []string { return v.elems }
+
+// Has reports whether a set holds e.
+func (v Value) Has(e string) bool {
+	_, ok := slices.BinarySearch(v.elems, e)
+	return ok
+}
+
+// Equal reports whether v and o hold the same value. Two zero values are
+// equal whether or not they were built as sets.
+func (v Value) Equal(o Value) bool {
+	if v.IsZero() || o.IsZero() {
+		return v.IsZero() && o.IsZero()
+	}
+	if v.set != o.set {
+		return false
+	}
+	return v.s == o.s && slices.Equal(v.elems, o.elems)
+}
+
+// String formats v for people: a scalar as is, a set as its elements
+// joined by ", ", no value as "".
+func (v Value) String() string {
+	if v.set {
+		return strings.Join(v.elems, ", ")
+	}
+	return v.s
+}
+
+// Join returns a set's elements joined by sep (a scalar's text as is).
+func (v Value) Join(sep string) string {
+	if v.set {
+		return strings.Join(v.elems, sep)
+	}
+	return v.s
+}
+
+// AppendBinary appends an unambiguous encoding of v, used for content
+// hashes. Scalars and sets never encode alike.
+func (v Value) AppendBinary(b []byte) []byte {
+	switch {
+	case v.IsZero():
+		return append(b, 0)
+	case v.set:
+		b = append(b, 2)
+		b = strconv.AppendInt(b, int64(len(v.elems)), 10)
+		for _, e := range v.elems {
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(len(e)), 10)
+			b = append(b, ':')
+			b = append(b, e...)
+		}
+		return b
+	default:
+		b = append(b, 1)
+		b = strconv.AppendInt(b, int64(len(v.s)), 10)
+		b = append(b, ':')
+		return append(b, v.s...)
+	}
+}
+
+// MarshalJSON encodes no value as null, a scalar as a string and a set as
+// an array of strings.
+func (v Value) MarshalJSON() ([]byte, error) {
+	switch {
+	case v.IsZero():
+		return []byte("null"), nil
+	case v.set:
+		return json.Marshal(v.elems)
+	default:
+		return json.Marshal(v.s)
+	}
+}
+
+// UnmarshalJSON is the inverse of MarshalJSON.
+func (v *Value) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*v = Value{}
+	case len(b) > 0 && b[0] == '[':
+		var elems []string
+		if err := json.Unmarshal(b, &elems); err != nil {
+			return err
+		}
+		*v = SetOf(elems...)
+	default:
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*v = Str(s)
+	}
+	return nil
+}
+
+// Canonical returns v in the canonical form of type t: integers without
+// leading zeros or "+", booleans as true/false, times as RFC 3339 in UTC,
+// set values as sets. A value that does not parse as t is returned
+// unchanged so that validation can quarantine it with a clear reason.
+func (t FieldType) Canonical(v Value) Value {
+	if v.IsZero() {
+		if t.IsSet() {
+			return Value{set: true}
+		}
+		return Value{}
+	}
+	if t.IsSet() {
+		if v.set {
+			return v
+		}
+		return SetOf(v.s)
+	}
+	if v.set {
+		// A set where a scalar belongs: keep it for validation to refuse.
+		return v
+	}
+	switch t {
+	case TypeInt:
+		if n, err := strconv.ParseInt(v.s, 10, 64); err == nil {
+			return Value{s: strconv.FormatInt(n, 10)}
+		}
+	case TypeBool:
+		switch strings.ToLower(v.s) {
+		case "true", "t", "yes", "y", "1", "on":
+			return Value{s: "true"}
+		case "false", "f", "no", "n", "0", "off":
+			return Value{s: "false"}
+		}
+	case TypeTime:
+		if tm, ok := ParseTime(v.s); ok {
+			return Value{s: FormatTime(tm)}
+		}
+	}
+	return v
+}
+
+// Check reports why v is not a valid value of type t ("" when it is).
+// values lists the allowed values of an enum.
+func (t FieldType) Check(v Value, values []string) string {
+	if v.IsZero() {
+		return ""
+	}
+	if t.IsSet() != v.set {
+		if t.IsSet() {
+			return fmt.Sprintf("expected a set, got %q", v.s)
+		}
+		return fmt.Sprintf("expected a single %s, got a set of %d", t, len(v.elems))
+	}
+	switch t {
+	case TypeInt:
+		if _, err := strconv.ParseInt(v.s, 10, 64); err != nil {
+			return fmt.Sprintf("%q is not an integer", v.s)
+		}
+	case TypeBool:
+		if v.s != "true" && v.s != "false" {
+			return fmt.Sprintf("%q is not true or false", v.s)
+		}
+	case TypeTime:
+		if _, ok := ParseTime(v.s); !ok {
+			return fmt.Sprintf("%q is not an RFC 3339 time (like 2026-01-02T15:04:05Z)", v.s)
+		}
+	case TypeEnum:
+		if !slices.Contains(values, v.s) {
+			return fmt.Sprintf("%q is not one of %s", v.s, strings.Join(values, ", "))
+		}
+	}
+	return ""
+}
+
+// ParseTime parses RFC 3339 (with or without fractional seconds), and the
+// common "2006-01-02 15:04:05" and date-only forms as UTC.
+func ParseTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// FormatTime formats t as canonical RFC 3339 in UTC.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
