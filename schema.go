@@ -219,6 +219,10 @@ type Mapping struct {
 	// Read and Write transform native ↔ canonical values; nil is identity.
 	Read  Transform
 	Write Transform
+	// ReadExpr and WriteExpr are the source text of Read and Write, kept
+	// for fingerprints and messages.
+	ReadExpr  string
+	WriteExpr string
 	// Ref names the kind a DN-valued native attribute resolves through.
 	Ref string
 }

@@ -1,0 +1,259 @@
+package audit
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nhisync/nhisync"
+)
+
+// Report is the outcome of [Verify]: what `nhisync audit verify` prints.
+type Report struct {
+	// OK is true when nothing is wrong.
+	OK bool `json:"ok"`
+	// Entries is how many entries were checked and found good; Root the
+	// RFC 6962 root over them (base64).
+	Entries int64  `json:"entries"`
+	Root    string `json:"root"`
+	// Checkpoints is how many signed checkpoints were checked and found
+	// good; Signed the size of the largest of them: entries after it are
+	// not yet covered by any signature.
+	Checkpoints int   `json:"checkpoints"`
+	Signed      int64 `json:"signed"`
+	// FirstBad is the seq of the first bad entry: the first one that fails
+	// its own checks, or, when entries hash to a different root than a
+	// checkpoint signed, the first entry that checkpoint covers and no
+	// earlier good checkpoint does. It is 0 when no entry is to blame (a
+	// forged or edited checkpoint). Problem names it and what is wrong.
+	FirstBad int64  `json:"first_bad,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// errStop ends a scan once a problem is found.
+var errStop = errors.New("stop")
+
+// Verify recomputes the whole log and checks it: seq contiguous from 1;
+// for every entry, the stored hash is the hash of its leaf bytes, the leaf
+// decodes to the stored fields, its seq is its position and its prev_hash
+// is the previous entry's hash; the Merkle root at each checkpoint's size
+// is the root it signed, its signature verifies with verifierKey
+// (signed-note form, as [Signer.VerifierKey] prints it) and its origin is
+// the key's name; no checkpoint is larger than the log; the log's head
+// agrees with its last entry. Entries appended while Verify runs are left
+// for the next run. Every stored checkpoint is checked when the
+// log is a [CheckpointScanner], else the latest.
+//
+// Verification stops at the first problem, which the report names; a
+// damaged log is a report with OK false, not an error. Errors: EINVALID
+// for a malformed verifier key, EUNAVAIL when ctx ends, and the store's
+// codes.
+func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
+	const op = "audit.Verify"
+	v, err := newVerifier(verifierKey)
+	if err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: err.Error()}
+	}
+	cps, err := checkpoints(ctx, log)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	headSize, headHash, err := log.AuditHead(ctx)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+
+	r := &Report{OK: true}
+	rng := ranges.NewEmptyRange(0)
+	fail := func(seq int64, format string, args ...any) {
+		r.OK, r.FirstBad, r.Problem = false, seq, fmt.Sprintf(format, args...)
+	}
+	// checkUpTo checks the checkpoints stored at sizes up to n, the
+	// number of entries hashed so far; false when one is bad.
+	next := 0
+	checkUpTo := func(n int64) (bool, error) {
+		for ; next < len(cps) && cps[next].Size <= n; next++ {
+			cp := cps[next]
+			body, problem := openCheckpoint(cp.Note, v)
+			if problem != "" {
+				fail(0, "checkpoint at size %d: %s", cp.Size, problem)
+				return false, nil
+			}
+			if int64(body.Size) != cp.Size || !bytes.Equal(body.Hash, cp.Root) {
+				fail(0, "checkpoint at size %d: its stored size or root differ from its signed note (edited?)", cp.Size)
+				return false, nil
+			}
+			root, err := rootOf(rng)
+			if err != nil {
+				return false, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Err: err}
+			}
+			if !bytes.Equal(root, body.Hash) {
+				fail(r.Signed+1, "checkpoint at size %d: entries %d to %d do not hash to the root it signed (changed after signing?)", cp.Size, r.Signed+1, cp.Size)
+				return false, nil
+			}
+			r.Checkpoints++
+			r.Signed = cp.Size
+		}
+		return true, nil
+	}
+
+	ok, err := checkUpTo(0)
+	if err != nil || !ok {
+		return r, err
+	}
+	prev := ""
+	// Entries appended after the head was read are left for next time.
+	err = log.ScanAudit(ctx, 1, headSize+1, func(e *nhisync.AuditEntry, leaf []byte) error {
+		seq := r.Entries + 1
+		if seq%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		h, problem := checkEntry(seq, prev, e, leaf)
+		if problem != "" {
+			fail(seq, "entry %d: %s", seq, problem)
+			return errStop
+		}
+		if err := rng.Append(h, nil); err != nil {
+			return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Err: err}
+		}
+		r.Entries = seq
+		prev = e.Hash
+		ok, err := checkUpTo(seq)
+		if err == nil && !ok {
+			err = errStop
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, wrap(op, err)
+	}
+	if root, err := rootOf(rng); err == nil {
+		r.Root = b64(root)
+	}
+	if !r.OK {
+		return r, nil
+	}
+	// Checkpoints beyond the last entry: the tail is gone, unless the
+	// checkpoint itself is forged.
+	if next < len(cps) {
+		cp := cps[next]
+		body, problem := openCheckpoint(cp.Note, v)
+		switch {
+		case problem != "":
+			fail(0, "checkpoint at size %d: %s", cp.Size, problem)
+		case int64(body.Size) != cp.Size:
+			fail(0, "checkpoint at size %d: its stored size or root differ from its signed note (edited?)", cp.Size)
+		default:
+			fail(r.Entries+1, "log has %d entries but checkpoint signed at size %d (tail deleted?)", r.Entries, body.Size)
+		}
+		return r, nil
+	}
+	switch {
+	case headSize > r.Entries:
+		fail(r.Entries+1, "log has %d entries but its head says %d (tail deleted?)", r.Entries, headSize)
+	case headSize > 0 && headHash != prev:
+		fail(headSize, "entry %d: hash differs from the one the log's head records (edited?)", headSize)
+	}
+	return r, nil
+}
+
+// checkEntry checks the entry at position seq, after the entry whose hash
+// is prev, and returns its leaf hash, or what is wrong with it.
+func checkEntry(seq int64, prev string, e *nhisync.AuditEntry, leaf []byte) (leafHash []byte, problem string) {
+	if e.Seq != seq {
+		return nil, fmt.Sprintf("expected here, found entry %d (deleted, inserted or reordered?)", e.Seq)
+	}
+	h := nhisync.LeafHash(leaf)
+	if !hashIs(h, e.Hash) {
+		return nil, "hash does not match its contents (edited?)"
+	}
+	// The stored entry encodes to its leaf exactly in the usual case,
+	// which is much cheaper to learn than decoding the leaf. Otherwise
+	// decode it and compare field by field.
+	d := e
+	if !bytes.Equal(e.LeafBytes(), leaf) {
+		d = new(nhisync.AuditEntry)
+		if err := json.Unmarshal(leaf, d); err != nil {
+			return nil, "its hashed contents are not an audit entry (edited?)"
+		}
+	}
+	if d.Seq != seq {
+		return nil, fmt.Sprintf("its hashed contents say entry %d (inserted, deleted or reordered?)", d.Seq)
+	}
+	if d.PrevHash != prev {
+		if seq == 1 {
+			return nil, "prev_hash is not empty, so entries before it are missing (head deleted?)"
+		}
+		return nil, fmt.Sprintf("prev_hash does not chain to entry %d (inserted, deleted or reordered?)", seq-1)
+	}
+	if d != e {
+		if f := differentField(d, e); f != "" {
+			return nil, fmt.Sprintf("stored %s differs from its hashed contents (edited?)", f)
+		}
+	}
+	return h, ""
+}
+
+// differentField returns the JSON name of the first field in which the
+// stored entry e differs from the entry d decoded from its leaf ("" when
+// none does).
+func differentField(d, e *nhisync.AuditEntry) string {
+	switch {
+	case !d.Time.Equal(e.Time):
+		return "time"
+	case d.Actor != e.Actor:
+		return "actor"
+	case d.Action != e.Action:
+		return "action"
+	case d.Kind != e.Kind:
+		return "kind"
+	case d.RecordID != e.RecordID:
+		return "record_id"
+	case d.Record != e.Record:
+		return "record"
+	case d.Field != e.Field:
+		return "field"
+	case d.System != e.System:
+		return "system"
+	case !d.Old.Equal(e.Old):
+		return "old"
+	case !d.New.Equal(e.New):
+		return "new"
+	case d.Reason != e.Reason:
+		return "reason"
+	case d.PrevHash != e.PrevHash:
+		return "prev_hash"
+	}
+	return ""
+}
+
+// checkpoints returns the checkpoints to verify, by size: every stored one
+// when the log can list them, else the latest.
+func checkpoints(ctx context.Context, log Log) ([]*nhisync.Checkpoint, error) {
+	var cps []*nhisync.Checkpoint
+	if s, ok := log.(CheckpointScanner); ok {
+		err := s.ScanCheckpoints(ctx, func(c *nhisync.Checkpoint) error {
+			cps = append(cps, c)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := log.LatestCheckpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			cps = append(cps, c)
+		}
+	}
+	slices.SortStableFunc(cps, func(a, b *nhisync.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	return cps, nil
+}
