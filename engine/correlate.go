@@ -1,0 +1,329 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
+
+// correlate ties every staged observation to a golden record (SPEC §3.6):
+// by existing link, else by equal match fields, else by creating a record
+// when the system is in create_from; what remains is unmatched or
+// disputed. It also collects the records that vanished from full reads.
+func (p *pass) correlate(ctx context.Context) error {
+	for _, name := range p.e.cfg.SystemNames {
+		r := p.reads[name]
+		if r == nil {
+			continue
+		}
+		if err := p.restageStrays(ctx, r); err != nil {
+			return err
+		}
+		linked := p.linkedRecords(r)
+		for _, st := range r.changed {
+			p.place(r, st, linked)
+		}
+		if !r.full {
+			continue
+		}
+		var goneStrays []string
+		for id, h := range r.heads {
+			if h.seen || h.status == nhisync.LinkGone {
+				continue
+			}
+			if h.recordID != 0 {
+				w := p.addWork(h.recordID)
+				w.vanished = append(w.vanished, name)
+			} else {
+				goneStrays = append(goneStrays, id)
+			}
+		}
+		if len(goneStrays) > 0 {
+			links, err := p.e.store.LoadLinks(ctx, name, goneStrays)
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				l.Status = nhisync.LinkGone
+				l.GoneAt = p.now
+				p.batch.Links = append(p.batch.Links, l)
+			}
+		}
+	}
+	return p.settleStrays(ctx)
+}
+
+// restageStrays re-correlates unmatched and disputed records that did not
+// change: a golden record may have appeared for them since.
+func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
+	var ids []string
+	changed := map[string]bool{}
+	for _, st := range r.changed {
+		changed[st.id] = true
+	}
+	for id, h := range r.heads {
+		if h.seen && h.recordID == 0 && !changed[id] && (h.status == nhisync.LinkUnmatched || h.status == nhisync.LinkDisputed) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	links, err := p.e.store.LoadLinks(ctx, r.sys.Name, ids)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		values := make([]nhisync.Value, len(r.sys.Fields))
+		for _, i := range r.readIdx {
+			values[i] = l.Asserted(r.sys.Fields[i].Field)
+		}
+		r.changed = append(r.changed, &staged{system: r.sys.Name, id: l.ExternalID, values: values, modified: l.Modified, hash: l.Hash})
+	}
+	return nil
+}
+
+// linkedRecords maps record ID → external ID for the system's live links
+// that still count (seen in a full read, or any in an incremental one).
+func (p *pass) linkedRecords(r *sysRead) map[int64]string {
+	m := make(map[int64]string, len(r.heads))
+	for id, h := range r.heads {
+		if h.recordID != 0 && h.status == nhisync.LinkLive && (h.seen || !r.full) {
+			m[h.recordID] = id
+		}
+	}
+	return m
+}
+
+func (p *pass) addWork(id int64) *recWork {
+	w := p.work[id]
+	if w == nil {
+		w = &recWork{id: id, kind: p.recKind[id]}
+		p.work[id] = w
+	}
+	return w
+}
+
+// place routes one staged observation.
+func (p *pass) place(r *sysRead, st *staged, linked map[int64]string) {
+	h := r.heads[st.id]
+	if h != nil && h.recordID != 0 && h.status != nhisync.LinkUnmatched && h.status != nhisync.LinkDisputed {
+		w := p.addWork(h.recordID)
+		w.obs = append(w.obs, st)
+		return
+	}
+	id, isNew, status, reason := p.match(r, st, linked)
+	if status != nhisync.LinkLive {
+		s := &strayObs{st: st, status: status, reason: reason}
+		if h != nil {
+			s.previous, s.prevHash = h.status, h.hash
+		}
+		p.stray = append(p.stray, s)
+		return
+	}
+	linked[id] = st.id
+	if h != nil {
+		h.recordID, h.status = id, nhisync.LinkLive
+	}
+	w := p.addWork(id)
+	w.isNew = w.isNew || isNew
+	w.obs = append(w.obs, st)
+}
+
+// match finds the golden record for an observation that has no link.
+func (p *pass) match(r *sysRead, st *staged, linked map[int64]string) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
+	kind := r.kind
+	vals := make([]string, len(kind.Match))
+	full := true
+	for i, idx := range r.matchIdx {
+		if idx < 0 {
+			full = false
+			continue
+		}
+		vals[i] = st.values[idx].Text()
+		if strings.TrimSpace(vals[i]) == "" {
+			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s is empty", kind.Match[i])
+		}
+	}
+	var candidates []int64
+	if full {
+		if id, ok := p.recIdx[kind.Name][nhisync.NormalizeKey(vals)]; ok {
+			candidates = []int64{id}
+		}
+	} else {
+		candidates = p.partialLookup(kind, r.matchIdx, vals)
+	}
+	switch len(candidates) {
+	case 0:
+		if full && slices.Contains(kind.CreateFrom, r.sys.Name) {
+			nid, err := p.ids.get(context.Background())
+			if err != nil {
+				return 0, false, nhisync.LinkUnmatched, "cannot allocate a record id: " + err.Error()
+			}
+			p.addRecord(kind.Name, nhisync.NormalizeKey(vals), nid)
+			return nid, true, nhisync.LinkLive, ""
+		}
+		if !full {
+			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("no golden record matches, and %s does not map every match field so it cannot create one", r.sys.Name)
+		}
+		return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("no golden record matches, and %s is not in create_from of %s", r.sys.Name, kind.Name)
+	case 1:
+		if other, ok := linked[candidates[0]]; ok && other != st.id {
+			return 0, false, nhisync.LinkDisputed, fmt.Sprintf("%s record %q already links to the same golden record", r.sys.Name, other)
+		}
+		return candidates[0], false, nhisync.LinkLive, ""
+	default:
+		return 0, false, nhisync.LinkDisputed, fmt.Sprintf("%d golden records match on the fields %s maps", len(candidates), r.sys.Name)
+	}
+}
+
+// addRecord registers a record created in this pass in every index.
+func (p *pass) addRecord(kind, key string, id int64) {
+	p.recIdx[kind][key] = id
+	p.recKind[id] = kind
+	p.recKey[id] = key
+	parts := strings.Split(key, "\x1f")
+	for sig, idx := range p.partial {
+		k, s, ok := strings.Cut(sig, ":")
+		if !ok || k != kind {
+			continue
+		}
+		pk := partialKey(s, parts)
+		idx[pk] = append(idx[pk], id)
+	}
+}
+
+// partialLookup finds records whose match values equal vals on the
+// positions the system maps.
+func (p *pass) partialLookup(kind *nhisync.Kind, matchIdx []int, vals []string) []int64 {
+	var sig strings.Builder
+	for _, idx := range matchIdx {
+		if idx >= 0 {
+			sig.WriteByte('1')
+		} else {
+			sig.WriteByte('0')
+		}
+	}
+	key := kind.Name + ":" + sig.String()
+	idx := p.partial[key]
+	if idx == nil {
+		idx = map[string][]int64{}
+		for mk, id := range p.recIdx[kind.Name] {
+			pk := partialKey(sig.String(), strings.Split(mk, "\x1f"))
+			idx[pk] = append(idx[pk], id)
+		}
+		p.partial[key] = idx
+	}
+	norm := make([]string, len(vals))
+	for i, v := range vals {
+		norm[i] = strings.ToLower(strings.TrimSpace(v))
+	}
+	return idx[partialKey(sig.String(), norm)]
+}
+
+func partialKey(sig string, parts []string) string {
+	var b strings.Builder
+	for i := range sig {
+		if sig[i] == '1' && i < len(parts) {
+			b.WriteString(parts[i])
+		}
+		b.WriteByte(0x1f)
+	}
+	return b.String()
+}
+
+// settleStrays stores unmatched and disputed records and audits them when
+// they are new or changed; a disputed record is quarantined once.
+func (p *pass) settleStrays(ctx context.Context) error {
+	if len(p.stray) == 0 {
+		return nil
+	}
+	bySystem := map[string][]string{}
+	for _, s := range p.stray {
+		bySystem[s.st.system] = append(bySystem[s.st.system], s.st.id)
+	}
+	existing := map[string]*nhisync.Link{}
+	openItems := map[string]*nhisync.QuarantineItem{}
+	for sys, ids := range bySystem {
+		links, err := p.e.store.LoadLinks(ctx, sys, ids)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			existing[sys+"\x00"+l.ExternalID] = l
+		}
+		items, err := p.e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: sys})
+		if err != nil {
+			return err
+		}
+		for _, q := range items {
+			if q.RecordID == 0 {
+				openItems[sys+"\x00"+q.ExternalID] = q
+			}
+		}
+	}
+	for _, s := range p.stray {
+		r := p.reads[s.st.system]
+		key := s.st.system + "\x00" + s.st.id
+		l := existing[key]
+		changed := l == nil || l.Status != s.status || string(l.Hash) != string(s.st.hash)
+		if l == nil {
+			l = &nhisync.Link{System: s.st.system, ExternalID: s.st.id, FirstSeen: p.now}
+		}
+		l.RecordID, l.Status, l.Hash, l.SeenAt, l.Modified = 0, s.status, s.st.hash, p.now, s.st.modified
+		l.GoneAt = time.Time{}
+		for _, i := range r.readIdx {
+			fs := l.Field(r.sys.Fields[i].Field)
+			if !fs.Asserted.Equal(s.st.values[i]) {
+				fs.Asserted, fs.Since = s.st.values[i], r.at
+			}
+		}
+		p.batch.Links = append(p.batch.Links, l)
+		q := openItems[key]
+		if q != nil && (s.status != nhisync.LinkDisputed || changed) {
+			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, "nhisync"
+			p.batch.Quarantine = append(p.batch.Quarantine, q)
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: r.kind.Name, System: s.st.system, Reason: "the record changed in " + s.st.system})
+			q = nil
+		}
+		if !changed {
+			continue
+		}
+		label := strayLabel(r, s.st)
+		action := nhisync.ActRecordUnmatched
+		if s.status == nhisync.LinkDisputed {
+			action = nhisync.ActRecordDisputed
+		}
+		p.audit(&nhisync.AuditEntry{Action: action, Actor: s.st.system, Kind: r.kind.Name, Record: label, System: s.st.system, New: nhisync.Str(s.st.id), Reason: s.reason})
+		if s.status == nhisync.LinkDisputed && q == nil {
+			id, err := p.ids.get(ctx)
+			if err != nil {
+				return err
+			}
+			item := &nhisync.QuarantineItem{ID: id, Kind: r.kind.Name, Record: label, System: s.st.system, ExternalID: s.st.id,
+				Value: nhisync.Str(s.st.id), Rule: "disputed", Reason: s.reason, Status: nhisync.StatusOpen, At: p.now}
+			p.batch.Quarantine = append(p.batch.Quarantine, item)
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantined, Actor: s.st.system, Kind: r.kind.Name, Record: label, System: s.st.system, New: nhisync.Str(s.st.id), Reason: "disputed: " + s.reason})
+		}
+	}
+	p.stray = nil
+	return nil
+}
+
+// strayLabel names an uncorrelated record by the match values it has.
+func strayLabel(r *sysRead, st *staged) string {
+	vals := make([]string, len(r.matchIdx))
+	for i, idx := range r.matchIdx {
+		if idx >= 0 {
+			vals[i] = st.values[idx].Text()
+		} else {
+			vals[i] = "?"
+		}
+	}
+	return nhisync.DisplayKey(vals)
+}

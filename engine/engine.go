@@ -1,0 +1,161 @@
+// Package engine owns the one sync pipeline: observe → correlate → detect
+// proposals → decide → validate → plan writes → commit → apply. sync, plan
+// (the same pass with the outbox discarded), what-if, explain and the
+// human actions (resolve, dismiss, approve, reject) all run through it.
+//
+// It imports no storage and no connector package: it works on the
+// nhisync.Store and nhisync.Connector interfaces, with an injected clock.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
+
+// Engine runs passes and human actions for one configuration.
+type Engine struct {
+	cfg   *nhisync.Config
+	store nhisync.Store
+	conns map[string]nhisync.Connector
+	clock nhisync.Clock
+	log   *slog.Logger
+	// Progress, when set, is told how far a pass is (for a progress line).
+	progress func(Progress)
+	holder   string
+	batch    int
+}
+
+// Progress reports a pass's progress.
+type Progress struct {
+	Stage  string // "read", "decide", "write"
+	System string
+	Done   int
+	Total  int // 0 when unknown
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithClock injects the clock (default: the system clock).
+func WithClock(c nhisync.Clock) Option { return func(e *Engine) { e.clock = c } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// WithProgress sets a progress callback.
+func WithProgress(f func(Progress)) Option { return func(e *Engine) { e.progress = f } }
+
+// WithHolder names this process for leases (default "nhisync").
+func WithHolder(h string) Option { return func(e *Engine) { e.holder = h } }
+
+// WithBatchSize sets how many records one store transaction decides
+// (default 500).
+func WithBatchSize(n int) Option { return func(e *Engine) { e.batch = n } }
+
+// New returns an engine for cfg over store. conns holds an open connector
+// per system name; a system without one is skipped by passes.
+func New(cfg *nhisync.Config, store nhisync.Store, conns map[string]nhisync.Connector, opts ...Option) *Engine {
+	e := &Engine{
+		cfg:    cfg,
+		store:  store,
+		conns:  conns,
+		clock:  nhisync.SystemClock{},
+		log:    slog.New(slog.DiscardHandler),
+		holder: "nhisync",
+		batch:  500,
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() *nhisync.Config { return e.cfg }
+
+func (e *Engine) report(p Progress) {
+	if e.progress != nil {
+		e.progress(p)
+	}
+}
+
+// mappingFingerprint identifies a system's mapping; content hashes are
+// only comparable under the same fingerprint.
+func mappingFingerprint(sys *nhisync.System) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\n", sys.Connector, sys.Kind, sys.ID, sys.Direction)
+	for _, m := range sys.Fields {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\n", m.Field, m.Type, m.Name, m.Direction, m.Join, m.ReadExpr, m.WriteExpr)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// contentHash hashes an observation's canonical values.
+func contentHash(fp string, values []nhisync.Value) []byte {
+	buf := make([]byte, 0, 256)
+	buf = append(buf, fp...)
+	for _, v := range values {
+		buf = v.AppendBinary(buf)
+	}
+	sum := sha256.Sum256(buf)
+	return sum[:16]
+}
+
+// actorName returns the name to compare for separation of duties.
+func actorName(actor string) string {
+	return strings.ToLower(strings.TrimSpace(strings.TrimPrefix(actor, nhisync.PersonPrefix)))
+}
+
+// backoff returns the wait before retry number n (1-based): 1s doubling to 1h.
+func backoff(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+func errInvalid(format string, args ...any) error {
+	return nhisync.Errorf(nhisync.EINVALID, format, args...)
+}
+
+func errNotFound(format string, args ...any) error {
+	return nhisync.Errorf(nhisync.ENOTFOUND, format, args...)
+}
+
+// ids hands out IDs: from the store, or (for dry runs) from a local
+// counter so that nothing is written.
+type ids struct {
+	store  nhisync.Store
+	dry    bool
+	next   int64
+	remain int
+}
+
+func (a *ids) get(ctx context.Context) (int64, error) {
+	if a.remain == 0 {
+		if a.dry {
+			if a.next == 0 {
+				a.next = 1 << 40
+			}
+			a.remain = 1 << 20
+		} else {
+			first, err := a.store.NewIDs(ctx, 256)
+			if err != nil {
+				return 0, err
+			}
+			a.next, a.remain = first, 256
+		}
+	}
+	id := a.next
+	a.next++
+	a.remain--
+	return id, nil
+}

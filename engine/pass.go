@@ -1,0 +1,421 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
+
+// PassOptions shape one pass.
+type PassOptions struct {
+	// DryRun decides everything and commits nothing: plan.
+	DryRun bool
+	// Incremental reads systems that offer a change cursor only from their
+	// stored cursor. Vanished records are detected by full reads only.
+	Incremental bool
+	// RespectPause skips degraded systems until their backoff has passed
+	// (the service does; a one-off sync tries every system).
+	RespectPause bool
+	// Systems limits reading to these systems (nil: all).
+	Systems []string
+	// LeaseTTL is how long the pass lease lasts (default 10m).
+	LeaseTTL time.Duration
+	// KeepEvents keeps the pass's decisions in Summary.Events (always
+	// kept in a dry run).
+	KeepEvents bool
+}
+
+const (
+	leaseName = "pass"
+	metaHLC   = "hlc"
+)
+
+// pass is the state of one run of the pipeline.
+type pass struct {
+	e   *Engine
+	opt PassOptions
+	dry bool
+	now time.Time
+	hlc *nhisync.HLC
+	ids *ids
+	sum *Summary
+
+	systems map[string]*nhisync.SystemState
+	reads   map[string]*sysRead
+	// recIdx maps kind → normalized match key → record ID.
+	recIdx map[string]map[string]int64
+	// recKey maps record ID → its normalized match key, kind.
+	recKind map[int64]string
+	recKey  map[int64]string
+	partial map[string]map[string][]int64
+	work    map[int64]*recWork
+	// stray are staged observations that link to no record (unmatched,
+	// disputed), by system.
+	stray []*strayObs
+	// planned collects this pass's planned writes (dry runs keep them here
+	// instead of in the store).
+	planned []*nhisync.OutboxWrite
+
+	batch *nhisync.Batch
+}
+
+// sysRead is what a pass read from one system.
+type sysRead struct {
+	sys      *nhisync.System
+	kind     *nhisync.Kind
+	fp       string
+	heads    map[string]*head
+	changed  []*staged
+	full     bool
+	ok       bool
+	at       time.Time
+	cursor   string
+	count    int
+	readIdx  []int // indexes of readable mappings
+	matchIdx []int // mapping index per kind.Match entry (-1 if unmapped)
+}
+
+type head struct {
+	recordID int64
+	status   nhisync.LinkStatus
+	hash     []byte
+	seen     bool
+}
+
+type staged struct {
+	system   string
+	id       string
+	values   []nhisync.Value
+	modified time.Time
+	actor    string
+	hash     []byte
+}
+
+type strayObs struct {
+	st       *staged
+	status   nhisync.LinkStatus
+	reason   string
+	previous nhisync.LinkStatus
+	prevHash []byte
+}
+
+// recWork is what a pass must decide about one record.
+type recWork struct {
+	id       int64
+	kind     string
+	isNew    bool
+	obs      []*staged
+	vanished []string
+}
+
+// Sync runs one pass: drain queued writes, read every system, decide,
+// commit, then apply the writes the pass planned. With opt.DryRun it is
+// plan: the same code with the outbox discarded.
+func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
+	start := e.clock.Now()
+	p := &pass{
+		e:       e,
+		opt:     opt,
+		dry:     opt.DryRun,
+		now:     start.UTC(),
+		hlc:     &nhisync.HLC{Clock: e.clock},
+		ids:     &ids{store: e.store, dry: opt.DryRun},
+		sum:     newSummary(e.cfg, opt.DryRun),
+		reads:   map[string]*sysRead{},
+		recIdx:  map[string]map[string]int64{},
+		recKind: map[int64]string{},
+		recKey:  map[int64]string{},
+		partial: map[string]map[string][]int64{},
+		work:    map[int64]*recWork{},
+		batch:   &nhisync.Batch{},
+	}
+	if !p.dry {
+		ttl := opt.LeaseTTL
+		if ttl == 0 {
+			ttl = 10 * time.Minute
+		}
+		ok, err := e.store.AcquireLease(ctx, leaseName, e.holder, p.now, ttl)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nhisync.Errorf(nhisync.ECONFLICT, "another nhisync process is running a pass on this store; wait for it to finish")
+		}
+		defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
+	}
+	if err := p.loadState(ctx); err != nil {
+		return nil, err
+	}
+	if !p.dry {
+		if err := p.e.drain(ctx, p.sum, p.now); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.observe(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.correlate(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.decideAll(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.finish(ctx); err != nil {
+		return nil, err
+	}
+	if !p.dry {
+		if err := p.e.drain(ctx, p.sum, p.now); err != nil {
+			return nil, err
+		}
+		if err := p.e.updateHealth(ctx, p.sum, p.now); err != nil {
+			return nil, err
+		}
+	}
+	n := 0
+	for _, m := range p.recIdx {
+		n += len(m)
+	}
+	p.sum.Records = n
+	p.sum.DurationMS = e.clock.Now().Sub(start).Milliseconds()
+	return p.sum, nil
+}
+
+// loadState reads the HLC, system states and the golden key index.
+func (p *pass) loadState(ctx context.Context) error {
+	if v, err := p.e.store.Meta(ctx, metaHLC); err != nil {
+		return err
+	} else if v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			p.hlc.Observe(time.Unix(0, n).UTC())
+		}
+	}
+	states, err := p.e.store.Systems(ctx)
+	if err != nil {
+		return err
+	}
+	p.systems = map[string]*nhisync.SystemState{}
+	for _, s := range states {
+		p.systems[s.Name] = s
+	}
+	for _, name := range p.e.cfg.SystemNames {
+		if p.systems[name] == nil {
+			p.systems[name] = &nhisync.SystemState{Name: name, Health: nhisync.HealthOK}
+		}
+	}
+	for _, k := range p.e.cfg.KindNames {
+		p.recIdx[k] = map[string]int64{}
+	}
+	return p.e.store.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
+		if m := p.recIdx[h.Kind]; m != nil {
+			m[h.MatchKey] = h.ID
+		}
+		p.recKind[h.ID] = h.Kind
+		p.recKey[h.ID] = h.MatchKey
+		return nil
+	})
+}
+
+// observe reads every system and stages the records whose content hash
+// changed since the last pass.
+func (p *pass) observe(ctx context.Context) error {
+	for _, name := range p.e.cfg.SystemNames {
+		sys := p.e.cfg.Systems[name]
+		conn := p.e.conns[name]
+		if conn == nil || !sys.Direction.Reads() {
+			continue
+		}
+		if p.opt.Systems != nil && !slices.Contains(p.opt.Systems, name) {
+			continue
+		}
+		st := p.systems[name]
+		if p.opt.RespectPause && st.Health == nhisync.HealthDegraded && p.now.Before(st.PausedUntil) {
+			p.sum.sys(name).Error = "paused after failures until " + st.PausedUntil.Format(time.RFC3339)
+			continue
+		}
+		r, err := p.readSystem(ctx, sys, conn, st)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// A failed read takes nothing from the system this pass: no
+			// proposals, nothing vanished. The others go on.
+			ss := p.sum.sys(name)
+			ss.Error = nhisync.ErrorMessage(err)
+			ss.ReadFailed = true
+			p.e.log.Warn("read failed", "system", name, "error", ss.Error)
+			st.LastError = ss.Error
+			continue
+		}
+		p.reads[name] = r
+	}
+	return nil
+}
+
+func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState) (*sysRead, error) {
+	kind := p.e.cfg.Kinds[sys.Kind]
+	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: map[string]*head{}}
+	for i, m := range sys.Fields {
+		if sys.Reads(m.Field) {
+			r.readIdx = append(r.readIdx, i)
+		}
+	}
+	for _, f := range kind.Match {
+		idx := -1
+		for i, m := range sys.Fields {
+			if m.Field == f && sys.Reads(f) {
+				idx = i
+			}
+		}
+		r.matchIdx = append(r.matchIdx, idx)
+	}
+	sameMapping := st.Mapping == r.fp
+	err := p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
+		hd := &head{recordID: h.RecordID, status: h.Status, hash: h.Hash}
+		if !sameMapping {
+			hd.hash = nil
+		}
+		r.heads[h.ExternalID] = hd
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.at = p.hlc.Now()
+	ss := p.sum.sys(sys.Name)
+	emit := func(obs nhisync.Observation) error {
+		r.count++
+		if r.count%10000 == 0 {
+			p.e.report(Progress{Stage: "read", System: sys.Name, Done: r.count})
+		}
+		values := make([]nhisync.Value, len(sys.Fields))
+		for i, m := range sys.Fields {
+			if i < len(obs.Values) && sys.Reads(m.Field) {
+				values[i] = m.Type.Canonical(obs.Values[i])
+			}
+		}
+		h := contentHash(r.fp, values)
+		if hd := r.heads[obs.ID]; hd != nil {
+			if hd.seen {
+				// The same id twice in one read: the later row is ignored
+				// and reported.
+				ss.Error = fmt.Sprintf("id %q appears more than once; nhisync used its first record", obs.ID)
+				return nil
+			}
+			hd.seen = true
+			if hd.status == nhisync.LinkLive && string(hd.hash) == string(h) {
+				return nil
+			}
+		} else {
+			r.heads[obs.ID] = &head{seen: true}
+		}
+		r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: values, modified: obs.Modified.UTC(), actor: obs.Actor, hash: h})
+		return nil
+	}
+	changer, isChanger := conn.(nhisync.Changer)
+	switch {
+	case isChanger && p.opt.Incremental && st.Cursor != "" && sameMapping:
+		next, err := changer.Changes(ctx, st.Cursor, emit)
+		if err != nil {
+			return nil, err
+		}
+		r.cursor = next
+		ss.Mode = "incremental"
+	case isChanger:
+		next, err := changer.Changes(ctx, "", emit)
+		if err != nil {
+			return nil, err
+		}
+		r.cursor, r.full = next, true
+		ss.Mode = "full"
+	default:
+		if err := conn.Snapshot(ctx, emit); err != nil {
+			return nil, err
+		}
+		r.full = true
+		ss.Mode = "full"
+	}
+	r.ok = true
+	ss.Read = r.count
+	ss.Changed = len(r.changed)
+	p.e.report(Progress{Stage: "read", System: sys.Name, Done: r.count, Total: r.count})
+	return r, nil
+}
+
+// finish applies the blast-radius guard to the pass's planned writes and
+// records system states and the clock.
+func (p *pass) finish(ctx context.Context) error {
+	if err := p.applyGuard(ctx); err != nil {
+		return err
+	}
+	for name, r := range p.reads {
+		st := p.systems[name]
+		st.LastReadAt = r.at
+		if r.full {
+			st.LastFullAt = r.at
+			live := 0
+			for _, h := range r.heads {
+				if h.seen {
+					live++
+				}
+			}
+			st.Records = live
+		}
+		if r.cursor != "" {
+			st.Cursor = r.cursor
+		}
+		st.Mapping = r.fp
+		if p.sum.sys(name).Error == "" {
+			st.LastError = ""
+		}
+		p.batch.Systems = append(p.batch.Systems, st)
+	}
+	p.batch.Meta = map[string]string{metaHLC: strconv.FormatInt(p.hlc.Last().UnixNano(), 10)}
+	return p.commit(ctx)
+}
+
+// commit writes the pending batch (or, in a dry run, drops it).
+func (p *pass) commit(ctx context.Context) error {
+	b := p.batch
+	p.batch = &nhisync.Batch{}
+	for _, ev := range b.Audit {
+		p.sum.count(ev)
+	}
+	if p.dry || p.opt.KeepEvents {
+		p.sum.Events = append(p.sum.Events, b.Audit...)
+	}
+	if p.dry {
+		return nil
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := p.e.store.Commit(ctx, b); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// audit appends an entry to the pending batch.
+func (p *pass) audit(ev *nhisync.AuditEntry) {
+	auditTo(p.batch, p.e.cfg, ev, p.now)
+}
+
+func auditTo(b *nhisync.Batch, cfg *nhisync.Config, ev *nhisync.AuditEntry, now time.Time) {
+	if ev.Time.IsZero() {
+		ev.Time = now
+	}
+	if ev.Actor == "" {
+		ev.Actor = "nhisync"
+	}
+	if k := cfg.Kinds[ev.Kind]; k != nil && ev.Field != "" {
+		if f := k.Field(ev.Field); f != nil && f.Sensitive {
+			ev.Old = nhisync.SensitiveValue(ev.Old)
+			ev.New = nhisync.SensitiveValue(ev.New)
+		}
+	}
+	b.Audit = append(b.Audit, ev)
+}

@@ -1,0 +1,343 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
+
+// plan brings every linked system of the record towards the golden values:
+// a write per field that a system holds differently, unless the field is
+// conflicted, quarantined for that system, reported as drift, or waiting
+// for approval (SPEC §3.5, §3.8).
+func (rc *recCtx) plan() error {
+	cfg := rc.d.e.cfg
+	for _, l := range rc.rec.Links {
+		if l.Status != nhisync.LinkLive {
+			continue
+		}
+		sys := cfg.Systems[l.System]
+		if sys == nil || sys.Kind != rc.rec.Kind || !sys.Direction.Writes() {
+			continue
+		}
+		for _, m := range sys.Fields {
+			if !sys.Writes(m.Field) {
+				continue
+			}
+			if err := rc.planField(sys, l, m.Field); err != nil {
+				return err
+			}
+		}
+	}
+	return rc.planProvision()
+}
+
+// outboxFor returns the queued update of (system, id, field), or nil.
+func (rc *recCtx) outboxFor(system, id, field string) *nhisync.OutboxWrite {
+	for _, o := range rc.rec.Outbox {
+		if o.System == system && o.ExternalID == id && o.Field == field && !o.Create {
+			return o
+		}
+	}
+	return nil
+}
+
+// dropOutbox removes a queued write that is no longer needed.
+func (rc *recCtx) dropOutbox(o *nhisync.OutboxWrite) {
+	rc.rec.Outbox = slices.DeleteFunc(rc.rec.Outbox, func(x *nhisync.OutboxWrite) bool { return x == o })
+	rc.d.batch.OutboxDone = append(rc.d.batch.OutboxDone, o.ID)
+	if o.ApprovalID != 0 {
+		rc.supersedeApproval(o.ApprovalID, "the write it held is no longer needed")
+	}
+}
+
+func (rc *recCtx) supersedeApproval(id int64, reason string) {
+	for _, a := range rc.rec.Approvals {
+		if a.ID == id && a.Status == nhisync.StatusPending && !a.Guard {
+			a.Status, a.Decided = nhisync.StatusSuperseded, rc.d.now
+			rc.d.batch.Approvals = append(rc.d.batch.Approvals, a)
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalSupersede, Field: a.Field, System: a.System, New: a.Value, Reason: reason})
+		}
+	}
+}
+
+func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) error {
+	f := rc.kind.Field(field)
+	g := rc.rec.Fields[field]
+	gv := goldenValue(g)
+	fs := l.Field(field)
+	cur := fs.Asserted
+	if !sys.Reads(field) {
+		cur = fs.Shadow // write-only: what nhisync last wrote
+	}
+	pending := rc.outboxFor(sys.Name, l.ExternalID, field)
+	blocked := ""
+	switch {
+	case cur.Equal(gv):
+		blocked = "in step"
+	case rc.openConflict(field) != nil:
+		blocked = "conflict open"
+	case rc.openQuarantine(field, sys.Name):
+		blocked = "quarantined"
+	case fs.Report != nil && fs.Report.Equal(gv):
+		blocked = "drift reported (on_refused: report)"
+	}
+	if blocked != "" {
+		if pending != nil {
+			rc.dropOutbox(pending)
+		}
+		return nil
+	}
+	cause := causeOf(g)
+	status := nhisync.OutboxPlanned
+	if rc.d.direct {
+		status = nhisync.OutboxReady
+	}
+	var approvalID int64
+	if f.NeedsApproval(sys.Name) {
+		a, err := rc.approvalFor(sys, field, gv, cur, cause)
+		if err != nil {
+			return err
+		}
+		switch a.Status {
+		case nhisync.StatusRejected:
+			if pending != nil {
+				rc.dropOutbox(pending)
+			}
+			return nil
+		case nhisync.StatusPending:
+			status = nhisync.OutboxHeld
+		}
+		approvalID = a.ID
+	}
+	if pending != nil && pending.New.Equal(gv) && pending.Old.Equal(cur) && pending.ApprovalID == approvalID {
+		return nil
+	}
+	w := pending
+	if w == nil {
+		id, err := rc.d.ids.get(rc.ctx)
+		if err != nil {
+			return err
+		}
+		w = &nhisync.OutboxWrite{ID: id, System: sys.Name, ExternalID: l.ExternalID, RecordID: rc.rec.ID, Kind: rc.rec.Kind, Field: field, Created: rc.d.now}
+		rc.rec.Outbox = append(rc.rec.Outbox, w)
+	}
+	w.Record, w.Old, w.New, w.Status, w.ApprovalID, w.Cause = rc.rec.Key, cur, gv, status, approvalID, cause
+	w.Attempts, w.NextAt, w.LastError = 0, rc.d.now, ""
+	w.Counts = !cur.IsZero() || (field == "lifecycle" && gv.Text() == "decommissioned")
+	rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)
+	*rc.d.planned = append(*rc.d.planned, w)
+	return nil
+}
+
+// causeOf names the actor whose change made the golden value: a person,
+// or a system with the user who changed it there when it tells.
+func causeOf(g *nhisync.Golden) string {
+	switch {
+	case g == nil:
+		return "nhisync"
+	case nhisync.IsPerson(g.Actor):
+		return g.Actor
+	case nhisync.IsPerson(g.Source) || g.Actor == "":
+		return g.Source
+	default:
+		return g.Source + ":" + g.Actor
+	}
+}
+
+// approvalFor returns the approval request for writing value to (system,
+// field), creating it when none exists and superseding requests for other
+// values: one request per (record, field, system, value).
+func (rc *recCtx) approvalFor(sys *nhisync.System, field string, value, old nhisync.Value, cause string) (*nhisync.Approval, error) {
+	var found *nhisync.Approval
+	for _, a := range rc.rec.Approvals {
+		if a.Guard || a.Field != field || a.System != sys.Name || a.Status == nhisync.StatusSuperseded {
+			continue
+		}
+		if a.Value.Equal(value) {
+			found = a
+			continue
+		}
+		if a.Status == nhisync.StatusPending || a.Status == nhisync.StatusApproved || a.Status == nhisync.StatusRejected {
+			a.Status, a.Decided = nhisync.StatusSuperseded, rc.d.now
+			rc.d.batch.Approvals = append(rc.d.batch.Approvals, a)
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalSupersede, Field: field, System: sys.Name, Old: a.Value, New: value, Reason: "a newer golden value supersedes it"})
+		}
+	}
+	if found != nil {
+		return found, nil
+	}
+	id, err := rc.d.ids.get(rc.ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := &nhisync.Approval{ID: id, Kind: rc.rec.Kind, RecordID: rc.rec.ID, Record: rc.rec.Key, Field: field, System: sys.Name,
+		Value: value, Old: old, RequestedBy: cause, Status: nhisync.StatusPending, At: rc.d.now,
+		Reason: fmt.Sprintf("approve_to: writes of %s to %s wait for a person", field, sys.Name)}
+	rc.rec.Approvals = append(rc.rec.Approvals, a)
+	rc.d.batch.Approvals = append(rc.d.batch.Approvals, a)
+	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, Actor: cause, Field: field, System: sys.Name, Old: old, New: value, Reason: a.Reason})
+	return a, nil
+}
+
+// planProvision creates the record in systems with provision: true that
+// do not hold it yet (SPEC §3.6: nhisync never creates elsewhere).
+func (rc *recCtx) planProvision() error {
+	cfg := rc.d.e.cfg
+	if rc.rec.Value("lifecycle").Text() == "decommissioned" {
+		return nil
+	}
+	for _, m := range rc.kind.Match {
+		if rc.rec.Value(m).IsZero() {
+			return nil
+		}
+	}
+	for _, name := range cfg.SystemNames {
+		sys := cfg.Systems[name]
+		if !sys.Provision || sys.Kind != rc.rec.Kind || !sys.Direction.Writes() || rc.liveLink(name) != nil {
+			continue
+		}
+		if rc.d.e.conns != nil && rc.d.e.conns[name] == nil && !rc.d.direct {
+			continue
+		}
+		values := map[string]nhisync.Value{}
+		for _, m := range sys.Fields {
+			if sys.Writes(m.Field) && !rc.rec.Value(m.Field).IsZero() {
+				values[m.Field] = rc.rec.Value(m.Field)
+			}
+		}
+		var w *nhisync.OutboxWrite
+		for _, o := range rc.rec.Outbox {
+			if o.System == name && o.Create {
+				w = o
+			}
+		}
+		if w == nil {
+			id, err := rc.d.ids.get(rc.ctx)
+			if err != nil {
+				return err
+			}
+			w = &nhisync.OutboxWrite{ID: id, System: name, RecordID: rc.rec.ID, Kind: rc.rec.Kind, Create: true, Created: rc.d.now}
+			rc.rec.Outbox = append(rc.rec.Outbox, w)
+		} else if mapsEqual(w.Values, values) {
+			continue
+		}
+		status := nhisync.OutboxPlanned
+		if rc.d.direct {
+			status = nhisync.OutboxReady
+		}
+		w.Record, w.Values, w.Status, w.Cause, w.NextAt, w.Attempts = rc.rec.Key, values, status, "nhisync", rc.d.now, 0
+		rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)
+		*rc.d.planned = append(*rc.d.planned, w)
+	}
+	return nil
+}
+
+func mapsEqual(a, b map[string]nhisync.Value) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !b[k].Equal(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// applyGuard turns the pass's planned writes ready, except where one
+// system would see more overwrites of non-empty values (or retirements)
+// than its guard allows: then every write of the pass to that system is
+// held under one approval carrying the count and a sample (SPEC §3.11).
+func (p *pass) applyGuard(ctx context.Context) error {
+	planned := p.planned
+	if !p.dry {
+		// Writes left planned by an interrupted pass are judged now too.
+		rows, err := p.e.store.OutboxWrites(ctx, "", nhisync.OutboxPlanned, time.Time{}, 0)
+		if err != nil {
+			return err
+		}
+		mine := map[int64]bool{}
+		for _, w := range planned {
+			mine[w.ID] = true
+		}
+		for _, w := range rows {
+			if !mine[w.ID] {
+				planned = append(planned, w)
+			}
+		}
+	}
+	bySystem := map[string][]*nhisync.OutboxWrite{}
+	for _, w := range planned {
+		if w.Status == nhisync.OutboxPlanned {
+			bySystem[w.System] = append(bySystem[w.System], w)
+		}
+	}
+	names := make([]string, 0, len(bySystem))
+	for n := range bySystem {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		ws := bySystem[name]
+		counted := 0
+		var sample []string
+		for _, w := range ws {
+			if w.Counts {
+				counted++
+				if len(sample) < 10 {
+					sample = append(sample, fmt.Sprintf("%s/%s %s: %q → %q", w.Kind, w.Record, w.Field, w.Old.String(), w.New.String()))
+				}
+			}
+		}
+		total := p.systems[name].Records
+		if r := p.reads[name]; r != nil && r.full {
+			total = 0
+			for _, h := range r.heads {
+				if h.seen {
+					total++
+				}
+			}
+		}
+		limit := int(^uint(0) >> 1)
+		if sys := p.e.cfg.Systems[name]; sys != nil {
+			limit = sys.Guard.Limit(total)
+		}
+		var guardID int64
+		if counted > limit {
+			id, err := p.ids.get(ctx)
+			if err != nil {
+				return err
+			}
+			guardID = id
+			a := &nhisync.Approval{ID: id, System: name, Guard: true, Count: counted, Sample: sample, Status: nhisync.StatusPending, At: p.now, RequestedBy: "nhisync",
+				Value:  nhisync.Str(fmt.Sprintf("%d writes", len(ws))),
+				Reason: fmt.Sprintf("guard: this pass would overwrite %d non-empty values in %s (limit %d of %d records); every write of the pass to %s is held", counted, name, limit, total, name)}
+			p.batch.Approvals = append(p.batch.Approvals, a)
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, System: name, New: a.Value, Reason: a.Reason + "; sample: " + strings.Join(sample, "; ")})
+		}
+		for _, w := range ws {
+			if guardID != 0 {
+				w.Status, w.ApprovalID = nhisync.OutboxHeld, guardID
+			} else {
+				w.Status = nhisync.OutboxReady
+			}
+			p.batch.Outbox = append(p.batch.Outbox, w)
+		}
+	}
+	for _, w := range planned {
+		ss := p.sum.sys(w.System)
+		ss.Planned++
+		p.sum.WritesPlanned++
+		if w.Status == nhisync.OutboxHeld {
+			ss.Held++
+			p.sum.WritesHeld++
+		}
+	}
+	p.sum.Writes = planned
+	return nil
+}

@@ -1,0 +1,262 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/config"
+	_ "github.com/nhisync/nhisync/connector/file"
+	"github.com/nhisync/nhisync/engine"
+	"github.com/nhisync/nhisync/sqlite"
+)
+
+// world is a workspace of real JSON files synced through a real SQLite
+// store, with a fake clock.
+type world struct {
+	t     testing.TB
+	dir   string
+	cfg   *nhisync.Config
+	store nhisync.Store
+	clock *nhisync.FakeClock
+	conns map[string]nhisync.Connector
+	// wrap, when set, wraps each opened connector (to inject faults or
+	// concurrent edits around the real connector).
+	wrap func(name string, c nhisync.Connector) nhisync.Connector
+}
+
+var t0 = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+
+// newWorld writes the config and the system files and opens the store.
+// files maps a file name under dir to JSON records.
+func newWorld(t testing.TB, yaml string, files map[string][]map[string]any) *world {
+	t.Helper()
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, clock: &nhisync.FakeClock{T: t0}}
+	for name, recs := range files {
+		w.put(name, recs)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nhisync.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "nhisync.yaml"))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	w.cfg = cfg
+	st, err := sqlite.OpenURL(context.Background(), cfg.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store = st
+	t.Cleanup(func() { w.closeConns(); st.Close() })
+	return w
+}
+
+func (w *world) closeConns() {
+	for _, c := range w.conns {
+		c.Close()
+	}
+	w.conns = nil
+}
+
+// engine opens every connector afresh and returns an engine.
+func (w *world) engine() *engine.Engine {
+	w.t.Helper()
+	w.closeConns()
+	w.conns = map[string]nhisync.Connector{}
+	for _, name := range w.cfg.SystemNames {
+		sys := w.cfg.Systems[name]
+		d, _ := nhisync.LookupDriver(sys.Connector)
+		c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
+		if err != nil {
+			w.t.Fatalf("open %s: %v", name, err)
+		}
+		if w.wrap != nil {
+			c = w.wrap(name, c)
+		}
+		w.conns[name] = c
+	}
+	return engine.New(w.cfg, w.store, w.conns, engine.WithClock(w.clock))
+}
+
+// sync runs one pass and advances the clock a minute.
+func (w *world) sync() *engine.Summary {
+	w.t.Helper()
+	return w.pass(engine.PassOptions{KeepEvents: true})
+}
+
+func (w *world) pass(opt engine.PassOptions) *engine.Summary {
+	w.t.Helper()
+	sum, err := w.engine().Sync(context.Background(), opt)
+	if err != nil {
+		w.t.Fatalf("sync: %v", err)
+	}
+	w.clock.Advance(time.Minute)
+	return sum
+}
+
+func (w *world) put(name string, recs []map[string]any) {
+	w.t.Helper()
+	b, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, name), b, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) get(name string) []map[string]any {
+	w.t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.dir, name))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var recs []map[string]any
+	if err := json.Unmarshal(b, &recs); err != nil {
+		w.t.Fatalf("%s: %v", name, err)
+	}
+	return recs
+}
+
+// field returns the native value of key in the record with id in file.
+func (w *world) field(file, id, key string) any {
+	w.t.Helper()
+	for _, r := range w.get(file) {
+		if r["id"] == id {
+			return r[key]
+		}
+	}
+	w.t.Fatalf("%s has no record %s", file, id)
+	return nil
+}
+
+// edit changes one record of a file as a person would.
+func (w *world) edit(file, id string, set map[string]any) {
+	w.t.Helper()
+	recs := w.get(file)
+	found := false
+	for _, r := range recs {
+		if r["id"] == id {
+			found = true
+			for k, v := range set {
+				if v == nil {
+					delete(r, k)
+				} else {
+					r[k] = v
+				}
+			}
+		}
+	}
+	if !found {
+		w.t.Fatalf("%s has no record %s", file, id)
+	}
+	w.put(file, recs)
+}
+
+// remove deletes a record from a file.
+func (w *world) remove(file, id string) {
+	w.t.Helper()
+	recs := slices.DeleteFunc(w.get(file), func(r map[string]any) bool { return r["id"] == id })
+	w.put(file, recs)
+}
+
+func (w *world) record(kind string, key ...string) *nhisync.Record {
+	w.t.Helper()
+	rec, err := w.store.RecordByKey(context.Background(), kind, nhisync.NormalizeKey(key))
+	if err != nil {
+		w.t.Fatalf("record %s/%v: %v", kind, key, err)
+	}
+	return rec
+}
+
+func (w *world) golden(kind, field string, key ...string) string {
+	w.t.Helper()
+	return w.record(kind, key...).Value(field).String()
+}
+
+func (w *world) conflicts(status string) []*nhisync.Conflict {
+	w.t.Helper()
+	cs, err := w.store.Conflicts(context.Background(), nhisync.ItemFilter{Status: status})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cs
+}
+
+func (w *world) quarantine(status string) []*nhisync.QuarantineItem {
+	w.t.Helper()
+	qs, err := w.store.QuarantineItems(context.Background(), nhisync.ItemFilter{Status: status})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return qs
+}
+
+func (w *world) approvals(status string) []*nhisync.Approval {
+	w.t.Helper()
+	as, err := w.store.Approvals(context.Background(), nhisync.ItemFilter{Status: status})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return as
+}
+
+// actions lists the audit actions of a summary's events, with reasons,
+// for failure messages.
+func actions(sum *engine.Summary) string {
+	var b strings.Builder
+	for _, ev := range sum.Events {
+		b.WriteString(ev.Action + " " + ev.Record + " " + ev.Field + " " + ev.System + " " + ev.New.String() + " (" + ev.Reason + ")\n")
+	}
+	return b.String()
+}
+
+func countAction(sum *engine.Summary, action string) int {
+	n := 0
+	for _, ev := range sum.Events {
+		if ev.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
+// auditActions returns every action in the audit log, in order.
+func (w *world) auditActions() []string {
+	w.t.Helper()
+	var out []string
+	err := w.store.ScanAudit(context.Background(), 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+		out = append(out, e.Action)
+		return nil
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return out
+}
+
+func keys[M ~map[string]V, V any](m M) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func sa(id, platform, name string, kv ...any) map[string]any {
+	m := map[string]any{"id": id, "platform": platform, "name": name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
