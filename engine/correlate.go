@@ -43,18 +43,38 @@ func (p *pass) correlate(ctx context.Context) error {
 			}
 		}
 		if len(goneStrays) > 0 {
-			links, err := p.e.store.LoadLinks(ctx, name, goneStrays)
-			if err != nil {
+			if err := p.goneStrays(ctx, r, goneStrays); err != nil {
 				return err
-			}
-			for _, l := range links {
-				l.Status = nhisync.LinkGone
-				l.GoneAt = p.now
-				p.batch.Links = append(p.batch.Links, l)
 			}
 		}
 	}
 	return p.settleStrays(ctx)
+}
+
+// goneStrays marks unmatched and disputed records that vanished, and
+// clears their disputes.
+func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
+	links, err := p.e.store.LoadLinks(ctx, r.sys.Name, ids)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		l.Status = nhisync.LinkGone
+		l.GoneAt = p.now
+		p.batch.Links = append(p.batch.Links, l)
+	}
+	items, err := p.e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: r.sys.Name})
+	if err != nil {
+		return err
+	}
+	for _, q := range items {
+		if q.RecordID == 0 && slices.Contains(ids, q.ExternalID) {
+			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, "nhisync"
+			p.batch.Quarantine = append(p.batch.Quarantine, q)
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: "the record vanished from " + q.System})
+		}
+	}
+	return nil
 }
 
 // restageStrays re-correlates unmatched and disputed records that did not

@@ -82,6 +82,11 @@ func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, act
 		if err != nil {
 			return err
 		}
+		for _, x := range rec.Conflicts {
+			if x.ID == c.ID {
+				c = x // the record's own copy, so planning sees it resolved
+			}
+		}
 		rc := d.newRecCtx(ctx, rec)
 		f := rc.kind.Field(c.Field)
 		if f == nil {

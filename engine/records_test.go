@@ -1,0 +1,330 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
+)
+
+func TestUnmatchedAndDisputed(t *testing.T) {
+	const cfg = `version: 1
+store: sqlite:./state/nhisync.db
+kinds:
+  sa:
+    match: [platform, name]
+    create_from: [idp]
+    fields:
+      name:     { type: string }
+      platform: { type: string }
+      owner:    { type: string }
+systems:
+  idp:    { connector: file, path: idp.json, kind: sa, id: id, fields: { name: name, platform: platform } }
+  policy: { connector: file, path: policy.json, kind: sa, id: id, fields: { name: name, platform: platform, owner: owner } }
+  tags:   { connector: file, path: tags.json, kind: sa, id: id, fields: { name: name, owner: owner } }
+`
+	w := newWorld(t, cfg, map[string][]map[string]any{
+		"idp.json":    {sa("1", "aws", "bot"), sa("2", "gcp", "bot")},
+		"policy.json": {sa("p1", "aws", "bot"), sa("p2", "aws", "ghost"), sa("p3", "AWS", "BOT")},
+		"tags.json":   {{"id": "t1", "name": "bot"}},
+	})
+	sum := w.sync()
+	if sum.Unmatched != 1 || sum.Disputed != 2 {
+		t.Fatalf("unmatched %d disputed %d\n%s", sum.Unmatched, sum.Disputed, actions(sum))
+	}
+	q := w.quarantine(nhisync.StatusOpen)
+	if len(q) != 2 {
+		t.Fatalf("disputed not quarantined: %+v", q)
+	}
+	// Reported once, not once per pass.
+	if sum := w.sync(); sum.Unmatched+sum.Disputed+sum.Quarantined != 0 {
+		t.Fatalf("reported again\n%s", actions(sum))
+	}
+	// The ghost appears in the idp: the policy record now links.
+	w.put("idp.json", []map[string]any{sa("1", "aws", "bot"), sa("2", "gcp", "bot"), sa("3", "aws", "ghost")})
+	sum = w.sync()
+	if sum.Linked != 1 {
+		t.Fatalf("unmatched record not linked once its golden record exists\n%s", actions(sum))
+	}
+	// The duplicate goes away: its dispute clears.
+	w.put("policy.json", []map[string]any{sa("p1", "aws", "bot", "owner", "o@x"), sa("p2", "aws", "ghost")})
+	w.sync()
+	open := 0
+	for _, q := range w.quarantine(nhisync.StatusOpen) {
+		if q.ExternalID == "p3" {
+			open++
+		}
+	}
+	if open != 0 {
+		t.Fatal("dispute of a vanished record still open")
+	}
+}
+
+func TestRetireFromDecommissionsAndPropagates(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot", "status", "active")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "status", "active")},
+		"catalog.json": {sa("k1", "aws", "bot")},
+	})
+	w.sync()
+	w.put("idp.json", []map[string]any{})
+	sum := w.sync()
+	if sum.Retired != 1 {
+		t.Fatalf("retired %d\n%s", sum.Retired, actions(sum))
+	}
+	if got := w.field("cmdb.json", "c1", "status"); got != "decommissioned" {
+		t.Fatalf("cmdb status = %v", got)
+	}
+	// nhisync never deletes: the cmdb record is still there.
+	if len(w.get("cmdb.json")) != 1 {
+		t.Fatal("cmdb record deleted")
+	}
+}
+
+func TestBlastRadiusGuardHoldsAPass(t *testing.T) {
+	var idp, cmdb, cat []map[string]any
+	for i := range 40 {
+		id := fmt.Sprint(i)
+		idp = append(idp, sa(id, "aws", "bot"+id))
+		cmdb = append(cmdb, sa(id, "aws", "bot"+id, "owner", "a@x"))
+		cat = append(cat, sa(id, "aws", "bot"+id))
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": cat})
+	sum := w.sync()
+	// Filling empty values does not count.
+	if sum.WritesHeld != 0 {
+		t.Fatalf("first pass held %d writes\n%s", sum.WritesHeld, actions(sum))
+	}
+	for i := range 40 {
+		cmdb[i]["owner"] = "b@x"
+	}
+	w.put("cmdb.json", cmdb)
+	sum = w.sync()
+	if sum.Systems["catalog"].Held != 40 || sum.Systems["catalog"].Written != 0 {
+		t.Fatalf("guard did not hold the catalog's writes: %+v", sum.Systems["catalog"])
+	}
+	guard := w.approvals(nhisync.StatusPending)
+	if len(guard) != 1 || !guard[0].Guard || guard[0].Count != 40 || len(guard[0].Sample) == 0 {
+		t.Fatalf("guard approval = %+v", guard)
+	}
+	e := w.engine()
+	if _, err := e.Approve(context.Background(), guard[0].ID, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.field("catalog.json", "7", "steward"); got != "b@x" {
+		t.Fatalf("approved guard writes not applied: %v", got)
+	}
+}
+
+func TestGuardOff(t *testing.T) {
+	var idp, cmdb, cat []map[string]any
+	for i := range 40 {
+		id := fmt.Sprint(i)
+		idp = append(idp, sa(id, "aws", "bot"+id))
+		cmdb = append(cmdb, sa(id, "aws", "bot"+id, "owner", "a@x"))
+		cat = append(cat, sa(id, "aws", "bot"+id, "steward", "z@x"))
+	}
+	w := newWorld(t, baseConfig+"    guard: off\n", map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": cat})
+	sum := w.sync()
+	if sum.WritesHeld != 0 || sum.Systems["catalog"].Written != 40 {
+		t.Fatalf("guard: off still held: %+v", sum.Systems["catalog"])
+	}
+}
+
+// editBeforeApply wraps a real connector and edits its file just before
+// the engine's writes arrive: a change made between read and write.
+type editBeforeApply struct {
+	nhisync.Connector
+	edit func()
+}
+
+func (c *editBeforeApply) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	if c.edit != nil {
+		c.edit()
+		c.edit = nil
+	}
+	return c.Connector.Apply(ctx, ws)
+}
+
+func TestConditionalWriteNeverOverwritesAConcurrentChange(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x")},
+		"catalog.json": {sa("k1", "aws", "bot", "steward", "a@x")},
+	})
+	w.sync()
+	w.edit("cmdb.json", "c1", map[string]any{"owner": "b@x"})
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name != "catalog" {
+			return c
+		}
+		return &editBeforeApply{Connector: c, edit: func() {
+			w.edit("catalog.json", "k1", map[string]any{"steward": "person@x"})
+		}}
+	}
+	sum := w.sync()
+	if sum.WritesStale != 1 {
+		t.Fatalf("stale = %d\n%s", sum.WritesStale, actions(sum))
+	}
+	if got := w.field("catalog.json", "k1", "steward"); got != "person@x" {
+		t.Fatalf("concurrent change overwritten blind: %v", got)
+	}
+	w.wrap = nil
+	// Re-observed: the catalog's change is a proposal, refused by rank,
+	// and the catalog is then repaired knowing what it holds.
+	sum = w.sync()
+	if sum.Refused != 1 {
+		t.Fatalf("re-observation\n%s", actions(sum))
+	}
+	if got := w.field("catalog.json", "k1", "steward"); got != "b@x" {
+		t.Fatalf("catalog = %v", got)
+	}
+}
+
+// failingApply wraps a real connector whose writes fail.
+type failingApply struct {
+	nhisync.Connector
+	fail bool
+}
+
+func (c *failingApply) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	if c.fail {
+		out := make([]nhisync.WriteResult, len(ws))
+		for i := range out {
+			out[i] = nhisync.WriteResult{Status: nhisync.WriteFailed, Err: nhisync.Errorf(nhisync.EUNAVAIL, "catalog is down")}
+		}
+		return out, nil
+	}
+	return c.Connector.Apply(ctx, ws)
+}
+
+func TestFailedWritesRetryAndDegradeOnlyThatSystem(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot"), sa("i2", "aws", "bot2")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x", "status", "active"), sa("c2", "aws", "bot2", "owner", "a@x")},
+		"catalog.json": {sa("k1", "aws", "bot"), sa("k2", "aws", "bot2")},
+	})
+	down := true
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name == "catalog" {
+			return &failingApply{Connector: c, fail: down}
+		}
+		return c
+	}
+	sum := w.sync()
+	if sum.Systems["catalog"].Failed == 0 || sum.Systems["idp"].Written == 0 {
+		t.Fatalf("catalog failed %d, idp written %d", sum.Systems["catalog"].Failed, sum.Systems["idp"].Written)
+	}
+	states, _ := w.store.Systems(context.Background())
+	health := map[string]string{}
+	for _, s := range states {
+		health[s.Name] = s.Health
+	}
+	if health["catalog"] != nhisync.HealthDegraded || health["idp"] != nhisync.HealthOK {
+		t.Fatalf("health = %v", health)
+	}
+	queued, _ := w.store.OutboxWrites(context.Background(), "catalog", nhisync.OutboxReady, nhisync.FakeClock{}.T, 0)
+	if len(queued) == 0 || queued[0].Attempts != 1 {
+		t.Fatalf("failed writes not kept for retry: %+v", queued)
+	}
+	// Back up; after the backoff the retry lands.
+	down = false
+	w.clock.Advance(2 * time.Hour)
+	w.sync()
+	if got := w.field("catalog.json", "k1", "steward"); got != "a@x" {
+		t.Fatalf("retry not applied: %v", got)
+	}
+	states, _ = w.store.Systems(context.Background())
+	for _, s := range states {
+		if s.Name == "catalog" && s.Health != nhisync.HealthOK {
+			t.Fatalf("catalog not recovered: %+v", s)
+		}
+	}
+}
+
+func TestPlanWritesNothing(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x")},
+		"catalog.json": {sa("k1", "aws", "bot")},
+	})
+	sum := w.pass(engine.PassOptions{DryRun: true})
+	if sum.Created != 1 || sum.WritesPlanned == 0 {
+		t.Fatalf("plan: %+v", sum)
+	}
+	if n, _, _ := w.store.AuditHead(context.Background()); n != 0 {
+		t.Fatalf("plan appended %d audit entries", n)
+	}
+	if got := w.field("catalog.json", "k1", "steward"); got != nil {
+		t.Fatalf("plan wrote to a system: %v", got)
+	}
+	// The same decisions come out of the real pass.
+	real := w.sync()
+	if real.Created != sum.Created || real.Accepted != sum.Accepted || real.WritesPlanned != sum.WritesPlanned {
+		t.Fatalf("plan %+v differs from sync %+v", sum, real)
+	}
+}
+
+func TestProvisionCreatesRecords(t *testing.T) {
+	cfg := baseConfig + "    provision: true\n"
+	w := newWorld(t, cfg, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot"), sa("i2", "gcp", "job")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x")},
+		"catalog.json": {},
+	})
+	w.sync()
+	if got := len(w.get("catalog.json")); got != 2 {
+		t.Fatalf("catalog holds %d records, want 2 provisioned", got)
+	}
+	if sum := w.sync(); sum.WritesPlanned != 0 || sum.Linked != 0 {
+		t.Fatalf("provisioned records not linked\n%s", actions(sum))
+	}
+	// Systems without provision get nothing.
+	if got := len(w.get("cmdb.json")); got != 1 {
+		t.Fatalf("cmdb holds %d records", got)
+	}
+}
+
+func TestExplainAndWhatIf(t *testing.T) {
+	// The catalog is report-only so it keeps asserting its own value.
+	w := newWorld(t, baseConfig+"    on_refused: report\n", map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "cmdb@x")},
+		"catalog.json": {sa("k1", "aws", "bot", "steward", "cat@x")},
+	})
+	w.sync()
+	x, err := w.engine().Explain(context.Background(), "service_account", nhisync.NormalizeKey([]string{"aws", "bot"}), "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Golden.Source != "cmdb" || len(x.Assertions) != 2 || x.Recomputed.Value.Text() != "cmdb@x" {
+		t.Fatalf("explain = %+v", x)
+	}
+	// What if the catalog outranked the cmdb?
+	proposed := *w.cfg
+	kinds := map[string]*nhisync.Kind{}
+	for n, k := range w.cfg.Kinds {
+		kc := *k
+		kc.Fields = map[string]*nhisync.Field{}
+		for fn, f := range k.Fields {
+			fc := *f
+			kc.Fields[fn] = &fc
+		}
+		kinds[n] = &kc
+	}
+	kinds["service_account"].Fields["owner"].Authority = []string{"catalog", "cmdb"}
+	proposed.Kinds = kinds
+	changes, n, err := w.engine().WhatIf(context.Background(), &proposed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || len(changes) != 1 || changes[0].Proposed.Value.Text() != "cat@x" {
+		t.Fatalf("what-if = %d %+v", n, changes)
+	}
+}
