@@ -26,6 +26,10 @@ type decider struct {
 	systems map[string]*nhisync.SystemState
 	// recIdx (kind → match key → ID) lets ref fields be checked; nil skips.
 	recIdx map[string]map[string]int64
+	// keyOwner finds the record holding a match key; rekey moves a record
+	// to a new key.
+	keyOwner func(ctx context.Context, kind, key string) (int64, bool)
+	rekey    func(kind, oldKey, newKey string, id int64)
 }
 
 func (d *decider) audit(ev *nhisync.AuditEntry) { auditTo(d.batch, d.e.cfg, ev, d.now) }
@@ -116,7 +120,19 @@ func (p *pass) decideAll(ctx context.Context) error {
 }
 
 func (p *pass) decider() *decider {
-	return &decider{e: p.e, now: p.now, ids: p.ids, batch: p.batch, planned: &p.planned, systems: p.systems, recIdx: p.recIdx}
+	return &decider{e: p.e, now: p.now, ids: p.ids, batch: p.batch, planned: &p.planned, systems: p.systems, recIdx: p.recIdx,
+		keyOwner: func(_ context.Context, kind, key string) (int64, bool) {
+			id, ok := p.recIdx[kind][key]
+			return id, ok
+		},
+		rekey: func(kind, oldKey, newKey string, id int64) {
+			if p.recIdx[kind][oldKey] == id {
+				delete(p.recIdx[kind], oldKey)
+			}
+			p.recIdx[kind][newKey] = id
+			p.recKey[id] = newKey
+			p.partial = map[string]map[string][]int64{}
+		}}
 }
 
 // decideRecord applies one pass's observations of a record.
@@ -227,6 +243,33 @@ func (rc *recCtx) refreshKey() {
 	}
 	rc.rec.Key = nhisync.DisplayKey(vals)
 	rc.rec.Updated = rc.d.now
+	if nk := nhisync.NormalizeKey(vals); nk != rc.rec.MatchKey {
+		old := rc.rec.MatchKey
+		rc.rec.MatchKey = nk
+		if rc.d.rekey != nil {
+			rc.d.rekey(rc.rec.Kind, old, nk, rc.rec.ID)
+		}
+	}
+}
+
+// keyTaken reports whether a proposed match value would give the record
+// the key of another golden record.
+func (rc *recCtx) keyTaken(f *nhisync.Field, v nhisync.Value) bool {
+	if rc.d.keyOwner == nil || !rc.kind.IsMatch(f.Name) {
+		return false
+	}
+	vals := make([]string, len(rc.kind.Match))
+	for i, m := range rc.kind.Match {
+		vals[i] = rc.rec.Value(m).Text()
+		if m == f.Name {
+			vals[i] = v.Text()
+		}
+		if vals[i] == "" {
+			return false
+		}
+	}
+	id, ok := rc.d.keyOwner(rc.ctx, rc.rec.Kind, nhisync.NormalizeKey(vals))
+	return ok && id != rc.rec.ID
 }
 
 // vanish handles a record that disappeared from a full read of system.
@@ -712,8 +755,11 @@ func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string) {
 	if msg := f.Type.Check(p.Value, f.Values); msg != "" {
 		return "type", fmt.Sprintf("%s must be %s: %s", f.Name, typeWord(f), msg)
 	}
-	if f.Required && p.Value.IsZero() {
+	if (f.Required || rc.kind.IsMatch(f.Name)) && p.Value.IsZero() {
 		return "required", fmt.Sprintf("%s is required; %s has no value", f.Name, p.System)
+	}
+	if rc.keyTaken(f, p.Value) {
+		return "unique-key", fmt.Sprintf("another %s already has %s %q", rc.kind.Name, f.Name, p.Value.Text())
 	}
 	if (f.Type == nhisync.TypeRef || f.Type == nhisync.TypeRefs) && rc.d.recIdx != nil && !p.Value.IsZero() {
 		if missing := rc.missingRefs(f, p.Value); missing != "" {

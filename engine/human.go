@@ -26,7 +26,14 @@ func (e *Engine) act(ctx context.Context, f func(d *decider) error) error {
 	}
 	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
 	var planned []*nhisync.OutboxWrite
-	d := &decider{e: e, now: now, ids: &ids{store: e.store}, batch: &nhisync.Batch{}, planned: &planned, direct: true, systems: map[string]*nhisync.SystemState{}}
+	d := &decider{e: e, now: now, ids: &ids{store: e.store}, batch: &nhisync.Batch{}, planned: &planned, direct: true, systems: map[string]*nhisync.SystemState{},
+		keyOwner: func(ctx context.Context, kind, key string) (int64, bool) {
+			r, err := e.store.RecordByKey(ctx, kind, key)
+			if err != nil {
+				return 0, false
+			}
+			return r.ID, true
+		}}
 	states, err := e.store.Systems(ctx)
 	if err != nil {
 		return err
