@@ -1,0 +1,151 @@
+package file
+
+import (
+	"bytes"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// yamlFormat is a YAML document holding a list of mappings. It is parsed
+// whole into a node tree, so a rewrite keeps comments, key order, quoting
+// and flow style; indentation is re-made in the file's own step.
+type yamlFormat struct{}
+
+func (yamlFormat) nested() bool { return true }
+
+func (yamlFormat) scan(r io.Reader, _ []field, fn func(row) error) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	_, seq, err := parseYAML(data)
+	if err != nil {
+		return err
+	}
+	for _, item := range seq.Content {
+		if err := fn(nodeRow{item}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (yamlFormat) load(data []byte) (table, error) {
+	doc, seq, err := parseYAML(data)
+	if err != nil {
+		return nil, err
+	}
+	t := &yamlTable{doc: doc, seq: seq}
+	t.indent, t.compact = yamlStyle(data)
+	return t, nil
+}
+
+// parseYAML returns the document and its top-level list, checking that
+// every item is a mapping. An empty file is an empty list.
+func parseYAML(data []byte) (doc, seq *yaml.Node, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var d yaml.Node
+	if err := dec.Decode(&d); err != nil {
+		if err != io.EOF {
+			return nil, nil, &syntaxError{Msg: err.Error()}
+		}
+		d = yaml.Node{Kind: yaml.DocumentNode}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		if err != nil {
+			return nil, nil, &syntaxError{Msg: err.Error()}
+		}
+		return nil, nil, &syntaxError{Line: extra.Line, Msg: "a second YAML document; the file must hold one list of mappings"}
+	}
+	if len(d.Content) == 0 || (d.Content[0].Kind == yaml.ScalarNode && d.Content[0].ShortTag() == "!!null") {
+		d.Content = []*yaml.Node{{Kind: yaml.SequenceNode, Tag: "!!seq"}}
+	}
+	top := d.Content[0]
+	if top.Kind != yaml.SequenceNode {
+		return nil, nil, &syntaxError{Line: top.Line, Msg: "expected a list of mappings (- name: …)"}
+	}
+	for _, item := range top.Content {
+		if item.Kind != yaml.MappingNode {
+			return nil, nil, &syntaxError{Line: item.Line, Msg: "list item is not a mapping"}
+		}
+	}
+	return &d, top, nil
+}
+
+// yamlStyle guesses a YAML file's indentation step and whether lists
+// under a key sit at the key's own indentation ("compact").
+func yamlStyle(data []byte) (indent int, compact bool) {
+	indent = 2
+	lines := strings.Split(string(data), "\n")
+	seenIndent, seenSeq := false, false
+	for i, l := range lines {
+		t := strings.TrimRight(l, " \t\r")
+		if !strings.HasSuffix(t, ":") || strings.HasPrefix(strings.TrimSpace(t), "#") {
+			continue
+		}
+		next := ""
+		for _, n := range lines[i+1:] {
+			if s := strings.TrimSpace(n); s != "" && !strings.HasPrefix(s, "#") {
+				next = strings.TrimRight(n, "\r")
+				break
+			}
+		}
+		at := lead(t)
+		if strings.HasPrefix(strings.TrimSpace(t), "- ") {
+			at += 2
+		}
+		nat := lead(next)
+		isSeq := strings.HasPrefix(strings.TrimSpace(next), "- ")
+		switch {
+		case isSeq && !seenSeq:
+			compact, seenSeq = nat == at, true
+		case !isSeq && !seenIndent && nat > at:
+			indent, seenIndent = nat-at, true
+		}
+		if seenSeq && seenIndent {
+			break
+		}
+	}
+	return indent, compact
+}
+
+func lead(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
+
+type yamlTable struct {
+	doc, seq *yaml.Node
+	indent   int
+	compact  bool
+}
+
+func (t *yamlTable) len() int                     { return len(t.seq.Content) }
+func (t *yamlTable) row(i int) row                { return nodeRow{t.seq.Content[i]} }
+func (t *yamlTable) check(i int, fd *field) error { return fd.path.CheckNode(t.seq.Content[i]) }
+func (t *yamlTable) arrays(i int, fd *field) bool { return treeArrays(t.seq.Content[i], fd) }
+func (t *yamlTable) set(i int, fd *field, v any)  { treeSet(t.seq.Content[i], fd, v) }
+
+func (t *yamlTable) add() int {
+	if len(t.seq.Content) == 0 {
+		t.seq.Style = 0 // "[]" grows into a block list
+	}
+	t.seq.Content = append(t.seq.Content, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"})
+	return len(t.seq.Content) - 1
+}
+
+func (t *yamlTable) encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(t.indent)
+	if t.compact {
+		enc.CompactSeqIndent()
+	}
+	if err := enc.Encode(t.doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}

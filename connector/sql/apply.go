@@ -1,0 +1,301 @@
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/native"
+)
+
+// Apply applies a batch in one transaction (SQLite: BEGIN IMMEDIATE).
+// For each write it reads the row's current values of the changed
+// columns and compares them canonically with Old: a row no longer holding
+// an Old value is WriteStale, a row already holding every New value is
+// WriteApplied unchanged, a row that is gone WriteMissing. Otherwise it
+// runs `UPDATE … SET c = new … WHERE id = ? AND c IS <value just read>`
+// and checks that it changed the row. Columns not mapped, and the
+// updated_column, are left alone.
+//
+// Create writes (provision: true) INSERT the mapped columns; the id is the
+// mapped id column's value, the database's own (an INTEGER PRIMARY KEY or
+// a column DEFAULT), or a random hex id. A retried create finds the row it
+// made (same match column values) instead of inserting another.
+//
+// A statement failing for one write (a constraint, a type) fails that
+// write alone. It returns *nhisync.Error EUNAVAIL, with nothing applied,
+// when the transaction cannot begin or commit.
+func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
+	results := make([]nhisync.WriteResult, len(writes))
+	if len(writes) == 0 {
+		return results, nil
+	}
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, c.unavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
+	}
+	defer tx.Rollback()
+	for i, w := range writes {
+		if w.Create {
+			results[i] = c.create(ctx, tx, w)
+		} else {
+			results[i] = c.update(ctx, tx, w)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, c.unavail(err, "cannot commit the writes to table %s", c.sys.Settings.String(SettingTable))
+	}
+	return results, nil
+}
+
+// unavail returns *nhisync.Error EUNAVAIL with err as its cause.
+func (c *Connector) unavail(err error, format string, args ...any) error {
+	e := c.errorf(nhisync.EUNAVAIL, format, args...)
+	e.Err = err
+	return e
+}
+
+func failed(err error) nhisync.WriteResult {
+	return nhisync.WriteResult{Status: nhisync.WriteFailed, Err: err}
+}
+
+// column is a change resolved to its mapping and column.
+type column struct {
+	m   *nhisync.Mapping
+	col string
+	ch  nhisync.Change
+}
+
+// columns resolves a write's changes, refusing unmapped and read-only
+// fields.
+func (c *Connector) columns(w nhisync.Write) ([]column, error) {
+	out := make([]column, 0, len(w.Changes))
+	for _, ch := range w.Changes {
+		i := -1
+		for k, m := range c.sys.Fields {
+			if m.Field == ch.Field {
+				i = k
+			}
+		}
+		switch {
+		case i < 0:
+			return nil, c.errorf(nhisync.EINVALID, "field %s is not mapped in this system", ch.Field)
+		case !c.sys.Direction.Writes() || !c.sys.Fields[i].Direction.Writes():
+			return nil, c.errorf(nhisync.EINVALID, "field %s is read-only in this system", ch.Field)
+		}
+		out = append(out, column{m: c.sys.Fields[i], col: c.cols[i], ch: ch})
+	}
+	return out, nil
+}
+
+// compare reads where a row stands against a write's changes: stale when
+// a column holds neither Old nor New; todo lists the columns to set.
+func compare(cols []column, raw []any) (todo []int, stale bool, err error) {
+	for k, cl := range cols {
+		cur, err := native.Decode(raw[k], cl.m)
+		if err != nil {
+			return nil, false, err
+		}
+		t := cl.m.Type
+		cur = t.Canonical(cur)
+		switch {
+		case cur.Equal(t.Canonical(cl.ch.New)):
+		case cur.Equal(t.Canonical(cl.ch.Old)):
+			todo = append(todo, k)
+		default:
+			stale = true
+		}
+	}
+	return todo, stale, nil
+}
+
+func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) nhisync.WriteResult {
+	cols, err := c.columns(w)
+	if err != nil {
+		return failed(err)
+	}
+	names := make([]string, len(cols))
+	for k, cl := range cols {
+		names[k] = cl.col
+	}
+	raw, n, err := c.queryRow(ctx, tx, names, w.ID)
+	switch {
+	case err != nil:
+		return failed(c.unavail(err, "cannot read row %s", w.ID))
+	case n == 0:
+		return nhisync.WriteResult{Status: nhisync.WriteMissing, ID: w.ID}
+	case n > 1:
+		return failed(c.errorf(nhisync.EINVALID, "id %q is held by more than one row; make the id column unique to write to it", w.ID))
+	}
+	todo, stale, err := compare(cols, raw)
+	switch {
+	case err != nil:
+		return failed(c.errorf(nhisync.EINVALID, "row %s: %s", w.ID, nhisync.ErrorMessage(err)))
+	case stale:
+		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: w.ID}
+	case len(todo) == 0:
+		return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: w.ID}
+	}
+	var set, where []string
+	var args, conds []any
+	p := 0
+	param := func() string { p++; return c.d.param(p) }
+	for _, k := range todo {
+		v, err := native.Encode(cols[k].ch.New, cols[k].m, false)
+		if err != nil {
+			return failed(err)
+		}
+		set = append(set, cols[k].col+" = "+param())
+		args = append(args, v)
+	}
+	where = append(where, c.id+" = "+param())
+	conds = append(conds, w.ID)
+	for _, k := range todo {
+		where = append(where, cols[k].col+" "+c.d.nullSafeEq+" "+param())
+		conds = append(conds, raw[k])
+	}
+	q := "UPDATE " + c.table + " SET " + strings.Join(set, ", ") + " WHERE " + strings.Join(where, " AND ")
+	res, err := tx.ExecContext(ctx, q, append(args, conds...)...)
+	if err != nil {
+		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", w.ID, err))
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: w.ID}
+	}
+	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: w.ID}
+}
+
+func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) nhisync.WriteResult {
+	if !c.sys.Provision {
+		return failed(c.errorf(nhisync.EINVALID, "this system does not take new records (set provision: true to allow it)"))
+	}
+	cols, err := c.columns(w)
+	if err != nil {
+		return failed(err)
+	}
+	vals := make([]any, len(cols))
+	for k, cl := range cols {
+		if vals[k], err = native.Encode(cl.ch.New, cl.m, false); err != nil {
+			return failed(err)
+		}
+	}
+	if res, ok := c.existing(ctx, tx, cols, vals); ok {
+		return res
+	}
+	var names, params []string
+	var args []any
+	id := ""
+	if c.idMapped < 0 && !c.idAuto {
+		b := make([]byte, 8)
+		if _, err := io.ReadFull(c.Rand, b); err != nil {
+			return failed(err)
+		}
+		id = hex.EncodeToString(b)
+		names, params, args = append(names, c.id), append(params, c.d.param(1)), append(args, id)
+	}
+	for k, cl := range cols {
+		if vals[k] == nil {
+			continue // the column's default
+		}
+		names = append(names, cl.col)
+		args = append(args, vals[k])
+		params = append(params, c.d.param(len(args)))
+	}
+	q := "INSERT INTO " + c.table + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
+	if len(names) == 0 {
+		q = "INSERT INTO " + c.table + " DEFAULT VALUES"
+	}
+	if c.d.returning {
+		var got any
+		if err := tx.QueryRowContext(ctx, q+" RETURNING "+c.d.raw(c.id), args...).Scan(&got); err != nil {
+			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", err))
+		}
+		id, _ = native.Text(got)
+	} else {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", err))
+		}
+		if c.idMapped >= 0 {
+			for k, cl := range cols {
+				if cl.col == c.id {
+					id, _ = native.Text(vals[k])
+				}
+			}
+		} else if c.idAuto {
+			n, err := res.LastInsertId()
+			if err != nil {
+				return failed(err)
+			}
+			id = fmt.Sprint(n)
+		}
+	}
+	if id = strings.TrimSpace(id); id == "" {
+		return failed(c.errorf(nhisync.EINVALID, "the new row has no id; map the id column or give it a default"))
+	}
+	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}
+}
+
+// existing finds a row already holding a create's match column values
+// (the create retried): applied when it holds every New value, stale when
+// it differs. ok is false when there is no such row, or the system does
+// not map every match field the create gives.
+func (c *Connector) existing(ctx context.Context, tx *stdsql.Tx, cols []column, vals []any) (nhisync.WriteResult, bool) {
+	var where []string
+	var args []any
+	for _, f := range c.kind.Match {
+		found := false
+		for k, cl := range cols {
+			if cl.m.Field == f && vals[k] != nil {
+				args = append(args, vals[k])
+				where = append(where, cl.col+" = "+c.d.param(len(args)))
+				found = true
+			}
+		}
+		if !found {
+			return nhisync.WriteResult{}, false
+		}
+	}
+	sel := []string{c.d.raw(c.id)}
+	for _, cl := range cols {
+		sel = append(sel, c.d.raw(cl.col))
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+c.table+" WHERE "+strings.Join(where, " AND "), args...)
+	if err != nil {
+		return failed(c.unavail(err, "cannot look for an existing row")), true
+	}
+	defer rows.Close()
+	raw := make([]any, len(sel))
+	dest := make([]any, len(sel))
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	n := 0
+	for rows.Next() {
+		if n++; n > 1 {
+			return failed(c.errorf(nhisync.EINVALID, "more than one row already holds the new record's match values")), true
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return failed(c.unavail(err, "cannot look for an existing row")), true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return failed(c.unavail(err, "cannot look for an existing row")), true
+	}
+	if n == 0 {
+		return nhisync.WriteResult{}, false
+	}
+	id, _ := native.Text(raw[0])
+	todo, stale, err := compare(cols, raw[1:])
+	if err != nil || stale || len(todo) > 0 {
+		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: id}, true
+	}
+	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}, true
+}
