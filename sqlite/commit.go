@@ -1,0 +1,390 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nhisync/nhisync"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Commit writes the batch in one IMMEDIATE transaction: records, links,
+// conflicts, quarantine items, approvals and outbox writes are upserted,
+// OutboxDone rows deleted, systems and meta set, then the audit entries
+// appended and sealed. A record is written with its golden fields only;
+// its Links and open work travel in their own members of the batch.
+// Within a batch a later row of the same record, link or item wins.
+// On success each *AuditEntry of the batch holds its
+// Seq, PrevHash and Hash; on failure nothing is written and the entries
+// are left as they were.
+//
+// It returns EINVALID for a caller bug (an item or record with ID 0, a link
+// without system or external id, a link to a record that does not exist,
+// a nil member), ECONFLICT when a record would take the match key of
+// another record, and EINTERNAL for storage failures.
+func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
+	const op = "sqlite.Commit"
+	if b == nil || b.Empty() {
+		return nil
+	}
+	if err := checkBatch(b); err != nil {
+		err.Op = op
+		return err
+	}
+	saved := make([]nhisync.AuditEntry, len(b.Audit))
+	for i, e := range b.Audit {
+		saved[i] = *e
+	}
+	err := s.commit(ctx, b)
+	if err != nil {
+		for i, e := range b.Audit {
+			e.Seq, e.PrevHash, e.Hash = saved[i].Seq, saved[i].PrevHash, saved[i].Hash
+		}
+		return internal(op, err)
+	}
+	return nil
+}
+
+// checkBatch refuses a batch the caller built wrong, before anything is
+// written.
+func checkBatch(b *nhisync.Batch) *nhisync.Error {
+	for _, r := range b.Records {
+		if r == nil || r.ID <= 0 {
+			return nhisync.Errorf(nhisync.EINVALID, "a record in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, l := range b.Links {
+		if l == nil || l.System == "" || l.ExternalID == "" {
+			return nhisync.Errorf(nhisync.EINVALID, "a link in the batch has no system or external id")
+		}
+	}
+	for _, c := range b.Conflicts {
+		if c == nil || c.ID <= 0 {
+			return nhisync.Errorf(nhisync.EINVALID, "a conflict in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, q := range b.Quarantine {
+		if q == nil || q.ID <= 0 {
+			return nhisync.Errorf(nhisync.EINVALID, "a quarantine item in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, a := range b.Approvals {
+		if a == nil || a.ID <= 0 {
+			return nhisync.Errorf(nhisync.EINVALID, "an approval in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, w := range b.Outbox {
+		if w == nil || w.ID <= 0 {
+			return nhisync.Errorf(nhisync.EINVALID, "an outbox write in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, st := range b.Systems {
+		if st == nil || st.Name == "" {
+			return nhisync.Errorf(nhisync.EINVALID, "a system state in the batch has no name")
+		}
+	}
+	for _, e := range b.Audit {
+		if e == nil {
+			return nhisync.Errorf(nhisync.EINVALID, "an audit entry in the batch is nil")
+		}
+	}
+	return nil
+}
+
+func (s *Store) commit(ctx context.Context, b *nhisync.Batch) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
+		writeRecords, writeLinks, writeConflicts, writeQuarantine, writeApprovals,
+		writeOutbox, deleteOutbox, writeSystems, writeMeta, appendAudit,
+	}
+	for _, step := range steps {
+		if err = step(ctx, tx, b); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// rowsPerInsert is how many rows one INSERT statement carries: statement
+// overhead, not SQLite, dominates single-row inserts of small rows.
+const rowsPerInsert = 64
+
+// insert is a multi-row INSERT (or upsert) of one table.
+type insert struct {
+	head string // INSERT INTO t (cols) VALUES
+	cols int
+	tail string // ON CONFLICT … (may be empty)
+}
+
+// run inserts n rows: row appends the arguments of row i to args. When a
+// statement fails and explain is set, the rows of that statement are tried
+// one by one so that explain can name the row at fault (SQLite undoes a
+// failed statement whole, so the retried rows are not doubled).
+func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any, i int) []any, explain func(i int, err error) error) error {
+	if n == 0 {
+		return nil
+	}
+	stmts := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	prepare := func(rows int) (*sql.Stmt, error) {
+		if st := stmts[rows]; st != nil {
+			return st, nil
+		}
+		group := "(" + strings.Repeat("?, ", in.cols-1) + "?)"
+		q := in.head + strings.Repeat(group+", ", rows-1) + group + " " + in.tail
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		stmts[rows] = st
+		return st, nil
+	}
+	args := make([]any, 0, in.cols*min(n, rowsPerInsert))
+	for start := 0; start < n; start += rowsPerInsert {
+		end := min(start+rowsPerInsert, n)
+		st, err := prepare(end - start)
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for i := start; i < end; i++ {
+			args = row(args, i)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			if explain == nil || end-start == 1 {
+				if explain != nil {
+					return explain(start, err)
+				}
+				return err
+			}
+			one, perr := prepare(1)
+			if perr != nil {
+				return errors.Join(err, perr)
+			}
+			for i := start; i < end; i++ {
+				if _, err := one.ExecContext(ctx, row(args[:0], i)...); err != nil {
+					return explain(i, err)
+				}
+			}
+			return err // the statement failed but no single row did
+		}
+	}
+	return nil
+}
+
+func writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var buf []byte
+	return insert{
+		head: `INSERT INTO records (id, kind, match_key, key, state) VALUES `,
+		cols: 5,
+		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, match_key = excluded.match_key, key = excluded.key, state = excluded.state`,
+	}.run(ctx, tx, len(b.Records), func(args []any, i int) []any {
+		r := b.Records[i]
+		if i%rowsPerInsert == 0 {
+			buf = buf[:0]
+		}
+		start := len(buf)
+		buf = encodeRecordState(buf, r)
+		return append(args, r.ID, r.Kind, r.MatchKey, r.Key, buf[start:len(buf):len(buf)])
+	}, func(i int, err error) error {
+		r := b.Records[i]
+		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+			return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf("record %s (id %d): another record of kind %s has the same match key", r.Name(), r.ID, r.Kind), Err: err}
+		}
+		return fmt.Errorf("record %d: %w", r.ID, err)
+	})
+}
+
+func writeLinks(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var buf []byte
+	return insert{
+		head: `INSERT INTO links (system, ext_id, record_id, status, hash, state) VALUES `,
+		cols: 6,
+		tail: `ON CONFLICT (system, ext_id) DO UPDATE SET record_id = excluded.record_id, status = excluded.status, hash = excluded.hash, state = excluded.state`,
+	}.run(ctx, tx, len(b.Links), func(args []any, i int) []any {
+		l := b.Links[i]
+		if i%rowsPerInsert == 0 {
+			buf = buf[:0]
+		}
+		start := len(buf)
+		buf = encodeLinkState(buf, l)
+		var hash any
+		if l.Hash != nil {
+			hash = l.Hash
+		}
+		return append(args, l.System, l.ExternalID, nullID(l.RecordID), string(l.Status), hash, buf[start:len(buf):len(buf)])
+	}, func(i int, err error) error {
+		l := b.Links[i]
+		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("link %s/%s: record %d does not exist", l.System, l.ExternalID, l.RecordID), Err: err}
+		}
+		return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
+	})
+}
+
+// nullID stores the ID 0 ("none") as NULL.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// jsonData returns v as JSON text; a failure is kept in *failed (the
+// first one), which fails the commit.
+func jsonData(v any, failed *error) string {
+	data, err := json.Marshal(v)
+	if err != nil && *failed == nil {
+		*failed = err
+	}
+	return string(data)
+}
+
+func writeConflicts(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var failed error
+	err := insert{
+		head: `INSERT INTO conflicts (id, kind, record_id, field, status, systems, data) VALUES `,
+		cols: 7,
+		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, record_id = excluded.record_id, field = excluded.field,
+			status = excluded.status, systems = excluded.systems, data = excluded.data`,
+	}.run(ctx, tx, len(b.Conflicts), func(args []any, i int) []any {
+		c := b.Conflicts[i]
+		var systems strings.Builder
+		systems.WriteByte(',')
+		for _, p := range c.Proposals {
+			systems.WriteString(p.System)
+			systems.WriteByte(',')
+		}
+		return append(args, c.ID, c.Kind, c.RecordID, c.Field, c.Status, systems.String(), jsonData(c, &failed))
+	}, nil)
+	return errors.Join(failed, err)
+}
+
+func writeQuarantine(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var failed error
+	err := insert{
+		head: `INSERT INTO quarantine (id, kind, record_id, field, system, status, data) VALUES `,
+		cols: 7,
+		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, record_id = excluded.record_id, field = excluded.field,
+			system = excluded.system, status = excluded.status, data = excluded.data`,
+	}.run(ctx, tx, len(b.Quarantine), func(args []any, i int) []any {
+		q := b.Quarantine[i]
+		return append(args, q.ID, q.Kind, q.RecordID, q.Field, q.System, q.Status, jsonData(q, &failed))
+	}, nil)
+	return errors.Join(failed, err)
+}
+
+func writeApprovals(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var failed error
+	err := insert{
+		head: `INSERT INTO approvals (id, kind, record_id, field, system, status, data) VALUES `,
+		cols: 7,
+		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, record_id = excluded.record_id, field = excluded.field,
+			system = excluded.system, status = excluded.status, data = excluded.data`,
+	}.run(ctx, tx, len(b.Approvals), func(args []any, i int) []any {
+		a := b.Approvals[i]
+		return append(args, a.ID, a.Kind, a.RecordID, a.Field, a.System, a.Status, jsonData(a, &failed))
+	}, nil)
+	return errors.Join(failed, err)
+}
+
+func writeOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var failed error
+	err := insert{
+		head: `INSERT INTO outbox (id, system, ext_id, record_id, field, status, next_at, data) VALUES `,
+		cols: 8,
+		tail: `ON CONFLICT (id) DO UPDATE SET system = excluded.system, ext_id = excluded.ext_id, record_id = excluded.record_id,
+			field = excluded.field, status = excluded.status, next_at = excluded.next_at, data = excluded.data`,
+	}.run(ctx, tx, len(b.Outbox), func(args []any, i int) []any {
+		w := b.Outbox[i]
+		return append(args, w.ID, w.System, w.ExternalID, w.RecordID, w.Field, w.Status, formatTime(w.NextAt), jsonData(w, &failed))
+	}, nil)
+	return errors.Join(failed, err)
+}
+
+func deleteOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.OutboxDone) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, b.OutboxDone)))
+	return err
+}
+
+func writeSystems(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	var failed error
+	err := insert{
+		head: `INSERT INTO systems (name, data) VALUES `,
+		cols: 2,
+		tail: `ON CONFLICT (name) DO UPDATE SET data = excluded.data`,
+	}.run(ctx, tx, len(b.Systems), func(args []any, i int) []any {
+		return append(args, b.Systems[i].Name, jsonData(b.Systems[i], &failed))
+	}, nil)
+	return errors.Join(failed, err)
+}
+
+func writeMeta(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	keys := sortedKeys(b.Meta)
+	return insert{
+		head: `INSERT INTO meta (key, value) VALUES `,
+		cols: 2,
+		tail: `ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+	}.run(ctx, tx, len(keys), func(args []any, i int) []any {
+		return append(args, keys[i], b.Meta[keys[i]])
+	}, nil)
+}
+
+// appendAudit seals the batch's entries after the last stored one and
+// appends them. The store runs one writer at a time, so the head read here
+// cannot move before the transaction commits.
+func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Audit) == 0 {
+		return nil
+	}
+	seq, prev, err := auditHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return insert{
+		head: `INSERT INTO audit (seq, record_id, leaf, hash) VALUES `,
+		cols: 4,
+	}.run(ctx, tx, len(b.Audit), func(args []any, i int) []any {
+		e := b.Audit[i]
+		seq++
+		e.Seq = seq
+		leaf := e.Seal(prev)
+		prev = e.Hash
+		return append(args, e.Seq, nullID(e.RecordID), leaf, e.Hash)
+	}, nil)
+}
+
+// NewIDs reserves n consecutive IDs from the one sequence shared by records
+// and items and returns the first; the first ID ever handed out is 1. It
+// returns EINVALID when n < 1.
+func (s *Store) NewIDs(ctx context.Context, n int) (int64, error) {
+	const op = "sqlite.NewIDs"
+	if n < 1 {
+		return 0, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot reserve %d IDs", n)}
+	}
+	var first int64
+	err := s.w.QueryRowContext(ctx, `UPDATE ids SET next = next + ?1 WHERE name = 'id' RETURNING next - ?1`, n).Scan(&first)
+	if err != nil {
+		return 0, internal(op, err)
+	}
+	return first, nil
+}

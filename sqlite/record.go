@@ -1,0 +1,249 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/nhisync/nhisync"
+)
+
+// querier is what reads need: the reader pool or a read transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// scanPage is how many records ScanRecords loads per read transaction.
+var scanPage = 500
+
+// ScanRecordHeads streams the head of every golden record in ID order,
+// a page at a time (see ScanLinkHeads). An error from fn stops the scan
+// and is returned as is; storage failures are EINTERNAL.
+func (s *Store) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordHead) error) error {
+	const op = "sqlite.ScanRecordHeads"
+	page := make([]nhisync.RecordHead, 0, headPage)
+	var after int64
+	for {
+		page = page[:0]
+		rows, err := s.r.QueryContext(ctx, `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, after, headPage)
+		if err != nil {
+			return internal(op, err)
+		}
+		for rows.Next() {
+			var h nhisync.RecordHead
+			if err := rows.Scan(&h.ID, &h.Kind, &h.MatchKey); err != nil {
+				rows.Close()
+				return internal(op, err)
+			}
+			page = append(page, h)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return internal(op, err)
+		}
+		for _, h := range page {
+			if err := fn(h); err != nil {
+				return err
+			}
+		}
+		if len(page) < headPage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// LoadRecords returns the records with the given IDs, in the order asked
+// and each once, with their links (every status), open conflicts and
+// quarantine items, approvals that are not superseded and every outbox
+// write. Missing IDs are left out. It reads one consistent snapshot.
+// Storage failures are EINTERNAL.
+func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record, error) {
+	const op = "sqlite.LoadRecords"
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []*nhisync.Record
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		byID, err := loadRecords(ctx, tx, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
+		if err != nil {
+			return err
+		}
+		out = make([]*nhisync.Record, 0, len(byID))
+		for _, id := range ids {
+			if r := byID[id]; r != nil {
+				out = append(out, r)
+				delete(byID, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
+// RecordByKey returns the record of kind with the normalized match key,
+// loaded as LoadRecords does. It returns ENOTFOUND when there is none.
+func (s *Store) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisync.Record, error) {
+	const op = "sqlite.RecordByKey"
+	var r *nhisync.Record
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		byID, err := loadRecords(ctx, tx, `kind = ? AND match_key = ?`, kind, matchKey)
+		for _, rec := range byID {
+			r = rec
+		}
+		return err
+	})
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	if r == nil {
+		return nil, &nhisync.Error{Code: nhisync.ENOTFOUND, Op: op, Message: fmt.Sprintf("no %s record with that key", kind)}
+	}
+	return r, nil
+}
+
+// ScanRecords streams full records of kind ("" for all) in ID order, as
+// LoadRecords loads them. It loads a page at a time, each page from one
+// snapshot, and holds no read open while fn runs, so fn may use the store.
+// An error from fn stops the scan and is returned as is; storage failures
+// are EINTERNAL.
+func (s *Store) ScanRecords(ctx context.Context, kind string, fn func(*nhisync.Record) error) error {
+	const op = "sqlite.ScanRecords"
+	var after int64
+	for {
+		var page []*nhisync.Record
+		err := s.read(ctx, func(tx *sql.Tx) error {
+			where, args := `id > ? ORDER BY id LIMIT ?`, []any{after, scanPage}
+			if kind != "" {
+				// +kind keeps SQLite walking the table in ID order
+				// rather than the (kind, match_key) index, which would
+				// sort the whole kind for every page.
+				where, args = `+kind = ? AND `+where, append([]any{kind}, args...)
+			}
+			byID, err := loadRecords(ctx, tx, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
+			if err != nil {
+				return err
+			}
+			page = make([]*nhisync.Record, 0, len(byID))
+			for _, r := range byID {
+				page = append(page, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return internal(op, err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		sortRecords(page)
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+func sortRecords(rs []*nhisync.Record) {
+	slices.SortFunc(rs, func(a, b *nhisync.Record) int { return cmp.Compare(a.ID, b.ID) })
+}
+
+// read runs fn in a read-only transaction: one snapshot of the database.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// loadRecords loads the records selected by where (a condition on the
+// records table) with their links and open work, keyed by ID.
+func loadRecords(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[int64]*nhisync.Record, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, match_key, key, state FROM records WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	byID := map[int64]*nhisync.Record{}
+	ids := make([]int64, 0, 16)
+	var state sql.RawBytes
+	var dec decoder
+	for rows.Next() {
+		r := &nhisync.Record{}
+		if err := rows.Scan(&r.ID, &r.Kind, &r.MatchKey, &r.Key, &state); err != nil {
+			return nil, err
+		}
+		if err := dec.decodeRecordState(state, r); err != nil {
+			return nil, fmt.Errorf("record %d: %w", r.ID, err)
+		}
+		byID[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if len(ids) == 0 {
+		return byID, nil
+	}
+	idList := string(appendIDs(nil, ids))
+	// +status: look items up by record (few), not by status (many open).
+	const inIDs = `record_id IN (SELECT value FROM json_each(?))`
+
+	err = queryLinks(ctx, tx, `SELECT `+linkCols+` FROM links WHERE `+inIDs+` ORDER BY record_id, system, ext_id`, []any{idList}, func(l *nhisync.Link) error {
+		if r := byID[l.RecordID]; r != nil {
+			r.Links = append(r.Links, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = queryItems(ctx, tx, `SELECT data FROM conflicts WHERE `+inIDs+` AND +status = 'open' ORDER BY id`, []any{idList}, func(c *nhisync.Conflict) error {
+		if r := byID[c.RecordID]; r != nil {
+			r.Conflicts = append(r.Conflicts, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = queryItems(ctx, tx, `SELECT data FROM quarantine WHERE `+inIDs+` AND +status = 'open' ORDER BY id`, []any{idList}, func(q *nhisync.QuarantineItem) error {
+		if r := byID[q.RecordID]; r != nil {
+			r.Quarantine = append(r.Quarantine, q)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = queryItems(ctx, tx, `SELECT data FROM approvals WHERE `+inIDs+` AND +status <> 'superseded' ORDER BY id`, []any{idList}, func(a *nhisync.Approval) error {
+		if r := byID[a.RecordID]; r != nil {
+			r.Approvals = append(r.Approvals, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = queryItems(ctx, tx, `SELECT data FROM outbox WHERE `+inIDs+` ORDER BY id`, []any{idList}, func(w *nhisync.OutboxWrite) error {
+		if r := byID[w.RecordID]; r != nil {
+			r.Outbox = append(r.Outbox, w)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return byID, nil
+}

@@ -1,0 +1,297 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/storetest"
+)
+
+func openTest(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), filepath.Join(tb.TempDir(), "data", "nhisync.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) nhisync.Store { return openTest(t) })
+}
+
+// TestStoreSmallPages runs the suite again with pages of a few rows, so
+// every paged scan crosses many page boundaries.
+func TestStoreSmallPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the suite once is enough in -short mode")
+	}
+	h, l, r, a := headPage, linkPage, scanPage, auditPage
+	headPage, linkPage, scanPage, auditPage = 7, 7, 5, 11
+	t.Cleanup(func() { headPage, linkPage, scanPage, auditPage = h, l, r, a })
+	storetest.Run(t, func(t *testing.T) nhisync.Store { return openTest(t) })
+}
+
+func BenchmarkCommitLinks(b *testing.B) {
+	storetest.BenchmarkCommitLinks(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+func BenchmarkLoadRecords(b *testing.B) {
+	storetest.BenchmarkLoadRecords(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+func BenchmarkAppendAudit(b *testing.B) {
+	storetest.BenchmarkAppendAudit(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notDB, []byte(strings.Repeat("this is not a database\n", 200)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileAsDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(fileAsDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, mention string
+	}{
+		{"empty path", "", "empty"},
+		{"not a SQLite file", notDB, notDB},
+		{"a directory", dir, dir},
+		{"parent is a file", filepath.Join(fileAsDir, "x.db"), filepath.Join(fileAsDir, "x.db")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tc.path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded", tc.path)
+			}
+			if nhisync.ErrorCode(err) != nhisync.EINVALID {
+				t.Errorf("Open(%q): code %q (%v), want %q", tc.path, nhisync.ErrorCode(err), err, nhisync.EINVALID)
+			}
+			if msg := nhisync.ErrorMessage(err); !strings.Contains(msg, tc.mention) {
+				t.Errorf("Open(%q): message %q does not mention %q", tc.path, msg, tc.mention)
+			}
+		})
+	}
+	b, err := os.ReadFile(notDB)
+	if err != nil || !strings.HasPrefix(string(b), "this is not") {
+		t.Errorf("Open changed the file it refused: %q, %v", b[:min(len(b), 20)], err)
+	}
+}
+
+func TestOpenCreatesPrivateDirs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	path := filepath.Join(dir, "odd ?#% name.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Errorf("created directory has mode %v, want 0700", perm)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the database is not at the path given: %v", err)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "u.db")
+	s, err := OpenURL(t.Context(), "sqlite:"+path)
+	if err != nil {
+		t.Fatalf("OpenURL: %v", err)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("OpenURL did not create %s: %v", path, err)
+	}
+	_, err = OpenURL(t.Context(), "postgres://nhisync:s3cret@db/x")
+	if nhisync.ErrorCode(err) != nhisync.EINVALID {
+		t.Errorf("OpenURL of another scheme: %v, want EINVALID", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("OpenURL's error shows the password: %v", err)
+	}
+}
+
+// TestReopen shows that data outlives the process's handle and that
+// opening an up-to-date database applies no migration again.
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "nhisync.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.NewIDs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := &nhisync.AuditEntry{Time: nhisync.SystemClock{}.Now(), Actor: "nhisync", Action: nhisync.ActConfigLoaded}
+	if err := s.Commit(ctx, &nhisync.Batch{Meta: map[string]string{"k": "v"}, Audit: []*nhisync.AuditEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		s, err = Open(ctx, path)
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		if v, err := s.Meta(ctx, "k"); err != nil || v != "v" {
+			t.Errorf("Meta after reopen = %q, %v", v, err)
+		}
+		if size, hash, err := s.AuditHead(ctx); err != nil || size != 1 || hash != entry.Hash {
+			t.Errorf("AuditHead after reopen = %d, %q, %v", size, hash, err)
+		}
+		var versions int
+		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM goose_db_version WHERE version_id > 0`).Scan(&versions); err != nil || versions != 1 {
+			t.Errorf("applied migrations = %d, %v; want 1", versions, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if next, err := s.NewIDs(ctx, 1); err != nil || next != first+10 {
+		t.Errorf("NewIDs after reopen = %d, %v; want %d", next, err, first+10)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+	}
+	for _, tc := range tests {
+		for name, db := range map[string]querier{"writer": s.w, "reader": s.r} {
+			var got string
+			if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatalf("%s: PRAGMA %s: %v", name, tc.pragma, err)
+			}
+			if got != tc.want {
+				t.Errorf("%s: PRAGMA %s = %s, want %s", name, tc.pragma, got, tc.want)
+			}
+		}
+	}
+	if err := func() error {
+		_, err := s.r.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('x', 'y')`)
+		return err
+	}(); err == nil {
+		t.Error("a reader connection accepted a write")
+	}
+}
+
+// TestAuditTriggers tries, behind the store's back, the ways SQL could
+// rewrite history that storetest cannot express portably.
+func TestAuditTriggers(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	entries := []*nhisync.AuditEntry{
+		{Time: nhisync.SystemClock{}.Now(), Actor: "a", Action: nhisync.ActObserved},
+		{Time: nhisync.SystemClock{}.Now(), Actor: "b", Action: nhisync.ActObserved},
+	}
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: entries}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, query string
+		ok          bool
+	}{
+		{"replace an entry", `INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (1, x'00', 'h')`, false},
+		{"insert into the past", `INSERT INTO audit (seq, leaf, hash) VALUES (0, x'00', 'h')`, false},
+		{"leave a gap", `INSERT INTO audit (seq, leaf, hash) VALUES (4, x'00', 'h')`, false},
+		{"no seq", `INSERT INTO audit (leaf, hash) VALUES (x'00', 'h')`, false},
+		{"change a leaf", `UPDATE audit SET leaf = x'00' WHERE seq = 1`, false},
+		{"delete the tail", `DELETE FROM audit WHERE seq = 2`, false},
+		{"append", `INSERT INTO audit (seq, leaf, hash) VALUES (3, x'7b7d', 'h')`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.ExecRaw(ctx, tc.query)
+			if tc.ok && err != nil {
+				t.Errorf("%s: %v", tc.query, err)
+			}
+			if !tc.ok {
+				if err == nil {
+					t.Errorf("%s: accepted", tc.query)
+				} else if !strings.Contains(err.Error(), "append-only") {
+					t.Errorf("%s: refused for another reason: %v", tc.query, err)
+				}
+			}
+		})
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM audit`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("audit rows = %d, %v; want 3", n, err)
+	}
+}
+
+// TestCommitFailureInTransaction fails a batch inside the transaction (a
+// link to a record that does not exist: the foreign key) after its audit
+// entries were sealed: nothing is kept and the caller's entries are as
+// they were.
+func TestCommitFailureInTransaction(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	e := &nhisync.AuditEntry{Time: nhisync.SystemClock{}.Now(), Actor: "a", Action: nhisync.ActObserved, Seq: 77, PrevHash: "p", Hash: "h"}
+	err := s.Commit(ctx, &nhisync.Batch{
+		Links: []*nhisync.Link{{System: "idp", ExternalID: "u-1", RecordID: 12345, Status: nhisync.LinkLive}},
+		Audit: []*nhisync.AuditEntry{e},
+		Meta:  map[string]string{"k": "v"},
+	})
+	if nhisync.ErrorCode(err) != nhisync.EINVALID || !strings.Contains(nhisync.ErrorMessage(err), "idp/u-1") {
+		t.Errorf("link to a missing record: %v, want EINVALID naming the link", err)
+	}
+	if e.Seq != 77 || e.PrevHash != "p" || e.Hash != "h" {
+		t.Errorf("a failed commit left the caller's entry sealed: %+v", e)
+	}
+	if size, _, err := s.AuditHead(ctx); err != nil || size != 0 {
+		t.Errorf("AuditHead after a failed commit = %d, %v", size, err)
+	}
+	if v, err := s.Meta(ctx, "k"); err != nil || v != "" {
+		t.Errorf("Meta after a failed commit = %q, %v", v, err)
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Meta(t.Context(), "k"); nhisync.ErrorCode(err) != nhisync.EINTERNAL {
+		t.Errorf("Meta on a closed store: %v, want EINTERNAL", err)
+	}
+}

@@ -1,0 +1,225 @@
+// Package sqlite is the embedded store: nhisync.Store on one SQLite file
+// (modernc.org/sqlite, pure Go), holding golden records, links and shadows,
+// open work, the outbox, leases and the append-only audit log. Its schema
+// comes from versioned migrations embedded in the binary and applied when
+// the store opens.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so every
+// committed transaction is in the WAL on disk before Commit returns. A
+// process crash loses nothing with NORMAL either, but a power loss could
+// then drop the last transactions, and those hold the outbox and audit
+// entries SPEC §3.9 promises to keep. Commits are batched (one per pass
+// step), so the extra fsync per commit costs little.
+//
+// Concurrency: one writer connection (every write is serialized through
+// it, transactions begin IMMEDIATE) and a small pool of query-only reader
+// connections, which in WAL mode read a consistent snapshot while the
+// writer works. A Store is safe for concurrent use by goroutines.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/nhisync/nhisync"
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ nhisync.Store = (*Store)(nil)
+
+// Store is the SQLite implementation of nhisync.Store.
+type Store struct {
+	path string
+	// w is the single writer connection; r the reader pool.
+	w *sql.DB
+	r *sql.DB
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Connection settings shared by both pools. busy_timeout covers other
+// processes (a CLI command next to `serve`) holding the write lock.
+const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+	"&_pragma=cache_size(-32768)&_pragma=temp_store(memory)"
+
+// Open opens (creating it and its parent directories, 0700, if missing)
+// the store in the SQLite file at path and brings its schema up to date.
+// It returns EINVALID when path is empty, cannot be opened or is not a
+// SQLite database, and EINTERNAL for other failures.
+func Open(ctx context.Context, path string) (*Store, error) {
+	const op = "sqlite.Open"
+	if path == "" {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "store path is empty: give the database file, as in sqlite:./nhisync-data/nhisync.db"}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("store path %s is not usable", path), Err: err}
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot create the directory of store %s", path), Err: err}
+	}
+	// A file: URI, so that '?' or '#' in the path stay part of the name.
+	uri := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+	if !strings.HasPrefix(uri, "file:///") {
+		// Windows volume paths need the extra slash (file:///C:/…).
+		uri = "file:///" + strings.TrimPrefix(uri, "file:")
+	}
+	s := &Store{path: path}
+	s.w, err = sql.Open("sqlite", uri+"?"+commonPragmas+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
+	if err != nil {
+		return nil, s.openError(op, err)
+	}
+	// One writer: SQLite allows one anyway, and waiting on the pool is
+	// cheaper and fairer than spinning on SQLITE_BUSY.
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		// Another process may have migrated the same new file at the same
+		// moment; then the second attempt finds nothing left to do.
+		if err2 := s.migrate(ctx); err2 != nil {
+			s.w.Close()
+			return nil, s.openError(op, err)
+		}
+	}
+	s.r, err = sql.Open("sqlite", uri+"?"+commonPragmas+"&_pragma=synchronous(FULL)&_query_only=1")
+	if err != nil {
+		s.w.Close()
+		return nil, s.openError(op, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	s.r.SetConnMaxLifetime(0)
+	s.r.SetConnMaxIdleTime(0)
+	if err := s.r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, s.openError(op, err)
+	}
+	return s, nil
+}
+
+// OpenURL opens the store named by a "sqlite:PATH" URL; it is an
+// nhisync.StoreOpener. It returns EINVALID for another scheme, and what
+// Open returns otherwise.
+func OpenURL(ctx context.Context, storeURL string) (nhisync.Store, error) {
+	path, ok := strings.CutPrefix(storeURL, "sqlite:")
+	if !ok {
+		// The URL is not echoed: another store's URL may hold a password.
+		return nil, nhisync.Errorf(nhisync.EINVALID, "the SQLite store's URL is sqlite:PATH")
+	}
+	return Open(ctx, path)
+}
+
+// migrate applies the embedded migrations that the database lacks.
+func (s *Store) migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	_, err = p.Up(ctx)
+	return err
+}
+
+// openError explains a failure to open the database, naming the path the
+// caller gave (never a DSN).
+func (s *Store) openError(op string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_NOTADB:
+			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("store %s is not a SQLite database", s.path), Err: err}
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY:
+			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot open store %s for reading and writing", s.path), Err: err}
+		case sqlite3.SQLITE_CORRUPT:
+			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("store %s is corrupt", s.path), Err: err}
+		}
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot open store %s", s.path), Err: err}
+}
+
+// Close releases both connection pools, after running PRAGMA optimize as
+// SQLite recommends for long-lived connections. Closing again does
+// nothing. Failures are EINTERNAL.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, s.w.Close())
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = &nhisync.Error{Code: nhisync.EINTERNAL, Op: "sqlite.Close", Message: "closing the store failed", Err: err}
+		}
+	})
+	return s.closeErr
+}
+
+// ExecRaw runs one SQL statement on the writer connection, outside the
+// store's own logic. It is for tests that must show the schema refuses
+// tampering (storetest uses it on the audit log) and for repair tools; the
+// engine never calls it. Errors are EINTERNAL.
+func (s *Store) ExecRaw(ctx context.Context, query string, args ...any) error {
+	if _, err := s.w.ExecContext(ctx, query, args...); err != nil {
+		return internal("sqlite.ExecRaw", err)
+	}
+	return nil
+}
+
+// internal wraps a driver failure as EINTERNAL.
+func internal(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne *nhisync.Error
+	if errors.As(err, &ne) {
+		if ne.Op == "" {
+			ne.Op = op
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "the store operation was canceled", Err: err}
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "store failure", Err: err}
+}
+
+// notFound returns ENOTFOUND for a missing item.
+func notFound(op, what string, id any) error {
+	return &nhisync.Error{Code: nhisync.ENOTFOUND, Op: op, Message: fmt.Sprintf("no %s %v", what, id)}
+}
+
+// sqliteCode returns the extended result code of a SQLite error (0 for
+// other errors).
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}

@@ -1,0 +1,131 @@
+package storetest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+)
+
+// Benchmarks every store runs from its own Benchmark functions, so stores
+// compare on the same work (SPEC §8: PostgreSQL within 1.5 × SQLite).
+// open must return a new, empty store and arrange for it to be closed.
+
+// benchLink returns a link as a pass writes it: six mapped fields, each
+// with its shadow and assertion, and a content hash.
+func benchLink(system string, i int, recordID int64) *nhisync.Link {
+	ext := fmt.Sprintf("%s-%08d", system, i)
+	h := sha256.Sum256([]byte(ext))
+	return &nhisync.Link{
+		System: system, ExternalID: ext, RecordID: recordID, Status: nhisync.LinkLive, Hash: h[:],
+		Fields: map[string]*nhisync.FieldState{
+			"name":           {Shadow: nhisync.Str(ext), Asserted: nhisync.Str(ext), Since: at(1)},
+			"platform":       {Shadow: nhisync.Str("aws"), Asserted: nhisync.Str("aws"), Since: at(1)},
+			"owner":          {Shadow: nhisync.Str("team-payments@example.com"), Asserted: nhisync.Str("team-payments@example.com"), Since: at(2)},
+			"lifecycle":      {Shadow: nhisync.Str("active"), Asserted: nhisync.Str("active"), Since: at(3)},
+			"classification": {Shadow: nhisync.SetOf("pci", "internal"), Asserted: nhisync.SetOf("pci", "internal"), Since: at(4)},
+			"entitlements":   {Shadow: nhisync.SetOf("s3:GetObject", "kms:Decrypt", "sqs:SendMessage"), Asserted: nhisync.SetOf("s3:GetObject", "kms:Decrypt", "sqs:SendMessage"), Since: at(5)},
+		},
+		FirstSeen: at(0), SeenAt: at(10), Modified: at(9),
+	}
+}
+
+// BenchmarkCommitLinks commits batches of 10,000 new links (what a first
+// pass writes per system step) and reports links per second.
+func BenchmarkCommitLinks(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const perBatch = 10000
+	s := open(b)
+	ctx := b.Context()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		batch := &nhisync.Batch{Links: make([]*nhisync.Link, perBatch)}
+		for i := range batch.Links {
+			batch.Links[i] = benchLink("idp", n, 0)
+			n++
+		}
+		b.StartTimer()
+		if err := s.Commit(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "links/s")
+}
+
+// BenchmarkLoadRecords loads 500 records per call, each with three links
+// and some open work, from a store of 20,000, and reports records per
+// second.
+func BenchmarkLoadRecords(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const records, perCall = 20000, 500
+	s := open(b)
+	ctx := b.Context()
+	first, err := s.NewIDs(ctx, 2*records)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for start := 0; start < records; start += 5000 {
+		var batch nhisync.Batch
+		for i := start; i < start+5000; i++ {
+			r := record(first+int64(i), "service_account", fmt.Sprintf("bot-%08d", i))
+			batch.Records = append(batch.Records, r)
+			for _, sys := range []string{"idp", "cmdb", "catalog"} {
+				batch.Links = append(batch.Links, benchLink(sys, i, r.ID))
+			}
+			if i%10 == 0 {
+				batch.Outbox = append(batch.Outbox, &nhisync.OutboxWrite{ID: first + records + int64(i), System: "cmdb",
+					ExternalID: fmt.Sprintf("cmdb-%08d", i), RecordID: r.ID, Kind: r.Kind, Record: r.Name(), Field: "owner",
+					Old: nhisync.Str("a@x"), New: nhisync.Str("b@x"), Status: nhisync.OutboxReady, NextAt: at(1), Created: at(1)})
+			}
+			if i%10 == 5 {
+				batch.Conflicts = append(batch.Conflicts, &nhisync.Conflict{ID: first + records + int64(i), Kind: r.Kind, RecordID: r.ID,
+					Record: r.Name(), Field: "owner", Status: nhisync.StatusOpen, Opened: at(1),
+					Proposals: []nhisync.Proposal{{System: "idp", Value: nhisync.Str("a@x")}, {System: "cmdb", Value: nhisync.Str("b@x")}}})
+			}
+		}
+		if err := s.Commit(ctx, &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ids := make([]int64, perCall)
+	call := 0
+	for b.Loop() {
+		// Spread calls over the store, as a pass that loads changed
+		// records does.
+		base := (call * 7919) % (records - perCall)
+		for i := range ids {
+			ids[i] = first + int64(base+i)
+		}
+		call++
+		got, err := s.LoadRecords(ctx, ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != perCall {
+			b.Fatalf("LoadRecords returned %d records, want %d", len(got), perCall)
+		}
+	}
+	b.ReportMetric(float64(call*perCall)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkAppendAudit commits batches of 10,000 audit entries, which the
+// store seals into the chain, and reports entries per second.
+func BenchmarkAppendAudit(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const perBatch = 10000
+	s := open(b)
+	ctx := b.Context()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		batch := &nhisync.Batch{Audit: make([]*nhisync.AuditEntry, perBatch)}
+		for i := range batch.Audit {
+			batch.Audit[i] = audit(int64(n%5000+1), nhisync.ActAccepted, "owner", nhisync.Str("a@example.com"), nhisync.Str(fmt.Sprintf("b%d@example.com", n)))
+			n++
+		}
+		b.StartTimer()
+		if err := s.Commit(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
+}
