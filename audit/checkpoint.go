@@ -58,8 +58,9 @@ type tree struct {
 // longer hash to its root, or whose entries do not chain (seq contiguous,
 // each hash the hash of its leaf, each prev_hash the previous hash) is
 // refused with ECONFLICT, and `nhisync audit verify` tells what is wrong.
-// When the latest checkpoint already covers the whole log it is returned
-// and nothing new is stored (ECONFLICT if another key signed it). Errors:
+// An empty log without checkpoints returns nil: there is nothing to
+// sign. When the latest checkpoint already covers the whole log it is
+// returned and nothing new is stored (ECONFLICT if another key signed it). Errors:
 // EINVALID without a Signer, ECONFLICT for a damaged log, EUNAVAIL when
 // ctx ends, and the store's codes.
 func (c *Checkpointer) Checkpoint(ctx context.Context, log Log) (*nhisync.Checkpoint, error) {
@@ -77,6 +78,10 @@ func (c *Checkpointer) Checkpoint(ctx context.Context, log Log) (*nhisync.Checkp
 	latest, err := log.LatestCheckpoint(ctx)
 	if err != nil {
 		return nil, wrap(op, err)
+	}
+	if size == 0 && latest == nil {
+		// An empty log has nothing to sign yet.
+		return nil, nil
 	}
 	if latest != nil && latest.Size > size {
 		return nil, &nhisync.Error{Code: nhisync.ECONFLICT, Op: op,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,16 @@ func TestCheckpointRefusesAHeadThatDisagrees(t *testing.T) {
 		if len(m.cps) != 0 {
 			t.Fatal("a checkpoint was stored")
 		}
+	}
+}
+
+func TestCheckpointOfAnEmptyLogIsNil(t *testing.T) {
+	s, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "k"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := Checkpoint(context.Background(), &memLog{}, s)
+	if err != nil || cp != nil {
+		t.Fatalf("Checkpoint of an empty log = %v, %v; want nil, nil", cp, err)
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -30,8 +31,9 @@ type PassOptions struct {
 }
 
 const (
-	leaseName = "pass"
-	metaHLC   = "hlc"
+	leaseName  = "pass"
+	metaHLC    = "hlc"
+	metaConfig = "config"
 )
 
 // pass is the state of one run of the pipeline.
@@ -61,6 +63,8 @@ type pass struct {
 	planned []*nhisync.OutboxWrite
 
 	batch *nhisync.Batch
+	// configChanged is set when the config differs from the last pass's.
+	configChanged bool
 }
 
 // sysRead is what a pass read from one system.
@@ -186,6 +190,13 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 
 // loadState reads the HLC, system states and the golden key index.
 func (p *pass) loadState(ctx context.Context) error {
+	if fp, err := p.e.store.Meta(ctx, metaConfig); err != nil {
+		return err
+	} else if fp != p.e.cfg.Fingerprint {
+		// Decisions from here on follow another config: say so in the log.
+		p.audit(&nhisync.AuditEntry{Action: nhisync.ActConfigLoaded, New: nhisync.Str(p.e.cfg.Fingerprint), Old: nhisync.Str(fp), Reason: "config " + filepathBase(p.e.cfg.Path) + " changed"})
+		p.configChanged = true
+	}
 	if v, err := p.e.store.Meta(ctx, metaHLC); err != nil {
 		return err
 	} else if v != "" {
@@ -374,6 +385,9 @@ func (p *pass) finish(ctx context.Context) error {
 		p.batch.Systems = append(p.batch.Systems, st)
 	}
 	p.batch.Meta = map[string]string{metaHLC: strconv.FormatInt(p.hlc.Last().UnixNano(), 10)}
+	if p.configChanged {
+		p.batch.Meta[metaConfig] = p.e.cfg.Fingerprint
+	}
 	return p.commit(ctx)
 }
 
@@ -419,3 +433,5 @@ func auditTo(b *nhisync.Batch, cfg *nhisync.Config, ev *nhisync.AuditEntry, now 
 	}
 	b.Audit = append(b.Audit, ev)
 }
+
+func filepathBase(p string) string { return filepath.Base(p) }

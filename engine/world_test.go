@@ -21,7 +21,7 @@ import (
 // world is a workspace of real JSON files synced through a real SQLite
 // store, with a fake clock.
 type world struct {
-	t     testing.TB
+	t     tester
 	dir   string
 	cfg   *nhisync.Config
 	store nhisync.Store
@@ -38,7 +38,18 @@ var t0 = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
 // files maps a file name under dir to JSON records.
 func newWorld(t testing.TB, yaml string, files map[string][]map[string]any) *world {
 	t.Helper()
-	dir := t.TempDir()
+	return newWorldIn(t, t.TempDir(), yaml, files)
+}
+
+// tester is what a world needs of *testing.T and *rapid.T.
+type tester interface {
+	Fatalf(format string, args ...any)
+	Fatal(args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
+func newWorldIn(t tester, dir, yaml string, files map[string][]map[string]any) *world {
 	w := &world{t: t, dir: dir, clock: &nhisync.FakeClock{T: t0}}
 	for name, recs := range files {
 		w.put(name, recs)
@@ -69,7 +80,6 @@ func (w *world) closeConns() {
 
 // engine opens every connector afresh and returns an engine.
 func (w *world) engine() *engine.Engine {
-	w.t.Helper()
 	w.closeConns()
 	w.conns = map[string]nhisync.Connector{}
 	for _, name := range w.cfg.SystemNames {
@@ -89,12 +99,10 @@ func (w *world) engine() *engine.Engine {
 
 // sync runs one pass and advances the clock a minute.
 func (w *world) sync() *engine.Summary {
-	w.t.Helper()
 	return w.pass(engine.PassOptions{KeepEvents: true})
 }
 
 func (w *world) pass(opt engine.PassOptions) *engine.Summary {
-	w.t.Helper()
 	sum, err := w.engine().Sync(context.Background(), opt)
 	if err != nil {
 		w.t.Fatalf("sync: %v", err)
@@ -104,7 +112,6 @@ func (w *world) pass(opt engine.PassOptions) *engine.Summary {
 }
 
 func (w *world) put(name string, recs []map[string]any) {
-	w.t.Helper()
 	b, err := json.MarshalIndent(recs, "", "  ")
 	if err != nil {
 		w.t.Fatal(err)
@@ -115,7 +122,6 @@ func (w *world) put(name string, recs []map[string]any) {
 }
 
 func (w *world) get(name string) []map[string]any {
-	w.t.Helper()
 	b, err := os.ReadFile(filepath.Join(w.dir, name))
 	if err != nil {
 		w.t.Fatal(err)
@@ -129,7 +135,6 @@ func (w *world) get(name string) []map[string]any {
 
 // field returns the native value of key in the record with id in file.
 func (w *world) field(file, id, key string) any {
-	w.t.Helper()
 	for _, r := range w.get(file) {
 		if r["id"] == id {
 			return r[key]
@@ -141,7 +146,6 @@ func (w *world) field(file, id, key string) any {
 
 // edit changes one record of a file as a person would.
 func (w *world) edit(file, id string, set map[string]any) {
-	w.t.Helper()
 	recs := w.get(file)
 	found := false
 	for _, r := range recs {
@@ -164,13 +168,11 @@ func (w *world) edit(file, id string, set map[string]any) {
 
 // remove deletes a record from a file.
 func (w *world) remove(file, id string) {
-	w.t.Helper()
 	recs := slices.DeleteFunc(w.get(file), func(r map[string]any) bool { return r["id"] == id })
 	w.put(file, recs)
 }
 
 func (w *world) record(kind string, key ...string) *nhisync.Record {
-	w.t.Helper()
 	rec, err := w.store.RecordByKey(context.Background(), kind, nhisync.NormalizeKey(key))
 	if err != nil {
 		w.t.Fatalf("record %s/%v: %v", kind, key, err)
@@ -179,12 +181,10 @@ func (w *world) record(kind string, key ...string) *nhisync.Record {
 }
 
 func (w *world) golden(kind, field string, key ...string) string {
-	w.t.Helper()
 	return w.record(kind, key...).Value(field).String()
 }
 
 func (w *world) conflicts(status string) []*nhisync.Conflict {
-	w.t.Helper()
 	cs, err := w.store.Conflicts(context.Background(), nhisync.ItemFilter{Status: status})
 	if err != nil {
 		w.t.Fatal(err)
@@ -193,7 +193,6 @@ func (w *world) conflicts(status string) []*nhisync.Conflict {
 }
 
 func (w *world) quarantine(status string) []*nhisync.QuarantineItem {
-	w.t.Helper()
 	qs, err := w.store.QuarantineItems(context.Background(), nhisync.ItemFilter{Status: status})
 	if err != nil {
 		w.t.Fatal(err)
@@ -202,7 +201,6 @@ func (w *world) quarantine(status string) []*nhisync.QuarantineItem {
 }
 
 func (w *world) approvals(status string) []*nhisync.Approval {
-	w.t.Helper()
 	as, err := w.store.Approvals(context.Background(), nhisync.ItemFilter{Status: status})
 	if err != nil {
 		w.t.Fatal(err)
@@ -218,30 +216,6 @@ func actions(sum *engine.Summary) string {
 		b.WriteString(ev.Action + " " + ev.Record + " " + ev.Field + " " + ev.System + " " + ev.New.String() + " (" + ev.Reason + ")\n")
 	}
 	return b.String()
-}
-
-func countAction(sum *engine.Summary, action string) int {
-	n := 0
-	for _, ev := range sum.Events {
-		if ev.Action == action {
-			n++
-		}
-	}
-	return n
-}
-
-// auditActions returns every action in the audit log, in order.
-func (w *world) auditActions() []string {
-	w.t.Helper()
-	var out []string
-	err := w.store.ScanAudit(context.Background(), 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
-		out = append(out, e.Action)
-		return nil
-	})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return out
 }
 
 func keys[M ~map[string]V, V any](m M) []string {
