@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
+	"github.com/nhisync/nhisync/config"
+	"github.com/nhisync/nhisync/engine"
+	"github.com/nhisync/nhisync/sqlite"
+)
+
+// app is a loaded config with its store, connectors and engine.
+type app struct {
+	g      *globals
+	cfg    *nhisync.Config
+	store  nhisync.Store
+	conns  map[string]nhisync.Connector
+	engine *engine.Engine
+	out    *out
+	// progress draws a line on stderr during long passes (nil when off).
+	progress *progress
+}
+
+// loadConfig reads and validates the config; any problem exits 2 before
+// anything else happens.
+func (g *globals) loadConfig() (*nhisync.Config, error) {
+	if _, err := os.Stat(g.config); err != nil && os.IsNotExist(err) {
+		return nil, nhisync.Errorf(nhisync.EINVALID, "no config at %s: run `nhisync init` to write a starter, `nhisync quickstart` for a demo, or pass -c FILE", g.config)
+	}
+	return config.Load(g.config)
+}
+
+// open loads the config and opens the store; with connect it also opens
+// every system's connector.
+func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	a := &app{g: g, cfg: cfg, out: newOut(g.stdout, g.output), conns: map[string]nhisync.Connector{}, progress: newProgress(g.stderr)}
+	a.store, err = sqlite.OpenURL(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	if connect {
+		if err := a.connect(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	a.engine = engine.New(cfg, a.store, a.conns, engine.WithProgress(a.progress.update), engine.WithHolder(holderName()))
+	return a, nil
+}
+
+// connect opens every system's connector. A system that cannot be opened
+// is reported and skipped, so the others go on syncing.
+func (a *app) connect(ctx context.Context) error {
+	for _, name := range a.cfg.SystemNames {
+		sys := a.cfg.Systems[name]
+		d, ok := nhisync.LookupDriver(sys.Connector)
+		if !ok {
+			return nhisync.Errorf(nhisync.EINVALID, "system %s: no connector %q in this build", name, sys.Connector)
+		}
+		c, err := d.Open(ctx, sys, a.cfg.Kinds[sys.Kind])
+		if err != nil {
+			if nhisync.ErrorCode(err) == nhisync.EINVALID {
+				return fmt.Errorf("system %s: %w", name, err)
+			}
+			fmt.Fprintf(a.g.stderr, "nhisync: system %s unavailable, skipped this run: %s\n", name, nhisync.ErrorMessage(err))
+			continue
+		}
+		a.conns[name] = c
+	}
+	return nil
+}
+
+// Close releases the connectors and the store.
+func (a *app) Close() {
+	a.progress.done()
+	for _, c := range a.conns {
+		_ = c.Close()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+}
+
+// checkpoint signs a checkpoint of the audit log after the log grew.
+func (a *app) checkpoint(ctx context.Context) error {
+	signer, err := audit.LoadOrCreateKey(a.cfg.SigningKey, "nhisync")
+	if err != nil {
+		return err
+	}
+	_, err = audit.Checkpoint(ctx, a.store, signer)
+	return err
+}
+
+// actor returns the person acting: --as, else $NHISYNC_ACTOR, else the
+// operating-system user.
+func actor(as string) (string, error) {
+	if as == "" {
+		as = os.Getenv("NHISYNC_ACTOR")
+	}
+	if as == "" {
+		if u, err := user.Current(); err == nil {
+			as = u.Username
+		}
+	}
+	as = strings.TrimSpace(as)
+	if as == "" {
+		return "", usagef("who is acting? pass --as NAME or set NHISYNC_ACTOR")
+	}
+	return as, nil
+}
+
+func holderName() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
+}
+
+// progress shows a pass's progress on stderr when it is a terminal and
+// the pass has run for more than a second.
+type progress struct {
+	mu    sync.Mutex
+	f     *os.File
+	start time.Time
+	shown bool
+}
+
+func newProgress(w io.Writer) *progress {
+	f, ok := w.(*os.File)
+	if !ok || !isatty.IsTerminal(f.Fd()) {
+		return nil
+	}
+	return &progress{f: f, start: time.Now()}
+}
+
+// update draws the progress line.
+func (p *progress) update(e engine.Progress) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.start) < time.Second {
+		return
+	}
+	p.shown = true
+	line := e.Stage
+	if e.System != "" {
+		line += " " + e.System
+	}
+	line += fmt.Sprintf(": %d", e.Done)
+	if e.Total > 0 {
+		line += fmt.Sprintf("/%d", e.Total)
+	}
+	fmt.Fprintf(p.f, "\r\x1b[K%s", line)
+}
+
+// done clears the progress line.
+func (p *progress) done() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.f, "\r\x1b[K")
+		p.shown = false
+	}
+}

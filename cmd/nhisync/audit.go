@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
+)
+
+func auditCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "The verifiable audit log: verify, proof, consistency, key, export",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(auditVerifyCmd(g), auditProofCmd(g), auditConsistencyCmd(g), auditKeyCmd(g), auditExportCmd(g))
+	return cmd
+}
+
+// verifierKey returns the key to check checkpoints with: --key, else the
+// configured signing key's verifier.
+func verifierKey(a *app, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if _, err := os.Stat(a.cfg.SigningKey); err != nil {
+		return "", nhisync.Errorf(nhisync.EINVALID, "no signing key at %s: nhisync creates it on the first sync, or pass --key VERIFIER", a.cfg.SigningKey)
+	}
+	s, err := audit.LoadOrCreateKey(a.cfg.SigningKey, "nhisync")
+	if err != nil {
+		return "", err
+	}
+	return s.VerifierKey(), nil
+}
+
+func auditVerifyCmd(g *globals) *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the hash chain, the Merkle tree and every checkpoint signature",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			vk, err := verifierKey(a, key)
+			if err != nil {
+				return err
+			}
+			rep, err := audit.Verify(cmd.Context(), a.store, vk)
+			if err != nil {
+				return err
+			}
+			if a.out.json {
+				if err := a.out.JSON(rep); err != nil {
+					return err
+				}
+			} else if rep.OK {
+				a.out.Printf("%s: %d entries chain, hash to root %s, and %d signed checkpoints verify (latest covers %d entries).\n",
+					a.out.green("audit log OK"), rep.Entries, rep.Root, rep.Checkpoints, rep.Signed)
+			}
+			if !rep.OK {
+				return nhisync.Errorf(nhisync.ECONFLICT, "audit log verification FAILED: %s", rep.Problem)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "verifier key to trust (signed-note form; default: the configured signing key's)")
+	return cmd
+}
+
+func auditProofCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "proof SEQ",
+		Short: "Print an RFC 6962 inclusion proof of one entry in the latest signed checkpoint",
+		Args:  exactArgs(1, "SEQ"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || seq <= 0 {
+				return usagef("SEQ must be a positive number, got %q", args[0])
+			}
+			a, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			p, err := audit.InclusionProof(cmd.Context(), a.store, seq, nil)
+			if err != nil {
+				return err
+			}
+			if a.out.json {
+				return a.out.JSON(p)
+			}
+			a.out.Printf("entry %d (leaf %d) is in the tree of %d entries with root %x\n", p.Seq, p.LeafIndex, p.TreeSize, p.RootHash)
+			a.out.Printf("leaf hash %x\n", p.LeafHash)
+			for i, h := range p.Hashes {
+				a.out.Printf("  proof[%d] %x\n", i, h)
+			}
+			a.out.Printf("\n%s", p.Checkpoint)
+			return nil
+		},
+	}
+}
+
+func auditConsistencyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "consistency OLD NEW",
+		Short: "Prove the log of OLD entries is a prefix of the log of NEW entries",
+		Args:  exactArgs(2, "OLD NEW"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			old, err1 := strconv.ParseInt(args[0], 10, 64)
+			nw, err2 := strconv.ParseInt(args[1], 10, 64)
+			if err1 != nil || err2 != nil {
+				return usagef("OLD and NEW must be tree sizes (numbers)")
+			}
+			a, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			c, err := audit.ConsistencyProof(cmd.Context(), a.store, old, nw)
+			if err != nil {
+				return err
+			}
+			if a.out.json {
+				return a.out.JSON(c)
+			}
+			a.out.Printf("tree %d (root %x) is a prefix of tree %d (root %x)\n", c.OldSize, c.OldRoot, c.NewSize, c.NewRoot)
+			for i, h := range c.Hashes {
+				a.out.Printf("  proof[%d] %x\n", i, h)
+			}
+			return nil
+		},
+	}
+}
+
+func auditKeyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "key",
+		Short: "Print the verifier key (signed-note form) that checks nhisync's checkpoints",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			s, err := audit.LoadOrCreateKey(cfg.SigningKey, "nhisync")
+			if err != nil {
+				return err
+			}
+			o := newOut(g.stdout, g.output)
+			if o.json {
+				return o.JSON(map[string]string{"verifier_key": s.VerifierKey(), "origin": s.Origin()})
+			}
+			o.Printf("%s\n", s.VerifierKey())
+			return nil
+		},
+	}
+}
+
+func auditExportCmd(g *globals) *cobra.Command {
+	var from, to int64
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write the audit log as JSONL, one entry per line",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			w := bufio.NewWriter(g.stdout)
+			if err := audit.Export(cmd.Context(), a.store, w, from, to); err != nil {
+				return err
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().Int64Var(&from, "from", 1, "first seq")
+	cmd.Flags().Int64Var(&to, "to", 0, "stop before this seq (0: to the end)")
+	return cmd
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/config"
+)
+
+func checkCmd(g *globals) *cobra.Command {
+	var connect bool
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the config; with --connect also reach every system",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			o := newOut(g.stdout, g.output)
+			type sysResult struct {
+				Connector string `json:"connector"`
+				OK        bool   `json:"ok"`
+				Error     string `json:"error,omitempty"`
+			}
+			res := map[string]*sysResult{}
+			failed := 0
+			if connect {
+				for _, name := range cfg.SystemNames {
+					sys := cfg.Systems[name]
+					r := &sysResult{Connector: sys.Connector, OK: true}
+					res[name] = r
+					d, _ := nhisync.LookupDriver(sys.Connector)
+					c, err := d.Open(cmd.Context(), sys, cfg.Kinds[sys.Kind])
+					if err == nil {
+						if ch, ok := c.(nhisync.Checker); ok {
+							err = ch.Check(cmd.Context())
+						}
+						_ = c.Close()
+					}
+					if err != nil {
+						r.OK, r.Error = false, nhisync.ErrorMessage(err)
+						failed++
+					}
+				}
+			}
+			if o.json {
+				if err := o.JSON(map[string]any{"ok": failed == 0, "config": cfg.Path, "kinds": cfg.KindNames, "systems": cfg.SystemNames, "connect": res}); err != nil {
+					return err
+				}
+			} else {
+				o.Printf("%s: %s — %d kinds, %d systems\n", o.green("config OK"), cfg.Path, len(cfg.KindNames), len(cfg.SystemNames))
+				if connect {
+					var rows [][]string
+					for _, name := range cfg.SystemNames {
+						r := res[name]
+						state := "reachable"
+						if !r.OK {
+							state = "FAILED: " + r.Error
+						}
+						rows = append(rows, []string{name, r.Connector, state})
+					}
+					o.StyledTable([]string{"system", "connector", "connect"}, rows, func(r, c int) string {
+						if c == 2 && !res[rows[r][0]].OK {
+							return ansiRed
+						}
+						return ""
+					})
+				}
+			}
+			if failed > 0 {
+				return nhisync.Errorf(nhisync.EUNAVAIL, "%d of %d systems could not be reached", failed, len(cfg.SystemNames))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&connect, "connect", false, "also reach every system")
+	return cmd
+}
+
+func initCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write a commented starter nhisync.yaml",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := g.config
+			if _, err := os.Stat(path); err == nil && !force {
+				return nhisync.Errorf(nhisync.EINVALID, "%s already exists; edit it, or pass --force to replace it", path)
+			}
+			if dir := filepath.Dir(path); dir != "." {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return fmt.Errorf("create %s: %w", dir, err)
+				}
+			}
+			if err := os.WriteFile(path, config.Starter(), 0o644); err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+			o := newOut(g.stdout, g.output)
+			if o.json {
+				return o.JSON(map[string]string{"config": path})
+			}
+			o.Printf("Wrote %s. Edit its systems, then run `nhisync check --connect` and `nhisync plan`.\n", path)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
+	return cmd
+}

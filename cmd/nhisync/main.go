@@ -1,0 +1,147 @@
+// Command nhisync keeps the governance records of non-human identities in
+// step across the systems that hold them. This package wires the config,
+// store, connectors and engine together: one file per command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nhisync/nhisync"
+	_ "github.com/nhisync/nhisync/connector/file"
+	_ "github.com/nhisync/nhisync/connector/sql"
+)
+
+// Exit codes (SPEC §6).
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitInvalid = 2
+)
+
+// globals are the flags every command has.
+type globals struct {
+	config string
+	output string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var usage *usageError
+	switch {
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "nhisync: %v\n", err)
+		return exitInvalid
+	case nhisync.ErrorCode(err) == nhisync.EINVALID:
+		fmt.Fprintf(stderr, "nhisync: %s\n", nhisync.ErrorMessage(err))
+		return exitInvalid
+	default:
+		fmt.Fprintf(stderr, "nhisync: %s\n", nhisync.ErrorMessage(err))
+		return exitFailed
+	}
+}
+
+// usageError marks bad command-line usage (exit 2).
+type usageError struct{ err error }
+
+func (u *usageError) Error() string { return u.err.Error() }
+func (u *usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Errorf(format, args...)} }
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "nhisync",
+		Short: "Keep non-human identity records in step across the systems that hold them",
+		Long: `nhisync keeps the governance records of non-human identities (service accounts,
+API keys, OAuth apps, tokens, workloads, AI agents) aligned across a CMDB, a
+data catalog, an identity provider, a policy engine and more, in both
+directions. Per-field source-of-truth rules decide which change wins,
+validation stops bad values, people approve what policy says they must, and
+every step lands in a verifiable audit log.
+
+Start with:  nhisync quickstart`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Args and RunE make an unknown command bad usage (exit 2): left to
+		// cobra it is a plain error, which would exit 1.
+		Args: unknownCommand,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.output != "table" && g.output != "json" {
+				return usagef("-o/--output must be table or json, not %q", g.output)
+			}
+			return nil
+		},
+	}
+	def := os.Getenv("NHISYNC_CONFIG")
+	if def == "" {
+		def = "nhisync.yaml"
+	}
+	root.SuggestionsMinimumDistance = 2
+	root.PersistentFlags().StringVarP(&g.config, "config", "c", def, "config file (env NHISYNC_CONFIG)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		quickstartCmd(g), initCmd(g), checkCmd(g), planCmd(g), syncCmd(g),
+		recordsCmd(g), showCmd(g), historyCmd(g), explainCmd(g),
+		conflictsCmd(g), quarantineCmd(g), approvalsCmd(g), auditCmd(g),
+	)
+	return root
+}
+
+// unknownCommand refuses a word that names no command, suggesting the
+// nearest one.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	hint := "; run `nhisync --help` for the commands"
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return usagef("unknown command %q%s", args[0], hint)
+}
+
+// noArgs refuses positional arguments as bad usage.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// exactArgs requires n positional arguments.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("usage: %s %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nhisync/nhisync/engine"
+)
+
+func syncCmd(g *globals) *cobra.Command {
+	var incremental bool
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Run one full pass: read every system, decide, write, audit",
+		Long: `Run one pass: send queued writes, read every system, decide every change by
+the config's rules, commit the decisions with the audit log, then write the
+golden values to every system that is behind. A second pass with no outside
+change writes nothing.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{Incremental: incremental})
+			a.progress.done()
+			if err != nil {
+				return err
+			}
+			if err := a.checkpoint(cmd.Context()); err != nil {
+				return err
+			}
+			if a.out.json {
+				return a.out.JSON(sum)
+			}
+			printSummary(a, sum)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&incremental, "incremental", false, "read systems that offer a change cursor only since their last read (vanished records are detected by full passes)")
+	return cmd
+}
+
+// printSummary prints a pass's counts and per-system table.
+func printSummary(a *app, sum *engine.Summary) {
+	o := a.out
+	verb := "Synced"
+	if sum.DryRun {
+		verb = "Planned"
+	}
+	o.Printf("%s %d records in %s\n", o.bold(verb), sum.Records, (time.Duration(sum.DurationMS) * time.Millisecond).String())
+	o.Printf("  created %d, linked %d, accepted %d, refused %d, merged %d, quarantined %s, conflicts opened %s, approvals requested %s\n",
+		sum.Created, sum.Linked, sum.Accepted, sum.Refused, sum.Merged,
+		warnNum(o, sum.Quarantined), warnNum(o, sum.ConflictsOpened), warnNum(o, sum.ApprovalsRequested))
+	if sum.Unmatched+sum.Disputed+sum.Retired > 0 {
+		o.Printf("  unmatched %d, disputed %d, retired %d\n", sum.Unmatched, sum.Disputed, sum.Retired)
+	}
+	var rows [][]string
+	for _, name := range a.cfg.SystemNames {
+		s := sum.Systems[name]
+		if s == nil {
+			continue
+		}
+		failed := strconv.Itoa(s.Failed)
+		note := s.Error
+		if s.Stale > 0 {
+			note = fmt.Sprintf("%d stale (changed meanwhile; re-read next pass) %s", s.Stale, note)
+		}
+		written := strconv.Itoa(s.Written)
+		if sum.DryRun {
+			written = "-"
+		}
+		rows = append(rows, []string{name, s.Mode, strconv.Itoa(s.Read), strconv.Itoa(s.Changed), strconv.Itoa(s.Planned), written, failed, strconv.Itoa(s.Held), note})
+	}
+	o.StyledTable([]string{"system", "mode", "read", "changed", "planned", "written", "failed", "held", "note"}, rows, func(r, c int) string {
+		switch {
+		case c == 6 && rows[r][6] != "0":
+			return ansiRed
+		case c == 7 && rows[r][7] != "0":
+			return ansiYellow
+		case c == 8:
+			return ansiDim
+		}
+		return ""
+	})
+}
+
+func warnNum(o *out, n int) string {
+	if n == 0 {
+		return "0"
+	}
+	return o.yellow(strconv.Itoa(n))
+}
