@@ -317,7 +317,9 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 				return nil
 			}
 			hd.seen = true
-			if hd.status == nhisync.LinkLive && string(hd.hash) == string(h) {
+			// Unchanged: nothing to do. (Unchanged unmatched and disputed
+			// records are re-correlated by restageStrays.)
+			if hd.status != nhisync.LinkGone && string(hd.hash) == string(h) {
 				return nil
 			}
 		} else {
