@@ -18,17 +18,18 @@ const applyChunk = 500
 func (e *Engine) Drain(ctx context.Context) (*Summary, error) {
 	sum := newSummary(e.cfg, false)
 	now := e.clock.Now().UTC()
-	if err := e.drain(ctx, sum, now); err != nil {
+	if err := e.drain(ctx, sum, now, nil); err != nil {
 		return nil, err
 	}
 	return sum, e.updateHealth(ctx, sum, now)
 }
 
-func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time) error {
+// drain applies due ready writes to every system not in skip.
+func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool) error {
 	for _, name := range e.cfg.SystemNames {
 		conn := e.conns[name]
 		sys := e.cfg.Systems[name]
-		if conn == nil || !sys.Direction.Writes() {
+		if conn == nil || !sys.Direction.Writes() || skip[name] {
 			continue
 		}
 		rows, err := e.store.OutboxWrites(ctx, name, nhisync.OutboxReady, now, 0)
@@ -214,6 +215,19 @@ func linkHash(sys *nhisync.System, fp string, l *nhisync.Link) []byte {
 	return contentHash(fp, values)
 }
 
+// pause is how long a degraded system rests after its n-th failed pass:
+// its poll interval doubling per failure, at most an hour.
+func pause(sys *nhisync.System, n int) time.Duration {
+	d := 30 * time.Second
+	if sys != nil && sys.Poll > 0 {
+		d = sys.Poll
+	}
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
 // updateHealth marks systems degraded when their calls mostly failed this
 // pass, pausing them with backoff, and recovers them when calls succeed.
 func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) error {
@@ -239,7 +253,7 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) 
 		switch {
 		case ss.ReadFailed || writesFailed:
 			st.Failures++
-			st.PausedUntil = now.Add(backoff(st.Failures) * 30)
+			st.PausedUntil = now.Add(pause(e.cfg.Systems[name], st.Failures))
 			if ss.Error != "" {
 				st.LastError = ss.Error
 			}

@@ -398,7 +398,12 @@ func (rc *recCtx) decideField(f *nhisync.Field, ps []*prop) error {
 	var changing []*prop
 	for _, p := range checked {
 		if p.Value.Equal(gv) {
-			p.fs.Shadow = p.Value // the system came round to the golden value
+			// The system came round to the golden value: an observation
+			// that changed it, worth a line unless the link is new.
+			p.fs.Shadow = p.Value
+			if !p.link.FirstSeen.Equal(rc.d.now) {
+				rc.audit(&nhisync.AuditEntry{Action: nhisync.ActObserved, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, New: p.Value, Reason: "agrees with the golden value"})
+			}
 			continue
 		}
 		changing = append(changing, p)

@@ -65,6 +65,8 @@ type pass struct {
 	batch *nhisync.Batch
 	// configChanged is set when the config differs from the last pass's.
 	configChanged bool
+	// paused lists degraded systems resting this pass.
+	paused map[string]bool
 }
 
 // sysRead is what a pass read from one system.
@@ -155,7 +157,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused); err != nil {
 			return nil, err
 		}
 	}
@@ -172,7 +174,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused); err != nil {
 			return nil, err
 		}
 		if err := p.e.updateHealth(ctx, p.sum, p.now); err != nil {
@@ -212,9 +214,17 @@ func (p *pass) loadState(ctx context.Context) error {
 	for _, s := range states {
 		p.systems[s.Name] = s
 	}
+	p.paused = map[string]bool{}
 	for _, name := range p.e.cfg.SystemNames {
-		if p.systems[name] == nil {
-			p.systems[name] = &nhisync.SystemState{Name: name, Health: nhisync.HealthOK}
+		st := p.systems[name]
+		if st == nil {
+			st = &nhisync.SystemState{Name: name, Health: nhisync.HealthOK}
+			p.systems[name] = st
+		}
+		// A degraded system rests until its backoff has passed: neither
+		// read nor written, while the others go on.
+		if p.opt.RespectPause && st.Health == nhisync.HealthDegraded && p.now.Before(st.PausedUntil) {
+			p.paused[name] = true
 		}
 	}
 	for _, k := range p.e.cfg.KindNames {
@@ -243,8 +253,8 @@ func (p *pass) observe(ctx context.Context) error {
 			continue
 		}
 		st := p.systems[name]
-		if p.opt.RespectPause && st.Health == nhisync.HealthDegraded && p.now.Before(st.PausedUntil) {
-			p.sum.sys(name).Error = "paused after failures until " + st.PausedUntil.Format(time.RFC3339)
+		if p.paused[name] {
+			p.sum.sys(name).Error = fmt.Sprintf("paused after %d failed passes until %s", st.Failures, st.PausedUntil.Format(time.RFC3339))
 			continue
 		}
 		r, err := p.readSystem(ctx, sys, conn, st)

@@ -328,3 +328,45 @@ func TestExplainAndWhatIf(t *testing.T) {
 		t.Fatalf("what-if = %d %+v", n, changes)
 	}
 }
+
+func TestDegradedSystemRestsWithBackoff(t *testing.T) {
+	w := newWorld(t, baseConfig+"    poll: 10m\n", map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot"), sa("i2", "aws", "bot2")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x"), sa("c2", "aws", "bot2", "owner", "a@x")},
+		"catalog.json": {sa("k1", "aws", "bot"), sa("k2", "aws", "bot2")},
+	})
+	calls := 0
+	down := true
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name != "catalog" {
+			return c
+		}
+		return &countingApply{failingApply: failingApply{Connector: c, fail: down}, calls: &calls}
+	}
+	opt := engine.PassOptions{RespectPause: true}
+	w.pass(opt) // fails: catalog degraded, paused for its poll interval
+	calls = 0
+	sum := w.pass(opt) // a minute later: still resting (its poll, 10m)
+	if calls != 0 || sum.Systems["catalog"].Mode != "skipped" {
+		t.Fatalf("paused system was called: %d calls, %+v", calls, sum.Systems["catalog"])
+	}
+	if sum.Systems["idp"].Mode != "full" {
+		t.Fatalf("other systems did not go on: %+v", sum.Systems["idp"])
+	}
+	down = false
+	w.clock.Advance(2 * time.Hour)
+	w.pass(opt)
+	if got := w.field("catalog.json", "k1", "steward"); got != "a@x" {
+		t.Fatalf("after the backoff the system was not tried again: %v", got)
+	}
+}
+
+type countingApply struct {
+	failingApply
+	calls *int
+}
+
+func (c *countingApply) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	*c.calls++
+	return c.failingApply.Apply(ctx, ws)
+}
