@@ -128,6 +128,9 @@ type Store interface {
 	// now+ttl; it returns false when another holder has it.
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// Lease returns who holds the named lease and until when ("" and the
+	// zero time when nobody does).
+	Lease(ctx context.Context, name string) (holder string, expires time.Time, err error)
 
 	Close() error
 }

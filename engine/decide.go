@@ -138,6 +138,10 @@ func (p *pass) decider() *decider {
 // decideRecord applies one pass's observations of a record.
 func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record, w *recWork) error {
 	rc := d.newRecCtx(ctx, rec)
+	if w.isNew && rec.Key == "" {
+		// Name the new record before its first audit entries.
+		rc.setKeyFromObservations(w.obs[0])
+	}
 	observed := map[string]*staged{}
 	for i, st := range w.obs {
 		r := p.reads[st.system]
@@ -172,9 +176,6 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 				})
 			}
 		}
-	}
-	if w.isNew && rec.Key == "" {
-		rc.setKeyFromObservations(w.obs[0])
 	}
 	for _, sys := range w.vanished {
 		rc.vanish(sys)

@@ -30,6 +30,9 @@ type Engine struct {
 	progress func(Progress)
 	holder   string
 	batch    int
+	// deadHolder tells whether a lease holder is a process known to be
+	// gone, so its lease can be taken over at once.
+	deadHolder func(holder string) bool
 }
 
 // Progress reports a pass's progress.
@@ -54,6 +57,11 @@ func WithProgress(f func(Progress)) Option { return func(e *Engine) { e.progress
 
 // WithHolder names this process for leases (default "nhisync").
 func WithHolder(h string) Option { return func(e *Engine) { e.holder = h } }
+
+// WithDeadHolder lets the engine take over a lease whose holder is known
+// to be gone (a killed process on this host) instead of waiting for it to
+// expire.
+func WithDeadHolder(f func(holder string) bool) Option { return func(e *Engine) { e.deadHolder = f } }
 
 // WithBatchSize sets how many records one store transaction decides
 // (default 500).
@@ -158,4 +166,32 @@ func (a *ids) get(ctx context.Context) (int64, error) {
 	a.next++
 	a.remain--
 	return id, nil
+}
+
+// acquireLease takes the named lease, taking it over from a holder known
+// to be dead. It returns ECONFLICT when another live process holds it.
+func (e *Engine) acquireLease(ctx context.Context, name string, now time.Time, ttl time.Duration, busy string) error {
+	ok, err := e.store.AcquireLease(ctx, name, e.holder, now, ttl)
+	if err != nil {
+		return err
+	}
+	if !ok && e.deadHolder != nil {
+		holder, _, err := e.store.Lease(ctx, name)
+		if err != nil {
+			return err
+		}
+		if holder != "" && holder != e.holder && e.deadHolder(holder) {
+			e.log.Warn("taking over the lease of a process that is gone", "lease", name, "holder", holder)
+			if err := e.store.ReleaseLease(ctx, name, holder); err != nil {
+				return err
+			}
+			if ok, err = e.store.AcquireLease(ctx, name, e.holder, now, ttl); err != nil {
+				return err
+			}
+		}
+	}
+	if !ok {
+		return nhisync.Errorf(nhisync.ECONFLICT, "%s", busy)
+	}
+	return nil
 }

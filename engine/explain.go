@@ -79,7 +79,7 @@ func (e *Engine) Explain(ctx context.Context, kind, matchKey, field string) (*Ex
 		if fs != nil {
 			a.Value, a.Shadow, a.Since, a.SourceTime = fs.Asserted, fs.Shadow, fs.Since, fs.SourceTime
 		}
-		a.State = assertionState(rec, sys, l, field, fs)
+		a.State = assertionState(rec, k, sys, l, field, fs)
 		x.Assertions = append(x.Assertions, a)
 	}
 	sort.SliceStable(x.Assertions, func(i, j int) bool {
@@ -109,7 +109,7 @@ func (e *Engine) Explain(ctx context.Context, kind, matchKey, field string) (*Ex
 	return x, nil
 }
 
-func assertionState(rec *nhisync.Record, sys *nhisync.System, l *nhisync.Link, field string, fs *nhisync.FieldState) string {
+func assertionState(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, l *nhisync.Link, field string, fs *nhisync.FieldState) string {
 	if l.Status != nhisync.LinkLive {
 		return string(l.Status)
 	}
@@ -146,6 +146,9 @@ func assertionState(rec *nhisync.Record, sys *nhisync.System, l *nhisync.Link, f
 	}
 	if !sys.Writes(field) {
 		return "differs (read-only)"
+	}
+	if sys.ID == "" && k.IsMatch(field) {
+		return "differs (identifies the record there)"
 	}
 	return "behind"
 }
@@ -328,3 +331,4 @@ func (c Choice) String() string {
 	}
 	return fmt.Sprintf("%q from %s (%s)", c.Value.String(), c.Source, c.Rule)
 }
+

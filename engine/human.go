@@ -17,12 +17,8 @@ const humanLeaseTTL = time.Minute
 // with a pass deciding the same record.
 func (e *Engine) act(ctx context.Context, f func(d *decider) error) error {
 	now := e.clock.Now().UTC()
-	ok, err := e.store.AcquireLease(ctx, leaseName, e.holder, now, humanLeaseTTL)
-	if err != nil {
+	if err := e.acquireLease(ctx, leaseName, now, humanLeaseTTL, "a sync pass is running on this store; try again when it ends"); err != nil {
 		return err
-	}
-	if !ok {
-		return nhisync.Errorf(nhisync.ECONFLICT, "a sync pass is running on this store; try again when it ends")
 	}
 	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
 	var planned []*nhisync.OutboxWrite

@@ -23,7 +23,8 @@ type PassOptions struct {
 	RespectPause bool
 	// Systems limits reading to these systems (nil: all).
 	Systems []string
-	// LeaseTTL is how long the pass lease lasts (default 10m).
+	// LeaseTTL is how long the pass lease lasts unless renewed; a running
+	// pass renews it every third of it (default 2m).
 	LeaseTTL time.Duration
 	// KeepEvents keeps the pass's decisions in Summary.Events (always
 	// kept in a dry run).
@@ -67,6 +68,9 @@ type pass struct {
 	configChanged bool
 	// paused lists degraded systems resting this pass.
 	paused map[string]bool
+	// leaseTTL and leaseAt keep the pass lease renewed.
+	leaseTTL time.Duration
+	leaseAt  time.Time
 }
 
 // sysRead is what a pass read from one system.
@@ -140,17 +144,14 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		batch:   &nhisync.Batch{},
 	}
 	if !p.dry {
-		ttl := opt.LeaseTTL
-		if ttl == 0 {
-			ttl = 10 * time.Minute
+		p.leaseTTL = opt.LeaseTTL
+		if p.leaseTTL == 0 {
+			p.leaseTTL = 2 * time.Minute
 		}
-		ok, err := e.store.AcquireLease(ctx, leaseName, e.holder, p.now, ttl)
-		if err != nil {
+		if err := e.acquireLease(ctx, leaseName, p.now, p.leaseTTL, "another nhisync process is running a pass on this store; wait for it to finish"); err != nil {
 			return nil, err
 		}
-		if !ok {
-			return nil, nhisync.Errorf(nhisync.ECONFLICT, "another nhisync process is running a pass on this store; wait for it to finish")
-		}
+		p.leaseAt = start
 		defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
 	}
 	if err := p.loadState(ctx); err != nil {
@@ -422,6 +423,24 @@ func (p *pass) commit(ctx context.Context) error {
 	if err := p.e.store.Commit(ctx, b); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	return p.renewLease(ctx)
+}
+
+// renewLease keeps the pass lease while a long pass runs; a pass that
+// lost it stops rather than race another process.
+func (p *pass) renewLease(ctx context.Context) error {
+	now := p.e.clock.Now()
+	if now.Sub(p.leaseAt) < p.leaseTTL/3 {
+		return nil
+	}
+	ok, err := p.e.store.AcquireLease(ctx, leaseName, p.e.holder, now, p.leaseTTL)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nhisync.Errorf(nhisync.ECONFLICT, "the pass lost its lease to another process (was it paused for more than %s?); run sync again", p.leaseTTL)
+	}
+	p.leaseAt = now
 	return nil
 }
 

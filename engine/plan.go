@@ -79,6 +79,10 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 	switch {
 	case cur.Equal(gv):
 		blocked = "in step"
+	case rc.kind.IsMatch(field) && sys.ID == "":
+		// The system names its records by their match values: writing one
+		// would change the record's id there. It keeps its own spelling.
+		blocked = "identifies the record"
 	case rc.openConflict(field) != nil:
 		blocked = "conflict open"
 	case rc.openQuarantine(field, sys.Name):

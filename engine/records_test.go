@@ -370,3 +370,50 @@ func (c *countingApply) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisyn
 	*c.calls++
 	return c.failingApply.Apply(ctx, ws)
 }
+
+func TestLeaseOfADeadHolderIsTakenOver(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": {}, "catalog.json": {}})
+	ctx := context.Background()
+	if ok, err := w.store.AcquireLease(ctx, "pass", "ghost", w.clock.Now(), time.Hour); err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	if _, err := w.engine().Sync(ctx, engine.PassOptions{}); nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+		t.Fatalf("sync while another holds the lease: %v", err)
+	}
+	e := engine.New(w.cfg, w.store, w.conns, engine.WithClock(w.clock), engine.WithDeadHolder(func(h string) bool { return h == "ghost" }))
+	if _, err := e.Sync(ctx, engine.PassOptions{}); err != nil {
+		t.Fatalf("sync did not take over a dead holder's lease: %v", err)
+	}
+	if h, _, _ := w.store.Lease(ctx, "pass"); h != "" {
+		t.Fatalf("lease still held by %q after the pass", h)
+	}
+}
+
+func TestMatchFieldsAreNotWrittenWhereTheyAreTheID(t *testing.T) {
+	const cfg = `version: 1
+store: sqlite:./state/nhisync.db
+kinds:
+  sa:
+    match: [platform, name]
+    create_from: [idp]
+    fields:
+      name:     { type: string }
+      platform: { type: string }
+      owner:    { type: string }
+systems:
+  idp:     { connector: file, path: idp.json, kind: sa, id: id, fields: { name: name, platform: platform, owner: owner } }
+  catalog: { connector: file, path: catalog.json, kind: sa, fields: { name: name, platform: platform, owner: owner } }
+`
+	w := newWorld(t, cfg, map[string][]map[string]any{
+		"idp.json":     {{"id": "1", "platform": "aws", "name": "Bot", "owner": "a@x"}},
+		"catalog.json": {{"platform": "aws", "name": "bot"}},
+	})
+	w.sync()
+	cat := w.get("catalog.json")
+	if cat[0]["name"] != "bot" || cat[0]["owner"] != "a@x" {
+		t.Fatalf("catalog = %v: the name identifies it there and must stay, the owner must be written", cat[0])
+	}
+	if sum := w.sync(); sum.Linked+sum.WritesPlanned != 0 || sum.Systems["catalog"].Changed != 0 {
+		t.Fatalf("second pass not quiet\n%s", actions(sum))
+	}
+}

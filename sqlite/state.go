@@ -62,3 +62,22 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	}
 	return nil
 }
+
+// Lease returns the holder and expiry of the named lease, "" and the zero
+// time when nobody holds it. Storage failures are EINTERNAL.
+func (s *Store) Lease(ctx context.Context, name string) (string, time.Time, error) {
+	const op = "sqlite.Lease"
+	var holder, expires string
+	err := s.r.QueryRowContext(ctx, `SELECT holder, expires FROM leases WHERE name = ?`, name).Scan(&holder, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, internal(op, err)
+	}
+	t, err := parseTime(expires)
+	if err != nil {
+		return "", time.Time{}, internal(op, err)
+	}
+	return holder, t, nil
+}

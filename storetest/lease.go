@@ -49,6 +49,12 @@ func testLeases(t *testing.T, s nhisync.Store) {
 			t.Errorf("step %d (%s): AcquireLease(%s, %s) = %v, want %v", i, st.what, st.lease, st.holder, got, st.want)
 		}
 	}
+	if h, exp, err := s.Lease(ctx, "feed/idp"); err != nil || h != "a" || !exp.Equal(at(18).Add(ttl)) {
+		t.Errorf("Lease(feed/idp) = %q, %v, %v; want a until %v", h, exp, err, at(18).Add(ttl))
+	}
+	if h, exp, err := s.Lease(ctx, "nope"); err != nil || h != "" || !exp.IsZero() {
+		t.Errorf("Lease(nope) = %q, %v, %v; want nobody", h, exp, err)
+	}
 	for _, bad := range []struct {
 		lease, holder string
 		ttl           time.Duration

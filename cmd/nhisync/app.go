@@ -58,7 +58,7 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 			return nil, err
 		}
 	}
-	a.engine = engine.New(cfg, a.store, a.conns, engine.WithProgress(a.progress.update), engine.WithHolder(holderName()))
+	a.engine = engine.New(cfg, a.store, a.conns, engine.WithProgress(a.progress.update), engine.WithHolder(holderName()), engine.WithDeadHolder(deadHolder))
 	return a, nil
 }
 
