@@ -364,15 +364,41 @@ func (rc *recCtx) decideField(f *nhisync.Field, ps []*prop) error {
 	for _, p := range ps {
 		p.fs.Report = nil
 	}
-	// Who may set the field.
-	valid := ps[:0:0]
+	// Who may set the field. Proposals from systems that may not are heard
+	// once the field is decided, against the value that then stands.
+	var valid, notAllowed []*prop
 	for _, p := range ps {
-		if !f.Allowed(p.System) {
-			rc.refuse(f, p, gv, fmt.Sprintf("authority: %s may not set %s (authority: %s)", p.System, f.Name, strings.Join(f.Authority, ", ")))
+		if f.Allowed(p.System) {
+			valid = append(valid, p)
+		} else {
+			notAllowed = append(notAllowed, p)
+		}
+	}
+	if err := rc.decideAllowed(f, g, gv, valid); err != nil {
+		return err
+	}
+	final := rc.rec.Value(f.Name)
+	for _, p := range notAllowed {
+		if p.Value.Equal(final) {
+			rc.agree(f, p)
 			continue
 		}
-		valid = append(valid, p)
+		rc.refuse(f, p, final, fmt.Sprintf("authority: %s may not set %s (authority: %s)", p.System, f.Name, strings.Join(f.Authority, ", ")))
 	}
+	return nil
+}
+
+// agree hears a proposal equal to the golden value: the system came round
+// to it. Worth a line in the audit log unless the link is new.
+func (rc *recCtx) agree(f *nhisync.Field, p *prop) {
+	p.fs.Shadow = p.Value
+	if !p.link.FirstSeen.Equal(rc.d.now) {
+		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActObserved, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, New: p.Value, Reason: "agrees with the golden value"})
+	}
+}
+
+// decideAllowed settles the proposals of systems allowed to set the field.
+func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.Value, valid []*prop) error {
 	// Validation quarantines before anything is accepted.
 	checked := valid[:0:0]
 	for _, p := range valid {
@@ -399,12 +425,7 @@ func (rc *recCtx) decideField(f *nhisync.Field, ps []*prop) error {
 	var changing []*prop
 	for _, p := range checked {
 		if p.Value.Equal(gv) {
-			// The system came round to the golden value: an observation
-			// that changed it, worth a line unless the link is new.
-			p.fs.Shadow = p.Value
-			if !p.link.FirstSeen.Equal(rc.d.now) {
-				rc.audit(&nhisync.AuditEntry{Action: nhisync.ActObserved, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, New: p.Value, Reason: "agrees with the golden value"})
-			}
+			rc.agree(f, p)
 			continue
 		}
 		changing = append(changing, p)

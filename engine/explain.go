@@ -331,4 +331,3 @@ func (c Choice) String() string {
 	}
 	return fmt.Sprintf("%q from %s (%s)", c.Value.String(), c.Source, c.Rule)
 }
-

@@ -54,7 +54,11 @@ for approval, and what was written to each system.`,
 			if a.out.json {
 				return a.out.JSON(map[string]any{"dir": dir, "config": cfgPath, "summary": sum})
 			}
-			story(a.out.w, a.out, dir, sc, sum)
+			entries, _, err := a.store.AuditHead(cmd.Context())
+			if err != nil {
+				return err
+			}
+			story(a.out.w, a.out, dir, sc, sum, entries)
 			return nil
 		},
 	}
@@ -89,42 +93,41 @@ var systemFiles = map[string]string{
 
 // story tells a newcomer what the first sync did, with one example of
 // each kind of decision, and what to try next.
-func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine.Summary) {
-	first := map[string]*nhisync.AuditEntry{}
-	for _, ev := range sum.Events {
-		if first[ev.Action] == nil {
-			first[ev.Action] = ev
-		}
-	}
+func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine.Summary, entries int64) {
 	fmt.Fprintf(w, "%s a demo estate in %s/\n", o.bold("nhisync quickstart:"), dir)
 	fmt.Fprintf(w, "  %d non-human identities, held by four systems that disagree:\n", sc.Accounts)
 	for _, s := range quickstart.Systems {
 		fmt.Fprintf(w, "    %-8s %-18s %-36s %4d records\n", s, systemTitles[s], systemFiles[s], sc.Records[s])
 	}
+	ev := events(sum.Events)
 	fmt.Fprintf(w, "\n%s\n", o.bold("First sync:"))
-	line := func(word string, n int, text string, ex *nhisync.AuditEntry) {
-		fmt.Fprintf(w, "  %-12s %s\n", word+" "+fmt.Sprint(n), text)
-		if ex != nil {
-			fmt.Fprintf(w, "  %-12s %s\n", "", o.dim("e.g. "+example(ex)))
+	line := func(word string, n int, text string, examples ...string) {
+		fmt.Fprintf(w, "  %-15s %s\n", fmt.Sprintf("%s %d", word, n), text)
+		for _, ex := range examples {
+			if ex != "" {
+				fmt.Fprintf(w, "  %-15s %s\n", "", o.dim(ex))
+			}
 		}
 	}
-	line("created", sum.Created, fmt.Sprintf("golden records from the systems in create_from; linked %d more records to them", sum.Linked), nil)
-	line("accepted", sum.Accepted, "values chosen by per-field source-of-truth rules", first[nhisync.ActAccepted])
-	line("refused", sum.Refused, "proposals that lost to a higher-ranked or stricter value; those systems are repaired", first[nhisync.ActRefused])
-	line("merged", sum.Merged, "set edits combined (labels, entitlements)", first[nhisync.ActMerged])
-	line("quarantined", sum.Quarantined, "values that failed validation: not applied, not propagated", first[nhisync.ActQuarantined])
-	line("unmatched", sum.Unmatched, "records no registry knows (their system may not create records)", first[nhisync.ActRecordUnmatched])
+	line("created", sum.Created, fmt.Sprintf("golden records (idp and cmdb may create them); %d records of the other systems linked", sum.Linked))
+	line("accepted", sum.Accepted, "values, each by its field's source-of-truth rule")
+	line("refused", sum.Refused, "values that lost to a higher-ranked or stricter one; their systems are repaired:",
+		ev.contest(sc.OwnerConflict, "owner"), ev.contest(sc.Decommissioned, "lifecycle"))
+	line("merged", sum.Merged, "set edits from several systems combined:", ev.merged(sc.LabelMerge, "classification"))
+	line("quarantined", sum.Quarantined, "invalid values, neither applied nor spread:", ev.quarantined(sc.InvalidOwner))
+	line("unmatched", sum.Unmatched, "NHIs no registry knows (their system may not create records):", ev.unmatched(sc.UnknownInPolicy))
 	if sum.ConflictsOpened > 0 {
-		line("conflicts", sum.ConflictsOpened, "opened for a person (resolve: manual)", first[nhisync.ActConflictOpened])
+		line("conflicts", sum.ConflictsOpened, "opened for a person (resolve: manual)")
 	}
-	line("held", sum.WritesHeld, "writes waiting for a person's approval (approve_to)", first[nhisync.ActApprovalRequested])
+	line("held", sum.WritesHeld, "writes waiting for a person's approval (approve_to):", ev.held(sc.PolicyApproval))
 	var written []string
 	for _, s := range quickstart.Systems {
 		if ss := sum.Systems[s]; ss != nil {
 			written = append(written, fmt.Sprintf("%s %d", s, ss.Written))
 		}
 	}
-	fmt.Fprintf(w, "  %-12s %s — every change is in the signed audit log\n", fmt.Sprintf("written %d", sum.WritesApplied), strings.Join(written, ", "))
+	line("written", sum.WritesApplied, strings.Join(written, ", ")+"; each only if the system still held what nhisync read")
+	fmt.Fprintf(w, "  Every step is in the signed, hash-chained audit log (%d entries).\n", entries)
 
 	cfg := filepath.Join(dir, quickstart.ConfigFile)
 	prog := progName() + " -c " + cfg
@@ -139,24 +142,67 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 	fmt.Fprintf(w, "Then edit a file under %s/systems/ and run `%s sync` again.\n", dir, prog)
 }
 
-func example(ev *nhisync.AuditEntry) string {
-	s := ev.Record
-	if ev.Field != "" {
-		s += " " + ev.Field
+// events finds the decisions of a pass about planted accounts.
+type events []*nhisync.AuditEntry
+
+// find returns the last event with action about one of keys (and field,
+// when given).
+func (es events) find(action string, keys []string, field string) *nhisync.AuditEntry {
+	for _, k := range keys {
+		var last *nhisync.AuditEntry
+		for _, e := range es {
+			if e.Action == action && strings.EqualFold(e.Record, k) && (field == "" || e.Field == field) {
+				last = e
+			}
+		}
+		if last != nil {
+			return last
+		}
 	}
-	switch {
-	case ev.System == "":
-	case ev.Action == nhisync.ActApprovalRequested:
-		// The system of an approval request is where the write goes.
-		s += " to " + ev.System
-	default:
-		s += " from " + ev.System
+	return nil
+}
+
+// contest tells how a disagreement about field was settled.
+func (es events) contest(keys []string, field string) string {
+	lost := es.find(nhisync.ActRefused, keys, field)
+	if lost == nil {
+		return ""
 	}
-	if !ev.New.IsZero() {
-		s += ": " + quoteValue(ev.New)
+	won := es.find(nhisync.ActAccepted, []string{lost.Record}, field)
+	if won == nil {
+		return ""
 	}
-	if ev.Reason != "" {
-		s += " (" + ev.Reason + ")"
+	return fmt.Sprintf("%s %s: %s %s beats %s %s (%s)", lost.Record, field, won.System, quoteValue(won.New), lost.System, quoteValue(lost.New), lost.Reason)
+}
+
+func (es events) merged(keys []string, field string) string {
+	e := es.find(nhisync.ActMerged, keys, field)
+	if e == nil {
+		return ""
 	}
-	return s
+	return fmt.Sprintf("%s %s → %s (%s)", e.Record, field, quoteValue(e.New), e.Reason)
+}
+
+func (es events) quarantined(keys []string) string {
+	e := es.find(nhisync.ActQuarantined, keys, "")
+	if e == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s %s from %s (%s)", e.Record, e.Field, quoteValue(e.New), e.System, e.Reason)
+}
+
+func (es events) unmatched(keys []string) string {
+	e := es.find(nhisync.ActRecordUnmatched, keys, "")
+	if e == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s exists only in %s", e.Record, e.System)
+}
+
+func (es events) held(keys []string) string {
+	e := es.find(nhisync.ActApprovalRequested, keys, "")
+	if e == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s %s → %s to %s", e.Record, e.Field, quoteValue(e.Old), quoteValue(e.New), e.System)
 }

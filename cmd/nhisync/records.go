@@ -298,6 +298,9 @@ func explainCmd(g *globals) *cobra.Command {
 				return err
 			}
 			x, err := a.engine.Explain(cmd.Context(), kind, key, args[1])
+			if nhisync.ErrorCode(err) == nhisync.ENOTFOUND {
+				return nhisync.Errorf(nhisync.ENOTFOUND, "no record %s; list them with `nhisync records --kind %s`", args[0], kind)
+			}
 			if err != nil {
 				return err
 			}

@@ -40,6 +40,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad seq", []string{"audit", "proof", "0"}, exitInvalid, "positive number"},
 		{"bad sizes", []string{"audit", "consistency", "a", "b"}, exitInvalid, "tree sizes"},
 		{"no such record", []string{"show", "service_account/nobody"}, exitFailed, "no record service_account/nobody"},
+		{"explain no such record", []string{"explain", "service_account/nobody", "owner"}, exitFailed, "no record service_account/nobody"},
 		{"no such conflict", []string{"conflicts", "resolve", "424242", "--pick", "a", "--as", "x"}, exitFailed, "424242"},
 		{"ok", []string{"records"}, exitOK, ""},
 	} {
@@ -98,7 +99,9 @@ func TestInvalidConfig(t *testing.T) {
 		{"unknown system in authority", func(s string) string {
 			return strings.Replace(s, "owner: { type: string, resolve: manual }", "owner: { type: string, authority: [c] }", 1)
 		}, "nhisync.yaml:11:", `"c"`},
-		{"missing env var", func(s string) string { return strings.Replace(s, "path: ./a.json", "path: ${NHISYNC_TEST_UNSET_PATH}", 1) }, "nhisync.yaml:", "NHISYNC_TEST_UNSET_PATH"},
+		{"missing env var", func(s string) string {
+			return strings.Replace(s, "path: ./a.json", "path: ${NHISYNC_TEST_UNSET_PATH}", 1)
+		}, "nhisync.yaml:", "NHISYNC_TEST_UNSET_PATH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newManualWorkspace(t)
