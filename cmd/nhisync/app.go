@@ -48,6 +48,9 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 		return nil, err
 	}
 	a := &app{g: g, cfg: cfg, out: newOut(g.stdout, g.output), conns: map[string]nhisync.Connector{}, progress: newProgress(g.stderr)}
+	if !strings.HasPrefix(cfg.Store, "sqlite:") {
+		return nil, nhisync.Errorf(nhisync.EINVALID, "%s: store: this build keeps its state in SQLite only (store: sqlite:PATH); the PostgreSQL store is coming", cfg.Path)
+	}
 	a.store, err = sqlite.OpenURL(ctx, cfg.Store)
 	if err != nil {
 		return nil, err

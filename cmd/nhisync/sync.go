@@ -11,14 +11,18 @@ import (
 )
 
 func syncCmd(g *globals) *cobra.Command {
-	var incremental bool
+	var incremental, retryPaused bool
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Run one full pass: read every system, decide, write, audit",
 		Long: `Run one pass: send queued writes, read every system, decide every change by
 the config's rules, commit the decisions with the audit log, then write the
 golden values to every system that is behind. A second pass with no outside
-change writes nothing.`,
+change writes nothing.
+
+A system whose calls mostly failed is degraded and rests with backoff (its
+poll interval, doubling per failed pass, at most an hour) while the others
+go on; --retry-paused tries it at once.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := g.open(cmd.Context(), true)
@@ -26,7 +30,7 @@ change writes nothing.`,
 				return err
 			}
 			defer a.Close()
-			sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{Incremental: incremental})
+			sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{Incremental: incremental, RespectPause: !retryPaused})
 			a.progress.done()
 			if err != nil {
 				return err
@@ -41,6 +45,7 @@ change writes nothing.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&retryPaused, "retry-paused", false, "also read and write degraded systems still resting after failures")
 	cmd.Flags().BoolVar(&incremental, "incremental", false, "read systems that offer a change cursor only since their last read (vanished records are detected by full passes)")
 	return cmd
 }

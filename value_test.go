@@ -1,0 +1,188 @@
+package nhisync_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/nhisync/nhisync"
+)
+
+func TestValueNoValueForms(t *testing.T) {
+	for name, v := range map[string]nhisync.Value{
+		"zero":         {},
+		"empty string": nhisync.Str(""),
+		"blank":        nhisync.Str("  \t"),
+		"empty set":    nhisync.SetOf(),
+		"blank set":    nhisync.SetOf(" ", ""),
+	} {
+		if !v.IsZero() {
+			t.Errorf("%s is not the zero value", name)
+		}
+		if !v.Equal(nhisync.Value{}) {
+			t.Errorf("%s does not equal no value", name)
+		}
+	}
+}
+
+func TestSetOfIsOrderFree(t *testing.T) {
+	a := nhisync.SetOf("b", " a", "b", "c ")
+	b := nhisync.SetOf("c", "a", "b")
+	if !a.Equal(b) || a.String() != "a, b, c" {
+		t.Fatalf("SetOf = %q, %q", a, b)
+	}
+	if nhisync.SetOf("a").Equal(nhisync.Str("a")) {
+		t.Fatal("a set equals a scalar")
+	}
+}
+
+func TestCanonicalAndCheck(t *testing.T) {
+	for _, tc := range []struct {
+		typ     nhisync.FieldType
+		values  []string
+		in      nhisync.Value
+		want    nhisync.Value
+		invalid bool
+	}{
+		{typ: nhisync.TypeInt, in: nhisync.Str("007"), want: nhisync.Str("7")},
+		{typ: nhisync.TypeInt, in: nhisync.Str("seven"), want: nhisync.Str("seven"), invalid: true},
+		{typ: nhisync.TypeBool, in: nhisync.Str("Yes"), want: nhisync.Str("true")},
+		{typ: nhisync.TypeBool, in: nhisync.Str("0"), want: nhisync.Str("false")},
+		{typ: nhisync.TypeBool, in: nhisync.Str("maybe"), want: nhisync.Str("maybe"), invalid: true},
+		{typ: nhisync.TypeTime, in: nhisync.Str("2026-01-02T03:04:05+02:00"), want: nhisync.Str("2026-01-02T01:04:05Z")},
+		{typ: nhisync.TypeTime, in: nhisync.Str("2026-01-02"), want: nhisync.Str("2026-01-02T00:00:00Z")},
+		{typ: nhisync.TypeTime, in: nhisync.Str("yesterday"), want: nhisync.Str("yesterday"), invalid: true},
+		{typ: nhisync.TypeEnum, values: []string{"a", "b"}, in: nhisync.Str("b"), want: nhisync.Str("b")},
+		{typ: nhisync.TypeEnum, values: []string{"a", "b"}, in: nhisync.Str("c"), want: nhisync.Str("c"), invalid: true},
+		{typ: nhisync.TypeSet, in: nhisync.Str("x"), want: nhisync.SetOf("x")},
+		{typ: nhisync.TypeString, in: nhisync.SetOf("x", "y"), want: nhisync.SetOf("x", "y"), invalid: true},
+	} {
+		got := tc.typ.Canonical(tc.in)
+		if !got.Equal(tc.want) {
+			t.Errorf("%s.Canonical(%v) = %v, want %v", tc.typ, tc.in, got, tc.want)
+		}
+		if msg := tc.typ.Check(got, tc.values); (msg != "") != tc.invalid {
+			t.Errorf("%s.Check(%v) = %q, invalid want %v", tc.typ, got, msg, tc.invalid)
+		}
+	}
+}
+
+func TestValueJSONRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var v nhisync.Value
+		if rapid.Bool().Draw(t, "set") {
+			v = nhisync.SetOf(rapid.SliceOf(rapid.String()).Draw(t, "elems")...)
+		} else {
+			v = nhisync.Str(rapid.String().Draw(t, "text"))
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back nhisync.Value
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !back.Equal(v) {
+			t.Fatalf("%s round-trips to %v, want %v", b, back, v)
+		}
+	})
+}
+
+func TestAppendBinaryIsUnambiguous(t *testing.T) {
+	enc := func(vs ...nhisync.Value) string {
+		var b []byte
+		for _, v := range vs {
+			b = v.AppendBinary(b)
+		}
+		return string(b)
+	}
+	pairs := [][2]string{
+		{enc(nhisync.Str("ab"), nhisync.Str("c")), enc(nhisync.Str("a"), nhisync.Str("bc"))},
+		{enc(nhisync.SetOf("a,b")), enc(nhisync.SetOf("a", "b"))},
+		{enc(nhisync.Str("a")), enc(nhisync.SetOf("a"))},
+		{enc(nhisync.Value{}, nhisync.Str("a")), enc(nhisync.Str("a"), nhisync.Value{})},
+	}
+	for i, p := range pairs {
+		if p[0] == p[1] {
+			t.Errorf("pair %d encodes alike: %q", i, p[0])
+		}
+	}
+}
+
+func TestHLCNeverRepeatsOrGoesBack(t *testing.T) {
+	c := &nhisync.FakeClock{T: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	h := &nhisync.HLC{Clock: c}
+	a := h.Now()
+	b := h.Now() // same wall time
+	c.T = c.T.Add(-time.Hour)
+	d := h.Now() // the wall clock stepped back
+	if !b.After(a) || !d.After(b) {
+		t.Fatalf("HLC readings %v %v %v are not increasing", a, b, d)
+	}
+	h2 := &nhisync.HLC{Clock: c}
+	h2.Observe(d)
+	if !h2.Now().After(d) {
+		t.Fatal("Observe did not carry the time over")
+	}
+}
+
+func TestRecordNames(t *testing.T) {
+	match := func(k string) (int, bool) {
+		return map[string]int{"service_account": 2, "app": 1}[k], k == "service_account" || k == "app"
+	}
+	key := nhisync.DisplayKey([]string{"aws", "team/bot x"})
+	if key != "aws/team%2Fbot%20x" {
+		t.Fatalf("DisplayKey = %q", key)
+	}
+	kind, mk, err := nhisync.ParseRecordName("service_account/"+key, match)
+	if err != nil || kind != "service_account" || mk != nhisync.NormalizeKey([]string{"AWS", " Team/Bot X "}) {
+		t.Fatalf("ParseRecordName = %q %q %v", kind, mk, err)
+	}
+	for _, bad := range []string{"service_account", "service_account/aws", "nope/x", "app/a/b"} {
+		if _, _, err := nhisync.ParseRecordName(bad, match); nhisync.ErrorCode(err) != nhisync.EINVALID {
+			t.Errorf("ParseRecordName(%q) = %v, want EINVALID", bad, err)
+		}
+	}
+}
+
+func TestGuardLimit(t *testing.T) {
+	for _, tc := range []struct {
+		g     nhisync.Guard
+		total int
+		want  int
+	}{
+		{nhisync.Guard{}, 100, 25},
+		{nhisync.Guard{}, 1000, 100},
+		{nhisync.Guard{Max: 5}, 1000, 5},
+		{nhisync.Guard{Percent: 1}, 1000, 10},
+	} {
+		if got := tc.g.Limit(tc.total); got != tc.want {
+			t.Errorf("%+v.Limit(%d) = %d, want %d", tc.g, tc.total, got, tc.want)
+		}
+	}
+	if (nhisync.Guard{Off: true}).Limit(10) < 1<<30 {
+		t.Error("guard off still limits")
+	}
+}
+
+func TestAuditSealChains(t *testing.T) {
+	a := &nhisync.AuditEntry{Seq: 1, Time: time.Unix(0, 1).UTC(), Action: nhisync.ActAccepted, New: nhisync.Str("x")}
+	leaf := a.Seal("")
+	b := &nhisync.AuditEntry{Seq: 2, Time: time.Unix(0, 2).UTC(), Action: nhisync.ActRefused}
+	b.Seal(a.Hash)
+	if b.PrevHash != a.Hash || a.Hash == "" || string(leaf) != string(a.LeafBytes()) {
+		t.Fatalf("entries do not chain: %+v %+v", a, b)
+	}
+	a.New = nhisync.Str("y")
+	before := a.Hash
+	a.Seal("")
+	if a.Hash == before {
+		t.Fatal("editing an entry did not change its hash")
+	}
+	if s := nhisync.SensitiveValue(nhisync.Str("hunter2")); s.Text() == "hunter2" || len(s.Text()) != len("sha256:")+64 {
+		t.Fatalf("SensitiveValue = %q", s)
+	}
+}
