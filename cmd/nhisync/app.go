@@ -65,6 +65,17 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 	return a, nil
 }
 
+// with opens the config and the store (with connect, every system too),
+// runs f, and closes them.
+func (g *globals) with(ctx context.Context, connect bool, f func(a *app) error) error {
+	a, err := g.open(ctx, connect)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return f(a)
+}
+
 // connect opens every system's connector. A system that cannot be opened
 // is reported and skipped, so the others go on syncing.
 func (a *app) connect(ctx context.Context) error {

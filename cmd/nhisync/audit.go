@@ -47,31 +47,28 @@ func auditVerifyCmd(g *globals) *cobra.Command {
 		Short: "Recompute the hash chain, the Merkle tree and every checkpoint signature",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			vk, err := verifierKey(a, key)
-			if err != nil {
-				return err
-			}
-			rep, err := audit.Verify(cmd.Context(), a.store, vk)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				if err := a.out.JSON(rep); err != nil {
+			return g.with(cmd.Context(), false, func(a *app) error {
+				vk, err := verifierKey(a, key)
+				if err != nil {
 					return err
 				}
-			} else if rep.OK {
-				a.out.Printf("%s: %d entries chain, hash to root %s, and %d signed checkpoints verify (latest covers %d entries).\n",
-					a.out.green("audit log OK"), rep.Entries, rep.Root, rep.Checkpoints, rep.Signed)
-			}
-			if !rep.OK {
-				return nhisync.Errorf(nhisync.ECONFLICT, "audit log verification FAILED: %s", rep.Problem)
-			}
-			return nil
+				rep, err := audit.Verify(cmd.Context(), a.store, vk)
+				if err != nil {
+					return err
+				}
+				if a.out.json {
+					if err := a.out.JSON(rep); err != nil {
+						return err
+					}
+				} else if rep.OK {
+					a.out.Printf("%s: %d entries chain, hash to root %s, and %d signed checkpoints verify (latest covers %d entries).\n",
+						a.out.green("audit log OK"), rep.Entries, rep.Root, rep.Checkpoints, rep.Signed)
+				}
+				if !rep.OK {
+					return nhisync.Errorf(nhisync.ECONFLICT, "audit log verification FAILED: %s", rep.Problem)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "verifier key to trust (signed-note form; default: the configured signing key's)")
@@ -88,25 +85,22 @@ func auditProofCmd(g *globals) *cobra.Command {
 			if err != nil || seq <= 0 {
 				return usagef("SEQ must be a positive number, got %q", args[0])
 			}
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			p, err := audit.InclusionProof(cmd.Context(), a.store, seq, nil)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(p)
-			}
-			a.out.Printf("entry %d (leaf %d) is in the tree of %d entries with root %x\n", p.Seq, p.LeafIndex, p.TreeSize, p.RootHash)
-			a.out.Printf("leaf hash %x\n", p.LeafHash)
-			for i, h := range p.Hashes {
-				a.out.Printf("  proof[%d] %x\n", i, h)
-			}
-			a.out.Printf("\n%s", p.Checkpoint)
-			return nil
+			return g.with(cmd.Context(), false, func(a *app) error {
+				p, err := audit.InclusionProof(cmd.Context(), a.store, seq, nil)
+				if err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(p)
+				}
+				a.out.Printf("entry %d (leaf %d) is in the tree of %d entries with root %x\n", p.Seq, p.LeafIndex, p.TreeSize, p.RootHash)
+				a.out.Printf("leaf hash %x\n", p.LeafHash)
+				for i, h := range p.Hashes {
+					a.out.Printf("  proof[%d] %x\n", i, h)
+				}
+				a.out.Printf("\n%s", p.Checkpoint)
+				return nil
+			})
 		},
 	}
 }
@@ -122,23 +116,20 @@ func auditConsistencyCmd(g *globals) *cobra.Command {
 			if err1 != nil || err2 != nil {
 				return usagef("OLD and NEW must be tree sizes (numbers)")
 			}
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			c, err := audit.ConsistencyProof(cmd.Context(), a.store, old, nw)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(c)
-			}
-			a.out.Printf("tree %d (root %x) is a prefix of tree %d (root %x)\n", c.OldSize, c.OldRoot, c.NewSize, c.NewRoot)
-			for i, h := range c.Hashes {
-				a.out.Printf("  proof[%d] %x\n", i, h)
-			}
-			return nil
+			return g.with(cmd.Context(), false, func(a *app) error {
+				c, err := audit.ConsistencyProof(cmd.Context(), a.store, old, nw)
+				if err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(c)
+				}
+				a.out.Printf("tree %d (root %x) is a prefix of tree %d (root %x)\n", c.OldSize, c.OldRoot, c.NewSize, c.NewRoot)
+				for i, h := range c.Hashes {
+					a.out.Printf("  proof[%d] %x\n", i, h)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -174,16 +165,13 @@ func auditExportCmd(g *globals) *cobra.Command {
 		Short: "Write the audit log as JSONL, one entry per line",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			w := bufio.NewWriter(g.stdout)
-			if err := audit.Export(cmd.Context(), a.store, w, from, to); err != nil {
-				return err
-			}
-			return w.Flush()
+			return g.with(cmd.Context(), false, func(a *app) error {
+				w := bufio.NewWriter(g.stdout)
+				if err := audit.Export(cmd.Context(), a.store, w, from, to); err != nil {
+					return err
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().Int64Var(&from, "from", 1, "first seq")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -9,12 +10,6 @@ import (
 
 	"github.com/nhisync/nhisync"
 )
-
-// statusFlag adds --status (default open/pending) and --all.
-func statusFlags(cmd *cobra.Command, status *string, all *bool, def string) {
-	cmd.Flags().StringVar(status, "status", def, "show items with this status")
-	cmd.Flags().BoolVar(all, "all", false, "show items of every status")
-}
 
 func parseID(s, what string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
@@ -24,30 +19,22 @@ func parseID(s, what string) (int64, error) {
 	return id, nil
 }
 
-// drainAfter sends the writes a human action queued, connecting to the
-// systems they go to, and signs a checkpoint of the audit log.
-func drainAfter(ctx context.Context, g *globals) (int, error) {
-	a, err := g.open(ctx, true)
-	if err != nil {
-		return 0, err
-	}
-	defer a.Close()
-	sum, err := a.engine.Drain(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := a.checkpoint(ctx); err != nil {
-		return 0, err
-	}
-	return sum.WritesApplied, nil
+// queue describes one list of open work: conflicts, quarantine, approvals.
+type queue[T any] struct {
+	use, short, noun, status string
+	list                     func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]T, error)
+	header                   []string
+	row                      func(T) []string
+	hint                     string
 }
 
-func conflictsCmd(g *globals) *cobra.Command {
+// command lists the queue: --status (default open or pending) or --all.
+func (q queue[T]) command(g *globals) *cobra.Command {
 	var status string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "conflicts",
-		Short: "The conflict queue: proposals nhisync may not settle alone",
+		Use:   q.use,
+		Short: q.short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := g.open(cmd.Context(), false)
@@ -59,46 +46,54 @@ func conflictsCmd(g *globals) *cobra.Command {
 			if all {
 				f.Status = ""
 			}
-			items, err := a.store.Conflicts(cmd.Context(), f)
+			items, err := q.list(cmd.Context(), a.store, f)
 			if err != nil {
 				return err
 			}
 			if a.out.json {
 				if items == nil {
-					items = []*nhisync.Conflict{}
+					items = []T{}
 				}
 				return a.out.JSON(items)
 			}
 			if len(items) == 0 {
-				a.out.Printf("No %s conflicts.\n", f.Status)
+				a.out.Printf("No %s %s.\n", f.Status, q.noun)
 				return nil
 			}
-			var rows [][]string
-			for _, c := range items {
-				var ps []string
-				for _, p := range c.Proposals {
-					ps = append(ps, p.System+"="+quoteValue(p.Value))
-				}
-				rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Kind + "/" + c.Record, c.Field, c.Status, quoteValue(c.Golden), strings.Join(ps, "  ")})
+			rows := make([][]string, 0, len(items))
+			for _, it := range items {
+				rows = append(rows, q.row(it))
 			}
-			a.out.Table([]string{"id", "record", "field", "status", "golden", "proposals"}, rows)
-			a.out.Printf("\nResolve with: nhisync conflicts resolve ID --pick SYSTEM   (or --value V)\n")
+			a.out.Table(q.header, rows)
+			a.out.Printf("\n%s\n", q.hint)
 			return nil
 		},
 	}
-	statusFlags(cmd, &status, &all, nhisync.StatusOpen)
-	var pick, value, as string
-	resolve := &cobra.Command{
-		Use:   "resolve ID (--pick SYSTEM | --value V)",
-		Short: "Settle a conflict by picking a system's proposal or giving a value",
-		Args:  exactArgs(1, "ID --pick SYSTEM | --value V"),
+	cmd.Flags().StringVar(&status, "status", q.status, "show items with this status")
+	cmd.Flags().BoolVar(&all, "all", false, "show items of every status")
+	return cmd
+}
+
+// action is a person's decision on one item: it runs under their name,
+// then the writes it queued are sent and the audit log checkpointed.
+type action[T any] struct {
+	use, short, what, asHelp string
+	// drain sends queued writes afterwards (not after a rejection).
+	drain bool
+	do    func(ctx context.Context, a *app, cmd *cobra.Command, id int64, who string) (T, error)
+	done  func(item T, who string, writes int) string
+}
+
+func (ac action[T]) command(g *globals) *cobra.Command {
+	var as string
+	cmd := &cobra.Command{
+		Use:   ac.use,
+		Short: ac.short,
+		Args:  exactArgs(1, strings.TrimPrefix(ac.use, strings.Fields(ac.use)[0]+" ")),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0], "conflict")
+			id, err := parseID(args[0], ac.what)
 			if err != nil {
 				return err
-			}
-			if (pick == "") == !cmd.Flags().Changed("value") {
-				return usagef("give exactly one of --pick SYSTEM or --value V")
 			}
 			who, err := actor(as)
 			if err != nil {
@@ -108,212 +103,137 @@ func conflictsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.engine.ResolveConflict(cmd.Context(), id, pick, value, who)
+			item, err := ac.do(cmd.Context(), a, cmd, id, who)
 			a.Close()
 			if err != nil {
 				return err
 			}
-			n, err := drainAfter(cmd.Context(), g)
+			// Reopen with the connectors to send what the decision queued.
+			b, err := g.open(cmd.Context(), ac.drain)
 			if err != nil {
 				return err
 			}
-			if a.out.json {
-				return a.out.JSON(c)
+			defer b.Close()
+			writes := 0
+			if ac.drain {
+				sum, err := b.engine.Drain(cmd.Context())
+				if err != nil {
+					return err
+				}
+				writes = sum.WritesApplied
 			}
-			a.out.Printf("Conflict %d resolved by %s: %s %s = %s; %d writes applied.\n", c.ID, who, c.Kind+"/"+c.Record, c.Field, quoteValue(c.Resolution), n)
+			if err := b.checkpoint(cmd.Context()); err != nil {
+				return err
+			}
+			if b.out.json {
+				return b.out.JSON(item)
+			}
+			b.out.Printf("%s\n", ac.done(item, who, writes))
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&as, "as", "", ac.asHelp+" (default $NHISYNC_ACTOR, else the OS user)")
+	return cmd
+}
+
+func conflictsCmd(g *globals) *cobra.Command {
+	cmd := queue[*nhisync.Conflict]{
+		use: "conflicts", short: "The conflict queue: proposals nhisync may not settle alone",
+		noun: "conflicts", status: nhisync.StatusOpen,
+		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Conflict, error) {
+			return s.Conflicts(ctx, f)
+		},
+		header: []string{"id", "record", "field", "status", "golden", "proposals"},
+		row: func(c *nhisync.Conflict) []string {
+			var ps []string
+			for _, p := range c.Proposals {
+				ps = append(ps, p.System+"="+quoteValue(p.Value))
+			}
+			return []string{strconv.FormatInt(c.ID, 10), c.Kind + "/" + c.Record, c.Field, c.Status, quoteValue(c.Golden), strings.Join(ps, "  ")}
+		},
+		hint: "Resolve with: nhisync conflicts resolve ID --pick SYSTEM   (or --value V)",
+	}.command(g)
+	var pick, value string
+	resolve := action[*nhisync.Conflict]{
+		use: "resolve ID (--pick SYSTEM | --value V)", short: "Settle a conflict by picking a system's proposal or giving a value",
+		what: "conflict", asHelp: "who resolves", drain: true,
+		do: func(ctx context.Context, a *app, cmd *cobra.Command, id int64, who string) (*nhisync.Conflict, error) {
+			if (pick == "") == !cmd.Flags().Changed("value") {
+				return nil, usagef("give exactly one of --pick SYSTEM or --value V")
+			}
+			return a.engine.ResolveConflict(ctx, id, pick, value, who)
+		},
+		done: func(c *nhisync.Conflict, who string, n int) string {
+			return fmt.Sprintf("Conflict %d resolved by %s: %s %s = %s; %d writes applied.", c.ID, who, c.Kind+"/"+c.Record, c.Field, quoteValue(c.Resolution), n)
+		},
+	}.command(g)
 	resolve.Flags().StringVar(&pick, "pick", "", "take this system's proposal")
 	resolve.Flags().StringVar(&value, "value", "", "give the value (sets: comma-separated)")
-	resolve.Flags().StringVar(&as, "as", "", "who resolves (default $NHISYNC_ACTOR, else the OS user)")
 	cmd.AddCommand(resolve)
 	return cmd
 }
 
 func quarantineCmd(g *globals) *cobra.Command {
-	var status string
-	var all bool
-	cmd := &cobra.Command{
-		Use:   "quarantine",
-		Short: "Proposals that failed validation, and records that could not be correlated",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			f := nhisync.ItemFilter{Status: status}
-			if all {
-				f.Status = ""
-			}
-			items, err := a.store.QuarantineItems(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				if items == nil {
-					items = []*nhisync.QuarantineItem{}
-				}
-				return a.out.JSON(items)
-			}
-			if len(items) == 0 {
-				a.out.Printf("No %s quarantine items.\n", f.Status)
-				return nil
-			}
-			var rows [][]string
-			for _, q := range items {
-				rows = append(rows, []string{strconv.FormatInt(q.ID, 10), q.Kind + "/" + q.Record, q.Field, q.System, quoteValue(q.Value), q.Rule, q.Reason})
-			}
-			a.out.Table([]string{"id", "record", "field", "system", "value", "rule", "reason"}, rows)
-			a.out.Printf("\nFix the value in the system (the next sync picks it up), or: nhisync quarantine dismiss ID\n")
-			return nil
+	cmd := queue[*nhisync.QuarantineItem]{
+		use: "quarantine", short: "Proposals that failed validation, and records that could not be correlated",
+		noun: "quarantine items", status: nhisync.StatusOpen,
+		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.QuarantineItem, error) {
+			return s.QuarantineItems(ctx, f)
 		},
-	}
-	statusFlags(cmd, &status, &all, nhisync.StatusOpen)
-	var as string
-	dismiss := &cobra.Command{
-		Use:   "dismiss ID",
-		Short: "Dismiss a quarantined proposal: the system is repaired with the golden value",
-		Args:  exactArgs(1, "ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0], "quarantine")
-			if err != nil {
-				return err
-			}
-			who, err := actor(as)
-			if err != nil {
-				return err
-			}
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			q, err := a.engine.DismissQuarantine(cmd.Context(), id, who)
-			a.Close()
-			if err != nil {
-				return err
-			}
-			n, err := drainAfter(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(q)
-			}
-			a.out.Printf("Quarantine item %d dismissed by %s; %d writes applied.\n", q.ID, who, n)
-			return nil
+		header: []string{"id", "record", "field", "system", "value", "rule", "reason"},
+		row: func(q *nhisync.QuarantineItem) []string {
+			return []string{strconv.FormatInt(q.ID, 10), q.Kind + "/" + q.Record, q.Field, q.System, quoteValue(q.Value), q.Rule, q.Reason}
 		},
-	}
-	dismiss.Flags().StringVar(&as, "as", "", "who dismisses (default $NHISYNC_ACTOR, else the OS user)")
-	cmd.AddCommand(dismiss)
+		hint: "Fix the value in the system (the next sync picks it up), or: nhisync quarantine dismiss ID",
+	}.command(g)
+	cmd.AddCommand(action[*nhisync.QuarantineItem]{
+		use: "dismiss ID", short: "Dismiss a quarantined proposal: the system is repaired with the golden value",
+		what: "quarantine", asHelp: "who dismisses", drain: true,
+		do: func(ctx context.Context, a *app, _ *cobra.Command, id int64, who string) (*nhisync.QuarantineItem, error) {
+			return a.engine.DismissQuarantine(ctx, id, who)
+		},
+		done: func(q *nhisync.QuarantineItem, who string, n int) string {
+			return fmt.Sprintf("Quarantine item %d dismissed by %s; %d writes applied.", q.ID, who, n)
+		},
+	}.command(g))
 	return cmd
 }
 
 func approvalsCmd(g *globals) *cobra.Command {
-	var status string
-	var all bool
-	cmd := &cobra.Command{
-		Use:   "approvals",
-		Short: "Writes held for a person's approval",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			f := nhisync.ItemFilter{Status: status}
-			if all {
-				f.Status = ""
-			}
-			items, err := a.store.Approvals(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				if items == nil {
-					items = []*nhisync.Approval{}
-				}
-				return a.out.JSON(items)
-			}
-			if len(items) == 0 {
-				a.out.Printf("No %s approvals.\n", f.Status)
-				return nil
-			}
-			var rows [][]string
-			for _, ap := range items {
-				rec := ap.Kind + "/" + ap.Record
-				change := quoteValue(ap.Old) + " → " + quoteValue(ap.Value)
-				if ap.Guard {
-					rec = "(guard)"
-					change = ap.Value.Text()
-				}
-				rows = append(rows, []string{strconv.FormatInt(ap.ID, 10), rec, ap.Field, ap.System, change, ap.RequestedBy, ap.Status})
-			}
-			a.out.Table([]string{"id", "record", "field", "system", "write", "requested by", "status"}, rows)
-			a.out.Printf("\nDecide with: nhisync approvals approve ID   or   nhisync approvals reject ID\n")
-			return nil
+	cmd := queue[*nhisync.Approval]{
+		use: "approvals", short: "Writes held for a person's approval",
+		noun: "approvals", status: nhisync.StatusPending,
+		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Approval, error) {
+			return s.Approvals(ctx, f)
 		},
+		header: []string{"id", "record", "field", "system", "write", "requested by", "status"},
+		row: func(ap *nhisync.Approval) []string {
+			rec, change := ap.Kind+"/"+ap.Record, quoteValue(ap.Old)+" → "+quoteValue(ap.Value)
+			if ap.Guard {
+				rec, change = "(guard)", ap.Value.Text()
+			}
+			return []string{strconv.FormatInt(ap.ID, 10), rec, ap.Field, ap.System, change, ap.RequestedBy, ap.Status}
+		},
+		hint: "Decide with: nhisync approvals approve ID   or   nhisync approvals reject ID",
+	}.command(g)
+	decided := func(ap *nhisync.Approval, who string, n int) string {
+		return fmt.Sprintf("Approval %d %s by %s; %d writes applied.", ap.ID, ap.Status, who, n)
 	}
-	statusFlags(cmd, &status, &all, nhisync.StatusPending)
-	var as string
-	mk := func(use, short string, grant bool) *cobra.Command {
-		c := &cobra.Command{
-			Use:   use + " ID",
-			Short: short,
-			Args:  exactArgs(1, "ID"),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				id, err := parseID(args[0], "approval")
-				if err != nil {
-					return err
-				}
-				who, err := actor(as)
-				if err != nil {
-					return err
-				}
-				a, err := g.open(cmd.Context(), false)
-				if err != nil {
-					return err
-				}
-				var ap *nhisync.Approval
-				if grant {
-					ap, err = a.engine.Approve(cmd.Context(), id, who)
-				} else {
-					ap, err = a.engine.Reject(cmd.Context(), id, who)
-				}
-				a.Close()
-				if err != nil {
-					return err
-				}
-				n := 0
-				if grant {
-					if n, err = drainAfter(cmd.Context(), g); err != nil {
-						return err
-					}
-				} else if err := checkpointOnly(cmd.Context(), g); err != nil {
-					return err
-				}
-				if a.out.json {
-					return a.out.JSON(ap)
-				}
-				a.out.Printf("Approval %d %s by %s; %d writes applied.\n", ap.ID, ap.Status, who, n)
-				return nil
+	cmd.AddCommand(
+		action[*nhisync.Approval]{
+			use: "approve ID", short: "Approve a held write; it is sent at once", what: "approval", asHelp: "who decides", drain: true,
+			do: func(ctx context.Context, a *app, _ *cobra.Command, id int64, who string) (*nhisync.Approval, error) {
+				return a.engine.Approve(ctx, id, who)
 			},
-		}
-		c.Flags().StringVar(&as, "as", "", "who decides (default $NHISYNC_ACTOR, else the OS user)")
-		return c
-	}
-	cmd.AddCommand(mk("approve", "Approve a held write; it is sent at once", true), mk("reject", "Reject a held write; the system stays as it is", false))
+			done: decided,
+		}.command(g),
+		action[*nhisync.Approval]{
+			use: "reject ID", short: "Reject a held write; the system stays as it is", what: "approval", asHelp: "who decides",
+			do: func(ctx context.Context, a *app, _ *cobra.Command, id int64, who string) (*nhisync.Approval, error) {
+				return a.engine.Reject(ctx, id, who)
+			},
+			done: decided,
+		}.command(g),
+	)
 	return cmd
-}
-
-func checkpointOnly(ctx context.Context, g *globals) error {
-	a, err := g.open(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return a.checkpoint(ctx)
 }

@@ -27,21 +27,18 @@ the values that would change. No system is read.`,
 			if rules != "" {
 				return whatIf(cmd, g, rules)
 			}
-			a, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{DryRun: true})
-			a.progress.done()
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(planJSON{Summary: sum, Decisions: decisions(sum.Events), Writes: planWrites(sum.Writes)})
-			}
-			printPlan(a.out, a.cfg, sum)
-			return nil
+			return g.with(cmd.Context(), true, func(a *app) error {
+				sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{DryRun: true})
+				a.progress.done()
+				if err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(planJSON{Summary: sum, Decisions: decisions(sum.Events), Writes: planWrites(sum.Writes)})
+				}
+				printPlan(a.out, a.cfg, sum)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&rules, "rules", "", "try a proposed config file against current assertions (what-if)")

@@ -53,58 +53,55 @@ over their fields, e.g.  --where 'owner == "" && lifecycle == "active"'
 or  --where '"pii" in classification'.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if kind != "" && a.cfg.Kinds[kind] == nil {
-				return nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", kind, strings.Join(a.cfg.KindNames, ", "))
-			}
-			filters := map[string]*rule.Filter{}
-			if where != "" {
-				for _, k := range a.cfg.KindNames {
-					if kind != "" && k != kind {
-						continue
-					}
-					f, err := rule.CompileFilter(a.cfg.Kinds[k], where)
-					if err != nil {
-						return err
-					}
-					filters[k] = f
+			return g.with(cmd.Context(), false, func(a *app) error {
+				if kind != "" && a.cfg.Kinds[kind] == nil {
+					return nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", kind, strings.Join(a.cfg.KindNames, ", "))
 				}
-			}
-			var recs []*nhisync.Record
-			err = a.store.ScanRecords(cmd.Context(), kind, func(r *nhisync.Record) error {
-				if f := filters[r.Kind]; f != nil {
-					ok, err := f.Match(r)
-					if err != nil {
-						return nhisync.Errorf(nhisync.EINVALID, "--where on %s/%s: %v", r.Kind, r.Key, err)
+				filters := map[string]*rule.Filter{}
+				if where != "" {
+					for _, k := range a.cfg.KindNames {
+						if kind != "" && k != kind {
+							continue
+						}
+						f, err := rule.CompileFilter(a.cfg.Kinds[k], where)
+						if err != nil {
+							return err
+						}
+						filters[k] = f
 					}
-					if !ok {
+				}
+				var recs []*nhisync.Record
+				err := a.store.ScanRecords(cmd.Context(), kind, func(r *nhisync.Record) error {
+					if f := filters[r.Kind]; f != nil {
+						ok, err := f.Match(r)
+						if err != nil {
+							return nhisync.Errorf(nhisync.EINVALID, "--where on %s/%s: %v", r.Kind, r.Key, err)
+						}
+						if !ok {
+							return nil
+						}
+					} else if where != "" {
 						return nil
 					}
-				} else if where != "" {
+					recs = append(recs, r)
+					if limit > 0 && len(recs) >= limit {
+						return errStopScan
+					}
 					return nil
+				})
+				if err != nil && err != errStopScan {
+					return err
 				}
-				recs = append(recs, r)
-				if limit > 0 && len(recs) >= limit {
-					return errStopScan
+				if a.out.json {
+					list := make([]recordJSON, 0, len(recs))
+					for _, r := range recs {
+						list = append(list, toRecordJSON(r))
+					}
+					return a.out.JSON(list)
 				}
+				printRecords(a, recs)
 				return nil
 			})
-			if err != nil && err != errStopScan {
-				return err
-			}
-			if a.out.json {
-				list := make([]recordJSON, 0, len(recs))
-				for _, r := range recs {
-					list = append(list, toRecordJSON(r))
-				}
-				return a.out.JSON(list)
-			}
-			printRecords(a, recs)
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&kind, "kind", "", "only records of this kind")
@@ -189,51 +186,48 @@ func showCmd(g *globals) *cobra.Command {
 		Short: "Show a golden record with per-field provenance and links",
 		Args:  exactArgs(1, "KIND/KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			rec, err := a.findRecord(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(toRecordJSON(rec))
-			}
-			o := a.out
-			o.Printf("%s  (id %d)\n\n", o.bold(rec.Kind+"/"+rec.Key), rec.ID)
-			kind := a.cfg.Kinds[rec.Kind]
-			var rows [][]string
-			for _, f := range kind.FieldNames {
-				gd := rec.Fields[f]
-				if gd == nil {
-					rows = append(rows, []string{f, "", "", "", ""})
-					continue
+			return g.with(cmd.Context(), false, func(a *app) error {
+				rec, err := a.findRecord(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
-				val := gd.Value.String()
-				if kind.Fields[f].Sensitive {
-					val = "(sensitive)"
+				if a.out.json {
+					return a.out.JSON(toRecordJSON(rec))
 				}
-				rows = append(rows, []string{f, val, gd.Source, gd.Rule, gd.At.Format(time.RFC3339)})
-			}
-			o.Table([]string{"field", "value", "source", "rule", "since"}, rows)
-			o.Printf("\n")
-			rows = nil
-			for _, l := range rec.Links {
-				rows = append(rows, []string{l.System, l.ExternalID, string(l.Status), l.SeenAt.Format(time.RFC3339)})
-			}
-			o.Table([]string{"system", "id", "link", "last seen"}, rows)
-			open := len(rec.Conflicts) + len(rec.Quarantine)
-			for _, ap := range rec.Approvals {
-				if ap.Status == nhisync.StatusPending {
-					open++
+				o := a.out
+				o.Printf("%s  (id %d)\n\n", o.bold(rec.Kind+"/"+rec.Key), rec.ID)
+				kind := a.cfg.Kinds[rec.Kind]
+				var rows [][]string
+				for _, f := range kind.FieldNames {
+					gd := rec.Fields[f]
+					if gd == nil {
+						rows = append(rows, []string{f, "", "", "", ""})
+						continue
+					}
+					val := gd.Value.String()
+					if kind.Fields[f].Sensitive {
+						val = "(sensitive)"
+					}
+					rows = append(rows, []string{f, val, gd.Source, gd.Rule, gd.At.Format(time.RFC3339)})
 				}
-			}
-			if open > 0 || len(rec.Outbox) > 0 {
-				o.Printf("\n%d open items, %d queued writes: see `nhisync explain %s/%s FIELD`\n", open, len(rec.Outbox), rec.Kind, rec.Key)
-			}
-			return nil
+				o.Table([]string{"field", "value", "source", "rule", "since"}, rows)
+				o.Printf("\n")
+				rows = nil
+				for _, l := range rec.Links {
+					rows = append(rows, []string{l.System, l.ExternalID, string(l.Status), l.SeenAt.Format(time.RFC3339)})
+				}
+				o.Table([]string{"system", "id", "link", "last seen"}, rows)
+				open := len(rec.Conflicts) + len(rec.Quarantine)
+				for _, ap := range rec.Approvals {
+					if ap.Status == nhisync.StatusPending {
+						open++
+					}
+				}
+				if open > 0 || len(rec.Outbox) > 0 {
+					o.Printf("\n%d open items, %d queued writes: see `nhisync explain %s/%s FIELD`\n", open, len(rec.Outbox), rec.Kind, rec.Key)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -244,35 +238,32 @@ func historyCmd(g *globals) *cobra.Command {
 		Short: "Every change of a record, from the audit log",
 		Args:  exactArgs(1, "KIND/KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			rec, err := a.findRecord(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			entries, err := a.store.AuditByRecord(cmd.Context(), rec.ID)
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				if entries == nil {
-					entries = []*nhisync.AuditEntry{}
+			return g.with(cmd.Context(), false, func(a *app) error {
+				rec, err := a.findRecord(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
-				return a.out.JSON(entries)
-			}
-			var rows [][]string
-			for _, e := range entries {
-				change := ""
-				if !e.Old.IsZero() || !e.New.IsZero() {
-					change = quoteValue(e.Old) + " → " + quoteValue(e.New)
+				entries, err := a.store.AuditByRecord(cmd.Context(), rec.ID)
+				if err != nil {
+					return err
 				}
-				rows = append(rows, []string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Field, e.System, change, e.Reason})
-			}
-			a.out.Table([]string{"seq", "time", "actor", "action", "field", "system", "change", "reason"}, rows)
-			return nil
+				if a.out.json {
+					if entries == nil {
+						entries = []*nhisync.AuditEntry{}
+					}
+					return a.out.JSON(entries)
+				}
+				var rows [][]string
+				for _, e := range entries {
+					change := ""
+					if !e.Old.IsZero() || !e.New.IsZero() {
+						change = quoteValue(e.Old) + " → " + quoteValue(e.New)
+					}
+					rows = append(rows, []string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Field, e.System, change, e.Reason})
+				}
+				a.out.Table([]string{"seq", "time", "actor", "action", "field", "system", "change", "reason"}, rows)
+				return nil
+			})
 		},
 	}
 }
@@ -283,78 +274,75 @@ func explainCmd(g *globals) *cobra.Command {
 		Short: "Every system's assertion for a field, the winner and the rule that chose it",
 		Args:  exactArgs(2, "KIND/KEY FIELD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			kind, key, err := nhisync.ParseRecordName(args[0], func(k string) (int, bool) {
-				if kd := a.cfg.Kinds[k]; kd != nil {
-					return len(kd.Match), true
+			return g.with(cmd.Context(), false, func(a *app) error {
+				kind, key, err := nhisync.ParseRecordName(args[0], func(k string) (int, bool) {
+					if kd := a.cfg.Kinds[k]; kd != nil {
+						return len(kd.Match), true
+					}
+					return 0, false
+				})
+				if err != nil {
+					return err
 				}
-				return 0, false
+				x, err := a.engine.Explain(cmd.Context(), kind, key, args[1])
+				if nhisync.ErrorCode(err) == nhisync.ENOTFOUND {
+					return nhisync.Errorf(nhisync.ENOTFOUND, "no record %s; list them with `nhisync records --kind %s`", args[0], kind)
+				}
+				if err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(x)
+				}
+				o := a.out
+				o.Printf("%s %s  (%s, resolve: %s", o.bold(x.Kind+"/"+x.Record), o.bold(x.Field), x.Type, x.Resolve)
+				if len(x.Authority) > 0 {
+					o.Printf(", authority: %s", strings.Join(x.Authority, " > "))
+				}
+				o.Printf(")\n\n")
+				if x.Golden != nil {
+					o.Printf("golden   %s\n         set by %s under %q at %s\n\n", quoteValue(x.Golden.Value), x.Golden.Source, x.Golden.Rule, x.Golden.At.Format(time.RFC3339))
+				} else {
+					o.Printf("golden   ∅ (no system has set it)\n\n")
+				}
+				var rows [][]string
+				for _, as := range x.Assertions {
+					allowed := "yes"
+					if !as.Allowed {
+						allowed = "no"
+					} else if len(x.Authority) > 0 {
+						allowed = fmt.Sprintf("rank %d", as.Rank+1)
+					}
+					rows = append(rows, []string{as.System, quoteValue(as.Value), as.State, allowed, as.Since.Format(time.RFC3339)})
+				}
+				o.StyledTable([]string{"system", "asserts", "state", "may set", "since"}, rows, func(r, c int) string {
+					if c != 2 {
+						return ""
+					}
+					switch rows[r][2] {
+					case "agrees":
+						return ansiGreen
+					case "quarantined", "conflict":
+						return ansiRed
+					}
+					return ansiYellow
+				})
+				o.Printf("\nrules now choose %s\n", x.Recomputed.String())
+				if x.Conflict != nil {
+					o.Printf("conflict %d is open: resolve with `nhisync conflicts resolve %d --pick SYSTEM`\n", x.Conflict.ID, x.Conflict.ID)
+				}
+				for _, q := range x.Quarantine {
+					if q.Status == nhisync.StatusOpen {
+						o.Printf("quarantine %d: %s from %s (%s)\n", q.ID, quoteValue(q.Value), q.System, q.Reason)
+					}
+				}
+				for _, ap := range x.Approvals {
+					if ap.Status == nhisync.StatusPending {
+						o.Printf("approval %d pending: write %s to %s\n", ap.ID, quoteValue(ap.Value), ap.System)
+					}
+				}
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			x, err := a.engine.Explain(cmd.Context(), kind, key, args[1])
-			if nhisync.ErrorCode(err) == nhisync.ENOTFOUND {
-				return nhisync.Errorf(nhisync.ENOTFOUND, "no record %s; list them with `nhisync records --kind %s`", args[0], kind)
-			}
-			if err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(x)
-			}
-			o := a.out
-			o.Printf("%s %s  (%s, resolve: %s", o.bold(x.Kind+"/"+x.Record), o.bold(x.Field), x.Type, x.Resolve)
-			if len(x.Authority) > 0 {
-				o.Printf(", authority: %s", strings.Join(x.Authority, " > "))
-			}
-			o.Printf(")\n\n")
-			if x.Golden != nil {
-				o.Printf("golden   %s\n         set by %s under %q at %s\n\n", quoteValue(x.Golden.Value), x.Golden.Source, x.Golden.Rule, x.Golden.At.Format(time.RFC3339))
-			} else {
-				o.Printf("golden   ∅ (no system has set it)\n\n")
-			}
-			var rows [][]string
-			for _, as := range x.Assertions {
-				allowed := "yes"
-				if !as.Allowed {
-					allowed = "no"
-				} else if len(x.Authority) > 0 {
-					allowed = fmt.Sprintf("rank %d", as.Rank+1)
-				}
-				rows = append(rows, []string{as.System, quoteValue(as.Value), as.State, allowed, as.Since.Format(time.RFC3339)})
-			}
-			o.StyledTable([]string{"system", "asserts", "state", "may set", "since"}, rows, func(r, c int) string {
-				if c != 2 {
-					return ""
-				}
-				switch rows[r][2] {
-				case "agrees":
-					return ansiGreen
-				case "quarantined", "conflict":
-					return ansiRed
-				}
-				return ansiYellow
-			})
-			o.Printf("\nrules now choose %s\n", x.Recomputed.String())
-			if x.Conflict != nil {
-				o.Printf("conflict %d is open: resolve with `nhisync conflicts resolve %d --pick SYSTEM`\n", x.Conflict.ID, x.Conflict.ID)
-			}
-			for _, q := range x.Quarantine {
-				if q.Status == nhisync.StatusOpen {
-					o.Printf("quarantine %d: %s from %s (%s)\n", q.ID, quoteValue(q.Value), q.System, q.Reason)
-				}
-			}
-			for _, ap := range x.Approvals {
-				if ap.Status == nhisync.StatusPending {
-					o.Printf("approval %d pending: write %s to %s\n", ap.ID, quoteValue(ap.Value), ap.System)
-				}
-			}
-			return nil
 		},
 	}
 }

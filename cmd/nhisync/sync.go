@@ -25,24 +25,21 @@ poll interval, doubling per failed pass, at most an hour) while the others
 go on; --retry-paused tries it at once.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{Incremental: incremental, RespectPause: !retryPaused})
-			a.progress.done()
-			if err != nil {
-				return err
-			}
-			if err := a.checkpoint(cmd.Context()); err != nil {
-				return err
-			}
-			if a.out.json {
-				return a.out.JSON(sum)
-			}
-			printSummary(a, sum)
-			return nil
+			return g.with(cmd.Context(), true, func(a *app) error {
+				sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{Incremental: incremental, RespectPause: !retryPaused})
+				a.progress.done()
+				if err != nil {
+					return err
+				}
+				if err := a.checkpoint(cmd.Context()); err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(sum)
+				}
+				printSummary(a, sum)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&retryPaused, "retry-paused", false, "also read and write degraded systems still resting after failures")
