@@ -515,13 +515,23 @@ func (rc *recCtx) priority(f *nhisync.Field, g *nhisync.Golden, ps []*prop) {
 	default:
 		reason = "priority: equal rank, latest change wins"
 	}
-	rc.accept(f, win, gv, reason)
-	for _, p := range eligible[1:] {
-		if p.Value.Equal(win.Value) {
+	rc.settle(f, win, gv, reason, eligible, func(p *prop) string {
+		return fmt.Sprintf("priority: %s's change wins (%s)", win.System, rankWord(p.rank, win.rank))
+	})
+}
+
+// settle makes win's value golden and hears every other proposal: one
+// with the same value agrees, the rest lose for lost(p).
+func (rc *recCtx) settle(f *nhisync.Field, win *prop, old nhisync.Value, reason string, ps []*prop, lost func(p *prop) string) {
+	rc.accept(f, win, old, reason)
+	for _, p := range ps {
+		switch {
+		case p == win:
+		case p.Value.Equal(win.Value):
 			p.fs.Shadow = p.Value
-			continue
+		default:
+			rc.refuse(f, p, win.Value, lost(p))
 		}
-		rc.refuse(f, p, win.Value, fmt.Sprintf("priority: %s's change wins (%s)", win.System, rankWord(p.rank, win.rank)))
 	}
 }
 
@@ -557,17 +567,9 @@ func (rc *recCtx) latest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, incumb
 		}
 		return
 	}
-	rc.accept(f, win, gv, "latest: newest change")
-	for _, p := range ps {
-		if p == win {
-			continue
-		}
-		if p.Value.Equal(win.Value) {
-			p.fs.Shadow = p.Value
-			continue
-		}
-		rc.refuse(f, p, win.Value, fmt.Sprintf("latest: %s's change is newer", win.System))
-	}
+	rc.settle(f, win, gv, "latest: newest change", ps, func(*prop) string {
+		return fmt.Sprintf("latest: %s's change is newer", win.System)
+	})
 }
 
 // strictest lets the value latest in the enum's values win among
@@ -587,17 +589,9 @@ func (rc *recCtx) strictest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, inc
 		}
 		return
 	}
-	rc.accept(f, win, gv, "strictest: the strictest concurrent value wins")
-	for _, p := range ps {
-		if p == win {
-			continue
-		}
-		if p.Value.Equal(win.Value) {
-			p.fs.Shadow = p.Value
-			continue
-		}
-		rc.refuse(f, p, win.Value, fmt.Sprintf("strictest: %q is stricter than %q", win.Value.Text(), p.Value.Text()))
-	}
+	rc.settle(f, win, gv, "strictest: the strictest concurrent value wins", ps, func(p *prop) string {
+		return fmt.Sprintf("strictest: %q is stricter than %q", win.Value.Text(), p.Value.Text())
+	})
 }
 
 // merge applies set additions and removals, each against the proposing

@@ -159,14 +159,19 @@ func liveLinks(r *nhisync.Record) int {
 	return n
 }
 
-// findRecord resolves KIND/KEY to a stored record.
-func (a *app) findRecord(ctx context.Context, name string) (*nhisync.Record, error) {
-	kind, key, err := nhisync.ParseRecordName(name, func(k string) (int, bool) {
+// parseRecordName splits KIND/KEY by the config's kinds.
+func (a *app) parseRecordName(name string) (kind, matchKey string, err error) {
+	return nhisync.ParseRecordName(name, func(k string) (int, bool) {
 		if kd := a.cfg.Kinds[k]; kd != nil {
 			return len(kd.Match), true
 		}
 		return 0, false
 	})
+}
+
+// findRecord resolves KIND/KEY to a stored record.
+func (a *app) findRecord(ctx context.Context, name string) (*nhisync.Record, error) {
+	kind, key, err := a.parseRecordName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -275,12 +280,7 @@ func explainCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(2, "KIND/KEY FIELD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.with(cmd.Context(), false, func(a *app) error {
-				kind, key, err := nhisync.ParseRecordName(args[0], func(k string) (int, bool) {
-					if kd := a.cfg.Kinds[k]; kd != nil {
-						return len(kd.Match), true
-					}
-					return 0, false
-				})
+				kind, key, err := a.parseRecordName(args[0])
 				if err != nil {
 					return err
 				}
