@@ -504,8 +504,19 @@ func (rc *recCtx) priority(f *nhisync.Field, g *nhisync.Golden, ps []*prop) {
 		return a.System < b.System
 	})
 	win := eligible[0]
+	var rival *prop
+	for _, p := range eligible[1:] {
+		if !p.Value.Equal(win.Value) {
+			rival = p
+			break
+		}
+	}
 	reason := "priority"
 	switch {
+	case rival != nil && rival.rank > win.rank:
+		reason = fmt.Sprintf("priority: %s ranks above %s", win.System, rival.System)
+	case rival != nil:
+		reason = fmt.Sprintf("priority: equal rank, %s's change is the latest", win.System)
 	case g == nil || gv.IsZero():
 		reason = "priority: the golden value was empty"
 	case win.rank < f.Rank(g.Source):

@@ -29,7 +29,12 @@ type Explanation struct {
 	Quarantine []*nhisync.QuarantineItem `json:"quarantine,omitempty"`
 	Approvals  []*nhisync.Approval       `json:"approvals,omitempty"`
 	Writes     []*nhisync.OutboxWrite    `json:"writes,omitempty"`
+	// History is the field's latest audit entries, oldest first.
+	History []*nhisync.AuditEntry `json:"history"`
 }
+
+// explainHistory is how many audit entries Explain shows.
+const explainHistory = 10
 
 // Assertion is one system's current claim about a field.
 type Assertion struct {
@@ -105,6 +110,19 @@ func (e *Engine) Explain(ctx context.Context, kind, matchKey, field string) (*Ex
 		if o.Field == field {
 			x.Writes = append(x.Writes, o)
 		}
+	}
+	entries, err := e.store.AuditByRecord(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	x.History = []*nhisync.AuditEntry{}
+	for _, en := range entries {
+		if en.Field == field {
+			x.History = append(x.History, en)
+		}
+	}
+	if len(x.History) > explainHistory {
+		x.History = x.History[len(x.History)-explainHistory:]
 	}
 	return x, nil
 }

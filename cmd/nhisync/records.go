@@ -327,6 +327,19 @@ func explainCmd(g *globals) *cobra.Command {
 					}
 					return ansiYellow
 				})
+				if len(x.History) > 0 {
+					o.Printf("\nhistory (latest %d):\n", len(x.History))
+					for _, h := range x.History {
+						line := fmt.Sprintf("  %s  %-18s %-8s", h.Time.Format(time.RFC3339), h.Action, h.System)
+						if !h.New.IsZero() || !h.Old.IsZero() {
+							line += " " + quoteValue(h.New)
+						}
+						if h.Reason != "" {
+							line += "  " + o.dim("("+h.Reason+")")
+						}
+						o.Printf("%s\n", line)
+					}
+				}
 				o.Printf("\nrules now choose %s\n", x.Recomputed.String())
 				if x.Conflict != nil {
 					o.Printf("conflict %d is open: resolve with `nhisync conflicts resolve %d --pick SYSTEM`\n", x.Conflict.ID, x.Conflict.ID)
