@@ -523,8 +523,10 @@ func (rc *recCtx) priority(f *nhisync.Field, g *nhisync.Golden, ps []*prop) {
 		reason = fmt.Sprintf("priority: %s ranks above %s", win.System, g.Source)
 	case win.rank > f.Rank(g.Source):
 		reason = fmt.Sprintf("stale_after: %s had not been seen holding the value for %s", g.Source, f.StaleAfter)
+	case win.System == g.Source:
+		reason = fmt.Sprintf("priority: %s, which set the value, changed it", win.System)
 	default:
-		reason = "priority: equal rank, latest change wins"
+		reason = fmt.Sprintf("priority: %s ranks as high as %s, which set the value", win.System, g.Source)
 	}
 	rc.settle(f, win, gv, reason, eligible, func(p *prop) string {
 		return fmt.Sprintf("priority: %s's change wins (%s)", win.System, rankWord(p.rank, win.rank))
