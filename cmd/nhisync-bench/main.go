@@ -74,6 +74,8 @@ systems:
     fields: { name: name, platform: platform, owner: steward, classification: tags }
 `
 
+var profile, profilePass string
+
 type result struct {
 	Records      int     `json:"records"`
 	ReadFloorS   float64 `json:"read_floor_s"`
@@ -91,23 +93,11 @@ func main() {
 	drift := flag.Float64("drift", 0.01, "share of CMDB records whose owner changes before the drift pass")
 	dir := flag.String("dir", "", "work directory (default: a new temporary one, removed afterwards)")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of the passes to this file")
+	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
+	flag.StringVar(&profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
 	flag.Parse()
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
-			os.Exit(1)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
 	if err := run(*n, *drift, *dir, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -166,16 +156,27 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 			}
 		}()
 		e := engine.New(cfg, store, conns, engine.WithBatchSize(2000))
-		fmt.Fprintf(os.Stderr, "%s…\n", label)
+		fmt.Fprintf(os.Stderr, "%s pass…\n", label)
+		if profile != "" && label == profilePass {
+			f, err := os.Create(profile)
+			if err != nil {
+				return nil, 0, err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return nil, 0, err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		start := time.Now()
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		return sum, time.Since(start).Seconds(), err
 	}
-	if _, res.FirstPassS, err = pass("first pass"); err != nil {
+	if _, res.FirstPassS, err = pass("first"); err != nil {
 		return err
 	}
 	var sum *engine.Summary
-	if sum, res.QuietPassS, err = pass("quiet pass"); err != nil {
+	if sum, res.QuietPassS, err = pass("quiet"); err != nil {
 		return err
 	}
 	if sum.WritesPlanned != 0 {
@@ -185,7 +186,7 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	if sum, res.DriftPassS, err = pass("drift pass"); err != nil {
+	if sum, res.DriftPassS, err = pass("drift"); err != nil {
 		return err
 	}
 	res.DriftWrites = sum.WritesApplied

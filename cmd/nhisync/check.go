@@ -61,7 +61,7 @@ func checkCmd(g *globals) *cobra.Command {
 						r := res[name]
 						state := "reachable"
 						if !r.OK {
-							state = "FAILED: " + r.Error
+							state = "FAILED"
 						}
 						rows = append(rows, []string{name, r.Connector, state})
 					}
@@ -71,6 +71,11 @@ func checkCmd(g *globals) *cobra.Command {
 						}
 						return ""
 					})
+					for _, name := range cfg.SystemNames {
+						if r := res[name]; !r.OK {
+							o.Printf("%s\n", r.Error)
+						}
+					}
 				}
 			}
 			if failed > 0 {
