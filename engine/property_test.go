@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/audit"
 	"github.com/nhisync/nhisync/engine"
+
+	_ "modernc.org/sqlite"
 )
 
 // The sync rules as properties (SPEC §3): random configs of 2–4 systems,
@@ -36,9 +40,14 @@ type propSystem struct {
 	fields   []string // canonical fields mapped besides name
 	report   bool
 	readOnly bool
+	// sqlTable: the system is a SQLite table (sql connector, with an
+	// updated_at cursor), else a JSON file (file connector).
+	sqlTable bool
 }
 
 type propConfig struct {
+	dir        string
+	clock      int
 	systems    []propSystem
 	yaml       string
 	ownerAuth  []string
@@ -60,6 +69,7 @@ func genConfig(t *rapid.T) *propConfig {
 		}
 		s.report = rapid.Float64Range(0, 1).Draw(t, "report-"+s.name) < 0.2
 		s.readOnly = i > 0 && rapid.Float64Range(0, 1).Draw(t, "ro-"+s.name) < 0.1
+		s.sqlTable = rapid.Bool().Draw(t, "sql-"+s.name)
 		pc.systems = append(pc.systems, s)
 	}
 	maps := func(f string) []string {
@@ -125,7 +135,11 @@ func genConfig(t *rapid.T) *propConfig {
 	b.WriteString("    rules:\n      - name: owner-is-email\n        check: owner == \"\" || owner.endsWith(\"@x\")\n")
 	b.WriteString("systems:\n")
 	for _, s := range pc.systems {
-		fmt.Fprintf(&b, "  %s:\n    connector: file\n    path: %s.json\n    kind: sa\n    id: id\n", s.name, s.name)
+		if s.sqlTable {
+			fmt.Fprintf(&b, "  %s:\n    connector: sql\n    dsn: sqlite:./%s.db\n    table: t\n    updated_column: updated_at\n    kind: sa\n    id: id\n", s.name, s.name)
+		} else {
+			fmt.Fprintf(&b, "  %s:\n    connector: file\n    path: %s.json\n    kind: sa\n    id: id\n", s.name, s.name)
+		}
 		if s.report {
 			b.WriteString("    on_refused: report\n")
 		}
@@ -182,8 +196,8 @@ type concurrentEdit struct {
 }
 
 type injected struct {
-	system, id, native string
-	value              any
+	system, id, field, native string
+	value                     any
 }
 
 func (c *concurrentEdit) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
@@ -222,6 +236,7 @@ func TestPropertySyncRules(t *testing.T) {
 		}
 		defer os.RemoveAll(dir)
 		files := map[string][]map[string]any{}
+		initial := map[string][]map[string]any{}
 		nextID := map[string]int{}
 		for _, s := range pc.systems {
 			names := rapid.SliceOfDistinct(rapid.SampledFrom(propNames), rapid.ID[string]).Draw(rt, "names-"+s.name)
@@ -229,9 +244,18 @@ func TestPropertySyncRules(t *testing.T) {
 			for _, n := range names {
 				recs = append(recs, genRecord(rt, s, "id-"+n, n))
 			}
-			files[s.name+".json"] = recs
+			if s.sqlTable {
+				createTable(rt, dir, s.name)
+				initial[s.name] = recs
+			} else {
+				files[s.name+".json"] = recs
+			}
 		}
 		w := newWorldIn(rt, dir, pc.yaml, files)
+		pc.dir = dir
+		for name, recs := range initial {
+			pc.put(w, pc.systemByName(name), recs)
+		}
 		steps := rapid.IntRange(1, 10).Draw(rt, "steps")
 		for step := range steps {
 			switch rapid.IntRange(0, 9).Draw(rt, fmt.Sprintf("action-%d", step)) {
@@ -241,15 +265,15 @@ func TestPropertySyncRules(t *testing.T) {
 				s := rapid.SampledFrom(pc.systems).Draw(rt, "add-system")
 				nextID[s.name]++
 				id := fmt.Sprintf("new-%d", nextID[s.name])
-				recs := w.get(s.name + ".json")
+				recs := pc.get(w, s)
 				recs = append(recs, genRecord(rt, s, id, rapid.SampledFrom(propNames).Draw(rt, "add-name")))
-				w.put(s.name+".json", recs)
+				pc.put(w, s, recs)
 			case 5:
 				s := rapid.SampledFrom(pc.systems).Draw(rt, "remove-system")
-				recs := w.get(s.name + ".json")
+				recs := pc.get(w, s)
 				if len(recs) > 0 {
 					i := rapid.IntRange(0, len(recs)-1).Draw(rt, "remove-index")
-					w.put(s.name+".json", slices.Delete(recs, i, i+1))
+					pc.put(w, s, slices.Delete(recs, i, i+1))
 				}
 			case 6:
 				propHuman(rt, w)
@@ -264,7 +288,7 @@ func TestPropertySyncRules(t *testing.T) {
 // propEdit changes one field of one record of one system.
 func propEdit(t *rapid.T, w *world, pc *propConfig) {
 	s := rapid.SampledFrom(pc.systems).Draw(t, "edit-system")
-	recs := w.get(s.name + ".json")
+	recs := pc.get(w, s)
 	if len(recs) == 0 {
 		return
 	}
@@ -276,7 +300,7 @@ func propEdit(t *rapid.T, w *world, pc *propConfig) {
 	} else {
 		recs[i][propNatives[field]] = v
 	}
-	w.put(s.name+".json", recs)
+	pc.put(w, s, recs)
 }
 
 // propHuman resolves a random open conflict or decides a random approval.
@@ -327,7 +351,7 @@ func takeSnapshot(t *rapid.T, w *world, pc *propConfig) *propSnapshot {
 			t.Fatal(err)
 		}
 		s.files[sys.name] = map[string]map[string]any{}
-		for _, r := range w.get(sys.name + ".json") {
+		for _, r := range pc.get(w, sys) {
 			s.files[sys.name][fmt.Sprint(r["id"])] = r
 		}
 	}
@@ -371,16 +395,24 @@ func propPass(t *rapid.T, w *world, pc *propConfig) {
 				if value == "" {
 					v = nil
 				}
-				if nativeValue(field, w.field(name+".json", id, propNatives[field])).Equal(nativeValue(field, v)) {
+				recs := pc.get(w, target)
+				i := slices.IndexFunc(recs, func(r map[string]any) bool { return fmt.Sprint(r["id"]) == id })
+				if i < 0 || nativeValue(field, recs[i][propNatives[field]]).Equal(nativeValue(field, v)) {
 					return nil // not a change: nothing to protect
 				}
-				did.system, did.native = name, propNatives[field]
-				w.edit(name+".json", id, map[string]any{propNatives[field]: v})
+				did.system, did.field, did.native = name, field, propNatives[field]
+				if v == nil {
+					delete(recs[i], propNatives[field])
+				} else {
+					recs[i][propNatives[field]] = v
+				}
+				pc.put(w, target, recs)
 				return v
 			}}
 		}
 	}
-	sum := w.pass(engine.PassOptions{KeepEvents: true})
+	incremental := rapid.Float64Range(0, 1).Draw(t, "incremental") < 0.3
+	sum := w.pass(engine.PassOptions{KeepEvents: true, Incremental: incremental})
 	w.wrap = nil
 	after := takeSnapshot(t, w, pc)
 
@@ -388,7 +420,7 @@ func propPass(t *rapid.T, w *world, pc *propConfig) {
 	// after it read the record.
 	if did.system != "" {
 		got := after.files[did.system][did.id][did.native]
-		if fmt.Sprint(got) != fmt.Sprint(did.value) && !(got == nil && did.value == nil) {
+		if !nativeValue(did.field, got).Equal(nativeValue(did.field, did.value)) {
 			t.Fatalf("a change made in %s after the read (%s=%v) was overwritten with %v\n%s", did.system, did.native, did.value, got, actions(sum))
 		}
 	}
@@ -593,4 +625,120 @@ func exempt(rec *nhisync.Record, l *nhisync.Link, field string) bool {
 		}
 	}
 	return false
+}
+
+// createTable makes a system's SQLite table.
+func createTable(t *rapid.T, dir, name string) {
+	db, err := sql.Open("sqlite", filepath.Join(dir, name+".db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT, owner TEXT, tags TEXT, state TEXT, updated_at INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// get reads a system's records as native maps (sets as []any).
+func (pc *propConfig) get(w *world, s propSystem) []map[string]any {
+	if !s.sqlTable {
+		return w.get(s.name + ".json")
+	}
+	db, err := sql.Open("sqlite", filepath.Join(pc.dir, s.name+".db"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id, name, owner, tags, state FROM t ORDER BY rowid`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []map[string]any
+	for rows.Next() {
+		var id string
+		var name, owner, tags, state sql.NullString
+		if err := rows.Scan(&id, &name, &owner, &tags, &state); err != nil {
+			w.t.Fatal(err)
+		}
+		r := map[string]any{"id": id}
+		for k, v := range map[string]sql.NullString{"name": name, "owner": owner, "state": state} {
+			if v.Valid && v.String != "" {
+				r[k] = v.String
+			}
+		}
+		if tags.Valid && tags.String != "" {
+			var l []any
+			for _, e := range strings.Split(tags.String, ",") {
+				l = append(l, e)
+			}
+			r["tags"] = l
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	return out
+}
+
+// put makes a system hold exactly recs; in a table, rows that change get
+// a new updated_at so the change cursor sees them.
+func (pc *propConfig) put(w *world, s propSystem, recs []map[string]any) {
+	if !s.sqlTable {
+		w.put(s.name+".json", recs)
+		return
+	}
+	old := map[string]string{}
+	for _, r := range pc.get(w, s) {
+		old[fmt.Sprint(r["id"])] = fmt.Sprint(r)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(pc.dir, s.name+".db"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	text := func(v any) any {
+		switch v := v.(type) {
+		case nil:
+			return nil
+		case []any:
+			var parts []string
+			for _, e := range v {
+				parts = append(parts, fmt.Sprint(e))
+			}
+			slices.Sort(parts)
+			return strings.Join(parts, ",")
+		default:
+			return fmt.Sprint(v)
+		}
+	}
+	for _, r := range recs {
+		id := fmt.Sprint(r["id"])
+		keep[id] = true
+		if old[id] == fmt.Sprint(r) {
+			continue
+		}
+		pc.clock++
+		if _, err := tx.Exec(`INSERT INTO t (id, name, owner, tags, state, updated_at) VALUES (?,?,?,?,?,?)
+			ON CONFLICT (id) DO UPDATE SET name=excluded.name, owner=excluded.owner, tags=excluded.tags, state=excluded.state, updated_at=excluded.updated_at`,
+			id, text(r["name"]), text(r["owner"]), text(r["tags"]), text(r["state"]), pc.clock); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	for id := range old {
+		if !keep[id] {
+			if _, err := tx.Exec(`DELETE FROM t WHERE id = ?`, id); err != nil {
+				w.t.Fatal(err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		w.t.Fatal(err)
+	}
 }
