@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -415,5 +417,60 @@ systems:
 	}
 	if sum := w.sync(); sum.Linked+sum.WritesPlanned != 0 || sum.Systems["catalog"].Changed != 0 {
 		t.Fatalf("second pass not quiet\n%s", actions(sum))
+	}
+}
+
+func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
+	const cfg = `version: 1
+store: sqlite:./state/nhisync.db
+kinds:
+  sa:
+    match: [name]
+    create_from: [idp]
+    fields:
+      name:  { type: string }
+      owner: { type: string }
+systems:
+  idp:
+    connector: sql
+    dsn: sqlite:./idp.db
+    table: accounts
+    id: id
+    updated_column: updated_at
+    kind: sa
+    fields: { name: name, owner: owner }
+  cat: { connector: file, path: cat.json, kind: sa, id: id, fields: { name: name, owner: owner } }
+`
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(`CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT, owner TEXT, updated_at TEXT)`)
+	for i := range 50 {
+		mustExec(`INSERT INTO accounts VALUES (?, ?, 'a@x', ?)`, fmt.Sprint(i), fmt.Sprintf("svc-%02d", i), fmt.Sprintf("2026-01-01T00:00:%02dZ", i))
+	}
+	w := newWorldIn(t, dir, cfg, map[string][]map[string]any{"cat.json": {}})
+	w.sync()
+	mustExec(`UPDATE accounts SET owner = 'b@x', updated_at = '2026-01-02T00:00:00Z' WHERE id = '7'`)
+	sum := w.pass(engine.PassOptions{Incremental: true, KeepEvents: true})
+	idp := sum.Systems["idp"]
+	// The cursor is inclusive: the row at the old cursor is read again.
+	if idp.Mode != "incremental" || idp.Read != 2 || idp.Changed != 1 || sum.Accepted != 1 {
+		t.Fatalf("incremental pass: %+v, accepted %d\n%s", idp, sum.Accepted, actions(sum))
+	}
+	if got := w.golden("sa", "owner", "svc-07"); got != "b@x" {
+		t.Fatalf("owner = %q", got)
+	}
+	// A full pass still sees everything and finds nothing new.
+	if sum := w.sync(); sum.Systems["idp"].Mode != "full" || sum.Systems["idp"].Read != 50 || sum.Accepted != 0 {
+		t.Fatalf("full pass: %+v\n%s", sum.Systems["idp"], actions(sum))
 	}
 }
