@@ -333,9 +333,9 @@ func (rc *recCtx) settleQuarantine(observed map[string]*staged) {
 	}
 }
 
-// openQuarantine reports whether (field, system) has an open item.
-func (rc *recCtx) openQuarantine(field, system string) bool {
-	for _, q := range rc.rec.Quarantine {
+// openQuarantine reports whether rec has an open item for (field, system).
+func openQuarantine(rec *nhisync.Record, field, system string) bool {
+	for _, q := range rec.Quarantine {
 		if q.Status == nhisync.StatusOpen && q.Field == field && q.System == system {
 			return true
 		}
@@ -343,9 +343,9 @@ func (rc *recCtx) openQuarantine(field, system string) bool {
 	return false
 }
 
-// openConflict returns the open conflict on field, or nil.
-func (rc *recCtx) openConflict(field string) *nhisync.Conflict {
-	for _, c := range rc.rec.Conflicts {
+// openConflict returns rec's open conflict on field, or nil.
+func openConflict(rec *nhisync.Record, field string) *nhisync.Conflict {
+	for _, c := range rec.Conflicts {
 		if c.Status == nhisync.StatusOpen && c.Field == field {
 			return c
 		}
@@ -414,7 +414,7 @@ func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.
 	if len(checked) == 0 {
 		return nil
 	}
-	if c := rc.openConflict(f.Name); c != nil {
+	if c := openConflict(rc.rec, f.Name); c != nil {
 		rc.joinConflict(f, c, checked)
 		return nil
 	}

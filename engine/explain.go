@@ -47,7 +47,8 @@ type Assertion struct {
 	Allowed    bool          `json:"allowed"`
 	Rank       int           `json:"rank"`
 	// State is one of: agrees, behind, write queued, held, quarantined,
-	// conflict, drift, gone, unread (write-only mapping).
+	// conflict, drift, differs (read-only), differs (identifies the record
+	// there), gone, unmatched, disputed.
 	State string `json:"state"`
 }
 
@@ -131,25 +132,11 @@ func assertionState(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, l
 	if l.Status != nhisync.LinkLive {
 		return string(l.Status)
 	}
-	for _, q := range rec.Quarantine {
-		if q.Status == nhisync.StatusOpen && q.Field == field && q.System == sys.Name {
-			return "quarantined"
-		}
-	}
-	for _, c := range rec.Conflicts {
-		if c.Status == nhisync.StatusOpen && c.Field == field {
-			return "conflict"
-		}
-	}
-	var cur nhisync.Value
-	if fs != nil {
-		cur = fs.Asserted
-		if !sys.Reads(field) {
-			cur = fs.Shadow
-		}
-	}
-	if cur.Equal(rec.Value(field)) {
+	if holding(sys, fs, field).Equal(rec.Value(field)) {
 		return "agrees"
+	}
+	if why := holdBack(rec, k, sys, fs, field); why != "" {
+		return why
 	}
 	for _, o := range rec.Outbox {
 		if o.System == sys.Name && o.Field == field {
@@ -159,14 +146,8 @@ func assertionState(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, l
 			return "write queued"
 		}
 	}
-	if fs != nil && fs.Report != nil {
-		return "drift"
-	}
 	if !sys.Writes(field) {
 		return "differs (read-only)"
-	}
-	if sys.ID == "" && k.IsMatch(field) {
-		return "differs (identifies the record there)"
 	}
 	return "behind"
 }

@@ -70,32 +70,14 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 	g := rc.rec.Fields[field]
 	gv := goldenValue(g)
 	fs := l.Field(field)
-	cur := fs.Asserted
-	if !sys.Reads(field) {
-		cur = fs.Shadow // write-only: what nhisync last wrote
-	}
-	pending := rc.outboxFor(sys.Name, l.ExternalID, field)
-	blocked := ""
-	switch {
-	case cur.Equal(gv):
-		blocked = "in step"
-	case rc.kind.IsMatch(field) && sys.ID == "":
-		// The system names its records by their match values: writing one
-		// would change the record's id there. It keeps its own spelling.
-		blocked = "identifies the record"
-	case rc.openConflict(field) != nil:
-		blocked = "conflict open"
-	case rc.openQuarantine(field, sys.Name):
-		blocked = "quarantined"
-	case fs.Report != nil && fs.Report.Equal(gv):
-		blocked = "drift reported (on_refused: report)"
-	}
-	if blocked != "" {
-		if pending != nil {
+	cur := holding(sys, fs, field)
+	if cur.Equal(gv) || holdBack(rc.rec, rc.kind, sys, fs, field) != "" {
+		if pending := rc.outboxFor(sys.Name, l.ExternalID, field); pending != nil {
 			rc.dropOutbox(pending)
 		}
 		return nil
 	}
+	pending := rc.outboxFor(sys.Name, l.ExternalID, field)
 	cause := causeOf(g)
 	status := nhisync.OutboxPlanned
 	if rc.d.direct {
@@ -136,6 +118,38 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 	rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)
 	*rc.d.planned = append(*rc.d.planned, w)
 	return nil
+}
+
+// holding returns what a system holds for a field: its assertion, or
+// for a write-only mapping what nhisync last wrote there.
+func holding(sys *nhisync.System, fs *nhisync.FieldState, field string) nhisync.Value {
+	switch {
+	case fs == nil:
+		return nhisync.Value{}
+	case sys.Reads(field):
+		return fs.Asserted
+	default:
+		return fs.Shadow
+	}
+}
+
+// holdBack says why a system that holds another value than the golden
+// one is left as it is, "" when it is to be written. Planning and explain
+// both ask it, so what explain shows is what a pass does.
+func holdBack(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, fs *nhisync.FieldState, field string) string {
+	switch {
+	case k.IsMatch(field) && sys.ID == "":
+		// The system names its records by their match values: writing one
+		// would change the record's id there. It keeps its own spelling.
+		return "differs (identifies the record there)"
+	case openConflict(rec, field) != nil:
+		return "conflict"
+	case openQuarantine(rec, field, sys.Name):
+		return "quarantined"
+	case fs != nil && fs.Report != nil && fs.Report.Equal(rec.Value(field)):
+		return "drift"
+	}
+	return ""
 }
 
 // causeOf names the actor whose change made the golden value: a person,
