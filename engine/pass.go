@@ -85,6 +85,7 @@ type sysRead struct {
 	at       time.Time
 	cursor   string
 	count    int
+	seen     int   // distinct records read
 	readIdx  []int // indexes of readable mappings
 	matchIdx []int // mapping index per kind.Match entry (-1 if unmapped)
 }
@@ -308,18 +309,24 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	}
 	r.at = p.hlc.Now()
 	ss := p.sum.sys(sys.Name)
+	// buf holds one record's canonical values; only changed records are
+	// copied out of it.
+	buf := make([]nhisync.Value, len(sys.Fields))
 	emit := func(obs nhisync.Observation) error {
 		r.count++
 		if r.count%10000 == 0 {
 			p.e.report(Progress{Stage: "read", System: sys.Name, Done: r.count})
-		}
-		values := make([]nhisync.Value, len(sys.Fields))
-		for i, m := range sys.Fields {
-			if i < len(obs.Values) && sys.Reads(m.Field) {
-				values[i] = m.Type.Canonical(obs.Values[i])
+			if err := p.renewLease(ctx); err != nil {
+				return err
 			}
 		}
-		h := contentHash(r.fp, values)
+		clear(buf)
+		for _, i := range r.readIdx {
+			if i < len(obs.Values) {
+				buf[i] = sys.Fields[i].Type.Canonical(obs.Values[i])
+			}
+		}
+		h := contentHash(r.fp, buf)
 		if hd := r.heads[obs.ID]; hd != nil {
 			if hd.seen {
 				// The same id twice in one read: the later row is ignored
@@ -328,6 +335,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 				return nil
 			}
 			hd.seen = true
+			r.seen++
 			// Unchanged: nothing to do. (Unchanged unmatched and disputed
 			// records are re-correlated by restageStrays.)
 			if hd.status != nhisync.LinkGone && string(hd.hash) == string(h) {
@@ -335,8 +343,9 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			}
 		} else {
 			r.heads[obs.ID] = &head{seen: true}
+			r.seen++
 		}
-		r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: values, modified: obs.Modified.UTC(), actor: obs.Actor, hash: h})
+		r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: slices.Clone(buf), modified: obs.Modified.UTC(), actor: obs.Actor, hash: h})
 		return nil
 	}
 	changer, isChanger := conn.(nhisync.Changer)
@@ -380,13 +389,7 @@ func (p *pass) finish(ctx context.Context) error {
 		st.LastReadAt = r.at
 		if r.full {
 			st.LastFullAt = r.at
-			live := 0
-			for _, h := range r.heads {
-				if h.seen {
-					live++
-				}
-			}
-			st.Records = live
+			st.Records = r.seen
 		}
 		if r.cursor != "" {
 			st.Cursor = r.cursor
@@ -417,11 +420,10 @@ func (p *pass) commit(ctx context.Context) error {
 	if p.dry {
 		return nil
 	}
-	if b.Empty() {
-		return nil
-	}
-	if err := p.e.store.Commit(ctx, b); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if !b.Empty() {
+		if err := p.e.store.Commit(ctx, b); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 	}
 	return p.renewLease(ctx)
 }
@@ -429,6 +431,9 @@ func (p *pass) commit(ctx context.Context) error {
 // renewLease keeps the pass lease while a long pass runs; a pass that
 // lost it stops rather than race another process.
 func (p *pass) renewLease(ctx context.Context) error {
+	if p.dry {
+		return nil
+	}
 	now := p.e.clock.Now()
 	if now.Sub(p.leaseAt) < p.leaseTTL/3 {
 		return nil

@@ -314,12 +314,7 @@ func (p *pass) applyGuard(ctx context.Context) error {
 		}
 		total := p.systems[name].Records
 		if r := p.reads[name]; r != nil && r.full {
-			total = 0
-			for _, h := range r.heads {
-				if h.seen {
-					total++
-				}
-			}
+			total = r.seen
 		}
 		limit := int(^uint(0) >> 1)
 		if sys := p.e.cfg.Systems[name]; sys != nil {

@@ -474,3 +474,57 @@ systems:
 		t.Fatalf("full pass: %+v\n%s", sum.Systems["idp"], actions(sum))
 	}
 }
+
+// slowRead wraps a real connector whose reads take (fake) time, and whose
+// writes let another process try to take the pass lease.
+type slowRead struct {
+	nhisync.Connector
+	during  func()
+	onApply func()
+}
+
+func (c *slowRead) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
+	c.during()
+	return c.Connector.Snapshot(ctx, emit)
+}
+
+func (c *slowRead) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	if c.onApply != nil {
+		c.onApply()
+	}
+	return c.Connector.Apply(ctx, ws)
+}
+
+func TestLongPassKeepsItsLease(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x")},
+		"catalog.json": {sa("k1", "aws", "bot")},
+	})
+	const ttl = 3 * time.Minute
+	ctx := context.Background()
+	var intruded bool
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name != "catalog" {
+			return c
+		}
+		return &slowRead{Connector: c,
+			// Reading takes two minutes: past a third of the lease.
+			during: func() { w.clock.Advance(2 * time.Minute) },
+			// When the writes go out, another process tries the lease at a
+			// time the first lease (taken before the read) has run out.
+			onApply: func() {
+				ok, err := w.store.AcquireLease(ctx, "pass", "intruder", w.clock.Now().Add(2*time.Minute), ttl)
+				if err != nil {
+					t.Fatal(err)
+				}
+				intruded = intruded || ok
+			}}
+	}
+	if sum := w.pass(engine.PassOptions{LeaseTTL: ttl}); sum.WritesApplied == 0 {
+		t.Fatal("nothing was written: the test did not reach the writes")
+	}
+	if intruded {
+		t.Fatal("another process took the lease of a running pass: it was not renewed")
+	}
+}
