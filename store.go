@@ -134,6 +134,3 @@ type Store interface {
 
 	Close() error
 }
-
-// StoreOpener opens a store from a URL; stores register by URL scheme.
-type StoreOpener func(ctx context.Context, url string) (Store, error)

@@ -277,29 +277,28 @@ func writeConflicts(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 }
 
 func writeQuarantine(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	var failed error
-	err := insert{
-		head: `INSERT INTO quarantine (id, kind, record_id, field, system, status, data) VALUES `,
-		cols: 7,
-		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, record_id = excluded.record_id, field = excluded.field,
-			system = excluded.system, status = excluded.status, data = excluded.data`,
-	}.run(ctx, tx, len(b.Quarantine), func(args []any, i int) []any {
-		q := b.Quarantine[i]
-		return append(args, q.ID, q.Kind, q.RecordID, q.Field, q.System, q.Status, jsonData(q, &failed))
-	}, nil)
-	return errors.Join(failed, err)
+	return writeItems(ctx, tx, "quarantine", b.Quarantine, func(q *nhisync.QuarantineItem) []any {
+		return []any{q.ID, q.Kind, q.RecordID, q.Field, q.System, q.Status}
+	})
 }
 
 func writeApprovals(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	return writeItems(ctx, tx, "approvals", b.Approvals, func(a *nhisync.Approval) []any {
+		return []any{a.ID, a.Kind, a.RecordID, a.Field, a.System, a.Status}
+	})
+}
+
+// writeItems upserts quarantine items or approvals: tables of the same
+// shape, their filtered columns from cols and the whole item as JSON.
+func writeItems[T any](ctx context.Context, tx *sql.Tx, table string, items []T, cols func(T) []any) error {
 	var failed error
 	err := insert{
-		head: `INSERT INTO approvals (id, kind, record_id, field, system, status, data) VALUES `,
+		head: `INSERT INTO ` + table + ` (id, kind, record_id, field, system, status, data) VALUES `,
 		cols: 7,
 		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, record_id = excluded.record_id, field = excluded.field,
 			system = excluded.system, status = excluded.status, data = excluded.data`,
-	}.run(ctx, tx, len(b.Approvals), func(args []any, i int) []any {
-		a := b.Approvals[i]
-		return append(args, a.ID, a.Kind, a.RecordID, a.Field, a.System, a.Status, jsonData(a, &failed))
+	}.run(ctx, tx, len(items), func(args []any, i int) []any {
+		return append(append(args, cols(items[i])...), jsonData(items[i], &failed))
 	}, nil)
 	return errors.Join(failed, err)
 }

@@ -117,8 +117,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
-// OpenURL opens the store named by a "sqlite:PATH" URL; it is an
-// nhisync.StoreOpener. It returns EINVALID for another scheme, and what
+// OpenURL opens the store named by a "sqlite:PATH" URL. It returns EINVALID for another scheme, and what
 // Open returns otherwise.
 func OpenURL(ctx context.Context, storeURL string) (nhisync.Store, error) {
 	path, ok := strings.CutPrefix(storeURL, "sqlite:")
