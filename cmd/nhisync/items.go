@@ -99,37 +99,29 @@ func (ac action[T]) command(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := g.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			item, err := ac.do(cmd.Context(), a, cmd, id, who)
-			a.Close()
-			if err != nil {
-				return err
-			}
-			// Reopen with the connectors to send what the decision queued.
-			b, err := g.open(cmd.Context(), ac.drain)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			writes := 0
-			if ac.drain {
-				sum, err := b.engine.Drain(cmd.Context())
+			// Connect to the systems only when the decision's writes go out.
+			return g.with(cmd.Context(), ac.drain, func(a *app) error {
+				item, err := ac.do(cmd.Context(), a, cmd, id, who)
 				if err != nil {
 					return err
 				}
-				writes = sum.WritesApplied
-			}
-			if err := b.checkpoint(cmd.Context()); err != nil {
-				return err
-			}
-			if b.out.json {
-				return b.out.JSON(item)
-			}
-			b.out.Printf("%s\n", ac.done(item, who, writes))
-			return nil
+				writes := 0
+				if ac.drain {
+					sum, err := a.engine.Drain(cmd.Context())
+					if err != nil {
+						return err
+					}
+					writes = sum.WritesApplied
+				}
+				if err := a.checkpoint(cmd.Context()); err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(item)
+				}
+				a.out.Printf("%s\n", ac.done(item, who, writes))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&as, "as", "", ac.asHelp+" (default $NHISYNC_ACTOR, else the OS user)")
