@@ -25,7 +25,7 @@ func (p *pass) correlate(ctx context.Context) error {
 		}
 		linked := p.linkedRecords(r)
 		for _, st := range r.changed {
-			p.place(r, st, linked)
+			p.place(ctx, r, st, linked)
 		}
 		if !r.full {
 			continue
@@ -130,14 +130,14 @@ func (p *pass) addWork(id int64) *recWork {
 }
 
 // place routes one staged observation.
-func (p *pass) place(r *sysRead, st *staged, linked map[int64]string) {
+func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) {
 	h := r.heads[st.id]
 	if h != nil && h.recordID != 0 && h.status != nhisync.LinkUnmatched && h.status != nhisync.LinkDisputed {
 		w := p.addWork(h.recordID)
 		w.obs = append(w.obs, st)
 		return
 	}
-	id, isNew, status, reason := p.match(r, st, linked)
+	id, isNew, status, reason := p.match(ctx, r, st, linked)
 	if status != nhisync.LinkLive {
 		s := &strayObs{st: st, status: status, reason: reason}
 		if h != nil {
@@ -156,7 +156,7 @@ func (p *pass) place(r *sysRead, st *staged, linked map[int64]string) {
 }
 
 // match finds the golden record for an observation that has no link.
-func (p *pass) match(r *sysRead, st *staged, linked map[int64]string) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
+func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
 	kind := r.kind
 	vals := make([]string, len(kind.Match))
 	full := true
@@ -181,7 +181,7 @@ func (p *pass) match(r *sysRead, st *staged, linked map[int64]string) (id int64,
 	switch len(candidates) {
 	case 0:
 		if full && slices.Contains(kind.CreateFrom, r.sys.Name) {
-			nid, err := p.ids.get(context.Background())
+			nid, err := p.ids.get(ctx)
 			if err != nil {
 				return 0, false, nhisync.LinkUnmatched, "cannot allocate a record id: " + err.Error()
 			}

@@ -113,7 +113,6 @@ func (p *pass) decideAll(ctx context.Context) error {
 		if err := p.commit(ctx); err != nil {
 			return err
 		}
-		d.batch = p.batch
 		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(ids)), Total: len(ids)})
 	}
 	return nil

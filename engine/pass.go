@@ -409,8 +409,9 @@ func (p *pass) finish(ctx context.Context) error {
 
 // commit writes the pending batch (or, in a dry run, drops it).
 func (p *pass) commit(ctx context.Context) error {
-	b := p.batch
-	p.batch = &nhisync.Batch{}
+	// The batch is emptied in place: the decider keeps filling the same one.
+	b := &nhisync.Batch{}
+	*b, *p.batch = *p.batch, nhisync.Batch{}
 	for _, ev := range b.Audit {
 		p.sum.count(ev)
 	}
