@@ -5,6 +5,23 @@
 //
 // It imports no storage and no connector package: it works on the
 // nhisync.Store and nhisync.Connector interfaces, with an injected clock.
+//
+// Where each rule of SPEC §3 is decided:
+//
+//	§3.1  update detection (observations → proposals)   propose.go
+//	§3.2  who may set a field (authority, stale_after)   authority.go
+//	§3.3  concurrent proposals, the resolve strategies   resolve.go
+//	      a losing proposal is heard                     hear.go
+//	      resolve: manual (conflicts)                    conflict.go
+//	      a person resolves, dismisses, approves         human.go
+//	§3.4  validation and quarantine                      validate.go
+//	§3.5  approvals and the blast-radius guard (§3.11)   plan.go
+//	§3.6  records: links, match keys                     identity.go, correlate.go
+//	      retire_from                                    retire.go
+//	§3.10 assertions explained, what-if                  explain.go
+//
+// decide.go holds the decider they share (a pass's and a person's) and
+// the pass's loop over records with work.
 package engine
 
 import (

@@ -1,0 +1,259 @@
+package engine
+
+// SPEC §3.3 Concurrent proposals: the resolve strategies (latest,
+// strictest, merge; manual in conflict.go, priority in authority.go).
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/nhisync/nhisync"
+)
+
+// decideAllowed settles the proposals of systems allowed to set the field.
+func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.Value, valid []*prop) error {
+	// Validation quarantines before anything is accepted.
+	checked := valid[:0:0]
+	for _, p := range valid {
+		if rule, reason := rc.validate(f, p); rule != "" {
+			if err := rc.quarantine(f, p, rule, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		p.rank = f.Rank(p.System)
+		checked = append(checked, p)
+	}
+	if len(checked) == 0 {
+		return nil
+	}
+	if c := openConflict(rc.rec, f.Name); c != nil {
+		rc.joinConflict(f, c, checked)
+		return nil
+	}
+	if f.Resolve == nhisync.ResolveMerge {
+		rc.merge(f, gv, checked)
+		return nil
+	}
+	var changing []*prop
+	for _, p := range checked {
+		if p.Value.Equal(gv) {
+			rc.agree(f, p)
+			continue
+		}
+		changing = append(changing, p)
+	}
+	if len(changing) == 0 {
+		return nil
+	}
+	concurrent := distinct(changing) > 1
+	var incumbent *prop
+	if g != nil && !gv.IsZero() && !nhisync.IsPerson(g.Source) {
+		for _, p := range changing {
+			if p.System != g.Source && !p.fs.Shadow.Equal(gv) {
+				// The proposer never saw the golden value: its change
+				// competes with the value's setter.
+				concurrent = true
+				at := g.SourceTime
+				if at.IsZero() {
+					at = g.At
+				}
+				incumbent = &prop{Proposal: nhisync.Proposal{System: g.Source, Value: gv, At: at, Actor: g.Actor}, rank: f.Rank(g.Source)}
+				break
+			}
+		}
+	}
+	switch {
+	case f.Resolve == nhisync.ResolveLatest:
+		rc.latest(f, g, changing, incumbent)
+	case f.Resolve == nhisync.ResolveStrictest && concurrent:
+		rc.strictest(f, g, changing, incumbent)
+	case f.Resolve == nhisync.ResolveManual && concurrent:
+		return rc.openNewConflict(f, gv, changing, incumbent)
+	default:
+		rc.priority(f, g, changing)
+	}
+	return nil
+}
+
+func distinct(ps []*prop) int {
+	var seen []nhisync.Value
+	for _, p := range ps {
+		if !slices.ContainsFunc(seen, p.Value.Equal) {
+			seen = append(seen, p.Value)
+		}
+	}
+	return len(seen)
+}
+
+// settle makes win's value golden and hears every other proposal: one
+// with the same value agrees, the rest lose for lost(p).
+func (rc *recCtx) settle(f *nhisync.Field, win *prop, old nhisync.Value, reason string, ps []*prop, lost func(p *prop) string) {
+	rc.accept(f, win, old, reason)
+	for _, p := range ps {
+		switch {
+		case p == win:
+		case p.Value.Equal(win.Value):
+			p.fs.Shadow = p.Value
+		default:
+			rc.refuse(f, p, win.Value, lost(p))
+		}
+	}
+}
+
+// latest lets the latest source timestamp win; ties by authority order,
+// then system name.
+func (rc *recCtx) latest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, incumbent *prop) {
+	cands := slices.Clone(ps)
+	if incumbent != nil {
+		cands = append(cands, incumbent)
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if !a.At.Equal(b.At) {
+			return a.At.After(b.At)
+		}
+		if a.rank != b.rank {
+			return a.rank < b.rank
+		}
+		return a.System < b.System
+	})
+	win := cands[0]
+	gv := goldenValue(g)
+	if win == incumbent {
+		for _, p := range ps {
+			rc.refuse(f, p, gv, fmt.Sprintf("latest: the golden value from %s is newer", incumbent.System))
+		}
+		return
+	}
+	rc.settle(f, win, gv, "latest: newest change", ps, func(*prop) string {
+		return fmt.Sprintf("latest: %s's change is newer", win.System)
+	})
+}
+
+// strictest lets the value latest in the enum's values win among
+// concurrent proposals: security fields fail closed.
+func (rc *recCtx) strictest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, incumbent *prop) {
+	gv := goldenValue(g)
+	best := -1
+	var win *prop
+	for _, p := range ps {
+		if s := f.Strictness(p.Value); s > best || (s == best && win != nil && p.rank < win.rank) {
+			best, win = s, p
+		}
+	}
+	if incumbent != nil && f.Strictness(gv) >= best {
+		for _, p := range ps {
+			rc.refuse(f, p, gv, fmt.Sprintf("strictest: %q is stricter than %q", gv.Text(), p.Value.Text()))
+		}
+		return
+	}
+	rc.settle(f, win, gv, "strictest: the strictest concurrent value wins", ps, func(p *prop) string {
+		return fmt.Sprintf("strictest: %q is stricter than %q", win.Value.Text(), p.Value.Text())
+	})
+}
+
+// merge applies set additions and removals, each against the proposing
+// system's own shadow; add wins over a concurrent removal unless the
+// field says wins: remove.
+func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
+	adds := map[string]bool{}
+	removes := map[string]bool{}
+	var contributors []string
+	for _, p := range ps {
+		sh := p.fs.Shadow
+		touched := false
+		for _, e := range p.Value.Elems() {
+			if !sh.Has(e) {
+				adds[e], touched = true, true
+			}
+		}
+		for _, e := range sh.Elems() {
+			if !p.Value.Has(e) {
+				removes[e], touched = true, true
+			}
+		}
+		if touched {
+			contributors = append(contributors, p.System)
+		}
+	}
+	result := map[string]bool{}
+	for _, e := range gv.Elems() {
+		result[e] = true
+	}
+	for e := range adds {
+		if !removes[e] || !f.WinsRemove {
+			result[e] = true
+		}
+	}
+	for e := range removes {
+		if !adds[e] || f.WinsRemove {
+			delete(result, e)
+		}
+	}
+	elems := make([]string, 0, len(result))
+	for e := range result {
+		elems = append(elems, e)
+	}
+	nv := nhisync.SetOf(elems...)
+	for _, p := range ps {
+		p.fs.Shadow = p.Value
+	}
+	if nv.Equal(gv) {
+		return
+	}
+	// Provenance names the latest contributing change.
+	var latest *prop
+	for _, p := range ps {
+		if slices.Contains(contributors, p.System) && (latest == nil || p.At.After(latest.At)) {
+			latest = p
+		}
+	}
+	rc.rec.Fields[f.Name] = &nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At}
+	reason := mergeReason(f, gv, nv)
+	for _, p := range ps {
+		if slices.Contains(contributors, p.System) {
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActMerged, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: gv, New: nv, Reason: reason})
+		}
+	}
+}
+
+// setDiff returns the elements of a not in b and of b not in a.
+func setDiff(a, b nhisync.Value) (onlyA, onlyB []string) {
+	for _, e := range a.Elems() {
+		if !b.Has(e) {
+			onlyA = append(onlyA, e)
+		}
+	}
+	for _, e := range b.Elems() {
+		if !a.Has(e) {
+			onlyB = append(onlyB, e)
+		}
+	}
+	return onlyA, onlyB
+}
+
+func mergeReason(f *nhisync.Field, old, merged nhisync.Value) string {
+	added, removed := setDiff(merged, old)
+	mode := "add wins"
+	if f.WinsRemove {
+		mode = "remove wins"
+	}
+	parts := []string{"merge (" + mode + ")"}
+	if len(added) > 0 {
+		parts = append(parts, "added "+strings.Join(added, ","))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "removed "+strings.Join(removed, ","))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func goldenValue(g *nhisync.Golden) nhisync.Value {
+	if g == nil {
+		return nhisync.Value{}
+	}
+	return g.Value
+}
