@@ -132,5 +132,8 @@ type Store interface {
 	// zero time when nobody does).
 	Lease(ctx context.Context, name string) (holder string, expires time.Time, err error)
 
+	// TokenStore keeps the API's and console's tokens (SPEC §7).
+	TokenStore
+
 	Close() error
 }
