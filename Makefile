@@ -1,7 +1,9 @@
 # nhisync — build, test and benchmark.
 #
 #   make test    vet, staticcheck, every test (race detector on the engine
-#                and the store), including the tests against real systems
+#                and the store), including the tests against real systems;
+#                one package at a time, each named as it starts, so a slow
+#                run is visibly alive
 #   make bench   the benchmarks, and the end-to-end benchmark command
 #
 # Everything the tests need is installed on first use (see scripts/deps).
@@ -11,6 +13,12 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 RACE_PKGS   := ./engine/... ./sqlite/... ./storetest/...
 PKGS        := $(shell $(GO) list ./... 2>/dev/null)
 OTHER_PKGS  := $(filter-out $(shell $(GO) list $(RACE_PKGS) 2>/dev/null),$(PKGS))
+# The property tests (pgregory.net/rapid) run rapid's full number of cases
+# in the normal run; under the race detector, which makes them many times
+# slower, they run RACE_RAPID_CHECKS cases: the race run looks for data
+# races, not for rare inputs.
+RACE_RAPID_CHECKS ?= 20
+RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}{{range .XTestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}' ./... 2>/dev/null)
 
 .PHONY: test vet staticcheck unit race deps bench build fmt
 
@@ -32,10 +40,18 @@ staticcheck: deps
 	$(STATICCHECK) ./...
 
 race:
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	@for p in $$($(GO) list $(RACE_PKGS)); do \
+		flags=""; \
+		case " $(RAPID_PKGS) " in *" $$p "*) flags="-rapid.checks=$(RACE_RAPID_CHECKS)";; esac; \
+		echo "race: $$p $$flags"; \
+		$(GO) test -race -count=1 $$p $$flags || exit 1; \
+	done
 
 unit:
-	$(GO) test -count=1 $(OTHER_PKGS)
+	@for p in $(OTHER_PKGS); do \
+		echo "test: $$p"; \
+		$(GO) test -count=1 $$p || exit 1; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
