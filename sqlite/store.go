@@ -49,6 +49,9 @@ type Store struct {
 	w *sql.DB
 	r *sql.DB
 
+	// lock is this process's share of the open lock (openlock_*.go).
+	lock *openLock
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -81,10 +84,38 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		uri = "file:///" + strings.TrimPrefix(uri, "file:")
 	}
 	s := &Store{path: path}
+	lock, alone, err := lockOpen(abs)
+	if err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot lock store %s (is its directory writable?)", path), Err: err}
+	}
+	s.lock = lock
+	// A WAL left while nobody has the store open was left by a process that
+	// never closed it: check the store before anything reads or writes it.
+	unclean := false
+	if alone {
+		if st, err := os.Stat(abs + "-wal"); err == nil && st.Mode().IsRegular() {
+			unclean = true
+		}
+	}
 	s.w, err = sql.Open("sqlite", uri+"?"+commonPragmas+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(67108864)&_txlock=immediate")
 	if err != nil {
+		lock.release()
 		return nil, s.openError(op, err)
+	}
+	if unclean {
+		if err := s.quickCheck(ctx); err != nil {
+			s.w.Close()
+			lock.release()
+			return nil, err
+		}
+	}
+	if alone {
+		if err := lock.shared(); err != nil {
+			s.w.Close()
+			lock.release()
+			return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot lock store %s", path), Err: err}
+		}
 	}
 	// One writer: SQLite allows one anyway, and waiting on the pool is
 	// cheaper and fairer than spinning on SQLITE_BUSY.
@@ -97,12 +128,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// moment; then the second attempt finds nothing left to do.
 		if err2 := s.migrate(ctx); err2 != nil {
 			s.w.Close()
+			lock.release()
 			return nil, s.openError(op, err)
 		}
 	}
 	s.r, err = sql.Open("sqlite", uri+"?"+commonPragmas+"&_pragma=synchronous(FULL)&_query_only=1")
 	if err != nil {
 		s.w.Close()
+		lock.release()
 		return nil, s.openError(op, err)
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
@@ -142,6 +175,42 @@ func (s *Store) migrate(ctx context.Context) error {
 	return err
 }
 
+// quickCheck runs PRAGMA quick_check (every page and index structure,
+// without comparing index contents to their tables: seconds for a large
+// store, where integrity_check takes minutes) and refuses a corrupt store.
+func (s *Store) quickCheck(ctx context.Context) error {
+	const op = "sqlite.Open"
+	var problems []string
+	err := func() error {
+		rows, err := s.w.QueryContext(ctx, `PRAGMA quick_check(5)`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			if line != "ok" {
+				problems = append(problems, strings.Join(strings.Fields(strings.TrimPrefix(line, "*** in database main ***")), " "))
+			}
+		}
+		return rows.Err()
+	}()
+	if c := sqliteCode(err) & 0xff; c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB {
+		problems = append(problems, err.Error())
+	} else if err != nil {
+		return s.openError(op, err)
+	}
+	if len(problems) > 0 {
+		return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf(
+			"store %s is corrupt (checked after an unclean shutdown; quick_check: %s): nhisync will not run on it; restore it from a backup (sync then re-reads every system), and check the disk",
+			s.path, strings.Join(problems, "; "))}
+	}
+	return nil
+}
+
 // openError explains a failure to open the database, naming the path the
 // caller gave (never a DSN).
 func (s *Store) openError(op string, err error) error {
@@ -151,9 +220,13 @@ func (s *Store) openError(op string, err error) error {
 		case sqlite3.SQLITE_NOTADB:
 			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("store %s is not a SQLite database", s.path), Err: err}
 		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY:
-			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot open store %s for reading and writing", s.path), Err: err}
+			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot open store %s for reading and writing (read-only file, directory or volume?): make the store file and its directory writable by this user", s.path), Err: err}
 		case sqlite3.SQLITE_CORRUPT:
-			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("store %s is corrupt", s.path), Err: err}
+			return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("store %s is corrupt: nhisync will not run on it; restore it from a backup (sync then re-reads every system), and check the disk", s.path), Err: err}
+		case sqlite3.SQLITE_FULL:
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf("the disk holding store %s is full: free space on that volume, then run again", s.path), Err: err}
+		case sqlite3.SQLITE_IOERR:
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf("the disk holding store %s failed to read or write (I/O error): check the volume, then run again", s.path), Err: err}
 		}
 	}
 	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot open store %s", s.path), Err: err}
@@ -172,6 +245,7 @@ func (s *Store) Close() error {
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}
+		s.lock.release()
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = &nhisync.Error{Code: nhisync.EINTERNAL, Op: "sqlite.Close", Message: "closing the store failed", Err: err}
 		}
@@ -205,7 +279,32 @@ func internal(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "the store operation was canceled", Err: err}
 	}
-	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "store failure", Err: err}
+	if e := storeFault(op, err); e != nil {
+		return e
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "the store failed unexpectedly (see the cause below); nothing of this step was written", Err: err}
+}
+
+// storeFault names the cause of a storage failure a person can fix (a full
+// disk, a read-only or corrupt store, an I/O error) and what to do about
+// it; nil for other failures. SQLite undoes the failed statement's
+// transaction whole, so each message can say nothing was written.
+func storeFault(op string, err error) *nhisync.Error {
+	switch sqliteCode(err) & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op,
+			Message: "the disk holding the store is full: nothing of this step was written; free space on that volume (or move the store with `store:`), then run again", Err: err}
+	case sqlite3.SQLITE_READONLY:
+		return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op,
+			Message: "the store is read-only (its file, its directory or its volume cannot be written): nothing of this step was written; make the store file and its directory writable by this user, then run again", Err: err}
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op,
+			Message: "the store is corrupt: nhisync stopped before writing anything more; restore the store from a backup (then run sync, which re-reads every system), and check the disk", Err: err}
+	case sqlite3.SQLITE_IOERR:
+		return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op,
+			Message: "the disk holding the store failed to read or write (I/O error): nothing of this step was written; check the volume (dmesg, free space, the network mount), then run again", Err: err}
+	}
+	return nil
 }
 
 // notFound returns ENOTFOUND for a missing item.
