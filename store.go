@@ -123,6 +123,10 @@ type Store interface {
 	// newest (nil if none).
 	PutCheckpoint(ctx context.Context, c *Checkpoint) error
 	LatestCheckpoint(ctx context.Context) (*Checkpoint, error)
+	// ScanCheckpoints streams every stored checkpoint in order of tree
+	// size, so `audit verify` can check each one, not only the latest.
+	// An error from fn stops the scan and is returned as is.
+	ScanCheckpoints(ctx context.Context, fn func(*Checkpoint) error) error
 
 	// AcquireLease takes or renews the named lease for holder until
 	// now+ttl; it returns false when another holder has it.

@@ -3,9 +3,11 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -145,6 +147,11 @@ func (c *Checkpointer) Checkpoint(ctx context.Context, log Log) (*nhisync.Checkp
 		return latest, nil
 	}
 	body := tlog.Checkpoint{Origin: c.Signer.Origin(), Size: uint64(size), Hash: root}.Marshal()
+	if latest != nil {
+		// Name the checkpoint this one follows, so deleting a stored
+		// checkpoint leaves a signed reference to it that verify finds.
+		body = append(body, prevLine(latest)...)
+	}
 	signed, err := c.Signer.sign(body)
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "signing the checkpoint failed", Err: err}
@@ -207,8 +214,8 @@ func (c *Checkpointer) signedByUs(cp *nhisync.Checkpoint) bool {
 	if err != nil {
 		return false
 	}
-	body, problem := openCheckpoint(cp.Note, v)
-	return problem == "" && int64(body.Size) == cp.Size && bytes.Equal(body.Hash, cp.Root)
+	head, problem := openCheckpoint(cp.Note, v)
+	return problem == "" && int64(head.Size) == cp.Size && bytes.Equal(head.Hash, cp.Root)
 }
 
 // ParseCheckpoint checks a signed checkpoint note against a verifier key
@@ -222,11 +229,11 @@ func ParseCheckpoint(signedNote []byte, verifierKey string) (*nhisync.Checkpoint
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: err.Error()}
 	}
-	body, problem := openCheckpoint(signedNote, v)
+	head, problem := openCheckpoint(signedNote, v)
 	if problem != "" {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "checkpoint: " + problem}
 	}
-	return &nhisync.Checkpoint{Size: int64(body.Size), Root: body.Hash, Note: signedNote}, nil
+	return &nhisync.Checkpoint{Size: int64(head.Size), Root: head.Hash, Note: signedNote}, nil
 }
 
 // newVerifier parses a verifier key in signed-note form.
@@ -238,29 +245,71 @@ func newVerifier(verifierKey string) (note.Verifier, error) {
 	return v, nil
 }
 
+// signedHead is the signed body of a checkpoint note: the
+// transparency-dev checkpoint, and the checkpoint it was signed after
+// (PrevSize 0 when it names none: the first one, or one signed before
+// checkpoints named their predecessor).
+type signedHead struct {
+	tlog.Checkpoint
+	PrevSize int64
+	PrevRoot []byte
+}
+
+// prevKeyword starts the extension line by which a checkpoint names the
+// one it follows: "prev SIZE ROOT", ROOT in base64. Checkpoint parsers
+// pass extension lines through (transparency-dev formats returns them as
+// the rest of the body), so RFC 6962 verifiers read these notes as they
+// read any checkpoint.
+const prevKeyword = "prev"
+
+// prevLine returns the extension line naming c as the previous checkpoint.
+func prevLine(c *nhisync.Checkpoint) []byte {
+	return fmt.Appendf(nil, "%s %d %s\n", prevKeyword, c.Size, b64(c.Root))
+}
+
 // openCheckpoint verifies a checkpoint note's signature with v and parses
 // its body. problem says what is wrong ("" when nothing is), to follow
 // "checkpoint …: ".
-func openCheckpoint(signedNote []byte, v note.Verifier) (tlog.Checkpoint, string) {
+func openCheckpoint(signedNote []byte, v note.Verifier) (signedHead, string) {
 	n, err := note.Open(signedNote, note.VerifierList(v))
 	var invalid *note.InvalidSignatureError
 	var unverified *note.UnverifiedNoteError
 	switch {
 	case errors.As(err, &invalid):
-		return tlog.Checkpoint{}, "signature does not verify with the verifier key (forged?)"
+		return signedHead{}, "signature does not verify with the verifier key (forged?)"
 	case errors.As(err, &unverified):
-		return tlog.Checkpoint{}, fmt.Sprintf("not signed by key %s+%08x (forged, or signed by another key?)", v.Name(), v.KeyHash())
+		return signedHead{}, fmt.Sprintf("not signed by key %s+%08x (forged, or signed by another key?)", v.Name(), v.KeyHash())
 	case err != nil:
-		return tlog.Checkpoint{}, "not a valid signed note (edited?)"
+		return signedHead{}, "not a valid signed note (edited?)"
 	}
-	var body tlog.Checkpoint
-	if _, err := body.Unmarshal([]byte(n.Text)); err != nil {
-		return tlog.Checkpoint{}, "signed, but not a checkpoint"
+	var head signedHead
+	rest, err := head.Unmarshal([]byte(n.Text))
+	if err != nil {
+		return signedHead{}, "signed, but not a checkpoint"
 	}
-	if body.Origin != v.Name() {
-		return tlog.Checkpoint{}, fmt.Sprintf("signed for log %q, not %q", body.Origin, v.Name())
+	if head.Origin != v.Name() {
+		return signedHead{}, fmt.Sprintf("signed for log %q, not %q", head.Origin, v.Name())
 	}
-	return body, ""
+	for line := range strings.Lines(string(rest)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != prevKeyword {
+			continue // another extension: not ours to judge
+		}
+		malformed := fmt.Sprintf("signed, but its %q line is malformed", prevKeyword)
+		if len(f) != 3 {
+			return signedHead{}, malformed
+		}
+		size, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || size < 1 || size >= int64(head.Size) {
+			return signedHead{}, malformed
+		}
+		root, err := base64.StdEncoding.DecodeString(f[2])
+		if err != nil {
+			return signedHead{}, malformed
+		}
+		head.PrevSize, head.PrevRoot = size, root
+	}
+	return head, ""
 }
 
 // short abbreviates a hash for messages.

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/nhisync/nhisync"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Report is the outcome of [Verify]: what `nhisync audit verify` prints.
@@ -34,6 +35,9 @@ type Report struct {
 	Problem  string `json:"problem,omitempty"`
 }
 
+// Every store lists its checkpoints, so verify checks all of them.
+var _ CheckpointScanner = nhisync.Store(nil)
+
 // errStop ends a scan once a problem is found.
 var errStop = errors.New("stop")
 
@@ -42,11 +46,19 @@ var errStop = errors.New("stop")
 // decodes to the stored fields, its seq is its position and its prev_hash
 // is the previous entry's hash; the Merkle root at each checkpoint's size
 // is the root it signed, its signature verifies with verifierKey
-// (signed-note form, as [Signer.VerifierKey] prints it) and its origin is
-// the key's name; no checkpoint is larger than the log; the log's head
-// agrees with its last entry. Entries appended while Verify runs are left
-// for the next run. Every stored checkpoint is checked when the
-// log is a [CheckpointScanner], else the latest.
+// (signed-note form, as [Signer.VerifierKey] prints it), its origin is
+// the key's name, and the size and root stored beside it are the ones it
+// signed; the checkpoint it names as the one it was signed after is
+// stored, with the same root; no checkpoint is larger than the log; the
+// log's head agrees with its last entry. Entries appended while Verify
+// runs are left for the next run.
+//
+// Every stored checkpoint is checked when the log is a
+// [CheckpointScanner] (every nhisync.Store is), else the latest. As each
+// one's root is recomputed from the same entries, consecutive
+// checkpoints are consistent (the larger tree extends the smaller) when
+// both pass. Deleting the newest checkpoint cannot be seen from the store
+// alone: compare Signed with a checkpoint kept elsewhere.
 //
 // Verification stops at the first problem, which the report names; a
 // damaged log is a report with OK false, not an error. Errors: EINVALID
@@ -58,7 +70,7 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: err.Error()}
 	}
-	cps, err := checkpoints(ctx, log)
+	cps, all, err := checkpoints(ctx, log)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -72,19 +84,21 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 	fail := func(seq int64, format string, args ...any) {
 		r.OK, r.FirstBad, r.Problem = false, seq, fmt.Sprintf(format, args...)
 	}
+	// good holds the root of every checkpoint found good so far, by size,
+	// for the checkpoints signed after them to name.
+	good := make(map[int64][]byte)
 	// checkUpTo checks the checkpoints stored at sizes up to n, the
 	// number of entries hashed so far; false when one is bad.
 	next := 0
 	checkUpTo := func(n int64) (bool, error) {
 		for ; next < len(cps) && cps[next].Size <= n; next++ {
 			cp := cps[next]
-			body, problem := openCheckpoint(cp.Note, v)
+			body, problem := openStored(cp, v)
+			if problem == "" && all {
+				problem = linkProblem(body, good)
+			}
 			if problem != "" {
 				fail(0, "checkpoint at size %d: %s", cp.Size, problem)
-				return false, nil
-			}
-			if int64(body.Size) != cp.Size || !bytes.Equal(body.Hash, cp.Root) {
-				fail(0, "checkpoint at size %d: its stored size or root differ from its signed note (edited?)", cp.Size)
 				return false, nil
 			}
 			root, err := rootOf(rng)
@@ -97,6 +111,7 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 			}
 			r.Checkpoints++
 			r.Signed = cp.Size
+			good[cp.Size] = cp.Root
 		}
 		return true, nil
 	}
@@ -143,12 +158,10 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 	// checkpoint itself is forged.
 	if next < len(cps) {
 		cp := cps[next]
-		body, problem := openCheckpoint(cp.Note, v)
+		body, problem := openStored(cp, v)
 		switch {
 		case problem != "":
 			fail(0, "checkpoint at size %d: %s", cp.Size, problem)
-		case int64(body.Size) != cp.Size:
-			fail(0, "checkpoint at size %d: its stored size or root differ from its signed note (edited?)", cp.Size)
 		default:
 			fail(r.Entries+1, "log has %d entries but checkpoint signed at size %d (tail deleted?)", r.Entries, body.Size)
 		}
@@ -161,6 +174,41 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 		fail(headSize, "entry %d: hash differs from the one the log's head records (edited?)", headSize)
 	}
 	return r, nil
+}
+
+// openStored opens a stored checkpoint's signed note and checks that it
+// signs the size and root stored beside it; problem says what is wrong.
+func openStored(cp *nhisync.Checkpoint, v note.Verifier) (signedHead, string) {
+	head, problem := openCheckpoint(cp.Note, v)
+	switch {
+	case problem != "":
+		return head, problem
+	case int64(head.Size) != cp.Size:
+		return head, fmt.Sprintf("stored at size %d, but its signed note is for size %d (moved or reordered?)", cp.Size, head.Size)
+	case !bytes.Equal(head.Hash, cp.Root):
+		return head, "its stored root differs from the root its note signed (edited?)"
+	}
+	return head, ""
+}
+
+// linkProblem checks the checkpoint a signed head names as its
+// predecessor against the checkpoints found good so far (root by size):
+// it must be one of them, with the same root. Two checkpoints signed
+// concurrently may name the same predecessor, so it need not be the
+// latest. A head that names none (the first checkpoint, or one signed
+// before checkpoints named their predecessor) has nothing to check.
+func linkProblem(head signedHead, good map[int64][]byte) string {
+	if head.PrevSize == 0 {
+		return ""
+	}
+	root, ok := good[head.PrevSize]
+	switch {
+	case !ok:
+		return fmt.Sprintf("it was signed after a checkpoint at size %d, which is not stored (deleted?)", head.PrevSize)
+	case !bytes.Equal(root, head.PrevRoot):
+		return fmt.Sprintf("it was signed after a checkpoint at size %d with another root than the one stored (log forked, or checkpoint replaced?)", head.PrevSize)
+	}
+	return ""
 }
 
 // checkEntry checks the entry at position seq, after the entry whose hash
@@ -234,26 +282,26 @@ func differentField(d, e *nhisync.AuditEntry) string {
 }
 
 // checkpoints returns the checkpoints to verify, by size: every stored one
-// when the log can list them, else the latest.
-func checkpoints(ctx context.Context, log Log) ([]*nhisync.Checkpoint, error) {
-	var cps []*nhisync.Checkpoint
+// when the log can list them (all true), else the latest.
+func checkpoints(ctx context.Context, log Log) (cps []*nhisync.Checkpoint, all bool, err error) {
 	if s, ok := log.(CheckpointScanner); ok {
+		all = true
 		err := s.ScanCheckpoints(ctx, func(c *nhisync.Checkpoint) error {
 			cps = append(cps, c)
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	} else {
 		c, err := log.LatestCheckpoint(ctx)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if c != nil {
 			cps = append(cps, c)
 		}
 	}
 	slices.SortStableFunc(cps, func(a, b *nhisync.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
-	return cps, nil
+	return cps, all, nil
 }

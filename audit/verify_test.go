@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -194,7 +195,7 @@ func TestVerify(t *testing.T) {
 			problem: "checkpoint at size 25: signature does not verify with the verifier key (forged?)", entries: 25, cps: 1},
 		{name: "checkpoint stored root edited",
 			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.cpAt(25).Root = make([]byte, 32); return m },
-			problem: "checkpoint at size 25: its stored size or root differ from its signed note (edited?)", entries: 25, cps: 1},
+			problem: "checkpoint at size 25: its stored root differs from the root its note signed (edited?)", entries: 25, cps: 1},
 		{name: "forged checkpoint beyond the log",
 			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
 				longer := newMemLog(50)
@@ -202,6 +203,63 @@ func TestVerify(t *testing.T) {
 				return m
 			},
 			problem: "checkpoint at size 50: not signed by key …", entries: 40, cps: 3},
+		// Every stored checkpoint is checked, not only the latest, and
+		// each names the one it was signed after (issue 5, observation 5).
+		{name: "older checkpoint's note overwritten with garbage",
+			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.cpAt(10).Note = []byte("garbage"); return m },
+			problem: "checkpoint at size 10: not a valid signed note (edited?)"},
+		{name: "middle checkpoint deleted",
+			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.cps = slices.Delete(m.cps, 1, 2); return m },
+			problem: "checkpoint at size 40: it was signed after a checkpoint at size 25, which is not stored (deleted?)", entries: 40, cps: 1},
+		{name: "first checkpoint deleted",
+			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.cps = m.cps[1:]; return m },
+			problem: "checkpoint at size 25: it was signed after a checkpoint at size 10, which is not stored (deleted?)", entries: 25},
+		{name: "two checkpoints reordered",
+			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
+				a, b := m.cpAt(10), m.cpAt(25)
+				a.Root, b.Root = b.Root, a.Root
+				a.Note, b.Note = b.Note, a.Note
+				return m
+			},
+			problem: "checkpoint at size 10: stored at size 10, but its signed note is for size 25 (moved or reordered?)"},
+		{name: "older checkpoint signed by another key",
+			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.cps[0] = forge(t, m, 10, s); return m },
+			problem: "checkpoint at size 10: not signed by key …"},
+		{name: "checkpoint names its predecessor with another root",
+			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
+				other := &nhisync.Checkpoint{Size: 25, Root: make([]byte, 32)}
+				body := append(tlog.Checkpoint{Origin: s.Origin(), Size: 40, Hash: m.cpAt(40).Root}.Marshal(), prevLine(other)...)
+				signed, err := s.sign(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.cpAt(40).Note = signed
+				return m
+			},
+			problem: "checkpoint at size 40: it was signed after a checkpoint at size 25 with another root than the one stored (log forked, or checkpoint replaced?)", entries: 40, cps: 2},
+		{name: "checkpoints signed before they named a predecessor",
+			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
+				for _, c := range m.cps {
+					signed, err := s.sign(tlog.Checkpoint{Origin: s.Origin(), Size: uint64(c.Size), Hash: c.Root}.Marshal())
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.Note = signed
+				}
+				return m
+			},
+			entries: 40, cps: 3},
+		{name: "checkpoint with a malformed prev line",
+			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
+				body := append(tlog.Checkpoint{Origin: s.Origin(), Size: 40, Hash: m.cpAt(40).Root}.Marshal(), "prev 41 AAAA\n"...)
+				signed, err := s.sign(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.cpAt(40).Note = signed
+				return m
+			},
+			problem: `checkpoint at size 40: signed, but its "prev" line is malformed`, entries: 40, cps: 2},
 		{name: "rewritten log with a forged checkpoint",
 			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
 				m.at(30).e.Actor = "mallory"

@@ -36,9 +36,9 @@ func TestStoreSmallPages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the suite once is enough in -short mode")
 	}
-	h, l, r, a := headPage, linkPage, scanPage, auditPage
-	headPage, linkPage, scanPage, auditPage = 7, 7, 5, 11
-	t.Cleanup(func() { headPage, linkPage, scanPage, auditPage = h, l, r, a })
+	h, l, r, a, c := headPage, linkPage, scanPage, auditPage, checkpointPage
+	headPage, linkPage, scanPage, auditPage, checkpointPage = 7, 7, 5, 11, 2
+	t.Cleanup(func() { headPage, linkPage, scanPage, auditPage, checkpointPage = h, l, r, a, c })
 	storetest.Run(t, func(t *testing.T) nhisync.Store { return openTest(t) })
 }
 

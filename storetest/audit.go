@@ -252,4 +252,24 @@ func testCheckpoints(t *testing.T, s nhisync.Store) {
 			t.Errorf("step %d: LatestCheckpoint (-want +got):\n%s", i, d)
 		}
 	}
+
+	// Every checkpoint is listed, by size, whatever order they came in.
+	var got []*nhisync.Checkpoint
+	if err := s.ScanCheckpoints(ctx, func(c *nhisync.Checkpoint) error {
+		got = append(got, c)
+		return nil
+	}); err != nil {
+		t.Fatalf("ScanCheckpoints: %v", err)
+	}
+	want := []*nhisync.Checkpoint{mk(3, "a"), mk(5, "c"), mk(7, "re-signed")}
+	if d := cmp.Diff(want, got, cmpOpts); d != "" {
+		t.Errorf("ScanCheckpoints (-want +got):\n%s", d)
+	}
+	// An error from fn stops the scan and comes back as it was.
+	stop := errors.New("stop here")
+	n := 0
+	err := s.ScanCheckpoints(ctx, func(*nhisync.Checkpoint) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("ScanCheckpoints with a failing fn = %v after %d calls, want the fn's error after 1", err, n)
+	}
 }
