@@ -124,6 +124,29 @@ func IsPerson(actor string) bool { return strings.HasPrefix(actor, PersonPrefix)
 // Person returns the actor name of a person.
 func Person(name string) string { return PersonPrefix + name }
 
+// Actor is the actor nhisync names itself in the audit log and on what it
+// does by itself: clearing quarantine when a source changes, closing a
+// conflict a retirement settled, planning writes, requesting a guard's
+// approval.
+const Actor = "nhisync"
+
+// FieldLifecycle is the enum field a retirement sets (SPEC §3.6: a record
+// vanishing from a retire_from system), to LifecycleDecommissioned. A kind
+// with retire_from must have it, with that value among its values.
+const (
+	FieldLifecycle          = "lifecycle"
+	LifecycleDecommissioned = "decommissioned"
+)
+
+// How a pass read a system (SystemSummary.Mode): every record, only the
+// changes since its cursor, or not at all (paused, or the read failed
+// before it began).
+const (
+	ModeFull        = "full"
+	ModeIncremental = "incremental"
+	ModeSkipped     = "skipped"
+)
+
 // Rule is a compiled validation rule (CEL). A proposal that makes Check
 // return false is quarantined with the rule's name.
 type Rule interface {
@@ -131,8 +154,10 @@ type Rule interface {
 	// Fields lists the canonical fields the rule reads; it runs only for
 	// proposals of those fields.
 	Fields() []string
-	// Check evaluates the rule on a record's field values.
-	Check(fields map[string]Value) (bool, error)
+	// Check evaluates the rule on a record's field values, system being
+	// the system that proposes the change ("" when there is none, or for
+	// a person's value).
+	Check(fields map[string]Value, system string) (bool, error)
 }
 
 // Direction says which way data flows between nhisync and a system or field.

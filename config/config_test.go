@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nhisync/nhisync"
-	"github.com/nhisync/nhisync/rule"
 )
 
 // specConfig is the example of SPEC §2, completed with the application
@@ -159,7 +158,7 @@ func TestParseSpecExample(t *testing.T) {
 		t.Fatalf("Rules = %v", sa.Rules)
 	}
 	for owner, want := range map[string]bool{"": true, "alice@example.com": true, "alice": false} {
-		ok, err := sa.Rules[0].Check(map[string]nhisync.Value{"owner": nhisync.Str(owner)})
+		ok, err := sa.Rules[0].Check(map[string]nhisync.Value{"owner": nhisync.Str(owner)}, "")
 		if err != nil || ok != want {
 			t.Errorf("owner-is-email(%q) = %v, %v; want %v", owner, ok, err, want)
 		}
@@ -497,17 +496,6 @@ func TestProblemsType(t *testing.T) {
 	var ne *nhisync.Error
 	if !errors.As(err, &ne) || ne.Code != nhisync.EINVALID || ne.Message != want || err.Error() != want {
 		t.Errorf("error = %#v, want an EINVALID *nhisync.Error with message\n%s", err, want)
-	}
-}
-
-// Every rule compiled from config is a *rule.Rule, so the engine can pass
-// the proposing system.
-func TestRulesAreSystemRules(t *testing.T) {
-	cfg := parseSpec(t, t.TempDir())
-	for _, r := range cfg.Kinds["service_account"].Rules {
-		if _, ok := r.(rule.SystemRule); !ok {
-			t.Errorf("rule %s is a %T", r.Name(), r)
-		}
 	}
 }
 

@@ -255,8 +255,8 @@ func (p *parser) kindRefs(k *kindNode, cfg *nhisync.Config) {
 	})
 	k.kind.RetireFrom = p.kindSystems(k, cfg, "retire_from", nil)
 	if e, ok := k.keys["retire_from"]; ok && len(k.kind.RetireFrom) > 0 {
-		lc := k.kind.Fields["lifecycle"]
-		if lc == nil || lc.Type != nhisync.TypeEnum || !slices.Contains(lc.Values, "decommissioned") {
+		lc := k.kind.Fields[nhisync.FieldLifecycle]
+		if lc == nil || lc.Type != nhisync.TypeEnum || !slices.Contains(lc.Values, nhisync.LifecycleDecommissioned) {
 			p.add(e.k.Line, k.path+".retire_from", "retiring sets lifecycle: decommissioned, so the kind needs a field lifecycle: { type: enum, values: [..., decommissioned] }")
 		}
 	}

@@ -125,7 +125,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 	for i, res := range results {
 		for _, o := range groups[i] {
 			rec := byID[o.RecordID]
-			ev := &nhisync.AuditEntry{Actor: "nhisync", Kind: o.Kind, RecordID: o.RecordID, Record: o.Record, Field: o.Field, System: sys.Name, Old: o.Old, New: o.New}
+			ev := &nhisync.AuditEntry{Actor: nhisync.Actor, Kind: o.Kind, RecordID: o.RecordID, Record: o.Record, Field: o.Field, System: sys.Name, Old: o.Old, New: o.New}
 			var link *nhisync.Link
 			if rec != nil {
 				ev.Record = rec.Key

@@ -69,7 +69,7 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 	}
 	for _, q := range items {
 		if q.RecordID == 0 && slices.Contains(ids, q.ExternalID) {
-			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, "nhisync"
+			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, nhisync.Actor
 			p.batch.Quarantine = append(p.batch.Quarantine, q)
 			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: "the record vanished from " + q.System})
 		}
@@ -306,7 +306,7 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		p.batch.Links = append(p.batch.Links, l)
 		q := openItems[key]
 		if q != nil && (s.status != nhisync.LinkDisputed || changed) {
-			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, "nhisync"
+			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, nhisync.Actor
 			p.batch.Quarantine = append(p.batch.Quarantine, q)
 			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: r.kind.Name, System: s.st.system, Reason: "the record changed in " + s.st.system})
 			q = nil

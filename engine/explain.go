@@ -260,7 +260,7 @@ func failsRules(k *nhisync.Kind, rec *nhisync.Record, field string, v nhisync.Va
 			}
 			view[field] = v
 		}
-		if ok, err := checkRule(r, view, system); err != nil || !ok {
+		if ok, err := r.Check(view, system); err != nil || !ok {
 			return true
 		}
 	}

@@ -356,20 +356,20 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			return nil, err
 		}
 		r.cursor = next
-		ss.Mode = "incremental"
+		ss.Mode = nhisync.ModeIncremental
 	case isChanger:
 		next, err := changer.Changes(ctx, "", emit)
 		if err != nil {
 			return nil, err
 		}
 		r.cursor, r.full = next, true
-		ss.Mode = "full"
+		ss.Mode = nhisync.ModeFull
 	default:
 		if err := conn.Snapshot(ctx, emit); err != nil {
 			return nil, err
 		}
 		r.full = true
-		ss.Mode = "full"
+		ss.Mode = nhisync.ModeFull
 	}
 	r.ok = true
 	ss.Read = r.count
@@ -460,7 +460,7 @@ func auditTo(b *nhisync.Batch, cfg *nhisync.Config, ev *nhisync.AuditEntry, now 
 		ev.Time = now
 	}
 	if ev.Actor == "" {
-		ev.Actor = "nhisync"
+		ev.Actor = nhisync.Actor
 	}
 	if k := cfg.Kinds[ev.Kind]; k != nil && ev.Field != "" {
 		if f := k.Field(ev.Field); f != nil && f.Sensitive {

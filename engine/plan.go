@@ -114,7 +114,7 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 	}
 	w.Record, w.Old, w.New, w.Status, w.ApprovalID, w.Cause = rc.rec.Key, cur, gv, status, approvalID, cause
 	w.Attempts, w.NextAt, w.LastError = 0, rc.d.now, ""
-	w.Counts = !cur.IsZero() || (field == "lifecycle" && gv.Text() == "decommissioned")
+	w.Counts = !cur.IsZero() || (field == nhisync.FieldLifecycle && gv.Text() == nhisync.LifecycleDecommissioned)
 	rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)
 	*rc.d.planned = append(*rc.d.planned, w)
 	return nil
@@ -157,7 +157,7 @@ func holdBack(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, fs *nhi
 func causeOf(g *nhisync.Golden) string {
 	switch {
 	case g == nil:
-		return "nhisync"
+		return nhisync.Actor
 	case nhisync.IsPerson(g.Actor):
 		return g.Actor
 	case nhisync.IsPerson(g.Source) || g.Actor == "":
@@ -206,7 +206,7 @@ func (rc *recCtx) approvalFor(sys *nhisync.System, field string, value, old nhis
 // do not hold it yet (SPEC §3.6: nhisync never creates elsewhere).
 func (rc *recCtx) planProvision() error {
 	cfg := rc.d.e.cfg
-	if rc.rec.Value("lifecycle").Text() == "decommissioned" {
+	if rc.rec.Value(nhisync.FieldLifecycle).Text() == nhisync.LifecycleDecommissioned {
 		return nil
 	}
 	for _, m := range rc.kind.Match {
@@ -248,7 +248,7 @@ func (rc *recCtx) planProvision() error {
 		if rc.d.direct {
 			status = nhisync.OutboxReady
 		}
-		w.Record, w.Values, w.Status, w.Cause, w.NextAt, w.Attempts = rc.rec.Key, values, status, "nhisync", rc.d.now, 0
+		w.Record, w.Values, w.Status, w.Cause, w.NextAt, w.Attempts = rc.rec.Key, values, status, nhisync.Actor, rc.d.now, 0
 		rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)
 		*rc.d.planned = append(*rc.d.planned, w)
 	}
@@ -327,7 +327,7 @@ func (p *pass) applyGuard(ctx context.Context) error {
 				return err
 			}
 			guardID = id
-			a := &nhisync.Approval{ID: id, System: name, Guard: true, Count: counted, Sample: sample, Status: nhisync.StatusPending, At: p.now, RequestedBy: "nhisync",
+			a := &nhisync.Approval{ID: id, System: name, Guard: true, Count: counted, Sample: sample, Status: nhisync.StatusPending, At: p.now, RequestedBy: nhisync.Actor,
 				Value:  nhisync.Str(fmt.Sprintf("%d writes", len(ws))),
 				Reason: fmt.Sprintf("guard: this pass would overwrite %d non-empty values in %s (limit %d of %d records); every write of the pass to %s is held", counted, name, limit, total, name)}
 			p.batch.Approvals = append(p.batch.Approvals, a)

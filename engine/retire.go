@@ -27,23 +27,23 @@ func (rc *recCtx) vanish(system string) {
 	if !slices.Contains(rc.kind.RetireFrom, system) {
 		return
 	}
-	lf := rc.kind.Field("lifecycle")
+	lf := rc.kind.Field(nhisync.FieldLifecycle)
 	if lf == nil {
 		return
 	}
-	decom := nhisync.Str("decommissioned")
-	old := rc.rec.Value("lifecycle")
+	decom := nhisync.Str(nhisync.LifecycleDecommissioned)
+	old := rc.rec.Value(nhisync.FieldLifecycle)
 	if old.Equal(decom) {
 		return
 	}
-	rc.rec.Fields["lifecycle"] = &nhisync.Golden{Value: decom, Source: system, Rule: "retire_from", At: rc.d.now}
-	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordRetired, Actor: system, Field: "lifecycle", System: system, Old: old, New: decom,
+	rc.rec.Fields[nhisync.FieldLifecycle] = &nhisync.Golden{Value: decom, Source: system, Rule: "retire_from", At: rc.d.now}
+	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordRetired, Actor: system, Field: nhisync.FieldLifecycle, System: system, Old: old, New: decom,
 		Reason: fmt.Sprintf("retire_from: vanished from %s", system)})
 	for _, c := range rc.rec.Conflicts {
-		if c.Field == "lifecycle" && c.Status == nhisync.StatusOpen {
-			c.Status, c.Resolved, c.ResolvedBy, c.Resolution = nhisync.StatusResolved, rc.d.now, "nhisync", decom
+		if c.Field == nhisync.FieldLifecycle && c.Status == nhisync.StatusOpen {
+			c.Status, c.Resolved, c.ResolvedBy, c.Resolution = nhisync.StatusResolved, rc.d.now, nhisync.Actor, decom
 			rc.d.batch.Conflicts = append(rc.d.batch.Conflicts, c)
-			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActConflictResolved, Field: "lifecycle", New: decom, Reason: "retire_from: the record vanished from " + system})
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActConflictResolved, Field: nhisync.FieldLifecycle, New: decom, Reason: "retire_from: the record vanished from " + system})
 		}
 	}
 }

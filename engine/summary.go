@@ -52,7 +52,7 @@ type SystemSummary struct {
 func newSummary(cfg *nhisync.Config, dry bool) *Summary {
 	s := &Summary{Systems: map[string]*SystemSummary{}, DryRun: dry}
 	for _, name := range cfg.SystemNames {
-		s.Systems[name] = &SystemSummary{Mode: "skipped"}
+		s.Systems[name] = &SystemSummary{Mode: nhisync.ModeSkipped}
 	}
 	return s
 }
@@ -60,7 +60,7 @@ func newSummary(cfg *nhisync.Config, dry bool) *Summary {
 func (s *Summary) sys(name string) *SystemSummary {
 	ss := s.Systems[name]
 	if ss == nil {
-		ss = &SystemSummary{Mode: "skipped"}
+		ss = &SystemSummary{Mode: nhisync.ModeSkipped}
 		s.Systems[name] = ss
 	}
 	return ss

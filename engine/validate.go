@@ -27,7 +27,7 @@ func (rc *recCtx) settleQuarantine(observed map[string]*staged) {
 			rc.props[q.Field] = slices.Delete(ps, i, i+1)
 			continue
 		}
-		q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, rc.d.now, "nhisync"
+		q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, rc.d.now, nhisync.Actor
 		rc.d.batch.Quarantine = append(rc.d.batch.Quarantine, q)
 		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Actor: q.System, Field: q.Field, System: q.System, Old: q.Value, Reason: "the source changed"})
 	}
@@ -63,7 +63,7 @@ func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string) {
 		if !slices.Contains(r.Fields(), f.Name) {
 			continue
 		}
-		ok, err := checkRule(r, rc.view(p.System), p.System)
+		ok, err := r.Check(rc.view(p.System), p.System)
 		if err != nil {
 			return r.Name(), "rule failed to evaluate: " + err.Error()
 		}
@@ -123,18 +123,6 @@ func (rc *recCtx) view(system string) map[string]nhisync.Value {
 	}
 	rc.views[system] = v
 	return v
-}
-
-// systemRule is a rule that can be told which system proposes a change.
-type systemRule interface {
-	CheckWith(fields map[string]nhisync.Value, system string) (bool, error)
-}
-
-func checkRule(r nhisync.Rule, fields map[string]nhisync.Value, system string) (bool, error) {
-	if sr, ok := r.(systemRule); ok {
-		return sr.CheckWith(fields, system)
-	}
-	return r.Check(fields)
 }
 
 // quarantine holds a failing proposal: neither applied nor propagated,

@@ -26,14 +26,6 @@ type Rule struct {
 
 var _ nhisync.Rule = (*Rule)(nil)
 
-// SystemRule is a rule that can be told which system proposes the change.
-// *Rule implements it; the engine detects it on nhisync.Rule values.
-type SystemRule interface {
-	CheckWith(fields map[string]nhisync.Value, system string) (bool, error)
-}
-
-var _ SystemRule = (*Rule)(nil)
-
 // Compile compiles a rule of kind. The expression sees one variable per
 // field of the kind, typed by the field's type, and `system`, the name of
 // the system proposing the change ("" when unknown; a field named system
@@ -98,17 +90,12 @@ func (r *Rule) Expr() string { return r.expr }
 // order. The slice must not be modified.
 func (r *Rule) Fields() []string { return r.fields }
 
-// Check evaluates the rule on a record's field values with no proposing
-// system (system == ""). See CheckWith.
-func (r *Rule) Check(fields map[string]nhisync.Value) (bool, error) {
-	return r.CheckWith(fields, "")
-}
-
-// CheckWith evaluates the rule on a record's field values, system being
-// the system that proposes the change. A field absent from fields has no
-// value. It returns *nhisync.Error with code EINVALID when a referenced
-// value does not convert to its field's type or evaluation fails.
-func (r *Rule) CheckWith(fields map[string]nhisync.Value, system string) (bool, error) {
+// Check evaluates the rule on a record's field values, system being the
+// system that proposes the change ("" when there is none). A field absent
+// from fields has no value. It returns *nhisync.Error with code EINVALID
+// when a referenced value does not convert to its field's type or
+// evaluation fails.
+func (r *Rule) Check(fields map[string]nhisync.Value, system string) (bool, error) {
 	act := r.acts.get()
 	defer r.acts.put(act)
 	for i, b := range r.binds {

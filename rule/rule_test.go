@@ -93,18 +93,12 @@ func TestCheck(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
 			}
-			got, err := r.CheckWith(tt.fields, tt.system)
+			got, err := r.Check(tt.fields, tt.system)
 			if err != nil {
-				t.Fatalf("CheckWith: %v", err)
+				t.Fatalf("Check: %v", err)
 			}
 			if got != tt.want {
-				t.Errorf("CheckWith = %v, want %v", got, tt.want)
-			}
-			if tt.system == "" {
-				got, err := r.Check(tt.fields)
-				if err != nil || got != tt.want {
-					t.Errorf("Check = %v, %v; want %v", got, err, tt.want)
-				}
+				t.Errorf("Check = %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -131,7 +125,7 @@ func TestCheckConversionErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = r.Check(map[string]nhisync.Value{tt.field: tt.value})
+			_, err = r.Check(map[string]nhisync.Value{tt.field: tt.value}, "")
 			if err == nil {
 				t.Fatal("Check succeeded, want an error")
 			}
@@ -234,9 +228,9 @@ func TestFieldNamedSystem(t *testing.T) {
 	if got := r.Fields(); !slices.Equal(got, []string{"system"}) {
 		t.Errorf("Fields() = %q", got)
 	}
-	ok, err := r.CheckWith(map[string]nhisync.Value{"system": nhisync.Str("5")}, "cmdb")
+	ok, err := r.Check(map[string]nhisync.Value{"system": nhisync.Str("5")}, "cmdb")
 	if err != nil || !ok {
-		t.Errorf("CheckWith = %v, %v; want true (the field hides the variable)", ok, err)
+		t.Errorf("Check = %v, %v; want true (the field hides the variable)", ok, err)
 	}
 }
 
@@ -253,7 +247,7 @@ func TestCheckConcurrent(t *testing.T) {
 				fields["age"] = nhisync.Str("7")
 			}
 			for range 200 {
-				ok, err := r.Check(fields)
+				ok, err := r.Check(fields, "")
 				if err != nil {
 					done <- err
 					return
@@ -284,7 +278,7 @@ func BenchmarkCheck(b *testing.B) {
 	delete(fields, "application") // 8 fields
 	b.ReportAllocs()
 	for b.Loop() {
-		ok, err := r.Check(fields)
+		ok, err := r.Check(fields, "")
 		if err != nil || !ok {
 			b.Fatal(ok, err)
 		}
