@@ -278,19 +278,6 @@ const (
 	HealthDegraded = "degraded"
 )
 
-// NormalizeKey returns the correlation form of match values: each trimmed
-// and lower-cased, joined by a separator no value can hold.
-func NormalizeKey(values []string) string {
-	var b strings.Builder
-	for i, v := range values {
-		if i > 0 {
-			b.WriteByte(0x1f)
-		}
-		b.WriteString(strings.ToLower(strings.TrimSpace(v)))
-	}
-	return b.String()
-}
-
 // DisplayKey returns the KEY part of KIND/KEY: values path-escaped and
 // joined by "/".
 func DisplayKey(values []string) string {

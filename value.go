@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FieldType is the type of a canonical field.
@@ -68,6 +69,51 @@ func SetOf(elems ...string) Value {
 	return Value{elems: out, set: true}
 }
 
+// malformedMark starts the text of a Malformed value. No value a system
+// holds can start with it: Problem refuses every NUL byte.
+const malformedMark = "\x00\x00malformed: "
+
+// Malformed returns the value standing in for data a system holds that is
+// not a value: a row cut short, an object where text belongs, a key given
+// twice, a value over the size limit. Validation refuses it with reason
+// (see Problem), so it is quarantined, listed, and never propagates.
+func Malformed(reason string) Value { return Value{s: malformedMark + reason} }
+
+// Problem reports why v cannot be a value of any field ("" when it can):
+// the reason of a Malformed value, a NUL byte, or text that is not valid
+// UTF-8 (which would otherwise turn into U+FFFD on its way to another
+// system).
+func (v Value) Problem() string {
+	if v.set {
+		for _, e := range v.elems {
+			if p := textProblem(e); p != "" {
+				return p
+			}
+		}
+		return ""
+	}
+	return textProblem(v.s)
+}
+
+func textProblem(s string) string {
+	if strings.HasPrefix(s, malformedMark) {
+		return s[len(malformedMark):]
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return fmt.Sprintf("holds a NUL byte (at byte %d)", i+1)
+	}
+	if !utf8.ValidString(s) {
+		for i, r := range s {
+			if r == utf8.RuneError {
+				if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+					return fmt.Sprintf("is not valid UTF-8 (byte %d is 0x%02x); fix the encoding at the source", i+1, s[i])
+				}
+			}
+		}
+	}
+	return ""
+}
+
 // IsZero reports whether v is "no value".
 func (v Value) IsZero() bool { return v.s == "" && len(v.elems) == 0 }
 
@@ -101,6 +147,9 @@ func (v Value) Equal(o Value) bool {
 // String formats v for people: a scalar as is, a set as its elements
 // joined by ", ", no value as "".
 func (v Value) String() string {
+	if strings.HasPrefix(v.s, malformedMark) {
+		return "(malformed: " + v.s[len(malformedMark):] + ")"
+	}
 	if v.set {
 		return strings.Join(v.elems, ", ")
 	}
@@ -220,6 +269,9 @@ func (t FieldType) Canonical(v Value) Value {
 func (t FieldType) Check(v Value, values []string) string {
 	if v.IsZero() {
 		return ""
+	}
+	if p := v.Problem(); p != "" {
+		return p
 	}
 	if t.IsSet() != v.set {
 		if t.IsSet() {

@@ -2,6 +2,7 @@ package nhisync_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,64 @@ func TestAuditSealChains(t *testing.T) {
 	}
 	if s := nhisync.SensitiveValue(nhisync.Str("hunter2")); s.Text() == "hunter2" || len(s.Text()) != len("sha256:")+64 {
 		t.Fatalf("SensitiveValue = %q", s)
+	}
+}
+
+// TestMatchKeyNormalisation (issue 6 finding 5): "café" in NFC and NFD,
+// and a name with a zero-width space or a soft hyphen, are one key.
+func TestMatchKeyNormalisation(t *testing.T) {
+	want := nhisync.NormalizeKey([]string{"aws", "café-bot"})
+	for _, v := range []string{"cafe\u0301-bot", "café-bot\u200b", " CAFÉ-BOT ", "ca\u00adfé-bot", "\ufeffcafé-bot", "café\u2060-bot"} {
+		if got := nhisync.NormalizeKey([]string{"AWS", v}); got != want {
+			t.Errorf("%q keys as %q, want %q", v, got, want)
+		}
+	}
+	for _, r := range []rune{'\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad', '\u034f', '\ufe0f', '\U000e0001'} {
+		if !nhisync.IsDefaultIgnorable(r) {
+			t.Errorf("%U is default-ignorable", r)
+		}
+	}
+	for _, r := range []rune{'a', ' ', '\u0600', '\u00a0', '\u0301'} {
+		if nhisync.IsDefaultIgnorable(r) {
+			t.Errorf("%U is not default-ignorable", r)
+		}
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		s := rapid.String().Draw(t, "s")
+		k := nhisync.NormalizeMatchValue(s)
+		if nhisync.NormalizeMatchValue(k) != k {
+			t.Fatalf("not idempotent: %q → %q → %q", s, k, nhisync.NormalizeMatchValue(k))
+		}
+	})
+}
+
+// TestValueProblem (issue 6 finding 5): NUL bytes, invalid UTF-8 and
+// Malformed values fail the type check of every field type, with reasons.
+func TestValueProblem(t *testing.T) {
+	for _, tc := range []struct {
+		v    nhisync.Value
+		want string
+	}{
+		{nhisync.Str("a\x00b"), "holds a NUL byte (at byte 2)"},
+		{nhisync.Str("b\xffd"), "is not valid UTF-8 (byte 2 is 0xff)"},
+		{nhisync.Malformed("cut short"), "cut short"},
+		{nhisync.SetOf("ok", "x\x00"), "NUL byte"},
+		{nhisync.Str("fine ünïcødé"), ""},
+		{nhisync.SetOf("a", "b"), ""},
+	} {
+		v, want := tc.v, tc.want
+		if got := v.Problem(); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("%q: Problem %q, want %q", v.String(), got, want)
+		}
+		if want != "" {
+			for _, typ := range nhisync.FieldTypes {
+				if typ.Check(typ.Canonical(v), []string{"x"}) == "" {
+					t.Errorf("%q passes the %s type check", v.String(), typ)
+				}
+			}
+		}
+	}
+	if s := nhisync.Malformed("why").String(); s != "(malformed: why)" {
+		t.Errorf("String %q", s)
 	}
 }

@@ -166,6 +166,10 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 			continue
 		}
 		vals[i] = st.values[idx].Text()
+		if p := st.values[idx].Problem(); p != "" {
+			// A malformed key must not create or claim a golden record.
+			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
+		}
 		if strings.TrimSpace(vals[i]) == "" {
 			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s is empty", kind.Match[i])
 		}
@@ -241,7 +245,7 @@ func (p *pass) partialLookup(kind *nhisync.Kind, matchIdx []int, vals []string) 
 	}
 	norm := make([]string, len(vals))
 	for i, v := range vals {
-		norm[i] = strings.ToLower(strings.TrimSpace(v))
+		norm[i] = nhisync.NormalizeMatchValue(v)
 	}
 	return idx[partialKey(sig.String(), norm)]
 }

@@ -52,13 +52,9 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		info, err := os.Stat(path)
+		data, info, err := c.readAll(ctx, path)
 		if err != nil {
-			return nil, c.openError(err)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, c.openError(err)
+			return nil, err
 		}
 		t, err := c.format.load(data)
 		if err != nil {
@@ -76,7 +72,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		if err != nil {
 			return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf("system %s: encoding the new file failed", c.sys.Name), Err: err}
 		}
-		err = c.replace(path, out, sha256.Sum256(data), info.Mode().Perm())
+		err = c.replace(ctx, path, out, sha256.Sum256(data), info.Mode().Perm())
 		if errors.Is(err, errChanged) {
 			if attempt < maxAttempts {
 				continue
@@ -100,9 +96,13 @@ func (c *Connector) readError(err error) error {
 	return err
 }
 
-// replace writes out to a temp file next to path, syncs it, and renames it
-// over path unless path no longer hashes to old.
-func (c *Connector) replace(path string, out []byte, old [sha256.Size]byte, perm fs.FileMode) error {
+// replace writes out to a temp file next to path, syncs it, and puts it
+// in place of path unless path no longer hashes to old. On Linux the new
+// file is swapped in with renameat2(RENAME_EXCHANGE) and the file swapped
+// out is hashed again: an edit that landed between the check and the swap
+// is swapped back in and the batch redone, so it is not lost (see swapIn
+// for what remains). Elsewhere a plain rename follows the check.
+func (c *Connector) replace(ctx context.Context, path string, out []byte, old [sha256.Size]byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".nhisync-*")
 	if err != nil {
@@ -131,17 +131,27 @@ func (c *Connector) replace(path string, out []byte, old [sha256.Size]byte, perm
 	if c.beforeCheck != nil {
 		c.beforeCheck()
 	}
-	cur, err := os.ReadFile(path)
-	if err != nil {
-		return c.openError(err)
-	}
-	if sha256.Sum256(cur) != old {
+	if !c.holds(ctx, path, old) {
 		return errChanged
 	}
-	if err := os.Rename(name, path); err != nil {
-		return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot replace %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+	if c.beforeSwap != nil {
+		c.beforeSwap()
 	}
-	done = true
+	swapped, err := exchange(name, path)
+	switch {
+	case err != nil:
+		return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot replace %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+	case swapped && !c.holds(ctx, name, old):
+		// Someone wrote between the check and the swap: their file is now
+		// at name. Swap it back and redo the batch against it.
+		if _, err := exchange(name, path); err != nil {
+			done = true // their edit stays at name rather than being deleted
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: %s changed while nhisync replaced it, and putting the changed file back failed; it is kept as %s", c.sys.Name, c.sys.Settings.String(SettingPath), filepath.Base(name)), Err: err}
+		}
+		return errChanged
+	case !swapped:
+		done = true // renamed over path
+	}
 	// Make the rename durable. The file is replaced whatever happens here,
 	// so a failure must not report the batch as not applied.
 	if d, err := os.Open(dir); err == nil {
@@ -149,6 +159,12 @@ func (c *Connector) replace(path string, out []byte, old [sha256.Size]byte, perm
 		d.Close()
 	}
 	return nil
+}
+
+// holds reports whether the file at path is a regular file hashing to sum.
+func (c *Connector) holds(ctx context.Context, path string, sum [sha256.Size]byte) bool {
+	data, _, err := c.readAll(ctx, path)
+	return err == nil && sha256.Sum256(data) == sum
 }
 
 // applier applies one batch to a loaded table.
@@ -222,6 +238,9 @@ func (a *applier) writable(name string) (*field, error) {
 // to store when the write may go ahead.
 func (a *applier) plan(i int, changes []nhisync.Change) (nhisync.WriteResult, []pending) {
 	r := a.t.row(i)
+	if m, ok := r.(interface{ malformed() string }); ok && m.malformed() != "" {
+		return failed(a.c.errorf(nhisync.EINVALID, "%s; nhisync does not write to a malformed row", m.malformed())), nil
+	}
 	todo := make([]*field, 0, len(changes))
 	news := make([]nhisync.Value, 0, len(changes))
 	stale := false
@@ -233,6 +252,9 @@ func (a *applier) plan(i int, changes []nhisync.Change) (nhisync.WriteResult, []
 		cur, err := decode(r, fd)
 		if err != nil {
 			return failed(a.c.errorf(nhisync.EINVALID, "%s", nhisync.ErrorMessage(err))), nil
+		}
+		if p := cur.Problem(); p != "" {
+			return failed(a.c.errorf(nhisync.EINVALID, "field %s: %s; fix it in the file before nhisync writes to it", ch.Field, p)), nil
 		}
 		typ := fd.m.Type
 		cur = typ.Canonical(cur)

@@ -58,16 +58,30 @@ func TestCSVKeepsBOMAndCRLF(t *testing.T) {
 	diff(t, read(t, p), strings.Replace(in, "gcp,\r\n", "gcp,y@example.com\r\n", 1))
 }
 
-func TestCSVMissingColumnReadsEmptyAndIsAddedOnWrite(t *testing.T) {
+// TestCSVHeaderMissingAColumnFailsTheRead (issue 6 finding 2): a header
+// that lost the id column or a mapped column reads no records as "every
+// link vanished" no more: the read fails naming the column and the header.
+// A write-only column the file lacks is added on first write.
+func TestCSVHeaderMissingAColumnFailsTheRead(t *testing.T) {
 	in := "sys_id,name,platform,notes\nm1,bot,aws,keep me\nm2,bot2,gcp,me too\n"
-	c, sys, p := fileSystem{name: "m.csv", content: in, id: "sys_id", fields: csvFields}.open(t)
-	got := snapshot(t, c)
-	if !got.value(sys, "m1", "owner").IsZero() || !got.value(sys, "m1", "classification").IsZero() {
-		t.Errorf("a column the file lacks reads %v", got.values["m1"])
+	c, _, _ := fileSystem{name: "m.csv", content: in, id: "sys_id", fields: csvFields}.open(t)
+	err := c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })
+	wantCode(t, err, nhisync.EINVALID, `the header has no column "owned_by" (mapped to owner); header found: sys_id,name,platform,notes`)
+	_, err = c.Apply(t.Context(), []nhisync.Write{update("m1", set("name", "bot", "x"))})
+	wantCode(t, err, nhisync.EINVALID, `no column "owned_by"`)
+
+	renamed := "SYS_ID,name,platform\nm1,bot,aws\n"
+	c, _, _ = fileSystem{name: "r.csv", content: renamed, id: "sys_id", fields: csvFields[:2]}.open(t)
+	err = c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })
+	wantCode(t, err, nhisync.EINVALID, `no column "sys_id" (the id)`)
+
+	c, sys, p := fileSystem{name: "w.csv", content: in, id: "sys_id", fields: csvFields, prep: func(s *nhisync.System) {
+		s.Mapping("owner").Direction = nhisync.DirWrite
+		s.Mapping("classification").Direction = nhisync.DirWrite
+	}}.open(t)
+	if got := snapshot(t, c); len(got.ids) != 2 || !got.value(sys, "m1", "owner").IsZero() {
+		t.Fatalf("write-only columns: %v", got)
 	}
-	// Clearing a column the file lacks changes nothing.
-	apply(t, c, update("m2", nhisync.Change{Field: "owner", Old: nhisync.Str("gone@example.com"), New: nhisync.Value{}}))
-	diff(t, read(t, p), in)
 	apply(t, c, update("m2", set("owner", "", "z@example.com")))
 	diff(t, read(t, p), "sys_id,name,platform,notes,owned_by\nm1,bot,aws,keep me,\nm2,bot2,gcp,me too,z@example.com\n")
 }
@@ -109,7 +123,7 @@ func TestCSVErrors(t *testing.T) {
 		if err := os.Mkdir(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, c.Check(t.Context()), nhisync.EUNAVAIL, "dir.csv")
+		wantCode(t, c.Check(t.Context()), nhisync.EINVALID, "dir.csv is not a regular file (it is a directory)")
 	})
 }
 
@@ -234,7 +248,7 @@ func TestTransformsAndSeparators(t *testing.T) {
 	if res[0].Status != nhisync.WriteFailed || !strings.Contains(nhisync.ErrorMessage(res[0].Err), "separator") {
 		t.Errorf("an element holding the separator: %s %v", res[0].Status, res[0].Err)
 	}
-	if err := os.WriteFile(p, []byte("sys_id,name,platform,owned_by\nt1,bot,aws,fail\n"), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte("sys_id,name,platform,owned_by,tags\nt1,bot,aws,fail,\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err := c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })

@@ -3,3 +3,7 @@ package file
 // SetBeforeCheck makes c run f before it re-checks the file's content hash
 // during a rewrite, so tests can change the file under a write.
 func SetBeforeCheck(c *Connector, f func()) { c.beforeCheck = f }
+
+// SetBeforeSwap makes c run f after the hash check, just before the new
+// file is swapped in, so tests can land an edit in that window.
+func SetBeforeSwap(c *Connector, f func()) { c.beforeSwap = f }

@@ -5,9 +5,19 @@
 // every column and key it does not map, key order, YAML comments and row
 // order.
 //
-// Settings: `path` (required; relative to the config's directory) and
+// Settings: `path` (required; relative to the config's directory),
 // `format` (csv | json | jsonl | yaml; default from the extension: .csv,
-// .json, .jsonl, .yaml, .yml).
+// .json, .jsonl, .yaml, .yml), `max_bytes` (the largest file read;
+// default 512MiB), `max_value_bytes` (the largest value; default 64KiB,
+// a longer one is quarantined) and `csv_formula_guard` (default true:
+// cells nhisync writes that would start a spreadsheet formula get a '
+// prefix, read back as the value without it).
+//
+// What is read is what the file says, or nothing: only a regular file is
+// read (not a FIFO or a device), a file that changes while it is read is
+// left for the next pass, and a value that is not one (a CSV row cut
+// short, an object where text belongs, a key given twice, invalid UTF-8,
+// a NUL byte) reads as nhisync.Malformed, which validation quarantines.
 //
 // Ids: with `id` set, that native field holds each record's id; without
 // it, the id is the mapped match fields' native values, trimmed, joined by
@@ -35,13 +45,16 @@ import (
 
 // Setting names of the file connector.
 const (
-	SettingPath   = "path"
-	SettingFormat = "format"
+	SettingPath          = "path"
+	SettingFormat        = "format"
+	SettingMaxBytes      = "max_bytes"
+	SettingMaxValueBytes = "max_value_bytes"
+	SettingFormulaGuard  = "csv_formula_guard"
 )
 
 func init() {
 	nhisync.RegisterDriver("file", nhisync.Driver{
-		Settings: []string{SettingPath, SettingFormat},
+		Settings: []string{SettingPath, SettingFormat, SettingMaxBytes, SettingMaxValueBytes, SettingFormulaGuard},
 		Validate: Validate,
 		Open: func(_ context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync.Connector, error) {
 			return New(sys, kind)
@@ -67,6 +80,10 @@ type Connector struct {
 	fields []field
 	id     *field
 	match  []int
+	// maxBytes and maxValue are the size limits (max_bytes,
+	// max_value_bytes).
+	maxBytes int64
+	maxValue int
 	// Rand makes ids of created records (crypto/rand by default).
 	Rand io.Reader
 
@@ -74,6 +91,9 @@ type Connector struct {
 	// beforeCheck, when set, runs before the content hash is re-checked
 	// (tests use it to change the file under a write).
 	beforeCheck func()
+	// beforeSwap, when set, runs after the hash check, just before the new
+	// file is swapped in (tests use it to land an edit in that window).
+	beforeSwap func()
 }
 
 // field is one native field: a mapping (nil for the id field), its name
@@ -96,6 +116,7 @@ func Validate(sys *nhisync.System, kind *nhisync.Kind) error {
 // *nhisync.Error EINVALID for bad settings.
 func New(sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
 	c := &Connector{sys: sys, kind: kind, Rand: rand.Reader}
+	var err error
 	p := strings.TrimSpace(sys.Settings.String(SettingPath))
 	if p == "" {
 		return nil, c.errorf(nhisync.EINVALID, "set path: the file holding the records (.csv, .json, .jsonl, .yaml)")
@@ -104,11 +125,26 @@ func New(sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
 		p = filepath.Join(sys.BaseDir, p)
 	}
 	c.path = p
-	f, err := formatFor(sys.Settings.String(SettingFormat), p)
+	c.format, err = formatFor(sys.Settings.String(SettingFormat), p)
 	if err != nil {
 		return nil, c.errorf(nhisync.EINVALID, "%v", err)
 	}
-	c.format = f
+	if c.maxBytes, err = byteSize(sys.Settings, SettingMaxBytes, DefaultMaxBytes); err != nil {
+		return nil, c.errorf(nhisync.EINVALID, "%v", err)
+	}
+	mv, err := byteSize(sys.Settings, SettingMaxValueBytes, DefaultMaxValueBytes)
+	if err != nil {
+		return nil, c.errorf(nhisync.EINVALID, "%v", err)
+	}
+	c.maxValue = int(min(mv, 1<<30))
+	guard := true
+	switch v := sys.Settings[SettingFormulaGuard].(type) {
+	case nil:
+	case bool:
+		guard = v
+	default:
+		return nil, c.errorf(nhisync.EINVALID, "set %s to true or false (got %v)", SettingFormulaGuard, v)
+	}
 	for _, m := range sys.Fields {
 		fd, err := c.newField(m, m.Name)
 		if err != nil {
@@ -134,7 +170,39 @@ func New(sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
 			return nil, c.errorf(nhisync.EINVALID, "set id (the field holding each record's id) or map a match field (%s): records need an id", strings.Join(kind.Match, ", "))
 		}
 	}
+	if cf, ok := c.format.(csvFormat); ok {
+		cf.guard = guard
+		cf.need = c.neededColumns()
+		c.format = cf
+	}
 	return c, nil
+}
+
+// neededColumns lists the CSV columns a header must have: the id, and
+// every field nhisync reads (a write-only column is added on first write).
+func (c *Connector) neededColumns() []column {
+	var need []column
+	seen := map[string]bool{}
+	add := func(name, what string, id bool) {
+		if !seen[name] {
+			seen[name] = true
+			need = append(need, column{name: name, what: what, id: id})
+		}
+	}
+	if c.id != nil {
+		add(c.id.name, "the id", true)
+	}
+	for _, k := range c.match {
+		add(c.fields[k].name, "match field "+c.fields[k].m.Field+", part of the id", true)
+	}
+	if c.sys.Direction.Reads() {
+		for _, fd := range c.fields {
+			if fd.m.Direction.Reads() {
+				add(fd.name, "mapped to "+fd.m.Field, false)
+			}
+		}
+	}
+	return need
 }
 
 func (c *Connector) newField(m *nhisync.Mapping, name string) (field, error) {
@@ -163,20 +231,23 @@ func (c *Connector) Close() error { return nil }
 
 // Snapshot streams every record of the file, in file order. CSV and JSONL
 // are read incrementally; JSON and YAML files are parsed whole. A missing
-// or unreadable file returns *nhisync.Error EUNAVAIL (never "no records");
-// a malformed one EINVALID naming the line.
+// or unreadable file, or one that changed while it was read, returns
+// *nhisync.Error EUNAVAIL (never "no records"); a malformed one, one over
+// max_bytes or one that is not a regular file EINVALID naming the line or
+// the limit. A cancelled ctx stops the read at the next buffer.
 func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(c.path)
+	f, info, err := c.openRegular(c.path)
 	if err != nil {
-		return c.openError(err)
+		return err
 	}
 	defer f.Close()
+	g := newGuardedReader(ctx, f, c.maxBytes)
 	obs := nhisync.Observation{Values: make([]nhisync.Value, len(c.fields))}
 	n := 0
-	err = c.format.scan(f, c.fields, func(r row) error {
+	err = c.format.scan(g, func(r row) error {
 		if n++; n&1023 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -188,7 +259,13 @@ func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation)
 		}
 		return emit(obs)
 	})
-	return c.readError(err)
+	if err == nil {
+		err = c.settled(ctx, f, info, g)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return c.readError(c.guardError(err))
 }
 
 func (c *Connector) openError(err error) error {
@@ -199,11 +276,19 @@ func (c *Connector) openError(err error) error {
 }
 
 // observe fills obs from a record and reports false for a record without
-// an id.
+// an id. A record whose row is malformed (a CSV row cut short) reads with
+// every field Malformed; a value over max_value_bytes reads as Malformed.
 func (c *Connector) observe(r row, obs *nhisync.Observation) (bool, error) {
+	if err := c.idProblem(r); err != nil {
+		return false, err
+	}
 	obs.ID = c.idOf(r)
 	if obs.ID == "" {
 		return false, nil
+	}
+	problem := ""
+	if m, ok := r.(interface{ malformed() string }); ok {
+		problem = m.malformed()
 	}
 	for i := range c.fields {
 		fd := &c.fields[i]
@@ -211,13 +296,42 @@ func (c *Connector) observe(r row, obs *nhisync.Observation) (bool, error) {
 			obs.Values[i] = nhisync.Value{}
 			continue
 		}
+		if problem != "" {
+			obs.Values[i] = nhisync.Malformed(problem)
+			continue
+		}
 		v, err := decode(r, fd)
 		if err != nil {
 			return false, c.errorf(nhisync.EINVALID, "record %s: %s", obs.ID, nhisync.ErrorMessage(err))
 		}
-		obs.Values[i] = v
+		obs.Values[i] = native.Limit(v, c.maxValue)
 	}
 	return true, nil
+}
+
+// idProblem fails the read when a record's id cannot be told (its id key
+// given twice): which record is meant is unknown, so none can be read.
+func (c *Connector) idProblem(r row) error {
+	check := func(fd *field) error {
+		if _, tr := r.(textRow); tr {
+			return nil
+		}
+		if v, _ := r.get(fd); v != nil {
+			if inv, ok := v.(native.Invalid); ok {
+				return &syntaxError{Msg: "a record's id cannot be read: " + inv.Reason}
+			}
+		}
+		return nil
+	}
+	if c.id != nil {
+		return check(c.id)
+	}
+	for _, k := range c.match {
+		if err := check(&c.fields[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func decode(r row, fd *field) (nhisync.Value, error) {
@@ -268,15 +382,11 @@ func (c *Connector) Check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(c.path)
+	f, _, err := c.openRegular(c.path)
 	if err != nil {
-		return c.openError(err)
+		return err
 	}
-	info, err := f.Stat()
-	if err == nil && info.IsDir() {
-		err = fmt.Errorf("is a directory")
-	}
-	if err == nil {
+	{
 		_, err = f.Read(make([]byte, 1))
 		if err == io.EOF {
 			err = nil

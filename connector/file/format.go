@@ -12,7 +12,7 @@ type format interface {
 	// nested reports whether native names are paths into objects.
 	nested() bool
 	// scan streams the records of a file to fn; fn must not keep the row.
-	scan(r io.Reader, fields []field, fn func(row) error) error
+	scan(r io.Reader, fn func(row) error) error
 	// load parses a whole file for a rewrite.
 	load(data []byte) (table, error)
 }

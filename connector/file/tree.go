@@ -7,33 +7,93 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"unicode/utf8"
 
+	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/native"
 	"go.yaml.in/yaml/v3"
 )
 
-// mapRow is a JSON object decoded for reading.
-type mapRow map[string]any
+// mapRow is a JSON object decoded for reading. encoding/json keeps the
+// last of two equal keys and turns invalid UTF-8 into U+FFFD; both would
+// make a value out of data that is not one, so mapRow remembers them and
+// reads an affected field as native.Invalid.
+type mapRow struct {
+	m map[string]any
+	// dups are the key paths given twice in the object.
+	dups []native.Path
+	// badUTF8: the object's bytes are not valid UTF-8.
+	badUTF8 bool
+	// line returns the object's first line, for reasons.
+	line func() int
+}
 
-func (r mapRow) get(fd *field) (any, bool) { return fd.path.Get(r) }
+func (r *mapRow) get(fd *field) (any, bool) {
+	for _, d := range r.dups {
+		if overlaps(d, fd.path) {
+			return native.Invalid{Reason: fmt.Sprintf("key %s appears twice in the object at line %d; keep one", d, r.line())}, true
+		}
+	}
+	v, ok := fd.path.Get(r.m)
+	if ok && r.badUTF8 && holdsReplacement(v) {
+		return native.Invalid{Reason: fmt.Sprintf("the object at line %d is not valid UTF-8 here; fix the encoding at the source", r.line())}, true
+	}
+	return v, ok
+}
+
+// overlaps reports whether one path is a prefix of the other.
+func overlaps(a, b native.Path) bool {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func holdsReplacement(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.ContainsRune(v, utf8.RuneError)
+	case []any:
+		for _, e := range v {
+			if holdsReplacement(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if strings.ContainsRune(k, utf8.RuneError) || holdsReplacement(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // nodeRow is an object held as a node tree (YAML, or JSON being edited).
 type nodeRow struct{ n *yaml.Node }
 
 func (r nodeRow) get(fd *field) (any, bool) {
-	v := fd.path.Node(r.n)
+	v, err := fd.path.NodeChecked(r.n)
+	if err != nil {
+		return native.Invalid{Reason: nhisync.ErrorMessage(err)}, true
+	}
 	if v == nil {
 		return nil, false
 	}
 	x, err := native.NodeValue(v)
 	if err != nil {
-		return v.Value, true
+		return native.Invalid{Reason: nhisync.ErrorMessage(err)}, true
 	}
 	return x, true
 }
 
-// decodeObject decodes one JSON object, numbers kept as json.Number.
-func decodeObject(raw []byte) (mapRow, error) {
+// decodeObject decodes one JSON object, numbers kept as json.Number;
+// line returns its first line.
+func decodeObject(raw []byte, line func() int) (*mapRow, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var m map[string]any
@@ -43,7 +103,98 @@ func decodeObject(raw []byte) (mapRow, error) {
 	if m == nil {
 		return nil, errors.New("expected an object, found null")
 	}
-	return m, nil
+	r := &mapRow{m: m, badUTF8: !utf8.Valid(raw), line: line}
+	// Counting keys in the text is one pass without allocation; only an
+	// object that lost keys to duplicates is walked to find them.
+	if countKeys(raw) != countMapKeys(m) {
+		r.dups = dupPaths(raw)
+	}
+	return r, nil
+}
+
+// countKeys counts the member names of every object in a valid JSON text.
+func countKeys(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		for i++; i < len(b) && b[i] != '"'; i++ {
+			if b[i] == '\\' {
+				i++
+			}
+		}
+		j := i + 1
+		for j < len(b) && isSpace(b[j]) {
+			j++
+		}
+		if j < len(b) && b[j] == ':' {
+			n++
+		}
+	}
+	return n
+}
+
+// countMapKeys counts the keys of every object in a decoded value.
+func countMapKeys(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case map[string]any:
+		n += len(v)
+		for _, e := range v {
+			n += countMapKeys(e)
+		}
+	case []any:
+		for _, e := range v {
+			n += countMapKeys(e)
+		}
+	}
+	return n
+}
+
+// dupPaths returns the key paths given twice in a valid JSON object (keys
+// inside arrays are left out: native paths do not go through arrays).
+func dupPaths(raw []byte) []native.Path {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var out []native.Path
+	var walk func(path native.Path, inArray bool) error
+	walk = func(path native.Path, inArray bool) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			if d == '{' {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				p := append(path[:len(path):len(path)], k)
+				if seen[k] && !inArray {
+					out = append(out, p)
+				}
+				seen[k] = true
+				if err := walk(p, inArray); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := walk(path, true); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	}
+	walk(nil, false)
+	return out
 }
 
 // jsonFormat is a JSON array of objects.
@@ -51,7 +202,7 @@ type jsonFormat struct{}
 
 func (jsonFormat) nested() bool { return true }
 
-func (jsonFormat) scan(r io.Reader, _ []field, fn func(row) error) error {
+func (jsonFormat) scan(r io.Reader, fn func(row) error) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -148,7 +299,7 @@ type jsonlFormat struct{}
 
 func (jsonlFormat) nested() bool { return true }
 
-func (jsonlFormat) scan(r io.Reader, _ []field, fn func(row) error) error {
+func (jsonlFormat) scan(r io.Reader, fn func(row) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	line := 0
@@ -158,7 +309,8 @@ func (jsonlFormat) scan(r io.Reader, _ []field, fn func(row) error) error {
 		if len(b) == 0 {
 			continue
 		}
-		m, err := decodeObject(b)
+		at := line
+		m, err := decodeObject(b, func() int { return at })
 		if err != nil {
 			return &syntaxError{Line: line, Msg: "invalid JSON object: " + err.Error()}
 		}
@@ -188,7 +340,7 @@ func (jsonlFormat) load(data []byte) (table, error) {
 			s.end--
 		}
 		if s.start < s.end {
-			if _, err := decodeObject(data[s.start:s.end]); err != nil {
+			if _, err := decodeObject(data[s.start:s.end], nil); err != nil {
 				return nil, &syntaxError{Line: line, Msg: "invalid JSON object: " + err.Error()}
 			}
 			t.spans = append(t.spans, s)
@@ -204,7 +356,7 @@ func (t *spanTable) len() int { return len(t.spans) + len(t.added) }
 
 func (t *spanTable) decodeSpan(i int) (row, error) {
 	s := t.spans[i]
-	m, err := decodeObject(t.data[s.start:s.end])
+	m, err := decodeObject(t.data[s.start:s.end], func() int { return 1 + bytes.Count(t.data[:s.start], []byte("\n")) })
 	if err != nil {
 		return nil, &syntaxError{Line: 1 + bytes.Count(t.data[:s.start], []byte("\n")), Msg: "invalid JSON object: " + err.Error()}
 	}
@@ -218,7 +370,7 @@ func (t *spanTable) row(i int) row {
 	r, err := t.decodeSpan(i)
 	if err != nil {
 		// load decoded every span already; this cannot happen.
-		return mapRow{}
+		return &mapRow{m: map[string]any{}}
 	}
 	return r
 }

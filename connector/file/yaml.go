@@ -15,7 +15,7 @@ type yamlFormat struct{}
 
 func (yamlFormat) nested() bool { return true }
 
-func (yamlFormat) scan(r io.Reader, _ []field, fn func(row) error) error {
+func (yamlFormat) scan(r io.Reader, fn func(row) error) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err

@@ -239,8 +239,9 @@ func TestDecode(t *testing.T) {
 		{"text for a set", "pci, pii ,", set, nhisync.SetOf("pci", "pii"), ""},
 		{"text with own separator", "a,b;c", semi, nhisync.SetOf("a,b", "c"), ""},
 		{"empty text for a set", "", set, nhisync.Value{}, ""},
-		{"object", map[string]any{"b": 1, "a": "x"}, str, nhisync.Str(`{"a":"x","b":1}`), ""},
-		{"array of objects", []any{map[string]any{}}, set, nhisync.Value{}, "a list element"},
+		{"object is malformed", map[string]any{"b": 1, "a": "x"}, str, nhisync.Malformed("an object where a value belongs; map the key inside it (a.b) instead"), ""},
+		{"array of objects is malformed", []any{map[string]any{}}, set, nhisync.Malformed("a list element is an object, expected text"), ""},
+		{"invalid", native.Invalid{Reason: "why"}, str, nhisync.Malformed("why"), ""},
 		{"unsupported", struct{}{}, str, nhisync.Value{}, "unsupported"},
 		{"read transform", "alice", up, nhisync.Str("ALICE"), ""},
 		{"failing transform", "alice", bad, nhisync.Value{}, "read transform failed"},
@@ -298,5 +299,43 @@ func TestEncode(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: Encode = %#v, %v; want %#v", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// TestNodeValueCapsAliasExpansion: a few hundred bytes of nested aliases
+// ("billion laughs") would expand to 10^9 values; NodeValue stops at
+// MaxAliasValues with an error naming the line.
+func TestNodeValueCapsAliasExpansion(t *testing.T) {
+	src := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, l := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		src += l + ": &" + l + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]\n"
+		prev = l
+	}
+	root := node(t, src)
+	_, err := native.NodeValue(native.Path{"i"}.Node(root))
+	if err == nil || !strings.Contains(err.Error(), "more than") || nhisync.ErrorCode(err) != nhisync.EINVALID {
+		t.Fatalf("NodeValue of an alias bomb: %v", err)
+	}
+	// Ordinary aliases and merges still read.
+	root = node(t, "base: &b {team: core, x: 1}\nitem:\n  <<: *b\n  x: 2\n")
+	v, err := native.NodeValue(native.Path{"item"}.Node(root))
+	if err != nil || !reflect.DeepEqual(v, map[string]any{"team": "core", "x": json.Number("2")}) {
+		t.Errorf("merge: %#v, %v", v, err)
+	}
+}
+
+// TestNodeCheckedRefusesDuplicateKeys: a key given twice on a mapped path
+// is refused, not "the first" or "the last".
+func TestNodeCheckedRefusesDuplicateKeys(t *testing.T) {
+	root := node(t, "owner: a\nmeta: {team: x}\nowner: b\n")
+	if _, err := (native.Path{"owner"}).NodeChecked(root); err == nil || !strings.Contains(err.Error(), `"owner" appears twice`) {
+		t.Errorf("duplicate key: %v", err)
+	}
+	if n, err := (native.Path{"meta", "team"}).NodeChecked(root); err != nil || n == nil || n.Value != "x" {
+		t.Errorf("unique path: %v, %v", n, err)
+	}
+	if _, err := native.NodeValue(node(t, "m: {a: 1, a: 2}\n")); err == nil {
+		t.Errorf("NodeValue of a mapping with a duplicate key succeeded")
 	}
 }

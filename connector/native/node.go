@@ -17,26 +17,41 @@ const (
 	tagFloat = "!!float"
 )
 
+// MaxAliasValues bounds how many values NodeValue builds for one node, so
+// that YAML aliases nested in aliases (a "billion laughs" document of a
+// few hundred bytes) cannot expand without limit.
+const MaxAliasValues = 10000
+
 // NodeValue returns the native Go value of a YAML node, ready for Decode:
 // strings for text (and timestamps, kept as written), json.Number for
 // numbers, bool, nil for null, []any for sequences and map[string]any for
-// mappings. Aliases are followed.
+// mappings. Aliases are followed, up to MaxAliasValues values in all. It
+// returns *nhisync.Error EINVALID for a value that expands past the limit,
+// a mapping key that is not text, or a key given twice.
 func NodeValue(n *yaml.Node) (any, error) {
+	budget := MaxAliasValues
+	return nodeValue(n, &budget)
+}
+
+func nodeValue(n *yaml.Node, budget *int) (any, error) {
 	if n == nil {
 		return nil, nil
+	}
+	if *budget--; *budget < 0 {
+		return nil, nhisync.Errorf(nhisync.EINVALID, "line %d: the value expands (through YAML aliases) to more than %d values; write it out without nested aliases", n.Line, MaxAliasValues)
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
 			return nil, nil
 		}
-		return NodeValue(n.Content[0])
+		return nodeValue(n.Content[0], budget)
 	case yaml.AliasNode:
-		return NodeValue(n.Alias)
+		return nodeValue(n.Alias, budget)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
 		for _, c := range n.Content {
-			v, err := NodeValue(c)
+			v, err := nodeValue(c, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -44,9 +59,9 @@ func NodeValue(n *yaml.Node) (any, error) {
 		}
 		return out, nil
 	case yaml.MappingNode:
-		var m map[string]any
-		if err := n.Decode(&m); err != nil {
-			return nil, nhisync.Errorf(nhisync.EINVALID, "line %d: %v", n.Line, err)
+		m := make(map[string]any, len(n.Content)/2)
+		if err := mergeMapping(m, n, budget, map[string]bool{}); err != nil {
+			return nil, err
 		}
 		return m, nil
 	}
@@ -66,12 +81,89 @@ func NodeValue(n *yaml.Node) (any, error) {
 	return n.Value, nil
 }
 
+// mergeMapping adds the pairs of mapping n to m; keys of n itself must be
+// unique, and "<<" merges other mappings in without overriding n's keys.
+func mergeMapping(m map[string]any, n *yaml.Node, budget *int, own map[string]bool) error {
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), n.Content[i+1]
+		if k == nil || k.Kind != yaml.ScalarNode {
+			return nhisync.Errorf(nhisync.EINVALID, "line %d: a mapping key is not text", n.Content[i].Line)
+		}
+		if k.ShortTag() == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if own[k.Value] {
+			return nhisync.Errorf(nhisync.EINVALID, "line %d: key %q appears twice in one mapping; keep one", k.Line, k.Value)
+		}
+		own[k.Value] = true
+		x, err := nodeValue(v, budget)
+		if err != nil {
+			return err
+		}
+		m[k.Value] = x
+	}
+	for _, v := range merges {
+		v = deref(v)
+		srcs := []*yaml.Node{v}
+		if v != nil && v.Kind == yaml.SequenceNode {
+			srcs = v.Content
+		}
+		for _, src := range srcs {
+			src = deref(src)
+			if src == nil || src.Kind != yaml.MappingNode {
+				return nhisync.Errorf(nhisync.EINVALID, "line %d: a << merge must name a mapping", n.Line)
+			}
+			sub := make(map[string]any, len(src.Content)/2)
+			if err := mergeMapping(sub, src, budget, map[string]bool{}); err != nil {
+				return err
+			}
+			for k, x := range sub {
+				if !own[k] {
+					own[k] = true
+					m[k] = x
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // IsJSONNumber reports whether s is a number as JSON writes it.
 func IsJSONNumber(s string) bool {
 	if s == "" {
 		return false
 	}
 	return json.Valid([]byte(s)) && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))
+}
+
+// NodeChecked is Node that also refuses a path through a mapping holding
+// one of its keys twice (which of the two is meant cannot be told). It
+// returns *nhisync.Error EINVALID naming the key and its line.
+func (p Path) NodeChecked(root *yaml.Node) (*yaml.Node, error) {
+	n := root
+	for _, k := range p {
+		n = deref(n)
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil, nil
+		}
+		var v *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value != k {
+				continue
+			}
+			if v != nil {
+				return nil, nhisync.Errorf(nhisync.EINVALID, "line %d: key %q appears twice in one object; keep one", n.Content[i].Line, k)
+			}
+			v = n.Content[i+1]
+		}
+		if v == nil {
+			return nil, nil
+		}
+		n = v
+	}
+	return n, nil
 }
 
 // Node returns the value node at p in a mapping node (nil when a key is

@@ -2,6 +2,7 @@ package native
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -10,17 +11,25 @@ import (
 	"github.com/nhisync/nhisync"
 )
 
+// Invalid is a native value a connector found broken (a key given twice,
+// aliases expanding past the limit); Decode turns it into
+// nhisync.Malformed(Reason).
+type Invalid struct{ Reason string }
+
 // Decode turns a native value into the canonical value of mapping m, then
 // applies m.Read when it is set. Strings, []byte, numbers (json.Number,
 // floats, integers), booleans and time.Time become scalars; arrays become
 // sets, as does text in a set-typed mapping (split by m.Separator()). nil
-// and empty text are the zero Value. An object becomes its JSON text, so
-// validation can refuse it with a clear reason instead of the read failing.
-// It returns *nhisync.Error EINVALID when a transform fails or an array
-// holds an object.
+// and empty text are the zero Value. An object, an array holding an
+// object or an array, and an Invalid become nhisync.Malformed values, so
+// validation quarantines them with the reason instead of the read failing
+// or the object's text travelling as a value. It returns *nhisync.Error
+// EINVALID when a transform fails.
 func Decode(v any, m *nhisync.Mapping) (nhisync.Value, error) {
 	var out nhisync.Value
 	switch v := v.(type) {
+	case Invalid:
+		return nhisync.Malformed(v.Reason), nil
 	case string:
 		out = textValue(v, m)
 	case []any:
@@ -28,7 +37,7 @@ func Decode(v any, m *nhisync.Mapping) (nhisync.Value, error) {
 		for _, e := range v {
 			s, ok := Text(e)
 			if !ok {
-				return nhisync.Value{}, nhisync.Errorf(nhisync.EINVALID, "field %s (%s): a list element is a %T, expected text", m.Field, m.Name, e)
+				return nhisync.Malformed(fmt.Sprintf("a list element is %s, expected text", kindOf(e))), nil
 			}
 			elems = append(elems, s)
 		}
@@ -36,11 +45,7 @@ func Decode(v any, m *nhisync.Mapping) (nhisync.Value, error) {
 	case []string:
 		out = nhisync.SetOf(v...)
 	case map[string]any:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nhisync.Value{}, nhisync.Errorf(nhisync.EINVALID, "field %s (%s): %v", m.Field, m.Name, err)
-		}
-		out = nhisync.Str(string(b))
+		return nhisync.Malformed("an object where a value belongs; map the key inside it (a.b) instead"), nil
 	default:
 		s, ok := Text(v)
 		if !ok {
@@ -55,6 +60,34 @@ func Decode(v any, m *nhisync.Mapping) (nhisync.Value, error) {
 // text column; it does not allocate for scalars.
 func DecodeText(s string, m *nhisync.Mapping) (nhisync.Value, error) {
 	return read(textValue(s, m), m)
+}
+
+// kindOf names a native value's kind for a reason.
+func kindOf(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+// Limit returns v, or a Malformed value when v's text is longer than max
+// bytes (max <= 0: no limit), so one huge cell cannot travel to every
+// system.
+func Limit(v nhisync.Value, max int) nhisync.Value {
+	if max <= 0 {
+		return v
+	}
+	n := len(v.Text())
+	for _, e := range v.Elems() {
+		n += len(e)
+	}
+	if n > max {
+		return nhisync.Malformed(fmt.Sprintf("the value is %d bytes, over the limit of %d (max_value_bytes)", n, max))
+	}
+	return v
 }
 
 func textValue(s string, m *nhisync.Mapping) nhisync.Value {
