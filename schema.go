@@ -28,6 +28,19 @@ type Config struct {
 	BaseDir string
 	// Fingerprint changes whenever anything that affects decisions changes.
 	Fingerprint string
+	// Reports tunes `nhisync report`; it never changes decisions.
+	Reports Reports
+}
+
+// Reports holds the settings of governance reports (`reports:` in the file).
+type Reports struct {
+	// Overprivileged is a CEL expression over a record's fields
+	// (`reports.hygiene.overprivileged`); a record of a kind it compiles
+	// for and makes true is listed as overprivileged. "" turns it off.
+	Overprivileged string
+	// OverprivilegedKinds lists the kinds whose fields the expression
+	// reads (it compiled for them), in config order.
+	OverprivilegedKinds []string
 }
 
 // Kind is one type of record and the rules its fields are decided by.
@@ -89,6 +102,10 @@ type Field struct {
 	StaleAfter time.Duration
 	// ApproveTo lists systems whose writes of this field wait for approval.
 	ApproveTo []string
+	// MaxAge, on a time field, is how old its value may be before
+	// `nhisync report stale` lists it (a rotation date older than this is
+	// a long-lived secret); 0 means no limit. It never changes decisions.
+	MaxAge time.Duration
 }
 
 // Allowed reports whether system may set the field.

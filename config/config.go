@@ -143,7 +143,7 @@ var parserErrors = []string{
 }
 
 // topKeys are the keys of the file's root mapping.
-var topKeys = []string{"version", "store", "audit", "kinds", "systems"}
+var topKeys = []string{"version", "store", "audit", "kinds", "systems", "reports"}
 
 // config walks the root mapping.
 func (p *parser) config(root *yaml.Node, cfg *nhisync.Config) {
@@ -183,6 +183,9 @@ func (p *parser) config(root *yaml.Node, cfg *nhisync.Config) {
 	}
 	for _, k := range kinds {
 		p.rules(k)
+	}
+	if e, ok := top["reports"]; ok {
+		p.reports(e.v, cfg)
 	}
 	// Connectors validate last, and only systems that are otherwise sound.
 	for _, s := range systems {

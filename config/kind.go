@@ -29,7 +29,7 @@ type fieldNode struct {
 
 var kindKeys = []string{"match", "create_from", "retire_from", "fields", "rules"}
 
-var fieldKeys = []string{"type", "values", "to", "required", "sensitive", "authority", "resolve", "wins", "stale_after", "approve_to"}
+var fieldKeys = []string{"type", "values", "to", "required", "sensitive", "authority", "resolve", "wins", "stale_after", "approve_to", "max_age"}
 
 // kinds reads `kinds:`: each kind's own keys and fields. References to
 // systems are checked by kindRefs once systems are read.
@@ -173,6 +173,13 @@ func (p *parser) field(fn *fieldNode, line int) {
 	}
 	if e, ok := keys["stale_after"]; ok && !isNull(e.v) {
 		f.StaleAfter, _ = p.duration(e.v, path+".stale_after")
+	}
+	if e, ok := keys["max_age"]; ok && !isNull(e.v) {
+		if f.Type != nhisync.TypeTime && f.Type != "" {
+			p.add(e.k.Line, path+".max_age", "max_age only applies to time fields (how old a date such as last_rotated may be), not %s; remove it or make the type time", f.Type)
+		} else {
+			f.MaxAge, _ = p.duration(e.v, path+".max_age")
+		}
 	}
 }
 

@@ -111,7 +111,7 @@ Start with:  nhisync quickstart`,
 		quickstartCmd(g), initCmd(g), checkCmd(g), planCmd(g), syncCmd(g),
 		recordsCmd(g), showCmd(g), historyCmd(g), explainCmd(g),
 		conflictsCmd(g), quarantineCmd(g), approvalsCmd(g), auditCmd(g),
-		tokenCmd(g),
+		tokenCmd(g), reportCmd(g),
 	)
 	return root
 }
