@@ -145,9 +145,25 @@ func TestHygiene(t *testing.T) {
 func TestCleanEstateHasNoFindings(t *testing.T) {
 	w := newWorld(t, estateYAML, cleanEstate())
 	w.sync()
-	for _, name := range []string{"orphans", "stale", "coverage", "hygiene"} {
+	for _, name := range report.Names {
 		if res := w.report(name, report.Options{}); len(res.Findings) > 0 {
 			t.Errorf("report %s on the clean estate:\n%s", name, details(res))
 		}
+	}
+}
+
+func TestDrift(t *testing.T) {
+	runCases(t, []findingCase{
+		{name: "refused and left as is (on_refused: report)", report: "drift", typ: "drift",
+			estate: func() estate { return cleanEstate().set("idp.json", "i1", "env", "dev") },
+			want:   []string{"drift service_account/pay-bot @idp .environment"}},
+		{name: "in step", report: "drift", typ: "drift", estate: cleanEstate},
+	})
+	// The finding says why, in the engine's words, and names the values.
+	w := newWorld(t, estateYAML, cleanEstate().set("idp.json", "i1", "env", "dev"))
+	w.sync()
+	res := w.report("drift", report.Options{})
+	if len(res.Findings) != 1 || !strings.Contains(res.Findings[0].Detail, `"dev"`) || !strings.Contains(res.Findings[0].Detail, "on_refused: report") {
+		t.Errorf("drift detail:\n%s", details(res))
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
 	"github.com/nhisync/nhisync/rule"
 )
 
@@ -98,20 +99,10 @@ func (r *Result) Worst() Severity {
 // Names lists the finding reports; "evidence" is the pack built on them.
 var Names = []string{"orphans", "stale", "drift", "coverage", "hygiene"}
 
-// DriftFunc lists, for a loaded record, every live system that holds
-// another value than the golden one and why it is not written yet. The
-// engine provides it, so the report says what a pass does.
-type DriftFunc func(rec *nhisync.Record) []Drift
-
-// Drift is one system holding another value than the golden one.
-type Drift struct {
-	System string
-	Field  string
-	Golden nhisync.Value
-	Held   nhisync.Value
-	// Why says why the value is not fixed yet.
-	Why string
-}
+// DriftFunc lists, from stored state, every field a live system holds
+// differently from the golden value and why it stays so: the engine's
+// Drift, so the report says what a pass does.
+type DriftFunc func(ctx context.Context) ([]engine.DriftItem, error)
 
 // Options select what a report looks at.
 type Options struct {

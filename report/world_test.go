@@ -206,6 +206,9 @@ func (w *world) sync() *engine.Summary {
 func (w *world) report(name string, opt report.Options) *report.Result {
 	w.t.Helper()
 	opt.Clock = w.clock
+	e, done := w.engine()
+	defer done()
+	opt.Drift = e.Drift
 	r, err := report.New(w.cfg, w.store, opt)
 	if err != nil {
 		w.t.Fatalf("report %s: %v", name, err)

@@ -55,7 +55,7 @@ exists (for CI pipelines).`,
 }
 
 // reportNames are the finding reports the CLI offers, in help order.
-var reportNames = []string{"orphans", "stale", "coverage", "hygiene"}
+var reportNames = []string{"orphans", "stale", "drift", "coverage", "hygiene"}
 
 var reportShort = map[string]string{
 	"orphans":  "NHIs nobody answers for (OWASP NHI1)",
@@ -98,6 +98,7 @@ func findingsCmd(g *globals, name string) *cobra.Command {
 			}
 			return g.with(cmd.Context(), false, func(a *app) error {
 				opt := fl.options()
+				opt.Drift = a.engine.Drift
 				rp, err := report.New(a.cfg, a.store, opt)
 				if err != nil {
 					return err
