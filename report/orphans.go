@@ -16,7 +16,7 @@ const (
 	// ApplicationField names the application an NHI serves.
 	ApplicationField = "application"
 	// LifecycleField holds an NHI's (or a person's, an application's) state.
-	LifecycleField = "lifecycle"
+	LifecycleField = nhisync.FieldLifecycle
 	// PersonKind and ApplicationKind are the kinds owner and application
 	// values are looked up in, unless the field is a ref naming another.
 	PersonKind      = "person"
@@ -25,7 +25,7 @@ const (
 
 // retiredStates are lifecycle values that mean a person, an application
 // or an NHI is gone or going.
-var retiredStates = []string{"decommissioned", "retired", "departed", "terminated", "deleted", "inactive", "disabled", "offboarded", "left", "suspended"}
+var retiredStates = []string{nhisync.LifecycleDecommissioned, "retired", "departed", "terminated", "deleted", "inactive", "disabled", "offboarded", "left", "suspended"}
 
 // retired reports whether a lifecycle value means gone.
 func retired(v nhisync.Value) bool {
