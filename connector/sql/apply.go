@@ -12,7 +12,8 @@ import (
 	"github.com/nhisync/nhisync/connector/native"
 )
 
-// Apply applies a batch in one transaction (SQLite: BEGIN IMMEDIATE).
+// Apply applies a batch in one transaction (SQLite: BEGIN IMMEDIATE;
+// PostgreSQL and MySQL lock each row read with SELECT … FOR UPDATE).
 // For each write it reads the row's current values of the changed
 // columns and compares them canonically with Old: a row no longer holding
 // an Old value is WriteStale, a row already holding every New value is
@@ -58,7 +59,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 // unavail returns *nhisync.Error EUNAVAIL with err as its cause.
 func (c *Connector) unavail(err error, format string, args ...any) error {
 	e := c.errorf(nhisync.EUNAVAIL, format, args...)
-	e.Err = err
+	e.Err = c.t.scrub(err)
 	return e
 }
 
@@ -68,9 +69,10 @@ func failed(err error) nhisync.WriteResult {
 
 // column is a change resolved to its mapping and column.
 type column struct {
-	m   *nhisync.Mapping
-	col string
-	ch  nhisync.Change
+	m    *nhisync.Mapping
+	col  string
+	kind colKind
+	ch   nhisync.Change
 }
 
 // columns resolves a write's changes, refusing unmapped and read-only
@@ -90,7 +92,7 @@ func (c *Connector) columns(w nhisync.Write) ([]column, error) {
 		case !c.sys.Direction.Writes() || !c.sys.Fields[i].Direction.Writes():
 			return nil, c.errorf(nhisync.EINVALID, "field %s is read-only in this system", ch.Field)
 		}
-		out = append(out, column{m: c.sys.Fields[i], col: c.cols[i], ch: ch})
+		out = append(out, column{m: c.sys.Fields[i], col: c.cols[i], kind: c.kinds[i], ch: ch})
 	}
 	return out, nil
 }
@@ -99,7 +101,7 @@ func (c *Connector) columns(w nhisync.Write) ([]column, error) {
 // a column holds neither Old nor New; todo lists the columns to set.
 func compare(cols []column, raw []any) (todo []int, stale bool, err error) {
 	for k, cl := range cols {
-		cur, err := native.Decode(raw[k], cl.m)
+		cur, err := decode(cl.kind, raw[k], cl.m)
 		if err != nil {
 			return nil, false, err
 		}
@@ -148,7 +150,7 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	p := 0
 	param := func() string { p++; return c.d.param(p) }
 	for _, k := range todo {
-		v, err := native.Encode(cols[k].ch.New, cols[k].m, false)
+		v, err := encode(cols[k].kind, cols[k].ch.New, cols[k].m)
 		if err != nil {
 			return failed(err)
 		}
@@ -158,13 +160,22 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	where = append(where, c.id+" = "+param())
 	conds = append(conds, w.ID)
 	for _, k := range todo {
-		where = append(where, cols[k].col+" "+c.d.nullSafeEq+" "+param())
-		conds = append(conds, raw[k])
+		col, p, v := cols[k].col, param(), raw[k]
+		if cols[k].kind == kindJSON {
+			// json has no equality operator in PostgreSQL, and MySQL's JSON
+			// never equals a string: compare the text as read.
+			col, p = c.d.text(col), c.d.text(p)
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+		}
+		where = append(where, col+" "+c.d.nullSafeEq+" "+p)
+		conds = append(conds, v)
 	}
 	q := "UPDATE " + c.table + " SET " + strings.Join(set, ", ") + " WHERE " + strings.Join(where, " AND ")
 	res, err := tx.ExecContext(ctx, q, append(args, conds...)...)
 	if err != nil {
-		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", w.ID, err))
+		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", w.ID, c.t.scrub(err)))
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: w.ID}
@@ -182,7 +193,7 @@ func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	}
 	vals := make([]any, len(cols))
 	for k, cl := range cols {
-		if vals[k], err = native.Encode(cl.ch.New, cl.m, false); err != nil {
+		if vals[k], err = encode(cl.kind, cl.ch.New, cl.m); err != nil {
 			return failed(err)
 		}
 	}
@@ -215,13 +226,13 @@ func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	if c.d.returning {
 		var got any
 		if err := tx.QueryRowContext(ctx, q+" RETURNING "+c.d.raw(c.id), args...).Scan(&got); err != nil {
-			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", err))
+			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
 		}
 		id, _ = native.Text(got)
 	} else {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
-			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", err))
+			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
 		}
 		if c.idMapped >= 0 {
 			for k, cl := range cols {

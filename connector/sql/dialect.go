@@ -4,23 +4,24 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/nhisync/nhisync"
 )
 
-// dialect is what differs between the databases the connector reaches.
-// SQLite is built in; PostgreSQL (jackc/pgx/v5 stdlib: placeholders $n,
-// IS NOT DISTINCT FROM, SELECT … FOR UPDATE, information_schema for
-// generated ids) and MySQL/MariaDB (go-sql-driver/mysql: `quoting`, <=>,
-// LastInsertId) each need one more value of this type and a case in
-// parseDSN.
+// dialect is what differs between the databases the connector reaches:
+// SQLite (modernc.org/sqlite), PostgreSQL (jackc/pgx/v5 through its
+// database/sql interface) and MySQL/MariaDB (go-sql-driver/mysql).
 type dialect struct {
 	name string
-	// driver is the database/sql driver name.
-	driver string
 	// param returns the i-th (1-based) placeholder.
 	param func(i int) string
 	// quote quotes an identifier.
@@ -39,16 +40,35 @@ type dialect struct {
 	// idGenerated reports whether the database makes the id of a new row
 	// when the insert leaves the id column out.
 	idGenerated func(ctx context.Context, db *stdsql.DB, table, col string) (bool, error)
+	// kind tells what a column holds from its database type name, as
+	// database/sql's ColumnType.DatabaseTypeName reports it.
+	kind func(typeName string) colKind
+	// jsonColumns lists columns that hold JSON although their type name
+	// does not say so (MariaDB's JSON is LONGTEXT with a json_valid check);
+	// nil when the type name always tells.
+	jsonColumns func(ctx context.Context, db *stdsql.DB, table string) ([]string, error)
 }
 
-// sqlite is the SQLite dialect (modernc.org/sqlite, pure Go).
+// colKind is what a column holds, which decides how values are read from
+// it and bound to it.
+type colKind int
+
+const (
+	kindText  colKind = iota // text, numbers: bound and read as text
+	kindTime                 // timestamp, datetime: time.Time, in UTC
+	kindBool                 // boolean (PostgreSQL) or TINYINT(1)/BIT(1) (MySQL)
+	kindArray                // PostgreSQL text[]: a set is the array's elements
+	kindJSON                 // json, jsonb: a set is a JSON array
+)
+
+func quoteDouble(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
+
+// sqlite is the SQLite dialect (modernc.org/sqlite, pure Go). Every
+// column is read as stored (text), whatever its declared type.
 var sqlite = &dialect{
-	name:   "SQLite",
-	driver: "sqlite",
-	param:  func(int) string { return "?" },
-	quote: func(ident string) string {
-		return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
-	},
+	name:       "SQLite",
+	param:      func(int) string { return "?" },
+	quote:      quoteDouble,
 	nullSafeEq: "IS",
 	// Unary + drops the column's declared type (so DATETIME text is not
 	// turned into time.Time) and leaves the value as stored.
@@ -56,6 +76,60 @@ var sqlite = &dialect{
 	text:        func(col string) string { return "CAST(" + col + " AS TEXT)" },
 	returning:   true,
 	idGenerated: sqliteIDGenerated,
+	kind:        func(string) colKind { return kindText },
+}
+
+// postgres is the PostgreSQL dialect. Sessions run in UTC, so timestamps
+// without a zone read and write as UTC and text casts of timestamptz
+// carry +00.
+var postgres = &dialect{
+	name:        "PostgreSQL",
+	param:       func(i int) string { return fmt.Sprintf("$%d", i) },
+	quote:       quoteDouble,
+	nullSafeEq:  "IS NOT DISTINCT FROM",
+	raw:         func(col string) string { return col },
+	text:        func(col string) string { return col + "::text" },
+	lockRow:     " FOR UPDATE",
+	returning:   true,
+	idGenerated: pgIDGenerated,
+	kind: func(t string) colKind {
+		switch strings.ToUpper(t) {
+		case "TIMESTAMP", "TIMESTAMPTZ", "DATE":
+			return kindTime
+		case "BOOL":
+			return kindBool
+		case "_TEXT", "_VARCHAR", "_BPCHAR", "_CITEXT", "_NAME":
+			return kindArray
+		case "JSON", "JSONB":
+			return kindJSON
+		}
+		return kindText
+	},
+}
+
+// mysqlDialect is the MySQL/MariaDB dialect. Sessions run with time_zone
+// +00:00 and DATETIME values are taken as UTC.
+var mysqlDialect = &dialect{
+	name:        "MySQL/MariaDB",
+	param:       func(int) string { return "?" },
+	quote:       func(ident string) string { return "`" + strings.ReplaceAll(ident, "`", "``") + "`" },
+	nullSafeEq:  "<=>",
+	raw:         func(col string) string { return col },
+	text:        func(col string) string { return "CAST(" + col + " AS CHAR)" },
+	lockRow:     " FOR UPDATE",
+	idGenerated: mysqlIDGenerated,
+	kind: func(t string) colKind {
+		switch strings.ToUpper(t) {
+		case "DATETIME", "TIMESTAMP", "DATE":
+			return kindTime
+		case "BIT":
+			return kindBool
+		case "JSON":
+			return kindJSON
+		}
+		return kindText
+	},
+	jsonColumns: mysqlJSONColumns,
 }
 
 // sqliteIDGenerated: an INTEGER PRIMARY KEY is the rowid, which SQLite
@@ -87,6 +161,60 @@ func sqliteIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (b
 	return auto && pks == 1, rows.Err()
 }
 
+// splitTable returns schema (or "") and table of a possibly qualified name.
+func splitTable(table string) (schema, name string) {
+	if s, n, ok := strings.Cut(table, "."); ok {
+		return s, n
+	}
+	return "", table
+}
+
+// pgIDGenerated: an identity column, or one with a default (serial,
+// gen_random_uuid()).
+func pgIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (bool, error) {
+	schema, name := splitTable(table)
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = COALESCE(NULLIF($1, ''), current_schema()) AND table_name = $2 AND column_name = $3
+		AND (column_default IS NOT NULL OR is_identity = 'YES')`, schema, name, col).Scan(&n)
+	return n > 0, err
+}
+
+// mysqlIDGenerated: an AUTO_INCREMENT column, or one with a default.
+func mysqlIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (bool, error) {
+	schema, name := splitTable(table)
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = COALESCE(NULLIF(?, ''), DATABASE()) AND table_name = ? AND column_name = ?
+		AND (column_default IS NOT NULL OR extra LIKE '%auto_increment%')`, schema, name, col).Scan(&n)
+	return n > 0, err
+}
+
+// mysqlJSONColumns finds MariaDB JSON columns: LONGTEXT guarded by a
+// json_valid(`col`) check constraint.
+func mysqlJSONColumns(ctx context.Context, db *stdsql.DB, table string) ([]string, error) {
+	schema, name := splitTable(table)
+	rows, err := db.QueryContext(ctx, `SELECT check_clause FROM information_schema.check_constraints
+		WHERE constraint_schema = COALESCE(NULLIF(?, ''), DATABASE()) AND table_name = ?`, schema, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var clause string
+		if err := rows.Scan(&clause); err != nil {
+			return nil, err
+		}
+		c := strings.TrimSpace(clause)
+		if rest, ok := strings.CutPrefix(strings.ToLower(c), "json_valid("); ok && strings.HasSuffix(rest, ")") {
+			col := strings.TrimSuffix(c[len("json_valid("):], ")")
+			out = append(out, strings.Trim(col, "`"))
+		}
+	}
+	return out, rows.Err()
+}
+
 // quoteTable quotes a table name, each part of schema.table on its own.
 func (d *dialect) quoteTable(table string) string {
 	parts := strings.Split(table, ".")
@@ -96,17 +224,29 @@ func (d *dialect) quoteTable(table string) string {
 	return strings.Join(parts, ".")
 }
 
-// target is a parsed dsn: the dialect and the driver's own DSN. It never
-// appears in messages: a DSN may hold a password.
+// target is a parsed dsn: the dialect and how to open it. The DSN itself
+// never appears in messages: it may hold a password; redacted is the form
+// that may be shown.
 type target struct {
-	d   *dialect
-	dsn string
+	d *dialect
+	// open makes the database handle (no connection yet).
+	open func() (*stdsql.DB, error)
 	// file is the SQLite database file.
 	file string
+	// redacted is the DSN with its password replaced by xxxxx.
+	redacted string
+	// secret is the password, scrubbed from every error.
+	secret string
+}
+
+// poolLimits are the connection pool's settings.
+type poolLimits struct {
+	size    int
+	timeout time.Duration
 }
 
 // parseDSN reads the dsn setting. Errors never quote the DSN.
-func parseDSN(dsn, baseDir string) (target, error) {
+func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(dsn), ":")
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
@@ -118,45 +258,129 @@ func parseDSN(dsn, baseDir string) (target, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(baseDir, p)
 		}
-		// mode=rw: never create a database that is not there.
-		params := "mode=rw&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+		// mode=rw: never create a database that is not there. The journal
+		// mode is the file owner's choice and is left as it is.
+		params := fmt.Sprintf("mode=rw&_pragma=busy_timeout(%d)&_txlock=immediate", pool.timeout.Milliseconds())
 		if query != "" {
 			params += "&" + query
 		}
 		esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
-		return target{d: sqlite, dsn: "file:" + esc + "?" + params, file: p}, nil
+		driverDSN := "file:" + esc + "?" + params
+		return target{d: sqlite, file: p, redacted: "sqlite:" + p,
+			open: func() (*stdsql.DB, error) { return stdsql.Open("sqlite", driverDSN) }}, nil
 	case "postgres", "postgresql":
-		return target{}, fmt.Errorf("dsn: PostgreSQL is not supported by this build yet; use sqlite:PATH")
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return target{}, fmt.Errorf("dsn: not a postgres://user:password@host:port/database URL")
+		}
+		secret, _ := u.User.Password()
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return target{}, fmt.Errorf("dsn: %s", scrubText(err.Error(), dsn, secret))
+		}
+		if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > pool.timeout {
+			cfg.ConnectTimeout = pool.timeout
+		}
+		cfg.RuntimeParams["timezone"] = "UTC"
+		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+			cfg.RuntimeParams["application_name"] = "nhisync"
+		}
+		return target{d: postgres, redacted: u.Redacted(), secret: secret,
+			open: func() (*stdsql.DB, error) { return stdlib.OpenDB(*cfg), nil }}, nil
 	case "mysql", "mariadb":
-		return target{}, fmt.Errorf("dsn: MySQL/MariaDB is not supported by this build yet; use sqlite:PATH")
+		u, err := url.Parse(dsn)
+		if err != nil || u.Host == "" {
+			return target{}, fmt.Errorf("dsn: not a mysql://user:password@host:port/database URL")
+		}
+		db := strings.TrimPrefix(u.Path, "/")
+		if db == "" {
+			return target{}, fmt.Errorf("dsn: name the database: mysql://user:password@host:port/DATABASE")
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host += ":3306"
+		}
+		cfg, err := mysql.ParseDSN("tcp(" + host + ")/" + db + "?" + u.RawQuery)
+		if err != nil {
+			return target{}, fmt.Errorf("dsn: %v", err)
+		}
+		secret, _ := u.User.Password()
+		cfg.User, cfg.Passwd = u.User.Username(), secret
+		cfg.ParseTime, cfg.Loc = true, time.UTC
+		if cfg.Timeout == 0 {
+			cfg.Timeout = pool.timeout
+		}
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["time_zone"] = "'+00:00'"
+		return target{d: mysqlDialect, redacted: u.Redacted(), secret: secret,
+			open: func() (*stdsql.DB, error) {
+				conn, err := mysql.NewConnector(cfg)
+				if err != nil {
+					return nil, err
+				}
+				return stdsql.OpenDB(conn), nil
+			}}, nil
 	case "":
 		return target{}, fmt.Errorf("set dsn: sqlite:PATH, postgres://… or mysql://user:pass@host:port/db")
 	}
 	return target{}, fmt.Errorf("dsn: unknown scheme %q; use sqlite:PATH, postgres://… or mysql://…", scheme)
 }
 
-// open connects and makes sure the database is there.
-func (t target) open(ctx context.Context, sys *nhisync.System) (*stdsql.DB, error) {
+// connect opens the pool and makes sure the database is there.
+func (t target) connect(ctx context.Context, sys *nhisync.System, pool poolLimits) (*stdsql.DB, error) {
 	if t.file != "" {
 		if _, err := os.Stat(t.file); err != nil {
-			return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: the SQLite database file does not exist or cannot be read", sys.Name), Err: scrub(err, t.file)}
+			return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: the SQLite database file %s does not exist or cannot be read", sys.Name, t.file), Err: t.scrub(err)}
 		}
 	}
-	db, err := stdsql.Open(t.d.driver, t.dsn)
+	db, err := t.open()
 	if err != nil {
-		return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot open the %s database", sys.Name, t.d.name), Err: scrub(err, t.dsn)}
+		return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot open the %s database %s: %v", sys.Name, t.d.name, t.redacted, t.scrub(err)), Err: t.scrub(err)}
 	}
-	if err := db.PingContext(ctx); err != nil {
+	db.SetMaxOpenConns(pool.size)
+	db.SetMaxIdleConns(min(2, pool.size))
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, pool.timeout)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot reach the %s database", sys.Name, t.d.name), Err: scrub(err, t.dsn)}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot reach the %s database %s: %v", sys.Name, t.d.name, t.redacted, t.scrub(err)), Err: t.scrub(err)}
 	}
 	return db, nil
 }
 
-// scrub keeps a secret out of an error's text.
-func scrub(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
+// scrub keeps the password out of an error's text.
+func (t target) scrub(err error) error {
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), secret, "[dsn]"))
+	s := err.Error()
+	if c := scrubText(s, t.secret, ""); c != s {
+		return fmt.Errorf("%s", c)
+	}
+	return err
+}
+
+// scrubText replaces every occurrence of each secret in s (the password,
+// as is and URL-escaped, and the whole DSN).
+func scrubText(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, sec, "xxxxx")
+		if esc := url.QueryEscape(sec); esc != sec {
+			s = strings.ReplaceAll(s, esc, "xxxxx")
+		}
+		if esc := url.PathEscape(sec); esc != sec {
+			s = strings.ReplaceAll(s, esc, "xxxxx")
+		}
+	}
+	return s
 }

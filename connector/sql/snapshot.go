@@ -11,12 +11,17 @@ import (
 	"github.com/nhisync/nhisync/connector/native"
 )
 
-// Snapshot streams every row of the table (in the database's order). A
-// row whose id is NULL or empty is skipped: it cannot be linked. It
-// returns *nhisync.Error EUNAVAIL when the query fails and EINVALID when a
-// value cannot be decoded (a failing read transform), naming the row.
+// Snapshot streams every row of the table, in the order of the id
+// column, one page of rows at a time: each page is a short query of its
+// own (`WHERE id > last ORDER BY id LIMIT n`), read whole and released
+// before its rows are emitted, so memory stays constant and no read
+// holds a transaction or a lock while the engine works. A row whose id is
+// NULL or empty is skipped: it cannot be linked. It returns
+// *nhisync.Error EUNAVAIL when a query fails or a page does not arrive
+// within the timeout, and EINVALID when a value cannot be decoded (a
+// failing read transform), naming the row.
 func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
-	_, err := c.scan(ctx, c.selectAll, nil, "", emit)
+	_, err := c.scan(ctx, "", nil, "", emit)
 	return err
 }
 
@@ -24,82 +29,131 @@ func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation)
 // cursor ("" for every row) and returns the highest updated value seen,
 // as text, for the next call (the cursor given when no row matched).
 //
-// The comparison is inclusive, so rows sharing the cursor's timestamp are
-// read again (the engine's content hashes drop the repeats) and a row
-// written in the same tick as the last read is not missed. Caveats: the
-// cursor trusts whoever sets updated_column. A writer whose clock lags,
-// or a transaction that commits long after it stamped its rows, can leave
-// a row behind the cursor, and rows whose updated_column is NULL are never
+// The comparison is inclusive, so every row sharing the cursor's
+// timestamp is read again (the engine's content hashes drop the repeats):
+// rows stamped in the same tick as the last row read, including ones
+// committed after that read, are never skipped, which an exclusive
+// cursor or a (timestamp, id) keyset would do. Caveats: the cursor trusts
+// whoever sets updated_column. A writer whose clock lags, or a
+// transaction that commits long after it stamped its rows, can leave a
+// row behind the cursor, and rows whose updated_column is NULL are never
 // returned; the engine's periodic full snapshot catches both. Writes by
 // nhisync itself leave updated_column alone (a trigger may set it); the
 // engine knows what it wrote. Errors are those of Snapshot.
 func (c *CursorConnector) Changes(ctx context.Context, cursor string, emit func(nhisync.Observation) error) (string, error) {
-	q, args := c.selectAll, []any(nil)
-	if cursor != "" {
-		q += " WHERE " + c.updated + " >= " + c.d.param(1)
-		args = []any{cursor}
+	if cursor == "" {
+		return c.scan(ctx, "", nil, cursor, emit)
 	}
-	return c.scan(ctx, q, args, cursor, emit)
+	return c.scan(ctx, c.updated+" >= "+c.d.param(1), []any{cursor}, cursor, emit)
 }
 
-func (c *Connector) scan(ctx context.Context, query string, args []any, cursor string, emit func(nhisync.Observation) error) (string, error) {
-	rows, err := c.db.QueryContext(ctx, query, args...)
+// page reads one page of rows: those matching where (with args) whose
+// id is after last (nil for the first page), in id order, into buf.
+func (c *Connector) page(ctx context.Context, where string, args []any, last any, buf [][]any) ([][]any, error) {
+	q := c.selectAll
+	conds := []string{c.id + " IS NOT NULL"}
+	if where != "" {
+		conds = append(conds, where)
+	}
+	if last != nil {
+		args = append(args[:len(args):len(args)], last)
+		conds = append(conds, c.id+" > "+c.d.param(len(args)))
+	}
+	q += " WHERE " + strings.Join(conds, " AND ")
+	q += " ORDER BY " + c.id + " LIMIT " + strconv.Itoa(pageSize)
+	ctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
+	defer cancel()
+	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", c.unavail(err, "cannot read table %s", c.sys.Settings.String(SettingTable))
+		return nil, err
 	}
 	defer rows.Close()
+	buf = buf[:0]
+	for rows.Next() {
+		if len(buf) < cap(buf) {
+			buf = buf[:len(buf)+1]
+		} else {
+			buf = append(buf, nil)
+		}
+		vals := buf[len(buf)-1]
+		if vals == nil {
+			vals = make([]any, c.width())
+			buf[len(buf)-1] = vals
+		}
+		dest := make([]any, len(vals))
+		for i := range vals {
+			vals[i] = nil
+			dest[i] = &vals[i]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+	}
+	return buf, rows.Err()
+}
+
+// width is the number of columns selectAll reads.
+func (c *Connector) width() int {
 	n := len(c.cols) + 1
 	if c.updated != "" {
 		n++
 	}
-	vals := make([]any, n)
-	dest := make([]any, n)
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
+	return n
+}
+
+func (c *Connector) scan(ctx context.Context, where string, args []any, cursor string, emit func(nhisync.Observation) error) (string, error) {
+	n := c.width()
 	obs := nhisync.Observation{Values: make([]nhisync.Value, len(c.cols))}
 	next := cursor
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return "", c.unavail(err, "cannot read a row of table %s", c.sys.Settings.String(SettingTable))
+	var last any
+	buf := make([][]any, 0, pageSize)
+	for {
+		var err error
+		buf, err = c.page(ctx, where, args, last, buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "", c.unavail(err, "cannot read table %s (timeout per page %s)", c.sys.Settings.String(SettingTable), c.pool.timeout)
 		}
-		id, _ := native.Text(vals[0])
-		if obs.ID = strings.TrimSpace(id); obs.ID == "" {
-			continue
-		}
-		for i, m := range c.sys.Fields {
-			if !m.Direction.Reads() {
-				obs.Values[i] = nhisync.Value{}
+		for _, vals := range buf {
+			id, _ := native.Text(vals[0])
+			if obs.ID = strings.TrimSpace(id); obs.ID == "" {
 				continue
 			}
-			v, err := native.Decode(vals[i+1], m)
-			if err != nil {
-				return "", c.errorf(nhisync.EINVALID, "row %s: %s", obs.ID, nhisync.ErrorMessage(err))
+			for i, m := range c.sys.Fields {
+				if !m.Direction.Reads() {
+					obs.Values[i] = nhisync.Value{}
+					continue
+				}
+				v, err := decode(c.kinds[i], vals[i+1], m)
+				if err != nil {
+					return "", c.errorf(nhisync.EINVALID, "row %s: %s", obs.ID, nhisync.ErrorMessage(err))
+				}
+				obs.Values[i] = v
 			}
-			obs.Values[i] = v
-		}
-		obs.Modified = time.Time{}
-		if c.updated != "" {
-			u, _ := native.Text(vals[n-1])
-			obs.Modified = modified(u)
-			if u != "" && (next == "" || compareCursor(u, next) > 0) {
-				next = u
+			obs.Modified = time.Time{}
+			if c.updated != "" {
+				u, _ := native.Text(vals[n-1])
+				obs.Modified = modified(u)
+				if u != "" && (next == "" || compareCursor(u, next) > 0) {
+					next = u
+				}
+			}
+			if err := emit(obs); err != nil {
+				return "", err
 			}
 		}
-		if err := emit(obs); err != nil {
-			return "", err
+		if len(buf) < pageSize {
+			return next, nil
+		}
+		last = buf[len(buf)-1][0]
+		if b, ok := last.([]byte); ok {
+			// Bound as text, so the comparison uses the column's collation,
+			// as ORDER BY does (bytes would compare as binary in MySQL).
+			last = string(b)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", c.unavail(err, "reading table %s failed part-way", c.sys.Settings.String(SettingTable))
-	}
-	return next, nil
 }
 
 // timeLayouts are the forms databases print timestamps in, beyond those

@@ -1,25 +1,42 @@
 // Package sql owns the `sql` connector: systems that are tables in a SQL
-// database (CMDBs, inventories, identity stores). It streams a table,
-// reads only rows changed since a cursor when the table has an updated-at
-// column, and applies conditional writes in one transaction per batch:
-// each UPDATE names the old value of every column it changes
-// (`WHERE col IS old`), so nothing a system changed is overwritten blind.
+// database (CMDBs, inventories, identity stores) in SQLite, PostgreSQL or
+// MySQL/MariaDB. It streams a table page by page (keyset pagination on the
+// id column, so a table of millions of rows is read in constant memory and
+// no read holds a transaction open), reads only rows changed since a
+// cursor when the table has an updated-at column, and applies conditional
+// writes in one transaction per batch: each UPDATE names the old value of
+// every column it changes (`WHERE col IS NOT DISTINCT FROM old`,
+// MySQL `<=>`), so nothing a system changed is overwritten blind.
 //
 // Settings: `dsn` (required; its scheme picks the database: sqlite:PATH,
-// PATH relative to the config's directory; postgres:// and mysql:// are
-// recognised but not built in yet), `table` (required), `updated_column`
-// (optional: enables the change cursor) and `notify` (PostgreSQL only).
-// The common `id` setting is required: the column holding each row's
-// stable id.
+// PATH relative to the config's directory; postgres://user:pass@host/db
+// with any libpq URL parameter; mysql://user:pass@host:port/db),
+// `table` (required; schema.table allowed), `updated_column` (optional:
+// enables the change cursor), `notify` (PostgreSQL only: a LISTEN channel
+// whose notifications name changed rows; see Watch and TriggerSQL),
+// `pool_size` (connections, default 4) and `timeout` (connecting and each
+// page or batch statement, default 30s). The common `id` setting is
+// required: the column holding each row's stable id; it should be
+// unique and indexed (a primary key), as pages are read in its order.
 //
-// Sets live in text columns as their elements sorted and joined by the
-// mapping's separator (default ","). An empty string and NULL both mean
-// "no value"; writing no value stores NULL.
+// Table and column names are checked against the table itself and always
+// quoted; values are always bound, never spliced into SQL.
+//
+// Sets live in PostgreSQL text[] columns as arrays, in JSON columns
+// (PostgreSQL json/jsonb, MySQL JSON, MariaDB JSON) as JSON arrays, and in
+// text columns as their elements sorted and joined by the mapping's
+// separator (default ","). An empty string, an empty array and NULL all
+// mean "no value"; writing no value stores NULL. Timestamps are read and
+// written in UTC (PostgreSQL sessions run with TimeZone UTC, MySQL ones
+// with time_zone +00:00, DATETIME taken as UTC); booleans read as
+// true/false whether the column is boolean, BIT(1) or TINYINT(1).
+//
+// The DSN's password never appears in a message: errors show the DSN
+// with the password replaced by xxxxx.
 //
 // SQLite databases are opened read-write without creating them, with a
-// 10 s busy timeout and in WAL mode (a persistent setting of the file, so
-// nhisync's reads never block the system's own writers), and batches run
-// under BEGIN IMMEDIATE.
+// busy timeout of `timeout`, and batches run under BEGIN IMMEDIATE. The
+// file's journal mode is left as its owner set it.
 package sql
 
 import (
@@ -30,6 +47,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nhisync/nhisync"
 	_ "modernc.org/sqlite" // the SQLite driver
@@ -41,11 +59,21 @@ const (
 	SettingTable         = "table"
 	SettingUpdatedColumn = "updated_column"
 	SettingNotify        = "notify"
+	SettingPoolSize      = "pool_size"
+	SettingTimeout       = "timeout"
+)
+
+// Defaults of the pool settings.
+const (
+	DefaultPoolSize = 4
+	DefaultTimeout  = 30 * time.Second
+	// pageSize is how many rows one page of a snapshot reads.
+	pageSize = 2000
 )
 
 func init() {
 	nhisync.RegisterDriver("sql", nhisync.Driver{
-		Settings: []string{SettingDSN, SettingTable, SettingUpdatedColumn, SettingNotify},
+		Settings: []string{SettingDSN, SettingTable, SettingUpdatedColumn, SettingNotify, SettingPoolSize, SettingTimeout},
 		Validate: Validate,
 		Open:     Open,
 	})
@@ -62,8 +90,13 @@ type Connector struct {
 	sys   *nhisync.System
 	kind  *nhisync.Kind
 	d     *dialect
+	t     target
+	pool  poolLimits
 	db    *stdsql.DB
 	table string // quoted
+	// kinds, aligned with cols, say how each column's values are read and
+	// bound.
+	kinds []colKind
 	// id, cols (aligned with sys.Fields) and updated are quoted column
 	// names as the table spells them; updated is "" without a cursor.
 	id      string
@@ -88,28 +121,58 @@ type CursorConnector struct{ *Connector }
 // It returns *nhisync.Error EINVALID naming the setting at fault; the
 // message never holds the DSN.
 func Validate(sys *nhisync.System, kind *nhisync.Kind) error {
-	_, err := settings(sys)
+	_, _, err := settings(sys)
 	return err
 }
 
-func settings(sys *nhisync.System) (target, error) {
+func settings(sys *nhisync.System) (target, poolLimits, error) {
 	bad := func(format string, args ...any) error {
 		return nhisync.Errorf(nhisync.EINVALID, "system %s: %s", sys.Name, fmt.Sprintf(format, args...))
 	}
-	t, err := parseDSN(sys.Settings.String(SettingDSN), sys.BaseDir)
-	if err != nil {
-		return target{}, bad("%v", err)
+	pool := poolLimits{size: sys.Settings.Int(SettingPoolSize, DefaultPoolSize), timeout: DefaultTimeout}
+	if pool.size < 1 || pool.size > 100 {
+		return target{}, pool, bad("pool_size %q: give a number of connections from 1 to 100 (default %d)", sys.Settings.String(SettingPoolSize), DefaultPoolSize)
 	}
-	if strings.TrimSpace(sys.Settings.String(SettingTable)) == "" {
-		return target{}, bad("set table: the table holding the records")
+	if v := sys.Settings.String(SettingTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return target{}, pool, bad("timeout %q: give a duration such as 30s or 2m", v)
+		}
+		pool.timeout = d
+	}
+	t, err := parseDSN(sys.Settings.String(SettingDSN), sys.BaseDir, pool)
+	if err != nil {
+		return target{}, pool, bad("%v", err)
+	}
+	table := strings.TrimSpace(sys.Settings.String(SettingTable))
+	if table == "" {
+		return target{}, pool, bad("set table: the table holding the records")
+	}
+	for _, n := range append([]string{table, sys.ID, sys.Settings.String(SettingUpdatedColumn)}, mappedNames(sys)...) {
+		if strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return target{}, pool, bad("the name %q holds a control character; name the table and columns as the database spells them", n)
+		}
 	}
 	if strings.TrimSpace(sys.ID) == "" {
-		return target{}, bad("set id: the column holding each row's stable id (sql systems need one)")
+		return target{}, pool, bad("set id: the column holding each row's stable id (sql systems need one)")
 	}
-	if sys.Settings.String(SettingNotify) != "" {
-		return target{}, bad("notify (a LISTEN channel) works only with PostgreSQL; remove it")
+	if n := sys.Settings.String(SettingNotify); n != "" {
+		if t.d != postgres {
+			return target{}, pool, bad("notify (a LISTEN channel) works only with PostgreSQL; remove it")
+		}
+		if len(n) > 63 {
+			return target{}, pool, bad("notify %q: a PostgreSQL channel name has at most 63 bytes", n)
+		}
 	}
-	return t, nil
+	return t, pool, nil
+}
+
+func mappedNames(sys *nhisync.System) []string {
+	out := make([]string, len(sys.Fields))
+	for i, m := range sys.Fields {
+		out[i] = m.Name
+	}
+	return out
 }
 
 // Open connects to the database and checks that the table and every
@@ -130,15 +193,15 @@ func Open(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync
 
 // New is Open returning the concrete type.
 func New(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
-	t, err := settings(sys)
+	t, pool, err := settings(sys)
 	if err != nil {
 		return nil, err
 	}
-	db, err := t.open(ctx, sys)
+	db, err := t.connect(ctx, sys, pool)
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{sys: sys, kind: kind, d: t.d, db: db, idMapped: -1, Rand: rand.Reader}
+	c := &Connector{sys: sys, kind: kind, d: t.d, t: t, pool: pool, db: db, idMapped: -1, Rand: rand.Reader}
 	if err := c.resolve(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -150,27 +213,44 @@ func (c *Connector) errorf(code, format string, args ...any) *nhisync.Error {
 	return &nhisync.Error{Code: code, Message: fmt.Sprintf("system %s: ", c.sys.Name) + fmt.Sprintf(format, args...)}
 }
 
-// tableColumns returns the table's column names, or an error when the
-// table is not there.
-func (c *Connector) tableColumns(ctx context.Context) ([]string, error) {
+// tableColumns returns the table's column names and database type names,
+// or an error when the table is not there.
+func (c *Connector) tableColumns(ctx context.Context) ([]string, []string, error) {
 	table := c.sys.Settings.String(SettingTable)
+	ctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
+	defer cancel()
 	rows, err := c.db.QueryContext(ctx, "SELECT * FROM "+c.d.quoteTable(table)+" WHERE 1 = 0")
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, c.unavail(ctx.Err(), "cannot read table %s in time (timeout %s)", table, c.pool.timeout)
 		}
-		return nil, &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("system %s: cannot read table %s; check table: and that it exists", c.sys.Name, table), Err: err}
+		return nil, nil, &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("system %s: cannot read table %s; check table: and that it exists (%s)", c.sys.Name, table, c.t.scrub(err)), Err: c.t.scrub(err)}
 	}
 	defer rows.Close()
-	return rows.Columns()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, nil, c.unavail(err, "cannot read the columns of table %s", table)
+	}
+	names := make([]string, len(types))
+	typeNames := make([]string, len(types))
+	for i, ct := range types {
+		names[i], typeNames[i] = ct.Name(), ct.DatabaseTypeName()
+	}
+	return names, typeNames, nil
 }
 
 // resolve finds every named column in the table, as the table spells it.
 func (c *Connector) resolve(ctx context.Context) error {
 	table := c.sys.Settings.String(SettingTable)
-	have, err := c.tableColumns(ctx)
+	have, typeNames, err := c.tableColumns(ctx)
 	if err != nil {
 		return err
+	}
+	var jsonCols []string
+	if c.d.jsonColumns != nil {
+		if jsonCols, err = c.d.jsonColumns(ctx, c.db, table); err != nil {
+			return c.unavail(c.t.scrub(err), "cannot read the schema of table %s", table)
+		}
 	}
 	find := func(name, what string) (string, error) {
 		if slices.Contains(have, name) {
@@ -199,6 +279,14 @@ func (c *Connector) resolve(ctx context.Context) error {
 			return err
 		}
 		c.cols = append(c.cols, c.d.quote(col))
+		k := c.d.kind(typeNames[slices.Index(have, col)])
+		if slices.Contains(jsonCols, col) {
+			k = kindJSON
+		}
+		if c.d == mysqlDialect && m.Type == nhisync.TypeBool && k == kindText && strings.Contains(strings.ToUpper(typeNames[slices.Index(have, col)]), "INT") {
+			k = kindBool // MySQL's BOOLEAN is TINYINT(1)
+		}
+		c.kinds = append(c.kinds, k)
 		if col == name {
 			c.idMapped = i
 		}
@@ -233,10 +321,12 @@ func (c *Connector) resolve(ctx context.Context) error {
 // *nhisync.Error EUNAVAIL when the database is unreachable and EINVALID
 // when the table is gone.
 func (c *Connector) Check(ctx context.Context) error {
-	if err := c.db.PingContext(ctx); err != nil {
-		return c.errorf(nhisync.EUNAVAIL, "cannot reach the %s database", c.d.name)
+	pctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
+	defer cancel()
+	if err := c.db.PingContext(pctx); err != nil {
+		return c.unavail(c.t.scrub(err), "cannot reach the %s database %s: %v", c.d.name, c.t.redacted, c.t.scrub(err))
 	}
-	_, err := c.tableColumns(ctx)
+	_, _, err := c.tableColumns(ctx)
 	return err
 }
 

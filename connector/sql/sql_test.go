@@ -66,8 +66,14 @@ func TestValidate(t *testing.T) {
 		{"no dsn", nhisync.Settings{"dsn": ""}, "id", "set dsn"},
 		{"empty sqlite path", nhisync.Settings{"dsn": "sqlite:"}, "id", "sqlite:PATH"},
 		{"unknown scheme", nhisync.Settings{"dsn": "oracle://u:hunter2@h/db"}, "id", `unknown scheme "oracle"`},
-		{"postgres not built in", nhisync.Settings{"dsn": "postgres://u:hunter2@h:5432/db"}, "id", "PostgreSQL is not supported"},
-		{"mysql not built in", nhisync.Settings{"dsn": "mysql://root:hunter2@h:3306/db"}, "id", "MySQL/MariaDB is not supported"},
+		{"postgres", nhisync.Settings{"dsn": "postgres://u:hunter2@h:5432/db"}, "id", ""},
+		{"mysql", nhisync.Settings{"dsn": "mysql://root:hunter2@h:3306/db"}, "id", ""},
+		{"mysql without a database", nhisync.Settings{"dsn": "mysql://root:hunter2@h:3306"}, "id", "name the database"},
+		{"bad postgres dsn", nhisync.Settings{"dsn": "postgres://u:hunter2@h:5432/db?sslmode=sideways"}, "id", "dsn"},
+		{"bad pool_size", nhisync.Settings{"pool_size": "0"}, "id", "pool_size"},
+		{"bad timeout", nhisync.Settings{"timeout": "soon"}, "id", "timeout"},
+		{"control character in a name", nhisync.Settings{"table": "acc\x00ounts"}, "id", "control character"},
+		{"notify on postgres", nhisync.Settings{"dsn": "postgres://u:hunter2@h:5432/db", "notify": "nhi"}, "id", ""},
 		{"no table", nhisync.Settings{"table": ""}, "id", "set table"},
 		{"no id", nil, "", "set id"},
 		{"notify without PostgreSQL", nhisync.Settings{"notify": "nhi"}, "id", "only with PostgreSQL"},
@@ -207,8 +213,12 @@ func TestTypedColumns(t *testing.T) {
 	}
 	db := openDB(t, filepath.Join(dir, "inv.db"))
 	var mode string
-	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal mode %q (%v), want wal", mode, err)
+	// The connector leaves the file's journal mode as its owner set it.
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "delete" {
+		t.Errorf("journal mode %q (%v), want delete (as the file was made)", mode, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inv.db-wal")); err == nil {
+		t.Errorf("the connector made a -wal file beside the database")
 	}
 	var rotated, comment string
 	var changed int64
