@@ -188,6 +188,9 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 				b.Outbox = append(b.Outbox, o)
 				ss.Failed++
 				sum.WritesFailed++
+				if ss.Error == "" {
+					ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", o.LastError)
+				}
 				ev.Action = nhisync.ActWriteFailed
 				ev.Reason = fmt.Sprintf("attempt %d: %s; retry after %s", o.Attempts, o.LastError, o.NextAt.Format(time.RFC3339))
 			}
@@ -242,7 +245,7 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) 
 	b := &nhisync.Batch{}
 	for _, name := range e.cfg.SystemNames {
 		ss := sum.Systems[name]
-		if ss == nil || (ss.Mode == "skipped" && !ss.ReadFailed && ss.Written+ss.Failed == 0) {
+		if ss == nil || ss.Paused || (ss.Mode == "skipped" && !ss.ReadFailed && ss.Written+ss.Failed == 0) {
 			continue
 		}
 		st := byName[name]
