@@ -203,7 +203,18 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 		}
 		b.Links = append(b.Links, l)
 	}
-	return e.store.Commit(ctx, b)
+	if err := e.store.Commit(ctx, b); err != nil {
+		return err
+	}
+	if e.writeObserver != nil {
+		at := e.clock.Now().UTC()
+		for i, res := range results {
+			for _, o := range groups[i] {
+				e.writeObserver(o, res.Status, at)
+			}
+		}
+	}
+	return nil
 }
 
 // linkHash recomputes a link's content hash from what the system asserts,
