@@ -195,7 +195,9 @@ type QuarantineItem struct {
 }
 
 // Approval is a held write waiting for a person: one field of one record
-// to one system, or (Guard) every write of a pass to one system.
+// to one system, or (Guard) every write of a pass to one system, or
+// (Guard with Vanished) the retirement of every record that vanished from
+// a retire_from system in one pass.
 type Approval struct {
 	ID       int64  `json:"id"`
 	Kind     string `json:"kind"`
@@ -213,11 +215,22 @@ type Approval struct {
 	At          time.Time `json:"at"`
 	DecidedBy   string    `json:"decided_by,omitempty"`
 	Decided     time.Time `json:"decided,omitzero"`
-	// Guard approvals hold a whole pass's writes to System.
+	// Guard approvals hold a whole pass's writes to System, or with
+	// Vanished its retirements; Count is how many would overwrite a
+	// non-empty value (or retire a record), Sample a few of them.
 	Guard  bool     `json:"guard,omitempty"`
 	Count  int      `json:"count,omitempty"`
 	Sample []string `json:"sample,omitempty"`
+	// Vanished lists the ids in System of the records whose vanishing the
+	// guard holds (sorted): approving retires them (SPEC §3.11).
+	Vanished []string `json:"vanished,omitempty"`
+	// SupersededBy is the newer guard request that took this one's place.
+	SupersededBy int64 `json:"superseded_by,omitempty"`
 }
+
+// HoldsVanishing reports whether the approval is a guard holding the
+// retirement of records that vanished, rather than writes.
+func (a *Approval) HoldsVanishing() bool { return a.Guard && len(a.Vanished) > 0 }
 
 // Outbox write states.
 const (

@@ -31,16 +31,19 @@ func (p *pass) correlate(ctx context.Context) error {
 			continue
 		}
 		var goneStrays []string
+		var gone []goneLink
 		for id, h := range r.heads {
 			if h.seen || h.status == nhisync.LinkGone {
 				continue
 			}
 			if h.recordID != 0 {
-				w := p.addWork(h.recordID)
-				w.vanished = append(w.vanished, name)
+				gone = append(gone, goneLink{externalID: id, recordID: h.recordID})
 			} else {
 				goneStrays = append(goneStrays, id)
 			}
+		}
+		if err := p.vanishAll(ctx, r, gone); err != nil {
+			return err
 		}
 		if len(goneStrays) > 0 {
 			if err := p.goneStrays(ctx, r, goneStrays); err != nil {

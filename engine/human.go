@@ -220,6 +220,9 @@ func (e *Engine) decide(ctx context.Context, id int64, actor string, grant bool)
 		if err != nil {
 			return err
 		}
+		if a.Status == nhisync.StatusSuperseded && a.SupersededBy != 0 {
+			return nhisync.Errorf(nhisync.ECONFLICT, "approval %d was superseded by guard request %d, which holds what it held now; review that one (nhisync approvals)", id, a.SupersededBy)
+		}
 		if a.Status != nhisync.StatusPending {
 			return nhisync.Errorf(nhisync.ECONFLICT, "approval %d is already %s", id, a.Status)
 		}
@@ -235,6 +238,10 @@ func (e *Engine) decide(ctx context.Context, id int64, actor string, grant bool)
 		}
 		d.batch.Approvals = append(d.batch.Approvals, a)
 		auditTo(d.batch, e.cfg, &nhisync.AuditEntry{Action: action, Actor: person, Kind: a.Kind, RecordID: a.RecordID, Record: a.Record, Field: a.Field, System: a.System, Old: a.Old, New: a.Value, Reason: a.Reason}, d.now)
+		if grant && a.HoldsVanishing() {
+			out = a
+			return e.retireApproved(ctx, d, a, actor)
+		}
 		rows, err := e.store.OutboxWrites(ctx, a.System, nhisync.OutboxHeld, time.Time{}, 0)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -84,6 +85,17 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 		status = nhisync.OutboxReady
 	}
 	var approvalID int64
+	// A write a guard holds stays with it while nothing about it changes;
+	// a pass that changes it hands it to applyGuard, which keeps it held
+	// while that guard request is pending. (A person's action about the
+	// record is no pass: a value it changes is written at once.)
+	guardHeld := pending != nil && pending.Status == nhisync.OutboxHeld && pending.ApprovalID != 0 && !f.NeedsApproval(sys.Name)
+	if guardHeld && pending.New.Equal(gv) && pending.Old.Equal(cur) {
+		return nil
+	}
+	if guardHeld && !rc.d.direct {
+		approvalID = pending.ApprovalID
+	}
 	if f.NeedsApproval(sys.Name) {
 		a, err := rc.approvalFor(sys, field, gv, cur, cause)
 		if err != nil {
@@ -271,6 +283,10 @@ func mapsEqual(a, b map[string]nhisync.Value) bool {
 // system would see more overwrites of non-empty values (or retirements)
 // than its guard allows: then every write of the pass to that system is
 // held under one approval carrying the count and a sample (SPEC §3.11).
+// That request supersedes the system's older pending guard requests and
+// takes over the writes they held, so one request holds them all and an
+// older one cannot be approved for nothing. Below the limit, a write that
+// a pending guard request held stays held by it.
 func (p *pass) applyGuard(ctx context.Context) error {
 	planned := p.planned
 	if !p.dry {
@@ -302,15 +318,9 @@ func (p *pass) applyGuard(ctx context.Context) error {
 	slices.Sort(names)
 	for _, name := range names {
 		ws := bySystem[name]
-		counted := 0
-		var sample []string
-		for _, w := range ws {
-			if w.Counts {
-				counted++
-				if len(sample) < 10 {
-					sample = append(sample, fmt.Sprintf("%s/%s %s: %q → %q", w.Kind, w.Record, w.Field, w.Old.String(), w.New.String()))
-				}
-			}
+		older, err := p.writeGuards(ctx, name)
+		if err != nil {
+			return err
 		}
 		total := p.systems[name].Records
 		if r := p.reads[name]; r != nil && r.full {
@@ -320,25 +330,58 @@ func (p *pass) applyGuard(ctx context.Context) error {
 		if sys := p.e.cfg.Systems[name]; sys != nil {
 			limit = sys.Guard.Limit(total)
 		}
-		var guardID int64
-		if counted > limit {
-			id, err := p.ids.get(ctx)
+		counted, sample := countWrites(ws, nil)
+		if counted <= limit {
+			for _, w := range ws {
+				if older[w.ApprovalID] != nil {
+					w.Status = nhisync.OutboxHeld
+				} else {
+					w.Status = nhisync.OutboxReady
+				}
+				p.batch.Outbox = append(p.batch.Outbox, w)
+			}
+			continue
+		}
+		id, err := p.ids.get(ctx)
+		if err != nil {
+			return err
+		}
+		// The writes older requests still hold join this one.
+		var kept []*nhisync.OutboxWrite
+		if len(older) > 0 {
+			rows, err := p.e.store.OutboxWrites(ctx, name, nhisync.OutboxHeld, time.Time{}, 0)
 			if err != nil {
 				return err
 			}
-			guardID = id
-			a := &nhisync.Approval{ID: id, System: name, Guard: true, Count: counted, Sample: sample, Status: nhisync.StatusPending, At: p.now, RequestedBy: nhisync.Actor,
-				Value:  nhisync.Str(fmt.Sprintf("%d writes", len(ws))),
-				Reason: fmt.Sprintf("guard: this pass would overwrite %d non-empty values in %s (limit %d of %d records); every write of the pass to %s is held", counted, name, limit, total, name)}
-			p.batch.Approvals = append(p.batch.Approvals, a)
-			p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, System: name, New: a.Value, Reason: a.Reason + "; sample: " + strings.Join(sample, "; ")})
-		}
-		for _, w := range ws {
-			if guardID != 0 {
-				w.Status, w.ApprovalID = nhisync.OutboxHeld, guardID
-			} else {
-				w.Status = nhisync.OutboxReady
+			mine := map[int64]bool{}
+			for _, w := range ws {
+				mine[w.ID] = true
 			}
+			for _, w := range rows {
+				if older[w.ApprovalID] != nil && !mine[w.ID] {
+					kept = append(kept, w)
+				}
+			}
+		}
+		if n, more := countWrites(kept, sample); n > 0 {
+			counted, sample = counted+n, more
+		}
+		a := &nhisync.Approval{ID: id, System: name, Guard: true, Count: counted, Sample: sample, Status: nhisync.StatusPending, At: p.now, RequestedBy: nhisync.Actor,
+			Value:  nhisync.Str(fmt.Sprintf("%d writes", len(ws)+len(kept))),
+			Reason: fmt.Sprintf("guard: this pass would overwrite %d non-empty values in %s (limit %d of %d records); every write of the pass to %s is held", counted, name, limit, total, name)}
+		if len(kept) > 0 {
+			a.Reason += fmt.Sprintf(", with %d writes older guard requests held", len(kept))
+		}
+		p.batch.Approvals = append(p.batch.Approvals, a)
+		p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, System: name, New: a.Value, Reason: a.Reason + "; sample: " + strings.Join(sample, "; ")})
+		for _, o := range sortedApprovals(older) {
+			o.Status, o.Decided, o.SupersededBy = nhisync.StatusSuperseded, p.now, id
+			o.Reason += fmt.Sprintf("; superseded: guard request %d holds its writes now", id)
+			p.batch.Approvals = append(p.batch.Approvals, o)
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalSupersede, System: name, Old: o.Value, New: a.Value, Reason: fmt.Sprintf("guard request %d supersedes guard request %d", id, o.ID)})
+		}
+		for _, w := range append(ws, kept...) {
+			w.Status, w.ApprovalID = nhisync.OutboxHeld, id
 			p.batch.Outbox = append(p.batch.Outbox, w)
 		}
 	}
@@ -353,4 +396,46 @@ func (p *pass) applyGuard(ctx context.Context) error {
 	}
 	p.sum.Writes = planned
 	return nil
+}
+
+// countWrites counts the writes that overwrite a non-empty value (or
+// retire a record) and adds them to sample, up to ten in all.
+func countWrites(ws []*nhisync.OutboxWrite, sample []string) (int, []string) {
+	n := 0
+	for _, w := range ws {
+		if !w.Counts {
+			continue
+		}
+		n++
+		if len(sample) < 10 {
+			sample = append(sample, fmt.Sprintf("%s/%s %s: %q → %q", w.Kind, w.Record, w.Field, w.Old.String(), w.New.String()))
+		}
+	}
+	return n, sample
+}
+
+// writeGuards returns the system's pending guard requests that hold
+// writes, by ID.
+func (p *pass) writeGuards(ctx context.Context, system string) (map[int64]*nhisync.Approval, error) {
+	as, err := p.e.store.Approvals(ctx, nhisync.ItemFilter{Status: nhisync.StatusPending, System: system})
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]*nhisync.Approval{}
+	for _, a := range as {
+		if a.Guard && !a.HoldsVanishing() {
+			out[a.ID] = a
+		}
+	}
+	return out, nil
+}
+
+// sortedApprovals returns the approvals of m by ID.
+func sortedApprovals(m map[int64]*nhisync.Approval) []*nhisync.Approval {
+	out := make([]*nhisync.Approval, 0, len(m))
+	for _, a := range m {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b *nhisync.Approval) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }

@@ -53,7 +53,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		}
 	}
 	for _, sys := range w.vanished {
-		rc.vanish(sys)
+		rc.vanish(sys, "")
 	}
 	rc.settleQuarantine(observed)
 	for _, f := range rc.kind.FieldNames {

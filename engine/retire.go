@@ -1,17 +1,172 @@
 package engine
 
 // SPEC §3.6 Records: a record vanishing from a retire_from system is
-// decommissioned.
+// decommissioned. SPEC §3.11: when more records vanish from a retire_from
+// system in one pass than its guard allows, none is retired: the vanishing
+// waits as one approval request, approving it retires them, and records
+// that reappear first were never retired.
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nhisync/nhisync"
 )
 
+// goneLink is a live link that a full read of its system did not see.
+type goneLink struct {
+	externalID string
+	recordID   int64
+}
+
+// vanishAll routes the records that vanished from a full read of r's
+// system. Each one is handled as vanished (its link gone and, from a
+// retire_from system, the record retired), unless the system is a
+// retire_from system and more records would retire than its guard
+// allows: then none is, and the vanishing is held as one approval
+// request. A pending request for the system that no longer matches what
+// vanished (records reappeared, or more vanished) is superseded.
+func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error {
+	name := r.sys.Name
+	retires := slices.Contains(r.kind.RetireFrom, name) && r.kind.Field(nhisync.FieldLifecycle) != nil
+	if !retires {
+		p.markVanished(name, gone)
+		return nil
+	}
+	held, err := p.vanishGuards(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(gone) == 0 && len(held) == 0 {
+		return nil
+	}
+	retiring, sample, err := p.wouldRetire(ctx, gone)
+	if err != nil {
+		return err
+	}
+	live := 0
+	for _, h := range r.heads {
+		if h.recordID != 0 && h.status == nhisync.LinkLive {
+			live++
+		}
+	}
+	limit := r.sys.Guard.Limit(live)
+	if retiring <= limit {
+		p.markVanished(name, gone)
+		for _, a := range held {
+			if a.Status != nhisync.StatusPending {
+				continue
+			}
+			why := fmt.Sprintf("its records reappeared in %s before anyone approved: none was retired", name)
+			if len(gone) > 0 {
+				why = fmt.Sprintf("records reappeared in %s; the %d still missing are within the guard's limit and are handled by this pass", name, len(gone))
+			}
+			p.closeVanishGuard(a, 0, why)
+		}
+		return nil
+	}
+	ids := make([]string, len(gone))
+	for i, g := range gone {
+		ids[i] = g.externalID
+	}
+	slices.Sort(ids)
+	for _, a := range held {
+		if slices.Equal(a.Vanished, ids) {
+			// Already asked about exactly these records (pending, or a
+			// person said no): nothing new to ask, nothing retires.
+			return nil
+		}
+	}
+	id, err := p.ids.get(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range held {
+		if a.Status == nhisync.StatusPending {
+			p.closeVanishGuard(a, id, fmt.Sprintf("what vanished from %s changed (%d records then, %d now); guard request %d replaces it", name, len(a.Vanished), len(ids), id))
+		}
+	}
+	a := &nhisync.Approval{ID: id, Kind: r.kind.Name, Field: nhisync.FieldLifecycle, System: name, Guard: true, Count: retiring, Sample: sample, Vanished: ids,
+		Value: nhisync.Str(fmt.Sprintf("retire %d records", retiring)), Status: nhisync.StatusPending, At: p.now, RequestedBy: name,
+		Reason: fmt.Sprintf("guard: %d records vanished from %s in one pass (limit %d of %d records); none is retired until a person approves, and records that reappear first are never retired",
+			retiring, name, limit, live)}
+	p.batch.Approvals = append(p.batch.Approvals, a)
+	p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, Actor: name, Kind: r.kind.Name, Field: nhisync.FieldLifecycle, System: name, New: a.Value,
+		Reason: a.Reason + "; sample: " + strings.Join(sample, "; ")})
+	return nil
+}
+
+// markVanished gives every gone record its vanish work.
+func (p *pass) markVanished(system string, gone []goneLink) {
+	for _, g := range gone {
+		w := p.addWork(g.recordID)
+		w.vanished = append(w.vanished, system)
+	}
+}
+
+// vanishGuards returns the system's guard requests holding a vanishing
+// that are pending or were rejected (a rejected one keeps its records
+// from being asked about again while the same ones stay missing).
+func (p *pass) vanishGuards(ctx context.Context, system string) ([]*nhisync.Approval, error) {
+	var out []*nhisync.Approval
+	for _, status := range []string{nhisync.StatusPending, nhisync.StatusRejected} {
+		as, err := p.e.store.Approvals(ctx, nhisync.ItemFilter{Status: status, System: system})
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			if a.HoldsVanishing() {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+// closeVanishGuard supersedes a pending vanish guard request: by the
+// request by (0 when none replaces it), for reason.
+func (p *pass) closeVanishGuard(a *nhisync.Approval, by int64, reason string) {
+	a.Status, a.Decided, a.SupersededBy = nhisync.StatusSuperseded, p.now, by
+	a.Reason += "; superseded: " + reason
+	p.batch.Approvals = append(p.batch.Approvals, a)
+	p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalSupersede, Kind: a.Kind, Field: a.Field, System: a.System, Old: a.Value, Reason: reason})
+}
+
+// wouldRetire counts the gone records that vanishing would retire (those
+// not decommissioned already) and names up to ten of them.
+func (p *pass) wouldRetire(ctx context.Context, gone []goneLink) (int, []string, error) {
+	ids := make([]int64, len(gone))
+	ext := make(map[int64]string, len(gone))
+	for i, g := range gone {
+		ids[i] = g.recordID
+		ext[g.recordID] = g.externalID
+	}
+	slices.Sort(ids)
+	n := 0
+	var sample []string
+	for start := 0; start < len(ids); start += p.e.batch {
+		recs, err := p.e.store.LoadRecords(ctx, ids[start:min(start+p.e.batch, len(ids))])
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, rec := range recs {
+			if rec.Value(nhisync.FieldLifecycle).Text() == nhisync.LifecycleDecommissioned {
+				continue
+			}
+			n++
+			if len(sample) < 10 {
+				sample = append(sample, fmt.Sprintf("%s/%s (id %s)", rec.Kind, rec.Key, ext[rec.ID]))
+			}
+		}
+	}
+	return n, sample, nil
+}
+
 // vanish handles a record that disappeared from a full read of system.
-func (rc *recCtx) vanish(system string) {
+// why, when not empty, adds to the reason of its retirement.
+func (rc *recCtx) vanish(system, why string) {
 	l := rc.liveLink(system)
 	if l == nil {
 		return
@@ -36,9 +191,12 @@ func (rc *recCtx) vanish(system string) {
 	if old.Equal(decom) {
 		return
 	}
+	reason := fmt.Sprintf("retire_from: vanished from %s", system)
+	if why != "" {
+		reason += "; " + why
+	}
 	rc.rec.Fields[nhisync.FieldLifecycle] = &nhisync.Golden{Value: decom, Source: system, Rule: "retire_from", At: rc.d.now}
-	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordRetired, Actor: system, Field: nhisync.FieldLifecycle, System: system, Old: old, New: decom,
-		Reason: fmt.Sprintf("retire_from: vanished from %s", system)})
+	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordRetired, Actor: system, Field: nhisync.FieldLifecycle, System: system, Old: old, New: decom, Reason: reason})
 	for _, c := range rc.rec.Conflicts {
 		if c.Field == nhisync.FieldLifecycle && c.Status == nhisync.StatusOpen {
 			c.Status, c.Resolved, c.ResolvedBy, c.Resolution = nhisync.StatusResolved, rc.d.now, nhisync.Actor, decom
@@ -46,4 +204,55 @@ func (rc *recCtx) vanish(system string) {
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActConflictResolved, Field: nhisync.FieldLifecycle, New: decom, Reason: "retire_from: the record vanished from " + system})
 		}
 	}
+}
+
+// retireApproved retires the records whose vanishing an approved guard
+// request held, through the same vanish and planning as a pass; the
+// writes it plans are ready at once (a person approved them). A record
+// whose link is no longer live in the system (a pass saw it go since) is
+// left as that pass left it.
+func (e *Engine) retireApproved(ctx context.Context, d *decider, a *nhisync.Approval, actor string) error {
+	links, err := e.store.LoadLinks(ctx, a.System, a.Vanished)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for _, l := range links {
+		if l.Status == nhisync.LinkLive && l.RecordID != 0 {
+			ids = append(ids, l.RecordID)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	held := make(map[string]bool, len(a.Vanished))
+	for _, id := range a.Vanished {
+		held[id] = true
+	}
+	why := fmt.Sprintf("the guard held it until %s approved request %d", actor, a.ID)
+	for start := 0; start < len(ids); start += e.batch {
+		recs, err := e.store.LoadRecords(ctx, ids[start:min(start+e.batch, len(ids))])
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if rec.Fields == nil {
+				rec.Fields = map[string]*nhisync.Golden{}
+			}
+			rc := d.newRecCtx(ctx, rec)
+			if rc.kind == nil {
+				continue // its kind left the config: nothing to retire by
+			}
+			l := rc.liveLink(a.System)
+			if l == nil || !held[l.ExternalID] {
+				continue
+			}
+			rc.vanish(a.System, why)
+			if err := rc.plan(); err != nil {
+				return err
+			}
+			d.batch.Records = append(d.batch.Records, rec)
+			d.batch.Links = append(d.batch.Links, rec.Links...)
+		}
+	}
+	return nil
 }
