@@ -86,6 +86,9 @@ type Store interface {
 	RecordByKey(ctx context.Context, kind, matchKey string) (*Record, error)
 	// ScanRecords streams full records of kind ("" for all), in ID order.
 	ScanRecords(ctx context.Context, kind string, fn func(*Record) error) error
+	// RecordsAfter returns at most limit full records of kind ("" for
+	// all) whose ID is above after, in ID order: one keyset page.
+	RecordsAfter(ctx context.Context, kind string, after int64, limit int) ([]*Record, error)
 	// ScanLinks streams every link of system ("" for all) with Status in
 	// statuses (none for all).
 	ScanLinks(ctx context.Context, system string, statuses []LinkStatus, fn func(*Link) error) error

@@ -188,6 +188,9 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 				b.Outbox = append(b.Outbox, o)
 				ss.Failed++
 				sum.WritesFailed++
+				if ss.Error == "" {
+					ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", o.LastError)
+				}
 				ev.Action = nhisync.ActWriteFailed
 				ev.Reason = fmt.Sprintf("attempt %d: %s; retry after %s", o.Attempts, o.LastError, o.NextAt.Format(time.RFC3339))
 			}
@@ -200,7 +203,18 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 		}
 		b.Links = append(b.Links, l)
 	}
-	return e.store.Commit(ctx, b)
+	if err := e.store.Commit(ctx, b); err != nil {
+		return err
+	}
+	if e.writeObserver != nil {
+		at := e.clock.Now().UTC()
+		for i, res := range results {
+			for _, o := range groups[i] {
+				e.writeObserver(o, res.Status, at)
+			}
+		}
+	}
+	return nil
 }
 
 // linkHash recomputes a link's content hash from what the system asserts,
@@ -242,7 +256,7 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) 
 	b := &nhisync.Batch{}
 	for _, name := range e.cfg.SystemNames {
 		ss := sum.Systems[name]
-		if ss == nil || (ss.Mode == "skipped" && !ss.ReadFailed && ss.Written+ss.Failed == 0) {
+		if ss == nil || ss.Paused || (ss.Mode == "skipped" && !ss.ReadFailed && ss.Written+ss.Failed == 0) {
 			continue
 		}
 		st := byName[name]

@@ -32,7 +32,8 @@ var DriftReasons = []string{DriftHeld, DriftRejected, DriftGuard, DriftQuarantin
 	DriftFailing, DriftQueued, DriftReadOnly, DriftIdentifies, DriftBehind}
 
 // DriftItem is one field of one golden record that a live system holds
-// differently from the golden value, and why it stays so.
+// differently from the golden value, and why it stays so. Values of
+// sensitive fields are given as the audit log keeps them (a hash).
 type DriftItem struct {
 	Kind   string        `json:"kind"`
 	Record string        `json:"record"`
@@ -108,6 +109,10 @@ func (e *Engine) recordDrift(rec *nhisync.Record, guards map[int64]bool) []Drift
 				continue
 			}
 			reason, detail := driftReason(rec, k, sys, l, fs, field, gv, guards)
+			if k.Field(field).Sensitive {
+				// Listed as the audit log keeps them: never the value itself.
+				cur, gv = nhisync.SensitiveValue(cur), nhisync.SensitiveValue(gv)
+			}
 			out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: field, System: sys.Name, Value: cur, Golden: gv, Reason: reason, Detail: detail})
 		}
 	}
@@ -120,29 +125,29 @@ func (e *Engine) recordDrift(rec *nhisync.Record, guards map[int64]bool) []Drift
 func driftReason(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, l *nhisync.Link, fs *nhisync.FieldState, field string, gv nhisync.Value, guards map[int64]bool) (reason, detail string) {
 	if !sys.Writes(field) {
 		if sys.Direction.Writes() {
-			return DriftReadOnly, fmt.Sprintf("%s maps %s for reading only", sys.Name, field)
+			return DriftReadOnly, "mapped for reading only"
 		}
-		return DriftReadOnly, fmt.Sprintf("%s is read-only (direction: read)", sys.Name)
+		return DriftReadOnly, "direction: read"
 	}
 	switch why := holdBack(rec, k, sys, fs, field); why {
 	case "":
 	case "conflict":
 		if c := openConflict(rec, field); c != nil {
-			return DriftConflicted, fmt.Sprintf("conflict %d is open: nhisync conflicts resolve %d", c.ID, c.ID)
+			return DriftConflicted, fmt.Sprintf("conflict %d", c.ID)
 		}
 		return DriftConflicted, ""
 	case "quarantined":
 		for _, q := range rec.Quarantine {
 			if q.Status == nhisync.StatusOpen && q.Field == field && q.System == sys.Name {
-				return DriftQuarantined, fmt.Sprintf("quarantine %d (%s): nhisync quarantine dismiss %d", q.ID, q.Rule, q.ID)
+				return DriftQuarantined, fmt.Sprintf("quarantine %d (%s)", q.ID, q.Rule)
 			}
 		}
 		return DriftQuarantined, ""
 	case "drift":
-		return DriftReported, fmt.Sprintf("refused and left as is (%s has on_refused: report)", sys.Name)
+		return DriftReported, "on_refused: report"
 	default:
 		if strings.HasPrefix(why, "differs (identifies") {
-			return DriftIdentifies, "a match field names the record in " + sys.Name + " (it has no id column), so nhisync does not rewrite it"
+			return DriftIdentifies, sys.Name + " has no id column"
 		}
 		return why, ""
 	}
@@ -152,13 +157,13 @@ func driftReason(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, l *n
 		}
 		switch {
 		case o.Status == nhisync.OutboxHeld && guards[o.ApprovalID]:
-			return DriftGuard, fmt.Sprintf("guard approval %d holds every write of a pass to %s: nhisync approvals", o.ApprovalID, sys.Name)
+			return DriftGuard, fmt.Sprintf("guard approval %d", o.ApprovalID)
 		case o.Status == nhisync.OutboxHeld:
-			return DriftHeld, fmt.Sprintf("approval %d: nhisync approvals approve %d", o.ApprovalID, o.ApprovalID)
+			return DriftHeld, fmt.Sprintf("approval %d", o.ApprovalID)
 		case o.Attempts > 0:
 			return DriftFailing, fmt.Sprintf("%d attempts; last: %s", o.Attempts, o.LastError)
 		default:
-			return DriftQueued, "write queued; the next sync sends it"
+			return DriftQueued, "the next sync sends it"
 		}
 	}
 	for _, a := range rec.Approvals {

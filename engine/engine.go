@@ -50,6 +50,8 @@ type Engine struct {
 	// deadHolder tells whether a lease holder is a process known to be
 	// gone, so its lease can be taken over at once.
 	deadHolder func(holder string) bool
+	// writeObserver is told of every write's outcome once it is committed.
+	writeObserver func(o *nhisync.OutboxWrite, status nhisync.WriteStatus, at time.Time)
 }
 
 // Progress reports a pass's progress.
@@ -79,6 +81,13 @@ func WithHolder(h string) Option { return func(e *Engine) { e.holder = h } }
 // to be gone (a killed process on this host) instead of waiting for it to
 // expire.
 func WithDeadHolder(f func(holder string) bool) Option { return func(e *Engine) { e.deadHolder = f } }
+
+// WithWriteObserver is told of every write's outcome (applied, stale,
+// missing, failed) once the outcome is committed, with the time it was
+// confirmed: the service measures propagation with it.
+func WithWriteObserver(f func(o *nhisync.OutboxWrite, status nhisync.WriteStatus, at time.Time)) Option {
+	return func(e *Engine) { e.writeObserver = f }
+}
 
 // WithBatchSize sets how many records one store transaction decides
 // (default 500).

@@ -29,6 +29,10 @@ type PassOptions struct {
 	// KeepEvents keeps the pass's decisions in Summary.Events (always
 	// kept in a dry run).
 	KeepEvents bool
+	// EventLimit, when above 0, keeps at most that many events per system
+	// and action in Summary.Events (a sync's compact listing need not hold
+	// a first pass's millions); the counts stay complete.
+	EventLimit int
 }
 
 const (
@@ -256,7 +260,14 @@ func (p *pass) observe(ctx context.Context) error {
 		}
 		st := p.systems[name]
 		if p.paused[name] {
-			p.sum.sys(name).Error = fmt.Sprintf("paused after %d failed passes until %s", st.Failures, st.PausedUntil.Format(time.RFC3339))
+			// Resting is not being read: nothing of it vanishes, and the
+			// pass says so (SPEC §3.13).
+			ss := p.sum.sys(name)
+			ss.Mode, ss.Paused, ss.PausedUntil, ss.Failures = "paused", true, st.PausedUntil, st.Failures
+			ss.Error = fmt.Sprintf("degraded after %d failed passes, not read or written until %s", st.Failures, st.PausedUntil.Format(time.RFC3339))
+			if st.LastError != "" {
+				ss.Error += "; last error: " + st.LastError
+			}
 			continue
 		}
 		r, err := p.readSystem(ctx, sys, conn, st)
@@ -268,7 +279,7 @@ func (p *pass) observe(ctx context.Context) error {
 			// proposals, nothing vanished. The others go on.
 			ss := p.sum.sys(name)
 			ss.Error = nhisync.ErrorMessage(err)
-			ss.ReadFailed = true
+			ss.Mode, ss.ReadFailed = "failed", true
 			p.e.log.Warn("read failed", "system", name, "error", ss.Error)
 			st.LastError = ss.Error
 			continue
@@ -416,7 +427,7 @@ func (p *pass) commit(ctx context.Context) error {
 		p.sum.count(ev)
 	}
 	if p.dry || p.opt.KeepEvents {
-		p.sum.Events = append(p.sum.Events, b.Audit...)
+		p.sum.keep(b.Audit, p.opt.EventLimit)
 	}
 	if p.dry {
 		return nil

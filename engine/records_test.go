@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -349,8 +350,17 @@ func TestDegradedSystemRestsWithBackoff(t *testing.T) {
 	w.pass(opt) // fails: catalog degraded, paused for its poll interval
 	calls = 0
 	sum := w.pass(opt) // a minute later: still resting (its poll, 10m)
-	if calls != 0 || sum.Systems["catalog"].Mode != "skipped" {
+	if calls != 0 || sum.Systems["catalog"].Mode != "paused" {
 		t.Fatalf("paused system was called: %d calls, %+v", calls, sum.Systems["catalog"])
+	}
+	// The pass says the system rests, until when, and counts it as failed
+	// (SPEC §3.13).
+	if ss := sum.Systems["catalog"]; !ss.Paused || !ss.PausedUntil.After(w.clock.Now()) || !ss.Failing() ||
+		!strings.Contains(ss.Error, ss.PausedUntil.Format(time.RFC3339)) || !strings.Contains(ss.Error, "catalog is down") {
+		t.Fatalf("paused system's summary = %+v", ss)
+	}
+	if got := sum.FailedSystems(w.cfg); len(got) != 1 || got[0] != "catalog" {
+		t.Fatalf("failed systems = %v", got)
 	}
 	if sum.Systems["idp"].Mode != "full" {
 		t.Fatalf("other systems did not go on: %+v", sum.Systems["idp"])

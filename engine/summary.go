@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/nhisync/nhisync"
+import (
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
 
 // Summary is what one pass did (SPEC §6, `nhisync sync -o json`).
 type Summary struct {
@@ -31,11 +35,37 @@ type Summary struct {
 	Events []*nhisync.AuditEntry `json:"-"`
 	// Writes are the writes the pass planned (plan shows them).
 	Writes []*nhisync.OutboxWrite `json:"-"`
+	// Actions counts every audited decision of the pass by system ("" for
+	// nhisync's own) and action, whatever Events kept.
+	Actions map[string]map[string]int `json:"-"`
+	// kept counts Events per system and action, for EventLimit.
+	kept map[string]int
+}
+
+// keep adds events to Events, at most limit per system and action when
+// limit is above 0.
+func (s *Summary) keep(events []*nhisync.AuditEntry, limit int) {
+	if limit <= 0 {
+		s.Events = append(s.Events, events...)
+		return
+	}
+	if s.kept == nil {
+		s.kept = map[string]int{}
+	}
+	for _, ev := range events {
+		k := ev.System + "\x00" + ev.Action
+		if s.kept[k] < limit {
+			s.kept[k]++
+			s.Events = append(s.Events, ev)
+		}
+	}
 }
 
 // SystemSummary is what a pass did with one system.
 type SystemSummary struct {
-	// Mode is "full", "incremental" or "skipped".
+	// Mode is "full", "incremental", "skipped" (not read: no connector,
+	// or another system named by PassOptions.Systems), "failed" (the read
+	// failed) or "paused" (degraded and resting).
 	Mode    string `json:"mode"`
 	Read    int    `json:"read"`
 	Changed int    `json:"changed"`
@@ -45,8 +75,33 @@ type SystemSummary struct {
 	Stale   int    `json:"stale"`
 	Held    int    `json:"held"`
 	// ReadFailed is set when the system could not be read this pass.
-	ReadFailed bool   `json:"read_failed,omitempty"`
-	Error      string `json:"error,omitempty"`
+	ReadFailed bool `json:"read_failed,omitempty"`
+	// Paused is set when the system was degraded and resting: neither
+	// read nor written this pass, until PausedUntil, after Failures
+	// failed passes.
+	Paused      bool      `json:"paused,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	Failures    int       `json:"failures,omitempty"`
+	// Error is the cause in full: why the read failed, why the system
+	// rests, or the last failed write's error.
+	Error string `json:"error,omitempty"`
+}
+
+// Failing reports whether the pass failed the system (SPEC §3.13): it
+// could not be read, it rests after failures, or a write to it failed.
+func (ss *SystemSummary) Failing() bool {
+	return ss.ReadFailed || ss.Paused || ss.Failed > 0
+}
+
+// FailedSystems lists, in config order, the systems the pass failed.
+func (s *Summary) FailedSystems(cfg *nhisync.Config) []string {
+	var out []string
+	for _, name := range cfg.SystemNames {
+		if ss := s.Systems[name]; ss != nil && ss.Failing() {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func newSummary(cfg *nhisync.Config, dry bool) *Summary {
@@ -68,6 +123,13 @@ func (s *Summary) sys(name string) *SystemSummary {
 
 // count tallies one audit event into the summary.
 func (s *Summary) count(ev *nhisync.AuditEntry) {
+	if s.Actions == nil {
+		s.Actions = map[string]map[string]int{}
+	}
+	if s.Actions[ev.System] == nil {
+		s.Actions[ev.System] = map[string]int{}
+	}
+	s.Actions[ev.System][ev.Action]++
 	switch ev.Action {
 	case nhisync.ActRecordCreated:
 		s.Created++

@@ -117,32 +117,13 @@ func (s *Store) ScanRecords(ctx context.Context, kind string, fn func(*nhisync.R
 	const op = "sqlite.ScanRecords"
 	var after int64
 	for {
-		var page []*nhisync.Record
-		err := s.read(ctx, func(tx *sql.Tx) error {
-			where, args := `id > ? ORDER BY id LIMIT ?`, []any{after, scanPage}
-			if kind != "" {
-				// +kind keeps SQLite walking the table in ID order
-				// rather than the (kind, match_key) index, which would
-				// sort the whole kind for every page.
-				where, args = `+kind = ? AND `+where, append([]any{kind}, args...)
-			}
-			byID, err := loadRecords(ctx, tx, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
-			if err != nil {
-				return err
-			}
-			page = make([]*nhisync.Record, 0, len(byID))
-			for _, r := range byID {
-				page = append(page, r)
-			}
-			return nil
-		})
+		page, err := s.recordsAfter(ctx, kind, after, scanPage)
 		if err != nil {
 			return internal(op, err)
 		}
 		if len(page) == 0 {
 			return nil
 		}
-		sortRecords(page)
 		for _, r := range page {
 			if err := fn(r); err != nil {
 				return err
@@ -150,6 +131,46 @@ func (s *Store) ScanRecords(ctx context.Context, kind string, fn func(*nhisync.R
 		}
 		after = page[len(page)-1].ID
 	}
+}
+
+// RecordsAfter returns at most limit full records of kind ("" for all)
+// whose ID is above after, in ID order, loaded as LoadRecords loads them
+// from one snapshot. It returns EINVALID for a limit below 1 and
+// EINTERNAL for storage failures.
+func (s *Store) RecordsAfter(ctx context.Context, kind string, after int64, limit int) ([]*nhisync.Record, error) {
+	const op = "sqlite.RecordsAfter"
+	if limit < 1 {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "a page holds at least one record"}
+	}
+	page, err := s.recordsAfter(ctx, kind, after, limit)
+	return page, internal(op, err)
+}
+
+func (s *Store) recordsAfter(ctx context.Context, kind string, after int64, limit int) ([]*nhisync.Record, error) {
+	var page []*nhisync.Record
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		where, args := `id > ? ORDER BY id LIMIT ?`, []any{after, limit}
+		if kind != "" {
+			// +kind keeps SQLite walking the table in ID order rather
+			// than the (kind, match_key) index, which would sort the
+			// whole kind for every page.
+			where, args = `+kind = ? AND `+where, append([]any{kind}, args...)
+		}
+		byID, err := loadRecords(ctx, tx, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
+		if err != nil {
+			return err
+		}
+		page = make([]*nhisync.Record, 0, len(byID))
+		for _, r := range byID {
+			page = append(page, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortRecords(page)
+	return page, nil
 }
 
 func sortRecords(rs []*nhisync.Record) {

@@ -169,7 +169,29 @@ func testScanRecords(t *testing.T, s nhisync.Store) {
 			if d := diffMany(want[kind], got, recordKey); d != "" {
 				t.Errorf("ScanRecords(%q) (-want +got): %s", kind, d)
 			}
+			// RecordsAfter pages through the same records, keyset by ID.
+			var paged []*nhisync.Record
+			for after := int64(0); ; {
+				page, err := s.RecordsAfter(ctx, kind, after, 77)
+				if err != nil {
+					t.Fatalf("RecordsAfter: %v", err)
+				}
+				if len(page) > 77 {
+					t.Fatalf("RecordsAfter(limit 77) returned %d records", len(page))
+				}
+				if len(page) == 0 {
+					break
+				}
+				paged = append(paged, page...)
+				after = page[len(page)-1].ID
+			}
+			if d := diffMany(want[kind], paged, recordKey); d != "" || !slices.IsSortedFunc(paged, func(a, b *nhisync.Record) int { return int(a.ID - b.ID) }) {
+				t.Errorf("RecordsAfter(%q) pages, in ID order (-want +got): %s", kind, d)
+			}
 		})
+	}
+	if _, err := s.RecordsAfter(ctx, "", 0, 0); nhisync.ErrorCode(err) != nhisync.EINVALID {
+		t.Errorf("RecordsAfter with limit 0: %v, want EINVALID", err)
 	}
 	count := 0
 	err := s.ScanRecords(ctx, "", func(*nhisync.Record) error {

@@ -76,8 +76,22 @@ func (g *globals) with(ctx context.Context, connect bool, f func(a *app) error) 
 	return f(a)
 }
 
+// unreachable stands for a system whose connector could not be opened:
+// every read and write fails with the cause, so a pass reports the system
+// as failed (SPEC §3.13) instead of skipping it as if it held nothing.
+type unreachable struct{ err error }
+
+var _ nhisync.Connector = unreachable{}
+
+func (u unreachable) Snapshot(context.Context, func(nhisync.Observation) error) error { return u.err }
+func (u unreachable) Apply(context.Context, []nhisync.Write) ([]nhisync.WriteResult, error) {
+	return nil, u.err
+}
+func (u unreachable) Close() error { return nil }
+
 // connect opens every system's connector. A system that cannot be opened
-// is reported and skipped, so the others go on syncing.
+// stands as unreachable, so passes report it while the others go on
+// syncing.
 func (a *app) connect(ctx context.Context) error {
 	for _, name := range a.cfg.SystemNames {
 		sys := a.cfg.Systems[name]
@@ -90,7 +104,7 @@ func (a *app) connect(ctx context.Context) error {
 			if nhisync.ErrorCode(err) == nhisync.EINVALID {
 				return fmt.Errorf("system %s: %w", name, err)
 			}
-			fmt.Fprintf(a.g.stderr, "nhisync: system %s unavailable, skipped this run: %s\n", name, nhisync.ErrorMessage(err))
+			a.conns[name] = unreachable{nhisync.Errorf(nhisync.EUNAVAIL, "cannot open %s: %s", name, nhisync.ErrorMessage(err))}
 			continue
 		}
 		a.conns[name] = c

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"os"
 	"strconv"
 
@@ -56,18 +57,28 @@ func auditVerifyCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				var failure error
+				if !rep.OK {
+					failure = nhisync.Errorf(nhisync.ECONFLICT, "audit log verification FAILED: %s", rep.Problem)
+				}
 				if a.out.json {
-					if err := a.out.JSON(rep); err != nil {
+					// One object: the report, with SPEC §6's error when it failed.
+					out := struct {
+						*audit.Report
+						Error *errorJSON `json:"error,omitempty"`
+					}{Report: rep}
+					if failure != nil {
+						out.Error = &errorJSON{Code: nhisync.ErrorCode(failure), Message: nhisync.ErrorMessage(failure)}
+						failure = &reportedError{failure}
+					}
+					if err := a.out.JSON(out); err != nil {
 						return err
 					}
 				} else if rep.OK {
 					a.out.Printf("%s: %d entries chain, hash to root %s, and %d signed checkpoints verify (latest covers %d entries).\n",
 						a.out.green("audit log OK"), rep.Entries, rep.Root, rep.Checkpoints, rep.Signed)
 				}
-				if !rep.OK {
-					return nhisync.Errorf(nhisync.ECONFLICT, "audit log verification FAILED: %s", rep.Problem)
-				}
-				return nil
+				return failure
 			})
 		},
 	}
@@ -93,10 +104,11 @@ func auditProofCmd(g *globals) *cobra.Command {
 				if a.out.json {
 					return a.out.JSON(p)
 				}
-				a.out.Printf("entry %d (leaf %d) is in the tree of %d entries with root %x\n", p.Seq, p.LeafIndex, p.TreeSize, p.RootHash)
-				a.out.Printf("leaf hash %x\n", p.LeafHash)
+				// Hashes in base64, as in -o json and audit verify (SPEC §4).
+				a.out.Printf("entry %d (leaf %d) is in the tree of %d entries with root %s\n", p.Seq, p.LeafIndex, p.TreeSize, hashText(p.RootHash))
+				a.out.Printf("leaf hash %s\n", hashText(p.LeafHash))
 				for i, h := range p.Hashes {
-					a.out.Printf("  proof[%d] %x\n", i, h)
+					a.out.Printf("  proof[%d] %s\n", i, hashText(h))
 				}
 				a.out.Printf("\n%s", p.Checkpoint)
 				return nil
@@ -124,15 +136,19 @@ func auditConsistencyCmd(g *globals) *cobra.Command {
 				if a.out.json {
 					return a.out.JSON(c)
 				}
-				a.out.Printf("tree %d (root %x) is a prefix of tree %d (root %x)\n", c.OldSize, c.OldRoot, c.NewSize, c.NewRoot)
+				a.out.Printf("tree %d (root %s) is a prefix of tree %d (root %s)\n", c.OldSize, hashText(c.OldRoot), c.NewSize, hashText(c.NewRoot))
 				for i, h := range c.Hashes {
-					a.out.Printf("  proof[%d] %x\n", i, h)
+					a.out.Printf("  proof[%d] %s\n", i, hashText(h))
 				}
 				return nil
 			})
 		},
 	}
 }
+
+// hashText prints a hash as every audit command and SPEC §4's JSON do:
+// standard base64.
+func hashText(h []byte) string { return base64.StdEncoding.EncodeToString(h) }
 
 func auditKeyCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,7 @@ func checkCmd(g *globals) *cobra.Command {
 			type sysResult struct {
 				Connector string `json:"connector"`
 				OK        bool   `json:"ok"`
+				Records   int    `json:"records"`
 				Error     string `json:"error,omitempty"`
 			}
 			res := map[string]*sysResult{}
@@ -41,6 +43,15 @@ func checkCmd(g *globals) *cobra.Command {
 						if ch, ok := c.(nhisync.Checker); ok {
 							err = ch.Check(cmd.Context())
 						}
+						// Reaching is not enough: a file it cannot decode
+						// or a table it cannot query would fail every pass.
+						// Read it all, as a pass does.
+						if err == nil {
+							err = c.Snapshot(cmd.Context(), func(nhisync.Observation) error {
+								r.Records++
+								return nil
+							})
+						}
 						_ = c.Close()
 					}
 					if err != nil {
@@ -49,8 +60,22 @@ func checkCmd(g *globals) *cobra.Command {
 					}
 				}
 			}
+			var failure error
+			if failed > 0 {
+				var names []string
+				for _, name := range cfg.SystemNames {
+					if r := res[name]; !r.OK {
+						names = append(names, name)
+					}
+				}
+				failure = nhisync.Errorf(nhisync.EUNAVAIL, "%d of %d systems could not be read: %s", failed, len(cfg.SystemNames), strings.Join(names, ", "))
+			}
 			if o.json {
-				if err := o.JSON(map[string]any{"ok": failed == 0, "config": cfg.Path, "kinds": cfg.KindNames, "systems": cfg.SystemNames, "connect": res}); err != nil {
+				j := map[string]any{"ok": failed == 0, "config": cfg.Path, "kinds": cfg.KindNames, "systems": cfg.SystemNames, "connect": res}
+				if failure != nil {
+					j["error"] = errorJSON{Code: nhisync.ErrorCode(failure), Message: nhisync.ErrorMessage(failure)}
+				}
+				if err := o.JSON(j); err != nil {
 					return err
 				}
 			} else {
@@ -59,7 +84,7 @@ func checkCmd(g *globals) *cobra.Command {
 					var rows [][]string
 					for _, name := range cfg.SystemNames {
 						r := res[name]
-						state := "reachable"
+						state := fmt.Sprintf("read %d records", r.Records)
 						if !r.OK {
 							state = "FAILED"
 						}
@@ -73,13 +98,13 @@ func checkCmd(g *globals) *cobra.Command {
 					})
 					for _, name := range cfg.SystemNames {
 						if r := res[name]; !r.OK {
-							o.Printf("%s\n", r.Error)
+							o.Printf("%s %s: %s\n", o.red("FAILED"), name, r.Error)
 						}
 					}
 				}
 			}
-			if failed > 0 {
-				return nhisync.Errorf(nhisync.EUNAVAIL, "%d of %d systems could not be reached", failed, len(cfg.SystemNames))
+			if failure != nil {
+				return &reportedError{failure}
 			}
 			return nil
 		},

@@ -288,7 +288,9 @@ func TestReadCommands(t *testing.T) {
 		if ws, _ := plan["writes"].([]any); len(ws) != 0 {
 			t.Errorf("plan after a sync plans %d writes, want 0", len(ws))
 		}
-		if out := w.ok(t, "plan"); !strings.Contains(out, "Nothing to do") {
+		// Nothing to write, but quarantined values and held writes leave
+		// the estate out of step, and plan says so (issue 5, point 4).
+		if out := w.ok(t, "plan"); !strings.Contains(out, "Nothing to write") || !strings.Contains(out, "Not in step: ") {
 			t.Errorf("plan after a sync:\n%s", out)
 		}
 		var check obj

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,10 +23,15 @@ func parseID(s, what string) (int64, error) {
 // queue describes one list of open work: conflicts, quarantine, approvals.
 type queue[T any] struct {
 	use, short, noun, status string
-	list                     func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]T, error)
-	header                   []string
-	row                      func(T) []string
-	hint                     string
+	// statuses are the values --status accepts.
+	statuses []string
+	list     func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]T, error)
+	header   []string
+	row      func(T) []string
+	// statusOf is an item's status, for the STATUS column of --all
+	// (queues whose rows already show it leave it nil).
+	statusOf func(T) string
+	hint     string
 }
 
 // command lists the queue: --status (default open or pending) or --all.
@@ -37,6 +43,9 @@ func (q queue[T]) command(g *globals) *cobra.Command {
 		Short: q.short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !all && !slices.Contains(q.statuses, status) {
+				return usagef("--status %q: %s have one of the statuses %s (or use --all)", status, q.noun, strings.Join(q.statuses, ", "))
+			}
 			a, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
@@ -60,16 +69,24 @@ func (q queue[T]) command(g *globals) *cobra.Command {
 				a.out.Printf("No %s %s.\n", f.Status, q.noun)
 				return nil
 			}
+			header := q.header
 			rows := make([][]string, 0, len(items))
 			for _, it := range items {
 				rows = append(rows, q.row(it))
 			}
-			a.out.Table(q.header, rows)
+			if all && q.statusOf != nil {
+				// Items of every status: say which is which.
+				header = append(slices.Clone(q.header), "status")
+				for i, it := range items {
+					rows[i] = append(rows[i], q.statusOf(it))
+				}
+			}
+			a.out.Table(header, rows)
 			a.out.Printf("\n%s\n", q.hint)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&status, "status", q.status, "show items with this status")
+	cmd.Flags().StringVar(&status, "status", q.status, "show items with this status: "+strings.Join(q.statuses, ", "))
 	cmd.Flags().BoolVar(&all, "all", false, "show items of every status")
 	return cmd
 }
@@ -132,6 +149,7 @@ func conflictsCmd(g *globals) *cobra.Command {
 	cmd := queue[*nhisync.Conflict]{
 		use: "conflicts", short: "The conflict queue: proposals nhisync may not settle alone",
 		noun: "conflicts", status: nhisync.StatusOpen,
+		statuses: []string{nhisync.StatusOpen, nhisync.StatusResolved},
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Conflict, error) {
 			return s.Conflicts(ctx, f)
 		},
@@ -169,6 +187,8 @@ func quarantineCmd(g *globals) *cobra.Command {
 	cmd := queue[*nhisync.QuarantineItem]{
 		use: "quarantine", short: "Proposals that failed validation, and records that could not be correlated",
 		noun: "quarantine items", status: nhisync.StatusOpen,
+		statuses: []string{nhisync.StatusOpen, nhisync.StatusDismissed, nhisync.StatusCleared},
+		statusOf: func(q *nhisync.QuarantineItem) string { return q.Status },
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.QuarantineItem, error) {
 			return s.QuarantineItems(ctx, f)
 		},
@@ -195,6 +215,7 @@ func approvalsCmd(g *globals) *cobra.Command {
 	cmd := queue[*nhisync.Approval]{
 		use: "approvals", short: "Writes held for a person's approval",
 		noun: "approvals", status: nhisync.StatusPending,
+		statuses: []string{nhisync.StatusPending, nhisync.StatusApproved, nhisync.StatusRejected, nhisync.StatusSuperseded},
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Approval, error) {
 			return s.Approvals(ctx, f)
 		},

@@ -52,18 +52,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	code, exit, msg := nhisync.ErrorCode(err), exitFailed, nhisync.ErrorMessage(err)
 	var usage *usageError
 	switch {
 	case errors.As(err, &usage):
-		fmt.Fprintf(stderr, "nhisync: %v\n", err)
-		return exitInvalid
-	case nhisync.ErrorCode(err) == nhisync.EINVALID:
-		fmt.Fprintf(stderr, "nhisync: %s\n", nhisync.ErrorMessage(err))
-		return exitInvalid
-	default:
-		fmt.Fprintf(stderr, "nhisync: %s\n", nhisync.ErrorMessage(err))
-		return exitFailed
+		code, exit, msg = nhisync.EINVALID, exitInvalid, err.Error()
+	case code == nhisync.EINVALID:
+		exit = exitInvalid
 	}
+	fmt.Fprintf(stderr, "nhisync: %s\n", msg)
+	// With -o json the error is also on stdout, in SPEC §6's shape, unless
+	// the command already put it in the JSON it printed.
+	var reported *reportedError
+	if jsonOutput(g, args) && !errors.As(err, &reported) {
+		_ = newOut(stdout, "json").JSON(map[string]errorJSON{"error": {Code: code, Message: msg}})
+	}
+	return exit
+}
+
+// jsonOutput reports whether the command line asked for -o json, also
+// when parsing stopped before the flag was read.
+func jsonOutput(g *globals, args []string) bool {
+	if g.output == "json" {
+		return true
+	}
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "-ojson" || a == "-o=json" || a == "--output=json":
+			return true
+		case (a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 // usageError marks bad command-line usage (exit 2).
@@ -110,7 +133,7 @@ Start with:  nhisync quickstart`,
 	root.AddCommand(
 		quickstartCmd(g), initCmd(g), checkCmd(g), planCmd(g), syncCmd(g),
 		recordsCmd(g), showCmd(g), historyCmd(g), explainCmd(g),
-		conflictsCmd(g), quarantineCmd(g), approvalsCmd(g), auditCmd(g),
+		conflictsCmd(g), quarantineCmd(g), approvalsCmd(g), auditCmd(g), driftCmd(g),
 		tokenCmd(g), reportCmd(g),
 	)
 	return root

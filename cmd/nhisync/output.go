@@ -116,3 +116,4 @@ func (o *out) bold(s string) string   { return o.paint(ansiBold, s) }
 func (o *out) green(s string) string  { return o.paint(ansiGreen, s) }
 func (o *out) yellow(s string) string { return o.paint(ansiYellow, s) }
 func (o *out) dim(s string) string    { return o.paint(ansiDim, s) }
+func (o *out) red(s string) string    { return o.paint(ansiRed, s) }

@@ -33,10 +33,25 @@ the values that would change. No system is read.`,
 				if err != nil {
 					return err
 				}
-				if a.out.json {
-					return a.out.JSON(planJSON{Summary: sum, Decisions: decisions(sum.Events), Writes: planWrites(sum.Writes)})
+				drift, err := driftAfter(cmd.Context(), a, sum, true)
+				if err != nil {
+					return err
 				}
-				printPlan(a.out, a.cfg, sum)
+				failure := passError(a.cfg, sum)
+				if a.out.json {
+					pj := planJSON{Summary: sum, Decisions: decisions(sum.Events), Writes: planWrites(sum.Writes), Drift: drift}
+					if failure != nil {
+						pj.Error = &errorJSON{Code: nhisync.ErrorCode(failure), Message: nhisync.ErrorMessage(failure)}
+					}
+					if err := a.out.JSON(pj); err != nil {
+						return err
+					}
+				} else {
+					printPlan(a.out, a.cfg, sum, drift)
+				}
+				if failure != nil {
+					return &reportedError{failure}
+				}
 				return nil
 			})
 		},
@@ -49,6 +64,10 @@ type planJSON struct {
 	Summary   *engine.Summary `json:"summary"`
 	Decisions []decisionJSON  `json:"decisions"`
 	Writes    []writeJSON     `json:"writes"`
+	// Drift counts the fields left differing from golden after the plan.
+	Drift engine.DriftSummary `json:"drift"`
+	// Error is set when a system could not be read (exit 1).
+	Error *errorJSON `json:"error,omitempty"`
 }
 
 type decisionJSON struct {
@@ -74,22 +93,6 @@ type writeJSON struct {
 	Status     string        `json:"status"`
 }
 
-// planActions are the decisions plan lists (the others are bookkeeping).
-var planActions = map[string]string{
-	nhisync.ActRecordCreated:     "create",
-	nhisync.ActAccepted:          "accept",
-	nhisync.ActRefused:           "refuse",
-	nhisync.ActMerged:            "merge",
-	nhisync.ActQuarantined:       "quarantine",
-	nhisync.ActConflictOpened:    "open conflict",
-	nhisync.ActConflictUpdated:   "update conflict",
-	nhisync.ActApprovalRequested: "hold for approval",
-	nhisync.ActRecordUnmatched:   "unmatched",
-	nhisync.ActRecordDisputed:    "disputed",
-	nhisync.ActRecordRetired:     "retire",
-	nhisync.ActRecordVanished:    "vanished",
-}
-
 func decisions(events []*nhisync.AuditEntry) []decisionJSON {
 	out := []decisionJSON{}
 	for _, ev := range events {
@@ -109,68 +112,21 @@ func planWrites(ws []*nhisync.OutboxWrite) []writeJSON {
 	return out
 }
 
-// printPlan prints a dry run, per system: decisions taken on its
-// proposals, then the writes it would receive.
-func printPlan(o *out, cfg *nhisync.Config, sum *engine.Summary) {
-	w := o.w
-	bySystem := map[string][]string{}
-	for _, ev := range sum.Events {
-		word, ok := planActions[ev.Action]
-		if !ok {
-			continue
-		}
-		sys := ev.System
-		if sys == "" {
-			sys = "(nhisync)"
-		}
-		line := fmt.Sprintf("%-17s %s/%s", word, ev.Kind, ev.Record)
-		if ev.Field != "" {
-			line += " " + ev.Field
-		}
-		if !ev.New.IsZero() || !ev.Old.IsZero() {
-			line += fmt.Sprintf(": %s → %s", quoteValue(ev.Old), quoteValue(ev.New))
-		}
-		if ev.Reason != "" {
-			line += "  " + o.dim("("+ev.Reason+")")
-		}
-		bySystem[sys] = append(bySystem[sys], line)
+// printPlan prints a dry run: the systems it could not read first, then
+// per system the decisions taken on its proposals and the writes it would
+// receive, then what stays differing from golden.
+func printPlan(o *out, cfg *nhisync.Config, sum *engine.Summary, drift engine.DriftSummary) {
+	printFailures(o, cfg, sum)
+	some := changes(o, sum).print(o, cfg, 0)
+	if some {
+		o.Printf("\n%d decisions, %d writes (%d held for approval). Nothing was written; run `nhisync sync` to apply.\n",
+			len(decisions(sum.Events)), sum.WritesPlanned, sum.WritesHeld)
+	} else if drift.Fields == 0 && len(sum.FailedSystems(cfg)) == 0 {
+		o.Printf("Nothing to do.\n")
+	} else {
+		o.Printf("Nothing to write.\n")
 	}
-	writes := map[string][]string{}
-	for _, wr := range sum.Writes {
-		line := ""
-		switch {
-		case wr.Create:
-			line = fmt.Sprintf("%-17s %s/%s", "create record", wr.Kind, wr.Record)
-		default:
-			line = fmt.Sprintf("%-17s %s/%s %s: %s → %s", "write", wr.Kind, wr.Record, wr.Field, quoteValue(wr.Old), quoteValue(wr.New))
-		}
-		if wr.Status == nhisync.OutboxHeld {
-			line += "  " + o.yellow("(held for approval)")
-		}
-		writes[wr.System] = append(writes[wr.System], line)
-	}
-	names := append([]string{"(nhisync)"}, cfg.SystemNames...)
-	some := false
-	for _, name := range names {
-		ds, ws := bySystem[name], writes[name]
-		if len(ds)+len(ws) == 0 {
-			continue
-		}
-		some = true
-		fmt.Fprintf(w, "%s\n", o.bold(name))
-		for _, l := range ds {
-			fmt.Fprintf(w, "  %s\n", l)
-		}
-		for _, l := range ws {
-			fmt.Fprintf(w, "  %s\n", l)
-		}
-	}
-	if !some {
-		fmt.Fprintln(w, "Nothing to do: every system is in step.")
-		return
-	}
-	fmt.Fprintf(w, "\n%d decisions, %d writes (%d held for approval). Nothing was written; run `nhisync sync` to apply.\n",
-		len(decisions(sum.Events)), sum.WritesPlanned, sum.WritesHeld)
+	printDriftLine(o, cfg, sum, drift, some)
 }
 
 func quoteValue(v nhisync.Value) string {

@@ -7,11 +7,24 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
 )
 
+// syncListLimit is how many decisions and writes sync lists per system
+// without -v.
+const syncListLimit = 8
+
+// syncOut is `sync -o json`: the pass summary (SPEC §6), the drift it
+// leaves and, when a system failed, the error (exit 1).
+type syncOut struct {
+	*engine.Summary
+	Drift engine.DriftSummary `json:"drift"`
+	Error *errorJSON          `json:"error,omitempty"`
+}
+
 func syncCmd(g *globals) *cobra.Command {
-	var incremental, retryPaused bool
+	var incremental, retryPaused, verbose bool
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Run one full pass: read every system, decide, write, audit",
@@ -20,13 +33,23 @@ the config's rules, commit the decisions with the audit log, then write the
 golden values to every system that is behind. A second pass with no outside
 change writes nothing.
 
+sync names every system it could not read or write first, with the cause,
+and exits 1 when there is one (the other systems are synced all the same);
+a system that could not be read is never taken to be empty. It then lists
+what it changed per system (all of it with -v) and ends with what still
+differs from golden and why (nhisync drift lists it).
+
 A system whose calls mostly failed is degraded and rests with backoff (its
 poll interval, doubling per failed pass, at most an hour) while the others
 go on; --retry-paused tries it at once.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.with(cmd.Context(), true, func(a *app) error {
-				sum, err := a.engine.Sync(cmd.Context(), engine.PassOptions{Incremental: incremental, RespectPause: !retryPaused})
+				opt := engine.PassOptions{Incremental: incremental, RespectPause: !retryPaused, KeepEvents: !a.out.json, EventLimit: syncListLimit}
+				if verbose {
+					opt.EventLimit = 0
+				}
+				sum, err := a.engine.Sync(cmd.Context(), opt)
 				a.progress.done()
 				if err != nil {
 					return err
@@ -34,16 +57,44 @@ go on; --retry-paused tries it at once.`,
 				if err := a.checkpoint(cmd.Context()); err != nil {
 					return err
 				}
-				if a.out.json {
-					return a.out.JSON(sum)
+				drift, err := driftAfter(cmd.Context(), a, sum, false)
+				if err != nil {
+					return err
 				}
-				printSummary(a, sum)
+				failure := passError(a.cfg, sum)
+				if a.out.json {
+					so := syncOut{Summary: sum, Drift: drift}
+					if failure != nil {
+						so.Error = &errorJSON{Code: nhisync.ErrorCode(failure), Message: nhisync.ErrorMessage(failure)}
+					}
+					if err := a.out.JSON(so); err != nil {
+						return err
+					}
+				} else {
+					printFailures(a.out, a.cfg, sum)
+					printSummary(a, sum)
+					limit := syncListLimit
+					if verbose {
+						limit = 0
+					}
+					cl := changes(a.out, sum)
+					if len(cl.lines) > 0 {
+						a.out.Printf("\n")
+						cl.print(a.out, a.cfg, limit)
+					}
+					a.out.Printf("\n")
+					printDriftLine(a.out, a.cfg, sum, drift, false)
+				}
+				if failure != nil {
+					return &reportedError{failure}
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&retryPaused, "retry-paused", false, "also read and write degraded systems still resting after failures")
 	cmd.Flags().BoolVar(&incremental, "incremental", false, "read systems that offer a change cursor only since their last read (vanished records are detected by full passes)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every decision and write, not the first few per system")
 	return cmd
 }
 
@@ -68,7 +119,7 @@ func printSummary(a *app, sum *engine.Summary) {
 			continue
 		}
 		failed := strconv.Itoa(s.Failed)
-		note := s.Error
+		note := failureNote(s)
 		if s.Stale > 0 {
 			note = fmt.Sprintf("%d stale (changed meanwhile; re-read next pass) %s", s.Stale, note)
 		}
@@ -84,6 +135,8 @@ func printSummary(a *app, sum *engine.Summary) {
 			return ansiRed
 		case c == 7 && rows[r][7] != "0":
 			return ansiYellow
+		case c == 8 && sum.Systems[rows[r][0]].Failing():
+			return ansiRed
 		case c == 8:
 			return ansiDim
 		}
