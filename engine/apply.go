@@ -121,6 +121,9 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 	b := &nhisync.Batch{}
 	fp := mappingFingerprint(sys)
 	touched := map[*nhisync.Link]bool{}
+	// stale links keep no hash, so the next pass reads the record whatever
+	// it holds then, even the content it held when first linked.
+	stale := map[*nhisync.Link]bool{}
 	ss := sum.sys(sys.Name)
 	for i, res := range results {
 		for _, o := range groups[i] {
@@ -180,6 +183,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 				if link != nil {
 					link.Hash = nil // re-observe it whatever its content
 					touched[link] = true
+					stale[link] = true
 				}
 			default:
 				o.Attempts++
@@ -198,7 +202,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 		}
 	}
 	for l := range touched {
-		if l.Hash != nil || l.FirstSeen.Equal(now) {
+		if !stale[l] && (l.Hash != nil || l.FirstSeen.Equal(now)) {
 			l.Hash = linkHash(sys, fp, l)
 		}
 		b.Links = append(b.Links, l)

@@ -190,6 +190,41 @@ func TestConditionalWriteNeverOverwritesAConcurrentChange(t *testing.T) {
 	}
 }
 
+// TestStaleWriteToANewLinkIsReread: a record linked in the pass (an
+// unmatched one a golden record appeared for) whose write went stale kept
+// the content hash of its first reading, so when a person set it back to
+// that content the next pass skipped it and it never converged (found by
+// TestPropertySyncRules).
+func TestStaleWriteToANewLinkIsReread(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {},
+		"cmdb.json":    {},
+		"catalog.json": {sa("k1", "aws", "bot")},
+	})
+	if sum := w.sync(); sum.Unmatched != 1 {
+		t.Fatalf("first pass\n%s", actions(sum))
+	}
+	w.put("idp.json", []map[string]any{sa("i1", "aws", "bot")})
+	w.put("cmdb.json", []map[string]any{sa("c1", "aws", "bot", "owner", "a@x")})
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name != "catalog" {
+			return c
+		}
+		return &editBeforeApply{Connector: c, edit: func() {
+			w.edit("catalog.json", "k1", map[string]any{"steward": "person@x"})
+		}}
+	}
+	if sum := w.sync(); sum.WritesStale != 1 || sum.Linked == 0 {
+		t.Fatalf("second pass: stale %d\n%s", sum.WritesStale, actions(sum))
+	}
+	w.wrap = nil
+	w.edit("catalog.json", "k1", map[string]any{"steward": nil})
+	w.sync()
+	if got := w.field("catalog.json", "k1", "steward"); got != "a@x" {
+		t.Fatalf("catalog steward = %v after the person undid their change, want the golden a@x", got)
+	}
+}
+
 // failingApply wraps a real connector whose writes fail.
 type failingApply struct {
 	nhisync.Connector
