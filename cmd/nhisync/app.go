@@ -89,6 +89,9 @@ func (u unreachable) Apply(context.Context, []nhisync.Write) ([]nhisync.WriteRes
 }
 func (u unreachable) Close() error { return nil }
 
+// Check reports the cause, so `check --connect` names it.
+func (u unreachable) Check(context.Context) error { return u.err }
+
 // connect opens every system's connector. A system that cannot be opened
 // stands as unreachable, so passes report it while the others go on
 // syncing.
@@ -101,8 +104,12 @@ func (a *app) connect(ctx context.Context) error {
 		}
 		c, err := d.Open(ctx, sys, a.cfg.Kinds[sys.Kind])
 		if err != nil {
+			// The settings passed validation when the config loaded, so an
+			// invalid system here is the system itself (a table gone, a
+			// mapped column renamed): it fails alone (SPEC §3 rule 13).
 			if nhisync.ErrorCode(err) == nhisync.EINVALID {
-				return fmt.Errorf("system %s: %w", name, err)
+				a.conns[name] = unreachable{err}
+				continue
 			}
 			a.conns[name] = unreachable{nhisync.Errorf(nhisync.EUNAVAIL, "cannot open %s: %s", name, nhisync.ErrorMessage(err))}
 			continue
