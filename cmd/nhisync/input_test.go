@@ -39,3 +39,50 @@ func TestSQLTableChangedFailsOnlyThatSystem(t *testing.T) {
 		}
 	}
 }
+
+// TestValuesCannotDriveTheTerminal (issue 6 finding 8): ESC, OSC and C1
+// sequences in system values are printed escaped by explain, history,
+// show, records and quarantine, never raw.
+func TestValuesCannotDriveTheTerminal(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	p := w.path("systems/catalog.yaml")
+	y := readFile(t, p)
+	evil := `"\e]8;;http://evil.example/\a\e[2Jclick\e]8;;\a\x9b31m"`
+	y = strings.Replace(y, "  tags:\n    - confidential\n  policy: monitor\n  description: Service account used by payments (prod)",
+		"  tags:\n    - confidential\n    - "+evil+"\n  policy: monitor\n  description: Service account used by payments (prod)", 1)
+	if !strings.Contains(y, evil) {
+		t.Fatal("the catalog changed shape; fix the test's edit")
+	}
+	writeFile(t, p, y)
+	w.ok(t, "sync")
+	for _, args := range [][]string{
+		{"explain", "service_account/aws/payments-bot", "classification"},
+		{"history", "service_account/aws/payments-bot"},
+		{"show", "service_account/aws/payments-bot"},
+		{"records", "--limit", "500"},
+	} {
+		out := w.ok(t, args...)
+		if i := strings.IndexAny(out, "\x1b\x07\u009b"); i >= 0 {
+			t.Errorf("%v printed a control character raw: %q", args, out[max(0, i-30):min(len(out), i+30)])
+		}
+		if !strings.Contains(out, `\x1b]8;;http://evil.example/\x07`) {
+			t.Errorf("%v does not show the value escaped:\n%s", args, out)
+		}
+	}
+}
+
+// TestTermSafeKeepsOwnColours: nhisync's own colour codes pass; anything
+// else a terminal would act on is escaped.
+func TestTermSafeKeepsOwnColours(t *testing.T) {
+	for in, want := range map[string]string{
+		ansiBold + "name" + ansiReset:     ansiBold + "name" + ansiReset,
+		"a\x1b]0;title\x07b\n":            `a\x1b]0;title\x07b` + "\n",
+		"\x1b[2Jx\x1b[1;1H":               `\x1b[2Jx\x1b[1;1H`,
+		"r\u202eevil\u009b\x7f\xff\tok\r": `r\u202eevil\u009b\x7f\xff` + "\tok" + `\x0d`,
+		"plain ünïcødé":                   "plain ünïcødé",
+	} {
+		if got := string(escapeTerminal([]byte(in))); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+	}
+}
