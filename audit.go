@@ -1,6 +1,7 @@
 package nhisync
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -92,12 +93,27 @@ func (e *AuditEntry) Seal(prevHash string) []byte {
 }
 
 // SensitiveValue returns what the audit log keeps of a sensitive value:
-// only its SHA-256, so the log proves a value without revealing it.
-func SensitiveValue(v Value) Value {
+// its HMAC-SHA256 under the audit secret key ("hmac-sha256:" and hex), so
+// whoever holds the secret can tell which value an entry proves, and
+// nobody else can recover a guessable value by hashing guesses (an
+// unsalted hash would give it away). The zero value stays zero. key must
+// be the audit secret (at least 32 bytes); an empty key panics, as
+// hashing without one would leak.
+func SensitiveValue(key []byte, v Value) Value {
 	if v.IsZero() {
 		return v
 	}
+	if len(key) == 0 {
+		panic("nhisync.SensitiveValue: no audit secret")
+	}
 	b, _ := v.MarshalJSON()
-	sum := sha256.Sum256(b)
-	return Str("sha256:" + hex.EncodeToString(sum[:]))
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return Str(SensitivePrefix + hex.EncodeToString(m.Sum(nil)))
 }
+
+// SensitivePrefix starts the audit log's form of a sensitive value.
+const SensitivePrefix = "hmac-sha256:"
+
+// Redacted is what listings print in place of a sensitive value.
+const Redacted = "(sensitive)"

@@ -17,6 +17,13 @@ type Config struct {
 	// SigningKey is the ed25519 key file that signs audit checkpoints
 	// (default ./nhisync-data/audit.key), created on first run.
 	SigningKey string
+	// AuditSecret is the file holding the HMAC-SHA256 secret that hashes
+	// sensitive values in the audit log (default audit.hmac beside the
+	// signing key), created on first run with the key's file rules.
+	AuditSecret string
+	// AuditPublish, when set, is a file outside the store to which every
+	// new signed checkpoint is appended (audit.publish; default none).
+	AuditPublish string
 	// Kinds and Systems by name; KindNames and SystemNames keep file order.
 	Kinds       map[string]*Kind
 	KindNames   []string

@@ -41,6 +41,23 @@ type Batch struct {
 	Audit   []*AuditEntry
 	Systems []*SystemState
 	Meta    map[string]string
+	// Fence, when set, makes the commit conditional on a lease: the store
+	// checks, in the commit's own transaction, that Fence.Holder still
+	// holds the lease Fence.Lease at Fence.Epoch, and writes nothing
+	// otherwise (ECONFLICT). A pass that stalled past its lease, while
+	// another process took the lease and wrote, cannot commit afterwards.
+	Fence *Fence
+}
+
+// Fence is a held lease used as a fencing token: the lease's name, its
+// holder and the epoch at which the holder took it. The epoch grows each
+// time the lease passes to a holder that did not hold it just before
+// (renewals keep it), so a holder that lost the lease and took it again
+// has another epoch than the one its stale work carries.
+type Fence struct {
+	Lease  string
+	Holder string
+	Epoch  int64
 }
 
 // Empty reports whether the batch holds nothing to write.
@@ -66,6 +83,37 @@ type Checkpoint struct {
 	// Note is the signed note text (transparency-dev checkpoint format).
 	Note []byte
 	At   time.Time
+	// State is the compact Merkle range of the tree the checkpoint signs
+	// (its perfect-subtree hashes, as a [Notary] encodes them; opaque to
+	// stores), so the next checkpoint hashes only the entries added since.
+	// Nil for checkpoints signed outside a commit.
+	State []byte
+	// LastHash is the hash of the entry at Size, so a store can tell its
+	// head is exactly the entry the checkpoint covers ("" when unknown).
+	LastHash string
+}
+
+// Notary signs the audit log's checkpoints from inside a store's commit:
+// a store given one writes, in the same transaction that appends audit
+// entries, a checkpoint covering them, so every entry is covered by a
+// signature from the moment it exists, and an entry no checkpoint covers
+// is evidence of tampering. Before signing, the store refuses (ECONFLICT)
+// to extend a log whose head is not exactly the latest checkpoint's: it
+// never signs entries it did not append itself.
+type Notary interface {
+	// Extend returns the signed checkpoint of the tree prev covers
+	// extended by leaves, the RFC 6962 leaf hashes of the entries that
+	// follow it, in order. prev is the latest stored checkpoint (nil for
+	// an empty log); Extend checks its signature and that its State
+	// hashes to its Root. A prev without State (signed outside a commit)
+	// comes with the leaves of every entry from the first, and Extend
+	// checks the tree at prev.Size against prev.Root. It fills every
+	// member of the checkpoint but LastHash.
+	Extend(prev *Checkpoint, leaves [][]byte) (*Checkpoint, error)
+	// Publish is given each checkpoint after the transaction that stored
+	// it committed, to keep a copy outside the store; the store returns
+	// its error from Commit (the batch stays committed).
+	Publish(c *Checkpoint) error
 }
 
 // Store keeps nhisync's state: golden records, links and shadows, open
@@ -138,6 +186,12 @@ type Store interface {
 	// Lease returns who holds the named lease and until when ("" and the
 	// zero time when nobody does).
 	Lease(ctx context.Context, name string) (holder string, expires time.Time, err error)
+	// LeaseFence returns the fencing token of the named lease when holder
+	// holds it (ECONFLICT when it does not): what Batch.Fence carries.
+	LeaseFence(ctx context.Context, name, holder string) (*Fence, error)
+	// SetNotary makes every later Commit that appends audit entries sign
+	// a checkpoint of them in the same transaction.
+	SetNotary(n Notary)
 
 	// TokenStore keeps the API's and console's tokens (SPEC §7).
 	TokenStore

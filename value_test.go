@@ -1,6 +1,8 @@
 package nhisync_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -183,8 +185,28 @@ func TestAuditSealChains(t *testing.T) {
 	if a.Hash == before {
 		t.Fatal("editing an entry did not change its hash")
 	}
-	if s := nhisync.SensitiveValue(nhisync.Str("hunter2")); s.Text() == "hunter2" || len(s.Text()) != len("sha256:")+64 {
+	if s := nhisync.SensitiveValue([]byte("k1"), nhisync.Str("hunter2")); s.Text() == "hunter2" || len(s.Text()) != len(nhisync.SensitivePrefix)+64 {
 		t.Fatalf("SensitiveValue = %q", s)
+	}
+}
+
+// TestSensitiveValueIsKeyed (issue 6 finding 10): the audit log's hash of a
+// sensitive value is an HMAC under the audit secret, not a plain SHA-256
+// anyone can test guesses against.
+func TestSensitiveValueIsKeyed(t *testing.T) {
+	v := nhisync.Str("payments team")
+	b, _ := v.MarshalJSON()
+	plain := sha256.Sum256(b)
+	a1 := nhisync.SensitiveValue([]byte("secret one, thirty-two bytes....."), v)
+	a2 := nhisync.SensitiveValue([]byte("secret two, thirty-two bytes....."), v)
+	if a1.Equal(a2) {
+		t.Error("two secrets give the same hash: the value is not keyed")
+	}
+	if strings.Contains(a1.Text(), hex.EncodeToString(plain[:])) {
+		t.Error("the sensitive value is kept as its plain SHA-256")
+	}
+	if !a1.Equal(nhisync.SensitiveValue([]byte("secret one, thirty-two bytes....."), v)) {
+		t.Error("the same secret and value give two hashes")
 	}
 }
 

@@ -121,28 +121,9 @@ func parseSigner(skey string) (*Signer, error) {
 // loadKey reads an existing key file. A missing file is an error that
 // wraps fs.ErrNotExist.
 func loadKey(op, path, origin string) (*Signer, error) {
-	f, err := os.Open(path)
+	b, err := readPrivate(op, path, "signing key")
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot open signing key %s", path), Err: err}
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot stat signing key %s", path), Err: err}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("signing key %s is not a regular file", path)}
-	}
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op,
-			Message: fmt.Sprintf("signing key %s is readable by group or others (mode %04o); run chmod 600 on it", path, st.Mode().Perm())}
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot read signing key %s", path), Err: err}
+		return nil, err
 	}
 	var keys []string
 	for line := range strings.Lines(string(b)) {
@@ -166,6 +147,37 @@ func loadKey(op, path, origin string) (*Signer, error) {
 	return s, nil
 }
 
+// readPrivate reads a secret file (the signing key, the HMAC secret): a
+// regular file that neither group nor others may read (on Unix, as ssh
+// requires), at most 64 KiB. A missing file is an error that wraps
+// fs.ErrNotExist. Messages name the file, never its content.
+func readPrivate(op, path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot open %s %s", what, path), Err: err}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot stat %s %s", what, path), Err: err}
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("%s %s is not a regular file", what, path)}
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op,
+			Message: fmt.Sprintf("%s %s is readable by group or others (mode %04o); run chmod 600 on it (and, if others could read it, replace it: it may be known)", what, path, st.Mode().Perm())}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot read %s %s", what, path), Err: err}
+	}
+	return b, nil
+}
+
 // createKey makes a new key file at path, or loads the one another
 // process created first.
 func createKey(op, path, origin string) (*Signer, error) {
@@ -173,24 +185,34 @@ func createKey(op, path, origin string) (*Signer, error) {
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "cannot generate a signing key", Err: err}
 	}
-	content := []byte(keyFileHeader + skey + "\n")
+	if err := createPrivate(op, path, "signing key", []byte(keyFileHeader+skey+"\n")); err != nil {
+		return nil, err
+	}
+	return loadKey(op, path, origin)
+}
+
+// createPrivate creates a secret file at path holding content, mode 0600
+// (missing parent directories 0700). Creating is atomic: the file appears
+// whole or not at all, and one that exists (another process was first)
+// is left as it is, without error.
+func createPrivate(op, path, what string, content []byte) error {
 	fail := func(err error) error {
-		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot create signing key %s", path), Err: err}
+		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot create %s %s", what, path), Err: err}
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fail(err)
+		return fail(err)
 	}
-	// Write a complete temporary file, then link it into place: the key
+	// Write a complete temporary file, then link it into place: the file
 	// appears whole or not at all, and never replaces one that exists.
-	tmp, err := os.CreateTemp(dir, ".audit-key-*")
+	tmp, err := os.CreateTemp(dir, ".audit-secret-*")
 	if err != nil {
-		return nil, fail(err)
+		return fail(err)
 	}
 	tmpName := tmp.Name()
 	defer os.Remove(tmpName)
 	if err := writeSync(tmp, content); err != nil {
-		return nil, fail(err)
+		return fail(err)
 	}
 	err = os.Link(tmpName, path)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
@@ -198,16 +220,16 @@ func createKey(op, path, origin string) (*Signer, error) {
 		err = createExclusive(path, content)
 	}
 	if errors.Is(err, fs.ErrExist) {
-		return loadKey(op, path, origin)
+		return nil
 	}
 	if err != nil {
-		return nil, fail(err)
+		return fail(err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync() // best effort: make the new name durable
 		d.Close()
 	}
-	return loadKey(op, path, origin)
+	return nil
 }
 
 // generateKey returns a new private key in signed-note form named origin,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nhisync/nhisync"
 	"golang.org/x/mod/sumdb/note"
@@ -65,18 +66,55 @@ var errStop = errors.New("stop")
 // for a malformed verifier key, EUNAVAIL when ctx ends, and the store's
 // codes.
 func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
+	return VerifyAgainst(ctx, log, verifierKey, nil)
+}
+
+// VerifyAgainst is [Verify] that also checks kept, checkpoints an auditor
+// kept outside the store (the audit.publish file, read with
+// [ReadCheckpoints]), exactly as it checks stored ones: each must verify
+// with verifierKey and the log must hold its size with entries hashing to
+// its root. A log rolled back (its tail and the newer checkpoints
+// deleted), or rewritten and re-signed with the stored key, still verifies
+// on its own but fails against a checkpoint kept before the change.
+//
+// Beyond [Verify]'s checks, every entry must be covered by a good
+// checkpoint (a store signs each commit's entries in the commit's own
+// transaction, so an uncovered entry was appended outside nhisync, or the
+// checkpoints covering it were deleted), no entry's time is before the
+// previous entry's, and the columns a store indexes entries by (seq,
+// record_id) agree with the hashed leaf.
+func VerifyAgainst(ctx context.Context, log Log, verifierKey string, kept []*nhisync.Checkpoint) (*Report, error) {
 	const op = "audit.Verify"
 	v, err := newVerifier(verifierKey)
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: err.Error()}
 	}
+	headSize, headHash, err := log.AuditHead(ctx)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
 	cps, all, err := checkpoints(ctx, log)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	headSize, headHash, err := log.AuditHead(ctx)
+	headAfter, _, err := log.AuditHead(ctx)
 	if err != nil {
 		return nil, wrap(op, err)
+	}
+	// Checkpoints of commits that landed while these were read are left
+	// for the next run, like their entries.
+	cps = slices.DeleteFunc(cps, func(c *nhisync.Checkpoint) bool { return c.Size > headSize && c.Size <= headAfter })
+	isKept := make(map[*nhisync.Checkpoint]bool, len(kept))
+	for _, c := range kept {
+		isKept[c] = true
+	}
+	cps = append(cps, kept...)
+	slices.SortStableFunc(cps, func(a, b *nhisync.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	label := func(c *nhisync.Checkpoint) string {
+		if isKept[c] {
+			return fmt.Sprintf("kept checkpoint at size %d", c.Size)
+		}
+		return fmt.Sprintf("checkpoint at size %d", c.Size)
 	}
 
 	r := &Report{OK: true}
@@ -98,7 +136,7 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 				problem = linkProblem(body, good)
 			}
 			if problem != "" {
-				fail(0, "checkpoint at size %d: %s", cp.Size, problem)
+				fail(0, "%s: %s", label(cp), problem)
 				return false, nil
 			}
 			root, err := rootOf(rng)
@@ -106,7 +144,11 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 				return false, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Err: err}
 			}
 			if !bytes.Equal(root, body.Hash) {
-				fail(r.Signed+1, "checkpoint at size %d: entries %d to %d do not hash to the root it signed (changed after signing?)", cp.Size, r.Signed+1, cp.Size)
+				from := r.Signed + 1
+				if from > cp.Size {
+					from = 1
+				}
+				fail(from, "%s: entries %d to %d do not hash to the root it signed (changed after signing, or rewritten and signed again?)", label(cp), from, cp.Size)
 				return false, nil
 			}
 			r.Checkpoints++
@@ -121,6 +163,7 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 		return r, err
 	}
 	prev := ""
+	var prevTime time.Time
 	// Entries appended after the head was read are left for next time.
 	err = log.ScanAudit(ctx, 1, headSize+1, func(e *nhisync.AuditEntry, leaf []byte) error {
 		seq := r.Entries + 1
@@ -130,10 +173,15 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 			}
 		}
 		h, problem := checkEntry(seq, prev, e, leaf)
+		if problem == "" && e.Time.Before(prevTime) {
+			problem = fmt.Sprintf("its time %s is before entry %d's, %s: time ran backwards (inserted, or written by a process that had lost its lease?)",
+				e.Time.UTC().Format(time.RFC3339Nano), seq-1, prevTime.UTC().Format(time.RFC3339Nano))
+		}
 		if problem != "" {
 			fail(seq, "entry %d: %s", seq, problem)
 			return errStop
 		}
+		prevTime = e.Time
 		if err := rng.Append(h, nil); err != nil {
 			return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Err: err}
 		}
@@ -161,9 +209,10 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 		body, problem := openStored(cp, v)
 		switch {
 		case problem != "":
-			fail(0, "checkpoint at size %d: %s", cp.Size, problem)
+			fail(0, "%s: %s", label(cp), problem)
 		default:
-			fail(r.Entries+1, "log has %d entries but checkpoint signed at size %d (tail deleted?)", r.Entries, body.Size)
+			fail(r.Entries+1, "log has %d entries but a %s is signed (tail deleted, or log rolled back?)", r.Entries, label(cp))
+			_ = body
 		}
 		return r, nil
 	}
@@ -172,6 +221,8 @@ func Verify(ctx context.Context, log Log, verifierKey string) (*Report, error) {
 		fail(r.Entries+1, "log has %d entries but its head says %d (tail deleted?)", r.Entries, headSize)
 	case headSize > 0 && headHash != prev:
 		fail(headSize, "entry %d: hash differs from the one the log's head records (edited?)", headSize)
+	case r.Entries > r.Signed:
+		fail(r.Signed+1, "entries %d to %d are not covered by any signed checkpoint: nhisync signs every entry in the transaction that appends it, so these were appended outside nhisync, or the checkpoints covering them were deleted", r.Signed+1, r.Entries)
 	}
 	return r, nil
 }

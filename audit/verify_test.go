@@ -80,11 +80,15 @@ func TestVerify(t *testing.T) {
 		cps      int    // checkpoints checked and good
 	}{
 		{name: "intact", entries: 40, cps: 3},
+		// Issue 6 finding 9: an entry no checkpoint covers is itself
+		// evidence of tampering.
 		{name: "entries after the last checkpoint",
-			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.add(5); return m },
+			tamper:   func(t *testing.T, m *memLog, s *Signer) Log { m.add(5); return m },
+			firstBad: 41, problem: "entries 41 to 45 are not covered by any signed checkpoint: nhisync signs every entry in the transaction that appends it, so these were appended outside nhisync, or the checkpoints covering them were deleted",
 			entries: 45, cps: 3},
 		{name: "no checkpoints",
-			tamper:  func(t *testing.T, m *memLog, s *Signer) Log { m.cps = nil; return m },
+			tamper:   func(t *testing.T, m *memLog, s *Signer) Log { m.cps = nil; return m },
+			firstBad: 1, problem: "entries 1 to 40 are not covered by any signed checkpoint: nhisync signs every entry in the transaction that appends it, so these were appended outside nhisync, or the checkpoints covering them were deleted",
 			entries: 40},
 		{name: "stored field edited",
 			tamper:   func(t *testing.T, m *memLog, s *Signer) Log { m.at(17).e.Actor = "mallory"; return m },
@@ -109,20 +113,28 @@ func TestVerify(t *testing.T) {
 				return m
 			},
 			firstBad: 18, problem: "entry 18: prev_hash does not chain to entry 17 (inserted, deleted or reordered?)", entries: 17, cps: 1},
+		// Issue 6 finding 9: time never runs backwards.
+		{name: "time runs backwards",
+			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
+				m.at(17).e.Time = m.at(15).e.Time
+				m.reseal(16)
+				return m
+			},
+			firstBad: 17, problem: "entry 17: its time 2026-01-02T03:04:05.138456Z is before entry 16's, 2026-01-02T03:04:05.139456Z: time ran backwards (inserted, or written by a process that had lost its lease?)", entries: 16, cps: 1},
 		{name: "suffix rewritten and resealed",
 			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
 				m.at(17).e.Actor = "mallory"
 				m.reseal(16)
 				return m
 			},
-			firstBad: 11, problem: "checkpoint at size 25: entries 11 to 25 do not hash to the root it signed (changed after signing?)", entries: 25, cps: 1},
+			firstBad: 11, problem: "checkpoint at size 25: entries 11 to 25 do not hash to the root it signed (changed after signing, or rewritten and signed again?)", entries: 25, cps: 1},
 		{name: "suffix rewritten, only the latest checkpoint",
 			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
 				m.at(17).e.Actor = "mallory"
 				m.reseal(16)
 				return latestOnly{m}
 			},
-			firstBad: 1, problem: "checkpoint at size 40: entries 1 to 40 do not hash to the root it signed (changed after signing?)", entries: 40},
+			firstBad: 1, problem: "checkpoint at size 40: entries 1 to 40 do not hash to the root it signed (changed after signing, or rewritten and signed again?)", entries: 40},
 		{name: "middle entry deleted",
 			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
 				m.items = append(m.items[:16], m.items[17:]...)
@@ -141,10 +153,10 @@ func TestVerify(t *testing.T) {
 			firstBad: 1, problem: "entry 1: its hashed contents say entry 2…"},
 		{name: "tail deleted",
 			tamper:   func(t *testing.T, m *memLog, s *Signer) Log { m.items = m.items[:37]; return m },
-			firstBad: 38, problem: "log has 37 entries but checkpoint signed at size 40 (tail deleted?)", entries: 37, cps: 2},
+			firstBad: 38, problem: "log has 37 entries but a checkpoint at size 40 is signed (tail deleted, or log rolled back?)", entries: 37, cps: 2},
 		{name: "everything deleted",
 			tamper:   func(t *testing.T, m *memLog, s *Signer) Log { m.items = nil; return m },
-			firstBad: 1, problem: "log has 0 entries but checkpoint signed at size 10 (tail deleted?)"},
+			firstBad: 1, problem: "log has 0 entries but a checkpoint at size 10 is signed (tail deleted, or log rolled back?)"},
 		{name: "entry inserted",
 			tamper: func(t *testing.T, m *memLog, s *Signer) Log {
 				e := genEntry(17)

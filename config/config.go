@@ -26,6 +26,9 @@ import (
 const (
 	DefaultStore      = "sqlite:./nhisync-data/nhisync.db"
 	DefaultSigningKey = "./nhisync-data/audit.key"
+	// DefaultSecretName is the HMAC secret's file name, beside the
+	// signing key unless audit.hmac_key names another file.
+	DefaultSecretName = "audit.hmac"
 	// DefaultFile is the file name commands read when given none.
 	DefaultFile = "nhisync.yaml"
 )
@@ -164,7 +167,7 @@ func (p *parser) config(root *yaml.Node, cfg *nhisync.Config) {
 	}
 
 	cfg.Store = p.store(top, cfg.BaseDir)
-	cfg.SigningKey = p.audit(top, cfg.BaseDir)
+	cfg.SigningKey, cfg.AuditSecret, cfg.AuditPublish = p.audit(top, cfg.BaseDir)
 
 	// Kinds first (their fields), then systems (which map those fields),
 	// then what kinds say about systems and the rules.
@@ -223,29 +226,50 @@ func (p *parser) store(top map[string]entry, base string) string {
 	return "sqlite:" + filepath.Join(base, path)
 }
 
-// audit reads `audit:` and resolves the signing key's path.
-func (p *parser) audit(top map[string]entry, base string) string {
-	key := DefaultSigningKey
+// audit reads `audit:` and resolves the paths of the signing key, the
+// HMAC secret (default audit.hmac beside the key) and the publish file
+// (default none).
+func (p *parser) audit(top map[string]entry, base string) (key, secret, publish string) {
+	key = DefaultSigningKey
+	path := func(a map[string]entry, name string) (string, bool) {
+		k, ok := a[name]
+		if !ok || isNull(k.v) {
+			return "", true
+		}
+		s, ok := p.str(k.v, "audit."+name)
+		if !ok {
+			return "", false
+		}
+		if s == "" {
+			p.add(k.v.Line, "audit."+name, "empty path; give a file path or leave the key out for its default")
+			return "", false
+		}
+		if !filepath.IsAbs(s) {
+			s = filepath.Join(base, s)
+		}
+		return s, true
+	}
 	if e, ok := top["audit"]; ok {
 		entries, ok := p.mapping(e.v, "audit")
 		if !ok {
-			return ""
+			return "", "", ""
 		}
-		a := p.known(entries, "audit", []string{"signing_key"})
-		if k, ok := a["signing_key"]; ok && !isNull(k.v) {
-			s, ok := p.str(k.v, "audit.signing_key")
-			if !ok {
-				return ""
-			}
-			if s == "" {
-				p.add(k.v.Line, "audit.signing_key", "empty path; give a file path or leave the key out for %s", DefaultSigningKey)
-				return ""
-			}
-			key = s
+		a := p.known(entries, "audit", []string{"signing_key", "hmac_key", "publish"})
+		var okKey, okSecret, okPublish bool
+		if key, okKey = path(a, "signing_key"); okKey && key == "" {
+			key = DefaultSigningKey
+		}
+		secret, okSecret = path(a, "hmac_key")
+		publish, okPublish = path(a, "publish")
+		if !okKey || !okSecret || !okPublish {
+			return "", "", ""
 		}
 	}
-	if filepath.IsAbs(key) {
-		return key
+	if !filepath.IsAbs(key) {
+		key = filepath.Join(base, key)
 	}
-	return filepath.Join(base, key)
+	if secret == "" {
+		secret = filepath.Join(filepath.Dir(key), DefaultSecretName)
+	}
+	return key, secret, publish
 }

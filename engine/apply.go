@@ -198,7 +198,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 				ev.Action = nhisync.ActWriteFailed
 				ev.Reason = fmt.Sprintf("attempt %d: %s; retry after %s", o.Attempts, o.LastError, o.NextAt.Format(time.RFC3339))
 			}
-			auditTo(b, e.cfg, ev, now)
+			e.auditTo(b, ev, now)
 		}
 	}
 	for l := range touched {
@@ -277,11 +277,11 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) 
 			}
 			if st.Health != nhisync.HealthDegraded {
 				st.Health = nhisync.HealthDegraded
-				auditTo(b, e.cfg, &nhisync.AuditEntry{Action: nhisync.ActSystemDegraded, System: name, Reason: fmt.Sprintf("most calls failed: %s", st.LastError)}, now)
+				e.auditTo(b, &nhisync.AuditEntry{Action: nhisync.ActSystemDegraded, System: name, Reason: fmt.Sprintf("most calls failed: %s", st.LastError)}, now)
 			}
 		default:
 			if st.Health == nhisync.HealthDegraded {
-				auditTo(b, e.cfg, &nhisync.AuditEntry{Action: nhisync.ActSystemRecovered, System: name}, now)
+				e.auditTo(b, &nhisync.AuditEntry{Action: nhisync.ActSystemRecovered, System: name}, now)
 			}
 			st.Health, st.Failures, st.PausedUntil = nhisync.HealthOK, 0, time.Time{}
 		}

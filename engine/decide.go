@@ -33,7 +33,7 @@ type decider struct {
 	rekey    func(kind, oldKey, newKey string, id int64)
 }
 
-func (d *decider) audit(ev *nhisync.AuditEntry) { auditTo(d.batch, d.e.cfg, ev, d.now) }
+func (d *decider) audit(ev *nhisync.AuditEntry) { d.e.auditTo(d.batch, ev, d.now) }
 
 // prop is one proposal during a decision.
 type prop struct {

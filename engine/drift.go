@@ -110,8 +110,8 @@ func (e *Engine) recordDrift(rec *nhisync.Record, guards map[int64]bool) []Drift
 			}
 			reason, detail := driftReason(rec, k, sys, l, fs, field, gv, guards)
 			if k.Field(field).Sensitive {
-				// Listed as the audit log keeps them: never the value itself.
-				cur, gv = nhisync.SensitiveValue(cur), nhisync.SensitiveValue(gv)
+				// Never the value itself, nor an unkeyed hash of it.
+				cur, gv = redact(cur), redact(gv)
 			}
 			out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: field, System: sys.Name, Value: cur, Golden: gv, Reason: reason, Detail: detail})
 		}
@@ -197,4 +197,13 @@ func (e *Engine) SummarizeDrift(items []DriftItem) DriftSummary {
 		}
 	}
 	return s
+}
+
+// redact returns what listings show of a sensitive value: nothing when it
+// is empty, nhisync.Redacted otherwise.
+func redact(v nhisync.Value) nhisync.Value {
+	if v.IsZero() {
+		return v
+	}
+	return nhisync.Str(nhisync.Redacted)
 }

@@ -26,6 +26,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -52,6 +53,9 @@ type Engine struct {
 	deadHolder func(holder string) bool
 	// writeObserver is told of every write's outcome once it is committed.
 	writeObserver func(o *nhisync.OutboxWrite, status nhisync.WriteStatus, at time.Time)
+	// auditKey is the HMAC secret that hashes sensitive values in audit
+	// entries.
+	auditKey []byte
 }
 
 // Progress reports a pass's progress.
@@ -89,6 +93,12 @@ func WithWriteObserver(f func(o *nhisync.OutboxWrite, status nhisync.WriteStatus
 	return func(e *Engine) { e.writeObserver = f }
 }
 
+// WithAuditSecret sets the HMAC secret that hashes sensitive values in
+// audit entries (nhisync.SensitiveValue). Without it an engine makes a
+// random one of its own: values stay hidden, but nobody can later tell
+// which value an entry proves.
+func WithAuditSecret(key []byte) Option { return func(e *Engine) { e.auditKey = key } }
+
 // WithBatchSize sets how many records one store transaction decides
 // (default 500).
 func WithBatchSize(n int) Option { return func(e *Engine) { e.batch = n } }
@@ -107,6 +117,12 @@ func New(cfg *nhisync.Config, store nhisync.Store, conns map[string]nhisync.Conn
 	}
 	for _, o := range opts {
 		o(e)
+	}
+	if len(e.auditKey) == 0 {
+		e.auditKey = make([]byte, 32)
+		if _, err := rand.Read(e.auditKey); err != nil {
+			panic("engine: no randomness for the audit secret: " + err.Error())
+		}
 	}
 	return e
 }

@@ -153,7 +153,7 @@ func (e *Engine) DismissQuarantine(ctx context.Context, id int64, actor string) 
 		d.batch.Quarantine = append(d.batch.Quarantine, q)
 		out = q
 		if q.RecordID == 0 {
-			auditTo(d.batch, e.cfg, &nhisync.AuditEntry{Action: nhisync.ActQuarantineDismiss, Actor: person, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: q.Rule}, d.now)
+			e.auditTo(d.batch, &nhisync.AuditEntry{Action: nhisync.ActQuarantineDismiss, Actor: person, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: q.Rule}, d.now)
 			return nil
 		}
 		rec, err := e.loadRecord(ctx, q.RecordID)
@@ -237,7 +237,7 @@ func (e *Engine) decide(ctx context.Context, id int64, actor string, grant bool)
 			a.Status, action = nhisync.StatusApproved, nhisync.ActApprovalGranted
 		}
 		d.batch.Approvals = append(d.batch.Approvals, a)
-		auditTo(d.batch, e.cfg, &nhisync.AuditEntry{Action: action, Actor: person, Kind: a.Kind, RecordID: a.RecordID, Record: a.Record, Field: a.Field, System: a.System, Old: a.Old, New: a.Value, Reason: a.Reason}, d.now)
+		e.auditTo(d.batch, &nhisync.AuditEntry{Action: action, Actor: person, Kind: a.Kind, RecordID: a.RecordID, Record: a.Record, Field: a.Field, System: a.System, Old: a.Old, New: a.Value, Reason: a.Reason}, d.now)
 		if grant && a.HoldsVanishing() {
 			out = a
 			return e.retireApproved(ctx, d, a, actor)

@@ -92,8 +92,6 @@ type sysRead struct {
 	seen     int   // distinct records read
 	readIdx  []int // indexes of readable mappings
 	matchIdx []int // mapping index per kind.Match entry (-1 if unmapped)
-	// dups counts the extra records holding an id already read.
-	dups map[string]int
 }
 
 type head struct {
@@ -202,9 +200,9 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 func (p *pass) loadState(ctx context.Context) error {
 	if fp, err := p.e.store.Meta(ctx, metaConfig); err != nil {
 		return err
-	} else if fp != p.e.cfg.Fingerprint {
+	} else if print := p.e.configPrint(); fp != print {
 		// Decisions from here on follow another config: say so in the log.
-		p.audit(&nhisync.AuditEntry{Action: nhisync.ActConfigLoaded, New: nhisync.Str(p.e.cfg.Fingerprint), Old: nhisync.Str(fp), Reason: "config " + filepathBase(p.e.cfg.Path) + " changed"})
+		p.audit(&nhisync.AuditEntry{Action: nhisync.ActConfigLoaded, New: nhisync.Str(print), Old: nhisync.Str(fp), Reason: "config " + filepathBase(p.e.cfg.Path) + " changed"})
 		p.configChanged = true
 	}
 	if v, err := p.e.store.Meta(ctx, metaHLC); err != nil {
@@ -293,7 +291,7 @@ func (p *pass) observe(ctx context.Context) error {
 
 func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState) (*sysRead, error) {
 	kind := p.e.cfg.Kinds[sys.Kind]
-	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: map[string]*head{}, dups: map[string]int{}}
+	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: map[string]*head{}}
 	for i, m := range sys.Fields {
 		if sys.Reads(m.Field) {
 			r.readIdx = append(r.readIdx, i)
@@ -342,10 +340,9 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		h := contentHash(r.fp, buf)
 		if hd := r.heads[obs.ID]; hd != nil {
 			if hd.seen {
-				// The same id twice in one read: neither record is read;
-				// correlate disputes the id (disputeDuplicates).
-				r.dups[obs.ID]++
-				r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: slices.Clone(buf), modified: obs.Modified.UTC(), actor: obs.Actor})
+				// The same id twice in one read: the later row is ignored
+				// and reported.
+				ss.Error = fmt.Sprintf("id %q appears more than once; nhisync used its first record", obs.ID)
 				return nil
 			}
 			hd.seen = true
@@ -416,7 +413,7 @@ func (p *pass) finish(ctx context.Context) error {
 	}
 	p.batch.Meta = map[string]string{metaHLC: strconv.FormatInt(p.hlc.Last().UnixNano(), 10)}
 	if p.configChanged {
-		p.batch.Meta[metaConfig] = p.e.cfg.Fingerprint
+		p.batch.Meta[metaConfig] = p.e.configPrint()
 	}
 	return p.commit(ctx)
 }
@@ -466,23 +463,34 @@ func (p *pass) renewLease(ctx context.Context) error {
 
 // audit appends an entry to the pending batch.
 func (p *pass) audit(ev *nhisync.AuditEntry) {
-	auditTo(p.batch, p.e.cfg, ev, p.now)
+	p.e.auditTo(p.batch, ev, p.now)
 }
 
-func auditTo(b *nhisync.Batch, cfg *nhisync.Config, ev *nhisync.AuditEntry, now time.Time) {
+// auditTo appends an entry to b, stamped now unless it has a time, with
+// the values of a sensitive field replaced by their HMAC under the audit
+// secret.
+func (e *Engine) auditTo(b *nhisync.Batch, ev *nhisync.AuditEntry, now time.Time) {
 	if ev.Time.IsZero() {
 		ev.Time = now
 	}
 	if ev.Actor == "" {
-		ev.Actor = nhisync.Actor
+		ev.Actor = "nhisync"
 	}
-	if k := cfg.Kinds[ev.Kind]; k != nil && ev.Field != "" {
+	if k := e.cfg.Kinds[ev.Kind]; k != nil && ev.Field != "" {
 		if f := k.Field(ev.Field); f != nil && f.Sensitive {
-			ev.Old = nhisync.SensitiveValue(ev.Old)
-			ev.New = nhisync.SensitiveValue(ev.New)
+			ev.Old = nhisync.SensitiveValue(e.auditKey, ev.Old)
+			ev.New = nhisync.SensitiveValue(e.auditKey, ev.New)
 		}
 	}
 	b.Audit = append(b.Audit, ev)
+}
+
+// configPrint is what the audit log and the store keep of the config's
+// fingerprint: its HMAC under the audit secret, since the fingerprint
+// hashes expanded settings (DSNs with ${VAR} passwords) that a plain hash
+// would let anyone holding an export test guesses against.
+func (e *Engine) configPrint() string {
+	return nhisync.SensitiveValue(e.auditKey, nhisync.Str(e.cfg.Fingerprint)).Text()
 }
 
 func filepathBase(p string) string { return filepath.Base(p) }

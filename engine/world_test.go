@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
 	"github.com/nhisync/nhisync/config"
 	_ "github.com/nhisync/nhisync/connector/file"
 	_ "github.com/nhisync/nhisync/connector/sql"
@@ -31,6 +32,8 @@ type world struct {
 	// wrap, when set, wraps each opened connector (to inject faults or
 	// concurrent edits around the real connector).
 	wrap func(name string, c nhisync.Connector) nhisync.Connector
+	// verifier is the verifier key of the checkpoints commits sign.
+	verifier string
 }
 
 var t0 = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
@@ -69,6 +72,13 @@ func newWorldIn(t tester, dir, yaml string, files map[string][]map[string]any) *
 	}
 	w.store = st
 	t.Cleanup(func() { w.closeConns(); st.Close() })
+	// As the CLI does: every commit signs its entries' checkpoint.
+	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, "", true, w.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetNotary(keys.Notary)
+	w.verifier = keys.Signer.VerifierKey()
 	return w
 }
 

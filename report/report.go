@@ -251,14 +251,14 @@ func (r *Reporter) records(ctx context.Context, fn func(rec *nhisync.Record, k *
 	})
 }
 
-// show quotes a value for a sentence; a sensitive field's value is shown
-// as its hash, as the audit log keeps it.
+// show quotes a value for a sentence; a sensitive field's value is
+// withheld (an unsalted hash would let a guessable value be recovered).
 func show(f *nhisync.Field, v nhisync.Value) string {
-	if f != nil && f.Sensitive {
-		v = nhisync.SensitiveValue(v)
-	}
 	if v.IsZero() {
 		return "∅"
+	}
+	if f != nil && f.Sensitive {
+		return nhisync.Redacted
 	}
 	return fmt.Sprintf("%q", v.String())
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nhisync/nhisync"
 )
@@ -53,7 +54,7 @@ func (s *Store) ScanAudit(ctx context.Context, from, to int64, fn func(e *nhisyn
 		if to > 0 {
 			end = min(end, to)
 		}
-		err := queryAudit(ctx, s.r, `SELECT seq, leaf, hash FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq`, []any{next, end},
+		err := queryAudit(ctx, s.r, `SELECT seq, record_id, leaf, hash FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq`, []any{next, end},
 			func(e *nhisync.AuditEntry, leaf []byte) error {
 				page = append(page, row{e, leaf})
 				return nil
@@ -78,7 +79,7 @@ func (s *Store) ScanAudit(ctx context.Context, from, to int64, fn func(e *nhisyn
 // failures are EINTERNAL.
 func (s *Store) AuditByRecord(ctx context.Context, recordID int64) ([]*nhisync.AuditEntry, error) {
 	var out []*nhisync.AuditEntry
-	err := queryAudit(ctx, s.r, `SELECT seq, leaf, hash FROM audit WHERE record_id = ? ORDER BY seq`, []any{recordID},
+	err := queryAudit(ctx, s.r, `SELECT seq, record_id, leaf, hash FROM audit WHERE record_id = ? ORDER BY seq`, []any{recordID},
 		func(e *nhisync.AuditEntry, _ []byte) error {
 			out = append(out, e)
 			return nil
@@ -89,7 +90,7 @@ func (s *Store) AuditByRecord(ctx context.Context, recordID int64) ([]*nhisync.A
 	return out, nil
 }
 
-// queryAudit runs a query selecting seq, leaf and hash, and passes each
+// queryAudit runs a query selecting seq, record_id, leaf and hash, and passes each
 // decoded entry with its leaf to fn.
 func queryAudit(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.AuditEntry, []byte) error) error {
 	rows, err := q.QueryContext(ctx, query, args...)
@@ -99,16 +100,19 @@ func queryAudit(ctx context.Context, q querier, query string, args []any, fn fun
 	defer rows.Close()
 	for rows.Next() {
 		var seq int64
+		var recordID sql.NullInt64
 		var leaf []byte
 		var hash string
-		if err := rows.Scan(&seq, &leaf, &hash); err != nil {
+		if err := rows.Scan(&seq, &recordID, &leaf, &hash); err != nil {
 			return err
 		}
 		e := &nhisync.AuditEntry{}
 		if err := json.Unmarshal(leaf, e); err != nil {
 			return fmt.Errorf("audit entry %d: leaf does not decode: %w", seq, err)
 		}
-		e.Hash = hash
+		// The indexed columns are what queries select by: hand them back
+		// as stored, so a verifier sees one that disagrees with the leaf.
+		e.Seq, e.RecordID, e.Hash = seq, recordID.Int64, hash
 		if err := fn(e, leaf); err != nil {
 			return err
 		}
@@ -147,21 +151,187 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *nhisync.Checkpoint) error 
 	return nil
 }
 
-// LatestCheckpoint returns the checkpoint of the largest tree size, or nil
-// when there is none. Storage failures are EINTERNAL.
+// LatestCheckpoint returns the checkpoint of the largest tree size, with
+// its tree state, or nil when there is none. Storage failures are
+// EINTERNAL.
 func (s *Store) LatestCheckpoint(ctx context.Context) (*nhisync.Checkpoint, error) {
-	const op = "sqlite.LatestCheckpoint"
+	c, err := latestCheckpoint(ctx, s.r)
+	if err != nil {
+		return nil, internal("sqlite.LatestCheckpoint", err)
+	}
+	return c, nil
+}
+
+// SetNotary makes every later Commit that appends audit entries sign a
+// checkpoint of them in the same transaction (nil: entries are appended
+// unsigned, as tests of other layers do).
+func (s *Store) SetNotary(n nhisync.Notary) {
+	s.notaryMu.Lock()
+	defer s.notaryMu.Unlock()
+	s.notary = n
+}
+
+func (s *Store) getNotary() nhisync.Notary {
+	s.notaryMu.Lock()
+	defer s.notaryMu.Unlock()
+	return s.notary
+}
+
+// appendAudit seals the batch's entries after the last stored one, appends
+// them and, with a notary, signs and stores the checkpoint that covers
+// them, all inside the commit's transaction. The store runs one writer at
+// a time, so the head read here cannot move before the transaction
+// commits.
+//
+// An entry's time is never before the previous entry's: a clock that went
+// back (another host's, or a step back of this one) is raised to it, so
+// time in the log never runs backwards.
+//
+// With a notary, the log's head must be exactly the entry the latest
+// checkpoint covers: entries beyond it were not appended by a commit (which
+// signs its own), and are refused rather than signed.
+func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisync.Notary) (*nhisync.Checkpoint, error) {
+	if len(b.Audit) == 0 {
+		return nil, nil
+	}
+	seq, prev, last, err := auditTail(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	var latest *nhisync.Checkpoint
+	var leaves [][]byte
+	if notary != nil {
+		if latest, err = latestCheckpoint(ctx, tx); err != nil {
+			return nil, err
+		}
+		if err := coveredHead(latest, seq, prev); err != nil {
+			return nil, err
+		}
+		if latest != nil && latest.State == nil {
+			// Signed before checkpoints kept their tree: hash it again once.
+			if leaves, err = leafHashes(ctx, tx, seq); err != nil {
+				return nil, err
+			}
+		}
+	}
+	err = insert{
+		head: `INSERT INTO audit (seq, record_id, leaf, hash) VALUES `,
+		cols: 4,
+	}.run(ctx, tx, len(b.Audit), func(args []any, i int) []any {
+		e := b.Audit[i]
+		if e.Time.Before(last) {
+			e.Time = last
+		}
+		last = e.Time
+		seq++
+		e.Seq = seq
+		leaf := e.Seal(prev)
+		prev = e.Hash
+		if notary != nil {
+			leaves = append(leaves, nhisync.LeafHash(leaf))
+		}
+		return append(args, e.Seq, nullID(e.RecordID), leaf, e.Hash)
+	}, nil)
+	if err != nil || notary == nil {
+		return nil, err
+	}
+	cp, err := notary.Extend(latest, leaves)
+	if err != nil {
+		return nil, err
+	}
+	cp.LastHash = prev
+	if cp.Size != seq {
+		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf("the notary signed a tree of %d entries, not %d", cp.Size, seq)}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO checkpoints (size, root, note, at, state, last_hash) VALUES (?, ?, ?, ?, ?, ?)`,
+		cp.Size, cp.Root, cp.Note, formatTime(cp.At), cp.State, cp.LastHash)
+	if err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// coveredHead refuses a log whose head (seq entries, the last hashing to
+// hash) is not exactly the one the latest checkpoint covers.
+func coveredHead(latest *nhisync.Checkpoint, seq int64, hash string) error {
+	var covered int64
+	if latest != nil {
+		covered = latest.Size
+	}
+	switch {
+	case seq > covered:
+		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
+			"the audit log holds entries %d to %d that no signed checkpoint covers (appended outside nhisync, or checkpoints deleted?): nhisync will not sign entries it did not write; run nhisync audit verify, and restore the store from a backup",
+			covered+1, seq)}
+	case seq < covered:
+		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
+			"the audit log holds %d entries but its latest checkpoint was signed at size %d (tail deleted?): run nhisync audit verify, and restore the store from a backup",
+			seq, covered)}
+	case latest != nil && latest.LastHash != "" && latest.LastHash != hash:
+		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
+			"audit entry %d is not the one the latest checkpoint covers (edited?): run nhisync audit verify, and restore the store from a backup", seq)}
+	}
+	return nil
+}
+
+// auditTail returns the last entry's seq, hash and time (zeros for an
+// empty log).
+func auditTail(ctx context.Context, q querier) (int64, string, time.Time, error) {
+	var seq int64
+	var hash string
+	var leaf []byte
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, leaf FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash, &leaf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", time.Time{}, nil
+	}
+	if err != nil {
+		return 0, "", time.Time{}, err
+	}
+	var e struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.Unmarshal(leaf, &e); err != nil {
+		return 0, "", time.Time{}, fmt.Errorf("audit entry %d: leaf does not decode: %w", seq, err)
+	}
+	return seq, hash, e.Time, nil
+}
+
+// leafHashes returns the RFC 6962 leaf hashes of entries 1 to n, computed
+// from their stored leaf bytes.
+func leafHashes(ctx context.Context, q querier, n int64) ([][]byte, error) {
+	rows, err := q.QueryContext(ctx, `SELECT leaf FROM audit WHERE seq <= ? ORDER BY seq`, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, n)
+	for rows.Next() {
+		var leaf []byte
+		if err := rows.Scan(&leaf); err != nil {
+			return nil, err
+		}
+		out = append(out, nhisync.LeafHash(leaf))
+	}
+	return out, rows.Err()
+}
+
+// latestCheckpoint returns the checkpoint of the largest size with its
+// tree state, nil when there is none.
+func latestCheckpoint(ctx context.Context, q querier) (*nhisync.Checkpoint, error) {
 	c := &nhisync.Checkpoint{}
 	var at string
-	err := s.r.QueryRowContext(ctx, `SELECT size, root, note, at FROM checkpoints ORDER BY size DESC LIMIT 1`).Scan(&c.Size, &c.Root, &c.Note, &at)
+	var lastHash sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT size, root, note, at, state, last_hash FROM checkpoints ORDER BY size DESC LIMIT 1`).
+		Scan(&c.Size, &c.Root, &c.Note, &at, &c.State, &lastHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	if err == nil {
-		err = setTime(&c.At, at)
-	}
 	if err != nil {
-		return nil, internal(op, err)
+		return nil, err
+	}
+	c.LastHash = lastHash.String
+	if err := setTime(&c.At, at); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

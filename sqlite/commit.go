@@ -39,12 +39,20 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 	for i, e := range b.Audit {
 		saved[i] = *e
 	}
-	err := s.commit(ctx, b)
+	notary := s.getNotary()
+	cp, err := s.commit(ctx, b, notary)
 	if err != nil {
 		for i, e := range b.Audit {
-			e.Seq, e.PrevHash, e.Hash = saved[i].Seq, saved[i].PrevHash, saved[i].Hash
+			e.Seq, e.PrevHash, e.Hash, e.Time = saved[i].Seq, saved[i].PrevHash, saved[i].Hash, saved[i].Time
 		}
 		return internal(op, err)
+	}
+	if cp != nil {
+		if err := notary.Publish(cp); err != nil {
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf(
+				"the decisions and their checkpoint (size %d) are committed, but publishing the checkpoint failed: %s; fix audit.publish, then run again (the next checkpoint is published with it)",
+				cp.Size, nhisync.ErrorMessage(err)), Err: err}
+		}
 	}
 	return nil
 }
@@ -95,26 +103,32 @@ func checkBatch(b *nhisync.Batch) *nhisync.Error {
 	return nil
 }
 
-func (s *Store) commit(ctx context.Context, b *nhisync.Batch) (err error) {
+func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Notary) (cp *nhisync.Checkpoint, err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
 		}
 	}()
+	if err = checkFence(ctx, tx, b.Fence); err != nil {
+		return nil, err
+	}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
 		writeRecords, writeLinks, writeConflicts, writeQuarantine, writeApprovals,
-		writeOutbox, deleteOutbox, writeSystems, writeMeta, appendAudit,
+		writeOutbox, deleteOutbox, writeSystems, writeMeta,
 	}
 	for _, step := range steps {
 		if err = step(ctx, tx, b); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return tx.Commit()
+	if cp, err = appendAudit(ctx, tx, b, notary); err != nil {
+		return nil, err
+	}
+	return cp, tx.Commit()
 }
 
 // rowsPerInsert is how many rows one INSERT statement carries: statement
@@ -345,30 +359,6 @@ func writeMeta(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 		tail: `ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 	}.run(ctx, tx, len(keys), func(args []any, i int) []any {
 		return append(args, keys[i], b.Meta[keys[i]])
-	}, nil)
-}
-
-// appendAudit seals the batch's entries after the last stored one and
-// appends them. The store runs one writer at a time, so the head read here
-// cannot move before the transaction commits.
-func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	if len(b.Audit) == 0 {
-		return nil
-	}
-	seq, prev, err := auditHead(ctx, tx)
-	if err != nil {
-		return err
-	}
-	return insert{
-		head: `INSERT INTO audit (seq, record_id, leaf, hash) VALUES `,
-		cols: 4,
-	}.run(ctx, tx, len(b.Audit), func(args []any, i int) []any {
-		e := b.Audit[i]
-		seq++
-		e.Seq = seq
-		leaf := e.Seal(prev)
-		prev = e.Hash
-		return append(args, e.Seq, nullID(e.RecordID), leaf, e.Hash)
 	}, nil)
 }
 

@@ -51,6 +51,9 @@ type Store struct {
 
 	// lock is this process's share of the open lock (openlock_*.go).
 	lock *openLock
+	// notary signs a checkpoint in every commit that appends entries.
+	notaryMu sync.Mutex
+	notary   nhisync.Notary
 
 	closeOnce sync.Once
 	closeErr  error

@@ -62,7 +62,7 @@ func auditFixture(t *testing.T, s nhisync.Store) []*nhisync.AuditEntry {
 	commit(t, s, &nhisync.Batch{Meta: map[string]string{"k": "v"}})
 	b2 := []*nhisync.AuditEntry{
 		audit(r2.ID, nhisync.ActMerged, "entitlements", nhisync.SetOf("a"), nhisync.SetOf("a", "b")),
-		audit(r1.ID, nhisync.ActRefused, "owner", nhisync.Str("ana@example.com"), nhisync.SensitiveValue(nhisync.Str("secret"))),
+		audit(r1.ID, nhisync.ActRefused, "owner", nhisync.Str("ana@example.com"), nhisync.SensitiveValue([]byte("storetest audit secret, 32 bytes"), nhisync.Str("secret"))),
 		{Time: t0.Add(1), Actor: "person:ana", Action: nhisync.ActConflictResolved, Kind: "service_account", RecordID: r2.ID,
 			Field: "note", Old: nhisync.Str("naïve \"q\" \\ \x01"), New: nhisync.Str("✓"), Reason: "manual"},
 	}

@@ -63,3 +63,67 @@ func testLeases(t *testing.T, s nhisync.Store) {
 		wantCode(t, fmt.Sprintf("AcquireLease(%q, %q, %v)", bad.lease, bad.holder, bad.ttl), err, nhisync.EINVALID)
 	}
 }
+
+// testLeaseFence: a lease's epoch is a fencing token. It stays the same
+// while one holder renews, grows whenever the lease passes to another
+// holder (even back to an earlier one), and a commit fenced with a stale
+// epoch writes nothing (issue 6 finding 12).
+func testLeaseFence(t *testing.T, s nhisync.Store) {
+	ctx := ctxOf(t)
+	const ttl = 10 * time.Second
+	take := func(holder string, now time.Time) {
+		t.Helper()
+		if ok, err := s.AcquireLease(ctx, "pass", holder, now, ttl); err != nil || !ok {
+			t.Fatalf("AcquireLease(%s) = %v, %v", holder, ok, err)
+		}
+	}
+	fence := func(holder string) *nhisync.Fence {
+		t.Helper()
+		f, err := s.LeaseFence(ctx, "pass", holder)
+		if err != nil {
+			t.Fatalf("LeaseFence(%s): %v", holder, err)
+		}
+		return f
+	}
+	take("a", at(0))
+	a1 := fence("a")
+	take("a", at(5)) // a renewal keeps the epoch
+	if f := fence("a"); f.Epoch != a1.Epoch {
+		t.Fatalf("a renewal moved the epoch from %d to %d", a1.Epoch, f.Epoch)
+	}
+	take("b", at(20)) // a's lease expired: b takes it over
+	b := fence("b")
+	if b.Epoch <= a1.Epoch {
+		t.Fatalf("taking the lease over kept epoch %d (a had %d)", b.Epoch, a1.Epoch)
+	}
+	if _, err := s.LeaseFence(ctx, "pass", "a"); nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+		t.Fatalf("LeaseFence of a holder that lost the lease: %v, want ECONFLICT", err)
+	}
+	// b's work commits under its fence; a's stale work does not.
+	commit(t, s, &nhisync.Batch{Meta: map[string]string{"by": "b"}, Fence: b})
+	err := s.Commit(ctx, &nhisync.Batch{Meta: map[string]string{"by": "a"}, Fence: a1,
+		Audit: []*nhisync.AuditEntry{{Time: at(21), Actor: "nhisync", Action: nhisync.ActObserved}}})
+	wantCode(t, "Commit with a stale fence", err, nhisync.ECONFLICT)
+	if v, _ := s.Meta(ctx, "by"); v != "b" {
+		t.Fatalf("a stale fence's commit wrote: meta by = %q", v)
+	}
+	if n, _, _ := s.AuditHead(ctx); n != 0 {
+		t.Fatalf("a stale fence's commit appended %d audit entries", n)
+	}
+	// b releases; a takes the lease again, at a new epoch: its old fence
+	// stays stale (no ABA).
+	if err := s.ReleaseLease(ctx, "pass", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := s.Lease(ctx, "pass"); h != "" {
+		t.Fatalf("released lease still held by %q", h)
+	}
+	take("a", at(22))
+	a2 := fence("a")
+	if a2.Epoch <= b.Epoch {
+		t.Fatalf("taking the lease again kept epoch %d (b had %d)", a2.Epoch, b.Epoch)
+	}
+	err = s.Commit(ctx, &nhisync.Batch{Meta: map[string]string{"by": "a"}, Fence: a1})
+	wantCode(t, "Commit with a fence from before the lease was lost", err, nhisync.ECONFLICT)
+	commit(t, s, &nhisync.Batch{Meta: map[string]string{"by": "a"}, Fence: a2})
+}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"AuditAppendOnly", testAuditAppendOnly},
 		{"Checkpoints", testCheckpoints},
 		{"Leases", testLeases},
+		{"LeaseFence", testLeaseFence},
 		{"Tokens", testTokens},
 	}
 	for _, tc := range tests {

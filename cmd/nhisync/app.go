@@ -51,9 +51,23 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 	if !strings.HasPrefix(cfg.Store, "sqlite:") {
 		return nil, nhisync.Errorf(nhisync.EINVALID, "%s: store: this build keeps its state in SQLite only (store: sqlite:PATH); the PostgreSQL store is coming", cfg.Path)
 	}
+	// Preconditions first: the signing key and the HMAC secret are checked
+	// (0600, well-formed) and the store opened and checked before any
+	// system is read or written.
+	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, cfg.AuditPublish, !g.keepKeys, nil)
+	if err != nil {
+		return nil, err
+	}
 	a.store, err = sqlite.OpenURL(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
+	}
+	opts := []engine.Option{engine.WithProgress(a.progress.update), engine.WithHolder(holderName()), engine.WithDeadHolder(deadHolder)}
+	if keys != nil {
+		// Every commit signs a checkpoint of its entries in its own
+		// transaction.
+		a.store.SetNotary(keys.Notary)
+		opts = append(opts, engine.WithAuditSecret(keys.Secret))
 	}
 	if connect {
 		if err := a.connect(ctx); err != nil {
@@ -61,7 +75,7 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 			return nil, err
 		}
 	}
-	a.engine = engine.New(cfg, a.store, a.conns, engine.WithProgress(a.progress.update), engine.WithHolder(holderName()), engine.WithDeadHolder(deadHolder))
+	a.engine = engine.New(cfg, a.store, a.conns, opts...)
 	return a, nil
 }
 
@@ -128,16 +142,6 @@ func (a *app) Close() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
-}
-
-// checkpoint signs a checkpoint of the audit log after the log grew.
-func (a *app) checkpoint(ctx context.Context) error {
-	signer, err := audit.LoadOrCreateKey(a.cfg.SigningKey, "nhisync")
-	if err != nil {
-		return err
-	}
-	_, err = audit.Checkpoint(ctx, a.store, signer)
-	return err
 }
 
 // actor returns the person acting: --as, else $NHISYNC_ACTOR, else the

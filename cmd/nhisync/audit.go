@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/base64"
+	"io"
 	"os"
 	"strconv"
 
@@ -22,6 +23,15 @@ func auditCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(auditVerifyCmd(g), auditProofCmd(g), auditConsistencyCmd(g), auditKeyCmd(g), auditExportCmd(g))
+	// An auditor may run these on a copy of the store without its keys:
+	// they never create a missing signing key or HMAC secret.
+	for _, c := range cmd.Commands() {
+		run := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			g.keepKeys = true
+			return run(cmd, args)
+		}
+	}
 	return cmd
 }
 
@@ -42,18 +52,35 @@ func verifierKey(a *app, flag string) (string, error) {
 }
 
 func auditVerifyCmd(g *globals) *cobra.Command {
-	var key string
+	var key, against string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute the hash chain, the Merkle tree and every checkpoint signature",
-		Args:  noArgs,
+		Long: `Recompute the hash chain, the Merkle tree and every stored checkpoint's
+signature and root. Every entry must be covered by a signed checkpoint (each
+commit signs its own entries), time must never run backwards, and the columns
+entries are indexed by must agree with what was hashed.
+
+On its own, verify proves the store is consistent with the signing key: it
+cannot see a log rolled back (tail and newer checkpoints deleted) or rewritten
+and re-signed by someone holding the key. --against FILE also checks
+checkpoints kept outside the store (the audit.publish file, or notes saved
+from "audit proof"/the API; "-" reads stdin): the log must hold each one's
+size and hash to its root, which catches both.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.with(cmd.Context(), false, func(a *app) error {
 				vk, err := verifierKey(a, key)
 				if err != nil {
 					return err
 				}
-				rep, err := audit.Verify(cmd.Context(), a.store, vk)
+				var kept []*nhisync.Checkpoint
+				if against != "" {
+					if kept, err = readKept(against, vk); err != nil {
+						return err
+					}
+				}
+				rep, err := audit.VerifyAgainst(cmd.Context(), a.store, vk, kept)
 				if err != nil {
 					return err
 				}
@@ -83,7 +110,26 @@ func auditVerifyCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "verifier key to trust (signed-note form; default: the configured signing key's)")
+	cmd.Flags().StringVar(&against, "against", "", "file of signed checkpoints kept outside the store (audit.publish), or - for stdin: the log must be consistent with each")
 	return cmd
+}
+
+// readKept reads the checkpoints an auditor kept, checked against vk.
+func readKept(path, vk string) ([]*nhisync.Checkpoint, error) {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nhisync.Errorf(nhisync.EINVALID, "--against %s: %v", path, err)
+		}
+		defer f.Close()
+		r = f
+	}
+	kept, err := audit.ReadCheckpoints(r, vk)
+	if err != nil {
+		return nil, nhisync.Errorf(nhisync.EINVALID, "--against %s: %s", path, nhisync.ErrorMessage(err))
+	}
+	return kept, nil
 }
 
 func auditProofCmd(g *globals) *cobra.Command {

@@ -130,9 +130,6 @@ func (ac action[T]) command(g *globals) *cobra.Command {
 					}
 					writes = sum.WritesApplied
 				}
-				if err := a.checkpoint(cmd.Context()); err != nil {
-					return err
-				}
 				if a.out.json {
 					return a.out.JSON(item)
 				}

@@ -32,6 +32,10 @@ type globals struct {
 	output string
 	stdout io.Writer
 	stderr io.Writer
+	// keepKeys stops commands from creating a missing signing key and HMAC
+	// secret (the audit commands, which an auditor may run on a copy of
+	// the store without them).
+	keepKeys bool
 }
 
 func main() {

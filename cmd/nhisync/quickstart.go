@@ -48,9 +48,6 @@ for approval, and what was written to each system.`,
 			if err != nil {
 				return err
 			}
-			if err := a.checkpoint(cmd.Context()); err != nil {
-				return err
-			}
 			if a.out.json {
 				return a.out.JSON(map[string]any{"dir": dir, "config": cfgPath, "summary": sum})
 			}

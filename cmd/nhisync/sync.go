@@ -54,9 +54,6 @@ go on; --retry-paused tries it at once.`,
 				if err != nil {
 					return err
 				}
-				if err := a.checkpoint(cmd.Context()); err != nil {
-					return err
-				}
 				drift, err := driftAfter(cmd.Context(), a, sum, false)
 				if err != nil {
 					return err

@@ -149,8 +149,6 @@ func revokeToken(ctx context.Context, a *app, name, who string) error {
 
 func (a *app) auditTokenChange(ctx context.Context, action, who, reason string) error {
 	e := &nhisync.AuditEntry{Time: time.Now().UTC(), Actor: nhisync.Person(who), Action: action, Reason: reason}
-	if err := a.store.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{e}}); err != nil {
-		return err
-	}
-	return a.checkpoint(ctx)
+	// The store signs the entry's checkpoint in the same transaction.
+	return a.store.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{e}})
 }

@@ -1,0 +1,103 @@
+package sqlite
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
+)
+
+func notarized(t *testing.T, publish string) (*Store, *audit.Keys) {
+	t.Helper()
+	s := openTest(t)
+	dir := t.TempDir()
+	keys, err := audit.OpenKeys(filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.hmac"), publish, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetNotary(keys.Notary)
+	return s, keys
+}
+
+func entryAt(at time.Time) *nhisync.AuditEntry {
+	return &nhisync.AuditEntry{Time: at, Actor: "nhisync", Action: nhisync.ActObserved}
+}
+
+// TestCommitSignsItsEntries (issue 6 finding 9): each commit that appends
+// entries stores, in its own transaction, a checkpoint covering exactly
+// them; the log verifies after every commit, times never run backwards,
+// and every checkpoint is appended to the publish file.
+func TestCommitSignsItsEntries(t *testing.T) {
+	publish := filepath.Join(t.TempDir(), "kept", "checkpoints.txt")
+	s, keys := notarized(t, publish)
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i, n := range []int{1, 3, 70, 2} {
+		b := &nhisync.Batch{}
+		for j := range n {
+			// The third batch's clock went back an hour.
+			at := t0.Add(time.Duration(i*100+j) * time.Second)
+			if i == 2 {
+				at = at.Add(-time.Hour)
+			}
+			b.Audit = append(b.Audit, entryAt(at))
+		}
+		if err := s.Commit(ctx, b); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		size, last, _ := s.AuditHead(ctx)
+		cp, err := s.LatestCheckpoint(ctx)
+		if err != nil || cp == nil || cp.Size != size || cp.LastHash != last || cp.State == nil {
+			t.Fatalf("after commit %d: latest checkpoint %+v, head %d %s; want one covering the head with its tree state", i, cp, size, last)
+		}
+		rep, err := audit.Verify(ctx, s, keys.Signer.VerifierKey())
+		if err != nil || !rep.OK || rep.Signed != size {
+			t.Fatalf("after commit %d: verify %+v %v", i, rep, err)
+		}
+	}
+	f, err := os.Open(publish)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	kept, err := audit.ReadCheckpoints(f, keys.Signer.VerifierKey())
+	if err != nil || len(kept) != 4 || kept[3].Size != 76 {
+		t.Fatalf("published checkpoints: %d, %v; want the 4 commits' (last of size 76)", len(kept), err)
+	}
+	if rep, err := audit.VerifyAgainst(ctx, s, keys.Signer.VerifierKey(), kept); err != nil || !rep.OK {
+		t.Fatalf("verify against the published checkpoints: %+v %v", rep, err)
+	}
+}
+
+// TestCommitRefusesToSignAForeignTail (issue 6 finding 9): an entry
+// appended without a checkpoint (outside nhisync) is never signed by the
+// next commit, which refuses loudly and writes nothing.
+func TestCommitRefusesToSignAForeignTail(t *testing.T) {
+	s, keys := notarized(t, "")
+	ctx := t.Context()
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(time.Now())}}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetNotary(nil) // an unsigned append, as a forger's
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(time.Now())}}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetNotary(keys.Notary)
+	err := s.Commit(ctx, &nhisync.Batch{Meta: map[string]string{"k": "v"}, Audit: []*nhisync.AuditEntry{entryAt(time.Now())}})
+	if nhisync.ErrorCode(err) != nhisync.ECONFLICT || !strings.Contains(nhisync.ErrorMessage(err), "entries 2 to 2 that no signed checkpoint covers") {
+		t.Fatalf("commit over a foreign tail: %v; want ECONFLICT naming entry 2", err)
+	}
+	if size, _, _ := s.AuditHead(ctx); size != 2 {
+		t.Errorf("the refused commit appended entries: head %d", size)
+	}
+	if v, _ := s.Meta(ctx, "k"); v != "" {
+		t.Error("the refused commit wrote its other members")
+	}
+	if cp, _ := s.LatestCheckpoint(ctx); cp.Size != 1 {
+		t.Errorf("latest checkpoint at size %d, want 1: the foreign entry was signed", cp.Size)
+	}
+}
