@@ -18,18 +18,21 @@ import (
 
 // Native names of the standard system every test opens. The suite maps
 // canonical fields to these names; Setup must create a system holding
-// them (IDName only when System.ID is set).
+// them (IDName only when System.ID is set). They are lower-case letters
+// only, so every system can spell them: LDAP attribute names allow no
+// underscore, PostgreSQL folds unquoted names to lower case, and `name`
+// would clash with LDAP's own attribute.
 const (
-	IDName       = "sys_id"
-	NameName     = "name"
+	IDName       = "sysid"
+	NameName     = "botname"
 	PlatformName = "platform"
-	OwnerName    = "owned_by"
+	OwnerName    = "ownedby"
 	TagsName     = "tags"
 	StatusName   = "status"
-	RotatedName  = "rotated_at"
+	RotatedName  = "rotatedat"
 	// Unmapped names: data nhisync must keep untouched.
 	NotesName      = "notes"
-	CostCenterName = "cost_center"
+	CostCenterName = "costcenter"
 )
 
 // Columns lists every native name the suite's records use, id first, in

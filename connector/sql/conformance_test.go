@@ -50,7 +50,7 @@ func (h *sqliteHarness) Setup(t *testing.T, sys *nhisync.System, recs []map[stri
 	}
 	db := h.db(t, sys)
 	cols := append(conntest.Columns[1:], "updated_at")
-	ddl := "CREATE TABLE service_accounts (sys_id TEXT PRIMARY KEY, " + strings.Join(cols, " TEXT, ") + " TEXT)"
+	ddl := "CREATE TABLE service_accounts (" + conntest.IDName + " TEXT PRIMARY KEY, " + strings.Join(cols, " TEXT, ") + " TEXT)"
 	if _, err := db.Exec(ddl); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func (h *sqliteHarness) Edit(t *testing.T, sys *nhisync.System, id string, nativ
 	}
 	set = append(set, "updated_at = ?")
 	args = append(args, stamp(base.Add(time.Duration(1e6+h.edits)*time.Second)), id)
-	res, err := h.db(t, sys).Exec("UPDATE service_accounts SET "+strings.Join(set, ", ")+" WHERE sys_id = ?", args...)
+	res, err := h.db(t, sys).Exec("UPDATE service_accounts SET "+strings.Join(set, ", ")+" WHERE "+conntest.IDName+" = ?", args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,14 +101,14 @@ func (h *sqliteHarness) Edit(t *testing.T, sys *nhisync.System, id string, nativ
 
 func (h *sqliteHarness) Remove(t *testing.T, sys *nhisync.System, id string) {
 	t.Helper()
-	if _, err := h.db(t, sys).Exec("DELETE FROM service_accounts WHERE sys_id = ?", id); err != nil {
+	if _, err := h.db(t, sys).Exec("DELETE FROM service_accounts WHERE "+conntest.IDName+" = ?", id); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (h *sqliteHarness) Raw(t *testing.T, sys *nhisync.System, id string) map[string]any {
 	t.Helper()
-	rows, err := h.db(t, sys).Query("SELECT * FROM service_accounts WHERE sys_id = ?", id)
+	rows, err := h.db(t, sys).Query("SELECT * FROM service_accounts WHERE "+conntest.IDName+" = ?", id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,13 +163,21 @@ type serverHarness struct {
 func (h *serverHarness) Features() conntest.Features { return conntest.Features{} }
 
 func (h *serverHarness) ddl(table string) string {
-	if h.s.kind == "postgres" {
-		return "CREATE TABLE " + table + ` (sys_id text PRIMARY KEY, name text, platform text, owned_by text,
-			tags text[], status text, rotated_at timestamptz, notes text, cost_center text, updated_at timestamptz)`
+	types := map[string]string{conntest.IDName: "text PRIMARY KEY", conntest.TagsName: "text[]", conntest.RotatedName: "timestamptz", "updated_at": "timestamptz"}
+	other := "text"
+	if h.s.kind == "mysql" {
+		types = map[string]string{conntest.IDName: "VARCHAR(64) PRIMARY KEY", conntest.TagsName: "JSON", conntest.RotatedName: "DATETIME(6)", "updated_at": "DATETIME(6)"}
+		other = "VARCHAR(200)"
 	}
-	return "CREATE TABLE " + table + ` (sys_id VARCHAR(64) PRIMARY KEY, name VARCHAR(200), platform VARCHAR(64),
-		owned_by VARCHAR(200), tags JSON, status VARCHAR(32), rotated_at DATETIME(6), notes TEXT,
-		cost_center VARCHAR(64), updated_at DATETIME(6)) CHARACTER SET utf8mb4`
+	var cols []string
+	for _, c := range append(append([]string{}, conntest.Columns...), "updated_at") {
+		t, ok := types[c]
+		if !ok {
+			t = other
+		}
+		cols = append(cols, c+" "+t)
+	}
+	return "CREATE TABLE " + table + " (" + strings.Join(cols, ", ") + ")"
 }
 
 // native turns a suite value into what the harness binds for column c.
@@ -246,7 +254,7 @@ func (h *serverHarness) Edit(t *testing.T, sys *nhisync.System, id string, nativ
 	args = append(args, base.Add(time.Duration(1e6+h.edits)*time.Second))
 	set = append(set, "updated_at = "+h.s.p(len(args)))
 	args = append(args, id)
-	res, err := h.s.db.Exec("UPDATE "+h.table(sys)+" SET "+strings.Join(set, ", ")+" WHERE sys_id = "+h.s.p(len(args)), args...)
+	res, err := h.s.db.Exec("UPDATE "+h.table(sys)+" SET "+strings.Join(set, ", ")+" WHERE "+conntest.IDName+" = "+h.s.p(len(args)), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,12 +265,12 @@ func (h *serverHarness) Edit(t *testing.T, sys *nhisync.System, id string, nativ
 
 func (h *serverHarness) Remove(t *testing.T, sys *nhisync.System, id string) {
 	t.Helper()
-	h.s.exec(t, "DELETE FROM "+h.table(sys)+" WHERE sys_id = "+h.s.p(1), id)
+	h.s.exec(t, "DELETE FROM "+h.table(sys)+" WHERE "+conntest.IDName+" = "+h.s.p(1), id)
 }
 
 func (h *serverHarness) Raw(t *testing.T, sys *nhisync.System, id string) map[string]any {
 	t.Helper()
-	rows, err := h.s.db.Query("SELECT * FROM "+h.table(sys)+" WHERE sys_id = "+h.s.p(1), id)
+	rows, err := h.s.db.Query("SELECT * FROM "+h.table(sys)+" WHERE "+conntest.IDName+" = "+h.s.p(1), id)
 	if err != nil {
 		t.Fatal(err)
 	}
