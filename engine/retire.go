@@ -93,7 +93,9 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 		Reason: fmt.Sprintf("guard: %d records vanished from %s in one pass (limit %d of %d records); none is retired until a person approves, and records that reappear first are never retired",
 			retiring, name, limit, live)}
 	p.batch.Approvals = append(p.batch.Approvals, a)
-	p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, Actor: name, Kind: r.kind.Name, Field: nhisync.FieldLifecycle, System: name, New: a.Value,
+	// About a system, not a record (no kind or record), like the write
+	// guard's request.
+	p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalRequested, Actor: name, Field: nhisync.FieldLifecycle, System: name, New: a.Value,
 		Reason: a.Reason + "; sample: " + strings.Join(sample, "; ")})
 	return nil
 }
@@ -131,7 +133,7 @@ func (p *pass) closeVanishGuard(a *nhisync.Approval, by int64, reason string) {
 	a.Status, a.Decided, a.SupersededBy = nhisync.StatusSuperseded, p.now, by
 	a.Reason += "; superseded: " + reason
 	p.batch.Approvals = append(p.batch.Approvals, a)
-	p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalSupersede, Kind: a.Kind, Field: a.Field, System: a.System, Old: a.Value, Reason: reason})
+	p.audit(&nhisync.AuditEntry{Action: nhisync.ActApprovalSupersede, Field: a.Field, System: a.System, Old: a.Value, Reason: reason})
 }
 
 // wouldRetire counts the gone records that vanishing would retire (those
