@@ -37,6 +37,34 @@ type Config struct {
 	Fingerprint string
 	// Reports tunes `nhisync report`; it never changes decisions.
 	Reports Reports
+	// Reconcile is how often `nhisync serve` runs a full pass besides the
+	// passes its feeds start (`reconcile:`, default 1h).
+	Reconcile time.Duration
+	// Serve configures `nhisync serve` (`serve:`); it never changes
+	// decisions.
+	Serve Serve
+}
+
+// Serve holds the settings of `nhisync serve`.
+type Serve struct {
+	// OIDC, when set, lets people sign in to the console with an OpenID
+	// Connect provider (`serve.oidc`).
+	OIDC *OIDC
+}
+
+// OIDC configures console sign-in with an OpenID Connect provider.
+type OIDC struct {
+	// Issuer is the provider's issuer URL (discovery is read from it).
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// RolesClaim names the ID token claim (a string or a list of strings)
+	// holding the person's nhisync role; the highest role listed counts.
+	// Default "nhisync_roles". A person with no role may not sign in.
+	RolesClaim string
+	// RedirectURL is where the provider sends people back (default: the
+	// console's /auth/callback on the address it is served at).
+	RedirectURL string
 }
 
 // Reports holds the settings of governance reports (`reports:` in the file).

@@ -146,7 +146,7 @@ var parserErrors = []string{
 }
 
 // topKeys are the keys of the file's root mapping.
-var topKeys = []string{"version", "store", "audit", "kinds", "systems", "reports"}
+var topKeys = []string{"version", "store", "audit", "kinds", "systems", "reports", "reconcile", "serve"}
 
 // config walks the root mapping.
 func (p *parser) config(root *yaml.Node, cfg *nhisync.Config) {
@@ -190,6 +190,7 @@ func (p *parser) config(root *yaml.Node, cfg *nhisync.Config) {
 	if e, ok := top["reports"]; ok {
 		p.reports(e.v, cfg)
 	}
+	p.serve(top, cfg)
 	// Connectors validate last, and only systems that are otherwise sound.
 	for _, s := range systems {
 		p.validate(s)

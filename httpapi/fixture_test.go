@@ -124,17 +124,14 @@ func openFixture(t testing.TB, dir string) *fixture {
 		t.Cleanup(func() { c.Close() })
 		conns[name] = c
 	}
-	m := httpapi.NewMetrics(cfg, store)
-	eng := engine.New(cfg, store, conns, engine.WithWriteObserver(m.ObserveWrite))
-	if _, err := eng.Sync(ctx, engine.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := audit.LoadOrCreateKey(cfg.SigningKey, "nhisync")
+	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, cfg.AuditPublish, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkpoint := func(ctx context.Context) error { _, err := audit.Checkpoint(ctx, store, signer); return err }
-	if err := checkpoint(ctx); err != nil {
+	store.SetNotary(keys.Notary)
+	m := httpapi.NewMetrics(cfg, store)
+	eng := engine.New(cfg, store, conns, engine.WithWriteObserver(m.ObserveWrite), engine.WithAuditSecret(keys.Secret))
+	if _, err := eng.Sync(ctx, engine.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{dir: dir, cfg: cfg, store: store, engine: eng, tokens: map[string]string{}}
@@ -148,7 +145,7 @@ func openFixture(t testing.TB, dir string) *fixture {
 		}
 		f.tokens[name] = secret
 	}
-	f.srv, err = httpapi.New(httpapi.Options{Config: cfg, Store: store, Engine: eng, Checkpoint: checkpoint, Metrics: m, Passes: &passRecorder{}})
+	f.srv, err = httpapi.New(httpapi.Options{Config: cfg, Store: store, Engine: eng, Metrics: m, Passes: &passRecorder{}})
 	if err != nil {
 		t.Fatal(err)
 	}

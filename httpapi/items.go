@@ -103,8 +103,8 @@ func itemID(c *call) (int64, error) {
 }
 
 // act runs a person's decision as the CLI does: the engine call under the
-// caller's name, then the writes it queued are sent and the audit log is
-// checkpointed. It holds Options.Exclusive so it waits for a running pass
+// caller's name, then the writes it queued are sent (the store signs the
+// audit log's checkpoint in each commit). It holds Options.Exclusive so it waits for a running pass
 // of the service instead of failing on its lease.
 func (s *Server) act(ctx context.Context, who string, drain bool, do func(ctx context.Context) error) error {
 	if s.opt.Exclusive != nil {
@@ -123,11 +123,6 @@ func (s *Server) act(ctx context.Context, who string, drain bool, do func(ctx co
 			s.log.Error("sending the writes of a decision failed; they stay queued", "actor", who, "err", err)
 		} else {
 			s.opt.Metrics.ObserveWrites(sum)
-		}
-	}
-	if s.opt.Checkpoint != nil {
-		if err := s.opt.Checkpoint(ctx); err != nil {
-			s.log.Error("checkpointing the audit log after a decision failed", "actor", who, "err", err)
 		}
 	}
 	s.opt.Metrics.Refresh(ctx)

@@ -58,9 +58,6 @@ type Options struct {
 	// drain that follows it, so they never overlap a pass of the service's
 	// loop (which holds it too) and wait instead of failing.
 	Exclusive sync.Locker
-	// Checkpoint signs a checkpoint of the audit log after a human action
-	// (nil: none is signed).
-	Checkpoint func(ctx context.Context) error
 	Passes     Passes
 	Reports    Reporter
 	Metrics    *Metrics

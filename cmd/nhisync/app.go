@@ -26,7 +26,10 @@ type app struct {
 	store  nhisync.Store
 	conns  map[string]nhisync.Connector
 	engine *engine.Engine
-	out    *out
+	// engineOpts are the options engine was built with; serve builds its
+	// own engine with more.
+	engineOpts []engine.Option
+	out        *out
 	// progress draws a line on stderr during long passes (nil when off).
 	progress *progress
 }
@@ -75,6 +78,7 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 			return nil, err
 		}
 	}
+	a.engineOpts = opts
 	a.engine = engine.New(cfg, a.store, a.conns, opts...)
 	return a, nil
 }

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const serveConfig = `version: 1
+store: sqlite:./data/nhisync.db
+audit: { signing_key: ./data/audit.key }
+reconcile: 1h
+kinds:
+  service_account:
+    match: [platform, name]
+    create_from: [idp, cmdb]
+    fields:
+      name: { type: string, required: true }
+      platform: { type: string, required: true }
+      owner: { type: string }
+      lifecycle: { type: enum, values: [active, suspended, decommissioned], resolve: strictest }
+      policy_state: { type: string, authority: [catalog], approve_to: [policy] }
+systems:
+  idp:
+    connector: sql
+    kind: service_account
+    dsn: sqlite:./idp.db
+    table: accounts
+    id: id
+    updated_column: updated_at
+    poll: 300ms
+    fields: { name: name, platform: platform, lifecycle: status }
+  cmdb:
+    connector: file
+    kind: service_account
+    path: cmdb.csv
+    id: sys_id
+    fields: { name: name, platform: platform, owner: owner, lifecycle: status }
+  catalog:
+    connector: file
+    kind: service_account
+    path: catalog.json
+    fields: { name: name, platform: platform, owner: steward, policy_state: policy }
+  policy:
+    connector: file
+    kind: service_account
+    path: policy.json
+    fields: { name: name, platform: platform, policy_state: state }
+`
+
+// servedProcess is `nhisync serve` running as a subprocess.
+type servedProcess struct {
+	cmd  *exec.Cmd
+	url  string
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan error
+}
+
+func (p *servedProcess) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// startServe starts the binary with serve on a free loopback port and
+// waits (bounded) for its "serving" log line.
+func startServe(t *testing.T, bin, config string, extra ...string) *servedProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-c", config, "serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, extra...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &servedProcess{cmd: cmd, done: make(chan error, 1)}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.logs.WriteString(line + "\n")
+			p.mu.Unlock()
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "serving" {
+				urls <- m["url"].(string)
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case p.url = <-urls:
+	case err := <-p.done:
+		t.Fatalf("serve exited before serving: %v\n%s", err, p.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start\n%s", p.log())
+	}
+	return p
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *servedProcess) stop(t *testing.T) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not stop after SIGTERM\n%s", p.log())
+		return -1
+	}
+}
+
+// eventually polls cond until it holds, failing after a bounded wait.
+func eventually(t *testing.T, what string, p *servedProcess, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s\nserve log:\n%s", what, p.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func fileHas(path, s string) func() bool {
+	return func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && strings.Contains(string(b), s)
+	}
+}
+
+// newServeWorkspace writes the config and four systems: an IdP table in
+// SQLite, a CMDB CSV, a catalog and a policy engine as JSON.
+func newServeWorkspace(t *testing.T) *workspace {
+	t.Helper()
+	w := newWorkspace(t, map[string]string{
+		"nhisync.yaml": serveConfig,
+		"cmdb.csv":     "sys_id,name,platform,owner,status\nc1,bot-a,aws,ana@example.com,active\nc2,bot-b,aws,bo@example.com,active\n",
+		"catalog.json": `[{"name":"bot-a","platform":"aws","steward":"ana@example.com","policy":"monitor"},{"name":"bot-b","platform":"aws","steward":"bo@example.com","policy":"monitor"}]`,
+		"policy.json":  `[{"name":"bot-a","platform":"aws","state":"monitor"},{"name":"bot-b","platform":"aws","state":"monitor"}]`,
+	})
+	db := idpDB(t, w)
+	defer db.Close()
+	for _, stmt := range []string{
+		`CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT, platform TEXT, status TEXT, updated_at TEXT)`,
+		`INSERT INTO accounts VALUES ('i1', 'bot-a', 'aws', 'active', '2026-01-01T00:00:00Z'), ('i2', 'bot-b', 'aws', 'active', '2026-01-01T00:00:00Z')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func idpDB(t *testing.T, w *workspace) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", w.path("idp.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestServeEndToEnd runs the built binary with serve: a change in the CMDB
+// CSV and one in the IdP's SQLite table reach the other systems with
+// nobody running a command; a held write is approved through the API and
+// lands; SIGTERM exits 0 and no token appears in the log.
+func TestServeEndToEnd(t *testing.T) {
+	bin := binary(t)
+	w := newServeWorkspace(t)
+	var tok tokenJSON
+	w.json(t, &tok, "token", "create", "carol", "--role", "approver")
+	p := startServe(t, bin, w.config)
+	eventually(t, "the first pass", p, func() bool { return strings.Contains(p.log(), `"msg":"pass done"`) })
+
+	// 1. The CMDB changes an owner: the catalog (which maps owner) gets it.
+	csv := w.path("cmdb.csv")
+	b, _ := os.ReadFile(csv)
+	write := func(path, content string) {
+		tmp := path + ".edit"
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(csv, strings.Replace(string(b), "ana@example.com", "zed@example.com", 1))
+	eventually(t, "the CMDB's new owner in the catalog", p, fileHas(w.path("catalog.json"), "zed@example.com"))
+
+	// 2. The IdP suspends bot-b in its table: the CMDB (which maps
+	// lifecycle) gets it.
+	db := idpDB(t, w)
+	if _, err := db.Exec(`UPDATE accounts SET status = 'suspended', updated_at = '2026-06-01T00:00:00Z' WHERE id = 'i2'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	eventually(t, "the IdP's suspension in the CMDB", p, fileHas(csv, "c2,bot-b,aws,bo@example.com,suspended"))
+
+	// 3. The catalog enforces bot-a's policy: the write to the policy
+	// engine is held until carol approves it through the API.
+	cat, _ := os.ReadFile(w.path("catalog.json"))
+	write(w.path("catalog.json"), strings.Replace(string(cat), `"monitor"`, `"enforced"`, 1))
+	api := func(method, path string) (int, []byte) {
+		req, _ := http.NewRequest(method, p.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	var held []map[string]any
+	eventually(t, "an approval for the policy write", p, func() bool {
+		status, body := api("GET", "/api/v1/approvals")
+		var page struct {
+			Items []map[string]any `json:"items"`
+		}
+		if status != http.StatusOK || json.Unmarshal(body, &page) != nil {
+			return false
+		}
+		held = page.Items
+		return len(held) == 1
+	})
+	if fileHas(w.path("policy.json"), "enforced")() {
+		t.Fatal("the policy engine holds the write before anyone approved it")
+	}
+	status, body := api("POST", fmt.Sprintf("/api/v1/approvals/%d/approve", int64(held[0]["id"].(float64))))
+	if status != http.StatusOK {
+		t.Fatalf("approve: %d %s", status, body)
+	}
+	eventually(t, "the approved write in the policy engine", p, fileHas(w.path("policy.json"), "enforced"))
+
+	if code := p.stop(t); code != 0 {
+		t.Errorf("serve exited %d after SIGTERM, want 0\n%s", code, p.log())
+	}
+	logs := p.log()
+	if !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("no clean stop in the log:\n%s", logs)
+	}
+	if strings.Contains(logs, tok.Token) {
+		t.Error("the log holds a token")
+	}
+	// The lease is released: a sync runs at once.
+	w.ok(t, "sync")
+	w.ok(t, "audit", "verify")
+}
