@@ -260,7 +260,7 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) 
 	b := &nhisync.Batch{}
 	for _, name := range e.cfg.SystemNames {
 		ss := sum.Systems[name]
-		if ss == nil || ss.Paused || (ss.Mode == "skipped" && !ss.ReadFailed && ss.Written+ss.Failed == 0) {
+		if ss == nil || ss.Paused || (ss.Mode == nhisync.ModeSkipped && !ss.ReadFailed && ss.Written+ss.Failed == 0) {
 			continue
 		}
 		st := byName[name]

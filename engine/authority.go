@@ -5,8 +5,9 @@ package engine
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/nhisync/nhisync"
 )
@@ -66,16 +67,7 @@ func (rc *recCtx) priority(f *nhisync.Field, g *nhisync.Golden, ps []*prop) {
 	if len(eligible) == 0 {
 		return
 	}
-	sort.SliceStable(eligible, func(i, j int) bool {
-		a, b := eligible[i], eligible[j]
-		if a.rank != b.rank {
-			return a.rank < b.rank
-		}
-		if !a.At.Equal(b.At) {
-			return a.At.After(b.At)
-		}
-		return a.System < b.System
-	})
+	slices.SortStableFunc(eligible, byPriority)
 	win := eligible[0]
 	var rival *prop
 	for _, p := range eligible[1:] {
@@ -119,28 +111,44 @@ func (rc *recCtx) stale(f *nhisync.Field, g *nhisync.Golden) bool {
 	if f.StaleAfter <= 0 || g == nil {
 		return false
 	}
+	return rc.d.now.Sub(HeldSince(rc.rec, f.Name, rc.d.systems)) > f.StaleAfter
+}
+
+// HeldSince returns when the setter of rec's golden value of field was
+// last seen holding it (SPEC §3.2): the value is stale once that is longer
+// ago than the field's stale_after. A person's value is held since it was
+// set; a system's since that system last read it holding the value, or,
+// when the system no longer holds it, since it changed or vanished.
+// systems is each system's remembered state (nhisync.Store.Systems); the
+// zero time is returned when the field has no golden value.
+func HeldSince(rec *nhisync.Record, field string, systems map[string]*nhisync.SystemState) time.Time {
+	g := rec.Fields[field]
+	if g == nil {
+		return time.Time{}
+	}
 	held := g.At
-	if !nhisync.IsPerson(g.Source) {
-		var l *nhisync.Link
-		for _, x := range rc.rec.Links {
-			if x.System == g.Source && (l == nil || x.Status == nhisync.LinkLive) {
-				l = x
-			}
-		}
-		switch {
-		case l == nil:
-		case l.Status == nhisync.LinkGone:
-			held = l.GoneAt
-		case l.Asserted(f.Name).Equal(g.Value):
-			held = l.SeenAt
-			if st := rc.d.systems[g.Source]; st != nil && st.LastReadAt.After(held) {
-				held = st.LastReadAt
-			}
-		default:
-			if fs := l.Fields[f.Name]; fs != nil && !fs.Since.IsZero() {
-				held = fs.Since
-			}
+	if nhisync.IsPerson(g.Source) {
+		return held
+	}
+	var l *nhisync.Link
+	for _, x := range rec.Links {
+		if x.System == g.Source && (l == nil || x.Status == nhisync.LinkLive) {
+			l = x
 		}
 	}
-	return rc.d.now.Sub(held) > f.StaleAfter
+	switch {
+	case l == nil:
+	case l.Status == nhisync.LinkGone:
+		held = l.GoneAt
+	case l.Asserted(field).Equal(g.Value):
+		held = l.SeenAt
+		if st := systems[g.Source]; st != nil && st.LastReadAt.After(held) {
+			held = st.LastReadAt
+		}
+	default:
+		if fs := l.Fields[field]; fs != nil && !fs.Since.IsZero() {
+			held = fs.Since
+		}
+	}
+	return held
 }

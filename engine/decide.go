@@ -25,12 +25,8 @@ type decider struct {
 	// record is not subject to the pass's blast-radius guard.
 	direct  bool
 	systems map[string]*nhisync.SystemState
-	// recIdx (kind → match key → ID) lets ref fields be checked; nil skips.
-	recIdx map[string]map[string]int64
-	// keyOwner finds the record holding a match key; rekey moves a record
-	// to a new key.
-	keyOwner func(ctx context.Context, kind, key string) (int64, bool)
-	rekey    func(kind, oldKey, newKey string, id int64)
+	// keys finds golden records by match key: unique keys and ref targets.
+	keys keyIndex
 }
 
 func (d *decider) audit(ev *nhisync.AuditEntry) { d.e.auditTo(d.batch, ev, d.now) }
@@ -120,17 +116,20 @@ func (p *pass) decideAll(ctx context.Context) error {
 }
 
 func (p *pass) decider() *decider {
-	return &decider{e: p.e, now: p.now, ids: p.ids, batch: p.batch, planned: &p.planned, systems: p.systems, recIdx: p.recIdx,
-		keyOwner: func(_ context.Context, kind, key string) (int64, bool) {
-			id, ok := p.recIdx[kind][key]
-			return id, ok
-		},
-		rekey: func(kind, oldKey, newKey string, id int64) {
-			if p.recIdx[kind][oldKey] == id {
-				delete(p.recIdx[kind], oldKey)
-			}
-			p.recIdx[kind][newKey] = id
-			p.recKey[id] = newKey
-			p.partial = map[string]map[string][]int64{}
-		}}
+	return &decider{e: p.e, now: p.now, ids: p.ids, batch: p.batch, planned: &p.planned, systems: p.systems, keys: passKeys{p}}
+}
+
+// passKeys is a pass's key index, p.recIdx, which correlation fills with
+// every golden record and every record it creates; a record that changes
+// key moves in the pass's other maps too.
+type passKeys struct{ p *pass }
+
+func (k passKeys) owner(ctx context.Context, kind, key string) (int64, bool, error) {
+	return memKeys(k.p.recIdx).owner(ctx, kind, key)
+}
+
+func (k passKeys) moved(kind, oldKey, newKey string, id int64) {
+	memKeys(k.p.recIdx).moved(kind, oldKey, newKey, id)
+	k.p.recKey[id] = newKey
+	k.p.partial = map[string]map[string][]int64{}
 }

@@ -45,7 +45,10 @@ type Assertion struct {
 	Since      time.Time     `json:"since,omitzero"`
 	SourceTime time.Time     `json:"source_time,omitzero"`
 	Allowed    bool          `json:"allowed"`
-	Rank       int           `json:"rank"`
+	// Rank is the system's place in the field's authority, 1 for the
+	// highest; 0 when the field has no authority list (every system at
+	// equal rank) or the system may not set the field.
+	Rank int `json:"rank"`
 	// State is one of: agrees, behind, write queued, held, quarantined,
 	// conflict, drift, differs (read-only), differs (identifies the record
 	// there), gone, unmatched, disputed.
@@ -81,7 +84,10 @@ func (e *Engine) Explain(ctx context.Context, kind, matchKey, field string) (*Ex
 			continue
 		}
 		fs := l.Fields[field]
-		a := Assertion{System: l.System, ExternalID: l.ExternalID, Allowed: f.Allowed(l.System), Rank: f.Rank(l.System)}
+		a := Assertion{System: l.System, ExternalID: l.ExternalID, Allowed: f.Allowed(l.System)}
+		if a.Allowed && len(f.Authority) > 0 {
+			a.Rank = f.Rank(l.System) + 1
+		}
 		if fs != nil {
 			a.Value, a.Shadow, a.Since, a.SourceTime = fs.Asserted, fs.Shadow, fs.Since, fs.SourceTime
 		}
@@ -91,7 +97,10 @@ func (e *Engine) Explain(ctx context.Context, kind, matchKey, field string) (*Ex
 	sort.SliceStable(x.Assertions, func(i, j int) bool {
 		return slices.Index(e.cfg.SystemNames, x.Assertions[i].System) < slices.Index(e.cfg.SystemNames, x.Assertions[j].System)
 	})
-	x.Recomputed = Recompute(e.cfg, k, rec, field)
+	x.Recomputed, err = recompute(ctx, e.cfg, storeKeys{e.store}, k, rec, field)
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range rec.Conflicts {
 		if c.Field == field && c.Status == nhisync.StatusOpen {
 			x.Conflict = c
@@ -152,18 +161,23 @@ func assertionState(rec *nhisync.Record, k *nhisync.Kind, sys *nhisync.System, l
 	return "behind"
 }
 
-// Recompute chooses a field's value from the current assertions alone
-// under cfg's rules: what golden values would be if decided afresh
-// (what-if, or after finding a system sent bad data).
-func Recompute(cfg *nhisync.Config, k *nhisync.Kind, rec *nhisync.Record, field string) Choice {
+// recompute chooses a field's value from the current assertions alone,
+// under cfg's rules: what the golden value would be if decided afresh
+// (explain; what-if under a proposed config; after finding that a system
+// sent bad data). It decides as a pass decides the first sight of every
+// system (SPEC §3.1): each live system allowed to set the field proposes
+// its non-empty assertion against an empty golden value. Each is
+// validated by the pass's validator (type, required, unique key, ref,
+// rules), and the pass's orderings choose (strategy, byPriority, byLatest,
+// byStrictest, mergeSets), so with an unchanged config it chooses what a
+// pass over those assertions chooses. Merging assertions alone sees no
+// removals (they need each system's history): it is their union, with
+// either wins. keys finds match keys and ref targets; its errors are
+// returned.
+func recompute(ctx context.Context, cfg *nhisync.Config, keys keyIndex, k *nhisync.Kind, rec *nhisync.Record, field string) (Choice, error) {
 	f := k.Field(field)
-	type cand struct {
-		system string
-		value  nhisync.Value
-		rank   int
-		at     time.Time
-	}
-	var cands []cand
+	vd := validator{cfg: cfg, kind: k, keys: keys}
+	var ps []*prop
 	for _, l := range rec.Links {
 		sys := cfg.Systems[l.System]
 		if l.Status != nhisync.LinkLive || sys == nil || sys.Kind != k.Name || !sys.Reads(field) || !f.Allowed(l.System) {
@@ -174,97 +188,61 @@ func Recompute(cfg *nhisync.Config, k *nhisync.Kind, rec *nhisync.Record, field 
 			continue
 		}
 		v := f.Type.Canonical(fs.Asserted)
-		if f.Type.Check(v, f.Values) != "" {
-			continue
+		rule, _, err := vd.check(ctx, rec, f, l.System, v, func() map[string]nhisync.Value { return assertedView(k, rec, l) })
+		if err != nil {
+			return Choice{}, err
 		}
-		if failsRules(k, rec, field, v, l.System) {
+		if rule != "" {
 			continue
 		}
 		at := fs.SourceTime
 		if at.IsZero() {
 			at = fs.Since
 		}
-		cands = append(cands, cand{system: l.System, value: v, rank: f.Rank(l.System), at: at})
+		ps = append(ps, &prop{Proposal: nhisync.Proposal{System: l.System, Value: v, At: at, Actor: fs.Actor}, link: l, fs: &nhisync.FieldState{}, rank: f.Rank(l.System)})
 	}
-	if len(cands) == 0 {
-		return Choice{Rule: "no allowed system asserts a valid value"}
+	if len(ps) == 0 {
+		return Choice{Rule: "no allowed system asserts a valid value"}, nil
 	}
-	switch f.Resolve {
-	case nhisync.ResolveMerge:
-		var elems []string
-		if f.WinsRemove {
-			// State-based remove-wins: keep what every asserting system holds.
-			for _, e := range cands[0].value.Elems() {
-				all := true
-				for _, c := range cands[1:] {
-					all = all && c.value.Has(e)
-				}
-				if all {
-					elems = append(elems, e)
-				}
-			}
-			return Choice{Value: nhisync.SetOf(elems...), Rule: "merge (remove wins): elements every system holds"}
-		}
-		for _, c := range cands {
-			elems = append(elems, c.value.Elems()...)
-		}
-		return Choice{Value: nhisync.SetOf(elems...), Rule: "merge (add wins): union of every system's set"}
-	case nhisync.ResolveStrictest:
-		best := cands[0]
-		for _, c := range cands[1:] {
-			if f.Strictness(c.value) > f.Strictness(best.value) {
-				best = c
-			}
-		}
-		return Choice{Value: best.value, Source: best.system, Rule: "strictest: the strictest asserted value"}
+	if f.Resolve == nhisync.ResolveMerge {
+		nv, contributors := mergeSets(f, nhisync.Value{}, ps)
+		return Choice{Value: nv, Source: slices.MinFunc(contributors, byLatest).System, Rule: "merge: union of every system's set"}, nil
+	}
+	switch strategy(f, distinct(ps) > 1) {
 	case nhisync.ResolveLatest:
-		sort.SliceStable(cands, func(i, j int) bool {
-			if !cands[i].at.Equal(cands[j].at) {
-				return cands[i].at.After(cands[j].at)
-			}
-			return cands[i].rank < cands[j].rank
-		})
-		return Choice{Value: cands[0].value, Source: cands[0].system, Rule: "latest: the newest assertion"}
+		win := slices.MinFunc(ps, byLatest)
+		return Choice{Value: win.Value, Source: win.System, Rule: "latest: the newest assertion"}, nil
+	case nhisync.ResolveStrictest:
+		win := slices.MinFunc(ps, byStrictest(f))
+		return Choice{Value: win.Value, Source: win.System, Rule: "strictest: the strictest asserted value"}, nil
 	case nhisync.ResolveManual:
-		for _, c := range cands[1:] {
-			if !c.value.Equal(cands[0].value) {
-				return Choice{Value: rec.Value(field), Rule: "manual: systems disagree; a person decides"}
-			}
-		}
-		return Choice{Value: cands[0].value, Source: cands[0].system, Rule: "manual: every system agrees"}
-	default:
-		sort.SliceStable(cands, func(i, j int) bool {
-			if cands[i].rank != cands[j].rank {
-				return cands[i].rank < cands[j].rank
-			}
-			return cands[i].at.After(cands[j].at)
-		})
-		rule := "priority: the highest-ranked system asserting a value"
-		if len(f.Authority) == 0 {
-			rule = "priority: equal rank, the latest assertion"
-		}
-		return Choice{Value: cands[0].value, Source: cands[0].system, Rule: rule}
+		return Choice{Value: rec.Value(field), Rule: "manual: systems disagree; a person decides"}, nil
 	}
+	win := slices.MinFunc(ps, byPriority)
+	rule := "priority: the highest-ranked system asserting a value"
+	switch {
+	case f.Resolve == nhisync.ResolveManual || f.Resolve == nhisync.ResolveStrictest:
+		rule = string(f.Resolve) + ": every system agrees"
+	case len(f.Authority) == 0:
+		rule = "priority: equal rank, the latest assertion"
+	}
+	return Choice{Value: win.Value, Source: win.System, Rule: rule}, nil
 }
 
-func failsRules(k *nhisync.Kind, rec *nhisync.Record, field string, v nhisync.Value, system string) bool {
-	var view map[string]nhisync.Value
-	for _, r := range k.Rules {
-		if !slices.Contains(r.Fields(), field) {
-			continue
-		}
-		if view == nil {
-			view = make(map[string]nhisync.Value, len(k.FieldNames)+1)
-			for _, n := range k.FieldNames {
-				view[n] = rec.Value(n)
-			}
-			view[field] = v
-		}
-		if ok, err := r.Check(view, system); err != nil || !ok {
-			return true
+// assertedView is the record as link's system would leave it: golden
+// values overlaid with its non-empty assertions, as a pass's rules see
+// the proposals of a system seen for the first time.
+func assertedView(k *nhisync.Kind, rec *nhisync.Record, l *nhisync.Link) map[string]nhisync.Value {
+	view := make(map[string]nhisync.Value, len(k.FieldNames))
+	for _, n := range k.FieldNames {
+		view[n] = rec.Value(n)
+	}
+	for n, fs := range l.Fields {
+		if k.Field(n) != nil && !fs.Asserted.IsZero() {
+			view[n] = fs.Asserted
 		}
 	}
-	return false
+	return view
 }
 
 // Change is one golden value a proposed config would change.
@@ -281,11 +259,18 @@ type Change struct {
 
 // WhatIf recomputes every golden value from the stored assertions under a
 // proposed config and returns the values that would change, without
-// reading any system or writing anything.
+// reading any system or writing anything. It decides as a pass does (see
+// recompute), with every golden record's match key in memory for the
+// unique-key and ref checks, so under the unchanged config it changes
+// nothing a pass over the same assertions chose.
 func (e *Engine) WhatIf(ctx context.Context, proposed *nhisync.Config) ([]Change, int, error) {
+	keys, err := scanKeys(ctx, e.store)
+	if err != nil {
+		return nil, 0, err
+	}
 	var out []Change
 	n := 0
-	err := e.store.ScanRecords(ctx, "", func(rec *nhisync.Record) error {
+	err = e.store.ScanRecords(ctx, "", func(rec *nhisync.Record) error {
 		k := proposed.Kinds[rec.Kind]
 		if k == nil {
 			return nil
@@ -295,7 +280,10 @@ func (e *Engine) WhatIf(ctx context.Context, proposed *nhisync.Config) ([]Change
 			if k.IsMatch(field) {
 				continue
 			}
-			ch := Recompute(proposed, k, rec, field)
+			ch, err := recompute(ctx, proposed, keys, k, rec, field)
+			if err != nil {
+				return err
+			}
 			cur := rec.Value(field)
 			if ch.Value.Equal(cur) || (ch.Source == "" && ch.Value.IsZero() && !hasAssertion(rec, field)) {
 				continue

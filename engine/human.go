@@ -23,13 +23,7 @@ func (e *Engine) act(ctx context.Context, f func(d *decider) error) error {
 	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
 	var planned []*nhisync.OutboxWrite
 	d := &decider{e: e, now: now, ids: &ids{store: e.store}, batch: &nhisync.Batch{}, planned: &planned, direct: true, systems: map[string]*nhisync.SystemState{},
-		keyOwner: func(ctx context.Context, kind, key string) (int64, bool) {
-			r, err := e.store.RecordByKey(ctx, kind, key)
-			if err != nil {
-				return 0, false
-			}
-			return r.ID, true
-		}}
+		keys: storeKeys{e.store}}
 	states, err := e.store.Systems(ctx)
 	if err != nil {
 		return err
@@ -69,8 +63,11 @@ func ParseValue(f *nhisync.Field, text string) nhisync.Value {
 // ResolveConflict settles an open conflict by picking a system's proposal
 // (pick) or giving a value (value, when pick is ""). The golden value
 // changes, the resolution is audited with actor's name, and writes to the
-// systems now behind are queued; call Drain to send them. Errors:
-// ENOTFOUND, ECONFLICT (not open), EINVALID (unknown system, bad value).
+// systems now behind are queued; call Drain to send them. The value is
+// validated as a pass validates a proposal (type, required, unique key,
+// ref targets looked up in the store, rules). Errors: ENOTFOUND, ECONFLICT
+// (not open), EINVALID (unknown system, a value that fails validation),
+// and the store's error when a key could not be looked up.
 func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, actor string) (*nhisync.Conflict, error) {
 	var out *nhisync.Conflict
 	err := e.act(ctx, func(d *decider) error {
@@ -115,8 +112,16 @@ func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, act
 		}
 		g.Rule = reason
 		p := &prop{Proposal: nhisync.Proposal{System: g.Source, Value: g.Value}}
-		if rule, why := rc.validate(f, p); rule != "" {
-			return errInvalid("value %q fails %s: %s", g.Value.String(), rule, why)
+		rule, why, err := rc.validate(f, p)
+		if err != nil {
+			return err
+		}
+		if rule != "" {
+			var names []string
+			for _, p := range c.Proposals {
+				names = append(names, p.System)
+			}
+			return errInvalid("value %q fails %s: %s; give a value that passes, or pick a proposal (%s)", g.Value.String(), rule, why, strings.Join(names, ", "))
 		}
 		old := rec.Value(f.Name)
 		rec.Fields[f.Name] = g

@@ -3,6 +3,9 @@ package engine
 // SPEC §3.6 Records: links to systems and the record's match key.
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/nhisync/nhisync"
 )
 
@@ -61,28 +64,91 @@ func (rc *recCtx) refreshKey() {
 	if nk := nhisync.NormalizeKey(vals); nk != rc.rec.MatchKey {
 		old := rc.rec.MatchKey
 		rc.rec.MatchKey = nk
-		if rc.d.rekey != nil {
-			rc.d.rekey(rc.rec.Kind, old, nk, rc.rec.ID)
-		}
+		rc.d.keys.moved(rc.rec.Kind, old, nk, rc.rec.ID)
 	}
 }
 
-// keyTaken reports whether a proposed match value would give the record
-// the key of another golden record.
-func (rc *recCtx) keyTaken(f *nhisync.Field, v nhisync.Value) bool {
-	if rc.d.keyOwner == nil || !rc.kind.IsMatch(f.Name) {
-		return false
+// keyIndex finds golden records by kind and normalized match key, for the
+// unique-key check of match fields and the targets of ref fields
+// (SPEC §3.4). A pass holds every key in memory (passKeys), what-if the
+// keys it scanned (memKeys); a person's action and explain ask the store
+// (storeKeys). A lookup that fails returns its error: a key is never
+// taken to be free, or a ref target missing, because the store could not
+// be asked.
+type keyIndex interface {
+	// owner returns the ID of the record of kind holding key; ok is false
+	// when no record holds it.
+	owner(ctx context.Context, kind, key string) (id int64, ok bool, err error)
+	// moved tells the index that a decision gave record id a new key.
+	moved(kind, oldKey, newKey string, id int64)
+}
+
+// memKeys is an in-memory key index: kind → match key → record ID.
+type memKeys map[string]map[string]int64
+
+func (m memKeys) owner(_ context.Context, kind, key string) (int64, bool, error) {
+	id, ok := m[kind][key]
+	return id, ok, nil
+}
+
+func (m memKeys) moved(kind, oldKey, newKey string, id int64) {
+	if m[kind] == nil {
+		m[kind] = map[string]int64{}
 	}
-	vals := make([]string, len(rc.kind.Match))
-	for i, m := range rc.kind.Match {
-		vals[i] = rc.rec.Value(m).Text()
+	if m[kind][oldKey] == id {
+		delete(m[kind], oldKey)
+	}
+	m[kind][newKey] = id
+}
+
+// scanKeys builds a memKeys of every golden record in the store.
+func scanKeys(ctx context.Context, st nhisync.Store) (memKeys, error) {
+	m := memKeys{}
+	err := st.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
+		if m[h.Kind] == nil {
+			m[h.Kind] = map[string]int64{}
+		}
+		m[h.Kind][h.MatchKey] = h.ID
+		return nil
+	})
+	return m, err
+}
+
+// storeKeys asks the store: one record's decision (a person's action,
+// explain) needs a few keys, not the index of every record.
+type storeKeys struct{ store nhisync.Store }
+
+func (s storeKeys) owner(ctx context.Context, kind, key string) (int64, bool, error) {
+	r, err := s.store.RecordByKey(ctx, kind, key)
+	switch {
+	case nhisync.ErrorCode(err) == nhisync.ENOTFOUND:
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("look up %s %q: %w", kind, key, err)
+	}
+	return r.ID, true, nil
+}
+
+// moved does nothing: the record's key moves in the store when the
+// decision commits.
+func (storeKeys) moved(string, string, string, int64) {}
+
+// keyTaken reports whether value v of match field f would give rec the key
+// of another golden record.
+func keyTaken(ctx context.Context, keys keyIndex, k *nhisync.Kind, rec *nhisync.Record, f *nhisync.Field, v nhisync.Value) (bool, error) {
+	if !k.IsMatch(f.Name) {
+		return false, nil
+	}
+	vals := make([]string, len(k.Match))
+	for i, m := range k.Match {
+		vals[i] = rec.Value(m).Text()
 		if m == f.Name {
 			vals[i] = v.Text()
 		}
 		if vals[i] == "" {
-			return false
+			return false, nil
 		}
 	}
-	id, ok := rc.d.keyOwner(rc.ctx, rc.rec.Kind, nhisync.NormalizeKey(vals))
-	return ok && id != rc.rec.ID
+	id, ok, err := keys.owner(ctx, rec.Kind, nhisync.NormalizeKey(vals))
+	return ok && id != rec.ID, err
 }

@@ -4,9 +4,9 @@ package engine
 // strictest, merge; manual in conflict.go, priority in authority.go).
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/nhisync/nhisync"
@@ -17,7 +17,11 @@ func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.
 	// Validation quarantines before anything is accepted.
 	checked := valid[:0:0]
 	for _, p := range valid {
-		if rule, reason := rc.validate(f, p); rule != "" {
+		rule, reason, err := rc.validate(f, p)
+		if err != nil {
+			return err
+		}
+		if rule != "" {
 			if err := rc.quarantine(f, p, rule, reason); err != nil {
 				return err
 			}
@@ -65,17 +69,122 @@ func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.
 			}
 		}
 	}
-	switch {
-	case f.Resolve == nhisync.ResolveLatest:
+	switch strategy(f, concurrent) {
+	case nhisync.ResolveLatest:
 		rc.latest(f, g, changing, incumbent)
-	case f.Resolve == nhisync.ResolveStrictest && concurrent:
+	case nhisync.ResolveStrictest:
 		rc.strictest(f, g, changing, incumbent)
-	case f.Resolve == nhisync.ResolveManual && concurrent:
+	case nhisync.ResolveManual:
 		return rc.openNewConflict(f, gv, changing, incumbent)
 	default:
 		rc.priority(f, g, changing)
 	}
 	return nil
+}
+
+// The candidate orderings of the strategies. They are pure, and the one
+// place each ordering is written: a pass settles proposals with them, and
+// recompute (explain, what-if) settles assertions with them.
+
+// strategy returns the strategy that settles a field's changing values
+// (merge is applied to every proposal before that). latest always
+// applies; strictest and manual only to concurrent values: a single value
+// is settled by priority, the rule of who may set the field.
+func strategy(f *nhisync.Field, concurrent bool) nhisync.Strategy {
+	switch {
+	case f.Resolve == nhisync.ResolveLatest, f.Resolve == nhisync.ResolveMerge:
+		return f.Resolve
+	case concurrent && (f.Resolve == nhisync.ResolveStrictest || f.Resolve == nhisync.ResolveManual):
+		return f.Resolve
+	}
+	return nhisync.ResolvePriority
+}
+
+// byPriority orders candidates as priority prefers them (SPEC §3.2–3.3):
+// the highest rank first, then the latest change, then system name.
+func byPriority(a, b *prop) int {
+	if c := cmp.Compare(a.rank, b.rank); c != 0 {
+		return c
+	}
+	if c := b.At.Compare(a.At); c != 0 {
+		return c
+	}
+	return strings.Compare(a.System, b.System)
+}
+
+// byLatest orders candidates as latest prefers them: the latest source
+// timestamp first; ties by authority order, then system name.
+func byLatest(a, b *prop) int {
+	if c := b.At.Compare(a.At); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.rank, b.rank); c != 0 {
+		return c
+	}
+	return strings.Compare(a.System, b.System)
+}
+
+// byStrictest orders candidates as strictest prefers them: the value
+// latest in the enum's values first; ties (one value from several
+// systems) in priority's order, so the provenance is the same every time.
+func byStrictest(f *nhisync.Field) func(a, b *prop) int {
+	return func(a, b *prop) int {
+		if c := cmp.Compare(f.Strictness(b.Value), f.Strictness(a.Value)); c != 0 {
+			return c
+		}
+		return byPriority(a, b)
+	}
+}
+
+// mergeSets applies set additions and removals to golden, each taken
+// against its proposer's own shadow (an assertion never merged before has
+// an empty shadow: all of it is added). An element one proposal adds and
+// another removes stays, unless the field says wins: remove. It returns
+// the merged set and the proposals that added or removed something, and
+// changes nothing.
+func mergeSets(f *nhisync.Field, golden nhisync.Value, ps []*prop) (nhisync.Value, []*prop) {
+	adds := map[string]bool{}
+	removes := map[string]bool{}
+	var contributors []*prop
+	for _, p := range ps {
+		var sh nhisync.Value
+		if p.fs != nil {
+			sh = p.fs.Shadow
+		}
+		touched := false
+		for _, e := range p.Value.Elems() {
+			if !sh.Has(e) {
+				adds[e], touched = true, true
+			}
+		}
+		for _, e := range sh.Elems() {
+			if !p.Value.Has(e) {
+				removes[e], touched = true, true
+			}
+		}
+		if touched {
+			contributors = append(contributors, p)
+		}
+	}
+	result := map[string]bool{}
+	for _, e := range golden.Elems() {
+		result[e] = true
+	}
+	for e := range adds {
+		if !removes[e] || !f.WinsRemove {
+			result[e] = true
+		}
+	}
+	for e := range removes {
+		if !adds[e] || f.WinsRemove {
+			delete(result, e)
+		}
+	}
+	elems := make([]string, 0, len(result))
+	for e := range result {
+		elems = append(elems, e)
+	}
+	return nhisync.SetOf(elems...), contributors
 }
 
 func distinct(ps []*prop) int {
@@ -110,17 +219,7 @@ func (rc *recCtx) latest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, incumb
 	if incumbent != nil {
 		cands = append(cands, incumbent)
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if !a.At.Equal(b.At) {
-			return a.At.After(b.At)
-		}
-		if a.rank != b.rank {
-			return a.rank < b.rank
-		}
-		return a.System < b.System
-	})
-	win := cands[0]
+	win := slices.MinFunc(cands, byLatest)
 	gv := goldenValue(g)
 	if win == incumbent {
 		for _, p := range ps {
@@ -137,14 +236,8 @@ func (rc *recCtx) latest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, incumb
 // concurrent proposals: security fields fail closed.
 func (rc *recCtx) strictest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, incumbent *prop) {
 	gv := goldenValue(g)
-	best := -1
-	var win *prop
-	for _, p := range ps {
-		if s := f.Strictness(p.Value); s > best || (s == best && win != nil && p.rank < win.rank) {
-			best, win = s, p
-		}
-	}
-	if incumbent != nil && f.Strictness(gv) >= best {
+	win := slices.MinFunc(ps, byStrictest(f))
+	if incumbent != nil && f.Strictness(gv) >= f.Strictness(win.Value) {
 		for _, p := range ps {
 			rc.refuse(f, p, gv, fmt.Sprintf("strictest: %q is stricter than %q", gv.Text(), p.Value.Text()))
 		}
@@ -159,45 +252,7 @@ func (rc *recCtx) strictest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, inc
 // system's own shadow; add wins over a concurrent removal unless the
 // field says wins: remove.
 func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
-	adds := map[string]bool{}
-	removes := map[string]bool{}
-	var contributors []string
-	for _, p := range ps {
-		sh := p.fs.Shadow
-		touched := false
-		for _, e := range p.Value.Elems() {
-			if !sh.Has(e) {
-				adds[e], touched = true, true
-			}
-		}
-		for _, e := range sh.Elems() {
-			if !p.Value.Has(e) {
-				removes[e], touched = true, true
-			}
-		}
-		if touched {
-			contributors = append(contributors, p.System)
-		}
-	}
-	result := map[string]bool{}
-	for _, e := range gv.Elems() {
-		result[e] = true
-	}
-	for e := range adds {
-		if !removes[e] || !f.WinsRemove {
-			result[e] = true
-		}
-	}
-	for e := range removes {
-		if !adds[e] || f.WinsRemove {
-			delete(result, e)
-		}
-	}
-	elems := make([]string, 0, len(result))
-	for e := range result {
-		elems = append(elems, e)
-	}
-	nv := nhisync.SetOf(elems...)
+	nv, contributors := mergeSets(f, gv, ps)
 	for _, p := range ps {
 		p.fs.Shadow = p.Value
 	}
@@ -205,18 +260,11 @@ func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
 		return
 	}
 	// Provenance names the latest contributing change.
-	var latest *prop
-	for _, p := range ps {
-		if slices.Contains(contributors, p.System) && (latest == nil || p.At.After(latest.At)) {
-			latest = p
-		}
-	}
+	latest := slices.MinFunc(contributors, byLatest)
 	rc.rec.Fields[f.Name] = &nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At}
 	reason := mergeReason(f, gv, nv)
-	for _, p := range ps {
-		if slices.Contains(contributors, p.System) {
-			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActMerged, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: gv, New: nv, Reason: reason})
-		}
+	for _, p := range contributors {
+		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActMerged, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: gv, New: nv, Reason: reason})
 	}
 }
 

@@ -4,6 +4,7 @@ package engine
 // rules; a failing proposal is quarantined once.
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,35 +44,65 @@ func openQuarantine(rec *nhisync.Record, field, system string) bool {
 	return false
 }
 
-// validate runs type checks, required and the kind's rules on a proposal.
-func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string) {
-	if msg := f.Type.Check(p.Value, f.Values); msg != "" {
-		return "type", fmt.Sprintf("%s must be %s: %s", f.Name, typeWord(f), msg)
+// validator checks values of one kind's fields (SPEC §3.4): type,
+// required, unique match key, ref targets and the kind's rules. It is the
+// one validation of every path: a pass's proposals, what-if and explain
+// recomputing from assertions, and a person's --pick or --value.
+type validator struct {
+	cfg  *nhisync.Config
+	kind *nhisync.Kind
+	keys keyIndex
+}
+
+// check validates value v of field f of rec as system proposes it (for a
+// person's value, the person's actor, person:NAME). view returns the
+// record as the proposer would leave it, for the rules reading f. It
+// returns the failing check ("type", "required", "unique-key", "ref" or
+// the rule's name) and why, or "" when v passes. err is set only when a
+// check could not be made (the key index failed): v is then neither valid
+// nor invalid, and the decision must stop.
+func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.Field, system string, v nhisync.Value, view func() map[string]nhisync.Value) (rule, reason string, err error) {
+	if msg := f.Type.Check(v, f.Values); msg != "" {
+		return "type", fmt.Sprintf("%s must be %s: %s", f.Name, typeWord(f), msg), nil
 	}
-	if (f.Required || rc.kind.IsMatch(f.Name)) && p.Value.IsZero() {
-		return "required", fmt.Sprintf("%s is required; %s has no value", f.Name, p.System)
+	if (f.Required || vd.kind.IsMatch(f.Name)) && v.IsZero() {
+		return "required", fmt.Sprintf("%s is required; %s has no value", f.Name, system), nil
 	}
-	if rc.keyTaken(f, p.Value) {
-		return "unique-key", fmt.Sprintf("another %s already has %s %q", rc.kind.Name, f.Name, p.Value.Text())
+	taken, err := keyTaken(ctx, vd.keys, vd.kind, rec, f, v)
+	if err != nil {
+		return "", "", err
 	}
-	if (f.Type == nhisync.TypeRef || f.Type == nhisync.TypeRefs) && rc.d.recIdx != nil && !p.Value.IsZero() {
-		if missing := rc.missingRefs(f, p.Value); missing != "" {
-			return "ref", fmt.Sprintf("no %s %q exists", f.To, missing)
+	if taken {
+		return "unique-key", fmt.Sprintf("another %s already has %s %q", vd.kind.Name, f.Name, v.Text()), nil
+	}
+	if (f.Type == nhisync.TypeRef || f.Type == nhisync.TypeRefs) && !v.IsZero() {
+		missing, err := vd.missingRef(ctx, f, v)
+		if err != nil {
+			return "", "", err
+		}
+		if missing != "" {
+			return "ref", fmt.Sprintf("no %s %q exists", f.To, missing), nil
 		}
 	}
-	for _, r := range rc.kind.Rules {
+	for _, r := range vd.kind.Rules {
 		if !slices.Contains(r.Fields(), f.Name) {
 			continue
 		}
-		ok, err := r.Check(rc.view(p.System), p.System)
+		ok, err := r.Check(view(), system)
 		if err != nil {
-			return r.Name(), "rule failed to evaluate: " + err.Error()
+			return r.Name(), "rule failed to evaluate: " + err.Error(), nil
 		}
 		if !ok {
-			return r.Name(), fmt.Sprintf("rule %s fails for %s = %q", r.Name(), f.Name, p.Value.String())
+			return r.Name(), fmt.Sprintf("rule %s fails for %s = %q", r.Name(), f.Name, v.String()), nil
 		}
 	}
-	return "", ""
+	return "", "", nil
+}
+
+// validate checks a proposal of this decision.
+func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string, err error) {
+	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys}
+	return vd.check(rc.ctx, rc.rec, f, p.System, p.Value, func() map[string]nhisync.Value { return rc.view(p.System) })
 }
 
 func typeWord(f *nhisync.Field) string {
@@ -81,12 +112,13 @@ func typeWord(f *nhisync.Field) string {
 	return "a " + string(f.Type)
 }
 
-// missingRefs returns the first referenced key with no golden record.
-func (rc *recCtx) missingRefs(f *nhisync.Field, v nhisync.Value) string {
-	target := rc.d.e.cfg.Kinds[f.To]
-	idx := rc.d.recIdx[f.To]
-	if target == nil || idx == nil {
-		return ""
+// missingRef returns the first key v refers to that no golden record of
+// the field's target kind has ("" when every one exists).
+func (vd validator) missingRef(ctx context.Context, f *nhisync.Field, v nhisync.Value) (string, error) {
+	target := vd.cfg.Kinds[f.To]
+	if target == nil {
+		// config.Load refuses a ref to an unknown kind.
+		return "", nhisync.Errorf(nhisync.EINTERNAL, "field %s refers to kind %q, which is not in the config", f.Name, f.To)
 	}
 	refs := v.Elems()
 	if !v.IsSet() {
@@ -95,13 +127,17 @@ func (rc *recCtx) missingRefs(f *nhisync.Field, v nhisync.Value) string {
 	for _, ref := range refs {
 		parts := strings.Split(ref, "/")
 		if len(parts) != len(target.Match) {
-			return ref
+			return ref, nil
 		}
-		if _, ok := idx[nhisync.NormalizeKey(parts)]; !ok {
-			return ref
+		_, ok, err := vd.keys.owner(ctx, target.Name, nhisync.NormalizeKey(parts))
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return ref, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // view returns the record as system proposes it: golden values overlaid

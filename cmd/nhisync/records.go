@@ -311,7 +311,7 @@ func explainCmd(g *globals) *cobra.Command {
 					if !as.Allowed {
 						allowed = "no"
 					} else if len(x.Authority) > 0 {
-						allowed = fmt.Sprintf("rank %d", as.Rank+1)
+						allowed = fmt.Sprintf("rank %d", as.Rank)
 					}
 					rows = append(rows, []string{as.System, quoteValue(as.Value), as.State, allowed, as.Since.Format(time.RFC3339)})
 				}
