@@ -191,12 +191,14 @@ const (
 )
 
 // How a pass read a system (SystemSummary.Mode): every record, only the
-// changes since its cursor, or not at all (paused, or the read failed
-// before it began).
+// changes since its cursor, not at all (no connector, or not among the
+// systems asked for), its read failed, or it rests after failures.
 const (
 	ModeFull        = "full"
 	ModeIncremental = "incremental"
 	ModeSkipped     = "skipped"
+	ModeFailed      = "failed"
+	ModePaused      = "paused"
 )
 
 // Rule is a compiled validation rule (CEL). A proposal that makes Check

@@ -263,7 +263,7 @@ func (p *pass) observe(ctx context.Context) error {
 			// Resting is not being read: nothing of it vanishes, and the
 			// pass says so (SPEC §3.13).
 			ss := p.sum.sys(name)
-			ss.Mode, ss.Paused, ss.PausedUntil, ss.Failures = "paused", true, st.PausedUntil, st.Failures
+			ss.Mode, ss.Paused, ss.PausedUntil, ss.Failures = nhisync.ModePaused, true, st.PausedUntil, st.Failures
 			ss.Error = fmt.Sprintf("degraded after %d failed passes, not read or written until %s", st.Failures, st.PausedUntil.Format(time.RFC3339))
 			if st.LastError != "" {
 				ss.Error += "; last error: " + st.LastError
@@ -279,7 +279,7 @@ func (p *pass) observe(ctx context.Context) error {
 			// proposals, nothing vanished. The others go on.
 			ss := p.sum.sys(name)
 			ss.Error = nhisync.ErrorMessage(err)
-			ss.Mode, ss.ReadFailed = "failed", true
+			ss.Mode, ss.ReadFailed = nhisync.ModeFailed, true
 			p.e.log.Warn("read failed", "system", name, "error", ss.Error)
 			st.LastError = ss.Error
 			continue

@@ -100,7 +100,7 @@ func (m *Metrics) ObservePass(sum *engine.Summary, took time.Duration) {
 	m.records.Set(float64(sum.Records))
 	m.mu.Lock()
 	for name, ss := range sum.Systems {
-		if ss.Mode != "skipped" || ss.ReadFailed {
+		if ss.Mode != nhisync.ModeSkipped || ss.ReadFailed {
 			m.readOK[name] = !ss.ReadFailed
 		}
 	}

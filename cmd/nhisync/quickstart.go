@@ -109,7 +109,7 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 	line("created", sum.Created, fmt.Sprintf("golden records (idp and cmdb may create them); %d records of the other systems linked", sum.Linked))
 	line("accepted", sum.Accepted, "values, each by its field's source-of-truth rule")
 	line("refused", sum.Refused, "values that lost to a higher-ranked or stricter one; their systems are repaired:",
-		ev.contest(sc.OwnerConflict, "owner"), ev.contest(sc.Decommissioned, "lifecycle"))
+		ev.contest(sc.OwnerConflict, "owner"), ev.contest(sc.Decommissioned, nhisync.FieldLifecycle))
 	line("merged", sum.Merged, "set edits from several systems combined:", ev.merged(sc.LabelMerge, "classification"))
 	line("quarantined", sum.Quarantined, "invalid values, neither applied nor spread:", ev.quarantined(sc.InvalidOwner))
 	line("unmatched", sum.Unmatched, "NHIs no registry knows (their system may not create records):", ev.unmatched(sc.UnknownInPolicy))
