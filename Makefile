@@ -5,6 +5,9 @@
 #                one package at a time, each named as it starts, so a slow
 #                run is visibly alive
 #   make bench   the benchmarks, and the end-to-end benchmark command
+#   make evidence-screenshot
+#                a PNG of the evidence pack of a fresh demo workspace, in a
+#                temporary directory outside the repository (path printed)
 #
 # Everything the tests need is installed on first use (see scripts/deps).
 
@@ -20,7 +23,7 @@ OTHER_PKGS  := $(filter-out $(shell $(GO) list $(RACE_PKGS) 2>/dev/null),$(PKGS)
 RACE_RAPID_CHECKS ?= 20
 RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}{{range .XTestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}' ./... 2>/dev/null)
 
-.PHONY: test vet staticcheck unit race deps bench build fmt
+.PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot
 
 test: deps vet staticcheck race unit
 
@@ -55,3 +58,15 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	--disable-background-networking --disable-component-update --disable-sync
+
+evidence-screenshot: deps
+	@d=$$(mktemp -d) && \
+	$(GO) build -o $$d/nhisync ./cmd/nhisync && \
+	$$d/nhisync quickstart --dir $$d/demo >/dev/null && \
+	$$d/nhisync -c $$d/demo/nhisync.yaml report evidence --out $$d/evidence.html && \
+	chromium $(CHROMIUM_FLAGS) --user-data-dir=$$d/profile --window-size=1200,4200 \
+		--screenshot=$$d/evidence.png file://$$d/evidence.html 2>/dev/null && \
+	echo "screenshot: $$d/evidence.png  (pack: $$d/evidence.html)"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/audit"
+	"github.com/nhisync/nhisync/audit/ocsf"
 )
 
 func auditCmd(g *globals) *cobra.Command {
@@ -222,14 +223,22 @@ func auditKeyCmd(g *globals) *cobra.Command {
 
 func auditExportCmd(g *globals) *cobra.Command {
 	var from, to int64
+	var format string
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Write the audit log as JSONL, one entry per line",
+		Short: "Write the audit log as JSONL, one entry per line (--format ocsf: OCSF 1.x events for a SIEM)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "jsonl" && format != "ocsf" {
+				return usagef("--format must be jsonl (the audit entries) or ocsf (OCSF 1.x events), not %q", format)
+			}
 			return g.with(cmd.Context(), false, func(a *app) error {
 				w := bufio.NewWriter(g.stdout)
-				if err := audit.Export(cmd.Context(), a.store, w, from, to); err != nil {
+				export := audit.Export
+				if format == "ocsf" {
+					export = ocsf.Export
+				}
+				if err := export(cmd.Context(), a.store, w, from, to); err != nil {
 					return err
 				}
 				return w.Flush()
@@ -238,5 +247,6 @@ func auditExportCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().Int64Var(&from, "from", 1, "first seq")
 	cmd.Flags().Int64Var(&to, "to", 0, "stop before this seq (0: to the end)")
+	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (the audit entries, hash included) or ocsf (OCSF 1.x Entity Management events)")
 	return cmd
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -51,6 +54,7 @@ exists (for CI pipelines).`,
 	for _, name := range reportNames {
 		cmd.AddCommand(findingsCmd(g, name))
 	}
+	cmd.AddCommand(evidenceCmd(g))
 	return cmd
 }
 
@@ -74,6 +78,9 @@ func (f *reportFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.kind, "kind", "", "only findings about records of this kind")
 	cmd.Flags().StringVar(&f.system, "system", "", "only findings about this system")
 	cmd.Flags().StringVar(&f.where, "where", "", "CEL filter over records, as for `records --where` (leaves out findings about no record)")
+}
+
+func (f *reportFlags) addFailOn(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding of this severity (high, medium, low) or a higher one exists")
 }
 
@@ -115,6 +122,7 @@ func findingsCmd(g *globals, name string) *cobra.Command {
 		},
 	}
 	fl.add(cmd)
+	fl.addFailOn(cmd)
 	return cmd
 }
 
@@ -218,4 +226,79 @@ func (o *out) wideTable(header []string, rows [][]string) {
 	for _, c := range cells {
 		line(c, false)
 	}
+}
+
+func evidenceCmd(g *globals) *cobra.Command {
+	var fl reportFlags
+	var since, outFile string
+	cmd := &cobra.Command{
+		Use:   "evidence --out FILE.html",
+		Short: "Write an auditor's evidence pack: one self-contained, printable HTML file (or -o json)",
+		Long: `Write an auditor's evidence pack as ONE self-contained HTML file (no external
+assets, no script: it opens offline from an email attachment, and prints with
+a page per section): the scope and time window; coverage per system and
+findings by framework id as inline SVG charts; changes over time from the
+audit log; every conflict, approval and quarantine decision in the window
+with who decided, when and why; the latest signed checkpoint, the verifier
+key, and the commands (and a stand-alone script) an auditor runs to check an
+inclusion proof without nhisync. -o json prints the same content.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var from time.Time
+			if since != "" {
+				t, ok := nhisync.ParseTime(since)
+				if !ok {
+					return usagef("--since %q: give a date (2026-01-31) or an RFC 3339 time", since)
+				}
+				from = t
+			}
+			switch {
+			case g.output == "json" && outFile != "":
+				return usagef("give either --out FILE.html or -o json, not both")
+			case g.output != "json" && outFile == "":
+				return usagef("where to? give --out FILE.html (or -o json to print the pack as JSON)")
+			case g.output != "json" && g.output != "table":
+				return usagef("evidence is HTML (--out FILE.html) or JSON (-o json), not %s", g.output)
+			}
+			return g.with(cmd.Context(), false, func(a *app) error {
+				opt := fl.options()
+				opt.Drift = a.engine.Drift
+				rp, err := report.New(a.cfg, a.store, opt)
+				if err != nil {
+					return err
+				}
+				vk := ""
+				if _, err := os.Stat(a.cfg.SigningKey); err == nil {
+					if vk, err = verifierKey(a, ""); err != nil {
+						return err
+					}
+				}
+				ev, err := rp.Evidence(cmd.Context(), from, vk)
+				if err != nil {
+					return err
+				}
+				if a.out.json {
+					return a.out.JSON(ev)
+				}
+				var buf bytes.Buffer
+				if err := report.WriteHTML(&buf, ev); err != nil {
+					return nhisync.Errorf(nhisync.EINTERNAL, "render the evidence pack: %v", err)
+				}
+				if err := os.WriteFile(outFile, buf.Bytes(), 0o644); err != nil {
+					return nhisync.Errorf(nhisync.EINVALID, "cannot write %s: %v", outFile, err)
+				}
+				cp := "no signed checkpoint yet"
+				if ev.Audit.Checkpoint != nil {
+					cp = fmt.Sprintf("checkpoint of %d entries", ev.Audit.Checkpoint.Size)
+				}
+				a.out.Printf("Wrote %s: %d findings, %d decisions by people since %s, %s. Open it in a browser, or print it.\n",
+					outFile, len(ev.Findings), len(ev.Decisions), ev.Window.Since.Format("2006-01-02"), cp)
+				return nil
+			})
+		},
+	}
+	fl.add(cmd)
+	cmd.Flags().StringVar(&since, "since", "", "start of the window (a date or RFC 3339 time; default 90 days ago)")
+	cmd.Flags().StringVar(&outFile, "out", "", "HTML file to write")
+	return cmd
 }

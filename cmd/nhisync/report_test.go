@@ -59,3 +59,54 @@ func TestReportCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestReportEvidenceCommand writes the pack of the synced demo estate as
+// HTML and as JSON, and refuses unclear requests.
+func TestReportEvidenceCommand(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1, Accounts: quickstart.MinAccounts}, true)
+	out := w.path("pack.html")
+	if msg := w.ok(t, "report", "evidence", "--out", out, "--since", "2020-01-01"); !strings.Contains(msg, "Wrote "+out) {
+		t.Errorf("report evidence: %q", msg)
+	}
+	html := readFile(t, out)
+	for _, want := range []string{"Content-Security-Policy", `id="scope"`, `data-chart="coverage"`, "<svg", "OWASP-NHI1", "verify_inclusion.py", "BEGIN", "@media print"} {
+		if want == "BEGIN" {
+			want = "-----BEGIN PUBLIC KEY-----"
+		}
+		if !strings.Contains(html, want) {
+			t.Errorf("the pack lacks %q", want)
+		}
+	}
+	var ev obj
+	w.json(t, &ev, "report", "evidence")
+	requireKeys(t, "evidence", ev, "window", "scope", "coverage", "findings", "summary", "by_framework", "changes", "decisions", "open", "audit")
+	requireKeys(t, "evidence.audit", objOf(t, "evidence", ev, "audit"), "checkpoint", "verifier_key", "proof", "commands", "script", "verified")
+	for _, bad := range [][]string{
+		{"report", "evidence"},
+		{"report", "evidence", "--out", out, "-o", "json"},
+		{"report", "evidence", "--out", out, "--since", "last tuesday"},
+		{"report", "evidence", "--out", out, "-o", "csv"},
+	} {
+		if r := w.run(t, bad...); r.code != exitInvalid || r.stderr == "" {
+			t.Errorf("nhisync %s: exit %d, stderr %q; want 2 with a message", strings.Join(bad, " "), r.code, r.stderr)
+		}
+	}
+}
+
+// TestAuditExportOCSF exports the demo estate's log as OCSF events.
+func TestAuditExportOCSF(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1, Accounts: quickstart.MinAccounts}, true)
+	plain := strings.Split(strings.TrimSpace(w.ok(t, "audit", "export")), "\n")
+	lines := strings.Split(strings.TrimSpace(w.ok(t, "audit", "export", "--format", "ocsf")), "\n")
+	if len(lines) != len(plain) || len(lines) < 10 {
+		t.Fatalf("%d OCSF events for %d audit entries", len(lines), len(plain))
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, `{"class_uid":3004,`) || !strings.Contains(l, `"metadata":{"version":"1.`) {
+			t.Fatalf("not an OCSF Entity Management event: %s", l)
+		}
+	}
+	if r := w.run(t, "audit", "export", "--format", "cef"); r.code != exitInvalid || !strings.Contains(r.stderr, "ocsf") {
+		t.Errorf("audit export --format cef: exit %d %q", r.code, r.stderr)
+	}
+}
