@@ -237,6 +237,9 @@ type target struct {
 	redacted string
 	// secret is the password, scrubbed from every error.
 	secret string
+	// pg is the PostgreSQL connection config (LISTEN needs a connection of
+	// its own, outside the pool).
+	pg *pgx.ConnConfig
 }
 
 // poolLimits are the connection pool's settings.
@@ -285,7 +288,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 			cfg.RuntimeParams["application_name"] = "nhisync"
 		}
-		return target{d: postgres, redacted: u.Redacted(), secret: secret,
+		return target{d: postgres, redacted: u.Redacted(), secret: secret, pg: cfg,
 			open: func() (*stdsql.DB, error) { return stdlib.OpenDB(*cfg), nil }}, nil
 	case "mysql", "mariadb":
 		u, err := url.Parse(dsn)

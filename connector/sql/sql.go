@@ -177,7 +177,8 @@ func mappedNames(sys *nhisync.System) []string {
 
 // Open connects to the database and checks that the table and every
 // column the system names exist. It returns a *CursorConnector when
-// updated_column is set. Errors are *nhisync.Error: EINVALID for bad
+// updated_column is set, and a *NotifyConnector or *NotifyCursorConnector
+// (a nhisync.Watcher) when notify is set. Errors are *nhisync.Error: EINVALID for bad
 // settings and missing tables or columns, EUNAVAIL when the database
 // cannot be reached.
 func Open(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync.Connector, error) {
@@ -185,8 +186,14 @@ func Open(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync
 	if err != nil {
 		return nil, err
 	}
-	if c.updated != "" {
+	notify := sys.Settings.String(SettingNotify) != ""
+	switch {
+	case c.updated != "" && notify:
+		return &NotifyCursorConnector{&CursorConnector{c}}, nil
+	case c.updated != "":
 		return &CursorConnector{c}, nil
+	case notify:
+		return &NotifyConnector{c}, nil
 	}
 	return c, nil
 }
