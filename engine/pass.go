@@ -474,7 +474,7 @@ func (e *Engine) auditTo(b *nhisync.Batch, ev *nhisync.AuditEntry, now time.Time
 		ev.Time = now
 	}
 	if ev.Actor == "" {
-		ev.Actor = "nhisync"
+		ev.Actor = nhisync.Actor
 	}
 	if k := e.cfg.Kinds[ev.Kind]; k != nil && ev.Field != "" {
 		if f := k.Field(ev.Field); f != nil && f.Sensitive {

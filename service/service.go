@@ -232,9 +232,9 @@ func (s *Service) pass(ctx context.Context, id string, opt engine.PassOptions) {
 	defer s.work.Unlock()
 	wctx, cancel := s.graceful(ctx)
 	defer cancel()
-	mode := "full"
+	mode := nhisync.ModeFull
 	if opt.Incremental {
-		mode = "incremental"
+		mode = nhisync.ModeIncremental
 	}
 	start := time.Now()
 	sum, err := s.opt.Engine.Sync(wctx, opt)

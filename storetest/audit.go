@@ -54,7 +54,7 @@ func auditFixture(t *testing.T, s nhisync.Store) []*nhisync.AuditEntry {
 	ids := newIDs(t, s, 2)
 	r1, r2 := record(ids[0], "service_account", "a"), record(ids[1], "service_account", "b")
 	b1 := []*nhisync.AuditEntry{
-		{Time: t0, Actor: "nhisync", Action: nhisync.ActConfigLoaded, Reason: "fingerprint abc"},
+		{Time: t0, Actor: nhisync.Actor, Action: nhisync.ActConfigLoaded, Reason: "fingerprint abc"},
 		audit(r1.ID, nhisync.ActRecordCreated, "", nhisync.Value{}, nhisync.Value{}),
 		audit(r1.ID, nhisync.ActAccepted, "owner", nhisync.Value{}, nhisync.Str("ana@example.com")),
 	}

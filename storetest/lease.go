@@ -102,7 +102,7 @@ func testLeaseFence(t *testing.T, s nhisync.Store) {
 	// b's work commits under its fence; a's stale work does not.
 	commit(t, s, &nhisync.Batch{Meta: map[string]string{"by": "b"}, Fence: b})
 	err := s.Commit(ctx, &nhisync.Batch{Meta: map[string]string{"by": "a"}, Fence: a1,
-		Audit: []*nhisync.AuditEntry{{Time: at(21), Actor: "nhisync", Action: nhisync.ActObserved}}})
+		Audit: []*nhisync.AuditEntry{{Time: at(21), Actor: nhisync.Actor, Action: nhisync.ActObserved}}})
 	wantCode(t, "Commit with a stale fence", err, nhisync.ECONFLICT)
 	if v, _ := s.Meta(ctx, "by"); v != "b" {
 		t.Fatalf("a stale fence's commit wrote: meta by = %q", v)
