@@ -33,6 +33,7 @@ const (
 	ActRecordLinked      = "record.linked"
 	ActRecordUnmatched   = "record.unmatched"
 	ActRecordDisputed    = "record.disputed"
+	ActRecordDismissed   = "record.dismissed" // a person dismissed an unmatched or disputed record
 	ActRecordVanished    = "record.vanished"
 	ActRecordRetired     = "record.retired"
 	ActRecordProvisioned = "record.provisioned"

@@ -79,6 +79,10 @@ const (
 	LinkGone      LinkStatus = "gone"      // vanished from the system
 	LinkUnmatched LinkStatus = "unmatched" // no golden record, and the system may not create one
 	LinkDisputed  LinkStatus = "disputed"  // more than one golden candidate
+	// LinkDismissed is an unmatched or disputed record a person dismissed:
+	// no longer listed as open, until it changes or a golden record it
+	// matches appears (then it links).
+	LinkDismissed LinkStatus = "dismissed"
 )
 
 // Link ties a system's record to a golden record and keeps, per field,
@@ -87,7 +91,7 @@ const (
 type Link struct {
 	System     string
 	ExternalID string
-	// RecordID is 0 for an unmatched or disputed record.
+	// RecordID is 0 for an unmatched, disputed or dismissed record.
 	RecordID int64
 	Status   LinkStatus
 	// Hash is the content hash of the last observation (all mapped fields).

@@ -80,7 +80,7 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 	return nil
 }
 
-// restageStrays re-correlates unmatched and disputed records that did not
+// restageStrays re-correlates unmatched, disputed and dismissed records that did not
 // change: a golden record may have appeared for them since.
 func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	var ids []string
@@ -89,7 +89,7 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 		changed[st.id] = true
 	}
 	for id, h := range r.heads {
-		if h.seen && h.recordID == 0 && !changed[id] && (h.status == nhisync.LinkUnmatched || h.status == nhisync.LinkDisputed) {
+		if h.seen && h.recordID == 0 && !changed[id] && (h.status == nhisync.LinkUnmatched || h.status == nhisync.LinkDisputed || h.status == nhisync.LinkDismissed) {
 			ids = append(ids, id)
 		}
 	}
@@ -198,7 +198,7 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 		if !full {
 			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("no golden record matches, and %s does not map every match field so it cannot create one", r.sys.Name)
 		}
-		return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("no golden record matches, and %s is not in create_from of %s", r.sys.Name, kind.Name)
+		return 0, false, nhisync.LinkUnmatched, UnmatchedReason(kind, r.sys.Name)
 	case 1:
 		if other, ok := linked[candidates[0]]; ok && other != st.id {
 			return 0, false, nhisync.LinkDisputed, fmt.Sprintf("%s record %q already links to the same golden record", r.sys.Name, other)
@@ -298,6 +298,16 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		r := p.reads[s.st.system]
 		key := s.st.system + "\x00" + s.st.id
 		l := existing[key]
+		if l != nil && l.Status == nhisync.LinkDismissed && string(l.Hash) == string(s.st.hash) {
+			// A person dismissed it and it has not changed since.
+			s.status = nhisync.LinkDismissed
+		}
+		switch s.status {
+		case nhisync.LinkUnmatched:
+			p.sum.OpenUnmatched++
+		case nhisync.LinkDisputed:
+			p.sum.OpenDisputed++
+		}
 		changed := l == nil || l.Status != s.status || string(l.Hash) != string(s.st.hash)
 		if l == nil {
 			l = &nhisync.Link{System: s.st.system, ExternalID: s.st.id, FirstSeen: p.now}

@@ -19,12 +19,18 @@ type Summary struct {
 	ApprovalsRequested int `json:"approvals_requested"`
 	Unmatched          int `json:"unmatched"`
 	Disputed           int `json:"disputed"`
-	Retired            int `json:"retired"`
-	WritesPlanned      int `json:"writes_planned"`
-	WritesApplied      int `json:"writes_applied"`
-	WritesFailed       int `json:"writes_failed"`
-	WritesStale        int `json:"writes_stale"`
-	WritesHeld         int `json:"writes_held"`
+	// OpenUnmatched and OpenDisputed count the records of the systems
+	// read in full that stay unmatched or disputed after the pass, new or
+	// not (nhisync unmatched lists them); Unmatched and Disputed count
+	// those that became so in this pass.
+	OpenUnmatched int `json:"open_unmatched"`
+	OpenDisputed  int `json:"open_disputed"`
+	Retired       int `json:"retired"`
+	WritesPlanned int `json:"writes_planned"`
+	WritesApplied int `json:"writes_applied"`
+	WritesFailed  int `json:"writes_failed"`
+	WritesStale   int `json:"writes_stale"`
+	WritesHeld    int `json:"writes_held"`
 
 	Systems map[string]*SystemSummary `json:"systems"`
 	DryRun  bool                      `json:"dry_run"`

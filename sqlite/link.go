@@ -84,19 +84,23 @@ func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync
 		for _, st := range statuses {
 			statusArgs = append(statusArgs, string(st))
 		}
+		// Links of these states have no record: saying so lets SQLite
+		// search them by index (links_record holds them under NULL)
+		// instead of reading every link.
+		if !slices.ContainsFunc(statuses, func(st nhisync.LinkStatus) bool {
+			return st != nhisync.LinkUnmatched && st != nhisync.LinkDisputed && st != nhisync.LinkDismissed
+		}) {
+			statusFilter += ` AND record_id IS NULL`
+		}
 	}
 	page := make([]*nhisync.Link, 0, linkPage)
 	lastSys, lastExt := system, ""
 	for {
 		page = page[:0]
-		var q string
-		var args []any
+		q := scanLinksSQL(system != "", statusFilter)
+		args := []any{lastSys, lastExt}
 		if system != "" {
-			q = `SELECT ` + linkCols + ` FROM links WHERE system = ? AND ext_id > ?` + statusFilter + ` ORDER BY system, ext_id LIMIT ?`
 			args = []any{system, lastExt}
-		} else {
-			q = `SELECT ` + linkCols + ` FROM links WHERE (system, ext_id) > (?, ?)` + statusFilter + ` ORDER BY system, ext_id LIMIT ?`
-			args = []any{lastSys, lastExt}
 		}
 		args = append(append(args, statusArgs...), linkPage)
 		err := queryLinks(ctx, s.r, q, args, func(l *nhisync.Link) error {
@@ -116,6 +120,15 @@ func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync
 		}
 		lastSys, lastExt = page[len(page)-1].System, page[len(page)-1].ExternalID
 	}
+}
+
+// scanLinksSQL is ScanLinks's query for one page: of one system or all,
+// with a status filter.
+func scanLinksSQL(oneSystem bool, statusFilter string) string {
+	if oneSystem {
+		return `SELECT ` + linkCols + ` FROM links WHERE system = ? AND ext_id > ?` + statusFilter + ` ORDER BY system, ext_id LIMIT ?`
+	}
+	return `SELECT ` + linkCols + ` FROM links WHERE (system, ext_id) > (?, ?)` + statusFilter + ` ORDER BY system, ext_id LIMIT ?`
 }
 
 // LoadLinks returns the links of system with the given external IDs,

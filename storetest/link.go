@@ -105,7 +105,7 @@ func testScanLinks(t *testing.T, s nhisync.Store) {
 	ids := newIDs(t, s, n)
 	var b nhisync.Batch
 	all := map[string][]*nhisync.Link{}
-	statuses := []nhisync.LinkStatus{nhisync.LinkLive, nhisync.LinkLive, nhisync.LinkGone, nhisync.LinkUnmatched, nhisync.LinkDisputed}
+	statuses := []nhisync.LinkStatus{nhisync.LinkLive, nhisync.LinkLive, nhisync.LinkGone, nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed}
 	for i := range n {
 		r := record(ids[i], "service_account", fmt.Sprintf("bot-%04d", i))
 		b.Records = append(b.Records, r)
@@ -115,7 +115,7 @@ func testScanLinks(t *testing.T, s nhisync.Store) {
 			}
 			st := statuses[i%len(statuses)]
 			rec := r.ID
-			if st == nhisync.LinkUnmatched || st == nhisync.LinkDisputed {
+			if st == nhisync.LinkUnmatched || st == nhisync.LinkDisputed || st == nhisync.LinkDismissed {
 				rec = 0
 			}
 			l := link(sys, fmt.Sprintf("%s-%05d", sys, n-i), rec, st)
@@ -145,6 +145,11 @@ func testScanLinks(t *testing.T, s nhisync.Store) {
 		{"idp", []nhisync.LinkStatus{nhisync.LinkGone}, filter(all["idp"], nhisync.LinkGone)},
 		{"cmdb", []nhisync.LinkStatus{nhisync.LinkUnmatched, nhisync.LinkDisputed}, filter(all["cmdb"], nhisync.LinkUnmatched, nhisync.LinkDisputed)},
 		{"", []nhisync.LinkStatus{nhisync.LinkLive}, append(filter(all["idp"], nhisync.LinkLive), filter(all["cmdb"], nhisync.LinkLive)...)},
+		// The records that link to no golden record, as nhisync unmatched
+		// lists them; a dismissed one keeps its state.
+		{"", []nhisync.LinkStatus{nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed},
+			append(filter(all["idp"], nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed), filter(all["cmdb"], nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed)...)},
+		{"idp", []nhisync.LinkStatus{nhisync.LinkDismissed}, filter(all["idp"], nhisync.LinkDismissed)},
 		{"ldap", nil, nil},
 	}
 	for _, tc := range tests {

@@ -182,7 +182,7 @@ func conflictsCmd(g *globals) *cobra.Command {
 
 func quarantineCmd(g *globals) *cobra.Command {
 	cmd := queue[*nhisync.QuarantineItem]{
-		use: "quarantine", short: "Proposals that failed validation, and records that could not be correlated",
+		use: "quarantine", short: "Values that failed validation, and disputed records (several golden records match); unmatched records: nhisync unmatched",
 		noun: "quarantine items", status: nhisync.StatusOpen,
 		statuses: []string{nhisync.StatusOpen, nhisync.StatusDismissed, nhisync.StatusCleared},
 		statusOf: func(q *nhisync.QuarantineItem) string { return q.Status },

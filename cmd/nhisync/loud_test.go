@@ -267,3 +267,78 @@ func TestInStepMeansInStep(t *testing.T) {
 		t.Errorf("drift --reason bogus: exit %d %q", r.code, r.stderr)
 	}
 }
+
+// TestUnmatchedCommand reproduces observation 8 of issue 5: quickstart
+// reported "unmatched 3", the next sync "unmatched 0", and no command
+// listed them (quarantine's help promised them). nhisync unmatched lists
+// them until they link or a person dismisses them, audited.
+func TestUnmatchedCommand(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	out := w.ok(t, "sync")
+	if !strings.Contains(out, "3 records link to no golden record (3 unmatched, 0 disputed): nhisync unmatched lists them.") {
+		t.Errorf("the second sync does not tell the open unmatched records:\n%s", out)
+	}
+	var us []obj
+	w.json(t, &us, "unmatched")
+	if len(us) != 3 {
+		t.Fatalf("unmatched lists %d records, want 3: %v", len(us), us)
+	}
+	for _, u := range us {
+		requireKeys(t, "unmatched item", u, "id", "kind", "system", "native_id", "key", "first_seen", "last_seen", "status", "reason")
+	}
+	id := strOf(t, "unmatched", us[0], "id")
+	if r := w.run(t, "unmatched", "dismiss", id); r.code == exitOK && strings.TrimSpace(r.stdout) == "" {
+		t.Errorf("dismiss printed nothing")
+	}
+	w.ok(t, "unmatched", "dismiss", strOf(t, "unmatched", us[1], "id"), "--as", "erin")
+	w.json(t, &us, "unmatched")
+	if len(us) != 1 {
+		t.Errorf("after dismissing two, unmatched lists %d", len(us))
+	}
+	w.json(t, &us, "unmatched", "--dismissed")
+	if len(us) != 3 {
+		t.Errorf("unmatched --dismissed lists %d, want 3", len(us))
+	}
+	var verify obj
+	w.json(t, &verify, "audit", "verify")
+	if verify["ok"] != true {
+		t.Errorf("audit verify after dismissals: %v", verify)
+	}
+	if r := w.run(t, "unmatched", "dismiss", "nosuchsystem/x", "--as", "erin"); r.code != exitInvalid {
+		t.Errorf("dismiss of an unknown system: exit %d %q", r.code, r.stderr)
+	}
+	if r := w.run(t, "unmatched", "dismiss", "idp/nope", "--as", "erin"); r.code != exitFailed || !strings.Contains(r.stderr, "nhisync unmatched") {
+		t.Errorf("dismiss of an unknown record: exit %d %q", r.code, r.stderr)
+	}
+	if help := w.ok(t, "quarantine", "--help"); !strings.Contains(help, "nhisync unmatched") {
+		t.Errorf("quarantine's help does not point to nhisync unmatched:\n%s", help)
+	}
+}
+
+// TestNoCreateFromSaysWhy: with a fresh config whose kind has no
+// create_from, every record is unmatched; sync says why and what to add.
+func TestNoCreateFromSaysWhy(t *testing.T) {
+	w := newWorkspace(t, map[string]string{
+		"nhisync.yaml": `version: 1
+store: sqlite:./state/nhisync.db
+kinds:
+  service_account:
+    match: [name]
+    fields:
+      name:  { type: string }
+      owner: { type: string }
+systems:
+  cmdb: { connector: file, path: cmdb.json, kind: service_account, id: id, fields: { name: name, owner: owner } }
+`,
+		"cmdb.json": `[{"id": "1", "name": "bot", "owner": "a@x"}]`,
+	})
+	out := w.ok(t, "sync")
+	if !strings.Contains(out, "Kind service_account has no create_from") || !strings.Contains(out, "kinds.service_account.create_from") {
+		t.Errorf("sync does not say why every record is unmatched:\n%s", out)
+	}
+	var us []obj
+	w.json(t, &us, "unmatched")
+	if len(us) != 1 || !strings.Contains(strOf(t, "unmatched", us[0], "reason"), "create_from: [cmdb]") {
+		t.Errorf("unmatched = %v", us)
+	}
+}

@@ -140,6 +140,7 @@ Start with:  nhisync quickstart`,
 		recordsCmd(g), showCmd(g), historyCmd(g), explainCmd(g),
 		conflictsCmd(g), quarantineCmd(g), approvalsCmd(g), auditCmd(g), driftCmd(g),
 		tokenCmd(g), serveCmd(g), reportCmd(g), sqlCmd(g),
+		unmatchedCmd(g),
 	)
 	return root
 }

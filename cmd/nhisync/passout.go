@@ -277,3 +277,18 @@ func printDriftLine(o *out, cfg *nhisync.Config, sum *engine.Summary, d engine.D
 	o.Printf("%s %d fields differ from golden (%s): %s. List them: nhisync drift\n",
 		o.yellow("Not in step:"), d.Fields, strings.Join(where, ", "), strings.Join(why, ", "))
 }
+
+// printOpenStrays names the records that stay unmatched or disputed after
+// a pass, and why when a kind lets no system create golden records.
+func printOpenStrays(o *out, cfg *nhisync.Config, sum *engine.Summary) {
+	n := sum.OpenUnmatched + sum.OpenDisputed
+	if n == 0 {
+		return
+	}
+	o.Printf("%d records link to no golden record (%d unmatched, %d disputed): nhisync unmatched lists them.\n", n, sum.OpenUnmatched, sum.OpenDisputed)
+	for _, k := range cfg.KindNames {
+		if kind := cfg.Kinds[k]; len(kind.CreateFrom) == 0 {
+			o.Printf("Kind %s has no create_from, so no system may create its golden records and every record of it stays unmatched: list the systems of record in kinds.%s.create_from.\n", k, k)
+		}
+	}
+}

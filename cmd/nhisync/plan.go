@@ -127,6 +127,7 @@ func printPlan(o *out, cfg *nhisync.Config, sum *engine.Summary, drift engine.Dr
 		o.Printf("Nothing to write.\n")
 	}
 	printDriftLine(o, cfg, sum, drift, some)
+	printOpenStrays(o, cfg, sum)
 }
 
 func quoteValue(v nhisync.Value) string {

@@ -131,6 +131,7 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 	fmt.Fprintf(w, "\n%s\n", o.bold("Try next:"))
 	fmt.Fprintf(w, "  %s quarantine          # the invalid values nhisync stopped\n", prog)
 	fmt.Fprintf(w, "  %s approvals           # the policy writes waiting for you\n", prog)
+	fmt.Fprintf(w, "  %s unmatched           # the NHIs no registry knows\n", prog)
 	rec := "service_account/aws/payments-bot"
 	if len(sc.OwnerConflict) > 0 {
 		rec = "service_account/" + sc.OwnerConflict[0]

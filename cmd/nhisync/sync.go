@@ -81,6 +81,7 @@ go on; --retry-paused tries it at once.`,
 					}
 					a.out.Printf("\n")
 					printDriftLine(a.out, a.cfg, sum, drift, false)
+					printOpenStrays(a.out, a.cfg, sum)
 				}
 				if failure != nil {
 					return &reportedError{failure}
@@ -106,8 +107,8 @@ func printSummary(a *app, sum *engine.Summary) {
 	o.Printf("  created %d, linked %d, accepted %d, refused %d, merged %d, quarantined %s, conflicts opened %s, approvals requested %s\n",
 		sum.Created, sum.Linked, sum.Accepted, sum.Refused, sum.Merged,
 		warnNum(o, sum.Quarantined), warnNum(o, sum.ConflictsOpened), warnNum(o, sum.ApprovalsRequested))
-	if sum.Unmatched+sum.Disputed+sum.Retired > 0 {
-		o.Printf("  unmatched %d, disputed %d, retired %d\n", sum.Unmatched, sum.Disputed, sum.Retired)
+	if sum.Unmatched+sum.Disputed+sum.Retired+sum.OpenUnmatched+sum.OpenDisputed > 0 {
+		o.Printf("  unmatched %d (%d open), disputed %d (%d open), retired %d\n", sum.Unmatched, sum.OpenUnmatched, sum.Disputed, sum.OpenDisputed, sum.Retired)
 	}
 	var rows [][]string
 	for _, name := range a.cfg.SystemNames {
