@@ -147,8 +147,8 @@ func (v Value) Equal(o Value) bool {
 // String formats v for people: a scalar as is, a set as its elements
 // joined by ", ", no value as "".
 func (v Value) String() string {
-	if strings.HasPrefix(v.s, malformedMark) {
-		return "(malformed: " + v.s[len(malformedMark):] + ")"
+	if p := v.Problem(); strings.HasPrefix(v.s, malformedMark) || len(v.elems) == 1 && strings.HasPrefix(v.elems[0], malformedMark) {
+		return "(malformed: " + p + ")"
 	}
 	if v.set {
 		return strings.Join(v.elems, ", ")

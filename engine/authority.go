@@ -38,6 +38,19 @@ func (rc *recCtx) decideField(f *nhisync.Field, ps []*prop) error {
 	}
 	final := rc.rec.Value(f.Name)
 	for _, p := range notAllowed {
+		if p.Value.Problem() != "" {
+			// Malformed data (a row cut short, an object for text) is not
+			// a value to refuse and repair over: it is quarantined, like
+			// any other, and the system is left as it is.
+			rule, reason, err := rc.validate(f, p)
+			if err != nil {
+				return err
+			}
+			if err := rc.quarantine(f, p, rule, reason); err != nil {
+				return err
+			}
+			continue
+		}
 		if p.Value.Equal(final) {
 			rc.agree(f, p)
 			continue

@@ -20,12 +20,22 @@ func (p *pass) correlate(ctx context.Context) error {
 		if r == nil {
 			continue
 		}
+		p.disputeDuplicates(r)
 		if err := p.restageStrays(ctx, r); err != nil {
 			return err
 		}
 		linked := p.linkedRecords(r)
+		var settled []string
 		for _, st := range r.changed {
+			h := r.heads[st.id]
+			wasDisputed := h != nil && h.status == nhisync.LinkDisputed
 			p.place(ctx, r, st, linked)
+			if wasDisputed && h.status == nhisync.LinkLive {
+				settled = append(settled, st.id)
+			}
+		}
+		if err := p.clearDisputes(ctx, r, settled); err != nil {
+			return err
 		}
 		if !r.full {
 			continue
@@ -52,6 +62,60 @@ func (p *pass) correlate(ctx context.Context) error {
 		}
 	}
 	return p.settleStrays(ctx)
+}
+
+// clearDisputes closes the open dispute items of records that now link to
+// one golden record.
+func (p *pass) clearDisputes(ctx context.Context, r *sysRead, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	items, err := p.e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: r.sys.Name})
+	if err != nil {
+		return err
+	}
+	for _, q := range items {
+		if q.RecordID == 0 && q.Rule == "disputed" && slices.Contains(ids, q.ExternalID) {
+			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, nhisync.Actor
+			p.batch.Quarantine = append(p.batch.Quarantine, q)
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: "the record now links to one golden record"})
+		}
+	}
+	return nil
+}
+
+// disputeDuplicates takes the records sharing an id out of the read: with
+// two records behind one id nhisync cannot tell which one is meant, so
+// neither proposes anything; the id is disputed (quarantined and listed)
+// until the system holds it once. It stays seen, so nothing vanishes.
+func (p *pass) disputeDuplicates(r *sysRead) {
+	if len(r.dups) == 0 {
+		return
+	}
+	done := map[string]bool{}
+	kept := r.changed[:0]
+	for _, st := range r.changed {
+		n, dup := r.dups[st.id]
+		if !dup {
+			kept = append(kept, st)
+			continue
+		}
+		if done[st.id] {
+			continue
+		}
+		done[st.id] = true
+		// No content hash: once the id is unique again its record reads
+		// as changed and is correlated afresh.
+		st.hash = nil
+		s := &strayObs{st: st, status: nhisync.LinkDisputed,
+			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id, n+1, r.sys.Name)}
+		if h := r.heads[st.id]; h != nil {
+			s.previous, s.prevHash = h.status, h.hash
+		}
+		p.stray = append(p.stray, s)
+		p.sum.sys(r.sys.Name).Error = s.reason
+	}
+	r.changed = kept
 }
 
 // goneStrays marks unmatched and disputed records that vanished, and
@@ -89,7 +153,7 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 		changed[st.id] = true
 	}
 	for id, h := range r.heads {
-		if h.seen && h.recordID == 0 && !changed[id] && (h.status == nhisync.LinkUnmatched || h.status == nhisync.LinkDisputed || h.status == nhisync.LinkDismissed) {
+		if h.seen && h.recordID == 0 && !changed[id] && r.dups[id] == 0 && (h.status == nhisync.LinkUnmatched || h.status == nhisync.LinkDisputed || h.status == nhisync.LinkDismissed) {
 			ids = append(ids, id)
 		}
 	}

@@ -92,6 +92,8 @@ type sysRead struct {
 	seen     int   // distinct records read
 	readIdx  []int // indexes of readable mappings
 	matchIdx []int // mapping index per kind.Match entry (-1 if unmapped)
+	// dups counts the extra records holding an id already read.
+	dups map[string]int
 }
 
 type head struct {
@@ -291,7 +293,7 @@ func (p *pass) observe(ctx context.Context) error {
 
 func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState) (*sysRead, error) {
 	kind := p.e.cfg.Kinds[sys.Kind]
-	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: map[string]*head{}}
+	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: map[string]*head{}, dups: map[string]int{}}
 	for i, m := range sys.Fields {
 		if sys.Reads(m.Field) {
 			r.readIdx = append(r.readIdx, i)
@@ -340,9 +342,10 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		h := contentHash(r.fp, buf)
 		if hd := r.heads[obs.ID]; hd != nil {
 			if hd.seen {
-				// The same id twice in one read: the later row is ignored
-				// and reported.
-				ss.Error = fmt.Sprintf("id %q appears more than once; nhisync used its first record", obs.ID)
+				// The same id twice in one read: neither record is read;
+				// correlate disputes the id (disputeDuplicates).
+				r.dups[obs.ID]++
+				r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: slices.Clone(buf), modified: obs.Modified.UTC(), actor: obs.Actor})
 				return nil
 			}
 			hd.seen = true

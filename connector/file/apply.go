@@ -144,9 +144,13 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 	case swapped && !c.holds(ctx, name, old):
 		// Someone wrote between the check and the swap: their file is now
 		// at name. Swap it back and redo the batch against it.
-		if _, err := exchange(name, path); err != nil {
-			done = true // their edit stays at name rather than being deleted
-			return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: %s changed while nhisync replaced it, and putting the changed file back failed; it is kept as %s", c.sys.Name, c.sys.Settings.String(SettingPath), filepath.Base(name)), Err: err}
+		_, err := exchange(name, path)
+		if err == nil && !c.holds(ctx, name, sha256.Sum256(out)) {
+			err = errors.New("yet another file arrived during the swap back")
+		}
+		if err != nil {
+			done = true // a file that is not ours stays at name, never deleted
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: %s changed while nhisync replaced it, and putting the changed file back failed; the file swapped out is kept as %s", c.sys.Name, c.sys.Settings.String(SettingPath), filepath.Base(name)), Err: err}
 		}
 		return errChanged
 	case !swapped:
