@@ -5,6 +5,9 @@
 #                one package at a time, each named as it starts, so a slow
 #                run is visibly alive
 #   make bench   the benchmarks, and the end-to-end benchmark command
+#   make console-screenshots
+#                PNGs of the web console's pages, taken by its headless
+#                Chromium test, in a temporary directory (path printed)
 #   make evidence-screenshot
 #                a PNG of the evidence pack of a fresh demo workspace, in a
 #                temporary directory outside the repository (path printed)
@@ -23,7 +26,7 @@ OTHER_PKGS  := $(filter-out $(shell $(GO) list $(RACE_PKGS) 2>/dev/null),$(PKGS)
 RACE_RAPID_CHECKS ?= 20
 RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}{{range .XTestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}' ./... 2>/dev/null)
 
-.PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot
+.PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot console-screenshots
 
 test: deps vet staticcheck race unit
 
@@ -70,3 +73,8 @@ evidence-screenshot: deps
 	chromium $(CHROMIUM_FLAGS) --user-data-dir=$$d/profile --window-size=1200,4200 \
 		--screenshot=$$d/evidence.png file://$$d/evidence.html 2>/dev/null && \
 	echo "screenshot: $$d/evidence.png  (pack: $$d/evidence.html)"
+
+console-screenshots: deps
+	@d=$$(mktemp -d) && \
+	$(GO) test -count=1 -run TestConsoleInChromium ./httpapi/ -console.screenshots $$d && \
+	echo "screenshots: $$d"

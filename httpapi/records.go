@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,72 +94,122 @@ func pageArgs(r *http.Request) (limit int, after int64, err error) {
 const scanBudget = 20000
 
 func (s *Server) listRecords(c *call) error {
-	ctx := c.r.Context()
 	q := c.r.URL.Query()
-	kind, where := q.Get("kind"), strings.TrimSpace(q.Get("where"))
-	cfg := s.opt.Config
-	if kind != "" && cfg.Kinds[kind] == nil {
-		return nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", kind, strings.Join(cfg.KindNames, ", "))
-	}
 	limit, after, err := pageArgs(c.r)
 	if err != nil {
 		return err
 	}
+	recs, next, err := s.findRecords(c.r.Context(), recordQuery{kind: q.Get("kind"), where: q.Get("where"), limit: limit, after: after})
+	if err != nil {
+		return err
+	}
+	out := pageJSON[RecordJSON]{Items: make([]RecordJSON, 0, len(recs)), Next: next}
+	for _, r := range recs {
+		out.Items = append(out.Items, NewRecordJSON(r, s.opt.Config.Kinds[r.Kind]))
+	}
+	return s.writePage(c, out)
+}
+
+// recordQuery selects records: of a kind, matching a CEL filter and a
+// search text (in the key or a non-sensitive value, any case), a keyset
+// page of them.
+type recordQuery struct {
+	kind, where, text string
+	limit             int
+	after             int64
+}
+
+// findRecords returns one page of the records q selects and the cursor of
+// the next page ("" on the last).
+func (s *Server) findRecords(ctx context.Context, q recordQuery) ([]*nhisync.Record, string, error) {
+	cfg := s.opt.Config
+	where := strings.TrimSpace(q.where)
+	text := strings.ToLower(strings.TrimSpace(q.text))
+	if q.kind != "" && cfg.Kinds[q.kind] == nil {
+		return nil, "", nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", q.kind, strings.Join(cfg.KindNames, ", "))
+	}
 	filters := map[string]*rule.Filter{}
 	if where != "" {
 		for _, k := range cfg.KindNames {
-			if kind != "" && k != kind {
+			if q.kind != "" && k != q.kind {
 				continue
 			}
 			f, err := rule.CompileFilter(cfg.Kinds[k], where)
 			if err != nil {
-				return nhisync.Errorf(nhisync.EINVALID, "where: %s", nhisync.ErrorMessage(err))
+				return nil, "", nhisync.Errorf(nhisync.EINVALID, "where: %s", nhisync.ErrorMessage(err))
 			}
 			filters[k] = f
 		}
 	}
-	out := pageJSON[RecordJSON]{Items: []RecordJSON{}}
-	scanned := 0
-	for {
-		want := limit + 1 - len(out.Items)
+	selective := where != "" || text != ""
+	match := func(r *nhisync.Record) (bool, error) {
 		if where != "" {
+			f := filters[r.Kind]
+			if f == nil {
+				return false, nil
+			}
+			ok, err := f.Match(r)
+			if err != nil {
+				return false, nhisync.Errorf(nhisync.EINVALID, "where on %s/%s: %v", r.Kind, r.Key, err)
+			}
+			if !ok {
+				return false, nil
+			}
+		}
+		return text == "" || containsText(r, cfg.Kinds[r.Kind], text), nil
+	}
+	var out []*nhisync.Record
+	after, scanned := q.after, 0
+	for {
+		want := q.limit + 1 - len(out)
+		if selective {
 			want = max(want, 200)
 		}
-		recs, err := s.opt.Store.RecordsAfter(ctx, kind, after, want)
+		recs, err := s.opt.Store.RecordsAfter(ctx, q.kind, after, want)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		for _, r := range recs {
 			scanned++
-			if f := filters[r.Kind]; where != "" {
-				if f == nil {
-					continue
-				}
-				ok, err := f.Match(r)
-				if err != nil {
-					return nhisync.Errorf(nhisync.EINVALID, "where on %s/%s: %v", r.Kind, r.Key, err)
-				}
-				if !ok {
-					after = r.ID
-					continue
-				}
+			ok, err := match(r)
+			if err != nil {
+				return nil, "", err
 			}
-			if len(out.Items) == limit {
+			if !ok {
+				after = r.ID
+				continue
+			}
+			if len(out) == q.limit {
 				// One more exists: the page is full.
-				out.Next = strconv.FormatInt(after, 10)
-				return s.writePage(c, out)
+				return out, strconv.FormatInt(after, 10), nil
 			}
-			out.Items = append(out.Items, NewRecordJSON(r, cfg.Kinds[r.Kind]))
+			out = append(out, r)
 			after = r.ID
 		}
 		if len(recs) < want {
-			return s.writePage(c, out)
+			return out, "", nil
 		}
 		if scanned >= scanBudget {
-			out.Next = strconv.FormatInt(after, 10)
-			return s.writePage(c, out)
+			return out, strconv.FormatInt(after, 10), nil
 		}
 	}
+}
+
+// containsText reports whether text (lower case) is in the record's key
+// or one of its non-sensitive values.
+func containsText(r *nhisync.Record, k *nhisync.Kind, text string) bool {
+	if strings.Contains(strings.ToLower(r.Kind+"/"+r.Key), text) {
+		return true
+	}
+	for name, g := range r.Fields {
+		if f := fieldOf(k, name); f != nil && f.Sensitive {
+			continue
+		}
+		if strings.Contains(strings.ToLower(g.Value.String()), text) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) writePage(c *call, v any) error {

@@ -44,10 +44,6 @@ type Passes interface {
 	StartPass(ctx context.Context) (string, error)
 }
 
-// Reporter builds a governance report (`nhisync report NAME -o json`).
-// It returns ENOTFOUND for an unknown report name.
-type Reporter func(ctx context.Context, name string) (any, error)
-
 // Options configure a Server.
 type Options struct {
 	Config *nhisync.Config
@@ -58,10 +54,11 @@ type Options struct {
 	// drain that follows it, so they never overlap a pass of the service's
 	// loop (which holds it too) and wait instead of failing.
 	Exclusive sync.Locker
-	Passes     Passes
-	Reports    Reporter
-	Metrics    *Metrics
-	Logger     *slog.Logger
+	Passes    Passes
+	Metrics   *Metrics
+	Logger    *slog.Logger
+	// Console configures the web console (sessions, OIDC, TLS cookies).
+	Console ConsoleOptions
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -109,6 +106,11 @@ func New(opt Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", opt.Metrics.Handler())
+	c, err := newConsole(s, opt.Console)
+	if err != nil {
+		return nil, err
+	}
+	c.route(s.mux)
 	return s, nil
 }
 

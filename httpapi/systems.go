@@ -3,11 +3,14 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/audit"
+	"github.com/nhisync/nhisync/report"
 )
 
 // SystemJSON is one system's health (GET /api/v1/systems).
@@ -129,16 +132,25 @@ func (s *Server) startSync(c *call) error {
 }
 
 func (s *Server) getReport(c *call) error {
-	name := c.param("name")
-	if s.opt.Reports == nil {
-		return nhisync.Errorf(nhisync.ENOTFOUND, "no report %q: this build has no reports", name)
-	}
-	rep, err := s.opt.Reports(c.r.Context(), name)
+	res, err := s.report(c.r.Context(), c.param("name"))
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, rep)
+	writeJSON(c.w, http.StatusOK, res)
 	return nil
+}
+
+// report runs a governance report (`nhisync report NAME -o json`);
+// ENOTFOUND for an unknown name.
+func (s *Server) report(ctx context.Context, name string) (*report.Result, error) {
+	if !slices.Contains(report.Names, name) {
+		return nil, nhisync.Errorf(nhisync.ENOTFOUND, "no report %q; reports: %s", name, strings.Join(report.Names, ", "))
+	}
+	rp, err := report.New(s.opt.Config, s.opt.Store, report.Options{Drift: s.opt.Engine.Drift})
+	if err != nil {
+		return nil, err
+	}
+	return rp.Run(ctx, name)
 }
 
 // checkpointJSON is GET /api/v1/audit/checkpoint.
@@ -174,3 +186,4 @@ func (s *Server) auditProof(c *call) error {
 	writeJSON(c.w, http.StatusOK, p)
 	return nil
 }
+func reportNames() []string { return report.Names }

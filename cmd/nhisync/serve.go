@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -17,7 +16,6 @@ import (
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
 	"github.com/nhisync/nhisync/httpapi"
-	"github.com/nhisync/nhisync/report"
 	"github.com/nhisync/nhisync/service"
 )
 
@@ -110,16 +108,7 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 	srv, err := httpapi.New(httpapi.Options{
 		Config: a.cfg, Store: a.store, Engine: eng, Exclusive: svc.Exclusive(),
 		Passes: svc, Metrics: metrics, Logger: log,
-		Reports: func(ctx context.Context, name string) (any, error) {
-			if !slices.Contains(report.Names, name) {
-				return nil, nhisync.Errorf(nhisync.ENOTFOUND, "no report %q; reports: %v", name, report.Names)
-			}
-			rp, err := report.New(a.cfg, a.store, report.Options{Drift: eng.Drift})
-			if err != nil {
-				return nil, err
-			}
-			return rp.Run(ctx, name)
-		},
+		Console: httpapi.ConsoleOptions{TLS: fl.tlsCert != "", OIDC: a.cfg.Serve.OIDC, BaseURL: baseURL(fl)},
 	})
 	if err != nil {
 		return err
@@ -179,4 +168,14 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// baseURL is the console's URL as people reach it, for the OIDC redirect
+// when serve.oidc.redirect_url is not set.
+func baseURL(fl serveFlags) string {
+	scheme := "http"
+	if fl.tlsCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + fl.addr
 }
