@@ -37,9 +37,9 @@ type Options struct {
 	Engine *engine.Engine
 	// Conns are the open connectors by system (the engine's): a Watcher
 	// among them feeds its system; the others are polled.
-	Conns map[string]nhisync.Connector
-	Observer   Observer
-	Logger     *slog.Logger
+	Conns    map[string]nhisync.Connector
+	Observer Observer
+	Logger   *slog.Logger
 	// Grace is how long a stop waits for the pass in hand before cutting
 	// it short (a cut pass loses nothing: each batch commits whole, SPEC
 	// §3.9). Default 30s.
