@@ -42,19 +42,27 @@ func actorOr(actor, system string) string {
 // so it is not proposed again, and the system is then behind (repaired,
 // or under on_refused: report listed as drift).
 func (rc *recCtx) refuse(f *nhisync.Field, p *prop, golden nhisync.Value, reason string) {
-	p.fs.Shadow = p.Value
-	sys := rc.d.e.cfg.Systems[p.System]
-	if sys != nil && sys.OnRefused == nhisync.Report {
-		g := goldenAfter(rc, f, golden)
-		p.fs.Report = &g
-	}
+	rc.hearLoser(f.Name, p.System, p.fs, p.Value, golden)
 	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRefused, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: golden, New: p.Value, Reason: reason})
+}
+
+// hearLoser hears value, which system proposed and which does not stand
+// (refused, or quarantined and dismissed by a person): system's shadow
+// moves to it so it is not proposed again, and the system is then behind:
+// repaired with the golden value, or under on_refused: report left and
+// listed as drift against it.
+func (rc *recCtx) hearLoser(field, system string, fs *nhisync.FieldState, value, golden nhisync.Value) {
+	fs.Shadow = value
+	if sys := rc.d.e.cfg.Systems[system]; sys != nil && sys.OnRefused == nhisync.Report {
+		g := goldenAfter(rc, field, golden)
+		fs.Report = &g
+	}
 }
 
 // goldenAfter returns the field's golden value as it will stand; refusals
 // made before the winner is accepted still hold against the final value.
-func goldenAfter(rc *recCtx, f *nhisync.Field, fallback nhisync.Value) nhisync.Value {
-	if g := rc.rec.Fields[f.Name]; g != nil {
+func goldenAfter(rc *recCtx, field string, fallback nhisync.Value) nhisync.Value {
+	if g := rc.rec.Fields[field]; g != nil {
 		return g.Value
 	}
 	return fallback

@@ -172,12 +172,7 @@ func (e *Engine) DismissQuarantine(ctx context.Context, id int64, actor string) 
 			}
 		}
 		if l := rc.linkFor(q.System, q.ExternalID); l != nil && q.Field != "" {
-			fs := l.Field(q.Field)
-			fs.Shadow = q.Value
-			if sys := e.cfg.Systems[q.System]; sys != nil && sys.OnRefused == nhisync.Report {
-				g := rec.Value(q.Field)
-				fs.Report = &g
-			}
+			rc.hearLoser(q.Field, q.System, l.Field(q.Field), q.Value, rec.Value(q.Field))
 		}
 		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineDismiss, Actor: person, Field: q.Field, System: q.System, Old: q.Value, New: rec.Value(q.Field), Reason: q.Rule + ": dismissed; the system is repaired with the golden value"})
 		if err := rc.plan(); err != nil {
