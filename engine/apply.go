@@ -15,17 +15,31 @@ const applyChunk = 500
 // Drain applies every ready write that is due, system by system. Human
 // actions call it after they commit; passes call it before reading and
 // after deciding.
+//
+// It holds the pass lease while it writes, so it never races a pass, and
+// stops (ECONFLICT) if it loses it.
 func (e *Engine) Drain(ctx context.Context) (*Summary, error) {
 	sum := newSummary(e.cfg, false)
 	now := e.clock.Now().UTC()
-	if err := e.drain(ctx, sum, now, nil); err != nil {
+	if err := e.acquireLease(ctx, leaseName, now, humanLeaseTTL, "a sync pass is running on this store; it sends the queued writes itself"); err != nil {
 		return nil, err
 	}
-	return sum, e.updateHealth(ctx, sum, now)
+	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
+	fence, err := e.store.LeaseFence(ctx, leaseName, e.holder)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.drain(ctx, sum, now, nil, fence); err != nil {
+		return nil, err
+	}
+	return sum, e.updateHealth(ctx, sum, now, fence)
 }
 
-// drain applies due ready writes to every system not in skip.
-func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool) error {
+// drain applies due ready writes to every system not in skip. fence is
+// the lease the caller holds: it is checked before each chunk of writes
+// leaves and carried by the commit of their outcome, so a process that
+// lost its lease writes nothing more.
+func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, fence *nhisync.Fence) error {
 	for _, name := range e.cfg.SystemNames {
 		conn := e.conns[name]
 		sys := e.cfg.Systems[name]
@@ -44,7 +58,7 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 				seen[rowKey(rows[n])] = true
 				n++
 			}
-			if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now); err != nil {
+			if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now, fence); err != nil {
 				return err
 			}
 			rows = rows[n:]
@@ -64,7 +78,10 @@ func rowKey(o *nhisync.OutboxWrite) string {
 // applyRows sends one chunk of queued writes and commits the outcome:
 // confirmed writes advance shadows (echo suppression), stale ones are
 // dropped for re-observation, failed ones retry with backoff.
-func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time) error {
+func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, fence *nhisync.Fence) error {
+	if err := e.stillHolds(ctx, fence); err != nil {
+		return err
+	}
 	var writes []nhisync.Write
 	var groups [][]*nhisync.OutboxWrite
 	index := map[string]int{}
@@ -207,6 +224,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 		}
 		b.Links = append(b.Links, l)
 	}
+	b.Fence = fence
 	if err := e.store.Commit(ctx, b); err != nil {
 		return err
 	}
@@ -248,7 +266,7 @@ func pause(sys *nhisync.System, n int) time.Duration {
 
 // updateHealth marks systems degraded when their calls mostly failed this
 // pass, pausing them with backoff, and recovers them when calls succeed.
-func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) error {
+func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time, fence *nhisync.Fence) error {
 	states, err := e.store.Systems(ctx)
 	if err != nil {
 		return err
@@ -290,5 +308,22 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time) 
 	if b.Empty() {
 		return nil
 	}
+	b.Fence = fence
 	return e.store.Commit(ctx, b)
+}
+
+// stillHolds fails (ECONFLICT) unless this engine still holds the lease
+// fence names, at its epoch: checked before writes leave for a system.
+// (Between this check and the system's write a window remains that no
+// store can close; conditional writes, which carry the value last seen,
+// keep a late write from overwriting a newer one.)
+func (e *Engine) stillHolds(ctx context.Context, fence *nhisync.Fence) error {
+	if fence == nil {
+		return nil
+	}
+	f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
+	if err == nil && f.Epoch != fence.Epoch {
+		err = nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
+	}
+	return err
 }

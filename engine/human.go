@@ -21,6 +21,10 @@ func (e *Engine) act(ctx context.Context, f func(d *decider) error) error {
 		return err
 	}
 	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
+	fence, err := e.store.LeaseFence(ctx, leaseName, e.holder)
+	if err != nil {
+		return err
+	}
 	var planned []*nhisync.OutboxWrite
 	d := &decider{e: e, now: now, ids: &ids{store: e.store}, batch: &nhisync.Batch{}, planned: &planned, direct: true, systems: map[string]*nhisync.SystemState{},
 		keys: storeKeys{e.store}}
@@ -34,6 +38,7 @@ func (e *Engine) act(ctx context.Context, f func(d *decider) error) error {
 	if err := f(d); err != nil {
 		return err
 	}
+	d.batch.Fence = fence
 	return e.store.Commit(ctx, d.batch)
 }
 

@@ -72,9 +72,11 @@ type pass struct {
 	configChanged bool
 	// paused lists degraded systems resting this pass.
 	paused map[string]bool
-	// leaseTTL and leaseAt keep the pass lease renewed.
+	// leaseTTL and leaseAt keep the pass lease renewed; fence is the lease
+	// as the pass took it, carried by every commit.
 	leaseTTL time.Duration
 	leaseAt  time.Time
+	fence    *nhisync.Fence
 }
 
 // sysRead is what a pass read from one system.
@@ -160,12 +162,19 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		}
 		p.leaseAt = start
 		defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
+		// The lease is the pass's fencing token: every commit and every
+		// chunk of writes checks the pass still holds it at this epoch.
+		f, err := e.store.LeaseFence(ctx, leaseName, e.holder)
+		if err != nil {
+			return nil, err
+		}
+		p.fence = f
 	}
 	if err := p.loadState(ctx); err != nil {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, p.fence); err != nil {
 			return nil, err
 		}
 	}
@@ -182,10 +191,10 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, p.fence); err != nil {
 			return nil, err
 		}
-		if err := p.e.updateHealth(ctx, p.sum, p.now); err != nil {
+		if err := p.e.updateHealth(ctx, p.sum, p.now, p.fence); err != nil {
 			return nil, err
 		}
 	}
@@ -436,6 +445,7 @@ func (p *pass) commit(ctx context.Context) error {
 		return nil
 	}
 	if !b.Empty() {
+		b.Fence = p.fence
 		if err := p.e.store.Commit(ctx, b); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
@@ -457,8 +467,17 @@ func (p *pass) renewLease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ok {
+		// Held again, but perhaps only because another process took it
+		// over and let it go meanwhile: then its epoch moved.
+		f, err := p.e.store.LeaseFence(ctx, leaseName, p.e.holder)
+		if err != nil {
+			return err
+		}
+		ok = f.Epoch == p.fence.Epoch
+	}
 	if !ok {
-		return nhisync.Errorf(nhisync.ECONFLICT, "the pass lost its lease to another process (was it paused for more than %s?); run sync again", p.leaseTTL)
+		return nhisync.Errorf(nhisync.ECONFLICT, "the pass lost its lease to another process (was it paused for more than %s?); nothing more of it was written; run sync again", p.leaseTTL)
 	}
 	p.leaseAt = now
 	return nil

@@ -1,0 +1,144 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
+	"github.com/nhisync/nhisync/engine"
+)
+
+// otherProcess returns an engine over the world's store with connectors of
+// its own, as another nhisync process would have.
+func (w *world) otherProcess(holder string) *engine.Engine {
+	conns := map[string]nhisync.Connector{}
+	for _, name := range w.cfg.SystemNames {
+		sys := w.cfg.Systems[name]
+		d, _ := nhisync.LookupDriver(sys.Connector)
+		c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
+		if err != nil {
+			w.t.Fatalf("open %s: %v", name, err)
+		}
+		w.t.Cleanup(func() { c.Close() })
+		conns[name] = c
+	}
+	return engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock), engine.WithHolder(holder))
+}
+
+// TestStalledPassIsFenced (issue 6 finding 12): a pass stalled past its
+// lease while another process took the lease and wrote can neither commit
+// its stale decisions nor send writes: the lease is a fencing token.
+func TestStalledPassIsFenced(t *testing.T) {
+	const ttl = 2 * time.Minute
+	newFencedWorld := func(t *testing.T) *world {
+		w := newWorld(t, baseConfig, map[string][]map[string]any{
+			"idp.json":     {sa("i1", "aws", "bot", "scopes", []any{"s3:read"})},
+			"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x", "scopes", []any{"s3:read"})},
+			"catalog.json": {sa("k1", "aws", "bot", "steward", "a@x")},
+		})
+		w.sync()
+		return w
+	}
+	setOwner := func(w *world, owner string) {
+		recs := w.get("cmdb.json")
+		recs[0]["owner"] = owner
+		w.put("cmdb.json", recs)
+	}
+
+	t.Run("cannot commit", func(t *testing.T) {
+		w := newFencedWorld(t)
+		setOwner(w, "b@x")
+		stalled := false
+		w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+			if name != "catalog" {
+				return c
+			}
+			// The catalog is read after the CMDB: the pass has seen b@x
+			// when it stalls past its lease, and meanwhile the CMDB says
+			// c@x and another process syncs it.
+			return &slowRead{Connector: c, during: func() {
+				if stalled {
+					return
+				}
+				stalled = true
+				w.clock.Advance(ttl + time.Minute)
+				setOwner(w, "c@x")
+				if _, err := w.otherProcess("B").Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl}); err != nil {
+					t.Fatalf("the other process's pass: %v", err)
+				}
+			}}
+		}
+		_, err := w.engine().Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl})
+		if nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+			t.Fatalf("the stalled pass: %v, want ECONFLICT (it lost its lease)", err)
+		}
+		if got := w.golden("service_account", "owner", "aws", "bot"); got != "c@x" {
+			t.Errorf("golden owner = %q, want the newer pass's c@x", got)
+		}
+		if got := w.get("catalog.json")[0]["steward"]; got != "c@x" {
+			t.Errorf("catalog steward = %v, want c@x", got)
+		}
+		// Nothing of the stalled pass reached the audit log, and time
+		// never ran backwards in it.
+		err = w.store.ScanAudit(context.Background(), 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+			if e.New.String() == "b@x" {
+				t.Errorf("entry %d (%s) holds the stalled pass's b@x", e.Seq, e.Action)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := audit.Verify(context.Background(), w.store, w.verifier); err != nil || !rep.OK {
+			t.Fatalf("audit verify: %+v %v", rep, err)
+		}
+	})
+
+	t.Run("cannot send writes", func(t *testing.T) {
+		w := newFencedWorld(t)
+		// One change for each of two systems: the IdP's scopes go to the
+		// CMDB, the CMDB's owner to the catalog. Writes leave system by
+		// system (idp, cmdb, catalog).
+		idp := w.get("idp.json")
+		idp[0]["scopes"] = []any{"s3:read", "s3:write"}
+		w.put("idp.json", idp)
+		setOwner(w, "b@x")
+		catalogWrites := 0
+		stalled := false
+		w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+			switch name {
+			case "cmdb":
+				// Stalled while its writes to the CMDB go out; meanwhile
+				// another process takes the lease and runs.
+				return &slowRead{Connector: c, during: func() {}, onApply: func() {
+					if stalled {
+						return
+					}
+					stalled = true
+					w.clock.Advance(ttl + time.Minute)
+					if _, err := w.otherProcess("B").Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl}); err != nil {
+						t.Fatalf("the other process's pass: %v", err)
+					}
+				}}
+			case "catalog":
+				return &slowRead{Connector: c, during: func() {}, onApply: func() { catalogWrites++ }}
+			}
+			return c
+		}
+		_, err := w.engine().Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl})
+		if nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+			t.Fatalf("the stalled pass: %v, want ECONFLICT (it lost its lease)", err)
+		}
+		if catalogWrites != 0 {
+			t.Errorf("the stalled pass sent %d writes to the catalog after losing its lease", catalogWrites)
+		}
+		if got := w.get("catalog.json")[0]["steward"]; got != "b@x" {
+			t.Errorf("catalog steward = %v, want b@x (written by the pass that held the lease)", got)
+		}
+		if rep, err := audit.Verify(context.Background(), w.store, w.verifier); err != nil || !rep.OK {
+			t.Fatalf("audit verify: %+v %v", rep, err)
+		}
+	})
+}
