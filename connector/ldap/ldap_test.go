@@ -1,6 +1,7 @@
 package ldap_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -388,5 +389,56 @@ func TestProvision(t *testing.T) {
 	}
 	if len(got) != 4 {
 		t.Errorf("%d entries after a create retried once, want 4", len(got))
+	}
+}
+
+// TestWatch: with syncprov, Watch subscribes (changed(nil)), then hands
+// on the entryUUID of each entry modified; on a suffix without syncprov it
+// fails at once with EUNAVAIL so the caller polls.
+func TestWatch(t *testing.T) {
+	base := directory(t, ldaptest.Suffix)
+	c := open(t, nhiSystem(base, nil))
+	ids := snapshot(t, c)
+	ch := make(chan []string, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(ctx, func(x []string) { ch <- x }) }()
+	next := func() []string {
+		select {
+		case x := <-ch:
+			return x
+		case err := <-done:
+			t.Fatalf("Watch ended: %v", err)
+		}
+		return nil
+	}
+	if first := next(); first != nil {
+		t.Fatalf("first call %v, want nil (subscribed)", first)
+	}
+	ldapModify(t, "uid=svc-ci,ou=serviceaccounts,"+base, "nhiLifecycle", "suspended")
+	if got := next(); !slices.Equal(got, []string{ids["svc-ci"].ID}) {
+		t.Errorf("after a modify: %v, want svc-ci's entryUUID %s", got, ids["svc-ci"].ID)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch after cancel: %v", err)
+	}
+
+	plain := directory(t, ldaptest.PlainSuffix)
+	p := open(t, nhiSystem(plain, nhisync.Settings{"bind_dn": ldaptest.PlainAdminDN}))
+	if _, err := p.Changes(t.Context(), "", func(nhisync.Observation) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Watch(t.Context(), func([]string) {}); nhisync.ErrorCode(err) != nhisync.EUNAVAIL {
+		t.Errorf("Watch without syncprov: %v, want EUNAVAIL", err)
+	}
+}
+
+func ldapModify(t *testing.T, dn, attr string, vals ...string) {
+	t.Helper()
+	mod := ldap.NewModifyRequest(dn, nil)
+	mod.Replace(attr, vals)
+	if err := admin(t, ldaptest.Suffix).Modify(mod); err != nil {
+		t.Fatal(err)
 	}
 }
