@@ -1,0 +1,121 @@
+package sql_test
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/conntest"
+	nsql "github.com/nhisync/nhisync/connector/sql"
+)
+
+// benchN is the table size of the snapshot benchmarks
+// (NHISYNC_BENCH_N, default 100,000).
+func benchN() int {
+	if n, err := strconv.Atoi(os.Getenv("NHISYNC_BENCH_N")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// fillBench makes the suite's table of n records on s with one
+// INSERT … SELECT on the server (generate_series / a recursive CTE).
+func fillBench(b *testing.B, s *server, n int) {
+	b.Helper()
+	h := &serverHarness{s: s}
+	s.exec(b, h.ddl("bench"))
+	if s.kind == "postgres" {
+		s.exec(b, fmt.Sprintf(`INSERT INTO bench SELECT 'sa-'||lpad(i::text, 7, '0'), 'bot-'||i, (ARRAY['aws','gcp','azure','k8s','github'])[i%%5+1],
+			'owner'||i||'@example.com', ARRAY['internal','team-'||(i%%7)], 'active', timestamptz '2026-01-01' + i * interval '1 hour',
+			'note '||i, 'cc-'||(100+i), now() FROM generate_series(0, %d) AS i`, n-1))
+		return
+	}
+	// MariaDB's Sequence engine: seq_0_to_N is a table of 0…N.
+	s.exec(b, fmt.Sprintf(`INSERT INTO bench SELECT CONCAT('sa-', LPAD(seq, 7, '0')), CONCAT('bot-', seq), ELT(seq %% 5 + 1, 'aws','gcp','azure','k8s','github'),
+		CONCAT('owner', seq, '@example.com'), JSON_ARRAY('internal', CONCAT('team-', seq %% 7)), 'active',
+		TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq HOUR, CONCAT('note ', seq), CONCAT('cc-', 100+seq), NOW(6) FROM seq_0_to_%d`, n-1))
+}
+
+func benchSnapshot(b *testing.B, s *server, n int) {
+	sys := conntest.System("bench", "sql")
+	sys.Settings = nhisync.Settings{"dsn": s.dsn, "table": "bench"}
+	c, err := nsql.Open(b.Context(), sys, conntest.Kind())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got := 0
+		if err := c.Snapshot(b.Context(), func(nhisync.Observation) error { got++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if got != n {
+			b.Fatalf("%d records, want %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// benchClient times the native command-line client reading the same
+// columns to /dev/null: the floor the connector is compared with.
+func benchClient(b *testing.B, n int, name string, args ...string) {
+	if _, err := exec.LookPath(name); err != nil {
+		b.Fatalf("%s is not installed: %v", name, err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		cmd := exec.Command(name, args...) // stdout: the null device
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%s: %v\n%s", name, err, stderr.String())
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+var benchCols = strings.Join([]string{conntest.IDName, conntest.NameName, conntest.PlatformName, conntest.OwnerName,
+	conntest.TagsName, conntest.StatusName, conntest.RotatedName}, ", ")
+
+// BenchmarkSnapshotPostgres: the connector's snapshot of n rows beside
+// psql \copy of the same columns.
+func BenchmarkSnapshotPostgres(b *testing.B) {
+	n := benchN()
+	s := pgDatabase(b)
+	fillBench(b, s, n)
+	b.Run("connector", func(b *testing.B) { benchSnapshot(b, s, n) })
+	b.Run("psql-copy", func(b *testing.B) {
+		benchClient(b, n, "psql", "-X", "-q", "-d", s.dsn, "-c",
+			`\copy (SELECT `+benchCols+` FROM bench) TO '/dev/null'`)
+	})
+}
+
+// BenchmarkSnapshotMariaDB: the connector's snapshot of n rows beside
+// `mariadb -e` selecting the same columns.
+func BenchmarkSnapshotMariaDB(b *testing.B) {
+	n := benchN()
+	s := mysqlDatabase(b)
+	fillBench(b, s, n)
+	b.Run("connector", func(b *testing.B) { benchSnapshot(b, s, n) })
+	b.Run("mariadb-e", func(b *testing.B) {
+		u, _ := url.Parse(s.dsn)
+		pw, _ := u.User.Password()
+		args := []string{"-h", u.Hostname(), "-P", u.Port(), "-u", u.User.Username(), "--quick", "-N", "-B"}
+		if pw != "" {
+			args = append(args, "-p"+pw)
+		}
+		args = append(args, strings.TrimPrefix(u.Path, "/"), "-e", "SELECT "+benchCols+" FROM bench")
+		cmd := "mariadb"
+		if _, err := exec.LookPath(cmd); err != nil {
+			cmd = "mysql"
+		}
+		benchClient(b, n, cmd, args...)
+	})
+}
