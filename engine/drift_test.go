@@ -124,3 +124,39 @@ func mustDrift(t *testing.T, w *world) []engine.DriftItem {
 	}
 	return items
 }
+
+// TestFirstSightingIsNoMerge: the quickstart's first pass said "merged
+// 700" (issue 5, point 9) because a set seen for the first time was
+// audited as a merge. Taken into an empty golden value with nothing to
+// combine it is accepted; only combining counts as merged.
+func TestFirstSightingIsNoMerge(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot"), sa("i2", "aws", "bot2")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "tags", []any{"pii"}), sa("c2", "aws", "bot2", "tags", []any{"pii"})},
+		"catalog.json": {sa("k1", "aws", "bot", "tags", []any{"pii"}), sa("k2", "aws", "bot2", "tags", []any{"internal"})},
+	})
+	sum := w.sync()
+	if sum.Merged != 2 {
+		t.Errorf("first pass merged %d, want 2 (bot2's two sets combined; bot's agreeing sets are no merge)\n%s", sum.Merged, actions(sum))
+	}
+	if got := w.golden("service_account", "classification", "aws", "bot"); got != "pii" {
+		t.Errorf("bot classification = %q", got)
+	}
+	if got := w.golden("service_account", "classification", "aws", "bot2"); got != "internal, pii" {
+		t.Errorf("bot2 classification = %q", got)
+	}
+	accepted := 0
+	for _, ev := range sum.Events {
+		if ev.Action == nhisync.ActAccepted && ev.Field == "classification" {
+			accepted++
+		}
+	}
+	if accepted != 1 {
+		t.Errorf("classification accepted %d times, want once (bot)\n%s", accepted, actions(sum))
+	}
+	// A later addition to a non-empty set is a merge.
+	w.edit("catalog.json", "k1", map[string]any{"tags": []any{"pii", "pci"}})
+	if sum := w.sync(); sum.Merged != 1 {
+		t.Errorf("an added tag merged %d, want 1\n%s", sum.Merged, actions(sum))
+	}
+}

@@ -262,6 +262,19 @@ func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
 	// Provenance names the latest contributing change.
 	latest := slices.MinFunc(contributors, byLatest)
 	rc.rec.Fields[f.Name] = &nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At}
+	if gv.IsZero() && !slices.ContainsFunc(contributors, func(p *prop) bool { return !p.Value.Equal(nv) }) {
+		// A first sighting: the golden set was empty and every system that
+		// holds one holds the same. Nothing was combined: the value is
+		// accepted, not merged.
+		for _, p := range contributors {
+			action, reason := nhisync.ActObserved, "agrees with the golden value"
+			if p == latest {
+				action, reason = nhisync.ActAccepted, "merge: the golden value was empty"
+			}
+			rc.audit(&nhisync.AuditEntry{Action: action, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: gv, New: nv, Reason: reason})
+		}
+		return
+	}
 	reason := mergeReason(f, gv, nv)
 	for _, p := range contributors {
 		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActMerged, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: gv, New: nv, Reason: reason})

@@ -342,3 +342,32 @@ systems:
 		t.Errorf("unmatched = %v", us)
 	}
 }
+
+// TestShowKeepsLongValues: show clipped a single record's values at 60
+// characters (issue 5, point 9); it prints them in full.
+func TestShowKeepsLongValues(t *testing.T) {
+	long := "platform-engineering-shared-services-oncall-rotation-team@example.com"
+	w := newWorkspace(t, map[string]string{
+		"nhisync.yaml": `version: 1
+store: sqlite:./state/nhisync.db
+kinds:
+  service_account:
+    match: [name]
+    create_from: [cmdb]
+    fields:
+      name:  { type: string }
+      owner: { type: string }
+      tags:  { type: set }
+systems:
+  cmdb: { connector: file, path: cmdb.json, kind: service_account, id: id, fields: { name: name, owner: owner, tags: tags } }
+`,
+		"cmdb.json": `[{"id": "1", "name": "bot", "owner": "` + long + `", "tags": ["confidential", "customer-data", "payment-card-industry", "personally-identifiable"]}]`,
+	})
+	w.ok(t, "sync")
+	out := w.ok(t, "show", "service_account/bot")
+	for _, want := range []string{long, "confidential, customer-data, payment-card-industry, personally-identifiable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show does not print %q in full:\n%s", want, out)
+		}
+	}
+}

@@ -123,10 +123,19 @@ func (o *out) Printf(format string, args ...any) { fmt.Fprintf(o.w, format, args
 // Table prints rows under a header, columns aligned.
 func (o *out) Table(header []string, rows [][]string) { o.StyledTable(header, rows, nil) }
 
+// FullTable is Table without clipping long cells: for one record's
+// values, where a clipped value would hide what a person came to read.
+func (o *out) FullTable(header []string, rows [][]string) { o.table(header, rows, nil, 0) }
+
 // StyledTable is Table with a color per cell (style returns an ANSI code
 // or ""). Widths are measured on the plain text so color never skews
 // the columns.
 func (o *out) StyledTable(header []string, rows [][]string, style func(row, col int) string) {
+	o.table(header, rows, style, 60)
+}
+
+// table prints a table, clipping cells to clipAt runes (0: never).
+func (o *out) table(header []string, rows [][]string, style func(row, col int) string, clipAt int) {
 	widths := make([]int, len(header))
 	for i, h := range header {
 		widths[i] = utf8.RuneCountInString(h)
@@ -134,7 +143,7 @@ func (o *out) StyledTable(header []string, rows [][]string, style func(row, col 
 	for ri, r := range rows {
 		for i, c := range r {
 			// Escaped before measuring, so an escaped value keeps its column.
-			c = clip(string(escapeTerminal([]byte(c))), 60)
+			c = clip(string(escapeTerminal([]byte(c))), clipAt)
 			rows[ri][i] = c
 			if i < len(widths) {
 				widths[i] = max(widths[i], utf8.RuneCountInString(c))
@@ -168,10 +177,11 @@ func (o *out) StyledTable(header []string, rows [][]string, style func(row, col 
 	}
 }
 
-// clip shortens a cell for a table (JSON output is never clipped).
+// clip shortens a cell for a table to n runes (n <= 0: never; JSON
+// output is never clipped).
 func clip(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
-	if utf8.RuneCountInString(s) <= n {
+	if n <= 0 || utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	r := []rune(s)

@@ -215,7 +215,8 @@ func showCmd(g *globals) *cobra.Command {
 					}
 					rows = append(rows, []string{f, val, gd.Source, gd.Rule, gd.At.Format(time.RFC3339)})
 				}
-				o.Table([]string{"field", "value", "source", "rule", "since"}, rows)
+				// One record: every value in full (records lists clip them).
+				o.FullTable([]string{"field", "value", "source", "rule", "since"}, rows)
 				o.Printf("\n")
 				rows = nil
 				for _, l := range rec.Links {
