@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +20,8 @@ func quickstartCmd(g *globals) *cobra.Command {
 	var dir string
 	var force bool
 	var seed int64
+	var serveToo bool
+	var fl serveFlags
 	cmd := &cobra.Command{
 		Use:   "quickstart",
 		Short: "Make a demo workspace of four drifting systems and run a first sync on it",
@@ -25,9 +29,16 @@ func quickstartCmd(g *globals) *cobra.Command {
 identity provider (a SQLite table) and a policy engine (JSON) holding about 200
 non-human identities with realistic drift — then run one sync and tell what
 happened: what was accepted, refused, merged and quarantined, which writes wait
-for approval, and what was written to each system.`,
+for approval, and what was written to each system. With --serve it then
+creates an admin token, prints the console's URL and the token, and serves
+the workspace (as nhisync serve does) until interrupted.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if serveToo {
+				if err := fl.check(); err != nil {
+					return err
+				}
+			}
 			cfgPath := filepath.Join(dir, quickstart.ConfigFile)
 			if _, err := os.Stat(cfgPath); err == nil && !force {
 				return nhisync.Errorf(nhisync.EINVALID, "%s already holds a workspace: continue with `%s -c %s sync`, or start over with `%s quickstart --force`", dir, progName(), cfgPath, progName())
@@ -56,13 +67,41 @@ for approval, and what was written to each system.`,
 				return err
 			}
 			story(a.out.w, a.out, dir, sc, sum, entries)
-			return nil
+			if !serveToo {
+				return nil
+			}
+			secret, err := quickstartToken(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			a.Close()
+			fl.fallback = true
+			return serve(cmd.Context(), &qg, fl, func(url string) {
+				a.out.Printf("\nServing the console at %s/login\nSign in with this admin token (shown once; more with `%s -c %s token create NAME --role ROLE`):\n\n  %s\n\nEdit a file under %s and watch the change reach the other systems. Ctrl-C stops.\n",
+					url, progName(), cfgPath, secret, filepath.Join(dir, "systems"))
+			})
 		},
 	}
+	cmd.Flags().BoolVar(&serveToo, "serve", false, "then serve the API and console on the workspace (prints the URL and an admin token)")
+	cmd.Flags().StringVar(&fl.addr, "addr", "127.0.0.1:8080", "with --serve: the address (another free port when it is taken)")
+	fl.logFormat = "text"
 	cmd.Flags().StringVar(&dir, "dir", "nhisync-quickstart", "directory for the demo workspace")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an earlier quickstart workspace in --dir")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "seed of the generated estate (same seed, same data)")
 	return cmd
+}
+
+// quickstartToken creates the demo's admin token and returns its secret.
+func quickstartToken(ctx context.Context, a *app) (string, error) {
+	secret, hash, err := nhisync.NewTokenSecret()
+	if err != nil {
+		return "", err
+	}
+	t := &nhisync.Token{Name: "quickstart-admin", Role: nhisync.RoleAdmin, Hash: hash, Created: time.Now().UTC(), CreatedBy: "quickstart"}
+	if err := createToken(ctx, a, t, "quickstart"); err != nil {
+		return "", err
+	}
+	return secret, nil
 }
 
 // progName is how the user ran nhisync: the binary's name, or the go run

@@ -25,6 +25,9 @@ type serveFlags struct {
 	logFormat string
 	tlsCert   string
 	tlsKey    string
+	// fallback listens on another free port of the same host when addr
+	// is taken (quickstart --serve).
+	fallback bool
 }
 
 func (f *serveFlags) add(cmd *cobra.Command) {
@@ -114,6 +117,10 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 		return err
 	}
 	ln, err := net.Listen("tcp", fl.addr)
+	if err != nil && fl.fallback {
+		host, _, _ := net.SplitHostPort(fl.addr)
+		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+	}
 	if err != nil {
 		return nhisync.Errorf(nhisync.EINVALID, "cannot listen on %s: %v; pick another --addr", fl.addr, err)
 	}

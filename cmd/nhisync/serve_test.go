@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,4 +279,77 @@ func TestServeEndToEnd(t *testing.T) {
 	// The lease is released: a sync runs at once.
 	w.ok(t, "sync")
 	w.ok(t, "audit", "verify")
+}
+
+// TestQuickstartServe: `quickstart --serve` makes the demo, prints the
+// console URL and an admin token, and serves: the token works on the API
+// and the console's login page answers.
+func TestQuickstartServe(t *testing.T) {
+	bin := binary(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	cmd := exec.Command(bin, "quickstart", "--serve", "--dir", dir, "--addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	found := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var url string
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if u, ok := strings.CutPrefix(line, "Serving the console at "); ok {
+				url = strings.TrimSuffix(u, "/login")
+			}
+			if url != "" && strings.HasPrefix(line, "nhs_") {
+				found <- [2]string{url, line}
+			}
+		}
+		done <- cmd.Wait()
+	}()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	var got [2]string
+	select {
+	case got = <-found:
+	case err := <-done:
+		t.Fatalf("quickstart --serve exited: %v\n%s", err, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("quickstart --serve printed no URL and token\n%s", stderr.String())
+	}
+	url, token := got[0], got[1]
+	req, _ := http.NewRequest("GET", url+"/api/v1/systems", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"cmdb"`) {
+		t.Errorf("systems with the printed token: %d %s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(url + "/login"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("login page: %v %v", resp, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("quickstart --serve after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("quickstart --serve did not stop")
+	}
 }
