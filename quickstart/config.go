@@ -49,6 +49,9 @@ kinds:
       application:
         type: string
         authority: [cmdb]
+        # Looked up in the application register (kind application below):
+        # "nhisync report orphans" lists identities whose application is
+        # decommissioned while they stay active.
       classification:
         type: set
         # Labels added in any system are kept: the union wins.
@@ -68,6 +71,14 @@ kinds:
       last_rotated:
         type: time
         authority: [idp]
+        # A rotation older than this is a long-lived secret, listed by
+        # "nhisync report stale" (it never changes a decision).
+        max_age: 2160h
+      used_by:
+        # Applications that use the identity, as the catalog knows them;
+        # more than one is NHI reuse ("nhisync report hygiene").
+        type: set
+        resolve: merge
       policy_state:
         type: string
         authority: [catalog]
@@ -80,7 +91,22 @@ kinds:
       - name: owner-is-email
         check: owner == "" || owner.matches('^[^@\\s]+@[^@\\s]+$')
 
+  application:
+    # The application register: one record per business application.
+    match: [name]
+    create_from: [apps]
+    fields:
+      name:
+        type: string
+      team:
+        type: string
+      lifecycle:
+        type: enum
+        values: [active, decommissioned]
+
 # Each system maps canonical fields (left) to its own names (right).
+# poll says how often "nhisync serve" reads a system; "nhisync report
+# stale" lists a system not read for ten times as long.
 # Columns and keys that are not mapped are kept untouched.
 systems:
   # Identity provider: a SQLite table; updated_at lets nhisync read only
@@ -92,6 +118,7 @@ systems:
     table: service_accounts
     id: id
     updated_column: updated_at
+    poll: 1h
     fields:
       name: name
       platform: platform
@@ -105,6 +132,7 @@ systems:
     kind: service_account
     path: ./systems/cmdb.csv
     id: sys_id
+    poll: 1h
     fields:
       name: name
       platform: platform
@@ -119,12 +147,14 @@ systems:
     connector: file
     kind: service_account
     path: ./systems/catalog.yaml
+    poll: 1h
     fields:
       name: name
       platform: platform
       owner: steward
       classification: tags
       policy_state: policy
+      used_by: used_by
 
   # Policy engine: a JSON array of objects.
   policy:
@@ -132,9 +162,23 @@ systems:
     kind: service_account
     path: ./systems/policy.json
     id: id
+    poll: 1h
     fields:
       name: account
       platform: platform
       entitlements: grants
       policy_state: state
+
+  # Application register: a CSV file of the applications, and which are
+  # decommissioned.
+  apps:
+    connector: file
+    kind: application
+    path: ./systems/apps.csv
+    id: name
+    poll: 1h
+    fields:
+      name: name
+      team: team
+      lifecycle: status
 `

@@ -10,7 +10,9 @@ import (
 )
 
 // briefConfig is the workspace config as the assignment states it, in
-// flow style. The generated file must mean exactly this.
+// flow style, plus what the governance reports read (max_age, used_by,
+// the application register, poll). The generated file must mean exactly
+// this.
 const briefConfig = `
 version: 1
 store: sqlite:./nhisync-data/nhisync.db
@@ -29,20 +31,30 @@ kinds:
       classification: { type: set, resolve: merge }
       lifecycle:      { type: enum, values: [active, rotation_due, suspended, decommissioned], resolve: strictest }
       entitlements:   { type: set, resolve: merge, wins: remove, authority: [idp, policy] }
-      last_rotated:   { type: time, authority: [idp] }
+      last_rotated:   { type: time, authority: [idp], max_age: 2160h }
+      used_by:        { type: set, resolve: merge }
       policy_state:   { type: string, authority: [catalog], approve_to: [policy] }
     rules:
       - name: owner-is-email
         check: owner == "" || owner.matches('^[^@\\s]+@[^@\\s]+$')
+  application:
+    match: [name]
+    create_from: [apps]
+    fields:
+      name:      { type: string }
+      team:      { type: string }
+      lifecycle: { type: enum, values: [active, decommissioned] }
 systems:
-  idp:      { connector: sql, kind: service_account, dsn: "sqlite:./systems/idp.db", table: service_accounts, id: id, updated_column: updated_at,
+  idp:      { connector: sql, kind: service_account, dsn: "sqlite:./systems/idp.db", table: service_accounts, id: id, updated_column: updated_at, poll: 1h,
               fields: { name: name, platform: platform, lifecycle: status, entitlements: scopes, last_rotated: rotated_at } }
-  cmdb:     { connector: file, kind: service_account, path: ./systems/cmdb.csv, id: sys_id,
+  cmdb:     { connector: file, kind: service_account, path: ./systems/cmdb.csv, id: sys_id, poll: 1h,
               fields: { name: name, platform: platform, owner: owned_by, application: app, lifecycle: status, classification: tags } }
-  catalog:  { connector: file, kind: service_account, path: ./systems/catalog.yaml,
-              fields: { name: name, platform: platform, owner: steward, classification: tags, policy_state: policy } }
-  policy:   { connector: file, kind: service_account, path: ./systems/policy.json, id: id,
+  catalog:  { connector: file, kind: service_account, path: ./systems/catalog.yaml, poll: 1h,
+              fields: { name: name, platform: platform, owner: steward, classification: tags, policy_state: policy, used_by: used_by } }
+  policy:   { connector: file, kind: service_account, path: ./systems/policy.json, id: id, poll: 1h,
               fields: { name: account, platform: platform, entitlements: grants, policy_state: state } }
+  apps:     { connector: file, kind: application, path: ./systems/apps.csv, id: name, poll: 1h,
+              fields: { name: name, team: team, lifecycle: status } }
 `
 
 func TestConfig(t *testing.T) {

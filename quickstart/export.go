@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver for idp.db
+
+	"github.com/nhisync/nhisync"
 )
 
 // idpRow is a row of the identity provider's service_accounts table.
@@ -45,6 +47,9 @@ type catalogEntry struct {
 	Name, Platform, Steward string
 	Tags                    []string
 	Policy, Description     string
+	// UsedBy lists the applications the catalog knows use the identity
+	// (left out when empty).
+	UsedBy []string
 }
 
 // policyEntry is one object of the policy engine's JSON array.
@@ -111,6 +116,13 @@ func writeCatalog(w io.Writer, accounts []*account) (int, error) {
 		}
 		if e.Policy != "" {
 			b = appendYAMLField(b, "  ", "policy", e.Policy)
+		}
+		if len(e.UsedBy) > 0 {
+			b = append(b, "  used_by:\n"...)
+			for _, u := range e.UsedBy {
+				b = appendYAMLScalar(append(b, "    - "...), u)
+				b = append(b, '\n')
+			}
 		}
 		b = appendYAMLField(b, "  ", "description", e.Description)
 		if _, err := w.Write(b); err != nil {
@@ -246,3 +258,26 @@ func writeIDP(ctx context.Context, path string, accounts []*account) (n int, err
 
 // formatTime formats t as RFC 3339 in UTC, the form every system here uses.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// appsHeader is the application register's CSV header.
+var appsHeader = []string{"name", "team", "status", "cost_center"}
+
+// writeApps writes the application register: every application, in the
+// vocabulary's order, the retired one with status decommissioned.
+func writeApps(w io.Writer, retired string) (int, error) {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(appsHeader); err != nil {
+		return 0, err
+	}
+	for _, a := range applications {
+		status := "active"
+		if a.name == retired {
+			status = nhisync.LifecycleDecommissioned
+		}
+		if err := cw.Write([]string{a.name, a.team, status, a.costCenter}); err != nil {
+			return 0, err
+		}
+	}
+	cw.Flush()
+	return len(applications), cw.Error()
+}

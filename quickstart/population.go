@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nhisync/nhisync"
 )
 
 // driftCase is one kind of planted disagreement between the systems.
@@ -46,6 +48,8 @@ type account struct {
 
 	drift driftCase
 	note  string
+	// reused: the catalog says several applications use the identity.
+	reused bool
 
 	idp     *idpRow
 	cmdb    *cmdbRow
@@ -66,6 +70,8 @@ type population struct {
 	ids      map[string]bool // native ids in use
 	suffixes map[string]int  // next numeric suffix per base name
 	policies int             // policy ids handed out
+	// retiredApp is the application the register lists as decommissioned.
+	retiredApp string
 }
 
 // pcgStream fixes the second PCG word so a seed alone picks the output.
@@ -129,7 +135,78 @@ func newPopulation(seed int64, n int, now time.Time) *population {
 		p.baseline(a)
 		p.plant(a)
 	}
+	p.plantGovernance()
 	return p
+}
+
+// plantGovernance plants what the governance reports find, without drawing
+// from the random source (so the rest of the estate stays as the seed made
+// it): an application decommissioned in the register while its NHIs stay
+// active, and identities the catalog says several applications use. Stale
+// rotations need no planting: identities in rotation_due were last
+// rotated more than 90 days ago.
+func (p *population) plantGovernance() {
+	// The retired application is the one with the fewest live NHIs in the
+	// CMDB (at least one), the first in the vocabulary on a tie.
+	best := -1
+	for _, app := range applications {
+		n := 0
+		for _, a := range p.accounts {
+			if a.cmdb != nil && a.cmdb.App == app.name && goldenLifecycle(a) != nhisync.LifecycleDecommissioned {
+				n++
+			}
+		}
+		if n > 0 && (best < 0 || n < best) {
+			best, p.retiredApp = n, app.name
+		}
+	}
+	reused := 0
+	for _, a := range p.accounts {
+		if reused == 2 {
+			break
+		}
+		if a.drift != caseNone || a.idp == nil || a.cmdb == nil || a.catalog == nil || a.app.name == p.retiredApp ||
+			goldenLifecycle(a) == nhisync.LifecycleDecommissioned {
+			continue
+		}
+		i := slices.IndexFunc(applications, func(x application) bool { return x.name == a.app.name })
+		other := applications[(i+1)%len(applications)].name
+		if other == p.retiredApp {
+			other = applications[(i+2)%len(applications)].name
+		}
+		a.catalog.UsedBy = sorted(a.app.name, other)
+		a.reused = true
+		reused++
+	}
+}
+
+// goldenLifecycle is the lifecycle the first sync settles on: the
+// strictest (resolve: strictest) of what the idp and the cmdb say.
+func goldenLifecycle(a *account) string {
+	best := ""
+	for _, v := range []string{idpStatus(a), cmdbStatus(a)} {
+		if slices.Index(lifecycleOrder, v) > slices.Index(lifecycleOrder, best) {
+			best = v
+		}
+	}
+	return best
+}
+
+// lifecycleOrder is the config's lifecycle values, least strict first.
+var lifecycleOrder = []string{"active", "rotation_due", "suspended", nhisync.LifecycleDecommissioned}
+
+func idpStatus(a *account) string {
+	if a.idp == nil {
+		return ""
+	}
+	return a.idp.Status
+}
+
+func cmdbStatus(a *account) string {
+	if a.cmdb == nil {
+		return ""
+	}
+	return a.cmdb.Status
 }
 
 // appNamed returns the application called name.

@@ -12,8 +12,6 @@ import (
 // ownerRule is the config's owner-is-email rule in Go.
 var ownerRule = regexp.MustCompile(`^[^@\s]+@[^@\s]+$`)
 
-var lifecycleOrder = []string{"active", "rotation_due", "suspended", "decommissioned"}
-
 // TestCases generates workspaces of several seeds and sizes, reads the
 // files back and checks that every case the Scenario names is planted in
 // them, and that every other account agrees everywhere.

@@ -58,13 +58,14 @@ const (
 	CatalogFile = "systems/catalog.yaml"
 	IDPFile     = "systems/idp.db"
 	PolicyFile  = "systems/policy.json"
+	AppsFile    = "systems/apps.csv"
 )
 
 // ownFiles are every path Generate creates or that exists because of it
 // (SQLite's side files, a sync's state), in the order they are checked:
 // the config first, so a refusal names it when it is there.
 var ownFiles = []string{ConfigFile, CMDBFile, CatalogFile, IDPFile,
-	IDPFile + "-journal", IDPFile + "-wal", IDPFile + "-shm", PolicyFile, DataDir}
+	IDPFile + "-journal", IDPFile + "-wal", IDPFile + "-shm", PolicyFile, AppsFile, DataDir}
 
 // Generate writes a demo workspace into dir, creating it if needed, and
 // returns what it planted. It refuses (EINVALID) to touch a directory that
@@ -219,6 +220,7 @@ func (ws *workspace) write(opt Options, sc *Scenario) error {
 		{CMDBFile, SystemCMDB, writeCMDB},
 		{CatalogFile, SystemCatalog, writeCatalog},
 		{PolicyFile, SystemPolicy, writePolicy},
+		{AppsFile, SystemApps, func(w io.Writer, _ []*account) (int, error) { return writeApps(w, p.retiredApp) }},
 		{ConfigFile, "", func(w io.Writer, _ []*account) (int, error) { return io.WriteString(w, configYAML) }},
 	}
 	for _, f := range files {

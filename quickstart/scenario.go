@@ -3,7 +3,14 @@ package quickstart
 import (
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/nhisync/nhisync"
 )
+
+// StaleRotation is the max_age of last_rotated in the demo config: a
+// rotation older than this is a long-lived secret.
+const StaleRotation = 2160 * time.Hour
 
 // System names of the demo workspace, in config order.
 const (
@@ -13,8 +20,12 @@ const (
 	SystemPolicy  = "policy"
 )
 
-// Systems lists the demo systems in config order.
+// Systems lists the demo systems holding service accounts, in config order.
 var Systems = []string{SystemIDP, SystemCMDB, SystemCatalog, SystemPolicy}
+
+// SystemApps is the application register (kind application), the fifth
+// system: it lists the applications and which are decommissioned.
+const SystemApps = "apps"
 
 // Scenario tells what Generate wrote: where, how many records each system
 // holds, and which accounts carry which planted drift. Account keys are
@@ -65,6 +76,25 @@ type Scenario struct {
 	// IDPOnly: in idp but not cmdb: the cmdb gets nothing (no provision).
 	CMDBOnly []string
 	IDPOnly  []string
+
+	// Governance problems the reports find (nhisync report …):
+	// RetiredApp is the application the register lists as decommissioned;
+	// RetiredAppNHIs the live identities still serving it (report orphans).
+	RetiredApp     string
+	RetiredAppNHIs []string
+	// Reused: the catalog says two applications use each (report hygiene).
+	Reused []string
+	// StaleRotations: the idp's last rotation is older than last_rotated's
+	// max_age of 90 days (report stale).
+	StaleRotations []string
+	// LiveOrphans are the Orphans whose lifecycle is not decommissioned:
+	// the ones report orphans lists as having no owner.
+	LiveOrphans []string
+	// Live counts the identities the first sync makes golden records of
+	// that are not decommissioned; Lacks lists, per system, those of them
+	// the system does not hold (report coverage).
+	Live  int
+	Lacks map[string][]string
 
 	// Notes says, per drifted account key, what was planted
 	// ("cmdb owner a@example.com, catalog steward b@example.com").
@@ -150,6 +180,7 @@ func (s *Scenario) Describe() string {
 		}
 		fmt.Fprintf(&b, "%s %s %d", sep, sys, s.Records[sys])
 	}
+	fmt.Fprintf(&b, "; %s %d", SystemApps, s.Records[SystemApps])
 	b.WriteString(" records.\nPlanted drift:\n")
 	for _, c := range s.Cases() {
 		if len(c.Keys) == 0 {
@@ -162,6 +193,8 @@ func (s *Scenario) Describe() string {
 		}
 		fmt.Fprintf(&b, " → %s\n", c.Expect)
 	}
+	fmt.Fprintf(&b, "Planted for the reports: application %s retired under %d live NHIs (orphans), %d NHIs reused (hygiene), %d stale rotations (stale).\n",
+		s.RetiredApp, len(s.RetiredAppNHIs), len(s.Reused), len(s.StaleRotations))
 	return b.String()
 }
 
@@ -175,6 +208,33 @@ func (s *Scenario) record(p *population) {
 		list := s.keys(a.drift)
 		*list = append(*list, a.key())
 		s.Notes[a.key()] = a.note
+	}
+	s.RetiredApp = p.retiredApp
+	s.Lacks = map[string][]string{}
+	for _, a := range p.accounts {
+		live := (a.idp != nil || a.cmdb != nil) && goldenLifecycle(a) != nhisync.LifecycleDecommissioned
+		if !live {
+			continue
+		}
+		s.Live++
+		for sys, held := range map[string]bool{SystemIDP: a.idp != nil, SystemCMDB: a.cmdb != nil, SystemCatalog: a.catalog != nil, SystemPolicy: a.policy != nil} {
+			if !held {
+				s.Lacks[sys] = append(s.Lacks[sys], a.key())
+			}
+		}
+		if a.cmdb != nil && a.cmdb.App == p.retiredApp {
+			s.RetiredAppNHIs = append(s.RetiredAppNHIs, a.key())
+		}
+		if a.reused {
+			s.Reused = append(s.Reused, a.key())
+			s.Notes[a.key()] = "catalog used_by " + strings.Join(a.catalog.UsedBy, ", ")
+		}
+		if a.idp != nil && a.idp.RotatedAt.Before(p.now.Add(-StaleRotation)) {
+			s.StaleRotations = append(s.StaleRotations, a.key())
+		}
+		if a.drift == caseOrphan {
+			s.LiveOrphans = append(s.LiveOrphans, a.key())
+		}
 	}
 	// The cases that can make nhisync overwrite a non-empty value in each
 	// system. A name variant may be settled either way, so it counts for

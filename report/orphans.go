@@ -25,7 +25,7 @@ const (
 
 // retiredStates are lifecycle values that mean a person, an application
 // or an NHI is gone or going.
-var retiredStates = []string{nhisync.LifecycleDecommissioned, "retired", "departed", "terminated", "deleted", "inactive", "disabled", "offboarded", "left", "suspended"}
+var retiredStates = []string{nhisync.LifecycleDecommissioned, "retired", "departed", "terminated", "deleted", "inactive", "disabled", "offboarded", "left"}
 
 // retired reports whether a lifecycle value means gone.
 func retired(v nhisync.Value) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/config"
 	_ "github.com/nhisync/nhisync/connector/file"
+	_ "github.com/nhisync/nhisync/connector/sql"
 	"github.com/nhisync/nhisync/engine"
 	"github.com/nhisync/nhisync/report"
 	"github.com/nhisync/nhisync/sqlite"

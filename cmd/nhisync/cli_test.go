@@ -48,8 +48,8 @@ func TestSyncSummary(t *testing.T) {
 		}
 	}
 	systems := objOf(t, "first", first, "systems")
-	if got := slices.Sorted(maps.Keys(systems)); !slices.Equal(got, []string{"catalog", "cmdb", "idp", "policy"}) {
-		t.Errorf("systems = %v, want the four demo systems", got)
+	if got := slices.Sorted(maps.Keys(systems)); !slices.Equal(got, []string{"apps", "catalog", "cmdb", "idp", "policy"}) {
+		t.Errorf("systems = %v, want the four demo systems and the application register", got)
 	}
 	written := 0
 	for name, s := range systems {

@@ -43,7 +43,11 @@ the workspace (as nhisync serve does) until interrupted.`,
 			if _, err := os.Stat(cfgPath); err == nil && !force {
 				return nhisync.Errorf(nhisync.EINVALID, "%s already holds a workspace: continue with `%s -c %s sync`, or start over with `%s quickstart --force`", dir, progName(), cfgPath, progName())
 			}
-			sc, err := quickstart.Generate(dir, quickstart.Options{Seed: seed, Force: force})
+			// Dates (rotations, updates) fall in the year before today, so
+			// the reports judge them as they would a real estate; the same
+			// seed on the same day gives the same files.
+			today := time.Now().UTC().Truncate(24 * time.Hour)
+			sc, err := quickstart.Generate(dir, quickstart.Options{Seed: seed, Force: force, Now: today})
 			if err != nil {
 				return err
 			}
@@ -87,7 +91,7 @@ the workspace (as nhisync serve does) until interrupted.`,
 	fl.logFormat = "text"
 	cmd.Flags().StringVar(&dir, "dir", "nhisync-quickstart", "directory for the demo workspace")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an earlier quickstart workspace in --dir")
-	cmd.Flags().Int64Var(&seed, "seed", 1, "seed of the generated estate (same seed, same data)")
+	cmd.Flags().Int64Var(&seed, "seed", 1, "seed of the generated estate (same seed on the same day, same data)")
 	return cmd
 }
 
@@ -135,6 +139,7 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 	for _, s := range quickstart.Systems {
 		fmt.Fprintf(w, "    %-8s %-18s %-36s %4d records\n", s, systemTitles[s], systemFiles[s], sc.Records[s])
 	}
+	fmt.Fprintf(w, "  and an application register, %s (%d applications; %s is decommissioned).\n", quickstart.AppsFile, sc.Records[quickstart.SystemApps], sc.RetiredApp)
 	ev := events(sum.Events)
 	fmt.Fprintf(w, "\n%s\n", o.bold("First sync:"))
 	line := func(word string, n int, text string, examples ...string) {
@@ -145,7 +150,7 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 			}
 		}
 	}
-	line("created", sum.Created, fmt.Sprintf("golden records (idp and cmdb may create them); %d records of the other systems linked", sum.Linked))
+	line("created", sum.Created, fmt.Sprintf("golden records (idp and cmdb create identities, apps applications); %d records of the other systems linked", sum.Linked))
 	line("accepted", sum.Accepted, "values, each by its field's source-of-truth rule")
 	line("refused", sum.Refused, "values that lost to a higher-ranked or stricter one; their systems are repaired:",
 		ev.contest(sc.OwnerConflict, "owner"), ev.contest(sc.Decommissioned, nhisync.FieldLifecycle))
@@ -177,6 +182,9 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 	}
 	fmt.Fprintf(w, "  %s explain %s owner\n", prog, rec)
 	fmt.Fprintf(w, "Then edit a file under %s/systems/ and run `%s sync` again.\n", dir, prog)
+	fmt.Fprintf(w, "\n%s what needs a person, with OWASP NHI and NIST CSF ids:\n", o.bold("Governance findings:"))
+	fmt.Fprintf(w, "  %s report orphans        # no owner; %d identities of the decommissioned %s application\n", prog, len(sc.RetiredAppNHIs), sc.RetiredApp)
+	fmt.Fprintf(w, "  (also report stale, drift, coverage, hygiene; report evidence --out evidence.html for an auditor)\n")
 }
 
 // events finds the decisions of a pass about planted accounts.
