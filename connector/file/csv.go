@@ -246,9 +246,16 @@ type csvTable struct {
 	cols   map[string]int
 	rows   [][]string
 	lines  []int // the line each row starts on
-	bom    bool
-	crlf   bool
-	guard  bool
+	// short marks rows that had fewer cells than the header when loaded:
+	// they are written back as they were, never padded into rows of
+	// empty values.
+	short []bool
+	// problems says, per loaded row, why it cannot be read (rowProblem at
+	// load: columns nhisync adds later do not make rows short).
+	problems []string
+	bom      bool
+	crlf     bool
+	guard    bool
 }
 
 func (f csvFormat) load(data []byte) (table, error) {
@@ -276,6 +283,8 @@ func (f csvFormat) load(data []byte) (table, error) {
 		line, _ := cr.FieldPos(0)
 		t.rows = append(t.rows, rec)
 		t.lines = append(t.lines, line)
+		t.short = append(t.short, len(rec) < len(t.header))
+		t.problems = append(t.problems, rowProblem(rec, len(t.header), line))
 	}
 	if n := len(t.rows); n > 0 && len(t.rows[n-1]) < len(t.header) && !bytes.HasSuffix(data, []byte("\n")) {
 		return nil, &syntaxError{Line: t.lines[n-1], Msg: "the last line is incomplete (no line end, fields missing): the file looks torn, perhaps still being written"}
@@ -293,8 +302,8 @@ func (t *csvTable) len() int { return len(t.rows) }
 
 func (t *csvTable) row(i int) row {
 	r := &csvRow{cols: t.cols, cells: t.rows[i], guard: t.guard}
-	if i < len(t.lines) {
-		r.problem = rowProblem(r.cells, len(t.header), t.lines[i])
+	if i < len(t.problems) {
+		r.problem = t.problems[i]
 	}
 	return r
 }
@@ -339,8 +348,8 @@ func (t *csvTable) encode() ([]byte, error) {
 	if len(t.header) > 0 {
 		writeCSVRow(&b, t.header, t.crlf)
 	}
-	for _, r := range t.rows {
-		for len(r) < len(t.header) {
+	for i, r := range t.rows {
+		for len(r) < len(t.header) && (i >= len(t.short) || !t.short[i]) {
 			r = append(r, "")
 		}
 		writeCSVRow(&b, r, t.crlf)

@@ -310,3 +310,20 @@ func TestEditInTheSwapWindowIsKept(t *testing.T) {
 		t.Errorf("temp files left: %v", left)
 	}
 }
+
+// Finding 1, on rewrite: a write to another record never pads a short row
+// into a row of empty values (which would read as clears next pass), and
+// a column added by a write does not make the other rows short.
+func TestCSVRewriteLeavesShortRowShort(t *testing.T) {
+	in := "sys_id,name,platform\na1,bot\na2,bot2,gcp\na3,bot3,aws\n"
+	c, _, p := fileSystem{name: "p.csv", content: in, id: "sys_id", fields: []string{"name=name", "platform=platform", "owner=owned_by"}, prep: func(s *nhisync.System) {
+		s.Mapping("owner").Direction = nhisync.DirWrite
+	}}.open(t)
+	res := apply(t, c, update("a2", set("owner", "", "z@example.com")), update("a3", set("owner", "", "y@example.com")))
+	for i, r := range res {
+		if r.Status != nhisync.WriteApplied {
+			t.Errorf("write %d: %s %v", i, r.Status, r.Err)
+		}
+	}
+	diff(t, read(t, p), "sys_id,name,platform,owned_by\na1,bot\na2,bot2,gcp,z@example.com\na3,bot3,aws,y@example.com\n")
+}

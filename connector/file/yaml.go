@@ -3,8 +3,10 @@ package file
 import (
 	"bytes"
 	"io"
+	"reflect"
 	"strings"
 
+	"github.com/nhisync/nhisync/connector/native"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -37,7 +39,7 @@ func (yamlFormat) load(data []byte) (table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &yamlTable{doc: doc, seq: seq}
+	t := &yamlTable{doc: doc, seq: seq, orig: data, touched: map[int][]native.Path{}}
 	t.indent, t.compact = yamlStyle(data)
 	return t, nil
 }
@@ -118,13 +120,20 @@ type yamlTable struct {
 	doc, seq *yaml.Node
 	indent   int
 	compact  bool
+	// orig is the file as loaded; touched holds the paths written, by
+	// record.
+	orig    []byte
+	touched map[int][]native.Path
 }
 
 func (t *yamlTable) len() int                     { return len(t.seq.Content) }
 func (t *yamlTable) row(i int) row                { return nodeRow{t.seq.Content[i]} }
 func (t *yamlTable) check(i int, fd *field) error { return fd.path.CheckNode(t.seq.Content[i]) }
 func (t *yamlTable) arrays(i int, fd *field) bool { return treeArrays(t.seq.Content[i], fd) }
-func (t *yamlTable) set(i int, fd *field, v any)  { treeSet(t.seq.Content[i], fd, v) }
+func (t *yamlTable) set(i int, fd *field, v any) {
+	t.touched[i] = append(t.touched[i], fd.path)
+	treeSet(t.seq.Content[i], fd, v)
+}
 
 func (t *yamlTable) add() int {
 	if len(t.seq.Content) == 0 {
@@ -135,6 +144,7 @@ func (t *yamlTable) add() int {
 }
 
 func (t *yamlTable) encode() ([]byte, error) {
+	spellFlowNulls(t.doc, false, map[*yaml.Node]bool{})
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(t.indent)
@@ -147,5 +157,67 @@ func (t *yamlTable) encode() ([]byte, error) {
 	if err := enc.Close(); err != nil {
 		return nil, err
 	}
+	if i, ok := t.untouchedChanged(b.Bytes()); !ok {
+		return nil, &syntaxError{Line: t.seq.Content[i].Line, Msg: "the YAML encoder cannot write this file back without changing this record, which nhisync did not touch (an unusual construct: an anchored or empty key?); write it plainly"}
+	}
 	return b.Bytes(), nil
+}
+
+// untouchedChanged checks that everything nhisync did not write — other
+// records, and the other keys of the records it wrote — reads the same
+// from out as from the file loaded; it returns the first record that does
+// not. A file the plain decoder refuses (duplicate keys) is not checked.
+func (t *yamlTable) untouchedChanged(out []byte) (int, bool) {
+	var before, after []any
+	if yaml.Unmarshal(t.orig, &before) != nil || yaml.Unmarshal(out, &after) != nil {
+		return 0, true
+	}
+	for i := range before {
+		if i >= len(after) {
+			return i, false
+		}
+		b, a := before[i], after[i]
+		for _, p := range t.touched[i] {
+			// The whole top-level key: a write may create the mappings on
+			// its way.
+			deletePath(b, p[:1])
+			deletePath(a, p[:1])
+		}
+		if !reflect.DeepEqual(b, a) {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+// deletePath removes the key at p from a decoded mapping, if there.
+func deletePath(v any, p native.Path) {
+	for i, k := range p {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		if i == len(p)-1 {
+			delete(m, k)
+			return
+		}
+		v = m[k]
+	}
+}
+
+// spellFlowNulls writes empty nulls inside flow collections ({a} is
+// {a: null}) as null: the encoder would write them as '' — text, not
+// null — changing data nhisync never touched.
+func spellFlowNulls(n *yaml.Node, inFlow bool, seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	if n.Kind == yaml.ScalarNode && inFlow && n.Value == "" && n.ShortTag() == "!!null" && n.Style == 0 {
+		n.Value = "null"
+	}
+	flow := inFlow || n.Style&yaml.FlowStyle != 0
+	for _, c := range n.Content {
+		spellFlowNulls(c, flow, seen)
+	}
 }

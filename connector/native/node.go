@@ -190,17 +190,32 @@ func (p Path) CheckNode(root *yaml.Node) error {
 	if len(p) == 0 {
 		return nhisync.Errorf(nhisync.EINVALID, "empty native path")
 	}
+	anchored := func(n *yaml.Node, at Path) error {
+		if n.Anchor != "" {
+			where := at.String()
+			if len(at) == 0 {
+				where = "the record"
+			}
+			// An anchored node shows wherever it is aliased: a write would
+			// change those places too, or leave their alias dangling.
+			return nhisync.Errorf(nhisync.EINVALID, "native path %s: %s (line %d) is a YAML anchor (&%s); nhisync does not write into anchored nodes", p, where, n.Line, n.Anchor)
+		}
+		return nil
+	}
 	n := root
 	for i, k := range p {
 		if n.Kind != yaml.MappingNode {
 			return nhisync.Errorf(nhisync.EINVALID, "native path %s: %s (line %d) is not a mapping", p, p[:i], n.Line)
 		}
-		if i == len(p)-1 {
-			return nil
+		if err := anchored(n, p[:i]); err != nil {
+			return err
 		}
 		_, v := lookup(n, k)
 		if v == nil {
 			return nil // created on the way
+		}
+		if i == len(p)-1 {
+			return anchored(v, p) // an alias here is replaced, not written through
 		}
 		if v.Kind == yaml.AliasNode {
 			return nhisync.Errorf(nhisync.EINVALID, "native path %s: %s (line %d) is a YAML alias; nhisync does not write through aliases", p, p[:i+1], v.Line)
