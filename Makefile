@@ -8,6 +8,9 @@
 #   make console-screenshots
 #                PNGs of the web console's pages, taken by its headless
 #                Chromium test, in a temporary directory (path printed)
+#   make fuzz    every Go fuzz target (func Fuzz…) for FUZZTIME each (10s);
+#                a crasher found is written under the package's
+#                testdata/fuzz and from then on runs in `make test` as a seed
 #   make evidence-screenshot
 #                a PNG of the evidence pack of a fresh demo workspace, in a
 #                temporary directory outside the repository (path printed)
@@ -26,7 +29,7 @@ OTHER_PKGS  := $(filter-out $(shell $(GO) list $(RACE_PKGS) 2>/dev/null),$(PKGS)
 RACE_RAPID_CHECKS ?= 20
 RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}{{range .XTestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}' ./... 2>/dev/null)
 
-.PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot console-screenshots
+.PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot console-screenshots fuzz
 
 test: deps vet staticcheck race unit
 
@@ -61,6 +64,18 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+FUZZTIME ?= 10s
+
+# go test -fuzz takes one target of one package at a time: list them all.
+fuzz:
+	@for p in $(PKGS); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$p); \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+			echo "fuzz: $$p $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
+	done
 
 CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 	--disable-background-networking --disable-component-update --disable-sync

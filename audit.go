@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -67,12 +68,32 @@ func (e *AuditEntry) LeafBytes() []byte {
 	c := *e
 	c.Hash = ""
 	c.Time = c.Time.UTC()
+	// encoding/json writes a byte that is not UTF-8 as the escape \ufffd,
+	// but the entry decoded from those bytes holds U+FFFD itself, which
+	// encodes raw: the leaf would not survive a round trip and a verifier
+	// recomputing it would fail. Replace such bytes before encoding.
+	for _, s := range []*string{&c.Actor, &c.Action, &c.Kind, &c.Record, &c.Field, &c.System, &c.Reason, &c.PrevHash} {
+		*s = strings.ToValidUTF8(*s, "\uFFFD")
+	}
+	c.Old, c.New = validUTF8(c.Old), validUTF8(c.New)
 	b, err := json.Marshal(&c)
 	if err != nil {
 		// Every member is a plain value; Marshal cannot fail.
 		panic(err)
 	}
 	return b
+}
+
+// validUTF8 returns v with bytes that are not UTF-8 replaced by U+FFFD.
+func validUTF8(v Value) Value {
+	if v.set {
+		elems := make([]string, len(v.elems))
+		for i, e := range v.elems {
+			elems[i] = strings.ToValidUTF8(e, "\uFFFD")
+		}
+		return SetOf(elems...) // sorted again: replacing bytes can reorder
+	}
+	return Value{s: strings.ToValidUTF8(v.s, "\uFFFD")}
 }
 
 // LeafHash returns the RFC 6962 leaf hash H(0x00 ‖ leaf).

@@ -101,11 +101,11 @@ func parseBracket(s string) (string, int, error) {
 }
 
 // String returns the path in the syntax ParsePath reads, bracketing keys
-// that hold dots, slashes, brackets or quotes.
+// that hold dots, slashes, brackets or quotes, or surrounding space.
 func (p Path) String() string {
 	var b strings.Builder
 	for i, k := range p {
-		if k == "" || strings.ContainsAny(k, `./[]"\`) {
+		if k == "" || strings.ContainsAny(k, `./[]"\`) || strings.TrimSpace(k) != k {
 			b.WriteString(`["`)
 			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(k))
 			b.WriteString(`"]`)
