@@ -206,7 +206,8 @@ func deletePath(v any, p native.Path) {
 }
 
 // spellFlowNulls writes empty nulls inside flow collections ({a} is
-// {a: null}) as null: the encoder would write them as ” — text, not
+// {a: null}) as null: the encoder would write them as an empty quoted
+// string — text, not
 // null — changing data nhisync never touched.
 func spellFlowNulls(n *yaml.Node, inFlow bool, seen map[*yaml.Node]bool) {
 	if n == nil || seen[n] {
