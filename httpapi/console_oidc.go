@@ -23,6 +23,7 @@ type oidcLogin struct {
 	tls      bool
 
 	mu       sync.Mutex
+	provider *oidc.Provider
 	verifier *oidc.IDTokenVerifier
 	oauth    *oauth2.Config
 	// pending sign-ins by state, each bound to the browser by a cookie.
@@ -58,6 +59,7 @@ func (o *oidcLogin) setup(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVer
 	if err != nil {
 		return nil, nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("the identity provider %s does not answer; sign in with a token meanwhile", o.cfg.Issuer), Err: err}
 	}
+	o.provider = p
 	o.verifier = p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID})
 	o.oauth = &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret, Endpoint: p.Endpoint(),
 		RedirectURL: o.redirect, Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
@@ -146,6 +148,26 @@ func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if err := idt.Claims(&claims); err != nil {
 		fail(http.StatusUnauthorized, "the ID token's claims do not decode", err)
 		return
+	}
+	// A provider may keep profile claims (and custom ones) for the
+	// UserInfo endpoint when it issues an access token (OIDC Core 5.4):
+	// fill in what the ID token lacks from there, for the same subject.
+	if firstString(claims, "preferred_username", "email") == "" || claims[o.cfg.RolesClaim] == nil {
+		ui, err := o.provider.UserInfo(r.Context(), oauth2.StaticTokenSource(tok))
+		if err != nil {
+			fail(http.StatusUnauthorized, "the identity provider's userinfo endpoint did not answer", err)
+			return
+		}
+		var extra map[string]any
+		if ui.Subject != idt.Subject || ui.Claims(&extra) != nil {
+			fail(http.StatusUnauthorized, "the userinfo answer is not about the signed-in subject", nil)
+			return
+		}
+		for k, v := range extra {
+			if _, ok := claims[k]; !ok {
+				claims[k] = v
+			}
+		}
 	}
 	name := firstString(claims, "preferred_username", "email", "sub")
 	role := highestRole(claims[o.cfg.RolesClaim])
