@@ -27,7 +27,7 @@ func stamp(t time.Time) string { return t.Format("2006-01-02 15:04:05") }
 
 func (h *sqliteHarness) Features() conntest.Features { return conntest.Features{} }
 
-func openDB(t *testing.T, path string) *stdsql.DB {
+func openDB(t testing.TB, path string) *stdsql.DB {
 	t.Helper()
 	db, err := stdsql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
