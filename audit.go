@@ -41,6 +41,9 @@ const (
 	ActConfigLoaded      = "config.loaded"
 	ActSystemDegraded    = "system.degraded"
 	ActSystemRecovered   = "system.recovered"
+	// ActSensitiveRevealed records that a person printed sensitive values
+	// in clear (--reveal): who, which command, which record.
+	ActSensitiveRevealed = "sensitive.revealed"
 )
 
 // AuditEntry is one append-only, hash-chained record of an event. The

@@ -3,7 +3,6 @@ package engine
 // SPEC §3.3 resolve: manual — conflicts opened and joined by a pass.
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -39,7 +38,7 @@ func (rc *recCtx) openNewConflict(f *nhisync.Field, gv nhisync.Value, ps []*prop
 	rc.d.batch.Conflicts = append(rc.d.batch.Conflicts, c)
 	var sb []string
 	for _, pr := range c.Proposals {
-		sb = append(sb, fmt.Sprintf("%s=%q", pr.System, pr.Value.String()))
+		sb = append(sb, pr.System+"="+quote(f, pr.Value))
 	}
 	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActConflictOpened, Field: f.Name, Old: gv, Reason: "manual: " + strings.Join(sb, ", ")})
 	return nil

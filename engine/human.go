@@ -126,7 +126,7 @@ func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, act
 			for _, p := range c.Proposals {
 				names = append(names, p.System)
 			}
-			return errInvalid("value %q fails %s: %s; give a value that passes, or pick a proposal (%s)", g.Value.String(), rule, why, strings.Join(names, ", "))
+			return errInvalid("value %s fails %s: %s; give a value that passes, or pick a proposal (%s)", quote(f, g.Value), rule, why, strings.Join(names, ", "))
 		}
 		old := rec.Value(f.Name)
 		rec.Fields[f.Name] = g

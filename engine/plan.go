@@ -330,7 +330,7 @@ func (p *pass) applyGuard(ctx context.Context) error {
 		if sys := p.e.cfg.Systems[name]; sys != nil {
 			limit = sys.Guard.Limit(total)
 		}
-		counted, sample := countWrites(ws, nil)
+		counted, sample := countWrites(p.e.cfg, ws, nil)
 		if counted <= limit {
 			for _, w := range ws {
 				if older[w.ApprovalID] != nil {
@@ -363,7 +363,7 @@ func (p *pass) applyGuard(ctx context.Context) error {
 				}
 			}
 		}
-		if n, more := countWrites(kept, sample); n > 0 {
+		if n, more := countWrites(p.e.cfg, kept, sample); n > 0 {
 			counted, sample = counted+n, more
 		}
 		a := &nhisync.Approval{ID: id, System: name, Guard: true, Count: counted, Sample: sample, Status: nhisync.StatusPending, At: p.now, RequestedBy: nhisync.Actor,
@@ -400,7 +400,7 @@ func (p *pass) applyGuard(ctx context.Context) error {
 
 // countWrites counts the writes that overwrite a non-empty value (or
 // retire a record) and adds them to sample, up to ten in all.
-func countWrites(ws []*nhisync.OutboxWrite, sample []string) (int, []string) {
+func countWrites(cfg *nhisync.Config, ws []*nhisync.OutboxWrite, sample []string) (int, []string) {
 	n := 0
 	for _, w := range ws {
 		if !w.Counts {
@@ -408,7 +408,11 @@ func countWrites(ws []*nhisync.OutboxWrite, sample []string) (int, []string) {
 		}
 		n++
 		if len(sample) < 10 {
-			sample = append(sample, fmt.Sprintf("%s/%s %s: %q → %q", w.Kind, w.Record, w.Field, w.Old.String(), w.New.String()))
+			var f *nhisync.Field
+			if k := cfg.Kinds[w.Kind]; k != nil {
+				f = k.Field(w.Field)
+			}
+			sample = append(sample, fmt.Sprintf("%s/%s %s: %s → %s", w.Kind, w.Record, w.Field, quote(f, w.Old), quote(f, w.New)))
 		}
 	}
 	return n, sample

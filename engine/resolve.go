@@ -239,12 +239,12 @@ func (rc *recCtx) strictest(f *nhisync.Field, g *nhisync.Golden, ps []*prop, inc
 	win := slices.MinFunc(ps, byStrictest(f))
 	if incumbent != nil && f.Strictness(gv) >= f.Strictness(win.Value) {
 		for _, p := range ps {
-			rc.refuse(f, p, gv, fmt.Sprintf("strictest: %q is stricter than %q", gv.Text(), p.Value.Text()))
+			rc.refuse(f, p, gv, fmt.Sprintf("strictest: %s is stricter than %s", quoteText(f, gv.Text()), quoteText(f, p.Value.Text())))
 		}
 		return
 	}
 	rc.settle(f, win, gv, "strictest: the strictest concurrent value wins", ps, func(p *prop) string {
-		return fmt.Sprintf("strictest: %q is stricter than %q", win.Value.Text(), p.Value.Text())
+		return fmt.Sprintf("strictest: %s is stricter than %s", quoteText(f, win.Value.Text()), quoteText(f, p.Value.Text()))
 	})
 }
 
@@ -304,10 +304,10 @@ func mergeReason(f *nhisync.Field, old, merged nhisync.Value) string {
 	}
 	parts := []string{"merge (" + mode + ")"}
 	if len(added) > 0 {
-		parts = append(parts, "added "+strings.Join(added, ","))
+		parts = append(parts, "added "+elems(f, added))
 	}
 	if len(removed) > 0 {
-		parts = append(parts, "removed "+strings.Join(removed, ","))
+		parts = append(parts, "removed "+elems(f, removed))
 	}
 	return strings.Join(parts, "; ")
 }

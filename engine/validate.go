@@ -63,6 +63,9 @@ type validator struct {
 // nor invalid, and the decision must stop.
 func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.Field, system string, v nhisync.Value, view func() map[string]nhisync.Value) (rule, reason string, err error) {
 	if msg := f.Type.Check(v, f.Values); msg != "" {
+		if f.Sensitive {
+			msg = "the value does not fit (withheld: sensitive field)"
+		}
 		return "type", fmt.Sprintf("%s must be %s: %s", f.Name, typeWord(f), msg), nil
 	}
 	if (f.Required || vd.kind.IsMatch(f.Name)) && v.IsZero() {
@@ -73,7 +76,7 @@ func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.F
 		return "", "", err
 	}
 	if taken {
-		return "unique-key", fmt.Sprintf("another %s already has %s %q", vd.kind.Name, f.Name, v.Text()), nil
+		return "unique-key", fmt.Sprintf("another %s already has %s %s", vd.kind.Name, f.Name, quoteText(f, v.Text())), nil
 	}
 	if (f.Type == nhisync.TypeRef || f.Type == nhisync.TypeRefs) && !v.IsZero() {
 		missing, err := vd.missingRef(ctx, f, v)
@@ -81,7 +84,7 @@ func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.F
 			return "", "", err
 		}
 		if missing != "" {
-			return "ref", fmt.Sprintf("no %s %q exists", f.To, missing), nil
+			return "ref", fmt.Sprintf("no %s %s exists", f.To, quoteText(f, missing)), nil
 		}
 	}
 	for _, r := range vd.kind.Rules {
@@ -90,10 +93,13 @@ func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.F
 		}
 		ok, err := r.Check(view(), system)
 		if err != nil {
+			if f.Sensitive {
+				return r.Name(), "rule failed to evaluate (details withheld: sensitive field)", nil
+			}
 			return r.Name(), "rule failed to evaluate: " + err.Error(), nil
 		}
 		if !ok {
-			return r.Name(), fmt.Sprintf("rule %s fails for %s = %q", r.Name(), f.Name, v.String()), nil
+			return r.Name(), fmt.Sprintf("rule %s fails for %s = %s", r.Name(), f.Name, quote(f, v)), nil
 		}
 	}
 	return "", "", nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,78 @@ func TestPreconditionsBeforeAnything(t *testing.T) {
 			}
 		})
 	}
+}
+
+const sensitiveWorkspace = `version: 1
+kinds:
+  sa:
+    match: [name]
+    create_from: [a]
+    fields:
+      name:  { type: string, required: true }
+      owner: { type: string, sensitive: true, approve_to: [b] }
+      token: { type: string, sensitive: true, resolve: manual }
+    rules:
+      - name: owner-is-email
+        check: owner == "" || owner.matches('^[^@\\s]+@[^@\\s]+$')
+systems:
+  a: { connector: file, path: a.json, kind: sa, id: id, fields: { name: name, owner: owner, token: token } }
+  b: { connector: file, path: b.json, kind: sa, id: id, fields: { name: name, owner: owner, token: token } }
+`
+
+// TestSensitiveListingsRedacted (issue 6 finding 10): explain, show,
+// records, quarantine, conflicts and approvals print a redaction for
+// sensitive values, in tables and JSON; --reveal prints them for a steward
+// and is audited.
+func TestSensitiveListingsRedacted(t *testing.T) {
+	w := newWorkspace(t, map[string]string{
+		"nhisync.yaml": sensitiveWorkspace,
+		"a.json":       `[{"id": "1", "name": "bot", "owner": "ana@x", "token": "tok-alpha"}]`,
+		"b.json":       `[{"id": "1", "name": "bot"}]`,
+	})
+	w.ok(t, "sync")
+	writeFile(t, w.path("a.json"), `[{"id": "1", "name": "bot", "owner": "payments team", "token": "tok-bravo"}]`)
+	writeFile(t, w.path("b.json"), `[{"id": "1", "name": "bot", "token": "tok-charlie"}]`)
+	w.ok(t, "sync")
+	secrets := []string{"ana@x", "payments team", "tok-alpha", "tok-bravo", "tok-charlie"}
+	var all strings.Builder
+	for _, args := range [][]string{
+		{"explain", "sa/bot", "owner"}, {"explain", "sa/bot", "token"}, {"show", "sa/bot"}, {"records"},
+		{"quarantine"}, {"conflicts"}, {"approvals"}, {"history", "sa/bot"}, {"audit", "export"},
+	} {
+		for _, json := range []bool{false, true} {
+			a := args
+			if json {
+				a = append(slices.Clone(args), "-o", "json")
+			}
+			out := w.ok(t, a...)
+			all.WriteString(out)
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("nhisync %s prints the sensitive value %q:\n%s", strings.Join(a, " "), s, out)
+				}
+			}
+		}
+	}
+	if !strings.Contains(all.String(), nhisync.Redacted) {
+		t.Error("no listing shows the redaction: the test saw no sensitive value at all")
+	}
+	// A steward may see them, and that is audited.
+	out := w.ok(t, "explain", "sa/bot", "token", "--reveal")
+	if !strings.Contains(out, "tok-bravo") || !strings.Contains(out, "tok-charlie") {
+		t.Errorf("explain --reveal does not print the proposals in clear:\n%s", out)
+	}
+	var entries []obj
+	for line := range strings.Lines(w.ok(t, "audit", "export")) {
+		var e obj
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	last := entries[len(entries)-1]
+	if last["action"] != nhisync.ActSensitiveRevealed || last["field"] != "token" || !strings.HasPrefix(fmt.Sprint(last["actor"]), nhisync.PersonPrefix) {
+		t.Errorf("the reveal is not audited with who and what: last entry %v", last)
+	}
+	w.ok(t, "audit", "verify")
 }

@@ -32,12 +32,15 @@ type queue[T any] struct {
 	// (queues whose rows already show it leave it nil).
 	statusOf func(T) string
 	hint     string
+	// hide redacts an item's sensitive values (nhisync.Redacted) unless
+	// --reveal is given.
+	hide func(a *app, it T)
 }
 
 // command lists the queue: --status (default open or pending) or --all.
 func (q queue[T]) command(g *globals) *cobra.Command {
 	var status string
-	var all bool
+	var all, reveal bool
 	cmd := &cobra.Command{
 		Use:   q.use,
 		Short: q.short,
@@ -58,6 +61,15 @@ func (q queue[T]) command(g *globals) *cobra.Command {
 			items, err := q.list(cmd.Context(), a.store, f)
 			if err != nil {
 				return err
+			}
+			if reveal {
+				if err := a.revealed(cmd.Context(), q.use, "", 0, "", ""); err != nil {
+					return err
+				}
+			} else if q.hide != nil {
+				for _, it := range items {
+					q.hide(a, it)
+				}
 			}
 			if a.out.json {
 				if items == nil {
@@ -88,6 +100,7 @@ func (q queue[T]) command(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&status, "status", q.status, "show items with this status: "+strings.Join(q.statuses, ", "))
 	cmd.Flags().BoolVar(&all, "all", false, "show items of every status")
+	revealFlag(cmd, &reveal)
 	return cmd
 }
 
@@ -150,6 +163,7 @@ func conflictsCmd(g *globals) *cobra.Command {
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Conflict, error) {
 			return s.Conflicts(ctx, f)
 		},
+		hide:   (*app).hideConflict,
 		header: []string{"id", "record", "field", "status", "golden", "proposals"},
 		row: func(c *nhisync.Conflict) []string {
 			var ps []string
@@ -189,6 +203,7 @@ func quarantineCmd(g *globals) *cobra.Command {
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.QuarantineItem, error) {
 			return s.QuarantineItems(ctx, f)
 		},
+		hide:   (*app).hideQuarantine,
 		header: []string{"id", "record", "field", "system", "value", "rule", "reason"},
 		row: func(q *nhisync.QuarantineItem) []string {
 			return []string{strconv.FormatInt(q.ID, 10), q.Kind + "/" + q.Record, q.Field, q.System, quoteValue(q.Value), q.Rule, q.Reason}
@@ -216,6 +231,7 @@ func approvalsCmd(g *globals) *cobra.Command {
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Approval, error) {
 			return s.Approvals(ctx, f)
 		},
+		hide:   (*app).hideApproval,
 		header: []string{"id", "record", "field", "system", "write", "requested by", "status"},
 		row: func(ap *nhisync.Approval) []string {
 			rec, change := ap.Kind+"/"+ap.Record, quoteValue(ap.Old)+" → "+quoteValue(ap.Value)

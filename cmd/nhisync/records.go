@@ -95,6 +95,7 @@ or  --where '"pii" in classification'.`,
 				if a.out.json {
 					list := make([]recordJSON, 0, len(recs))
 					for _, r := range recs {
+						a.hideRecord(r) // `show --reveal` prints one in clear
 						list = append(list, toRecordJSON(r))
 					}
 					return a.out.JSON(list)
@@ -186,7 +187,8 @@ func (a *app) findRecord(ctx context.Context, name string) (*nhisync.Record, err
 }
 
 func showCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var reveal bool
+	cmd := &cobra.Command{
 		Use:   "show KIND/KEY",
 		Short: "Show a golden record with per-field provenance and links",
 		Args:  exactArgs(1, "KIND/KEY"),
@@ -195,6 +197,13 @@ func showCmd(g *globals) *cobra.Command {
 				rec, err := a.findRecord(cmd.Context(), args[0])
 				if err != nil {
 					return err
+				}
+				if reveal {
+					if err := a.revealed(cmd.Context(), "show", rec.Kind, rec.ID, rec.Key, ""); err != nil {
+						return err
+					}
+				} else {
+					a.hideRecord(rec)
 				}
 				if a.out.json {
 					return a.out.JSON(toRecordJSON(rec))
@@ -210,9 +219,6 @@ func showCmd(g *globals) *cobra.Command {
 						continue
 					}
 					val := gd.Value.String()
-					if kind.Fields[f].Sensitive {
-						val = "(sensitive)"
-					}
 					rows = append(rows, []string{f, val, gd.Source, gd.Rule, gd.At.Format(time.RFC3339)})
 				}
 				// One record: every value in full (records lists clip them).
@@ -236,6 +242,8 @@ func showCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	revealFlag(cmd, &reveal)
+	return cmd
 }
 
 func historyCmd(g *globals) *cobra.Command {
@@ -275,7 +283,8 @@ func historyCmd(g *globals) *cobra.Command {
 }
 
 func explainCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var reveal bool
+	cmd := &cobra.Command{
 		Use:   "explain KIND/KEY FIELD",
 		Short: "Every system's assertion for a field, the winner and the rule that chose it",
 		Args:  exactArgs(2, "KIND/KEY FIELD"),
@@ -291,6 +300,13 @@ func explainCmd(g *globals) *cobra.Command {
 				}
 				if err != nil {
 					return err
+				}
+				if reveal {
+					if err := a.revealed(cmd.Context(), "explain", x.Kind, 0, x.Record, x.Field); err != nil {
+						return err
+					}
+				} else {
+					a.hideExplanation(x)
 				}
 				if a.out.json {
 					return a.out.JSON(x)
@@ -359,4 +375,6 @@ func explainCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	revealFlag(cmd, &reveal)
+	return cmd
 }
