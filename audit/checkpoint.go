@@ -18,7 +18,13 @@ import (
 )
 
 // Checkpoint signs a checkpoint of the whole log with signer, stores it
-// with PutCheckpoint and returns it. It hashes every entry (O(n) time,
+// with PutCheckpoint and returns it.
+//
+// nhisync itself does not sign this way: its stores sign each commit's
+// entries inside the commit ([Notary], nhisync.Store.SetNotary), so they
+// never sign entries they did not append. Checkpoint signs whatever the
+// log holds; it is for tools that build a log outside a store, and for
+// tests. It hashes every entry (O(n) time,
 // O(log n) memory); a long-running process should keep one
 // [Checkpointer] instead, which hashes only the entries added since its
 // previous checkpoint. See [Checkpointer.Checkpoint] for the rules and

@@ -63,3 +63,28 @@ func TestSensitiveValuesStayOutOfReasons(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFingerprintIsKeyed (issue 6 finding 10): config.loaded keeps an
+// HMAC of the config's fingerprint, which hashes expanded ${VAR} settings,
+// so an audit export does not let anyone test guesses of a secret offline.
+func TestConfigFingerprintIsKeyed(t *testing.T) {
+	w := newWorld(t, sensitiveConfig, map[string][]map[string]any{
+		"a.json": {{"id": "1", "name": "bot"}},
+		"b.json": {},
+	})
+	w.sync()
+	found := false
+	err := w.store.ScanAudit(context.Background(), 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+		if e.Action != nhisync.ActConfigLoaded {
+			return nil
+		}
+		found = true
+		if got := e.New.Text(); got == w.cfg.Fingerprint || !strings.HasPrefix(got, nhisync.SensitivePrefix) || strings.Contains(got, w.cfg.Fingerprint) {
+			t.Errorf("config.loaded keeps %q; want an HMAC of the fingerprint, not the fingerprint %s", got, w.cfg.Fingerprint)
+		}
+		return nil
+	})
+	if err != nil || !found {
+		t.Fatalf("no config.loaded entry (%v)", err)
+	}
+}
