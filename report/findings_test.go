@@ -75,6 +75,18 @@ func TestOrphans(t *testing.T) {
 func TestStale(t *testing.T) {
 	old := t0.Add(-100 * 24 * time.Hour).Format(time.RFC3339)
 	runCases(t, []findingCase{
+		{name: "setter gone for longer than stale_after", report: "stale", typ: "stale-value", estate: cleanEstate,
+			after: func(w *world) {
+				w.write(estate{"cat.json": {}})
+				w.sync()
+				w.clock.Advance(31 * 24 * time.Hour)
+			},
+			want: []string{"stale-value service_account/pay-bot @cat .owner"}},
+		{name: "setter still holds it", report: "stale", typ: "stale-value", estate: cleanEstate,
+			after: func(w *world) {
+				w.clock.Advance(31 * 24 * time.Hour)
+				w.sync()
+			}},
 		{name: "rotation older than max_age", report: "stale", typ: "max-age",
 			estate: func() estate { return cleanEstate().set("idp.json", "i1", "rotated", old) },
 			want:   []string{"max-age service_account/pay-bot @idp .last_rotated"}},

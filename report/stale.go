@@ -5,23 +5,42 @@ import (
 	"fmt"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
 )
 
 // UnreadPolls is how many poll intervals a system may go unread before
 // `report stale` lists it.
 const UnreadPolls = 10
 
-// stale lists what nhisync can no longer vouch for: time fields older
-// than their max_age (long-lived secrets, OWASP NHI7), and systems not
-// read successfully for UnreadPolls poll intervals.
+// stale lists what nhisync can no longer vouch for: values whose setter
+// has not been seen holding them within the field's stale_after (the
+// engine's own rule, engine.HeldSince), time fields older than their
+// max_age (long-lived secrets, OWASP NHI7), and systems not read
+// successfully for UnreadPolls poll intervals.
 func (r *Reporter) stale(ctx context.Context) ([]*Finding, error) {
+	states, err := r.store.Systems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*nhisync.SystemState{}
+	for _, s := range states {
+		byName[s.Name] = s
+	}
 	var out []*Finding
-	err := r.records(ctx, func(rec *nhisync.Record, k *nhisync.Kind) error {
+	err = r.records(ctx, func(rec *nhisync.Record, k *nhisync.Kind) error {
 		if retired(rec.Value(LifecycleField)) {
 			return nil
 		}
 		for _, name := range k.FieldNames {
 			f := k.Fields[name]
+			if g := rec.Fields[name]; f.StaleAfter > 0 && g != nil && !g.Value.IsZero() {
+				held := engine.HeldSince(rec, name, byName)
+				if age := r.now.Sub(held); age > f.StaleAfter {
+					out = append(out, finding(TypeStaleValue, rec.Kind, rec.Key, g.Source, name,
+						"%s %s was set by %s, which has not been seen holding it since %s (%s; stale_after %s): a lower-ranked system may now replace it",
+						name, show(f, g.Value), g.Source, held.Format("2006-01-02"), days(age), days(f.StaleAfter)))
+				}
+			}
 			if f.MaxAge <= 0 {
 				continue
 			}
@@ -43,14 +62,6 @@ func (r *Reporter) stale(ctx context.Context) ([]*Finding, error) {
 	}
 	if r.where != nil {
 		return out, nil
-	}
-	states, err := r.store.Systems(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byName := map[string]*nhisync.SystemState{}
-	for _, s := range states {
-		byName[s.Name] = s
 	}
 	for _, name := range r.cfg.SystemNames {
 		sys := r.cfg.Systems[name]

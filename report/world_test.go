@@ -45,7 +45,7 @@ kinds:
     create_from: [idp]
     fields:
       name: { type: string }
-      owner: { type: string, authority: [cat, idp] }
+      owner: { type: string, authority: [cat, idp], stale_after: 720h }
       application: { type: string }
       lifecycle: { type: enum, values: [active, decommissioned], resolve: strictest }
       last_rotated: { type: time, authority: [idp], max_age: 2160h }

@@ -141,7 +141,9 @@ func failed(res *report.Result, failOn report.Severity) error {
 	if n == 0 {
 		return nil
 	}
-	return nhisync.Errorf(nhisync.ECONFLICT, "%d %s finding(s) of severity %s or higher (--fail-on %s)", n, res.Report, failOn, failOn)
+	// The findings are printed already (with -o json, as one document):
+	// run adds only the one-line reason on stderr.
+	return &reportedError{nhisync.Errorf(nhisync.ECONFLICT, "%d %s finding(s) of severity %s or higher (--fail-on %s)", n, res.Report, failOn, failOn)}
 }
 
 // printReport prints a report in the chosen format.

@@ -39,6 +39,10 @@ func TestReportCommand(t *testing.T) {
 	if r := w.run(t, "report", "orphans", "--fail-on", "high"); r.code != exitFailed || !strings.Contains(r.stderr, "--fail-on high") {
 		t.Errorf("report orphans --fail-on high: exit %d, stderr %q; want 1 naming --fail-on", r.code, r.stderr)
 	}
+	// With -o json the failure is not a second JSON document on stdout.
+	if r := w.run(t, "report", "orphans", "--fail-on", "high", "-o", "json"); r.code != exitFailed || strings.Count(r.stdout, `"findings"`) != 1 || strings.Contains(r.stdout, `"error"`) {
+		t.Errorf("report orphans --fail-on high -o json: exit %d, stdout %.200q", r.code, r.stdout)
+	}
 	// --where selects records: an owner nobody has cannot match.
 	if out := w.ok(t, "report", "orphans", "--where", `owner == "nobody@example.com"`, "--fail-on", "low"); !strings.Contains(out, "no findings") {
 		t.Errorf("report orphans --where on no record:\n%s", out)
