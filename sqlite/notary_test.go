@@ -101,3 +101,35 @@ func TestCommitRefusesToSignAForeignTail(t *testing.T) {
 		t.Errorf("latest checkpoint at size %d, want 1: the foreign entry was signed", cp.Size)
 	}
 }
+
+// BenchmarkCommitAudit measures a commit of 500 audit entries, signed (a
+// checkpoint in the same transaction) and unsigned.
+func BenchmarkCommitAudit(b *testing.B) {
+	for _, signed := range []bool{false, true} {
+		name := "unsigned"
+		if signed {
+			name = "signed"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := openTest(b)
+			if signed {
+				dir := b.TempDir()
+				keys, err := audit.OpenKeys(filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.hmac"), "", true, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.SetNotary(keys.Notary)
+			}
+			t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			for i := 0; b.Loop(); i++ {
+				batch := &nhisync.Batch{}
+				for range 500 {
+					batch.Audit = append(batch.Audit, entryAt(t0.Add(time.Duration(i)*time.Second)))
+				}
+				if err := s.Commit(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
