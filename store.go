@@ -137,6 +137,9 @@ type Store interface {
 	// RecordsAfter returns at most limit full records of kind ("" for
 	// all) whose ID is above after, in ID order: one keyset page.
 	RecordsAfter(ctx context.Context, kind string, after int64, limit int) ([]*Record, error)
+	// GoldenAfter is RecordsAfter with the golden fields only: no links
+	// and no open work (what a filter over records reads).
+	GoldenAfter(ctx context.Context, kind string, after int64, limit int) ([]*Record, error)
 	// ScanLinks streams every link of system ("" for all) with Status in
 	// statuses (none for all).
 	ScanLinks(ctx context.Context, system string, statuses []LinkStatus, fn func(*Link) error) error

@@ -89,9 +89,10 @@ func pageArgs(r *http.Request) (limit int, after int64, err error) {
 }
 
 // scanBudget bounds how many records one filtered page reads, so a
-// selective filter over a million records still answers promptly: the
-// page then holds fewer items (maybe none) and next says where to go on.
-const scanBudget = 20000
+// selective filter over a million records still answers promptly (about
+// 5 µs a record here: some 25 ms): the page then holds fewer items (maybe
+// none) and next says where to go on.
+const scanBudget = 5000
 
 func (s *Server) listRecords(c *call) error {
 	q := c.r.URL.Query()
@@ -158,14 +159,27 @@ func (s *Server) findRecords(ctx context.Context, q recordQuery) ([]*nhisync.Rec
 		}
 		return text == "" || containsText(r, cfg.Kinds[r.Kind], text), nil
 	}
-	var out []*nhisync.Record
-	after, scanned := q.after, 0
-	for {
-		want := q.limit + 1 - len(out)
-		if selective {
-			want = max(want, 200)
+	if !selective {
+		recs, err := s.opt.Store.RecordsAfter(ctx, q.kind, q.after, q.limit+1)
+		if err != nil {
+			return nil, "", err
 		}
-		recs, err := s.opt.Store.RecordsAfter(ctx, q.kind, after, want)
+		if len(recs) > q.limit {
+			return recs[:q.limit], strconv.FormatInt(recs[q.limit-1].ID, 10), nil
+		}
+		return recs, "", nil
+	}
+	// Filter over the golden fields alone (no links, no open work), then
+	// load the page's records whole.
+	var ids []int64
+	after, scanned, next := q.after, 0, ""
+	// Read a little more than the page needs first, more when the filter
+	// turns out selective.
+	page := max(100, 4*q.limit)
+scan:
+	for {
+		page = min(page, filterPage)
+		recs, err := s.opt.Store.GoldenAfter(ctx, q.kind, after, page)
 		if err != nil {
 			return nil, "", err
 		}
@@ -175,25 +189,31 @@ func (s *Server) findRecords(ctx context.Context, q recordQuery) ([]*nhisync.Rec
 			if err != nil {
 				return nil, "", err
 			}
-			if !ok {
-				after = r.ID
-				continue
+			if ok {
+				if len(ids) == q.limit {
+					// One more exists: the page is full.
+					next = strconv.FormatInt(after, 10)
+					break scan
+				}
+				ids = append(ids, r.ID)
 			}
-			if len(out) == q.limit {
-				// One more exists: the page is full.
-				return out, strconv.FormatInt(after, 10), nil
-			}
-			out = append(out, r)
 			after = r.ID
 		}
-		if len(recs) < want {
-			return out, "", nil
+		if len(recs) < page {
+			break
 		}
+		page *= 2
 		if scanned >= scanBudget {
-			return out, strconv.FormatInt(after, 10), nil
+			next = strconv.FormatInt(after, 10)
+			break
 		}
 	}
+	out, err := s.opt.Store.LoadRecords(ctx, ids)
+	return out, next, err
 }
+
+// filterPage bounds how many records a filtered list reads per query.
+const filterPage = 2000
 
 // containsText reports whether text (lower case) is in the record's key
 // or one of its non-sensitive values.

@@ -146,6 +146,41 @@ func (s *Store) RecordsAfter(ctx context.Context, kind string, after int64, limi
 	return page, internal(op, err)
 }
 
+// GoldenAfter is RecordsAfter without links and open work: the golden
+// fields only, from one query on the records table, so a filter scanning
+// many records decodes nothing it does not read. It returns EINVALID for a
+// limit below 1 and EINTERNAL for storage failures.
+func (s *Store) GoldenAfter(ctx context.Context, kind string, after int64, limit int) ([]*nhisync.Record, error) {
+	const op = "sqlite.GoldenAfter"
+	if limit < 1 {
+		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "a page holds at least one record"}
+	}
+	q, args := `SELECT id, kind, match_key, key, state FROM records WHERE id > ? ORDER BY id LIMIT ?`, []any{after, limit}
+	if kind != "" {
+		// +kind: walk the table in ID order (see recordsAfter).
+		q, args = `SELECT id, kind, match_key, key, state FROM records WHERE +kind = ? AND id > ? ORDER BY id LIMIT ?`, []any{kind, after, limit}
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	out := make([]*nhisync.Record, 0, limit)
+	var state sql.RawBytes
+	var dec decoder
+	for rows.Next() {
+		r := &nhisync.Record{}
+		if err := rows.Scan(&r.ID, &r.Kind, &r.MatchKey, &r.Key, &state); err != nil {
+			return nil, internal(op, err)
+		}
+		if err := dec.decodeRecordState(state, r); err != nil {
+			return nil, internal(op, fmt.Errorf("record %d: %w", r.ID, err))
+		}
+		out = append(out, r)
+	}
+	return out, internal(op, rows.Err())
+}
+
 func (s *Store) recordsAfter(ctx context.Context, kind string, after int64, limit int) ([]*nhisync.Record, error) {
 	var page []*nhisync.Record
 	err := s.read(ctx, func(tx *sql.Tx) error {

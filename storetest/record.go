@@ -188,6 +188,29 @@ func testScanRecords(t *testing.T, s nhisync.Store) {
 			if d := diffMany(want[kind], paged, recordKey); d != "" || !slices.IsSortedFunc(paged, func(a, b *nhisync.Record) int { return int(a.ID - b.ID) }) {
 				t.Errorf("RecordsAfter(%q) pages, in ID order (-want +got): %s", kind, d)
 			}
+			// GoldenAfter pages through the same records, golden fields
+			// only.
+			var golden []*nhisync.Record
+			for after := int64(0); ; {
+				page, err := s.GoldenAfter(ctx, kind, after, 101)
+				if err != nil {
+					t.Fatalf("GoldenAfter: %v", err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				golden = append(golden, page...)
+				after = page[len(page)-1].ID
+			}
+			bare := make([]*nhisync.Record, len(want[kind]))
+			for i, r := range want[kind] {
+				c := *r
+				c.Links, c.Quarantine = nil, nil
+				bare[i] = &c
+			}
+			if d := diffMany(bare, golden, recordKey); d != "" {
+				t.Errorf("GoldenAfter(%q) (-want +got): %s", kind, d)
+			}
 		})
 	}
 	if _, err := s.RecordsAfter(ctx, "", 0, 0); nhisync.ErrorCode(err) != nhisync.EINVALID {
