@@ -371,3 +371,29 @@ systems:
 		}
 	}
 }
+
+// TestQueueStatuses: quarantine --all had no STATUS column and --status
+// took any string, silently listing nothing (issue 5, point 9).
+func TestQueueStatuses(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1, Accounts: quickstart.MinAccounts}, true)
+	var qs []obj
+	w.json(t, &qs, "quarantine")
+	if len(qs) == 0 {
+		t.Fatal("the demo estate quarantined nothing")
+	}
+	w.ok(t, "quarantine", "dismiss", fmt.Sprint(intOf(t, "quarantine", qs[0], "id")), "--as", "erin")
+	out := w.ok(t, "quarantine", "--all")
+	header, _, _ := strings.Cut(out, "\n")
+	if !strings.HasSuffix(strings.TrimSpace(header), "STATUS") || !strings.Contains(out, "dismissed") || !strings.Contains(out, " open") {
+		t.Errorf("quarantine --all does not show each item's status:\n%s", out)
+	}
+	for _, q := range []string{"quarantine", "conflicts", "approvals"} {
+		r := w.run(t, q, "--status", "bogus")
+		if r.code != exitInvalid || !strings.Contains(r.stderr, `--status "bogus"`) || !strings.Contains(r.stderr, "(or use --all)") {
+			t.Errorf("%s --status bogus: exit %d %q", q, r.code, r.stderr)
+		}
+	}
+	if r := w.run(t, "quarantine", "--status", "dismissed"); r.code != exitOK || !strings.HasPrefix(strings.SplitN(r.stdout, "\n", 3)[1], fmt.Sprint(intOf(t, "quarantine", qs[0], "id"))+" ") {
+		t.Errorf("quarantine --status dismissed: exit %d\n%s", r.code, r.stdout)
+	}
+}
