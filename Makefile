@@ -2,7 +2,8 @@
 #
 #   make test    vet, staticcheck, every test (race detector on the engine
 #                and the store), including the tests against real systems;
-#                one package at a time, each named as it starts, so a slow
+#                the race run and the plain run side by side, each one
+#                package at a time and naming it as it starts, so a slow
 #                run is visibly alive
 #   make bench   the benchmarks, and the end-to-end benchmark command
 #   make console-screenshots
@@ -31,7 +32,10 @@ RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.
 
 .PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot console-screenshots fuzz
 
-test: deps vet staticcheck race unit
+# The race run and the plain run go side by side (the machine has two
+# cores and most test binaries use one), each package named as it starts.
+test: deps vet staticcheck
+	@$(MAKE) --no-print-directory -j2 race unit
 
 build:
 	$(GO) build ./...
