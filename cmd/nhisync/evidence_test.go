@@ -371,12 +371,25 @@ func TestSensitiveListingsRedacted(t *testing.T) {
 		"a.json":       `[{"id": "1", "name": "bot", "owner": "ana@x", "token": "tok-alpha"}]`,
 		"b.json":       `[{"id": "1", "name": "bot"}]`,
 	})
-	w.ok(t, "sync")
-	writeFile(t, w.path("a.json"), `[{"id": "1", "name": "bot", "owner": "payments team", "token": "tok-bravo"}]`)
-	writeFile(t, w.path("b.json"), `[{"id": "1", "name": "bot", "token": "tok-charlie"}]`)
-	w.ok(t, "sync")
 	secrets := []string{"ana@x", "payments team", "tok-alpha", "tok-bravo", "tok-charlie"}
 	var all strings.Builder
+	noSecret := func(what, out string) {
+		t.Helper()
+		all.WriteString(out)
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("nhisync %s prints the sensitive value %q:\n%s", what, s, out)
+			}
+		}
+	}
+	for _, args := range [][]string{{"plan"}, {"plan", "-o", "json"}, {"sync", "-v"}} {
+		noSecret(strings.Join(args, " "), w.ok(t, args...))
+	}
+	writeFile(t, w.path("a.json"), `[{"id": "1", "name": "bot", "owner": "payments team", "token": "tok-bravo"}]`)
+	writeFile(t, w.path("b.json"), `[{"id": "1", "name": "bot", "token": "tok-charlie"}]`)
+	for _, args := range [][]string{{"plan"}, {"plan", "-o", "json"}, {"sync", "-v"}} {
+		noSecret(strings.Join(args, " "), w.ok(t, args...))
+	}
 	for _, args := range [][]string{
 		{"explain", "sa/bot", "owner"}, {"explain", "sa/bot", "token"}, {"show", "sa/bot"}, {"records"},
 		{"quarantine"}, {"conflicts"}, {"approvals"}, {"history", "sa/bot"}, {"audit", "export"},
@@ -386,13 +399,7 @@ func TestSensitiveListingsRedacted(t *testing.T) {
 			if json {
 				a = append(slices.Clone(args), "-o", "json")
 			}
-			out := w.ok(t, a...)
-			all.WriteString(out)
-			for _, s := range secrets {
-				if strings.Contains(out, s) {
-					t.Errorf("nhisync %s prints the sensitive value %q:\n%s", strings.Join(a, " "), s, out)
-				}
-			}
+			noSecret(strings.Join(a, " "), w.ok(t, a...))
 		}
 	}
 	if !strings.Contains(all.String(), nhisync.Redacted) {

@@ -112,3 +112,27 @@ func (a *app) hideExplanation(x *engine.Explanation) {
 		}
 	}
 }
+
+// hideSummary redacts the sensitive values of a pass's decisions and
+// writes before they are printed. They are copies: the pass's own entries
+// and writes are left as they are.
+func (a *app) hideSummary(sum *engine.Summary) {
+	for i, ev := range sum.Events {
+		if a.sensitive(ev.Kind, ev.Field) {
+			c := *ev
+			c.Old, c.New = a.hide(c.Kind, c.Field, c.Old), a.hide(c.Kind, c.Field, c.New)
+			sum.Events[i] = &c
+		}
+	}
+	for i, w := range sum.Writes {
+		c := *w
+		c.Old, c.New = a.hide(c.Kind, c.Field, c.Old), a.hide(c.Kind, c.Field, c.New)
+		if c.Values != nil {
+			c.Values = make(map[string]nhisync.Value, len(w.Values))
+			for f, v := range w.Values {
+				c.Values[f] = a.hide(c.Kind, f, v)
+			}
+		}
+		sum.Writes[i] = &c
+	}
+}
