@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -72,6 +73,16 @@ func (e *Engine) Drift(ctx context.Context) ([]DriftItem, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Records missing from a system while the guard holds their
+	// retirement (retire.go).
+	held, err := e.heldVanishingDrift(ctx, pending)
+	if err != nil {
+		return nil, err
+	}
+	if len(held) > 0 {
+		items = append(items, held...)
+		slices.SortStableFunc(items, func(a, b DriftItem) int { return cmp.Compare(a.RecordID, b.RecordID) })
 	}
 	return items, nil
 }

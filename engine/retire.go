@@ -258,3 +258,41 @@ func (e *Engine) retireApproved(ctx context.Context, d *decider, a *nhisync.Appr
 	}
 	return nil
 }
+
+// heldVanishingDrift lists, for Drift, the records that are missing from
+// a system while one of the pending guard requests holds their
+// retirement: the system no longer holds them although their link stays
+// live, so the estate is not in step until a person decides (or the
+// records reappear).
+func (e *Engine) heldVanishingDrift(ctx context.Context, pending []*nhisync.Approval) ([]DriftItem, error) {
+	var out []DriftItem
+	for _, a := range pending {
+		if !a.HoldsVanishing() {
+			continue
+		}
+		links, err := e.store.LoadLinks(ctx, a.System, a.Vanished)
+		if err != nil {
+			return nil, err
+		}
+		var ids []int64
+		for _, l := range links {
+			if l.Status == nhisync.LinkLive && l.RecordID != 0 {
+				ids = append(ids, l.RecordID)
+			}
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		detail := fmt.Sprintf("missing from %s; guard request %d holds its retirement: nhisync approvals", a.System, a.ID)
+		for start := 0; start < len(ids); start += e.batch {
+			recs, err := e.store.LoadRecords(ctx, ids[start:min(start+e.batch, len(ids))])
+			if err != nil {
+				return nil, err
+			}
+			for _, rec := range recs {
+				out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: nhisync.FieldLifecycle, System: a.System,
+					Golden: rec.Value(nhisync.FieldLifecycle), Reason: DriftGuard, Detail: detail})
+			}
+		}
+	}
+	return out, nil
+}

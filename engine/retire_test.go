@@ -81,6 +81,16 @@ func TestEmptiedRetireFromRetiresNothing(t *testing.T) {
 		!strings.Contains(g.Reason, "40 records vanished from idp") {
 		t.Fatalf("guard request = %+v", g)
 	}
+	// Not in step while the request waits: each missing record is drift
+	// the guard holds.
+	drift, err := w.engine().Drift(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drift) != 40 || drift[0].Reason != engine.DriftGuard || drift[0].System != "idp" || drift[0].Field != "lifecycle" ||
+		!strings.Contains(drift[0].Detail, fmt.Sprint("guard request ", g.ID)) {
+		t.Fatalf("drift while the vanishing is held: %d items, first %+v", len(drift), drift[0])
+	}
 	// Still empty: the same request stands, no new one.
 	sum = w.sync()
 	if sum.ApprovalsRequested != 0 || sum.Retired != 0 {
@@ -114,7 +124,7 @@ func TestEmptiedRetireFromRetiresNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drift, err := w.engine().Drift(context.Background())
+	drift, err = w.engine().Drift(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
