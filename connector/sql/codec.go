@@ -17,6 +17,10 @@ func decode(k colKind, v any, m *nhisync.Mapping) (nhisync.Value, error) {
 	switch x := v.(type) {
 	case nil:
 		return native.Decode(nil, m)
+	case int64:
+		if k == kindBool && (x == 0 || x == 1) { // TINYINT(1)
+			return native.Decode(x == 1, m)
+		}
 	case time.Time:
 		if x.IsZero() { // MySQL's 0000-00-00
 			return native.Decode(nil, m)

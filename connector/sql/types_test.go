@@ -374,3 +374,39 @@ func TestKeysetPages(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestCreateWithGeneratedIDs: with provision, a row's id made by the
+// database (PostgreSQL identity, MariaDB AUTO_INCREMENT) is the new
+// record's id, and a retried create finds the row instead of adding one.
+func TestCreateWithGeneratedIDs(t *testing.T) {
+	for _, s := range []*server{pgDatabase(t), mysqlDatabase(t)} {
+		if s.kind == "postgres" {
+			s.exec(t, "CREATE TABLE typed (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, enabled boolean)")
+		} else {
+			s.exec(t, "CREATE TABLE typed (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), enabled TINYINT(1))")
+		}
+		s.exec(t, "INSERT INTO typed (name, enabled) VALUES ('first', "+map[string]string{"postgres": "true", "mysql": "1"}[s.kind]+")")
+		sys := &nhisync.System{Name: "cmdb", Connector: "sql", Kind: "service_account", ID: "id", Direction: nhisync.DirBoth, Provision: true,
+			Settings: nhisync.Settings{"dsn": s.dsn, "table": "typed"},
+			Fields: []*nhisync.Mapping{
+				{Field: "name", Name: "name", Type: nhisync.TypeString, Direction: nhisync.DirBoth},
+				{Field: "enabled", Name: "enabled", Type: nhisync.TypeBool, Direction: nhisync.DirBoth},
+			}}
+		c, err := nsql.Open(t.Context(), sys, typedKind())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := nhisync.Write{Create: true, Changes: []nhisync.Change{{Field: "name", New: nhisync.Str("second")}, {Field: "enabled", New: nhisync.Str("true")}}}
+		for try := range 2 {
+			res, err := c.Apply(t.Context(), []nhisync.Write{w})
+			if err != nil || res[0].Status != nhisync.WriteApplied || res[0].ID != "2" {
+				t.Errorf("%s try %d: %+v %v, want applied with id 2", s.kind, try, res, err)
+			}
+		}
+		got := observe(t, c)
+		if len(got) != 2 || got["2"][0].Text() != "second" || got["2"][1].Text() != "true" {
+			t.Errorf("%s: rows %v", s.kind, got)
+		}
+		c.Close()
+	}
+}
