@@ -54,11 +54,11 @@ func ParseSeverity(s string) (Severity, error) {
 // Finding is one governance problem found in the store.
 type Finding struct {
 	Type string `json:"type"`
-	Kind string `json:"kind,omitempty"`
+	Kind string `json:"kind"`
 	// Record is the record's KEY (its match values, path-escaped, joined
 	// by /), as in the other commands' JSON; empty for a system finding.
-	Record   string   `json:"record,omitempty"`
-	System   string   `json:"system,omitempty"`
+	Record   string   `json:"record"`
+	System   string   `json:"system"`
 	Field    string   `json:"field,omitempty"`
 	Detail   string   `json:"detail"`
 	Severity Severity `json:"severity"`

@@ -18,7 +18,8 @@ func TestReportCommand(t *testing.T) {
 		requireKeys(t, "report "+name, res, "findings", "summary")
 		findings, _ := res["findings"].([]any)
 		for _, f := range findings {
-			requireKeys(t, "finding", f.(obj), "type", "detail", "severity", "frameworks")
+			// SPEC §6: every finding has these keys, empty where they do not apply.
+			requireKeys(t, "finding", f.(obj), "type", "kind", "record", "system", "detail", "severity", "frameworks")
 		}
 		if out := w.ok(t, "report", name, "-o", "csv"); !strings.HasPrefix(out, "severity,type,kind,record,system,field,detail,frameworks,count\n") {
 			t.Errorf("report %s -o csv: no header row:\n%s", name, out)
