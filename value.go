@@ -79,6 +79,18 @@ const malformedMark = "\x00\x00malformed: "
 // (see Problem), so it is quarantined, listed, and never propagates.
 func Malformed(reason string) Value { return Value{s: malformedMark + reason} }
 
+// MalformedReason returns the reason of a Malformed value; false for any
+// other value.
+func (v Value) MalformedReason() (string, bool) {
+	if strings.HasPrefix(v.s, malformedMark) {
+		return v.s[len(malformedMark):], true
+	}
+	if len(v.elems) == 1 && strings.HasPrefix(v.elems[0], malformedMark) {
+		return v.elems[0][len(malformedMark):], true
+	}
+	return "", false
+}
+
 // Problem reports why v cannot be a value of any field ("" when it can):
 // the reason of a Malformed value, a NUL byte, or text that is not valid
 // UTF-8 (which would otherwise turn into U+FFFD on its way to another
@@ -147,8 +159,8 @@ func (v Value) Equal(o Value) bool {
 // String formats v for people: a scalar as is, a set as its elements
 // joined by ", ", no value as "".
 func (v Value) String() string {
-	if p := v.Problem(); strings.HasPrefix(v.s, malformedMark) || len(v.elems) == 1 && strings.HasPrefix(v.elems[0], malformedMark) {
-		return "(malformed: " + p + ")"
+	if r, ok := v.MalformedReason(); ok {
+		return "(malformed: " + r + ")"
 	}
 	if v.set {
 		return strings.Join(v.elems, ", ")
@@ -235,8 +247,8 @@ func (t FieldType) Canonical(v Value) Value {
 		return Value{}
 	}
 	if t.IsSet() {
-		if v.set {
-			return v
+		if _, bad := v.MalformedReason(); v.set || bad {
+			return v // a malformed value stays what it is, for validation
 		}
 		return SetOf(v.s)
 	}

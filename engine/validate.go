@@ -62,6 +62,11 @@ type validator struct {
 // check could not be made (the key index failed): v is then neither valid
 // nor invalid, and the decision must stop.
 func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.Field, system string, v nhisync.Value, view func() map[string]nhisync.Value) (rule, reason string, err error) {
+	if msg := v.Problem(); msg != "" {
+		// Not a value at all (a row cut short, an object for text, bad
+		// bytes): said as such, whatever the field's type.
+		return "malformed", fmt.Sprintf("%s is not a value: %s", f.Name, msg), nil
+	}
 	if msg := f.Type.Check(v, f.Values); msg != "" {
 		if f.Sensitive {
 			msg = "the value does not fit (withheld: sensitive field)"

@@ -135,6 +135,9 @@ func quoteValue(v nhisync.Value) string {
 	if v.IsZero() {
 		return "∅"
 	}
+	if _, bad := v.MalformedReason(); bad {
+		return v.String()
+	}
 	if v.IsSet() {
 		return "[" + strings.Join(v.Elems(), ", ") + "]"
 	}

@@ -221,10 +221,20 @@ func (f csvFormat) scan(r io.Reader, fn func(row) error) error {
 				return err
 			}
 		}
+		if _, err := br.Peek(1); err == io.EOF && lb.last != '\n' && row.problem == "" {
+			row.problem = unterminated(line)
+		}
 		if err := fn(row); err != nil {
 			return err
 		}
 	}
+}
+
+// unterminated is the problem of a last line without a line end: its
+// last cell may have been cut mid-write (alice@exa), and nothing in the
+// row tells, so it is not read as values.
+func unterminated(line int) string {
+	return fmt.Sprintf("line %d, the last, has no line end: the file may have been cut mid-write; end the line to have it read", line)
 }
 
 // cutShort fails the read for a short row that lacks its id, or that is
@@ -286,8 +296,10 @@ func (f csvFormat) load(data []byte) (table, error) {
 		t.short = append(t.short, len(rec) < len(t.header))
 		t.problems = append(t.problems, rowProblem(rec, len(t.header), line))
 	}
-	if n := len(t.rows); n > 0 && len(t.rows[n-1]) < len(t.header) && !bytes.HasSuffix(data, []byte("\n")) {
-		return nil, &syntaxError{Line: t.lines[n-1], Msg: "the last line is incomplete (no line end, fields missing): the file looks torn, perhaps still being written"}
+	if n := len(t.rows); n > 0 && !bytes.HasSuffix(data, []byte("\n")) {
+		// A rewrite would end the line and make a possibly cut row read
+		// as values: nothing is written until the file ends its last line.
+		return nil, &syntaxError{Line: t.lines[n-1], Msg: "the last line has no line end: the file looks cut mid-write; end the line (or let the writer finish) before nhisync writes to it"}
 	}
 	t.cols = columns(t.header)
 	if len(t.header) > 0 {

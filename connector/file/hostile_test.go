@@ -63,18 +63,24 @@ func TestCSVTornFileFailsTheRead(t *testing.T) {
 	err := c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })
 	wantCode(t, err, nhisync.EINVALID, "t.csv line 3: the last line is incomplete")
 	_, err = c.Apply(t.Context(), []nhisync.Write{update("a1", set("name", "bot", "x"))})
-	wantCode(t, err, nhisync.EINVALID, "looks torn")
+	wantCode(t, err, nhisync.EINVALID, "the last line has no line end")
 
 	noID := "name,platform,sys_id\nbot,aws,a1\nbot2\n"
 	c, _, _ = fileSystem{name: "n.csv", content: noID, id: "sys_id", fields: csvFields[:2]}.open(t)
 	err = c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })
 	wantCode(t, err, nhisync.EINVALID, `line 3: the row has 1 fields and is cut short before its id column "sys_id"`)
 
-	// A complete last line without a line end is fine.
-	c, sys, _ := fileSystem{name: "ok.csv", content: "sys_id,name\na1,bot", id: "sys_id", fields: csvFields[:1]}.open(t)
-	if got := snapshot(t, c); got.value(sys, "a1", "name").Text() != "bot" {
-		t.Errorf("complete last line: %v", got)
+	// A last line with every field but no line end may still be cut in
+	// its last cell (alice@exa): that record is malformed, the others read,
+	// and nothing is written until the line is ended.
+	c, sys, _ := fileSystem{name: "cut.csv", content: "sys_id,name,owned_by\na1,bot,x@example.com\na2,bot2,alice@exa", id: "sys_id", fields: []string{"name=name", "owner=owned_by"}}.open(t)
+	got := snapshot(t, c)
+	wantMalformed(t, got.value(sys, "a2", "owner"), "line 3, the last, has no line end")
+	if got.value(sys, "a1", "owner").Text() != "x@example.com" {
+		t.Errorf("the rows before the last: %v", got)
 	}
+	_, err = c.Apply(t.Context(), []nhisync.Write{update("a1", set("name", "bot", "x"))})
+	wantCode(t, err, nhisync.EINVALID, "line 3: the last line has no line end")
 }
 
 // Finding 1: a file that changes while it is read (an export still being
@@ -326,4 +332,19 @@ func TestCSVRewriteLeavesShortRowShort(t *testing.T) {
 		}
 	}
 	diff(t, read(t, p), "sys_id,name,platform,owned_by\na1,bot\na2,bot2,gcp,z@example.com\na3,bot3,aws,y@example.com\n")
+}
+
+// Finding 1, YAML: a file whose last line has no line end may be cut in
+// its last value (owned_by: alice@exa reads as valid YAML): that record is
+// malformed, and nothing is written until the line is ended.
+func TestYAMLCutLastLineIsMalformed(t *testing.T) {
+	in := "- sys_id: y1\n  owned_by: a@example.com\n- sys_id: y2\n  owned_by: alice@exa"
+	c, sys, _ := fileSystem{name: "cut.yaml", content: in, id: "sys_id", fields: []string{"owner=owned_by"}}.open(t)
+	got := snapshot(t, c)
+	wantMalformed(t, got.value(sys, "y2", "owner"), "the record at line 3 may have been cut mid-write")
+	if got.value(sys, "y1", "owner").Text() != "a@example.com" {
+		t.Errorf("the records before the last: %v", got)
+	}
+	_, err := c.Apply(t.Context(), []nhisync.Write{update("y1", set("owner", "a@example.com", "b@example.com"))})
+	wantCode(t, err, nhisync.EINVALID, "last line has no line end")
 }

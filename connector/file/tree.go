@@ -74,7 +74,13 @@ func holdsReplacement(v any) bool {
 }
 
 // nodeRow is an object held as a node tree (YAML, or JSON being edited).
-type nodeRow struct{ n *yaml.Node }
+type nodeRow struct {
+	n *yaml.Node
+	// problem says why the record cannot be read ("" when it can).
+	problem string
+}
+
+func (r nodeRow) malformed() string { return r.problem }
 
 func (r nodeRow) get(fd *field) (any, bool) {
 	v, err := fd.path.NodeChecked(r.n)
@@ -365,7 +371,7 @@ func (t *spanTable) decodeSpan(i int) (row, error) {
 
 func (t *spanTable) row(i int) row {
 	if n := t.nodeIf(i); n != nil {
-		return nodeRow{n}
+		return nodeRow{n: n}
 	}
 	r, err := t.decodeSpan(i)
 	if err != nil {

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -26,8 +27,12 @@ func (yamlFormat) scan(r io.Reader, fn func(row) error) error {
 	if err != nil {
 		return err
 	}
-	for _, item := range seq.Content {
-		if err := fn(nodeRow{item}); err != nil {
+	for i, item := range seq.Content {
+		r := nodeRow{n: item}
+		if i == len(seq.Content)-1 && !endsLine(data) {
+			r.problem = fmt.Sprintf("the file's last line has no line end: the record at line %d may have been cut mid-write; end the line to have it read", item.Line)
+		}
+		if err := fn(r); err != nil {
 			return err
 		}
 	}
@@ -38,6 +43,10 @@ func (yamlFormat) load(data []byte) (table, error) {
 	doc, seq, err := parseYAML(data)
 	if err != nil {
 		return nil, err
+	}
+	if len(seq.Content) > 0 && !endsLine(data) {
+		// A rewrite would end the line and make a possibly cut value read.
+		return nil, &syntaxError{Line: seq.Content[len(seq.Content)-1].Line, Msg: "the file's last line has no line end: it looks cut mid-write; end the line (or let the writer finish) before nhisync writes to it"}
 	}
 	t := &yamlTable{doc: doc, seq: seq, orig: data, touched: map[int][]native.Path{}}
 	t.indent, t.compact = yamlStyle(data)
@@ -127,7 +136,7 @@ type yamlTable struct {
 }
 
 func (t *yamlTable) len() int                     { return len(t.seq.Content) }
-func (t *yamlTable) row(i int) row                { return nodeRow{t.seq.Content[i]} }
+func (t *yamlTable) row(i int) row                { return nodeRow{n: t.seq.Content[i]} }
 func (t *yamlTable) check(i int, fd *field) error { return fd.path.CheckNode(t.seq.Content[i]) }
 func (t *yamlTable) arrays(i int, fd *field) bool { return treeArrays(t.seq.Content[i], fd) }
 func (t *yamlTable) set(i int, fd *field, v any) {
@@ -221,4 +230,12 @@ func spellFlowNulls(n *yaml.Node, inFlow bool, seen map[*yaml.Node]bool) {
 	for _, c := range n.Content {
 		spellFlowNulls(c, flow, seen)
 	}
+}
+
+// endsLine reports whether a YAML file ends its last line (or is blank
+// or ends in a flow collection or comment-free closing bracket, which
+// cannot be cut without a syntax error).
+func endsLine(data []byte) bool {
+	t := bytes.TrimRight(data, " \t")
+	return len(bytes.TrimSpace(t)) == 0 || bytes.HasSuffix(t, []byte("\n")) || bytes.HasSuffix(t, []byte("]"))
 }
