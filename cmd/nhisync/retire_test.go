@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,5 +84,66 @@ func TestEmptiedIdPTableRetiresNothing(t *testing.T) {
 	}
 	if planAfter := w.ok(t, "plan"); planAfter != planBefore {
 		t.Errorf("plan after the restore differs from before the idp was emptied:\n%s\nbefore:\n%s", planAfter, planBefore)
+	}
+}
+
+// retireEstate is a small estate with nothing left to do: an idp
+// (retire_from) and a cmdb, as JSON files.
+const retireEstate = `version: 1
+store: sqlite:./data/nhisync.db
+audit:
+  signing_key: ./data/audit.key
+kinds:
+  service_account:
+    match: [platform, name]
+    create_from: [idp]
+    retire_from: [idp]
+    fields:
+      name:      { type: string, required: true }
+      platform:  { type: string, required: true }
+      lifecycle: { type: enum, values: [active, suspended, decommissioned], resolve: strictest }
+systems:
+  idp:  { connector: file, path: idp.json, kind: service_account, id: id, fields: { name: name, platform: platform, lifecycle: status } }
+  cmdb: { connector: file, path: cmdb.json, kind: service_account, id: id, fields: { name: name, platform: platform, lifecycle: status } }
+`
+
+// TestEmptiedExportIsNotInStep: while the guard holds the retirement of
+// every record of an emptied idp export, sync and plan say the estate is
+// not in step and why; once the export is back, plan says in step.
+func TestEmptiedExportIsNotInStep(t *testing.T) {
+	var rows []string
+	for i := range 30 {
+		rows = append(rows, fmt.Sprintf(`{"id": "%d", "platform": "aws", "name": "bot%d", "status": "active"}`, i, i))
+	}
+	export := "[" + strings.Join(rows, ",\n") + "]"
+	w := newWorkspace(t, map[string]string{"nhisync.yaml": retireEstate, "idp.json": export, "cmdb.json": export})
+	w.ok(t, "sync")
+	if out := w.ok(t, "plan"); !strings.Contains(out, "In step") {
+		t.Fatalf("plan of a settled estate:\n%s", out)
+	}
+
+	writeFile(t, w.path("idp.json"), "[]")
+	out := w.ok(t, "sync")
+	for _, want := range []string{"guard holds", "retire 30 records", "nhisync approvals", "Not in step", "30 held by the guard"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sync over an emptied idp export does not say %q:\n%s", want, out)
+		}
+	}
+	out = w.ok(t, "plan")
+	if strings.Contains(out, "In step") || !strings.Contains(out, "held by the guard") {
+		t.Errorf("plan while the guard holds the retirement:\n%s", out)
+	}
+	var recs []obj
+	w.json(t, &recs, "records")
+	for _, r := range recs {
+		if f := r["fields"].(map[string]any)["lifecycle"].(map[string]any); f["value"] != "active" {
+			t.Fatalf("record retired while the guard holds it: %v", r)
+		}
+	}
+
+	writeFile(t, w.path("idp.json"), export)
+	w.ok(t, "sync")
+	if out := w.ok(t, "plan"); !strings.Contains(out, "In step") {
+		t.Errorf("plan once the export is back:\n%s", out)
 	}
 }
