@@ -7,3 +7,6 @@ func SetBeforeCheck(c *Connector, f func()) { c.beforeCheck = f }
 // SetBeforeSwap makes c run f after the hash check, just before the new
 // file is swapped in, so tests can land an edit in that window.
 func SetBeforeSwap(c *Connector, f func()) { c.beforeSwap = f }
+
+// HashFile is the watcher's content hash of c's file.
+func HashFile(c *Connector) (string, error) { return c.hashFile() }

@@ -348,3 +348,25 @@ func TestYAMLCutLastLineIsMalformed(t *testing.T) {
 	_, err := c.Apply(t.Context(), []nhisync.Write{update("y1", set("owner", "a@example.com", "b@example.com"))})
 	wantCode(t, err, nhisync.EINVALID, "last line has no line end")
 }
+
+// Finding 4, in serve mode: the watcher's content hash refuses a FIFO (it
+// would block forever) and a device (it would read forever) like a read.
+func TestWatchHashRefusesNonRegularFiles(t *testing.T) {
+	c, _, p := fileSystem{name: "w.csv", content: "\x00missing", id: "sys_id", fields: csvFields[:1]}.open(t)
+	if h, err := file.HashFile(c); h != "gone" || err != nil {
+		t.Errorf("missing file: %q, %v", h, err)
+	}
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	if h, err := file.HashFile(c); h != "unreadable" || err == nil {
+		t.Errorf("FIFO: %q, %v", h, err)
+	}
+	os.Remove(p)
+	if err := os.Symlink("/dev/zero", p); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := file.HashFile(c); h != "unreadable" || err == nil {
+		t.Errorf("link to /dev/zero: %q, %v", h, err)
+	}
+}

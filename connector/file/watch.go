@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -43,7 +42,7 @@ func (c *Connector) Watch(ctx context.Context, changed func(ids []string)) error
 	if err := w.Add(dir); err != nil {
 		return c.errorf(nhisync.EUNAVAIL, "cannot watch the directory of its file: %v", err)
 	}
-	last, _ := hashFile(c.path)
+	last, _ := c.hashFile()
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
 	for {
@@ -80,7 +79,7 @@ func (c *Connector) Watch(ctx context.Context, changed func(ids []string)) error
 // stableHash hashes the file twice, watchSettle apart; ok is false when
 // the two differ (a writer is still at work).
 func (c *Connector) stableHash(ctx context.Context) (string, bool) {
-	h1, _ := hashFile(c.path)
+	h1, _ := c.hashFile()
 	t := time.NewTimer(watchSettle)
 	defer t.Stop()
 	select {
@@ -88,14 +87,16 @@ func (c *Connector) stableHash(ctx context.Context) (string, bool) {
 		return "", false
 	case <-t.C:
 	}
-	h2, _ := hashFile(c.path)
+	h2, _ := c.hashFile()
 	return h2, h1 == h2
 }
 
 // hashFile returns the SHA-256 of the file's content ("gone" when it does
-// not exist).
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
+// not exist). Like a snapshot it opens only a regular file, without
+// blocking on a FIFO, and reads at most max_bytes: a path that became a
+// device or a pipe is "unreadable", never a watcher stuck or spinning.
+func (c *Connector) hashFile() (string, error) {
+	f, _, err := c.openRegular(c.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "gone", nil
 	}
@@ -104,7 +105,7 @@ func hashFile(path string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, c.maxBytes+1)); err != nil {
 		return "unreadable", err
 	}
 	return string(h.Sum(nil)), nil
