@@ -94,8 +94,8 @@ func TestUnreadableSystemIsLoud(t *testing.T) {
 		s := strings.ReplaceAll(orig, "path: ./systems/", "path: ./gone/")
 		writeFile(t, w.config, strings.Replace(s, "sqlite:./systems/idp.db", "sqlite:./gone/idp.db?mode=ro", 1))
 		r := w.run(t, "sync", "--retry-paused")
-		if r.code != exitFailed {
-			t.Errorf("sync with every system unreadable: exit %d\n%s", r.code, r.stdout)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "nothing was synced") {
+			t.Errorf("sync with every system unreadable: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		for _, s := range []string{"idp", "cmdb", "catalog", "policy"} {
 			if !strings.Contains(r.stdout, "FAILED "+s+" ") {

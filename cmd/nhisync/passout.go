@@ -39,8 +39,12 @@ func passError(cfg *nhisync.Config, sum *engine.Summary) error {
 	for _, name := range failed {
 		parts = append(parts, name+" ("+failureWord(sum.Systems[name])+")")
 	}
-	return nhisync.Errorf(nhisync.EUNAVAIL, "%d of %d systems failed this pass: %s; the others were synced",
-		len(failed), len(cfg.SystemNames), strings.Join(parts, ", "))
+	others := "the others were synced"
+	if len(failed) == len(cfg.SystemNames) {
+		others = "nothing was synced"
+	}
+	return nhisync.Errorf(nhisync.EUNAVAIL, "%d of %d systems failed this pass: %s; %s",
+		len(failed), len(cfg.SystemNames), strings.Join(parts, ", "), others)
 }
 
 func failureWord(ss *engine.SystemSummary) string {
