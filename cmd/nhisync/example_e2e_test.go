@@ -132,13 +132,22 @@ func cmdbValue(t *testing.T, db *stdsql.DB, name, col string) string {
 	return v.String
 }
 
-// TestExampleCMDBDirectoryCatalog runs examples/cmdb-directory-catalog
-// through the CLI against real PostgreSQL and OpenLDAP: an owner change
-// in the directory reaches the CMDB, a classification change in the
-// catalog reaches the directory, concurrent edits are settled by the
-// configured rules (authority for owner, strictest for lifecycle), and a
-// quiet pass writes nothing.
-func TestExampleCMDBDirectoryCatalog(t *testing.T) {
+// example is the example workspace set up on real systems.
+type example struct {
+	w     *workspace
+	files map[string]string
+	db    *stdsql.DB // the CMDB
+	c     *ldap.Conn // the directory, as its admin
+	base  string     // the directory's subtree
+	srv   *ldaptest.Server
+}
+
+// setUpExample copies examples/cmdb-directory-catalog into a workspace,
+// loads its CMDB into a fresh PostgreSQL database and its LDIF into a fresh
+// slapd, sets the environment its config reads, and installs the notify
+// trigger printed by `nhisync sql trigger cmdb`.
+func setUpExample(t *testing.T) *example {
+	t.Helper()
 	srv, err := ldaptest.Start(t.TempDir())
 	if err != nil {
 		t.Fatalf("this test needs OpenLDAP slapd (scripts/deps installs it): %v", err)
@@ -153,9 +162,6 @@ func TestExampleCMDBDirectoryCatalog(t *testing.T) {
 		files[name] = string(b)
 	}
 	w := newWorkspace(t, files)
-	dir := w.dir
-
-	// The CMDB.
 	dsn, db := pgScratch(t)
 	ddl, err := os.ReadFile(filepath.Join(exampleDir, "cmdb.sql"))
 	if err != nil {
@@ -164,12 +170,11 @@ func TestExampleCMDBDirectoryCatalog(t *testing.T) {
 	if _, err := db.Exec(string(ddl)); err != nil {
 		t.Fatal(err)
 	}
-	// The directory, in a fresh subtree.
 	c, err := srv.Admin(ldaptest.Suffix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	base := "ou=e2e," + ldaptest.Suffix
 	ou := ldap.NewAddRequest(base, nil)
 	ou.Attribute("objectClass", []string{"organizationalUnit"})
@@ -192,6 +197,19 @@ func TestExampleCMDBDirectoryCatalog(t *testing.T) {
 	if _, err := db.Exec(trigger); err != nil {
 		t.Fatalf("the printed trigger does not run: %v", err)
 	}
+	return &example{w: w, files: files, db: db, c: c, base: base, srv: srv}
+}
+
+// TestExampleCMDBDirectoryCatalog runs examples/cmdb-directory-catalog
+// through the CLI against real PostgreSQL and OpenLDAP: an owner change
+// in the directory reaches the CMDB, a classification change in the
+// catalog reaches the directory, concurrent edits are settled by the
+// configured rules (authority for owner, strictest for lifecycle), and a
+// quiet pass writes nothing.
+func TestExampleCMDBDirectoryCatalog(t *testing.T) {
+	ex := setUpExample(t)
+	w, files, db, c, base := ex.w, ex.files, ex.db, ex.c, ex.base
+	dir := w.dir
 	w.ok(t, "check", "--connect")
 
 	billing := "uid=svc-billing,ou=serviceaccounts," + base
@@ -280,5 +298,37 @@ systems:
 		if !strings.Contains(all, "postgres://nhi:xxxxx@127.0.0.1:1/cmdb") {
 			t.Errorf("-o %s: the output does not name the database by its redacted DSN:\n%s", out, all)
 		}
+	}
+}
+
+// TestExampleServeFeeds: with `nhisync serve` running on the example, a
+// change in the CMDB reaches the directory through PostgreSQL NOTIFY, and
+// one in the directory reaches the CMDB through the LDAP content sync,
+// with nobody running a command (both systems poll every 10m, far longer
+// than the wait: only the feeds can bring the changes).
+func TestExampleServeFeeds(t *testing.T) {
+	bin := binary(t)
+	ex := setUpExample(t)
+	ex.w.ok(t, "sync")
+	p := startServe(t, bin, ex.w.config)
+	eventually(t, "the first pass", p, func() bool { return strings.Contains(p.log(), `"msg":"pass done"`) })
+	billing := "uid=svc-billing,ou=serviceaccounts," + ex.base
+	ci := "uid=svc-ci,ou=serviceaccounts," + ex.base
+
+	if _, err := ex.db.Exec("UPDATE service_accounts SET status = 'decommissioned' WHERE name = 'svc-billing'"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the CMDB's decommission in the directory", p, func() bool {
+		return slices.Equal(ldapValues(t, ex.c, billing, "nhiLifecycle"), []string{"decommissioned"})
+	})
+	ldapReplace(t, ex.c, ci, "nhiOwner", "uid=carol,ou=people,"+ex.base)
+	eventually(t, "the directory's owner in the CMDB", p, func() bool {
+		return cmdbValue(t, ex.db, "svc-ci", "owned_by") == "carol"
+	})
+	if code := p.stop(t); code != 0 {
+		t.Errorf("serve exited %d, want 0\n%s", code, p.log())
+	}
+	if strings.Contains(p.log(), ldaptest.AdminPassword) {
+		t.Error("the serve log holds the LDAP password")
 	}
 }
