@@ -214,46 +214,62 @@ func (rc *recCtx) vanish(system, why string) {
 // whose link is no longer live in the system (a pass saw it go since) is
 // left as that pass left it.
 func (e *Engine) retireApproved(ctx context.Context, d *decider, a *nhisync.Approval, actor string) error {
-	links, err := e.store.LoadLinks(ctx, a.System, a.Vanished)
-	if err != nil {
-		return err
-	}
-	var ids []int64
-	for _, l := range links {
-		if l.Status == nhisync.LinkLive && l.RecordID != 0 {
-			ids = append(ids, l.RecordID)
-		}
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	held := make(map[string]bool, len(a.Vanished))
-	for _, id := range a.Vanished {
-		held[id] = true
-	}
 	why := fmt.Sprintf("the guard held it until %s approved request %d", actor, a.ID)
-	for start := 0; start < len(ids); start += e.batch {
-		recs, err := e.store.LoadRecords(ctx, ids[start:min(start+e.batch, len(ids))])
+	return e.heldRecords(ctx, a, func(rec *nhisync.Record, l *nhisync.Link) error {
+		if rec.Fields == nil {
+			rec.Fields = map[string]*nhisync.Golden{}
+		}
+		rc := d.newRecCtx(ctx, rec)
+		if rc.kind == nil || rc.liveLink(a.System) != l {
+			return nil // its kind left the config, or it links otherwise now
+		}
+		rc.vanish(a.System, why)
+		if err := rc.plan(); err != nil {
+			return err
+		}
+		d.batch.Records = append(d.batch.Records, rec)
+		d.batch.Links = append(d.batch.Links, rec.Links...)
+		return nil
+	})
+}
+
+// heldRecords calls fn with every record whose vanishing the guard
+// request a holds and whose link in a's system is still live, with that
+// link (the record's own copy). It reads a.Vanished a batch at a time, so
+// memory stays bounded however many records vanished.
+func (e *Engine) heldRecords(ctx context.Context, a *nhisync.Approval, fn func(*nhisync.Record, *nhisync.Link) error) error {
+	for start := 0; start < len(a.Vanished); start += e.batch {
+		links, err := e.store.LoadLinks(ctx, a.System, a.Vanished[start:min(start+e.batch, len(a.Vanished))])
+		if err != nil {
+			return err
+		}
+		ext := map[int64]string{}
+		var ids []int64
+		for _, l := range links {
+			if l.Status == nhisync.LinkLive && l.RecordID != 0 {
+				ext[l.RecordID] = l.ExternalID
+				ids = append(ids, l.RecordID)
+			}
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		recs, err := e.store.LoadRecords(ctx, ids)
 		if err != nil {
 			return err
 		}
 		for _, rec := range recs {
-			if rec.Fields == nil {
-				rec.Fields = map[string]*nhisync.Golden{}
+			var live *nhisync.Link
+			for _, l := range rec.Links {
+				if l.System == a.System && l.ExternalID == ext[rec.ID] && l.Status == nhisync.LinkLive {
+					live = l
+				}
 			}
-			rc := d.newRecCtx(ctx, rec)
-			if rc.kind == nil {
-				continue // its kind left the config: nothing to retire by
-			}
-			l := rc.liveLink(a.System)
-			if l == nil || !held[l.ExternalID] {
+			if live == nil {
 				continue
 			}
-			rc.vanish(a.System, why)
-			if err := rc.plan(); err != nil {
+			if err := fn(rec, live); err != nil {
 				return err
 			}
-			d.batch.Records = append(d.batch.Records, rec)
-			d.batch.Links = append(d.batch.Links, rec.Links...)
 		}
 	}
 	return nil
@@ -270,28 +286,14 @@ func (e *Engine) heldVanishingDrift(ctx context.Context, pending []*nhisync.Appr
 		if !a.HoldsVanishing() {
 			continue
 		}
-		links, err := e.store.LoadLinks(ctx, a.System, a.Vanished)
+		detail := fmt.Sprintf("missing from %s; guard request %d holds its retirement: nhisync approvals", a.System, a.ID)
+		err := e.heldRecords(ctx, a, func(rec *nhisync.Record, _ *nhisync.Link) error {
+			out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: nhisync.FieldLifecycle, System: a.System,
+				Golden: rec.Value(nhisync.FieldLifecycle), Reason: DriftGuard, Detail: detail})
+			return nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		var ids []int64
-		for _, l := range links {
-			if l.Status == nhisync.LinkLive && l.RecordID != 0 {
-				ids = append(ids, l.RecordID)
-			}
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-		detail := fmt.Sprintf("missing from %s; guard request %d holds its retirement: nhisync approvals", a.System, a.ID)
-		for start := 0; start < len(ids); start += e.batch {
-			recs, err := e.store.LoadRecords(ctx, ids[start:min(start+e.batch, len(ids))])
-			if err != nil {
-				return nil, err
-			}
-			for _, rec := range recs {
-				out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: nhisync.FieldLifecycle, System: a.System,
-					Golden: rec.Value(nhisync.FieldLifecycle), Reason: DriftGuard, Detail: detail})
-			}
 		}
 	}
 	return out, nil

@@ -138,6 +138,7 @@ func TestEmptiedRetireFromRetiresNothing(t *testing.T) {
 // and the other systems get "decommissioned".
 func TestApprovingAVanishGuardRetires(t *testing.T) {
 	w := newWorld(t, baseConfig, estate(40))
+	w.opts = []engine.Option{engine.WithBatchSize(7)} // several batches of held records
 	w.sync()
 	w.put("idp.json", []map[string]any{})
 	w.sync()

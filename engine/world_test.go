@@ -32,6 +32,8 @@ type world struct {
 	// wrap, when set, wraps each opened connector (to inject faults or
 	// concurrent edits around the real connector).
 	wrap func(name string, c nhisync.Connector) nhisync.Connector
+	// opts are added to every engine the world makes.
+	opts []engine.Option
 	// verifier is the verifier key of the checkpoints commits sign.
 	verifier string
 }
@@ -105,7 +107,7 @@ func (w *world) engine() *engine.Engine {
 		}
 		w.conns[name] = c
 	}
-	return engine.New(w.cfg, w.store, w.conns, engine.WithClock(w.clock))
+	return engine.New(w.cfg, w.store, w.conns, append([]engine.Option{engine.WithClock(w.clock)}, w.opts...)...)
 }
 
 // sync runs one pass and advances the clock a minute.
