@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/dustin/go-humanize"
@@ -39,7 +40,7 @@ func byteSize(s nhisync.Settings, key string, def int64) (int64, error) {
 			return int64(n), nil
 		}
 	}
-	return 0, fmt.Errorf("set %s to a positive size in bytes, such as %d or \"64MiB\" (got %v)", key, def, s[key])
+	return 0, fmt.Errorf("set %s to a positive size, in bytes or as text such as %q (got %v)", key, strings.ReplaceAll(humanize.IBytes(uint64(def)), " ", ""), s[key])
 }
 
 // openRegular opens path for reading without blocking on a FIFO and
