@@ -13,6 +13,9 @@ import (
 	"github.com/nhisync/nhisync/engine"
 )
 
+// hidden stands in for a sensitive field's value on a page.
+var hidden = nhisync.Str("(sensitive)")
+
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // showValue renders a value for a page ("∅" for none).
@@ -236,6 +239,14 @@ func (c *console) conflictsPage(w http.ResponseWriter, r *http.Request, v *view)
 	if err != nil {
 		return "", err
 	}
+	for _, it := range items {
+		if c.s.sensitive(it.Kind, it.Field) {
+			it.Golden, it.Resolution = hidden, hidden
+			for i := range it.Proposals {
+				it.Proposals[i].Value = hidden
+			}
+		}
+	}
 	v.Title, v.Nav, v.Data = "Conflicts", "conflicts", &queueData{Status: st, Statuses: conflictQueue.statuses, Items: items}
 	return "conflicts", nil
 }
@@ -246,6 +257,11 @@ func (c *console) quarantinePage(w http.ResponseWriter, r *http.Request, v *view
 	if err != nil {
 		return "", err
 	}
+	for _, it := range items {
+		if c.s.sensitive(it.Kind, it.Field) {
+			it.Value = hidden
+		}
+	}
 	v.Title, v.Nav, v.Data = "Quarantine", "quarantine", &queueData{Status: st, Statuses: quarantineQueue.statuses, Items: items}
 	return "quarantine", nil
 }
@@ -255,6 +271,11 @@ func (c *console) approvalsPage(w http.ResponseWriter, r *http.Request, v *view)
 	items, err := c.s.opt.Store.Approvals(r.Context(), nhisync.ItemFilter{Status: st})
 	if err != nil {
 		return "", err
+	}
+	for _, it := range items {
+		if c.s.sensitive(it.Kind, it.Field) {
+			it.Old, it.Value = hidden, hidden
+		}
 	}
 	v.Title, v.Nav, v.Data = "Approvals", "approvals", &queueData{Status: st, Statuses: approvalQueue.statuses, Items: items}
 	return "approvals", nil

@@ -41,6 +41,8 @@ kinds:
     rules:
       - name: note-is-short
         check: size(note) <= 12
+      - name: hint-not-plain
+        check: secret_hint != "plaintext"
 systems:
   cmdb:
     connector: file
@@ -88,7 +90,11 @@ func newFixture(t testing.TB, n int) *fixture {
 		if i == 3 {
 			note = "this note is far too long"
 		}
-		cmdb.WriteString(name + ",aws,team-" + pad3(i) + "@example.com," + note + ",hunter2\n")
+		hint := "hunter2"
+		if i == 4 {
+			hint = "plaintext"
+		}
+		cmdb.WriteString(name + ",aws,team-" + pad3(i) + "@example.com," + note + "," + hint + "\n")
 		if i < 3 {
 			catalog.WriteString(name + ",aws,other-" + pad3(i) + "@example.com\n")
 		}

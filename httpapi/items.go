@@ -17,6 +17,8 @@ type queue[T any] struct {
 	def      string
 	list     func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]T, error)
 	id       func(T) int64
+	// about names the item's kind and field (sensitive ones are masked).
+	about func(T) (kind, field string)
 }
 
 var (
@@ -25,21 +27,24 @@ var (
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Conflict, error) {
 			return s.Conflicts(ctx, f)
 		},
-		id: func(c *nhisync.Conflict) int64 { return c.ID },
+		id:    func(c *nhisync.Conflict) int64 { return c.ID },
+		about: func(c *nhisync.Conflict) (string, string) { return c.Kind, c.Field },
 	}
 	quarantineQueue = queue[*nhisync.QuarantineItem]{
 		noun: "quarantine", statuses: []string{nhisync.StatusOpen, nhisync.StatusCleared, nhisync.StatusDismissed}, def: nhisync.StatusOpen,
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.QuarantineItem, error) {
 			return s.QuarantineItems(ctx, f)
 		},
-		id: func(q *nhisync.QuarantineItem) int64 { return q.ID },
+		id:    func(q *nhisync.QuarantineItem) int64 { return q.ID },
+		about: func(q *nhisync.QuarantineItem) (string, string) { return q.Kind, q.Field },
 	}
 	approvalQueue = queue[*nhisync.Approval]{
 		noun: "approvals", statuses: []string{nhisync.StatusPending, nhisync.StatusApproved, nhisync.StatusRejected, nhisync.StatusSuperseded}, def: nhisync.StatusPending,
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Approval, error) {
 			return s.Approvals(ctx, f)
 		},
-		id: func(a *nhisync.Approval) int64 { return a.ID },
+		id:    func(a *nhisync.Approval) int64 { return a.ID },
+		about: func(a *nhisync.Approval) (string, string) { return a.Kind, a.Field },
 	}
 )
 
@@ -84,7 +89,11 @@ func (q queue[T]) page(s *Server, c *call) error {
 		}
 		out.Items = append(out.Items, it)
 	}
-	writeJSON(c.w, http.StatusOK, out)
+	masked, err := maskItems(s, out.Items, q.about)
+	if err != nil {
+		return err
+	}
+	writeJSON(c.w, http.StatusOK, pageJSON[any]{Items: masked, Next: out.Next})
 	return nil
 }
 

@@ -280,6 +280,14 @@ func (s *Server) explainField(c *call) error {
 		}
 		return err
 	}
+	if s.sensitive(c.param("kind"), c.param("field")) {
+		w, err := withheld(x)
+		if err != nil {
+			return err
+		}
+		writeJSON(c.w, http.StatusOK, w)
+		return nil
+	}
 	writeJSON(c.w, http.StatusOK, x)
 	return nil
 }
