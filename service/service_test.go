@@ -91,7 +91,9 @@ func newFeedWorld(tb testing.TB, rows int) *feedWorld {
 		}
 	})
 	// The first full pass creates the records and fills the catalog.
-	w.await(tb, "the first pass", func(catalog string) bool { return strings.Contains(catalog, fmt.Sprintf("owner-%03d@example.com", rows-1)) })
+	w.await(tb, "the first pass", func(catalog string) bool {
+		return strings.Contains(catalog, fmt.Sprintf("owner-%03d@example.com", rows-1))
+	})
 	return w
 }
 
