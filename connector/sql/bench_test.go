@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,9 +52,19 @@ func benchSnapshot(b *testing.B, s *server, n int) {
 	defer c.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
+	var peak uint64
 	for b.Loop() {
 		got := 0
-		if err := c.Snapshot(b.Context(), func(nhisync.Observation) error { got++; return nil }); err != nil {
+		if err := c.Snapshot(b.Context(), func(nhisync.Observation) error {
+			if got++; got%50_000 == 0 {
+				// The live heap part-way: constant in n when pages are.
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapAlloc)
+			}
+			return nil
+		}); err != nil {
 			b.Fatal(err)
 		}
 		if got != n {
@@ -61,6 +72,7 @@ func benchSnapshot(b *testing.B, s *server, n int) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(peak)/(1<<20), "live-heap-MB")
 }
 
 // benchClient times the native command-line client reading the same
