@@ -36,12 +36,25 @@ systems:
 // feedWorld is a workspace of two file systems served by a running
 // Service.
 type feedWorld struct {
-	dir  string
-	stop func()
-	done chan error
+	dir   string
+	store nhisync.Store
+	stop  func()
+	done  chan error
 }
 
 func newFeedWorld(tb testing.TB, rows int) *feedWorld {
+	tb.Helper()
+	w := startFeedWorld(tb, rows, nil)
+	// The first full pass creates the records and fills the catalog.
+	w.await(tb, "the first pass", func(catalog string) bool {
+		return strings.Contains(catalog, fmt.Sprintf("owner-%03d@example.com", rows-1))
+	})
+	return w
+}
+
+// startFeedWorld starts the service; wrap, when set, may wrap each
+// system's connector.
+func startFeedWorld(tb testing.TB, rows int, wrap func(system string, c nhisync.Connector) nhisync.Connector) *feedWorld {
 	tb.Helper()
 	dir := tb.TempDir()
 	var csv strings.Builder
@@ -71,12 +84,15 @@ func newFeedWorld(tb testing.TB, rows int) *feedWorld {
 		if err != nil {
 			tb.Fatal(err)
 		}
+		if wrap != nil {
+			c = wrap(name, c)
+		}
 		conns[name] = c
 	}
 	eng := engine.New(cfg, store, conns)
 	svc := service.New(service.Options{Config: cfg, Engine: eng, Conns: conns})
 	runCtx, cancel := context.WithCancel(ctx)
-	w := &feedWorld{dir: dir, done: make(chan error, 1)}
+	w := &feedWorld{dir: dir, store: store, done: make(chan error, 1)}
 	go func() { w.done <- svc.Run(runCtx) }()
 	w.stop = func() {
 		cancel()
@@ -89,10 +105,6 @@ func newFeedWorld(tb testing.TB, rows int) *feedWorld {
 		if w.stop != nil {
 			w.stop()
 		}
-	})
-	// The first full pass creates the records and fills the catalog.
-	w.await(tb, "the first pass", func(catalog string) bool {
-		return strings.Contains(catalog, fmt.Sprintf("owner-%03d@example.com", rows-1))
 	})
 	return w
 }
@@ -164,4 +176,67 @@ func BenchmarkPropagation(b *testing.B) {
 	pct := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Milliseconds()) }
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// pausingConnector holds a system's reads until released, so a test can
+// stop the service while a pass is in hand. It wraps the real connector.
+type pausingConnector struct {
+	nhisync.Connector
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *pausingConnector) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
+	select {
+	case p.entered <- struct{}{}:
+	default:
+	}
+	<-p.release
+	return p.Connector.Snapshot(ctx, emit)
+}
+
+// TestStopFinishesThePassInHand: a stop (SIGTERM in serve) while a pass is
+// reading lets that pass finish — its records, writes and lease release
+// happen — before Run returns nil.
+func TestStopFinishesThePassInHand(t *testing.T) {
+	p := &pausingConnector{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	w := startFeedWorld(t, 20, func(system string, c nhisync.Connector) nhisync.Connector {
+		if system == "cmdb" {
+			p.Connector = c
+			return p
+		}
+		return c
+	})
+	select {
+	case <-p.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first pass never read the CMDB")
+	}
+	stop := w.stop
+	w.stop = nil
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-w.done:
+		t.Fatal("Run returned while its pass was still reading")
+	default:
+	}
+	close(p.release)
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its pass could finish")
+	}
+	b, _ := os.ReadFile(filepath.Join(w.dir, "catalog.json"))
+	if !strings.Contains(string(b), "owner-019@example.com") {
+		t.Errorf("the pass in hand did not finish its writes:\n%.300s", b)
+	}
+	s, err := sqlite.Open(t.Context(), filepath.Join(w.dir, "data", "nhisync.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if holder, _, err := s.Lease(t.Context(), "pass"); err != nil || holder != "" {
+		t.Errorf("after the stop the pass lease is held by %q (%v), want released", holder, err)
+	}
 }
