@@ -397,3 +397,21 @@ func TestQueueStatuses(t *testing.T) {
 		t.Errorf("quarantine --status dismissed: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+// TestPlanOfAHeldRetirementIsNotInStep: planned before any sync holds it,
+// a mass vanishing shows as a guard trip, and plan must not promise that
+// every system will hold every golden value once its writes land.
+func TestPlanOfAHeldRetirementIsNotInStep(t *testing.T) {
+	var rows []string
+	for i := range 30 {
+		rows = append(rows, fmt.Sprintf(`{"id": "%d", "platform": "aws", "name": "bot%d", "status": "active"}`, i, i))
+	}
+	export := "[" + strings.Join(rows, ",\n") + "]"
+	w := newWorkspace(t, map[string]string{"nhisync.yaml": retireEstate, "idp.json": export, "cmdb.json": export})
+	w.ok(t, "sync")
+	writeFile(t, w.path("idp.json"), "[]")
+	out := w.ok(t, "plan")
+	if !strings.Contains(out, "guard holds") || strings.Contains(out, "Once these writes land") || !strings.Contains(out, "Not in step after these writes: 1 guard requests") {
+		t.Errorf("plan of an emptied idp export:\n%s", out)
+	}
+}

@@ -248,6 +248,33 @@ func driftAfter(ctx context.Context, a *app, sum *engine.Summary, dry bool) (eng
 	return a.engine.SummarizeDrift(items), nil
 }
 
+// heldBack says what a plan's own decisions leave out of step: held
+// writes, quarantined values, conflicts opened, guard requests (a held
+// retirement makes no write, yet the estate is not in step).
+func heldBack(sum *engine.Summary) []string {
+	guards := 0
+	for _, ev := range sum.Events {
+		if isGuardEvent(ev) {
+			guards++
+		}
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{
+		{sum.WritesHeld, "writes held for approval"},
+		{sum.Quarantined, "values quarantined"},
+		{sum.ConflictsOpened, "conflicts opened"},
+		{guards, "guard requests"},
+	} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+		}
+	}
+	return parts
+}
+
 // printDriftLine ends sync and plan: how many fields in which systems
 // differ from golden and why, or that every system is in step — said
 // only when every system was read, nothing is pending and nothing
@@ -258,9 +285,8 @@ func printDriftLine(o *out, cfg *nhisync.Config, sum *engine.Summary, d engine.D
 		switch {
 		case len(failed) > 0:
 			o.Printf("Not in step: %s failed this pass (above); the systems read hold every golden value.\n", strings.Join(failed, ", "))
-		case pending && sum.WritesHeld+sum.Quarantined+sum.ConflictsOpened > 0:
-			o.Printf("%s after these writes: %d held for approval, %d values quarantined, %d conflicts opened (above).\n",
-				o.yellow("Not in step"), sum.WritesHeld, sum.Quarantined, sum.ConflictsOpened)
+		case pending && len(heldBack(sum)) > 0:
+			o.Printf("%s after these writes: %s (above).\n", o.yellow("Not in step"), strings.Join(heldBack(sum), ", "))
 		case pending:
 			o.Printf("Once these writes land, every system holds every golden value.\n")
 		default:
