@@ -6,8 +6,9 @@
 //
 // Every finding carries a type (see [Types]), a severity and the framework
 // ids (OWASP NHI Top 10, NIST CSF 2.0) it is evidence for, all kept in one
-// table in framework.go. Sensitive field values never appear in a finding:
-// they are shown as their hash, as in the audit log.
+// table in framework.go. Sensitive field values never appear in a finding
+// (they are withheld); the evidence pack shows only what the audit log
+// keeps of them, their HMAC.
 package report
 
 import (

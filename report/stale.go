@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
@@ -91,7 +92,7 @@ func lastError(st *nhisync.SystemState) string {
 }
 
 // ago prints a duration the way people say it.
-func ago(d interface{ Hours() float64 }) string {
+func ago(d time.Duration) string {
 	h := d.Hours()
 	switch {
 	case h >= 48:
