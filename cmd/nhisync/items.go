@@ -163,7 +163,7 @@ func conflictsCmd(g *globals) *cobra.Command {
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Conflict, error) {
 			return s.Conflicts(ctx, f)
 		},
-		hide:   (*app).hideConflict,
+		hide:   func(a *app, c *nhisync.Conflict) { a.engine.RedactConflict(c) },
 		header: []string{"id", "record", "field", "status", "golden", "proposals"},
 		row: func(c *nhisync.Conflict) []string {
 			var ps []string
@@ -203,7 +203,7 @@ func quarantineCmd(g *globals) *cobra.Command {
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.QuarantineItem, error) {
 			return s.QuarantineItems(ctx, f)
 		},
-		hide:   (*app).hideQuarantine,
+		hide:   func(a *app, q *nhisync.QuarantineItem) { a.engine.RedactQuarantine(q) },
 		header: []string{"id", "record", "field", "system", "value", "rule", "reason"},
 		row: func(q *nhisync.QuarantineItem) []string {
 			return []string{strconv.FormatInt(q.ID, 10), q.Kind + "/" + q.Record, q.Field, q.System, quoteValue(q.Value), q.Rule, q.Reason}
@@ -231,7 +231,7 @@ func approvalsCmd(g *globals) *cobra.Command {
 		list: func(ctx context.Context, s nhisync.Store, f nhisync.ItemFilter) ([]*nhisync.Approval, error) {
 			return s.Approvals(ctx, f)
 		},
-		hide:   (*app).hideApproval,
+		hide:   func(a *app, ap *nhisync.Approval) { a.engine.RedactApproval(ap) },
 		header: []string{"id", "record", "field", "system", "write", "requested by", "status"},
 		row: func(ap *nhisync.Approval) []string {
 			rec, change := ap.Kind+"/"+ap.Record, quoteValue(ap.Old)+" → "+quoteValue(ap.Value)

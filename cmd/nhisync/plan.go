@@ -33,7 +33,7 @@ the values that would change. No system is read.`,
 				if err != nil {
 					return err
 				}
-				a.hideSummary(sum)
+				a.engine.RedactSummary(sum)
 				drift, err := driftAfter(cmd.Context(), a, sum, true)
 				if err != nil {
 					return err

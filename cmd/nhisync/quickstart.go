@@ -63,7 +63,7 @@ the workspace (as nhisync serve does) until interrupted.`,
 			if err != nil {
 				return err
 			}
-			a.hideSummary(sum)
+			a.engine.RedactSummary(sum)
 			if a.out.json {
 				return a.out.JSON(map[string]any{"dir": dir, "config": cfgPath, "summary": sum})
 			}

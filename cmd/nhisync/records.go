@@ -95,7 +95,7 @@ or  --where '"pii" in classification'.`,
 				if a.out.json {
 					list := make([]recordJSON, 0, len(recs))
 					for _, r := range recs {
-						a.hideRecord(r) // `show --reveal` prints one in clear
+						a.engine.RedactRecord(r) // `show --reveal` prints one in clear
 						list = append(list, toRecordJSON(r))
 					}
 					return a.out.JSON(list)
@@ -203,7 +203,7 @@ func showCmd(g *globals) *cobra.Command {
 						return err
 					}
 				} else {
-					a.hideRecord(rec)
+					a.engine.RedactRecord(rec)
 				}
 				if a.out.json {
 					return a.out.JSON(toRecordJSON(rec))
@@ -306,7 +306,7 @@ func explainCmd(g *globals) *cobra.Command {
 						return err
 					}
 				} else {
-					a.hideExplanation(x)
+					a.engine.RedactExplanation(x)
 				}
 				if a.out.json {
 					return a.out.JSON(x)

@@ -54,7 +54,7 @@ go on; --retry-paused tries it at once.`,
 				if err != nil {
 					return err
 				}
-				a.hideSummary(sum)
+				a.engine.RedactSummary(sum)
 				drift, err := driftAfter(cmd.Context(), a, sum, false)
 				if err != nil {
 					return err
