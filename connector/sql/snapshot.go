@@ -149,8 +149,8 @@ func (c *Connector) scan(ctx context.Context, where string, args []any, cursor s
 		}
 		last = buf[len(buf)-1][0]
 		if b, ok := last.([]byte); ok {
-			// Bound as text, so the comparison uses the column's collation,
-			// as ORDER BY does (bytes would compare as binary in MySQL).
+			// Bound as text, as the id was read: the comparison then uses
+			// the column's collation, as ORDER BY does.
 			last = string(b)
 		}
 	}
