@@ -74,6 +74,10 @@ type ItemFilter struct {
 	RecordID int64
 	Kind     string
 	System   string
+	// After and Limit select a keyset page: items with an ID above After,
+	// at most Limit of them (0: all).
+	After int64
+	Limit int
 }
 
 // Checkpoint is a signed tree head of the audit log.

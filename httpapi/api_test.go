@@ -429,3 +429,39 @@ func TestSensitiveWithheld(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuePages: a queue pages by ID through the store, each item once.
+func TestQueuePages(t *testing.T) {
+	f := newFixture(t, 12)
+	all := f.items(t, "approvals", "pending")
+	if len(all) < 5 {
+		t.Fatalf("fixture: %d pending approvals, want several", len(all))
+	}
+	var got []float64
+	after := ""
+	for pages := 0; ; pages++ {
+		var page struct {
+			Items []map[string]any `json:"items"`
+			Next  string           `json:"next"`
+		}
+		f.ok(t, "vera", "GET", "/api/v1/approvals?limit=2&after="+after, "", &page)
+		if len(page.Items) > 2 || pages > len(all) {
+			t.Fatalf("page of %d items (limit 2), or too many pages", len(page.Items))
+		}
+		for _, it := range page.Items {
+			got = append(got, it["id"].(float64))
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if len(got) != len(all) {
+		t.Fatalf("paged %d approvals, the list has %d", len(got), len(all))
+	}
+	for i, a := range all {
+		if got[i] != a["id"].(float64) {
+			t.Errorf("page item %d = %v, want %v", i, got[i], a["id"])
+		}
+	}
+}

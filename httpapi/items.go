@@ -63,8 +63,8 @@ func (q queue[T]) filter(r *http.Request) (nhisync.ItemFilter, error) {
 }
 
 // page lists one keyset page of the queue: items with ID above after, in
-// ID order (IDs only grow, so a page never repeats or skips an item when
-// new ones arrive).
+// ID order, read as such from the store (IDs only grow, so a page never
+// repeats or skips an item when new ones arrive).
 func (q queue[T]) page(s *Server, c *call) error {
 	f, err := q.filter(c.r)
 	if err != nil {
@@ -74,20 +74,19 @@ func (q queue[T]) page(s *Server, c *call) error {
 	if err != nil {
 		return err
 	}
+	// One more than the page, to know whether another follows.
+	f.After, f.Limit = after, limit+1
 	items, err := q.list(c.r.Context(), s.opt.Store, f)
 	if err != nil {
 		return err
 	}
-	out := pageJSON[T]{Items: []T{}}
-	for _, it := range items {
-		if q.id(it) <= after {
-			continue
-		}
-		if len(out.Items) == limit {
-			out.Next = strconv.FormatInt(q.id(out.Items[len(out.Items)-1]), 10)
-			break
-		}
-		out.Items = append(out.Items, it)
+	out := pageJSON[T]{Items: items}
+	if len(items) > limit {
+		out.Items = items[:limit]
+		out.Next = strconv.FormatInt(q.id(items[limit-1]), 10)
+	}
+	if out.Items == nil {
+		out.Items = []T{}
 	}
 	masked, err := maskItems(s, out.Items, q.about)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // are EINTERNAL.
 func (s *Store) Conflicts(ctx context.Context, f nhisync.ItemFilter) ([]*nhisync.Conflict, error) {
 	where, args := itemWhere(f, `instr(systems, ',' || ? || ',') > 0`)
-	return listItems[nhisync.Conflict](ctx, s, "sqlite.Conflicts", `SELECT data FROM conflicts`+where+` ORDER BY id`, args)
+	return listItems[nhisync.Conflict](ctx, s, "sqlite.Conflicts", `SELECT data FROM conflicts`+where+` ORDER BY id`+limitClause(f), args)
 }
 
 // Conflict returns one conflict; ENOTFOUND when there is none with id.
@@ -31,7 +31,7 @@ func (s *Store) Conflict(ctx context.Context, id int64) (*nhisync.Conflict, erro
 // Storage failures are EINTERNAL.
 func (s *Store) QuarantineItems(ctx context.Context, f nhisync.ItemFilter) ([]*nhisync.QuarantineItem, error) {
 	where, args := itemWhere(f, `system = ?`)
-	return listItems[nhisync.QuarantineItem](ctx, s, "sqlite.QuarantineItems", `SELECT data FROM quarantine`+where+` ORDER BY id`, args)
+	return listItems[nhisync.QuarantineItem](ctx, s, "sqlite.QuarantineItems", `SELECT data FROM quarantine`+where+` ORDER BY id`+limitClause(f), args)
 }
 
 // QuarantineItem returns one quarantine item; ENOTFOUND when there is none
@@ -44,7 +44,7 @@ func (s *Store) QuarantineItem(ctx context.Context, id int64) (*nhisync.Quaranti
 // failures are EINTERNAL.
 func (s *Store) Approvals(ctx context.Context, f nhisync.ItemFilter) ([]*nhisync.Approval, error) {
 	where, args := itemWhere(f, `system = ?`)
-	return listItems[nhisync.Approval](ctx, s, "sqlite.Approvals", `SELECT data FROM approvals`+where+` ORDER BY id`, args)
+	return listItems[nhisync.Approval](ctx, s, "sqlite.Approvals", `SELECT data FROM approvals`+where+` ORDER BY id`+limitClause(f), args)
 }
 
 // Approval returns one approval; ENOTFOUND when there is none with id.
@@ -92,7 +92,18 @@ func itemWhere(f nhisync.ItemFilter, bySystem string) (string, []any) {
 	if f.System != "" {
 		conds, args = append(conds, bySystem), append(args, f.System)
 	}
+	if f.After != 0 {
+		conds, args = append(conds, `id > ?`), append(args, f.After)
+	}
 	return whereClause(conds), args
+}
+
+// limitClause is the LIMIT of a keyset page (none for 0).
+func limitClause(f nhisync.ItemFilter) string {
+	if f.Limit <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(` LIMIT %d`, f.Limit)
 }
 
 func whereClause(conds []string) string {

@@ -43,6 +43,11 @@ func testConflicts(t *testing.T, s nhisync.Store) {
 		{nhisync.ItemFilter{Status: nhisync.StatusOpen, System: "catalog"}, []*nhisync.Conflict{c3}},
 		{nhisync.ItemFilter{Status: nhisync.StatusOpen, RecordID: 100, Kind: "service_account", System: "idp"}, []*nhisync.Conflict{c1}},
 		{nhisync.ItemFilter{Status: nhisync.StatusDismissed}, nil},
+		// Keyset pages: IDs above After, at most Limit.
+		{nhisync.ItemFilter{Limit: 2}, []*nhisync.Conflict{c1, c2}},
+		{nhisync.ItemFilter{After: c2.ID, Limit: 1}, []*nhisync.Conflict{c3}},
+		{nhisync.ItemFilter{Status: nhisync.StatusOpen, After: c1.ID}, []*nhisync.Conflict{c3, c4}},
+		{nhisync.ItemFilter{After: c4.ID}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%+v", tc.f), func(t *testing.T) {
@@ -106,6 +111,7 @@ func testQuarantineItems(t *testing.T, s nhisync.Store) {
 	}{
 		{nhisync.ItemFilter{}, []*nhisync.QuarantineItem{q1, q2, q3, q4}},
 		{nhisync.ItemFilter{Status: nhisync.StatusOpen}, []*nhisync.QuarantineItem{q1, q3}},
+		{nhisync.ItemFilter{Status: nhisync.StatusOpen, After: q1.ID, Limit: 1}, []*nhisync.QuarantineItem{q3}},
 		{nhisync.ItemFilter{RecordID: 100}, []*nhisync.QuarantineItem{q1, q2}},
 		{nhisync.ItemFilter{Kind: "application"}, []*nhisync.QuarantineItem{q4}},
 		{nhisync.ItemFilter{System: "cmdb"}, []*nhisync.QuarantineItem{q2, q3}},
@@ -166,6 +172,8 @@ func testApprovals(t *testing.T, s nhisync.Store) {
 	}{
 		{nhisync.ItemFilter{}, []*nhisync.Approval{a1, a2, a3, a4, a5}},
 		{nhisync.ItemFilter{Status: nhisync.StatusPending}, []*nhisync.Approval{a1, a5}},
+		{nhisync.ItemFilter{Status: nhisync.StatusPending, After: a1.ID, Limit: 5}, []*nhisync.Approval{a5}},
+		{nhisync.ItemFilter{After: a2.ID, Limit: 2}, []*nhisync.Approval{a3, a4}},
 		{nhisync.ItemFilter{RecordID: 100}, []*nhisync.Approval{a1, a2, a4}},
 		{nhisync.ItemFilter{System: "cmdb"}, []*nhisync.Approval{a5}},
 		{nhisync.ItemFilter{Kind: "application"}, []*nhisync.Approval{a5}},
