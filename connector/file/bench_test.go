@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nhisync/nhisync"
@@ -23,7 +24,7 @@ func BenchmarkSnapshotCSV(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "sys_id,name,platform,owned_by,tags,status,rotated_at,notes")
+	fmt.Fprintln(w, strings.Join(conntest.Columns[:8], ","))
 	for i := range rows {
 		fmt.Fprintf(w, "sa-%07d,bot-%d,aws,owner%d@example.com,\"internal,team-%d\",active,2026-01-02T03:04:05Z,\"note, %d\"\n", i, i, i%5000, i%7, i)
 	}
