@@ -16,7 +16,13 @@ func checkCmd(g *globals) *cobra.Command {
 	var connect bool
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Validate the config; with --connect also reach every system",
+		Short: "Validate the config; with --connect also read every system in full",
+		Long: `Validate the config: every problem at once, with file:line and how to fix it.
+
+With --connect, also open every system and read it in full, decoding every
+record as a pass does: a file that is missing or cannot be parsed, a table
+that cannot be queried or a server that cannot be reached is FAILED with the
+cause (exit 1), never "reachable".`,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.loadConfig()
@@ -109,7 +115,7 @@ func checkCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&connect, "connect", false, "also reach every system")
+	cmd.Flags().BoolVar(&connect, "connect", false, "also open and read every system in full, as a pass does")
 	return cmd
 }
 
