@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/nhisync/nhisync"
 )
@@ -14,9 +15,9 @@ import (
 func (r *Reporter) coverage(ctx context.Context) ([]*Finding, error) {
 	type kindCount struct {
 		total int
-		held  map[string]int      // system → live records
-		lacks map[string][]string // system → keys it lacks
-		empty map[string][]string // field → keys with no value anywhere
+		held  map[string]int    // system → live records
+		lacks map[string]*tally // system → the records it lacks
+		empty map[string]*tally // field → the records with no value anywhere
 	}
 	counts := map[string]*kindCount{}
 	err := r.records(ctx, func(rec *nhisync.Record, k *nhisync.Kind) error {
@@ -25,7 +26,7 @@ func (r *Reporter) coverage(ctx context.Context) ([]*Finding, error) {
 		}
 		c := counts[k.Name]
 		if c == nil {
-			c = &kindCount{held: map[string]int{}, lacks: map[string][]string{}, empty: map[string][]string{}}
+			c = &kindCount{held: map[string]int{}, lacks: map[string]*tally{}, empty: map[string]*tally{}}
 			counts[k.Name] = c
 		}
 		c.total++
@@ -37,7 +38,7 @@ func (r *Reporter) coverage(ctx context.Context) ([]*Finding, error) {
 			if l := rec.Link(name); l != nil && l.Status == nhisync.LinkLive {
 				c.held[name]++
 			} else {
-				c.lacks[name] = append(c.lacks[name], rec.Key)
+				add(c.lacks, name, rec.Key)
 			}
 		}
 		for _, field := range k.FieldNames {
@@ -51,7 +52,7 @@ func (r *Reporter) coverage(ctx context.Context) ([]*Finding, error) {
 				}
 			}
 			if !held {
-				c.empty[field] = append(c.empty[field], rec.Key)
+				add(c.empty, field, rec.Key)
 			}
 		}
 		return nil
@@ -69,19 +70,19 @@ func (r *Reporter) coverage(ctx context.Context) ([]*Finding, error) {
 			continue
 		}
 		for _, name := range r.cfg.SystemNames {
-			if lacks := c.lacks[name]; len(lacks) > 0 {
+			if lacks := c.lacks[name]; lacks != nil {
 				f := finding(TypeSystemCoverage, kn, "", name, "",
-					"%s holds %d of %d %s records; it lacks %d (%s)", name, c.held[name], c.total, kn, len(lacks), sample(lacks, 3))
-				f.Count = len(lacks)
+					"%s holds %d of %d %s records; it lacks %d (%s)", name, c.held[name], c.total, kn, lacks.n, lacks.String())
+				f.Count = lacks.n
 				out = append(out, f)
 			}
 		}
 		k := r.cfg.Kinds[kn]
 		for _, field := range k.FieldNames {
-			if keys := c.empty[field]; len(keys) > 0 {
+			if keys := c.empty[field]; keys != nil {
 				f := finding(TypeEmptyField, kn, "", "", field,
-					"%s has no value in any system for %d of %d %s records (%s)", field, len(keys), c.total, kn, sample(keys, 3))
-				f.Count = len(keys)
+					"%s has no value in any system for %d of %d %s records (%s)", field, keys.n, c.total, kn, keys.String())
+				f.Count = keys.n
 				out = append(out, f)
 			}
 		}
@@ -140,4 +141,34 @@ func (r *Reporter) mapped(kind, field string) bool {
 		}
 	}
 	return false
+}
+
+// tally counts records and keeps the first few keys as examples, so
+// coverage needs memory per system and field, not per record.
+type tally struct {
+	n       int
+	samples []string
+}
+
+const samples = 3
+
+func add(m map[string]*tally, k, key string) {
+	t := m[k]
+	if t == nil {
+		t = &tally{}
+		m[k] = t
+	}
+	t.n++
+	if len(t.samples) < samples {
+		t.samples = append(t.samples, key)
+	}
+}
+
+// String names the examples and how many more there are.
+func (t *tally) String() string {
+	s := strings.Join(t.samples, ", ")
+	if more := t.n - len(t.samples); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
 }

@@ -275,14 +275,6 @@ func liveLinks(rec *nhisync.Record) []*nhisync.Link {
 	return out
 }
 
-// sample joins up to n items and says how many more there are.
-func sample(items []string, n int) string {
-	if len(items) <= n {
-		return strings.Join(items, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
-}
-
 // days prints a duration in days, the unit people judge ages in.
 func days(d time.Duration) string {
 	n := int(d / (24 * time.Hour))
