@@ -259,6 +259,10 @@ func TestFailedWritesRetryAndDegradeOnlyThatSystem(t *testing.T) {
 	if sum.Systems["catalog"].Failed == 0 || sum.Systems["idp"].Written == 0 {
 		t.Fatalf("catalog failed %d, idp written %d", sum.Systems["catalog"].Failed, sum.Systems["idp"].Written)
 	}
+	// The pass failed the catalog, and says why (SPEC §3.13: exit 1).
+	if got := sum.FailedSystems(w.cfg); len(got) != 1 || got[0] != "catalog" || !strings.Contains(sum.Systems["catalog"].Error, "catalog is down") {
+		t.Fatalf("failed systems %v, catalog error %q", got, sum.Systems["catalog"].Error)
+	}
 	states, _ := w.store.Systems(context.Background())
 	health := map[string]string{}
 	for _, s := range states {
