@@ -1,12 +1,16 @@
 package engine_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
 )
 
 // csvConfig is baseConfig with the CMDB a CSV export.
@@ -161,5 +165,59 @@ func TestDuplicateIDsAreDisputedNotFirstWins(t *testing.T) {
 	}
 	if len(w.quarantine(nhisync.StatusOpen)) != 0 || len(w.record("service_account", "aws", "bot").Links) != 3 {
 		t.Errorf("after the fix: quarantine %v, links %d", w.quarantine(nhisync.StatusOpen), len(w.record("service_account", "aws", "bot").Links))
+	}
+}
+
+// cancelOnRead cancels the pass's context once its system has emitted a
+// record: what SIGINT or SIGTERM does to `nhisync sync` mid-read.
+type cancelOnRead struct {
+	nhisync.Connector
+	cancel context.CancelFunc
+	after  *int
+}
+
+func (c cancelOnRead) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
+	return c.Connector.Snapshot(ctx, func(obs nhisync.Observation) error {
+		if *c.after++; *c.after == 1 {
+			c.cancel()
+		}
+		return emit(obs)
+	})
+}
+
+// Issue 6 finding 4: a pass whose context is cancelled during a read
+// (SIGINT, SIGTERM) stops there: it returns the cancellation and commits
+// nothing of the pass.
+func TestPassStopsWhenCancelledMidRead(t *testing.T) {
+	w := csvWorld(t)
+	var b strings.Builder
+	b.WriteString("id,name,platform,owner,status,tags,scopes,policy\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "x%d,bot%d,aws,o%d@example.com,active,,,\n", i, i, i)
+	}
+	w.write("cmdb.csv", b.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name == "cmdb" {
+			return cancelOnRead{Connector: c, cancel: cancel, after: &n}
+		}
+		return c
+	}
+	before, _, err := w.store.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.engine().Sync(ctx, engine.PassOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sync after cancel: %v", err)
+	}
+	if n > 1024 {
+		t.Errorf("the read went on for %d records after the cancel", n)
+	}
+	after, _, _ := w.store.AuditHead(context.Background())
+	if after != before {
+		t.Errorf("a cancelled pass committed %d audit entries", after-before)
 	}
 }
