@@ -3,8 +3,11 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,6 +134,30 @@ func (n *Notary) Publish(c *nhisync.Checkpoint) error {
 		return fail(err)
 	}
 	return nil
+}
+
+// Seed starts the audit.publish file, when it does not exist yet, with
+// the latest checkpoint stored in log (audit.publish newly set on a store
+// that already holds a log), so the file keeps a checkpoint from the
+// first run on, not only from the next commit. The checkpoint must verify
+// with this notary's key. Without a publish file, or when it exists, or
+// the log has no checkpoint, it does nothing.
+func (n *Notary) Seed(ctx context.Context, log Log) error {
+	if n.publish == "" {
+		return nil
+	}
+	if _, err := os.Stat(n.publish); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	cp, err := log.LatestCheckpoint(ctx)
+	if err != nil || cp == nil {
+		return wrap("audit.Notary.Seed", err)
+	}
+	if _, problem := openStored(cp, n.verifier); problem != "" {
+		return &nhisync.Error{Code: nhisync.ECONFLICT, Op: "audit.Notary.Seed", Message: fmt.Sprintf(
+			"the latest checkpoint (size %d) %s; it is not published: run nhisync audit verify", cp.Size, problem)}
+	}
+	return n.Publish(cp)
 }
 
 // encodeState returns the compact range's hashes, concatenated.

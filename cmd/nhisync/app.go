@@ -70,6 +70,14 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 		// Every commit signs a checkpoint of its entries in its own
 		// transaction.
 		a.store.SetNotary(keys.Notary)
+		// audit.publish newly set: keep the latest checkpoint from now on
+		// (not from an auditor's command, which must only read).
+		if !g.keepKeys {
+			if err := keys.Notary.Seed(ctx, a.store); err != nil {
+				a.store.Close()
+				return nil, err
+			}
+		}
 		opts = append(opts, engine.WithAuditSecret(keys.Secret))
 	}
 	if connect {

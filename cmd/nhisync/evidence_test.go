@@ -424,3 +424,17 @@ func TestSensitiveListingsRedacted(t *testing.T) {
 	}
 	w.ok(t, "audit", "verify")
 }
+
+// TestPublishSeededOnFirstRun (issue 6 finding 9): audit.publish set on a
+// workspace that already has a log keeps its latest checkpoint from the
+// next command on, and the log verifies against it.
+func TestPublishSeededOnFirstRun(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	editFile(t, w.config, "  signing_key: ./nhisync-data/audit.key\n", "  signing_key: ./nhisync-data/audit.key\n  publish: ./published/checkpoints.txt\n")
+	w.ok(t, "records")
+	var rep obj
+	w.json(t, &rep, "audit", "verify", "--against", w.path("published/checkpoints.txt"))
+	if got, want := intOf(t, "verify", rep, "signed"), intOf(t, "verify", rep, "entries"); got != want {
+		t.Errorf("verify against the seeded file: signed %d of %d entries", got, want)
+	}
+}
