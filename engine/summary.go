@@ -48,8 +48,8 @@ type Summary struct {
 	kept map[string]int
 }
 
-// keep adds events to Events, at most limit per system and action when
-// limit is above 0.
+// keep adds events to Events, at most limit per system and action about
+// records when limit is above 0.
 func (s *Summary) keep(events []*nhisync.AuditEntry, limit int) {
 	if limit <= 0 {
 		s.Events = append(s.Events, events...)
@@ -59,8 +59,10 @@ func (s *Summary) keep(events []*nhisync.AuditEntry, limit int) {
 		s.kept = map[string]int{}
 	}
 	for _, ev := range events {
+		// Events about a system rather than a record (a guard's request)
+		// are few and always kept.
 		k := ev.System + "\x00" + ev.Action
-		if s.kept[k] < limit {
+		if ev.Record == "" || s.kept[k] < limit {
 			s.kept[k]++
 			s.Events = append(s.Events, ev)
 		}
