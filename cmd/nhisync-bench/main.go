@@ -28,6 +28,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
 	"github.com/nhisync/nhisync/config"
 	_ "github.com/nhisync/nhisync/connector/file"
 	_ "github.com/nhisync/nhisync/connector/sql"
@@ -140,11 +141,19 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 	}
 	res.ReadFloorS = time.Since(start).Seconds()
 
+	// As the CLI does: the keys first, and every commit signs its audit
+	// entries' checkpoint, so the figures include signing and the estate
+	// can be synced by the CLI afterwards.
+	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, cfg.AuditPublish, true, nil)
+	if err != nil {
+		return err
+	}
 	store, err := sqlite.OpenURL(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.SetNotary(keys.Notary)
 	pass := func(label string) (*engine.Summary, float64, error) {
 		conns, err := open(ctx, cfg)
 		if err != nil {
@@ -155,7 +164,7 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 				c.Close()
 			}
 		}()
-		e := engine.New(cfg, store, conns, engine.WithBatchSize(2000))
+		e := engine.New(cfg, store, conns, engine.WithBatchSize(2000), engine.WithAuditSecret(keys.Secret))
 		fmt.Fprintf(os.Stderr, "%s pass…\n", label)
 		if profile != "" && label == profilePass {
 			f, err := os.Create(profile)
