@@ -23,7 +23,7 @@ With --connect, also open every system and read it in full, decoding every
 record as a pass does: a file that is missing or cannot be parsed, a table
 that cannot be queried or a server that cannot be reached is FAILED with the
 cause (exit 1), never "reachable".`,
-		Args:  noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
