@@ -145,3 +145,21 @@ var CommonSettings = []string{"connector", "kind", "fields", "id", "direction", 
 
 // IsCommonSetting reports whether key is one of CommonSettings.
 func IsCommonSetting(key string) bool { return slices.Contains(CommonSettings, key) }
+
+// Capabilities is what a connector found its system offers, as
+// `nhisync check --connect` reports it: whether it reads only what changed
+// (else every pass reads a snapshot) and whether the system itself refuses
+// a write whose target changed (else the connector reads, compares and
+// writes, with a window). Notes say how, or why not.
+type Capabilities struct {
+	Incremental       bool
+	IncrementalNote   string
+	ConditionalWrites bool
+	ConditionalNote   string
+}
+
+// CapabilityTeller is a connector that can say what its system offers. Call
+// it after Check: some connectors learn it from the server.
+type CapabilityTeller interface {
+	Capabilities(ctx context.Context) Capabilities
+}

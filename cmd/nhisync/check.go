@@ -35,6 +35,11 @@ cause (exit 1), never "reachable".`,
 				OK        bool   `json:"ok"`
 				Records   int    `json:"records"`
 				Error     string `json:"error,omitempty"`
+				// Capabilities, for connectors that tell them.
+				Incremental       *bool  `json:"incremental,omitempty"`
+				IncrementalNote   string `json:"incremental_note,omitempty"`
+				ConditionalWrites *bool  `json:"conditional_writes,omitempty"`
+				ConditionalNote   string `json:"conditional_note,omitempty"`
 			}
 			res := map[string]*sysResult{}
 			failed := 0
@@ -57,6 +62,11 @@ cause (exit 1), never "reachable".`,
 								r.Records++
 								return nil
 							})
+						}
+						if ct, ok := c.(nhisync.CapabilityTeller); ok && err == nil {
+							caps := ct.Capabilities(cmd.Context())
+							r.Incremental, r.IncrementalNote = &caps.Incremental, caps.IncrementalNote
+							r.ConditionalWrites, r.ConditionalNote = &caps.ConditionalWrites, caps.ConditionalNote
 						}
 						_ = c.Close()
 					}
@@ -107,6 +117,12 @@ cause (exit 1), never "reachable".`,
 							o.Printf("%s %s: %s\n", o.red("FAILED"), name, r.Error)
 						}
 					}
+					for _, name := range cfg.SystemNames {
+						if r := res[name]; r.OK && r.Incremental != nil {
+							o.Printf("%s: incremental reads: %s (%s); conditional writes: %s (%s)\n", name,
+								yesNo(*r.Incremental), r.IncrementalNote, yesNo(*r.ConditionalWrites), r.ConditionalNote)
+						}
+					}
 				}
 			}
 			if failure != nil {
@@ -148,4 +164,11 @@ func initCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
 	return cmd
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
