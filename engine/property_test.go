@@ -580,6 +580,18 @@ func propQuietAndConverge(t *rapid.T, w *world, pc *propConfig) {
 			}
 		}
 	}
+	// Drift names what stays behind, and why (SPEC §3.13): once converged,
+	// nothing is merely queued, failing or not yet planned.
+	items, err := w.engine().Drift(context.Background())
+	if err != nil {
+		t.Fatalf("drift: %v", err)
+	}
+	for _, it := range items {
+		switch it.Reason {
+		case engine.DriftBehind, engine.DriftQueued, engine.DriftFailing:
+			t.Fatalf("converged estate lists %s %s/%s %s = %q (golden %q) as %s: %s\nconfig:\n%s", it.System, it.Kind, it.Record, it.Field, it.Value, it.Golden, it.Reason, it.Detail, pc.yaml)
+		}
+	}
 	// The audit log verifies: every entry is covered by the checkpoint its
 	// commit signed.
 	rep, err := audit.Verify(context.Background(), w.store, w.verifier)
