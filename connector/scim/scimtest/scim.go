@@ -217,6 +217,21 @@ func (s *Server) Raw(t testing.TB, res map[string]any) {
 	s.Must(t, http.MethodPost, "/_fault", map[string]any{"raw": res})
 }
 
+// ChangeAfterRead makes the server change the next resource read by id
+// right after answering (attrs set, version bumped): a concurrent change
+// between a connector's read and its write.
+func (s *Server) ChangeAfterRead(t testing.TB, attrs map[string]any) {
+	t.Helper()
+	s.Must(t, http.MethodPost, "/_fault", map[string]any{"changeAfterRead": attrs})
+}
+
+// NoLastModifiedFilter makes the server refuse filters on
+// meta.lastModified (400 invalidFilter), as some SCIM services do.
+func (s *Server) NoLastModifiedFilter(t testing.TB) {
+	t.Helper()
+	s.Must(t, http.MethodPost, "/_fault", map[string]any{"noLastModified": true})
+}
+
 // ClearFaults drops pending faults and raw resources.
 func (s *Server) ClearFaults(t testing.TB) {
 	t.Helper()

@@ -84,12 +84,16 @@ SCIMMY.Resources.declare(SCIMMY.Resources.User)
 
 const app = express();
 let faults = [];
+let noLastModified = false;
 app.post("/_fault", express.json(), (req, res) => {
-  if (req.body.raw) {
+  if (req.body.noLastModified !== undefined) {
+    noLastModified = req.body.noLastModified;
+  } else if (req.body.raw) {
     raw.set(req.body.raw.id, req.body.raw);
   } else if (req.body.clear) {
     faults = [];
     raw.clear();
+    noLastModified = false;
   } else {
     for (let i = 0; i < (req.body.times ?? 1); i++) faults.push(req.body);
   }
@@ -105,10 +109,27 @@ app.post("/_load", express.json({limit: "64mb"}), async (req, res) => {
     res.status(400).send(String(e.message ?? e));
   }
 });
-app.post("/_reset", (req, res) => { store.clear(); raw.clear(); faults = []; res.status(204).end(); });
+app.post("/_reset", (req, res) => { store.clear(); raw.clear(); faults = []; noLastModified = false; res.status(204).end(); });
 app.use("/scim/v2", async (req, res, next) => {
+  if (noLastModified && String(req.query.filter ?? "").includes("meta.lastModified")) {
+    return res.status(400).type("application/scim+json").send(JSON.stringify({
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "400", scimType: "invalidFilter",
+      detail: "filtering on meta.lastModified is not supported"}));
+  }
   const f = faults.shift();
   if (!f) return next();
+  if (f.changeAfterRead) {
+    // A concurrent change right after this read: the next write carries
+    // a version that is no longer current.
+    res.on("finish", () => {
+      const r = store.get(req.path.split("/").pop());
+      if (!r) return;
+      version++;
+      Object.assign(r, f.changeAfterRead);
+      r.meta = {...r.meta, lastModified: stamp(), version: `W/"${version}"`};
+    });
+    return next();
+  }
   if (f.delayMs) await new Promise(r => setTimeout(r, f.delayMs));
   if (!f.status) return next();
   if (f.retryAfter !== undefined) res.set("Retry-After", String(f.retryAfter));
