@@ -29,17 +29,24 @@ func (e *Engine) Drain(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.drain(ctx, sum, now, nil, fence); err != nil {
+	if err := e.drain(ctx, sum, now, nil, &held{fence: fence, ttl: humanLeaseTTL}); err != nil {
 		return nil, err
 	}
 	return sum, e.updateHealth(ctx, sum, now, fence)
 }
 
-// drain applies due ready writes to every system not in skip. fence is
-// the lease the caller holds: it is checked before each chunk of writes
-// leaves and carried by the commit of their outcome, so a process that
-// lost its lease writes nothing more.
-func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, fence *nhisync.Fence) error {
+// held is a lease the caller holds while it sends writes: its fence and
+// how long a renewal lasts.
+type held struct {
+	fence *nhisync.Fence
+	ttl   time.Duration
+}
+
+// drain applies due ready writes to every system not in skip. lease is
+// the lease the caller holds: it is renewed and checked before each chunk
+// of writes leaves and carried by the commit of their outcome, so a long
+// drain keeps it and a process that lost it writes nothing more.
+func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, lease *held) error {
 	for _, name := range e.cfg.SystemNames {
 		conn := e.conns[name]
 		sys := e.cfg.Systems[name]
@@ -58,7 +65,7 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 				seen[rowKey(rows[n])] = true
 				n++
 			}
-			if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now, fence); err != nil {
+			if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now, lease); err != nil {
 				return err
 			}
 			rows = rows[n:]
@@ -78,8 +85,8 @@ func rowKey(o *nhisync.OutboxWrite) string {
 // applyRows sends one chunk of queued writes and commits the outcome:
 // confirmed writes advance shadows (echo suppression), stale ones are
 // dropped for re-observation, failed ones retry with backoff.
-func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, fence *nhisync.Fence) error {
-	if err := e.stillHolds(ctx, fence); err != nil {
+func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, lease *held) error {
+	if err := e.stillHolds(ctx, lease); err != nil {
 		return err
 	}
 	var writes []nhisync.Write
@@ -224,7 +231,9 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 		}
 		b.Links = append(b.Links, l)
 	}
-	b.Fence = fence
+	if lease != nil {
+		b.Fence = lease.fence
+	}
 	if err := e.store.Commit(ctx, b); err != nil {
 		return err
 	}
@@ -312,18 +321,30 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time, 
 	return e.store.Commit(ctx, b)
 }
 
-// stillHolds fails (ECONFLICT) unless this engine still holds the lease
-// fence names, at its epoch: checked before writes leave for a system.
-// (Between this check and the system's write a window remains that no
-// store can close; conditional writes, which carry the value last seen,
+// stillHolds renews the lease and fails (ECONFLICT) unless this engine
+// still holds it at its fence's epoch: done before writes leave for a
+// system. (Between this check and the system's write a window remains that
+// no store can close; conditional writes, which carry the value last seen,
 // keep a late write from overwriting a newer one.)
-func (e *Engine) stillHolds(ctx context.Context, fence *nhisync.Fence) error {
-	if fence == nil {
+func (e *Engine) stillHolds(ctx context.Context, lease *held) error {
+	if lease == nil {
 		return nil
 	}
-	f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
-	if err == nil && f.Epoch != fence.Epoch {
-		err = nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
+	fence := lease.fence
+	lost := nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
+	ok, err := e.store.AcquireLease(ctx, fence.Lease, fence.Holder, e.clock.Now(), lease.ttl)
+	if err != nil {
+		return err
 	}
-	return err
+	if !ok {
+		return lost
+	}
+	f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
+	if err != nil {
+		return err
+	}
+	if f.Epoch != fence.Epoch {
+		return lost
+	}
+	return nil
 }

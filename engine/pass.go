@@ -174,7 +174,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused, p.fence); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL}); err != nil {
 			return nil, err
 		}
 	}
@@ -191,7 +191,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused, p.fence); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL}); err != nil {
 			return nil, err
 		}
 		if err := p.e.updateHealth(ctx, p.sum, p.now, p.fence); err != nil {
