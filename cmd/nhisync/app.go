@@ -16,7 +16,6 @@ import (
 	"github.com/nhisync/nhisync/audit"
 	"github.com/nhisync/nhisync/config"
 	"github.com/nhisync/nhisync/engine"
-	"github.com/nhisync/nhisync/sqlite"
 )
 
 // app is a loaded config with its store, connectors and engine.
@@ -51,9 +50,6 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 		return nil, err
 	}
 	a := &app{g: g, cfg: cfg, out: newOut(g.stdout, g.output), conns: map[string]nhisync.Connector{}, progress: newProgress(g.stderr)}
-	if !strings.HasPrefix(cfg.Store, "sqlite:") {
-		return nil, nhisync.Errorf(nhisync.EINVALID, "%s: store: this build keeps its state in SQLite only (store: sqlite:PATH); the PostgreSQL store is coming", cfg.Path)
-	}
 	// Preconditions first: the signing key and the HMAC secret are checked
 	// (0600, well-formed) and the store opened and checked before any
 	// system is read or written.
@@ -61,7 +57,7 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.store, err = sqlite.OpenURL(ctx, cfg.Store)
+	a.store, err = openStoreURL(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
 	}
