@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -37,9 +38,17 @@ type Options struct {
 	Engine *engine.Engine
 	// Conns are the open connectors by system (the engine's): a Watcher
 	// among them feeds its system; the others are polled.
-	Conns    map[string]nhisync.Connector
-	Observer Observer
-	Logger   *slog.Logger
+	Conns map[string]nhisync.Connector
+	// Store and Holder, when Store is set, make feeds leased: replicas
+	// sharing a store each run a system's feed only while holding the
+	// lease "feed/SYSTEM" as Holder (default host/pid), renewed every
+	// third of FeedLease (default 30s); a lost replica's feeds are taken
+	// over within one FeedLease.
+	Store     nhisync.Store
+	Holder    string
+	FeedLease time.Duration
+	Observer  Observer
+	Logger    *slog.Logger
 	// Grace is how long a stop waits for the pass in hand before cutting
 	// it short (a cut pass loses nothing: each batch commits whole, SPEC
 	// §3.9). Default 30s.
@@ -82,6 +91,13 @@ func New(opt Options) *Service {
 	}
 	if opt.Debounce == 0 {
 		opt.Debounce = 50 * time.Millisecond
+	}
+	if opt.FeedLease == 0 {
+		opt.FeedLease = 30 * time.Second
+	}
+	if opt.Holder == "" {
+		host, _ := os.Hostname()
+		opt.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
 	return &Service{opt: opt, log: opt.Logger, systems: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
@@ -188,9 +204,69 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// feed signals changes of one system: its Watcher, or its poll interval
-// (also when the Watcher fails).
+// feed runs one system's feed, under its lease when feeds are leased:
+// it waits to hold the lease, runs the feed while renewing it, and goes
+// back to waiting if another replica took it.
 func (s *Service) feed(ctx context.Context, sys *nhisync.System, conn nhisync.Connector) {
+	if s.opt.Store == nil {
+		s.runFeed(ctx, sys, conn)
+		return
+	}
+	name := "feed/" + sys.Name
+	every := s.opt.FeedLease / 3
+	defer func() { _ = s.opt.Store.ReleaseLease(context.WithoutCancel(ctx), name, s.opt.Holder) }()
+	for {
+		// Wait for the lease.
+		for !s.lease(ctx, name) {
+			t := time.NewTimer(every)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		s.log.Info("running the system's feed", "system", sys.Name, "holder", s.opt.Holder)
+		fctx, cancel := context.WithCancel(ctx)
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-fctx.Done():
+					return
+				case <-t.C:
+					if !s.lease(fctx, name) {
+						s.log.Warn("lost the system's feed to another replica", "system", sys.Name)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+		// A feed starts with a look: what changed while nobody held it
+		// was seen by no one.
+		s.Changed(sys.Name)
+		s.runFeed(fctx, sys, conn)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// lease takes or renews a feed lease; a store failure counts as not held.
+func (s *Service) lease(ctx context.Context, name string) bool {
+	ok, err := s.opt.Store.AcquireLease(ctx, name, s.opt.Holder, time.Now().UTC(), s.opt.FeedLease)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("feed lease failed", "lease", name, "error", nhisync.ErrorMessage(err))
+	}
+	return err == nil && ok
+}
+
+// runFeed signals changes of one system until ctx ends: its Watcher, or
+// its poll interval (also when the Watcher fails).
+func (s *Service) runFeed(ctx context.Context, sys *nhisync.System, conn nhisync.Connector) {
 	if w, ok := conn.(nhisync.Watcher); ok {
 		s.log.Info("watching system", "system", sys.Name)
 		err := w.Watch(ctx, func([]string) { s.Changed(sys.Name) })

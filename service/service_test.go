@@ -240,3 +240,98 @@ func TestStopFinishesThePassInHand(t *testing.T) {
 		t.Errorf("after the stop the pass lease is held by %q (%v), want released", holder, err)
 	}
 }
+
+// replica is one Service on a shared workspace, as one of several
+// processes would run it.
+type replica struct {
+	store  nhisync.Store
+	cancel context.CancelFunc
+	// done is closed when Run returned.
+	done chan struct{}
+}
+
+func startReplica(tb testing.TB, dir, holder string, lease time.Duration) *replica {
+	tb.Helper()
+	cfg, err := config.Load(filepath.Join(dir, "nhisync.yaml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := sqlite.OpenURL(ctx, cfg.Store)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conns := map[string]nhisync.Connector{}
+	for _, name := range cfg.SystemNames {
+		sys := cfg.Systems[name]
+		d, _ := nhisync.LookupDriver(sys.Connector)
+		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		conns[name] = c
+	}
+	eng := engine.New(cfg, store, conns, engine.WithHolder(holder))
+	svc := service.New(service.Options{Config: cfg, Engine: eng, Conns: conns, Store: store, Holder: holder, FeedLease: lease})
+	runCtx, cancel := context.WithCancel(ctx)
+	r := &replica{store: store, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		if err := svc.Run(runCtx); err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+		close(r.done)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-r.done
+		store.Close()
+	})
+	return r
+}
+
+// holder returns who holds a lease, through one replica's store handle.
+func (r *replica) holder(tb testing.TB, lease string) string {
+	h, _, err := r.store.Lease(context.Background(), lease)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// TestFeedLeases: two replicas share one store; each system's feed runs in
+// one of them at a time (its lease); when that replica is lost without
+// releasing anything, the other takes the feed over within a lease period
+// and changes keep travelling.
+func TestFeedLeases(t *testing.T) {
+	w := startFeedWorld(t, 5, nil)
+	w.await(t, "the first pass", func(c string) bool { return strings.Contains(c, "owner-004@example.com") })
+	w.stop()
+	w.stop = nil
+	const lease = 600 * time.Millisecond
+	a := startReplica(t, w.dir, "replica-a", lease)
+	deadline := time.Now().Add(30 * time.Second)
+	for a.holder(t, "feed/cmdb") != "replica-a" {
+		if time.Now().After(deadline) {
+			t.Fatal("replica a never took the cmdb feed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b := startReplica(t, w.dir, "replica-b", lease)
+	time.Sleep(2 * lease) // b tries to take the feed a few times
+	if h := b.holder(t, "feed/cmdb"); h != "replica-a" {
+		t.Fatalf("feed/cmdb held by %q while replica a runs, want replica-a", h)
+	}
+	// Replica a is lost: its store is gone first, so it releases nothing.
+	a.store.Close()
+	a.cancel()
+	<-a.done
+	deadline = time.Now().Add(30 * time.Second)
+	for b.holder(t, "feed/cmdb") != "replica-b" {
+		if time.Now().After(deadline) {
+			t.Fatal("replica b did not take over the cmdb feed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.edit(t, "owner-003@example.com", "after-takeover@example.com")
+	w.await(t, "an edit after the takeover", func(c string) bool { return strings.Contains(c, "after-takeover@example.com") })
+}

@@ -107,7 +107,7 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 		return err
 	}
 	metrics.Refresh(ctx)
-	svc := service.New(service.Options{Config: a.cfg, Engine: eng, Conns: a.conns, Observer: metrics, Logger: log})
+	svc := service.New(service.Options{Config: a.cfg, Engine: eng, Conns: a.conns, Store: a.store, Holder: holderName(), Observer: metrics, Logger: log})
 	srv, err := httpapi.New(httpapi.Options{
 		Config: a.cfg, Store: a.store, Engine: eng, Exclusive: svc.Exclusive(),
 		Passes: svc, Metrics: metrics, Logger: log,
