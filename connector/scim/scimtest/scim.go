@@ -225,6 +225,14 @@ func (s *Server) ChangeAfterRead(t testing.TB, attrs map[string]any) {
 	s.Must(t, http.MethodPost, "/_fault", map[string]any{"changeAfterRead": attrs})
 }
 
+// ChangeBeforeWrite makes the server change resource id (its SCIM id)
+// just before the next PATCH of it is handled: attrs set, version bumped,
+// as if someone changed it between a connector's read and its write.
+func (s *Server) ChangeBeforeWrite(t testing.TB, id string, attrs map[string]any) {
+	t.Helper()
+	s.Must(t, http.MethodPost, "/_change_before_write", map[string]any{"id": id, "attrs": attrs})
+}
+
 // NoLastModifiedFilter makes the server refuse filters on
 // meta.lastModified (400 invalidFilter), as some SCIM services do.
 func (s *Server) NoLastModifiedFilter(t testing.TB) {

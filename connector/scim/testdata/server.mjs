@@ -109,7 +109,7 @@ app.post("/_load", express.json({limit: "64mb"}), async (req, res) => {
     res.status(400).send(String(e.message ?? e));
   }
 });
-app.post("/_reset", (req, res) => { store.clear(); raw.clear(); faults = []; noLastModified = false; res.status(204).end(); });
+app.post("/_reset", (req, res) => { store.clear(); raw.clear(); faults = []; noLastModified = false; changeBeforeWrite = null; res.status(204).end(); });
 app.use("/scim/v2", async (req, res, next) => {
   if (noLastModified && String(req.query.filter ?? "").includes("meta.lastModified")) {
     return res.status(400).type("application/scim+json").send(JSON.stringify({
@@ -143,6 +143,21 @@ app.use("/scim/v2", (req, res, next) => {
   if (ok) return next();
   res.status(401).type("application/scim+json").send(JSON.stringify({
     schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "401", detail: "Authorization failed"}));
+});
+// A concurrent change (test only): the next PATCH of resource `id` finds
+// it changed by someone else just before (attrs set, version bumped).
+let changeBeforeWrite = null;
+app.post("/_change_before_write", express.json(), (req, res) => { changeBeforeWrite = req.body; res.status(204).end(); });
+app.patch("/scim/v2/Users/:id", (req, res, next) => {
+  const c = changeBeforeWrite;
+  const r = store.get(req.params.id);
+  if (c && r && c.id === req.params.id) {
+    changeBeforeWrite = null;
+    version++;
+    Object.assign(r, c.attrs);
+    r.meta = {...r.meta, lastModified: stamp(), version: `W/"${version}"`};
+  }
+  next();
 });
 // If-Match on one resource: compare with its meta.version.
 app.use("/scim/v2/Users/:id", (req, res, next) => {
