@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -171,6 +172,13 @@ func TestDecisions(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(f.dir, "policy.csv")); !strings.Contains(string(b), "ana-picked@example.com") {
 		t.Errorf("policy.csv does not hold the approved write:\n%s", b)
+	}
+	// The approved write counts as applied, and its propagation time
+	// (from the decision's change to its write confirmed) is observed.
+	metrics := string(f.do(t, "", "GET", "/metrics", "").body)
+	if !regexp.MustCompile(`(?m)^nhisync_propagation_seconds_count [1-9]`).MatchString(metrics) ||
+		!regexp.MustCompile(`(?m)^nhisync_writes_total\{result="applied",system="policy"\} [1-9]`).MatchString(metrics) {
+		t.Errorf("/metrics after an approved write:\n%s", grepLines(metrics, "nhisync_propagation_seconds_count", "nhisync_writes_total"))
 	}
 	if r := f.do(t, "bob", "POST", fmt.Sprintf("/api/v1/approvals/%d/reject", aid), ""); r.status != http.StatusConflict {
 		t.Errorf("rejecting a decided approval: %d, want 409", r.status)
@@ -464,4 +472,18 @@ func TestQueuePages(t *testing.T) {
 			t.Errorf("page item %d = %v, want %v", i, got[i], a["id"])
 		}
 	}
+}
+
+// grepLines returns the lines of text containing any of the words.
+func grepLines(text string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

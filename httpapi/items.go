@@ -131,6 +131,7 @@ func (s *Server) act(ctx context.Context, who string, drain bool, do func(ctx co
 			s.log.Error("sending the writes of a decision failed; they stay queued", "actor", who, "err", err)
 		} else {
 			s.opt.Metrics.ObserveWrites(sum)
+			s.opt.Metrics.FlushPropagation()
 		}
 	}
 	s.opt.Metrics.Refresh(ctx)
