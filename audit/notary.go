@@ -141,7 +141,9 @@ func (n *Notary) Publish(c *nhisync.Checkpoint) error {
 // that already holds a log), so the file keeps a checkpoint from the
 // first run on, not only from the next commit. The checkpoint must verify
 // with this notary's key. Without a publish file, or when it exists, or
-// the log has no checkpoint, it does nothing.
+// the log has no checkpoint, it does nothing. Errors: ECONFLICT when the
+// latest checkpoint does not verify, EUNAVAIL when the file cannot be
+// written, and the store's codes.
 func (n *Notary) Seed(ctx context.Context, log Log) error {
 	if n.publish == "" {
 		return nil

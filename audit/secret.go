@@ -76,7 +76,9 @@ type Keys struct {
 // wrong mode stops it at once. Without create, a missing signing key or
 // secret returns nil keys and no error (an auditor's command on a copy of
 // the store). publish is audit.publish ("" for none); clock stamps
-// checkpoints (nil: the system clock).
+// checkpoints (nil: the system clock). Errors are those of LoadOrCreateKey and
+// LoadOrCreateSecret: EINVALID for a file with the wrong mode or content,
+// EINTERNAL when the file system fails.
 func OpenKeys(keyPath, secretPath, publish string, create bool, clock nhisync.Clock) (*Keys, error) {
 	if !create {
 		for _, p := range []string{keyPath, secretPath} {
