@@ -46,6 +46,15 @@ type Changer interface {
 	Changes(ctx context.Context, cursor string, emit func(obs Observation) error) (next string, err error)
 }
 
+// WholeApplier is a connector whose every Apply call costs a pass over the
+// whole system (a file rewritten in full). When ApplyWhole reports true the
+// engine hands it all of a system's due writes in one Apply call instead of
+// chunks, so a pass rewrites the system once; the outcome is still
+// committed a chunk at a time.
+type WholeApplier interface {
+	ApplyWhole() bool
+}
+
 // Checker is a connector that can check it reaches its system.
 type Checker interface {
 	Check(ctx context.Context) error

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -57,11 +56,15 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 		if err != nil {
 			return err
 		}
+		chunk := applyChunk
+		if w, ok := conn.(nhisync.WholeApplier); ok && w.ApplyWhole() {
+			chunk = len(rows) // one Apply: the connector rewrites the system once
+		}
 		for len(rows) > 0 {
 			n := 0
-			seen := map[string]bool{}
-			// Take rows for up to applyChunk records.
-			for n < len(rows) && (len(seen) < applyChunk || seen[rowKey(rows[n])]) {
+			seen := make(map[string]bool, min(chunk, len(rows)))
+			// Take rows for up to chunk records.
+			for n < len(rows) && (len(seen) < chunk || seen[rowKey(rows[n])]) {
 				seen[rowKey(rows[n])] = true
 				n++
 			}
@@ -82,9 +85,10 @@ func rowKey(o *nhisync.OutboxWrite) string {
 	return o.ExternalID
 }
 
-// applyRows sends one chunk of queued writes and commits the outcome:
-// confirmed writes advance shadows (echo suppression), stale ones are
-// dropped for re-observation, failed ones retry with backoff.
+// applyRows sends queued writes in one Apply call and commits the outcome
+// a chunk of applyChunk records at a time: confirmed writes advance shadows
+// (echo suppression), stale ones are dropped for re-observation, failed
+// ones retry with backoff.
 func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, lease *held) error {
 	if err := e.stillHolds(ctx, lease); err != nil {
 		return err
@@ -127,18 +131,35 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 			results[i] = nhisync.WriteResult{Status: nhisync.WriteFailed, Err: err}
 		}
 	}
+	for len(results) > 0 {
+		n := min(applyChunk, len(results))
+		if err := e.recordOutcome(ctx, sys, groups[:n], results[:n], sum, now, lease); err != nil {
+			return err
+		}
+		groups, results = groups[n:], results[n:]
+	}
+	return nil
+}
+
+// recordOutcome commits the outcome of writes sent to sys: groups[i] are
+// the queued rows results[i] answers.
+func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, lease *held) error {
 	// Load the records to move their links.
 	var ids []int64
-	for _, o := range rows {
-		if !slices.Contains(ids, o.RecordID) {
-			ids = append(ids, o.RecordID)
+	seen := make(map[int64]bool, len(groups))
+	for _, g := range groups {
+		for _, o := range g {
+			if !seen[o.RecordID] {
+				seen[o.RecordID] = true
+				ids = append(ids, o.RecordID)
+			}
 		}
 	}
 	recs, err := e.store.LoadRecords(ctx, ids)
 	if err != nil {
 		return err
 	}
-	byID := map[int64]*nhisync.Record{}
+	byID := make(map[int64]*nhisync.Record, len(recs))
 	for _, r := range recs {
 		byID[r.ID] = r
 	}

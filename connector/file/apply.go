@@ -86,6 +86,10 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 	}
 }
 
+// ApplyWhole reports that every Apply rewrites the whole file, so the
+// engine sends a pass's writes in one call (nhisync.WholeApplier).
+func (c *Connector) ApplyWhole() bool { return true }
+
 // readError turns a malformed-file error into *nhisync.Error EINVALID
 // naming the file and line; other errors pass unchanged.
 func (c *Connector) readError(err error) error {
