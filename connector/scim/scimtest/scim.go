@@ -48,9 +48,19 @@ func Dir() string {
 	return filepath.Join(filepath.Dir(file), "..", "testdata")
 }
 
-// Install runs `npm ci` in Dir when node_modules is missing.
+// Install runs `npm ci` in Dir when node_modules is missing. Test
+// binaries running at once take turns (a lock file beside it).
 func Install() error {
 	dir := Dir()
+	lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "scimmy-routers")); err == nil {
 		return nil
 	}
