@@ -133,3 +133,29 @@ func BenchmarkCommitAudit(b *testing.B) {
 		})
 	}
 }
+
+// TestCommitExtendsALegacyCheckpoint: a store whose latest checkpoint was
+// signed after the fact (before checkpoints kept their tree) is extended by
+// the first signed commit, which hashes the log once.
+func TestCommitExtendsALegacyCheckpoint(t *testing.T) {
+	s, keys := notarized(t, "")
+	ctx := t.Context()
+	s.SetNotary(nil)
+	b := &nhisync.Batch{}
+	for range 7 {
+		b.Audit = append(b.Audit, entryAt(time.Now()))
+	}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Checkpoint(ctx, s, keys.Signer); err != nil {
+		t.Fatal(err)
+	}
+	s.SetNotary(keys.Notary)
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(time.Now())}}); err != nil {
+		t.Fatalf("first signed commit after a legacy checkpoint: %v", err)
+	}
+	if rep, err := audit.Verify(ctx, s, keys.Signer.VerifierKey()); err != nil || !rep.OK || rep.Signed != 8 || rep.Checkpoints != 2 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
