@@ -143,3 +143,21 @@ func lostLease(op, name string) error {
 	return &nhisync.Error{Code: nhisync.ECONFLICT, Op: op, Message: fmt.Sprintf(
 		"this process no longer holds the %s lease: another process took it over after it expired (was this one paused or stalled?); nothing more of this run was written; run it again", name)}
 }
+
+// MetaAll returns every stored setting: what `store copy` carries.
+func (s *Store) MetaAll(ctx context.Context) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, value FROM meta`)
+	if err != nil {
+		return nil, internal("postgres.MetaAll", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, internal("postgres.MetaAll", err)
+		}
+		out[k] = v
+	}
+	return out, internal("postgres.MetaAll", rows.Err())
+}

@@ -142,7 +142,7 @@ Start with:  nhisync quickstart`,
 		quickstartCmd(g), initCmd(g), checkCmd(g), planCmd(g), syncCmd(g),
 		recordsCmd(g), showCmd(g), historyCmd(g), explainCmd(g),
 		conflictsCmd(g), quarantineCmd(g), approvalsCmd(g), auditCmd(g), driftCmd(g),
-		tokenCmd(g), serveCmd(g), reportCmd(g), sqlCmd(g),
+		tokenCmd(g), serveCmd(g), reportCmd(g), sqlCmd(g), storeCmd(g),
 		unmatchedCmd(g),
 	)
 	return root

@@ -1,0 +1,21 @@
+package sqlite
+
+import "context"
+
+// MetaAll returns every stored setting: what `store copy` carries.
+func (s *Store) MetaAll(ctx context.Context) (map[string]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT key, value FROM meta`)
+	if err != nil {
+		return nil, internal("sqlite.MetaAll", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, internal("sqlite.MetaAll", err)
+		}
+		out[k] = v
+	}
+	return out, internal("sqlite.MetaAll", rows.Err())
+}
