@@ -63,12 +63,30 @@ func (c *Connector) Changes(ctx context.Context, cursor string, emit func(nhisyn
 }
 
 // list pages through the resources filter selects and returns the latest
-// meta.lastModified among them.
+// meta.lastModified among them. Offset paging is not stable: a resource
+// deleted before the current offset while the list is read shifts the
+// rest, and one would be skipped (then taken as vanished). So a read whose
+// pages disagree on totalResults, or that got fewer resources than the
+// total, is done again, emitting only ids not yet emitted; a list that
+// keeps moving after three reads fails the read (EUNAVAIL).
 func (c *Connector) list(ctx context.Context, filter string, emit func(nhisync.Observation) error) (time.Time, error) {
 	var latest time.Time
-	obs := nhisync.Observation{Values: make([]nhisync.Value, len(c.sys.Fields))}
 	seen := map[string]bool{}
-	start := 1
+	for try := 1; ; try++ {
+		stable, err := c.listOnce(ctx, filter, seen, &latest, emit)
+		if err != nil || stable {
+			return latest, err
+		}
+		if try == 3 {
+			return latest, c.api.Errorf(nhisync.EUNAVAIL, "list %s: the list kept changing while it was read (totalResults moved between pages, three times); not taken as complete", c.cfg.resource)
+		}
+	}
+}
+
+func (c *Connector) listOnce(ctx context.Context, filter string, seen map[string]bool, latest *time.Time, emit func(nhisync.Observation) error) (stable bool, err error) {
+	obs := nhisync.Observation{Values: make([]nhisync.Value, len(c.sys.Fields))}
+	start, total, got := 1, -1, 0
+	stable = true
 	for {
 		q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(c.cfg.pageSize)}}
 		if filter != "" {
@@ -76,30 +94,35 @@ func (c *Connector) list(ctx context.Context, filter string, emit func(nhisync.O
 		}
 		page, err := c.page(ctx, q)
 		if err != nil {
-			return latest, err
+			return false, err
 		}
+		if total >= 0 && page.TotalResults != total {
+			stable = false
+		}
+		total = page.TotalResults
+		got += len(page.Resources)
 		for _, raw := range page.Resources {
 			if err := ctx.Err(); err != nil {
-				return latest, err
+				return false, err
 			}
 			ok, err := c.observe(raw, &obs)
 			if err != nil {
-				return latest, err
+				return false, err
 			}
 			if !ok || seen[obs.ID] {
-				continue // no id, or seen on an earlier page (the list moved)
+				continue // no id, or emitted already
 			}
 			seen[obs.ID] = true
-			if obs.Modified.After(latest) {
-				latest = obs.Modified
+			if obs.Modified.After(*latest) {
+				*latest = obs.Modified
 			}
 			if err := emit(obs); err != nil {
-				return latest, err
+				return false, err
 			}
 		}
 		start += len(page.Resources)
 		if len(page.Resources) == 0 || start > page.TotalResults {
-			return latest, nil
+			return stable && got >= total, nil
 		}
 	}
 }

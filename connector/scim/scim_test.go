@@ -331,3 +331,34 @@ func TestSCIMRefusedCredentialsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestSCIMListMovingWhileRead: a resource deleted while the list is paged
+// shifts the offsets; the read notices (totalResults moved) and reads
+// again, so no resource that was there throughout is missed (it would be
+// taken as vanished) and none is emitted twice.
+func TestSCIMListMovingWhileRead(t *testing.T) {
+	reset(t)
+	t.Cleanup(func() { srv.ClearFaults(t) })
+	var names []string
+	for i := range 5 {
+		names = append(names, "svc-"+string(rune('a'+i)))
+		user(t, names[i])
+	}
+	c := open(t, userSystem(nhisync.Settings{"page_size": 2}))
+	srv.DeleteFirstAfterNext(t)
+	var got []string
+	if err := c.Snapshot(t.Context(), func(o nhisync.Observation) error {
+		if slices.Contains(got, o.Values[0].Text()) {
+			t.Errorf("%s emitted twice", o.Values[0].Text())
+		}
+		got = append(got, o.Values[0].Text())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names[1:] {
+		if !slices.Contains(got, n) {
+			t.Errorf("%s was missed by a read while the list moved (got %v)", n, got)
+		}
+	}
+}

@@ -243,6 +243,13 @@ func (s *Server) ChangeBeforeWrite(t testing.TB, id string, attrs map[string]any
 	s.Must(t, http.MethodPost, "/_change_before_write", map[string]any{"id": id, "attrs": attrs})
 }
 
+// DeleteFirstAfterNext makes the server delete its first stored resource
+// right after answering the next request (a list moving while it is paged).
+func (s *Server) DeleteFirstAfterNext(t testing.TB) {
+	t.Helper()
+	s.Must(t, http.MethodPost, "/_fault", map[string]any{"deleteFirstAfter": true})
+}
+
 // NoLastModifiedFilter makes the server refuse filters on
 // meta.lastModified (400 invalidFilter), as some SCIM services do.
 func (s *Server) NoLastModifiedFilter(t testing.TB) {

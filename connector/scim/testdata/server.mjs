@@ -118,6 +118,12 @@ app.use("/scim/v2", async (req, res, next) => {
   }
   const f = faults.shift();
   if (!f) return next();
+  if (f.deleteFirstAfter) {
+    // The list moves while a client pages through it: the first stored
+    // resource is deleted right after this answer.
+    res.on("finish", () => { const k = store.keys().next().value; if (k !== undefined) store.delete(k); });
+    return next();
+  }
   if (f.changeAfterRead) {
     // A concurrent change right after this read: the next write carries
     // a version that is no longer current.
