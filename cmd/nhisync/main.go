@@ -17,6 +17,7 @@ import (
 	"github.com/nhisync/nhisync"
 	_ "github.com/nhisync/nhisync/connector/file"
 	_ "github.com/nhisync/nhisync/connector/git"
+	_ "github.com/nhisync/nhisync/connector/http"
 	_ "github.com/nhisync/nhisync/connector/ldap"
 	_ "github.com/nhisync/nhisync/connector/opa"
 	_ "github.com/nhisync/nhisync/connector/scim"

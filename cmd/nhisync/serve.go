@@ -129,7 +129,12 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 		scheme = "https"
 	}
 	addr := ln.Addr().String()
-	hs := httpapi.NewHTTPServer(addr, srv, log)
+	handler, err := withWebhooks(srv, a.conns)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hs := httpapi.NewHTTPServer(addr, handler, log)
 	served := make(chan error, 1)
 	go func() {
 		var err error

@@ -90,6 +90,8 @@ var (
 	_ nhisync.Connector = (*Connector)(nil)
 	_ nhisync.Changer   = (*Connector)(nil)
 	_ nhisync.Checker   = (*Connector)(nil)
+
+	_ nhisync.CapabilityTeller = (*Connector)(nil)
 )
 
 // localLoader opens a repository on disk for the in-process transport:
@@ -309,6 +311,18 @@ func redactURL(s string) string {
 
 // Close releases nothing: the repository is read per call.
 func (c *Connector) Close() error { return nil }
+
+// Capabilities: reads are incremental by commit, writes conditional on
+// the branch head (a compare-and-swap of the ref, or a push the remote
+// refuses unless it fast-forwards).
+func (c *Connector) Capabilities(context.Context) nhisync.Capabilities {
+	note := "one commit per batch; the branch moves only if its head is the one checked (else the batch is checked again)"
+	if c.remote || c.push != "" {
+		note += "; a push that does not fast-forward is refused"
+	}
+	return nhisync.Capabilities{Incremental: true, IncrementalNote: "documents changed since the last commit read",
+		ConditionalWrites: true, ConditionalNote: note}
+}
 
 // Check reports whether the branch can be read.
 func (c *Connector) Check(ctx context.Context) error {
