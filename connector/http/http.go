@@ -142,8 +142,8 @@ type listCfg struct {
 }
 
 type writeCfg struct {
-	method, path, body string
-	tmpl               *template.Template
+	method, path, body, contentType string
+	tmpl                            *template.Template
 }
 
 type cursorCfg struct {
@@ -365,7 +365,7 @@ func writeSetting(s nhisync.Settings, key, method, path, body string) (writeCfg,
 	if err != nil {
 		return w, fmt.Errorf("%s must be a mapping: %s: {method: PATCH, path: /accounts/{id}, body: merge}", key, key)
 	}
-	if err := only(ws, key, "method", "path", "body"); err != nil {
+	if err := only(ws, key, "method", "path", "body", "content_type"); err != nil {
 		return w, err
 	}
 	if m := strings.ToUpper(strings.TrimSpace(ws.String("method"))); m != "" {
@@ -382,6 +382,7 @@ func writeSetting(s nhisync.Settings, key, method, path, body string) (writeCfg,
 	if b := ws.String("body"); b != "" {
 		w.body = b
 	}
+	w.contentType = strings.TrimSpace(ws.String("content_type"))
 	if w.body != BodyMerge && w.body != BodyFull {
 		t, err := template.New(key).Funcs(template.FuncMap{"json": jsonText}).Option("missingkey=error").Parse(w.body)
 		if err != nil {

@@ -16,15 +16,25 @@ import (
 	nhttp "github.com/nhisync/nhisync/connector/http"
 )
 
-func open(t *testing.T, s nhisync.Settings) (*nhisync.System, *nhttp.Connector) {
-	t.Helper()
+func systemFor(s nhisync.Settings) *nhisync.System {
 	sys := conntest.System("api", "http")
 	sys.Settings = s
+	return sys
+}
+
+func openB(t testing.TB, sys *nhisync.System) *nhttp.Connector {
+	t.Helper()
 	c, err := nhttp.New(sys, conntest.Kind())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sys, c
+	return c
+}
+
+func open(t *testing.T, s nhisync.Settings) (*nhisync.System, *nhttp.Connector) {
+	t.Helper()
+	sys := systemFor(s)
+	return sys, openB(t, sys)
 }
 
 func fill(a *api, n int) {

@@ -122,7 +122,7 @@ func (c *Connector) update(ctx context.Context, w nhisync.Write) (nhisync.WriteR
 	if etag != "" {
 		h.Set("If-Match", etag)
 	}
-	r, err := c.api.Do(ctx, apiclient.Request{Method: c.upd.method, Path: itemPath(c.upd.path, w.ID), Header: h, Body: body})
+	r, err := c.api.Do(ctx, apiclient.Request{Method: c.upd.method, Path: itemPath(c.upd.path, w.ID), Header: h, Body: body, ContentType: c.upd.contentType})
 	if err != nil {
 		return nhisync.WriteResult{}, err
 	}
@@ -229,7 +229,7 @@ func (c *Connector) create(ctx context.Context, w nhisync.Write) (nhisync.WriteR
 	if err != nil {
 		return failed(err), nil
 	}
-	r, err := c.api.Do(ctx, apiclient.Request{Method: c.crt.method, Path: c.crt.path, Body: body})
+	r, err := c.api.Do(ctx, apiclient.Request{Method: c.crt.method, Path: c.crt.path, Body: body, ContentType: c.crt.contentType})
 	if err != nil {
 		return nhisync.WriteResult{}, err
 	}
