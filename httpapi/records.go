@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -135,7 +136,7 @@ func (s *Server) findRecords(ctx context.Context, q recordQuery) ([]*nhisync.Rec
 			if q.kind != "" && k != q.kind {
 				continue
 			}
-			f, err := rule.CompileFilter(cfg.Kinds[k], where)
+			f, err := s.filters.get(cfg.Kinds[k], where)
 			if err != nil {
 				return nil, "", nhisync.Errorf(nhisync.EINVALID, "where: %s", nhisync.ErrorMessage(err))
 			}
@@ -290,4 +291,35 @@ func (s *Server) explainField(c *call) error {
 	}
 	writeJSON(c.w, http.StatusOK, x)
 	return nil
+}
+
+// filterCache keeps compiled where filters: compiling CEL costs more than
+// filtering a page, and clients repeat their filters while paging.
+type filterCache struct {
+	mu sync.Mutex
+	m  map[[2]string]*rule.Filter
+}
+
+// filterCacheSize bounds the cache; when full it starts over.
+const filterCacheSize = 256
+
+func (c *filterCache) get(k *nhisync.Kind, where string) (*rule.Filter, error) {
+	key := [2]string{k.Name, where}
+	c.mu.Lock()
+	f := c.m[key]
+	c.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	f, err := rule.CompileFilter(k, where)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= filterCacheSize {
+		c.m = map[[2]string]*rule.Filter{}
+	}
+	c.m[key] = f
+	c.mu.Unlock()
+	return f, nil
 }

@@ -69,6 +69,8 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	doc *document
+	// filters caches compiled where filters.
+	filters filterCache
 }
 
 // New builds the server; it fails when the embedded document and the
