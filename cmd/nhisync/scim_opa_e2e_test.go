@@ -218,3 +218,38 @@ func TestExampleSCIMOPA(t *testing.T) {
 		t.Error("the audit log holds a token")
 	}
 }
+
+// TestSCIMOPARefusedTokensNoSecret: with tokens the servers refuse, sync
+// fails naming both systems and the refused credentials, and neither its
+// output nor serve's log holds a token (the refused ones or the right
+// ones).
+func TestSCIMOPARefusedTokensNoSecret(t *testing.T) {
+	x := setUpSCIMOPA(t)
+	const badSCIM, badOPA = "refused-scim-token-4471", "refused-opa-token-9a0c"
+	t.Setenv("SCIM_TOKEN", badSCIM)
+	t.Setenv("OPA_TOKEN", badOPA)
+	secretsIn := func(s string) bool {
+		for _, tok := range []string{badSCIM, badOPA, scimtest.Token, opatest.Token} {
+			if strings.Contains(s, tok) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, out := range []string{"table", "json"} {
+		r := x.w.run(t, "sync", "-o", out)
+		all := r.stdout + r.stderr
+		if r.code != exitFailed || !strings.Contains(all, "idp") || !strings.Contains(all, "policy") || !strings.Contains(all, "credentials") {
+			t.Errorf("sync -o %s: exit %d, want %d naming idp and policy and the refused credentials:\n%s", out, r.code, exitFailed, all)
+		}
+		if secretsIn(all) {
+			t.Errorf("sync -o %s shows a token:\n%s", out, all)
+		}
+	}
+	p := startServe(t, binary(t), x.w.config)
+	eventually(t, "the refused credentials in serve's log", p, func() bool { return strings.Contains(p.log(), "credentials") })
+	p.stop(t)
+	if secretsIn(p.log()) {
+		t.Errorf("serve's log shows a token:\n%s", p.log())
+	}
+}
