@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -87,6 +88,9 @@ func TestDocument(t *testing.T) {
 		if r.status == http.StatusMethodNotAllowed || strings.Contains(string(r.body), "no API route") {
 			t.Errorf("%s %s (%s): answered by the mux, not its handler: %d %s", op.Method, op.Path, op.ID, r.status, r.body)
 		}
+		// Every answer is documented: its status, and its body's schema.
+		checkAnswer(t, doc, op.Method, op.Path, r)
+		checkAnswer(t, doc, op.Method, op.Path, f.do(t, "", op.Method, examplePath(op.Path), exampleBody(op.ID)))
 	}
 	if r := f.do(t, "adam", "GET", "/api/v1/nothing", ""); r.status != http.StatusNotFound || r.errorCode() != "not_found" {
 		t.Errorf("unknown API path: %d %s", r.status, r.body)
@@ -486,4 +490,29 @@ func grepLines(text string, words ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// checkAnswer fails unless the operation documents the answer's status and
+// the body validates against the documented schema.
+func checkAnswer(t *testing.T, doc *openapi3.T, method, path string, r response) {
+	t.Helper()
+	op := doc.Paths.Value(path).GetOperation(method)
+	ref := op.Responses.Status(r.status)
+	if ref == nil || ref.Value == nil {
+		t.Errorf("%s %s answered %d, which the document does not list", method, path, r.status)
+		return
+	}
+	mt := ref.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		t.Errorf("%s %s %d: no JSON schema documented", method, path, r.status)
+		return
+	}
+	var v any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Errorf("%s %s %d: body is not JSON: %v", method, path, r.status, err)
+		return
+	}
+	if err := mt.Schema.Value.VisitJSON(v); err != nil {
+		t.Errorf("%s %s %d: body does not match the documented schema: %v\n%.300s", method, path, r.status, err, r.body)
+	}
 }
