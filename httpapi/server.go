@@ -39,8 +39,8 @@ const (
 
 // Passes starts passes for POST /api/v1/sync: the service's loop.
 type Passes interface {
-	// StartPass queues a full pass and returns its id. ECONFLICT when one
-	// is queued already.
+	// StartPass queues a full pass and returns its id; asking again
+	// before it starts returns the same id.
 	StartPass(ctx context.Context) (string, error)
 }
 
