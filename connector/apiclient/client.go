@@ -27,7 +27,7 @@ import (
 // Setting names every API connector shares (beyond its own).
 const (
 	SettingTimeout = "timeout" // per call; default 30s
-	SettingRetries = "retries" // retries of a call failing with 429/5xx or a network error; default 4
+	SettingRetries = "retries" // retries of a call failing with 429/500/502/503/504 or a network error; default 4
 )
 
 // Defaults.
@@ -53,9 +53,10 @@ type Client struct {
 	Header http.Header
 	// Timeout bounds each try of a call.
 	Timeout time.Duration
-	// Retries is how many times a call is tried again after a 429, a 502,
-	// 503 or 504, or a network error (only 429 for a POST, which may have
-	// been applied).
+	// Retries is how many times a call is tried again after a 429, a 500,
+	// 502, 503 or 504, or a network error (only 429 for a POST, which may
+	// have been applied; a PATCH carries If-Match, so a retry of one that
+	// was applied is stale, not applied twice).
 	Retries int
 	// Sleep waits d or until ctx ends (injected so tests do not wait).
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -185,8 +186,8 @@ type Request struct {
 	ContentType string
 }
 
-// Do makes the call, trying again after 429, 502, 503, 504 and network
-// errors with exponential backoff (Retry-After honoured, capped at a
+// Do makes the call, trying again after 429, 500, 502, 503, 504 and
+// network errors with exponential backoff (Retry-After honoured, capped at a
 // minute). It returns the response for every other status; a 401 or 403
 // is *nhisync.Error EINVALID saying the credentials were refused, and a
 // call that keeps failing EUNAVAIL. No error text holds a credential.
@@ -303,7 +304,7 @@ func retryable(status int, method string) bool {
 	if method == http.MethodPost {
 		return false
 	}
-	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+	return status == http.StatusInternalServerError || status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 // backoff is 200ms doubled per try, with up to 20% jitter, capped.

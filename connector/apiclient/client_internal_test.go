@@ -30,7 +30,7 @@ func TestRetryable(t *testing.T) {
 		want   bool
 	}{
 		{429, "POST", true}, {503, "POST", false}, {503, "GET", true}, {502, "PATCH", true},
-		{500, "GET", false}, {404, "GET", false}, {412, "PATCH", false},
+		{500, "GET", true}, {500, "POST", false}, {404, "GET", false}, {412, "PATCH", false},
 	} {
 		if got := retryable(c.status, c.method); got != c.want {
 			t.Errorf("retryable(%d, %s) = %v", c.status, c.method, got)
