@@ -181,6 +181,9 @@ type Connector struct {
 	// -1 it does not (why in incrWhy).
 	incr    int
 	incrWhy string
+	// versioned: 1 resources carry meta.version (If-Match possible), -1
+	// they do not, 0 not known (Check saw none).
+	versioned int
 }
 
 // Open returns a connector; it does not reach the server (Check does).
@@ -254,6 +257,17 @@ func (c *Connector) Check(ctx context.Context) error {
 	if res.Status != http.StatusOK {
 		return c.api.Errorf(nhisync.EUNAVAIL, "list %s: %s (check url, resource and filter)", c.cfg.resource, c.api.Detail(res))
 	}
+	var page listResponse
+	if json.Unmarshal(res.Body, &page) == nil && len(page.Resources) > 0 {
+		if m, ok := decodeResource(page.Resources[0]); ok {
+			c.mu.Lock()
+			c.versioned = 1
+			if metaVersion(m) == "" {
+				c.versioned = -1
+			}
+			c.mu.Unlock()
+		}
+	}
 	_, err = c.incremental(ctx)
 	return err
 }
@@ -264,9 +278,17 @@ func (c *Connector) Capabilities(ctx context.Context) nhisync.Capabilities {
 	c.mu.Lock()
 	why := c.incrWhy
 	c.mu.Unlock()
-	caps := nhisync.Capabilities{
-		ConditionalWrites: true,
-		ConditionalNote:   "PATCH with If-Match on the version just read (ETag or meta.version); without one, read-compare-write",
+	c.mu.Lock()
+	versioned := c.versioned
+	c.mu.Unlock()
+	caps := nhisync.Capabilities{ConditionalWrites: versioned >= 0}
+	switch versioned {
+	case 1:
+		caps.ConditionalNote = "PATCH with If-Match on the version just read (resources carry meta.version)"
+	case 0:
+		caps.ConditionalNote = "PATCH with If-Match when resources carry a version (none listed to look at)"
+	default:
+		caps.ConditionalNote = "resources carry no meta.version: read, compare, then PATCH; a change made in between can be overwritten"
 	}
 	if ok {
 		caps.Incremental, caps.IncrementalNote = true, `filter meta.lastModified ge "CURSOR"`

@@ -193,7 +193,10 @@ func TestSCIMIncrementalFallback(t *testing.T) {
 	reset(t)
 	a, b := user(t, "svc-a"), user(t, "svc-b")
 	c := open(t, userSystem(nil))
-	if caps := c.Capabilities(t.Context()); !caps.Incremental || !caps.ConditionalWrites {
+	if err := c.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if caps := c.Capabilities(t.Context()); !caps.Incremental || !caps.ConditionalWrites || !strings.Contains(caps.ConditionalNote, "meta.version") {
 		t.Errorf("capabilities %+v, want incremental and conditional", caps)
 	}
 	ids := func(c *scim.Connector, cursor string) ([]string, string) {
@@ -360,5 +363,20 @@ func TestSCIMListMovingWhileRead(t *testing.T) {
 		if !slices.Contains(got, n) {
 			t.Errorf("%s was missed by a read while the list moved (got %v)", n, got)
 		}
+	}
+}
+
+// TestSCIMUnversionedResources: a server whose resources carry no
+// meta.version cannot refuse a stale PATCH; Capabilities says so.
+func TestSCIMUnversionedResources(t *testing.T) {
+	reset(t)
+	t.Cleanup(func() { srv.ClearFaults(t) })
+	srv.Raw(t, map[string]any{"id": "no-version", "userName": "svc-plain"})
+	c := open(t, userSystem(nil))
+	if err := c.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if caps := c.Capabilities(t.Context()); caps.ConditionalWrites || !strings.Contains(caps.ConditionalNote, "can be overwritten") {
+		t.Errorf("capabilities %+v, want no conditional writes, the window named", caps)
 	}
 }
