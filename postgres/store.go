@@ -84,6 +84,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if cfg.MaxConns < 4 {
 		cfg.MaxConns = 4
 	}
+	// A process stopped inside a transaction (SIGSTOP, a stalled VM)
+	// would hold the commit lock, and every replica's commits with it:
+	// the server ends such a session after a while, rolling it back.
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "60000"
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
