@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -61,8 +62,66 @@ type AuditEntry struct {
 	Old      Value     `json:"old"`
 	New      Value     `json:"new"`
 	Reason   string    `json:"reason,omitempty"`
-	PrevHash string    `json:"prev_hash"`
-	Hash     string    `json:"hash,omitempty"`
+	// Fields are, in a record.created entry, the value every field was
+	// first adopted with and where it came from (SPEC §4): one entry per
+	// new record instead of one accepted entry per field. Expand gives the
+	// per-field view. Sensitive values are kept as SensitiveValue.
+	Fields   []AuditField `json:"fields,omitempty"`
+	PrevHash string       `json:"prev_hash"`
+	Hash     string       `json:"hash,omitempty"`
+}
+
+// AuditField is one field's first value in a record.created entry.
+type AuditField struct {
+	Field  string `json:"field"`
+	System string `json:"system"`
+	// Actor is who set the value in the system, as "system:actor", when
+	// the system tells (empty: the system itself).
+	Actor  string `json:"actor,omitempty"`
+	Value  Value  `json:"value"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Expand returns the entry as one entry per decision: a record.created
+// entry carrying Fields becomes itself (without Fields) followed by one
+// accepted entry per field, with the same seq and time, as they were
+// written before first adoptions were folded into one entry. Any other
+// entry is returned alone. History, explain and reports read entries
+// through it.
+func (e *AuditEntry) Expand() []*AuditEntry {
+	if len(e.Fields) == 0 {
+		return []*AuditEntry{e}
+	}
+	out := make([]*AuditEntry, 0, 1+len(e.Fields))
+	c := *e
+	c.Fields = nil
+	out = append(out, &c)
+	for _, f := range e.Fields {
+		actor := f.Actor
+		if actor == "" {
+			actor = f.System
+		}
+		out = append(out, &AuditEntry{Seq: e.Seq, Time: e.Time, Actor: actor, Action: ActAccepted, Kind: e.Kind,
+			RecordID: e.RecordID, Record: e.Record, Field: f.Field, System: f.System, New: f.Value, Reason: f.Reason,
+			PrevHash: e.PrevHash, Hash: e.Hash})
+	}
+	return out
+}
+
+// ExpandAll returns entries with every entry expanded (see Expand).
+func ExpandAll(entries []*AuditEntry) []*AuditEntry {
+	n := len(entries)
+	for _, e := range entries {
+		n += len(e.Fields)
+	}
+	if n == len(entries) {
+		return entries
+	}
+	out := make([]*AuditEntry, 0, n)
+	for _, e := range entries {
+		out = append(out, e.Expand()...)
+	}
+	return out
 }
 
 // LeafBytes returns the exact bytes hashed for the entry's Merkle leaf:
@@ -79,6 +138,16 @@ func (e *AuditEntry) LeafBytes() []byte {
 		*s = strings.ToValidUTF8(*s, "\uFFFD")
 	}
 	c.Old, c.New = validUTF8(c.Old), validUTF8(c.New)
+	if len(c.Fields) > 0 {
+		c.Fields = slices.Clone(c.Fields)
+		for i := range c.Fields {
+			f := &c.Fields[i]
+			for _, s := range []*string{&f.Field, &f.System, &f.Actor, &f.Reason} {
+				*s = strings.ToValidUTF8(*s, "\uFFFD")
+			}
+			f.Value = validUTF8(f.Value)
+		}
+	}
 	b, err := json.Marshal(&c)
 	if err != nil {
 		// Every member is a plain value; Marshal cannot fail.

@@ -326,6 +326,10 @@ func differentField(d, e *nhisync.AuditEntry) string {
 		return "new"
 	case d.Reason != e.Reason:
 		return "reason"
+	case !slices.EqualFunc(d.Fields, e.Fields, func(a, b nhisync.AuditField) bool {
+		return a.Field == b.Field && a.System == b.System && a.Actor == b.Actor && a.Value.Equal(b.Value) && a.Reason == b.Reason
+	}):
+		return "fields"
 	case d.PrevHash != e.PrevHash:
 		return "prev_hash"
 	}

@@ -48,6 +48,9 @@ type recCtx struct {
 	props map[string][]*prop
 	// views caches, per system, the record as that system proposes it.
 	views map[string]map[string]nhisync.Value
+	// created is the record.created entry of a record new in this pass:
+	// its fields' first adoptions are folded into it (SPEC §4).
+	created *nhisync.AuditEntry
 }
 
 func (d *decider) newRecCtx(ctx context.Context, rec *nhisync.Record) *recCtx {
@@ -60,7 +63,21 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 	if ev.Record == "" {
 		ev.Record = rc.rec.Key
 	}
+	if rc.created != nil && ev.Action == nhisync.ActAccepted && ev.Field != "" && ev.Old.IsZero() {
+		// A new record's field adopted for the first time: one more value
+		// of its record.created entry, not an entry of its own.
+		actor := ev.Actor
+		if actor == ev.System {
+			actor = ""
+		}
+		rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: ev.Field, System: ev.System, Actor: actor,
+			Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: ev.Reason})
+		return
+	}
 	rc.d.audit(ev)
+	if ev.Action == nhisync.ActRecordCreated {
+		rc.created = ev
+	}
 }
 
 // decideAll decides every record with work, a batch per transaction.

@@ -126,7 +126,7 @@ func (e *Engine) Explain(ctx context.Context, kind, matchKey, field string) (*Ex
 		return nil, err
 	}
 	x.History = []*nhisync.AuditEntry{}
-	for _, en := range entries {
+	for _, en := range nhisync.ExpandAll(entries) {
 		if en.Field == field {
 			x.History = append(x.History, en)
 		}

@@ -498,13 +498,22 @@ func (e *Engine) auditTo(b *nhisync.Batch, ev *nhisync.AuditEntry, now time.Time
 	if ev.Actor == "" {
 		ev.Actor = nhisync.Actor
 	}
-	if k := e.cfg.Kinds[ev.Kind]; k != nil && ev.Field != "" {
-		if f := k.Field(ev.Field); f != nil && f.Sensitive {
-			ev.Old = nhisync.SensitiveValue(e.auditKey, ev.Old)
-			ev.New = nhisync.SensitiveValue(e.auditKey, ev.New)
-		}
+	if ev.Field != "" {
+		ev.Old = e.auditValue(ev.Kind, ev.Field, ev.Old)
+		ev.New = e.auditValue(ev.Kind, ev.Field, ev.New)
 	}
 	b.Audit = append(b.Audit, ev)
+}
+
+// auditValue returns what the audit log keeps of a value of kind's field:
+// the value, or its SensitiveValue when the field is sensitive.
+func (e *Engine) auditValue(kind, field string, v nhisync.Value) nhisync.Value {
+	if k := e.cfg.Kinds[kind]; k != nil {
+		if f := k.Field(field); f != nil && f.Sensitive {
+			return nhisync.SensitiveValue(e.auditKey, v)
+		}
+	}
+	return v
 }
 
 // configPrint is what the audit log and the store keep of the config's

@@ -51,6 +51,7 @@ type Summary struct {
 // keep adds events to Events, at most limit per system and action about
 // records when limit is above 0.
 func (s *Summary) keep(events []*nhisync.AuditEntry, limit int) {
+	events = nhisync.ExpandAll(events)
 	if limit <= 0 {
 		s.Events = append(s.Events, events...)
 		return
@@ -138,6 +139,14 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 		s.Actions[ev.System] = map[string]int{}
 	}
 	s.Actions[ev.System][ev.Action]++
+	for _, f := range ev.Fields {
+		// A first adoption folded into record.created counts as accepted.
+		if s.Actions[f.System] == nil {
+			s.Actions[f.System] = map[string]int{}
+		}
+		s.Actions[f.System][nhisync.ActAccepted]++
+		s.Accepted++
+	}
 	switch ev.Action {
 	case nhisync.ActRecordCreated:
 		s.Created++

@@ -188,6 +188,7 @@ func (c *console) recordPage(w http.ResponseWriter, r *http.Request, v *view) (s
 	if err != nil {
 		return "", err
 	}
+	d.History = nhisync.ExpandAll(d.History) // one row per first value too
 	for _, e := range d.History {
 		if f := k.Field(e.Field); f != nil && f.Sensitive {
 			e.Old, e.New = nhisync.Value{}, nhisync.Value{}

@@ -268,7 +268,9 @@ func (r *Reporter) history(ctx context.Context, ev *Evidence) error {
 			case slices.Contains(writeActions, e.Action):
 				ev.Changes[i].Writes++
 			case slices.Contains(changeActions, e.Action):
-				ev.Changes[i].Decisions++
+				// A record.created entry also carries its fields' first
+				// adoptions, each a decision.
+				ev.Changes[i].Decisions += 1 + len(e.Fields)
 			}
 		}
 		if slices.Contains(decisionActions, e.Action) {

@@ -205,13 +205,26 @@ func TestReadCommands(t *testing.T) {
 				t.Errorf("history entry %d is about record %v, not %v", seq, e["record_id"], rec["id"])
 			}
 			actions[e["action"].(string)] = true
+			if e["action"] == "record.created" {
+				// The record's first values ride on its record.created entry
+				// (SPEC §4): each with its field, source system and value.
+				fields, _ := e["fields"].([]any)
+				if len(fields) == 0 {
+					t.Errorf("record.created entry %d carries no fields: %v", seq, e)
+				}
+				for _, f := range fields {
+					requireKeys(t, "record.created field", f.(obj), "field", "system", "value")
+				}
+			}
 		}
-		for _, a := range []string{"record.created", "accepted"} {
+		for _, a := range []string{"record.created", "refused"} {
 			if !actions[a] {
 				t.Errorf("history of %s has no %s entry (actions %v)", conflictRec, a, actions)
 			}
 		}
-		if table := w.ok(t, "history", conflictRec); !strings.Contains(table, "record.created") {
+		// The table reads a record.created entry's first values as one
+		// accepted row per field, as before they were folded into it.
+		if table := w.ok(t, "history", conflictRec); !strings.Contains(table, "record.created") || !strings.Contains(table, "accepted") {
 			t.Errorf("history table:\n%s", table)
 		}
 	})

@@ -268,7 +268,8 @@ func historyCmd(g *globals) *cobra.Command {
 					return a.out.JSON(entries)
 				}
 				var rows [][]string
-				for _, e := range entries {
+				// A record.created entry's first values read as one row each.
+				for _, e := range nhisync.ExpandAll(entries) {
 					change := ""
 					if !e.Old.IsZero() || !e.New.IsZero() {
 						change = quoteValue(e.Old) + " → " + quoteValue(e.New)
