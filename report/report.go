@@ -144,22 +144,11 @@ func New(cfg *nhisync.Config, store nhisync.Store, opt Options) (*Reporter, erro
 	if opt.Where != "" {
 		// The filter applies to the kinds whose fields it reads; records
 		// of other kinds are left out. It must compile for one.
-		r.where = map[string]*rule.Filter{}
-		var first error
-		for _, k := range cfg.KindNames {
-			if opt.Kind != "" && k != opt.Kind {
-				continue
-			}
-			f, err := rule.CompileFilter(cfg.Kinds[k], opt.Where)
-			if err != nil {
-				first = cmp.Or(first, err)
-				continue
-			}
-			r.where[k] = f
+		where, err := rule.CompileFilters(cfg, opt.Kind, opt.Where)
+		if err != nil {
+			return nil, nhisync.Errorf(nhisync.EINVALID, "--where: %s", nhisync.ErrorMessage(err))
 		}
-		if len(r.where) == 0 {
-			return nil, nhisync.Errorf(nhisync.EINVALID, "--where: %s", nhisync.ErrorMessage(first))
-		}
+		r.where = where
 	}
 	return r, nil
 }

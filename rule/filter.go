@@ -1,6 +1,8 @@
 package rule
 
 import (
+	"cmp"
+
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 
@@ -51,6 +53,38 @@ func CompileFilter(kind *nhisync.Kind, expr string) (*Filter, error) {
 	}
 	f.acts = newActivations(names)
 	return f, nil
+}
+
+// CompileFilters compiles expr for every kind of cfg (only kind, when it
+// is not empty) whose fields it reads, as `records --where` and `report
+// --where` apply it: the records of a kind it does not compile for are
+// left out, so '"pii" in classification' lists service accounts without
+// failing on the application kind, which has no classification. The map
+// holds the kinds it applies to.
+//
+// CompileFilters returns *nhisync.Error with code EINVALID, naming the
+// first kind's problem, when expr compiles for none of them.
+func CompileFilters(cfg *nhisync.Config, kind, expr string) (map[string]*Filter, error) {
+	out := map[string]*Filter{}
+	var first error
+	for _, k := range cfg.KindNames {
+		if kind != "" && k != kind {
+			continue
+		}
+		f, err := CompileFilter(cfg.Kinds[k], expr)
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		out[k] = f
+	}
+	if len(out) == 0 {
+		if first == nil {
+			return nil, nhisync.Errorf(nhisync.EINVALID, "filter: no kind %q in the config", kind)
+		}
+		return nil, first
+	}
+	return out, nil
 }
 
 // Expr returns the filter's CEL source.

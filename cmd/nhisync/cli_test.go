@@ -165,6 +165,19 @@ func TestReadCommands(t *testing.T) {
 				t.Errorf("%s (decommissioned in idp) missing from --where lifecycle == \"decommissioned\"", k)
 			}
 		}
+		// README's example, without --kind: the filter applies to the kinds
+		// whose fields it reads (service_account), as report --where does,
+		// instead of failing on the application kind.
+		var pii []obj
+		w.json(t, &pii, "records", "--where", `"pii" in classification || owner == ""`)
+		if len(pii) == 0 {
+			t.Error(`records --where '"pii" in classification || owner == ""' (no --kind) listed nothing`)
+		}
+		for _, r := range pii {
+			if r["kind"] != "service_account" {
+				t.Errorf("--where over service_account fields listed a %v record", r["kind"])
+			}
+		}
 		var three []obj
 		w.json(t, &three, "records", "--limit", "3")
 		if len(three) != 3 {

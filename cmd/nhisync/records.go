@@ -57,17 +57,13 @@ or  --where '"pii" in classification'.`,
 				if kind != "" && a.cfg.Kinds[kind] == nil {
 					return nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", kind, strings.Join(a.cfg.KindNames, ", "))
 				}
+				// Like report --where: the filter applies to the kinds whose
+				// fields it reads, and must compile for one.
 				filters := map[string]*rule.Filter{}
 				if where != "" {
-					for _, k := range a.cfg.KindNames {
-						if kind != "" && k != kind {
-							continue
-						}
-						f, err := rule.CompileFilter(a.cfg.Kinds[k], where)
-						if err != nil {
-							return err
-						}
-						filters[k] = f
+					var err error
+					if filters, err = rule.CompileFilters(a.cfg, kind, where); err != nil {
+						return err
 					}
 				}
 				var recs []*nhisync.Record
