@@ -68,8 +68,15 @@ func TestUnreadableSystemIsLoud(t *testing.T) {
 		if r.code != exitFailed || !strings.Contains(r.stdout, "FAILED cmdb: ") || !strings.Contains(r.stdout, "quoted-field") {
 			t.Errorf("check --connect on a CSV it cannot parse: exit %d\n%s", r.code, r.stdout)
 		}
-		requireLoud(t, "plan", w.run(t, "plan"), "cmdb", `cmdb.csv line 4: extraneous or missing " in quoted-field`)
-		requireLoud(t, "sync", w.run(t, "sync", "--retry-paused"), "cmdb", `cmdb.csv line 4: extraneous or missing " in quoted-field`)
+		requireLoud(t, "plan", w.run(t, "plan"), "cmdb", `cmdb.csv line 3: extraneous or missing " in quoted-field`)
+		r = w.run(t, "sync", "--retry-paused")
+		requireLoud(t, "sync", r, "cmdb", `cmdb.csv line 3: extraneous or missing " in quoted-field`)
+		// The failed read pauses the CMDB: "fix it and run sync again"
+		// would leave it unread for its backoff; the first failure says
+		// how to read it at once once fixed.
+		if !strings.Contains(r.stdout, "fix it, then run `nhisync sync --retry-paused`") {
+			t.Errorf("sync's first read failure does not say to retry with --retry-paused:\n%s", r.stdout)
+		}
 		// The pass with the failed read degraded the CMDB: the next sync
 		// names it as paused, says until when and how to retry now.
 		r = w.run(t, "sync")

@@ -70,7 +70,14 @@ func printFailures(o *out, cfg *nhisync.Config, sum *engine.Summary) {
 		switch {
 		case ss.ReadFailed:
 			o.Printf("%s %s could not be read: %s\n", o.red("FAILED"), o.bold(name), ss.Error)
-			o.Printf("       nothing of %s was taken as changed or vanished; fix it and run sync again\n", name)
+			if sum.DryRun {
+				o.Printf("       nothing of %s was taken as changed or vanished; fix it and run plan again\n", name)
+			} else {
+				// The failed read degraded the system: a plain sync leaves it
+				// alone until its backoff ends (up to an hour), so say how to
+				// read it at once once it is fixed.
+				o.Printf("       nothing of %s was taken as changed or vanished; it now rests with backoff: fix it, then run `nhisync sync --retry-paused`\n", name)
+			}
 		case ss.Paused:
 			o.Printf("%s %s %s\n", o.red("PAUSED"), o.bold(name), ss.Error)
 			o.Printf("       it is retried after %s; `nhisync sync --retry-paused` retries it now\n", ss.PausedUntil.Format(time.RFC3339))

@@ -77,6 +77,12 @@ func (e *syntaxError) Error() string {
 func csvError(err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
+		if pe.StartLine > 0 && pe.StartLine != pe.Line {
+			// A quote left open swallows the lines after it: encoding/csv
+			// names the line where it gave up, a person needs the line
+			// where the record (and the stray quote) began.
+			return &syntaxError{Line: pe.StartLine, Msg: fmt.Sprintf("%v (a quote opened in the record on this line is still open on line %d)", pe.Err, pe.Line)}
+		}
 		return &syntaxError{Line: pe.Line, Msg: pe.Err.Error()}
 	}
 	return err

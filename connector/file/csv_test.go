@@ -86,6 +86,18 @@ func TestCSVHeaderMissingAColumnFailsTheRead(t *testing.T) {
 	diff(t, read(t, p), "sys_id,name,platform,notes,owned_by\nm1,bot,aws,keep me,\nm2,bot2,gcp,me too,z@example.com\n")
 }
 
+// TestCSVOpenQuoteNamesTheLineItStarts: a stray quote swallows the lines
+// after it; the error names the line the record starts on (where the quote
+// is), not the later line where encoding/csv gave up.
+func TestCSVOpenQuoteNamesTheLineItStarts(t *testing.T) {
+	in := "sys_id,name,platform,owned_by\nq1,bot,aws,a@example.com\nq2,\"bot2,gcp,b@example.com\nq3,bot3,gcp,c@example.com\nq4,bot4,gcp,\"d\"x\n"
+	c, _, _ := fileSystem{name: "q.csv", content: in, id: "sys_id", fields: csvFields[:3]}.open(t)
+	err := c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), `line 3: extraneous or missing " in quoted-field (a quote opened in the record on this line is still open on line 5)`) {
+		t.Errorf("snapshot of a CSV with a quote left open on line 3: %v", err)
+	}
+}
+
 func TestCSVDuplicateIDs(t *testing.T) {
 	in := "sys_id,name,platform,owned_by\nd1,bot,aws,a@example.com\nd1,other,gcp,b@example.com\nd2,x,aws,\n"
 	c, _, p := fileSystem{name: "d.csv", content: in, id: "sys_id", fields: csvFields[:3]}.open(t)
