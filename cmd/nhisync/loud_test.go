@@ -285,6 +285,12 @@ func TestUnmatchedCommand(t *testing.T) {
 	if !strings.Contains(out, "3 records link to no golden record (3 unmatched, 0 disputed): nhisync unmatched lists them.") {
 		t.Errorf("the second sync does not tell the open unmatched records:\n%s", out)
 	}
+	// The long reasons are said once each, with how many records they
+	// hold for (a bare "2:" read as a footnote number no row pointed at).
+	if table := w.ok(t, "unmatched"); !strings.Contains(table, "\n2 records: no golden record matches, and policy is not in create_from") ||
+		!strings.Contains(table, "\n1 record: no golden record matches, and catalog") {
+		t.Errorf("unmatched table does not count its reasons in records:\n%s", table)
+	}
 	var us []obj
 	w.json(t, &us, "unmatched")
 	if len(us) != 3 {

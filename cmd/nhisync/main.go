@@ -155,7 +155,7 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return nil
 	}
-	hint := "; run `nhisync --help` for the commands"
+	hint := fmt.Sprintf("; run `%s --help` for the commands", cmd.CommandPath())
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 		hint = fmt.Sprintf("; did you mean %q?", s[0])
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,7 +56,7 @@ It reads only nhisync's store, as the last full pass left it.`,
 				}
 				a.out.Printf("\n")
 				for _, r := range reasons {
-					a.out.Printf("%d: %s\n", seen[r], r)
+					a.out.Printf("%s: %s\n", plural(seen[r], "record"), r)
 				}
 				a.out.Printf("\nDismiss one a person has looked into with: nhisync unmatched dismiss ID\n")
 				return nil
@@ -102,4 +103,12 @@ record it matches appear. The dismissal is in the audit log with your name.`,
 	}
 	cmd.Flags().StringVar(&as, "as", "", "who dismisses (default $NHISYNC_ACTOR, else the OS user)")
 	return cmd
+}
+
+// plural says n things: "1 record", "2 records".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

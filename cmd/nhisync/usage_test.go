@@ -26,6 +26,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown command", []string{"frob"}, exitInvalid, `unknown command "frob"`},
 		{"misspelt command", []string{"snyc"}, exitInvalid, `did you mean "sync"?`},
 		{"unknown subcommand", []string{"audit", "frob"}, exitInvalid, "frob"},
+		{"unknown report", []string{"report", "frob"}, exitInvalid, "run `nhisync report --help` for the commands"},
 		{"unknown flag", []string{"sync", "--frob"}, exitInvalid, "unknown flag: --frob"},
 		{"unknown global flag", []string{"--frob", "records"}, exitInvalid, "unknown flag: --frob"},
 		{"bad output", []string{"-o", "yaml", "records"}, exitInvalid, "table or json"},
