@@ -62,6 +62,7 @@ const (
 	SettingCommit     = "commit"
 	SettingPush       = "push"
 	SettingCreatePath = "create_path"
+	SettingTimeout    = "timeout"
 )
 
 // Defaults.
@@ -70,11 +71,13 @@ const (
 	DefaultGlob    = "**/catalog-info.yaml"
 	DefaultAuthor  = "nhisync <nhisync@localhost>"
 	DefaultMessage = "nhisync: sync governance fields"
+	// DefaultTimeout bounds each fetch and push of a remote.
+	DefaultTimeout = 60 * time.Second
 )
 
 func init() {
 	nhisync.RegisterDriver("git", nhisync.Driver{
-		Settings: []string{SettingRepo, SettingBranch, SettingGlob, SettingCommit, SettingPush, SettingCreatePath},
+		Settings: []string{SettingRepo, SettingBranch, SettingGlob, SettingCommit, SettingPush, SettingCreatePath, SettingTimeout},
 		Validate: Validate,
 		Open: func(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync.Connector, error) {
 			return Open(ctx, sys, kind)
@@ -125,9 +128,11 @@ type Connector struct {
 	create string
 	author mail.Address
 	msg    string
-	fields []field
-	id     *field
-	match  []int
+	// timeout bounds each fetch and push.
+	timeout time.Duration
+	fields  []field
+	id      *field
+	match   []int
 	// Now stamps commits (time.Now by default); Rand makes ids of created
 	// records.
 	Now  func() time.Time
@@ -152,10 +157,17 @@ func Validate(sys *nhisync.System, kind *nhisync.Kind) error {
 }
 
 func configure(sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
-	c := &Connector{sys: sys, kind: kind, Now: time.Now, Rand: rand.Reader}
+	c := &Connector{sys: sys, kind: kind, Now: time.Now, Rand: rand.Reader, timeout: DefaultTimeout}
 	repo := strings.TrimSpace(sys.Settings.String(SettingRepo))
 	if repo == "" {
 		return nil, c.errorf(nhisync.EINVALID, "set repo: the path or URL of the git repository holding the catalog files")
+	}
+	if t := sys.Settings.String(SettingTimeout); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return nil, c.errorf(nhisync.EINVALID, "timeout %q is not a positive duration such as 30s", t)
+		}
+		c.timeout = d
 	}
 	br := strings.TrimSpace(sys.Settings.String(SettingBranch))
 	if br == "" {

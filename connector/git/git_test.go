@@ -1,6 +1,7 @@
 package git_test
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,28 @@ func TestURLPasswordNotInErrors(t *testing.T) {
 	}
 	if err := c.Check(t.Context()); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("Check: %v", err)
+	}
+}
+
+// A remote that accepts the connection and never answers times out.
+func TestFetchTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	_, c := backstage(t, "http://"+ln.Addr().String()+"/catalog.git", nhisync.Settings{"timeout": "100ms"})
+	err = c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil })
+	if nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a silent remote: %v", err)
 	}
 }

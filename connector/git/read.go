@@ -36,10 +36,16 @@ func (c *Connector) head(ctx context.Context) (*object.Commit, error) {
 	}
 	if c.remote {
 		spec := config.RefSpec(fmt.Sprintf("+%s:%s", c.branch, c.branch))
-		err := c.repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Tags: gogit.NoTags, Force: true})
+		fctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err := c.repo.FetchContext(fctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Tags: gogit.NoTags, Force: true})
+		timedOut := fctx.Err() != nil
+		cancel()
 		if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if timedOut {
+				return nil, c.unavail(err, "fetching branch %s from %s took longer than %s (timeout)", c.branch.Short(), redactURL(c.sys.Settings.String(SettingRepo)), c.timeout)
 			}
 			return nil, c.unavail(err, "cannot fetch branch %s from %s", c.branch.Short(), redactURL(c.sys.Settings.String(SettingRepo)))
 		}

@@ -424,7 +424,9 @@ func (c *Connector) pushTo(ctx context.Context, target string, ch, parent plumbi
 			return false, c.unavail(err, "cannot move branch %s in the clone", c.branch.Short())
 		}
 	}
-	err := remote.PushContext(ctx, &gogit.PushOptions{RemoteName: remote.Config().Name, RefSpecs: []config.RefSpec{spec}})
+	pctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := remote.PushContext(pctx, &gogit.PushOptions{RemoteName: remote.Config().Name, RefSpecs: []config.RefSpec{spec}})
 	switch {
 	case err == nil || errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		return false, nil
