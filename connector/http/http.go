@@ -413,7 +413,10 @@ func (c *Connector) Check(ctx context.Context) error {
 		if m, ok := it.(map[string]any); ok {
 			v, _ := c.id.Get(m)
 			if id, _ := native.Text(v); id != "" {
-				_, _, err = c.fetch(ctx, id)
+				rec, _, err := c.fetch(ctx, id)
+				if err == nil && rec == nil {
+					err = c.errorf(nhisync.EINVALID, "the list holds record %s but GET %s answers 404: fix get (and id) so writes can find records", id, itemPath(c.get, id))
+				}
 				return err
 			}
 		}

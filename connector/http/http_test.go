@@ -342,6 +342,19 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// check --connect finds a get setting that does not reach the listed
+// records.
+func TestCheckFindsWrongGet(t *testing.T) {
+	a := newAPI(t, "page", true)
+	fill(a, 1)
+	s := settings(a, "page")
+	s["get"] = "/accounts/{id}/nope"
+	_, c := open(t, s)
+	if err := c.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "fix get") {
+		t.Errorf("Check: %v", err)
+	}
+}
+
 // A body template renders the write.
 func TestBodyTemplate(t *testing.T) {
 	a := newAPI(t, "page", true)
