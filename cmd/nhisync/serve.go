@@ -25,6 +25,8 @@ type serveFlags struct {
 	logFormat string
 	tlsCert   string
 	tlsKey    string
+	// lease is how long a replica's feed lease lasts without renewal.
+	lease time.Duration
 	// fallback listens on another free port of the same host when addr
 	// is taken (quickstart --serve).
 	fallback bool
@@ -35,11 +37,18 @@ func (f *serveFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "", "log format on stderr: text or json (default: text on a terminal, json otherwise)")
 	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
 	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
+	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second, "how long a replica's feed leases last unrenewed (replicas sharing a PostgreSQL store take a lost one's feeds over after it)")
 }
 
 func (f *serveFlags) check() error {
 	if f.logFormat != "" && f.logFormat != "text" && f.logFormat != "json" {
 		return usagef("--log-format must be text or json, not %q", f.logFormat)
+	}
+	if f.lease == 0 {
+		f.lease = 30 * time.Second // quickstart --serve has no --lease
+	}
+	if f.lease < time.Second {
+		return usagef("--lease %v: give at least 1s, e.g. --lease 30s", f.lease)
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return usagef("give both --tls-cert and --tls-key, or neither")
@@ -107,7 +116,7 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 		return err
 	}
 	metrics.Refresh(ctx)
-	svc := service.New(service.Options{Config: a.cfg, Engine: eng, Conns: a.conns, Store: a.store, Holder: holderName(), Observer: metrics, Logger: log})
+	svc := service.New(service.Options{Config: a.cfg, Engine: eng, Conns: a.conns, Store: a.store, Holder: holderName(), FeedLease: fl.lease, Observer: metrics, Logger: log})
 	srv, err := httpapi.New(httpapi.Options{
 		Config: a.cfg, Store: a.store, Engine: eng, Exclusive: svc.Exclusive(),
 		Passes: svc, Metrics: metrics, Logger: log,
