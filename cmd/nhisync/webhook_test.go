@@ -85,7 +85,8 @@ func (c *catalogAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // on its address; a call with a bad signature is refused (401) and
 // changes nothing, a signed one makes the service read the catalog, so
 // the owner changed there reaches the CMDB without any command or poll.
-// Neither check --connect nor the serve log shows the token or secret.
+// Neither check --connect, the serve log nor the audit log shows the
+// token or the webhook secret.
 func TestServeWebhook(t *testing.T) {
 	bin := binary(t)
 	api := &catalogAPI{owners: map[string]string{"svc-a": "alice", "svc-b": "bob"}}
@@ -143,5 +144,8 @@ func TestServeWebhook(t *testing.T) {
 	}
 	if l := p.log(); strings.Contains(l, webhookAPIToken) || strings.Contains(l, webhookSecret) {
 		t.Errorf("the serve log shows a secret:\n%s", l)
+	}
+	if a := w.ok(t, "audit", "export"); strings.Contains(a, webhookAPIToken) || strings.Contains(a, webhookSecret) {
+		t.Error("the audit log holds a secret")
 	}
 }
