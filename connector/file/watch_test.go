@@ -7,11 +7,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nhisync/nhisync/connector/file"
 )
 
 // TestWatch: an edit is reported once the file holds still, and a file
 // being written in pieces is never reported half-written.
 func TestWatch(t *testing.T) {
+	// Generous waits: the writer below pauses 30 ms between pieces, and a
+	// loaded machine must not stretch a pause past the quiet period.
+	defer file.SetWatchTiming(time.Second, 300*time.Millisecond)()
 	c, _, path := fileSystem{name: "a.csv", content: "name,platform\nx,aws\n", fields: []string{"name=name", "platform=platform"}}.open(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -49,7 +54,7 @@ func TestWatch(t *testing.T) {
 		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
-		if wait("a rename", time.Second) {
+		if wait("a rename", 3*time.Second) {
 			break
 		}
 		if i == 20 {
