@@ -15,8 +15,8 @@ import (
 const commitAttempts = 5
 
 // beforeCommit, when set by a test, runs inside a commit's transaction
-// after every write and before COMMIT.
-var beforeCommit func(ctx context.Context, tx pgx.Tx)
+// after every write and before COMMIT; its error fails the attempt.
+var beforeCommit func(ctx context.Context, tx pgx.Tx) error
 
 // Commit writes the batch in one transaction, as the SQLite store does:
 // records, links, conflicts, quarantine items, approvals and outbox writes
@@ -145,7 +145,9 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 		return nil, err
 	}
 	if beforeCommit != nil {
-		beforeCommit(ctx, tx)
+		if err = beforeCommit(ctx, tx); err != nil {
+			return nil, err
+		}
 	}
 	return cp, tx.Commit(ctx)
 }

@@ -134,15 +134,16 @@ func TestSameAuditAsSQLite(t *testing.T) {
 func TestLostConnectionMidCommit(t *testing.T) {
 	ctx := t.Context()
 	s := openTest(t)
-	beforeCommit = func(ctx context.Context, tx pgx.Tx) {
+	beforeCommit = func(ctx context.Context, tx pgx.Tx) error {
 		var pid int
 		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 			t.Errorf("pid: %v", err)
-			return
+			return nil
 		}
 		if err := s.ExecRaw(context.Background(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
 			t.Errorf("terminate: %v", err)
 		}
+		return nil
 	}
 	defer func() { beforeCommit = nil }()
 	b := parityBatches()[0]
@@ -169,5 +170,47 @@ func TestLostConnectionMidCommit(t *testing.T) {
 	}
 	if n, _, err := s.AuditHead(ctx); err != nil || n != 4 {
 		t.Fatalf("after the next commit: %d audit entries, %v; want 4", n, err)
+	}
+}
+
+// TestCommitRetriesSerializationFailures: a commit whose transaction hits
+// a serialization failure, then a deadlock, runs again and commits once:
+// its entries are sealed once, after the last stored one.
+func TestCommitRetriesSerializationFailures(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t)
+	if err := s.Commit(ctx, parityBatches()[0]); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	beforeCommit = func(ctx context.Context, tx pgx.Tx) error {
+		attempts++
+		code := map[int]string{1: "serialization_failure", 2: "deadlock_detected"}[attempts]
+		if code == "" {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '`+code+`'; END $$`)
+		return err
+	}
+	defer func() { beforeCommit = nil }()
+	b := parityBatches()[1]
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatalf("Commit after a serialization failure and a deadlock: %v", err)
+	}
+	if attempts != 3 {
+		t.Errorf("the commit ran %d times, want 3", attempts)
+	}
+	if n, _, err := s.AuditHead(ctx); err != nil || n != 8 || b.Audit[0].Seq != 5 {
+		t.Fatalf("after the retried commit: %d entries (%v), first new seq %d; want 8 and 5", n, err, b.Audit[0].Seq)
+	}
+	// A failure that is not one of those is not retried.
+	attempts = 10
+	beforeCommit = func(ctx context.Context, tx pgx.Tx) error {
+		attempts++
+		_, err := tx.Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = 'data_exception'; END $$`)
+		return err
+	}
+	if err := s.Commit(ctx, parityBatches()[2]); err == nil || attempts != 11 {
+		t.Fatalf("Commit with another failure = %v after %d attempts, want it failed after 1", err, attempts-10)
 	}
 }
