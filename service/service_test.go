@@ -307,7 +307,8 @@ func TestFeedLeases(t *testing.T) {
 	w.await(t, "the first pass", func(c string) bool { return strings.Contains(c, "owner-004@example.com") })
 	w.stop()
 	w.stop = nil
-	const lease = 600 * time.Millisecond
+	// Long enough that a loaded machine does not delay a renewal past it.
+	const lease = 3 * time.Second
 	a := startReplica(t, w.dir, "replica-a", lease)
 	deadline := time.Now().Add(30 * time.Second)
 	for a.holder(t, "feed/cmdb") != "replica-a" {
@@ -317,7 +318,7 @@ func TestFeedLeases(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b := startReplica(t, w.dir, "replica-b", lease)
-	time.Sleep(2 * lease) // b tries to take the feed a few times
+	time.Sleep(lease / 2) // b has tried to take the feed (at once, then every lease/3)
 	if h := b.holder(t, "feed/cmdb"); h != "replica-a" {
 		t.Fatalf("feed/cmdb held by %q while replica a runs, want replica-a", h)
 	}
