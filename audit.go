@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Audit actions (SPEC §4).
@@ -134,6 +135,67 @@ func (e *AuditEntry) LeafBytes() []byte {
 	// but the entry decoded from those bytes holds U+FFFD itself, which
 	// encodes raw: the leaf would not survive a round trip and a verifier
 	// recomputing it would fail. Replace such bytes before encoding.
+	if !c.validUTF8() {
+		replaceInvalidUTF8(&c)
+	}
+	if b, ok := appendLeaf(make([]byte, 0, c.leafSize()), &c); ok {
+		return b
+	}
+	return leafJSON(&c)
+}
+
+// leafSize is about the length of e's leaf, a little more when nothing
+// needs escaping.
+func (e *AuditEntry) leafSize() int {
+	n := 160 + len(e.Actor) + len(e.Action) + len(e.Kind) + len(e.Record) + len(e.Field) + len(e.System) + len(e.Reason) + len(e.PrevHash) +
+		e.Old.jsonSize() + e.New.jsonSize()
+	for _, f := range e.Fields {
+		n += 48 + len(f.Field) + len(f.System) + len(f.Actor) + len(f.Reason) + f.Value.jsonSize()
+	}
+	return n
+}
+
+func (v Value) jsonSize() int {
+	n := 6 + len(v.s)
+	for _, e := range v.elems {
+		n += 3 + len(e)
+	}
+	return n
+}
+
+// validUTF8 reports whether every string of e is UTF-8.
+func (e *AuditEntry) validUTF8() bool {
+	for _, s := range [...]string{e.Actor, e.Action, e.Kind, e.Record, e.Field, e.System, e.Reason, e.PrevHash} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	if !e.Old.validUTF8() || !e.New.validUTF8() {
+		return false
+	}
+	for _, f := range e.Fields {
+		if !utf8.ValidString(f.Field) || !utf8.ValidString(f.System) || !utf8.ValidString(f.Actor) || !utf8.ValidString(f.Reason) || !f.Value.validUTF8() {
+			return false
+		}
+	}
+	return true
+}
+
+func (v Value) validUTF8() bool {
+	if !utf8.ValidString(v.s) {
+		return false
+	}
+	for _, e := range v.elems {
+		if !utf8.ValidString(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// replaceInvalidUTF8 replaces, in the copy c, bytes that are not UTF-8
+// with U+FFFD.
+func replaceInvalidUTF8(c *AuditEntry) {
 	for _, s := range []*string{&c.Actor, &c.Action, &c.Kind, &c.Record, &c.Field, &c.System, &c.Reason, &c.PrevHash} {
 		*s = strings.ToValidUTF8(*s, "\uFFFD")
 	}
@@ -148,9 +210,15 @@ func (e *AuditEntry) LeafBytes() []byte {
 			f.Value = validUTF8(f.Value)
 		}
 	}
-	b, err := json.Marshal(&c)
+}
+
+// leafJSON is the leaf as encoding/json writes it: what appendLeaf must
+// match byte for byte.
+func leafJSON(c *AuditEntry) []byte {
+	b, err := json.Marshal(c)
 	if err != nil {
-		// Every member is a plain value; Marshal cannot fail.
+		// Every member is a plain value; only a time whose year is
+		// outside 0-9999 makes Marshal fail.
 		panic(err)
 	}
 	return b
