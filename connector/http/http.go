@@ -72,25 +72,34 @@ func init() {
 		Settings: []string{SettingURL, SettingAuth, SettingList, SettingGet, SettingUpdate, SettingCreate,
 			SettingCursor, SettingWebhook, apiclient.SettingTimeout, apiclient.SettingRetries},
 		Validate: Validate,
-		Open: func(_ context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync.Connector, error) {
-			c, err := New(sys, kind)
-			if err != nil {
-				return nil, err
-			}
-			if c.cursor != nil {
-				return &CursorConnector{c}, nil
-			}
-			return c, nil
-		},
+		Open:     Open,
 	})
+}
+
+// Open returns the connector for sys: a *Connector, wrapped as a
+// *CursorConnector when `cursor` is set and as a HookConnector or
+// HookCursorConnector when `webhook` is set, so the engine and the service
+// find exactly the capabilities configured.
+func Open(_ context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync.Connector, error) {
+	c, err := New(sys, kind)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.cursor != nil && c.hook != nil:
+		return HookCursorConnector{&CursorConnector{c}}, nil
+	case c.cursor != nil:
+		return &CursorConnector{c}, nil
+	case c.hook != nil:
+		return HookConnector{c}, nil
+	}
+	return c, nil
 }
 
 var (
 	_ nhisync.Connector        = (*Connector)(nil)
 	_ nhisync.Checker          = (*Connector)(nil)
-	_ nhisync.Watcher          = (*Connector)(nil)
 	_ nhisync.CapabilityTeller = (*Connector)(nil)
-	_ nethttp.Handler          = (*Connector)(nil)
 	_ nhisync.Changer          = (*CursorConnector)(nil)
 )
 

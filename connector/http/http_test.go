@@ -242,9 +242,10 @@ func TestWebhook(t *testing.T) {
 	a := newAPI(t, "page", true)
 	s := settings(a, "page")
 	s["webhook"] = map[string]any{"path": "/hooks/api", "secret": secret, "max_bytes": 256}
-	_, c := open(t, s)
+	_, plain := open(t, s)
 	now := time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
-	c.Now = func() time.Time { return now }
+	plain.Now = func() time.Time { return now }
+	c := nhttp.HookConnector{Connector: plain}
 	if c.WebhookPath() != "/hooks/api" {
 		t.Fatalf("WebhookPath %q", c.WebhookPath())
 	}
@@ -307,6 +308,34 @@ func TestWebhook(t *testing.T) {
 	c.ServeHTTP(w, r)
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET: HTTP %d", w.Code)
+	}
+}
+
+// Open gives each system the capabilities configured: a Watcher only with
+// a webhook, a Changer only with a cursor.
+func TestOpenCapabilities(t *testing.T) {
+	a := newAPI(t, "page", true)
+	hook := map[string]any{"path": "/hooks/a", "secret": strings.Repeat("s", 20)}
+	for _, tc := range []struct {
+		cursor, hook bool
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		s := settings(a, "page")
+		if !tc.cursor {
+			delete(s, "cursor")
+		}
+		if tc.hook {
+			s["webhook"] = hook
+		}
+		c, err := nhttp.Open(t.Context(), systemFor(s), conntest.Kind())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, watcher := c.(nhisync.Watcher)
+		_, changer := c.(nhisync.Changer)
+		_, handler := c.(http.Handler)
+		if watcher != tc.hook || handler != tc.hook || changer != tc.cursor {
+			t.Errorf("cursor %v hook %v: %T is Watcher %v, Handler %v, Changer %v", tc.cursor, tc.hook, c, watcher, handler, changer)
+		}
 	}
 }
 

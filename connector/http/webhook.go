@@ -101,20 +101,60 @@ func (c *Connector) configureHook() error {
 	return nil
 }
 
-// WebhookPath is the path `nhisync serve` mounts the connector's webhook
-// handler at ("" when the system has no webhook).
-func (c *Connector) WebhookPath() string {
+// HookConnector is a Connector with a webhook (`webhook: {path,
+// secret}`): `nhisync serve` mounts it at WebhookPath, and the service runs
+// its Watch as the system's feed. HookCursorConnector is one that also
+// reads by cursor. Systems without a webhook are not Watchers: the service
+// polls them.
+type HookConnector struct{ *Connector }
+
+// HookCursorConnector is a CursorConnector with a webhook.
+type HookCursorConnector struct{ *CursorConnector }
+
+var (
+	_ nhisync.Watcher = HookConnector{}
+	_ nethttp.Handler = HookConnector{}
+	_ nhisync.Watcher = HookCursorConnector{}
+	_ nethttp.Handler = HookCursorConnector{}
+	_ nhisync.Changer = HookCursorConnector{}
+)
+
+// WebhookPath is the path `nhisync serve` mounts the webhook at.
+func (h HookConnector) WebhookPath() string { return h.webhookPath() }
+
+// Watch: see (*Connector).watch.
+func (h HookConnector) Watch(ctx context.Context, changed func(ids []string)) error {
+	return h.watch(ctx, changed)
+}
+
+// ServeHTTP: see (*Connector).serveWebhook.
+func (h HookConnector) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) { h.serveWebhook(w, r) }
+
+// WebhookPath is the path `nhisync serve` mounts the webhook at.
+func (h HookCursorConnector) WebhookPath() string { return h.webhookPath() }
+
+// Watch: see (*Connector).watch.
+func (h HookCursorConnector) Watch(ctx context.Context, changed func(ids []string)) error {
+	return h.watch(ctx, changed)
+}
+
+// ServeHTTP: see (*Connector).serveWebhook.
+func (h HookCursorConnector) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+	h.serveWebhook(w, r)
+}
+
+// webhookPath is the path of the system's webhook ("" when it has none).
+func (c *Connector) webhookPath() string {
 	if c.hook == nil {
 		return ""
 	}
 	return c.hook.path
 }
 
-// Watch hands the changes webhooks announce to the service: the ids the
+// watch hands the changes webhooks announce to the service: the ids the
 // body names (webhook.ids), or nil (read the system) when it names none.
-// Without a webhook setting it returns EUNAVAIL at once, so the service
-// polls.
-func (c *Connector) Watch(ctx context.Context, changed func(ids []string)) error {
+// Without a webhook setting it returns EUNAVAIL at once.
+func (c *Connector) watch(ctx context.Context, changed func(ids []string)) error {
 	if c.hook == nil {
 		return c.errorf(nhisync.EUNAVAIL, "no webhook is set; the system is polled")
 	}
@@ -148,13 +188,13 @@ func (c *Connector) signal(ids []string) {
 	}
 }
 
-// ServeHTTP takes one webhook call. It answers 202 after a valid call;
+// serveWebhook takes one webhook call. It answers 202 after a valid call;
 // 405 for a method other than POST; 400 for a body over max_bytes, a
 // missing or malformed timestamp, one outside the tolerance window, a
 // replayed signature or a body that is not JSON; 401 for a missing or
 // wrong signature. Only a 202 changes anything. No answer or error holds
 // the secret.
-func (c *Connector) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (c *Connector) serveWebhook(w nethttp.ResponseWriter, r *nethttp.Request) {
 	refuse := func(status int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
