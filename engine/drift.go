@@ -120,10 +120,8 @@ func (e *Engine) recordDrift(rec *nhisync.Record, guards map[int64]bool) []Drift
 				continue
 			}
 			reason, detail := driftReason(rec, k, sys, l, fs, field, gv, guards)
-			if k.Field(field).Sensitive {
-				// Never the value itself, nor an unkeyed hash of it.
-				cur, gv = redact(cur), redact(gv)
-			}
+			// Never a sensitive value itself, nor an unkeyed hash of it.
+			cur, gv = e.Redact(rec.Kind, field, cur), e.Redact(rec.Kind, field, gv)
 			out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: field, System: sys.Name, Value: cur, Golden: gv, Reason: reason, Detail: detail})
 		}
 	}
@@ -208,13 +206,4 @@ func (e *Engine) SummarizeDrift(items []DriftItem) DriftSummary {
 		}
 	}
 	return s
-}
-
-// redact returns what listings show of a sensitive value: nothing when it
-// is empty, nhisync.Redacted otherwise.
-func redact(v nhisync.Value) nhisync.Value {
-	if v.IsZero() {
-		return v
-	}
-	return nhisync.Str(nhisync.Redacted)
 }

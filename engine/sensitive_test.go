@@ -62,6 +62,22 @@ func TestSensitiveValuesStayOutOfReasons(t *testing.T) {
 			}
 		}
 	}
+	// nhisync drift (and report drift) list the values a system holds
+	// differently: a sensitive one only as nhisync.Redacted.
+	drift := mustDrift(t, w)
+	if len(drift) == 0 {
+		t.Fatal("the quarantined owner and the conflicted token make no drift")
+	}
+	for _, d := range drift {
+		for _, s := range secrets {
+			if strings.Contains(d.Value.String()+d.Golden.String()+d.Detail, s) {
+				t.Errorf("drift item %s %s in %s holds the sensitive value %q: %+v", d.Record, d.Field, d.System, s, d)
+			}
+		}
+		if !d.Value.IsZero() && d.Value.String() != nhisync.Redacted {
+			t.Errorf("drift item %s %s in %s shows %q, want %s", d.Record, d.Field, d.System, d.Value, nhisync.Redacted)
+		}
+	}
 }
 
 // TestConfigFingerprintIsKeyed (issue 6 finding 10): config.loaded keeps an
