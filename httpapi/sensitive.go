@@ -12,13 +12,11 @@ var valueKeys = map[string]bool{"value": true, "shadow": true, "old": true, "new
 
 // sensitive reports whether kind's field is `sensitive: true`: its values
 // stay out of what the API and the console show, as out of the logs.
+// The rule is the engine's, which the CLI's listings use too; the API
+// withholds such values (null, "sensitive": true) instead of printing
+// nhisync.Redacted.
 func (s *Server) sensitive(kind, field string) bool {
-	k := s.opt.Config.Kinds[kind]
-	if k == nil {
-		return false
-	}
-	f := k.Field(field)
-	return f != nil && f.Sensitive
+	return s.opt.Engine.Sensitive(kind, field)
 }
 
 // withheld returns v as generic JSON with every value key set to null and
