@@ -184,3 +184,31 @@ func TestAuditTamper(t *testing.T) {
 		t.Errorf("audit verify -o json: exit %d, report %v, want ok false and first_bad %d", r.code, rep, seq)
 	}
 }
+
+// TestInternalErrorNamesItsCause: an internal error's message says "see the
+// cause below"; the CLI printed only the message, so a person learned
+// nothing. A leaf cut short behind nhisync's back makes the store fail to
+// decode entry 5: stderr names it.
+func TestInternalErrorNamesItsCause(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	db, err := sql.Open("sqlite", w.path(quickstart.DataDir+"/nhisync.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{"DROP TRIGGER audit_no_update", `UPDATE audit SET leaf = CAST('{"seq":5' AS BLOB) WHERE seq = 5`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	r := w.run(t, "audit", "verify")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "see the cause below") ||
+		!strings.Contains(r.stderr, "\nnhisync: cause: ") || !strings.Contains(r.stderr, "audit entry 5: leaf does not decode") {
+		t.Errorf("audit verify over an undecodable entry: exit %d\n%s", r.code, r.stderr)
+	}
+	r = w.run(t, "audit", "verify", "-o", "json")
+	if strings.Contains(r.stdout, "does not decode") {
+		t.Errorf("the cause reached the JSON on stdout:\n%s", r.stdout)
+	}
+}

@@ -70,6 +70,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		exit = exitInvalid
 	}
 	fmt.Fprintf(stderr, "nhisync: %s\n", msg)
+	// An internal error's message is general ("the store failed
+	// unexpectedly (see the cause below)"): the cause is what a person
+	// acts on, so it follows on stderr (never in the JSON on stdout).
+	var ne *nhisync.Error
+	if code == nhisync.EINTERNAL && errors.As(err, &ne) && ne.Err != nil {
+		fmt.Fprintf(stderr, "nhisync: cause: %s\n", cause(ne))
+	}
 	// With -o json the error is also on stdout, in SPEC §6's shape, unless
 	// the command already put it in the JSON it printed.
 	var reported *reportedError
@@ -77,6 +84,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = newOut(stdout, "json").JSON(map[string]errorJSON{"error": {Code: code, Message: msg}})
 	}
 	return exit
+}
+
+// cause names the innermost error under e, with the operation that met it.
+func cause(e *nhisync.Error) string {
+	for {
+		var inner *nhisync.Error
+		if !errors.As(e.Err, &inner) || inner.Err == nil {
+			break
+		}
+		e = inner
+	}
+	if e.Op != "" {
+		return e.Op + ": " + e.Err.Error()
+	}
+	return e.Err.Error()
 }
 
 // jsonOutput reports whether the command line asked for -o json, also
