@@ -116,6 +116,22 @@ func TestReplicasFailoverOnPostgres(t *testing.T) {
 		t.Errorf("a sync after the replicas planned or applied %v writes: %v", n, sum)
 	}
 	w.ok(t, "audit", "verify")
+	// Each write was applied once: no two write.applied entries carry
+	// the same record, system, field and value.
+	var dups int
+	err = db.QueryRow(t.Context(), `SELECT count(*) FROM (
+		SELECT e->>'record', e->>'system', e->>'field', e->'new', e->'fields' FROM (SELECT convert_from(leaf, 'UTF8')::jsonb AS e FROM audit) a
+		WHERE e->>'action' = 'write.applied' GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1) d`).Scan(&dups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied int
+	if err := db.QueryRow(t.Context(), `SELECT count(*) FROM audit WHERE convert_from(leaf, 'UTF8')::jsonb->>'action' = 'write.applied'`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if dups != 0 || applied == 0 {
+		t.Errorf("the audit log holds %d writes applied, %d of them more than once", applied, dups)
+	}
 }
 
 // httpGet returns the status of a GET (0 when the request fails).
