@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -132,14 +131,4 @@ func TestReplicasFailoverOnPostgres(t *testing.T) {
 	if dups != 0 || applied == 0 {
 		t.Errorf("the audit log holds %d writes applied, %d of them more than once", applied, dups)
 	}
-}
-
-// httpGet returns the status of a GET (0 when the request fails).
-func httpGet(url string) (int, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }
