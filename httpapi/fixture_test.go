@@ -43,6 +43,10 @@ kinds:
         check: size(note) <= 12
       - name: hint-not-plain
         check: secret_hint != "plaintext"
+  application:
+    match: [name]
+    fields:
+      name: { type: string }
 systems:
   cmdb:
     connector: file

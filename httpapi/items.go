@@ -127,7 +127,9 @@ func (s *Server) act(ctx context.Context, who string, drain bool, do func(ctx co
 	ctx = context.WithoutCancel(ctx)
 	if drain {
 		sum, err := s.opt.Engine.Drain(ctx)
-		if err != nil {
+		if nhisync.ErrorCode(err) == nhisync.ECONFLICT {
+			s.log.Info("the writes of a decision wait for the pass running elsewhere", "actor", who)
+		} else if err != nil {
 			s.log.Error("sending the writes of a decision failed; they stay queued", "actor", who, "err", err)
 		} else {
 			s.opt.Metrics.ObserveWrites(sum)

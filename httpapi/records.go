@@ -130,17 +130,13 @@ func (s *Server) findRecords(ctx context.Context, q recordQuery) ([]*nhisync.Rec
 	if q.kind != "" && cfg.Kinds[q.kind] == nil {
 		return nil, "", nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", q.kind, strings.Join(cfg.KindNames, ", "))
 	}
-	filters := map[string]*rule.Filter{}
+	// The filter applies to the kinds whose fields it reads (as for
+	// `records --where`); records of other kinds are left out.
+	var filters map[string]*rule.Filter
 	if where != "" {
-		for _, k := range cfg.KindNames {
-			if q.kind != "" && k != q.kind {
-				continue
-			}
-			f, err := s.filters.get(cfg.Kinds[k], where)
-			if err != nil {
-				return nil, "", nhisync.Errorf(nhisync.EINVALID, "where: %s", nhisync.ErrorMessage(err))
-			}
-			filters[k] = f
+		var err error
+		if filters, err = s.filters.get(cfg, q.kind, where); err != nil {
+			return nil, "", nhisync.Errorf(nhisync.EINVALID, "where: %s", nhisync.ErrorMessage(err))
 		}
 	}
 	selective := where != "" || text != ""
@@ -297,27 +293,29 @@ func (s *Server) explainField(c *call) error {
 // filtering a page, and clients repeat their filters while paging.
 type filterCache struct {
 	mu sync.Mutex
-	m  map[[2]string]*rule.Filter
+	m  map[[2]string]map[string]*rule.Filter
 }
 
 // filterCacheSize bounds the cache; when full it starts over.
 const filterCacheSize = 256
 
-func (c *filterCache) get(k *nhisync.Kind, where string) (*rule.Filter, error) {
-	key := [2]string{k.Name, where}
+// get returns the filters of kind ("" for every kind) by kind name, as
+// rule.CompileFilters compiles them.
+func (c *filterCache) get(cfg *nhisync.Config, kind, where string) (map[string]*rule.Filter, error) {
+	key := [2]string{kind, where}
 	c.mu.Lock()
 	f := c.m[key]
 	c.mu.Unlock()
 	if f != nil {
 		return f, nil
 	}
-	f, err := rule.CompileFilter(k, where)
+	f, err := rule.CompileFilters(cfg, kind, where)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= filterCacheSize {
-		c.m = map[[2]string]*rule.Filter{}
+		c.m = map[[2]string]map[string]*rule.Filter{}
 	}
 	c.m[key] = f
 	c.mu.Unlock()

@@ -365,6 +365,12 @@ func (s *Service) drain(ctx context.Context) {
 	defer cancel()
 	sum, err := s.opt.Engine.Drain(wctx)
 	if err != nil {
+		if nhisync.ErrorCode(err) == nhisync.ECONFLICT {
+			// Another process's pass holds the lease: its own drain sends
+			// these writes, or the next tick does.
+			s.log.Debug("drain deferred: a pass is running elsewhere", "error", nhisync.ErrorMessage(err))
+			return
+		}
 		s.log.Error("drain failed", "error", nhisync.ErrorMessage(err))
 		return
 	}
