@@ -373,8 +373,8 @@ func TestWhatIf(t *testing.T) {
 	if readFile(t, w.path(quickstart.CatalogFile)) != before {
 		t.Error("plan --rules wrote to the catalog")
 	}
-	if r := w.run(t, "plan", "--rules", w.path("missing.yaml")); r.code == exitOK {
-		t.Error("plan --rules with a missing file succeeded")
+	if r := w.run(t, "plan", "--rules", w.path("missing.yaml")); r.code != exitInvalid || !strings.Contains(r.stderr, "--rules ") || strings.Contains(r.stderr, "-c FILE") {
+		t.Errorf("plan --rules with a missing file: exit %d %q, want 2 naming --rules", r.code, r.stderr)
 	}
 }
 

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -151,6 +154,11 @@ func whatIf(cmd *cobra.Command, g *globals, rulesFile string) error {
 		return err
 	}
 	defer a.Close()
+	if _, err := os.Stat(rulesFile); errors.Is(err, fs.ErrNotExist) {
+		// config.Load's hint (`nhisync init`, -c FILE) is about the
+		// workspace's config, not a proposed one.
+		return nhisync.Errorf(nhisync.EINVALID, "--rules %s: no such file; copy the config there and change its rules", rulesFile)
+	}
 	proposed, err := config.Load(rulesFile)
 	if err != nil {
 		return err
