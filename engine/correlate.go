@@ -74,8 +74,9 @@ func (p *pass) clearDisputes(ctx context.Context, r *sysRead, ids []string) erro
 	if err != nil {
 		return err
 	}
+	gone := setOf(ids)
 	for _, q := range items {
-		if q.RecordID == 0 && q.Rule == "disputed" && slices.Contains(ids, q.ExternalID) {
+		if q.RecordID == 0 && q.Rule == "disputed" && gone[q.ExternalID] {
 			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, nhisync.Actor
 			p.batch.Quarantine = append(p.batch.Quarantine, q)
 			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: "the record now links to one golden record"})
@@ -134,8 +135,9 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 	if err != nil {
 		return err
 	}
+	gone := setOf(ids)
 	for _, q := range items {
-		if q.RecordID == 0 && slices.Contains(ids, q.ExternalID) {
+		if q.RecordID == 0 && gone[q.ExternalID] {
 			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, nhisync.Actor
 			p.batch.Quarantine = append(p.batch.Quarantine, q)
 			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: q.Kind, Record: q.Record, System: q.System, Old: q.Value, Reason: "the record vanished from " + q.System})
@@ -427,4 +429,13 @@ func strayLabel(r *sysRead, st *staged) string {
 		}
 	}
 	return nhisync.DisplayKey(vals)
+}
+
+// setOf returns ids as a set, for look-ups inside loops.
+func setOf(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }

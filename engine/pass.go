@@ -244,8 +244,15 @@ func (p *pass) loadState(ctx context.Context) error {
 			p.paused[name] = true
 		}
 	}
+	// Size the record indexes for about as many records as the largest
+	// system held at its last full read.
+	est := 0
+	for _, st := range p.systems {
+		est = max(est, st.Records)
+	}
+	p.recKind, p.recKey = make(map[int64]string, est), make(map[int64]string, est)
 	for _, k := range p.e.cfg.KindNames {
-		p.recIdx[k] = map[string]int64{}
+		p.recIdx[k] = make(map[string]int64, est/len(p.e.cfg.KindNames))
 	}
 	return p.e.store.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
 		if m := p.recIdx[h.Kind]; m != nil {
@@ -302,7 +309,9 @@ func (p *pass) observe(ctx context.Context) error {
 
 func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState) (*sysRead, error) {
 	kind := p.e.cfg.Kinds[sys.Kind]
-	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: map[string]*head{}, dups: map[string]int{}}
+	// Sized for the records the last full read saw: the map does not grow
+	// (and rehash) a few times over while the link heads load.
+	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: make(map[string]*head, st.Records), dups: map[string]int{}}
 	for i, m := range sys.Fields {
 		if sys.Reads(m.Field) {
 			r.readIdx = append(r.readIdx, i)
