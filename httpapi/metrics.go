@@ -28,6 +28,7 @@ type Metrics struct {
 	writes       *prometheus.CounterVec
 	systemUp     *prometheus.GaugeVec
 	propagation  prometheus.Histogram
+	leases       *prometheus.GaugeVec
 
 	mu sync.Mutex
 	// changes are the writes of each change confirmed since the last
@@ -70,22 +71,36 @@ func NewMetrics(cfg *nhisync.Config, store nhisync.Store) *Metrics {
 			Name: "nhisync_propagation_seconds", Help: "Time from a change being read to its last write confirmed.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
 		}),
+		leases: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nhisync_leases_held", Help: "1 for each lease this process holds (pass, feed/SYSTEM).",
+		}, []string{"lease"}),
 		changes:   map[changeKey]*changeTimes{},
 		lastWrite: map[string]time.Time{},
 		readOK:    map[string]bool{},
 	}
-	m.reg.MustRegister(m.passDuration, m.records, m.openItems, m.writes, m.systemUp, m.propagation,
+	m.reg.MustRegister(m.passDuration, m.records, m.openItems, m.writes, m.systemUp, m.propagation, m.leases,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, q := range []string{"conflicts", "quarantine", "approvals"} {
 		m.openItems.WithLabelValues(q)
 	}
+	m.leases.WithLabelValues("pass")
 	for _, name := range cfg.SystemNames {
 		m.systemUp.WithLabelValues(name)
+		m.leases.WithLabelValues("feed/" + name)
 		for _, r := range []string{"applied", "stale", "failed"} {
 			m.writes.WithLabelValues(name, r)
 		}
 	}
 	return m
+}
+
+// LeaseHeld sets nhisync_leases_held{lease} (the service's Observer).
+func (m *Metrics) LeaseHeld(lease string, held bool) {
+	v := 0.0
+	if held {
+		v = 1
+	}
+	m.leases.WithLabelValues(lease).Set(v)
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -30,6 +30,10 @@ type SystemJSON struct {
 	OpenItems    int      `json:"open_items"`
 	QueuedWrites int      `json:"queued_writes"`
 	LastError    string   `json:"last_error,omitempty"`
+	// FeedHolder is the replica running the system's feed, until
+	// FeedLeaseExpires unless renewed (absent when nobody holds it).
+	FeedHolder       string     `json:"feed_holder,omitempty"`
+	FeedLeaseExpires *time.Time `json:"feed_lease_expires,omitempty"`
 }
 
 // Systems returns every system's health, in config order.
@@ -100,6 +104,13 @@ func (s *Server) Systems(ctx context.Context) ([]SystemJSON, error) {
 		}
 		if t := s.opt.Metrics.LastWrite(name); !t.IsZero() {
 			j.LastWrite = &t
+		}
+		holder, expires, err := s.opt.Store.Lease(ctx, "feed/"+name)
+		if err != nil {
+			return nil, err
+		}
+		if holder != "" && expires.After(now) {
+			j.FeedHolder, j.FeedLeaseExpires = holder, &expires
 		}
 		out = append(out, j)
 	}

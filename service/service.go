@@ -30,6 +30,9 @@ type Observer interface {
 	FlushPropagation()
 	// Refresh re-reads the gauges kept in the store.
 	Refresh(ctx context.Context)
+	// LeaseHeld says whether this process now holds a lease ("pass",
+	// "feed/SYSTEM").
+	LeaseHeld(lease string, held bool)
 }
 
 // Options configure a Service.
@@ -214,7 +217,10 @@ func (s *Service) feed(ctx context.Context, sys *nhisync.System, conn nhisync.Co
 	}
 	name := "feed/" + sys.Name
 	every := s.opt.FeedLease / 3
-	defer func() { _ = s.opt.Store.ReleaseLease(context.WithoutCancel(ctx), name, s.opt.Holder) }()
+	defer func() {
+		_ = s.opt.Store.ReleaseLease(context.WithoutCancel(ctx), name, s.opt.Holder)
+		s.leaseHeld(name, false)
+	}()
 	for {
 		// Wait for the lease.
 		for !s.lease(ctx, name) {
@@ -227,6 +233,7 @@ func (s *Service) feed(ctx context.Context, sys *nhisync.System, conn nhisync.Co
 			}
 		}
 		s.log.Info("running the system's feed", "system", sys.Name, "holder", s.opt.Holder)
+		s.leaseHeld(name, true)
 		fctx, cancel := context.WithCancel(ctx)
 		go func() {
 			t := time.NewTicker(every)
@@ -238,6 +245,7 @@ func (s *Service) feed(ctx context.Context, sys *nhisync.System, conn nhisync.Co
 				case <-t.C:
 					if !s.lease(fctx, name) {
 						s.log.Warn("lost the system's feed to another replica", "system", sys.Name)
+						s.leaseHeld(name, false)
 						cancel()
 						return
 					}
@@ -252,6 +260,12 @@ func (s *Service) feed(ctx context.Context, sys *nhisync.System, conn nhisync.Co
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+func (s *Service) leaseHeld(name string, held bool) {
+	if s.opt.Observer != nil {
+		s.opt.Observer.LeaseHeld(name, held)
 	}
 }
 
@@ -313,7 +327,10 @@ func (s *Service) pass(ctx context.Context, id string, opt engine.PassOptions) {
 		mode = nhisync.ModeIncremental
 	}
 	start := time.Now()
+	// The engine holds the pass lease for the length of Sync.
+	s.leaseHeld("pass", true)
 	sum, err := s.opt.Engine.Sync(wctx, opt)
+	s.leaseHeld("pass", false)
 	took := time.Since(start)
 	if err != nil {
 		level := slog.LevelError

@@ -216,6 +216,17 @@ func TestServeEndToEnd(t *testing.T) {
 	p := startServe(t, bin, w.config)
 	eventually(t, "the first pass", p, func() bool { return strings.Contains(p.log(), `"msg":"pass done"`) })
 
+	// This replica runs every feed: it says so in /metrics and /systems.
+	eventually(t, "the feed leases in /metrics", p, func() bool {
+		resp, err := http.Get(p.url + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `nhisync_leases_held{lease="feed/cmdb"} 1`) && strings.Contains(string(b), `nhisync_leases_held{lease="feed/idp"} 1`)
+	})
+
 	// 1. The CMDB changes an owner: the catalog (which maps owner) gets it.
 	csv := w.path("cmdb.csv")
 	b, _ := os.ReadFile(csv)
@@ -269,6 +280,9 @@ func TestServeEndToEnd(t *testing.T) {
 	})
 	if fileHas(w.path("policy.json"), "enforced")() {
 		t.Fatal("the policy engine holds the write before anyone approved it")
+	}
+	if status, body := api("GET", "/api/v1/systems"); status != http.StatusOK || !strings.Contains(string(body), `"feed_holder"`) {
+		t.Errorf("/systems does not name the feeds' holder: %d %s", status, body)
 	}
 	status, body := api("POST", fmt.Sprintf("/api/v1/approvals/%d/approve", int64(held[0]["id"].(float64))))
 	if status != http.StatusOK {
