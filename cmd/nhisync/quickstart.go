@@ -183,6 +183,8 @@ func story(w io.Writer, o *out, dir string, sc *quickstart.Scenario, sum *engine
 	}
 	fmt.Fprintf(w, "  %s explain %s owner\n", prog, rec)
 	fmt.Fprintf(w, "Then edit a file under %s/systems/ and run `%s sync` again.\n", dir, prog)
+	// The hints every command prints say `nhisync CMD`, without -c.
+	fmt.Fprintf(w, "The hints nhisync prints leave out -c: run `export NHISYNC_CONFIG=%s` in this folder and they work as written.\n", cfg)
 	fmt.Fprintf(w, "\n%s what needs a person, with OWASP NHI and NIST CSF ids:\n", o.bold("Governance findings:"))
 	fmt.Fprintf(w, "  %s report orphans        # no owner; %d identities of the decommissioned %s application\n", prog, len(sc.RetiredAppNHIs), sc.RetiredApp)
 	fmt.Fprintf(w, "  (also report stale, drift, coverage, hygiene; report evidence --out evidence.html for an auditor)\n")
