@@ -151,7 +151,7 @@ func queryLinks(ctx context.Context, q querier, query string, args []any, fn fun
 		if rec != nil {
 			l.RecordID = *rec
 		}
-		if err := dec.decodeLinkState(state, l); err != nil {
+		if err := dec.DecodeLink(state, l); err != nil {
 			return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
 		}
 		if err := fn(l); err != nil {

@@ -164,7 +164,7 @@ func (s *Store) GoldenAfter(ctx context.Context, kind string, after int64, limit
 		if err := rows.Scan(&r.ID, &r.Kind, &r.MatchKey, &r.Key, &state); err != nil {
 			return nil, internal(op, err)
 		}
-		if err := dec.decodeRecordState(state, r); err != nil {
+		if err := dec.DecodeRecord(state, r); err != nil {
 			return nil, internal(op, fmt.Errorf("record %d: %w", r.ID, err))
 		}
 		out = append(out, r)
@@ -224,7 +224,7 @@ func loadRecords(ctx context.Context, tx pgx.Tx, where string, args ...any) (map
 			if err := rows.Scan(&r.ID, &r.Kind, &r.MatchKey, &r.Key, &state); err != nil {
 				return err
 			}
-			if err := dec.decodeRecordState(state, r); err != nil {
+			if err := dec.DecodeRecord(state, r); err != nil {
 				return fmt.Errorf("record %d: %w", r.ID, err)
 			}
 			byID[r.ID] = r

@@ -179,7 +179,7 @@ func queryLinks(ctx context.Context, q querier, query string, args []any, fn fun
 			return err
 		}
 		l.RecordID, l.Status = rec.Int64, nhisync.LinkStatus(status)
-		if err := dec.decodeLinkState(state, l); err != nil {
+		if err := dec.DecodeLink(state, l); err != nil {
 			return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
 		}
 		if err := fn(l); err != nil {

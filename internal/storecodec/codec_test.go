@@ -1,4 +1,4 @@
-package sqlite
+package storecodec
 
 import (
 	"testing"
@@ -106,8 +106,8 @@ func TestLinkStateRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		want := genLink().Draw(t, "link")
 		var got nhisync.Link
-		var d decoder
-		if err := d.decodeLinkState(encodeLinkState(nil, want), &got); err != nil {
+		var d Decoder
+		if err := d.DecodeLink(AppendLink(nil, want), &got); err != nil {
 			t.Fatalf("decode: %v", err)
 		}
 		if diff := cmp.Diff(want, &got, codecOpts); diff != "" {
@@ -126,8 +126,8 @@ func TestRecordStateRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		want := genRecord().Draw(t, "record")
 		var got nhisync.Record
-		var d decoder
-		if err := d.decodeRecordState(encodeRecordState(nil, want), &got); err != nil {
+		var d Decoder
+		if err := d.DecodeRecord(AppendRecord(nil, want), &got); err != nil {
 			t.Fatalf("decode: %v", err)
 		}
 		if diff := cmp.Diff(want, &got, codecOpts); diff != "" {
@@ -137,31 +137,31 @@ func TestRecordStateRoundTrip(t *testing.T) {
 }
 
 // TestStateCorrupt feeds every truncation and a flipped byte of valid
-// states to the decoder: it must report an error or decode, never panic
+// states to the Decoder: it must report an error or decode, never panic
 // or allocate without bound.
 func TestStateCorrupt(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		record := rapid.Bool().Draw(t, "record")
 		var b []byte
 		if record {
-			b = encodeRecordState(nil, genRecord().Draw(t, "rec"))
+			b = AppendRecord(nil, genRecord().Draw(t, "rec"))
 		} else {
-			b = encodeLinkState(nil, genLink().Draw(t, "link"))
+			b = AppendLink(nil, genLink().Draw(t, "link"))
 		}
 		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
-		var d decoder
+		var d Decoder
 		if record {
-			if err := d.decodeRecordState(b[:cut], &nhisync.Record{}); err == nil {
+			if err := d.DecodeRecord(b[:cut], &nhisync.Record{}); err == nil {
 				t.Fatalf("a record state cut to %d of %d bytes decoded", cut, len(b))
 			}
-		} else if err := d.decodeLinkState(b[:cut], &nhisync.Link{}); err == nil {
+		} else if err := d.DecodeLink(b[:cut], &nhisync.Link{}); err == nil {
 			t.Fatalf("a link state cut to %d of %d bytes decoded", cut, len(b))
 		}
 		flip := append([]byte(nil), b...)
 		i := rapid.IntRange(0, len(b)-1).Draw(t, "at")
 		flip[i] ^= byte(rapid.IntRange(1, 255).Draw(t, "xor"))
-		_ = d.decodeLinkState(flip, &nhisync.Link{})
-		_ = d.decodeRecordState(flip, &nhisync.Record{})
+		_ = d.DecodeLink(flip, &nhisync.Link{})
+		_ = d.DecodeRecord(flip, &nhisync.Record{})
 	})
 }
 
@@ -174,8 +174,8 @@ func TestStateVersion(t *testing.T) {
 		{"unknown version", []byte{99, 0, 0, 0, 0, 0}},
 	}
 	for _, tc := range tests {
-		var d decoder
-		if err := d.decodeLinkState(tc.b, &nhisync.Link{}); err == nil {
+		var d Decoder
+		if err := d.DecodeLink(tc.b, &nhisync.Link{}); err == nil {
 			t.Errorf("%s: decoded", tc.name)
 		}
 	}
