@@ -87,6 +87,7 @@ func (p *pass) decideAll(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	p.e.report(Progress{Stage: "decide", Total: len(ids)}) // correlation is done
 	d := p.decider()
 	for start := 0; start < len(ids); start += p.e.batch {
 		chunk := ids[start:min(start+p.e.batch, len(ids))]
