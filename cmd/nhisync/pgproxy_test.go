@@ -210,3 +210,14 @@ func TestLostStoreMidPassResumes(t *testing.T) {
 		t.Errorf("audit verify: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// httpBody returns the status and body of a GET (0 when it fails).
+func httpBody(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -90,6 +90,18 @@ func TestReplicasFailoverOnPostgres(t *testing.T) {
 		return h != nil && h != victim
 	})
 	t.Logf("the cmdb feed lease passed to a live replica %v after the kill", time.Since(killed).Round(time.Millisecond))
+	// The replica holding it says so in its metrics; the other does not.
+	newHolder := byPid(holder("feed/cmdb"))
+	for _, p := range rest {
+		want := `nhisync_leases_held{lease="feed/cmdb"} 0`
+		if p == newHolder {
+			want = `nhisync_leases_held{lease="feed/cmdb"} 1`
+		}
+		eventually(t, "the cmdb feed lease in /metrics: "+want, p, func() bool {
+			_, body := httpBody(p.url + "/metrics")
+			return strings.Contains(body, want)
+		})
+	}
 	// A second change, made while only live replicas hold the feed.
 	b, err = os.ReadFile(csv)
 	if err != nil {
