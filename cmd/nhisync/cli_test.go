@@ -456,6 +456,39 @@ func TestApprovals(t *testing.T) {
 	}
 }
 
+// TestApprovedWriteThatFailsIsLoud: approving a held write whose target
+// cannot be written printed "Approval N approved by dana; 0 writes
+// applied." and exited 0. The decision stays recorded, the failure is
+// named (system and cause) and the command exits 1.
+func TestApprovedWriteThatFailsIsLoud(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	var pending []obj
+	w.json(t, &pending, "approvals")
+	if len(pending) < 2 {
+		t.Fatalf("%d pending approvals, the test needs 2", len(pending))
+	}
+	policy := w.path(quickstart.PolicyFile)
+	orig := readFile(t, policy)
+	writeFile(t, policy, "{broken")
+	r := w.run(t, "approvals", "approve", fmt.Sprint(intOf(t, "approval", pending[0], "id")), "--as", "dana")
+	if r.code != exitFailed || !strings.Contains(r.stdout, "approved by dana") ||
+		!strings.Contains(r.stderr, "the approval is recorded, but 1 writes failed (policy: ") || !strings.Contains(r.stderr, "policy.json") {
+		t.Errorf("approve with the policy file broken: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	r = w.run(t, "approvals", "approve", fmt.Sprint(intOf(t, "approval", pending[1], "id")), "--as", "dana", "-o", "json")
+	var ap obj
+	if err := json.Unmarshal([]byte(r.stdout), &ap); err != nil || r.code != exitFailed || ap["status"] != "approved" {
+		t.Errorf("approve -o json with the policy file broken: exit %d, stdout %q (%v), want one JSON item, approved, exit 1", r.code, r.stdout, err)
+	}
+	writeFile(t, policy, orig)
+	// Both writes wait in the outbox for their retry, listed as failing.
+	var failing []obj
+	w.json(t, &failing, "drift", "--reason", "failing", "--system", "policy")
+	if len(failing) != 2 {
+		t.Errorf("drift --reason failing lists %d policy fields, want the 2 approved writes: %v", len(failing), failing)
+	}
+}
+
 func TestQuarantineDismiss(t *testing.T) {
 	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
 	var open []obj

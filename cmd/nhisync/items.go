@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
 )
 
 func parseID(s, what string) (int64, error) {
@@ -136,23 +137,50 @@ func (ac action[T]) command(g *globals) *cobra.Command {
 					return err
 				}
 				writes := 0
+				var failure error
 				if ac.drain {
 					sum, err := a.engine.Drain(cmd.Context())
 					if err != nil {
 						return err
 					}
 					writes = sum.WritesApplied
+					failure = drainFailure(a.cfg, sum, ac.what)
 				}
 				if a.out.json {
-					return a.out.JSON(item)
+					if err := a.out.JSON(item); err != nil {
+						return err
+					}
+				} else {
+					a.out.Printf("%s\n", ac.done(item, who, writes))
 				}
-				a.out.Printf("%s\n", ac.done(item, who, writes))
+				if failure != nil {
+					// The decision is recorded; its writes are not all out.
+					// Failure is loud (SPEC §3.13): exit 1, the cause on
+					// stderr, after the result printed above.
+					return &reportedError{failure}
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&as, "as", "", ac.asHelp+" (default $NHISYNC_ACTOR, else the OS user)")
 	return cmd
+}
+
+// drainFailure names the writes a person's decision sent that failed, by
+// system and cause, or returns nil when none did.
+func drainFailure(cfg *nhisync.Config, sum *engine.Summary, what string) error {
+	if sum.WritesFailed == 0 {
+		return nil
+	}
+	var causes []string
+	for _, name := range cfg.SystemNames {
+		if ss := sum.Systems[name]; ss != nil && ss.Failed > 0 {
+			causes = append(causes, fmt.Sprintf("%s: %s", name, ss.Error))
+		}
+	}
+	return nhisync.Errorf(nhisync.EUNAVAIL, "the %s is recorded, but %d writes failed (%s); they stay queued and syncs retry them with backoff (nhisync drift --reason failing)",
+		what, sum.WritesFailed, strings.Join(causes, "; "))
 }
 
 func conflictsCmd(g *globals) *cobra.Command {
