@@ -37,6 +37,23 @@ func gitCommitAll(t *testing.T, dir, msg string) plumbing.Hash {
 	return h
 }
 
+// gitInitFrom makes a repository at repo holding the files of src, on
+// main, in one commit (git init -b main; cp; git add -A; git commit).
+func gitInitFrom(t *testing.T, src, repo string) {
+	t.Helper()
+	if err := os.Rename(src, repo); err != nil {
+		t.Fatal(err)
+	}
+	r, err := gogit.PlainInit(repo, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, "refs/heads/main")); err != nil {
+		t.Fatal(err)
+	}
+	gitCommitAll(t, repo, "catalog")
+}
+
 func gitHead(t *testing.T, dir string) *object.Commit {
 	t.Helper()
 	r, err := gogit.PlainOpen(dir)
@@ -89,17 +106,11 @@ func TestExampleGitCatalog(t *testing.T) {
 	w := newWorkspace(t, files)
 	// The operator makes the catalog repository (git init; git add; git commit).
 	repo := filepath.Join(w.dir, "catalog-repo")
-	if err := os.Rename(filepath.Join(w.dir, "catalog"), repo); err != nil {
-		t.Fatal(err)
-	}
-	r, err := gogit.PlainInit(repo, false)
+	gitInitFrom(t, filepath.Join(w.dir, "catalog"), repo)
+	r, err := gogit.PlainOpen(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, "refs/heads/main")); err != nil {
-		t.Fatal(err)
-	}
-	gitCommitAll(t, repo, "catalog")
 
 	out := w.ok(t, "check", "--connect")
 	if !strings.Contains(out, "catalog") || !strings.Contains(out, "read 3 records") {

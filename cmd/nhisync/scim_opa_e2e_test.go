@@ -38,7 +38,7 @@ func setUpSCIMOPA(t *testing.T) *scimOPA {
 	}
 	t.Cleanup(func() { opa.Stop() })
 	files := map[string]string{}
-	for _, name := range []string{"nhisync.yaml", "cmdb/accounts.csv"} {
+	for _, name := range []string{"nhisync.yaml", "cmdb/accounts.csv", "catalog/billing/catalog-info.yaml", "catalog/ci/catalog-info.yaml"} {
 		b, err := os.ReadFile(filepath.Join(scimOPADir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +73,10 @@ func setUpSCIMOPA(t *testing.T) *scimOPA {
 	t.Setenv("SCIM_TOKEN", scimtest.Token)
 	t.Setenv("OPA_URL", opa.URL)
 	t.Setenv("OPA_TOKEN", opatest.Token)
-	return &scimOPA{w: newWorkspace(t, files), scim: scim, opa: opa}
+	w := newWorkspace(t, files)
+	// The catalog in git, as the README makes it (git init; add; commit).
+	gitInitFrom(t, filepath.Join(w.dir, "catalog"), filepath.Join(w.dir, "catalog-repo"))
+	return &scimOPA{w: w, scim: scim, opa: opa}
 }
 
 // idpEntitlements returns the IdP's entitlement values of a user.
@@ -158,10 +161,17 @@ func TestExampleSCIMOPA(t *testing.T) {
 		t.Fatal("the policy decides wrongly before any change")
 	}
 
-	// 1. The owner changes in the CMDB: the IdP and the policy follow.
-	csv := filepath.Join(w.dir, "cmdb", "accounts.csv")
-	writeFile(t, csv, strings.Replace(readFile(t, csv), "svc-billing,alice@example.com", "svc-billing,carol@example.com", 1))
+	// 1. The owner changes in git (a commit on main): the IdP, the policy
+	// and the CMDB follow.
+	repo := filepath.Join(w.dir, "catalog-repo")
+	billing := filepath.Join(repo, "billing", "catalog-info.yaml")
+	writeFile(t, billing, strings.Replace(readFile(t, billing), "owner: alice@example.com", "owner: carol@example.com", 1))
+	gitCommitAll(t, repo, "svc-billing moves to carol")
 	syncJSON(t, w)
+	csv := filepath.Join(w.dir, "cmdb", "accounts.csv")
+	if !strings.Contains(readFile(t, csv), "SA-001,svc-billing,carol@example.com,cc-100") {
+		t.Errorf("the CMDB did not follow the owner committed in git:\n%s", readFile(t, csv))
+	}
 	if owner, _ := x.idpUser(t, "svc-billing"); owner != "carol@example.com" {
 		t.Errorf("the IdP's manager of svc-billing is %q, want carol from the CMDB", owner)
 	}
@@ -207,10 +217,14 @@ func TestExampleSCIMOPA(t *testing.T) {
 		t.Errorf("the policy's entitlements of svc-billing are %v", got)
 	}
 
-	// 4. A quiet pass writes nothing.
+	// 4. A quiet pass writes nothing (and commits nothing in git).
+	head := gitHead(t, repo).Hash
 	quiet := syncJSON(t, w)
 	if n := intOf(t, "quiet pass", quiet, "writes_applied"); n != 0 {
 		t.Errorf("a quiet pass applied %d writes: %v", n, quiet)
+	}
+	if gitHead(t, repo).Hash != head {
+		t.Error("a quiet pass made a commit in the catalog")
 	}
 	// No token reached the audit log.
 	audit := w.ok(t, "audit", "export")
