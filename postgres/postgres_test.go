@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -100,4 +101,43 @@ func openTest(t testing.TB) *Store {
 
 func TestConformancePostgresStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) nhisync.Store { return openTest(t) })
+}
+
+// TestKeysetPagesInByteOrder: scans over links cross pages of two rows in
+// byte order of (system, ext_id), as Go and SQLite compare strings, what
+// ever the database's collation: every link is seen once, in order.
+func TestKeysetPagesInByteOrder(t *testing.T) {
+	defer func(a, b int) { headPage, linkPage = a, b }(headPage, linkPage)
+	headPage, linkPage = 2, 2
+	ctx := t.Context()
+	s := openTest(t)
+	ids := []string{"a", "B", "b", "é", "Z", "a b", "a-b", "ab", "A", "z", "0", "~", "ä"}
+	var want []string
+	b := &nhisync.Batch{}
+	for _, sys := range []string{"idp", "IdP", "cmdb"} {
+		for _, id := range ids {
+			b.Links = append(b.Links, &nhisync.Link{System: sys, ExternalID: id, Status: nhisync.LinkUnmatched})
+			want = append(want, sys+"\x00"+id)
+		}
+	}
+	slices.Sort(want)
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var heads, links []string
+	if err := s.ScanLinkHeads(ctx, "", func(h nhisync.LinkHead) error {
+		heads = append(heads, h.System+"\x00"+h.ExternalID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ScanLinks(ctx, "", []nhisync.LinkStatus{nhisync.LinkUnmatched}, func(l *nhisync.Link) error {
+		links = append(links, l.System+"\x00"+l.ExternalID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(heads, want) || !slices.Equal(links, want) {
+		t.Fatalf("scans in pages of 2:\nheads %q\nlinks %q\nwant  %q", heads, links, want)
+	}
 }
