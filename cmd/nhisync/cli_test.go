@@ -489,6 +489,46 @@ func TestApprovedWriteThatFailsIsLoud(t *testing.T) {
 	}
 }
 
+// TestApprovedWriteGoneStaleIsSaid: the policy engine changed the field
+// after the write was held; approving it sends nothing (conditional
+// write) and said only "0 writes applied".
+func TestApprovedWriteGoneStaleIsSaid(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	var pending []obj
+	w.json(t, &pending, "approvals")
+	if len(pending) == 0 {
+		t.Fatal("no pending approval")
+	}
+	old := strOf(t, "approval", pending[0], "old")
+	policy := w.path(quickstart.PolicyFile)
+	// The quickstart's policy.json is an array of records, the state in
+	// "state"; the pending write's target is the first record whose state
+	// still is old that the approval names.
+	var recs []map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, policy)), &recs); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.SplitN(strOf(t, "approval", pending[0], "record"), "/", 2)
+	edited := false
+	for _, r := range recs {
+		if r["platform"] == name[0] && r["account"] == name[1] && r["state"] == old {
+			r["state"], edited = "audit", true
+		}
+	}
+	if !edited {
+		t.Fatalf("no record %v holding %q in %s", name, old, policy)
+	}
+	b, err := json.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, policy, string(b))
+	out := w.ok(t, "approvals", "approve", fmt.Sprint(intOf(t, "approval", pending[0], "id")), "--as", "dana")
+	if !strings.Contains(out, "0 writes applied") || !strings.Contains(out, "1 writes not sent: the record changed in its system") {
+		t.Errorf("approving a write whose target changed printed:\n%s", out)
+	}
+}
+
 func TestQuarantineDismiss(t *testing.T) {
 	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
 	var open []obj

@@ -136,14 +136,14 @@ func (ac action[T]) command(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				writes := 0
+				writes, stale := 0, 0
 				var failure error
 				if ac.drain {
 					sum, err := a.engine.Drain(cmd.Context())
 					if err != nil {
 						return err
 					}
-					writes = sum.WritesApplied
+					writes, stale = sum.WritesApplied, sum.WritesStale
 					failure = drainFailure(a.cfg, sum, ac.what)
 				}
 				if a.out.json {
@@ -152,6 +152,10 @@ func (ac action[T]) command(g *globals) *cobra.Command {
 					}
 				} else {
 					a.out.Printf("%s\n", ac.done(item, who, writes))
+					if stale > 0 {
+						// "0 writes applied" alone reads as if the decision did nothing.
+						a.out.Printf("%d writes not sent: the record changed in its system since nhisync read it (nothing overwritten); the next sync reads it again and decides.\n", stale)
+					}
 				}
 				if failure != nil {
 					// The decision is recorded; its writes are not all out.
