@@ -272,3 +272,23 @@ func TestFetchTimeout(t *testing.T) {
 		t.Errorf("a silent remote: %v", err)
 	}
 }
+
+// An incremental read says who committed the change, and when.
+func TestChangesCarryCommitAuthor(t *testing.T) {
+	g := newRepo(t, true)
+	g.commit(t, "catalog", map[string][]byte{"a/catalog-info.yaml": []byte(catalog)})
+	sys, c := backstage(t, g.dir, nil)
+	_ = sys
+	cursor, err := c.Changes(t.Context(), "", func(nhisync.Observation) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.commit(t, "edit", map[string][]byte{"a/catalog-info.yaml": []byte(strings.Replace(catalog, "bob@example.com", "erin@example.com", 1))})
+	var got []nhisync.Observation
+	if _, err := c.Changes(t.Context(), cursor, func(o nhisync.Observation) error { got = append(got, o); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "billing-bot" || got[0].Actor != "person@example.com" || got[0].Modified.IsZero() {
+		t.Errorf("incremental read: %+v", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 	gogit "github.com/go-git/go-git/v5"
@@ -201,7 +202,10 @@ func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation)
 
 // Changes streams the entities of the files that differ between the
 // cursor commit and the branch head (every file when cursor is "" or a
-// commit the repository no longer has) and returns the head's id.
+// commit the repository no longer has) and returns the head's id. Each
+// observation read incrementally carries the author (e-mail) and time of
+// the newest commit that changed its file, for separation of duties and
+// resolve: latest.
 func (c *Connector) Changes(ctx context.Context, cursor string, emit func(nhisync.Observation) error) (string, error) {
 	return c.read(ctx, cursor, emit)
 }
@@ -215,8 +219,16 @@ func (c *Connector) read(ctx context.Context, cursor string, emit func(nhisync.O
 	if err != nil {
 		return "", err
 	}
+	var authors map[string]*object.Commit
+	if only != nil {
+		authors = c.lastCommits(ctx, cm, plumbing.NewHash(cursor), only)
+	}
 	obs := nhisync.Observation{Values: make([]nhisync.Value, len(c.fields))}
 	err = c.files(ctx, cm, only, func(f *yamlFile) error {
+		obs.Modified, obs.Actor = time.Time{}, ""
+		if a := authors[f.path]; a != nil {
+			obs.Modified, obs.Actor = a.Author.When.UTC(), a.Author.Email
+		}
 		for _, ch := range f.chunks {
 			if ch.node == nil || (only != nil && only[f.path][string(ch.body)]) {
 				continue
@@ -285,6 +297,45 @@ func (c *Connector) changedSince(cursor string, cm *object.Commit) (map[string]m
 		only[ch.To.Name] = before
 	}
 	return only, nil
+}
+
+// maxAuthorWalk bounds how many commits an incremental read walks to
+// learn who last changed each file.
+const maxAuthorWalk = 500
+
+// lastCommits returns, for each path in only, the newest commit after
+// since that changed it (walking first parents from head, at most
+// maxAuthorWalk commits; paths not found there are left out).
+func (c *Connector) lastCommits(ctx context.Context, head *object.Commit, since plumbing.Hash, only map[string]map[string]bool) map[string]*object.Commit {
+	out := map[string]*object.Commit{}
+	cm := head
+	for n := 0; n < maxAuthorWalk && cm != nil && cm.Hash != since && len(out) < len(only) && ctx.Err() == nil; n++ {
+		tree, err := cm.Tree()
+		if err != nil {
+			return out
+		}
+		var parent *object.Commit
+		var ptree *object.Tree
+		if cm.NumParents() > 0 {
+			if parent, err = cm.Parent(0); err != nil {
+				return out
+			}
+			if ptree, err = parent.Tree(); err != nil {
+				return out
+			}
+		}
+		changes, err := object.DiffTree(ptree, tree)
+		if err != nil {
+			return out
+		}
+		for _, ch := range changes {
+			if _, ok := only[ch.To.Name]; ok && out[ch.To.Name] == nil {
+				out[ch.To.Name] = cm
+			}
+		}
+		cm = parent
+	}
+	return out
 }
 
 // observe fills obs from one document and reports false for one without
