@@ -89,11 +89,15 @@ func pageArgs(r *http.Request) (limit int, after int64, err error) {
 	return limit, after, nil
 }
 
-// scanBudget bounds how many records one filtered page reads, so a
-// selective filter over a million records still answers promptly (about
-// 5 µs a record here: some 25 ms): the page then holds fewer items (maybe
-// none) and next says where to go on.
-const scanBudget = 5000
+// A filtered page stops reading after scanTime (checked between reads of
+// at most filterPage records, about 5 µs each here) or scanBudget records,
+// so a selective filter over a million records still answers promptly:
+// the page then holds fewer items (maybe none) and next says where to go
+// on. Keyset paging makes a short page harmless.
+const (
+	scanTime   = 12 * time.Millisecond
+	scanBudget = 20000
+)
 
 func (s *Server) listRecords(c *call) error {
 	q := c.r.URL.Query()
@@ -170,6 +174,7 @@ func (s *Server) findRecords(ctx context.Context, q recordQuery) ([]*nhisync.Rec
 	// load the page's records whole.
 	var ids []int64
 	after, scanned, next := q.after, 0, ""
+	start := s.opt.Now()
 	// Read a little more than the page needs first, more when the filter
 	// turns out selective.
 	page := max(100, 4*q.limit)
@@ -200,7 +205,7 @@ scan:
 			break
 		}
 		page *= 2
-		if scanned >= scanBudget {
+		if scanned >= scanBudget || s.opt.Now().Sub(start) >= scanTime {
 			next = strconv.FormatInt(after, 10)
 			break
 		}
@@ -210,7 +215,7 @@ scan:
 }
 
 // filterPage bounds how many records a filtered list reads per query.
-const filterPage = 2000
+const filterPage = 500
 
 // containsText reports whether text (lower case) is in the record's key
 // or one of its non-sensitive values.
