@@ -86,3 +86,30 @@ func TestTermSafeKeepsOwnColours(t *testing.T) {
 		}
 	}
 }
+
+// TestCutShortRowSaysItsProblemOnce: sync listed a quarantined malformed
+// value with its problem twice on one line ("→ (malformed: line 5 has 3 of
+// the header's 11 fields…)  (malformed: owner is not a value: line 5 has
+// 3…)"); the value now reads "(malformed)" and the reason says why.
+func TestCutShortRowSaysItsProblemOnce(t *testing.T) {
+	w := newQuickstart(t, quickstart.Options{Seed: 1}, true)
+	p := w.path(quickstart.CMDBFile)
+	lines := strings.Split(readFile(t, p), "\n")
+	cells := strings.Split(lines[4], ",")
+	lines[4] = strings.Join(cells[:3], ",")
+	writeFile(t, p, strings.Join(lines, "\n"))
+	out := w.ok(t, "sync", "-v")
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "quarantine") || !strings.Contains(l, "line 5 has 3 of the header's") {
+			continue
+		}
+		n++
+		if c := strings.Count(l, "line 5 has 3 of the header's"); c != 1 || !strings.Contains(l, "→ (malformed)") {
+			t.Errorf("quarantine line names the problem %d times:\n%s", c, l)
+		}
+	}
+	if n == 0 {
+		t.Errorf("sync lists no quarantined value of the cut-short row:\n%s", out)
+	}
+}

@@ -166,7 +166,12 @@ func changes(o *out, sum *engine.Summary) changeList {
 			line += " " + ev.Field
 		}
 		if !ev.New.IsZero() || !ev.Old.IsZero() {
-			line += fmt.Sprintf(": %s → %s", quoteValue(ev.Old), quoteValue(ev.New))
+			to := quoteValue(ev.New)
+			if p := ev.New.Problem(); p != "" && strings.Contains(ev.Reason, p) {
+				// The reason that follows says what is wrong with it.
+				to = "(malformed)"
+			}
+			line += fmt.Sprintf(": %s → %s", quoteValue(ev.Old), to)
 		}
 		if ev.Reason != "" {
 			line += "  " + o.dim("("+ev.Reason+")")
