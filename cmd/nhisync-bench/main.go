@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -627,9 +628,11 @@ func driftCMDB(path string, share float64) (int, error) {
 	return changed, f.Close()
 }
 
-// resetPeakRSS resets the process's peak resident memory (Linux: writing
-// 5 to clear_refs), so peakRSS gives each pass's own peak.
+// resetPeakRSS returns freed memory to the system and resets the
+// process's peak resident memory (Linux: writing 5 to clear_refs), so
+// peakRSS gives each pass's own peak, not the heap the last one left.
 func resetPeakRSS() {
+	debug.FreeOSMemory()
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
