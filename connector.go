@@ -74,6 +74,11 @@ type Change struct {
 	Field string
 	Old   Value
 	New   Value
+	// Reason is why the new value is golden: the source and the rule that
+	// chose it (e.g. "cmdb: priority: cmdb's change wins"), for systems
+	// that keep a message with a change, such as a git commit. It never
+	// quotes a sensitive value.
+	Reason string
 }
 
 // WriteStatus is the outcome of one Write.

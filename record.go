@@ -261,7 +261,9 @@ type OutboxWrite struct {
 	Status     string           `json:"status"`
 	ApprovalID int64            `json:"approval_id,omitempty"`
 	// Cause is the actor whose change made the write necessary.
-	Cause     string    `json:"cause"`
+	Cause string `json:"cause"`
+	// Rule is why New is golden: its source and the rule that chose it.
+	Rule      string    `json:"rule,omitempty"`
 	Attempts  int       `json:"attempts"`
 	NextAt    time.Time `json:"next_at"`
 	LastError string    `json:"last_error,omitempty"`

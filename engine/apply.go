@@ -115,7 +115,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 			writes = append(writes, nhisync.Write{ID: o.ExternalID})
 			groups = append(groups, nil)
 		}
-		writes[i].Changes = append(writes[i].Changes, nhisync.Change{Field: o.Field, Old: o.Old, New: o.New})
+		writes[i].Changes = append(writes[i].Changes, nhisync.Change{Field: o.Field, Old: o.Old, New: o.New, Reason: o.Rule})
 		groups[i] = append(groups[i], o)
 	}
 	results, err := conn.Apply(ctx, writes)

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -312,4 +313,45 @@ func TestDismissRepairs(t *testing.T) {
 	if sum.Quarantined+sum.WritesPlanned != 0 {
 		t.Fatalf("not quiet after dismiss\n%s", actions(sum))
 	}
+}
+
+// recordingConn keeps the writes a connector was asked to apply.
+type recordingConn struct {
+	nhisync.Connector
+	writes []nhisync.Write
+}
+
+func (c *recordingConn) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	c.writes = append(c.writes, ws...)
+	return c.Connector.Apply(ctx, ws)
+}
+
+// A write tells the connector why its value is golden (source and rule),
+// so a system that keeps a message with a change (a git commit) can say so.
+func TestWritesCarryTheirReason(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "bot")},
+		"cmdb.json":    {sa("c1", "aws", "bot", "owner", "cmdb@example.com")},
+		"catalog.json": {sa("k1", "aws", "bot", "steward", "cat@example.com")},
+	})
+	rec := &recordingConn{}
+	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+		if name != "catalog" {
+			return c
+		}
+		rec.Connector = c
+		return rec
+	}
+	w.sync()
+	for _, wr := range rec.writes {
+		for _, ch := range wr.Changes {
+			if ch.Field == "owner" {
+				if !strings.HasPrefix(ch.Reason, "cmdb: ") || !strings.Contains(ch.Reason, "priority") {
+					t.Fatalf("owner write to the catalog carries reason %q, want cmdb's priority", ch.Reason)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no owner write reached the catalog: %+v", rec.writes)
 }

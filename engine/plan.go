@@ -125,6 +125,7 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 		rc.rec.Outbox = append(rc.rec.Outbox, w)
 	}
 	w.Record, w.Old, w.New, w.Status, w.ApprovalID, w.Cause = rc.rec.Key, cur, gv, status, approvalID, cause
+	w.Rule = goldenReason(rc.rec.Fields[field])
 	w.Attempts, w.NextAt, w.LastError = 0, rc.d.now, ""
 	w.Counts = !cur.IsZero() || (field == nhisync.FieldLifecycle && gv.Text() == nhisync.LifecycleDecommissioned)
 	rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)
@@ -176,6 +177,22 @@ func causeOf(g *nhisync.Golden) string {
 		return g.Source
 	default:
 		return g.Source + ":" + g.Actor
+	}
+}
+
+// goldenReason says why a golden value is what it is, for systems that
+// keep a message with a write (a git commit): its source and the rule that
+// chose it. Rules never quote sensitive values.
+func goldenReason(g *nhisync.Golden) string {
+	switch {
+	case g == nil:
+		return ""
+	case g.Rule == "":
+		return g.Source
+	case g.Source == "":
+		return g.Rule
+	default:
+		return g.Source + ": " + g.Rule
 	}
 }
 

@@ -93,7 +93,9 @@ func TestWriteKeepsCommentsOrderAndOtherDocuments(t *testing.T) {
 	if got := read(t, sys, c)["billing-bot"]["team"]; got != "team-billing" {
 		t.Fatalf("spec.owner of billing-bot = %q", got)
 	}
-	res, err := c.Apply(t.Context(), []nhisync.Write{ownerWrite("payments-bot", "alice@example.com", "carol@example.com")})
+	w := ownerWrite("payments-bot", "alice@example.com", "carol@example.com")
+	w.Changes[0].Reason = "cmdb: priority: cmdb's change wins (higher rank)"
+	res, err := c.Apply(t.Context(), []nhisync.Write{w})
 	if err != nil || res[0].Status != nhisync.WriteApplied {
 		t.Fatalf("Apply: %v %+v", err, res)
 	}
@@ -108,7 +110,7 @@ func TestWriteKeepsCommentsOrderAndOtherDocuments(t *testing.T) {
 	if cm.Author.Name != "Sync Bot" || cm.Author.Email != "sync@example.com" {
 		t.Errorf("author %s <%s>", cm.Author.Name, cm.Author.Email)
 	}
-	if !strings.HasPrefix(cm.Message, "nhisync: catalog owners\n") || !strings.Contains(cm.Message, `- payments-bot (payments/catalog-info.yaml): owner "alice@example.com" → "carol@example.com"`) {
+	if !strings.HasPrefix(cm.Message, "nhisync: catalog owners\n") || !strings.Contains(cm.Message, `- payments-bot (payments/catalog-info.yaml): owner "alice@example.com" → "carol@example.com" (cmdb: priority: cmdb's change wins (higher rank))`) {
 		t.Errorf("commit message:\n%s", cm.Message)
 	}
 	// One commit per batch; nothing to do makes no commit.

@@ -192,7 +192,11 @@ func (a *applier) store(e *entity, id string, todo []pending) error {
 		} else if err := p.fd.path.SetNode(e.ch.node, native.EncodeNode(v, old)); err != nil {
 			return a.c.errorf(nhisync.EINVALID, "%s: %s", e.file.path, nhisync.ErrorMessage(err))
 		}
-		parts = append(parts, fmt.Sprintf("%s %s → %s", p.ch.Field, a.show(p.ch.Field, p.ch.Old), a.show(p.ch.Field, p.ch.New)))
+		part := fmt.Sprintf("%s %s → %s", p.ch.Field, a.show(p.ch.Field, p.ch.Old), a.show(p.ch.Field, p.ch.New))
+		if p.ch.Reason != "" {
+			part += " (" + p.ch.Reason + ")"
+		}
+		parts = append(parts, part)
 	}
 	e.ch.dirty = true
 	a.dirty[e.file] = true
