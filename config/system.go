@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultPoll is how often a system without `poll:` is read.
-const DefaultPoll = 30 * time.Second
+const DefaultPoll = time.Minute
 
 // systemNode is a system being built.
 type systemNode struct {
