@@ -33,6 +33,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/audit"
 	"github.com/nhisync/nhisync/config"
@@ -291,6 +292,9 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 	res.Converged = converged
 	if res.Store == "sqlite" {
 		res.StoreBytes = dirBytes(filepath.Join(dir, "nhisync-data"))
+	} else if conn, err := pgx.Connect(ctx, pgDSN); err == nil {
+		_ = conn.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&res.StoreBytes)
+		conn.Close(ctx)
 	}
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
