@@ -75,8 +75,12 @@ func (e *Engine) Drift(ctx context.Context) ([]DriftItem, error) {
 		return nil, err
 	}
 	// Records missing from a system while the guard holds their
-	// retirement (retire.go).
-	held, err := e.heldVanishingDrift(ctx, pending)
+	// retirement, or after a person rejected it (retire.go).
+	rejected, err := e.store.Approvals(ctx, nhisync.ItemFilter{Status: nhisync.StatusRejected})
+	if err != nil {
+		return nil, err
+	}
+	held, err := e.heldVanishingDrift(ctx, append(slices.Clip(pending), rejected...))
 	if err != nil {
 		return nil, err
 	}

@@ -56,10 +56,10 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 	if retiring <= limit {
 		p.markVanished(name, gone)
 		for _, a := range held {
-			if a.Status != nhisync.StatusPending {
-				continue
-			}
 			why := fmt.Sprintf("its records reappeared in %s before anyone approved: none was retired", name)
+			if a.Status == nhisync.StatusRejected {
+				why = fmt.Sprintf("its records reappeared in %s", name)
+			}
 			if len(gone) > 0 {
 				why = fmt.Sprintf("records reappeared in %s; the %d still missing are within the guard's limit and are handled by this pass", name, len(gone))
 			}
@@ -83,10 +83,10 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 	if err != nil {
 		return err
 	}
+	// A rejected request closes too: what it said no to is no longer
+	// what is missing, and only a current one is listed as drift.
 	for _, a := range held {
-		if a.Status == nhisync.StatusPending {
-			p.closeVanishGuard(a, id, fmt.Sprintf("what vanished from %s changed (%d records then, %d now); guard request %d replaces it", name, len(a.Vanished), len(ids), id))
-		}
+		p.closeVanishGuard(a, id, fmt.Sprintf("what vanished from %s changed (%d records then, %d now); guard request %d replaces it", name, len(a.Vanished), len(ids), id))
 	}
 	a := &nhisync.Approval{ID: id, Kind: r.kind.Name, Field: nhisync.FieldLifecycle, System: name, Guard: true, Count: retiring, Sample: sample, Vanished: ids,
 		Value: nhisync.Str(fmt.Sprintf("retire %d records", retiring)), Status: nhisync.StatusPending, At: p.now, RequestedBy: name,
@@ -127,8 +127,11 @@ func (p *pass) vanishGuards(ctx context.Context, system string) ([]*nhisync.Appr
 	return out, nil
 }
 
-// closeVanishGuard supersedes a pending vanish guard request: by the
-// request by (0 when none replaces it), for reason.
+// closeVanishGuard supersedes a vanish guard request, pending or
+// rejected, once what it held is no longer what is missing: by the
+// request by (0 when none replaces it), for reason. A rejected request
+// stays in force only while exactly its records stay missing, so Drift
+// can list them (heldVanishingDrift).
 func (p *pass) closeVanishGuard(a *nhisync.Approval, by int64, reason string) {
 	a.Status, a.Decided, a.SupersededBy = nhisync.StatusSuperseded, p.now, by
 	a.Reason += "; superseded: " + reason
@@ -276,20 +279,26 @@ func (e *Engine) heldRecords(ctx context.Context, a *nhisync.Approval, fn func(*
 }
 
 // heldVanishingDrift lists, for Drift, the records that are missing from
-// a system while one of the pending guard requests holds their
-// retirement: the system no longer holds them although their link stays
-// live, so the estate is not in step until a person decides (or the
-// records reappear).
-func (e *Engine) heldVanishingDrift(ctx context.Context, pending []*nhisync.Approval) ([]DriftItem, error) {
+// a system while a guard request holds their retirement: pending (a
+// person has not decided yet) or rejected (a person said they stay; the
+// system still lacks them). The system no longer holds them although
+// their link stays live, so the estate is not in step until they
+// reappear or a person decides.
+func (e *Engine) heldVanishingDrift(ctx context.Context, held []*nhisync.Approval) ([]DriftItem, error) {
 	var out []DriftItem
-	for _, a := range pending {
+	for _, a := range held {
 		if !a.HoldsVanishing() {
 			continue
 		}
+		reason := DriftGuard
 		detail := fmt.Sprintf("missing from %s; guard request %d holds its retirement: nhisync approvals", a.System, a.ID)
+		if a.Status == nhisync.StatusRejected {
+			reason = DriftRejected
+			detail = fmt.Sprintf("missing from %s; %s rejected retiring it (guard request %d), so it stays active: restore it in %s, or retire it there and in golden", a.System, a.DecidedBy, a.ID, a.System)
+		}
 		err := e.heldRecords(ctx, a, func(rec *nhisync.Record, _ *nhisync.Link) error {
 			out = append(out, DriftItem{Kind: rec.Kind, Record: rec.Key, RecordID: rec.ID, Field: nhisync.FieldLifecycle, System: a.System,
-				Golden: rec.Value(nhisync.FieldLifecycle), Reason: DriftGuard, Detail: detail})
+				Golden: rec.Value(nhisync.FieldLifecycle), Reason: reason, Detail: detail})
 			return nil
 		})
 		if err != nil {

@@ -265,6 +265,43 @@ func TestRejectedVanishGuardIsNotAskedAgain(t *testing.T) {
 	if sum := w.sync(); sum.ApprovalsRequested != 0 || sum.Retired != 0 {
 		t.Fatalf("asked again after a rejection\n%s", actions(sum))
 	}
+	// Not asked again, but not in step either: the idp still lacks all 40
+	// records, and drift says so with the rejection.
+	items, err := w.engine().Drift(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for _, it := range items {
+		if it.System == "idp" && it.Reason == engine.DriftRejected && strings.Contains(it.Detail, "ops rejected") {
+			missing++
+		}
+	}
+	if missing != 40 {
+		t.Fatalf("drift lists %d of the 40 records missing from idp after the rejection: %+v", missing, items)
+	}
+	// The records come back: the rejected request closes, and nothing is
+	// missing any more.
+	w.put("idp.json", estate(40)["idp.json"])
+	w.sync()
+	if got := w.vanishGuards(nhisync.StatusRejected); len(got) != 0 {
+		t.Fatalf("rejected request still in force after the records reappeared: %+v", got)
+	}
+	items, err = w.engine().Drift(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.System == "idp" && it.Field == nhisync.FieldLifecycle {
+			t.Fatalf("drift after the records reappeared: %+v", it)
+		}
+	}
+	// Emptied again: a new request is asked, since the rejection was about
+	// a vanishing that ended.
+	w.put("idp.json", []map[string]any{})
+	if sum := w.sync(); sum.ApprovalsRequested != 1 || sum.Retired != 0 {
+		t.Fatalf("a new vanishing after the records came back is not asked about\n%s", actions(sum))
+	}
 }
 
 // TestNewerWriteGuardSupersedesOlder reproduces issue 5, observation 3:
