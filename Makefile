@@ -66,8 +66,11 @@ unit:
 		$(GO) test -count=1 $$p || exit 1; \
 	done
 
+BENCH_N ?= 100000
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/nhisync-bench -n $(BENCH_N) -json
 
 FUZZTIME ?= 10s
 
