@@ -53,6 +53,9 @@ over their fields, e.g.  --where 'owner == "" && lifecycle == "active"'
 or  --where '"pii" in classification'.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return usagef("--limit %d: give 0 (every record) or more", limit)
+			}
 			return g.with(cmd.Context(), false, func(a *app) error {
 				if kind != "" && a.cfg.Kinds[kind] == nil {
 					return nhisync.Errorf(nhisync.EINVALID, "no kind %q in the config; kinds: %s", kind, strings.Join(a.cfg.KindNames, ", "))

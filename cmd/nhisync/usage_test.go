@@ -32,6 +32,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad output", []string{"-o", "yaml", "records"}, exitInvalid, "table or json"},
 		{"flag without value", []string{"records", "--kind"}, exitInvalid, "needs an argument"},
 		{"bad flag value", []string{"records", "--limit", "many"}, exitInvalid, "invalid argument"},
+		{"negative limit", []string{"records", "--limit", "-1"}, exitInvalid, "--limit -1: give 0"},
 		{"extra argument", []string{"records", "extra"}, exitInvalid, "takes no arguments"},
 		{"missing argument", []string{"show"}, exitInvalid, "usage: nhisync show KIND/KEY"},
 		{"too many arguments", []string{"explain", "service_account/bot-one"}, exitInvalid, "usage: nhisync explain"},
