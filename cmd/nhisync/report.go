@@ -84,8 +84,12 @@ func (f *reportFlags) addFailOn(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding of this severity (high, medium, low) or a higher one exists")
 }
 
-func (f *reportFlags) options() report.Options {
-	return report.Options{Kind: f.kind, System: f.system, Where: f.where}
+// reporter makes the Reporter the flags select, with the engine's drift
+// (report drift and the evidence pack's findings ask the planner why).
+func (f *reportFlags) reporter(a *app) (*report.Reporter, error) {
+	opt := report.Options{Kind: f.kind, System: f.system, Where: f.where}
+	opt.Drift = a.engine.Drift
+	return report.New(a.cfg, a.store, opt)
 }
 
 func findingsCmd(g *globals, name string) *cobra.Command {
@@ -104,9 +108,7 @@ func findingsCmd(g *globals, name string) *cobra.Command {
 				failOn = s
 			}
 			return g.with(cmd.Context(), false, func(a *app) error {
-				opt := fl.options()
-				opt.Drift = a.engine.Drift
-				rp, err := report.New(a.cfg, a.store, opt)
+				rp, err := fl.reporter(a)
 				if err != nil {
 					return err
 				}
@@ -263,9 +265,7 @@ inclusion proof without nhisync. -o json prints the same content.`,
 				return usagef("evidence is HTML (--out FILE.html) or JSON (-o json), not %s", g.output)
 			}
 			return g.with(cmd.Context(), false, func(a *app) error {
-				opt := fl.options()
-				opt.Drift = a.engine.Drift
-				rp, err := report.New(a.cfg, a.store, opt)
+				rp, err := fl.reporter(a)
 				if err != nil {
 					return err
 				}
