@@ -232,6 +232,8 @@ func unavailable(op string, err error) *nhisync.Error {
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin shutdown, crash shutdown, cannot connect now
 			pe.Code == "53300": // too many connections
 			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: "the PostgreSQL store is unreachable (" + pe.Message + "): nothing of this step was written; the next run resumes", Err: err}
+		case pe.Code == "25P03": // idle_in_transaction_session_timeout
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: "the PostgreSQL store ended this process's session: it held a transaction open past idle_in_transaction_session_timeout (was the process stopped or stalled?); nothing of this step was written, and the next run resumes", Err: err}
 		case pe.Code == "28P01", pe.Code == "28000", pe.Code == "3D000":
 			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: "the PostgreSQL store refused the login (" + pe.Message + ")", Err: err}
 		}

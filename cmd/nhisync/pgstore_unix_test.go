@@ -95,7 +95,10 @@ func TestStalledSyncCannotCommitOnPostgres(t *testing.T) {
 		if err == nil {
 			t.Fatalf("the stalled sync committed after another process took its lease over and ran a pass:\n%s", msg)
 		}
-		if !strings.Contains(msg, "no longer holds the pass lease") && !strings.Contains(msg, "unreachable") {
+		// Under load the server may end the stalled session first
+		// (idle_in_transaction_session_timeout): that is a loss of its
+		// session, said as such, and equally keeps it from committing.
+		if !strings.Contains(msg, "no longer holds the pass lease") && !strings.Contains(msg, "unreachable") && !strings.Contains(msg, "ended this process's session") {
 			t.Errorf("the stalled sync failed without saying it lost its lease or its session: %v\n%s", err, msg)
 		}
 		t.Logf("the stalled sync: %v: %s", err, strings.TrimSpace(msg))
