@@ -247,11 +247,19 @@ func LeafHash(leaf []byte) []byte {
 // Seal sets PrevHash and Hash of e, the entry after prev (whose hash is
 // prevHash, "" for the first entry). It returns the leaf bytes.
 func (e *AuditEntry) Seal(prevHash string) []byte {
+	leaf, _ := e.SealLeaf(prevHash)
+	return leaf
+}
+
+// SealLeaf is Seal, also returning the leaf hash (what Hash encodes), so
+// a store that feeds the notary does not hash the leaf a second time.
+func (e *AuditEntry) SealLeaf(prevHash string) (leaf, leafHash []byte) {
 	e.PrevHash = prevHash
 	e.Hash = ""
-	leaf := e.LeafBytes()
-	e.Hash = base64.StdEncoding.EncodeToString(LeafHash(leaf))
-	return leaf
+	leaf = e.LeafBytes()
+	leafHash = LeafHash(leaf)
+	e.Hash = base64.StdEncoding.EncodeToString(leafHash)
+	return leaf, leafHash
 }
 
 // SensitiveValue returns what the audit log keeps of a sensitive value:

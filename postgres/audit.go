@@ -250,10 +250,10 @@ func appendAudit(ctx context.Context, tx pgx.Tx, b *nhisync.Batch, notary nhisyn
 			last = e.Time
 			seq++
 			e.Seq = seq
-			leaf := e.Seal(prev)
+			leaf, h := e.SealLeaf(prev)
 			prev = e.Hash
 			if notary != nil {
-				leaves = append(leaves, nhisync.LeafHash(leaf))
+				leaves = append(leaves, h)
 			}
 			seqs[j], leafs[j], hashes[j] = e.Seq, leaf, e.Hash
 			if e.RecordID != 0 {

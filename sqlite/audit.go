@@ -225,10 +225,10 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 		last = e.Time
 		seq++
 		e.Seq = seq
-		leaf := e.Seal(prev)
+		leaf, h := e.SealLeaf(prev)
 		prev = e.Hash
 		if notary != nil {
-			leaves = append(leaves, nhisync.LeafHash(leaf))
+			leaves = append(leaves, h)
 		}
 		return append(args, e.Seq, nullID(e.RecordID), leaf, e.Hash)
 	}, nil)
