@@ -2,6 +2,7 @@ package nhisync
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -204,4 +205,76 @@ type Store interface {
 	TokenStore
 
 	Close() error
+}
+
+// Check refuses a batch the caller built wrong (an item without its ID,
+// a link without its system or external id), before a store writes
+// anything. Every Store.Commit calls it; the error is EINVALID.
+func (b *Batch) Check() *Error {
+	for _, r := range b.Records {
+		if r == nil || r.ID <= 0 {
+			return Errorf(EINVALID, "a record in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, l := range b.Links {
+		if l == nil || l.System == "" || l.ExternalID == "" {
+			return Errorf(EINVALID, "a link in the batch has no system or external id")
+		}
+	}
+	for _, c := range b.Conflicts {
+		if c == nil || c.ID <= 0 {
+			return Errorf(EINVALID, "a conflict in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, q := range b.Quarantine {
+		if q == nil || q.ID <= 0 {
+			return Errorf(EINVALID, "a quarantine item in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, a := range b.Approvals {
+		if a == nil || a.ID <= 0 {
+			return Errorf(EINVALID, "an approval in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, w := range b.Outbox {
+		if w == nil || w.ID <= 0 {
+			return Errorf(EINVALID, "an outbox write in the batch has no ID (take IDs from NewIDs)")
+		}
+	}
+	for _, st := range b.Systems {
+		if st == nil || st.Name == "" {
+			return Errorf(EINVALID, "a system state in the batch has no name")
+		}
+	}
+	for _, e := range b.Audit {
+		if e == nil {
+			return Errorf(EINVALID, "an audit entry in the batch is nil")
+		}
+	}
+	return nil
+}
+
+// CoveredHead refuses (ECONFLICT) an audit log whose head (seq entries,
+// the last hashing to hash) is not exactly the one the latest checkpoint
+// covers: a store checks it before it signs new entries, so it never
+// signs entries it did not append. latest is nil for a log never signed.
+func CoveredHead(latest *Checkpoint, seq int64, hash string) error {
+	var covered int64
+	if latest != nil {
+		covered = latest.Size
+	}
+	switch {
+	case seq > covered:
+		return &Error{Code: ECONFLICT, Message: fmt.Sprintf(
+			"the audit log holds entries %d to %d that no signed checkpoint covers (appended outside nhisync, or checkpoints deleted?): nhisync will not sign entries it did not write; run nhisync audit verify, and restore the store from a backup",
+			covered+1, seq)}
+	case seq < covered:
+		return &Error{Code: ECONFLICT, Message: fmt.Sprintf(
+			"the audit log holds %d entries but its latest checkpoint was signed at size %d (tail deleted?): run nhisync audit verify, and restore the store from a backup",
+			seq, covered)}
+	case latest != nil && latest.LastHash != "" && latest.LastHash != hash:
+		return &Error{Code: ECONFLICT, Message: fmt.Sprintf(
+			"audit entry %d is not the one the latest checkpoint covers (edited?): run nhisync audit verify, and restore the store from a backup", seq)}
+	}
+	return nil
 }

@@ -34,7 +34,7 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 	if b == nil || b.Empty() {
 		return nil
 	}
-	if err := checkBatch(b); err != nil {
+	if err := b.Check(); err != nil {
 		err.Op = op
 		return err
 	}
@@ -65,52 +65,6 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf(
 				"the decisions and their checkpoint (size %d) are committed, but publishing the checkpoint failed: %s; fix audit.publish, then run again (the next checkpoint is published with it)",
 				cp.Size, nhisync.ErrorMessage(err)), Err: err}
-		}
-	}
-	return nil
-}
-
-// checkBatch refuses a batch the caller built wrong, before anything is
-// written.
-func checkBatch(b *nhisync.Batch) *nhisync.Error {
-	for _, r := range b.Records {
-		if r == nil || r.ID <= 0 {
-			return nhisync.Errorf(nhisync.EINVALID, "a record in the batch has no ID (take IDs from NewIDs)")
-		}
-	}
-	for _, l := range b.Links {
-		if l == nil || l.System == "" || l.ExternalID == "" {
-			return nhisync.Errorf(nhisync.EINVALID, "a link in the batch has no system or external id")
-		}
-	}
-	for _, c := range b.Conflicts {
-		if c == nil || c.ID <= 0 {
-			return nhisync.Errorf(nhisync.EINVALID, "a conflict in the batch has no ID (take IDs from NewIDs)")
-		}
-	}
-	for _, q := range b.Quarantine {
-		if q == nil || q.ID <= 0 {
-			return nhisync.Errorf(nhisync.EINVALID, "a quarantine item in the batch has no ID (take IDs from NewIDs)")
-		}
-	}
-	for _, a := range b.Approvals {
-		if a == nil || a.ID <= 0 {
-			return nhisync.Errorf(nhisync.EINVALID, "an approval in the batch has no ID (take IDs from NewIDs)")
-		}
-	}
-	for _, w := range b.Outbox {
-		if w == nil || w.ID <= 0 {
-			return nhisync.Errorf(nhisync.EINVALID, "an outbox write in the batch has no ID (take IDs from NewIDs)")
-		}
-	}
-	for _, st := range b.Systems {
-		if st == nil || st.Name == "" {
-			return nhisync.Errorf(nhisync.EINVALID, "a system state in the batch has no name")
-		}
-	}
-	for _, e := range b.Audit {
-		if e == nil {
-			return nhisync.Errorf(nhisync.EINVALID, "an audit entry in the batch is nil")
 		}
 	}
 	return nil

@@ -204,7 +204,7 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 		if latest, err = latestCheckpoint(ctx, tx); err != nil {
 			return nil, err
 		}
-		if err := coveredHead(latest, seq, prev); err != nil {
+		if err := nhisync.CoveredHead(latest, seq, prev); err != nil {
 			return nil, err
 		}
 		if latest != nil && latest.State == nil {
@@ -249,29 +249,6 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 		return nil, err
 	}
 	return cp, nil
-}
-
-// coveredHead refuses a log whose head (seq entries, the last hashing to
-// hash) is not exactly the one the latest checkpoint covers.
-func coveredHead(latest *nhisync.Checkpoint, seq int64, hash string) error {
-	var covered int64
-	if latest != nil {
-		covered = latest.Size
-	}
-	switch {
-	case seq > covered:
-		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
-			"the audit log holds entries %d to %d that no signed checkpoint covers (appended outside nhisync, or checkpoints deleted?): nhisync will not sign entries it did not write; run nhisync audit verify, and restore the store from a backup",
-			covered+1, seq)}
-	case seq < covered:
-		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
-			"the audit log holds %d entries but its latest checkpoint was signed at size %d (tail deleted?): run nhisync audit verify, and restore the store from a backup",
-			seq, covered)}
-	case latest != nil && latest.LastHash != "" && latest.LastHash != hash:
-		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
-			"audit entry %d is not the one the latest checkpoint covers (edited?): run nhisync audit verify, and restore the store from a backup", seq)}
-	}
-	return nil
 }
 
 // auditTail returns the last entry's seq, hash and time (zeros for an
