@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -234,6 +235,19 @@ func validUTF8(v Value) Value {
 		return SetOf(elems...) // sorted again: replacing bytes can reorder
 	}
 	return Value{s: strings.ToValidUTF8(v.s, "\uFFFD")}
+}
+
+// LeafTime returns the time an audit leaf records; a store uses it to
+// keep entry times from running backwards. A leaf that does not decode is
+// an error (the log was tampered with or is corrupt).
+func LeafTime(leaf []byte) (time.Time, error) {
+	var e struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.Unmarshal(leaf, &e); err != nil {
+		return time.Time{}, fmt.Errorf("leaf does not decode: %w", err)
+	}
+	return e.Time, nil
 }
 
 // LeafHash returns the RFC 6962 leaf hash H(0x00 ‖ leaf).

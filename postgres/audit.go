@@ -299,13 +299,11 @@ func auditTail(ctx context.Context, q querier) (int64, string, time.Time, error)
 	if err != nil {
 		return 0, "", time.Time{}, err
 	}
-	var e struct {
-		Time time.Time `json:"time"`
+	at, err := nhisync.LeafTime(leaf)
+	if err != nil {
+		return 0, "", time.Time{}, fmt.Errorf("audit entry %d: %w", seq, err)
 	}
-	if err := json.Unmarshal(leaf, &e); err != nil {
-		return 0, "", time.Time{}, fmt.Errorf("audit entry %d: leaf does not decode: %w", seq, err)
-	}
-	return seq, hash, e.Time, nil
+	return seq, hash, at, nil
 }
 
 // leafHashes returns the RFC 6962 leaf hashes of entries 1 to n.
