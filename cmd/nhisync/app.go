@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -89,12 +92,18 @@ func (g *globals) open(ctx context.Context, connect bool) (*app, error) {
 
 // with opens the config and the store (with connect, every system too),
 // runs f, and closes them.
-func (g *globals) with(ctx context.Context, connect bool, f func(a *app) error) error {
+func (g *globals) with(ctx context.Context, connect bool, f func(a *app) error) (err error) {
 	a, err := g.open(ctx, connect)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer func() {
+		// A failed close after a command that succeeded still exits 1;
+		// it goes to stderr only, as the command may have printed JSON.
+		if cerr := a.Close(); cerr != nil && err == nil {
+			err = &reportedError{cerr}
+		}
+	}()
 	return f(a)
 }
 
@@ -142,14 +151,28 @@ func (a *app) connect(ctx context.Context) error {
 }
 
 // Close releases the connectors and the store.
-func (a *app) Close() {
+//
+// Everything a command decided is committed before Close, so a failure
+// here loses nothing, but it is still said: it names the store or the
+// system whose close failed.
+func (a *app) Close() error {
 	a.progress.done()
-	for _, c := range a.conns {
-		_ = c.Close()
+	var errs []error
+	names := slices.Sorted(maps.Keys(a.conns))
+	for _, name := range names {
+		if err := a.conns[name].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing system %s: %s", name, nhisync.ErrorMessage(err)))
+		}
 	}
 	if a.store != nil {
-		_ = a.store.Close()
+		if err := a.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the store: %s", nhisync.ErrorMessage(err)))
+		}
 	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Message: errors.Join(errs...).Error() + " (what this command decided is committed)"}
 }
 
 // actor returns the person acting: --as, else $NHISYNC_ACTOR, else the
