@@ -1,31 +1,38 @@
 // Command nhisync-bench measures nhisync end to end on a generated estate
-// of N non-human identities across three systems — a CMDB export (CSV),
-// a data catalog (CSV) and an identity provider (a SQLite table) — with
-// the embedded SQLite store: the read floor (best of three, reading,
-// decoding, canonicalising and hashing every input), the first pass, a
-// quiet pass, and a pass after drift in a share of the records. Per pass it
-// prints wall and CPU time, writes, audit entries, peak memory and phases,
-// and checks that every system converged to golden after the first and
-// drift passes (SPEC §8 targets).
+// of N non-human identities across three systems — an identity provider
+// (a SQLite table of 25 columns), a CMDB export (CSV, 26 columns) and a
+// data catalog (CSV, 22 columns, no id column) — mapping ten fields (sets
+// merged, an enum resolved strictest, a time, strings with authority, an
+// enum settled by a person, an int, two rules) with a few percent of each
+// kind of disagreement (estate.go: owners differing, labels merged,
+// lifecycle conflicts, quarantined owners, unmatched catalog rows, idp
+// records vanishing before the drift pass). It times, with the embedded
+// SQLite store, the read floor (best of three: reading, decoding,
+// canonicalising and hashing every input), the first pass, a quiet pass
+// and a pass after drift. Per pass it prints wall and CPU time, writes,
+// audit entries, peak memory and phases, and checks after the first and
+// drift passes that every system holds the golden values except where
+// engine.Drift says why not (held, quarantined, conflicted, reported).
 //
 //	go run ./cmd/nhisync-bench -n 100000
+//	go run ./cmd/nhisync-bench -n 100000,300000 -md
+//	go run ./cmd/nhisync-bench -n 100000 -profile-pass first -cpuprofile cpu.out -memprofile heap.out
 //	go run ./cmd/nhisync-bench -n 100000 --pg postgres://postgres@127.0.0.1:5432/nhisync_bench?sslmode=disable
 package main
 
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
-	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,48 +51,18 @@ import (
 	"github.com/nhisync/nhisync/sqlite"
 )
 
-const benchConfig = `version: 1
-store: sqlite:./nhisync-data/nhisync.db
-kinds:
-  service_account:
-    match: [platform, name]
-    create_from: [idp, cmdb]
-    retire_from: [idp]
-    fields:
-      name:           { type: string, required: true }
-      platform:       { type: string, required: true }
-      owner:          { type: string, authority: [cmdb, catalog] }
-      classification: { type: set, resolve: merge }
-      lifecycle:      { type: enum, values: [active, rotation_due, suspended, decommissioned], resolve: strictest }
-    rules:
-      - name: owner-is-email
-        check: owner == "" || owner.matches('^[^@\\s]+@[^@\\s]+$')
-systems:
-  idp:
-    connector: sql
-    kind: service_account
-    dsn: sqlite:./idp.db
-    table: accounts
-    id: id
-    fields: { name: name, platform: platform, lifecycle: status }
-  cmdb:
-    connector: file
-    kind: service_account
-    path: ./cmdb.csv
-    id: sys_id
-    guard: off
-    fields: { name: name, platform: platform, owner: owned_by, lifecycle: status, classification: tags }
-  catalog:
-    connector: file
-    kind: service_account
-    path: ./catalog.csv
-    guard: off
-    fields: { name: name, platform: platform, owner: steward, classification: tags }
-`
+// options are the command's flags.
+type options struct {
+	ns                     []int
+	drift                  float64
+	dir                    string
+	asJSON, asMD           bool
+	cpuProfile, memProfile string
+	profilePass, pgDSN     string
+}
 
-var profile, profilePass, pgDSN string
-
-// result is what -json prints (issue 10's shape, plus cpu_seconds).
+// result is what -json prints: issue 10's shape, plus CPU seconds, the
+// estate's disagreement mix and what the convergence checks held back.
 type result struct {
 	Records      int          `json:"records"`
 	Systems      int          `json:"systems"`
@@ -94,20 +71,40 @@ type result struct {
 	Passes       []passResult `json:"passes"`
 	StoreBytes   int64        `json:"store_bytes"`
 	Converged    bool         `json:"converged"`
-	DriftRecords int          `json:"drift_records"`
+	// GenerateSeconds is the time generating the estate took (in no pass).
+	GenerateSeconds float64 `json:"generate_seconds"`
+	Mix             mix     `json:"mix"`
 }
 
 // passResult is one pass: wall and CPU (user + system) seconds, writes
 // applied, audit entries appended, the process's peak RSS during the pass,
-// and wall seconds per phase.
+// wall seconds per phase, and (after the first and drift passes) what the
+// convergence check found.
 type passResult struct {
-	Name         string  `json:"name"`
-	Seconds      float64 `json:"seconds"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	Writes       int     `json:"writes"`
-	AuditEntries int64   `json:"audit_entries"`
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
-	Phases       phases  `json:"phases"`
+	Name         string       `json:"name"`
+	Seconds      float64      `json:"seconds"`
+	CPUSeconds   float64      `json:"cpu_seconds"`
+	Writes       int          `json:"writes"`
+	AuditEntries int64        `json:"audit_entries"`
+	PeakRSSBytes int64        `json:"peak_rss_bytes"`
+	Phases       phases       `json:"phases"`
+	Summary      passSummary  `json:"summary"`
+	Check        *checkResult `json:"check,omitempty"`
+}
+
+// passSummary is the engine's account of a pass, the part the mix shows.
+type passSummary struct {
+	Created         int `json:"created"`
+	Accepted        int `json:"accepted"`
+	Refused         int `json:"refused"`
+	Merged          int `json:"merged"`
+	Quarantined     int `json:"quarantined"`
+	ConflictsOpened int `json:"conflicts_opened"`
+	OpenUnmatched   int `json:"open_unmatched"`
+	Retired         int `json:"retired"`
+	WritesPlanned   int `json:"writes_planned"`
+	WritesHeld      int `json:"writes_held"`
+	WritesFailed    int `json:"writes_failed"`
 }
 
 // phases splits a pass's wall time: read (state and every system),
@@ -131,50 +128,127 @@ func cpuSeconds() float64 {
 }
 
 func main() {
-	n := flag.Int("n", 100000, "number of NHIs")
-	drift := flag.Float64("drift", 0.01, "share of CMDB records whose owner changes before the drift pass")
-	dir := flag.String("dir", "", "work directory (default: a new temporary one, removed afterwards)")
-	asJSON := flag.Bool("json", false, "print the result as JSON")
-	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
-	flag.StringVar(&profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
-	flag.StringVar(&pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
+	var o options
+	ns := flag.String("n", "100000", "number of NHIs; several, comma-separated (100000,300000), run one after the other")
+	flag.Float64Var(&o.drift, "drift", 0.01, "share of NHIs changed in a system before the drift pass")
+	flag.StringVar(&o.dir, "dir", "", "work directory, kept (default: a new temporary one, removed afterwards)")
+	flag.BoolVar(&o.asJSON, "json", false, "print the result as JSON (an array when -n names several)")
+	flag.BoolVar(&o.asMD, "md", false, "print a Markdown results table (the README's)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile right after one pass (-profile-pass) to this file: in use at the pass's last GC, allocations since start")
+	flag.StringVar(&o.profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
+	flag.StringVar(&o.pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
 	flag.Parse()
-	if err := run(*n, *drift, *dir, *asJSON); err != nil {
+	var err error
+	if o.ns, err = parseNs(*ns); err == nil && o.pgDSN != "" && len(o.ns) > 1 {
+		err = fmt.Errorf("--pg takes one -n: each run needs an empty database")
+	}
+	if err == nil && o.asJSON && o.asMD {
+		err = fmt.Errorf("-json and -md: give one")
+	}
+	if err == nil && (flag.NArg() > 0 || !slices.Contains([]string{"first", "quiet", "drift"}, o.profilePass)) {
+		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-profile-pass first|quiet|drift] [--pg DSN]")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
+		os.Exit(2)
+	}
+	if err := runAll(os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, drift float64, dir string, asJSON bool) error {
+// parseNs reads -n: one or more positive counts.
+func parseNs(s string) ([]int, error) {
+	var ns []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(f), "_", ""))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-n %q: want positive counts, comma-separated", s)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+// runAll runs the bench at every -n and prints the results; it fails
+// (after printing them) when any run did not converge.
+func runAll(w io.Writer, o options) error {
+	var results []*result
+	m := machineNow()
+	for _, n := range o.ns {
+		dir := o.dir
+		if dir != "" && len(o.ns) > 1 {
+			dir = filepath.Join(dir, "n"+strconv.Itoa(n))
+		}
+		res, err := run(n, dir, o)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+		if !o.asJSON && !o.asMD {
+			printText(w, res)
+		}
+	}
+	switch {
+	case o.asJSON && len(results) == 1:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results[0]); err != nil {
+			return err
+		}
+	case o.asJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return err
+		}
+	case o.asMD:
+		printMarkdown(w, m, results)
+	}
+	for _, r := range results {
+		if !r.Converged {
+			return fmt.Errorf("the estate of %d NHIs did not converge (see the check of each pass)", r.Records)
+		}
+	}
+	return nil
+}
+
+func run(n int, dir string, o options) (*result, error) {
 	ctx := context.Background()
 	if dir == "" {
 		d, err := os.MkdirTemp("", "nhisync-bench-")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer os.RemoveAll(d)
 		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "generating %d NHIs in %s…\n", n, dir)
-	if err := generate(dir, n); err != nil {
-		return err
+	genStart := time.Now()
+	es, err := generate(dir, n, defaultMix(o.drift))
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "nhisync.yaml")
 	if err := os.WriteFile(cfgPath, []byte(benchConfig), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res := result{Records: n, Systems: len(cfg.SystemNames)}
+	res := &result{Records: n, Systems: len(cfg.SystemNames), GenerateSeconds: time.Since(genStart).Seconds(), Mix: es.mix}
 
 	// The floor, best of three: read and decode every input, and the
 	// canonicalisation and hashing change detection needs, nothing else.
 	for range 3 {
 		f, err := floor(ctx, cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if res.FloorSeconds == 0 || f < res.FloorSeconds {
 			res.FloorSeconds = f
@@ -186,15 +260,15 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 	// can be synced by the CLI afterwards.
 	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, cfg.AuditPublish, true, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var store nhisync.Store
-	if pgDSN != "" {
-		store, err = postgres.OpenURL(ctx, pgDSN)
+	if o.pgDSN != "" {
+		store, err = postgres.OpenURL(ctx, o.pgDSN)
 		if err == nil {
 			if n, _, herr := store.AuditHead(ctx); herr != nil || n > 0 {
 				store.Close()
-				return fmt.Errorf("the --pg database already holds a workspace (%d audit entries, %v): give an empty database", n, herr)
+				return nil, fmt.Errorf("the --pg database already holds a workspace (%d audit entries, %v): give an empty database", n, herr)
 			}
 		}
 		res.Store = "postgres"
@@ -203,27 +277,24 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 		res.Store = "sqlite"
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer store.Close()
 	store.SetNotary(keys.Notary)
-	pass := func(label string) (*engine.Summary, error) {
+	pass := func(label string) (*passResult, error) {
 		conns, err := open(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
+		defer closeAll(conns)
 		ts := &timedStore{Store: store}
 		var t phaseClock
 		// The product's own batch size: no WithBatchSize.
 		e := engine.New(cfg, ts, conns, engine.WithAuditSecret(keys.Secret), engine.WithProgress(t.progress))
 		fmt.Fprintf(os.Stderr, "%s pass…\n", label)
-		if profile != "" && label == profilePass {
-			f, err := os.Create(profile)
+		profiled := label == o.profilePass
+		if o.cpuProfile != "" && profiled {
+			f, err := os.Create(o.cpuProfile)
 			if err != nil {
 				return nil, err
 			}
@@ -246,70 +317,110 @@ func run(n int, drift float64, dir string, asJSON bool) error {
 		}
 		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS()}
 		pr.Seconds, pr.Phases = t.finish(ts)
+		if o.memProfile != "" && profiled {
+			if err := writeHeapProfile(o.memProfile); err != nil {
+				return nil, err
+			}
+		}
+		runtime.KeepAlive(sum)
 		after, _, err := store.AuditHead(ctx)
 		if err != nil {
 			return nil, err
 		}
 		pr.AuditEntries = after - entries
+		pr.Summary = passSummary{Created: sum.Created, Accepted: sum.Accepted, Refused: sum.Refused, Merged: sum.Merged,
+			Quarantined: sum.Quarantined, ConflictsOpened: sum.ConflictsOpened, OpenUnmatched: sum.OpenUnmatched,
+			Retired: sum.Retired, WritesPlanned: sum.WritesPlanned, WritesHeld: sum.WritesHeld, WritesFailed: sum.WritesFailed}
 		res.Passes = append(res.Passes, pr)
-		return sum, nil
+		return &res.Passes[len(res.Passes)-1], nil
 	}
 	converged := true
-	check := func(label string) error {
-		bad, err := convergence(ctx, cfg, store)
+	check := func(p *passResult) error {
+		c, err := convergence(ctx, cfg, store)
 		if err != nil {
-			return err
+			return fmt.Errorf("convergence check after the %s pass: %w", p.Name, err)
 		}
-		if bad != "" {
+		p.Check = c
+		if bad := c.String(); bad != "" {
 			converged = false
-			fmt.Fprintf(os.Stderr, "after the %s pass, not converged: %s\n", label, bad)
+			fmt.Fprintf(os.Stderr, "after the %s pass, not converged: %s\n", p.Name, bad)
 		}
 		return nil
 	}
-	if _, err := pass("first"); err != nil {
-		return err
-	}
-	if err := check("first"); err != nil {
-		return err
-	}
-	sum, err := pass("quiet")
+	first, err := pass("first")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if sum.WritesPlanned != 0 {
-		return fmt.Errorf("quiet pass planned %d writes", sum.WritesPlanned)
+	if err := check(first); err != nil {
+		return nil, err
 	}
-	res.DriftRecords, err = driftCMDB(filepath.Join(dir, "cmdb.csv"), drift)
+	quiet, err := pass("quiet")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := pass("drift"); err != nil {
-		return err
+	if quiet.Summary.WritesPlanned != 0 {
+		converged = false
+		fmt.Fprintf(os.Stderr, "the quiet pass planned %d writes, want none\n", quiet.Summary.WritesPlanned)
 	}
-	if err := check("drift"); err != nil {
-		return err
+	if err := es.applyDrift(); err != nil {
+		return nil, fmt.Errorf("drift the systems: %w", err)
+	}
+	drift, err := pass("drift")
+	if err != nil {
+		return nil, err
+	}
+	if drift.Summary.WritesHeld > 0 {
+		converged = false
+		fmt.Fprintf(os.Stderr, "the drift pass held %d writes (a guard tripped?), want none\n", drift.Summary.WritesHeld)
+	}
+	if err := check(drift); err != nil {
+		return nil, err
 	}
 	res.Converged = converged
 	if res.Store == "sqlite" {
 		res.StoreBytes = dirBytes(filepath.Join(dir, "nhisync-data"))
-	} else if conn, err := pgx.Connect(ctx, pgDSN); err == nil {
+	} else if conn, err := pgx.Connect(ctx, o.pgDSN); err == nil {
 		_ = conn.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&res.StoreBytes)
 		conn.Close(ctx)
 	}
-	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	return res, nil
+}
+
+// writeHeapProfile writes the heap profile as it stands: in-use bytes as
+// of the last garbage collection (inside the pass just ended, so near its
+// peak), and allocations since the process started.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("NHIs        %d across %d systems (CSV, CSV, SQLite), %s store, %d CPUs\n", n, res.Systems, res.Store, runtime.NumCPU())
-	fmt.Printf("read floor  %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds)
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func printText(w io.Writer, res *result) {
+	fmt.Fprintf(w, "NHIs        %d across %d systems (SQLite table, CSV, CSV), %s store, %d CPUs; generated in %.1fs\n",
+		res.Records, res.Systems, res.Store, runtime.NumCPU(), res.GenerateSeconds)
+	fmt.Fprintf(w, "read floor  %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds)
 	for _, p := range res.Passes {
-		fmt.Printf("%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
+		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
 			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20,
 			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply)
+		if p.Check != nil {
+			fmt.Fprintf(w, "            after it: held back %s; out of step %d\n", heldBackString(p.Check.HeldBack), p.Check.Bad)
+		}
 	}
-	fmt.Printf("store       %d MiB; converged %v (%d CMDB records drifted)\n", res.StoreBytes>>20, res.Converged, res.DriftRecords)
-	return nil
+	fmt.Fprintf(w, "store       %d MiB; converged %v (%d records drifted, %d idp records vanished)\n",
+		res.StoreBytes>>20, res.Converged, res.Mix.Counts["drift"], res.Mix.Counts["vanished"])
+}
+
+func closeAll(conns map[string]nhisync.Connector) {
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // floor reads and decodes every input and canonicalises and hashes each
@@ -407,97 +518,6 @@ func (t *phaseClock) finish(ts *timedStore) (float64, phases) {
 	}
 }
 
-// convergence checks every system against the golden records: each live
-// link's mapped, written fields hold the golden value, except fields with
-// an open conflict or quarantine item or a pending approval. It returns
-// "" when they all do, else the count and a first example.
-func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) (string, error) {
-	excused := map[string]bool{} // record id, field
-	key := func(id int64, field string) string { return strconv.FormatInt(id, 10) + "\x00" + field }
-	cs, err := store.Conflicts(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen})
-	if err != nil {
-		return "", err
-	}
-	for _, c := range cs {
-		excused[key(c.RecordID, c.Field)] = true
-	}
-	qs, err := store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen})
-	if err != nil {
-		return "", err
-	}
-	for _, q := range qs {
-		excused[key(q.RecordID, q.Field)] = true
-	}
-	as, err := store.Approvals(ctx, nhisync.ItemFilter{Status: nhisync.StatusPending})
-	if err != nil {
-		return "", err
-	}
-	for _, a := range as {
-		excused[key(a.RecordID, a.Field)] = true
-	}
-	var ids []int64
-	if err := store.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error { ids = append(ids, h.ID); return nil }); err != nil {
-		return "", err
-	}
-	// want[system][external id] = the golden record it links to.
-	want := map[string]map[string]*nhisync.Record{}
-	for _, name := range cfg.SystemNames {
-		want[name] = map[string]*nhisync.Record{}
-	}
-	for start := 0; start < len(ids); start += 1000 {
-		recs, err := store.LoadRecords(ctx, ids[start:min(start+1000, len(ids))])
-		if err != nil {
-			return "", err
-		}
-		for _, r := range recs {
-			for _, l := range r.Links {
-				if l.Status == nhisync.LinkLive && want[l.System] != nil {
-					want[l.System][l.ExternalID] = r
-				}
-			}
-		}
-	}
-	conns, err := open(ctx, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	bad, first := 0, ""
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		err := conns[name].Snapshot(ctx, func(obs nhisync.Observation) error {
-			rec := want[name][obs.ID]
-			if rec == nil {
-				return nil // unmatched or disputed: not in step by design
-			}
-			for i, m := range sys.Fields {
-				if i >= len(obs.Values) || !sys.Reads(m.Field) || !sys.Direction.Writes() || !m.Direction.Writes() || excused[key(rec.ID, m.Field)] {
-					continue
-				}
-				got, golden := m.Type.Canonical(obs.Values[i]), m.Type.Canonical(rec.Value(m.Field))
-				if !got.Equal(golden) {
-					bad++
-					if first == "" {
-						first = fmt.Sprintf("%s %s %s = %v, golden %v", name, obs.ID, m.Field, got, golden)
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return "", err
-		}
-	}
-	if bad == 0 {
-		return "", nil
-	}
-	return fmt.Sprintf("%d fields differ from golden (first: %s)", bad, first), nil
-}
-
 // dirBytes returns the size of the files in dir.
 func dirBytes(dir string) int64 {
 	var n int64
@@ -522,114 +542,6 @@ func open(ctx context.Context, cfg *nhisync.Config) (map[string]nhisync.Connecto
 		conns[name] = c
 	}
 	return conns, nil
-}
-
-var (
-	platforms = []string{"aws", "gcp", "azure", "k8s", "github"}
-	statuses  = []string{"active", "active", "active", "rotation_due", "suspended"}
-	tags      = []string{"pii", "pci", "internal", "public", "confidential"}
-)
-
-// generate writes the three systems: every NHI in the idp, 90% in the
-// cmdb, 80% in the catalog; a few owners disagree.
-func generate(dir string, n int) error {
-	r := rand.New(rand.NewPCG(1, 2))
-	db, err := sql.Open("sqlite", filepath.Join(dir, "idp.db"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE accounts(id TEXT PRIMARY KEY, name TEXT, platform TEXT, status TEXT, updated_at TEXT)`); err != nil {
-		return err
-	}
-	cmdbF, err := os.Create(filepath.Join(dir, "cmdb.csv"))
-	if err != nil {
-		return err
-	}
-	defer cmdbF.Close()
-	catF, err := os.Create(filepath.Join(dir, "catalog.csv"))
-	if err != nil {
-		return err
-	}
-	defer catF.Close()
-	cmdb, cat := csv.NewWriter(cmdbF), csv.NewWriter(catF)
-	cmdb.Write([]string{"sys_id", "name", "platform", "owned_by", "status", "tags", "cost_center"})
-	cat.Write([]string{"name", "platform", "steward", "tags", "description"})
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	stmt, err := tx.Prepare(`INSERT INTO accounts VALUES (?,?,?,?,?)`)
-	if err != nil {
-		return err
-	}
-	for i := range n {
-		// Names and ids in no order, as real estates have them: the store
-		// gets keys at random, not appended in order.
-		name := fmt.Sprintf("svc-%016x", uint64(i+1)*0x9e3779b97f4a7c15)
-		platform := platforms[i%len(platforms)]
-		status := statuses[r.IntN(len(statuses))]
-		owner := fmt.Sprintf("team%d@example.com", r.IntN(500))
-		tg := tags[r.IntN(len(tags))] + "," + tags[r.IntN(len(tags))]
-		if _, err := stmt.Exec(guid(r), name, platform, status, "2026-01-01T00:00:00Z"); err != nil {
-			return err
-		}
-		if i%10 != 9 {
-			cmdb.Write([]string{guid(r), name, platform, owner, status, tg, "cc-" + strconv.Itoa(i%40)})
-		}
-		if i%5 != 4 {
-			steward := owner
-			if i%50 == 0 {
-				steward = "other@example.com"
-			}
-			cat.Write([]string{name, platform, steward, tg, "generated"})
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	cmdb.Flush()
-	cat.Flush()
-	if err := cmdb.Error(); err != nil {
-		return err
-	}
-	return cat.Error()
-}
-
-// guid returns a random GUID-like id.
-func guid(r *rand.Rand) string {
-	a, b := r.Uint64(), r.Uint64()
-	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, a>>16&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
-}
-
-// driftCMDB changes the owner of a share of the CMDB's records.
-func driftCMDB(path string, share float64) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	rows, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
-	if err != nil {
-		return 0, err
-	}
-	every := int(1 / share)
-	changed := 0
-	for i := 1; i < len(rows); i++ {
-		if i%every == 0 {
-			rows[i][3] = "drifted" + strconv.Itoa(i) + "@example.com"
-			changed++
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	w := csv.NewWriter(f)
-	if err := w.WriteAll(rows); err != nil {
-		f.Close()
-		return 0, err
-	}
-	return changed, f.Close()
 }
 
 // resetPeakRSS returns freed memory to the system and resets the
