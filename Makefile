@@ -5,7 +5,10 @@
 #                the race run and the plain run side by side, each one
 #                package at a time and naming it as it starts, so a slow
 #                run is visibly alive
-#   make bench   the benchmarks, and the end-to-end benchmark command
+#   make bench   the Go benchmarks (-benchmem), then the end-to-end
+#                benchmark command at BENCH_N NHIs (100000; several,
+#                comma-separated, e.g. 100000,300000) printing BENCH_FORMAT
+#                (-json; -md for the README's table)
 #   make console-screenshots
 #                PNGs of the web console's pages, taken by its headless
 #                Chromium test, in a temporary directory (path printed)
@@ -66,11 +69,12 @@ unit:
 		$(GO) test -count=1 $$p || exit 1; \
 	done
 
-BENCH_N ?= 100000
+BENCH_N      ?= 100000
+BENCH_FORMAT ?= -json
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./cmd/nhisync-bench -n $(BENCH_N) -json
+	$(GO) run ./cmd/nhisync-bench -n $(BENCH_N) $(BENCH_FORMAT)
 
 FUZZTIME ?= 10s
 

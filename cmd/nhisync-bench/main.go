@@ -369,6 +369,10 @@ func run(n int, dir string, o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if drift.Summary.Retired != len(es.vanish) {
+		converged = false
+		fmt.Fprintf(os.Stderr, "the drift pass retired %d of the %d records that vanished from the idp (the retirement guard held them?), want all\n", drift.Summary.Retired, len(es.vanish))
+	}
 	if drift.Summary.WritesHeld > 0 {
 		converged = false
 		fmt.Fprintf(os.Stderr, "the drift pass held %d writes (a guard tripped?), want none\n", drift.Summary.WritesHeld)

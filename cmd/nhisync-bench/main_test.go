@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -8,25 +9,45 @@ import (
 	"testing"
 
 	"github.com/nhisync/nhisync/config"
+	"github.com/nhisync/nhisync/engine"
 	"github.com/nhisync/nhisync/sqlite"
 )
 
-// The bench runs its passes on a small estate and finds it converged;
-// its convergence check does see a system out of step with golden.
+// The bench runs its passes on a small estate and finds it converged,
+// holding back exactly what the estate's mix puts there; its convergence
+// check does see a system out of step with golden.
 func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	dir := t.TempDir()
-	stdout := os.Stdout
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Stdout = devnull
-	_, err = run(300, dir, options{drift: 0.05, profilePass: "quiet"})
-	os.Stdout = stdout
-	devnull.Close()
+	res, err := run(1000, dir, options{drift: 0.05, profilePass: "quiet"})
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
+	if !res.Converged || len(res.Passes) != 3 {
+		t.Fatalf("converged %v after %d passes, want converged after 3", res.Converged, len(res.Passes))
+	}
+	counts := res.Mix.Counts
+	for _, k := range []string{"owner_invalid", "environment_conflict", "owner_differs", "labels_differ", "lifecycle_differs", "unmatched", "vanished", "drift", "cmdb_only"} {
+		if counts[k] == 0 {
+			t.Errorf("the estate of 1000 has no %s: the test would not see it", k)
+		}
+	}
+	// A bad steward is quarantined in the catalog; an environment the CMDB
+	// and the catalog disagree on is a conflict, held in both.
+	for _, p := range []passResult{res.Passes[0], res.Passes[2]} {
+		want := map[string]int{engine.DriftQuarantined: counts["owner_invalid"], engine.DriftConflicted: 2 * counts["environment_conflict"]}
+		for reason, n := range want {
+			if got := p.Check.HeldBack[reason]; got != n {
+				t.Errorf("after the %s pass %d fields held back %s, want %d (the mix's)", p.Name, got, reason, n)
+			}
+		}
+	}
+	if first, drift := res.Passes[0].Summary, res.Passes[2].Summary; first.OpenUnmatched != counts["unmatched"] || drift.Retired != counts["vanished"] {
+		t.Errorf("unmatched %d, retired %d; want the mix's %d and %d", first.OpenUnmatched, drift.Retired, counts["unmatched"], counts["vanished"])
+	}
+	if res.Passes[1].Writes != 0 || res.Passes[2].Writes == 0 {
+		t.Errorf("writes: quiet %d, drift %d; want none, and some", res.Passes[1].Writes, res.Passes[2].Writes)
+	}
+
 	ctx := context.Background()
 	cfg, err := config.Load(filepath.Join(dir, "nhisync.yaml"))
 	if err != nil {
@@ -53,7 +74,45 @@ func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := convergence(ctx, cfg, store); err != nil || c.String() == "" {
-		t.Fatalf("after drifting the CMDB without a pass: %v, %v; want a difference", c, err)
+	c, err := convergence(ctx, cfg, store)
+	if err != nil || c.Bad != 1 || !strings.Contains(c.String(), "someone-else@example.com") {
+		t.Fatalf("after drifting the CMDB without a pass: %v, %v; want that one field out of step", c, err)
+	}
+}
+
+// -n takes several counts; -md prints one row per count.
+func TestCountsAndMarkdown(t *testing.T) {
+	ns, err := parseNs("100000, 300_000,1000000")
+	if err != nil || len(ns) != 3 || ns[1] != 300000 {
+		t.Fatalf("parseNs: %v, %v", ns, err)
+	}
+	for _, bad := range []string{"", "0", "10k", "100,-1"} {
+		if _, err := parseNs(bad); err == nil {
+			t.Errorf("parseNs(%q) took it", bad)
+		}
+	}
+	r := &result{Records: 100000, FloorSeconds: 0.5, StoreBytes: 300 << 20, Converged: true, Passes: []passResult{
+		{Name: "first", Seconds: 20, PeakRSSBytes: 600 << 20}, {Name: "quiet", Seconds: 1}, {Name: "drift", Seconds: 1.5}}}
+	var out bytes.Buffer
+	printMarkdown(&out, machine{CPU: "cpu", Cores: 2, Go: "go1.26", OS: "linux/amd64"}, []*result{r, r})
+	text := out.String()
+	for _, want := range []string{"| 100k | 0.50 s | 20.0 s | 1.00 s | 1.50 s | 2.0× | 3.0× | 600 / 0 / 0 MiB | 300 MiB | true |", "2 cores", "go1.26 linux/amd64"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, text)
+		}
+	}
+	if rows := strings.Count(text, "| 100k |"); rows != 2 {
+		t.Errorf("%d rows, want 2", rows)
+	}
+}
+
+// BenchmarkGenerate is the estate generator, per 10,000 NHIs: its time
+// counts in no pass, but a 1M run waits for it.
+func BenchmarkGenerate(b *testing.B) {
+	for b.Loop() {
+		dir := b.TempDir()
+		if _, err := generate(dir, 10000, defaultMix(0.01)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
