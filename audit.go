@@ -64,13 +64,27 @@ type AuditEntry struct {
 	Old      Value     `json:"old"`
 	New      Value     `json:"new"`
 	Reason   string    `json:"reason,omitempty"`
+	// Links are, in a record.created entry, the other systems' records
+	// linked to the new record in the same pass (SPEC §4): one entry per
+	// new record instead of one record.linked entry per link.
+	Links []AuditLink `json:"links,omitempty"`
 	// Fields are, in a record.created entry, the value every field was
-	// first adopted with and where it came from (SPEC §4): one entry per
-	// new record instead of one accepted entry per field. Expand gives the
-	// per-field view. Sensitive values are kept as SensitiveValue.
+	// first adopted with, where it came from and which systems held the
+	// same value (SPEC §4): one entry per new record instead of one
+	// accepted entry per field and one observed entry per agreeing system.
+	// Expand gives the per-decision view. Sensitive values are kept as
+	// SensitiveValue.
 	Fields   []AuditField `json:"fields,omitempty"`
 	PrevHash string       `json:"prev_hash"`
 	Hash     string       `json:"hash,omitempty"`
+}
+
+// AuditLink is one link made with a new record, in its record.created
+// entry: the system, its native id and why it linked ("match").
+type AuditLink struct {
+	System string `json:"system"`
+	ID     string `json:"id"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // AuditField is one field's first value in a record.created entry.
@@ -82,22 +96,36 @@ type AuditField struct {
 	Actor  string `json:"actor,omitempty"`
 	Value  Value  `json:"value"`
 	Reason string `json:"reason,omitempty"`
+	// Agreed are the other systems that held the same value when it was
+	// adopted, each as its actor: "system", or "system:actor" when the
+	// system tells who set it there.
+	Agreed []string `json:"agreed,omitempty"`
 }
 
+// ReasonAgrees is the reason of an observed entry: a system holds the
+// golden value.
+const ReasonAgrees = "agrees with the golden value"
+
 // Expand returns the entry as one entry per decision: a record.created
-// entry carrying Fields becomes itself (without Fields) followed by one
-// accepted entry per field, with the same seq and time, as they were
-// written before first adoptions were folded into one entry. Any other
-// entry is returned alone. History, explain and reports read entries
-// through it.
+// entry carrying Links and Fields becomes itself (without them), one
+// record.linked entry per link, and per field one accepted entry followed
+// by one observed entry per system that agreed, all with the same seq and
+// time, as they were written before first adoptions were folded into one
+// entry. Any other entry is returned alone. History, explain, summaries
+// and reports read entries through it.
 func (e *AuditEntry) Expand() []*AuditEntry {
-	if len(e.Fields) == 0 {
+	if len(e.Fields) == 0 && len(e.Links) == 0 {
 		return []*AuditEntry{e}
 	}
-	out := make([]*AuditEntry, 0, 1+len(e.Fields))
+	out := make([]*AuditEntry, 0, e.expandedLen())
 	c := *e
-	c.Fields = nil
+	c.Fields, c.Links = nil, nil
 	out = append(out, &c)
+	for _, l := range e.Links {
+		out = append(out, &AuditEntry{Seq: e.Seq, Time: e.Time, Actor: l.System, Action: ActRecordLinked, Kind: e.Kind,
+			RecordID: e.RecordID, Record: e.Record, System: l.System, New: Str(l.ID), Reason: l.Reason,
+			PrevHash: e.PrevHash, Hash: e.Hash})
+	}
 	for _, f := range e.Fields {
 		actor := f.Actor
 		if actor == "" {
@@ -106,15 +134,36 @@ func (e *AuditEntry) Expand() []*AuditEntry {
 		out = append(out, &AuditEntry{Seq: e.Seq, Time: e.Time, Actor: actor, Action: ActAccepted, Kind: e.Kind,
 			RecordID: e.RecordID, Record: e.Record, Field: f.Field, System: f.System, New: f.Value, Reason: f.Reason,
 			PrevHash: e.PrevHash, Hash: e.Hash})
+		for _, a := range f.Agreed {
+			out = append(out, &AuditEntry{Seq: e.Seq, Time: e.Time, Actor: a, Action: ActObserved, Kind: e.Kind,
+				RecordID: e.RecordID, Record: e.Record, Field: f.Field, System: ActorSystem(a), New: f.Value, Reason: ReasonAgrees,
+				PrevHash: e.PrevHash, Hash: e.Hash})
+		}
 	}
 	return out
 }
 
+// expandedLen is len(e.Expand()).
+func (e *AuditEntry) expandedLen() int {
+	n := 1 + len(e.Links) + len(e.Fields)
+	for _, f := range e.Fields {
+		n += len(f.Agreed)
+	}
+	return n
+}
+
+// ActorSystem returns the system of a system's actor, "system" or
+// "system:actor".
+func ActorSystem(actor string) string {
+	sys, _, _ := strings.Cut(actor, ":")
+	return sys
+}
+
 // ExpandAll returns entries with every entry expanded (see Expand).
 func ExpandAll(entries []*AuditEntry) []*AuditEntry {
-	n := len(entries)
+	n := 0
 	for _, e := range entries {
-		n += len(e.Fields)
+		n += e.expandedLen()
 	}
 	if n == len(entries) {
 		return entries
@@ -150,8 +199,14 @@ func (e *AuditEntry) LeafBytes() []byte {
 func (e *AuditEntry) leafSize() int {
 	n := 160 + len(e.Actor) + len(e.Action) + len(e.Kind) + len(e.Record) + len(e.Field) + len(e.System) + len(e.Reason) + len(e.PrevHash) +
 		e.Old.jsonSize() + e.New.jsonSize()
+	for _, l := range e.Links {
+		n += 36 + len(l.System) + len(l.ID) + len(l.Reason)
+	}
 	for _, f := range e.Fields {
-		n += 48 + len(f.Field) + len(f.System) + len(f.Actor) + len(f.Reason) + f.Value.jsonSize()
+		n += 60 + len(f.Field) + len(f.System) + len(f.Actor) + len(f.Reason) + f.Value.jsonSize()
+		for _, a := range f.Agreed {
+			n += 3 + len(a)
+		}
 	}
 	return n
 }
@@ -174,9 +229,19 @@ func (e *AuditEntry) validUTF8() bool {
 	if !e.Old.validUTF8() || !e.New.validUTF8() {
 		return false
 	}
+	for _, l := range e.Links {
+		if !utf8.ValidString(l.System) || !utf8.ValidString(l.ID) || !utf8.ValidString(l.Reason) {
+			return false
+		}
+	}
 	for _, f := range e.Fields {
 		if !utf8.ValidString(f.Field) || !utf8.ValidString(f.System) || !utf8.ValidString(f.Actor) || !utf8.ValidString(f.Reason) || !f.Value.validUTF8() {
 			return false
+		}
+		for _, a := range f.Agreed {
+			if !utf8.ValidString(a) {
+				return false
+			}
 		}
 	}
 	return true
@@ -201,6 +266,15 @@ func replaceInvalidUTF8(c *AuditEntry) {
 		*s = strings.ToValidUTF8(*s, "\uFFFD")
 	}
 	c.Old, c.New = validUTF8(c.Old), validUTF8(c.New)
+	if len(c.Links) > 0 {
+		c.Links = slices.Clone(c.Links)
+		for i := range c.Links {
+			l := &c.Links[i]
+			for _, s := range []*string{&l.System, &l.ID, &l.Reason} {
+				*s = strings.ToValidUTF8(*s, "\uFFFD")
+			}
+		}
+	}
 	if len(c.Fields) > 0 {
 		c.Fields = slices.Clone(c.Fields)
 		for i := range c.Fields {
@@ -209,6 +283,12 @@ func replaceInvalidUTF8(c *AuditEntry) {
 				*s = strings.ToValidUTF8(*s, "\uFFFD")
 			}
 			f.Value = validUTF8(f.Value)
+			if len(f.Agreed) > 0 {
+				f.Agreed = slices.Clone(f.Agreed)
+				for j, a := range f.Agreed {
+					f.Agreed[j] = strings.ToValidUTF8(a, "\uFFFD")
+				}
+			}
 		}
 	}
 }

@@ -52,6 +52,25 @@ func appendLeaf(b []byte, c *AuditEntry) ([]byte, bool) {
 		b = append(b, `,"reason":`...)
 		b = appendJSONString(b, c.Reason)
 	}
+	if len(c.Links) > 0 {
+		b = append(b, `,"links":[`...)
+		for i := range c.Links {
+			l := &c.Links[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"system":`...)
+			b = appendJSONString(b, l.System)
+			b = append(b, `,"id":`...)
+			b = appendJSONString(b, l.ID)
+			if l.Reason != "" {
+				b = append(b, `,"reason":`...)
+				b = appendJSONString(b, l.Reason)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	if len(c.Fields) > 0 {
 		b = append(b, `,"fields":[`...)
 		for i := range c.Fields {
@@ -73,6 +92,10 @@ func appendLeaf(b []byte, c *AuditEntry) ([]byte, bool) {
 				b = append(b, `,"reason":`...)
 				b = appendJSONString(b, f.Reason)
 			}
+			if len(f.Agreed) > 0 {
+				b = append(b, `,"agreed":`...)
+				b = appendJSONStrings(b, f.Agreed)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -92,17 +115,22 @@ func appendJSONValue(b []byte, v Value) []byte {
 	case v.IsZero():
 		return append(b, "null"...)
 	case v.set:
-		b = append(b, '[')
-		for i, e := range v.elems {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, e)
-		}
-		return append(b, ']')
+		return appendJSONStrings(b, v.elems)
 	default:
 		return appendJSONString(b, v.s)
 	}
+}
+
+// appendJSONStrings appends ss as a JSON array of strings.
+func appendJSONStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, e := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, e)
+	}
+	return append(b, ']')
 }
 
 const hexDigits = "0123456789abcdef"

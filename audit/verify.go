@@ -326,8 +326,11 @@ func differentField(d, e *nhisync.AuditEntry) string {
 		return "new"
 	case d.Reason != e.Reason:
 		return "reason"
+	case !slices.Equal(d.Links, e.Links):
+		return "links"
 	case !slices.EqualFunc(d.Fields, e.Fields, func(a, b nhisync.AuditField) bool {
-		return a.Field == b.Field && a.System == b.System && a.Actor == b.Actor && a.Value.Equal(b.Value) && a.Reason == b.Reason
+		return a.Field == b.Field && a.System == b.System && a.Actor == b.Actor && a.Value.Equal(b.Value) && a.Reason == b.Reason &&
+			slices.Equal(a.Agreed, b.Agreed)
 	}):
 		return "fields"
 	case d.PrevHash != e.PrevHash:
