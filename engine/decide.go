@@ -49,7 +49,8 @@ type recCtx struct {
 	// views caches, per system, the record as that system proposes it.
 	views map[string]map[string]nhisync.Value
 	// created is the record.created entry of a record new in this pass:
-	// its fields' first adoptions are folded into it (SPEC §4).
+	// its links, its fields' first adoptions and the systems that agreed
+	// with them are folded into it (SPEC §4).
 	created *nhisync.AuditEntry
 }
 
@@ -63,20 +64,50 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 	if ev.Record == "" {
 		ev.Record = rc.rec.Key
 	}
-	if rc.created != nil && ev.Action == nhisync.ActAccepted && ev.Field != "" && ev.Old.IsZero() {
-		// A new record's field adopted for the first time: one more value
-		// of its record.created entry, not an entry of its own.
-		actor := ev.Actor
-		if actor == ev.System {
-			actor = ""
+	if rc.created != nil {
+		switch {
+		case ev.Action == nhisync.ActAccepted && ev.Field != "" && ev.Old.IsZero():
+			// A new record's field adopted for the first time: one more
+			// value of its record.created entry, not an entry of its own.
+			actor := ev.Actor
+			if actor == ev.System {
+				actor = ""
+			}
+			rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: ev.Field, System: ev.System, Actor: actor,
+				Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: ev.Reason})
+			return
+		case ev.Action == nhisync.ActRecordLinked && ev.Field == "":
+			// Another system's record linked to the new record.
+			rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: ev.System, ID: ev.New.Text(), Reason: ev.Reason})
+			return
 		}
-		rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: ev.Field, System: ev.System, Actor: actor,
-			Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: ev.Reason})
-		return
 	}
 	rc.d.audit(ev)
 	if ev.Action == nhisync.ActRecordCreated {
 		rc.created = ev
+	}
+}
+
+// agreed hears p, which holds value, the value field was just set to
+// (SPEC §3.3: its shadow moves to it). In a record new in this pass the
+// agreement is one more system of the field's first value in its
+// record.created entry; otherwise, with observe, it is an observed entry
+// of its own, and without, it goes unsaid (as when a system that shares a
+// winner's value is settled with it).
+func (rc *recCtx) agreed(field string, p *prop, value nhisync.Value, observe bool) {
+	if p.fs != nil {
+		p.fs.Shadow = p.Value
+	}
+	if rc.created != nil {
+		for i := len(rc.created.Fields) - 1; i >= 0; i-- {
+			if f := &rc.created.Fields[i]; f.Field == field {
+				f.Agreed = append(f.Agreed, actorOr(p.Actor, p.System))
+				return
+			}
+		}
+	}
+	if observe {
+		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActObserved, Actor: actorOr(p.Actor, p.System), Field: field, System: p.System, New: value, Reason: nhisync.ReasonAgrees})
 	}
 }
 

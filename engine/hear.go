@@ -10,12 +10,10 @@ import (
 )
 
 // agree hears a proposal equal to the golden value: the system came round
-// to it. Worth a line in the audit log unless the link is new.
+// to it. Worth a line in the audit log unless the link is new (a new
+// record's record.created entry names it among the systems that agreed).
 func (rc *recCtx) agree(f *nhisync.Field, p *prop) {
-	p.fs.Shadow = p.Value
-	if !p.link.FirstSeen.Equal(rc.d.now) {
-		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActObserved, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, New: p.Value, Reason: "agrees with the golden value"})
-	}
+	rc.agreed(f.Name, p, p.Value, !p.link.FirstSeen.Equal(rc.d.now))
 }
 
 // accept makes p's value golden.

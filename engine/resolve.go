@@ -205,7 +205,7 @@ func (rc *recCtx) settle(f *nhisync.Field, win *prop, old nhisync.Value, reason 
 		switch {
 		case p == win:
 		case p.Value.Equal(win.Value):
-			p.fs.Shadow = p.Value
+			rc.agreed(f.Name, p, p.Value, false)
 		default:
 			rc.refuse(f, p, win.Value, lost(p))
 		}
@@ -265,13 +265,12 @@ func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
 	if gv.IsZero() && !slices.ContainsFunc(contributors, func(p *prop) bool { return !p.Value.Equal(nv) }) {
 		// A first sighting: the golden set was empty and every system that
 		// holds one holds the same. Nothing was combined: the value is
-		// accepted, not merged.
+		// accepted, not merged; the others agree with it.
+		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(latest.Actor, latest.System), Field: f.Name, System: latest.System, Old: gv, New: nv, Reason: "merge: the golden value was empty"})
 		for _, p := range contributors {
-			action, reason := nhisync.ActObserved, "agrees with the golden value"
-			if p == latest {
-				action, reason = nhisync.ActAccepted, "merge: the golden value was empty"
+			if p != latest {
+				rc.agreed(f.Name, p, nv, true)
 			}
-			rc.audit(&nhisync.AuditEntry{Action: action, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: gv, New: nv, Reason: reason})
 		}
 		return
 	}

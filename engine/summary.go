@@ -135,17 +135,20 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 	if s.Actions == nil {
 		s.Actions = map[string]map[string]int{}
 	}
-	if s.Actions[ev.System] == nil {
-		s.Actions[ev.System] = map[string]int{}
+	s.action(ev.System, ev.Action)
+	// What a record.created entry carries counts as the entries it
+	// stands for (nhisync.AuditEntry.Expand): each link as record.linked,
+	// each first value as accepted, each agreeing system as observed.
+	for _, l := range ev.Links {
+		s.action(l.System, nhisync.ActRecordLinked)
+		s.Linked++
 	}
-	s.Actions[ev.System][ev.Action]++
 	for _, f := range ev.Fields {
-		// A first adoption folded into record.created counts as accepted.
-		if s.Actions[f.System] == nil {
-			s.Actions[f.System] = map[string]int{}
-		}
-		s.Actions[f.System][nhisync.ActAccepted]++
+		s.action(f.System, nhisync.ActAccepted)
 		s.Accepted++
+		for _, a := range f.Agreed {
+			s.action(nhisync.ActorSystem(a), nhisync.ActObserved)
+		}
 	}
 	switch ev.Action {
 	case nhisync.ActRecordCreated:
@@ -171,4 +174,11 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 	case nhisync.ActRecordRetired:
 		s.Retired++
 	}
+}
+
+func (s *Summary) action(system, action string) {
+	if s.Actions[system] == nil {
+		s.Actions[system] = map[string]int{}
+	}
+	s.Actions[system][action]++
 }
