@@ -5,8 +5,10 @@
 // Every audit entry becomes one event of class Entity Management (3004,
 // category Identity & Access Management): the managed entity is the NHI
 // record (or, for system events, the system), and the activity follows
-// the nhisync action (see [Activities]). The nhisync entry itself — seq,
-// hashes, field, system, old and new values — rides in `unmapped.nhisync`,
+// the nhisync action (see [Activities]); a record.created entry's links
+// (system → native id) and first values are in the entity's data too. The
+// nhisync entry itself — seq, hashes, field, system, old and new values,
+// links and first values — rides in `unmapped.nhisync`,
 // so a SIEM can tie an event back to the verifiable log. Values are the
 // audit log's own: a sensitive field's values are already only their
 // SHA-256 there, and stay so here.
@@ -179,6 +181,22 @@ func FromEntry(e *nhisync.AuditEntry) *Event {
 			data[k] = v
 		}
 	}
+	// A record.created entry also carries the links made with the new
+	// record and its fields' first values (nhisync.AuditEntry.Expand).
+	if len(e.Links) > 0 {
+		links := make(map[string]string, len(e.Links))
+		for _, l := range e.Links {
+			links[l.System] = l.ID
+		}
+		data["links"] = links
+	}
+	if len(e.Fields) > 0 {
+		fields := make(map[string]string, len(e.Fields))
+		for _, f := range e.Fields {
+			fields[f.Field] = f.Value.String()
+		}
+		data["fields"] = fields
+	}
 	if len(data) > 0 {
 		ev.Entity.Data = data
 	}
@@ -204,6 +222,14 @@ func message(e *nhisync.AuditEntry) string {
 	}
 	if !e.New.IsZero() {
 		fmt.Fprintf(&b, ": %q", e.New.String())
+	}
+	for i, l := range e.Links {
+		if i == 0 {
+			b.WriteString("; linked in ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %q", l.System, l.ID)
 	}
 	return b.String()
 }

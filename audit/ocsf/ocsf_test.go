@@ -26,7 +26,9 @@ func TestExport(t *testing.T) {
 	defer st.Close()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	entries := []*nhisync.AuditEntry{
-		{Time: at, Actor: "idp", Action: nhisync.ActRecordCreated, Kind: "service_account", RecordID: 1, Record: "aws/pay-bot", System: "idp"},
+		{Time: at, Actor: "idp", Action: nhisync.ActRecordCreated, Kind: "service_account", RecordID: 1, Record: "aws/pay-bot", System: "idp", New: nhisync.Str("u-1"),
+			Links:  []nhisync.AuditLink{{System: "cmdb", ID: "c-7", Reason: "match"}, {System: "catalog", ID: "aws/pay-bot", Reason: "match"}},
+			Fields: []nhisync.AuditField{{Field: "name", System: "idp", Value: nhisync.Str("pay-bot"), Reason: "priority: the golden value was empty", Agreed: []string{"cmdb", "catalog"}}}},
 		{Time: at, Actor: "cmdb", Action: nhisync.ActAccepted, Kind: "service_account", RecordID: 1, Record: "aws/pay-bot", Field: "owner", System: "cmdb", New: nhisync.Str("ann@example.com"), Reason: "priority"},
 		{Time: at, Actor: "idp", Action: nhisync.ActAccepted, Kind: "service_account", RecordID: 1, Record: "aws/pay-bot", Field: "api_token", System: "idp", New: nhisync.SensitiveValue([]byte("test-audit-secret"), nhisync.Str("hunter2"))},
 		{Time: at, Actor: "catalog", Action: nhisync.ActRefused, Kind: "service_account", RecordID: 1, Record: "aws/pay-bot", Field: "owner", System: "catalog", New: nhisync.Str("bob@example.com")},
@@ -81,6 +83,23 @@ func TestExport(t *testing.T) {
 		}
 		if nh := ev["unmapped"].(map[string]any)["nhisync"].(map[string]any); nh["hash"] == "" || nh["seq"].(float64) != float64(i+1) {
 			t.Errorf("line %d does not carry its audit entry: %v", i+1, nh)
+		}
+		if i == 0 {
+			// A record.created entry names the links made with the record
+			// and its first values, in the entity and the message.
+			data, _ := ev["entity"].(map[string]any)["data"].(map[string]any)
+			links, _ := data["links"].(map[string]any)
+			fields, _ := data["fields"].(map[string]any)
+			if links["cmdb"] != "c-7" || links["catalog"] != "aws/pay-bot" || fields["name"] != "pay-bot" {
+				t.Errorf("record.created entity data %v, want its links and first values", data)
+			}
+			if msg := ev["message"].(string); !strings.Contains(msg, `linked in cmdb "c-7", catalog "aws/pay-bot"`) {
+				t.Errorf("record.created message %q does not name its links", msg)
+			}
+			nh := ev["unmapped"].(map[string]any)["nhisync"].(map[string]any)
+			if l, _ := nh["links"].([]any); len(l) != 2 {
+				t.Errorf("unmapped entry lacks its links: %v", nh)
+			}
 		}
 	}
 	if i != len(entries) {

@@ -236,9 +236,27 @@ func TestReadCommands(t *testing.T) {
 			}
 		}
 		// The table reads a record.created entry's first values as one
-		// accepted row per field, as before they were folded into it.
-		if table := w.ok(t, "history", conflictRec); !strings.Contains(table, "record.created") || !strings.Contains(table, "accepted") {
+		// accepted row per field, and its links as one record.linked row
+		// per system, as before they were folded into it: every system
+		// the record links to is named with its native id.
+		table := w.ok(t, "history", conflictRec)
+		if !strings.Contains(table, "record.created") || !strings.Contains(table, "accepted") {
 			t.Errorf("history table:\n%s", table)
+		}
+		links, _ := rec["links"].(map[string]any)
+		if len(links) < 2 {
+			t.Fatalf("%s links %v, want several systems", conflictRec, links)
+		}
+		for sys, id := range links {
+			named := false
+			for _, line := range strings.Split(table, "\n") {
+				f := strings.Fields(line)
+				named = named || (slices.Contains(f, sys) && strings.Contains(line, fmt.Sprintf("%q", id)) &&
+					(slices.Contains(f, "record.created") || slices.Contains(f, "record.linked")))
+			}
+			if !named {
+				t.Errorf("history does not say %s's record %v was linked:\n%s", sys, id, table)
+			}
 		}
 	})
 
