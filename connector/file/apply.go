@@ -1,6 +1,8 @@
 package file
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nhisync/nhisync"
@@ -48,6 +51,9 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 	if p, err := filepath.EvalSymlinks(c.path); err == nil {
 		path = p // replace the link's target, not the link
 	}
+	if f, ok := c.format.(csvFormat); ok && !slices.ContainsFunc(writes, func(w nhisync.Write) bool { return w.Create }) {
+		return c.applyCSV(ctx, f, path, writes)
+	}
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -77,13 +83,18 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 			if attempt < maxAttempts {
 				continue
 			}
-			return nil, &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf("system %s: %s kept changing while nhisync rewrote it; nothing was written", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+			return nil, c.keptChanging(err)
 		}
 		if err != nil {
 			return nil, err
 		}
 		return results, nil
 	}
+}
+
+// keptChanging is the error of a batch given up after maxAttempts.
+func (c *Connector) keptChanging(err error) error {
+	return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf("system %s: %s kept changing while nhisync rewrote it; nothing was written", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
 }
 
 // ApplyWhole reports that every Apply rewrites the whole file, so the
@@ -107,6 +118,15 @@ func (c *Connector) readError(err error) error {
 // is swapped back in and the batch redone, so it is not lost (see swapIn
 // for what remains). Elsewhere a plain rename follows the check.
 func (c *Connector) replace(ctx context.Context, path string, out []byte, old [sha256.Size]byte, perm fs.FileMode) error {
+	return c.replaceWith(ctx, path, func(w io.Writer) error {
+		_, err := w.Write(out)
+		return err
+	}, old, perm)
+}
+
+// replaceWith is replace with the new content written by write (which may
+// return errChanged when what it reads moved under it).
+func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.Writer) error, old [sha256.Size]byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".nhisync-*")
 	if err != nil {
@@ -119,7 +139,12 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 			os.Remove(name)
 		}
 	}()
-	_, err = tmp.Write(out)
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 256<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err == nil {
 		err = tmp.Chmod(perm)
 	}
@@ -129,9 +154,18 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
+	if errors.Is(err, errChanged) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	var ne *nhisync.Error
+	if errors.As(err, &ne) {
+		return err
+	}
 	if err != nil {
 		return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot write the new %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
 	}
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
 	if c.beforeCheck != nil {
 		c.beforeCheck()
 	}
@@ -149,7 +183,7 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 		// Someone wrote between the check and the swap: their file is now
 		// at name. Swap it back and redo the batch against it.
 		_, err := exchange(name, path)
-		if err == nil && !c.holds(ctx, name, sha256.Sum256(out)) {
+		if err == nil && !c.holds(ctx, name, sum) {
 			err = errors.New("yet another file arrived during the swap back")
 		}
 		if err != nil {
@@ -171,8 +205,16 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 
 // holds reports whether the file at path is a regular file hashing to sum.
 func (c *Connector) holds(ctx context.Context, path string, sum [sha256.Size]byte) bool {
-	data, _, err := c.readAll(ctx, path)
-	return err == nil && sha256.Sum256(data) == sum
+	f, _, err := c.openRegular(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	g := newGuardedReader(ctx, f, c.maxBytes)
+	if _, err := io.Copy(io.Discard, g); err != nil {
+		return false
+	}
+	return bytes.Equal(g.h.Sum(nil), sum[:])
 }
 
 // applier applies one batch to a loaded table.

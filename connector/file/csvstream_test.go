@@ -1,0 +1,155 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/conntest"
+	"pgregory.net/rapid"
+)
+
+// TestPropertyStreamedCSVRewriteIsTheLoadedOne: for any CSV file and any
+// batch of updates, the streaming rewrite (two reads, only the named rows
+// in memory) leaves exactly the bytes, and returns exactly the results,
+// of the rewrite that loads the whole file.
+func TestPropertyStreamedCSVRewriteIsTheLoadedOne(t *testing.T) {
+	dirty := 0
+	defer func() {
+		if !t.Failed() && dirty == 0 {
+			t.Error("no case rewrote the file: the property tested nothing")
+		}
+		t.Logf("%d cases rewrote the file", dirty)
+	}()
+	rapid.Check(t, func(rt *rapid.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "sys.csv")
+		kind := conntest.Kind()
+		sys := &nhisync.System{
+			Name: "test", Connector: "file", Kind: kind.Name, ID: "sys_id", Direction: nhisync.DirBoth,
+			Settings: nhisync.Settings{"path": "sys.csv"}, BaseDir: dir,
+		}
+		for _, f := range []string{"name=name", "owner=owned_by", "classification=tags"} {
+			canon, nat, _ := strings.Cut(f, "=")
+			sys.Fields = append(sys.Fields, &nhisync.Mapping{Field: canon, Name: nat, Type: kind.Fields[canon].Type, Direction: nhisync.DirBoth})
+		}
+		if rapid.Bool().Draw(rt, "new column") {
+			// A mapped column the header lacks: a write adds it.
+			sys.Fields = append(sys.Fields, &nhisync.Mapping{Field: "platform", Name: "plat", Type: nhisync.TypeString, Direction: nhisync.DirWrite})
+		}
+		c, err := New(sys, kind)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		cell := rapid.OneOf(rapid.SampledFrom([]string{"", "a", "b@x", "x,y", `q"t`, " lead", "=1+1", "l1\nl2", "cr\rlone", "a;b"}), rapid.StringMatching(`[a-c ,"\n]{0,4}`))
+		header := []string{"sys_id", "name", "owned_by", "tags", "extra"}
+		eol := rapid.SampledFrom([]string{"\n", "\r\n"}).Draw(rt, "eol")
+		var b strings.Builder
+		if rapid.Bool().Draw(rt, "bom") {
+			b.WriteString(bom)
+		}
+		b.WriteString(strings.Join(header, ",") + eol)
+		nrows := rapid.IntRange(0, 8).Draw(rt, "rows")
+		var ids []string
+		rows := map[string][]string{}
+		for i := range nrows {
+			id := rapid.SampledFrom([]string{"r1", "r2", "r3", "r4", "r5", "r6"}).Draw(rt, "id")
+			ids = append(ids, id)
+			width := rapid.SampledFrom([]int{5, 5, 5, 3, 6}).Draw(rt, "width")
+			cells := []string{id}
+			for range width - 1 {
+				cells = append(cells, cell.Draw(rt, "cell"))
+			}
+			rows[id] = cells
+			var rb strings.Builder
+			writeCSVRowString(&rb, cells, eol == "\r\n")
+			row := rb.String()
+			if i == nrows-1 && rapid.IntRange(0, 9).Draw(rt, "torn") == 0 {
+				row = strings.TrimSuffix(strings.TrimSuffix(row, "\n"), "\r")
+			}
+			b.WriteString(row)
+		}
+		data := []byte(b.String())
+		var writes []nhisync.Write
+		for range rapid.IntRange(1, 4).Draw(rt, "writes") {
+			id := rapid.SampledFrom(append([]string{"zz"}, ids...)).Draw(rt, "write id")
+			field := rapid.SampledFrom([]string{"name", "owner", "classification", "platform"}).Draw(rt, "field")
+			var old, nv nhisync.Value
+			if field == "classification" {
+				old, nv = nhisync.SetOf(rapid.SliceOfN(cell, 0, 2).Draw(rt, "old")...), nhisync.SetOf("new", "set")
+			} else {
+				old, nv = nhisync.Str(cell.Draw(rt, "old")), nhisync.Str(cell.Draw(rt, "new"))
+			}
+			if col := map[string]int{"name": 1, "owner": 2, "classification": 3}[field]; col > 0 && col < len(rows[id]) && rapid.Bool().Draw(rt, "old is current") {
+				cur := rows[id][col]
+				old = nhisync.Str(cur)
+				if field == "classification" {
+					old = nhisync.SetOf(strings.Split(cur, ";")...)
+				}
+			}
+			writes = append(writes, nhisync.Write{ID: id, Changes: []nhisync.Change{{Field: field, Old: old, New: nv}}})
+		}
+
+		// The loaded rewrite, as Apply did it for every file.
+		var want []byte
+		var wantRes []nhisync.WriteResult
+		tab, lerr := csvFormat{guard: true, need: c.neededColumns()}.load(data)
+		if lerr == nil {
+			a := &applier{c: c, t: tab}
+			for _, w := range writes {
+				wantRes = append(wantRes, a.apply(w))
+			}
+			want = data
+			if a.dirty {
+				dirty++
+				if want, err = tab.encode(); err != nil {
+					rt.Fatal(err)
+				}
+			}
+		}
+
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			rt.Fatal(err)
+		}
+		got, err := c.Apply(context.Background(), writes)
+		if lerr != nil {
+			if err == nil {
+				rt.Fatalf("load failed (%v) but the streamed rewrite did not", lerr)
+			}
+			if nhisync.ErrorMessage(err) != nhisync.ErrorMessage(c.readError(lerr)) {
+				rt.Fatalf("errors differ:\nstreamed %v\nloaded   %v", err, c.readError(lerr))
+			}
+			return
+		}
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if len(got) != len(wantRes) {
+			rt.Fatalf("%d results, want %d", len(got), len(wantRes))
+		}
+		for i := range got {
+			if got[i].Status != wantRes[i].Status || got[i].ID != wantRes[i].ID || (got[i].Err == nil) != (wantRes[i].Err == nil) ||
+				got[i].Err != nil && got[i].Err.Error() != wantRes[i].Err.Error() {
+				rt.Fatalf("result %d: streamed %+v, loaded %+v", i, got[i], wantRes[i])
+			}
+		}
+		after, err := os.ReadFile(p)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if !reflect.DeepEqual(after, want) {
+			rt.Fatalf("file differs:\nstreamed %q\nloaded   %q", after, want)
+		}
+	})
+}
+
+func writeCSVRowString(sb *strings.Builder, rec []string, crlf bool) {
+	var b bytes.Buffer
+	writeCSVRow(&b, rec, crlf)
+	sb.Write(b.Bytes())
+}
