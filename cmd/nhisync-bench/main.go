@@ -81,15 +81,18 @@ type result struct {
 // wall seconds per phase, and (after the first and drift passes) what the
 // convergence check found.
 type passResult struct {
-	Name         string       `json:"name"`
-	Seconds      float64      `json:"seconds"`
-	CPUSeconds   float64      `json:"cpu_seconds"`
-	Writes       int          `json:"writes"`
-	AuditEntries int64        `json:"audit_entries"`
-	PeakRSSBytes int64        `json:"peak_rss_bytes"`
-	Phases       phases       `json:"phases"`
-	Summary      passSummary  `json:"summary"`
-	Check        *checkResult `json:"check,omitempty"`
+	Name         string  `json:"name"`
+	Seconds      float64 `json:"seconds"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	Writes       int     `json:"writes"`
+	AuditEntries int64   `json:"audit_entries"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	// PeakHeapLiveBytes is the highest live heap a garbage collection
+	// left during the pass (sampled every 50 ms).
+	PeakHeapLiveBytes int64        `json:"peak_heap_live_bytes"`
+	Phases            phases       `json:"phases"`
+	Summary           passSummary  `json:"summary"`
+	Check             *checkResult `json:"check,omitempty"`
 }
 
 // passSummary is the engine's account of a pass, the part the mix shows.
@@ -135,7 +138,7 @@ func main() {
 	flag.BoolVar(&o.asJSON, "json", false, "print the result as JSON (an array when -n names several)")
 	flag.BoolVar(&o.asMD, "md", false, "print a Markdown results table (the README's)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
-	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile right after one pass (-profile-pass) to this file: in use at the pass's last GC, allocations since start")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of one pass (-profile-pass) to this file, taken when its live heap was highest")
 	flag.StringVar(&o.profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
 	flag.StringVar(&o.pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
 	flag.Parse()
@@ -309,20 +312,21 @@ func run(n int, dir string, o options) (*result, error) {
 			return nil, err
 		}
 		resetPeakRSS()
+		heap := watchHeap(o.memProfile != "" && profiled)
 		cpu := cpuSeconds()
 		t.start(ts)
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		if err != nil {
+			heap.finish("")
 			return nil, err
 		}
 		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS()}
 		pr.Seconds, pr.Phases = t.finish(ts)
-		if o.memProfile != "" && profiled {
-			if err := writeHeapProfile(o.memProfile); err != nil {
-				return nil, err
-			}
+		live, err := heap.finish(o.memProfile)
+		if err != nil {
+			return nil, fmt.Errorf("heap profile: %w", err)
 		}
-		runtime.KeepAlive(sum)
+		pr.PeakHeapLiveBytes = int64(live)
 		after, _, err := store.AuditHead(ctx)
 		if err != nil {
 			return nil, err
@@ -390,28 +394,13 @@ func run(n int, dir string, o options) (*result, error) {
 	return res, nil
 }
 
-// writeHeapProfile writes the heap profile as it stands: in-use bytes as
-// of the last garbage collection (inside the pass just ended, so near its
-// peak), and allocations since the process started.
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 func printText(w io.Writer, res *result) {
 	fmt.Fprintf(w, "NHIs        %d across %d systems (SQLite table, CSV, CSV), %s store, %d CPUs; generated in %.1fs\n",
 		res.Records, res.Systems, res.Store, runtime.NumCPU(), res.GenerateSeconds)
 	fmt.Fprintf(w, "read floor  %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds)
 	for _, p := range res.Passes {
-		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
-			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20,
+		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
+			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20,
 			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply)
 		if p.Check != nil {
 			fmt.Fprintf(w, "            after it: held back %s; out of step %d\n", heldBackString(p.Check.HeldBack), p.Check.Bad)

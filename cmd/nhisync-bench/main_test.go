@@ -18,9 +18,19 @@ import (
 // check does see a system out of step with golden.
 func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	dir := t.TempDir()
-	res, err := run(1000, dir, options{drift: 0.05, profilePass: "quiet"})
+	heapFile := filepath.Join(t.TempDir(), "heap.out")
+	res, err := run(1000, dir, options{drift: 0.05, profilePass: "first", memProfile: heapFile})
 	if err != nil {
 		t.Fatalf("bench: %v", err)
+	}
+	// A heap profile (gzipped protobuf) of the first pass.
+	if b, err := os.ReadFile(heapFile); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("-memprofile wrote %d bytes (%v), want a gzipped profile", len(b), err)
+	}
+	for _, p := range res.Passes {
+		if p.PeakHeapLiveBytes <= 0 || p.Check == nil && p.Name != "quiet" {
+			t.Errorf("%s pass: live heap %d, check %v", p.Name, p.PeakHeapLiveBytes, p.Check)
+		}
 	}
 	if !res.Converged || len(res.Passes) != 3 {
 		t.Fatalf("converged %v after %d passes, want converged after 3", res.Converged, len(res.Passes))
