@@ -78,6 +78,9 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 			return
 		case ev.Action == nhisync.ActRecordLinked && ev.Field == "":
 			// Another system's record linked to the new record.
+			if rc.created.Links == nil {
+				rc.created.Links = make([]nhisync.AuditLink, 0, len(rc.d.e.cfg.SystemNames)-1)
+			}
 			rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: ev.System, ID: ev.New.Text(), Reason: ev.Reason})
 			return
 		}
@@ -85,6 +88,9 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 	rc.d.audit(ev)
 	if ev.Action == nhisync.ActRecordCreated {
 		rc.created = ev
+		// Sized once: growing it field by field would allocate five
+		// times per new record.
+		ev.Fields = make([]nhisync.AuditField, 0, len(rc.kind.FieldNames))
 	}
 }
 
