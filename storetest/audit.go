@@ -53,9 +53,17 @@ func verifyChain(t *testing.T, s nhisync.Store, n int64) {
 func auditFixture(t *testing.T, s nhisync.Store) []*nhisync.AuditEntry {
 	ids := newIDs(t, s, 2)
 	r1, r2 := record(ids[0], "service_account", "a"), record(ids[1], "service_account", "b")
+	// A first adoption: the record.created entry carries the links made
+	// with the record and its first values with the systems that agreed.
+	created := audit(r1.ID, nhisync.ActRecordCreated, "", nhisync.Value{}, nhisync.Str("u-1"))
+	created.Links = []nhisync.AuditLink{{System: "cmdb", ID: "c-1", Reason: "match"}, {System: "catalog", ID: "aws/bot", Reason: "match"}}
+	created.Fields = []nhisync.AuditField{
+		{Field: "name", System: "idp", Value: nhisync.Str("bot"), Reason: "priority: the golden value was empty", Agreed: []string{"cmdb", "catalog:ana"}},
+		{Field: "tags", System: "cmdb", Actor: "cmdb:bo", Value: nhisync.SetOf("pci", "pii"), Reason: "merge: the golden value was empty"},
+	}
 	b1 := []*nhisync.AuditEntry{
 		{Time: t0, Actor: nhisync.Actor, Action: nhisync.ActConfigLoaded, Reason: "fingerprint abc"},
-		audit(r1.ID, nhisync.ActRecordCreated, "", nhisync.Value{}, nhisync.Value{}),
+		created,
 		audit(r1.ID, nhisync.ActAccepted, "owner", nhisync.Value{}, nhisync.Str("ana@example.com")),
 	}
 	commit(t, s, &nhisync.Batch{Records: []*nhisync.Record{r1, r2}, Audit: b1})
