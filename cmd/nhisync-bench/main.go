@@ -208,7 +208,7 @@ func runAll(w io.Writer, o options) error {
 			return err
 		}
 	case o.asMD:
-		printMarkdown(w, m, results)
+		printMarkdown(w, m, machineNow(), results)
 	}
 	for _, r := range results {
 		if !r.Converged {
