@@ -48,6 +48,52 @@ type Batch struct {
 	// otherwise (ECONFLICT). A pass that stalled past its lease, while
 	// another process took the lease and wrote, cannot commit afterwards.
 	Fence *Fence
+	// Claim, when set, makes the commit conditional on an outbox claim:
+	// every write of Outbox and OutboxDone that the claim names must still
+	// be queued and held by it (not sent and removed by another sender,
+	// not taken by another claim after this one expired), else the store
+	// writes nothing (ECONFLICT). The outcome of a write is so recorded
+	// once, by the one sender that holds it. A write the batch rewrites
+	// (Outbox) leaves its claim.
+	Claim *Claim
+}
+
+// ClaimRequest asks Store.ClaimOutbox for queued writes to send.
+type ClaimRequest struct {
+	// System's ready writes due at or before Due (zero: Now) are claimed,
+	// oldest first (NextAt, then ID), at most Limit of them (0: all),
+	// passing over writes another live claim holds.
+	System string
+	Due    time.Time
+	Limit  int
+	// Holder names the sender; the claim lasts until Now+TTL unless
+	// renewed. Past that another sender may claim its writes: a dead
+	// sender's writes return to the queue.
+	Holder string
+	Now    time.Time
+	TTL    time.Duration
+	// Fence, when set, makes the claim conditional on a lease, as it does
+	// a commit (ECONFLICT when lost): a pass claims under its pass lease.
+	Fence *Fence
+	// Yield, when set, names a lease the sender gives way to: while a
+	// holder other than Holder holds it unexpired at Now, nothing is
+	// claimed (ECONFLICT). Senders outside a pass yield to the pass lease,
+	// and a pass that took it waits for their live claims to end
+	// (OutboxClaims), so a pass never decides a record while another
+	// process moves its links.
+	Yield string
+}
+
+// Claim is the hold of one sender on the queued writes it is sending
+// (Store.ClaimOutbox): while it lives no other claim takes them, across
+// every process sharing the store.
+type Claim struct {
+	Holder string
+	// Token tells this claim from every other, the same holder's included.
+	Token int64
+	Until time.Time
+	// IDs are the claimed writes, in the order they were returned.
+	IDs []int64
 }
 
 // Fence is a held lease used as a fencing token: the lease's name, its
@@ -197,6 +243,24 @@ type Store interface {
 	// LeaseFence returns the fencing token of the named lease when holder
 	// holds it (ECONFLICT when it does not): what Batch.Fence carries.
 	LeaseFence(ctx context.Context, name, holder string) (*Fence, error)
+	// ClaimOutbox claims queued writes for one sender (ClaimRequest says
+	// which) and returns them, with the claim that holds them (its IDs
+	// empty when none was due and free). Two live claims never hold the
+	// same write. EINVALID for a request without system, holder or a
+	// positive TTL; ECONFLICT when the fence's lease was lost or the
+	// Yield lease is held by another.
+	ClaimOutbox(ctx context.Context, req ClaimRequest) (*Claim, []*OutboxWrite, error)
+	// RenewClaim extends c's hold on the writes ids (some of c.IDs) to
+	// now+ttl, even past c's expiry as long as no other claim took them
+	// (and sets c.Until); ECONFLICT, renewing nothing, when any of them is
+	// no longer queued or no longer held by c.
+	RenewClaim(ctx context.Context, c *Claim, ids []int64, now time.Time, ttl time.Duration) error
+	// ReleaseClaim returns the writes c still holds to the queue.
+	ReleaseClaim(ctx context.Context, c *Claim) error
+	// OutboxClaims returns how many queued writes live claims of holders
+	// other than holder hold at now, and when the last of those claims
+	// expires (zero when none).
+	OutboxClaims(ctx context.Context, holder string, now time.Time) (int, time.Time, error)
 	// SetNotary makes every later Commit that appends audit entries sign
 	// a checkpoint of them in the same transaction.
 	SetNotary(n Notary)
@@ -251,7 +315,37 @@ func (b *Batch) Check() *Error {
 			return Errorf(EINVALID, "an audit entry in the batch is nil")
 		}
 	}
+	if b.Claim != nil && (b.Claim.Holder == "" || b.Claim.Token == 0) {
+		return Errorf(EINVALID, "the batch's outbox claim has no holder or token (take claims from ClaimOutbox)")
+	}
 	return nil
+}
+
+// ClaimedIDs returns the outbox writes of the batch (Outbox and
+// OutboxDone) that its Claim names, each once: what a store checks the
+// claim still holds before it commits. Nil without a claim.
+func (b *Batch) ClaimedIDs() []int64 {
+	if b.Claim == nil {
+		return nil
+	}
+	named := make(map[int64]bool, len(b.Claim.IDs))
+	for _, id := range b.Claim.IDs {
+		named[id] = true
+	}
+	var out []int64
+	take := func(id int64) {
+		if named[id] {
+			out = append(out, id)
+			delete(named, id)
+		}
+	}
+	for _, w := range b.Outbox {
+		take(w.ID)
+	}
+	for _, id := range b.OutboxDone {
+		take(id)
+	}
+	return out
 }
 
 // CoveredHead refuses (ECONFLICT) an audit log whose head (seq entries,

@@ -24,10 +24,12 @@ var beforeCommit func(ctx context.Context, tx pgx.Tx) error
 // rows deleted, systems and meta set, then the audit entries appended and
 // sealed and, with a notary, their checkpoint signed and stored. The
 // transaction first takes the commit advisory lock (one commit at a time
-// over every process on the database) and checks the batch's fence.
+// over every process on the database) and checks the batch's fence and
+// outbox claim.
 //
 // It returns EINVALID for a caller bug, ECONFLICT when a record would take
-// another's match key or the fence's lease was lost, EUNAVAIL when the
+// another's match key, the fence's lease was lost or the claim no longer
+// holds its writes, EUNAVAIL when the
 // connection was lost (nothing was written), and EINTERNAL otherwise.
 func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 	const op = "postgres.Commit"
@@ -84,6 +86,9 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 		return nil, err
 	}
 	if err = checkFence(ctx, tx, b.Fence); err != nil {
+		return nil, err
+	}
+	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
 	steps := []func(context.Context, pgx.Tx, *nhisync.Batch) error{
@@ -278,7 +283,8 @@ func writeOutbox(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
 		_, err := tx.Exec(ctx, `INSERT INTO outbox (id, system, ext_id, record_id, field, status, next_at, data)
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
 			ON CONFLICT (id) DO UPDATE SET system = excluded.system, ext_id = excluded.ext_id, record_id = excluded.record_id,
-				field = excluded.field, status = excluded.status, next_at = excluded.next_at, data = excluded.data`,
+				field = excluded.field, status = excluded.status, next_at = excluded.next_at, data = excluded.data,
+				claim_token = 0, claim_holder = '', claim_until = ''`,
 			ids, systems, exts, recs, fields, statuses, next, data)
 		return err
 	})

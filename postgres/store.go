@@ -15,7 +15,9 @@
 // log's append) are serialized across every process sharing the database,
 // and checks its batch's lease fence inside that transaction. Leases are
 // rows (holder, expiry, epoch) changed by single conditional statements;
-// nothing is coordinated outside PostgreSQL. A serialization failure or
+// queued writes are claimed with SELECT … FOR UPDATE SKIP LOCKED (claim.go)
+// so replicas drain them in parallel; nothing is coordinated outside
+// PostgreSQL. A serialization failure or
 // deadlock is retried; a connection lost mid-commit rolls the whole
 // transaction back (PostgreSQL never keeps half of one) and Commit fails
 // with EUNAVAIL.

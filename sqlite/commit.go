@@ -25,7 +25,8 @@ import (
 // It returns EINVALID for a caller bug (an item or record with ID 0, a link
 // without system or external id, a link to a record that does not exist,
 // a nil member), ECONFLICT when a record would take the match key of
-// another record, and EINTERNAL for storage failures.
+// another record, the fence's lease was lost or the batch's outbox claim
+// no longer holds its writes, and EINTERNAL for storage failures.
 func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 	const op = "sqlite.Commit"
 	if b == nil || b.Empty() {
@@ -68,6 +69,9 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 		}
 	}()
 	if err = checkFence(ctx, tx, b.Fence); err != nil {
+		return nil, err
+	}
+	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
@@ -277,7 +281,8 @@ func writeOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 		head: `INSERT INTO outbox (id, system, ext_id, record_id, field, status, next_at, data) VALUES `,
 		cols: 8,
 		tail: `ON CONFLICT (id) DO UPDATE SET system = excluded.system, ext_id = excluded.ext_id, record_id = excluded.record_id,
-			field = excluded.field, status = excluded.status, next_at = excluded.next_at, data = excluded.data`,
+			field = excluded.field, status = excluded.status, next_at = excluded.next_at, data = excluded.data,
+			claim_token = 0, claim_holder = '', claim_until = ''`,
 	}.run(ctx, tx, len(b.Outbox), func(args []any, i int) []any {
 		w := b.Outbox[i]
 		return append(args, w.ID, w.System, w.ExternalID, w.RecordID, w.Field, w.Status, formatTime(w.NextAt), jsonData(w, &failed))

@@ -13,7 +13,9 @@
 //   - a failed Commit leaves nothing behind, audit entries included;
 //   - audit seqs run from 1 without gaps and chain by PrevHash;
 //   - a scan's callback may use the store, commits included;
-//   - NewIDs ranges never overlap, whatever the concurrency.
+//   - NewIDs ranges never overlap, whatever the concurrency;
+//   - two live outbox claims never hold the same write, whatever the
+//     concurrency, and a commit under a claim that lost a write is refused.
 package storetest
 
 import (
@@ -57,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"QuarantineItems", testQuarantineItems},
 		{"Approvals", testApprovals},
 		{"Outbox", testOutbox},
+		{"OutboxClaims", testOutboxClaims},
+		{"OutboxClaimsConcurrent", testOutboxClaimsConcurrent},
 		{"SystemsAndMeta", testSystemsAndMeta},
 		{"CommitEmpty", testCommitEmpty},
 		{"CommitAtomicity", testCommitAtomicity},

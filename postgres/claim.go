@@ -1,0 +1,224 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nhisync/nhisync"
+)
+
+// Outbox claims: each queued write carries the claim that holds it
+// (claim_token, claim_holder, claim_until; token 0 for none). A claim is
+// taken by one UPDATE over the rows a SELECT … FOR UPDATE SKIP LOCKED
+// picked, so concurrent senders on any number of replicas pass over each
+// other's rows instead of waiting for them, and a row is held by one live
+// claim at a time.
+
+// ClaimOutbox claims the due ready writes of req.System that no live claim
+// holds (see nhisync.ClaimRequest), in one transaction that checks the
+// request's fence and the lease it yields to first.
+func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
+	const op = "postgres.ClaimOutbox"
+	if req.System == "" || req.Holder == "" || req.TTL <= 0 {
+		return nil, nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "an outbox claim needs a system, a holder and a positive duration"}
+	}
+	due := req.Due
+	if due.IsZero() {
+		due = req.Now
+	}
+	var token int64
+	if err := s.pool.QueryRow(ctx, `UPDATE ids SET next = next + 1 WHERE name = 'claim' RETURNING next - 1`).Scan(&token); err != nil {
+		return nil, nil, internal(op, err)
+	}
+	c := &nhisync.Claim{Holder: req.Holder, Token: token, Until: req.Now.Add(req.TTL)}
+	var limit *int64
+	if req.Limit > 0 {
+		n := int64(req.Limit)
+		limit = &n
+	}
+	var out []*nhisync.OutboxWrite
+	for attempt := 1; ; attempt++ {
+		out = nil
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := checkFence(ctx, tx, req.Fence); err != nil {
+				return err
+			}
+			if err := yieldTo(ctx, tx, req.Yield, req.Holder, req.Now); err != nil {
+				return err
+			}
+			return queryItems(ctx, tx, `WITH picked AS (
+					SELECT id FROM outbox
+					WHERE system = $1 AND status = $2 AND next_at <= $3 AND (claim_token = 0 OR claim_until <= $4)
+					ORDER BY next_at, id LIMIT $5
+					FOR UPDATE SKIP LOCKED)
+				UPDATE outbox o SET claim_token = $6, claim_holder = $7, claim_until = $8
+				FROM picked WHERE o.id = picked.id
+				RETURNING o.data`,
+				[]any{req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit, token, req.Holder, formatTime(c.Until)},
+				func(w *nhisync.OutboxWrite) error {
+					out = append(out, w)
+					return nil
+				})
+		})
+		if err == nil {
+			break
+		}
+		if !retryable(err) || attempt == commitAttempts {
+			return nil, nil, internal(op, err)
+		}
+	}
+	slices.SortFunc(out, func(a, b *nhisync.OutboxWrite) int {
+		if c := a.NextAt.Compare(b.NextAt); c != 0 {
+			return c
+		}
+		return cmpInt(a.ID, b.ID)
+	})
+	for _, w := range out {
+		c.IDs = append(c.IDs, w.ID)
+	}
+	return c, out, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// yieldTo fails (ECONFLICT) while a holder other than holder holds the
+// named lease unexpired at now. The lease row is made to exist and locked
+// FOR SHARE until the transaction ends: a process taking the lease waits
+// for this claim to commit, and then sees its writes claimed.
+func yieldTo(ctx context.Context, tx pgx.Tx, lease, holder string, now time.Time) error {
+	if lease == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO leases (name, holder, expires, epoch) VALUES ($1, '', '', 0) ON CONFLICT (name) DO NOTHING`, lease); err != nil {
+		return err
+	}
+	var h, expires string
+	if err := tx.QueryRow(ctx, `SELECT holder, expires FROM leases WHERE name = $1 FOR SHARE`, lease).Scan(&h, &expires); err != nil {
+		return err
+	}
+	if h != "" && h != holder && expires > formatTime(now) {
+		return busyLease(lease, h)
+	}
+	return nil
+}
+
+// busyLease is the error of a sender giving way to a lease's holder.
+func busyLease(lease, holder string) error {
+	return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
+		"%s holds the %s lease: it sends the queued writes itself; nothing was claimed", holder, lease)}
+}
+
+// RenewClaim extends c's hold on ids to now+ttl; ECONFLICT, renewing
+// nothing, unless c still holds every one of them.
+func (s *Store) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, now time.Time, ttl time.Duration) error {
+	const op = "postgres.RenewClaim"
+	if c == nil || c.Token == 0 || ttl <= 0 {
+		return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "renewing an outbox claim needs a claim from ClaimOutbox and a positive duration"}
+	}
+	ids = distinct(ids)
+	until := now.Add(ttl)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE outbox SET claim_until = $1 WHERE id = ANY($2) AND claim_token = $3`, formatTime(until), ids, c.Token)
+		if err != nil {
+			return err
+		}
+		if int(tag.RowsAffected()) != len(ids) {
+			return lostClaim(op, len(ids)-int(tag.RowsAffected()))
+		}
+		return nil
+	})
+	if err != nil {
+		return internal(op, err)
+	}
+	c.Until = until
+	return nil
+}
+
+// ReleaseClaim returns the writes c still holds to the queue.
+func (s *Store) ReleaseClaim(ctx context.Context, c *nhisync.Claim) error {
+	if c == nil || c.Token == 0 || len(c.IDs) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET claim_token = 0, claim_holder = '', claim_until = '' WHERE id = ANY($1) AND claim_token = $2`, c.IDs, c.Token); err != nil {
+		return internal("postgres.ReleaseClaim", err)
+	}
+	return nil
+}
+
+// OutboxClaims counts the writes live claims of other holders hold at now
+// and returns when the last of those claims expires.
+func (s *Store) OutboxClaims(ctx context.Context, holder string, now time.Time) (int, time.Time, error) {
+	const op = "postgres.OutboxClaims"
+	var n int
+	var last *string
+	err := s.pool.QueryRow(ctx, `SELECT count(*), max(claim_until) FROM outbox WHERE claim_token <> 0 AND claim_until > $1 AND claim_holder <> $2`,
+		formatTime(now), holder).Scan(&n, &last)
+	if err != nil {
+		return 0, time.Time{}, internal(op, err)
+	}
+	if last == nil {
+		return 0, time.Time{}, nil
+	}
+	t, err := parseTime(*last)
+	if err != nil {
+		return 0, time.Time{}, internal(op, err)
+	}
+	return n, t, nil
+}
+
+// checkClaim fails, inside a commit's transaction, unless the batch's
+// claim still holds every outbox write of the batch it names; those rows
+// stay locked until the commit ends, so no claim takes them meanwhile.
+func checkClaim(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
+	ids := b.ClaimedIDs()
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id FROM outbox WHERE id = ANY($1) AND claim_token = $2 FOR UPDATE`, ids, b.Claim.Token)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(ids) {
+		return lostClaim("", len(ids)-n)
+	}
+	return nil
+}
+
+// lostClaim is the error of a sender whose claim no longer holds n of the
+// writes it names.
+func lostClaim(op string, n int) error {
+	return &nhisync.Error{Code: nhisync.ECONFLICT, Op: op, Message: fmt.Sprintf(
+		"this process's claim no longer holds %d of the queued writes it was sending: they were sent by another process, or taken by one after the claim expired (was this one paused or stalled?); nothing of this step was written", n)}
+}
+
+// distinct returns ids without repeats, in first-seen order.
+func distinct(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}

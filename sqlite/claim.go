@@ -1,0 +1,218 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
+
+// Outbox claims: each queued write carries the claim that holds it
+// (claim_token, claim_holder, claim_until; token 0 for none). SQLite has
+// one writer at a time, so a claim is one write transaction: it checks the
+// request's fence and the lease it yields to, and marks the due rows no
+// live claim holds. Processes sharing the file (a CLI command next to
+// `serve`) so never send one write twice.
+
+// ClaimOutbox claims the due ready writes of req.System that no live claim
+// holds (see nhisync.ClaimRequest).
+func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
+	const op = "sqlite.ClaimOutbox"
+	if req.System == "" || req.Holder == "" || req.TTL <= 0 {
+		return nil, nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "an outbox claim needs a system, a holder and a positive duration"}
+	}
+	due := req.Due
+	if due.IsZero() {
+		due = req.Now
+	}
+	limit := int64(-1)
+	if req.Limit > 0 {
+		limit = int64(req.Limit)
+	}
+	c := &nhisync.Claim{Holder: req.Holder, Until: req.Now.Add(req.TTL)}
+	var out []*nhisync.OutboxWrite
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, req.Fence); err != nil {
+			return err
+		}
+		if err := yieldTo(ctx, tx, req.Yield, req.Holder, req.Now); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `UPDATE ids SET next = next + 1 WHERE name = 'claim' RETURNING next - 1`).Scan(&c.Token); err != nil {
+			return err
+		}
+		return queryItems(ctx, tx, `UPDATE outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
+			WHERE id IN (SELECT id FROM outbox
+				WHERE system = ?4 AND status = ?5 AND next_at <= ?6 AND (claim_token = 0 OR claim_until <= ?7)
+				ORDER BY next_at, id LIMIT ?8)
+			RETURNING data`,
+			[]any{c.Token, req.Holder, formatTime(c.Until), req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit},
+			func(w *nhisync.OutboxWrite) error {
+				out = append(out, w)
+				return nil
+			})
+	})
+	if err != nil {
+		return nil, nil, internal(op, err)
+	}
+	slices.SortFunc(out, func(a, b *nhisync.OutboxWrite) int {
+		if c := a.NextAt.Compare(b.NextAt); c != 0 {
+			return c
+		}
+		return cmpInt(a.ID, b.ID)
+	})
+	for _, w := range out {
+		c.IDs = append(c.IDs, w.ID)
+	}
+	return c, out, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// writeTx runs fn in one write transaction, committed when fn returns nil.
+func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// yieldTo fails (ECONFLICT) while a holder other than holder holds the
+// named lease unexpired at now.
+func yieldTo(ctx context.Context, tx *sql.Tx, lease, holder string, now time.Time) error {
+	if lease == "" {
+		return nil
+	}
+	var h, expires string
+	err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM leases WHERE name = ?`, lease).Scan(&h, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if h != "" && h != holder && expires > formatTime(now) {
+		return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf(
+			"%s holds the %s lease: it sends the queued writes itself; nothing was claimed", h, lease)}
+	}
+	return nil
+}
+
+// RenewClaim extends c's hold on ids to now+ttl; ECONFLICT, renewing
+// nothing, unless c still holds every one of them.
+func (s *Store) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, now time.Time, ttl time.Duration) error {
+	const op = "sqlite.RenewClaim"
+	if c == nil || c.Token == 0 || ttl <= 0 {
+		return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "renewing an outbox claim needs a claim from ClaimOutbox and a positive duration"}
+	}
+	ids = distinct(ids)
+	until := now.Add(ttl)
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outbox SET claim_until = ? WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?`,
+			formatTime(until), string(appendIDs(nil, ids)), c.Token)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if int(n) != len(ids) {
+			return lostClaim(op, len(ids)-int(n))
+		}
+		return nil
+	})
+	if err != nil {
+		return internal(op, err)
+	}
+	c.Until = until
+	return nil
+}
+
+// ReleaseClaim returns the writes c still holds to the queue.
+func (s *Store) ReleaseClaim(ctx context.Context, c *nhisync.Claim) error {
+	if c == nil || c.Token == 0 || len(c.IDs) == 0 {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET claim_token = 0, claim_holder = '', claim_until = '' WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?`,
+		string(appendIDs(nil, c.IDs)), c.Token); err != nil {
+		return internal("sqlite.ReleaseClaim", err)
+	}
+	return nil
+}
+
+// OutboxClaims counts the writes live claims of other holders hold at now
+// and returns when the last of those claims expires.
+func (s *Store) OutboxClaims(ctx context.Context, holder string, now time.Time) (int, time.Time, error) {
+	const op = "sqlite.OutboxClaims"
+	var n int
+	var last sql.NullString
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), max(claim_until) FROM outbox WHERE claim_token <> 0 AND claim_until > ? AND claim_holder <> ?`,
+		formatTime(now), holder).Scan(&n, &last)
+	if err != nil {
+		return 0, time.Time{}, internal(op, err)
+	}
+	if !last.Valid {
+		return 0, time.Time{}, nil
+	}
+	t, err := parseTime(last.String)
+	if err != nil {
+		return 0, time.Time{}, internal(op, err)
+	}
+	return n, t, nil
+}
+
+// checkClaim fails, inside a commit's transaction, unless the batch's
+// claim still holds every outbox write of the batch it names.
+func checkClaim(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	ids := b.ClaimedIDs()
+	if len(ids) == 0 {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?`,
+		string(appendIDs(nil, ids)), b.Claim.Token).Scan(&n); err != nil {
+		return err
+	}
+	if n != len(ids) {
+		return lostClaim("", len(ids)-n)
+	}
+	return nil
+}
+
+// lostClaim is the error of a sender whose claim no longer holds n of the
+// writes it names.
+func lostClaim(op string, n int) error {
+	return &nhisync.Error{Code: nhisync.ECONFLICT, Op: op, Message: fmt.Sprintf(
+		"this process's claim no longer holds %d of the queued writes it was sending: they were sent by another process, or taken by one after the claim expired (was this one paused or stalled?); nothing of this step was written", n)}
+}
+
+// distinct returns ids without repeats, in first-seen order.
+func distinct(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
