@@ -12,68 +12,129 @@ import (
 const applyChunk = 500
 
 // Drain applies every ready write that is due, system by system. Human
-// actions call it after they commit; passes call it before reading and
-// after deciding.
+// actions call it after they commit; the service calls it between passes.
 //
-// It holds the pass lease while it writes, so it never races a pass, and
-// stops (ECONFLICT) if it loses it.
+// It claims the writes it sends (Store.ClaimOutbox), so replicas sharing a
+// store drain in parallel and none sends a write another holds; it gives
+// way to a pass running elsewhere (ECONFLICT: that pass sends the queued
+// writes itself), and the outcome of each write commits only while its
+// claim still holds it.
 func (e *Engine) Drain(ctx context.Context) (*Summary, error) {
 	sum := newSummary(e.cfg, false)
 	now := e.clock.Now().UTC()
-	if err := e.acquireLease(ctx, leaseName, now, humanLeaseTTL, "a sync pass is running on this store; it sends the queued writes itself"); err != nil {
+	if err := e.drain(ctx, sum, now, nil, &held{yield: leaseName, ttl: e.drainTTL()}); err != nil {
 		return nil, err
 	}
-	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
-	fence, err := e.store.LeaseFence(ctx, leaseName, e.holder)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.drain(ctx, sum, now, nil, &held{fence: fence, ttl: humanLeaseTTL}); err != nil {
-		return nil, err
-	}
-	return sum, e.updateHealth(ctx, sum, now, fence)
+	return sum, e.drainHealth(ctx, sum, now)
 }
 
-// held is a lease the caller holds while it sends writes: its fence and
-// how long a renewal lasts.
+// held is what a drain sends writes under: the lease it holds (a pass's
+// fence; nil outside a pass) or the lease it gives way to, and how long a
+// claim or a renewal lasts.
 type held struct {
 	fence *nhisync.Fence
+	yield string
 	ttl   time.Duration
 }
 
-// drain applies due ready writes to every system not in skip. lease is
-// the lease the caller holds: it is renewed and checked before each chunk
-// of writes leaves and carried by the commit of their outcome, so a long
-// drain keeps it and a process that lost it writes nothing more.
-func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, lease *held) error {
+// drainTTL is how long a drain's claims last unless renewed: the
+// engine's lease period.
+func (e *Engine) drainTTL() time.Duration {
+	if e.leaseTTL > 0 {
+		return e.leaseTTL
+	}
+	return humanLeaseTTL
+}
+
+// claimRows is how many queued writes one claim takes: a few chunks'
+// worth, so a claim's writes go out before it needs renewing twice.
+var claimRows = 4 * applyChunk
+
+// drain applies due ready writes to every system not in skip, a claim at
+// a time. A pass's drain claims under its lease (snd.fence), renewed and
+// checked before each chunk of writes leaves and carried by the commit of
+// their outcome with the claim, so a long drain keeps both and a process
+// that lost either writes nothing more.
+func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, snd *held) error {
 	for _, name := range e.cfg.SystemNames {
 		conn := e.conns[name]
 		sys := e.cfg.Systems[name]
 		if conn == nil || !sys.Direction.Writes() || skip[name] {
 			continue
 		}
-		rows, err := e.store.OutboxWrites(ctx, name, nhisync.OutboxReady, now, 0)
-		if err != nil {
-			return err
-		}
-		chunk := applyChunk
+		whole := false
 		if w, ok := conn.(nhisync.WholeApplier); ok && w.ApplyWhole() {
-			chunk = len(rows) // one Apply: the connector rewrites the system once
+			whole = true // one Apply: the connector rewrites the system once
 		}
-		for len(rows) > 0 {
-			n := 0
-			seen := make(map[string]bool, min(chunk, len(rows)))
-			// Take rows for up to chunk records.
-			for n < len(rows) && (len(seen) < chunk || seen[rowKey(rows[n])]) {
-				seen[rowKey(rows[n])] = true
-				n++
-			}
-			if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now, lease); err != nil {
+		limit := claimRows
+		if whole {
+			limit = 0
+		}
+		for {
+			claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: name, Due: now, Limit: limit,
+				Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
+			if err != nil {
 				return err
 			}
-			rows = rows[n:]
-			e.report(Progress{Stage: "write", System: name, Done: sum.sys(name).Written})
+			if len(rows) == 0 {
+				break
+			}
+			if err := e.sendClaimed(ctx, sys, conn, claim, rows, whole, sum, now, snd); err != nil {
+				_ = e.store.ReleaseClaim(context.WithoutCancel(ctx), claim)
+				return err
+			}
+			if whole || len(rows) < limit {
+				break
+			}
 		}
+	}
+	return nil
+}
+
+// claim claims queued writes as req says, at the clock's time. A drain
+// that gives way to the pass lease tries again for a moment while another
+// holds it: a person's action or another drain's health update holds it
+// that briefly; a pass holds it longer, and the drain stops (ECONFLICT).
+func (e *Engine) claim(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
+	for tries := 0; ; tries++ {
+		req.Now = e.clock.Now().UTC()
+		c, rows, err := e.store.ClaimOutbox(ctx, req)
+		if err == nil || req.Yield == "" || nhisync.ErrorCode(err) != nhisync.ECONFLICT || tries == claimRetries {
+			return c, rows, err
+		}
+		t := time.NewTimer(claimPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// claimRetries bounds how often a yielding claim tries again.
+const claimRetries = 10
+
+// sendClaimed applies the claimed rows in chunks of up to applyChunk
+// records (all at once for a whole applier).
+func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, claim *nhisync.Claim, rows []*nhisync.OutboxWrite, whole bool, sum *Summary, now time.Time, snd *held) error {
+	chunk := applyChunk
+	if whole {
+		chunk = len(rows)
+	}
+	for len(rows) > 0 {
+		n := 0
+		seen := make(map[string]bool, min(chunk, len(rows)))
+		// Take rows for up to chunk records.
+		for n < len(rows) && (len(seen) < chunk || seen[rowKey(rows[n])]) {
+			seen[rowKey(rows[n])] = true
+			n++
+		}
+		if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now, snd, claim); err != nil {
+			return err
+		}
+		rows = rows[n:]
+		e.report(Progress{Stage: "write", System: sys.Name, Done: sum.sys(sys.Name).Written})
 	}
 	return nil
 }
@@ -89,8 +150,8 @@ func rowKey(o *nhisync.OutboxWrite) string {
 // a chunk of applyChunk records at a time: confirmed writes advance shadows
 // (echo suppression), stale ones are dropped for re-observation, failed
 // ones retry with backoff.
-func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, lease *held) error {
-	if err := e.stillHolds(ctx, lease); err != nil {
+func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
+	if err := e.stillHolds(ctx, snd, claim, rows); err != nil {
 		return err
 	}
 	var writes []nhisync.Write
@@ -133,7 +194,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 	}
 	for len(results) > 0 {
 		n := min(applyChunk, len(results))
-		if err := e.recordOutcome(ctx, sys, groups[:n], results[:n], sum, now, lease); err != nil {
+		if err := e.recordOutcome(ctx, sys, groups[:n], results[:n], sum, now, snd, claim); err != nil {
 			return err
 		}
 		groups, results = groups[n:], results[n:]
@@ -142,8 +203,8 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 }
 
 // recordOutcome commits the outcome of writes sent to sys: groups[i] are
-// the queued rows results[i] answers.
-func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, lease *held) error {
+// the queued rows results[i] answers, held by claim.
+func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
 	// Load the records to move their links.
 	var ids []int64
 	seen := make(map[int64]bool, len(groups))
@@ -252,9 +313,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 		}
 		b.Links = append(b.Links, l)
 	}
-	if lease != nil {
-		b.Fence = lease.fence
-	}
+	b.Fence, b.Claim = snd.fence, claim
 	if err := e.store.Commit(ctx, b); err != nil {
 		return err
 	}
@@ -295,11 +354,42 @@ func pause(sys *nhisync.System, n int) time.Duration {
 }
 
 // updateHealth marks systems degraded when their calls mostly failed this
-// pass, pausing them with backoff, and recovers them when calls succeed.
+// pass, pausing them with backoff, and recovers them when calls succeed;
+// the commit carries fence.
 func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time, fence *nhisync.Fence) error {
+	b, err := e.healthBatch(ctx, sum, now)
+	if err != nil || b.Empty() {
+		return err
+	}
+	b.Fence = fence
+	return e.store.Commit(ctx, b)
+}
+
+// drainHealth is updateHealth after a drain outside a pass: it takes the
+// pass lease for the one commit, as the system states are a pass's too,
+// and leaves the states to the pass when one runs elsewhere.
+func (e *Engine) drainHealth(ctx context.Context, sum *Summary, now time.Time) error {
+	b, err := e.healthBatch(ctx, sum, now)
+	if err != nil || b.Empty() {
+		return err
+	}
+	ok, err := e.store.AcquireLease(ctx, leaseName, e.holder, e.clock.Now().UTC(), humanLeaseTTL)
+	if err != nil || !ok {
+		return err
+	}
+	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
+	if b.Fence, err = e.store.LeaseFence(ctx, leaseName, e.holder); err != nil {
+		return err
+	}
+	return e.store.Commit(ctx, b)
+}
+
+// healthBatch is the batch of system states whose health this pass or
+// drain changes.
+func (e *Engine) healthBatch(ctx context.Context, sum *Summary, now time.Time) (*nhisync.Batch, error) {
 	states, err := e.store.Systems(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	byName := map[string]*nhisync.SystemState{}
 	for _, s := range states {
@@ -315,6 +405,7 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time, 
 		if st == nil {
 			st = &nhisync.SystemState{Name: name, Health: nhisync.HealthOK}
 		}
+		before := *st
 		writesFailed := ss.Failed > 0 && ss.Failed*2 >= ss.Failed+ss.Written && ss.Failed+ss.Written >= 2
 		switch {
 		case ss.ReadFailed || writesFailed:
@@ -333,39 +424,78 @@ func (e *Engine) updateHealth(ctx context.Context, sum *Summary, now time.Time, 
 			}
 			st.Health, st.Failures, st.PausedUntil = nhisync.HealthOK, 0, time.Time{}
 		}
+		if byName[name] != nil && st.Health == before.Health && st.Failures == before.Failures && st.PausedUntil.Equal(before.PausedUntil) && st.LastError == before.LastError {
+			continue // nothing to write
+		}
 		b.Systems = append(b.Systems, st)
 	}
-	if b.Empty() {
-		return nil
-	}
-	b.Fence = fence
-	return e.store.Commit(ctx, b)
+	return b, nil
 }
 
-// stillHolds renews the lease and fails (ECONFLICT) unless this engine
-// still holds it at its fence's epoch: done before writes leave for a
+// stillHolds renews the claim on rows, and the pass lease when the
+// sender holds one, and fails (ECONFLICT) unless this engine still holds
+// both (the lease at its fence's epoch): done before writes leave for a
 // system. (Between this check and the system's write a window remains that
 // no store can close; conditional writes, which carry the value last seen,
 // keep a late write from overwriting a newer one.)
-func (e *Engine) stillHolds(ctx context.Context, lease *held) error {
-	if lease == nil {
-		return nil
+func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim, rows []*nhisync.OutboxWrite) error {
+	now := e.clock.Now().UTC()
+	if fence := snd.fence; fence != nil {
+		lost := nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
+		ok, err := e.store.AcquireLease(ctx, fence.Lease, fence.Holder, now, snd.ttl)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return lost
+		}
+		f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
+		if err != nil {
+			return err
+		}
+		if f.Epoch != fence.Epoch {
+			return lost
+		}
 	}
-	fence := lease.fence
-	lost := nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
-	ok, err := e.store.AcquireLease(ctx, fence.Lease, fence.Holder, e.clock.Now(), lease.ttl)
-	if err != nil {
-		return err
+	ids := make([]int64, len(rows))
+	for i, o := range rows {
+		ids[i] = o.ID
 	}
-	if !ok {
-		return lost
-	}
-	f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
-	if err != nil {
-		return err
-	}
-	if f.Epoch != fence.Epoch {
-		return lost
-	}
-	return nil
+	return e.store.RenewClaim(ctx, claim, ids, now, snd.ttl)
 }
+
+// awaitClaims waits, once this engine holds the pass lease, until no
+// other process holds claims on queued writes: a drain elsewhere that
+// claimed before the lease was taken finishes (or its claims expire)
+// before the pass or action loads a record whose links it moves. It gives
+// up (ECONFLICT) when claims outlive the longest they were seen to last.
+func (e *Engine) awaitClaims(ctx context.Context) error {
+	polls := -1
+	for {
+		now := e.clock.Now().UTC()
+		n, until, err := e.store.OutboxClaims(ctx, e.holder, now)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if polls < 0 {
+			polls = int(until.Sub(now)/claimPoll) + 2
+		}
+		if polls == 0 {
+			return nhisync.Errorf(nhisync.ECONFLICT, "another process is sending %d queued writes of this store and holds them past their claim; try again when it is done", n)
+		}
+		polls--
+		t := time.NewTimer(claimPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// claimPoll is how often awaitClaims looks again.
+const claimPoll = 50 * time.Millisecond

@@ -48,6 +48,8 @@ type Engine struct {
 	progress func(Progress)
 	holder   string
 	batch    int
+	// leaseTTL is how long a drain's outbox claims last unless renewed.
+	leaseTTL time.Duration
 	// deadHolder tells whether a lease holder is a process known to be
 	// gone, so its lease can be taken over at once.
 	deadHolder func(holder string) bool
@@ -80,6 +82,11 @@ func WithProgress(f func(Progress)) Option { return func(e *Engine) { e.progress
 
 // WithHolder names this process for leases (default "nhisync").
 func WithHolder(h string) Option { return func(e *Engine) { e.holder = h } }
+
+// WithLeaseTTL sets how long the outbox claims of a Drain last unless
+// renewed (default 1m): a drain on a process that died returns its writes
+// to the queue after it, for another process to send.
+func WithLeaseTTL(d time.Duration) Option { return func(e *Engine) { e.leaseTTL = d } }
 
 // WithDeadHolder lets the engine take over a lease whose holder is known
 // to be gone (a killed process on this host) instead of waiting for it to
@@ -212,6 +219,8 @@ func (a *ids) get(ctx context.Context) (int64, error) {
 
 // acquireLease takes the named lease, taking it over from a holder known
 // to be dead. It returns ECONFLICT when another live process holds it.
+// Holding the pass lease, it waits for other processes' outbox claims to
+// end (awaitClaims).
 func (e *Engine) acquireLease(ctx context.Context, name string, now time.Time, ttl time.Duration, busy string) error {
 	ok, err := e.store.AcquireLease(ctx, name, e.holder, now, ttl)
 	if err != nil {
@@ -234,6 +243,14 @@ func (e *Engine) acquireLease(ctx context.Context, name string, now time.Time, t
 	}
 	if !ok {
 		return nhisync.Errorf(nhisync.ECONFLICT, "%s", busy)
+	}
+	if name == leaseName {
+		// A drain elsewhere may hold writes it claimed before the lease
+		// was taken: let it finish before deciding records.
+		if err := e.awaitClaims(ctx); err != nil {
+			_ = e.store.ReleaseLease(context.WithoutCancel(ctx), name, e.holder)
+			return err
+		}
 	}
 	return nil
 }
