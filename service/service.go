@@ -50,6 +50,11 @@ type Options struct {
 	Store     nhisync.Store
 	Holder    string
 	FeedLease time.Duration
+	// PassLease is how long a pass's lease lasts unrenewed (0: the
+	// engine's default): a replica stalled in a pass loses it after that,
+	// another replica's pass takes it, and the stalled pass can commit
+	// nothing more (its fence is stale).
+	PassLease time.Duration
 	Observer  Observer
 	Logger    *slog.Logger
 	// Grace is how long a stop waits for the pass in hand before cutting
@@ -329,6 +334,7 @@ func (s *Service) pass(ctx context.Context, id string, opt engine.PassOptions) {
 	start := time.Now()
 	// The engine holds the pass lease for the length of Sync.
 	s.leaseHeld("pass", true)
+	opt.LeaseTTL = s.opt.PassLease
 	sum, err := s.opt.Engine.Sync(wctx, opt)
 	s.leaseHeld("pass", false)
 	took := time.Since(start)

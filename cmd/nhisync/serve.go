@@ -25,7 +25,8 @@ type serveFlags struct {
 	logFormat string
 	tlsCert   string
 	tlsKey    string
-	// lease is how long a replica's feed lease lasts without renewal.
+	// lease is how long a replica's leases (feeds, passes) and claims on
+	// queued writes last without renewal.
 	lease time.Duration
 	// fallback listens on another free port of the same host when addr
 	// is taken (quickstart --serve).
@@ -37,7 +38,7 @@ func (f *serveFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "", "log format on stderr: text or json (default: text on a terminal, json otherwise)")
 	cmd.Flags().StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM), with --tls-key")
 	cmd.Flags().StringVar(&f.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
-	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second, "how long a replica's feed leases last unrenewed (replicas sharing a PostgreSQL store take a lost one's feeds over after it)")
+	cmd.Flags().DurationVar(&f.lease, "lease", 30*time.Second, "how long a replica's leases (feeds, passes) and claims on queued writes last unrenewed (replicas sharing a PostgreSQL store take a lost one's work over after it)")
 }
 
 func (f *serveFlags) check() error {
@@ -111,12 +112,12 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 	// the app's, through an engine that also reports to the metrics.
 	metrics := httpapi.NewMetrics(a.cfg, a.store)
 	eng := engine.New(a.cfg, a.store, a.conns, append(a.engineOpts[:len(a.engineOpts):len(a.engineOpts)],
-		engine.WithLogger(log), engine.WithWriteObserver(metrics.ObserveWrite))...)
+		engine.WithLogger(log), engine.WithWriteObserver(metrics.ObserveWrite), engine.WithLeaseTTL(fl.lease))...)
 	if err := metrics.CountRecords(ctx); err != nil {
 		return err
 	}
 	metrics.Refresh(ctx)
-	svc := service.New(service.Options{Config: a.cfg, Engine: eng, Conns: a.conns, Store: a.store, Holder: holderName(), FeedLease: fl.lease, Observer: metrics, Logger: log})
+	svc := service.New(service.Options{Config: a.cfg, Engine: eng, Conns: a.conns, Store: a.store, Holder: holderName(), FeedLease: fl.lease, PassLease: fl.lease, Observer: metrics, Logger: log})
 	srv, err := httpapi.New(httpapi.Options{
 		Config: a.cfg, Store: a.store, Engine: eng, Exclusive: svc.Exclusive(),
 		Passes: svc, Metrics: metrics, Logger: log,
