@@ -191,7 +191,11 @@ func (e *AuditEntry) LeafBytes() []byte {
 	if b, ok := appendLeaf(make([]byte, 0, c.leafSize()), &c); ok {
 		return b
 	}
-	return leafJSON(&c)
+	// A copy for encoding/json, which keeps c itself off the heap on the
+	// encoder's path.
+	h := new(AuditEntry)
+	*h = c
+	return leafJSON(h)
 }
 
 // leafSize is about the length of e's leaf, a little more when nothing
