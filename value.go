@@ -200,6 +200,106 @@ func (v Value) AppendBinary(b []byte) []byte {
 	}
 }
 
+// ReadBinary decodes one value AppendBinary encoded at the start of b and
+// returns it with the rest of b; ok is false when b does not start with
+// one. The encoding keeps no value without its type, so the zero value
+// comes back as t's (an empty set for a set type), as t.Canonical makes
+// it: a value canonical for t round-trips exactly. It lets a pass keep an
+// observation as the bytes its content hash was built from.
+func (t FieldType) ReadBinary(b []byte) (v Value, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return Value{}, b, false
+	}
+	tag := b[0]
+	b = b[1:]
+	switch tag {
+	case 0:
+		return Value{set: t.IsSet()}, b, true
+	case 1:
+		s, rest, ok := readBinaryText(b)
+		if !ok || s == "" {
+			return Value{}, b, false
+		}
+		return Value{s: s}, rest, true
+	case 2:
+		n, b, ok := readBinaryLen(b)
+		if !ok || n == 0 || n > len(b) {
+			return Value{}, b, false
+		}
+		elems := make([]string, n)
+		for i := range elems {
+			if len(b) == 0 || b[0] != ':' {
+				return Value{}, b, false
+			}
+			if elems[i], b, ok = readBinaryText(b[1:]); !ok {
+				return Value{}, b, false
+			}
+		}
+		return Value{elems: elems, set: true}, b, true
+	}
+	return Value{}, b, false
+}
+
+// SkipBinary returns b after the value AppendBinary encoded at its start,
+// without decoding it; ok is false when b does not start with one.
+func SkipBinary(b []byte) (rest []byte, ok bool) {
+	if len(b) == 0 {
+		return b, false
+	}
+	tag := b[0]
+	b = b[1:]
+	switch tag {
+	case 0:
+		return b, true
+	case 1:
+		return skipBinaryText(b)
+	case 2:
+		n, b, ok := readBinaryLen(b)
+		if !ok || n == 0 {
+			return b, false
+		}
+		for range n {
+			if len(b) == 0 || b[0] != ':' {
+				return b, false
+			}
+			if b, ok = skipBinaryText(b[1:]); !ok {
+				return b, false
+			}
+		}
+		return b, true
+	}
+	return b, false
+}
+
+func skipBinaryText(b []byte) ([]byte, bool) {
+	n, b, ok := readBinaryLen(b)
+	if !ok || len(b) == 0 || b[0] != ':' || n > len(b)-1 {
+		return b, false
+	}
+	return b[1+n:], true
+}
+
+// readBinaryText reads "LEN:TEXT".
+func readBinaryText(b []byte) (string, []byte, bool) {
+	n, b, ok := readBinaryLen(b)
+	if !ok || len(b) == 0 || b[0] != ':' || n > len(b)-1 {
+		return "", b, false
+	}
+	return string(b[1 : 1+n]), b[1+n:], true
+}
+
+// readBinaryLen reads a decimal length.
+func readBinaryLen(b []byte) (int, []byte, bool) {
+	n, i := 0, 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if n > (1<<31)/10 {
+			return 0, b, false
+		}
+		n = n*10 + int(b[i]-'0')
+	}
+	return n, b[i:], i > 0
+}
+
 // MarshalJSON encodes no value as null, a scalar as a string and a set as
 // an array of strings.
 func (v Value) MarshalJSON() ([]byte, error) {

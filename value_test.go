@@ -115,6 +115,70 @@ func TestAppendBinaryIsUnambiguous(t *testing.T) {
 	}
 }
 
+// ReadBinary is AppendBinary's inverse for every value canonical for its
+// type, so a pass may keep observations as the bytes it hashed.
+func TestReadBinaryRoundTrips(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		types := []nhisync.FieldType{nhisync.TypeString, nhisync.TypeSet, nhisync.TypeInt, nhisync.TypeRefs}
+		text := rapid.OneOf(rapid.String(), rapid.SampledFrom([]string{"", " ", "1:a", "2", ":", "\x00", "a\x00b"}))
+		var ts []nhisync.FieldType
+		var vs []nhisync.Value
+		var b []byte
+		for range rapid.IntRange(0, 6).Draw(t, "n") {
+			ft := rapid.SampledFrom(types).Draw(t, "type")
+			var v nhisync.Value
+			switch rapid.IntRange(0, 3).Draw(t, "shape") {
+			case 0:
+				v = nhisync.Str(text.Draw(t, "s"))
+			case 1:
+				v = nhisync.SetOf(rapid.SliceOf(text).Draw(t, "elems")...)
+			case 2:
+				v = nhisync.Malformed(text.Draw(t, "reason"))
+			}
+			v = ft.Canonical(v)
+			ts, vs = append(ts, ft), append(vs, v)
+			b = v.AppendBinary(b)
+		}
+		skipped := b
+		for range ts {
+			var ok bool
+			if skipped, ok = nhisync.SkipBinary(skipped); !ok {
+				t.Fatalf("SkipBinary stops in %q", b)
+			}
+		}
+		if len(skipped) != 0 {
+			t.Fatalf("SkipBinary leaves %q", skipped)
+		}
+		for i, ft := range ts {
+			got, rest, ok := ft.ReadBinary(b)
+			if !ok {
+				t.Fatalf("value %d (%#v) does not decode from %q", i, vs[i], b)
+			}
+			if !got.Equal(vs[i]) || got.IsSet() != vs[i].IsSet() || got.Text() != vs[i].Text() {
+				t.Fatalf("value %d: got %#v, want %#v", i, got, vs[i])
+			}
+			b = rest
+		}
+		if len(b) != 0 {
+			t.Fatalf("%q left over", b)
+		}
+	})
+}
+
+func TestReadBinaryRefusesTruncated(t *testing.T) {
+	full := nhisync.SetOf("ab", "c").AppendBinary(nhisync.Str("xyz").AppendBinary(nil))
+	for i := range len(full) - 1 {
+		b := full[:i]
+		_, rest, ok := nhisync.TypeString.ReadBinary(b)
+		if ok {
+			_, _, ok = nhisync.TypeSet.ReadBinary(rest)
+		}
+		if ok {
+			t.Errorf("%q decodes as two values", b)
+		}
+	}
+}
+
 func TestHLCNeverRepeatsOrGoesBack(t *testing.T) {
 	c := &nhisync.FakeClock{T: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	h := &nhisync.HLC{Clock: c}

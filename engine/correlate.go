@@ -28,9 +28,9 @@ func (p *pass) correlate(ctx context.Context) error {
 		var settled []string
 		for _, st := range r.changed {
 			h := r.heads[st.id]
-			wasDisputed := h != nil && h.status == nhisync.LinkDisputed
+			wasDisputed := h != nil && h.status == stateDisputed
 			p.place(ctx, r, st, linked)
-			if wasDisputed && h.status == nhisync.LinkLive {
+			if wasDisputed && h.status == stateLive {
 				settled = append(settled, st.id)
 			}
 		}
@@ -43,7 +43,7 @@ func (p *pass) correlate(ctx context.Context) error {
 		var goneStrays []string
 		var gone []goneLink
 		for id, h := range r.heads {
-			if h.seen || h.status == nhisync.LinkGone {
+			if h.seen || h.status == stateGone {
 				continue
 			}
 			if h.recordID != 0 {
@@ -61,7 +61,15 @@ func (p *pass) correlate(ctx context.Context) error {
 			}
 		}
 	}
-	return p.settleStrays(ctx)
+	if err := p.settleStrays(ctx); err != nil {
+		return err
+	}
+	// What is left to decide is in p.work: the heads and the list of
+	// changed observations are not needed any more.
+	for _, r := range p.reads {
+		r.heads, r.changed = nil, nil
+	}
+	return nil
 }
 
 // clearDisputes closes the open dispute items of records that now link to
@@ -107,12 +115,9 @@ func (p *pass) disputeDuplicates(r *sysRead) {
 		done[st.id] = true
 		// No content hash: once the id is unique again its record reads
 		// as changed and is correlated afresh.
-		st.hash = nil
+		st.hasHash = false
 		s := &strayObs{st: st, status: nhisync.LinkDisputed,
 			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id, n+1, r.sys.Name)}
-		if h := r.heads[st.id]; h != nil {
-			s.previous, s.prevHash = h.status, h.hash
-		}
 		p.stray = append(p.stray, s)
 		p.sum.sys(r.sys.Name).Error = s.reason
 	}
@@ -155,7 +160,7 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 		changed[st.id] = true
 	}
 	for id, h := range r.heads {
-		if h.seen && h.recordID == 0 && !changed[id] && r.dups[id] == 0 && (h.status == nhisync.LinkUnmatched || h.status == nhisync.LinkDisputed || h.status == nhisync.LinkDismissed) {
+		if h.seen && h.recordID == 0 && !changed[id] && r.dups[id] == 0 && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
 			ids = append(ids, id)
 		}
 	}
@@ -167,12 +172,20 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	if err != nil {
 		return err
 	}
+	values := make([]nhisync.Value, len(r.sys.Fields))
+	var enc []byte
 	for _, l := range links {
-		values := make([]nhisync.Value, len(r.sys.Fields))
+		clear(values)
 		for _, i := range r.readIdx {
 			values[i] = l.Asserted(r.sys.Fields[i].Field)
 		}
-		r.changed = append(r.changed, &staged{system: r.sys.Name, id: l.ExternalID, values: values, modified: l.Modified, hash: l.Hash})
+		h := hashValues(enc, r.fp, values)
+		enc = h.buf
+		st := r.stage(l.ExternalID, h.buf[len(r.fp):], l.Modified, "")
+		if len(l.Hash) == hashLen {
+			st.hash, st.hasHash = [hashLen]byte(l.Hash), true
+		}
+		r.changed = append(r.changed, st)
 	}
 	return nil
 }
@@ -182,7 +195,7 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 func (p *pass) linkedRecords(r *sysRead) map[int64]string {
 	m := make(map[int64]string, len(r.heads))
 	for id, h := range r.heads {
-		if h.recordID != 0 && h.status == nhisync.LinkLive && (h.seen || !r.full) {
+		if h.recordID != 0 && h.status == stateLive && (h.seen || !r.full) {
 			m[h.recordID] = id
 		}
 	}
@@ -201,23 +214,19 @@ func (p *pass) addWork(id int64) *recWork {
 // place routes one staged observation.
 func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) {
 	h := r.heads[st.id]
-	if h != nil && h.recordID != 0 && h.status != nhisync.LinkUnmatched && h.status != nhisync.LinkDisputed {
+	if h != nil && h.recordID != 0 && h.status != stateUnmatched && h.status != stateDisputed {
 		w := p.addWork(h.recordID)
 		w.obs = append(w.obs, st)
 		return
 	}
 	id, isNew, status, reason := p.match(ctx, r, st, linked)
 	if status != nhisync.LinkLive {
-		s := &strayObs{st: st, status: status, reason: reason}
-		if h != nil {
-			s.previous, s.prevHash = h.status, h.hash
-		}
-		p.stray = append(p.stray, s)
+		p.stray = append(p.stray, &strayObs{st: st, status: status, reason: reason})
 		return
 	}
 	linked[id] = st.id
 	if h != nil {
-		h.recordID, h.status = id, nhisync.LinkLive
+		h.recordID, h.status = id, stateLive
 	}
 	w := p.addWork(id)
 	w.isNew = w.isNew || isNew
@@ -234,8 +243,9 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 			full = false
 			continue
 		}
-		vals[i] = st.values[idx].Text()
-		if p := st.values[idx].Problem(); p != "" {
+		v := st.value(r.sys, idx)
+		vals[i] = v.Text()
+		if p := v.Problem(); p != "" {
 			// A malformed key must not create or claim a golden record.
 			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
 		}
@@ -361,10 +371,11 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		}
 	}
 	for _, s := range p.stray {
-		r := p.reads[s.st.system]
-		key := s.st.system + "\x00" + s.st.id
+		system := s.st.system
+		r := p.reads[system]
+		key := system + "\x00" + s.st.id
 		l := existing[key]
-		if l != nil && l.Status == nhisync.LinkDismissed && string(l.Hash) == string(s.st.hash) {
+		if l != nil && l.Status == nhisync.LinkDismissed && string(l.Hash) == string(s.st.hashBytes()) {
 			// A person dismissed it and it has not changed since.
 			s.status = nhisync.LinkDismissed
 		}
@@ -374,16 +385,17 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		case nhisync.LinkDisputed:
 			p.sum.OpenDisputed++
 		}
-		changed := l == nil || l.Status != s.status || string(l.Hash) != string(s.st.hash)
+		changed := l == nil || l.Status != s.status || string(l.Hash) != string(s.st.hashBytes())
 		if l == nil {
-			l = &nhisync.Link{System: s.st.system, ExternalID: s.st.id, FirstSeen: p.now}
+			l = &nhisync.Link{System: system, ExternalID: s.st.id, FirstSeen: p.now}
 		}
-		l.RecordID, l.Status, l.Hash, l.SeenAt, l.Modified = 0, s.status, s.st.hash, p.now, s.st.modified
+		l.RecordID, l.Status, l.Hash, l.SeenAt, l.Modified = 0, s.status, s.st.hashBytes(), p.now, s.st.modified
 		l.GoneAt = time.Time{}
+		values := s.st.values(r.sys)
 		for _, i := range r.readIdx {
 			fs := l.Field(r.sys.Fields[i].Field)
-			if !fs.Asserted.Equal(s.st.values[i]) {
-				fs.Asserted, fs.Since = s.st.values[i], r.at
+			if !fs.Asserted.Equal(values[i]) {
+				fs.Asserted, fs.Since = values[i], r.at
 			}
 		}
 		p.batch.Links = append(p.batch.Links, l)
@@ -391,7 +403,7 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		if q != nil && (s.status != nhisync.LinkDisputed || changed) {
 			q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, p.now, nhisync.Actor
 			p.batch.Quarantine = append(p.batch.Quarantine, q)
-			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: r.kind.Name, System: s.st.system, Reason: "the record changed in " + s.st.system})
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantineCleared, Kind: r.kind.Name, System: system, Reason: "the record changed in " + system})
 			q = nil
 		}
 		if !changed {
@@ -402,16 +414,16 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		if s.status == nhisync.LinkDisputed {
 			action = nhisync.ActRecordDisputed
 		}
-		p.audit(&nhisync.AuditEntry{Action: action, Actor: s.st.system, Kind: r.kind.Name, Record: label, System: s.st.system, New: nhisync.Str(s.st.id), Reason: s.reason})
+		p.audit(&nhisync.AuditEntry{Action: action, Actor: system, Kind: r.kind.Name, Record: label, System: system, New: nhisync.Str(s.st.id), Reason: s.reason})
 		if s.status == nhisync.LinkDisputed && q == nil {
 			id, err := p.ids.get(ctx)
 			if err != nil {
 				return err
 			}
-			item := &nhisync.QuarantineItem{ID: id, Kind: r.kind.Name, Record: label, System: s.st.system, ExternalID: s.st.id,
+			item := &nhisync.QuarantineItem{ID: id, Kind: r.kind.Name, Record: label, System: system, ExternalID: s.st.id,
 				Value: nhisync.Str(s.st.id), Rule: "disputed", Reason: s.reason, Status: nhisync.StatusOpen, At: p.now}
 			p.batch.Quarantine = append(p.batch.Quarantine, item)
-			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantined, Actor: s.st.system, Kind: r.kind.Name, Record: label, System: s.st.system, New: nhisync.Str(s.st.id), Reason: "disputed: " + s.reason})
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantined, Actor: system, Kind: r.kind.Name, Record: label, System: system, New: nhisync.Str(s.st.id), Reason: "disputed: " + s.reason})
 		}
 	}
 	p.stray = nil
@@ -423,7 +435,7 @@ func strayLabel(r *sysRead, st *staged) string {
 	vals := make([]string, len(r.matchIdx))
 	for i, idx := range r.matchIdx {
 		if idx >= 0 {
-			vals[i] = st.values[idx].Text()
+			vals[i] = st.value(r.sys, idx).Text()
 		} else {
 			vals[i] = "?"
 		}

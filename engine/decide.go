@@ -165,6 +165,10 @@ func (p *pass) decideAll(ctx context.Context) error {
 		if err := p.commit(ctx); err != nil {
 			return err
 		}
+		// Decided and committed: its observations can go.
+		for _, id := range chunk {
+			delete(p.work, id)
+		}
 		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(ids)), Total: len(ids)})
 	}
 	return nil

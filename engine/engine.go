@@ -154,17 +154,6 @@ func mappingFingerprint(sys *nhisync.System) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// contentHash hashes an observation's canonical values.
-func contentHash(fp string, values []nhisync.Value) []byte {
-	buf := make([]byte, 0, 256)
-	buf = append(buf, fp...)
-	for _, v := range values {
-		buf = v.AppendBinary(buf)
-	}
-	sum := sha256.Sum256(buf)
-	return sum[:16]
-}
-
 // actorName returns the name to compare for separation of duties.
 func actorName(actor string) string {
 	return strings.ToLower(strings.TrimSpace(strings.TrimPrefix(actor, nhisync.PersonPrefix)))

@@ -43,7 +43,7 @@ func (rc *recCtx) setKeyFromObservations(st *staged) {
 	for i, f := range rc.kind.Match {
 		for j, m := range sys.Fields {
 			if m.Field == f {
-				vals[i] = st.values[j].Text()
+				vals[i] = st.value(sys, j).Text()
 			}
 		}
 	}

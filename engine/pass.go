@@ -81,10 +81,14 @@ type pass struct {
 
 // sysRead is what a pass read from one system.
 type sysRead struct {
-	sys      *nhisync.System
-	kind     *nhisync.Kind
-	fp       string
-	heads    map[string]*head
+	sys  *nhisync.System
+	kind *nhisync.Kind
+	fp   string
+	// heads are the system's links by external ID, until correlation is
+	// done.
+	heads map[string]*head
+	// changed are the observations to correlate, until correlation is
+	// done; then each is held by its record's work until decided.
 	changed  []*staged
 	full     bool
 	ok       bool
@@ -96,30 +100,18 @@ type sysRead struct {
 	matchIdx []int // mapping index per kind.Match entry (-1 if unmapped)
 	// dups counts the extra records holding an id already read.
 	dups map[string]int
-}
 
-type head struct {
-	recordID int64
-	status   nhisync.LinkStatus
-	hash     []byte
-	seen     bool
-}
-
-type staged struct {
-	system   string
-	id       string
-	values   []nhisync.Value
-	modified time.Time
-	actor    string
-	hash     []byte
+	// heap and staged allocate heads and observations; arena holds their
+	// encoded values.
+	heap   slab[head]
+	staged slab[staged]
+	arena  []byte
 }
 
 type strayObs struct {
-	st       *staged
-	status   nhisync.LinkStatus
-	reason   string
-	previous nhisync.LinkStatus
-	prevHash []byte
+	st     *staged
+	status nhisync.LinkStatus
+	reason string
 }
 
 // recWork is what a pass must decide about one record.
@@ -328,9 +320,10 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	}
 	sameMapping := st.Mapping == r.fp
 	err := p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
-		hd := &head{recordID: h.RecordID, status: h.Status, hash: h.Hash}
-		if !sameMapping {
-			hd.hash = nil
+		hd := r.heap.alloc()
+		hd.recordID, hd.status = h.RecordID, stateOf(h.Status)
+		if sameMapping && len(h.Hash) == hashLen {
+			hd.hash, hd.hasHash = [hashLen]byte(h.Hash), true
 		}
 		r.heads[h.ExternalID] = hd
 		return nil
@@ -340,9 +333,10 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	}
 	r.at = p.hlc.Now()
 	ss := p.sum.sys(sys.Name)
-	// buf holds one record's canonical values; only changed records are
-	// copied out of it.
+	// buf holds one record's canonical values and enc their encoding;
+	// only changed records are copied out of it.
 	buf := make([]nhisync.Value, len(sys.Fields))
+	var enc []byte
 	emit := func(obs nhisync.Observation) error {
 		r.count++
 		if r.count%10000 == 0 {
@@ -353,31 +347,40 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		}
 		clear(buf)
 		for _, i := range r.readIdx {
+			var v nhisync.Value
 			if i < len(obs.Values) {
-				buf[i] = sys.Fields[i].Type.Canonical(obs.Values[i])
+				v = obs.Values[i]
 			}
+			buf[i] = sys.Fields[i].Type.Canonical(v)
 		}
-		h := contentHash(r.fp, buf)
-		if hd := r.heads[obs.ID]; hd != nil {
-			if hd.seen {
-				// The same id twice in one read: neither record is read;
-				// correlate disputes the id (disputeDuplicates).
-				r.dups[obs.ID]++
-				r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: slices.Clone(buf), modified: obs.Modified.UTC(), actor: obs.Actor})
-				return nil
-			}
+		h := hashValues(enc, r.fp, buf)
+		enc = h.buf
+		vals := h.buf[len(r.fp):]
+		hd := r.heads[obs.ID]
+		switch {
+		case hd != nil && hd.seen:
+			// The same id twice in one read: neither record is read;
+			// correlate disputes the id (disputeDuplicates).
+			r.dups[obs.ID]++
+			r.changed = append(r.changed, r.stage(intern(obs.ID), vals, obs.Modified.UTC(), obs.Actor))
+			return nil
+		case hd != nil:
 			hd.seen = true
 			r.seen++
 			// Unchanged: nothing to do. (Unchanged unmatched and disputed
 			// records are re-correlated by restageStrays.)
-			if hd.status != nhisync.LinkGone && string(hd.hash) == string(h) {
+			if hd.status != stateGone && hd.hasHash && hd.hash == h.sum {
 				return nil
 			}
-		} else {
-			r.heads[obs.ID] = &head{seen: true}
+		default:
+			hd = r.heap.alloc()
+			hd.seen = true
+			r.heads[intern(obs.ID)] = hd
 			r.seen++
 		}
-		r.changed = append(r.changed, &staged{system: sys.Name, id: obs.ID, values: slices.Clone(buf), modified: obs.Modified.UTC(), actor: obs.Actor, hash: h})
+		st := r.stage(intern(obs.ID), vals, obs.Modified.UTC(), obs.Actor)
+		st.hash, st.hasHash = h.sum, true
+		r.changed = append(r.changed, st)
 		return nil
 	}
 	changer, isChanger := conn.(nhisync.Changer)

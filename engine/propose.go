@@ -21,6 +21,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 	for i, st := range w.obs {
 		r := p.reads[st.system]
 		observed[st.system] = st
+		values := st.values(r.sys)
 		link := rc.linkFor(st.system, st.id)
 		switch {
 		case link == nil && w.isNew && i == 0:
@@ -32,10 +33,10 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		case link.Status == nhisync.LinkGone:
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system, System: st.system, New: nhisync.Str(st.id), Reason: "reappeared"})
 		}
-		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hash, d.now, st.modified, time.Time{}
+		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, st.modified, time.Time{}
 		for _, idx := range r.readIdx {
 			m := r.sys.Fields[idx]
-			v := st.values[idx]
+			v := values[idx]
 			fs := link.Field(m.Field)
 			if !fs.Asserted.Equal(v) || fs.Since.IsZero() {
 				fs.Asserted, fs.Since, fs.SourceTime, fs.Actor = v, r.at, st.modified, st.actor

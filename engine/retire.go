@@ -48,7 +48,7 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 	}
 	live := 0
 	for _, h := range r.heads {
-		if h.recordID != 0 && h.status == nhisync.LinkLive {
+		if h.recordID != 0 && h.status == stateLive {
 			live++
 		}
 	}
