@@ -333,3 +333,15 @@ func TestStrayScanUsesAnIndex(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCommitFirstPass(b *testing.B) {
+	storetest.BenchmarkCommitFirstPass(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+func BenchmarkScanLinkHeads(b *testing.B) {
+	storetest.BenchmarkScanLinkHeads(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+func BenchmarkScanRecordHeads(b *testing.B) {
+	storetest.BenchmarkScanRecordHeads(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
