@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 )
@@ -130,6 +131,21 @@ func BenchmarkAppendAudit(b *testing.B, open func(b *testing.B) nhisync.Store) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
 }
 
+// cpuMeter reports the process's CPU time per operation of a benchmark
+// loop (cpu-ns/op), next to the wall time b measures.
+type cpuMeter struct {
+	start time.Duration
+	ops   int
+}
+
+func (m *cpuMeter) begin() { m.start = processCPU() }
+
+func (m *cpuMeter) report(b *testing.B) {
+	if used := processCPU() - m.start; used > 0 && m.ops > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(m.ops), "cpu-ns/op")
+	}
+}
+
 // firstPassBatch is what one step of a first pass commits for the records
 // first to first+perStep-1: each record new, linked in three systems under
 // scattered external ids (GUID-like, as real systems hand them out, so the
@@ -192,6 +208,7 @@ func BenchmarkCommitFirstPass(b *testing.B, open func(b *testing.B) nhisync.Stor
 	ctx := b.Context()
 	fill(b, s, held, perStep)
 	n := 0
+	var cpu, used time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		first, err := s.NewIDs(ctx, perStep)
@@ -200,12 +217,17 @@ func BenchmarkCommitFirstPass(b *testing.B, open func(b *testing.B) nhisync.Stor
 		}
 		batch := firstPassBatch(first, perStep)
 		b.StartTimer()
+		cpu = processCPU()
 		if err := s.Commit(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
+		used += processCPU() - cpu
 		n += perStep
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+	if used > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // BenchmarkScanLinkHeads scans the heads of one system's 100,000 links (what
@@ -216,7 +238,10 @@ func BenchmarkScanLinkHeads(b *testing.B, open func(b *testing.B) nhisync.Store)
 	fill(b, s, records, 5000)
 	ctx := b.Context()
 	n := 0
+	var m cpuMeter
+	m.begin()
 	for b.Loop() {
+		m.ops++
 		got := 0
 		if err := s.ScanLinkHeads(ctx, "cmdb", func(h nhisync.LinkHead) error {
 			got++
@@ -230,6 +255,7 @@ func BenchmarkScanLinkHeads(b *testing.B, open func(b *testing.B) nhisync.Store)
 		n += got
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "links/s")
+	m.report(b)
 }
 
 // BenchmarkScanRecordHeads scans the heads of 100,000 records (what every
@@ -240,7 +266,10 @@ func BenchmarkScanRecordHeads(b *testing.B, open func(b *testing.B) nhisync.Stor
 	fill(b, s, records, 5000)
 	ctx := b.Context()
 	n := 0
+	var m cpuMeter
+	m.begin()
 	for b.Loop() {
+		m.ops++
 		got := 0
 		if err := s.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
 			got++
@@ -254,4 +283,5 @@ func BenchmarkScanRecordHeads(b *testing.B, open func(b *testing.B) nhisync.Stor
 		n += got
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+	m.report(b)
 }
