@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,37 +27,52 @@ var (
 // ScanLinkHeads streams the head of every link of system ("" for every
 // system), ordered by system and external id. An error from fn stops the
 // scan and is returned as is; storage failures are EINTERNAL.
+//
+// It reads below database/sql (rawQuery) and keeps, per head, only the
+// external id and hash the driver copied out: the system, status and kind
+// strings are shared.
 func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisync.LinkHead) error) error {
 	const op = "sqlite.ScanLinkHeads"
 	page := make([]nhisync.LinkHead, 0, headPage)
+	systems := interned{}
 	lastSys, lastExt := system, ""
 	for {
 		page = page[:0]
-		var rows *sql.Rows
-		var err error
-		if system != "" {
-			rows, err = s.r.QueryContext(ctx, `SELECT system, ext_id, record_id, status, hash FROM links
-				WHERE system = ? AND ext_id > ? ORDER BY system, ext_id LIMIT ?`, system, lastExt, headPage)
-		} else {
-			rows, err = s.r.QueryContext(ctx, `SELECT system, ext_id, record_id, status, hash FROM links
-				WHERE (system, ext_id) > (?, ?) ORDER BY system, ext_id LIMIT ?`, lastSys, lastExt, headPage)
+		// Four columns for one system (a column the driver hands over
+		// costs allocations per row), five for all.
+		q, cols := `SELECT ext_id, record_id, status, hash FROM links
+				WHERE system = ?1 AND ext_id > ?2 ORDER BY system, ext_id LIMIT ?3`, 4
+		if system == "" {
+			q, cols = `SELECT ext_id, record_id, status, hash, system FROM links
+				WHERE (system, ext_id) > (?1, ?2) ORDER BY system, ext_id LIMIT ?3`, 5
 		}
-		if err != nil {
-			return internal(op, err)
-		}
-		for rows.Next() {
-			var h nhisync.LinkHead
-			var rec sql.NullInt64
+		err := s.rawQuery(ctx, q, namedArgs(lastSys, lastExt, int64(headPage)), cols, func(row []driver.Value) error {
+			h := nhisync.LinkHead{System: system}
 			var status string
-			if err := rows.Scan(&h.System, &h.ExternalID, &rec, &status, &h.Hash); err != nil {
-				rows.Close()
-				return internal(op, err)
+			var err error
+			if system == "" {
+				if h.System, err = rawString(row[4]); err != nil {
+					return err
+				}
+				h.System = systems.get(h.System)
 			}
-			h.RecordID, h.Status = rec.Int64, nhisync.LinkStatus(status)
+			if h.ExternalID, err = rawString(row[0]); err != nil {
+				return err
+			}
+			if h.RecordID, err = rawInt(row[1]); err != nil {
+				return err
+			}
+			if status, err = rawString(row[2]); err != nil {
+				return err
+			}
+			h.Status = linkStatus(status)
+			if h.Hash, err = rawBytes(row[3]); err != nil {
+				return err
+			}
 			page = append(page, h)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return internal(op, err)
 		}
 		for _, h := range page {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"slices"
 
@@ -20,28 +21,33 @@ type querier interface {
 var scanPage = 500
 
 // ScanRecordHeads streams the head of every golden record in ID order,
-// a page at a time (see ScanLinkHeads). An error from fn stops the scan
-// and is returned as is; storage failures are EINTERNAL.
+// a page at a time (see ScanLinkHeads, whose raw reading it shares). An
+// error from fn stops the scan and is returned as is; storage failures are
+// EINTERNAL.
 func (s *Store) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordHead) error) error {
 	const op = "sqlite.ScanRecordHeads"
 	page := make([]nhisync.RecordHead, 0, headPage)
+	kinds := interned{}
 	var after int64
 	for {
 		page = page[:0]
-		rows, err := s.r.QueryContext(ctx, `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, after, headPage)
-		if err != nil {
-			return internal(op, err)
-		}
-		for rows.Next() {
+		err := s.rawQuery(ctx, `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, namedArgs(after, int64(headPage)), 3, func(row []driver.Value) error {
 			var h nhisync.RecordHead
-			if err := rows.Scan(&h.ID, &h.Kind, &h.MatchKey); err != nil {
-				rows.Close()
-				return internal(op, err)
+			var err error
+			if h.ID, err = rawInt(row[0]); err != nil {
+				return err
+			}
+			if h.Kind, err = rawString(row[1]); err != nil {
+				return err
+			}
+			h.Kind = kinds.get(h.Kind)
+			if h.MatchKey, err = rawString(row[2]); err != nil {
+				return err
 			}
 			page = append(page, h)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return internal(op, err)
 		}
 		for _, h := range page {
