@@ -118,7 +118,13 @@ func (rc *recCtx) agreed(field string, p *prop, value nhisync.Value, observe boo
 }
 
 // decideAll decides every record with work, a batch per transaction.
-func (p *pass) decideAll(ctx context.Context) error {
+func (p *pass) decideAll(ctx context.Context) (err error) {
+	defer func() {
+		// Every batch is in the store (or the pass failed) when this returns.
+		if ferr := p.flush(); err == nil {
+			err = ferr
+		}
+	}()
 	ids := make([]int64, 0, len(p.work))
 	for id := range p.work {
 		ids = append(ids, id)
@@ -162,7 +168,7 @@ func (p *pass) decideAll(ctx context.Context) error {
 			p.batch.Records = append(p.batch.Records, rec)
 			p.batch.Links = append(p.batch.Links, rec.Links...)
 		}
-		if err := p.commit(ctx); err != nil {
+		if err := p.commitAsync(ctx); err != nil {
 			return err
 		}
 		// Decided and committed: its observations can go.

@@ -77,6 +77,9 @@ type pass struct {
 	leaseTTL time.Duration
 	leaseAt  time.Time
 	fence    *nhisync.Fence
+	// inflight, when not nil, yields the error of the batch being
+	// committed while the next is decided (commitAsync).
+	inflight chan error
 }
 
 // sysRead is what a pass read from one system.
@@ -442,8 +445,25 @@ func (p *pass) finish(ctx context.Context) error {
 	return p.commit(ctx)
 }
 
-// commit writes the pending batch (or, in a dry run, drops it).
+// commit writes the pending batch (or, in a dry run, drops it) and waits
+// for it.
 func (p *pass) commit(ctx context.Context) error {
+	if err := p.commitAsync(ctx); err != nil {
+		return err
+	}
+	return p.flush()
+}
+
+// commitAsync starts writing the pending batch (or, in a dry run, drops
+// it) while the caller goes on deciding the next one: the store's work on
+// one batch overlaps the engine's on the next. It first waits for the
+// batch before, so batches land one at a time and in order, and a failed
+// one stops the pass at the next commit or flush. Nothing of a batch
+// leaves for a system before flush has returned without error.
+func (p *pass) commitAsync(ctx context.Context) error {
+	if err := p.flush(); err != nil {
+		return err
+	}
 	// The batch is emptied in place: the decider keeps filling the same one.
 	b := &nhisync.Batch{}
 	*b, *p.batch = *p.batch, nhisync.Batch{}
@@ -456,13 +476,29 @@ func (p *pass) commit(ctx context.Context) error {
 	if p.dry {
 		return nil
 	}
-	if !b.Empty() {
-		b.Fence = p.fence
-		if err := p.e.store.Commit(ctx, b); err != nil {
-			return fmt.Errorf("commit: %w", err)
+	done := make(chan error, 1)
+	p.inflight = done
+	go func() {
+		if !b.Empty() {
+			b.Fence = p.fence
+			if err := p.e.store.Commit(ctx, b); err != nil {
+				done <- fmt.Errorf("commit: %w", err)
+				return
+			}
 		}
+		done <- p.renewLease(ctx)
+	}()
+	return nil
+}
+
+// flush waits for the batch in flight, if any, and returns its error.
+func (p *pass) flush() error {
+	if p.inflight == nil {
+		return nil
 	}
-	return p.renewLease(ctx)
+	err := <-p.inflight
+	p.inflight = nil
+	return err
 }
 
 // renewLease keeps the pass lease while a long pass runs; a pass that
