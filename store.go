@@ -257,10 +257,13 @@ type Store interface {
 	RenewClaim(ctx context.Context, c *Claim, ids []int64, now time.Time, ttl time.Duration) error
 	// ReleaseClaim returns the writes c still holds to the queue.
 	ReleaseClaim(ctx context.Context, c *Claim) error
-	// OutboxClaims returns how many queued writes live claims of holders
-	// other than holder hold at now, and when the last of those claims
-	// expires (zero when none).
-	OutboxClaims(ctx context.Context, holder string, now time.Time) (int, time.Time, error)
+	// ReleaseClaims returns every write holder's claims hold to the queue:
+	// what a process that knows holder is gone (killed on this host) does,
+	// rather than wait for the claims to expire.
+	ReleaseClaims(ctx context.Context, holder string) error
+	// OutboxClaims returns the holders of live claims at now, each with
+	// when its last claim expires (empty when no claim lives).
+	OutboxClaims(ctx context.Context, now time.Time) (map[string]time.Time, error)
 	// SetNotary makes every later Commit that appends audit entries sign
 	// a checkpoint of them in the same transaction.
 	SetNotary(n Notary)

@@ -467,24 +467,39 @@ func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim
 // awaitClaims waits, once this engine holds the pass lease, until no
 // other process holds claims on queued writes: a drain elsewhere that
 // claimed before the lease was taken finishes (or its claims expire)
-// before the pass or action loads a record whose links it moves. It gives
-// up (ECONFLICT) when claims outlive the longest they were seen to last.
+// before the pass or action loads a record whose links it moves. The
+// claims of a process known to be gone (killed on this host) go back to
+// the queue at once. It gives up (ECONFLICT) when claims outlive the
+// longest they were seen to last.
 func (e *Engine) awaitClaims(ctx context.Context) error {
 	polls := -1
 	for {
 		now := e.clock.Now().UTC()
-		n, until, err := e.store.OutboxClaims(ctx, e.holder, now)
+		holders, err := e.store.OutboxClaims(ctx, now)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		var last time.Time
+		for h, until := range holders {
+			switch {
+			case h == e.holder:
+			case e.deadHolder != nil && e.deadHolder(h):
+				e.log.Warn("returning the queued writes of a process that is gone to the queue", "holder", h)
+				if err := e.store.ReleaseClaims(ctx, h); err != nil {
+					return err
+				}
+			case until.After(last):
+				last = until
+			}
+		}
+		if last.IsZero() {
 			return nil
 		}
 		if polls < 0 {
-			polls = int(until.Sub(now)/claimPoll) + 2
+			polls = int(last.Sub(now)/claimPoll) + 2
 		}
 		if polls == 0 {
-			return nhisync.Errorf(nhisync.ECONFLICT, "another process is sending %d queued writes of this store and holds them past their claim; try again when it is done", n)
+			return nhisync.Errorf(nhisync.ECONFLICT, "another process is sending queued writes of this store and holds them past their claim; try again when it is done")
 		}
 		polls--
 		t := time.NewTimer(claimPoll)

@@ -191,7 +191,32 @@ func TestStalledDrainCannotCommit(t *testing.T) {
 		t.Fatalf("the stalled drain: %v, want ECONFLICT (its claim was taken over)", err)
 	}
 	appliedOnce(t, w, n, sent)
-	if n, _, err := w.store.OutboxClaims(context.Background(), "", w.clock.Now()); err != nil || n != 0 {
-		t.Errorf("%d writes still claimed (%v)", n, err)
+	if live, err := w.store.OutboxClaims(context.Background(), w.clock.Now()); err != nil || len(live) != 0 {
+		t.Errorf("claims still live: %v (%v)", live, err)
 	}
+}
+
+// TestPassReturnsClaimsOfTheDead: writes claimed by a process known to be
+// gone (killed on this host) go back to the queue when a pass takes the
+// lease, and the pass sends them at once instead of waiting for the
+// claims to expire.
+func TestPassReturnsClaimsOfTheDead(t *testing.T) {
+	const n = 4
+	w, mu, sent := queuedCatalogWrites(t, n)
+	c, rows, err := w.store.ClaimOutbox(context.Background(), nhisync.ClaimRequest{System: "catalog", Holder: "gone", Now: w.clock.Now(), TTL: time.Hour})
+	if err != nil || len(rows) != n {
+		t.Fatalf("the gone process's claim: %d writes, %v", len(rows), err)
+	}
+	e := w.process("next", func(c nhisync.Connector) nhisync.Connector {
+		return &sendCounter{Connector: c, mu: mu, sent: sent}
+	})
+	engine.WithDeadHolder(func(h string) bool { return h == c.Holder })(e)
+	sum, err := e.Sync(context.Background(), engine.PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.WritesApplied != n {
+		t.Errorf("the pass applied %d writes, want the gone process's %d", sum.WritesApplied, n)
+	}
+	appliedOnce(t, w, n, sent)
 }

@@ -156,25 +156,39 @@ func (s *Store) ReleaseClaim(ctx context.Context, c *nhisync.Claim) error {
 	return nil
 }
 
-// OutboxClaims counts the writes live claims of other holders hold at now
-// and returns when the last of those claims expires.
-func (s *Store) OutboxClaims(ctx context.Context, holder string, now time.Time) (int, time.Time, error) {
+// ReleaseClaims returns every write holder's claims hold to the queue.
+func (s *Store) ReleaseClaims(ctx context.Context, holder string) error {
+	if holder == "" {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET claim_token = 0, claim_holder = '', claim_until = '' WHERE claim_token <> 0 AND claim_holder = $1`, holder); err != nil {
+		return internal("postgres.ReleaseClaims", err)
+	}
+	return nil
+}
+
+// OutboxClaims returns the holders of live claims at now, each with when
+// its last claim expires.
+func (s *Store) OutboxClaims(ctx context.Context, now time.Time) (map[string]time.Time, error) {
 	const op = "postgres.OutboxClaims"
-	var n int
-	var last *string
-	err := s.pool.QueryRow(ctx, `SELECT count(*), max(claim_until) FROM outbox WHERE claim_token <> 0 AND claim_until > $1 AND claim_holder <> $2`,
-		formatTime(now), holder).Scan(&n, &last)
+	rows, err := s.pool.Query(ctx, `SELECT claim_holder, max(claim_until) FROM outbox WHERE claim_token <> 0 AND claim_until > $1 GROUP BY claim_holder`, formatTime(now))
 	if err != nil {
-		return 0, time.Time{}, internal(op, err)
+		return nil, internal(op, err)
 	}
-	if last == nil {
-		return 0, time.Time{}, nil
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var holder, until string
+		if err := rows.Scan(&holder, &until); err != nil {
+			return nil, internal(op, err)
+		}
+		t, err := parseTime(until)
+		if err != nil {
+			return nil, internal(op, err)
+		}
+		out[holder] = t
 	}
-	t, err := parseTime(*last)
-	if err != nil {
-		return 0, time.Time{}, internal(op, err)
-	}
-	return n, t, nil
+	return out, internal(op, rows.Err())
 }
 
 // checkClaim fails, inside a commit's transaction, unless the batch's

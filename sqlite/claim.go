@@ -158,25 +158,42 @@ func (s *Store) ReleaseClaim(ctx context.Context, c *nhisync.Claim) error {
 	return nil
 }
 
-// OutboxClaims counts the writes live claims of other holders hold at now
-// and returns when the last of those claims expires.
-func (s *Store) OutboxClaims(ctx context.Context, holder string, now time.Time) (int, time.Time, error) {
+// ReleaseClaims returns every write holder's claims hold to the queue.
+func (s *Store) ReleaseClaims(ctx context.Context, holder string) error {
+	if holder == "" {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET claim_token = 0, claim_holder = '', claim_until = '' WHERE claim_token <> 0 AND claim_holder = ?`, holder); err != nil {
+		return internal("sqlite.ReleaseClaims", err)
+	}
+	return nil
+}
+
+// OutboxClaims returns the holders of live claims at now, each with when
+// its last claim expires.
+func (s *Store) OutboxClaims(ctx context.Context, now time.Time) (map[string]time.Time, error) {
 	const op = "sqlite.OutboxClaims"
-	var n int
-	var last sql.NullString
-	err := s.r.QueryRowContext(ctx, `SELECT count(*), max(claim_until) FROM outbox WHERE claim_token <> 0 AND claim_until > ? AND claim_holder <> ?`,
-		formatTime(now), holder).Scan(&n, &last)
+	rows, err := s.r.QueryContext(ctx, `SELECT claim_holder, max(claim_until) FROM outbox WHERE claim_token <> 0 AND claim_until > ? GROUP BY claim_holder`, formatTime(now))
 	if err != nil {
-		return 0, time.Time{}, internal(op, err)
+		return nil, internal(op, err)
 	}
-	if !last.Valid {
-		return 0, time.Time{}, nil
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var holder, until string
+		if err := rows.Scan(&holder, &until); err != nil {
+			return nil, internal(op, err)
+		}
+		t, err := parseTime(until)
+		if err != nil {
+			return nil, internal(op, err)
+		}
+		out[holder] = t
 	}
-	t, err := parseTime(last.String)
-	if err != nil {
-		return 0, time.Time{}, internal(op, err)
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
 	}
-	return n, t, nil
+	return out, nil
 }
 
 // checkClaim fails, inside a commit's transaction, unless the batch's

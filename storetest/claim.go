@@ -46,6 +46,18 @@ func claimIDs(t *testing.T, s nhisync.Store, req nhisync.ClaimRequest) (*nhisync
 	return c, ids
 }
 
+// wantClaims checks OutboxClaims at now.
+func wantClaims(t *testing.T, s nhisync.Store, now time.Time, want map[string]time.Time) {
+	t.Helper()
+	got, err := s.OutboxClaims(ctxOf(t), now)
+	if err != nil {
+		t.Fatalf("OutboxClaims: %v", err)
+	}
+	if d := diff(want, got); d != "" {
+		t.Fatalf("OutboxClaims at %v (-want +got):\n%s", now, d)
+	}
+}
+
 // testOutboxClaims: ClaimOutbox hands each due ready write of a system to
 // one live claim at a time, oldest first; an expired claim's writes are
 // claimed again, and the old claim can then neither renew nor commit
@@ -78,20 +90,13 @@ func testOutboxClaims(t *testing.T, s nhisync.Store) {
 	} else if err := s.ReleaseClaim(ctx, c); err != nil {
 		t.Fatalf("ReleaseClaim of an empty claim: %v", err)
 	}
-	if n, until, err := s.OutboxClaims(ctx, "a", at(16)); err != nil || n != 3 || !until.Equal(at(25)) {
-		t.Fatalf("OutboxClaims(except a) = %d, %v, %v; want b's 3 writes until %v", n, until, err, at(25))
-	}
-	if n, until, err := s.OutboxClaims(ctx, "x", at(16)); err != nil || n != 5 || !until.Equal(at(25)) {
-		t.Fatalf("OutboxClaims(except x) = %d, %v, %v; want 5 writes until %v", n, until, err, at(25))
-	}
+	wantClaims(t, s, at(16), map[string]time.Time{"a": at(20), "b": at(25)})
 	// a's claim ran out at(20); c takes its writes.
 	c, got := claimIDs(t, s, req("c", at(21), 0))
 	if !slices.Equal(got, w[:2]) {
 		t.Fatalf("after a's claim expired c claimed %v, want a's %v", got, w[:2])
 	}
-	if n, _, err := s.OutboxClaims(ctx, "x", at(21)); err != nil || n != 5 {
-		t.Fatalf("OutboxClaims at(21) = %d, %v; want 5 (c's 2, b's 3)", n, err)
-	}
+	wantClaims(t, s, at(21), map[string]time.Time{"b": at(25), "c": at(31)})
 	err := s.RenewClaim(ctx, a, a.IDs, at(22), ttl)
 	wantCode(t, "RenewClaim of a claim whose writes another claim took", err, nhisync.ECONFLICT)
 	err = s.Commit(ctx, &nhisync.Batch{OutboxDone: a.IDs[:1], Claim: a, Meta: map[string]string{"by": "a"},
@@ -146,10 +151,23 @@ func testOutboxClaims(t *testing.T, s nhisync.Store) {
 	if err := s.ReleaseClaim(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := s.OutboxClaims(ctx, "x", at(30)); err != nil || n != 0 {
-		t.Fatalf("OutboxClaims after every claim ended = %d, %v; want 0", n, err)
+	wantClaims(t, s, at(30), map[string]time.Time{})
+	// A holder known gone: its claims return to the queue at once.
+	g, got := claimIDs(t, s, req("gone", at(30), 2))
+	if len(got) != 2 {
+		t.Fatalf("gone claimed %v, want 2 writes", got)
 	}
-
+	wantClaims(t, s, at(30), map[string]time.Time{"gone": at(40)})
+	if err := s.ReleaseClaims(ctx, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	wantClaims(t, s, at(30), map[string]time.Time{"gone": at(40)})
+	if err := s.ReleaseClaims(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	wantClaims(t, s, at(30), map[string]time.Time{})
+	err = s.RenewClaim(ctx, g, g.IDs, at(31), ttl)
+	wantCode(t, "RenewClaim after the holder's claims were released", err, nhisync.ECONFLICT)
 	// Yield: while another holds the lease, nothing is claimed.
 	if ok, err := s.AcquireLease(ctx, "pass", "p", at(40), ttl); err != nil || !ok {
 		t.Fatalf("AcquireLease: %v, %v", ok, err)
