@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nhisync/nhisync"
 )
 
 // TestRoleLayout follows README's role layout: the owner opens (and
@@ -66,6 +68,29 @@ func TestRoleLayout(t *testing.T) {
 	}
 	if n, _, err := app.AuditHead(ctx); err != nil || n != 4 {
 		t.Fatalf("AuditHead = %d, %v; want 4", n, err)
+	}
+	// A replica's drain claims queued writes and commits their outcome
+	// under the claim with the service role's privileges.
+	now := time.Now()
+	id, err := app.NewIDs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(ctx, &nhisync.Batch{Outbox: []*nhisync.OutboxWrite{{ID: id, System: "idp", ExternalID: "x", RecordID: 1, Field: "owner", Status: nhisync.OutboxReady, NextAt: now.Add(-time.Second)}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := app.ClaimOutbox(ctx, nhisync.ClaimRequest{System: "idp", Holder: "replica", Now: now, TTL: time.Minute, Yield: "pass"})
+	if err != nil {
+		t.Fatalf("ClaimOutbox as the service role: %v", err)
+	}
+	if len(c.IDs) != 1 {
+		t.Fatalf("the service role claimed %v, want the one queued write", c.IDs)
+	}
+	if err := app.Commit(ctx, &nhisync.Batch{OutboxDone: c.IDs, Claim: c}); err != nil {
+		t.Fatalf("a commit under a claim as the service role: %v", err)
+	}
+	if err := app.ReleaseClaims(ctx, "replica"); err != nil {
+		t.Fatalf("ReleaseClaims as the service role: %v", err)
 	}
 	for _, q := range []string{`UPDATE audit SET hash = 'x' WHERE seq = 1`, `DELETE FROM audit WHERE seq = 4`, `TRUNCATE audit`} {
 		err := app.ExecRaw(ctx, q)
