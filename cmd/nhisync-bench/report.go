@@ -46,12 +46,13 @@ func machineNow() machine {
 }
 
 // printMarkdown prints the results as the README's table: one row per N,
-// each pass's wall seconds with its CPU seconds (user + system) beside
-// them, as wall time alone misleads on a shared machine. end is the
+// each pass's and the floor's wall seconds with their CPU seconds (user +
+// system) beside them, and the ratios by both, as wall time alone
+// misleads on a shared machine. end is the
 // machine after the runs (its load).
 func printMarkdown(w io.Writer, m, end machine, results []*result) {
 	fmt.Fprintf(w, "%s, %d cores, %s RAM; %s %s; load average %s at the start, %s at the end.\n\n", m.CPU, m.Cores, m.MemInfo, m.Go, m.OS, m.Load, end.Load)
-	fmt.Fprintln(w, "| N | floor | first (cpu) | quiet (cpu) | drift (cpu) | quiet / floor | drift / floor | peak RSS first / quiet / drift | store | converged |")
+	fmt.Fprintln(w, "| N | floor (cpu) | first (cpu) | quiet (cpu) | drift (cpu) | quiet / floor (cpu) | drift / floor (cpu) | peak RSS first / quiet / drift | store | converged |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		pass := map[string]passResult{}
@@ -59,9 +60,9 @@ func printMarkdown(w io.Writer, m, end machine, results []*result) {
 			pass[p.Name] = p
 		}
 		first, quiet, drift := pass["first"], pass["quiet"], pass["drift"]
-		fmt.Fprintf(w, "| %s | %.2f s | %.1f s (%.1f) | %.2f s (%.2f) | %.2f s (%.2f) | %.1f× | %.1f× | %d / %d / %d MiB | %d MiB | %v |\n",
-			count(r.Records), r.FloorSeconds, first.Seconds, first.CPUSeconds, quiet.Seconds, quiet.CPUSeconds, drift.Seconds, drift.CPUSeconds,
-			quiet.Seconds/r.FloorSeconds, drift.Seconds/r.FloorSeconds,
+		fmt.Fprintf(w, "| %s | %.2f s (%.2f) | %.1f s (%.1f) | %.2f s (%.2f) | %.2f s (%.2f) | %.1f× (%.1f×) | %.1f× (%.1f×) | %d / %d / %d MiB | %d MiB | %v |\n",
+			count(r.Records), r.FloorSeconds, r.FloorCPUSeconds, first.Seconds, first.CPUSeconds, quiet.Seconds, quiet.CPUSeconds, drift.Seconds, drift.CPUSeconds,
+			quiet.Seconds/r.FloorSeconds, quiet.CPUSeconds/r.FloorCPUSeconds, drift.Seconds/r.FloorSeconds, drift.CPUSeconds/r.FloorCPUSeconds,
 			first.PeakRSSBytes>>20, quiet.PeakRSSBytes>>20, drift.PeakRSSBytes>>20, r.StoreBytes>>20, r.Converged)
 	}
 	if len(results) > 0 {
