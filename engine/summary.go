@@ -176,6 +176,7 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 	}
 }
 
+// action counts one audited action of system ("" for nhisync's own).
 func (s *Summary) action(system, action string) {
 	if s.Actions[system] == nil {
 		s.Actions[system] = map[string]int{}
