@@ -74,8 +74,9 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
+	links := &linkWriter{s: s}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
-		writeRecords, writeLinks, writeConflicts, writeQuarantine, writeApprovals,
+		writeRecords, links.write, writeConflicts, writeQuarantine, writeApprovals,
 		writeOutbox, deleteOutbox, writeSystems, writeMeta,
 	}
 	for _, step := range steps {
@@ -86,7 +87,11 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	if cp, err = appendAudit(ctx, tx, b, notary); err != nil {
 		return nil, err
 	}
-	return cp, tx.Commit()
+	if err = tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.cacheSystems(links.systems)
+	return cp, nil
 }
 
 // rowsPerInsert is how many rows one INSERT statement carries: statement
@@ -180,33 +185,6 @@ func writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 			return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf("record %s (id %d): another record of kind %s has the same match key", r.Name(), r.ID, r.Kind), Err: err}
 		}
 		return fmt.Errorf("record %d: %w", r.ID, err)
-	})
-}
-
-func writeLinks(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	var buf []byte
-	return insert{
-		head: `INSERT INTO links (system, ext_id, record_id, status, hash, state) VALUES `,
-		cols: 6,
-		tail: `ON CONFLICT (system, ext_id) DO UPDATE SET record_id = excluded.record_id, status = excluded.status, hash = excluded.hash, state = excluded.state`,
-	}.run(ctx, tx, len(b.Links), func(args []any, i int) []any {
-		l := b.Links[i]
-		if i%rowsPerInsert == 0 {
-			buf = buf[:0]
-		}
-		start := len(buf)
-		buf = encodeLinkState(buf, l)
-		var hash any
-		if l.Hash != nil {
-			hash = l.Hash
-		}
-		return append(args, l.System, l.ExternalID, nullID(l.RecordID), string(l.Status), hash, buf[start:len(buf):len(buf)])
-	}, func(i int, err error) error {
-		l := b.Links[i]
-		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-			return &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("link %s/%s: record %d does not exist", l.System, l.ExternalID, l.RecordID), Err: err}
-		}
-		return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
 	})
 }
 

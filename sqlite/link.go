@@ -11,8 +11,19 @@ import (
 	"github.com/nhisync/nhisync"
 )
 
-// linkCols are the columns queryLinks reads, in order.
-const linkCols = `system, ext_id, record_id, status, hash, state`
+// Links are stored narrow (migration 00006): the links table, clustered by
+// (system_id, ext_id), holds each link's head and the id of its state in
+// link_state; link_systems names the systems.
+
+// linkFrom selects linkCols: a link with its system's name and its state.
+const (
+	linkCols = `ls.name, l.ext_id, l.record_id, l.status, l.hash, st.state`
+	linkFrom = ` FROM links l JOIN link_systems ls ON ls.id = l.system_id JOIN link_state st ON st.id = l.state_id`
+)
+
+// systemIDOf is the condition selecting one system's links by its name,
+// so reads need no id from the writer's cache.
+const systemIDOf = `l.system_id = (SELECT id FROM link_systems WHERE name = ?)`
 
 // Scans read a page at a time and hold no read open while fn runs, so fn
 // may use the store (even commit) and a long scan does not pin an old
@@ -28,63 +39,88 @@ var (
 // system), ordered by system and external id. An error from fn stops the
 // scan and is returned as is; storage failures are EINTERNAL.
 //
-// It reads below database/sql (rawQuery) and keeps, per head, only the
-// external id and hash the driver copied out: the system, status and kind
-// strings are shared.
+// It reads the narrow links table only (no state) below database/sql
+// (rawQuery), and keeps, per head, only the external id and hash the
+// driver copied out: the system and status strings are shared.
 func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisync.LinkHead) error) error {
 	const op = "sqlite.ScanLinkHeads"
+	systems, err := s.linkSystems(ctx, system)
+	if err != nil {
+		return internal(op, err)
+	}
 	page := make([]nhisync.LinkHead, 0, headPage)
-	systems := interned{}
-	lastSys, lastExt := system, ""
-	for {
-		page = page[:0]
-		// Four columns for one system (a column the driver hands over
-		// costs allocations per row), five for all.
-		q, cols := `SELECT ext_id, record_id, status, hash FROM links
-				WHERE system = ?1 AND ext_id > ?2 ORDER BY system, ext_id LIMIT ?3`, 4
-		if system == "" {
-			q, cols = `SELECT ext_id, record_id, status, hash, system FROM links
-				WHERE (system, ext_id) > (?1, ?2) ORDER BY system, ext_id LIMIT ?3`, 5
-		}
-		err := s.rawQuery(ctx, q, namedArgs(lastSys, lastExt, int64(headPage)), cols, func(row []driver.Value) error {
-			h := nhisync.LinkHead{System: system}
-			var status string
-			var err error
-			if system == "" {
-				if h.System, err = rawString(row[4]); err != nil {
+	for _, sys := range systems {
+		lastExt := ""
+		for {
+			page = page[:0]
+			err := s.rawQuery(ctx, scanHeadsSQL, namedArgs(sys.id, lastExt, int64(headPage)), 4, func(row []driver.Value) error {
+				h := nhisync.LinkHead{System: sys.name}
+				var status string
+				var err error
+				if h.ExternalID, err = rawString(row[0]); err != nil {
 					return err
 				}
-				h.System = systems.get(h.System)
+				if h.RecordID, err = rawInt(row[1]); err != nil {
+					return err
+				}
+				if status, err = rawString(row[2]); err != nil {
+					return err
+				}
+				h.Status = linkStatus(status)
+				if h.Hash, err = rawBytes(row[3]); err != nil {
+					return err
+				}
+				page = append(page, h)
+				return nil
+			})
+			if err != nil {
+				return internal(op, err)
 			}
-			if h.ExternalID, err = rawString(row[0]); err != nil {
-				return err
+			for _, h := range page {
+				if err := fn(h); err != nil {
+					return err
+				}
 			}
-			if h.RecordID, err = rawInt(row[1]); err != nil {
-				return err
+			if len(page) < headPage {
+				break
 			}
-			if status, err = rawString(row[2]); err != nil {
-				return err
-			}
-			h.Status = linkStatus(status)
-			if h.Hash, err = rawBytes(row[3]); err != nil {
-				return err
-			}
-			page = append(page, h)
-			return nil
-		})
-		if err != nil {
-			return internal(op, err)
+			lastExt = page[len(page)-1].ExternalID
 		}
-		for _, h := range page {
-			if err := fn(h); err != nil {
-				return err
-			}
-		}
-		if len(page) < headPage {
-			return nil
-		}
-		lastSys, lastExt = page[len(page)-1].System, page[len(page)-1].ExternalID
 	}
+	return nil
+}
+
+// scanHeadsSQL reads one page of a system's link heads.
+const scanHeadsSQL = `SELECT ext_id, record_id, status, hash FROM links
+	WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
+
+// linkSystem is a row of link_systems.
+type linkSystem struct {
+	id   int64
+	name string
+}
+
+// linkSystems returns the system named name (none when no link of it was
+// ever stored), or every system by name when name is "".
+func (s *Store) linkSystems(ctx context.Context, name string) ([]linkSystem, error) {
+	q, args := `SELECT id, name FROM link_systems ORDER BY name`, []any(nil)
+	if name != "" {
+		q, args = `SELECT id, name FROM link_systems WHERE name = ?`, []any{name}
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []linkSystem
+	for rows.Next() {
+		var sys linkSystem
+		if err := rows.Scan(&sys.id, &sys.name); err != nil {
+			return nil, err
+		}
+		out = append(out, sys)
+	}
+	return out, rows.Err()
 }
 
 // ScanLinks streams every link of system ("" for all) whose status is one
@@ -96,55 +132,64 @@ func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync
 	var statusFilter string
 	var statusArgs []any
 	if len(statuses) > 0 {
-		statusFilter = ` AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		statusFilter = ` AND l.status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
 		for _, st := range statuses {
 			statusArgs = append(statusArgs, string(st))
 		}
 		// Links of these states have no record: saying so lets SQLite
-		// search them by index (links_record holds them under NULL)
-		// instead of reading every link.
+		// search them by index (links_record holds them under NULL, by
+		// system and external id) instead of reading every link.
 		if !slices.ContainsFunc(statuses, func(st nhisync.LinkStatus) bool {
 			return st != nhisync.LinkUnmatched && st != nhisync.LinkDisputed && st != nhisync.LinkDismissed
 		}) {
-			statusFilter += ` AND record_id IS NULL`
+			statusFilter += strayFilter
 		}
+	}
+	systems, err := s.linkSystems(ctx, system)
+	if err != nil {
+		return internal(op, err)
 	}
 	page := make([]*nhisync.Link, 0, linkPage)
-	lastSys, lastExt := system, ""
-	for {
-		page = page[:0]
-		q := scanLinksSQL(system != "", statusFilter)
-		args := []any{lastSys, lastExt}
-		if system != "" {
-			args = []any{system, lastExt}
-		}
-		args = append(append(args, statusArgs...), linkPage)
-		err := queryLinks(ctx, s.r, q, args, func(l *nhisync.Link) error {
-			page = append(page, l)
-			return nil
-		})
-		if err != nil {
-			return internal(op, err)
-		}
-		for _, l := range page {
-			if err := fn(l); err != nil {
-				return err
+	q := scanLinksSQL(statusFilter)
+	for _, sys := range systems {
+		lastExt := ""
+		for {
+			page = page[:0]
+			args := append(append([]any{sys.id, lastExt}, statusArgs...), linkPage)
+			err := queryLinks(ctx, s.r, q, args, func(l *nhisync.Link) error {
+				page = append(page, l)
+				return nil
+			})
+			if err != nil {
+				return internal(op, err)
 			}
+			for _, l := range page {
+				if err := fn(l); err != nil {
+					return err
+				}
+			}
+			if len(page) < linkPage {
+				break
+			}
+			lastExt = page[len(page)-1].ExternalID
 		}
-		if len(page) < linkPage {
-			return nil
-		}
-		lastSys, lastExt = page[len(page)-1].System, page[len(page)-1].ExternalID
 	}
+	return nil
 }
 
-// scanLinksSQL is ScanLinks's query for one page: of one system or all,
-// with a status filter.
-func scanLinksSQL(oneSystem bool, statusFilter string) string {
-	if oneSystem {
-		return `SELECT ` + linkCols + ` FROM links WHERE system = ? AND ext_id > ?` + statusFilter + ` ORDER BY system, ext_id LIMIT ?`
+// strayFilter selects the links that have no record.
+const strayFilter = ` AND l.record_id IS NULL`
+
+// scanLinksSQL is ScanLinks's query for one page of one system (by id),
+// with a status filter. Strays are searched in links_record, whatever the
+// statistics say: they are few, and the primary key would read every link
+// of the system to find them.
+func scanLinksSQL(statusFilter string) string {
+	from := linkFrom
+	if strings.HasSuffix(statusFilter, strayFilter) {
+		from = strings.Replace(from, `FROM links l`, `FROM links l INDEXED BY links_record`, 1)
 	}
-	return `SELECT ` + linkCols + ` FROM links WHERE (system, ext_id) > (?, ?)` + statusFilter + ` ORDER BY system, ext_id LIMIT ?`
+	return `SELECT ` + linkCols + from + ` WHERE l.system_id = ? AND l.ext_id > ?` + statusFilter + ` ORDER BY l.system_id, l.ext_id LIMIT ?`
 }
 
 // LoadLinks returns the links of system with the given external IDs,
@@ -163,11 +208,10 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 		for _, id := range part {
 			args = append(args, id)
 		}
-		err := queryLinks(ctx, s.r, `SELECT `+linkCols+` FROM links WHERE system = ? AND ext_id IN (?`+strings.Repeat(`, ?`, len(part)-1)+`)`,
-			args, func(l *nhisync.Link) error {
-				out = append(out, l)
-				return nil
-			})
+		err := queryLinks(ctx, s.r, loadLinksSQL(len(part)), args, func(l *nhisync.Link) error {
+			out = append(out, l)
+			return nil
+		})
 		if err != nil {
 			return nil, internal(op, err)
 		}
@@ -175,6 +219,14 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 	slices.SortFunc(out, func(a, b *nhisync.Link) int { return strings.Compare(a.ExternalID, b.ExternalID) })
 	return out, nil
 }
+
+// loadLinksSQL is LoadLinks's query for n external ids of one system.
+func loadLinksSQL(n int) string {
+	return `SELECT ` + linkCols + linkFrom + ` WHERE ` + systemIDOf + ` AND l.ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+}
+
+// recordLinksSQL selects the links of the records in a JSON array of ids.
+const recordLinksSQL = `SELECT ` + linkCols + linkFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?)) ORDER BY l.record_id, ls.name, l.ext_id`
 
 // queryLinks runs a query selecting linkCols and passes each link to fn.
 func queryLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link) error) error {
@@ -189,12 +241,14 @@ func queryLinks(ctx context.Context, q querier, query string, args []any, fn fun
 		state  sql.RawBytes
 		dec    decoder
 	)
+	systems := interned{}
 	for rows.Next() {
 		l := &nhisync.Link{}
 		if err := rows.Scan(&l.System, &l.ExternalID, &rec, &status, &l.Hash, &state); err != nil {
 			return err
 		}
-		l.RecordID, l.Status = rec.Int64, nhisync.LinkStatus(status)
+		l.System = systems.get(l.System)
+		l.RecordID, l.Status = rec.Int64, linkStatus(status)
 		if err := dec.DecodeLink(state, l); err != nil {
 			return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
 		}

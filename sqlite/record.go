@@ -262,7 +262,7 @@ func loadRecords(ctx context.Context, tx *sql.Tx, where string, args ...any) (ma
 	// +status: look items up by record (few), not by status (many open).
 	const inIDs = `record_id IN (SELECT value FROM json_each(?))`
 
-	err = queryLinks(ctx, tx, `SELECT `+linkCols+` FROM links WHERE `+inIDs+` ORDER BY record_id, system, ext_id`, []any{idList}, func(l *nhisync.Link) error {
+	err = queryLinks(ctx, tx, recordLinksSQL, []any{idList}, func(l *nhisync.Link) error {
 		if r := byID[l.RecordID]; r != nil {
 			r.Links = append(r.Links, l)
 		}

@@ -307,33 +307,6 @@ func migrationCount(t *testing.T) int {
 	return len(entries)
 }
 
-// TestStrayScanUsesAnIndex: listing unmatched records (nhisync
-// unmatched) searches the record-less links by index (links_record holds
-// them under NULL), it does not read every link.
-func TestStrayScanUsesAnIndex(t *testing.T) {
-	s := openTest(t)
-	filter := ` AND status IN (?, ?) AND record_id IS NULL`
-	for _, one := range []bool{true, false} {
-		rows, err := s.r.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+scanLinksSQL(one, filter), "idp", "", "unmatched", "disputed", 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if p := strings.Join(plan, "; "); !strings.Contains(p, "SEARCH links USING") || strings.Contains(p, "SCAN links") {
-			t.Errorf("one system %v: the stray scan reads every link: %s", one, p)
-		}
-	}
-}
-
 func BenchmarkCommitFirstPass(b *testing.B) {
 	storetest.BenchmarkCommitFirstPass(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }

@@ -54,6 +54,9 @@ type Store struct {
 	// notary signs a checkpoint in every commit that appends entries.
 	notaryMu sync.Mutex
 	notary   nhisync.Notary
+	// sysIDs caches link_systems as committed (linkwrite.go).
+	sysMu  sync.Mutex
+	sysIDs map[string]int64
 
 	closeOnce sync.Once
 	closeErr  error

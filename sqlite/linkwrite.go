@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nhisync/nhisync"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// linkWriter upserts a batch's links inside a commit's transaction.
+type linkWriter struct {
+	s *Store
+	// systems are the ids of the batch's systems, cached by the store
+	// once the transaction commits (an id a rolled-back commit inserted is
+	// never cached: another may take it).
+	systems map[string]int64
+	// inserted are the systems this transaction added: none of their
+	// links exists yet.
+	inserted map[string]bool
+}
+
+// write upserts the batch's links in key order (a later row of the same
+// link wins), each with its state: a new link's state under the next
+// free link_state id, an existing link's under the id it has.
+func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Links) == 0 {
+		return nil
+	}
+	w.systems, w.inserted = map[string]int64{}, map[string]bool{}
+	for _, l := range b.Links {
+		if _, ok := w.systems[l.System]; ok {
+			continue
+		}
+		id, err := w.systemID(ctx, tx, l.System)
+		if err != nil {
+			return fmt.Errorf("system %s: %w", l.System, err)
+		}
+		w.systems[l.System] = id
+	}
+	// Key order makes the B-tree insertions of one batch local; a stable
+	// sort keeps a link's rows in batch order, and the last is kept.
+	order := make([]*nhisync.Link, len(b.Links))
+	copy(order, b.Links)
+	slices.SortStableFunc(order, func(x, y *nhisync.Link) int {
+		return cmp.Or(cmp.Compare(w.systems[x.System], w.systems[y.System]), strings.Compare(x.ExternalID, y.ExternalID))
+	})
+	links := order[:0]
+	for i, l := range order {
+		if i+1 < len(order) && order[i+1].System == l.System && order[i+1].ExternalID == l.ExternalID {
+			continue
+		}
+		links = append(links, l)
+	}
+	stateIDs, err := w.stateIDs(ctx, tx, links)
+	if err != nil {
+		return err
+	}
+	// States in id order: a first pass's new ones are appended.
+	byID := make([]int, len(links))
+	for i := range byID {
+		byID[i] = i
+	}
+	slices.SortFunc(byID, func(x, y int) int { return cmp.Compare(stateIDs[x], stateIDs[y]) })
+	var buf []byte
+	err = insert{
+		head: `INSERT INTO link_state (id, state) VALUES `,
+		cols: 2,
+		tail: `ON CONFLICT (id) DO UPDATE SET state = excluded.state`,
+	}.run(ctx, tx, len(byID), func(args []any, i int) []any {
+		if i%rowsPerInsert == 0 {
+			buf = buf[:0]
+		}
+		start := len(buf)
+		buf = encodeLinkState(buf, links[byID[i]])
+		return append(args, stateIDs[byID[i]], buf[start:len(buf):len(buf)])
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return insert{
+		head: `INSERT INTO links (system_id, ext_id, record_id, status, hash, state_id) VALUES `,
+		cols: 6,
+		tail: `ON CONFLICT (system_id, ext_id) DO UPDATE SET record_id = excluded.record_id, status = excluded.status, hash = excluded.hash`,
+	}.run(ctx, tx, len(links), func(args []any, i int) []any {
+		l := links[i]
+		var hash any
+		if l.Hash != nil {
+			hash = l.Hash
+		}
+		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, stateIDs[i])
+	}, func(i int, err error) error {
+		l := links[i]
+		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("link %s/%s: record %d does not exist", l.System, l.ExternalID, l.RecordID), Err: err}
+		}
+		return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
+	})
+}
+
+// systemID returns the id of the system named name, adding it to
+// link_systems when no link of it was stored before.
+func (w *linkWriter) systemID(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	if id, ok := w.s.cachedSystem(name); ok {
+		return id, nil
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM link_systems WHERE name = ?`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		w.inserted[name] = true
+		err = tx.QueryRowContext(ctx, `INSERT INTO link_systems (name) VALUES (?) RETURNING id`, name).Scan(&id)
+	}
+	return id, err
+}
+
+// stateIDs returns the link_state id of each of links (sorted by key, no
+// key twice): the one an existing link has, else the next free one, in
+// key order.
+func (w *linkWriter) stateIDs(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) ([]int64, error) {
+	ids := make([]int64, len(links))
+	const chunk = 500
+	args := make([]any, 0, 1+chunk)
+	for start := 0; start < len(links); {
+		sys := links[start].System
+		end := start + 1
+		for end < len(links) && end-start < chunk && links[end].System == sys {
+			end++
+		}
+		if !w.inserted[sys] {
+			args = append(args[:0], w.systems[sys])
+			for _, l := range links[start:end] {
+				args = append(args, l.ExternalID)
+			}
+			rows, err := tx.QueryContext(ctx, stateIDsSQL(end-start), args...)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var ext string
+				var id int64
+				if err := rows.Scan(&ext, &id); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				part := links[start:end]
+				if i, ok := slices.BinarySearchFunc(part, ext, func(l *nhisync.Link, ext string) int { return strings.Compare(l.ExternalID, ext) }); ok {
+					ids[start+i] = id
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+		start = end
+	}
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM link_state`).Scan(&next); err != nil {
+		return nil, err
+	}
+	for i := range ids {
+		if ids[i] == 0 {
+			next++
+			ids[i] = next
+		}
+	}
+	return ids, nil
+}
+
+// stateIDsSQL selects the state ids of n links of one system.
+func stateIDsSQL(n int) string {
+	return `SELECT ext_id, state_id FROM links WHERE system_id = ? AND ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+}
+
+// cachedSystem returns the committed id of a system, if it is cached.
+func (s *Store) cachedSystem(name string) (int64, bool) {
+	s.sysMu.Lock()
+	defer s.sysMu.Unlock()
+	id, ok := s.sysIDs[name]
+	return id, ok
+}
+
+// cacheSystems remembers the ids of systems a transaction that committed
+// wrote links of.
+func (s *Store) cacheSystems(ids map[string]int64) {
+	if len(ids) == 0 {
+		return
+	}
+	s.sysMu.Lock()
+	defer s.sysMu.Unlock()
+	if s.sysIDs == nil {
+		s.sysIDs = map[string]int64{}
+	}
+	for name, id := range ids {
+		s.sysIDs[name] = id
+	}
+}

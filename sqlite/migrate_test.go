@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nhisync/nhisync"
+	"github.com/pressly/goose/v3"
+)
+
+// migrateTo brings the database at path to a schema version (up or
+// down), as an older or newer nhisync would have left it.
+func migrateTo(t *testing.T, path string, version int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := p.GetDBVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur < version {
+		_, err = p.UpTo(t.Context(), version)
+	} else {
+		_, err = p.DownTo(t.Context(), version)
+	}
+	if err != nil {
+		t.Fatalf("migrate to %d: %v", version, err)
+	}
+}
+
+// TestMigrateNarrowLinks opens a store whose links were written in the
+// wide layout (before migration 00006) and checks every link reads back
+// the same, a later commit updates them in place, and the migration's
+// Down gives the wide rows back.
+func TestMigrateNarrowLinks(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	migrateTo(t, path, 5)
+
+	var want []*nhisync.Link
+	var records []*nhisync.Record
+	for i := range 40 {
+		r := &nhisync.Record{ID: int64(i + 1), Kind: "service_account", Key: fmt.Sprintf("aws/bot-%02d", i), MatchKey: fmt.Sprintf("aws\x00bot-%02d", i),
+			Fields: map[string]*nhisync.Golden{"owner": {Value: nhisync.Str("ana@example.com"), Source: "cmdb", Rule: "authority"}}}
+		records = append(records, r)
+		for _, sys := range []string{"idp", "cmdb", "catalog"} {
+			if sys == "catalog" && i%3 == 0 {
+				continue
+			}
+			h := sha256.Sum256([]byte(sys + r.Key))
+			want = append(want, &nhisync.Link{System: sys, ExternalID: fmt.Sprintf("%s-%03d", sys, 97*i%40), RecordID: r.ID, Status: nhisync.LinkLive, Hash: h[:16],
+				Fields: map[string]*nhisync.FieldState{"owner": {Shadow: nhisync.Str("ana@example.com"), Asserted: nhisync.Str("ana@example.com")}}})
+		}
+	}
+	want = append(want,
+		&nhisync.Link{System: "idp", ExternalID: "stray", Status: nhisync.LinkUnmatched},
+		&nhisync.Link{System: "zeta", ExternalID: "gone-1", RecordID: 3, Status: nhisync.LinkGone})
+	func() {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, r := range records {
+			if _, err := db.ExecContext(ctx, `INSERT INTO records (id, kind, match_key, key, state) VALUES (?, ?, ?, ?, ?)`,
+				r.ID, r.Kind, r.MatchKey, r.Key, encodeRecordState(nil, r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Rows in scattered order, so rowids (the new state ids) are
+		// not in key order.
+		for i := range want {
+			l := want[(i*7)%len(want)]
+			var hash any
+			if l.Hash != nil {
+				hash = l.Hash
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO links (system, ext_id, record_id, status, hash, state) VALUES (?, ?, ?, ?, ?, ?)`,
+				l.System, l.ExternalID, nullID(l.RecordID), string(l.Status), hash, encodeLinkState(nil, l)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, `UPDATE ids SET next = 100 WHERE name = 'id'`); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if len(want)%7 == 0 {
+		t.Fatal("the fixture's scatter does not visit every link")
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open migrates: %v", err)
+	}
+	defer s.Close()
+	sortLinks := func(ls []*nhisync.Link) {
+		slices.SortFunc(ls, func(a, b *nhisync.Link) int {
+			if a.System != b.System {
+				return strings.Compare(a.System, b.System)
+			}
+			return strings.Compare(a.ExternalID, b.ExternalID)
+		})
+	}
+	sortLinks(want)
+	opts := cmp.Options{cmp.Comparer(func(a, b nhisync.Value) bool { return a.Equal(b) }), cmpopts.EquateEmpty()}
+
+	var got []*nhisync.Link
+	if err := s.ScanLinks(ctx, "", nil, func(l *nhisync.Link) error { got = append(got, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got, opts); d != "" {
+		t.Errorf("ScanLinks after migrating (-want +got):\n%s", d)
+	}
+	var heads []nhisync.LinkHead
+	if err := s.ScanLinkHeads(ctx, "", func(h nhisync.LinkHead) error { heads = append(heads, h); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var wantHeads []nhisync.LinkHead
+	for _, l := range want {
+		wantHeads = append(wantHeads, nhisync.LinkHead{System: l.System, ExternalID: l.ExternalID, RecordID: l.RecordID, Status: l.Status, Hash: l.Hash})
+	}
+	if d := cmp.Diff(wantHeads, heads, opts); d != "" {
+		t.Errorf("ScanLinkHeads after migrating (-want +got):\n%s", d)
+	}
+	loaded, err := s.LoadRecords(ctx, []int64{3})
+	if err != nil || len(loaded) != 1 {
+		t.Fatalf("LoadRecords(3) = %v, %v", loaded, err)
+	}
+	var want3 []*nhisync.Link
+	for _, l := range want {
+		if l.RecordID == 3 {
+			want3 = append(want3, l)
+		}
+	}
+	sortLinks(loaded[0].Links)
+	if d := cmp.Diff(want3, loaded[0].Links, opts); d != "" {
+		t.Errorf("LoadRecords(3).Links after migrating (-want +got):\n%s", d)
+	}
+
+	// A commit after the migration updates migrated links in place (their
+	// state ids stay) and adds new ones after the highest id.
+	upd := *want[0]
+	upd.Fields = map[string]*nhisync.FieldState{"owner": {Shadow: nhisync.Str("bo@example.com"), Asserted: nhisync.Str("bo@example.com")}}
+	added := &nhisync.Link{System: "cmdb", ExternalID: "new-1", RecordID: 1, Status: nhisync.LinkLive}
+	if err := s.Commit(ctx, &nhisync.Batch{Links: []*nhisync.Link{&upd, added}}); err != nil {
+		t.Fatal(err)
+	}
+	var links, states, orphans int
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM links), (SELECT count(*) FROM link_state),
+		(SELECT count(*) FROM link_state WHERE id NOT IN (SELECT state_id FROM links))`).Scan(&links, &states, &orphans); err != nil {
+		t.Fatal(err)
+	}
+	if links != len(want)+1 || states != links || orphans != 0 {
+		t.Errorf("after a commit: %d links, %d states, %d states of no link; want %d, %d, 0", links, states, orphans, len(want)+1, len(want)+1)
+	}
+	back, err := s.LoadLinks(ctx, upd.System, []string{upd.ExternalID})
+	if err != nil || len(back) != 1 {
+		t.Fatalf("LoadLinks = %v, %v", back, err)
+	}
+	if d := cmp.Diff(&upd, back[0], opts); d != "" {
+		t.Errorf("updated link (-want +got):\n%s", d)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Down: the wide table again, every row as it reads now.
+	migrateTo(t, path, 5)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT system, ext_id, record_id, status, hash, state FROM links ORDER BY system, ext_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var wide []*nhisync.Link
+	for rows.Next() {
+		l := &nhisync.Link{}
+		var rec sql.NullInt64
+		var status string
+		var state []byte
+		if err := rows.Scan(&l.System, &l.ExternalID, &rec, &status, &l.Hash, &state); err != nil {
+			t.Fatal(err)
+		}
+		l.RecordID, l.Status = rec.Int64, nhisync.LinkStatus(status)
+		var dec decoder
+		if err := dec.DecodeLink(state, l); err != nil {
+			t.Fatal(err)
+		}
+		wide = append(wide, l)
+	}
+	wantWide := append([]*nhisync.Link{added}, want...)
+	wantWide[1+slices.IndexFunc(want, func(l *nhisync.Link) bool { return l.System == upd.System && l.ExternalID == upd.ExternalID })] = &upd
+	sortLinks(wantWide)
+	if d := cmp.Diff(wantWide, wide, opts); d != "" {
+		t.Errorf("links after migrating down (-want +got):\n%s", d)
+	}
+}
+
