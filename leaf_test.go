@@ -134,9 +134,9 @@ func TestLeafEncoderDeclinesWhatJSONRefuses(t *testing.T) {
 
 // createdEntry is a new record's record.created entry as a first pass
 // over three systems writes it: two links and eight first values, most
-// held by more than one system.
+// held by more than one system and uncontested (their reason left out).
 func createdEntry() *AuditEntry {
-	const empty = "priority: the golden value was empty"
+	const empty = "" // ReasonFirstValue, left out
 	return &AuditEntry{Seq: 123456, Time: time.Date(2026, 11, 30, 1, 2, 3, 456789000, time.UTC), Actor: "idp", Action: ActRecordCreated,
 		Kind: "service_account", RecordID: 98765, Record: "aws/svc-0397e6a4d1aa21b7", System: "idp", New: Str("00052439-0c36-4961-645a-a8585268b3e8"), Reason: "create_from",
 		Links: []AuditLink{{System: "cmdb", ID: "417114b2-9063-c5d2-6cbc-c6dc5385d827", Reason: "match"}, {System: "catalog", ID: "aws/svc-0397e6a4d1aa21b7", Reason: "match"}},

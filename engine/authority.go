@@ -96,7 +96,7 @@ func (rc *recCtx) priority(f *nhisync.Field, g *nhisync.Golden, ps []*prop) {
 	case rival != nil:
 		reason = fmt.Sprintf("priority: equal rank, %s's change is the latest", win.System)
 	case g == nil || gv.IsZero():
-		reason = "priority: the golden value was empty"
+		reason = nhisync.ReasonFirstValue
 	case win.rank < f.Rank(g.Source):
 		reason = fmt.Sprintf("priority: %s ranks above %s", win.System, g.Source)
 	case win.rank > f.Rank(g.Source):

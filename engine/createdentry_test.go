@@ -207,6 +207,19 @@ func TestFirstPassWritesOneEntryPerRecord(t *testing.T) {
 		if s := fields["secret"].Value.Text(); !strings.HasPrefix(s, nhisync.SensitivePrefix) || strings.Contains(s, "s3cret") {
 			t.Errorf("record %s: sensitive first value %q is not its HMAC", e.Record, s)
 		}
+		// The uncontested first value's reason is left out; any other is
+		// kept, and the expanded view gives both.
+		if r := fields["name"].Reason; r != "" {
+			t.Errorf("record %s name: stored reason %q, want it left out (%s)", e.Record, r, nhisync.ReasonFirstValue)
+		}
+		if r := fields["classification"].Reason; r != "merge: the golden value was empty" {
+			t.Errorf("record %s classification: stored reason %q, want merge's", e.Record, r)
+		}
+		for _, x := range e.Expand() {
+			if x.Action == nhisync.ActAccepted && (x.Field == "name" && x.Reason != nhisync.ReasonFirstValue || x.Reason == "") {
+				t.Errorf("record %s: expanded %s has reason %q", e.Record, x.Field, x.Reason)
+			}
+		}
 	}
 
 	// Every link and agreement is still told, through the expanded view.

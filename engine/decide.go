@@ -69,12 +69,15 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 		case ev.Action == nhisync.ActAccepted && ev.Field != "" && ev.Old.IsZero():
 			// A new record's field adopted for the first time: one more
 			// value of its record.created entry, not an entry of its own.
-			actor := ev.Actor
+			actor, reason := ev.Actor, ev.Reason
 			if actor == ev.System {
 				actor = ""
 			}
+			if reason == nhisync.ReasonFirstValue {
+				reason = "" // the default (AuditField.Reason)
+			}
 			rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: ev.Field, System: ev.System, Actor: actor,
-				Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: ev.Reason})
+				Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: reason})
 			return
 		case ev.Action == nhisync.ActRecordLinked && ev.Field == "":
 			// Another system's record linked to the new record.
