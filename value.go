@@ -202,11 +202,12 @@ func (v Value) AppendBinary(b []byte) []byte {
 
 // ReadBinary decodes one value AppendBinary encoded at the start of b and
 // returns it with the rest of b; ok is false when b does not start with
-// one. The encoding keeps no value without its type, so the zero value
-// comes back as t's (an empty set for a set type), as t.Canonical makes
-// it: a value canonical for t round-trips exactly. It lets a pass keep an
-// observation as the bytes its content hash was built from.
-func (t FieldType) ReadBinary(b []byte) (v Value, rest []byte, ok bool) {
+// one. The value's text is b's own (no copy). The encoding keeps no value
+// without its type, so the zero value comes back as t's (an empty set for
+// a set type), as t.Canonical makes it: a value canonical for t
+// round-trips exactly. It lets a pass keep an observation as the bytes
+// its content hash was built from.
+func (t FieldType) ReadBinary(b string) (v Value, rest string, ok bool) {
 	if len(b) == 0 {
 		return Value{}, b, false
 	}
@@ -242,7 +243,7 @@ func (t FieldType) ReadBinary(b []byte) (v Value, rest []byte, ok bool) {
 
 // SkipBinary returns b after the value AppendBinary encoded at its start,
 // without decoding it; ok is false when b does not start with one.
-func SkipBinary(b []byte) (rest []byte, ok bool) {
+func SkipBinary(b string) (rest string, ok bool) {
 	if len(b) == 0 {
 		return b, false
 	}
@@ -252,7 +253,8 @@ func SkipBinary(b []byte) (rest []byte, ok bool) {
 	case 0:
 		return b, true
 	case 1:
-		return skipBinaryText(b)
+		_, b, ok = readBinaryText(b)
+		return b, ok
 	case 2:
 		n, b, ok := readBinaryLen(b)
 		if !ok || n == 0 {
@@ -262,7 +264,7 @@ func SkipBinary(b []byte) (rest []byte, ok bool) {
 			if len(b) == 0 || b[0] != ':' {
 				return b, false
 			}
-			if b, ok = skipBinaryText(b[1:]); !ok {
+			if _, b, ok = readBinaryText(b[1:]); !ok {
 				return b, false
 			}
 		}
@@ -271,25 +273,17 @@ func SkipBinary(b []byte) (rest []byte, ok bool) {
 	return b, false
 }
 
-func skipBinaryText(b []byte) ([]byte, bool) {
-	n, b, ok := readBinaryLen(b)
-	if !ok || len(b) == 0 || b[0] != ':' || n > len(b)-1 {
-		return b, false
-	}
-	return b[1+n:], true
-}
-
 // readBinaryText reads "LEN:TEXT".
-func readBinaryText(b []byte) (string, []byte, bool) {
+func readBinaryText(b string) (string, string, bool) {
 	n, b, ok := readBinaryLen(b)
 	if !ok || len(b) == 0 || b[0] != ':' || n > len(b)-1 {
 		return "", b, false
 	}
-	return string(b[1 : 1+n]), b[1+n:], true
+	return b[1 : 1+n], b[1+n:], true
 }
 
 // readBinaryLen reads a decimal length.
-func readBinaryLen(b []byte) (int, []byte, bool) {
+func readBinaryLen(b string) (int, string, bool) {
 	n, i := 0, 0
 	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
 		if n > (1<<31)/10 {

@@ -58,3 +58,30 @@ func BenchmarkPlan(b *testing.B) {
 		w.pass(engine.PassOptions{DryRun: true})
 	}
 }
+
+// BenchmarkQuietPass20k is BenchmarkQuietPass at 20,000 NHIs: loading
+// every link head, reading every system, one hash compare per record.
+func BenchmarkQuietPass20k(b *testing.B) {
+	w := benchWorld(b, 20000)
+	w.pass(engine.PassOptions{})
+	w.pass(engine.PassOptions{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if sum := w.pass(engine.PassOptions{}); sum.WritesPlanned != 0 {
+			b.Fatalf("quiet pass planned %d writes", sum.WritesPlanned)
+		}
+	}
+}
+
+// BenchmarkFirstPlan20k plans the first pass over 20,000 NHIs in three
+// systems: every observation staged, correlated and decided, nothing
+// committed — the part of a first pass that holds the staged records.
+func BenchmarkFirstPlan20k(b *testing.B) {
+	w := benchWorld(b, 20000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if sum := w.pass(engine.PassOptions{DryRun: true}); sum.Records != 20000 {
+			b.Fatalf("planned %d records, want 20000", sum.Records)
+		}
+	}
+}

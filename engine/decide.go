@@ -174,7 +174,8 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 		if err := p.commitAsync(ctx); err != nil {
 			return err
 		}
-		// Decided and committed: its observations can go.
+		// Decided (the batch being committed holds what it needs): the
+		// chunk's observations can go.
 		for _, id := range chunk {
 			delete(p.work, id)
 		}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -80,6 +81,11 @@ type pass struct {
 	// inflight, when not nil, yields the error of the batch being
 	// committed while the next is decided (commitAsync).
 	inflight chan error
+	// readMu serialises what the goroutines reading systems share: the
+	// progress callback and the lease.
+	readMu sync.Mutex
+	// recEst is about how many golden records there are (sizes indexes).
+	recEst int
 }
 
 // sysRead is what a pass read from one system.
@@ -105,10 +111,11 @@ type sysRead struct {
 	dups map[string]int
 
 	// heap and staged allocate heads and observations; arena holds their
-	// encoded values.
+	// encoded values, ids their external IDs.
 	heap   slab[head]
 	staged slab[staged]
-	arena  []byte
+	arena  texts
+	ids    texts
 }
 
 type strayObs struct {
@@ -245,6 +252,14 @@ func (p *pass) loadState(ctx context.Context) error {
 	for _, st := range p.systems {
 		est = max(est, st.Records)
 	}
+	p.recEst = est
+	return nil
+}
+
+// loadRecordHeads reads the golden key index (recIdx, recKind, recKey);
+// it runs beside the reads of the systems, which do not use it.
+func (p *pass) loadRecordHeads(ctx context.Context) error {
+	est := p.recEst
 	p.recKind, p.recKey = make(map[int64]string, est), make(map[int64]string, est)
 	for _, k := range p.e.cfg.KindNames {
 		p.recIdx[k] = make(map[string]int64, est/len(p.e.cfg.KindNames))
@@ -260,8 +275,22 @@ func (p *pass) loadState(ctx context.Context) error {
 }
 
 // observe reads every system and stages the records whose content hash
-// changed since the last pass.
+// changed since the last pass. The systems are read at the same time,
+// each by its own goroutine into its own sysRead (with the golden record
+// heads loading beside them), so a pass waits for its slowest system,
+// not for their sum; what the reads found is then taken in the config's
+// order, as if they had run one after the other.
 func (p *pass) observe(ctx context.Context) error {
+	type job struct {
+		sys  *nhisync.System
+		conn nhisync.Connector
+		st   *nhisync.SystemState
+		ss   *SystemSummary
+		at   time.Time
+		r    *sysRead
+		err  error
+	}
+	var jobs []*job
 	for _, name := range p.e.cfg.SystemNames {
 		sys := p.e.cfg.Systems[name]
 		conn := p.e.conns[name]
@@ -283,26 +312,48 @@ func (p *pass) observe(ctx context.Context) error {
 			}
 			continue
 		}
-		r, err := p.readSystem(ctx, sys, conn, st)
-		if err != nil {
+		// The clock and the summary are read here, in order: the
+		// goroutines share neither.
+		jobs = append(jobs, &job{sys: sys, conn: conn, st: st, ss: p.sum.sys(name), at: p.hlc.Now()})
+	}
+	var wg sync.WaitGroup
+	var headsErr error
+	wg.Go(func() { headsErr = p.loadRecordHeads(ctx) })
+	for _, j := range jobs {
+		wg.Go(func() { j.r, j.err = p.readSystem(ctx, j.sys, j.conn, j.st, j.ss, j.at) })
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		if j.err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			// A failed read takes nothing from the system this pass: no
 			// proposals, nothing vanished. The others go on.
-			ss := p.sum.sys(name)
-			ss.Error = nhisync.ErrorMessage(err)
-			ss.Mode, ss.ReadFailed = nhisync.ModeFailed, true
-			p.e.log.Warn("read failed", "system", name, "error", ss.Error)
-			st.LastError = ss.Error
+			j.ss.Error = nhisync.ErrorMessage(j.err)
+			j.ss.Mode, j.ss.ReadFailed = nhisync.ModeFailed, true
+			p.e.log.Warn("read failed", "system", j.sys.Name, "error", j.ss.Error)
+			j.st.LastError = j.ss.Error
 			continue
 		}
-		p.reads[name] = r
+		p.reads[j.sys.Name] = j.r
 	}
-	return nil
+	return headsErr
 }
 
-func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState) (*sysRead, error) {
+// readReport reports a read's progress and keeps the pass lease, for
+// the goroutines reading systems one at a time.
+func (p *pass) readReport(ctx context.Context, pr Progress, renew bool) error {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
+	p.e.report(pr)
+	if !renew {
+		return nil
+	}
+	return p.renewLease(ctx)
+}
+
+func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState, ss *SystemSummary, at time.Time) (*sysRead, error) {
 	kind := p.e.cfg.Kinds[sys.Kind]
 	// Sized for the records the last full read saw: the map does not grow
 	// (and rehash) a few times over while the link heads load.
@@ -328,14 +379,13 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		if sameMapping && len(h.Hash) == hashLen {
 			hd.hash, hd.hasHash = [hashLen]byte(h.Hash), true
 		}
-		r.heads[h.ExternalID] = hd
+		r.heads[r.ids.clone(h.ExternalID)] = hd
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	r.at = p.hlc.Now()
-	ss := p.sum.sys(sys.Name)
+	r.at = at
 	// buf holds one record's canonical values and enc their encoding;
 	// only changed records are copied out of it.
 	buf := make([]nhisync.Value, len(sys.Fields))
@@ -343,8 +393,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	emit := func(obs nhisync.Observation) error {
 		r.count++
 		if r.count%10000 == 0 {
-			p.e.report(Progress{Stage: "read", System: sys.Name, Done: r.count})
-			if err := p.renewLease(ctx); err != nil {
+			if err := p.readReport(ctx, Progress{Stage: "read", System: sys.Name, Done: r.count}, true); err != nil {
 				return err
 			}
 		}
@@ -360,12 +409,13 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		enc = h.buf
 		vals := h.buf[len(r.fp):]
 		hd := r.heads[obs.ID]
+		var id string // obs.ID copied, once
 		switch {
 		case hd != nil && hd.seen:
 			// The same id twice in one read: neither record is read;
 			// correlate disputes the id (disputeDuplicates).
 			r.dups[obs.ID]++
-			r.changed = append(r.changed, r.stage(intern(obs.ID), vals, obs.Modified.UTC(), obs.Actor))
+			r.changed = append(r.changed, r.stage(r.ids.clone(obs.ID), vals, obs.Modified.UTC(), obs.Actor))
 			return nil
 		case hd != nil:
 			hd.seen = true
@@ -376,12 +426,16 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 				return nil
 			}
 		default:
+			id = r.ids.clone(obs.ID)
 			hd = r.heap.alloc()
 			hd.seen = true
-			r.heads[intern(obs.ID)] = hd
+			r.heads[id] = hd
 			r.seen++
 		}
-		st := r.stage(intern(obs.ID), vals, obs.Modified.UTC(), obs.Actor)
+		if id == "" {
+			id = r.ids.clone(obs.ID)
+		}
+		st := r.stage(id, vals, obs.Modified.UTC(), obs.Actor)
 		st.hash, st.hasHash = h.sum, true
 		r.changed = append(r.changed, st)
 		return nil
@@ -412,7 +466,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	r.ok = true
 	ss.Read = r.count
 	ss.Changed = len(r.changed)
-	p.e.report(Progress{Stage: "read", System: sys.Name, Done: r.count, Total: r.count})
+	_ = p.readReport(ctx, Progress{Stage: "read", System: sys.Name, Done: r.count, Total: r.count}, false)
 	return r, nil
 }
 

@@ -95,7 +95,8 @@ type staged struct {
 	// vals are the canonical values, one per mapping of the system (none
 	// for a mapping not read), as nhisync.Value.AppendBinary encodes them:
 	// the bytes the content hash was built from, without the fingerprint.
-	vals     []byte
+	// Decoded values share its text.
+	vals     string
 	modified time.Time
 	actor    string
 	hash     [hashLen]byte
@@ -145,30 +146,45 @@ func (st *staged) value(sys *nhisync.System, i int) nhisync.Value {
 	return v
 }
 
-// stage keeps an observation: its id (copied, so a connector's read
-// buffer is not kept alive by it) and its encoded values (copied into the
-// system's arena).
+// stage keeps an observation: id (a copy the caller made) and its
+// encoded values, copied into the read's arena (so no connector's read
+// buffer is kept alive by it).
 func (r *sysRead) stage(id string, enc []byte, modified time.Time, actor string) *staged {
 	st := r.staged.alloc()
-	st.system, st.id, st.vals, st.modified, st.actor = r.sys.Name, id, r.keep(enc), modified, actor
+	st.system, st.id, st.vals, st.modified, st.actor = r.sys.Name, id, r.arena.copy(enc), modified, actor
 	return st
 }
 
-// keep copies b into the read's arena: one allocation per 64 KiB of
-// values rather than one per observation, and none the garbage collector
-// must scan.
-func (r *sysRead) keep(b []byte) []byte {
-	const chunk = 64 << 10
-	if cap(r.arena)-len(r.arena) < len(b) {
-		r.arena = make([]byte, 0, max(chunk, len(b)))
-	}
-	start := len(r.arena)
-	r.arena = append(r.arena, b...)
-	return r.arena[start:len(r.arena):len(r.arena)]
+// texts copies many small strings into shared chunks: one allocation per
+// 64 KiB instead of one per string, and a copy holds no larger string
+// (a connector's whole input row) alive.
+type texts struct{ b strings.Builder }
+
+func (t *texts) clone(s string) string {
+	start := t.room(len(s))
+	t.b.WriteString(s)
+	return t.b.String()[start:]
 }
 
-// intern returns a copy of id that holds no larger string alive.
-func intern(id string) string { return strings.Clone(id) }
+// copy is clone of b's bytes.
+func (t *texts) copy(b []byte) string {
+	start := t.room(len(b))
+	t.b.Write(b)
+	return t.b.String()[start:]
+}
+
+// room makes room for n more bytes in the current chunk and returns where
+// they start.
+func (t *texts) room(n int) int {
+	const chunk = 64 << 10
+	if t.b.Cap()-t.b.Len() < n {
+		// A new chunk: the strings handed out keep the old one alive; a
+		// Builder only ever appends, so they never change.
+		t.b = strings.Builder{}
+		t.b.Grow(max(chunk, n))
+	}
+	return t.b.Len()
+}
 
 // slab allocates many small structs a few thousand at a time: one heap
 // object per slab instead of one per struct.
