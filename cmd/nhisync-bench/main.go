@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,10 +92,14 @@ type passResult struct {
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 	// PeakHeapLiveBytes is the highest live heap a garbage collection
 	// left during the pass (sampled every 50 ms).
-	PeakHeapLiveBytes int64        `json:"peak_heap_live_bytes"`
-	Phases            phases       `json:"phases"`
-	Summary           passSummary  `json:"summary"`
-	Check             *checkResult `json:"check,omitempty"`
+	PeakHeapLiveBytes int64 `json:"peak_heap_live_bytes"`
+	// WriteBytes is what the process wrote to storage during the pass
+	// (Linux /proc/self/io write_bytes: the store, its WAL and
+	// checkpoints, and the systems' files).
+	WriteBytes int64        `json:"write_bytes"`
+	Phases     phases       `json:"phases"`
+	Summary    passSummary  `json:"summary"`
+	Check      *checkResult `json:"check,omitempty"`
 }
 
 // passSummary is the engine's account of a pass, the part the mix shows.
@@ -113,8 +118,9 @@ type passSummary struct {
 }
 
 // phases splits a pass's wall time: read (state and every system),
-// correlate, decide (without its commits), commit (the store commits of
-// the decisions) and apply (guard, writes to systems and their commits).
+// correlate, decide (the store committing the batch before beside it),
+// and apply (the last commit, the guard, writes to systems and their
+// commits); commit is the store's commit time within decide (phaseClock).
 type phases struct {
 	Read      float64 `json:"read"`
 	Correlate float64 `json:"correlate"`
@@ -321,14 +327,14 @@ func run(n int, dir string, o options) (*result, error) {
 		}
 		resetPeakRSS()
 		heap := watchHeap(o.memProfile != "" && profiled)
-		cpu := cpuSeconds()
+		cpu, written := cpuSeconds(), writeBytes()
 		t.start(ts)
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		if err != nil {
 			heap.finish("")
 			return nil, err
 		}
-		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS()}
+		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, WriteBytes: writeBytes() - written, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS()}
 		pr.Seconds, pr.Phases = t.finish(ts)
 		live, err := heap.finish(o.memProfile)
 		if err != nil {
@@ -407,15 +413,15 @@ func printText(w io.Writer, res *result) {
 		res.Records, res.Systems, res.Store, runtime.NumCPU(), res.GenerateSeconds)
 	fmt.Fprintf(w, "read floor  %.2fs  cpu %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds, res.FloorCPUSeconds)
 	for _, p := range res.Passes {
-		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
-			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20,
+		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB  wrote %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
+			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.WriteBytes>>20,
 			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply)
 		if p.Check != nil {
 			fmt.Fprintf(w, "            after it: held back %s; out of step %d\n", heldBackString(p.Check.HeldBack), p.Check.Bad)
 		}
 	}
-	fmt.Fprintf(w, "store       %d MiB; converged %v (%d records drifted, %d idp records vanished)\n",
-		res.StoreBytes>>20, res.Converged, res.Mix.Counts["drift"], res.Mix.Counts["vanished"])
+	fmt.Fprintf(w, "store       %d MiB (%.1f KB per NHI); converged %v (%d records drifted, %d idp records vanished)\n",
+		res.StoreBytes>>20, float64(res.StoreBytes)/float64(res.Records)/1000, res.Converged, res.Mix.Counts["drift"], res.Mix.Counts["vanished"])
 }
 
 func closeAll(conns map[string]nhisync.Connector) {
@@ -460,23 +466,29 @@ func floor(ctx context.Context, cfg *nhisync.Config) (float64, error) {
 	return time.Since(start).Seconds(), nil
 }
 
-// timedStore is the store, with the time its commits take.
+// timedStore is the store, with the time its commits take. The engine
+// commits one batch while it decides the next, so Commit runs beside the
+// progress reports: the total is atomic.
 type timedStore struct {
 	nhisync.Store
-	commit time.Duration
+	commit atomic.Int64 // nanoseconds
 }
 
 func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
 	start := time.Now()
 	err := s.Store.Commit(ctx, b)
-	s.commit += time.Since(start)
+	s.commit.Add(int64(time.Since(start)))
 	return err
 }
 
 // phaseClock splits a pass's wall time by the engine's progress reports:
 // reading ends at the last system's final read report, correlating at
-// the first decide report, deciding at the last one; the store's commits
-// in between are the commit phase, the rest of the pass is apply.
+// the first decide report, deciding at the last one, and the rest of the
+// pass is apply (the last commit, the guard, the writes). Commit is the
+// time the store spent committing between the first and the last decide
+// report: the engine decides batch k+1 while the store commits batch k,
+// so commit overlaps decide, and read + correlate + decide + apply make
+// the pass.
 type phaseClock struct {
 	begin, readEnd, decideStart, decideEnd time.Time
 	commitAtDecideStart, commitAtDecideEnd time.Duration
@@ -493,10 +505,11 @@ func (t *phaseClock) progress(p engine.Progress) {
 			t.readEnd = now
 		}
 	case "decide":
+		c := time.Duration(t.ts.commit.Load())
 		if t.decideStart.IsZero() {
-			t.decideStart, t.commitAtDecideStart = now, t.ts.commit
+			t.decideStart, t.commitAtDecideStart = now, c
 		}
-		t.decideEnd, t.commitAtDecideEnd = now, t.ts.commit
+		t.decideEnd, t.commitAtDecideEnd = now, c
 	}
 }
 
@@ -507,14 +520,12 @@ func (t *phaseClock) finish(ts *timedStore) (float64, phases) {
 	}
 	if t.decideStart.IsZero() {
 		t.decideStart, t.decideEnd = t.readEnd, t.readEnd
-		t.commitAtDecideStart, t.commitAtDecideEnd = ts.commit, ts.commit
 	}
-	commit := t.commitAtDecideEnd - t.commitAtDecideStart
 	return end.Sub(t.begin).Seconds(), phases{
 		Read:      t.readEnd.Sub(t.begin).Seconds(),
 		Correlate: t.decideStart.Sub(t.readEnd).Seconds(),
-		Decide:    (t.decideEnd.Sub(t.decideStart) - commit).Seconds(),
-		Commit:    commit.Seconds(),
+		Decide:    t.decideEnd.Sub(t.decideStart).Seconds(),
+		Commit:    (t.commitAtDecideEnd - t.commitAtDecideStart).Seconds(),
 		Apply:     end.Sub(t.decideEnd).Seconds(),
 	}
 }
@@ -553,19 +564,27 @@ func resetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
+// writeBytes returns the bytes the process has caused to be written to
+// storage so far (Linux; 0 elsewhere).
+func writeBytes() int64 {
+	return procField("/proc/self/io", "write_bytes:")
+}
+
 // peakRSS returns the process's peak resident memory in bytes since the
 // last resetPeakRSS (Linux; 0 elsewhere).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func peakRSS() int64 { return procField("/proc/self/status", "VmHWM:") << 10 }
+
+// procField returns the number after key in a /proc file, 0 when absent.
+func procField(path, key string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			if f := strings.Fields(rest); len(f) >= 1 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
 			}
 		}
 	}

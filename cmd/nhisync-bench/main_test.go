@@ -54,6 +54,9 @@ func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	if first, drift := res.Passes[0].Summary, res.Passes[2].Summary; first.OpenUnmatched != counts["unmatched"] || drift.Retired != counts["vanished"] {
 		t.Errorf("unmatched %d, retired %d; want the mix's %d and %d", first.OpenUnmatched, drift.Retired, counts["unmatched"], counts["vanished"])
 	}
+	if _, err := os.Stat("/proc/self/io"); err == nil && res.Passes[0].WriteBytes <= 0 {
+		t.Errorf("the first pass wrote %d bytes to storage, want its store's", res.Passes[0].WriteBytes)
+	}
 	if res.Passes[1].Writes != 0 || res.Passes[2].Writes == 0 {
 		t.Errorf("writes: quiet %d, drift %d; want none, and some", res.Passes[1].Writes, res.Passes[2].Writes)
 	}
@@ -102,11 +105,11 @@ func TestCountsAndMarkdown(t *testing.T) {
 		}
 	}
 	r := &result{Records: 100000, FloorSeconds: 0.5, FloorCPUSeconds: 0.45, StoreBytes: 300 << 20, Converged: true, Passes: []passResult{
-		{Name: "first", Seconds: 20, CPUSeconds: 12, PeakRSSBytes: 600 << 20}, {Name: "quiet", Seconds: 1, CPUSeconds: 0.9}, {Name: "drift", Seconds: 1.5, CPUSeconds: 1.25}}}
+		{Name: "first", Seconds: 20, CPUSeconds: 12, PeakRSSBytes: 600 << 20, WriteBytes: 900 << 20}, {Name: "quiet", Seconds: 1, CPUSeconds: 0.9}, {Name: "drift", Seconds: 1.5, CPUSeconds: 1.25}}}
 	var out bytes.Buffer
 	printMarkdown(&out, machine{CPU: "cpu", Cores: 2, Go: "go1.26", OS: "linux/amd64", Load: "0.5"}, machine{Load: "1.5"}, []*result{r, r})
 	text := out.String()
-	for _, want := range []string{"| 100k | 0.50 s (0.45) | 20.0 s (12.0) | 1.00 s (0.90) | 1.50 s (1.25) | 2.0× (2.0×) | 3.0× (2.8×) | 600 / 0 / 0 MiB | 300 MiB | true |", "2 cores", "go1.26 linux/amd64", "0.5 at the start, 1.5 at the end"} {
+	for _, want := range []string{"| 100k | 0.50 s (0.45) | 20.0 s (12.0) | 1.00 s (0.90) | 1.50 s (1.25) | 2.0× (2.0×) | 3.0× (2.8×) | 600 / 0 / 0 MiB | 900 / 0 / 0 MiB | 300 MiB (3.1 KB) | true |", "2 cores", "go1.26 linux/amd64", "0.5 at the start, 1.5 at the end"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, text)
 		}

@@ -52,18 +52,20 @@ func machineNow() machine {
 // machine after the runs (its load).
 func printMarkdown(w io.Writer, m, end machine, results []*result) {
 	fmt.Fprintf(w, "%s, %d cores, %s RAM; %s %s; load average %s at the start, %s at the end.\n\n", m.CPU, m.Cores, m.MemInfo, m.Go, m.OS, m.Load, end.Load)
-	fmt.Fprintln(w, "| N | floor (cpu) | first (cpu) | quiet (cpu) | drift (cpu) | quiet / floor (cpu) | drift / floor (cpu) | peak RSS first / quiet / drift | store | converged |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| N | floor (cpu) | first (cpu) | quiet (cpu) | drift (cpu) | quiet / floor (cpu) | drift / floor (cpu) | peak RSS first / quiet / drift | written first / quiet / drift | store (per NHI) | converged |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		pass := map[string]passResult{}
 		for _, p := range r.Passes {
 			pass[p.Name] = p
 		}
 		first, quiet, drift := pass["first"], pass["quiet"], pass["drift"]
-		fmt.Fprintf(w, "| %s | %.2f s (%.2f) | %.1f s (%.1f) | %.2f s (%.2f) | %.2f s (%.2f) | %.1f× (%.1f×) | %.1f× (%.1f×) | %d / %d / %d MiB | %d MiB | %v |\n",
+		fmt.Fprintf(w, "| %s | %.2f s (%.2f) | %.1f s (%.1f) | %.2f s (%.2f) | %.2f s (%.2f) | %.1f× (%.1f×) | %.1f× (%.1f×) | %d / %d / %d MiB | %d / %d / %d MiB | %d MiB (%.1f KB) | %v |\n",
 			count(r.Records), r.FloorSeconds, r.FloorCPUSeconds, first.Seconds, first.CPUSeconds, quiet.Seconds, quiet.CPUSeconds, drift.Seconds, drift.CPUSeconds,
 			quiet.Seconds/r.FloorSeconds, quiet.CPUSeconds/r.FloorCPUSeconds, drift.Seconds/r.FloorSeconds, drift.CPUSeconds/r.FloorCPUSeconds,
-			first.PeakRSSBytes>>20, quiet.PeakRSSBytes>>20, drift.PeakRSSBytes>>20, r.StoreBytes>>20, r.Converged)
+			first.PeakRSSBytes>>20, quiet.PeakRSSBytes>>20, drift.PeakRSSBytes>>20,
+			first.WriteBytes>>20, quiet.WriteBytes>>20, drift.WriteBytes>>20,
+			r.StoreBytes>>20, float64(r.StoreBytes)/float64(r.Records)/1000, r.Converged)
 	}
 	if len(results) > 0 {
 		r := results[0]
