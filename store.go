@@ -167,6 +167,28 @@ type Notary interface {
 	Publish(c *Checkpoint) error
 }
 
+// BulkLoader is a Store that takes a first pass into an empty store as a
+// bulk load: instead of putting every new record's match key and every new
+// link's (system, external id) into a unique index at a random place (one
+// page written per insert once the index outgrows a batch), it builds
+// those indexes once, sorted, when the load ends.
+//
+// BeginBulk opens the window only when the store holds no records and no
+// links, and reports whether it did; otherwise it changes nothing. Inside
+// the window the caller guarantees that every Commit only adds records and
+// links the store does not hold yet, each once (new match keys, new
+// system and external ids), and that it looks no record or link up by
+// match key or external id; commits stay atomic and durable as always.
+// EndBulk builds the indexes, failing (EINTERNAL, naming the duplicate)
+// if the guarantee was broken; after it the store is as if every commit
+// had gone through the indexes. A process that dies inside the window
+// leaves a mark from which the next Open builds the indexes before
+// anything else. Stores without a cheaper bulk path need not implement it.
+type BulkLoader interface {
+	BeginBulk(ctx context.Context) (bool, error)
+	EndBulk(ctx context.Context) error
+}
+
 // Store keeps nhisync's state: golden records, links and shadows, open
 // work, the outbox and the audit log. Every method returns *Error with
 // ENOTFOUND for a missing item and EINTERNAL for storage failures.

@@ -186,7 +186,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 	if err := p.correlate(ctx); err != nil {
 		return nil, err
 	}
-	if err := p.decideAll(ctx); err != nil {
+	if err := p.decideBulk(ctx); err != nil {
 		return nil, err
 	}
 	if err := p.finish(ctx); err != nil {
@@ -207,6 +207,31 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 	p.sum.Records = n
 	p.sum.DurationMS = e.clock.Now().Sub(start).Milliseconds()
 	return p.sum, nil
+}
+
+// decideBulk is decideAll, inside a store's bulk window when the store
+// offers one and holds nothing yet (nhisync.BulkLoader): a first pass only
+// adds records and links, each once (correlation gives every new record a
+// match key no other holds, and every read record one link), and decideAll
+// looks nothing up by key in the store. The window closes before
+// anything else of the pass, even when deciding failed.
+func (p *pass) decideBulk(ctx context.Context) (err error) {
+	bl, ok := p.e.store.(nhisync.BulkLoader)
+	if p.dry || !ok {
+		return p.decideAll(ctx)
+	}
+	open, err := bl.BeginBulk(ctx)
+	if err != nil {
+		return err
+	}
+	if open {
+		defer func() {
+			if eerr := bl.EndBulk(context.WithoutCancel(ctx)); err == nil {
+				err = eerr
+			}
+		}()
+	}
+	return p.decideAll(ctx)
 }
 
 // loadState reads the HLC, system states and the golden key index.

@@ -72,7 +72,7 @@ func newWorldIn(t tester, dir, yaml string, files map[string][]map[string]any) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.store = st
+	w.store = &bulkCheck{Store: st, t: t, systems: cfg.SystemNames}
 	t.Cleanup(func() { w.closeConns(); st.Close() })
 	// As the CLI does: every commit signs its entries' checkpoint.
 	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, "", true, w.clock)

@@ -1,0 +1,137 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
+)
+
+// bulkCheck is a world's store seen as a nhisync.BulkLoader (passing the
+// window to the store when it has one) that holds the engine to the
+// window's contract: inside it, commits only add records and links the
+// store does not hold, each once, and nothing is looked up by key. Every
+// engine test, the property tests among them, runs through it.
+type bulkCheck struct {
+	nhisync.Store
+	t       tester
+	systems []string
+	open    bool
+	// opened counts the windows opened (tests read it).
+	opened int
+	recs   map[int64]bool
+	keys   map[string]bool
+	links  map[string]bool
+}
+
+func (b *bulkCheck) BeginBulk(ctx context.Context) (bool, error) {
+	if b.open {
+		b.t.Fatalf("bulk window opened twice")
+	}
+	if bl, ok := b.Store.(nhisync.BulkLoader); ok {
+		open, err := bl.BeginBulk(ctx)
+		if err != nil || !open {
+			return open, err
+		}
+	} else if !b.empty(ctx) {
+		return false, nil
+	}
+	b.open, b.opened = true, b.opened+1
+	b.recs, b.keys, b.links = map[int64]bool{}, map[string]bool{}, map[string]bool{}
+	return true, nil
+}
+
+func (b *bulkCheck) empty(ctx context.Context) bool {
+	n := 0
+	count := func(any) error { n++; return nil }
+	if err := b.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error { return count(h) }); err != nil {
+		b.t.Fatal(err)
+	}
+	for _, s := range b.systems {
+		if err := b.ScanLinkHeads(ctx, s, func(h nhisync.LinkHead) error { return count(h) }); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	return n == 0
+}
+
+func (b *bulkCheck) EndBulk(ctx context.Context) error {
+	if !b.open {
+		b.t.Fatalf("bulk window closed but not open")
+	}
+	b.open = false
+	if bl, ok := b.Store.(nhisync.BulkLoader); ok {
+		return bl.EndBulk(ctx)
+	}
+	return nil
+}
+
+func (b *bulkCheck) Commit(ctx context.Context, batch *nhisync.Batch) error {
+	if b.open {
+		for _, r := range batch.Records {
+			if b.recs[r.ID] {
+				b.t.Fatalf("record %d committed twice inside the bulk window", r.ID)
+			}
+			b.recs[r.ID] = true
+			if k := r.Kind + "\x00" + r.MatchKey; b.keys[k] {
+				b.t.Fatalf("match key %s/%s committed twice inside the bulk window", r.Kind, r.MatchKey)
+			} else {
+				b.keys[k] = true
+			}
+		}
+		for _, l := range batch.Links {
+			k := l.System + "\x00" + l.ExternalID
+			if b.links[k] {
+				b.t.Fatalf("link %s/%s committed twice inside the bulk window", l.System, l.ExternalID)
+			}
+			b.links[k] = true
+		}
+	}
+	return b.Store.Commit(ctx, batch)
+}
+
+func (b *bulkCheck) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisync.Record, error) {
+	if b.open {
+		b.t.Fatalf("RecordByKey(%s, %s) inside the bulk window", kind, matchKey)
+	}
+	return b.Store.RecordByKey(ctx, kind, matchKey)
+}
+
+func (b *bulkCheck) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
+	if b.open {
+		b.t.Fatalf("LoadLinks(%s) inside the bulk window", system)
+	}
+	return b.Store.LoadLinks(ctx, system, ids)
+}
+
+// TestFirstPassIsOneBulkWindow: a first pass into an empty store decides
+// inside one bulk window, and later passes, a dry run and a store that
+// holds records do not open one.
+func TestFirstPassIsOneBulkWindow(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "payments-bot"), sa("i2", "aws", "billing-bot")},
+		"cmdb.json":    {sa("c1", "aws", "payments-bot", "owner", "alice@example.com"), sa("c2", "gcp", "etl")},
+		"catalog.json": {sa("k9", "azure", "nobody")},
+	})
+	bc := w.store.(*bulkCheck)
+	ctx := context.Background()
+	if _, err := w.engine().Sync(ctx, engine.PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if bc.opened != 0 {
+		t.Fatalf("a dry run opened %d bulk windows", bc.opened)
+	}
+	w.sync()
+	if bc.opened != 1 || bc.open {
+		t.Fatalf("first pass: %d windows opened, open=%v; want one, closed", bc.opened, bc.open)
+	}
+	if len(bc.recs) != 3 || len(bc.links) != 5 {
+		t.Fatalf("first pass committed %d records and %d links in the window, want 3 and 5 (one unmatched)", len(bc.recs), len(bc.links))
+	}
+	w.put("idp.json", []map[string]any{sa("i1", "aws", "payments-bot"), sa("i2", "aws", "billing-bot"), sa("i3", "aws", "new-bot")})
+	w.sync()
+	if bc.opened != 1 {
+		t.Fatalf("a pass over a store holding records opened a bulk window")
+	}
+}
