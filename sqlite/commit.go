@@ -42,6 +42,7 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 	}
 	notary := s.getNotary()
 	cp, err := s.commit(ctx, b, notary)
+	s.commitDone()
 	if err != nil {
 		for i, e := range b.Audit {
 			e.Seq, e.PrevHash, e.Hash, e.Time = saved[i].Seq, saved[i].PrevHash, saved[i].Hash, saved[i].Time

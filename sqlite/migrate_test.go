@@ -218,4 +218,3 @@ func TestMigrateNarrowLinks(t *testing.T) {
 		t.Errorf("links after migrating down (-want +got):\n%s", d)
 	}
 }
-
