@@ -389,7 +389,8 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		if l == nil {
 			l = &nhisync.Link{System: system, ExternalID: s.st.id, FirstSeen: p.now}
 		}
-		l.RecordID, l.Status, l.Hash, l.SeenAt, l.Modified = 0, s.status, s.st.hashBytes(), p.now, s.st.modified
+		modified, _, _ := s.st.source()
+		l.RecordID, l.Status, l.Hash, l.SeenAt, l.Modified = 0, s.status, s.st.hashBytes(), p.now, modified
 		l.GoneAt = time.Time{}
 		values := s.st.values(r.sys)
 		for _, i := range r.readIdx {

@@ -116,6 +116,7 @@ type sysRead struct {
 	staged slab[staged]
 	arena  texts
 	ids    texts
+	hdr    []byte // stage's scratch
 }
 
 type strayObs struct {

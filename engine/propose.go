@@ -22,6 +22,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		r := p.reads[st.system]
 		observed[st.system] = st
 		values := st.values(r.sys)
+		modified, actor, _ := st.source()
 		link := rc.linkFor(st.system, st.id)
 		switch {
 		case link == nil && w.isNew && i == 0:
@@ -33,21 +34,21 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		case link.Status == nhisync.LinkGone:
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system, System: st.system, New: nhisync.Str(st.id), Reason: "reappeared"})
 		}
-		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, st.modified, time.Time{}
+		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, modified, time.Time{}
 		for _, idx := range r.readIdx {
 			m := r.sys.Fields[idx]
 			v := values[idx]
 			fs := link.Field(m.Field)
 			if !fs.Asserted.Equal(v) || fs.Since.IsZero() {
-				fs.Asserted, fs.Since, fs.SourceTime, fs.Actor = v, r.at, st.modified, st.actor
+				fs.Asserted, fs.Since, fs.SourceTime, fs.Actor = v, r.at, modified, actor
 			}
 			if !v.Equal(fs.Shadow) {
-				at := st.modified
+				at := modified
 				if at.IsZero() {
 					at = r.at
 				}
 				rc.props[m.Field] = append(rc.props[m.Field], &prop{
-					Proposal: nhisync.Proposal{System: st.system, Value: v, At: at, Actor: st.actor},
+					Proposal: nhisync.Proposal{System: st.system, Value: v, At: at, Actor: actor},
 					link:     link, fs: fs,
 				})
 			}

@@ -11,6 +11,7 @@ package engine
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"strings"
 	"time"
 
@@ -89,20 +90,77 @@ type head struct {
 
 // staged is one observation that must be correlated and decided: a
 // record new to the pass's view, or changed since its hash was stored.
+// It is 72 bytes plus its encoding: a first pass holds one per record
+// and system.
 type staged struct {
 	system string
 	id     string
-	// vals are the canonical values, one per mapping of the system (none
-	// for a mapping not read), as nhisync.Value.AppendBinary encodes them:
-	// the bytes the content hash was built from, without the fingerprint.
-	// Decoded values share its text.
-	vals     string
-	modified time.Time
-	actor    string
-	hash     [hashLen]byte
+	// enc is the observation's source time and actor (a header, see
+	// stage) followed by its canonical values, one per mapping of the
+	// system (none for a mapping not read), as nhisync.Value.AppendBinary
+	// encodes them: the bytes the content hash was built from, without
+	// the fingerprint. Decoded values share its text.
+	enc  string
+	hash [hashLen]byte
 	// hasHash is false for an observation that must read as changed next
 	// time (a disputed duplicate id).
 	hasHash bool
+}
+
+// The header of a staged encoding: a byte of flags, then the source time
+// (its length, then time.Time.AppendBinary) and the actor (a uvarint
+// length, then the text) when present.
+const (
+	hasModified = 1 << iota
+	hasActor
+)
+
+// stage keeps an observation: id (a copy the caller made), and its source
+// time, actor and encoded values vals, copied into the read's arena (so
+// no connector's read buffer is kept alive by it).
+func (r *sysRead) stage(id string, vals []byte, modified time.Time, actor string) *staged {
+	hdr := append(r.hdr[:0], 0)
+	if !modified.IsZero() {
+		hdr[0] |= hasModified
+		hdr = append(hdr, 0)
+		n := len(hdr)
+		var err error
+		// In UTC AppendBinary cannot fail (it refuses only zone offsets
+		// that are not whole minutes).
+		if hdr, err = modified.UTC().AppendBinary(hdr); err != nil {
+			panic("engine: " + err.Error())
+		}
+		hdr[n-1] = byte(len(hdr) - n)
+	}
+	if actor != "" {
+		hdr[0] |= hasActor
+		hdr = binary.AppendUvarint(hdr, uint64(len(actor)))
+		hdr = append(hdr, actor...)
+	}
+	r.hdr = hdr
+	st := r.staged.alloc()
+	st.system, st.id, st.enc = r.sys.Name, id, r.arena.copy(hdr, vals)
+	return st
+}
+
+// source returns the observation's source time (zero when its system
+// gave none) and actor, and the encoded values after them.
+func (st *staged) source() (modified time.Time, actor, vals string) {
+	b := st.enc
+	flags := b[0]
+	b = b[1:]
+	if flags&hasModified != 0 {
+		n := int(b[0])
+		if err := modified.UnmarshalBinary([]byte(b[1 : 1+n])); err != nil {
+			panic("engine: a staged observation of " + st.system + " does not decode: " + err.Error())
+		}
+		b = b[1+n:]
+	}
+	if flags&hasActor != 0 {
+		n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
+		actor, b = b[k:k+int(n)], b[k+int(n):]
+	}
+	return modified, actor, b
 }
 
 // hashBytes returns the content hash to store in the link (nil: none).
@@ -116,9 +174,9 @@ func (st *staged) hashBytes() []byte {
 // values decodes every value, one per mapping of sys (the observation's
 // system).
 func (st *staged) values(sys *nhisync.System) []nhisync.Value {
+	_, _, b := st.source()
 	fields := sys.Fields
 	out := make([]nhisync.Value, len(fields))
-	b := st.vals
 	for i, m := range fields {
 		v, rest, ok := m.Type.ReadBinary(b)
 		if !ok {
@@ -131,7 +189,7 @@ func (st *staged) values(sys *nhisync.System) []nhisync.Value {
 
 // value decodes the value of sys's mapping i only.
 func (st *staged) value(sys *nhisync.System, i int) nhisync.Value {
-	b := st.vals
+	_, _, b := st.source()
 	for range i {
 		rest, ok := nhisync.SkipBinary(b)
 		if !ok {
@@ -146,15 +204,6 @@ func (st *staged) value(sys *nhisync.System, i int) nhisync.Value {
 	return v
 }
 
-// stage keeps an observation: id (a copy the caller made) and its
-// encoded values, copied into the read's arena (so no connector's read
-// buffer is kept alive by it).
-func (r *sysRead) stage(id string, enc []byte, modified time.Time, actor string) *staged {
-	st := r.staged.alloc()
-	st.system, st.id, st.vals, st.modified, st.actor = r.sys.Name, id, r.arena.copy(enc), modified, actor
-	return st
-}
-
 // texts copies many small strings into shared chunks: one allocation per
 // 64 KiB instead of one per string, and a copy holds no larger string
 // (a connector's whole input row) alive.
@@ -166,9 +215,10 @@ func (t *texts) clone(s string) string {
 	return t.b.String()[start:]
 }
 
-// copy is clone of b's bytes.
-func (t *texts) copy(b []byte) string {
-	start := t.room(len(b))
+// copy is clone of a's bytes followed by b's.
+func (t *texts) copy(a, b []byte) string {
+	start := t.room(len(a) + len(b))
+	t.b.Write(a)
 	t.b.Write(b)
 	return t.b.String()[start:]
 }
