@@ -205,7 +205,9 @@ func (p *pass) linkedRecords(r *sysRead) map[int64]string {
 func (p *pass) addWork(id int64) *recWork {
 	w := p.work[id]
 	if w == nil {
-		w = &recWork{id: id, kind: p.recKind[id]}
+		w = p.works.alloc()
+		// Room for an observation from every system, allocated once.
+		w.id, w.obs = id, make([]*staged, 0, len(p.reads))
 		p.work[id] = w
 	}
 	return w
@@ -285,11 +287,12 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 	}
 }
 
-// addRecord registers a record created in this pass in every index.
+// addRecord registers a record created in this pass in the key indexes,
+// and gives it its work.
 func (p *pass) addRecord(kind, key string, id int64) {
 	p.recIdx[kind][key] = id
-	p.recKind[id] = kind
-	p.recKey[id] = key
+	w := p.addWork(id)
+	w.kind, w.key = kind, key
 	parts := strings.Split(key, "\x1f")
 	for sig, idx := range p.partial {
 		k, s, ok := strings.Cut(sig, ":")

@@ -160,7 +160,7 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 				if !w.isNew {
 					return nhisync.Errorf(nhisync.EINTERNAL, "record %d is linked but missing from the store", id)
 				}
-				rec = &nhisync.Record{ID: id, Kind: w.kind, MatchKey: p.recKey[id], Fields: map[string]*nhisync.Golden{}, Created: p.now}
+				rec = &nhisync.Record{ID: id, Kind: w.kind, MatchKey: w.key, Fields: map[string]*nhisync.Golden{}, Created: p.now}
 			}
 			if rec.Fields == nil {
 				rec.Fields = map[string]*nhisync.Golden{}
@@ -177,6 +177,7 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 		// Decided (the batch being committed holds what it needs): the
 		// chunk's observations can go.
 		for _, id := range chunk {
+			*p.work[id] = recWork{} // its slab stays until its neighbours are done too
 			delete(p.work, id)
 		}
 		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(ids)), Total: len(ids)})
@@ -189,8 +190,8 @@ func (p *pass) decider() *decider {
 }
 
 // passKeys is a pass's key index, p.recIdx, which correlation fills with
-// every golden record and every record it creates; a record that changes
-// key moves in the pass's other maps too.
+// every golden record and every record it creates; when a record changes
+// key, the partial-key indexes built from it are dropped.
 type passKeys struct{ p *pass }
 
 func (k passKeys) owner(ctx context.Context, kind, key string) (int64, bool, error) {
@@ -199,6 +200,5 @@ func (k passKeys) owner(ctx context.Context, kind, key string) (int64, bool, err
 
 func (k passKeys) moved(kind, oldKey, newKey string, id int64) {
 	memKeys(k.p.recIdx).moved(kind, oldKey, newKey, id)
-	k.p.recKey[id] = newKey
 	k.p.partial = map[string]map[string][]int64{}
 }

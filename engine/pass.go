@@ -54,13 +54,13 @@ type pass struct {
 
 	systems map[string]*nhisync.SystemState
 	reads   map[string]*sysRead
-	// recIdx maps kind → normalized match key → record ID.
-	recIdx map[string]map[string]int64
-	// recKey maps record ID → its normalized match key, kind.
-	recKind map[int64]string
-	recKey  map[int64]string
+	// recIdx maps kind → normalized match key → record ID; keyText
+	// holds the keys.
+	recIdx  map[string]map[string]int64
+	keyText texts
 	partial map[string]map[string][]int64
 	work    map[int64]*recWork
+	works   slab[recWork]
 	// stray are staged observations that link to no record (unmatched,
 	// disputed), by system.
 	stray []*strayObs
@@ -127,8 +127,11 @@ type strayObs struct {
 
 // recWork is what a pass must decide about one record.
 type recWork struct {
-	id       int64
+	id int64
+	// kind and key (the normalized match key) of a record new in this
+	// pass; the store has those of the others.
 	kind     string
+	key      string
 	isNew    bool
 	obs      []*staged
 	vanished []string
@@ -149,8 +152,6 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		sum:     newSummary(e.cfg, opt.DryRun),
 		reads:   map[string]*sysRead{},
 		recIdx:  map[string]map[string]int64{},
-		recKind: map[int64]string{},
-		recKey:  map[int64]string{},
 		partial: map[string]map[string][]int64{},
 		work:    map[int64]*recWork{},
 		batch:   &nhisync.Batch{},
@@ -282,20 +283,17 @@ func (p *pass) loadState(ctx context.Context) error {
 	return nil
 }
 
-// loadRecordHeads reads the golden key index (recIdx, recKind, recKey);
-// it runs beside the reads of the systems, which do not use it.
+// loadRecordHeads reads the golden key index, recIdx; it runs beside the
+// reads of the systems, which do not use it.
 func (p *pass) loadRecordHeads(ctx context.Context) error {
 	est := p.recEst
-	p.recKind, p.recKey = make(map[int64]string, est), make(map[int64]string, est)
 	for _, k := range p.e.cfg.KindNames {
 		p.recIdx[k] = make(map[string]int64, est/len(p.e.cfg.KindNames))
 	}
 	return p.e.store.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
 		if m := p.recIdx[h.Kind]; m != nil {
-			m[h.MatchKey] = h.ID
+			m[p.keyText.clone(h.MatchKey)] = h.ID
 		}
-		p.recKind[h.ID] = h.Kind
-		p.recKey[h.ID] = h.MatchKey
 		return nil
 	})
 }
