@@ -21,7 +21,8 @@
 //	§3.10 assertions explained, what-if                  explain.go
 //
 // decide.go holds the decider they share (a pass's and a person's) and
-// the pass's loop over records with work.
+// the pass's loop over records with work; pass.go reads the systems and
+// stage.go holds what a pass keeps of them until it has decided.
 package engine
 
 import (
