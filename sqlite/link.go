@@ -55,7 +55,6 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 			page = page[:0]
 			err := s.rawQuery(ctx, scanHeadsSQL, namedArgs(sys.id, lastExt, int64(headPage)), 4, func(row []driver.Value) error {
 				h := nhisync.LinkHead{System: sys.name}
-				var status string
 				var err error
 				if h.ExternalID, err = rawString(row[0]); err != nil {
 					return err
@@ -63,10 +62,9 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 				if h.RecordID, err = rawInt(row[1]); err != nil {
 					return err
 				}
-				if status, err = rawString(row[2]); err != nil {
+				if h.Status, err = rawStatus(row[2]); err != nil {
 					return err
 				}
-				h.Status = linkStatus(status)
 				if h.Hash, err = rawBytes(row[3]); err != nil {
 					return err
 				}
@@ -90,8 +88,10 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 	return nil
 }
 
-// scanHeadsSQL reads one page of a system's link heads.
-const scanHeadsSQL = `SELECT ext_id, record_id, status, hash FROM links
+// scanHeadsSQL reads one page of a system's link heads. A known status
+// comes as its index in linkStatuses: a small integer crosses the driver
+// without an allocation, a string costs two a row.
+var scanHeadsSQL = `SELECT ext_id, record_id, ` + statusCode + `, hash FROM links
 	WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
 
 // linkSystem is a row of link_systems.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/nhisync/nhisync"
 )
@@ -105,6 +106,30 @@ func linkStatus(s string) nhisync.LinkStatus {
 }
 
 var linkStatuses = []nhisync.LinkStatus{nhisync.LinkLive, nhisync.LinkGone, nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed}
+
+// statusCode is an SQL expression of the status column: the index of a
+// known status in linkStatuses, the text of another.
+var statusCode = func() string {
+	var b strings.Builder
+	b.WriteString("CASE status")
+	for i, st := range linkStatuses {
+		fmt.Fprintf(&b, " WHEN '%s' THEN %d", st, i)
+	}
+	b.WriteString(" ELSE status END")
+	return b.String()
+}()
+
+// rawStatus reads a column of statusCode.
+func rawStatus(v driver.Value) (nhisync.LinkStatus, error) {
+	if i, ok := v.(int64); ok {
+		if i < 0 || i >= int64(len(linkStatuses)) {
+			return "", fmt.Errorf("status code %d is none of %d", i, len(linkStatuses))
+		}
+		return linkStatuses[i], nil
+	}
+	s, err := rawString(v)
+	return linkStatus(s), err
+}
 
 // interned hands out one shared copy of each of a few distinct strings
 // (kinds, systems), so scanned heads do not each keep their own.
