@@ -21,10 +21,7 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 	for {
 		page = page[:0]
 		err := func() error {
-			q := `SELECT system, ext_id, record_id, status, hash FROM links WHERE (system, ext_id) > ($1, $2) ORDER BY system, ext_id LIMIT $3`
-			if system != "" {
-				q = `SELECT system, ext_id, record_id, status, hash FROM links WHERE system = $1 AND ext_id > $2 ORDER BY system, ext_id LIMIT $3`
-			}
+			q := `SELECT system, ext_id, record_id, status, hash FROM links WHERE (system, ext_id) > ($1, $2)` + oneSystem(system) + ` ORDER BY system, ext_id LIMIT $3`
 			rows, err := s.pool.Query(ctx, q, lastSys, lastExt, headPage)
 			if err != nil {
 				return err
@@ -60,6 +57,21 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 	}
 }
 
+// oneSystem is the condition that keeps a keyset page of links, which
+// starts after ($1, $2), within system ($1) when one is given. It is a
+// bound (system <= $1) rather than an equality: without statistics (a
+// table filled since the last ANALYZE, or autovacuum off) PostgreSQL
+// estimates an equality on system to match a few rows, and reads every
+// remaining link of the system and sorts them for each page, instead of
+// walking the primary key from the page's start; the bound keeps the
+// estimate large and the walk.
+func oneSystem(system string) string {
+	if system == "" {
+		return ""
+	}
+	return ` AND system <= $1`
+}
+
 // ScanLinks streams every link of system ("" for all) whose status is one
 // of statuses (none for all), ordered by system and external id.
 func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync.LinkStatus, fn func(*nhisync.Link) error) error {
@@ -81,10 +93,7 @@ func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync
 	lastSys, lastExt := system, ""
 	for {
 		page = page[:0]
-		q := `SELECT ` + linkCols + ` FROM links WHERE (system, ext_id) > ($1, $2)` + statusFilter + ` ORDER BY system, ext_id LIMIT $3`
-		if system != "" {
-			q = `SELECT ` + linkCols + ` FROM links WHERE system = $1 AND ext_id > $2` + statusFilter + ` ORDER BY system, ext_id LIMIT $3`
-		}
+		q := `SELECT ` + linkCols + ` FROM links WHERE (system, ext_id) > ($1, $2)` + oneSystem(system) + statusFilter + ` ORDER BY system, ext_id LIMIT $3`
 		args := []any{lastSys, lastExt, linkPage}
 		if sts != nil {
 			args = append(args, sts)
