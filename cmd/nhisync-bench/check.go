@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +55,11 @@ func (c *checkResult) String() string {
 // and is not listed, or is listed as failing, queued or behind, is out of
 // step. Drift items of these last reasons are out of step too, read or
 // not.
+//
+// To stay small at a million records it keeps, per live link, only the
+// record's id and a hash of the golden values the system should hold; a
+// system record whose values hash otherwise is compared field by field
+// against its golden record, loaded again.
 func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) (*checkResult, error) {
 	conns, err := open(ctx, cfg)
 	if err != nil {
@@ -76,15 +83,32 @@ func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) 
 		}
 	}
 
-	// want[system][external id] = the golden record its live link names.
-	want := map[string]map[string]*nhisync.Record{}
+	// want[system][external id] = the record its live link names, and the
+	// hash of the golden values of the fields nhisync writes there.
+	type linked struct {
+		record int64
+		sum    uint64
+	}
+	seed := maphash.MakeSeed()
+	var buf []byte
+	sum := func(sys *nhisync.System, value func(i int, m *nhisync.Mapping) nhisync.Value) uint64 {
+		buf = buf[:0]
+		for i := range sys.Fields {
+			m := sys.Fields[i]
+			if sys.Writes(m.Field) {
+				buf = m.Type.Canonical(value(i, m)).AppendBinary(buf)
+			}
+		}
+		return maphash.Bytes(seed, buf)
+	}
+	want := map[string]map[string]linked{}
 	for _, name := range cfg.SystemNames {
-		want[name] = map[string]*nhisync.Record{}
+		want[name] = map[string]linked{}
 	}
 	err = store.ScanRecords(ctx, "", func(r *nhisync.Record) error {
 		for _, l := range r.Links {
-			if l.Status == nhisync.LinkLive && want[l.System] != nil {
-				want[l.System][l.ExternalID] = r
+			if sys := cfg.Systems[l.System]; l.Status == nhisync.LinkLive && sys != nil {
+				want[l.System][l.ExternalID] = linked{r.ID, sum(sys, func(_ int, m *nhisync.Mapping) nhisync.Value { return r.Value(m.Field) })}
 			}
 		}
 		return nil
@@ -92,32 +116,70 @@ func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) 
 	if err != nil {
 		return nil, err
 	}
+	// Records whose values hash otherwise than golden, to compare field by field.
+	type differing struct {
+		system, id string
+		record     int64
+		values     []nhisync.Value
+	}
+	var diff []differing
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
 		err := conns[name].Snapshot(ctx, func(obs nhisync.Observation) error {
-			rec := want[name][obs.ID]
-			if rec == nil {
+			l, ok := want[name][obs.ID]
+			if !ok {
 				return nil // unmatched or disputed: linked to no record
 			}
-			for i, m := range sys.Fields {
-				if i >= len(obs.Values) || !sys.Writes(m.Field) {
-					continue
+			got := sum(sys, func(i int, _ *nhisync.Mapping) nhisync.Value {
+				if i < len(obs.Values) {
+					return obs.Values[i]
 				}
-				got, golden := m.Type.Canonical(obs.Values[i]), m.Type.Canonical(rec.Value(m.Field))
-				if got.Equal(golden) {
-					continue
-				}
-				switch reason, ok := listed[at{rec.ID, name, m.Field}]; {
-				case !ok:
-					res.fail("%s %s %s = %v, golden %v, and engine.Drift does not list it", name, obs.ID, m.Field, got, golden)
-				case heldBack[reason]:
-					res.HeldBack[reason]++
-				}
+				return nhisync.Value{}
+			})
+			if got != l.sum {
+				diff = append(diff, differing{name, strings.Clone(obs.ID), l.record, slices.Clone(obs.Values)})
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+	}
+	for start := 0; start < len(diff); start += 1000 {
+		chunk := diff[start:min(start+1000, len(diff))]
+		ids := make([]int64, len(chunk))
+		for i, d := range chunk {
+			ids[i] = d.record
+		}
+		recs, err := store.LoadRecords(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		byID := make(map[int64]*nhisync.Record, len(recs))
+		for _, r := range recs {
+			byID[r.ID] = r
+		}
+		for _, d := range chunk {
+			rec, sys := byID[d.record], cfg.Systems[d.system]
+			if rec == nil {
+				res.fail("%s %s: its golden record %d is gone", d.system, d.id, d.record)
+				continue
+			}
+			for i, m := range sys.Fields {
+				if i >= len(d.values) || !sys.Writes(m.Field) {
+					continue
+				}
+				got, golden := m.Type.Canonical(d.values[i]), m.Type.Canonical(rec.Value(m.Field))
+				if got.Equal(golden) {
+					continue
+				}
+				switch reason, ok := listed[at{rec.ID, d.system, m.Field}]; {
+				case !ok:
+					res.fail("%s %s %s = %v, golden %v, and engine.Drift does not list it", d.system, d.id, m.Field, got, golden)
+				case heldBack[reason]:
+					res.HeldBack[reason]++
+				}
+			}
 		}
 	}
 	return res, nil
