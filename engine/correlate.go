@@ -227,7 +227,10 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int
 		return
 	}
 	linked[id] = st.id
-	if h != nil {
+	switch {
+	case h == &r.fresh:
+		r.freshLinked++
+	case h != nil:
 		h.recordID, h.status = id, stateLive
 	}
 	w := p.addWork(id)

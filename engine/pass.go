@@ -94,8 +94,12 @@ type sysRead struct {
 	kind *nhisync.Kind
 	fp   string
 	// heads are the system's links by external ID, until correlation is
-	// done.
-	heads map[string]*head
+	// done. Every id without a stored link shares fresh (seen, linked to
+	// nothing): a first pass allocates no head per record; freshLinked
+	// counts those that correlation linked to a record.
+	heads       map[string]*head
+	fresh       head
+	freshLinked int
 	// changed are the observations to correlate, until correlation is
 	// done; then each is held by its record's work until decided.
 	changed  []*staged
@@ -451,9 +455,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			}
 		default:
 			id = r.ids.clone(obs.ID)
-			hd = r.heap.alloc()
-			hd.seen = true
-			r.heads[id] = hd
+			r.heads[id] = &r.fresh
 			r.seen++
 		}
 		if id == "" {

@@ -46,7 +46,7 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 	if err != nil {
 		return err
 	}
-	live := 0
+	live := r.freshLinked
 	for _, h := range r.heads {
 		if h.recordID != 0 && h.status == stateLive {
 			live++
