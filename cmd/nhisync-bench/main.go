@@ -304,10 +304,10 @@ func run(n int, dir string, o options) (*result, error) {
 			return nil, err
 		}
 		defer closeAll(conns)
-		ts := &timedStore{Store: store}
+		engineStore, ts := timed(store)
 		var t phaseClock
 		// The product's own batch size: no WithBatchSize.
-		e := engine.New(cfg, ts, conns, engine.WithAuditSecret(keys.Secret), engine.WithProgress(t.progress))
+		e := engine.New(cfg, engineStore, conns, engine.WithAuditSecret(keys.Secret), engine.WithProgress(t.progress))
 		fmt.Fprintf(os.Stderr, "%s pass…\n", label)
 		profiled := label == o.profilePass
 		if o.cpuProfile != "" && profiled {
@@ -480,6 +480,28 @@ func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
 	s.commit.Add(int64(time.Since(start)))
 	return err
 }
+
+// timed wraps the store to time its commits. The engine finds the
+// store's optional bulk path (nhisync.BulkLoader) by type, as it does for
+// the CLI, so the wrapper keeps it where the store has it.
+func timed(store nhisync.Store) (nhisync.Store, *timedStore) {
+	ts := &timedStore{Store: store}
+	if bl, ok := store.(nhisync.BulkLoader); ok {
+		return &timedBulkStore{ts, bl}, ts
+	}
+	return ts, ts
+}
+
+// timedBulkStore is a timedStore over a store with a bulk path.
+type timedBulkStore struct {
+	*timedStore
+	bulk nhisync.BulkLoader
+}
+
+var _ nhisync.BulkLoader = (*timedBulkStore)(nil)
+
+func (s *timedBulkStore) BeginBulk(ctx context.Context) (bool, error) { return s.bulk.BeginBulk(ctx) }
+func (s *timedBulkStore) EndBulk(ctx context.Context) error           { return s.bulk.EndBulk(ctx) }
 
 // phaseClock splits a pass's wall time by the engine's progress reports:
 // reading ends at the last system's final read report, correlating at

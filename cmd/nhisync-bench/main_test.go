@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/config"
 	"github.com/nhisync/nhisync/engine"
 	"github.com/nhisync/nhisync/sqlite"
@@ -128,4 +129,36 @@ func BenchmarkGenerate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// bulkStore is a store with the optional bulk path (no other method is
+// called here).
+type bulkStore struct {
+	nhisync.Store
+	began, ended int
+}
+
+func (s *bulkStore) BeginBulk(context.Context) (bool, error) { s.began++; return true, nil }
+func (s *bulkStore) EndBulk(context.Context) error           { s.ended++; return nil }
+
+// The commit timer keeps the store's bulk path visible to the engine,
+// and adds none to a store without one.
+func TestTimedKeepsBulkPath(t *testing.T) {
+	inner := &bulkStore{}
+	s, _ := timed(inner)
+	bl, ok := s.(nhisync.BulkLoader)
+	if !ok {
+		t.Fatal("the timed store hides BulkLoader")
+	}
+	if _, err := bl.BeginBulk(context.Background()); err != nil || bl.EndBulk(context.Background()) != nil || inner.began != 1 || inner.ended != 1 {
+		t.Errorf("began %d, ended %d, want each once", inner.began, inner.ended)
+	}
+	if s, _ := timed(struct{ nhisync.Store }{}); isBulk(s) {
+		t.Error("the timed store claims a bulk path its store lacks")
+	}
+}
+
+func isBulk(s nhisync.Store) bool {
+	_, ok := s.(nhisync.BulkLoader)
+	return ok
 }
