@@ -18,8 +18,10 @@ import (
 // the writes are planned on those rows; the second read streams every row
 // into the new file, the planned rows changed, and the new file replaces
 // the old one only if both reads hashed the same (and the file still does
-// at the swap, as for every rewrite). The bytes written are the same as
-// load and encode would write.
+// at the swap, as for every rewrite). When the header keeps its columns,
+// the lines not changed are copied byte for byte and only the changed rows
+// are encoded; when a write adds a column, every row is re-encoded (and
+// padded) as load and encode would.
 
 // csvPicked is a CSV file's header and the rows a batch of writes names.
 type csvPicked struct {
@@ -28,6 +30,9 @@ type csvPicked struct {
 	at []int
 	// width is the header's width as read (t.header may grow).
 	width int
+	// spans are the byte ranges of the rows in t.rows in the file, from
+	// the end of the record before to the end of the row.
+	spans [][2]int64
 	sum   [sha256.Size]byte
 	perm  fs.FileMode
 }
@@ -64,9 +69,11 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 	le := &lineEnd{r: g}
 	br := bufio.NewReaderSize(le, 256<<10)
 	t := &csvTable{guard: f.guard}
+	var skip int64
 	if b, err := br.Peek(len(bom)); err == nil && string(b) == bom {
 		t.bom = true
 		br.Discard(len(bom))
+		skip = int64(len(bom))
 	}
 	cr := newCSVReader(br)
 	cr.ReuseRecord = true
@@ -84,6 +91,7 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 	row := &csvRow{cols: t.cols, guard: f.guard}
 	n, last := 0, 0
 	for t.header != nil {
+		start := cr.InputOffset()
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
@@ -100,6 +108,7 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 			t.short = append(t.short, len(rec) < p.width)
 			t.problems = append(t.problems, rowProblem(rec, p.width, line))
 			p.at = append(p.at, n)
+			p.spans = append(p.spans, [2]int64{skip + start, skip + cr.InputOffset()})
 		}
 		n++
 	}
@@ -132,6 +141,9 @@ func (c *Connector) streamCSV(ctx context.Context, path string, p *csvPicked, w 
 	}
 	defer file.Close()
 	g := newGuardedReader(ctx, file, c.maxBytes)
+	if len(p.t.header) == p.width {
+		return c.spliceCSV(g, p, w)
+	}
 	br := bufio.NewReaderSize(g, 256<<10)
 	if b, err := br.Peek(len(bom)); err == nil && string(b) == bom {
 		br.Discard(len(bom))
@@ -187,6 +199,45 @@ func (c *Connector) streamCSV(ctx context.Context, path string, p *csvPicked, w 
 		return errChanged
 	}
 	return nil
+}
+
+// spliceCSV is streamCSV when the header keeps its columns: every row
+// nhisync does not change is copied as it is, byte for byte (so is the
+// header), and only the changed rows are encoded — and, as the parser
+// skips them, any blank lines just before a changed row are dropped. A row
+// copied reads back as the cells it held, as a re-encoded one would.
+func (c *Connector) spliceCSV(g *guardedReader, p *csvPicked, w io.Writer) error {
+	var at int64
+	var b bytes.Buffer
+	for k, sp := range p.spans {
+		if _, err := io.CopyN(w, g, sp[0]-at); err != nil {
+			return c.spliceError(err)
+		}
+		if _, err := io.CopyN(io.Discard, g, sp[1]-sp[0]); err != nil {
+			return c.spliceError(err)
+		}
+		at = sp[1]
+		b.Reset()
+		writeCSVRow(&b, p.t.rows[k], p.t.crlf)
+		if _, err := w.Write(b.Bytes()); err != nil {
+			return err
+		}
+	}
+	if _, err := io.Copy(w, g); err != nil {
+		return c.guardError(err)
+	}
+	if !bytes.Equal(g.h.Sum(nil), p.sum[:]) {
+		return errChanged
+	}
+	return nil
+}
+
+// spliceError: a file that ends before a row read a moment ago changed.
+func (c *Connector) spliceError(err error) error {
+	if err == io.EOF {
+		return errChanged
+	}
+	return c.guardError(err)
 }
 
 // applyCSV applies updates (no creates) to a CSV file in two streaming
