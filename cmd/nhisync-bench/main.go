@@ -154,6 +154,12 @@ func main() {
 	if o.ns, err = parseNs(*ns); err == nil && o.pgDSN != "" && len(o.ns) > 1 {
 		err = fmt.Errorf("--pg takes one -n: each run needs an empty database")
 	}
+	if err == nil && (o.drift < 0 || o.drift > 1) {
+		err = fmt.Errorf("-drift %v: want a share between 0 and 1", o.drift)
+	}
+	if entries, rerr := os.ReadDir(o.dir); err == nil && o.dir != "" && rerr == nil && len(entries) > 0 {
+		err = fmt.Errorf("-dir %s holds %d entries: give a new or empty directory", o.dir, len(entries))
+	}
 	if err == nil && o.asJSON && o.asMD {
 		err = fmt.Errorf("-json and -md: give one")
 	}
