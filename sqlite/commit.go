@@ -75,7 +75,7 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
-	links := &linkWriter{s: s}
+	links := &linkWriter{s: s, stage: s.inBulk()}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
 		writeRecords, links.write, writeConflicts, writeQuarantine, writeApprovals,
 		writeOutbox, deleteOutbox, writeSystems, writeMeta,

@@ -21,10 +21,6 @@ const (
 	linkFrom = ` FROM links l JOIN link_systems ls ON ls.id = l.system_id JOIN link_state st ON st.id = l.state_id`
 )
 
-// systemIDOf is the condition selecting one system's links by its name,
-// so reads need no id from the writer's cache.
-const systemIDOf = `l.system_id = (SELECT id FROM link_systems WHERE name = ?)`
-
 // Scans read a page at a time and hold no read open while fn runs, so fn
 // may use the store (even commit) and a long scan does not pin an old
 // snapshot, which would keep the WAL from being recycled. A row present for
@@ -47,6 +43,13 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 	systems, err := s.linkSystems(ctx, system)
 	if err != nil {
 		return internal(op, err)
+	}
+	if staged, err := s.staged(ctx); err != nil {
+		return internal(op, err)
+	} else if staged {
+		return s.scanStaged(ctx, op, systems, "", nil, func(l *nhisync.Link) error {
+			return fn(nhisync.LinkHead{System: l.System, ExternalID: l.ExternalID, RecordID: l.RecordID, Status: l.Status, Hash: l.Hash})
+		})
 	}
 	page := make([]nhisync.LinkHead, 0, headPage)
 	for _, sys := range systems {
@@ -149,6 +152,11 @@ func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync
 	if err != nil {
 		return internal(op, err)
 	}
+	if staged, err := s.staged(ctx); err != nil {
+		return internal(op, err)
+	} else if staged {
+		return s.scanStaged(ctx, op, systems, statusFilter, statusArgs, fn)
+	}
 	page := make([]*nhisync.Link, 0, linkPage)
 	q := scanLinksSQL(statusFilter)
 	for _, sys := range systems {
@@ -179,6 +187,63 @@ func (s *Store) ScanLinks(ctx context.Context, system string, statuses []nhisync
 
 // strayFilter selects the links that have no record.
 const strayFilter = ` AND l.record_id IS NULL`
+
+// staged reports whether links wait in links_stage (a bulk window is open,
+// or is being closed).
+func (s *Store) staged(ctx context.Context) (bool, error) {
+	var staged bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM links_stage)`).Scan(&staged)
+	return staged, err
+}
+
+// scanStaged is ScanLinks while links are staged: every page, of links
+// then of the stage, read from one snapshot, so links the window's end
+// moves from the stage into links are seen once. The read stays open
+// while fn runs (fn may still use the store: it reads on other
+// connections, and in WAL mode a commit does not wait for a reader).
+func (s *Store) scanStaged(ctx context.Context, op string, systems []linkSystem, statusFilter string, statusArgs []any, fn func(*nhisync.Link) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return internal(op, err)
+	}
+	defer tx.Rollback()
+	page := make([]*nhisync.Link, 0, linkPage)
+	stageQ := `SELECT ` + linkCols + `, l.rowid` + stageFrom + ` WHERE l.system_id = ? AND l.rowid > ?` + statusFilter + ` ORDER BY l.rowid LIMIT ?`
+	for _, sys := range systems {
+		for _, stage := range []bool{false, true} {
+			lastExt, lastRow := "", int64(0)
+			for {
+				page = page[:0]
+				var err error
+				if !stage {
+					err = queryLinks(ctx, tx, scanLinksSQL(statusFilter), append(append([]any{sys.id, lastExt}, statusArgs...), linkPage), func(l *nhisync.Link) error {
+						page = append(page, l)
+						return nil
+					})
+				} else {
+					err = queryStagedLinks(ctx, tx, stageQ, append(append([]any{sys.id, lastRow}, statusArgs...), linkPage), func(l *nhisync.Link, row int64) error {
+						page = append(page, l)
+						lastRow = row
+						return nil
+					})
+				}
+				if err != nil {
+					return internal(op, err)
+				}
+				for _, l := range page {
+					if err := fn(l); err != nil {
+						return err
+					}
+				}
+				if len(page) < linkPage {
+					break
+				}
+				lastExt = page[len(page)-1].ExternalID
+			}
+		}
+	}
+	return nil
+}
 
 // scanLinksSQL is ScanLinks's query for one page of one system (by id),
 // with a status filter. Strays are searched in links_record, whatever the
@@ -220,16 +285,37 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 	return out, nil
 }
 
-// loadLinksSQL is LoadLinks's query for n external ids of one system.
+// loadLinksSQL is LoadLinks's query for n external ids of one system
+// (?1, then ?2 …), staged links included.
 func loadLinksSQL(n int) string {
-	return `SELECT ` + linkCols + linkFrom + ` WHERE ` + systemIDOf + ` AND l.ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+	var ids strings.Builder
+	for i := range n {
+		if i > 0 {
+			ids.WriteString(", ")
+		}
+		fmt.Fprintf(&ids, "?%d", i+2)
+	}
+	where := ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?1) AND l.ext_id IN (` + ids.String() + `)`
+	return `SELECT ` + linkCols + linkFrom + where + ` UNION ALL SELECT ` + linkCols + stageFrom + where
 }
 
-// recordLinksSQL selects the links of the records in a JSON array of ids.
-const recordLinksSQL = `SELECT ` + linkCols + linkFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?)) ORDER BY l.record_id, ls.name, l.ext_id`
+// recordLinksSQL selects the links of the records in a JSON array of ids,
+// staged links included.
+const recordLinksSQL = `SELECT ` + linkCols + linkFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?1))
+	UNION ALL SELECT ` + linkCols + stageFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?1))
+	ORDER BY 3, 1, 2`
+
+// stageFrom is linkFrom over the links staged in a bulk window (bulk.go).
+const stageFrom = ` FROM links_stage l JOIN link_systems ls ON ls.id = l.system_id JOIN link_state st ON st.id = l.state_id`
 
 // queryLinks runs a query selecting linkCols and passes each link to fn.
 func queryLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link) error) error {
+	return queryStagedLinks(ctx, q, query, args, func(l *nhisync.Link, _ int64) error { return fn(l) })
+}
+
+// queryStagedLinks runs a query selecting linkCols and a staged link's
+// rowid, and passes each link and rowid to fn.
+func queryStagedLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link, int64) error) error {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
@@ -242,9 +328,15 @@ func queryLinks(ctx context.Context, q querier, query string, args []any, fn fun
 		dec    decoder
 	)
 	systems := interned{}
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	var rowid int64
 	for rows.Next() {
 		l := &nhisync.Link{}
-		if err := rows.Scan(&l.System, &l.ExternalID, &rec, &status, &l.Hash, &state); err != nil {
+		dest := []any{&l.System, &l.ExternalID, &rec, &status, &l.Hash, &state, &rowid}
+		if err := rows.Scan(dest[:len(cols)]...); err != nil {
 			return err
 		}
 		l.System = systems.get(l.System)
@@ -252,7 +344,7 @@ func queryLinks(ctx context.Context, q querier, query string, args []any, fn fun
 		if err := dec.DecodeLink(state, l); err != nil {
 			return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
 		}
-		if err := fn(l); err != nil {
+		if err := fn(l, rowid); err != nil {
 			return err
 		}
 	}

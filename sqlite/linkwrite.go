@@ -16,6 +16,9 @@ import (
 // linkWriter upserts a batch's links inside a commit's transaction.
 type linkWriter struct {
 	s *Store
+	// stage: the bulk window is open, links are new and go to
+	// links_stage (bulk.go).
+	stage bool
 	// systems are the ids of the batch's systems, cached by the store
 	// once the transaction commits (an id a rolled-back commit inserted is
 	// never cached: another may take it).
@@ -42,6 +45,9 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 			return fmt.Errorf("system %s: %w", l.System, err)
 		}
 		w.systems[l.System] = id
+	}
+	if w.stage {
+		return w.writeStaged(ctx, tx, b.Links)
 	}
 	// Key order makes the B-tree insertions of one batch local; a stable
 	// sort keeps a link's rows in batch order, and the last is kept.
@@ -95,12 +101,54 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 		}
 		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, stateIDs[i])
 	}, func(i int, err error) error {
-		l := links[i]
-		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-			return &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("link %s/%s: record %d does not exist", l.System, l.ExternalID, l.RecordID), Err: err}
-		}
-		return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
+		return linkError(links[i], err)
 	})
+}
+
+// writeStaged appends new links to links_stage and their states to
+// link_state under the next free ids, in batch order: inside the bulk
+// window every link is new and written once, so nothing is looked up.
+func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) error {
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM link_state`).Scan(&next); err != nil {
+		return err
+	}
+	var buf []byte
+	err := insert{
+		head: `INSERT INTO link_state (id, state) VALUES `,
+		cols: 2,
+	}.run(ctx, tx, len(links), func(args []any, i int) []any {
+		if i%rowsPerInsert == 0 {
+			buf = buf[:0]
+		}
+		start := len(buf)
+		buf = encodeLinkState(buf, links[i])
+		return append(args, next+int64(i), buf[start:len(buf):len(buf)])
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return insert{
+		head: `INSERT INTO links_stage (system_id, ext_id, record_id, status, hash, state_id) VALUES `,
+		cols: 6,
+	}.run(ctx, tx, len(links), func(args []any, i int) []any {
+		l := links[i]
+		var hash any
+		if l.Hash != nil {
+			hash = l.Hash
+		}
+		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, next+int64(i))
+	}, func(i int, err error) error {
+		return linkError(links[i], err)
+	})
+}
+
+// linkError names the link a statement failed on.
+func linkError(l *nhisync.Link, err error) error {
+	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("link %s/%s: record %d does not exist", l.System, l.ExternalID, l.RecordID), Err: err}
+	}
+	return fmt.Errorf("link %s/%s: %w", l.System, l.ExternalID, err)
 }
 
 // systemID returns the id of the system named name, adding it to

@@ -55,6 +55,9 @@ type Store struct {
 	// notary signs a checkpoint in every commit that appends entries.
 	notaryMu sync.Mutex
 	notary   nhisync.Notary
+	// bulk is set while the bulk window is open (bulk.go).
+	bulkMu sync.Mutex
+	bulk   bool
 	// sysIDs caches link_systems as committed (linkwrite.go).
 	sysMu  sync.Mutex
 	sysIDs map[string]int64
@@ -172,6 +175,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			s.w.Close()
 			lock.release()
 			return nil, s.openError(op, err)
+		}
+	}
+	// Links a process staged and did not move (it died inside a bulk
+	// window) move now, unless another process has the store open: that
+	// one may be inside its window.
+	if alone {
+		if err := s.mergeStage(ctx); err != nil {
+			s.w.Close()
+			lock.release()
+			return nil, internal(op, err)
 		}
 	}
 	s.r, err = sql.Open("sqlite", uri+"?"+commonPragmas+readerCache+"&_pragma=synchronous(FULL)&_query_only=1")

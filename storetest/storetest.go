@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"Leases", testLeases},
 		{"LeaseFence", testLeaseFence},
 		{"Tokens", testTokens},
+		{"BulkLoad", testBulkLoad},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+)
+
+// bulkBatch is n new records, each linked in idp, from id first.
+func bulkBatch(first int64, n int) *nhisync.Batch {
+	b := &nhisync.Batch{}
+	for i := range n {
+		id := first + int64(i)
+		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: fmt.Sprintf("aws/bot-%d", id), MatchKey: fmt.Sprintf("aws\x00bot-%d", id)})
+		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: fmt.Sprintf("u-%d", id), RecordID: id, Status: nhisync.LinkLive})
+	}
+	return b
+}
+
+// stagedCount is how many links wait in links_stage.
+func stagedCount(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM links_stage`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBulkWindowStagesAndMoves: inside the window links are staged, not
+// put into links; EndBulk moves every one, sorted, and empties the stage.
+func TestBulkWindowStagesAndMoves(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bulkBatch(first, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if n := stagedCount(t, s); n != 20 {
+		t.Errorf("%d links staged inside the window, want 20", n)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := stagedCount(t, s); n != 0 {
+		t.Errorf("%d links still staged after EndBulk", n)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links`).Scan(&n); err != nil || n != 20 {
+		t.Errorf("links after EndBulk = %d, %v; want 20", n, err)
+	}
+	// Foreign keys are on again on the writer.
+	err = s.Commit(ctx, &nhisync.Batch{Links: []*nhisync.Link{{System: "idp", ExternalID: "x", RecordID: 999999, Status: nhisync.LinkLive}}})
+	if nhisync.ErrorCode(err) != nhisync.EINVALID {
+		t.Errorf("a link to a missing record after EndBulk: %v, want EINVALID", err)
+	}
+}
+
+// TestBulkWindowSurvivesDeath: a process that dies inside the window
+// (here: closes without EndBulk) leaves its links staged, and the next
+// Open moves them before anything reads the store.
+func TestBulkWindowSurvivesDeath(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "bulk.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bulkBatch(first, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if n := stagedCount(t, s); n != 0 {
+		t.Errorf("%d links still staged after reopening", n)
+	}
+	got, err := s.LoadLinks(ctx, "idp", []string{fmt.Sprintf("u-%d", first), fmt.Sprintf("u-%d", first+4)})
+	if err != nil || len(got) != 2 {
+		t.Errorf("LoadLinks after reopening = %d links, %v; want 2", len(got), err)
+	}
+}
+
+// TestBulkWindowNamesADuplicate: a link committed twice inside the window
+// (the contract broken) fails EndBulk with the link named; it stays
+// staged and readable.
+func TestBulkWindowNamesADuplicate(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bulkBatch(first, 3)
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	again := *b.Links[1]
+	if err := s.Commit(ctx, &nhisync.Batch{Links: []*nhisync.Link{&again}}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.EndBulk(ctx)
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(nhisync.ErrorMessage(err), "idp/"+again.ExternalID) {
+		t.Fatalf("EndBulk with a link staged twice: %v, want EINTERNAL naming idp/%s", err, again.ExternalID)
+	}
+	if n := stagedCount(t, s); n != 4 {
+		t.Errorf("%d links staged after a failed EndBulk, want all 4", n)
+	}
+	got, err := s.LoadLinks(ctx, "idp", []string{b.Links[0].ExternalID})
+	if err != nil || len(got) != 1 {
+		t.Errorf("LoadLinks of a staged link = %d links, %v; want 1", len(got), err)
+	}
+}
