@@ -14,19 +14,22 @@ import (
 var _ nhisync.BulkLoader = (*Store)(nil)
 
 // The bulk window (nhisync.BulkLoader). A first pass into an empty store
-// adds every link once; put into links one commit at a time, each lands on
-// a random leaf of its (system_id, ext_id) B-tree, which the commit writes
-// to the WAL and a checkpoint copies again (about two pages per link at
+// adds every link and record once; put into links one commit at a time,
+// each link lands on a random leaf of its (system_id, ext_id) B-tree, and
+// each record on one of records' match-key index, which the commit writes
+// to the WAL and a checkpoint copies again (about two pages per insert at
 // scale). Inside the window new links are appended to links_stage instead
-// (with their states appended to link_state), and EndBulk moves them into
-// links in one transaction, sorted by key, so each leaf is written once.
+// (with their states appended to link_state), and records' match-key index
+// (records_key) is dropped; EndBulk moves the links into links in one
+// transaction, sorted by key, and builds the index, sorted, so each leaf
+// is written once.
 //
 // Reads stay exact inside the window: every link query reads links_stage
 // too (stageSQL), and a paged scan that finds staged links reads every
 // page from one snapshot, so links moving from the stage into links
 // between two pages are neither lost nor seen twice. A process that dies
-// inside the window leaves its links staged; Open moves them before
-// anything else reads the store.
+// inside the window leaves its links staged and records_key missing; Open
+// moves and builds them before anything else reads the store.
 
 // BeginBulk opens the bulk window when the store holds no records and no
 // links, and reports whether it did. Storage failures are EINTERNAL.
@@ -37,13 +40,31 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	if s.bulk {
 		return false, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "the bulk window is already open"}
 	}
-	var empty bool
-	err := s.w.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM links_stage)`).Scan(&empty)
+	empty, err := s.openWindow(ctx)
 	if err != nil {
 		return false, internal(op, err)
 	}
 	s.bulk = empty
 	return empty, nil
+}
+
+// openWindow drops records' match-key index when the store holds no
+// records and no links, in one transaction, and reports whether it did.
+func (s *Store) openWindow(ctx context.Context) (bool, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var empty bool
+	err = tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM links_stage)`).Scan(&empty)
+	if err != nil || !empty {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS records_key`); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
 }
 
 // EndBulk closes the bulk window: the staged links move into links. It
@@ -56,10 +77,36 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	s.bulkMu.Lock()
 	defer s.bulkMu.Unlock()
 	s.bulk = false
-	if err := s.mergeStage(ctx); err != nil {
+	if err := s.closeWindow(ctx); err != nil {
 		return internal(op, err)
 	}
 	return nil
+}
+
+// closeWindow moves the staged links into links and builds records'
+// match-key index, each once.
+func (s *Store) closeWindow(ctx context.Context) error {
+	if err := s.mergeStage(ctx); err != nil {
+		return err
+	}
+	return s.buildRecordsKey(ctx)
+}
+
+// buildRecordsKey builds records' match-key index (sorted, in one
+// statement) if the bulk window dropped it. Two records with one match key
+// fail it, named.
+func (s *Store) buildRecordsKey(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (kind, match_key)`)
+	if sqliteCode(err) != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return err
+	}
+	var kind, key string
+	if qerr := s.w.QueryRowContext(ctx, `SELECT kind, key FROM records WHERE (kind, match_key) IN
+		(SELECT kind, match_key FROM records GROUP BY kind, match_key HAVING count(*) > 1) LIMIT 1`).Scan(&kind, &key); qerr != nil {
+		return errors.Join(err, qerr)
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf(
+		"the first pass's bulk load created two %s records with the match key of %s (a bug in the pass); report it: nhisync will not use the store until one of them is removed", kind, key), Err: err}
 }
 
 // inBulk reports whether commits stage their links.

@@ -30,8 +30,19 @@ func stagedCount(t *testing.T, s *Store) int {
 	return n
 }
 
+// hasRecordsKey reports whether records' match-key index exists.
+func hasRecordsKey(t *testing.T, s *Store) bool {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'records_key'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
 // TestBulkWindowStagesAndMoves: inside the window links are staged, not
-// put into links; EndBulk moves every one, sorted, and empties the stage.
+// put into links, and records have no match-key index; EndBulk moves every
+// link, sorted, empties the stage and builds the index.
 func TestBulkWindowStagesAndMoves(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
@@ -48,8 +59,14 @@ func TestBulkWindowStagesAndMoves(t *testing.T) {
 	if n := stagedCount(t, s); n != 20 {
 		t.Errorf("%d links staged inside the window, want 20", n)
 	}
+	if hasRecordsKey(t, s) {
+		t.Error("records_key exists inside the window")
+	}
 	if err := s.EndBulk(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if !hasRecordsKey(t, s) {
+		t.Error("records_key missing after EndBulk")
 	}
 	if n := stagedCount(t, s); n != 0 {
 		t.Errorf("%d links still staged after EndBulk", n)
@@ -96,6 +113,9 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	if n := stagedCount(t, s); n != 0 {
 		t.Errorf("%d links still staged after reopening", n)
 	}
+	if !hasRecordsKey(t, s) {
+		t.Error("records_key missing after reopening")
+	}
 	got, err := s.LoadLinks(ctx, "idp", []string{fmt.Sprintf("u-%d", first), fmt.Sprintf("u-%d", first+4)})
 	if err != nil || len(got) != 2 {
 		t.Errorf("LoadLinks after reopening = %d links, %v; want 2", len(got), err)
@@ -133,5 +153,29 @@ func TestBulkWindowNamesADuplicate(t *testing.T) {
 	got, err := s.LoadLinks(ctx, "idp", []string{b.Links[0].ExternalID})
 	if err != nil || len(got) != 1 {
 		t.Errorf("LoadLinks of a staged link = %d links, %v; want 1", len(got), err)
+	}
+}
+
+// TestBulkWindowNamesADuplicateRecord: two records with one match key
+// committed inside the window (the contract broken) fail EndBulk with the
+// record named.
+func TestBulkWindowNamesADuplicateRecord(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bulkBatch(first, 2)
+	b.Records[1].MatchKey, b.Records[1].Key = b.Records[0].MatchKey, b.Records[0].Key
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	err = s.EndBulk(ctx)
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(nhisync.ErrorMessage(err), b.Records[0].Key) {
+		t.Fatalf("EndBulk with a match key twice: %v, want EINTERNAL naming %s", err, b.Records[0].Key)
 	}
 }

@@ -25,6 +25,9 @@ func migrateTo(t *testing.T, path string, version int64) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// One connection, as the store migrates: a migration's PRAGMA holds
+	// for its statements.
+	db.SetMaxOpenConns(1)
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		t.Fatal(err)

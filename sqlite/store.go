@@ -177,11 +177,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, s.openError(op, err)
 		}
 	}
-	// Links a process staged and did not move (it died inside a bulk
-	// window) move now, unless another process has the store open: that
-	// one may be inside its window.
+	// A bulk window a process left open (it died inside it) closes now:
+	// staged links move, records' match-key index is built. Unless another
+	// process has the store open: that one may be inside its window.
 	if alone {
-		if err := s.mergeStage(ctx); err != nil {
+		if err := s.closeWindow(ctx); err != nil {
 			s.w.Close()
 			lock.release()
 			return nil, internal(op, err)
