@@ -318,3 +318,15 @@ func BenchmarkScanLinkHeads(b *testing.B) {
 func BenchmarkScanRecordHeads(b *testing.B) {
 	storetest.BenchmarkScanRecordHeads(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }
+
+func BenchmarkBulkLoad(b *testing.B) {
+	storetest.BenchmarkBulkLoad(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+// nonBulk hides the store's bulk window, so BenchmarkNoBulkLoad measures
+// the same load committed one batch at a time through the indexes.
+type nonBulk struct{ nhisync.Store }
+
+func BenchmarkNoBulkLoad(b *testing.B) {
+	storetest.BenchmarkBulkLoad(b, func(b *testing.B) nhisync.Store { return nonBulk{openTest(b)} })
+}

@@ -285,3 +285,52 @@ func BenchmarkScanRecordHeads(b *testing.B, open func(b *testing.B) nhisync.Stor
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	m.report(b)
 }
+
+// BenchmarkBulkLoad loads a first pass of 20,000 records — 500 a commit,
+// each with three links under scattered external ids and a record.created
+// entry — into a new, empty store, inside the store's bulk window when it
+// has one (nhisync.BulkLoader, closed and counted at the end), and reports
+// records per second. Run it with a small fixed -benchtime (e.g. 3x): each
+// iteration opens a store.
+func BenchmarkBulkLoad(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const records, perStep = 20000, 500
+	ctx := b.Context()
+	n := 0
+	var used time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		s := open(b)
+		first, err := s.NewIDs(ctx, records)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batches := make([]*nhisync.Batch, 0, records/perStep)
+		for start := 0; start < records; start += perStep {
+			batches = append(batches, firstPassBatch(first+int64(start), perStep))
+		}
+		b.StartTimer()
+		cpu := processCPU()
+		bl, bulk := s.(nhisync.BulkLoader)
+		if bulk {
+			if open, err := bl.BeginBulk(ctx); err != nil || !open {
+				b.Fatalf("BeginBulk on an empty store = %v, %v", open, err)
+			}
+		}
+		for _, batch := range batches {
+			if err := s.Commit(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if bulk {
+			if err := bl.EndBulk(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		used += processCPU() - cpu
+		n += records
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+	if used > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
