@@ -43,6 +43,10 @@ type Config struct {
 	// Serve configures `nhisync serve` (`serve:`); it never changes
 	// decisions.
 	Serve Serve
+	// MemoryLimit is the soft limit, in bytes, the Go runtime keeps the
+	// process's memory under by collecting garbage sooner
+	// (`memory_limit:`, as GOMEMLIMIT, which wins when set; 0: none).
+	MemoryLimit int64
 }
 
 // Serve holds the settings of `nhisync serve`.

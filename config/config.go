@@ -146,7 +146,7 @@ var parserErrors = []string{
 }
 
 // topKeys are the keys of the file's root mapping.
-var topKeys = []string{"version", "store", "audit", "kinds", "systems", "reports", "reconcile", "serve"}
+var topKeys = []string{"version", "store", "audit", "kinds", "systems", "reports", "reconcile", "serve", "memory_limit"}
 
 // config walks the root mapping.
 func (p *parser) config(root *yaml.Node, cfg *nhisync.Config) {

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nhisync/nhisync"
 )
 
@@ -25,6 +26,7 @@ const DefaultRolesClaim = "nhisync_roles"
 //	    roles_claim: nhisync_roles
 func (p *parser) serve(top map[string]entry, cfg *nhisync.Config) {
 	cfg.Reconcile = DefaultReconcile
+	p.memoryLimit(top, cfg)
 	if e, ok := top["reconcile"]; ok && !isNull(e.v) {
 		if d, ok := p.duration(e.v, "reconcile"); ok {
 			if d < time.Second {
@@ -88,4 +90,27 @@ func (p *parser) serve(top map[string]entry, cfg *nhisync.Config) {
 		}
 	}
 	cfg.Serve.OIDC = cfgO
+}
+
+// memoryLimit reads `memory_limit:`, a size such as 2GiB (or bytes).
+func (p *parser) memoryLimit(top map[string]entry, cfg *nhisync.Config) {
+	e, ok := top["memory_limit"]
+	if !ok || isNull(e.v) {
+		return
+	}
+	s, ok := p.str(e.v, "memory_limit")
+	if !ok {
+		return
+	}
+	n, err := humanize.ParseBytes(s)
+	switch {
+	case err != nil:
+		p.add(e.v.Line, "memory_limit", "%q is not a size; write it as bytes or as text such as 2GiB", s)
+	case n < 64<<20:
+		p.add(e.v.Line, "memory_limit", "%s is too little to run in; use 64MiB or more (or leave memory_limit out)", s)
+	case n > 1<<50:
+		p.add(e.v.Line, "memory_limit", "%s is more than any machine holds; write a size such as 2GiB", s)
+	default:
+		cfg.MemoryLimit = int64(n)
+	}
 }

@@ -36,7 +36,16 @@ serve:
 	if cfg.Reconcile != 15*time.Minute || o == nil || o.Issuer != "http://127.0.0.1:9998" || o.ClientSecret != "s3cret" || o.RolesClaim != DefaultRolesClaim {
 		t.Errorf("reconcile %v, oidc %+v", cfg.Reconcile, o)
 	}
+	for text, want := range map[string]int64{"": 0, "memory_limit: 2GiB\n": 2 << 30, "memory_limit: 536870912\n": 512 << 20, "memory_limit: 1.5 GB\n": 1_500_000_000} {
+		cfg, err := Parse([]byte(serveBase+text), "n.yaml", nil)
+		if err != nil || cfg.MemoryLimit != want {
+			t.Errorf("%q: memory limit %d (%v), want %d", text, cfg.MemoryLimit, err, want)
+		}
+	}
 	for text, want := range map[string]string{
+		"memory_limit: lots\n":             `n.yaml:6: memory_limit: "lots" is not a size; write it as bytes or as text such as 2GiB`,
+		"memory_limit: 1MiB\n":             "n.yaml:6: memory_limit: 1MiB is too little to run in; use 64MiB or more",
+		"memory_limt: 2GiB\n":              `unknown key "memory_limt"; did you mean "memory_limit"?`,
 		"reconcile: 0s\n":                  "n.yaml:6: reconcile: \"0s\" is not a positive duration",
 		"reconcile: 10ms\n":                "n.yaml:6: reconcile: a full pass at most every 10ms is too often",
 		"serve: { oidc: { issuer: x } }\n": "serve.oidc.client_id: missing",

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/user"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -42,7 +43,20 @@ func (g *globals) loadConfig() (*nhisync.Config, error) {
 	if _, err := os.Stat(g.config); err != nil && os.IsNotExist(err) {
 		return nil, nhisync.Errorf(nhisync.EINVALID, "no config at %s: run `nhisync init` to write a starter, `nhisync quickstart` for a demo, or pass -c FILE", g.config)
 	}
-	return config.Load(g.config)
+	cfg, err := config.Load(g.config)
+	if err != nil {
+		return nil, err
+	}
+	applyMemoryLimit(cfg)
+	return cfg, nil
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit from memory_limit
+// unless GOMEMLIMIT, which the runtime read at start, says otherwise.
+func applyMemoryLimit(cfg *nhisync.Config) {
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 }
 
 // open loads the config and opens the store; with connect it also opens
