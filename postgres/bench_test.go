@@ -19,3 +19,4 @@ func BenchmarkAppendAudit(b *testing.B)     { storetest.BenchmarkAppendAudit(b, 
 func BenchmarkCommitFirstPass(b *testing.B) { storetest.BenchmarkCommitFirstPass(b, open) }
 func BenchmarkScanLinkHeads(b *testing.B)   { storetest.BenchmarkScanLinkHeads(b, open) }
 func BenchmarkScanRecordHeads(b *testing.B) { storetest.BenchmarkScanRecordHeads(b, open) }
+func BenchmarkBulkLoad(b *testing.B)        { storetest.BenchmarkBulkLoad(b, open) }
