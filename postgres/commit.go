@@ -58,6 +58,13 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 			break
 		}
 		restore()
+		if pgCode(err) == "42P10" && attempt < commitAttempts {
+			// Another process's bulk window dropped links' key (bulk.go).
+			if err := s.closeOthersWindow(ctx); err != nil {
+				return internal(op, err)
+			}
+			continue
+		}
 		if !retryable(err) || attempt == commitAttempts {
 			return internal(op, err)
 		}
@@ -91,8 +98,12 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
+	links := writeLinks
+	if s.inBulk() {
+		links = insertLinks
+	}
 	steps := []func(context.Context, pgx.Tx, *nhisync.Batch) error{
-		writeRecords, writeLinks, writeConflicts, writeQuarantine, writeApprovals,
+		writeRecords, links, writeConflicts, writeQuarantine, writeApprovals,
 		writeOutbox, deleteOutbox, writeSystems, writeMeta,
 	}
 	for _, step := range steps {
@@ -172,7 +183,20 @@ func writeRecords(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
 	})
 }
 
+// writeLinks upserts the batch's links.
 func writeLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
+	return putLinks(ctx, tx, b, `ON CONFLICT (system, ext_id) DO UPDATE SET record_id = excluded.record_id, status = excluded.status, hash = excluded.hash, state = excluded.state`)
+}
+
+// insertLinks inserts the batch's links, which the store does not hold:
+// inside the bulk window links have no key for ON CONFLICT (bulk.go).
+func insertLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
+	return putLinks(ctx, tx, b, "")
+}
+
+// putLinks inserts the batch's links (the last of each key) with the
+// conflict clause onConflict.
+func putLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch, onConflict string) error {
 	type key struct{ sys, ext string }
 	idx := lastWins(b.Links, func(l *nhisync.Link) key { return key{l.System, l.ExternalID} })
 	return chunks(idx, func(part []int) error {
@@ -191,8 +215,7 @@ func writeLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO links (system, ext_id, record_id, status, hash, state)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])
-			ON CONFLICT (system, ext_id) DO UPDATE SET record_id = excluded.record_id, status = excluded.status, hash = excluded.hash, state = excluded.state`,
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[]) `+onConflict,
 			systems, exts, recs, statuses, hashes, states)
 		if pgCode(err) == "23503" {
 			return &nhisync.Error{Code: nhisync.EINVALID, Message: "a link in the batch names a record that does not exist: " + pgMessage(err), Err: err}

@@ -58,6 +58,11 @@ type Store struct {
 	notaryMu sync.Mutex
 	notary   nhisync.Notary
 
+	// bulkConn holds the bulk window's lock while this process has the
+	// window open (bulk.go).
+	bulkMu   sync.Mutex
+	bulkConn *pgx.Conn
+
 	closeOnce sync.Once
 }
 
@@ -107,6 +112,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.pool.Close()
 		return nil, s.openError(op, err)
 	}
+	// A bulk window a process left open (it died inside it) closes now.
+	if err := s.repairWindow(ctx); err != nil {
+		s.pool.Close()
+		return nil, internal(op, err)
+	}
 	return s, nil
 }
 
@@ -150,9 +160,19 @@ func (s *Store) openError(op string, err error) error {
 	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot open the PostgreSQL store %s: %s", s.name, pgMessage(err)), Err: err}
 }
 
-// Close releases the connection pool. Closing again does nothing.
+// Close releases the connection pool. Closing again does nothing. A bulk
+// window still open stays open (its mark is in the schema) and the next
+// Open closes it.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		s.bulkMu.Lock()
+		if s.bulkConn != nil {
+			s.bulkConn.Close(context.Background())
+			s.bulkConn = nil
+		}
+		s.bulkMu.Unlock()
+		s.pool.Close()
+	})
 	return nil
 }
 

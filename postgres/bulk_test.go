@@ -1,0 +1,236 @@
+package postgres
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+)
+
+// bulkBatch is n new records, each linked in idp, from id first.
+func bulkBatch(first int64, n int) *nhisync.Batch {
+	b := &nhisync.Batch{}
+	for i := range n {
+		id := first + int64(i)
+		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: fmt.Sprintf("aws/bot-%d", id), MatchKey: fmt.Sprintf("aws|bot-%d", id)})
+		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: fmt.Sprintf("u-%d", id), RecordID: id, Status: nhisync.LinkLive})
+	}
+	return b
+}
+
+// keysMissing returns the bulk window's constraints the store lacks.
+func keysMissing(t *testing.T, s *Store) []string {
+	t.Helper()
+	missing, err := missingKeys(t.Context(), s.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return missing
+}
+
+// openURL opens the store at url, closed at the end of the test.
+func openURL(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestBulkWindowDropsAndBuildsKeys: inside the window records and links
+// have no unique keys; EndBulk builds both, and upserts work again.
+func TestBulkWindowDropsAndBuildsKeys(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	if got := keysMissing(t, s); !slices.Equal(got, []string{linksKey, recordsKey}) {
+		t.Errorf("inside the window the store lacks %q, want both keys", got)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bulkBatch(first, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatalf("EndBulk: %v", err)
+	}
+	if got := keysMissing(t, s); len(got) != 0 {
+		t.Errorf("after the window the store lacks %q", got)
+	}
+	// A record taking another's match key is refused again.
+	b := bulkBatch(first+100, 1)
+	b.Records[0].MatchKey = fmt.Sprintf("aws|bot-%d", first)
+	b.Links = nil
+	if err := s.Commit(ctx, b); nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+		t.Errorf("a duplicate match key after the window: %v, want ECONFLICT", err)
+	}
+}
+
+// TestBulkWindowSurvivesDeath: a store closed inside the window (its
+// process died: the window's connection and lock are gone) has its keys
+// built by the next Open, with every committed row in place; a second
+// store opened while the window is live leaves it alone.
+func TestBulkWindowSurvivesDeath(t *testing.T) {
+	ctx := t.Context()
+	url := dbURL(t, newSchema(t))
+	s := openURL(t, url)
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bulkBatch(first, 20)); err != nil {
+		t.Fatal(err)
+	}
+
+	other := openURL(t, url)
+	if got := keysMissing(t, other); len(got) != 2 {
+		t.Errorf("an Open beside a live window built keys: the store lacks only %q", got)
+	}
+	if open, err := other.BeginBulk(ctx); err != nil || open {
+		t.Errorf("BeginBulk beside a live window = %v, %v; want false", open, err)
+	}
+	// Reads inside the window are exact.
+	got, err := other.LoadLinks(ctx, "idp", []string{fmt.Sprintf("u-%d", first), "nope"})
+	if err != nil || len(got) != 1 {
+		t.Errorf("LoadLinks inside the window = %d links, %v; want 1", len(got), err)
+	}
+	if r, err := other.RecordByKey(ctx, "service_account", fmt.Sprintf("aws|bot-%d", first+3)); err != nil || r.ID != first+3 {
+		t.Errorf("RecordByKey inside the window = %v, %v", r, err)
+	}
+	other.Close()
+
+	s.Close() // without EndBulk
+
+	again := openURL(t, url)
+	if got := keysMissing(t, again); len(got) != 0 {
+		t.Fatalf("Open after a death inside the window left the store without %q", got)
+	}
+	n := 0
+	if err := again.ScanLinkHeads(ctx, "idp", func(nhisync.LinkHead) error { n++; return nil }); err != nil || n != 20 {
+		t.Errorf("after the repair: %d idp links, %v; want 20", n, err)
+	}
+	up := &nhisync.Batch{Links: []*nhisync.Link{{System: "cmdb", ExternalID: "c-1", Status: nhisync.LinkUnmatched}}}
+	if err := again.Commit(ctx, up); err != nil {
+		t.Errorf("a link upsert after the repair: %v", err)
+	}
+	if open, err := again.BeginBulk(ctx); err != nil || open {
+		t.Errorf("BeginBulk on a store holding records = %v, %v; want false", open, err)
+	}
+}
+
+// TestBulkWindowClosedByAnotherWriter: a link upsert of another process
+// inside the window (a feed, or a pass that took the lease over from a
+// stalled loader) closes the window, building the keys, and commits; the
+// loader's later inserts and its EndBulk go on through the keys.
+func TestBulkWindowClosedByAnotherWriter(t *testing.T) {
+	ctx := t.Context()
+	url := dbURL(t, newSchema(t))
+	s := openURL(t, url)
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bulkBatch(first, 10)); err != nil {
+		t.Fatal(err)
+	}
+	other := openURL(t, url)
+	up := &nhisync.Batch{Links: []*nhisync.Link{
+		{System: "cmdb", ExternalID: "c-1", Status: nhisync.LinkUnmatched},
+		{System: "idp", ExternalID: fmt.Sprintf("u-%d", first), RecordID: first, Status: nhisync.LinkGone},
+	}}
+	if err := other.Commit(ctx, up); err != nil {
+		t.Fatalf("a link upsert beside a live window: %v", err)
+	}
+	if got := keysMissing(t, other); len(got) != 0 {
+		t.Errorf("after another writer's upsert the store lacks %q", got)
+	}
+	if err := s.Commit(ctx, bulkBatch(first+10, 10)); err != nil {
+		t.Fatalf("the loader's commit after its window was closed: %v", err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatalf("EndBulk: %v", err)
+	}
+	var links []*nhisync.Link
+	if err := s.ScanLinks(ctx, "", nil, func(l *nhisync.Link) error { links = append(links, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 21 {
+		t.Errorf("%d links, want 21", len(links))
+	}
+	got, err := s.LoadLinks(ctx, "idp", []string{fmt.Sprintf("u-%d", first)})
+	if err != nil || len(got) != 1 || got[0].Status != nhisync.LinkGone {
+		t.Errorf("the upserted link = %v, %v; want it gone", got, err)
+	}
+}
+
+// TestBulkWindowNamesADuplicate: a link committed twice inside the window
+// (a broken contract) fails EndBulk with EINTERNAL naming it; the keys
+// stay missing, and the next Open fails the same way.
+func TestBulkWindowNamesADuplicate(t *testing.T) {
+	ctx := t.Context()
+	url := dbURL(t, newSchema(t))
+	s := openURL(t, url)
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bulkBatch(first, 10)); err != nil {
+		t.Fatal(err)
+	}
+	twice := bulkBatch(first+10, 10)
+	twice.Links[3].ExternalID = fmt.Sprintf("u-%d", first+2)
+	if err := s.Commit(ctx, twice); err != nil {
+		t.Fatal(err)
+	}
+	err = s.EndBulk(ctx)
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(err.Error(), fmt.Sprintf("idp/u-%d", first+2)) {
+		t.Fatalf("EndBulk with a link twice = %v; want EINTERNAL naming idp/u-%d", err, first+2)
+	}
+	if got := keysMissing(t, s); len(got) != 2 {
+		t.Errorf("after a failed EndBulk the store lacks %q, want both keys", got)
+	}
+	s.Close()
+	if _, err := Open(ctx, url); nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("Open of a store with a link twice = %v; want EINTERNAL", err)
+	}
+}
+
+// TestBulkWindowNamesADuplicateRecord: two records of one kind with one
+// match key inside the window fail EndBulk, named.
+func TestBulkWindowNamesADuplicateRecord(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bulkBatch(first, 20)
+	b.Records[7].MatchKey = b.Records[4].MatchKey
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	err = s.EndBulk(ctx)
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(err.Error(), "service_account records") {
+		t.Fatalf("EndBulk with a match key twice = %v; want EINTERNAL naming it", err)
+	}
+}
