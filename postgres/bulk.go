@@ -16,9 +16,11 @@ var _ nhisync.BulkLoader = (*Store)(nil)
 // link lands on a random leaf of links' primary key (system, ext_id) and
 // each record on one of records' unique (kind, match_key) index, a page
 // dirtied (and written to the WAL) per insert once the indexes outgrow
-// the buffers. Inside the window both constraints are dropped, commits
-// insert links without ON CONFLICT (which needs the key), and EndBulk adds
-// the constraints back, each index built sorted in one pass.
+// the buffers, and each link's foreign key check locks its record (a
+// write to the record's page). Inside the window these three constraints
+// are dropped, commits insert links without ON CONFLICT (which needs the
+// key), and EndBulk adds them back: each index built sorted in one pass,
+// the foreign key checked by one join.
 //
 // The missing constraints are the window's mark. The process that opened
 // it holds a session advisory lock (bulkKey) on a connection of its own
@@ -47,6 +49,10 @@ const bulkKey = `$1::int, 'records'::regclass::oid::int`
 const (
 	recordsKey = "records_kind_match_key_key"
 	linksKey   = "links_pkey"
+	// linksRecord is links' foreign key to records: checked row by row it
+	// locks each link's record (FOR KEY SHARE, a write to the record's
+	// page); added back it is checked by one join.
+	linksRecord = "links_record_id_fkey"
 )
 
 // BeginBulk opens the bulk window when the store holds no records and no
@@ -116,7 +122,7 @@ func openWindow(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, err := tx.Exec(ctx, `ALTER TABLE links DROP CONSTRAINT IF EXISTS `+linksKey); err != nil {
+	if _, err := tx.Exec(ctx, `ALTER TABLE links DROP CONSTRAINT IF EXISTS `+linksKey+`, DROP CONSTRAINT IF EXISTS `+linksRecord); err != nil {
 		return false, err
 	}
 	return true, tx.Commit(ctx)
@@ -186,10 +192,12 @@ func closeWindow(ctx context.Context, db beginner) error {
 			ddl = `ALTER TABLE links ADD CONSTRAINT ` + linksKey + ` PRIMARY KEY (system, ext_id)`
 		case recordsKey:
 			ddl = `ALTER TABLE records ADD CONSTRAINT ` + recordsKey + ` UNIQUE (kind, match_key)`
+		case linksRecord:
+			ddl = `ALTER TABLE links ADD CONSTRAINT ` + linksRecord + ` FOREIGN KEY (record_id) REFERENCES records (id)`
 		}
 		if _, err := tx.Exec(ctx, ddl); err != nil {
 			switch pgCode(err) {
-			case "23505":
+			case "23505", "23503":
 				return duplicate(ctx, tx, db, c, err)
 			case "42501":
 				return &nhisync.Error{Code: nhisync.EINTERNAL, Message: "a first pass's bulk load into this store did not end (its process stopped inside it) and this role does not own the tables to rebuild their keys: run nhisync once as the tables' owner (README, Running on PostgreSQL)", Err: err}
@@ -212,7 +220,7 @@ func (s *Store) closeOthersWindow(ctx context.Context) error {
 func missingKeys(ctx context.Context, q querier) ([]string, error) {
 	rows, err := q.Query(ctx, `SELECT k FROM unnest($1::text[]) AS k WHERE NOT EXISTS (
 		SELECT 1 FROM pg_constraint WHERE conname = k AND conrelid IN ('records'::regclass, 'links'::regclass))
-		ORDER BY k`, []string{linksKey, recordsKey})
+		ORDER BY k`, []string{linksKey, linksRecord, recordsKey})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +238,8 @@ func duplicate(ctx context.Context, tx pgx.Tx, db beginner, constraint string, c
 	switch constraint {
 	case linksKey:
 		q, what = `SELECT system, ext_id FROM links GROUP BY system, ext_id HAVING count(*) > 1 LIMIT 1`, "link %s/%s twice"
+	case linksRecord:
+		q, what = `SELECT l.system, l.ext_id FROM links l WHERE l.record_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM records r WHERE r.id = l.record_id) LIMIT 1`, "link %s/%s of a record it did not write"
 	default:
 		q, what = `SELECT kind, min(key) FROM records GROUP BY kind, match_key HAVING count(*) > 1 LIMIT 1`, "two %s records with the match key of %s"
 	}

@@ -49,7 +49,7 @@ func TestBulkWindowDropsAndBuildsKeys(t *testing.T) {
 	if open, err := s.BeginBulk(ctx); err != nil || !open {
 		t.Fatalf("BeginBulk = %v, %v", open, err)
 	}
-	if got := keysMissing(t, s); !slices.Equal(got, []string{linksKey, recordsKey}) {
+	if got := keysMissing(t, s); !slices.Equal(got, []string{linksKey, linksRecord, recordsKey}) {
 		t.Errorf("inside the window the store lacks %q, want both keys", got)
 	}
 	first, err := s.NewIDs(ctx, 20)
@@ -94,7 +94,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	}
 
 	other := openURL(t, url)
-	if got := keysMissing(t, other); len(got) != 2 {
+	if got := keysMissing(t, other); len(got) != 3 {
 		t.Errorf("an Open beside a live window built keys: the store lacks only %q", got)
 	}
 	if open, err := other.BeginBulk(ctx); err != nil || open {
@@ -203,7 +203,7 @@ func TestBulkWindowNamesADuplicate(t *testing.T) {
 	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(err.Error(), fmt.Sprintf("idp/u-%d", first+2)) {
 		t.Fatalf("EndBulk with a link twice = %v; want EINTERNAL naming idp/u-%d", err, first+2)
 	}
-	if got := keysMissing(t, s); len(got) != 2 {
+	if got := keysMissing(t, s); len(got) != 3 {
 		t.Errorf("after a failed EndBulk the store lacks %q, want both keys", got)
 	}
 	s.Close()
@@ -232,5 +232,29 @@ func TestBulkWindowNamesADuplicateRecord(t *testing.T) {
 	err = s.EndBulk(ctx)
 	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(err.Error(), "service_account records") {
 		t.Fatalf("EndBulk with a match key twice = %v; want EINTERNAL naming it", err)
+	}
+}
+
+// TestBulkWindowNamesALinkWithoutItsRecord: a link inside the window to a
+// record nobody wrote fails EndBulk, named (links' foreign key is checked
+// when it is added back).
+func TestBulkWindowNamesALinkWithoutItsRecord(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bulkBatch(first, 5)
+	b.Links[2].RecordID = first + 100
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	err = s.EndBulk(ctx)
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(err.Error(), fmt.Sprintf("idp/u-%d", first+2)) {
+		t.Fatalf("EndBulk with a link to no record = %v; want EINTERNAL naming idp/u-%d", err, first+2)
 	}
 }
