@@ -346,6 +346,27 @@ func (b *Batch) Check() *Error {
 	return nil
 }
 
+// ClaimLost is the error both stores return when a claim no longer holds
+// n of the queued writes its holder names (renewing it or committing under
+// it): another process sent them, or took them after the claim expired.
+func ClaimLost(op string, n int) *Error {
+	return &Error{Code: ECONFLICT, Op: op, Message: fmt.Sprintf(
+		"this process's claim no longer holds %d of the queued writes it was sending: they were sent by another process, or taken by one after the claim expired (was this one paused or stalled?); nothing of this step was written", n)}
+}
+
+// DistinctIDs returns ids without repeats, in first-seen order.
+func DistinctIDs(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // ClaimedIDs returns the outbox writes of the batch (Outbox and
 // OutboxDone) that its Claim names, each once: what a store checks the
 // claim still holds before it commits. Nil without a claim.

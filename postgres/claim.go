@@ -126,7 +126,7 @@ func (s *Store) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, n
 	if c == nil || c.Token == 0 || ttl <= 0 {
 		return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "renewing an outbox claim needs a claim from ClaimOutbox and a positive duration"}
 	}
-	ids = distinct(ids)
+	ids = nhisync.DistinctIDs(ids)
 	until := now.Add(ttl)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE outbox SET claim_until = $1 WHERE id = ANY($2) AND claim_token = $3`, formatTime(until), ids, c.Token)
@@ -134,7 +134,7 @@ func (s *Store) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, n
 			return err
 		}
 		if int(tag.RowsAffected()) != len(ids) {
-			return lostClaim(op, len(ids)-int(tag.RowsAffected()))
+			return nhisync.ClaimLost(op, len(ids)-int(tag.RowsAffected()))
 		}
 		return nil
 	})
@@ -212,27 +212,7 @@ func checkClaim(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
 		return err
 	}
 	if n != len(ids) {
-		return lostClaim("", len(ids)-n)
+		return nhisync.ClaimLost("", len(ids)-n)
 	}
 	return nil
-}
-
-// lostClaim is the error of a sender whose claim no longer holds n of the
-// writes it names.
-func lostClaim(op string, n int) error {
-	return &nhisync.Error{Code: nhisync.ECONFLICT, Op: op, Message: fmt.Sprintf(
-		"this process's claim no longer holds %d of the queued writes it was sending: they were sent by another process, or taken by one after the claim expired (was this one paused or stalled?); nothing of this step was written", n)}
-}
-
-// distinct returns ids without repeats, in first-seen order.
-func distinct(ids []int64) []int64 {
-	seen := make(map[int64]bool, len(ids))
-	out := make([]int64, 0, len(ids))
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
 }
