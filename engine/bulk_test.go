@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/nhisync/nhisync"
@@ -133,5 +134,34 @@ func TestFirstPassIsOneBulkWindow(t *testing.T) {
 	w.sync()
 	if bc.opened != 1 {
 		t.Fatalf("a pass over a store holding records opened a bulk window")
+	}
+}
+
+// failingEnd is a bulk store whose commits inside the window fail, and
+// whose window then fails to close.
+type failingEnd struct{ *bulkCheck }
+
+func (f failingEnd) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if f.open {
+		return nhisync.Errorf(nhisync.EUNAVAIL, "disk full")
+	}
+	return f.bulkCheck.Commit(ctx, b)
+}
+
+func (f failingEnd) EndBulk(ctx context.Context) error {
+	f.bulkCheck.EndBulk(ctx)
+	return nhisync.Errorf(nhisync.EINTERNAL, "duplicate link idp/i1")
+}
+
+// TestBulkWindowThatFailsToCloseIsSaid: when deciding fails inside the
+// window and the window then fails to close, both failures are said.
+func TestBulkWindowThatFailsToCloseIsSaid(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json": {sa("i1", "aws", "payments-bot")},
+	})
+	w.store = failingEnd{w.store.(*bulkCheck)}
+	_, err := w.engine().Sync(context.Background(), engine.PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), "closing the store's bulk window") || !strings.Contains(err.Error(), "duplicate link idp/i1") || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("sync: %v; want the commit's and the window's failures named", err)
 	}
 }

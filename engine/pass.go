@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -232,8 +233,10 @@ func (p *pass) decideBulk(ctx context.Context) (err error) {
 	}
 	if open {
 		defer func() {
-			if eerr := bl.EndBulk(context.WithoutCancel(ctx)); err == nil {
-				err = eerr
+			// A window that fails to close is said even when deciding
+			// failed first (the store's next Open closes it).
+			if eerr := bl.EndBulk(context.WithoutCancel(ctx)); eerr != nil {
+				err = errors.Join(err, fmt.Errorf("closing the store's bulk window: %w", eerr))
 			}
 		}()
 	}
