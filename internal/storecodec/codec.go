@@ -41,10 +41,13 @@ func SetTime(dst *time.Time, s string) error {
 // both rows three times larger and decoding ten times slower. No query
 // looks inside them; every column a query filters on is a column.
 //
-// Both start with a format version byte. Then, with strings and counts
-// as uvarint length + bytes, times as a presence byte (0 zero, 1 set)
-// followed by varint Unix seconds and uvarint nanoseconds, and values as a
-// tag (0 none, 1 scalar + string, 2 set + count + strings):
+// Both start with a format version byte. The encoders write version 2;
+// the decoder reads versions 1 and 2, so a store written before keeps
+// working and its rows are rewritten in version 2 as they change.
+//
+// Both versions, with counts as uvarints, values as a tag (0 none, 1
+// scalar + string, 2 set + count + strings) and names as uvarint length +
+// bytes, lay out:
 //
 //	record: version, created, updated, count, then per field in name order:
 //	        name, flags (1 nil, 2 actor, 4 source time), value, source,
@@ -54,10 +57,30 @@ func SetTime(dst *time.Time, s string) error {
 //	        4 since, 8 source time, 16 actor, 32 report), shadow, [asserted],
 //	        [since], [source time], [actor], [report]
 //
+// Version 1 writes strings (source, rule, actor) as uvarint length +
+// bytes, and times as a presence byte (0 zero, 1 set) then varint Unix
+// seconds and uvarint nanoseconds. But a record's golden fields mostly
+// repeat one rule text, one source and the time of the pass, and a link's
+// fields the times of the link: version 2 writes each string and time of
+// a blob once and then refers back to it.
+//
+//	string: uvarint n; n even: a literal of n/2 bytes follows, and a
+//	        non-empty one is remembered; n odd: the (n-1)/2th remembered
+//	time:   uvarint n; 0 the zero time; 1 a literal (varint Unix seconds,
+//	        uvarint nanoseconds); 2 varint nanoseconds after the first
+//	        time remembered; n ≥ 3 the (n-3)th remembered. A time written
+//	        by 1 or 2 is remembered.
+//
+// Each blob remembers at most maxRefs strings and maxRefs times, in the
+// order written; later ones are written whole.
+//
 // A FieldState.Report pointing at a zero Value keeps its flag, so it reads
 // back as a non-nil pointer to the zero Value: "refused against an empty
 // golden value" survives.
-const stateVersion = 1
+const stateVersion = 2
+
+// maxRefs bounds the strings and times one blob remembers.
+const maxRefs = 32
 
 const (
 	gNil = 1 << iota
@@ -74,17 +97,105 @@ const (
 	fReport
 )
 
+// Time codes of version 2.
+const (
+	tZero = iota
+	tLiteral
+	tDelta
+	tRef
+)
+
+// encoder appends a version 2 blob, remembering its strings and times.
+type encoder struct {
+	b     []byte
+	strs  [maxRefs]string
+	ns    int
+	secs  [maxRefs]int64
+	nsecs [maxRefs]int64
+	nt    int
+}
+
+func (e *encoder) str(s string) {
+	if s == "" {
+		e.b = append(e.b, 0)
+		return
+	}
+	for i := range e.ns {
+		if e.strs[i] == s {
+			e.b = binary.AppendUvarint(e.b, uint64(i)<<1|1)
+			return
+		}
+	}
+	if e.ns < maxRefs {
+		e.strs[e.ns] = s
+		e.ns++
+	}
+	e.b = binary.AppendUvarint(e.b, uint64(len(s))<<1)
+	e.b = append(e.b, s...)
+}
+
+// maxDeltaSec bounds a delta so that its nanoseconds fit an int64.
+const maxDeltaSec = 1 << 32
+
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.b = append(e.b, tZero)
+		return
+	}
+	sec, nsec := t.Unix(), int64(t.Nanosecond())
+	for i := range e.nt {
+		if e.secs[i] == sec && e.nsecs[i] == nsec {
+			e.b = binary.AppendUvarint(e.b, uint64(i)+tRef)
+			return
+		}
+	}
+	if e.nt < maxRefs {
+		e.secs[e.nt], e.nsecs[e.nt] = sec, nsec
+		e.nt++
+	}
+	if e.nt > 1 {
+		// A delta, when shorter than the literal.
+		if ds := sec - e.secs[0]; ds > -maxDeltaSec && ds < maxDeltaSec {
+			d := ds*1e9 + nsec - e.nsecs[0]
+			if varintLen(d) < varintLen(sec)+varintLen(nsec) {
+				e.b = append(e.b, tDelta)
+				e.b = binary.AppendVarint(e.b, d)
+				return
+			}
+		}
+	}
+	e.b = append(e.b, tLiteral)
+	e.b = binary.AppendVarint(e.b, sec)
+	e.b = binary.AppendUvarint(e.b, uint64(nsec))
+}
+
+// varintLen is the length of x as a varint; nanoseconds (0 ≤ x < 10⁹) are
+// as long as a uvarint.
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	n := 1
+	for ux >= 0x80 {
+		ux >>= 7
+		n++
+	}
+	return n
+}
+
 // AppendRecord appends the state of r.
 func AppendRecord(b []byte, r *nhisync.Record) []byte {
-	b = append(b, stateVersion)
-	b = appendTime(b, r.Created)
-	b = appendTime(b, r.Updated)
-	b = binary.AppendUvarint(b, uint64(len(r.Fields)))
-	for _, name := range SortedKeys(r.Fields) {
-		b = appendStr(b, name)
-		g := r.Fields[name]
+	e := encoder{b: append(b, stateVersion)}
+	e.time(r.Created)
+	e.time(r.Updated)
+	e.b = binary.AppendUvarint(e.b, uint64(len(r.Fields)))
+	var fields [16]field[*nhisync.Golden]
+	for _, f := range sortedFields(fields[:0], r.Fields) {
+		e.b = appendStr(e.b, f.name)
+		g := f.v
 		if g == nil {
-			b = append(b, gNil)
+			e.b = append(e.b, gNil)
 			continue
 		}
 		var flags byte
@@ -94,34 +205,35 @@ func AppendRecord(b []byte, r *nhisync.Record) []byte {
 		if !g.SourceTime.IsZero() {
 			flags |= gSourceTime
 		}
-		b = append(b, flags)
-		b = appendValue(b, g.Value)
-		b = appendStr(b, g.Source)
-		b = appendStr(b, g.Rule)
-		b = appendTime(b, g.At)
+		e.b = append(e.b, flags)
+		e.b = appendValue(e.b, g.Value)
+		e.str(g.Source)
+		e.str(g.Rule)
+		e.time(g.At)
 		if flags&gActor != 0 {
-			b = appendStr(b, g.Actor)
+			e.str(g.Actor)
 		}
 		if flags&gSourceTime != 0 {
-			b = appendTime(b, g.SourceTime)
+			e.time(g.SourceTime)
 		}
 	}
-	return b
+	return e.b
 }
 
 // AppendLink appends the state of l.
 func AppendLink(b []byte, l *nhisync.Link) []byte {
-	b = append(b, stateVersion)
-	b = appendTime(b, l.FirstSeen)
-	b = appendTime(b, l.SeenAt)
-	b = appendTime(b, l.GoneAt)
-	b = appendTime(b, l.Modified)
-	b = binary.AppendUvarint(b, uint64(len(l.Fields)))
-	for _, name := range SortedKeys(l.Fields) {
-		b = appendStr(b, name)
-		fs := l.Fields[name]
+	e := encoder{b: append(b, stateVersion)}
+	e.time(l.FirstSeen)
+	e.time(l.SeenAt)
+	e.time(l.GoneAt)
+	e.time(l.Modified)
+	e.b = binary.AppendUvarint(e.b, uint64(len(l.Fields)))
+	var fields [16]field[*nhisync.FieldState]
+	for _, f := range sortedFields(fields[:0], l.Fields) {
+		e.b = appendStr(e.b, f.name)
+		fs := f.v
 		if fs == nil {
-			b = append(b, fNil)
+			e.b = append(e.b, fNil)
 			continue
 		}
 		var flags byte
@@ -140,25 +252,45 @@ func AppendLink(b []byte, l *nhisync.Link) []byte {
 		if fs.Report != nil {
 			flags |= fReport
 		}
-		b = append(b, flags)
-		b = appendValue(b, fs.Shadow)
+		e.b = append(e.b, flags)
+		e.b = appendValue(e.b, fs.Shadow)
 		if flags&fSame == 0 {
-			b = appendValue(b, fs.Asserted)
+			e.b = appendValue(e.b, fs.Asserted)
 		}
 		if flags&fSince != 0 {
-			b = appendTime(b, fs.Since)
+			e.time(fs.Since)
 		}
 		if flags&fSourceTime != 0 {
-			b = appendTime(b, fs.SourceTime)
+			e.time(fs.SourceTime)
 		}
 		if flags&fActor != 0 {
-			b = appendStr(b, fs.Actor)
+			e.str(fs.Actor)
 		}
 		if flags&fReport != 0 {
-			b = appendValue(b, *fs.Report)
+			e.b = appendValue(e.b, *fs.Report)
 		}
 	}
-	return b
+	return e.b
+}
+
+// field is one entry of a state's map.
+type field[V any] struct {
+	name string
+	v    V
+}
+
+// sortedFields appends the entries of m to dst in name order: an
+// insertion sort, as a state has a dozen fields or so.
+func sortedFields[V any](dst []field[V], m map[string]V) []field[V] {
+	for k, v := range m {
+		i := len(dst)
+		dst = append(dst, field[V]{k, v})
+		for ; i > 0 && dst[i-1].name > k; i-- {
+			dst[i] = dst[i-1]
+		}
+		dst[i] = field[V]{k, v}
+	}
+	return dst
 }
 
 func SortedKeys[V any](m map[string]V) []string {
@@ -173,15 +305,6 @@ func SortedKeys[V any](m map[string]V) []string {
 func appendStr(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
 func appendValue(b []byte, v nhisync.Value) []byte {
@@ -207,17 +330,23 @@ var ErrCorrupt = errors.New("state does not decode")
 // Decoder reads state blobs. It interns field names (a store holds a few
 // dozen distinct ones), so it is reused across the rows of a query.
 type Decoder struct {
-	b     []byte
-	err   error
-	names map[string]string
+	b       []byte
+	err     error
+	version byte
+	names   map[string]string
+	// strs and times are what a version 2 blob remembered so far.
+	strs  []string
+	times []time.Time
 }
 
 func (d *Decoder) reset(b []byte) error {
 	d.b, d.err = b, nil
-	if len(b) == 0 || b[0] != stateVersion {
+	if len(b) == 0 || (b[0] != 1 && b[0] != 2) {
 		return fmt.Errorf("%w: unknown format version", ErrCorrupt)
 	}
+	d.version = b[0]
 	d.b = b[1:]
+	d.strs, d.times = d.strs[:0], d.times[:0]
 	return nil
 }
 
@@ -259,7 +388,10 @@ func (d *Decoder) varint() int64 {
 }
 
 func (d *Decoder) bytes() []byte {
-	n := d.uvarint()
+	return d.take(d.uvarint())
+}
+
+func (d *Decoder) take(n uint64) []byte {
 	if n > uint64(len(d.b)) {
 		d.fail()
 		return nil
@@ -270,6 +402,27 @@ func (d *Decoder) bytes() []byte {
 }
 
 func (d *Decoder) str() string { return string(d.bytes()) }
+
+// ref reads a version 2 string: a literal or one remembered.
+func (d *Decoder) ref() string {
+	n := d.uvarint()
+	if n&1 == 1 {
+		if i := n >> 1; i < uint64(len(d.strs)) {
+			return d.strs[i]
+		}
+		d.fail()
+		return ""
+	}
+	b := d.take(n >> 1)
+	if len(b) == 0 {
+		return ""
+	}
+	s := string(b)
+	if len(d.strs) < maxRefs {
+		d.strs = append(d.strs, s)
+	}
+	return s
+}
 
 // name returns an interned field name.
 func (d *Decoder) name() string {
@@ -285,22 +438,60 @@ func (d *Decoder) name() string {
 	return s
 }
 
+// time reads a time of either version.
 func (d *Decoder) time() time.Time {
-	switch d.byte() {
-	case 0:
-		return time.Time{}
-	case 1:
-		sec := d.varint()
-		nsec := d.uvarint()
-		if nsec > 999999999 {
+	if d.version == 1 {
+		switch d.byte() {
+		case 0:
+			return time.Time{}
+		case 1:
+			return d.literalTime()
+		default:
 			d.fail()
 			return time.Time{}
 		}
-		return time.Unix(sec, int64(nsec)).UTC()
+	}
+	var t time.Time
+	switch n := d.uvarint(); n {
+	case tZero:
+		return time.Time{}
+	case tLiteral:
+		t = d.literalTime()
+	case tDelta:
+		if len(d.times) == 0 {
+			d.fail()
+			return time.Time{}
+		}
+		t = d.times[0].Add(time.Duration(d.varint()))
 	default:
+		if i := n - tRef; i < uint64(len(d.times)) {
+			return d.times[i]
+		}
 		d.fail()
 		return time.Time{}
 	}
+	if d.err == nil && len(d.times) < maxRefs {
+		d.times = append(d.times, t)
+	}
+	return t
+}
+
+// text reads a string of either version.
+func (d *Decoder) text() string {
+	if d.version == 1 {
+		return d.str()
+	}
+	return d.ref()
+}
+
+func (d *Decoder) literalTime() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec > 999999999 || d.err != nil {
+		d.fail()
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
 }
 
 func (d *Decoder) value() nhisync.Value {
@@ -353,9 +544,9 @@ func (d *Decoder) DecodeRecord(b []byte, r *nhisync.Record) error {
 			r.Fields[name] = nil
 			continue
 		}
-		g := &nhisync.Golden{Value: d.value(), Source: d.str(), Rule: d.str(), At: d.time()}
+		g := &nhisync.Golden{Value: d.value(), Source: d.text(), Rule: d.text(), At: d.time()}
 		if flags&gActor != 0 {
-			g.Actor = d.str()
+			g.Actor = d.text()
 		}
 		if flags&gSourceTime != 0 {
 			g.SourceTime = d.time()
@@ -396,7 +587,7 @@ func (d *Decoder) DecodeLink(b []byte, l *nhisync.Link) error {
 			fs.SourceTime = d.time()
 		}
 		if flags&fActor != 0 {
-			fs.Actor = d.str()
+			fs.Actor = d.text()
 		}
 		if flags&fReport != 0 {
 			v := d.value()
