@@ -189,30 +189,130 @@ func ExpandAll(entries []*AuditEntry) []*AuditEntry {
 // LeafBytes returns the exact bytes hashed for the entry's Merkle leaf:
 // its JSON without Hash. Because PrevHash is inside, the leaves chain.
 func (e *AuditEntry) LeafBytes() []byte {
+	return e.appendLeafBytes(make([]byte, 0, e.leafSize()))
+}
+
+// appendLeafBytes appends e's leaf (LeafBytes) to b.
+func (e *AuditEntry) appendLeafBytes(b []byte) []byte {
 	c := *e
 	c.Hash = ""
 	c.Time = c.Time.UTC()
-	// encoding/json writes a byte that is not UTF-8 as the escape \ufffd,
-	// but the entry decoded from those bytes holds U+FFFD itself, which
-	// encodes raw: the leaf would not survive a round trip and a verifier
-	// recomputing it would fail. Replace such bytes before encoding.
+	n := len(b)
+	if out, ok := appendLeaf(b, &c); ok {
+		if !mayHoldInvalidUTF8(out[n:]) || c.validUTF8() {
+			return out
+		}
+		// encoding/json writes a byte that is not UTF-8 as the escape
+		// \ufffd, but the entry decoded from those bytes holds U+FFFD
+		// itself, which encodes raw: the leaf would not survive a round
+		// trip and a verifier recomputing it would fail. Replace such
+		// bytes before encoding.
+		replaceInvalidUTF8(&c)
+		out, _ = appendLeaf(out[:n], &c)
+		return out
+	}
 	if !c.validUTF8() {
 		replaceInvalidUTF8(&c)
-	}
-	if b, ok := appendLeaf(make([]byte, 0, c.leafSize()), &c); ok {
-		return b
 	}
 	// A copy for encoding/json, which keeps c itself off the heap on the
 	// encoder's path.
 	h := new(AuditEntry)
 	*h = c
-	return leafJSON(h)
+	return append(b, leafJSON(h)...)
+}
+
+// leafBody is an entry's leaf but for its head (seq, time) and tail
+// (prev_hash): what Batch.PrepareAudit encodes ahead of sealing.
+type leafBody struct {
+	e    *AuditEntry // the entry it encodes (not a copy of it)
+	size int         // e.bodySize() when encoded
+	b    []byte
+	// t is the entry's time then and tb its JSON text, what the head
+	// holds unless the store raises the time.
+	t  time.Time
+	tb []byte
+}
+
+// prepareLeaf encodes e's leaf body.
+func prepareLeaf(e *AuditEntry) *leafBody {
+	c := *e
+	b := appendLeafBody(make([]byte, 0, e.leafSize()), &c)
+	if mayHoldInvalidUTF8(b) && !c.validUTF8() {
+		replaceInvalidUTF8(&c) // as LeafBytes does
+		b = appendLeafBody(b[:0], &c)
+	}
+	p := &leafBody{e: e, size: e.bodySize(), b: b, t: e.Time}
+	if y := e.Time.UTC().Year(); y >= 0 && y <= 9999 {
+		p.tb = appendLeafTime(nil, e.Time.UTC())
+	}
+	return p
+}
+
+// PrepareAudit encodes ahead what each audit entry's leaf holds but for
+// seq, time and prev_hash, which the store sets when it appends the entry,
+// so that sealing it (SealAudit) only splices those in and hashes: a
+// writer calls it once the batch's entries are complete, off the store's
+// path. The leaves are byte for byte those LeafBytes gives. Call it when
+// the entries' other members no longer change: SealAudit encodes an entry
+// afresh when they grew or shrank since (a member appended, a string
+// changed length), or when it is another entry than the one prepared at
+// its place, but cannot tell an edit in place that keeps every length.
+func (b *Batch) PrepareAudit() {
+	b.leaves = make([]*leafBody, len(b.Audit))
+	for i, e := range b.Audit {
+		if e != nil {
+			b.leaves[i] = prepareLeaf(e)
+		}
+	}
+}
+
+// SealAudit seals b.Audit[i] after the entry whose hash is prevHash, as
+// its SealLeaf does, from what PrepareAudit encoded when that still holds.
+func (b *Batch) SealAudit(i int, prevHash string) (leaf, leafHash []byte) {
+	e := b.Audit[i]
+	var p *leafBody
+	if i < len(b.leaves) {
+		if p = b.leaves[i]; p != nil && (p.e != e || p.size != e.bodySize()) {
+			p = nil
+		}
+	}
+	return e.sealLeaf(prevHash, p)
+}
+
+// appendSealedLeaf appends e's leaf to b, from p, the body PrepareAudit
+// encoded, when not nil.
+func (e *AuditEntry) appendSealedLeaf(b []byte, p *leafBody) []byte {
+	if p == nil {
+		return e.appendLeafBytes(b)
+	}
+	if p.tb != nil && e.Time == p.t {
+		b = appendLeafHeadText(b, e.Seq, p.tb)
+	} else {
+		n := len(b)
+		var ok bool
+		if b, ok = appendLeafHead(b, e.Seq, e.Time.UTC()); !ok {
+			return e.appendLeafBytes(b[:n])
+		}
+	}
+	b = append(b, p.b...)
+	prev := e.PrevHash
+	if !utf8.ValidString(prev) {
+		prev = strings.ToValidUTF8(prev, "\uFFFD")
+	}
+	return appendLeafTail(b, prev, "")
 }
 
 // leafSize is about the length of e's leaf, a little more when nothing
 // needs escaping.
 func (e *AuditEntry) leafSize() int {
-	n := 160 + len(e.Actor) + len(e.Action) + len(e.Kind) + len(e.Record) + len(e.Field) + len(e.System) + len(e.Reason) + len(e.PrevHash) +
+	return 100 + len(e.PrevHash) + e.bodySize()
+}
+
+// bodySize is about the length of e's leaf body (leafBody): a sum of its
+// lengths, which changes when a member is added or a string changes
+// length.
+func (e *AuditEntry) bodySize() int {
+	n := 60 + len(e.Actor) + len(e.Action) + len(e.Kind) + len(e.Record) + len(e.Field) + len(e.System) + len(e.Reason) +
 		e.Old.jsonSize() + e.New.jsonSize()
 	for _, l := range e.Links {
 		n += 36 + len(l.System) + len(l.ID) + len(l.Reason)
@@ -363,12 +463,25 @@ func (e *AuditEntry) Seal(prevHash string) []byte {
 // SealLeaf is Seal, also returning the leaf hash (what Hash encodes), so
 // a store that feeds the notary does not hash the leaf a second time.
 func (e *AuditEntry) SealLeaf(prevHash string) (leaf, leafHash []byte) {
+	return e.sealLeaf(prevHash, nil)
+}
+
+// sealLeaf is SealLeaf, from p, the leaf body encoded ahead, when not nil.
+func (e *AuditEntry) sealLeaf(prevHash string, p *leafBody) (leaf, leafHash []byte) {
 	e.PrevHash = prevHash
 	e.Hash = ""
-	leaf = e.LeafBytes()
-	leafHash = LeafHash(leaf)
+	// The leaf is written after a 0x00 byte: that is what its hash covers.
+	var b []byte
+	if p != nil {
+		b = make([]byte, 1, len(p.b)+len(prevHash)+80)
+	} else {
+		b = make([]byte, 1, e.leafSize()+1)
+	}
+	b = e.appendSealedLeaf(b, p)
+	sum := sha256.Sum256(b)
+	leafHash = sum[:]
 	e.Hash = base64.StdEncoding.EncodeToString(leafHash)
-	return leaf, leafHash
+	return b[1:], leafHash
 }
 
 // SensitiveValue returns what the audit log keeps of a sensitive value:

@@ -1,7 +1,9 @@
 package nhisync
 
 import (
+	"bytes"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -13,14 +15,45 @@ import (
 // falls back to encoding/json. c.Hash must be empty, as in a leaf.
 // TestLeafEncoderMatchesJSON proves the identity.
 func appendLeaf(b []byte, c *AuditEntry) ([]byte, bool) {
-	if y := c.Time.Year(); y < 0 || y > 9999 {
+	b, ok := appendLeafHead(b, c.Seq, c.Time)
+	if !ok {
+		return b, false
+	}
+	b = appendLeafBody(b, c)
+	return appendLeafTail(b, c.PrevHash, c.Hash), true
+}
+
+// appendLeafHead appends the leaf's first members, seq and time: what a
+// store sets when it appends the entry. It reports false for a year
+// outside 0-9999, which encoding/json refuses.
+func appendLeafHead(b []byte, seq int64, t time.Time) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
 		return b, false
 	}
 	b = append(b, `{"seq":`...)
-	b = strconv.AppendInt(b, c.Seq, 10)
+	b = strconv.AppendInt(b, seq, 10)
+	return appendLeafTime(b, t), true
+}
+
+// appendLeafTime appends the time member of a leaf head.
+func appendLeafTime(b []byte, t time.Time) []byte {
 	b = append(b, `,"time":"`...)
-	b = c.Time.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
-	b = append(b, `","actor":`...)
+	b = t.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
+	return append(b, '"')
+}
+
+// appendLeafHeadText is appendLeafHead with the time member as
+// appendLeafTime wrote it.
+func appendLeafHeadText(b []byte, seq int64, timeMember []byte) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	return append(b, timeMember...)
+}
+
+// appendLeafBody appends the members of c's leaf from actor to fields:
+// all the engine knows when it writes the entry.
+func appendLeafBody(b []byte, c *AuditEntry) []byte {
+	b = append(b, `,"actor":`...)
 	b = appendJSONString(b, c.Actor)
 	b = append(b, `,"action":`...)
 	b = appendJSONString(b, c.Action)
@@ -100,13 +133,19 @@ func appendLeaf(b []byte, c *AuditEntry) ([]byte, bool) {
 		}
 		b = append(b, ']')
 	}
+	return b
+}
+
+// appendLeafTail appends prev_hash, hash when not empty, and the closing
+// brace.
+func appendLeafTail(b []byte, prevHash, hash string) []byte {
 	b = append(b, `,"prev_hash":`...)
-	b = appendJSONString(b, c.PrevHash)
-	if c.Hash != "" {
+	b = appendJSONString(b, prevHash)
+	if hash != "" {
 		b = append(b, `,"hash":`...)
-		b = appendJSONString(b, c.Hash)
+		b = appendJSONString(b, hash)
 	}
-	return append(b, '}'), true
+	return append(b, '}')
 }
 
 // appendJSONValue appends v as Value.MarshalJSON writes it.
@@ -135,6 +174,14 @@ func appendJSONStrings(b []byte, ss []string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe tells the ASCII bytes appendJSONString copies as they are.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s quoted as encoding/json does by default:
 // '"' and '\\' escaped, \b \f \n \r \t short, other control characters
 // and '<', '>', '&' as \u00XX, bytes that are not UTF-8 as \ufffd, and
@@ -145,7 +192,7 @@ func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}
@@ -189,4 +236,12 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// mayHoldInvalidUTF8 reports whether leaf bytes from appendLeaf may come
+// from a string that is not UTF-8: appendJSONString writes each such byte
+// as the escape \ufffd, and writes that text otherwise only for a
+// backslash followed by "ufffd" (as \\ufffd), which this also reports.
+func mayHoldInvalidUTF8(b []byte) bool {
+	return bytes.Contains(b, []byte(`\ufffd`))
 }

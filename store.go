@@ -56,6 +56,10 @@ type Batch struct {
 	// once, by the one sender that holds it. A write the batch rewrites
 	// (Outbox) leaves its claim.
 	Claim *Claim
+
+	// leaves are the Audit entries' leaf bodies, encoded ahead by
+	// PrepareAudit.
+	leaves []*leafBody
 }
 
 // ClaimRequest asks Store.ClaimOutbox for queued writes to send.

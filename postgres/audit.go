@@ -250,7 +250,7 @@ func appendAudit(ctx context.Context, tx pgx.Tx, b *nhisync.Batch, notary nhisyn
 			last = e.Time
 			seq++
 			e.Seq = seq
-			leaf, h := e.SealLeaf(prev)
+			leaf, h := b.SealAudit(start+j, prev)
 			prev = e.Hash
 			if notary != nil {
 				leaves = append(leaves, h)

@@ -18,7 +18,7 @@ var t0 = time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC)
 
 // parityBatches are the same operations for both stores: records, links
 // and audit entries over three commits, one of them with an entry whose
-// clock ran back.
+// clock ran back, one with its leaves encoded ahead (PrepareAudit).
 func parityBatches() []*nhisync.Batch {
 	var out []*nhisync.Batch
 	for c := range 3 {
@@ -37,6 +37,9 @@ func parityBatches() []*nhisync.Batch {
 			b.Audit = append(b.Audit, &nhisync.AuditEntry{Time: at, Actor: "idp", Action: nhisync.ActAccepted, Kind: "service_account",
 				RecordID: id, Record: "service_account/aws/bot", Field: "owner", System: "idp",
 				New: nhisync.SetOf("s3:read", "naïve \x01"), Reason: "priority"})
+		}
+		if c == 1 {
+			b.PrepareAudit() // leaves encoded ahead, as the engine does
 		}
 		out = append(out, b)
 	}

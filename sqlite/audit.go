@@ -181,7 +181,8 @@ func (s *Store) getNotary() nhisync.Notary {
 // them and, with a notary, signs and stores the checkpoint that covers
 // them, all inside the commit's transaction. The store runs one writer at
 // a time, so the head read here cannot move before the transaction
-// commits.
+// commits. Leaves the writer encoded ahead (Batch.PrepareAudit) only get
+// their seq, time and prev_hash spliced in here.
 //
 // An entry's time is never before the previous entry's: a clock that went
 // back (another host's, or a step back of this one) is raised to it, so
@@ -225,7 +226,7 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 		last = e.Time
 		seq++
 		e.Seq = seq
-		leaf, h := e.SealLeaf(prev)
+		leaf, h := b.SealAudit(i, prev)
 		prev = e.Hash
 		if notary != nil {
 			leaves = append(leaves, h)
