@@ -207,6 +207,10 @@ type Store interface {
 	LoadRecords(ctx context.Context, ids []int64) ([]*Record, error)
 	// LoadLinks returns the links of system with the given external IDs.
 	LoadLinks(ctx context.Context, system string, ids []string) ([]*Link, error)
+	// RecordKeys returns the display key (Record.Key) of each record with
+	// the given IDs, by ID: what an audit entry names a record by, without
+	// loading it. Missing IDs are left out.
+	RecordKeys(ctx context.Context, ids []int64) (map[int64]string, error)
 	// RecordByKey returns the record of kind with the normalized match key.
 	RecordByKey(ctx context.Context, kind, matchKey string) (*Record, error)
 	// ScanRecords streams full records of kind ("" for all), in ID order.

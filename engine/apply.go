@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -203,47 +205,66 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 }
 
 // recordOutcome commits the outcome of writes sent to sys: groups[i] are
-// the queued rows results[i] answers, held by claim.
+// the queued rows results[i] answers, held by claim. It loads only what
+// the outcome moves: the display keys of the writes' records (what their
+// audit entries name) and the links of sys the updates went to, and
+// writes back only the links it changed, in key order.
 func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
-	// Load the records to move their links.
-	var ids []int64
-	seen := make(map[int64]bool, len(groups))
+	var recIDs []int64
+	var extIDs []string
+	seenRec := make(map[int64]bool, len(groups))
+	seenExt := make(map[string]bool, len(groups))
 	for _, g := range groups {
 		for _, o := range g {
-			if !seen[o.RecordID] {
-				seen[o.RecordID] = true
-				ids = append(ids, o.RecordID)
+			if !seenRec[o.RecordID] {
+				seenRec[o.RecordID] = true
+				recIDs = append(recIDs, o.RecordID)
+			}
+			if !o.Create && !seenExt[o.ExternalID] {
+				seenExt[o.ExternalID] = true
+				extIDs = append(extIDs, o.ExternalID)
 			}
 		}
 	}
-	recs, err := e.store.LoadRecords(ctx, ids)
+	keys, err := e.store.RecordKeys(ctx, recIDs)
 	if err != nil {
 		return err
 	}
-	byID := make(map[int64]*nhisync.Record, len(recs))
-	for _, r := range recs {
-		byID[r.ID] = r
+	var loaded []*nhisync.Link
+	if len(extIDs) > 0 {
+		if loaded, err = e.store.LoadLinks(ctx, sys.Name, extIDs); err != nil {
+			return err
+		}
+	}
+	links := make(map[string]*nhisync.Link, len(loaded))
+	for _, l := range loaded {
+		links[l.ExternalID] = l
 	}
 	b := &nhisync.Batch{}
 	fp := mappingFingerprint(sys)
-	touched := map[*nhisync.Link]bool{}
+	var touched []*nhisync.Link
+	mark := map[*nhisync.Link]bool{}
+	touch := func(l *nhisync.Link) {
+		if !mark[l] {
+			mark[l] = true
+			touched = append(touched, l)
+		}
+	}
 	// stale links keep no hash, so the next pass reads the record whatever
 	// it holds then, even the content it held when first linked.
 	stale := map[*nhisync.Link]bool{}
 	ss := sum.sys(sys.Name)
 	for i, res := range results {
 		for _, o := range groups[i] {
-			rec := byID[o.RecordID]
+			key, exists := keys[o.RecordID]
 			ev := &nhisync.AuditEntry{Actor: nhisync.Actor, Kind: o.Kind, RecordID: o.RecordID, Record: o.Record, Field: o.Field, System: sys.Name, Old: o.Old, New: o.New}
 			var link *nhisync.Link
-			if rec != nil {
-				ev.Record = rec.Key
-				if !o.Create {
-					for _, l := range rec.Links {
-						if l.System == sys.Name && l.ExternalID == o.ExternalID {
-							link = l
-						}
-					}
+			if exists {
+				ev.Record = key
+				// The link the write went to, while it is still the
+				// record's.
+				if l := links[o.ExternalID]; !o.Create && l != nil && l.RecordID == o.RecordID {
+					link = l
 				}
 			}
 			switch res.Status {
@@ -252,10 +273,10 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 				ss.Written++
 				sum.WritesApplied++
 				if o.Create {
-					if rec == nil || res.ID == "" {
+					if !exists || res.ID == "" {
 						continue
 					}
-					link = &nhisync.Link{System: sys.Name, ExternalID: res.ID, RecordID: rec.ID, Status: nhisync.LinkLive, FirstSeen: now, SeenAt: now}
+					link = &nhisync.Link{System: sys.Name, ExternalID: res.ID, RecordID: o.RecordID, Status: nhisync.LinkLive, FirstSeen: now, SeenAt: now}
 					for f, v := range o.Values {
 						fs := link.Field(f)
 						fs.Shadow, fs.Asserted, fs.Since = v, v, now
@@ -275,7 +296,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 					}
 				}
 				if link != nil {
-					touched[link] = true
+					touch(link)
 				}
 			case nhisync.WriteStale, nhisync.WriteMissing:
 				b.OutboxDone = append(b.OutboxDone, o.ID)
@@ -288,7 +309,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 				}
 				if link != nil {
 					link.Hash = nil // re-observe it whatever its content
-					touched[link] = true
+					touch(link)
 					stale[link] = true
 				}
 			default:
@@ -307,7 +328,10 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 			e.auditTo(b, ev, now)
 		}
 	}
-	for l := range touched {
+	// Key order (a stable sort keeps two links created under one id in
+	// the order they came, the later one winning as before).
+	slices.SortStableFunc(touched, func(x, y *nhisync.Link) int { return strings.Compare(x.ExternalID, y.ExternalID) })
+	for _, l := range touched {
 		if !stale[l] && (l.Hash != nil || l.FirstSeen.Equal(now)) {
 			l.Hash = linkHash(sys, fp, l)
 		}

@@ -93,6 +93,33 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 	return out, nil
 }
 
+// RecordKeys returns the display key of each record with the given IDs,
+// by ID; missing IDs are left out. Storage failures are EINTERNAL.
+func (s *Store) RecordKeys(ctx context.Context, ids []int64) (map[int64]string, error) {
+	const op = "sqlite.RecordKeys"
+	out := make(map[int64]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, key FROM records WHERE id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return nil, internal(op, err)
+		}
+		out[id] = key
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
 // RecordByKey returns the record of kind with the normalized match key,
 // loaded as LoadRecords does. It returns ENOTFOUND when there is none.
 func (s *Store) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisync.Record, error) {

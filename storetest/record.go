@@ -126,6 +126,30 @@ func testScanRecordHeads(t *testing.T, s nhisync.Store) {
 	}
 }
 
+func testRecordKeys(t *testing.T, s nhisync.Store) {
+	ctx := ctxOf(t)
+	ids := newIDs(t, s, 4)
+	a, b := record(ids[0], "service_account", "a/b ünïcode"), record(ids[1], "application", "bot")
+	commit(t, s, &nhisync.Batch{Records: []*nhisync.Record{a, b}})
+	got, err := s.RecordKeys(ctx, []int64{ids[1], ids[2], ids[0], ids[1]})
+	if err != nil {
+		t.Fatalf("RecordKeys: %v", err)
+	}
+	want := map[int64]string{a.ID: a.Key, b.ID: b.Key}
+	if d := diff(want, got); d != "" {
+		t.Errorf("RecordKeys (-want +got):\n%s", d)
+	}
+	// A record renamed: its key is the one it has now.
+	renamed := record(b.ID, b.Kind, "bot-2")
+	commit(t, s, &nhisync.Batch{Records: []*nhisync.Record{renamed}})
+	if got, err := s.RecordKeys(ctx, []int64{b.ID}); err != nil || got[b.ID] != renamed.Key || len(got) != 1 {
+		t.Errorf("RecordKeys after a rename = %v, %v; want %s", got, err, renamed.Key)
+	}
+	if got, err := s.RecordKeys(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("RecordKeys(none) = %v, %v; want nothing", got, err)
+	}
+}
+
 func testScanRecords(t *testing.T, s nhisync.Store) {
 	ctx := ctxOf(t)
 	const n = 1200 // more than one page of any sensible store

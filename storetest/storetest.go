@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"RecordRoundTrip", testRecordRoundTrip},
 		{"RecordMatchKeyUnique", testRecordMatchKeyUnique},
 		{"ScanRecordHeads", testScanRecordHeads},
+		{"RecordKeys", testRecordKeys},
 		{"ScanRecords", testScanRecords},
 		{"LoadRecordsAttachesWork", testLoadRecordsAttachesWork},
 		{"LinkRoundTrip", testLinkRoundTrip},

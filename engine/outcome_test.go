@@ -1,0 +1,243 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
+)
+
+// scriptedOutcomes answers each write as its script says, by external id,
+// without sending it; before it answers the first time it runs meanwhile
+// (what another process changes while the writes are out).
+type scriptedOutcomes struct {
+	nhisync.Connector
+	status    map[string]nhisync.WriteStatus
+	meanwhile func()
+}
+
+func (c *scriptedOutcomes) Apply(_ context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	if c.meanwhile != nil {
+		c.meanwhile()
+		c.meanwhile = nil
+	}
+	res := make([]nhisync.WriteResult, len(ws))
+	for i, w := range ws {
+		res[i].Status = c.status[w.ID]
+		if res[i].Status == nhisync.WriteFailed {
+			res[i].Err = nhisync.Errorf(nhisync.EUNAVAIL, "the catalog refused %s (test)", w.ID)
+		}
+	}
+	return res, nil
+}
+
+// TestWriteOutcomesLandOnTheirLinks: queued updates of the catalog, whose
+// external ids are the CMDB's too, come back applied, stale, missing or
+// failed, a few claims and chunks at a time, while meanwhile some of
+// their links moved to another record and some records were renamed. Each
+// write's outcome lands on its own link and nowhere else: an applied one
+// moves that link's shadow and assertion and rehashes it, a stale or
+// missing one drops that link's hash, a failed one stays queued; a link
+// that left the write's record, and every CMDB link, stay as they were;
+// the audit log says each outcome once, naming the record as it is named
+// now.
+func TestWriteOutcomesLandOnTheirLinks(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		n := rapid.IntRange(1, 14).Draw(rt, "writes")
+		defer engine.SetClaimRows(rapid.IntRange(1, n+1).Draw(rt, "claim"))()
+		statuses := []nhisync.WriteStatus{nhisync.WriteApplied, nhisync.WriteStale, nhisync.WriteMissing, nhisync.WriteFailed}
+		dir, err := os.MkdirTemp("", "nhisync-outcomes-")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		var cmdb, catalog []map[string]any
+		for i := range n {
+			// One external id in both systems; x10 sorts before x2.
+			id := fmt.Sprintf("x%d", i)
+			cmdb = append(cmdb, sa(id, "aws", fmt.Sprintf("bot-%d", i), "owner", fmt.Sprintf("o%d@x", i)))
+			catalog = append(catalog, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
+		}
+		w := newWorldIn(rt, dir, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
+		down := w.process("first", func(c nhisync.Connector) nhisync.Connector {
+			return &scriptedOutcomes{Connector: c, status: map[string]nhisync.WriteStatus{}} // every write fails
+		})
+		ctx := context.Background()
+		if _, err := down.Sync(ctx, engine.PassOptions{}); err != nil {
+			rt.Fatal(err)
+		}
+		queued, err := w.store.OutboxWrites(ctx, "catalog", nhisync.OutboxReady, time.Time{}, 0)
+		if err != nil || len(queued) != n {
+			rt.Fatalf("%d catalog writes queued (%v), want %d", len(queued), err, n)
+		}
+		w.clock.Advance(time.Hour)
+		byExt := map[string]*nhisync.OutboxWrite{}
+		ids := make([]string, 0, n)
+		for _, o := range queued {
+			byExt[o.ExternalID] = o
+			ids = append(ids, o.ExternalID)
+		}
+		slices.Sort(ids)
+		status := map[string]nhisync.WriteStatus{}
+		moved, renamed := map[string]bool{}, map[string]bool{}
+		for _, id := range ids {
+			status[id] = rapid.SampledFrom(statuses).Draw(rt, "status-"+id)
+			moved[id] = n > 1 && rapid.IntRange(0, 3).Draw(rt, "moved-"+id) == 0
+			renamed[id] = rapid.IntRange(0, 3).Draw(rt, "renamed-"+id) == 0
+		}
+
+		// Meanwhile: links move to the next write's record, records are
+		// renamed; then what the outcomes must change is taken.
+		var before map[string][]*nhisync.Link
+		keys := map[int64]string{}
+		meanwhile := func() {
+			b := &nhisync.Batch{}
+			links := loadLinks(rt, w, "catalog", ids)
+			for i, id := range ids {
+				if moved[id] {
+					l := links[id]
+					l.RecordID = byExt[ids[(i+1)%len(ids)]].RecordID
+					b.Links = append(b.Links, l)
+				}
+			}
+			var recIDs []int64
+			for _, o := range queued {
+				recIDs = append(recIDs, o.RecordID)
+			}
+			recs, err := w.store.LoadRecords(ctx, recIDs)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			for _, r := range recs {
+				keys[r.ID] = r.Key
+			}
+			for _, id := range ids {
+				if renamed[id] {
+					r := recs[slices.IndexFunc(recs, func(r *nhisync.Record) bool { return r.ID == byExt[id].RecordID })]
+					r.Key += "-renamed"
+					keys[r.ID] = r.Key
+					b.Records = append(b.Records, r)
+				}
+			}
+			if err := w.store.Commit(ctx, b); err != nil {
+				rt.Fatal(err)
+			}
+			before = map[string][]*nhisync.Link{}
+			for _, sys := range []string{"catalog", "cmdb"} {
+				for _, id := range ids {
+					before[sys] = append(before[sys], loadLinks(rt, w, sys, []string{id})[id])
+				}
+			}
+		}
+		size, _, err := w.store.AuditHead(ctx)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		e := w.process("drain", func(c nhisync.Connector) nhisync.Connector {
+			return &scriptedOutcomes{Connector: c, status: status, meanwhile: meanwhile}
+		})
+		now := w.clock.Now()
+		if _, err := e.Drain(ctx); err != nil {
+			rt.Fatalf("Drain: %v", err)
+		}
+
+		for i, id := range ids {
+			o := byExt[id]
+			was, is := before["catalog"][i], loadLinks(rt, w, "catalog", []string{id})[id]
+			want := cloneLink(was)
+			switch {
+			case moved[id] || status[id] == nhisync.WriteFailed:
+			case status[id] == nhisync.WriteApplied:
+				fs := want.Field("owner")
+				fs.Shadow, fs.Asserted, fs.Since = o.New, o.New, now
+				want.Hash = is.Hash
+				if is.Hash == nil || slices.Equal(is.Hash, was.Hash) {
+					rt.Errorf("catalog %s: applied, its hash is %x, was %x; want it recomputed", id, is.Hash, was.Hash)
+				}
+			default:
+				want.Hash = nil
+			}
+			if d := cmp.Diff(want, is); d != "" {
+				rt.Errorf("catalog %s (%s, moved %v) (-want +got):\n%s", id, status[id], moved[id], d)
+			}
+			if d := cmp.Diff(before["cmdb"][i], loadLinks(rt, w, "cmdb", []string{id})[id]); d != "" {
+				rt.Errorf("cmdb %s changed by the catalog's write (-want +got):\n%s", id, d)
+			}
+		}
+
+		left, err := w.store.OutboxWrites(ctx, "", "", time.Time{}, 0)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		for _, o := range left {
+			if status[o.ExternalID] != nhisync.WriteFailed || o.Attempts != 2 {
+				rt.Errorf("write to catalog %s left queued after %s, attempt %d", o.ExternalID, status[o.ExternalID], o.Attempts)
+			}
+		}
+		action := map[nhisync.WriteStatus]string{nhisync.WriteApplied: nhisync.ActWriteApplied, nhisync.WriteStale: nhisync.ActWriteStale,
+			nhisync.WriteMissing: nhisync.ActWriteStale, nhisync.WriteFailed: nhisync.ActWriteFailed}
+		said := map[int64]int{}
+		err = w.store.ScanAudit(ctx, size+1, 0, func(ev *nhisync.AuditEntry, _ []byte) error {
+			if ev.System != "catalog" || (ev.Action != nhisync.ActWriteApplied && ev.Action != nhisync.ActWriteStale && ev.Action != nhisync.ActWriteFailed) {
+				return nil
+			}
+			var o *nhisync.OutboxWrite
+			for _, q := range queued {
+				if q.RecordID == ev.RecordID {
+					o = q
+				}
+			}
+			switch {
+			case o == nil:
+				rt.Errorf("audit entry %d about record %d, which no write was for", ev.Seq, ev.RecordID)
+			case ev.Action != action[status[o.ExternalID]] || ev.Field != "owner" || ev.Record != keys[o.RecordID] || !ev.New.Equal(o.New):
+				rt.Errorf("audit entry %d: %s %s %s %s = %v; want %s %s %s = %v", ev.Seq, ev.Action, ev.Record, ev.System, ev.Field, ev.New,
+					action[status[o.ExternalID]], keys[o.RecordID], "owner", o.New)
+			default:
+				said[o.ID]++
+			}
+			return nil
+		})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		for _, o := range queued {
+			if said[o.ID] != 1 {
+				rt.Errorf("the outcome of the write to catalog %s is said %d times, want once", o.ExternalID, said[o.ID])
+			}
+		}
+	})
+}
+
+// loadLinks returns the links of system with the given external ids, by
+// external id.
+func loadLinks(t tester, w *world, system string, ids []string) map[string]*nhisync.Link {
+	links, err := w.store.LoadLinks(context.Background(), system, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*nhisync.Link{}
+	for _, l := range links {
+		out[l.ExternalID] = l
+	}
+	return out
+}
+
+func cloneLink(l *nhisync.Link) *nhisync.Link {
+	c := *l
+	c.Hash = slices.Clone(l.Hash)
+	c.Fields = map[string]*nhisync.FieldState{}
+	for f, fs := range l.Fields {
+		s := *fs
+		c.Fields[f] = &s
+	}
+	return &c
+}
