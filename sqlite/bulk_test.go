@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,5 +179,117 @@ func TestBulkWindowNamesADuplicateRecord(t *testing.T) {
 	err = s.EndBulk(ctx)
 	if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(nhisync.ErrorMessage(err), b.Records[0].Key) {
 		t.Fatalf("EndBulk with a match key twice: %v, want EINTERNAL naming %s", err, b.Records[0].Key)
+	}
+}
+
+// indexNames lists the indexes CREATE INDEX made on table.
+func indexNames(t *testing.T, s *Store, table string) []string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+// writerTempStore is the writer's temp_store (2: memory).
+func writerTempStore(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA temp_store`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBulkWindowCloseDies: EndBulk failing at any step of the move (as a
+// process dying there would) leaves every link staged and readable and
+// links' indexes whole, the writer as it was; the next Open moves the
+// links, and links_record is there and used.
+func TestBulkWindowCloseDies(t *testing.T) {
+	for _, step := range []string{"dropped", "moved", "emptied", "built"} {
+		t.Run(step, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "bulk.db")
+			s, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if open, err := s.BeginBulk(ctx); err != nil || !open {
+				t.Fatalf("BeginBulk = %v, %v", open, err)
+			}
+			first, err := s.NewIDs(ctx, 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bulkBatch(first, 50)
+			b.Links[7].RecordID = 0 // a stray, searched in links_record
+			if err := s.Commit(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			want := indexNames(t, s, "links")
+			if len(want) == 0 {
+				t.Fatal("links has no secondary index to drop")
+			}
+			died := errors.New("died at " + step)
+			closeWindowFault = func(at string) error {
+				if at == step {
+					return died
+				}
+				return nil
+			}
+			err = s.EndBulk(ctx)
+			closeWindowFault = func(string) error { return nil }
+			if !errors.Is(err, died) {
+				t.Fatalf("EndBulk = %v, want the fault", err)
+			}
+			if n := stagedCount(t, s); n != 50 {
+				t.Errorf("%d links staged after EndBulk died, want 50", n)
+			}
+			if got := indexNames(t, s, "links"); !slices.Equal(got, want) {
+				t.Errorf("links' indexes after EndBulk died: %v, want %v", got, want)
+			}
+			if ts := writerTempStore(t, s); ts != 2 {
+				t.Errorf("writer's temp_store after EndBulk died = %d, want 2 (memory)", ts)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err = Open(ctx, path)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			defer s.Close()
+			if n := stagedCount(t, s); n != 0 {
+				t.Errorf("%d links still staged after reopening", n)
+			}
+			if got := indexNames(t, s, "links"); !slices.Equal(got, want) {
+				t.Errorf("links' indexes after reopening: %v, want %v", got, want)
+			}
+			if !hasRecordsKey(t, s) {
+				t.Error("records_key missing after reopening")
+			}
+			got, err := s.LoadLinks(ctx, "idp", []string{b.Links[0].ExternalID, b.Links[49].ExternalID})
+			if err != nil || len(got) != 2 {
+				t.Errorf("LoadLinks after reopening = %d links, %v; want 2", len(got), err)
+			}
+			var strays int
+			if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links INDEXED BY links_record WHERE record_id IS NULL`).Scan(&strays); err != nil || strays != 1 {
+				t.Errorf("strays by links_record after reopening = %d, %v; want 1", strays, err)
+			}
+			var ok string
+			if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+				t.Errorf("integrity_check after reopening = %q, %v", ok, err)
+			}
+		})
 	}
 }
