@@ -20,3 +20,4 @@ func BenchmarkCommitFirstPass(b *testing.B) { storetest.BenchmarkCommitFirstPass
 func BenchmarkScanLinkHeads(b *testing.B)   { storetest.BenchmarkScanLinkHeads(b, open) }
 func BenchmarkScanRecordHeads(b *testing.B) { storetest.BenchmarkScanRecordHeads(b, open) }
 func BenchmarkBulkLoad(b *testing.B)        { storetest.BenchmarkBulkLoad(b, open) }
+func BenchmarkClaimOutbox(b *testing.B)     { storetest.BenchmarkClaimOutbox(b, open) }

@@ -17,6 +17,12 @@ import (
 // request's fence and the lease it yields to, and marks the due rows no
 // live claim holds. Processes sharing the file (a CLI command next to
 // `serve`) so never send one write twice.
+//
+// The claim's updates are UPDATE OR FAIL: they can break no constraint,
+// and saying so spares SQLite the statement journal it otherwise keeps, a
+// copy of every page an UPDATE of many rows inside a transaction changes,
+// in case the statement alone must be undone (an error rolls the whole
+// transaction back here anyway).
 
 // ClaimOutbox claims the due ready writes of req.System that no live claim
 // holds (see nhisync.ClaimRequest).
@@ -45,7 +51,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 		if err := tx.QueryRowContext(ctx, `UPDATE ids SET next = next + 1 WHERE name = 'claim' RETURNING next - 1`).Scan(&c.Token); err != nil {
 			return err
 		}
-		return queryItems(ctx, tx, `UPDATE outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
+		return queryItems(ctx, tx, `UPDATE OR FAIL outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
 			WHERE id IN (SELECT id FROM outbox
 				WHERE system = ?4 AND status = ?5 AND next_at <= ?6 AND (claim_token = 0 OR claim_until <= ?7)
 				ORDER BY next_at, id LIMIT ?8)
@@ -125,7 +131,7 @@ func (s *Store) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, n
 	ids = nhisync.DistinctIDs(ids)
 	until := now.Add(ttl)
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE outbox SET claim_until = ? WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?`,
+		res, err := tx.ExecContext(ctx, `UPDATE OR FAIL outbox SET claim_until = ? WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?`,
 			formatTime(until), string(appendIDs(nil, ids)), c.Token)
 		if err != nil {
 			return err

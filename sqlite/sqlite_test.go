@@ -54,6 +54,10 @@ func BenchmarkAppendAudit(b *testing.B) {
 	storetest.BenchmarkAppendAudit(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }
 
+func BenchmarkClaimOutbox(b *testing.B) {
+	storetest.BenchmarkClaimOutbox(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
 func TestOpenRefuses(t *testing.T) {
 	dir := t.TempDir()
 	notDB := filepath.Join(dir, "notes.txt")

@@ -334,3 +334,47 @@ func BenchmarkBulkLoad(b *testing.B, open func(b *testing.B) nhisync.Store) {
 		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
+
+// BenchmarkClaimOutbox claims 2,000 of 20,000 queued writes (two systems,
+// interleaved, as a first pass queues them), renews the claim in four
+// chunks of 500 as a drain does before each chunk leaves, and releases
+// it: a drain's claim work without the outcomes.
+func BenchmarkClaimOutbox(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	s := open(b)
+	ctx := b.Context()
+	const queued, claimed, chunk = 20000, 2000, 500
+	first, err := s.NewIDs(ctx, queued)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := &nhisync.Batch{}
+	for i := range queued {
+		system := []string{"cmdb", "catalog"}[i%2]
+		batch.Outbox = append(batch.Outbox, &nhisync.OutboxWrite{ID: first + int64(i), System: system, ExternalID: fmt.Sprintf("%s-%08d", system, i),
+			RecordID: int64(i + 1), Kind: "service_account", Record: fmt.Sprintf("aws/bot-%08d", i), Field: "owner",
+			Old: nhisync.Str("team-old@example.com"), New: nhisync.Str("team-payments@example.com"), Status: nhisync.OutboxReady,
+			Cause: "cmdb", Rule: "cmdb (authority)", NextAt: at(1), Created: at(1), Counts: true})
+	}
+	if err := s.Commit(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	now := at(2)
+	var cpu cpuMeter
+	cpu.begin()
+	for b.Loop() {
+		c, ws, err := s.ClaimOutbox(ctx, nhisync.ClaimRequest{System: "catalog", Limit: claimed, Holder: "bench", Now: now, TTL: time.Minute})
+		if err != nil || len(ws) != claimed {
+			b.Fatalf("ClaimOutbox: %d writes, %v; want %d", len(ws), err, claimed)
+		}
+		for start := 0; start < len(c.IDs); start += chunk {
+			if err := s.RenewClaim(ctx, c, c.IDs[start:start+chunk], now, time.Minute); err != nil {
+				b.Fatalf("RenewClaim: %v", err)
+			}
+		}
+		if err := s.ReleaseClaim(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		cpu.ops++
+	}
+	cpu.report(b)
+}
