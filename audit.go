@@ -1,6 +1,7 @@
 package nhisync
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -61,9 +62,12 @@ type AuditEntry struct {
 	Record   string    `json:"record,omitempty"`
 	Field    string    `json:"field,omitempty"`
 	System   string    `json:"system,omitempty"`
-	Old      Value     `json:"old"`
-	New      Value     `json:"new"`
-	Reason   string    `json:"reason,omitempty"`
+	// Old and New are left out of the JSON when they hold no value, as
+	// null is (leaves written before held "old":null and "new":null; both
+	// read alike).
+	Old    Value  `json:"old,omitzero"`
+	New    Value  `json:"new,omitzero"`
+	Reason string `json:"reason,omitempty"`
 	// Links are, in a record.created entry, the other systems' records
 	// linked to the new record in the same pass (SPEC §4): one entry per
 	// new record instead of one record.linked entry per link.
@@ -80,12 +84,19 @@ type AuditEntry struct {
 }
 
 // AuditLink is one link made with a new record, in its record.created
-// entry: the system, its native id and why it linked ("match").
+// entry: the system, its native id and why it linked.
 type AuditLink struct {
 	System string `json:"system"`
 	ID     string `json:"id"`
+	// Reason is why it linked; empty for ReasonMatch, the reason of most
+	// links (Expand gives it back).
 	Reason string `json:"reason,omitempty"`
 }
+
+// ReasonMatch is why another system's record links to a new record: its
+// match key is the record's. A record.created entry leaves it out of its
+// links (AuditLink.Reason empty).
+const ReasonMatch = "match"
 
 // AuditField is one field's first value in a record.created entry.
 type AuditField struct {
@@ -130,8 +141,12 @@ func (e *AuditEntry) Expand() []*AuditEntry {
 	c.Fields, c.Links = nil, nil
 	out = append(out, &c)
 	for _, l := range e.Links {
+		reason := l.Reason
+		if reason == "" {
+			reason = ReasonMatch
+		}
 		out = append(out, &AuditEntry{Seq: e.Seq, Time: e.Time, Actor: l.System, Action: ActRecordLinked, Kind: e.Kind,
-			RecordID: e.RecordID, Record: e.Record, System: l.System, New: Str(l.ID), Reason: l.Reason,
+			RecordID: e.RecordID, Record: e.Record, System: l.System, New: Str(l.ID), Reason: reason,
 			PrevHash: e.PrevHash, Hash: e.Hash})
 	}
 	for _, f := range e.Fields {
@@ -264,6 +279,59 @@ func (b *Batch) PrepareAudit() {
 			b.leaves[i] = prepareLeaf(e)
 		}
 	}
+}
+
+// PrepareAuditFrom is PrepareAudit for entries read from another log,
+// leaves[i] the leaf b.Audit[i] was read from: each entry's leaf body is
+// taken as it is in its leaf, so that the entry, appended at the same
+// seq, time and prev_hash, seals to the same leaf and hash even when it
+// was encoded otherwise then (such as "old":null, written before absent
+// values were left out). A leaf whose head or tail is not as this
+// encoder writes them is ignored: the entry is encoded afresh.
+func (b *Batch) PrepareAuditFrom(leaves [][]byte) {
+	b.leaves = make([]*leafBody, len(b.Audit))
+	for i, e := range b.Audit {
+		if e == nil {
+			continue
+		}
+		if i < len(leaves) {
+			if body := leafBodyOf(leaves[i]); body != nil {
+				b.leaves[i] = &leafBody{e: e, size: e.bodySize(), b: bytes.Clone(body)}
+				continue
+			}
+		}
+		b.leaves[i] = prepareLeaf(e)
+	}
+}
+
+// leafBodyOf returns the body of leaf, between its head ({"seq":N,
+// "time":"T") and its tail (,"prev_hash":"P"}), or nil when leaf does not
+// have both.
+func leafBodyOf(leaf []byte) []byte {
+	const seqAt, timeAt, prevAt = `{"seq":`, `,"time":"`, `,"prev_hash":"`
+	if !bytes.HasPrefix(leaf, []byte(seqAt)) {
+		return nil
+	}
+	i := len(seqAt)
+	for i < len(leaf) && (leaf[i] == '-' || leaf[i] >= '0' && leaf[i] <= '9') {
+		i++
+	}
+	if !bytes.HasPrefix(leaf[i:], []byte(timeAt)) {
+		return nil
+	}
+	i += len(timeAt)
+	end := bytes.IndexByte(leaf[i:], '"') // a time holds no quote
+	if end < 0 {
+		return nil
+	}
+	i += end + 1
+	// Inside a string a quote is escaped: the last ,"prev_hash":" is the
+	// member.
+	j := bytes.LastIndex(leaf, []byte(prevAt))
+	if j < i || !bytes.HasSuffix(leaf, []byte(`"}`)) || bytes.IndexByte(leaf[j+len(prevAt):len(leaf)-2], '"') >= 0 {
+		return nil
+	}
+	return leaf[i:j]
 }
 
 // SealAudit seals b.Audit[i] after the entry whose hash is prevHash, as

@@ -77,10 +77,14 @@ func appendLeafBody(b []byte, c *AuditEntry) []byte {
 		b = append(b, `,"system":`...)
 		b = appendJSONString(b, c.System)
 	}
-	b = append(b, `,"old":`...)
-	b = appendJSONValue(b, c.Old)
-	b = append(b, `,"new":`...)
-	b = appendJSONValue(b, c.New)
+	if !c.Old.IsZero() {
+		b = append(b, `,"old":`...)
+		b = appendJSONValue(b, c.Old)
+	}
+	if !c.New.IsZero() {
+		b = append(b, `,"new":`...)
+		b = appendJSONValue(b, c.New)
+	}
 	if c.Reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendJSONString(b, c.Reason)

@@ -221,6 +221,43 @@ func TestPreparedLeafSeesChanges(t *testing.T) {
 	})
 }
 
+// TestPrepareAuditFromKeepsLeaves: an entry read back from its leaf,
+// appended again at the same seq, time and prev_hash from that leaf
+// (PrepareAuditFrom, as a store copy does), seals to the same leaf, also
+// one written before absent values were left out ("old":null).
+func TestPrepareAuditFromKeepsLeaves(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		e := entries(storedValue()).Draw(t, "entry")
+		e.PrevHash = rapid.StringMatching(`[A-Za-z0-9+/]{0,43}=?`).Draw(t, "prev") // a hash, or none
+		leaf := e.LeafBytes()
+		if e.Old.IsZero() && rapid.Bool().Draw(t, "legacy") {
+			i := bytes.Index(leaf, []byte(`,"new":`))
+			if i < 0 {
+				i = bytes.Index(leaf, []byte(`,"prev_hash":`))
+				for _, m := range []string{`,"fields":`, `,"links":`, `,"reason":`} {
+					if j := bytes.Index(leaf, []byte(m)); j >= 0 && j < i {
+						i = j
+					}
+				}
+			}
+			leaf = append(leaf[:i:i], append([]byte(`,"old":null`), leaf[i:]...)...)
+		}
+		var back AuditEntry
+		if err := json.Unmarshal(leaf, &back); err != nil {
+			t.Fatalf("leaf %s does not decode: %v", leaf, err)
+		}
+		seq, prev := back.Seq, back.PrevHash
+		back.Seq, back.PrevHash, back.Hash = 0, "", ""
+		b := &Batch{Audit: []*AuditEntry{&back}}
+		b.PrepareAuditFrom([][]byte{leaf})
+		back.Seq = seq
+		got, _ := b.SealAudit(0, prev)
+		if !bytes.Equal(got, leaf) {
+			t.Fatalf("read back and sealed again\n got %s\nwant %s", got, leaf)
+		}
+	})
+}
+
 // A prepared entry whose time json refuses falls back to encoding/json,
 // like an unprepared one.
 func TestPreparedLeafDeclinesWhatJSONRefuses(t *testing.T) {

@@ -159,18 +159,24 @@ func copyStore(ctx context.Context, src, dst nhisync.Store, force bool) (*copyCo
 				"the target's audit log (%d entries) is not the start of this store's (%d entries): an audit log cannot be rewritten; copy into an empty database or file", have, srcSize)}
 		}
 	}
-	// Each entry keeps its source hash in Hash until flushCompare seals it.
+	// Each entry keeps its source hash in Hash until flushCompare seals it,
+	// and is appended from its source leaf (written perhaps by an older
+	// encoder).
 	var page []*nhisync.AuditEntry
-	err = src.ScanAudit(ctx, have+1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+	var leaves [][]byte
+	err = src.ScanAudit(ctx, have+1, 0, func(e *nhisync.AuditEntry, leaf []byte) error {
 		e.Seq, e.PrevHash = 0, ""
 		page = append(page, e)
+		leaves = append(leaves, leaf)
 		if len(page) == copyPage {
-			return flushCompare(ctx, dst, &page)
+			err := flushCompare(ctx, dst, &page, leaves)
+			leaves = leaves[:0]
+			return err
 		}
 		return nil
 	})
 	if err == nil {
-		err = flushCompare(ctx, dst, &page)
+		err = flushCompare(ctx, dst, &page, leaves)
 	}
 	if err != nil {
 		return nil, err
@@ -290,9 +296,10 @@ func copyStore(ctx context.Context, src, dst nhisync.Store, force bool) (*copyCo
 	return n, nil
 }
 
-// flushCompare appends a page of entries to dst and checks each one
-// sealed to the hash it had in the source (kept in Hash).
-func flushCompare(ctx context.Context, dst nhisync.Store, page *[]*nhisync.AuditEntry) error {
+// flushCompare appends a page of entries to dst, each from its source
+// leaf, and checks each one sealed to the hash it had in the source (kept
+// in Hash).
+func flushCompare(ctx context.Context, dst nhisync.Store, page *[]*nhisync.AuditEntry, leaves [][]byte) error {
 	if len(*page) == 0 {
 		return nil
 	}
@@ -300,7 +307,9 @@ func flushCompare(ctx context.Context, dst nhisync.Store, page *[]*nhisync.Audit
 	for i, e := range *page {
 		want[i], e.Hash = e.Hash, ""
 	}
-	if err := dst.Commit(ctx, &nhisync.Batch{Audit: *page}); err != nil {
+	b := &nhisync.Batch{Audit: *page}
+	b.PrepareAuditFrom(leaves)
+	if err := dst.Commit(ctx, b); err != nil {
 		return err
 	}
 	for i, e := range *page {
