@@ -21,3 +21,4 @@ func BenchmarkScanLinkHeads(b *testing.B)   { storetest.BenchmarkScanLinkHeads(b
 func BenchmarkScanRecordHeads(b *testing.B) { storetest.BenchmarkScanRecordHeads(b, open) }
 func BenchmarkBulkLoad(b *testing.B)        { storetest.BenchmarkBulkLoad(b, open) }
 func BenchmarkClaimOutbox(b *testing.B)     { storetest.BenchmarkClaimOutbox(b, open) }
+func BenchmarkLoadLinks(b *testing.B)       { storetest.BenchmarkLoadLinks(b, open) }

@@ -266,13 +266,10 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 	// Bound parameters, not a JSON array: an external id is matched byte
 	// for byte, valid UTF-8 or not.
 	const chunk = 500
-	args := make([]any, 0, 1+min(chunk, len(ids)))
+	args := make([]any, 0, 2*(1+min(chunk, len(ids))))
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
-		args = append(args[:0], system)
-		for _, id := range part {
-			args = append(args, id)
-		}
+		args = loadLinksArgs(args[:0], system, part)
 		err := queryLinks(ctx, s.r, loadLinksSQL(len(part)), args, func(l *nhisync.Link) error {
 			out = append(out, l)
 			return nil
@@ -285,18 +282,26 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 	return out, nil
 }
 
-// loadLinksSQL is LoadLinks's query for n external ids of one system
-// (?1, then ?2 …), staged links included.
+// loadLinksSQL is LoadLinks's query for n external ids of one system,
+// staged links included: its arguments are the system's name and the ids,
+// twice (loadLinksArgs). Its parameters are anonymous: numbered ones
+// (?1, ?2 …) are each looked up in a list, by SQLite's parser and by the
+// driver when it binds them, which costs n² for n ids.
 func loadLinksSQL(n int) string {
-	var ids strings.Builder
-	for i := range n {
-		if i > 0 {
-			ids.WriteString(", ")
-		}
-		fmt.Fprintf(&ids, "?%d", i+2)
-	}
-	where := ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?1) AND l.ext_id IN (` + ids.String() + `)`
+	where := ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?) AND l.ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
 	return `SELECT ` + linkCols + linkFrom + where + ` UNION ALL SELECT ` + linkCols + stageFrom + where
+}
+
+// loadLinksArgs appends loadLinksSQL's arguments for system and ids to
+// args.
+func loadLinksArgs(args []any, system string, ids []string) []any {
+	for range 2 {
+		args = append(args, system)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	return args
 }
 
 // recordLinksSQL selects the links of the records in a JSON array of ids,

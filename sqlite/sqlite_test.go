@@ -54,6 +54,10 @@ func BenchmarkAppendAudit(b *testing.B) {
 	storetest.BenchmarkAppendAudit(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }
 
+func BenchmarkLoadLinks(b *testing.B) {
+	storetest.BenchmarkLoadLinks(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
 func BenchmarkClaimOutbox(b *testing.B) {
 	storetest.BenchmarkClaimOutbox(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }

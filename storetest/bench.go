@@ -378,3 +378,34 @@ func BenchmarkClaimOutbox(b *testing.B, open func(b *testing.B) nhisync.Store) {
 	}
 	cpu.report(b)
 }
+
+// BenchmarkLoadLinks loads 500 links of one system per call, spread over
+// the 20,000 it holds (what a drain's outcome reads, a chunk at a time).
+func BenchmarkLoadLinks(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	s := open(b)
+	ctx := b.Context()
+	const stored, perCall = 20000, 500
+	batch := &nhisync.Batch{}
+	for i := range stored {
+		batch.Links = append(batch.Links, benchLink("catalog", i, 0))
+	}
+	if err := s.Commit(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	var cpu cpuMeter
+	cpu.begin()
+	call := 0
+	for b.Loop() {
+		ids := make([]string, perCall)
+		for i := range ids {
+			ids[i] = batch.Links[(i*(stored/perCall)+call)%stored].ExternalID
+		}
+		call++
+		got, err := s.LoadLinks(ctx, "catalog", ids)
+		if err != nil || len(got) != perCall {
+			b.Fatalf("LoadLinks: %d links, %v; want %d", len(got), err, perCall)
+		}
+		cpu.ops++
+	}
+	cpu.report(b)
+}
