@@ -116,7 +116,7 @@ func (p *pass) disputeDuplicates(r *sysRead) {
 		// No content hash: once the id is unique again its record reads
 		// as changed and is correlated afresh.
 		st.hasHash = false
-		s := &strayObs{st: st, status: nhisync.LinkDisputed,
+		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads[st.id] != &r.fresh,
 			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id, n+1, r.sys.Name)}
 		p.stray = append(p.stray, s)
 		p.sum.sys(r.sys.Name).Error = s.reason
@@ -223,7 +223,7 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int
 	}
 	id, isNew, status, reason := p.match(ctx, r, st, linked)
 	if status != nhisync.LinkLive {
-		p.stray = append(p.stray, &strayObs{st: st, status: status, reason: reason})
+		p.stray = append(p.stray, &strayObs{st: st, status: status, reason: reason, stored: h != &r.fresh})
 		return
 	}
 	linked[id] = st.id
@@ -352,19 +352,27 @@ func (p *pass) settleStrays(ctx context.Context) error {
 	if len(p.stray) == 0 {
 		return nil
 	}
+	// Only strays the store held a link for at load have one to load: the
+	// others (a first pass's, new ids') were seen for the first time.
 	bySystem := map[string][]string{}
 	for _, s := range p.stray {
-		bySystem[s.st.system] = append(bySystem[s.st.system], s.st.id)
+		ids := bySystem[s.st.system]
+		if s.stored {
+			ids = append(ids, s.st.id)
+		}
+		bySystem[s.st.system] = ids
 	}
 	existing := map[string]*nhisync.Link{}
 	openItems := map[string]*nhisync.QuarantineItem{}
 	for sys, ids := range bySystem {
-		links, err := p.e.store.LoadLinks(ctx, sys, ids)
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			existing[sys+"\x00"+l.ExternalID] = l
+		if len(ids) > 0 {
+			links, err := p.e.store.LoadLinks(ctx, sys, ids)
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				existing[sys+"\x00"+l.ExternalID] = l
+			}
 		}
 		items, err := p.e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: sys})
 		if err != nil {

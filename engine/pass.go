@@ -128,6 +128,9 @@ type strayObs struct {
 	st     *staged
 	status nhisync.LinkStatus
 	reason string
+	// stored is false when the store held no link for the id when the
+	// pass loaded its system's heads: there is none to load.
+	stored bool
 }
 
 // recWork is what a pass must decide about one record.
@@ -389,6 +392,10 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	// Sized for the records the last full read saw: the map does not grow
 	// (and rehash) a few times over while the link heads load.
 	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: make(map[string]*head, st.Records), dups: map[string]int{}}
+	// Every id the read finds without a stored link points at fresh: seen
+	// (so it neither vanishes nor goes unnoticed when read twice), and
+	// linked to nothing.
+	r.fresh.seen = true
 	for i, m := range sys.Fields {
 		if sys.Reads(m.Field) {
 			r.readIdx = append(r.readIdx, i)
