@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"time"
 
 	"github.com/nhisync/nhisync"
 )
@@ -56,50 +55,4 @@ func (s *Store) checkpointsAfter(ctx context.Context, after int64) ([]*nhisync.C
 		page = append(page, c)
 	}
 	return page, rows.Err()
-}
-
-// commitDone arms the idle checkpoint: idleCheckpoint after the last
-// commit, the writer copies the WAL back into the database. It is an
-// economy, not a guarantee: a checkpoint that fails (the store closing,
-// a reader holding old frames) leaves the WAL to the next one, and
-// wal_autocheckpoint bounds it meanwhile.
-func (s *Store) commitDone() {
-	s.idleMu.Lock()
-	defer s.idleMu.Unlock()
-	if s.closed {
-		return
-	}
-	if s.idle == nil {
-		s.idle = time.AfterFunc(idleCheckpoint, s.checkpointIdle)
-		return
-	}
-	s.idle.Reset(idleCheckpoint)
-}
-
-func (s *Store) checkpointIdle() {
-	s.idleMu.Lock()
-	closed := s.closed
-	s.idleMu.Unlock()
-	if closed {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	// The result (busy, frames in the WAL, frames copied) only matters to
-	// the next checkpoint.
-	rows, err := s.w.QueryContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
-	if err == nil {
-		rows.Close()
-	}
-}
-
-// stopIdleCheckpoint keeps the idle checkpoint from running once the
-// store closes (one already running finishes before the writer closes).
-func (s *Store) stopIdleCheckpoint() {
-	s.idleMu.Lock()
-	defer s.idleMu.Unlock()
-	s.closed = true
-	if s.idle != nil {
-		s.idle.Stop()
-	}
 }

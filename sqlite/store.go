@@ -62,7 +62,9 @@ type Store struct {
 	sysMu  sync.Mutex
 	sysIDs map[string]int64
 
-	// idle fires idleCheckpoint after the last commit (checkpoint.go).
+	// ckpt copies the WAL back into the database; idle looks again
+	// idleCheckpoint after the last commit (wal.go).
+	ckpt   *walCheckpointer
 	idleMu sync.Mutex
 	idle   *time.Timer
 	closed bool
@@ -86,22 +88,27 @@ const (
 	readerCache = "&_pragma=cache_size(-8192)"
 )
 
-// walCheckpointPages is the writer's wal_autocheckpoint: every this many
-// WAL frames (256 MiB of 4 KiB pages) the commit that crosses it copies
-// the WAL back into the database. A page a pass rewrites in many commits
-// (a leaf of a random-key B-tree: links by external id, records by match
-// key) is copied once per checkpoint, so fewer, larger checkpoints copy
-// less: at 100k NHIs the first pass's checkpoints took 1.1 s of CPU every
-// 8192 pages, 0.7 s every 32768 and 0.4 s every 131072. Between passes the
-// WAL is checkpointed anyway once the writer is idle (idleCheckpoint), and
-// journal_size_limit truncates the file to 64 MiB when it is reset, so a
-// small store's WAL stays small.
-const walCheckpointPages = 65536
+// walCheckpointPages is how many WAL frames (256 MiB of 4 KiB pages) wait
+// before the checkpointer (wal.go) copies them back into the database. A
+// page a pass rewrites in many commits (a leaf of a random-key B-tree:
+// links by external id, records by match key) is copied once per
+// checkpoint, so fewer, larger checkpoints copy less: at 100k NHIs the
+// first pass's checkpoints took 1.1 s of CPU every 8192 pages, 0.7 s every
+// 32768 and 0.4 s every 131072. walHardLimitPages is the writer's own
+// wal_autocheckpoint, the bound should the checkpointer fall behind.
+// Between passes the WAL is checkpointed anyway once the writer is idle
+// (idleCheckpoint), and journal_size_limit truncates the file to 64 MiB
+// when it starts over, so a small store's WAL stays small. Variables for
+// tests only.
+var (
+	walCheckpointPages = 65536
+	walHardLimitPages  = 2 * walCheckpointPages
+)
 
-// idleCheckpoint is how long after its last commit the writer copies the
-// WAL back (PRAGMA wal_checkpoint(PASSIVE), which waits for nobody): a
-// pass's commits come every few hundred milliseconds and never wait for
-// it, a served store between passes does not keep a large WAL.
+// idleCheckpoint is how long after its last commit the checkpointer copies
+// whatever is left of the WAL back: a pass's commits come every few
+// hundred milliseconds, a served store between passes does not keep a
+// large WAL.
 const idleCheckpoint = 2 * time.Second
 
 // Open opens (creating it and its parent directories, 0700, if missing)
@@ -142,7 +149,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.w, err = sql.Open("sqlite", uri+"?"+commonPragmas+writerCache+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
-		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", walCheckpointPages)+"&_pragma=journal_size_limit(67108864)"+
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", 2*walHardLimitPages)+"&_pragma=journal_size_limit(67108864)"+
 		"&_txlock=immediate")
 	if err != nil {
 		lock.release()
@@ -187,8 +194,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, internal(op, err)
 		}
 	}
+	s.ckpt, err = startCheckpointer(uri, abs)
+	if err != nil {
+		s.w.Close()
+		lock.release()
+		return nil, s.openError(op, err)
+	}
 	s.r, err = sql.Open("sqlite", uri+"?"+commonPragmas+readerCache+"&_pragma=synchronous(FULL)&_query_only=1")
 	if err != nil {
+		s.ckpt.close()
 		s.w.Close()
 		lock.release()
 		return nil, s.openError(op, err)
@@ -292,8 +306,9 @@ func (s *Store) openError(op string, err error) error {
 // nothing. Failures are EINTERNAL.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopIdleCheckpoint()
-		var errs []error
+		// The checkpointer's connection closes first: the last one to
+		// close checkpoints the WAL and removes it.
+		errs := []error{s.stopCheckpoints()}
 		if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
 			errs = append(errs, err)
 		}

@@ -1,0 +1,250 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Checkpoints: copying the WAL back into the database. SQLite's own
+// (wal_autocheckpoint) runs inside the commit that crosses the limit, on
+// the committing goroutine: a pread from the WAL and a pwrite to the
+// database for every page, then fsyncs, while the next batch waits. Here
+// a checkpointer goroutine on a connection of its own does it instead,
+// with PRAGMA wal_checkpoint(PASSIVE), which waits for nobody: the writer
+// appends frames while the other core copies the earlier ones back.
+//
+// It runs when walCheckpointPages frames wait to be copied (read from the
+// wal-index, the -shm file, whose header SQLite documents), and when the
+// writer has been idle for idleCheckpoint. A WAL starts over from its
+// first frame only when a writer begins while every frame is copied; a
+// checkpoint that ran beside commits leaves the frames those added, so
+// after one the checkpointer keeps copying after each commit (a few pages
+// each) until the WAL has started over. The bound is the writer's: once
+// the WAL holds walHardLimitPages frames (twice the checkpointer's limit;
+// reached only when the checkpointer falls behind, commits come back to
+// back, or a reader holds old frames) the committing goroutine checkpoints
+// itself with wal_checkpoint(RESTART) after its commit: it copies what is
+// left, waits for the readers of old frames, and the next commit starts
+// the WAL over. SQLite's wal_autocheckpoint stays on, at twice that, should
+// the wal-index be unreadable.
+//
+// Durability is unchanged: a commit is durable once its frames are in the
+// WAL and fsynced (synchronous=FULL on the writer); a checkpoint only
+// copies committed frames, fsyncing the WAL before and the database after
+// (synchronous=FULL on its connection too), and a process dying inside one
+// leaves the frames in the WAL, from which the next open reads them.
+
+// walIndexVersion is the wal-index format SQLite 3.7.0 on writes.
+const walIndexVersion = 3007000
+
+// walCheckpointer copies the WAL back into the database in the background.
+type walCheckpointer struct {
+	db    *sql.DB // its own connection
+	shm   string  // the wal-index file
+	limit uint32  // walCheckpointPages
+	hard  uint32  // walHardLimitPages
+	// kick asks for a look after a commit (false) or when the writer is
+	// idle (true).
+	kick chan bool
+	stop chan struct{}
+	done chan struct{}
+
+	// Owned by run.
+	f        *os.File
+	draining bool   // copying each commit's frames until the WAL starts over
+	lastMax  uint32 // frames in the WAL at the last look
+
+	// runs and hardRuns count the checkpoints run here and by the writer
+	// (tests).
+	runs, hardRuns atomic.Int64
+	// mu guards f: the writer reads the wal-index too.
+	mu sync.Mutex
+}
+
+// startCheckpointer opens the checkpointer's connection to the database
+// at uri and starts it.
+func startCheckpointer(uri, path string) (*walCheckpointer, error) {
+	db, err := sql.Open("sqlite", uri+"?"+commonPragmas+"&_pragma=cache_size(-512)&_pragma=synchronous(FULL)")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	c := &walCheckpointer{db: db, shm: path + "-shm", limit: uint32(walCheckpointPages), hard: uint32(walHardLimitPages), kick: make(chan bool, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c, nil
+}
+
+func (c *walCheckpointer) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case idle := <-c.kick:
+			c.look(idle)
+		}
+	}
+}
+
+// look checkpoints when enough frames wait, while draining, or when idle.
+func (c *walCheckpointer) look(idle bool) {
+	frames, copied, ok := c.walIndex()
+	if !ok {
+		if idle {
+			c.checkpoint()
+		}
+		return
+	}
+	if frames < c.lastMax {
+		c.draining = false // the WAL started over
+	}
+	c.lastMax = frames
+	waiting := uint32(0)
+	if frames > copied {
+		waiting = frames - copied
+	}
+	switch {
+	case waiting >= c.limit:
+	case waiting > 0 && (c.draining || idle):
+	default:
+		return
+	}
+	c.checkpoint()
+	c.draining = true
+}
+
+// checkpoint runs one PASSIVE checkpoint; a failure (the store closing, a
+// reader holding old frames) leaves the frames to the next one.
+func (c *walCheckpointer) checkpoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var busy, log, done int64
+	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err == nil {
+		c.runs.Add(1)
+	}
+}
+
+// walIndex reads how many frames the WAL holds and how many of them are
+// copied back (mxFrame at offset 16 of the wal-index header, nBackfill at
+// offset 96, in native byte order: sqlite.org/walformat.html).
+func (c *walCheckpointer) walIndex() (frames, copied uint32, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == nil {
+		f, err := os.Open(c.shm)
+		if err != nil {
+			return 0, 0, false
+		}
+		c.f = f
+	}
+	var hdr [136]byte
+	if _, err := c.f.ReadAt(hdr[:], 0); err != nil {
+		return 0, 0, false
+	}
+	if binary.NativeEndian.Uint32(hdr[0:]) != walIndexVersion {
+		return 0, 0, false
+	}
+	return binary.NativeEndian.Uint32(hdr[16:]), binary.NativeEndian.Uint32(hdr[96:]), true
+}
+
+// close stops the checkpointer (one running finishes first) and closes
+// its connection.
+func (c *walCheckpointer) close() error {
+	close(c.stop)
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f != nil {
+		c.f.Close()
+	}
+	return c.db.Close()
+}
+
+// commitDone follows every commit: past walHardLimitPages frames the
+// writer checkpoints itself, otherwise the checkpointer looks at the WAL;
+// idleCheckpoint after the last commit it copies whatever is left.
+func (s *Store) commitDone() {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.closed || s.ckpt == nil {
+		return
+	}
+	if frames, _, ok := s.ckpt.walIndex(); ok && frames >= s.ckpt.hard {
+		s.checkpointWriter()
+	}
+	select {
+	case s.ckpt.kick <- false:
+	default: // a look is pending already
+	}
+	if s.idle == nil {
+		s.idle = time.AfterFunc(idleCheckpoint, s.checkpointIdle)
+		return
+	}
+	s.idle.Reset(idleCheckpoint)
+}
+
+// checkpointWriter copies the whole WAL back on the writer's connection
+// and waits (busy_timeout) for readers of old frames, so that the next
+// commit starts the WAL over (wal_checkpoint(RESTART)). SQLite does not
+// wait for another checkpoint, so it waits here for the checkpointer's to
+// end. It failing leaves the WAL to the next commit.
+func (s *Store) checkpointWriter() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		var busy, log, done int64
+		if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &log, &done); err != nil {
+			return
+		}
+		if log >= 0 { // log -1: another checkpoint holds the WAL
+			s.ckpt.hardRuns.Add(1)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Store) checkpointIdle() {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.closed {
+		return
+	}
+	// Replaces a pending look after a commit: idle is the larger ask.
+	select {
+	case <-s.ckpt.kick:
+	default:
+	}
+	s.ckpt.kick <- true
+}
+
+// stopCheckpoints stops the idle timer and the checkpointer once the store
+// closes (a checkpoint running finishes first).
+func (s *Store) stopCheckpoints() error {
+	s.idleMu.Lock()
+	s.closed = true
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	s.idleMu.Unlock()
+	if s.ckpt == nil {
+		return nil
+	}
+	return s.ckpt.close()
+}
