@@ -107,7 +107,8 @@ type AuditField struct {
 	Actor string `json:"actor,omitempty"`
 	Value Value  `json:"value"`
 	// Reason is the rule that chose the value; empty for ReasonFirstValue,
-	// the reason of most first values (Expand gives it back).
+	// the reason of most first values, and "merge" for
+	// ReasonMergeFirstValue (CreatedFieldReason; Expand gives them back).
 	Reason string `json:"reason,omitempty"`
 	// Agreed are the other systems that held the same value when it was
 	// adopted, each as its actor: "system", or "system:actor" when the
@@ -124,6 +125,38 @@ const ReasonAgrees = "agrees with the golden value"
 // out of its fields (AuditField.Reason empty): most first values have it,
 // and it would be about a quarter of the entry's bytes.
 const ReasonFirstValue = "priority: the golden value was empty"
+
+// ReasonMergeFirstValue is why merge accepts a value into an empty golden
+// field. A record.created entry keeps it as "merge".
+const ReasonMergeFirstValue = "merge: the golden value was empty"
+
+// mergeFirstValue is what a record.created entry keeps of
+// ReasonMergeFirstValue. No first value had it as its reason before.
+const mergeFirstValue = "merge"
+
+// CreatedFieldReason returns what a record.created entry keeps of the
+// reason a field's first value was accepted for (AuditField.Reason):
+// empty for ReasonFirstValue, "merge" for ReasonMergeFirstValue, any other
+// reason as it is. Expand gives the reason back.
+func CreatedFieldReason(reason string) string {
+	switch reason {
+	case ReasonFirstValue:
+		return ""
+	case ReasonMergeFirstValue:
+		return mergeFirstValue
+	}
+	return reason
+}
+
+// CreatedLinkReason returns what a record.created entry keeps of the
+// reason a link was made for (AuditLink.Reason): empty for ReasonMatch,
+// any other reason as it is. Expand gives the reason back.
+func CreatedLinkReason(reason string) string {
+	if reason == ReasonMatch {
+		return ""
+	}
+	return reason
+}
 
 // Expand returns the entry as one entry per decision: a record.created
 // entry carrying Links and Fields becomes itself (without them), one
@@ -154,8 +187,11 @@ func (e *AuditEntry) Expand() []*AuditEntry {
 		if actor == "" {
 			actor = f.System
 		}
-		if reason == "" {
+		switch reason {
+		case "":
 			reason = ReasonFirstValue
+		case mergeFirstValue:
+			reason = ReasonMergeFirstValue
 		}
 		out = append(out, &AuditEntry{Seq: e.Seq, Time: e.Time, Actor: actor, Action: ActAccepted, Kind: e.Kind,
 			RecordID: e.RecordID, Record: e.Record, Field: f.Field, System: f.System, New: f.Value, Reason: reason,

@@ -349,3 +349,24 @@ func BenchmarkLeafBytes(b *testing.B) {
 		}
 	})
 }
+
+// TestCreatedReasonsExpand: the reasons a record.created entry keeps of
+// its links and first values (CreatedLinkReason, CreatedFieldReason),
+// short or left out, expand to the reasons given, whatever they are
+// (but "" and "merge", which no rule gives a first value).
+func TestCreatedReasonsExpand(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		reason := rapid.OneOf(rapid.SampledFrom([]string{ReasonFirstValue, ReasonMergeFirstValue, ReasonMatch, "reappeared", "priority: a ranks above b"}),
+			rapid.String()).Filter(func(s string) bool { return s != "" && s != mergeFirstValue }).Draw(t, "reason")
+		e := &AuditEntry{Action: ActRecordCreated, Links: []AuditLink{{System: "a", ID: "1", Reason: CreatedLinkReason(reason)}},
+			Fields: []AuditField{{Field: "f", System: "a", Value: Str("v"), Reason: CreatedFieldReason(reason)}}}
+		var back AuditEntry
+		if err := json.Unmarshal(e.LeafBytes(), &back); err != nil {
+			t.Fatal(err)
+		}
+		x := back.Expand()
+		if len(x) != 3 || x[1].Action != ActRecordLinked || x[1].Reason != reason || x[2].Action != ActAccepted || x[2].Reason != reason {
+			t.Fatalf("reason %q expands to link %q, field %q", reason, x[1].Reason, x[2].Reason)
+		}
+	})
+}

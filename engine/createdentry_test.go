@@ -63,7 +63,7 @@ func TestFirstAdoptionIsOneCreatedEntry(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("record.created carries %d fields, want 2: %+v", len(got), created.Fields)
 	}
-	if len(created.Links) != 1 || created.Links[0] != (nhisync.AuditLink{System: "b", ID: "1", Reason: "match"}) {
+	if len(created.Links) != 1 || created.Links[0] != (nhisync.AuditLink{System: "b", ID: "1"}) {
 		t.Errorf("record.created links = %+v, want b's record 1 by match", created.Links)
 	}
 	// The per-decision view reads as before: created, b linked, name
@@ -184,7 +184,7 @@ func TestFirstPassWritesOneEntryPerRecord(t *testing.T) {
 		if e.System != "idp" || e.Reason != "create_from" {
 			t.Errorf("record.created %+v: want created from idp", e)
 		}
-		want := []nhisync.AuditLink{{System: "cmdb", ID: "c" + i, Reason: "match"}, {System: "catalog", ID: "k" + i, Reason: "match"}}
+		want := []nhisync.AuditLink{{System: "cmdb", ID: "c" + i}, {System: "catalog", ID: "k" + i}} // reason match, the default
 		if !slices.Equal(e.Links, want) {
 			t.Errorf("record %s links %+v, want %+v", e.Record, e.Links, want)
 		}
@@ -207,17 +207,21 @@ func TestFirstPassWritesOneEntryPerRecord(t *testing.T) {
 		if s := fields["secret"].Value.Text(); !strings.HasPrefix(s, nhisync.SensitivePrefix) || strings.Contains(s, "s3cret") {
 			t.Errorf("record %s: sensitive first value %q is not its HMAC", e.Record, s)
 		}
-		// The uncontested first value's reason is left out; any other is
-		// kept, and the expanded view gives both.
+		// The uncontested first value's reason is left out, merge's is
+		// kept short, and the expanded view gives both in full.
 		if r := fields["name"].Reason; r != "" {
 			t.Errorf("record %s name: stored reason %q, want it left out (%s)", e.Record, r, nhisync.ReasonFirstValue)
 		}
-		if r := fields["classification"].Reason; r != "merge: the golden value was empty" {
-			t.Errorf("record %s classification: stored reason %q, want merge's", e.Record, r)
+		if r := fields["classification"].Reason; r != "merge" {
+			t.Errorf("record %s classification: stored reason %q, want merge's, short", e.Record, r)
 		}
 		for _, x := range e.Expand() {
-			if x.Action == nhisync.ActAccepted && (x.Field == "name" && x.Reason != nhisync.ReasonFirstValue || x.Reason == "") {
+			if x.Action == nhisync.ActAccepted && (x.Field == "name" && x.Reason != nhisync.ReasonFirstValue ||
+				x.Field == "classification" && x.Reason != nhisync.ReasonMergeFirstValue || x.Reason == "") {
 				t.Errorf("record %s: expanded %s has reason %q", e.Record, x.Field, x.Reason)
+			}
+			if x.Action == nhisync.ActRecordLinked && x.Reason != nhisync.ReasonMatch {
+				t.Errorf("record %s: expanded link in %s has reason %q", e.Record, x.System, x.Reason)
 			}
 		}
 	}

@@ -69,22 +69,19 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 		case ev.Action == nhisync.ActAccepted && ev.Field != "" && ev.Old.IsZero():
 			// A new record's field adopted for the first time: one more
 			// value of its record.created entry, not an entry of its own.
-			actor, reason := ev.Actor, ev.Reason
+			actor := ev.Actor
 			if actor == ev.System {
 				actor = ""
 			}
-			if reason == nhisync.ReasonFirstValue {
-				reason = "" // the default (AuditField.Reason)
-			}
 			rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: ev.Field, System: ev.System, Actor: actor,
-				Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: reason})
+				Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: nhisync.CreatedFieldReason(ev.Reason)})
 			return
 		case ev.Action == nhisync.ActRecordLinked && ev.Field == "":
 			// Another system's record linked to the new record.
 			if rc.created.Links == nil {
 				rc.created.Links = make([]nhisync.AuditLink, 0, len(rc.d.e.cfg.SystemNames)-1)
 			}
-			rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: ev.System, ID: ev.New.Text(), Reason: ev.Reason})
+			rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: ev.System, ID: ev.New.Text(), Reason: nhisync.CreatedLinkReason(ev.Reason)})
 			return
 		}
 	}

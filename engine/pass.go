@@ -551,6 +551,12 @@ func (p *pass) commit(ctx context.Context) error {
 // one stops the pass at the next commit or flush. Nothing of a batch
 // leaves for a system before flush has returned without error.
 func (p *pass) commitAsync(ctx context.Context) error {
+	// The batch's audit entries are complete: encode their leaves now,
+	// while the batch before may still be committing, so that the store
+	// only splices in seq, time and prev_hash.
+	if !p.dry {
+		p.batch.PrepareAudit()
+	}
 	if err := p.flush(); err != nil {
 		return err
 	}
