@@ -131,7 +131,10 @@ func (s *Store) inBulk() bool {
 // however many; with files it fills one buffer the size of the page cache
 // and spills sorted runs to a temporary file (in the directory SQLite
 // picks: SQLITE_TMPDIR, TMPDIR, /var/tmp or /tmp), so its memory is
-// bounded too. A process that dies at any step leaves the transaction
+// bounded too. The writer's page cache is cut to 16 MiB for the move (and
+// put back after), which bounds that buffer: a 300k-NHI merge grew the
+// process by 69 MB instead of 220 with the writer's 64 MiB, for the same
+// CPU. A process that dies at any step leaves the transaction
 // undone: the links staged, links' indexes whole, and the next Open moves
 // them again (closeWindowFault tests every step).
 func (s *Store) mergeStage(ctx context.Context) (err error) {
@@ -159,6 +162,14 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 		return err
 	}
 	defer restore(`PRAGMA temp_store = MEMORY`)
+	var cache int
+	if err := conn.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -16384`); err != nil {
+		return err
+	}
+	defer restore(fmt.Sprintf(`PRAGMA cache_size = %d`, cache))
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err

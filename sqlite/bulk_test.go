@@ -213,7 +213,7 @@ func writerTempStore(t *testing.T, s *Store) int {
 
 // TestBulkWindowCloseDies: EndBulk failing at any step of the move (as a
 // process dying there would) leaves every link staged and readable and
-// links' indexes whole, the writer as it was; the next Open moves the
+// links' indexes whole, the writer's settings as they were; the next Open moves the
 // links, and links_record is there and used.
 func TestBulkWindowCloseDies(t *testing.T) {
 	for _, step := range []string{"dropped", "moved", "emptied", "built"} {
@@ -260,6 +260,10 @@ func TestBulkWindowCloseDies(t *testing.T) {
 			}
 			if ts := writerTempStore(t, s); ts != 2 {
 				t.Errorf("writer's temp_store after EndBulk died = %d, want 2 (memory)", ts)
+			}
+			var cache int
+			if err := s.w.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil || cache != -65536 {
+				t.Errorf("writer's cache_size after EndBulk died = %d, %v; want -65536", cache, err)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
