@@ -20,54 +20,61 @@ func (p *pass) correlate(ctx context.Context) error {
 		if r == nil {
 			continue
 		}
-		p.disputeDuplicates(r)
-		if err := p.restageStrays(ctx, r); err != nil {
+		err := p.correlateSystem(ctx, r)
+		// The system's heads and its list of changed observations are not
+		// needed any more (what is left to decide is in p.work): a first
+		// pass holding millions drops each system's as soon as it is done,
+		// before the next system's records add their work.
+		r.heads, r.changed = nil, nil
+		if err != nil {
 			return err
-		}
-		linked := p.linkedRecords(r)
-		var settled []string
-		for _, st := range r.changed {
-			h := r.heads[st.id]
-			wasDisputed := h != nil && h.status == stateDisputed
-			p.place(ctx, r, st, linked)
-			if wasDisputed && h.status == stateLive {
-				settled = append(settled, st.id)
-			}
-		}
-		if err := p.clearDisputes(ctx, r, settled); err != nil {
-			return err
-		}
-		if !r.full {
-			continue
-		}
-		var goneStrays []string
-		var gone []goneLink
-		for id, h := range r.heads {
-			if h.seen || h.status == stateGone {
-				continue
-			}
-			if h.recordID != 0 {
-				gone = append(gone, goneLink{externalID: id, recordID: h.recordID})
-			} else {
-				goneStrays = append(goneStrays, id)
-			}
-		}
-		if err := p.vanishAll(ctx, r, gone); err != nil {
-			return err
-		}
-		if len(goneStrays) > 0 {
-			if err := p.goneStrays(ctx, r, goneStrays); err != nil {
-				return err
-			}
 		}
 	}
-	if err := p.settleStrays(ctx); err != nil {
+	return p.settleStrays(ctx)
+}
+
+// correlateSystem ties the staged observations of one system's read to
+// golden records and collects what vanished from it.
+func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
+	p.disputeDuplicates(r)
+	if err := p.restageStrays(ctx, r); err != nil {
 		return err
 	}
-	// What is left to decide is in p.work: the heads and the list of
-	// changed observations are not needed any more.
-	for _, r := range p.reads {
-		r.heads, r.changed = nil, nil
+	linked := p.linkedRecords(r)
+	var settled []string
+	for _, st := range r.changed {
+		h := r.heads[st.id]
+		wasDisputed := h != nil && h.status == stateDisputed
+		p.place(ctx, r, st, linked)
+		if wasDisputed && h.status == stateLive {
+			settled = append(settled, st.id)
+		}
+	}
+	if err := p.clearDisputes(ctx, r, settled); err != nil {
+		return err
+	}
+	if !r.full {
+		return nil
+	}
+	var goneStrays []string
+	var gone []goneLink
+	for id, h := range r.heads {
+		if h.seen || h.status == stateGone {
+			continue
+		}
+		if h.recordID != 0 {
+			gone = append(gone, goneLink{externalID: id, recordID: h.recordID})
+		} else {
+			goneStrays = append(goneStrays, id)
+		}
+	}
+	if err := p.vanishAll(ctx, r, gone); err != nil {
+		return err
+	}
+	if len(goneStrays) > 0 {
+		if err := p.goneStrays(ctx, r, goneStrays); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -295,7 +302,7 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 func (p *pass) addRecord(kind, key string, id int64) {
 	p.recIdx[kind][key] = id
 	w := p.addWork(id)
-	w.kind, w.key = kind, key
+	w.key = key
 	parts := strings.Split(key, "\x1f")
 	for sig, idx := range p.partial {
 		k, s, ok := strings.Cut(sig, ":")

@@ -157,7 +157,8 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 				if !w.isNew {
 					return nhisync.Errorf(nhisync.EINTERNAL, "record %d is linked but missing from the store", id)
 				}
-				rec = &nhisync.Record{ID: id, Kind: w.kind, MatchKey: w.key, Fields: map[string]*nhisync.Golden{}, Created: p.now}
+				// The creating observation is the first: its system's kind.
+				rec = &nhisync.Record{ID: id, Kind: p.reads[w.obs[0].system].kind.Name, MatchKey: w.key, Fields: map[string]*nhisync.Golden{}, Created: p.now}
 			}
 			if rec.Fields == nil {
 				rec.Fields = map[string]*nhisync.Golden{}
@@ -176,6 +177,7 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 		for _, id := range chunk {
 			*p.work[id] = recWork{} // its slab stays until its neighbours are done too
 			delete(p.work, id)
+			delete(p.vanished, id)
 		}
 		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(ids)), Total: len(ids)})
 	}

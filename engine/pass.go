@@ -62,6 +62,8 @@ type pass struct {
 	partial map[string]map[string][]int64
 	work    map[int64]*recWork
 	works   slab[recWork]
+	// vanished lists, by record ID, the systems the record vanished from.
+	vanished map[int64][]string
 	// stray are staged observations that link to no record (unmatched,
 	// disputed), by system.
 	stray []*strayObs
@@ -133,16 +135,17 @@ type strayObs struct {
 	stored bool
 }
 
-// recWork is what a pass must decide about one record.
+// recWork is what a pass must decide about one record: 56 bytes, as a
+// first pass holds one per record. The systems a record vanished from
+// are in pass.vanished.
 type recWork struct {
 	id int64
-	// kind and key (the normalized match key) of a record new in this
-	// pass; the store has those of the others.
-	kind     string
-	key      string
-	isNew    bool
-	obs      []*staged
-	vanished []string
+	// key is the normalized match key of a record new in this pass (its
+	// kind is that of its first observation, the one that created it);
+	// the store has those of the others.
+	key   string
+	obs   []*staged
+	isNew bool
 }
 
 // Sync runs one pass: drain queued writes, read every system, decide,
@@ -151,18 +154,19 @@ type recWork struct {
 func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 	start := e.clock.Now()
 	p := &pass{
-		e:       e,
-		opt:     opt,
-		dry:     opt.DryRun,
-		now:     start.UTC(),
-		hlc:     &nhisync.HLC{Clock: e.clock},
-		ids:     &ids{store: e.store, dry: opt.DryRun},
-		sum:     newSummary(e.cfg, opt.DryRun),
-		reads:   map[string]*sysRead{},
-		recIdx:  map[string]map[string]int64{},
-		partial: map[string]map[string][]int64{},
-		work:    map[int64]*recWork{},
-		batch:   &nhisync.Batch{},
+		e:        e,
+		opt:      opt,
+		dry:      opt.DryRun,
+		now:      start.UTC(),
+		hlc:      &nhisync.HLC{Clock: e.clock},
+		ids:      &ids{store: e.store, dry: opt.DryRun},
+		sum:      newSummary(e.cfg, opt.DryRun),
+		reads:    map[string]*sysRead{},
+		recIdx:   map[string]map[string]int64{},
+		partial:  map[string]map[string][]int64{},
+		work:     map[int64]*recWork{},
+		vanished: map[int64][]string{},
+		batch:    &nhisync.Batch{},
 	}
 	if !p.dry {
 		p.leaseTTL = opt.LeaseTTL

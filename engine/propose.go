@@ -54,7 +54,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 			}
 		}
 	}
-	for _, sys := range w.vanished {
+	for _, sys := range p.vanished[w.id] {
 		rc.vanish(sys, "")
 	}
 	rc.settleQuarantine(observed)

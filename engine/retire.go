@@ -103,8 +103,8 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 // markVanished gives every gone record its vanish work.
 func (p *pass) markVanished(system string, gone []goneLink) {
 	for _, g := range gone {
-		w := p.addWork(g.recordID)
-		w.vanished = append(w.vanished, system)
+		p.addWork(g.recordID)
+		p.vanished[g.recordID] = append(p.vanished[g.recordID], system)
 	}
 }
 
