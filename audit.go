@@ -284,19 +284,25 @@ type leafBody struct {
 	tb []byte
 }
 
-// prepareLeaf encodes e's leaf body.
-func prepareLeaf(e *AuditEntry) *leafBody {
+// preparedAudit is what PrepareAudit encoded of a batch's entries: their
+// bodies, in one buffer, and the buffer the sealed leaves go to, so that
+// neither costs an allocation per entry.
+type preparedAudit struct {
+	bodies []leafBody
+	seal   []byte
+}
+
+// prepare encodes e's body at the end of buf, and returns buf.
+func (p *leafBody) prepare(buf []byte, e *AuditEntry, size int) []byte {
 	c := *e
-	b := appendLeafBody(make([]byte, 0, e.leafSize()), &c)
-	if mayHoldInvalidUTF8(b) && !c.validUTF8() {
+	start := len(buf)
+	buf = appendLeafBody(buf, &c)
+	if mayHoldInvalidUTF8(buf[start:]) && !c.validUTF8() {
 		replaceInvalidUTF8(&c) // as LeafBytes does
-		b = appendLeafBody(b[:0], &c)
+		buf = appendLeafBody(buf[:start], &c)
 	}
-	p := &leafBody{e: e, size: e.bodySize(), b: b, t: e.Time}
-	if y := e.Time.UTC().Year(); y >= 0 && y <= 9999 {
-		p.tb = appendLeafTime(nil, e.Time.UTC())
-	}
-	return p
+	*p = leafBody{e: e, size: size, b: buf[start:len(buf):len(buf)], t: e.Time}
+	return buf
 }
 
 // PrepareAudit encodes ahead what each audit entry's leaf holds but for
@@ -309,12 +315,46 @@ func prepareLeaf(e *AuditEntry) *leafBody {
 // changed length), or when it is another entry than the one prepared at
 // its place, but cannot tell an edit in place that keeps every length.
 func (b *Batch) PrepareAudit() {
-	b.leaves = make([]*leafBody, len(b.Audit))
+	b.prepareAudit(nil)
+}
+
+// prepareAudit is PrepareAudit, taking the body of the i-th entry from
+// leaves[i] when that leaf has one (leafBodyOf).
+func (b *Batch) prepareAudit(leaves [][]byte) {
+	pa := &preparedAudit{bodies: make([]leafBody, len(b.Audit))}
+	total := 0
 	for i, e := range b.Audit {
 		if e != nil {
-			b.leaves[i] = prepareLeaf(e)
+			pa.bodies[i].size = e.bodySize()
+			total += pa.bodies[i].size
 		}
 	}
+	buf := make([]byte, 0, total)
+	var lastT time.Time
+	var lastTB []byte
+	for i, e := range b.Audit {
+		if e == nil {
+			continue
+		}
+		p := &pa.bodies[i]
+		if i < len(leaves) {
+			if body := leafBodyOf(leaves[i]); body != nil {
+				start := len(buf)
+				buf = append(buf, body...)
+				*p = leafBody{e: e, size: p.size, b: buf[start:len(buf):len(buf)]}
+				continue
+			}
+		}
+		buf = p.prepare(buf, e, p.size)
+		// Entries of a batch mostly share their time: its text too.
+		if lastTB != nil && e.Time == lastT {
+			p.tb = lastTB
+		} else if y := e.Time.UTC().Year(); y >= 0 && y <= 9999 {
+			p.tb = appendLeafTime(nil, e.Time.UTC())
+			lastT, lastTB = e.Time, p.tb
+		}
+	}
+	b.prepared = pa
 }
 
 // PrepareAuditFrom is PrepareAudit for entries read from another log,
@@ -325,19 +365,7 @@ func (b *Batch) PrepareAudit() {
 // values were left out). A leaf whose head or tail is not as this
 // encoder writes them is ignored: the entry is encoded afresh.
 func (b *Batch) PrepareAuditFrom(leaves [][]byte) {
-	b.leaves = make([]*leafBody, len(b.Audit))
-	for i, e := range b.Audit {
-		if e == nil {
-			continue
-		}
-		if i < len(leaves) {
-			if body := leafBodyOf(leaves[i]); body != nil {
-				b.leaves[i] = &leafBody{e: e, size: e.bodySize(), b: bytes.Clone(body)}
-				continue
-			}
-		}
-		b.leaves[i] = prepareLeaf(e)
-	}
+	b.prepareAudit(leaves)
 }
 
 // leafBodyOf returns the body of leaf, between its head ({"seq":N,
@@ -374,13 +402,15 @@ func leafBodyOf(leaf []byte) []byte {
 // its SealLeaf does, from what PrepareAudit encoded when that still holds.
 func (b *Batch) SealAudit(i int, prevHash string) (leaf, leafHash []byte) {
 	e := b.Audit[i]
-	var p *leafBody
-	if i < len(b.leaves) {
-		if p = b.leaves[i]; p != nil && (p.e != e || p.size != e.bodySize()) {
-			p = nil
-		}
+	pa := b.prepared
+	if pa == nil || i >= len(pa.bodies) {
+		return e.sealLeaf(prevHash, nil, nil)
 	}
-	return e.sealLeaf(prevHash, p)
+	p := &pa.bodies[i]
+	if p.e != e || p.size != e.bodySize() {
+		return e.sealLeaf(prevHash, nil, nil)
+	}
+	return e.sealLeaf(prevHash, p, &pa.seal)
 }
 
 // appendSealedLeaf appends e's leaf to b, from p, the body PrepareAudit
@@ -567,21 +597,36 @@ func (e *AuditEntry) Seal(prevHash string) []byte {
 // SealLeaf is Seal, also returning the leaf hash (what Hash encodes), so
 // a store that feeds the notary does not hash the leaf a second time.
 func (e *AuditEntry) SealLeaf(prevHash string) (leaf, leafHash []byte) {
-	return e.sealLeaf(prevHash, nil)
+	return e.sealLeaf(prevHash, nil, nil)
 }
 
 // sealLeaf is SealLeaf, from p, the leaf body encoded ahead, when not nil.
-func (e *AuditEntry) sealLeaf(prevHash string, p *leafBody) (leaf, leafHash []byte) {
+func (e *AuditEntry) sealLeaf(prevHash string, p *leafBody, arena *[]byte) (leaf, leafHash []byte) {
 	e.PrevHash = prevHash
 	e.Hash = ""
 	// The leaf is written after a 0x00 byte: that is what its hash covers.
 	var b []byte
 	if p != nil {
-		b = make([]byte, 1, len(p.b)+len(prevHash)+80)
+		// At most: 0x00, the head (seq and time), the body, prev_hash
+		// with every byte escaped, and the keys and braces.
+		need := 1 + 80 + len(p.b) + 6*len(prevHash) + 20
+		if arena != nil {
+			if cap(*arena)-len(*arena) < need {
+				*arena = make([]byte, 0, max(need, 64<<10))
+			}
+			n := len(*arena)
+			b = (*arena)[n : n+1 : n+need]
+			b[0] = 0
+			b = e.appendSealedLeaf(b, p)
+			if len(b) <= need { // written in place (else append moved it)
+				*arena = (*arena)[:n+len(b)]
+			}
+		} else {
+			b = e.appendSealedLeaf(append(make([]byte, 0, need), 0), p)
+		}
 	} else {
-		b = make([]byte, 1, e.leafSize()+1)
+		b = e.appendSealedLeaf(append(make([]byte, 0, e.leafSize()+1), 0), p)
 	}
-	b = e.appendSealedLeaf(b, p)
 	sum := sha256.Sum256(b)
 	leafHash = sum[:]
 	e.Hash = base64.StdEncoding.EncodeToString(leafHash)

@@ -370,3 +370,29 @@ func TestCreatedReasonsExpand(t *testing.T) {
 		}
 	})
 }
+
+// TestPreparedBatchSealsEveryLeaf: a batch's entries prepared together
+// and sealed one after the other, as a store does, each give the leaf
+// encoding/json writes, and sealing one leaves the leaves sealed before
+// intact (they share buffers).
+func TestPreparedBatchSealsEveryLeaf(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		es := rapid.SliceOfN(anyEntry(), 1, 12).Draw(t, "entries")
+		b := &Batch{Audit: es}
+		b.PrepareAudit()
+		var leaves, want [][]byte
+		prev := ""
+		for i, e := range es {
+			e.Seq = int64(i + 1)
+			w := sealedJSON(e, e.Seq, e.Time, prev)
+			leaf, _ := b.SealAudit(i, prev)
+			leaves, want = append(leaves, leaf), append(want, w)
+			prev = e.Hash
+		}
+		for i := range leaves {
+			if !bytes.Equal(leaves[i], want[i]) {
+				t.Fatalf("entry %d sealed\n got %s\nwant %s", i+1, leaves[i], want[i])
+			}
+		}
+	})
+}

@@ -57,9 +57,9 @@ type Batch struct {
 	// (Outbox) leaves its claim.
 	Claim *Claim
 
-	// leaves are the Audit entries' leaf bodies, encoded ahead by
-	// PrepareAudit.
-	leaves []*leafBody
+	// prepared holds the Audit entries' leaf bodies, encoded ahead by
+	// PrepareAudit, and the buffer their sealed leaves are written to.
+	prepared *preparedAudit
 }
 
 // ClaimRequest asks Store.ClaimOutbox for queued writes to send.
