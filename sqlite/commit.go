@@ -75,9 +75,11 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
-	links := &linkWriter{s: s, stage: s.inBulk()}
+	states := encodeStates(b)
+	defer states.done()
+	links := &linkWriter{s: s, stage: s.inBulk(), states: states}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
-		writeRecords, links.write, writeConflicts, writeQuarantine, writeApprovals,
+		states.writeRecords, links.write, writeConflicts, writeQuarantine, writeApprovals,
 		writeOutbox, deleteOutbox, writeSystems, writeMeta,
 	}
 	for _, step := range steps {
@@ -166,20 +168,15 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 	return nil
 }
 
-func writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	var buf []byte
+// writeRecords upserts the batch's records with their encoded states.
+func (st *states) writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 	return insert{
 		head: `INSERT INTO records (id, kind, match_key, key, state) VALUES `,
 		cols: 5,
 		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, match_key = excluded.match_key, key = excluded.key, state = excluded.state`,
 	}.run(ctx, tx, len(b.Records), func(args []any, i int) []any {
 		r := b.Records[i]
-		if i%rowsPerInsert == 0 {
-			buf = buf[:0]
-		}
-		start := len(buf)
-		buf = encodeRecordState(buf, r)
-		return append(args, r.ID, r.Kind, r.MatchKey, r.Key, buf[start:len(buf):len(buf)])
+		return append(args, r.ID, r.Kind, r.MatchKey, r.Key, st.record(i))
 	}, func(i int, err error) error {
 		r := b.Records[i]
 		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {

@@ -26,7 +26,12 @@ type linkWriter struct {
 	// inserted are the systems this transaction added: none of their
 	// links exists yet.
 	inserted map[string]bool
+	// states holds the encoded state of each of the batch's links.
+	states *states
 }
+
+// state returns the encoded state of the batch's link i.
+func (w *linkWriter) state(i int) []byte { return w.states.link(i) }
 
 // write upserts the batch's links in key order (a later row of the same
 // link wins), each with its state: a new link's state under the next
@@ -50,18 +55,26 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 		return w.writeStaged(ctx, tx, b.Links)
 	}
 	// Key order makes the B-tree insertions of one batch local; a stable
-	// sort keeps a link's rows in batch order, and the last is kept.
-	order := make([]*nhisync.Link, len(b.Links))
-	copy(order, b.Links)
-	slices.SortStableFunc(order, func(x, y *nhisync.Link) int {
-		return cmp.Or(cmp.Compare(w.systems[x.System], w.systems[y.System]), strings.Compare(x.ExternalID, y.ExternalID))
+	// sort keeps a link's rows in batch order, and the last is kept. Links
+	// are kept by their index in the batch, which names their state.
+	order := make([]int, len(b.Links))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int {
+		lx, ly := b.Links[x], b.Links[y]
+		return cmp.Or(cmp.Compare(w.systems[lx.System], w.systems[ly.System]), strings.Compare(lx.ExternalID, ly.ExternalID))
 	})
-	links := order[:0]
-	for i, l := range order {
-		if i+1 < len(order) && order[i+1].System == l.System && order[i+1].ExternalID == l.ExternalID {
+	kept := order[:0]
+	for i, x := range order {
+		if i+1 < len(order) && b.Links[order[i+1]].System == b.Links[x].System && b.Links[order[i+1]].ExternalID == b.Links[x].ExternalID {
 			continue
 		}
-		links = append(links, l)
+		kept = append(kept, x)
+	}
+	links := make([]*nhisync.Link, len(kept))
+	for i, x := range kept {
+		links[i] = b.Links[x]
 	}
 	stateIDs, err := w.stateIDs(ctx, tx, links)
 	if err != nil {
@@ -73,18 +86,12 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 		byID[i] = i
 	}
 	slices.SortFunc(byID, func(x, y int) int { return cmp.Compare(stateIDs[x], stateIDs[y]) })
-	var buf []byte
 	err = insert{
 		head: `INSERT INTO link_state (id, state) VALUES `,
 		cols: 2,
 		tail: `ON CONFLICT (id) DO UPDATE SET state = excluded.state`,
 	}.run(ctx, tx, len(byID), func(args []any, i int) []any {
-		if i%rowsPerInsert == 0 {
-			buf = buf[:0]
-		}
-		start := len(buf)
-		buf = encodeLinkState(buf, links[byID[i]])
-		return append(args, stateIDs[byID[i]], buf[start:len(buf):len(buf)])
+		return append(args, stateIDs[byID[i]], w.state(kept[byID[i]]))
 	}, nil)
 	if err != nil {
 		return err
@@ -113,17 +120,11 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisy
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM link_state`).Scan(&next); err != nil {
 		return err
 	}
-	var buf []byte
 	err := insert{
 		head: `INSERT INTO link_state (id, state) VALUES `,
 		cols: 2,
 	}.run(ctx, tx, len(links), func(args []any, i int) []any {
-		if i%rowsPerInsert == 0 {
-			buf = buf[:0]
-		}
-		start := len(buf)
-		buf = encodeLinkState(buf, links[i])
-		return append(args, next+int64(i), buf[start:len(buf):len(buf)])
+		return append(args, next+int64(i), w.state(i))
 	}, nil)
 	if err != nil {
 		return err
