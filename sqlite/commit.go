@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nhisync/nhisync"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -60,6 +61,8 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 }
 
 func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Notary) (cp *nhisync.Checkpoint, err error) {
+	s.stmts.prepare(ctx, s.w)
+	ctx = withStmts(ctx, &s.stmts)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -112,10 +115,16 @@ type insert struct {
 // statement fails and explain is set, the rows of that statement are tried
 // one by one so that explain can name the row at fault (SQLite undoes a
 // failed statement whole, so the retried rows are not doubled).
+//
+// Rows go rowsPerInsert to a statement, and the rest in statements of
+// 32, 16, … 1 rows (its binary digits): so a table has a few statements
+// whatever a batch holds, and a commit whose context carries the store's
+// statement cache (Store.commit) prepares none of them again.
 func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any, i int) []any, explain func(i int, err error) error) error {
 	if n == 0 {
 		return nil
 	}
+	cache := stmtsOf(ctx)
 	stmts := map[int]*sql.Stmt{}
 	defer func() {
 		for _, st := range stmts {
@@ -128,17 +137,26 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 		}
 		group := "(" + strings.Repeat("?, ", in.cols-1) + "?)"
 		q := in.head + strings.Repeat(group+", ", rows-1) + group + " " + in.tail
-		st, err := tx.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, err
+		var st *sql.Stmt
+		if pre := cache.get(q); pre != nil {
+			st = tx.StmtContext(ctx, pre)
+		} else {
+			var err error
+			if st, err = tx.PrepareContext(ctx, q); err != nil {
+				return nil, err
+			}
 		}
 		stmts[rows] = st
 		return st, nil
 	}
 	args := make([]any, 0, in.cols*min(n, rowsPerInsert))
-	for start := 0; start < n; start += rowsPerInsert {
-		end := min(start+rowsPerInsert, n)
-		st, err := prepare(end - start)
+	for start := 0; start < n; {
+		rows := rowsPerInsert
+		for rows > n-start {
+			rows /= 2
+		}
+		end := start + rows
+		st, err := prepare(rows)
 		if err != nil {
 			return err
 		}
@@ -164,8 +182,96 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 			}
 			return err // the statement failed but no single row did
 		}
+		start = end
 	}
 	return nil
+}
+
+// stmtCache keeps the INSERT statements commits run, prepared on the
+// writer connection: preparing a 64-row statement costs as much as
+// running it. A statement a transaction wants that is not prepared yet is
+// prepared in that transaction and, before the next one begins, on the
+// connection (inside a transaction the one writer connection is taken).
+type stmtCache struct {
+	mu     sync.Mutex
+	stmts  map[string]*sql.Stmt
+	want   map[string]bool
+	closed bool
+}
+
+type stmtsKey struct{}
+
+// withStmts returns ctx carrying c, for insert.run.
+func withStmts(ctx context.Context, c *stmtCache) context.Context {
+	return context.WithValue(ctx, stmtsKey{}, c)
+}
+
+func stmtsOf(ctx context.Context) *stmtCache {
+	c, _ := ctx.Value(stmtsKey{}).(*stmtCache)
+	return c
+}
+
+// maxStmts bounds the cache (a dozen tables, 7 sizes each).
+const maxStmts = 256
+
+// get returns the prepared statement of q, or nil and remembers that q is
+// wanted.
+func (c *stmtCache) get(q string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.stmts[q]; st != nil {
+		return st
+	}
+	if c.want == nil {
+		c.want = map[string]bool{}
+	}
+	if len(c.stmts)+len(c.want) < maxStmts {
+		c.want[q] = true
+	}
+	return nil
+}
+
+// prepare prepares the wanted statements on db; one that fails (its table
+// is gone: the bulk window's stage) is not retried. It holds no lock while
+// it waits for the connection: another commit's transaction may hold it
+// and look statements up meanwhile.
+func (c *stmtCache) prepare(ctx context.Context, db *sql.DB) {
+	c.mu.Lock()
+	var want []string
+	for q := range c.want {
+		want = append(want, q)
+	}
+	clear(c.want)
+	c.mu.Unlock()
+	for _, q := range want {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.stmts == nil {
+			c.stmts = map[string]*sql.Stmt{}
+		}
+		if c.closed || c.stmts[q] != nil {
+			st.Close()
+		} else {
+			c.stmts[q] = st
+		}
+		c.mu.Unlock()
+	}
+}
+
+// close closes the prepared statements.
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.stmts {
+		st.Close()
+	}
+	c.stmts, c.closed = nil, true
 }
 
 // writeRecords upserts the batch's records with their encoded states.

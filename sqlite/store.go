@@ -61,6 +61,8 @@ type Store struct {
 	// sysIDs caches link_systems as committed (linkwrite.go).
 	sysMu  sync.Mutex
 	sysIDs map[string]int64
+	// stmts are the commits' prepared INSERTs (commit.go).
+	stmts stmtCache
 
 	// ckpt copies the WAL back into the database; idle looks again
 	// idleCheckpoint after the last commit (wal.go).
@@ -312,6 +314,7 @@ func (s *Store) Close() error {
 		if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
 			errs = append(errs, err)
 		}
+		s.stmts.close()
 		errs = append(errs, s.w.Close())
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
