@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nhisync/nhisync"
 )
@@ -263,14 +264,22 @@ func scanLinksSQL(statusFilter string) string {
 func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
 	const op = "sqlite.LoadLinks"
 	var out []*nhisync.Link
-	// Bound parameters, not a JSON array: an external id is matched byte
-	// for byte, valid UTF-8 or not.
+	// A JSON array of the ids when JSON carries each byte for byte (valid
+	// UTF-8 without NUL): one parameter, a statement parsed in no time;
+	// else bound parameters, which match any bytes.
 	const chunk = 500
 	args := make([]any, 0, 2*(1+min(chunk, len(ids))))
+	var list []byte
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
-		args = loadLinksArgs(args[:0], system, part)
-		err := queryLinks(ctx, s.r, loadLinksSQL(len(part)), args, func(l *nhisync.Link) error {
+		query := loadLinksJSONSQL
+		if list = appendJSONStrings(list[:0], part); list != nil {
+			args = append(args[:0], system, string(list))
+		} else {
+			query = loadLinksSQL(len(part))
+			args = loadLinksArgs(args[:0], system, part)
+		}
+		err := queryLinks(ctx, s.r, query, args, func(l *nhisync.Link) error {
 			out = append(out, l)
 			return nil
 		})
@@ -291,6 +300,43 @@ func loadLinksSQL(n int) string {
 	where := ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?) AND l.ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
 	return `SELECT ` + linkCols + linkFrom + where + ` UNION ALL SELECT ` + linkCols + stageFrom + where
 }
+
+// loadLinksJSONSQL is LoadLinks's query for one system (?1) and external
+// ids given as a JSON array of strings (?2), staged links included.
+const loadLinksJSONSQL = `SELECT ` + linkCols + linkFrom + loadLinksJSONWhere + ` UNION ALL SELECT ` + linkCols + stageFrom + loadLinksJSONWhere
+
+const loadLinksJSONWhere = ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?1) AND l.ext_id IN (SELECT value FROM json_each(?2))`
+
+// appendJSONStrings appends ids to b as a JSON array of strings, or
+// returns nil when one of them is not valid UTF-8 or holds a NUL, which
+// JSON would not carry to SQLite byte for byte.
+func appendJSONStrings(b []byte, ids []string) []byte {
+	b = append(b, '[')
+	for i, id := range ids {
+		if !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
+			return nil
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		for j := 0; j < len(id); j++ {
+			switch c := id[j]; {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, `\u00`...)
+				b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+		}
+		b = append(b, '"')
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
 
 // loadLinksArgs appends loadLinksSQL's arguments for system and ids to
 // args.

@@ -51,6 +51,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"links", scanLinksSQL(""), []any{1, "", 10}, []string{"SEARCH l USING PRIMARY KEY (system_id=? AND ext_id>?)", "SEARCH st USING INTEGER PRIMARY KEY"}, true},
 		{"stray links", scanLinksSQL(stray), []any{1, "", "unmatched", "disputed", 10}, []string{"SEARCH l USING INDEX links_record (record_id=? AND system_id=? AND ext_id>?)"}, true},
 		{"load links", loadLinksSQL(2), loadLinksArgs(nil, "idp", []string{"u-1", "u-2"}), []string{"SEARCH l USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
+		{"load links by JSON", loadLinksJSONSQL, []any{"idp", `["u-1","u-2"]`}, []string{"SEARCH l USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
 		{"links of records", recordLinksSQL, []any{"[1,2]"}, []string{"SEARCH l USING INDEX links_record (record_id=?)"}, false},
 		{"state ids", stateIDsSQL(2), []any{1, "u-1", "u-2"}, []string{"SEARCH links USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
 		{"record by key", `SELECT id, kind, match_key, key, state FROM records WHERE kind = ? AND match_key = ?`, []any{"service_account", "aws\x00bot-1"}, []string{"SEARCH records USING INDEX records_key (kind=? AND match_key=?)"}, false},

@@ -1,0 +1,61 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+)
+
+// TestLoadLinksAnyBytes: LoadLinks finds links by external ids of any
+// bytes — quotes, backslashes, control characters, non-ASCII, invalid
+// UTF-8, NUL — each alone and mixed in one call (JSON array or bound
+// parameters), and no other link.
+func TestLoadLinksAnyBytes(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	ids := []string{"plain", `q"uote`, `back\slash`, "tab\tnl\n\x01\x1f", "ünïcode €", "\u2028", "bad\xff\xfe", "nul\x00byte", "<&>"}
+	b := &nhisync.Batch{}
+	for _, id := range ids {
+		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: id, Status: nhisync.LinkUnmatched})
+		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: id + "-other", Status: nhisync.LinkUnmatched})
+	}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	calls := [][]string{ids, {"plain", `q"uote`, "tab\tnl\n\x01\x1f", "missing"}}
+	for _, id := range ids {
+		calls = append(calls, []string{id})
+	}
+	for _, call := range calls {
+		got, err := s.LoadLinks(ctx, "idp", call)
+		if err != nil {
+			t.Fatalf("LoadLinks(%q): %v", call, err)
+		}
+		var gotIDs []string
+		for _, l := range got {
+			gotIDs = append(gotIDs, l.ExternalID)
+		}
+		want := slices.DeleteFunc(slices.Clone(call), func(id string) bool { return id == "missing" })
+		slices.Sort(want)
+		if !slices.Equal(gotIDs, want) {
+			t.Errorf("LoadLinks(%q) = %q, want %q", call, gotIDs, want)
+		}
+	}
+}
+
+// TestAppendJSONStrings: the array JSON decodes to the ids, byte for byte,
+// and ids JSON cannot carry give nil.
+func TestAppendJSONStrings(t *testing.T) {
+	ids := []string{"", "plain", `q"uote`, `back\slash`, "ctl\x01\x1f\x7f", "ünïcode €", "\u2028\u2029", "<&>"}
+	var back []string
+	if err := json.Unmarshal(appendJSONStrings(nil, ids), &back); err != nil || !slices.Equal(back, ids) {
+		t.Errorf("decoded %q (%v), want %q", back, err, ids)
+	}
+	for _, bad := range []string{"bad\xff", "nul\x00"} {
+		if got := appendJSONStrings(nil, []string{"ok", bad}); got != nil {
+			t.Errorf("appendJSONStrings(%q) = %s, want nil", bad, got)
+		}
+	}
+}
