@@ -43,11 +43,11 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	linked := p.linkedRecords(r)
 	var settled []string
 	for _, st := range r.changed {
-		h := r.heads[st.id]
+		h := r.heads[st.id()]
 		wasDisputed := h != nil && h.status == stateDisputed
 		p.place(ctx, r, st, linked)
 		if wasDisputed && h.status == stateLive {
-			settled = append(settled, st.id)
+			settled = append(settled, st.id())
 		}
 	}
 	if err := p.clearDisputes(ctx, r, settled); err != nil {
@@ -111,20 +111,20 @@ func (p *pass) disputeDuplicates(r *sysRead) {
 	done := map[string]bool{}
 	kept := r.changed[:0]
 	for _, st := range r.changed {
-		n, dup := r.dups[st.id]
+		n, dup := r.dups[st.id()]
 		if !dup {
 			kept = append(kept, st)
 			continue
 		}
-		if done[st.id] {
+		if done[st.id()] {
 			continue
 		}
-		done[st.id] = true
+		done[st.id()] = true
 		// No content hash: once the id is unique again its record reads
 		// as changed and is correlated afresh.
 		st.hasHash = false
-		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads[st.id] != &r.fresh,
-			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id, n+1, r.sys.Name)}
+		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads[st.id()] != &r.fresh,
+			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id(), n+1, r.sys.Name)}
 		p.stray = append(p.stray, s)
 		p.sum.sys(r.sys.Name).Error = s.reason
 	}
@@ -164,7 +164,7 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	var ids []string
 	changed := map[string]bool{}
 	for _, st := range r.changed {
-		changed[st.id] = true
+		changed[st.id()] = true
 	}
 	for id, h := range r.heads {
 		if h.seen && h.recordID == 0 && !changed[id] && r.dups[id] == 0 && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
@@ -222,7 +222,7 @@ func (p *pass) addWork(id int64) *recWork {
 
 // place routes one staged observation.
 func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) {
-	h := r.heads[st.id]
+	h := r.heads[st.id()]
 	if h != nil && h.recordID != 0 && h.status != stateUnmatched && h.status != stateDisputed {
 		w := p.addWork(h.recordID)
 		w.obs = append(w.obs, st)
@@ -233,7 +233,7 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int
 		p.stray = append(p.stray, &strayObs{st: st, status: status, reason: reason, stored: h != &r.fresh})
 		return
 	}
-	linked[id] = st.id
+	linked[id] = st.id()
 	switch {
 	case h == &r.fresh:
 		r.freshLinked++
@@ -288,7 +288,7 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 		}
 		return 0, false, nhisync.LinkUnmatched, UnmatchedReason(kind, r.sys.Name)
 	case 1:
-		if other, ok := linked[candidates[0]]; ok && other != st.id {
+		if other, ok := linked[candidates[0]]; ok && other != st.id() {
 			return 0, false, nhisync.LinkDisputed, fmt.Sprintf("%s record %q already links to the same golden record", r.sys.Name, other)
 		}
 		return candidates[0], false, nhisync.LinkLive, ""
@@ -363,11 +363,11 @@ func (p *pass) settleStrays(ctx context.Context) error {
 	// others (a first pass's, new ids') were seen for the first time.
 	bySystem := map[string][]string{}
 	for _, s := range p.stray {
-		ids := bySystem[s.st.system]
+		ids := bySystem[s.st.system()]
 		if s.stored {
-			ids = append(ids, s.st.id)
+			ids = append(ids, s.st.id())
 		}
-		bySystem[s.st.system] = ids
+		bySystem[s.st.system()] = ids
 	}
 	existing := map[string]*nhisync.Link{}
 	openItems := map[string]*nhisync.QuarantineItem{}
@@ -392,9 +392,9 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		}
 	}
 	for _, s := range p.stray {
-		system := s.st.system
+		system := s.st.system()
 		r := p.reads[system]
-		key := system + "\x00" + s.st.id
+		key := system + "\x00" + s.st.id()
 		l := existing[key]
 		if l != nil && l.Status == nhisync.LinkDismissed && string(l.Hash) == string(s.st.hashBytes()) {
 			// A person dismissed it and it has not changed since.
@@ -408,7 +408,7 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		}
 		changed := l == nil || l.Status != s.status || string(l.Hash) != string(s.st.hashBytes())
 		if l == nil {
-			l = &nhisync.Link{System: system, ExternalID: s.st.id, FirstSeen: p.now}
+			l = &nhisync.Link{System: system, ExternalID: s.st.id(), FirstSeen: p.now}
 		}
 		modified, _, _ := s.st.source()
 		l.RecordID, l.Status, l.Hash, l.SeenAt, l.Modified = 0, s.status, s.st.hashBytes(), p.now, modified
@@ -436,16 +436,16 @@ func (p *pass) settleStrays(ctx context.Context) error {
 		if s.status == nhisync.LinkDisputed {
 			action = nhisync.ActRecordDisputed
 		}
-		p.audit(&nhisync.AuditEntry{Action: action, Actor: system, Kind: r.kind.Name, Record: label, System: system, New: nhisync.Str(s.st.id), Reason: s.reason})
+		p.audit(&nhisync.AuditEntry{Action: action, Actor: system, Kind: r.kind.Name, Record: label, System: system, New: nhisync.Str(s.st.id()), Reason: s.reason})
 		if s.status == nhisync.LinkDisputed && q == nil {
 			id, err := p.ids.get(ctx)
 			if err != nil {
 				return err
 			}
-			item := &nhisync.QuarantineItem{ID: id, Kind: r.kind.Name, Record: label, System: system, ExternalID: s.st.id,
-				Value: nhisync.Str(s.st.id), Rule: "disputed", Reason: s.reason, Status: nhisync.StatusOpen, At: p.now}
+			item := &nhisync.QuarantineItem{ID: id, Kind: r.kind.Name, Record: label, System: system, ExternalID: s.st.id(),
+				Value: nhisync.Str(s.st.id()), Rule: "disputed", Reason: s.reason, Status: nhisync.StatusOpen, At: p.now}
 			p.batch.Quarantine = append(p.batch.Quarantine, item)
-			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantined, Actor: system, Kind: r.kind.Name, Record: label, System: system, New: nhisync.Str(s.st.id), Reason: "disputed: " + s.reason})
+			p.audit(&nhisync.AuditEntry{Action: nhisync.ActQuarantined, Actor: system, Kind: r.kind.Name, Record: label, System: system, New: nhisync.Str(s.st.id()), Reason: "disputed: " + s.reason})
 		}
 	}
 	p.stray = nil

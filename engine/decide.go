@@ -158,7 +158,7 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 					return nhisync.Errorf(nhisync.EINTERNAL, "record %d is linked but missing from the store", id)
 				}
 				// The creating observation is the first: its system's kind.
-				rec = &nhisync.Record{ID: id, Kind: p.reads[w.obs[0].system].kind.Name, MatchKey: w.key, Fields: map[string]*nhisync.Golden{}, Created: p.now}
+				rec = &nhisync.Record{ID: id, Kind: w.obs[0].r.kind.Name, MatchKey: w.key, Fields: map[string]*nhisync.Golden{}, Created: p.now}
 			}
 			if rec.Fields == nil {
 				rec.Fields = map[string]*nhisync.Golden{}

@@ -38,7 +38,7 @@ func (rc *recCtx) liveLink(system string) *nhisync.Link {
 // setKeyFromObservations names a new record by the creating observation's
 // match values until golden values exist.
 func (rc *recCtx) setKeyFromObservations(st *staged) {
-	sys := rc.d.e.cfg.Systems[st.system]
+	sys := rc.d.e.cfg.Systems[st.system()]
 	vals := make([]string, len(rc.kind.Match))
 	for i, f := range rc.kind.Match {
 		for j, m := range sys.Fields {

@@ -117,8 +117,9 @@ type sysRead struct {
 	// dups counts the extra records holding an id already read.
 	dups map[string]int
 
-	// heap and staged allocate heads and observations; arena holds their
-	// encoded values, ids their external IDs.
+	// heap and staged allocate heads and observations; arena holds the
+	// observations' encodings (external IDs among them), ids the external
+	// IDs of stored links.
 	heap   slab[head]
 	staged slab[staged]
 	arena  texts
@@ -451,13 +452,12 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		enc = h.buf
 		vals := h.buf[len(r.fp):]
 		hd := r.heads[obs.ID]
-		var id string // obs.ID copied, once
 		switch {
 		case hd != nil && hd.seen:
 			// The same id twice in one read: neither record is read;
 			// correlate disputes the id (disputeDuplicates).
 			r.dups[obs.ID]++
-			r.changed = append(r.changed, r.stage(r.ids.clone(obs.ID), vals, obs.Modified.UTC(), obs.Actor))
+			r.changed = append(r.changed, r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor))
 			return nil
 		case hd != nil:
 			hd.seen = true
@@ -467,15 +467,14 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			if hd.status != stateGone && hd.hasHash && hd.hash == h.sum {
 				return nil
 			}
-		default:
-			id = r.ids.clone(obs.ID)
-			r.heads[id] = &r.fresh
+		}
+		// The id is copied once, into the observation's encoding; a new
+		// id's head is keyed by that copy.
+		st := r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor)
+		if hd == nil {
+			r.heads[st.id()] = &r.fresh
 			r.seen++
 		}
-		if id == "" {
-			id = r.ids.clone(obs.ID)
-		}
-		st := r.stage(id, vals, obs.Modified.UTC(), obs.Actor)
 		st.hash, st.hasHash = h.sum, true
 		r.changed = append(r.changed, st)
 		return nil

@@ -19,20 +19,20 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 	}
 	observed := map[string]*staged{}
 	for i, st := range w.obs {
-		r := p.reads[st.system]
-		observed[st.system] = st
+		r := st.r
+		observed[st.system()] = st
 		values := st.values(r.sys)
 		modified, actor, _ := st.source()
-		link := rc.linkFor(st.system, st.id)
+		link := rc.linkFor(st.system(), st.id())
 		switch {
 		case link == nil && w.isNew && i == 0:
-			link = rc.newLink(st.system, st.id)
-			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordCreated, Actor: st.system, System: st.system, New: nhisync.Str(st.id), Reason: "create_from"})
+			link = rc.newLink(st.system(), st.id())
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordCreated, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "create_from"})
 		case link == nil:
-			link = rc.newLink(st.system, st.id)
-			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system, System: st.system, New: nhisync.Str(st.id), Reason: "match"})
+			link = rc.newLink(st.system(), st.id())
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "match"})
 		case link.Status == nhisync.LinkGone:
-			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system, System: st.system, New: nhisync.Str(st.id), Reason: "reappeared"})
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "reappeared"})
 		}
 		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, modified, time.Time{}
 		for _, idx := range r.readIdx {
@@ -48,7 +48,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 					at = r.at
 				}
 				rc.props[m.Field] = append(rc.props[m.Field], &prop{
-					Proposal: nhisync.Proposal{System: st.system, Value: v, At: at, Actor: actor},
+					Proposal: nhisync.Proposal{System: st.system(), Value: v, At: at, Actor: actor},
 					link:     link, fs: fs,
 				})
 			}

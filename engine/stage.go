@@ -90,16 +90,17 @@ type head struct {
 
 // staged is one observation that must be correlated and decided: a
 // record new to the pass's view, or changed since its hash was stored.
-// It is 72 bytes plus its encoding: a first pass holds one per record
+// It is 48 bytes plus its encoding: a first pass holds one per record
 // and system.
 type staged struct {
-	system string
-	id     string
-	// enc is the observation's source time and actor (a header, see
-	// stage) followed by its canonical values, one per mapping of the
-	// system (none for a mapping not read), as nhisync.Value.AppendBinary
-	// encodes them: the bytes the content hash was built from, without
-	// the fingerprint. Decoded values share its text.
+	// r is the read of the observation's system.
+	r *sysRead
+	// enc is the observation's external ID, source time and actor (a
+	// header, see stage) followed by its canonical values, one per
+	// mapping of the system (none for a mapping not read), as
+	// nhisync.Value.AppendBinary encodes them: the bytes the content hash
+	// was built from, without the fingerprint. Decoded values share its
+	// text.
 	enc  string
 	hash [hashLen]byte
 	// hasHash is false for an observation that must read as changed next
@@ -107,21 +108,34 @@ type staged struct {
 	hasHash bool
 }
 
-// The header of a staged encoding: a byte of flags, then the source time
-// (its length, then time.Time.AppendBinary) and the actor (a uvarint
-// length, then the text) when present.
+// system is the name of the observation's system.
+func (st *staged) system() string { return st.r.sys.Name }
+
+// id is the observation's external ID (a part of its encoding).
+func (st *staged) id() string {
+	n, k := binary.Uvarint([]byte(st.enc[:min(len(st.enc), binary.MaxVarintLen64)]))
+	return st.enc[k : k+int(n)]
+}
+
+// The header of a staged encoding: the external ID (a uvarint length,
+// then the text), a byte of flags, then the source time (its length, then
+// time.Time.AppendBinary) and the actor (a uvarint length, then the text)
+// when present.
 const (
 	hasModified = 1 << iota
 	hasActor
 )
 
-// stage keeps an observation: id (a copy the caller made), and its source
-// time, actor and encoded values vals, copied into the read's arena (so
-// no connector's read buffer is kept alive by it).
+// stage keeps an observation: its external ID, source time, actor and
+// encoded values vals, copied into the read's arena (so no connector's
+// read buffer is kept alive by it).
 func (r *sysRead) stage(id string, vals []byte, modified time.Time, actor string) *staged {
-	hdr := append(r.hdr[:0], 0)
+	hdr := binary.AppendUvarint(r.hdr[:0], uint64(len(id)))
+	hdr = append(hdr, id...)
+	flags := len(hdr)
+	hdr = append(hdr, 0)
 	if !modified.IsZero() {
-		hdr[0] |= hasModified
+		hdr[flags] |= hasModified
 		hdr = append(hdr, 0)
 		n := len(hdr)
 		var err error
@@ -133,26 +147,27 @@ func (r *sysRead) stage(id string, vals []byte, modified time.Time, actor string
 		hdr[n-1] = byte(len(hdr) - n)
 	}
 	if actor != "" {
-		hdr[0] |= hasActor
+		hdr[flags] |= hasActor
 		hdr = binary.AppendUvarint(hdr, uint64(len(actor)))
 		hdr = append(hdr, actor...)
 	}
 	r.hdr = hdr
 	st := r.staged.alloc()
-	st.system, st.id, st.enc = r.sys.Name, id, r.arena.copy(hdr, vals)
+	st.r, st.enc = r, r.arena.copy(hdr, vals)
 	return st
 }
 
 // source returns the observation's source time (zero when its system
 // gave none) and actor, and the encoded values after them.
 func (st *staged) source() (modified time.Time, actor, vals string) {
-	b := st.enc
+	n, k := binary.Uvarint([]byte(st.enc[:min(len(st.enc), binary.MaxVarintLen64)]))
+	b := st.enc[k+int(n):]
 	flags := b[0]
 	b = b[1:]
 	if flags&hasModified != 0 {
 		n := int(b[0])
 		if err := modified.UnmarshalBinary([]byte(b[1 : 1+n])); err != nil {
-			panic("engine: a staged observation of " + st.system + " does not decode: " + err.Error())
+			panic("engine: a staged observation of " + st.system() + " does not decode: " + err.Error())
 		}
 		b = b[1+n:]
 	}
@@ -180,7 +195,7 @@ func (st *staged) values(sys *nhisync.System) []nhisync.Value {
 	for i, m := range fields {
 		v, rest, ok := m.Type.ReadBinary(b)
 		if !ok {
-			panic("engine: a staged observation of " + st.system + " does not decode")
+			panic("engine: a staged observation of " + st.system() + " does not decode")
 		}
 		out[i], b = v, rest
 	}
@@ -193,13 +208,13 @@ func (st *staged) value(sys *nhisync.System, i int) nhisync.Value {
 	for range i {
 		rest, ok := nhisync.SkipBinary(b)
 		if !ok {
-			panic("engine: a staged observation of " + st.system + " does not decode")
+			panic("engine: a staged observation of " + st.system() + " does not decode")
 		}
 		b = rest
 	}
 	v, _, ok := sys.Fields[i].Type.ReadBinary(b)
 	if !ok {
-		panic("engine: a staged observation of " + st.system + " does not decode")
+		panic("engine: a staged observation of " + st.system() + " does not decode")
 	}
 	return v
 }
