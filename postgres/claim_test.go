@@ -144,8 +144,8 @@ func TestPropertyOutboxClaims(t *testing.T) {
 }
 
 // TestConcurrentClaimersExpiry: senders on their own connections claim
-// one system's writes at once, two at a time; some die holding their
-// claim (they never commit). Every live claim holds writes no other live
+// one system's writes at once, two at a time; three died holding their
+// claim (they never commit) before the others start. Every live claim holds writes no other live
 // claim holds; once the dead senders' claims expire, the survivors claim
 // and send those writes too, so each write's outcome commits once.
 func TestConcurrentClaimersExpiry(t *testing.T) {
@@ -206,10 +206,12 @@ func TestConcurrentClaimersExpiry(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	var wg sync.WaitGroup
+	// The dead senders claim first (a goroutine started late would find
+	// the live ones had sent everything), then the live ones race.
 	for i := range 3 {
-		wg.Go(func() { run(fmt.Sprintf("dead-%d", i), start, true) })
+		run(fmt.Sprintf("dead-%d", i), start, true)
 	}
+	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() { run(fmt.Sprintf("live-%d", i), start, false) })
 	}
