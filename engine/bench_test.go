@@ -9,6 +9,7 @@ import (
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
+	"github.com/nhisync/nhisync/storetest"
 )
 
 // benchWorld makes n records held by the three systems of baseConfig,
@@ -139,9 +140,9 @@ func BenchmarkDrainOutcomes(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		start := processCPU()
+		start := storetest.ProcessCPU()
 		sum, err := e.Drain(ctx)
-		cpu += processCPU() - start
+		cpu += storetest.ProcessCPU() - start
 		if err != nil || sum.WritesApplied != n {
 			b.Fatalf("Drain: applied %v, %v; want %d", sum, err, n)
 		}

@@ -138,10 +138,10 @@ type cpuMeter struct {
 	ops   int
 }
 
-func (m *cpuMeter) begin() { m.start = processCPU() }
+func (m *cpuMeter) begin() { m.start = ProcessCPU() }
 
 func (m *cpuMeter) report(b *testing.B) {
-	if used := processCPU() - m.start; used > 0 && m.ops > 0 {
+	if used := ProcessCPU() - m.start; used > 0 && m.ops > 0 {
 		b.ReportMetric(float64(used.Nanoseconds())/float64(m.ops), "cpu-ns/op")
 	}
 }
@@ -217,11 +217,11 @@ func BenchmarkCommitFirstPass(b *testing.B, open func(b *testing.B) nhisync.Stor
 		}
 		batch := firstPassBatch(first, perStep)
 		b.StartTimer()
-		cpu = processCPU()
+		cpu = ProcessCPU()
 		if err := s.Commit(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
-		used += processCPU() - cpu
+		used += ProcessCPU() - cpu
 		n += perStep
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
@@ -309,7 +309,7 @@ func BenchmarkBulkLoad(b *testing.B, open func(b *testing.B) nhisync.Store) {
 			batches = append(batches, firstPassBatch(first+int64(start), perStep))
 		}
 		b.StartTimer()
-		cpu := processCPU()
+		cpu := ProcessCPU()
 		bl, bulk := s.(nhisync.BulkLoader)
 		if bulk {
 			if open, err := bl.BeginBulk(ctx); err != nil || !open {
@@ -326,7 +326,7 @@ func BenchmarkBulkLoad(b *testing.B, open func(b *testing.B) nhisync.Store) {
 				b.Fatal(err)
 			}
 		}
-		used += processCPU() - cpu
+		used += ProcessCPU() - cpu
 		n += records
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// processCPU is the CPU time (user and system) this process has used: on a
+// ProcessCPU is the CPU time (user and system) this process has used: on a
 // shared machine a benchmark's CPU per operation says more than its wall
 // time.
-func processCPU() time.Duration {
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
