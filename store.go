@@ -193,6 +193,27 @@ type BulkLoader interface {
 	EndBulk(ctx context.Context) error
 }
 
+// WALReporter is a Store whose write-ahead log is copied back into the
+// database in the background (sqlite). A background checkpoint that keeps
+// failing is no commit's error: the log only grows, so the service shows
+// WALStatus as metrics and logs each new failure.
+type WALReporter interface {
+	WALStatus() WALStatus
+}
+
+// WALStatus is the state of a store's write-ahead log and of the
+// checkpoints that copy it back.
+type WALStatus struct {
+	// Frames is how many frames (pages) the log holds now, copied back or
+	// not; 0 when the store cannot tell.
+	Frames int64
+	// Checkpoints counts the checkpoints that ran since the store opened,
+	// Failures those that failed.
+	Checkpoints, Failures int64
+	// LastError is the last failure's message ("" when none failed).
+	LastError string
+}
+
 // Store keeps nhisync's state: golden records, links and shadows, open
 // work, the outbox and the audit log. Every method returns *Error with
 // ENOTFOUND for a missing item and EINTERNAL for storage failures.

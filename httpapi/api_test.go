@@ -389,7 +389,8 @@ func TestServiceEndpoints(t *testing.T) {
 	r := f.do(t, "", "GET", "/metrics", "")
 	for _, name := range []string{"nhisync_pass_duration_seconds", "nhisync_records", `nhisync_open_items{queue="conflicts"} 3`,
 		`nhisync_writes_total{result="applied",system="cmdb"}`, `nhisync_system_up{system="policy"} 1`, "nhisync_propagation_seconds_bucket", "go_goroutines",
-		`nhisync_leases_held{lease="pass"} 0`, `nhisync_leases_held{lease="feed/cmdb"} 0`} {
+		`nhisync_leases_held{lease="pass"} 0`, `nhisync_leases_held{lease="feed/cmdb"} 0`,
+		"nhisync_store_wal_frames", "nhisync_store_checkpoints_total", "nhisync_store_checkpoint_failures_total 0"} {
 		if !strings.Contains(string(r.body), name) {
 			t.Errorf("/metrics has no %s", name)
 		}

@@ -83,6 +83,19 @@ func NewMetrics(cfg *nhisync.Config, store nhisync.Store) *Metrics {
 	for _, q := range []string{"conflicts", "quarantine", "approvals"} {
 		m.openItems.WithLabelValues(q)
 	}
+	if wr, ok := store.(nhisync.WALReporter); ok {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "nhisync_store_wal_frames", Help: "Pages in the store's write-ahead log, copied back or not (SQLite).",
+			}, func() float64 { return float64(wr.WALStatus().Frames) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "nhisync_store_checkpoints_total", Help: "Checkpoints of the store's write-ahead log run since it opened (SQLite).",
+			}, func() float64 { return float64(wr.WALStatus().Checkpoints) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "nhisync_store_checkpoint_failures_total", Help: "Checkpoints of the store's write-ahead log that failed (SQLite); the log grows until one succeeds.",
+			}, func() float64 { return float64(wr.WALStatus().Failures) }),
+		)
+	}
 	m.leases.WithLabelValues("pass")
 	for _, name := range cfg.SystemNames {
 		m.systemUp.WithLabelValues(name)

@@ -83,7 +83,9 @@ type Service struct {
 	systems map[string]bool
 	seq     int
 	queued  string // id of the queued full pass
-	wake    chan struct{}
+	// walFailures is the store's checkpoint failures last reported.
+	walFailures int64
+	wake        chan struct{}
 }
 
 // New returns a service; Run starts it.
@@ -365,6 +367,24 @@ func (s *Service) pass(ctx context.Context, id string, opt engine.PassOptions) {
 		}
 	}
 	s.log.Info("pass done", attrs...)
+	s.reportWAL()
+}
+
+// reportWAL logs a failed checkpoint of the store's write-ahead log once
+// per new failure: no commit fails for it, the log only grows.
+func (s *Service) reportWAL() {
+	wr, ok := s.opt.Store.(nhisync.WALReporter)
+	if !ok {
+		return
+	}
+	st := wr.WALStatus()
+	s.mu.Lock()
+	seen := s.walFailures
+	s.walFailures = st.Failures
+	s.mu.Unlock()
+	if st.Failures > seen {
+		s.log.Warn("the store's write-ahead log is not being copied back", "failures", st.Failures-seen, "wal_frames", st.Frames, "error", st.LastError)
+	}
 }
 
 // requeue asks again for a pass that could not start.

@@ -1,12 +1,16 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +42,7 @@ systems:
 type feedWorld struct {
 	dir   string
 	store nhisync.Store
+	svc   *service.Service
 	stop  func()
 	done  chan error
 }
@@ -55,6 +60,13 @@ func newFeedWorld(tb testing.TB, rows int) *feedWorld {
 // startFeedWorld starts the service; wrap, when set, may wrap each
 // system's connector.
 func startFeedWorld(tb testing.TB, rows int, wrap func(system string, c nhisync.Connector) nhisync.Connector) *feedWorld {
+	tb.Helper()
+	return startFeedWorldWith(tb, rows, wrap, nil)
+}
+
+// startFeedWorldWith is startFeedWorld whose service options opt may
+// change before the service starts; it is given the workspace's store.
+func startFeedWorldWith(tb testing.TB, rows int, wrap func(system string, c nhisync.Connector) nhisync.Connector, opt func(*service.Options, nhisync.Store)) *feedWorld {
 	tb.Helper()
 	dir := tb.TempDir()
 	var csv strings.Builder
@@ -76,6 +88,7 @@ func startFeedWorld(tb testing.TB, rows int, wrap func(system string, c nhisync.
 	if err != nil {
 		tb.Fatal(err)
 	}
+	w := &feedWorld{dir: dir, store: store, done: make(chan error, 1)}
 	conns := map[string]nhisync.Connector{}
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
@@ -89,10 +102,13 @@ func startFeedWorld(tb testing.TB, rows int, wrap func(system string, c nhisync.
 		}
 		conns[name] = c
 	}
-	eng := engine.New(cfg, store, conns)
-	svc := service.New(service.Options{Config: cfg, Engine: eng, Conns: conns})
+	o := service.Options{Config: cfg, Engine: engine.New(cfg, store, conns), Conns: conns}
+	if opt != nil {
+		opt(&o, store)
+	}
+	svc := service.New(o)
+	w.svc = svc
 	runCtx, cancel := context.WithCancel(ctx)
-	w := &feedWorld{dir: dir, store: store, done: make(chan error, 1)}
 	go func() { w.done <- svc.Run(runCtx) }()
 	w.stop = func() {
 		cancel()
@@ -335,4 +351,80 @@ func TestFeedLeases(t *testing.T) {
 	}
 	w.edit(t, "owner-003@example.com", "after-takeover@example.com")
 	w.await(t, "an edit after the takeover", func(c string) bool { return strings.Contains(c, "after-takeover@example.com") })
+}
+
+// walFailing is the workspace's real store reporting a given number of
+// failed checkpoints (a failure SQLite gives no way to cause on demand).
+type walFailing struct {
+	nhisync.Store
+	failures atomic.Int64
+}
+
+func (w *walFailing) WALStatus() nhisync.WALStatus {
+	n := w.failures.Load()
+	st := nhisync.WALStatus{Frames: 70000, Failures: n}
+	if n > 0 {
+		st.LastError = "checkpointing the write-ahead log: disk I/O error"
+	}
+	return st
+}
+
+// TestWALFailuresAreLogged: after a pass the service logs checkpoint
+// failures of the store's write-ahead log once each, with the error.
+func TestWALFailuresAreLogged(t *testing.T) {
+	var logged lockedBuffer
+	wal := &walFailing{}
+	w := startFeedWorldWith(t, 3, nil, func(o *service.Options, store nhisync.Store) {
+		wal.Store = store
+		o.Store = wal
+		o.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	})
+	awaitLog := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for strings.Count(logged.String(), what) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q (%d times) in the log:\n%s", what, n, logged.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	awaitLog("pass done", 1)
+	if strings.Contains(logged.String(), "write-ahead log") {
+		t.Fatalf("a WAL warning without failures:\n%s", logged.String())
+	}
+	wal.failures.Store(2)
+	if _, err := w.svc.StartPass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	awaitLog("pass done", 2)
+	awaitLog("the store's write-ahead log is not being copied back", 1)
+	if !strings.Contains(logged.String(), "failures=2") || !strings.Contains(logged.String(), "disk I/O error") {
+		t.Errorf("the WAL warning lacks its count or error:\n%s", logged.String())
+	}
+	if _, err := w.svc.StartPass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	awaitLog("pass done", 3)
+	if n := strings.Count(logged.String(), "not being copied back"); n != 1 {
+		t.Errorf("the same failures logged %d times, want once:\n%s", n, logged.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the logger and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nhisync/nhisync"
 )
 
 // Checkpoints: copying the WAL back into the database. SQLite's own
@@ -59,9 +61,10 @@ type walCheckpointer struct {
 	draining bool   // copying each commit's frames until the WAL starts over
 	lastMax  uint32 // frames in the WAL at the last look
 
-	// runs and hardRuns count the checkpoints run here and by the writer
-	// (tests).
-	runs, hardRuns atomic.Int64
+	// runs and hardRuns count the checkpoints run here and by the writer,
+	// failures those that failed (WALStatus); lastErr is the last failure.
+	runs, hardRuns, failures atomic.Int64
+	lastErr                  atomic.Pointer[string]
 	// mu guards f: the writer reads the wal-index too.
 	mu sync.Mutex
 }
@@ -125,15 +128,44 @@ func (c *walCheckpointer) look(idle bool) {
 	c.draining = true
 }
 
-// checkpoint runs one PASSIVE checkpoint; a failure (the store closing, a
-// reader holding old frames) leaves the frames to the next one.
+// checkpoint runs one PASSIVE checkpoint; a failure leaves the frames to
+// the next one, and is counted (WALStatus). A reader holding old frames is
+// no failure: PASSIVE copies what it can.
 func (c *walCheckpointer) checkpoint() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var busy, log, done int64
-	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err == nil {
-		c.runs.Add(1)
+	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
+		c.failed(err)
+		return
 	}
+	c.runs.Add(1)
+}
+
+// failed counts a failed checkpoint and keeps its message.
+func (c *walCheckpointer) failed(err error) {
+	msg := "checkpointing the write-ahead log: " + err.Error()
+	c.lastErr.Store(&msg)
+	c.failures.Add(1)
+}
+
+// WALStatus reports the write-ahead log's size and the checkpoints run
+// since the store opened (nhisync.WALReporter).
+func (s *Store) WALStatus() nhisync.WALStatus {
+	if s.ckpt == nil {
+		return nhisync.WALStatus{}
+	}
+	st := nhisync.WALStatus{
+		Checkpoints: s.ckpt.runs.Load() + s.ckpt.hardRuns.Load(),
+		Failures:    s.ckpt.failures.Load(),
+	}
+	if frames, _, ok := s.ckpt.walIndex(); ok {
+		st.Frames = int64(frames)
+	}
+	if msg := s.ckpt.lastErr.Load(); msg != nil {
+		st.LastError = *msg
+	}
+	return st
 }
 
 // walIndex reads how many frames the WAL holds and how many of them are
@@ -206,6 +238,7 @@ func (s *Store) checkpointWriter() {
 	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		var busy, log, done int64
 		if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &log, &done); err != nil {
+			s.ckpt.failed(err)
 			return
 		}
 		if log >= 0 { // log -1: another checkpoint holds the WAL
@@ -214,6 +247,7 @@ func (s *Store) checkpointWriter() {
 		}
 		select {
 		case <-ctx.Done():
+			s.ckpt.failed(ctx.Err())
 			return
 		case <-time.After(wait):
 		}

@@ -264,3 +264,29 @@ func crashChild(path string) {
 		fmt.Printf("committed %d\n", n)
 	}
 }
+
+// TestCheckpointFailureReported: a background checkpoint that fails is
+// counted and its message kept (WALStatus), where the service's metrics
+// and log find it; it is no commit's error.
+func TestCheckpointFailureReported(t *testing.T) {
+	s := openTest(t)
+	if err := s.Commit(t.Context(), fewPages(t, s, 4)); err != nil {
+		t.Fatal(err)
+	}
+	st := s.WALStatus()
+	if st.Frames == 0 || st.Failures != 0 || st.LastError != "" {
+		t.Fatalf("after a commit: %+v, want frames and no failure", st)
+	}
+	// The checkpointer's connection gone: its next checkpoint fails.
+	if err := s.ckpt.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.ckpt.checkpoint()
+	st = s.WALStatus()
+	if st.Failures < 1 || !strings.Contains(st.LastError, "checkpointing the write-ahead log") {
+		t.Fatalf("after a failed checkpoint: %+v, want it counted with its message", st)
+	}
+	if err := s.Commit(t.Context(), fewPages(t, s, 1)); err != nil {
+		t.Fatalf("a commit after a failed checkpoint: %v", err)
+	}
+}
