@@ -127,45 +127,82 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 // replaceWith is replace with the new content written by write (which may
 // return errChanged when what it reads moved under it).
 func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.Writer) error, old [sha256.Size]byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".nhisync-*")
+	n, err := c.createNew(path)
 	if err != nil {
-		return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot create a temp file beside %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+		return err
 	}
-	name := tmp.Name()
+	if err := write(n.w); err != nil {
+		n.discard()
+		if errors.Is(err, errChanged) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err
+		}
+		var ne *nhisync.Error
+		if errors.As(err, &ne) {
+			return err
+		}
+		return n.writeError(c, err)
+	}
+	return c.install(ctx, path, n, old, perm)
+}
+
+// newFile is the temp file a rewrite writes beside the file it replaces.
+type newFile struct {
+	f    *os.File
+	w    *bufio.Writer
+	name string
+}
+
+// createNew creates the temp file that will replace path.
+func (c *Connector) createNew(path string) (*newFile, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".nhisync-*")
+	if err != nil {
+		return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot create a temp file beside %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+	}
+	return &newFile{f: tmp, w: bufio.NewWriterSize(tmp, 256<<10), name: tmp.Name()}, nil
+}
+
+// discard closes and removes the temp file.
+func (n *newFile) discard() {
+	n.f.Close()
+	os.Remove(n.name)
+}
+
+func (n *newFile) writeError(c *Connector, err error) error {
+	return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot write the new %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+}
+
+// install syncs the temp file n and puts it in place of path unless path
+// no longer hashes to old (errChanged); see replace. The temp file is
+// gone afterwards, in place or removed, but for a file that is not ours
+// found at its name after a swap back (kept, and named in the error).
+func (c *Connector) install(ctx context.Context, path string, n *newFile, old [sha256.Size]byte, perm fs.FileMode) error {
+	err := n.w.Flush()
+	if err == nil {
+		err = n.f.Chmod(perm)
+	}
+	if err == nil {
+		err = n.f.Sync()
+	}
+	// The swap back below tells our file by its identity: what is at its
+	// name then is ours only if it is this very file.
+	var ours fs.FileInfo
+	if err == nil {
+		ours, err = n.f.Stat()
+	}
+	if cerr := n.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(n.name)
+		return n.writeError(c, err)
+	}
+	name := n.name
 	done := false
 	defer func() {
 		if !done {
 			os.Remove(name)
 		}
 	}()
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 256<<10)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, errChanged) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return err
-	}
-	var ne *nhisync.Error
-	if errors.As(err, &ne) {
-		return err
-	}
-	if err != nil {
-		return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot write the new %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
-	}
-	var sum [sha256.Size]byte
-	copy(sum[:], h.Sum(nil))
 	if c.beforeCheck != nil {
 		c.beforeCheck()
 	}
@@ -183,8 +220,10 @@ func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.
 		// Someone wrote between the check and the swap: their file is now
 		// at name. Swap it back and redo the batch against it.
 		_, err := exchange(name, path)
-		if err == nil && !c.holds(ctx, name, sum) {
-			err = errors.New("yet another file arrived during the swap back")
+		if err == nil {
+			if now, serr := os.Lstat(name); serr != nil || !os.SameFile(now, ours) {
+				err = errors.New("yet another file arrived during the swap back")
+			}
 		}
 		if err != nil {
 			done = true // a file that is not ours stays at name, never deleted
@@ -196,7 +235,7 @@ func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.
 	}
 	// Make the rename durable. The file is replaced whatever happens here,
 	// so a failure must not report the batch as not applied.
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
 		d.Close()
 	}

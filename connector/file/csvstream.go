@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"io/fs"
 	"slices"
@@ -240,9 +241,35 @@ func (c *Connector) spliceError(err error) error {
 	return c.guardError(err)
 }
 
-// applyCSV applies updates (no creates) to a CSV file in two streaming
-// reads; see Apply for what each result means.
+// applyCSV applies updates (no creates) to a CSV file in one read
+// (rewriteCSV), or in two (applyCSVPicked) when the one read leaves the
+// file or batch to them; see Apply for what each result means.
 func (c *Connector) applyCSV(ctx context.Context, f csvFormat, path string, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
+	byID := make(map[string][]int, len(writes))
+	for i, w := range writes {
+		byID[w.ID] = append(byID[w.ID], i)
+	}
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res, err := c.rewriteCSV(ctx, f, path, writes, byID)
+		switch {
+		case errors.Is(err, errSlowPath):
+			return c.applyCSVPicked(ctx, f, path, writes)
+		case errors.Is(err, errChanged):
+			if attempt < maxAttempts {
+				continue
+			}
+			return nil, c.keptChanging(err)
+		}
+		return res, err
+	}
+}
+
+// applyCSVPicked applies updates (no creates) to a CSV file in two
+// streaming reads: every file rewriteCSV leaves to it.
+func (c *Connector) applyCSVPicked(ctx context.Context, f csvFormat, path string, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	ids := make(map[string]bool, len(writes))
 	for _, w := range writes {
 		ids[w.ID] = true
