@@ -233,8 +233,16 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 		}
 		return append(args, e.Seq, nullID(e.RecordID), leaf, e.Hash)
 	}, nil)
-	if err != nil || notary == nil {
+	if err != nil {
 		return nil, err
+	}
+	// The head references the last entry, which no other entry does yet:
+	// so the last one cannot be overwritten either (00009_audit_chain_keys).
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?`, seq); err != nil {
+		return nil, err
+	}
+	if notary == nil {
+		return nil, nil
 	}
 	cp, err := notary.Extend(latest, leaves)
 	if err != nil {

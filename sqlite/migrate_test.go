@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -219,5 +221,104 @@ func TestMigrateNarrowLinks(t *testing.T) {
 	sortLinks(wantWide)
 	if d := cmp.Diff(wantWide, wide, opts); d != "" {
 		t.Errorf("links after migrating down (-want +got):\n%s", d)
+	}
+}
+
+// TestMigrateAuditChainKeys opens a store whose audit log was guarded by
+// the per-row trigger (before migration 00009): its entries read as they
+// were, a commit appends after them, the keys refuse a gap and an
+// overwrite of any entry, and the migration's Down gives the trigger back
+// over the same entries.
+func TestMigrateAuditChainKeys(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	migrateTo(t, path, 8)
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "seed.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entries sealed by today's store, copied into the old schema.
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	seed := []*nhisync.AuditEntry{
+		{Time: at(1), Actor: "a", Action: nhisync.ActObserved},
+		{Time: at(2), Actor: "b", Action: nhisync.ActObserved, RecordID: 7},
+		{Time: at(3), Actor: "c", Action: nhisync.ActObserved},
+	}
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: seed}); err != nil {
+		t.Fatal(err)
+	}
+	var leaves [][]byte
+	if err := s.ScanAudit(ctx, 1, 0, func(_ *nhisync.AuditEntry, leaf []byte) error { leaves = append(leaves, leaf); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	func() {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for i, e := range seed {
+			if _, err := db.ExecContext(ctx, `INSERT INTO audit (seq, record_id, leaf, hash) VALUES (?, ?, ?, ?)`, e.Seq, nullID(e.RecordID), leaves[i], e.Hash); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open migrates: %v", err)
+	}
+	defer s.Close()
+	next := &nhisync.AuditEntry{Time: at(4), Actor: "d", Action: nhisync.ActObserved}
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{next}}); err != nil {
+		t.Fatal(err)
+	}
+	if next.Seq != 4 || next.PrevHash != seed[2].Hash {
+		t.Errorf("the entry after the migrated ones: seq %d, prev %q; want 4 after %q", next.Seq, next.PrevHash, seed[2].Hash)
+	}
+	var got []*nhisync.AuditEntry
+	if err := s.ScanAudit(ctx, 1, 0, func(e *nhisync.AuditEntry, leaf []byte) error {
+		if int(e.Seq) <= len(leaves) && !bytes.Equal(leaf, leaves[e.Seq-1]) {
+			t.Errorf("entry %d: leaf %s after migrating, want %s", e.Seq, leaf, leaves[e.Seq-1])
+		}
+		got = append(got, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || got[3].Hash != next.Hash {
+		t.Fatalf("%d entries after migrating and a commit, want 4, the last one committed", len(got))
+	}
+	for _, q := range []string{
+		`INSERT INTO audit (seq, leaf, hash) VALUES (6, x'00', 'h')`,
+		`INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (2, x'00', 'h')`,
+		`INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (4, x'00', 'h')`,
+	} {
+		if err := s.ExecRaw(ctx, q); err == nil {
+			t.Errorf("%s: accepted after migrating", q)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	migrateTo(t, path, 8)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	var last string
+	if err := db.QueryRowContext(ctx, `SELECT count(*), (SELECT hash FROM audit WHERE seq = 4) FROM audit`).Scan(&n, &last); err != nil || n != 4 || last != next.Hash {
+		t.Errorf("after migrating down: %d entries, last hash %q, %v; want 4, %q", n, last, err, next.Hash)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit (seq, leaf, hash) VALUES (6, x'00', 'h')`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("a gap after migrating down: %v, want the append-only trigger", err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM audit WHERE seq = 4`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("a delete after migrating down: %v, want the append-only trigger", err)
 	}
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -222,8 +223,17 @@ func TestPragmas(t *testing.T) {
 }
 
 // TestAuditTriggers tries, behind the store's back, the ways SQL could
-// rewrite history that storetest cannot express portably.
+// rewrite history that storetest cannot express portably: on the store's
+// own connections (foreign keys and recursive triggers on) and on another
+// with foreign keys on, as the sqlite3 shell has them with PRAGMA
+// foreign_keys = ON.
 func TestAuditTriggers(t *testing.T) {
+	for _, conn := range []string{"store", "other"} {
+		t.Run(conn, func(t *testing.T) { testAuditTriggers(t, conn == "other") })
+	}
+}
+
+func testAuditTriggers(t *testing.T, other bool) {
 	s := openTest(t)
 	ctx := t.Context()
 	entries := []*nhisync.AuditEntry{
@@ -233,36 +243,66 @@ func TestAuditTriggers(t *testing.T) {
 	if err := s.Commit(ctx, &nhisync.Batch{Audit: entries}); err != nil {
 		t.Fatal(err)
 	}
+	exec := func(q string) error { return s.ExecRaw(ctx, q) }
+	if other {
+		db, err := sql.Open("sqlite", "file:"+s.path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		exec = func(q string) error { _, err := db.ExecContext(ctx, q); return err }
+	}
 	tests := []struct {
 		name, query string
 		ok          bool
 	}{
 		{"replace an entry", `INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (1, x'00', 'h')`, false},
+		{"replace the last entry", `INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (2, x'00', 'h')`, false},
 		{"insert into the past", `INSERT INTO audit (seq, leaf, hash) VALUES (0, x'00', 'h')`, false},
+		{"insert before the first", `INSERT INTO audit (seq, leaf, hash) VALUES (-1, x'00', 'h')`, false},
 		{"leave a gap", `INSERT INTO audit (seq, leaf, hash) VALUES (4, x'00', 'h')`, false},
-		{"no seq", `INSERT INTO audit (leaf, hash) VALUES (x'00', 'h')`, false},
+		{"leave a gap after an entry", `INSERT INTO audit (seq, leaf, hash) VALUES (3, x'7b7d', 'h'), (5, x'7b7d', 'h')`, false},
 		{"change a leaf", `UPDATE audit SET leaf = x'00' WHERE seq = 1`, false},
+		{"move an entry", `UPDATE audit SET seq = 3 WHERE seq = 2`, false},
 		{"delete the tail", `DELETE FROM audit WHERE seq = 2`, false},
 		{"append", `INSERT INTO audit (seq, leaf, hash) VALUES (3, x'7b7d', 'h')`, true},
+		// Without a seq, SQLite gives the next one: an append too.
+		{"append without a seq", `INSERT INTO audit (leaf, hash) VALUES (x'7b7d', 'h')`, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.ExecRaw(ctx, tc.query)
+			err := exec(tc.query)
 			if tc.ok && err != nil {
 				t.Errorf("%s: %v", tc.query, err)
 			}
 			if !tc.ok {
 				if err == nil {
 					t.Errorf("%s: accepted", tc.query)
-				} else if !strings.Contains(err.Error(), "append-only") {
+				} else if !strings.Contains(err.Error(), "append-only") && !strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
 					t.Errorf("%s: refused for another reason: %v", tc.query, err)
 				}
 			}
 		})
 	}
-	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM audit`).Scan(&n); err != nil || n != 3 {
-		t.Errorf("audit rows = %d, %v; want 3", n, err)
+	// The store's own connections refuse to overwrite even an entry
+	// appended by hand (the delete REPLACE makes fires the DELETE
+	// trigger); after a commit the head guards the last entry on any
+	// connection with foreign keys on.
+	if !other {
+		if err := exec(`INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (4, x'00', 'h')`); err == nil {
+			t.Error("the store's connection overwrote the entry appended last")
+		}
+	}
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{{Time: nhisync.SystemClock{}.Now(), Actor: "c", Action: nhisync.ActObserved}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(`INSERT OR REPLACE INTO audit (seq, leaf, hash) VALUES (5, x'00', 'h')`); err == nil {
+		t.Error("the entry a commit appended last was overwritten")
+	}
+	var n, max int64
+	var leaf []byte
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), max(seq), (SELECT leaf FROM audit WHERE seq = 5) FROM audit`).Scan(&n, &max, &leaf); err != nil || n != 5 || max != 5 || string(leaf) == "\x00" {
+		t.Errorf("audit rows = %d, last seq %d, last leaf %q, %v; want 5, 5 and the committed leaf", n, max, leaf, err)
 	}
 }
 
@@ -329,6 +369,10 @@ func BenchmarkScanRecordHeads(b *testing.B) {
 
 func BenchmarkBulkLoad(b *testing.B) {
 	storetest.BenchmarkBulkLoad(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
+func BenchmarkBulkCommit(b *testing.B) {
+	storetest.BenchmarkBulkCommit(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }
 
 // nonBulk hides the store's bulk window, so BenchmarkNoBulkLoad measures

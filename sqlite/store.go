@@ -76,8 +76,11 @@ type Store struct {
 }
 
 // Connection settings shared by both pools. busy_timeout covers other
-// processes (a CLI command next to `serve`) holding the write lock.
-const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(memory)"
+// processes (a CLI command next to `serve`) holding the write lock. The
+// audit log's guard needs foreign keys, and recursive triggers make the
+// delete an INSERT OR REPLACE does fire its DELETE trigger
+// (00009_audit_chain_keys.sql).
+const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=recursive_triggers(1)&_pragma=temp_store(memory)"
 
 // Page caches, per connection. The writer's holds the B-tree pages a
 // commit's random-key inserts land on (links by external id, records by

@@ -335,6 +335,75 @@ func BenchmarkBulkLoad(b *testing.B, open func(b *testing.B) nhisync.Store) {
 	}
 }
 
+// BenchmarkBulkCommit commits a first pass of 60,000 records into a new,
+// empty store as BenchmarkBulkLoad does, inside the bulk window when the
+// store has one, and measures the commits of the last 20,000 alone
+// (cpu-ns/commit is the CPU of one commit of 500 records): in a first pass
+// they are the critical path of the decide phase, while closing the window
+// is a phase of its own, and the first commits also fill the store's page
+// caches, which a long pass does once. Each batch's audit leaves are
+// encoded ahead (Batch.PrepareAudit) and one record in ten queues a write,
+// as the engine's batches do. Run it with a small fixed -benchtime (e.g.
+// 3x): each iteration opens a store.
+func BenchmarkBulkCommit(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const records, timed, perStep = 60000, 20000, 500
+	ctx := b.Context()
+	commits := 0
+	var used time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		s := open(b)
+		first, err := s.NewIDs(ctx, 2*records)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batches := make([]*nhisync.Batch, 0, records/perStep)
+		for start := 0; start < records; start += perStep {
+			batch := firstPassBatch(first+int64(start), perStep)
+			for i, r := range batch.Records {
+				if i%10 == 3 {
+					batch.Outbox = append(batch.Outbox, &nhisync.OutboxWrite{ID: first + records + r.ID - first, System: "cmdb",
+						ExternalID: batch.Links[3*i+1].ExternalID, RecordID: r.ID, Kind: r.Kind, Record: r.Name(), Field: "owner",
+						Old: nhisync.Str("a@example.com"), New: nhisync.Str("b@example.com"), Status: nhisync.OutboxReady, NextAt: at(1), Created: at(1)})
+				}
+			}
+			batch.PrepareAudit()
+			batches = append(batches, batch)
+		}
+		bl, bulk := s.(nhisync.BulkLoader)
+		if bulk {
+			if open, err := bl.BeginBulk(ctx); err != nil || !open {
+				b.Fatalf("BeginBulk on an empty store = %v, %v", open, err)
+			}
+		}
+		warm := (records - timed) / perStep
+		for _, batch := range batches[:warm] {
+			if err := s.Commit(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		cpu := ProcessCPU()
+		for _, batch := range batches[warm:] {
+			if err := s.Commit(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		used += ProcessCPU() - cpu
+		commits += len(batches) - warm
+		b.StopTimer()
+		if bulk {
+			if err := bl.EndBulk(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+	}
+	if used > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(commits), "cpu-ns/commit")
+	}
+}
+
 // BenchmarkClaimOutbox claims 2,000 of 20,000 queued writes (two systems,
 // interleaved, as a first pass queues them), renews the claim in four
 // chunks of 500 as a drain does before each chunk leaves, and releases
