@@ -19,11 +19,12 @@ var _ nhisync.BulkLoader = (*Store)(nil)
 // each link lands on a random leaf of its (system_id, ext_id) B-tree, and
 // each record on one of records' match-key index, which the commit writes
 // to the WAL and a checkpoint copies again (about two pages per insert at
-// scale). Inside the window new links are appended to links_stage instead
-// (with their states appended to link_state), and records' match-key index
-// (records_key) is dropped; EndBulk moves the links into links in one
-// transaction, sorted by key, and builds the index, sorted, so each leaf
-// is written once.
+// scale). Inside the window new links are appended to links_stage
+// instead, keyed by their state ids (their states appended to link_state,
+// and one row a commit in links_stage_runs, by which a record's staged
+// links are found), and records' match-key index (records_key) is
+// dropped; EndBulk moves the links into links in one transaction, sorted
+// by key, and builds the index, sorted, so each leaf is written once.
 //
 // Reads stay exact inside the window: every link query reads links_stage
 // too (stageSQL), and a paged scan that finds staged links reads every
@@ -194,6 +195,9 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM links_stage`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM links_stage_runs`); err != nil {
 		return err
 	}
 	if err := closeWindowFault("emptied"); err != nil {

@@ -15,7 +15,7 @@ import (
 // stageLinks fills an open bulk window as a first pass of records NHIs in
 // three systems leaves it, by SQL: records in id order with scattered
 // match keys, three links a record staged in record order with scattered
-// external ids, their states appended.
+// external ids (one run), their states appended.
 func stageLinks(tb testing.TB, s *Store, records int) {
 	tb.Helper()
 	ctx := tb.Context()
@@ -27,8 +27,10 @@ func stageLinks(tb testing.TB, s *Store, records int) {
 		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3 * ? - 1)
 		INSERT INTO link_state (id, state) SELECT i + 1, zeroblob(150) FROM n`,
 		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3 * ? - 1)
-		INSERT INTO links_stage (system_id, ext_id, record_id, status, hash, state_id)
-		SELECT i % 3 + 1, printf('%08x-%04x-%012x', (i * 2654435761) % 4294967291, i / 3 % 65536, (i * 40503) % 281474976710597), i / 3 + 1, 'live', zeroblob(32), i + 1 FROM n`,
+		INSERT INTO links_stage (state_id, system_id, ext_id, record_id, status, hash)
+		SELECT i + 1, i % 3 + 1, printf('%08x-%04x-%012x', (i * 2654435761) % 4294967291, i / 3 % 65536, (i * 40503) % 281474976710597), i / 3 + 1, 'live', zeroblob(32) FROM n`,
+		`INSERT INTO links_stage_runs (first_state, last_state, min_record, max_record)
+		SELECT min(state_id), max(state_id), min(record_id), max(record_id) FROM links_stage`,
 	} {
 		args := []any{records}
 		if q[0] == 'I' {

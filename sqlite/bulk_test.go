@@ -84,6 +84,84 @@ func TestBulkWindowStagesAndMoves(t *testing.T) {
 	}
 }
 
+// TestBulkWindowRecordLinks: inside the window a record's staged links
+// are found by record (LoadRecords) through the runs of the commits that
+// staged them, also when they span commits, come out of record order, or
+// share a commit with strays; after EndBulk the runs are gone.
+func TestBulkWindowRecordLinks(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records first..first+19 with a link in idp each, in two commits.
+	for _, start := range []int64{0, 10} {
+		if err := s.Commit(ctx, bulkBatch(first+start, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Then links in cmdb to records of both earlier commits, out of
+	// order, and a stray; and records with no link at all.
+	late := &nhisync.Batch{}
+	for _, i := range []int64{15, 2, 19, 0} {
+		late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: fmt.Sprintf("c-%d", i), RecordID: first + i, Status: nhisync.LinkLive})
+	}
+	late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: "stray", Status: nhisync.LinkUnmatched})
+	for i := range int64(10) {
+		late.Records = append(late.Records, bulkBatch(first+20+i, 1).Records[0])
+	}
+	if err := s.Commit(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]int{}
+	for i := range int64(20) {
+		want[first+i] = 1
+	}
+	for _, i := range []int64{15, 2, 19, 0} {
+		want[first+i]++
+	}
+	check := func(when string) {
+		t.Helper()
+		ids := make([]int64, 0, 30)
+		for i := range int64(30) {
+			ids = append(ids, first+i)
+		}
+		recs, err := s.LoadRecords(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 30 {
+			t.Fatalf("%s: LoadRecords = %d records, want 30", when, len(recs))
+		}
+		for _, r := range recs {
+			if len(r.Links) != want[r.ID] {
+				t.Errorf("%s: record %d has %d links, want %d", when, r.ID, len(r.Links), want[r.ID])
+			}
+			for _, l := range r.Links {
+				if l.RecordID != r.ID {
+					t.Errorf("%s: record %d holds link %s/%s of record %d", when, r.ID, l.System, l.ExternalID, l.RecordID)
+				}
+			}
+		}
+	}
+	check("inside the window")
+	var runs int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links_stage_runs`).Scan(&runs); err != nil || runs != 3 {
+		t.Errorf("runs inside the window = %d, %v; want 3 (one a commit)", runs, err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after EndBulk")
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links_stage_runs`).Scan(&runs); err != nil || runs != 0 {
+		t.Errorf("runs after EndBulk = %d, %v; want none", runs, err)
+	}
+}
+
 // TestBulkWindowSurvivesDeath: a process that dies inside the window
 // (here: closes without EndBulk) leaves its links staged, and the next
 // Open moves them before anything reads the store.

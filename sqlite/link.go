@@ -209,10 +209,10 @@ func (s *Store) scanStaged(ctx context.Context, op string, systems []linkSystem,
 	}
 	defer tx.Rollback()
 	page := make([]*nhisync.Link, 0, linkPage)
-	stageQ := `SELECT ` + linkCols + `, l.rowid` + stageFrom + ` WHERE l.system_id = ? AND l.rowid > ?` + statusFilter + ` ORDER BY l.rowid LIMIT ?`
+	stageQ := `SELECT ` + linkCols + `, l.state_id` + stageFrom + ` WHERE l.system_id = ? AND l.state_id > ?` + statusFilter + ` ORDER BY l.state_id LIMIT ?`
 	for _, sys := range systems {
 		for _, stage := range []bool{false, true} {
-			lastExt, lastRow := "", int64(0)
+			lastExt, lastState := "", int64(0)
 			for {
 				page = page[:0]
 				var err error
@@ -222,9 +222,9 @@ func (s *Store) scanStaged(ctx context.Context, op string, systems []linkSystem,
 						return nil
 					})
 				} else {
-					err = queryStagedLinks(ctx, tx, stageQ, append(append([]any{sys.id, lastRow}, statusArgs...), linkPage), func(l *nhisync.Link, row int64) error {
+					err = queryStagedLinks(ctx, tx, stageQ, append(append([]any{sys.id, lastState}, statusArgs...), linkPage), func(l *nhisync.Link, state int64) error {
 						page = append(page, l)
-						lastRow = row
+						lastState = state
 						return nil
 					})
 				}
@@ -351,9 +351,15 @@ func loadLinksArgs(args []any, system string, ids []string) []any {
 }
 
 // recordLinksSQL selects the links of the records in a JSON array of ids,
-// staged links included.
+// staged links included: those are searched, for each id, in the state
+// ids of the runs (links_stage_runs) whose record range holds it. The
+// joins are in that order, and the record test is no index term (+), or
+// SQLite would build an index of the whole stage for each query.
 const recordLinksSQL = `SELECT ` + linkCols + linkFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?1))
-	UNION ALL SELECT ` + linkCols + stageFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?1))
+	UNION ALL SELECT ` + linkCols + ` FROM (SELECT DISTINCT value AS id FROM json_each(?1)) j
+	CROSS JOIN links_stage_runs r CROSS JOIN links_stage l
+	CROSS JOIN link_systems ls ON ls.id = l.system_id CROSS JOIN link_state st ON st.id = l.state_id
+	WHERE j.id BETWEEN r.min_record AND r.max_record AND l.state_id BETWEEN r.first_state AND r.last_state AND +l.record_id = j.id
 	ORDER BY 3, 1, 2`
 
 // stageFrom is linkFrom over the links staged in a bulk window (bulk.go).
@@ -365,7 +371,7 @@ func queryLinks(ctx context.Context, q querier, query string, args []any, fn fun
 }
 
 // queryStagedLinks runs a query selecting linkCols and a staged link's
-// rowid, and passes each link and rowid to fn.
+// state id, and passes each link and state id to fn.
 func queryStagedLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link, int64) error) error {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -112,9 +112,11 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 	})
 }
 
-// writeStaged appends new links to links_stage and their states to
-// link_state under the next free ids, in batch order: inside the bulk
-// window every link is new and written once, so nothing is looked up.
+// writeStaged appends new links to links_stage under their state ids
+// (the next free ones, in batch order) and their states to link_state,
+// and names them in one row of links_stage_runs with the range of their
+// records: inside the bulk window every link is new and written once, so
+// nothing is looked up, and each B-tree is appended to.
 func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) error {
 	var next int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM link_state`).Scan(&next); err != nil {
@@ -129,8 +131,8 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisy
 	if err != nil {
 		return err
 	}
-	return insert{
-		head: `INSERT INTO links_stage (system_id, ext_id, record_id, status, hash, state_id) VALUES `,
+	err = insert{
+		head: `INSERT INTO links_stage (state_id, system_id, ext_id, record_id, status, hash) VALUES `,
 		cols: 6,
 	}.run(ctx, tx, len(links), func(args []any, i int) []any {
 		l := links[i]
@@ -138,10 +140,28 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisy
 		if l.Hash != nil {
 			hash = l.Hash
 		}
-		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, next+int64(i))
+		return append(args, next+int64(i), w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash)
 	}, func(i int, err error) error {
 		return linkError(links[i], err)
 	})
+	if err != nil {
+		return err
+	}
+	var lo, hi int64
+	for _, l := range links {
+		if id := l.RecordID; id != 0 {
+			if lo == 0 || id < lo {
+				lo = id
+			}
+			hi = max(hi, id)
+		}
+	}
+	if lo == 0 {
+		return nil // no record to find these links by
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO links_stage_runs (first_state, last_state, min_record, max_record) VALUES (?, ?, ?, ?)`,
+		next, next+int64(len(links))-1, lo, hi)
+	return err
 }
 
 // linkError names the link a statement failed on.

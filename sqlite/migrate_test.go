@@ -322,3 +322,80 @@ func TestMigrateAuditChainKeys(t *testing.T) {
 		t.Errorf("a delete after migrating down: %v, want the append-only trigger", err)
 	}
 }
+
+// TestMigrateStageRuns: a store left inside a bulk window by a version
+// before migration 00010 (links staged in the old stage, a stray among
+// them) opens with every link in links, once: the migration carries the
+// staged links into the new stage and Open moves them. Down gives the
+// staged links back to the old stage.
+func TestMigrateStageRuns(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "window.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bulkBatch(first, 6)
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // died inside the window
+		t.Fatal(err)
+	}
+	migrateTo(t, path, 9)
+	func() {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var staged int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM links_stage WHERE record_id IS NOT NULL`).Scan(&staged); err != nil || staged != 6 {
+			t.Fatalf("old stage after Down = %d links, %v; want 6", staged, err)
+		}
+		// The old version staged strays too.
+		stray := &nhisync.Link{System: "idp", ExternalID: "stray", Status: nhisync.LinkUnmatched}
+		if _, err := db.ExecContext(ctx, `INSERT INTO link_state (id, state) VALUES (1000, ?)`, encodeLinkState(nil, stray)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO links_stage (system_id, ext_id, record_id, status, hash, state_id)
+			SELECT id, 'stray', NULL, 'unmatched', NULL, 1000 FROM link_systems WHERE name = 'idp'`); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open migrates and closes the window: %v", err)
+	}
+	defer s.Close()
+	if n := stagedCount(t, s); n != 0 {
+		t.Errorf("%d links still staged after Open", n)
+	}
+	if !hasRecordsKey(t, s) {
+		t.Error("records_key missing after Open")
+	}
+	ids := []string{"stray"}
+	for _, l := range b.Links {
+		ids = append(ids, l.ExternalID)
+	}
+	got, err := s.LoadLinks(ctx, "idp", ids)
+	if err != nil || len(got) != 7 {
+		t.Fatalf("LoadLinks after Open = %d links, %v; want 7", len(got), err)
+	}
+	for _, l := range got {
+		if (l.ExternalID == "stray") != (l.RecordID == 0) {
+			t.Errorf("link %s has record %d", l.ExternalID, l.RecordID)
+		}
+	}
+	var ok string
+	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check = %q, %v", ok, err)
+	}
+}
