@@ -215,9 +215,11 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 			}
 		}
 	}
+	head := seq
 	err = insert{
 		head: `INSERT INTO audit (seq, record_id, leaf, hash) VALUES `,
 		cols: 4,
+		seq:  func(i int) int64 { return head + 1 + int64(i) },
 	}.run(ctx, tx, len(b.Audit), func(args []any, i int) []any {
 		e := b.Audit[i]
 		if e.Time.Before(last) {
@@ -231,7 +233,7 @@ func appendAudit(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisy
 		if notary != nil {
 			leaves = append(leaves, h)
 		}
-		return append(args, e.Seq, nullID(e.RecordID), leaf, e.Hash)
+		return append(args, nullID(e.RecordID), leaf, e.Hash)
 	}, nil)
 	if err != nil {
 		return nil, err

@@ -64,3 +64,64 @@ func TestCommitSizes(t *testing.T) {
 		t.Errorf("no statement was cached")
 	}
 }
+
+// TestInsertSeq inserts rows whose first column runs up by one (insert.seq)
+// in statements of every size, then a set whose row 70 fails: each stored
+// row has its own seq, and the failure is retried row by row and named at
+// the row that holds it, with that row's seq bound.
+func TestInsertSeq(t *testing.T) {
+	s := openTest(t)
+	ctx := withStmts(t.Context(), &s.stmts)
+	if err := s.ExecRaw(ctx, `CREATE TABLE seqs (id INTEGER PRIMARY KEY, v TEXT NOT NULL CHECK (v <> 'bad'), w INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	const n, base = 127, 1000
+	in := insert{head: `INSERT INTO seqs (id, v, w) VALUES `, cols: 3, seq: func(i int) int64 { return base + int64(i) }}
+	if err := in.run(ctx, tx, n, func(args []any, i int) []any { return append(args, fmt.Sprint("v", i), i) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, v, w FROM seqs ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for rows.Next() {
+		var id, w int64
+		var v string
+		if err := rows.Scan(&id, &v, &w); err != nil {
+			t.Fatal(err)
+		}
+		if id != base+w || v != fmt.Sprint("v", w) {
+			t.Errorf("row %d: id %d, v %s; want id %d", w, id, v, base+w)
+		}
+		got++
+	}
+	rows.Close()
+	if got != n {
+		t.Fatalf("%d rows stored, want %d", got, n)
+	}
+	in.seq = func(i int) int64 { return 5000 + int64(i) }
+	var named int = -1
+	err = in.run(ctx, tx, 100, func(args []any, i int) []any {
+		v := fmt.Sprint("v", i)
+		if i == 70 {
+			v = "bad"
+		}
+		return append(args, v, i)
+	}, func(i int, err error) error {
+		named = i
+		return err
+	})
+	if err == nil || named != 70 {
+		t.Errorf("a set with a bad row 70: %v, named row %d", err, named)
+	}
+	var ok int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM seqs WHERE id >= 5000 AND id - 5000 = w`).Scan(&ok); err != nil || ok != 70 {
+		t.Errorf("rows before the bad one stored with their seq: %d, %v; want 70 (the one-by-one retry)", ok, err)
+	}
+}

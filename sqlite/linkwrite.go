@@ -122,11 +122,13 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisy
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM link_state`).Scan(&next); err != nil {
 		return err
 	}
+	id := func(i int) int64 { return next + int64(i) }
 	err := insert{
 		head: `INSERT INTO link_state (id, state) VALUES `,
 		cols: 2,
+		seq:  id,
 	}.run(ctx, tx, len(links), func(args []any, i int) []any {
-		return append(args, next+int64(i), w.state(i))
+		return append(args, w.state(i))
 	}, nil)
 	if err != nil {
 		return err
@@ -134,13 +136,14 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisy
 	err = insert{
 		head: `INSERT INTO links_stage (state_id, system_id, ext_id, record_id, status, hash) VALUES `,
 		cols: 6,
+		seq:  id,
 	}.run(ctx, tx, len(links), func(args []any, i int) []any {
 		l := links[i]
 		var hash any
 		if l.Hash != nil {
 			hash = l.Hash
 		}
-		return append(args, next+int64(i), w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash)
+		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash)
 	}, func(i int, err error) error {
 		return linkError(links[i], err)
 	})
