@@ -178,8 +178,9 @@ func (rc *recCtx) vanish(system, why string) {
 	}
 	l.Status, l.GoneAt = nhisync.LinkGone, rc.d.now
 	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordVanished, Actor: system, System: system, Old: nhisync.Str(l.ExternalID)})
-	// Writes queued for the vanished record can no longer land.
-	for _, o := range rc.rec.Outbox {
+	// Writes queued for the vanished record can no longer land. (Over a
+	// copy: dropOutbox deletes from rc.rec.Outbox, clearing its tail.)
+	for _, o := range slices.Clone(rc.rec.Outbox) {
 		if o.System == system && o.ExternalID == l.ExternalID {
 			rc.dropOutbox(o)
 		}

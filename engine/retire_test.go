@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -376,5 +377,43 @@ func TestNewerWriteGuardSupersedesOlder(t *testing.T) {
 		if got := w.field("catalog.json", id, "steward"); got != want {
 			t.Fatalf("catalog %s steward = %v, want %s", id, got, want)
 		}
+	}
+}
+
+// TestVanishDropsEveryQueuedWrite: a record that vanishes while several
+// writes to it wait in the outbox (held by the blast-radius guard) drops
+// them all, and its retirement is planned like any change.
+func TestVanishDropsEveryQueuedWrite(t *testing.T) {
+	const n = 30
+	var idp, cmdb []map[string]any
+	for i := range n {
+		id := fmt.Sprint(i)
+		idp = append(idp, sa(id, "aws", "bot"+id, "status", "active", "scopes", []any{"s1"}))
+		cmdb = append(cmdb, sa(id, "aws", "bot"+id, "status", "suspended", "scopes", []any{"s2"}, "owner", "a@x"))
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": {}})
+	w.sync()
+	// Every idp record gets two writes (lifecycle, entitlements): more
+	// overwrites than the guard allows, so they wait.
+	held, err := w.store.OutboxWrites(context.Background(), "idp", nhisync.OutboxHeld, time.Time{}, 0)
+	if err != nil || len(held) != 2*n {
+		t.Fatalf("%d idp writes held (%v), want %d", len(held), err, 2*n)
+	}
+	w.remove("idp.json", "0")
+	sum := w.sync()
+	if sum.Retired != 1 {
+		t.Fatalf("retired %d, want 1\n%s", sum.Retired, actions(sum))
+	}
+	held, err = w.store.OutboxWrites(context.Background(), "idp", nhisync.OutboxHeld, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range held {
+		if o.ExternalID == "0" {
+			t.Errorf("a write to the vanished idp record stays queued: %+v", o)
+		}
+	}
+	if len(held) != 2*(n-1) {
+		t.Errorf("%d idp writes held, want %d", len(held), 2*(n-1))
 	}
 }
