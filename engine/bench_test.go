@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -148,4 +149,50 @@ func BenchmarkDrainOutcomes(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/write")
+}
+
+// discardCommits is a store that drops every batch: a pass over it is
+// always a first pass, and its decisions cost no store work.
+type discardCommits struct{ nhisync.Store }
+
+func (discardCommits) Commit(context.Context, *nhisync.Batch) error { return nil }
+
+// BenchmarkFirstDecide20k decides the first pass over 20,000 NHIs in three
+// systems as a pass does (batches prepared for the store, leaves encoded),
+// with commits dropped: decide-cpu-ns/record, decide-B/record and
+// decide-allocs/record are the decide phase's own CPU (its GC included)
+// and allocation.
+func BenchmarkFirstDecide20k(b *testing.B) {
+	const n = 20000
+	w := benchWorld(b, n)
+	w.store = discardCommits{w.store.(*bulkCheck).Store}
+	var cpu time.Duration
+	var bytes, allocs uint64
+	var start time.Duration
+	var ms runtime.MemStats
+	w.opts = append(w.opts, engine.WithProgress(func(p engine.Progress) {
+		if p.Stage != "decide" {
+			return
+		}
+		switch p.Done {
+		case 0:
+			runtime.ReadMemStats(&ms)
+			bytes -= ms.TotalAlloc
+			allocs -= ms.Mallocs
+			start = storetest.ProcessCPU()
+		case p.Total:
+			cpu += storetest.ProcessCPU() - start
+			runtime.ReadMemStats(&ms)
+			bytes += ms.TotalAlloc
+			allocs += ms.Mallocs
+		}
+	}))
+	for b.Loop() {
+		if sum := w.pass(engine.PassOptions{}); sum.Records != n {
+			b.Fatalf("decided %d records, want %d", sum.Records, n)
+		}
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "decide-cpu-ns/record")
+	b.ReportMetric(float64(bytes)/float64(b.N*n), "decide-B/record")
+	b.ReportMetric(float64(allocs)/float64(b.N*n), "decide-allocs/record")
 }
