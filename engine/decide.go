@@ -27,6 +27,75 @@ type decider struct {
 	systems map[string]*nhisync.SystemState
 	// keys finds golden records by match key: unique keys and ref targets.
 	keys keyIndex
+
+	// What deciding one record needs and the next can reuse: a decider
+	// decides one record at a time, and nothing of these outlives the
+	// decision (a conflict copies its proposals; rules read a view only
+	// while they run). A first pass decides millions of records: each of
+	// these would otherwise be garbage per record.
+	propBuf  [][]*prop
+	propPool []prop
+	viewPool []recView
+	// fieldIdx maps a kind's field names to their index in its
+	// FieldNames, and mapIdx a system's mappings to the index of their
+	// field in its kind's FieldNames (-1: not a field of the kind).
+	fieldIdx map[*nhisync.Kind]map[string]int
+	mapIdx   map[*nhisync.System][]int
+}
+
+// recView is the record as one system proposes it (recCtx.view).
+type recView struct {
+	system string
+	values map[string]nhisync.Value
+}
+
+// fieldIndex returns the index of field in kind.FieldNames, -1 when the
+// kind has no such field.
+func (d *decider) fieldIndex(kind *nhisync.Kind, field string) int {
+	m := d.fieldIdx[kind]
+	if m == nil {
+		if d.fieldIdx == nil {
+			d.fieldIdx = map[*nhisync.Kind]map[string]int{}
+		}
+		m = make(map[string]int, len(kind.FieldNames))
+		for i, name := range kind.FieldNames {
+			m[name] = i
+		}
+		d.fieldIdx[kind] = m
+	}
+	if i, ok := m[field]; ok {
+		return i
+	}
+	return -1
+}
+
+// mappingIndex returns, per mapping of sys, the index of its field in
+// kind.FieldNames (-1 when the kind has no such field).
+func (d *decider) mappingIndex(kind *nhisync.Kind, sys *nhisync.System) []int {
+	if idx, ok := d.mapIdx[sys]; ok {
+		return idx
+	}
+	if d.mapIdx == nil {
+		d.mapIdx = map[*nhisync.System][]int{}
+	}
+	idx := make([]int, len(sys.Fields))
+	for i, m := range sys.Fields {
+		idx[i] = d.fieldIndex(kind, m.Field)
+	}
+	d.mapIdx[sys] = idx
+	return idx
+}
+
+// newProp returns a proposal of this record's decision, from the
+// decider's pool.
+func (d *decider) newProp(p prop) *prop {
+	if len(d.propPool) == cap(d.propPool) {
+		// A fresh pool: proposals taken from the full one stay where
+		// they are until their record is decided.
+		d.propPool = make([]prop, 0, max(64, 2*cap(d.propPool)))
+	}
+	d.propPool = append(d.propPool, p)
+	return &d.propPool[len(d.propPool)-1]
 }
 
 func (d *decider) audit(ev *nhisync.AuditEntry) { d.e.auditTo(d.batch, ev, d.now) }
@@ -41,21 +110,53 @@ type prop struct {
 
 // recCtx is one record being decided.
 type recCtx struct {
-	d     *decider
-	ctx   context.Context
-	rec   *nhisync.Record
-	kind  *nhisync.Kind
-	props map[string][]*prop
+	d    *decider
+	ctx  context.Context
+	rec  *nhisync.Record
+	kind *nhisync.Kind
+	// props are the proposals of this decision, by the index of their
+	// field in kind.FieldNames.
+	props [][]*prop
 	// views caches, per system, the record as that system proposes it.
-	views map[string]map[string]nhisync.Value
+	views []recView
 	// created is the record.created entry of a record new in this pass:
 	// its links, its fields' first adoptions and the systems that agreed
 	// with them are folded into it (SPEC §4).
 	created *nhisync.AuditEntry
 }
 
+// newRecCtx starts deciding rec; the decision of the record before, if
+// any, is over.
 func (d *decider) newRecCtx(ctx context.Context, rec *nhisync.Record) *recCtx {
-	return &recCtx{d: d, ctx: ctx, rec: rec, kind: d.e.cfg.Kinds[rec.Kind], props: map[string][]*prop{}, views: map[string]map[string]nhisync.Value{}}
+	rc := &recCtx{d: d, ctx: ctx, rec: rec, kind: d.e.cfg.Kinds[rec.Kind]}
+	// The pools are the previous decision's: cleared, so that they hold
+	// nothing of it alive.
+	clear(d.propPool)
+	d.propPool = d.propPool[:0]
+	if rc.kind != nil {
+		n := len(rc.kind.FieldNames)
+		if cap(d.propBuf) < n {
+			d.propBuf = make([][]*prop, n)
+		}
+		rc.props = d.propBuf[:n]
+		for i := range rc.props {
+			clear(rc.props[i])
+			rc.props[i] = rc.props[i][:0]
+		}
+	}
+	for i := range d.viewPool {
+		d.viewPool[i].system = ""
+	}
+	rc.views = d.viewPool[:0]
+	return rc
+}
+
+// propsOf returns the proposals for field.
+func (rc *recCtx) propsOf(field string) []*prop {
+	if i := rc.d.fieldIndex(rc.kind, field); i >= 0 {
+		return rc.props[i]
+	}
+	return nil
 }
 
 func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
@@ -67,21 +168,14 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 	if rc.created != nil {
 		switch {
 		case ev.Action == nhisync.ActAccepted && ev.Field != "" && ev.Old.IsZero():
-			// A new record's field adopted for the first time: one more
-			// value of its record.created entry, not an entry of its own.
 			actor := ev.Actor
 			if actor == ev.System {
 				actor = ""
 			}
-			rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: ev.Field, System: ev.System, Actor: actor,
-				Value: rc.d.e.auditValue(ev.Kind, ev.Field, ev.New), Reason: nhisync.CreatedFieldReason(ev.Reason)})
+			rc.createdField(ev.Field, ev.System, actor, ev.New, ev.Reason)
 			return
 		case ev.Action == nhisync.ActRecordLinked && ev.Field == "":
-			// Another system's record linked to the new record.
-			if rc.created.Links == nil {
-				rc.created.Links = make([]nhisync.AuditLink, 0, len(rc.d.e.cfg.SystemNames)-1)
-			}
-			rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: ev.System, ID: ev.New.Text(), Reason: nhisync.CreatedLinkReason(ev.Reason)})
+			rc.createdLink(ev.System, ev.New.Text(), ev.Reason)
 			return
 		}
 	}
@@ -92,6 +186,24 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 		// times per new record.
 		ev.Fields = make([]nhisync.AuditField, 0, len(rc.kind.FieldNames))
 	}
+}
+
+// createdField adds a field adopted for the first time to the record.created
+// entry of the record new in this pass (rc.created): one more value of
+// it, not an entry of its own. actor is who set it in system, "" for the
+// system itself.
+func (rc *recCtx) createdField(field, system, actor string, value nhisync.Value, reason string) {
+	rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: field, System: system, Actor: actor,
+		Value: rc.d.e.auditValue(rc.rec.Kind, field, value), Reason: nhisync.CreatedFieldReason(reason)})
+}
+
+// createdLink adds another system's record, linked to the record new in
+// this pass, to its record.created entry (rc.created).
+func (rc *recCtx) createdLink(system, id, reason string) {
+	if rc.created.Links == nil {
+		rc.created.Links = make([]nhisync.AuditLink, 0, len(rc.d.e.cfg.SystemNames)-1)
+	}
+	rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: system, ID: id, Reason: nhisync.CreatedLinkReason(reason)})
 }
 
 // agreed hears p, which holds value, the value field was just set to

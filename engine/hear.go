@@ -26,6 +26,16 @@ func (rc *recCtx) accept(f *nhisync.Field, p *prop, old nhisync.Value, reason st
 	if p.fs != nil {
 		p.fs.Shadow = p.Value
 	}
+	if rc.created != nil && old.IsZero() {
+		// A new record's first value: folded into its record.created
+		// entry (as rc.audit would fold the accepted entry).
+		actor := ""
+		if p.Actor != "" {
+			actor = actorOr(p.Actor, p.System)
+		}
+		rc.createdField(f.Name, p.System, actor, p.Value, reason)
+		return
+	}
 	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: old, New: p.Value, Reason: reason})
 }
 

@@ -19,8 +19,10 @@ func (rc *recCtx) linkFor(system, id string) *nhisync.Link {
 	return nil
 }
 
-func (rc *recCtx) newLink(system, id string) *nhisync.Link {
-	l := &nhisync.Link{System: system, ExternalID: id, RecordID: rc.rec.ID, Status: nhisync.LinkLive, FirstSeen: rc.d.now, Fields: map[string]*nhisync.FieldState{}}
+// newLink links rec to (system, id), a system's record of which the pass
+// reads fields fields.
+func (rc *recCtx) newLink(system, id string, fields int) *nhisync.Link {
+	l := &nhisync.Link{System: system, ExternalID: id, RecordID: rc.rec.ID, Status: nhisync.LinkLive, FirstSeen: rc.d.now, Fields: make(map[string]*nhisync.FieldState, fields)}
 	rc.rec.Links = append(rc.rec.Links, l)
 	return l
 }

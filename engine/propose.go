@@ -17,28 +17,45 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		// Name the new record before its first audit entries.
 		rc.setKeyFromObservations(w.obs[0])
 	}
-	observed := map[string]*staged{}
 	for i, st := range w.obs {
 		r := st.r
-		observed[st.system()] = st
 		values := st.values(r.sys)
+		fieldIdx := d.mappingIndex(rc.kind, r.sys)
 		modified, actor, _ := st.source()
 		link := rc.linkFor(st.system(), st.id())
 		switch {
 		case link == nil && w.isNew && i == 0:
-			link = rc.newLink(st.system(), st.id())
+			link = rc.newLink(st.system(), st.id(), len(r.readIdx))
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordCreated, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "create_from"})
+		case link == nil && rc.created != nil:
+			// Linked to the record new in this pass: one more link of its
+			// record.created entry.
+			link = rc.newLink(st.system(), st.id(), len(r.readIdx))
+			rc.createdLink(st.system(), nhisync.Str(st.id()).Text(), nhisync.ReasonMatch)
 		case link == nil:
-			link = rc.newLink(st.system(), st.id())
-			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "match"})
+			link = rc.newLink(st.system(), st.id(), len(r.readIdx))
+			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: nhisync.ReasonMatch})
 		case link.Status == nhisync.LinkGone:
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "reappeared"})
 		}
 		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, modified, time.Time{}
-		for _, idx := range r.readIdx {
+		// The field states the link lacks (all of a new link's) come
+		// from one slab: one allocation per link, not one per field.
+		var spare []nhisync.FieldState
+		for k, idx := range r.readIdx {
 			m := r.sys.Fields[idx]
 			v := values[idx]
-			fs := link.Field(m.Field)
+			fs := link.Fields[m.Field]
+			if fs == nil {
+				if len(spare) == 0 {
+					spare = make([]nhisync.FieldState, len(r.readIdx)-k)
+				}
+				fs, spare = &spare[0], spare[1:]
+				if link.Fields == nil {
+					link.Fields = map[string]*nhisync.FieldState{}
+				}
+				link.Fields[m.Field] = fs
+			}
 			if !fs.Asserted.Equal(v) || fs.Since.IsZero() {
 				fs.Asserted, fs.Since, fs.SourceTime, fs.Actor = v, r.at, modified, actor
 			}
@@ -47,19 +64,21 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 				if at.IsZero() {
 					at = r.at
 				}
-				rc.props[m.Field] = append(rc.props[m.Field], &prop{
-					Proposal: nhisync.Proposal{System: st.system(), Value: v, At: at, Actor: actor},
-					link:     link, fs: fs,
-				})
+				if fi := fieldIdx[idx]; fi >= 0 {
+					rc.props[fi] = append(rc.props[fi], d.newProp(prop{
+						Proposal: nhisync.Proposal{System: st.system(), Value: v, At: at, Actor: actor},
+						link:     link, fs: fs,
+					}))
+				}
 			}
 		}
 	}
 	for _, sys := range p.vanished[w.id] {
 		rc.vanish(sys, "")
 	}
-	rc.settleQuarantine(observed)
-	for _, f := range rc.kind.FieldNames {
-		if ps := rc.props[f]; len(ps) > 0 {
+	rc.settleQuarantine(w.obs)
+	for i, f := range rc.kind.FieldNames {
+		if ps := rc.props[i]; len(ps) > 0 {
 			if err := rc.decideField(rc.kind.Fields[f], ps); err != nil {
 				return err
 			}

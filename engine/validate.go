@@ -14,18 +14,18 @@ import (
 
 // settleQuarantine closes quarantine items whose source changed, and
 // drops proposals that repeat a quarantined value (quarantined once).
-func (rc *recCtx) settleQuarantine(observed map[string]*staged) {
+func (rc *recCtx) settleQuarantine(observed []*staged) {
 	for _, q := range rc.rec.Quarantine {
 		if q.Status != nhisync.StatusOpen || q.Field == "" {
 			continue
 		}
-		if observed[q.System] == nil {
+		if !slices.ContainsFunc(observed, func(st *staged) bool { return st.system() == q.System }) {
 			continue
 		}
-		ps := rc.props[q.Field]
+		ps := rc.propsOf(q.Field)
 		i := slices.IndexFunc(ps, func(p *prop) bool { return p.System == q.System })
 		if i >= 0 && ps[i].Value.Equal(q.Value) {
-			rc.props[q.Field] = slices.Delete(ps, i, i+1)
+			rc.props[rc.d.fieldIndex(rc.kind, q.Field)] = slices.Delete(ps, i, i+1)
 			continue
 		}
 		q.Status, q.Closed, q.ClosedBy = nhisync.StatusCleared, rc.d.now, nhisync.Actor
@@ -154,21 +154,33 @@ func (vd validator) missingRef(ctx context.Context, f *nhisync.Field, v nhisync.
 // view returns the record as system proposes it: golden values overlaid
 // with every proposal of that system in this pass.
 func (rc *recCtx) view(system string) map[string]nhisync.Value {
-	if v := rc.views[system]; v != nil {
-		return v
+	for _, v := range rc.views {
+		if v.system == system {
+			return v.values
+		}
 	}
-	v := make(map[string]nhisync.Value, len(rc.kind.FieldNames)+1)
+	// The map of a previous decision's view, when the decider has one to
+	// spare: every field is set again below.
+	var v map[string]nhisync.Value
+	if n := len(rc.views); n < len(rc.d.viewPool) {
+		v = rc.d.viewPool[n].values
+		clear(v)
+	} else {
+		v = make(map[string]nhisync.Value, len(rc.kind.FieldNames)+1)
+		rc.d.viewPool = append(rc.d.viewPool, recView{values: v})
+	}
 	for _, name := range rc.kind.FieldNames {
 		v[name] = rc.rec.Value(name)
 	}
-	for field, ps := range rc.props {
+	for i, ps := range rc.props {
 		for _, p := range ps {
 			if p.System == system {
-				v[field] = p.Value
+				v[rc.kind.FieldNames[i]] = p.Value
 			}
 		}
 	}
-	rc.views[system] = v
+	rc.d.viewPool[len(rc.views)].system = system
+	rc.views = rc.d.viewPool[:len(rc.views)+1]
 	return v
 }
 
