@@ -119,6 +119,10 @@ type recCtx struct {
 	props [][]*prop
 	// views caches, per system, the record as that system proposes it.
 	views []recView
+	// goldens holds the golden values this decision set (setGolden),
+	// agreedSlab the lists of agreeing systems of created (agreedRoom).
+	goldens    []nhisync.Golden
+	agreedSlab []string
 	// created is the record.created entry of a record new in this pass:
 	// its links, its fields' first adoptions and the systems that agreed
 	// with them are folded into it (SPEC §4).
@@ -206,6 +210,19 @@ func (rc *recCtx) createdLink(system, id, reason string) {
 	rc.created.Links = append(rc.created.Links, nhisync.AuditLink{System: system, ID: id, Reason: nhisync.CreatedLinkReason(reason)})
 }
 
+// agreedRoom returns an empty list with room for every other system, the
+// systems that agree with one first value of the record.created entry:
+// the lists of one entry share an allocation.
+func (rc *recCtx) agreedRoom() []string {
+	per := max(1, len(rc.d.e.cfg.SystemNames)-1)
+	if len(rc.agreedSlab)+per > cap(rc.agreedSlab) {
+		rc.agreedSlab = make([]string, 0, per*max(1, len(rc.kind.FieldNames)))
+	}
+	n := len(rc.agreedSlab)
+	rc.agreedSlab = rc.agreedSlab[:n+per]
+	return rc.agreedSlab[n : n : n+per]
+}
+
 // agreed hears p, which holds value, the value field was just set to
 // (SPEC §3.3: its shadow moves to it). In a record new in this pass the
 // agreement is one more system of the field's first value in its
@@ -219,6 +236,9 @@ func (rc *recCtx) agreed(field string, p *prop, value nhisync.Value, observe boo
 	if rc.created != nil {
 		for i := len(rc.created.Fields) - 1; i >= 0; i-- {
 			if f := &rc.created.Fields[i]; f.Field == field {
+				if f.Agreed == nil {
+					f.Agreed = rc.agreedRoom()
+				}
 				f.Agreed = append(f.Agreed, actorOr(p.Actor, p.System))
 				return
 			}
@@ -270,7 +290,8 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 					return nhisync.Errorf(nhisync.EINTERNAL, "record %d is linked but missing from the store", id)
 				}
 				// The creating observation is the first: its system's kind.
-				rec = &nhisync.Record{ID: id, Kind: w.obs[0].r.kind.Name, MatchKey: w.key, Fields: map[string]*nhisync.Golden{}, Created: p.now}
+				kind := w.obs[0].r.kind
+				rec = &nhisync.Record{ID: id, Kind: kind.Name, MatchKey: w.key, Fields: make(map[string]*nhisync.Golden, len(kind.FieldNames)), Created: p.now}
 			}
 			if rec.Fields == nil {
 				rec.Fields = map[string]*nhisync.Golden{}

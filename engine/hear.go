@@ -22,7 +22,7 @@ func (rc *recCtx) accept(f *nhisync.Field, p *prop, old nhisync.Value, reason st
 	if p.link != nil && !p.link.Modified.IsZero() {
 		st = p.At
 	}
-	rc.rec.Fields[f.Name] = &nhisync.Golden{Value: p.Value, Source: p.System, Actor: p.Actor, Rule: reason, At: rc.d.now, SourceTime: st}
+	rc.setGolden(f.Name, nhisync.Golden{Value: p.Value, Source: p.System, Actor: p.Actor, Rule: reason, At: rc.d.now, SourceTime: st})
 	if p.fs != nil {
 		p.fs.Shadow = p.Value
 	}
@@ -37,6 +37,16 @@ func (rc *recCtx) accept(f *nhisync.Field, p *prop, old nhisync.Value, reason st
 		return
 	}
 	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: old, New: p.Value, Reason: reason})
+}
+
+// setGolden makes g the golden value of field. The golden values a
+// decision sets share one allocation: a new record gets all of them.
+func (rc *recCtx) setGolden(field string, g nhisync.Golden) {
+	if len(rc.goldens) == cap(rc.goldens) {
+		rc.goldens = make([]nhisync.Golden, 0, len(rc.kind.FieldNames))
+	}
+	rc.goldens = append(rc.goldens, g)
+	rc.rec.Fields[field] = &rc.goldens[len(rc.goldens)-1]
 }
 
 func actorOr(actor, system string) string {

@@ -143,8 +143,10 @@ func byStrictest(f *nhisync.Field) func(a, b *prop) int {
 // the merged set and the proposals that added or removed something, and
 // changes nothing.
 func mergeSets(f *nhisync.Field, golden nhisync.Value, ps []*prop) (nhisync.Value, []*prop) {
-	adds := map[string]bool{}
-	removes := map[string]bool{}
+	// Sets are short and their elements sorted: sorted slices, searched
+	// by bisection, cost less than maps here, and this runs for every
+	// proposal of every set field.
+	var adds, removes []string
 	var contributors []*prop
 	for _, p := range ps {
 		var sh nhisync.Value
@@ -154,47 +156,57 @@ func mergeSets(f *nhisync.Field, golden nhisync.Value, ps []*prop) (nhisync.Valu
 		touched := false
 		for _, e := range p.Value.Elems() {
 			if !sh.Has(e) {
-				adds[e], touched = true, true
+				adds, touched = append(adds, e), true
 			}
 		}
 		for _, e := range sh.Elems() {
 			if !p.Value.Has(e) {
-				removes[e], touched = true, true
+				removes, touched = append(removes, e), true
 			}
 		}
 		if touched {
 			contributors = append(contributors, p)
 		}
 	}
-	result := map[string]bool{}
+	if len(ps) > 1 {
+		// Several proposals: their additions and removals may repeat.
+		slices.Sort(adds)
+		adds = slices.Compact(adds)
+		slices.Sort(removes)
+		removes = slices.Compact(removes)
+	}
+	has := func(sorted []string, e string) bool {
+		_, ok := slices.BinarySearch(sorted, e)
+		return ok
+	}
+	// An element both added and removed stays, unless removal wins.
+	elems := make([]string, 0, len(golden.Elems())+len(adds))
 	for _, e := range golden.Elems() {
-		result[e] = true
-	}
-	for e := range adds {
-		if !removes[e] || !f.WinsRemove {
-			result[e] = true
+		if !has(removes, e) || (has(adds, e) && !f.WinsRemove) {
+			elems = append(elems, e)
 		}
 	}
-	for e := range removes {
-		if !adds[e] || f.WinsRemove {
-			delete(result, e)
+	for _, e := range adds {
+		if !has(removes, e) || !f.WinsRemove {
+			elems = append(elems, e)
 		}
-	}
-	elems := make([]string, 0, len(result))
-	for e := range result {
-		elems = append(elems, e)
 	}
 	return nhisync.SetOf(elems...), contributors
 }
 
+// distinct counts the different values of ps.
 func distinct(ps []*prop) int {
-	var seen []nhisync.Value
-	for _, p := range ps {
-		if !slices.ContainsFunc(seen, p.Value.Equal) {
-			seen = append(seen, p.Value)
+	n := 0
+next:
+	for i, p := range ps {
+		for _, q := range ps[:i] {
+			if q.Value.Equal(p.Value) {
+				continue next
+			}
 		}
+		n++
 	}
-	return len(seen)
+	return n
 }
 
 // settle makes win's value golden and hears every other proposal: one
@@ -261,7 +273,7 @@ func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
 	}
 	// Provenance names the latest contributing change.
 	latest := slices.MinFunc(contributors, byLatest)
-	rc.rec.Fields[f.Name] = &nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At}
+	rc.setGolden(f.Name, nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At})
 	if gv.IsZero() && !slices.ContainsFunc(contributors, func(p *prop) bool { return !p.Value.Equal(nv) }) {
 		// A first sighting: the golden set was empty and every system that
 		// holds one holds the same. Nothing was combined: the value is
