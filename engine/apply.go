@@ -37,6 +37,45 @@ type held struct {
 	fence *nhisync.Fence
 	yield string
 	ttl   time.Duration
+	// inflight is the outcome commit under way (nil for none).
+	inflight *outcomeCommit
+}
+
+// outcomeCommit is the commit of one chunk's outcome, run on a goroutine
+// of its own while the drain sends the next chunk (or system) and loads
+// what the next outcome moves: one at a time, in order, so the audit log
+// reads as if they were made one after the other.
+type outcomeCommit struct {
+	done chan struct{}
+	err  error
+	// creates tells that the batch makes links: the next outcome loads
+	// links only once it is in.
+	creates bool
+}
+
+// failed returns the error of an outcome commit that has failed, without
+// waiting for one under way.
+func (h *held) failed() error {
+	if c := h.inflight; c != nil {
+		select {
+		case <-c.done:
+			return c.err
+		default:
+		}
+	}
+	return nil
+}
+
+// wait waits for the outcome commit under way, if any, and returns its
+// error.
+func (h *held) wait() error {
+	c := h.inflight
+	if c == nil {
+		return nil
+	}
+	<-c.done
+	h.inflight = nil
+	return c.err
 }
 
 // drainTTL is how long a drain's claims last unless renewed: the
@@ -76,12 +115,14 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 			claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: name, Due: now, Limit: limit,
 				Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
 			if err != nil {
+				_ = snd.wait() // its error, if any, is no news after err
 				return err
 			}
 			if len(rows) == 0 {
 				break
 			}
 			if err := e.sendClaimed(ctx, sys, conn, claim, rows, whole, sum, now, snd); err != nil {
+				_ = snd.wait()
 				_ = e.store.ReleaseClaim(context.WithoutCancel(ctx), claim)
 				return err
 			}
@@ -90,7 +131,7 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 			}
 		}
 	}
-	return nil
+	return snd.wait()
 }
 
 // claim claims queued writes as req says, at the clock's time. A drain
@@ -208,7 +249,9 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 // the queued rows results[i] answers, held by claim. It loads only what
 // the outcome moves: the display keys of the writes' records (what their
 // audit entries name) and the links of sys the updates went to, and
-// writes back only the links it changed, in key order.
+// writes back only the links it changed, in key order. The commit runs
+// on (snd.inflight) while the drain goes on; it starts once the one
+// before is in, and a drain waits for the last before it returns.
 func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
 	var recIDs []int64
 	var extIDs []string
@@ -229,6 +272,11 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	keys, err := e.store.RecordKeys(ctx, recIDs)
 	if err != nil {
 		return err
+	}
+	if c := snd.inflight; c != nil && c.creates {
+		if err := snd.wait(); err != nil {
+			return err
+		}
 	}
 	var loaded []*nhisync.Link
 	if len(extIDs) > 0 {
@@ -338,17 +386,26 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 		b.Links = append(b.Links, l)
 	}
 	b.Fence, b.Claim = snd.fence, claim
-	if err := e.store.Commit(ctx, b); err != nil {
+	if err := snd.wait(); err != nil {
 		return err
 	}
-	if e.writeObserver != nil {
+	c := &outcomeCommit{done: make(chan struct{})}
+	for _, g := range groups {
+		c.creates = c.creates || g[0].Create
+	}
+	snd.inflight = c
+	go func() {
+		defer close(c.done)
+		if c.err = e.store.Commit(ctx, b); c.err != nil || e.writeObserver == nil {
+			return
+		}
 		at := e.clock.Now().UTC()
 		for i, res := range results {
 			for _, o := range groups[i] {
 				e.writeObserver(o, res.Status, at)
 			}
 		}
-	}
+	}()
 	return nil
 }
 
@@ -463,6 +520,9 @@ func (e *Engine) healthBatch(ctx context.Context, sum *Summary, now time.Time) (
 // no store can close; conditional writes, which carry the value last seen,
 // keep a late write from overwriting a newer one.)
 func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim, rows []*nhisync.OutboxWrite) error {
+	if err := snd.failed(); err != nil {
+		return err // no more writes leave after an outcome failed to commit
+	}
 	now := e.clock.Now().UTC()
 	if fence := snd.fence; fence != nil {
 		lost := nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,4 +242,108 @@ func cloneLink(l *nhisync.Link) *nhisync.Link {
 		c.Fields[f] = &s
 	}
 	return &c
+}
+
+// commitLog is a store that keeps, in commit order, the queued writes each
+// commit settles, and notes commits that overlap.
+type commitLog struct {
+	nhisync.Store
+	busy    atomic.Bool
+	overlap atomic.Bool
+	mu      sync.Mutex
+	settled [][]int64
+}
+
+func (s *commitLog) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if !s.busy.CompareAndSwap(false, true) {
+		s.overlap.Store(true)
+	}
+	defer s.busy.Store(false)
+	err := s.Store.Commit(ctx, b)
+	if err == nil && len(b.OutboxDone) > 0 {
+		s.mu.Lock()
+		s.settled = append(s.settled, slices.Clone(b.OutboxDone))
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// sentLog sends writes as its connector does and keeps, call by call, the
+// ids of the records each Apply wrote to.
+type sentLog struct {
+	nhisync.Connector
+	calls [][]string
+}
+
+func (c *sentLog) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	var ids []string
+	for _, w := range ws {
+		ids = append(ids, w.ID)
+	}
+	c.calls = append(c.calls, ids)
+	return c.Connector.Apply(ctx, ws)
+}
+
+// TestDrainCommitsOutcomesInOrder: a drain commits each chunk's outcome
+// while it sends the next, yet the outcomes commit one at a time, in the
+// order their writes went out, and all of them are in when Drain returns.
+func TestDrainCommitsOutcomesInOrder(t *testing.T) {
+	const n = 9
+	defer engine.SetClaimRows(2)()
+	w, mu, counted := queuedCatalogWrites(t, n)
+	ctx := context.Background()
+	queued, err := w.store.OutboxWrites(ctx, "catalog", nhisync.OutboxReady, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extOf := map[int64]string{}
+	for _, o := range queued {
+		extOf[o.ID] = o.ExternalID
+	}
+	store := &commitLog{Store: w.store}
+	sent := &sentLog{}
+	conns := map[string]nhisync.Connector{}
+	for _, name := range w.cfg.SystemNames {
+		sys := w.cfg.Systems[name]
+		d, _ := nhisync.LookupDriver(sys.Connector)
+		c, err := d.Open(ctx, sys, w.cfg.Kinds[sys.Kind])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if name == "catalog" {
+			sent.Connector = &sendCounter{Connector: c, mu: mu, sent: counted}
+			c = sent
+		}
+		conns[name] = c
+	}
+	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	sum, err := e.Drain(ctx)
+	if err != nil || sum.WritesApplied != n {
+		t.Fatalf("Drain: applied %v, %v; want %d", sum, err, n)
+	}
+	store.mu.Lock()
+	settled := store.settled
+	store.mu.Unlock()
+	if len(sent.calls) != (n+1)/2 {
+		t.Fatalf("the writes went out in %d chunks, want %d", len(sent.calls), (n+1)/2)
+	}
+	if len(settled) != len(sent.calls) {
+		t.Fatalf("%d outcomes committed when Drain returned, for %d chunks sent", len(settled), len(sent.calls))
+	}
+	for k, ids := range settled {
+		var got []string
+		for _, id := range ids {
+			got = append(got, extOf[id])
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(sent.calls[k]))
+		if !slices.Equal(got, want) {
+			t.Errorf("outcome %d settles the writes to %v, but chunk %d went to %v", k, got, k, want)
+		}
+	}
+	if store.overlap.Load() {
+		t.Error("two outcome commits ran at once")
+	}
+	appliedOnce(t, w, n, counted)
 }
