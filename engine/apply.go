@@ -39,6 +39,8 @@ type held struct {
 	ttl   time.Duration
 	// inflight is the outcome commit under way (nil for none).
 	inflight *outcomeCommit
+	// leaseAt is when this drain last renewed and checked fence's lease.
+	leaseAt time.Time
 }
 
 // outcomeCommit is the commit of one chunk's outcome, run on a goroutine
@@ -519,26 +521,25 @@ func (e *Engine) healthBatch(ctx context.Context, sum *Summary, now time.Time) (
 // system. (Between this check and the system's write a window remains that
 // no store can close; conditional writes, which carry the value last seen,
 // keep a late write from overwriting a newer one.)
+//
+// Under a lease, both are renewed only once a third of their period has
+// gone by since they last were, as a pass renews its lease between
+// batches: until they expire no other process may take them (a drain
+// elsewhere claims only unclaimed or expired writes and gives way to the
+// lease, and people's actions, which could change a queued write, wait
+// for the lease), so what was checked then still holds. A drain outside
+// a pass renews and checks its claim before every chunk.
 func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim, rows []*nhisync.OutboxWrite) error {
 	if err := snd.failed(); err != nil {
 		return err // no more writes leave after an outcome failed to commit
 	}
 	now := e.clock.Now().UTC()
 	if fence := snd.fence; fence != nil {
-		lost := nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
-		ok, err := e.store.AcquireLease(ctx, fence.Lease, fence.Holder, now, snd.ttl)
-		if err != nil {
+		if err := e.renewFence(ctx, snd, now); err != nil {
 			return err
 		}
-		if !ok {
-			return lost
-		}
-		f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
-		if err != nil {
-			return err
-		}
-		if f.Epoch != fence.Epoch {
-			return lost
+		if claim.Until.Sub(now) > snd.ttl-snd.ttl/3 {
+			return nil // claimed or renewed moments ago
 		}
 	}
 	ids := make([]int64, len(rows))
@@ -546,6 +547,33 @@ func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim
 		ids[i] = o.ID
 	}
 	return e.store.RenewClaim(ctx, claim, ids, now, snd.ttl)
+}
+
+// renewFence renews the lease of snd's fence unless it was renewed less
+// than a third of its period ago, and fails (ECONFLICT) unless this
+// engine still holds it at the fence's epoch.
+func (e *Engine) renewFence(ctx context.Context, snd *held, now time.Time) error {
+	fence := snd.fence
+	if now.Sub(snd.leaseAt) < snd.ttl/3 {
+		return nil
+	}
+	lost := nhisync.Errorf(nhisync.ECONFLICT, "this process lost the %s lease to another (was it paused?); it sends no more writes; run it again", fence.Lease)
+	ok, err := e.store.AcquireLease(ctx, fence.Lease, fence.Holder, now, snd.ttl)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return lost
+	}
+	f, err := e.store.LeaseFence(ctx, fence.Lease, fence.Holder)
+	if err != nil {
+		return err
+	}
+	if f.Epoch != fence.Epoch {
+		return lost
+	}
+	snd.leaseAt = now
+	return nil
 }
 
 // awaitClaims waits, once this engine holds the pass lease, until no

@@ -347,3 +347,58 @@ func TestDrainCommitsOutcomesInOrder(t *testing.T) {
 	}
 	appliedOnce(t, w, n, counted)
 }
+
+// renewCounter counts claim renewals.
+type renewCounter struct {
+	nhisync.Store
+	renewals atomic.Int32
+}
+
+func (s *renewCounter) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, now time.Time, ttl time.Duration) error {
+	s.renewals.Add(1)
+	return s.Store.RenewClaim(ctx, c, ids, now, ttl)
+}
+
+// TestPassSendsFreshClaimsWithoutRenewing: under the pass lease, a claim
+// made moments ago goes out without a renewal (no one else may take its
+// writes before it expires); a drain outside a pass renews and checks each
+// claim before its writes leave.
+func TestPassSendsFreshClaimsWithoutRenewing(t *testing.T) {
+	const n = 6
+	defer engine.SetClaimRows(2)()
+	for _, pass := range []bool{true, false} {
+		w, mu, counted := queuedCatalogWrites(t, n)
+		store := &renewCounter{Store: w.store}
+		conns := map[string]nhisync.Connector{}
+		for _, name := range w.cfg.SystemNames {
+			sys := w.cfg.Systems[name]
+			d, _ := nhisync.LookupDriver(sys.Connector)
+			c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			if name == "catalog" {
+				c = &sendCounter{Connector: c, mu: mu, sent: counted}
+			}
+			conns[name] = c
+		}
+		e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("sender"))
+		var err error
+		if pass {
+			_, err = e.Sync(context.Background(), engine.PassOptions{})
+		} else {
+			_, err = e.Drain(context.Background())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		appliedOnce(t, w, n, counted)
+		switch got := store.renewals.Load(); {
+		case pass && got != 0:
+			t.Errorf("a pass renewed its fresh claims %d times, want none", got)
+		case !pass && got != n/2:
+			t.Errorf("a drain renewed its claims %d times, want %d (one a chunk)", got, n/2)
+		}
+	}
+}
