@@ -154,21 +154,7 @@ type recWork struct {
 // plan: the same code with the outbox discarded.
 func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 	start := e.clock.Now()
-	p := &pass{
-		e:        e,
-		opt:      opt,
-		dry:      opt.DryRun,
-		now:      start.UTC(),
-		hlc:      &nhisync.HLC{Clock: e.clock},
-		ids:      &ids{store: e.store, dry: opt.DryRun},
-		sum:      newSummary(e.cfg, opt.DryRun),
-		reads:    map[string]*sysRead{},
-		recIdx:   map[string]map[string]int64{},
-		partial:  map[string]map[string][]int64{},
-		work:     map[int64]*recWork{},
-		vanished: map[int64][]string{},
-		batch:    &nhisync.Batch{},
-	}
+	p := e.newPass(opt, start)
 	if !p.dry {
 		p.leaseTTL = opt.LeaseTTL
 		if p.leaseTTL == 0 {
@@ -222,6 +208,26 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 	p.sum.Records = n
 	p.sum.DurationMS = e.clock.Now().Sub(start).Milliseconds()
 	return p.sum, nil
+}
+
+// newPass returns the state of a pass starting at start, before it has
+// read anything.
+func (e *Engine) newPass(opt PassOptions, start time.Time) *pass {
+	return &pass{
+		e:        e,
+		opt:      opt,
+		dry:      opt.DryRun,
+		now:      start.UTC(),
+		hlc:      &nhisync.HLC{Clock: e.clock},
+		ids:      &ids{store: e.store, dry: opt.DryRun},
+		sum:      newSummary(e.cfg, opt.DryRun),
+		reads:    map[string]*sysRead{},
+		recIdx:   map[string]map[string]int64{},
+		partial:  map[string]map[string][]int64{},
+		work:     map[int64]*recWork{},
+		vanished: map[int64][]string{},
+		batch:    &nhisync.Batch{},
+	}
 }
 
 // decideBulk is decideAll, inside a store's bulk window when the store
