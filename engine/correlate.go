@@ -45,7 +45,7 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	for _, st := range r.changed {
 		h := r.heads[st.id()]
 		wasDisputed := h != nil && h.status == stateDisputed
-		p.place(ctx, r, st, linked)
+		p.place(ctx, r, st, h, linked)
 		if wasDisputed && h.status == stateLive {
 			settled = append(settled, st.id())
 		}
@@ -162,12 +162,8 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 // change: a golden record may have appeared for them since.
 func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	var ids []string
-	changed := map[string]bool{}
-	for _, st := range r.changed {
-		changed[st.id()] = true
-	}
 	for id, h := range r.heads {
-		if h.seen && h.recordID == 0 && !changed[id] && r.dups[id] == 0 && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
+		if h.seen && h.recordID == 0 && !h.changed && r.dups[id] == 0 && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
 			ids = append(ids, id)
 		}
 	}
@@ -197,10 +193,12 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	return nil
 }
 
-// linkedRecords maps record ID → external ID for the system's live links
-// that still count (seen in a full read, or any in an incremental one).
+// linkedRecords maps record ID → external ID for the system's stored live
+// links that still count (seen in a full read, or any in an incremental
+// one). The links correlation makes by match values are in the records'
+// work (staged.matched).
 func (p *pass) linkedRecords(r *sysRead) map[int64]string {
-	m := make(map[int64]string, len(r.heads))
+	m := make(map[int64]string, r.stored)
 	for id, h := range r.heads {
 		if h.recordID != 0 && h.status == stateLive && (h.seen || !r.full) {
 			m[h.recordID] = id
@@ -220,9 +218,8 @@ func (p *pass) addWork(id int64) *recWork {
 	return w
 }
 
-// place routes one staged observation.
-func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) {
-	h := r.heads[st.id()]
+// place routes one staged observation; h is its id's head.
+func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linked map[int64]string) {
 	if h != nil && h.recordID != 0 && h.status != stateUnmatched && h.status != stateDisputed {
 		w := p.addWork(h.recordID)
 		w.obs = append(w.obs, st)
@@ -233,7 +230,7 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int
 		p.stray = append(p.stray, &strayObs{st: st, status: status, reason: reason, stored: h != &r.fresh})
 		return
 	}
-	linked[id] = st.id()
+	st.matched = true
 	switch {
 	case h == &r.fresh:
 		r.freshLinked++
@@ -248,15 +245,16 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, linked map[int
 // match finds the golden record for an observation that has no link.
 func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
 	kind := r.kind
-	vals := make([]string, len(kind.Match))
+	vals := r.matchVals[:0]
 	full := true
 	for i, idx := range r.matchIdx {
 		if idx < 0 {
 			full = false
+			vals = append(vals, "")
 			continue
 		}
 		v := st.value(r.sys, idx)
-		vals[i] = v.Text()
+		vals = append(vals, v.Text())
 		if p := v.Problem(); p != "" {
 			// A malformed key must not create or claim a golden record.
 			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
@@ -265,9 +263,12 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s is empty", kind.Match[i])
 		}
 	}
+	r.matchVals = vals
 	var candidates []int64
+	var key string
 	if full {
-		if id, ok := p.recIdx[kind.Name][nhisync.NormalizeKey(vals)]; ok {
+		key = nhisync.NormalizeKey(vals)
+		if id, ok := p.recIdx[kind.Name][key]; ok {
 			candidates = []int64{id}
 		}
 	} else {
@@ -280,7 +281,7 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 			if err != nil {
 				return 0, false, nhisync.LinkUnmatched, "cannot allocate a record id: " + err.Error()
 			}
-			p.addRecord(kind.Name, nhisync.NormalizeKey(vals), nid)
+			p.addRecord(kind.Name, key, nid)
 			return nid, true, nhisync.LinkLive, ""
 		}
 		if !full {
@@ -288,7 +289,7 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 		}
 		return 0, false, nhisync.LinkUnmatched, UnmatchedReason(kind, r.sys.Name)
 	case 1:
-		if other, ok := linked[candidates[0]]; ok && other != st.id() {
+		if other, ok := p.linkedTo(r, candidates[0], linked); ok && other != st.id() {
 			return 0, false, nhisync.LinkDisputed, fmt.Sprintf("%s record %q already links to the same golden record", r.sys.Name, other)
 		}
 		return candidates[0], false, nhisync.LinkLive, ""
@@ -297,12 +298,32 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 	}
 }
 
+// linkedTo returns the external ID of the record of r's system that
+// links to golden record id: by a stored link (linked), or by match
+// values earlier in this pass.
+func (p *pass) linkedTo(r *sysRead, id int64, linked map[int64]string) (string, bool) {
+	if other, ok := linked[id]; ok {
+		return other, true
+	}
+	if w := p.work[id]; w != nil {
+		for _, o := range w.obs {
+			if o.r == r && o.matched {
+				return o.id(), true
+			}
+		}
+	}
+	return "", false
+}
+
 // addRecord registers a record created in this pass in the key indexes,
 // and gives it its work.
 func (p *pass) addRecord(kind, key string, id int64) {
 	p.recIdx[kind][key] = id
 	w := p.addWork(id)
 	w.key = key
+	if len(p.partial) == 0 {
+		return
+	}
 	parts := strings.Split(key, "\x1f")
 	for sig, idx := range p.partial {
 		k, s, ok := strings.Cut(sig, ":")

@@ -103,6 +103,8 @@ type sysRead struct {
 	heads       map[string]*head
 	fresh       head
 	freshLinked int
+	// stored counts the heads of stored links.
+	stored int
 	// changed are the observations to correlate, until correlation is
 	// done; then each is held by its record's work until decided.
 	changed  []*staged
@@ -125,6 +127,8 @@ type sysRead struct {
 	arena  texts
 	ids    texts
 	hdr    []byte // stage's scratch
+	// matchVals is match's scratch.
+	matchVals []string
 }
 
 type strayObs struct {
@@ -429,6 +433,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			hd.hash, hd.hasHash = [hashLen]byte(h.Hash), true
 		}
 		r.heads[r.ids.clone(h.ExternalID)] = hd
+		r.stored++
 		return nil
 	})
 	if err != nil {
@@ -473,6 +478,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			if hd.status != stateGone && hd.hasHash && hd.hash == h.sum {
 				return nil
 			}
+			hd.changed = true
 		}
 		// The id is copied once, into the observation's encoding; a new
 		// id's head is keyed by that copy.

@@ -86,6 +86,9 @@ type head struct {
 	hasHash bool
 	status  linkState
 	seen    bool
+	// changed is set when the read staged the record (its hash differed):
+	// restageStrays need not stage it again.
+	changed bool
 }
 
 // staged is one observation that must be correlated and decided: a
@@ -106,6 +109,10 @@ type staged struct {
 	// hasHash is false for an observation that must read as changed next
 	// time (a disputed duplicate id).
 	hasHash bool
+	// matched is set when correlation linked the observation to its
+	// record by match values (not by a stored link): no other record of
+	// its system may then link to that record in this pass.
+	matched bool
 }
 
 // system is the name of the observation's system.
