@@ -15,6 +15,7 @@ import (
 // when the system is in create_from; what remains is unmatched or
 // disputed. It also collects the records that vanished from full reads.
 func (p *pass) correlate(ctx context.Context) error {
+	p.sizeIndexes()
 	for _, name := range p.e.cfg.SystemNames {
 		r := p.reads[name]
 		if r == nil {
@@ -33,6 +34,28 @@ func (p *pass) correlate(ctx context.Context) error {
 	return p.settleStrays(ctx)
 }
 
+// sizeIndexes sizes the work and a first pass's key indexes (empty when
+// correlation starts) for the records correlation is about to add: at
+// least as many as the largest system staged, so that the maps do not
+// grow and rehash a few times over, each entry moved each time.
+func (p *pass) sizeIndexes() {
+	most, create := 0, map[string]int{}
+	for _, r := range p.reads {
+		most = max(most, len(r.changed))
+		if slices.Contains(r.kind.CreateFrom, r.sys.Name) {
+			create[r.kind.Name] = max(create[r.kind.Name], len(r.changed))
+		}
+	}
+	if len(p.work) == 0 {
+		p.work = make(map[int64]*recWork, most)
+	}
+	for kind, n := range create {
+		if m := p.recIdx[kind]; len(m) == 0 && n > 0 {
+			p.recIdx[kind] = make(map[string]int64, n)
+		}
+	}
+}
+
 // correlateSystem ties the staged observations of one system's read to
 // golden records and collects what vanished from it.
 func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
@@ -43,7 +66,10 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	linked := p.linkedRecords(r)
 	var settled []string
 	for _, st := range r.changed {
-		h := r.heads[st.id()]
+		h := &r.fresh
+		if !st.fresh {
+			h = r.heads[st.id()]
+		}
 		wasDisputed := h != nil && h.status == stateDisputed
 		p.place(ctx, r, st, h, linked)
 		if wasDisputed && h.status == stateLive {

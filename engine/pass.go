@@ -486,6 +486,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		if hd == nil {
 			r.heads[st.id()] = &r.fresh
 			r.seen++
+			st.fresh = true
 		}
 		st.hash, st.hasHash = h.sum, true
 		r.changed = append(r.changed, st)

@@ -113,6 +113,9 @@ type staged struct {
 	// record by match values (not by a stored link): no other record of
 	// its system may then link to that record in this pass.
 	matched bool
+	// fresh is set when the store held no link for the id when the read
+	// staged it: its head is the read's fresh one.
+	fresh bool
 }
 
 // system is the name of the observation's system.
