@@ -493,27 +493,33 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		return nil
 	}
 	changer, isChanger := conn.(nhisync.Changer)
-	switch {
-	case isChanger && p.opt.Incremental && st.Cursor != "" && sameMapping:
-		next, err := changer.Changes(ctx, st.Cursor, emit)
-		if err != nil {
-			return nil, err
+	read := func(emit func(nhisync.Observation) error) error {
+		switch {
+		case isChanger && p.opt.Incremental && st.Cursor != "" && sameMapping:
+			next, err := changer.Changes(ctx, st.Cursor, emit)
+			if err != nil {
+				return err
+			}
+			r.cursor = next
+			ss.Mode = nhisync.ModeIncremental
+		case isChanger:
+			next, err := changer.Changes(ctx, "", emit)
+			if err != nil {
+				return err
+			}
+			r.cursor, r.full = next, true
+			ss.Mode = nhisync.ModeFull
+		default:
+			if err := conn.Snapshot(ctx, emit); err != nil {
+				return err
+			}
+			r.full = true
+			ss.Mode = nhisync.ModeFull
 		}
-		r.cursor = next
-		ss.Mode = nhisync.ModeIncremental
-	case isChanger:
-		next, err := changer.Changes(ctx, "", emit)
-		if err != nil {
-			return nil, err
-		}
-		r.cursor, r.full = next, true
-		ss.Mode = nhisync.ModeFull
-	default:
-		if err := conn.Snapshot(ctx, emit); err != nil {
-			return nil, err
-		}
-		r.full = true
-		ss.Mode = nhisync.ModeFull
+		return nil
+	}
+	if err := handOff(len(sys.Fields), read, emit); err != nil {
+		return nil, err
 	}
 	r.ok = true
 	ss.Read = r.count

@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+)
+
+// readN is a connector's read of n observations, reusing one Values
+// slice as connectors do, and failing after fail of them when fail > 0.
+func readN(n, fail int) func(func(nhisync.Observation) error) error {
+	return func(emit func(nhisync.Observation) error) error {
+		vals := make([]nhisync.Value, 3)
+		for i := range n {
+			if fail > 0 && i == fail {
+				return errors.New("the file changed while it was read")
+			}
+			vals[0], vals[1], vals[2] = nhisync.Str(fmt.Sprint(i)), nhisync.SetOf("a", fmt.Sprint(i)), nhisync.Value{}
+			if err := emit(nhisync.Observation{ID: fmt.Sprint("id-", i), Values: vals}); err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+			// The connector reuses its slice once emit returned.
+			vals[0], vals[1] = nhisync.Str("reused"), nhisync.Str("reused")
+		}
+		return nil
+	}
+}
+
+// Every observation reaches emit once, in the read's order, with the
+// values it had when the connector passed it (not what the connector's
+// reused slice holds later), and no more values than the system maps.
+func TestHandOffKeepsOrderAndValues(t *testing.T) {
+	for _, n := range []int{0, 1, 511, 512, 513, 5000} {
+		got := 0
+		err := handOff(2, readN(n, 0), func(obs nhisync.Observation) error {
+			if want := fmt.Sprint("id-", got); obs.ID != want {
+				return fmt.Errorf("observation %d is %s, want %s", got, obs.ID, want)
+			}
+			if len(obs.Values) != 2 || obs.Values[0].Text() != fmt.Sprint(got) || !obs.Values[1].Has(fmt.Sprint(got)) {
+				return fmt.Errorf("observation %d holds %v", got, obs.Values)
+			}
+			got++
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if got != n {
+			t.Fatalf("n=%d: emit saw %d observations", n, got)
+		}
+	}
+}
+
+// An error of emit stops the read and is what the read returns (as the
+// connector wraps it); a read's own error is returned; emit sees nothing
+// after its error.
+func TestHandOffErrors(t *testing.T) {
+	stop := errors.New("the pass lost its lease")
+	seen := 0
+	err := handOff(3, readN(100000, 0), func(nhisync.Observation) error {
+		seen++
+		if seen == 700 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("err = %v, want the emit's error", err)
+	}
+	if seen != 700 {
+		t.Fatalf("emit saw %d observations, want none after its error (700)", seen)
+	}
+
+	seen = 0
+	err = handOff(3, readN(2000, 1500), func(nhisync.Observation) error { seen++; return nil })
+	if err == nil || err.Error() != "the file changed while it was read" {
+		t.Fatalf("err = %v, want the read's error", err)
+	}
+}
