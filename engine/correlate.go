@@ -26,7 +26,7 @@ func (p *pass) correlate(ctx context.Context) error {
 		// needed any more (what is left to decide is in p.work): a first
 		// pass holding millions drops each system's as soon as it is done,
 		// before the next system's records add their work.
-		r.heads, r.changed = nil, nil
+		r.heads, r.freshIDs, r.changed = nil, nil, nil
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (p *pass) disputeDuplicates(r *sysRead) {
 		// No content hash: once the id is unique again its record reads
 		// as changed and is correlated afresh.
 		st.hasHash = false
-		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads[st.id()] != &r.fresh,
+		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads[st.id()] != nil,
 			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id(), n+1, r.sys.Name)}
 		p.stray = append(p.stray, s)
 		p.sum.sys(r.sys.Name).Error = s.reason

@@ -96,11 +96,14 @@ type sysRead struct {
 	sys  *nhisync.System
 	kind *nhisync.Kind
 	fp   string
-	// heads are the system's links by external ID, until correlation is
-	// done. Every id without a stored link shares fresh (seen, linked to
-	// nothing): a first pass allocates no head per record; freshLinked
-	// counts those that correlation linked to a record.
+	// heads are the system's stored links by external ID, until
+	// correlation is done. The ids read without a stored link are in
+	// freshIDs, and share the head fresh (seen, linked to nothing): a
+	// first pass allocates no head per record, and tells a new id from
+	// one read twice by one map operation; freshLinked counts those that
+	// correlation linked to a record.
 	heads       map[string]*head
+	freshIDs    map[string]struct{}
 	fresh       head
 	freshLinked int
 	// stored counts the heads of stored links.
@@ -406,7 +409,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	kind := p.e.cfg.Kinds[sys.Kind]
 	// Sized for the records the last full read saw: the map does not grow
 	// (and rehash) a few times over while the link heads load.
-	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: make(map[string]*head, st.Records), dups: map[string]int{}}
+	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: make(map[string]*head, st.Records), freshIDs: map[string]struct{}{}, dups: map[string]int{}}
 	// Every id the read finds without a stored link points at fresh: seen
 	// (so it neither vanishes nor goes unnoticed when read twice), and
 	// linked to nothing.
@@ -481,10 +484,18 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			hd.changed = true
 		}
 		// The id is copied once, into the observation's encoding; a new
-		// id's head is keyed by that copy.
+		// id is kept by that copy.
 		st := r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor)
 		if hd == nil {
-			r.heads[st.id()] = &r.fresh
+			// The set grows unless the id is in it already.
+			n := len(r.freshIDs)
+			r.freshIDs[st.id()] = struct{}{}
+			if len(r.freshIDs) == n {
+				// The same id twice in one read, as above.
+				r.dups[obs.ID]++
+				r.changed = append(r.changed, st)
+				return nil
+			}
 			r.seen++
 			st.fresh = true
 		}
