@@ -16,10 +16,13 @@ import (
 // disputed. It also collects the records that vanished from full reads.
 func (p *pass) correlate(ctx context.Context) error {
 	p.sizeIndexes()
-	for _, name := range p.e.cfg.SystemNames {
+	for i, name := range p.e.cfg.SystemNames {
 		r := p.reads[name]
 		if r == nil {
 			continue
+		}
+		if i < 32 {
+			r.bit = 1 << i
 		}
 		err := p.correlateSystem(ctx, r)
 		// The system's heads and its list of changed observations are not
@@ -265,6 +268,7 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linke
 	}
 	w := p.addWork(id)
 	w.isNew = w.isNew || isNew
+	w.matchedBy |= r.bit
 	w.obs = append(w.obs, st)
 }
 
@@ -331,7 +335,7 @@ func (p *pass) linkedTo(r *sysRead, id int64, linked map[int64]string) (string, 
 	if other, ok := linked[id]; ok {
 		return other, true
 	}
-	if w := p.work[id]; w != nil {
+	if w := p.work[id]; w != nil && (r.bit == 0 || w.matchedBy&r.bit != 0) {
 		for _, o := range w.obs {
 			if o.r == r && o.matched {
 				return o.id(), true

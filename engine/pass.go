@@ -108,6 +108,10 @@ type sysRead struct {
 	freshLinked int
 	// stored counts the heads of stored links.
 	stored int
+	// bit is the system's bit in recWork.matchedBy: 1 << its index in
+	// the config's order, 0 past the 32nd (whose links are found by
+	// reading the records' observations).
+	bit uint32
 	// changed are the observations to correlate, until correlation is
 	// done; then each is held by its record's work until decided.
 	changed  []*staged
@@ -154,6 +158,10 @@ type recWork struct {
 	key   string
 	obs   []*staged
 	isNew bool
+	// matchedBy has the bit (sysRead.bit) of every system that correlation
+	// linked to the record by match values in this pass, so the dispute
+	// check reads no observation (one cache miss each) to learn it.
+	matchedBy uint32
 }
 
 // Sync runs one pass: drain queued writes, read every system, decide,
