@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -373,5 +374,35 @@ func TestBulkWindowCloseDies(t *testing.T) {
 				t.Errorf("integrity_check after reopening = %q, %v", ok, err)
 			}
 		})
+	}
+}
+
+// TestStageOrderIsKeyOrder: stageOrder orders any two links as links'
+// primary key (system_id, ext_id) does, for system ids of every UTF-8
+// length and external ids that are prefixes of each other, hold a NUL or
+// are not UTF-8.
+func TestStageOrderIsKeyOrder(t *testing.T) {
+	s := openTest(t)
+	systems := []int64{1, 2, 9, 127, 128, 255, 2047, 2048, 65535, 65536, 1114111}
+	exts := []string{"", "a", "a\x00", "a\x00b", "ab", "b", "\x7f", "\x80", "\xff", "\u00e9", "zz"}
+	key := strings.ReplaceAll(stageOrder, "system_id", "?1")
+	key = strings.ReplaceAll(key, "ext_id", "?2")
+	other := strings.ReplaceAll(strings.ReplaceAll(key, "?1", "?3"), "?2", "?4")
+	q := `SELECT (` + key + `) < (` + other + `), (` + key + `) = (` + other + `)`
+	for _, a := range systems {
+		for _, b := range systems {
+			for _, x := range exts {
+				for _, y := range exts {
+					var less, equal bool
+					if err := s.r.QueryRowContext(t.Context(), q, a, x, b, y).Scan(&less, &equal); err != nil {
+						t.Fatal(err)
+					}
+					want := cmp.Or(cmp.Compare(a, b), strings.Compare(x, y))
+					if less != (want < 0) || equal != (want == 0) {
+						t.Errorf("(%d, %q) vs (%d, %q): stageOrder says less %v, equal %v; key order %d", a, x, b, y, less, equal, want)
+					}
+				}
+			}
+		}
 	}
 }
