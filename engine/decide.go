@@ -123,6 +123,10 @@ type recCtx struct {
 	// agreedSlab the lists of agreeing systems of created (agreedRoom).
 	goldens    []nhisync.Golden
 	agreedSlab []string
+	// linkSlab holds the links this decision made (newLink), stateSlab
+	// the field states it may still give them (decideRecord).
+	linkSlab  []nhisync.Link
+	stateSlab []nhisync.FieldState
 	// created is the record.created entry of a record new in this pass:
 	// its links, its fields' first adoptions and the systems that agreed
 	// with them are folded into it (SPEC §4).

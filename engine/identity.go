@@ -20,9 +20,15 @@ func (rc *recCtx) linkFor(system, id string) *nhisync.Link {
 }
 
 // newLink links rec to (system, id), a system's record of which the pass
-// reads fields fields.
-func (rc *recCtx) newLink(system, id string, fields int) *nhisync.Link {
-	l := &nhisync.Link{System: system, ExternalID: id, RecordID: rc.rec.ID, Status: nhisync.LinkLive, FirstSeen: rc.d.now, Fields: make(map[string]*nhisync.FieldState, fields)}
+// reads fields fields; more is how many links the decision may still
+// make, this one included (the new links of a record share an
+// allocation).
+func (rc *recCtx) newLink(system, id string, fields, more int) *nhisync.Link {
+	if len(rc.linkSlab) == cap(rc.linkSlab) {
+		rc.linkSlab = make([]nhisync.Link, 0, max(1, more))
+	}
+	rc.linkSlab = append(rc.linkSlab, nhisync.Link{System: system, ExternalID: id, RecordID: rc.rec.ID, Status: nhisync.LinkLive, FirstSeen: rc.d.now, Fields: make(map[string]*nhisync.FieldState, fields)})
+	l := &rc.linkSlab[len(rc.linkSlab)-1]
 	rc.rec.Links = append(rc.rec.Links, l)
 	return l
 }

@@ -25,32 +25,37 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		link := rc.linkFor(st.system(), st.id())
 		switch {
 		case link == nil && w.isNew && i == 0:
-			link = rc.newLink(st.system(), st.id(), len(r.readIdx))
+			link = rc.newLink(st.system(), st.id(), len(r.readIdx), len(w.obs)-i)
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordCreated, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "create_from"})
 		case link == nil && rc.created != nil:
 			// Linked to the record new in this pass: one more link of its
 			// record.created entry.
-			link = rc.newLink(st.system(), st.id(), len(r.readIdx))
+			link = rc.newLink(st.system(), st.id(), len(r.readIdx), len(w.obs)-i)
 			rc.createdLink(st.system(), nhisync.Str(st.id()).Text(), nhisync.ReasonMatch)
 		case link == nil:
-			link = rc.newLink(st.system(), st.id(), len(r.readIdx))
+			link = rc.newLink(st.system(), st.id(), len(r.readIdx), len(w.obs)-i)
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: nhisync.ReasonMatch})
 		case link.Status == nhisync.LinkGone:
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "reappeared"})
 		}
 		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, modified, time.Time{}
-		// The field states the link lacks (all of a new link's) come
-		// from one slab: one allocation per link, not one per field.
-		var spare []nhisync.FieldState
 		for k, idx := range r.readIdx {
 			m := r.sys.Fields[idx]
 			v := values[idx]
 			fs := link.Fields[m.Field]
 			if fs == nil {
-				if len(spare) == 0 {
-					spare = make([]nhisync.FieldState, len(r.readIdx)-k)
+				// The field states the links lack (all of a new link's)
+				// come from one slab, sized for this link's and, in a
+				// new record, as many for each observation left: one
+				// allocation per record, not one per field.
+				if len(rc.stateSlab) == 0 {
+					n := len(r.readIdx) - k
+					if w.isNew {
+						n += (len(w.obs) - 1 - i) * len(r.readIdx)
+					}
+					rc.stateSlab = make([]nhisync.FieldState, n)
 				}
-				fs, spare = &spare[0], spare[1:]
+				fs, rc.stateSlab = &rc.stateSlab[0], rc.stateSlab[1:]
 				if link.Fields == nil {
 					link.Fields = map[string]*nhisync.FieldState{}
 				}
