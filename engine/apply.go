@@ -50,9 +50,23 @@ type held struct {
 type outcomeCommit struct {
 	done chan struct{}
 	err  error
-	// creates tells that the batch makes links: the next outcome loads
-	// links only once it is in.
+	// creates tells that the batch makes links, links the external ids
+	// of the links it may write: the next outcome loads links only once
+	// it is in if it makes links or writes one the next loads (loaded
+	// before, a link would be written back as it was, undoing this
+	// outcome's shadows).
 	creates bool
+	links   map[string]bool
+}
+
+// overlaps reports whether the commit may write a link of extIDs.
+func (c *outcomeCommit) overlaps(extIDs []string) bool {
+	for _, id := range extIDs {
+		if c.links[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // failed returns the error of an outcome commit that has failed, without
@@ -275,7 +289,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	if err != nil {
 		return err
 	}
-	if c := snd.inflight; c != nil && c.creates {
+	if c := snd.inflight; c != nil && (c.creates || c.overlaps(extIDs)) {
 		if err := snd.wait(); err != nil {
 			return err
 		}
@@ -391,7 +405,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	if err := snd.wait(); err != nil {
 		return err
 	}
-	c := &outcomeCommit{done: make(chan struct{})}
+	c := &outcomeCommit{done: make(chan struct{}), links: seenExt}
 	for _, g := range groups {
 		c.creates = c.creates || g[0].Create
 	}

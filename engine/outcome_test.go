@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -399,6 +400,82 @@ func TestPassSendsFreshClaimsWithoutRenewing(t *testing.T) {
 			t.Errorf("a pass renewed its fresh claims %d times, want none", got)
 		case !pass && got != n/2:
 			t.Errorf("a drain renewed its claims %d times, want %d (one a chunk)", got, n/2)
+		}
+	}
+}
+
+// slowOutcomes delays each outcome commit (a batch that settles queued
+// writes) so that the drain goes on while it is under way.
+type slowOutcomes struct{ nhisync.Store }
+
+func (s *slowOutcomes) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if len(b.OutboxDone) > 0 {
+		time.Sleep(150 * time.Millisecond)
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+// TestOutcomesOfOneLinkDoNotOverlap: two writes to one link that go out in
+// consecutive chunks (here one claim each) both land on its shadow: the
+// second outcome loads the link only once the first outcome's commit, still
+// under way while the second chunk is sent, is in. Loaded before, it would
+// write back the link as it was and undo the first write's shadow.
+func TestOutcomesOfOneLinkDoNotOverlap(t *testing.T) {
+	const n = 1 // its two writes, owner and classification, go out one after the other
+	defer engine.SetClaimRows(1)()
+	var cmdb, catalog []map[string]any
+	for i := range n {
+		cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i), "owner", fmt.Sprintf("o%d@x", i), "tags", []any{"pci"}))
+		catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
+	down := w.process("first", func(c nhisync.Connector) nhisync.Connector {
+		return &sendCounter{Connector: c, mu: &sync.Mutex{}, sent: map[string]int{}, fail: true}
+	})
+	ctx := context.Background()
+	if _, err := down.Sync(ctx, engine.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := w.store.OutboxWrites(ctx, "catalog", nhisync.OutboxReady, time.Time{}, 0)
+	if err != nil || len(queued) != 2*n {
+		t.Fatalf("%d catalog writes queued (%v), want %d", len(queued), err, 2*n)
+	}
+	w.clock.Advance(time.Hour)
+	conns := map[string]nhisync.Connector{}
+	for _, name := range w.cfg.SystemNames {
+		sys := w.cfg.Systems[name]
+		d, _ := nhisync.LookupDriver(sys.Connector)
+		c, err := d.Open(ctx, sys, w.cfg.Kinds[sys.Kind])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if name == "catalog" {
+			// Sent a chunk at a time, as by a connector that does not
+			// rewrite its system whole (SQL, LDAP, SCIM).
+			c = &sentLog{Connector: c}
+		}
+		conns[name] = c
+	}
+	e := engine.New(w.cfg, &slowOutcomes{Store: w.store}, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	if sum, err := e.Drain(ctx); err != nil || sum.WritesApplied != 2*n {
+		t.Fatalf("Drain: %+v, %v; want %d applied", sum, err, 2*n)
+	}
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("k%d", i))
+	}
+	links, err := w.store.LoadLinks(ctx, "catalog", ids)
+	if err != nil || len(links) != n {
+		t.Fatalf("LoadLinks: %d links, %v", len(links), err)
+	}
+	for _, l := range links {
+		i := l.ExternalID[1:]
+		if got := l.Field("owner").Shadow.String(); got != "o"+i+"@x" {
+			t.Errorf("catalog %s: owner shadow %q after its write was applied, want o%s@x", l.ExternalID, got, i)
+		}
+		if got := l.Field("classification").Shadow.String(); !strings.Contains(got, "pci") {
+			t.Errorf("catalog %s: classification shadow %q after its write was applied, want pci", l.ExternalID, got)
 		}
 	}
 }
