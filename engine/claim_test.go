@@ -49,6 +49,12 @@ func (c *sendCounter) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.
 // process returns an engine over the world's store, as another process
 // would run it: holder, connectors of its own, the catalog's wrapped.
 func (w *world) process(holder string, catalog func(nhisync.Connector) nhisync.Connector) *engine.Engine {
+	return engine.New(w.cfg, w.store, w.openConns(catalog), engine.WithClock(w.clock), engine.WithHolder(holder))
+}
+
+// openConns opens connectors of the world's systems of their own (closed
+// when the test ends), the catalog's wrapped by catalog when it is set.
+func (w *world) openConns(catalog func(nhisync.Connector) nhisync.Connector) map[string]nhisync.Connector {
 	conns := map[string]nhisync.Connector{}
 	for _, name := range w.cfg.SystemNames {
 		sys := w.cfg.Systems[name]
@@ -58,12 +64,12 @@ func (w *world) process(holder string, catalog func(nhisync.Connector) nhisync.C
 			w.t.Fatalf("open %s: %v", name, err)
 		}
 		w.t.Cleanup(func() { c.Close() })
-		if name == "catalog" {
+		if name == "catalog" && catalog != nil {
 			c = catalog(c)
 		}
 		conns[name] = c
 	}
-	return engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock), engine.WithHolder(holder))
+	return conns
 }
 
 // queuedCatalogWrites makes a world of n service accounts whose catalog

@@ -303,21 +303,10 @@ func TestDrainCommitsOutcomesInOrder(t *testing.T) {
 	}
 	store := &commitLog{Store: w.store}
 	sent := &sentLog{}
-	conns := map[string]nhisync.Connector{}
-	for _, name := range w.cfg.SystemNames {
-		sys := w.cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, w.cfg.Kinds[sys.Kind])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if name == "catalog" {
-			sent.Connector = &sendCounter{Connector: c, mu: mu, sent: counted}
-			c = sent
-		}
-		conns[name] = c
-	}
+	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
+		sent.Connector = &sendCounter{Connector: c, mu: mu, sent: counted}
+		return sent
+	})
 	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
 	sum, err := e.Drain(ctx)
 	if err != nil || sum.WritesApplied != n {
@@ -370,20 +359,9 @@ func TestPassSendsFreshClaimsWithoutRenewing(t *testing.T) {
 	for _, pass := range []bool{true, false} {
 		w, mu, counted := queuedCatalogWrites(t, n)
 		store := &renewCounter{Store: w.store}
-		conns := map[string]nhisync.Connector{}
-		for _, name := range w.cfg.SystemNames {
-			sys := w.cfg.Systems[name]
-			d, _ := nhisync.LookupDriver(sys.Connector)
-			c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			if name == "catalog" {
-				c = &sendCounter{Connector: c, mu: mu, sent: counted}
-			}
-			conns[name] = c
-		}
+		conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
+			return &sendCounter{Connector: c, mu: mu, sent: counted}
+		})
 		e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("sender"))
 		var err error
 		if pass {
@@ -441,22 +419,9 @@ func TestOutcomesOfOneLinkDoNotOverlap(t *testing.T) {
 		t.Fatalf("%d catalog writes queued (%v), want %d", len(queued), err, 2*n)
 	}
 	w.clock.Advance(time.Hour)
-	conns := map[string]nhisync.Connector{}
-	for _, name := range w.cfg.SystemNames {
-		sys := w.cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, w.cfg.Kinds[sys.Kind])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if name == "catalog" {
-			// Sent a chunk at a time, as by a connector that does not
-			// rewrite its system whole (SQL, LDAP, SCIM).
-			c = &sentLog{Connector: c}
-		}
-		conns[name] = c
-	}
+	// The catalog sent a chunk at a time, as by a connector that does not
+	// rewrite its system whole (SQL, LDAP, SCIM).
+	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector { return &sentLog{Connector: c} })
 	e := engine.New(w.cfg, &slowOutcomes{Store: w.store}, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
 	if sum, err := e.Drain(ctx); err != nil || sum.WritesApplied != 2*n {
 		t.Fatalf("Drain: %+v, %v; want %d applied", sum, err, 2*n)
