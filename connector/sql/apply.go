@@ -4,9 +4,15 @@ import (
 	"context"
 	stdsql "database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/native"
@@ -59,8 +65,34 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 // unavail returns *nhisync.Error EUNAVAIL with err as its cause.
 func (c *Connector) unavail(err error, format string, args ...any) error {
 	e := c.errorf(nhisync.EUNAVAIL, format, args...)
+	if locked(err) {
+		// The message is what a failed write records: say why, as the
+		// cause itself is not kept there.
+		e.Message += fmt.Sprintf(": another connection holds the table's lock and did not let go within %s (setting %s); the writes stay queued and are retried", c.pool.timeout, SettingTimeout)
+	}
 	e.Err = c.t.scrub(err)
 	return e
+}
+
+// locked reports whether err is a database's "locked by another
+// transaction" error: SQLite's SQLITE_BUSY or SQLITE_LOCKED once its busy
+// timeout ran out, MariaDB/MySQL's lock wait timeout (1205), PostgreSQL's
+// lock_not_available (55P03).
+func locked(err error) bool {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1205
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "55P03"
+	}
+	return false
 }
 
 func failed(err error) nhisync.WriteResult {

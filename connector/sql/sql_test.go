@@ -293,3 +293,34 @@ func TestDuplicateIDFailsTheWrite(t *testing.T) {
 		t.Errorf("write to a duplicate id: %s %v", res[0].Status, res[0].Err)
 	}
 }
+
+// TestLockedTableSaysSo: a write batch that cannot take a SQLite file's
+// write lock (another connection holds it past the system's timeout) fails
+// whole, and its message — what a failed write records — says the table
+// is locked, for how long it waited and which setting sets that.
+func TestLockedTableSaysSo(t *testing.T) {
+	dir := table(t, "CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT)", "INSERT INTO accounts VALUES ('a', 'x')")
+	c, err := nsql.Open(t.Context(), system(dir, nhisync.Settings{"timeout": "100ms"}, "id", "name=name"), conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	holder := openDB(t, filepath.Join(dir, "inv.db"))
+	tx, err := holder.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("UPDATE accounts SET name = 'y'"); err != nil {
+		t.Fatal(err)
+	}
+	w := []nhisync.Write{{ID: "a", Changes: []nhisync.Change{{Field: "name", Old: nhisync.Str("x"), New: nhisync.Str("w")}}}}
+	_, err = c.Apply(t.Context(), w)
+	wantCode(t, err, nhisync.EUNAVAIL, "cannot begin a transaction on table accounts", "holds the table's lock", "within 100ms (setting timeout)")
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Apply(t.Context(), w)
+	if err != nil || res[0].Status != nhisync.WriteApplied {
+		t.Fatalf("the same write once the lock is gone: %v %v", res, err)
+	}
+}
