@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -27,8 +28,26 @@ import (
 // is stale, or the server ended its stalled session) and fails. Syncing on
 // then reaches what a clean run on SQLite reaches: the same golden
 // records and system contents, and the audit log verifies.
+//
+// Where in its pass the stop lands is up to the scheduler: a stop that
+// comes after the pass gave its lease back is not this scenario, and the
+// test tries again with a shorter delay on a new store.
 func TestStalledSyncCannotCommitOnPostgres(t *testing.T) {
 	bin := binary(t)
+	for _, delay := range []time.Duration{50 * time.Millisecond, 20 * time.Millisecond, 5 * time.Millisecond, 0} {
+		if stalledSyncScenario(t, bin, delay) {
+			return
+		}
+		t.Logf("the sync stopped %s into its pass had already given its lease back; again with a shorter delay", delay)
+	}
+	t.Fatal("no sync was stopped while it held the pass lease, even at once")
+}
+
+// stalledSyncScenario is one try of TestStalledSyncCannotCommitOnPostgres,
+// the first sync stopped delay after it is seen holding the pass lease. It
+// returns false, having checked nothing, when the stop came after that
+// sync gave its lease back.
+func stalledSyncScenario(t *testing.T, bin string, delay time.Duration) bool {
 	root := t.TempDir()
 	pgDir, refDir := filepath.Join(root, "pg"), filepath.Join(root, "reference")
 	sc, err := quickstart.Generate(pgDir, quickstart.Options{Seed: 1, Accounts: 800})
@@ -76,16 +95,57 @@ func TestStalledSyncCannotCommitOnPostgres(t *testing.T) {
 		}
 		held = strings.HasSuffix(holder, suffix)
 	}
-	time.Sleep(50 * time.Millisecond) // into the pass
+	time.Sleep(delay) // into the pass
 	if err := stalled.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// Its lease runs out, as it would while the process stays stopped.
-	if _, err := db.Exec(t.Context(), `UPDATE leases SET expires = '2000-01-01T00:00:00.000000000Z' WHERE name = 'pass'`); err != nil {
+	// Its lease runs out, as it would while the process stays stopped —
+	// if it still holds it: a pass that ended before the stop gave it back.
+	tag, err := db.Exec(t.Context(), `UPDATE leases SET expires = '2000-01-01T00:00:00.000000000Z' WHERE name = 'pass' AND holder LIKE '%' || $1`, suffix)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var sum obj
-	c.json(t, &sum, "sync")
+	if tag.RowsAffected() == 0 {
+		if err := stalled.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("the first sync, stopped after its pass, failed: %v\n%s", err, errb.String())
+		}
+		return false
+	}
+	// The pass that takes over waits for the claims of the stopped one to
+	// run out (its writes may be on their way). The stopped process may
+	// hold a write transaction on the idp's SQLite file: the new pass's
+	// writes to it then fail as the file is locked, said as such, and stay
+	// queued with backoff; any other failure fails the test.
+	taker := c.run(t, "sync", "-o", "json")
+	retried := false
+	if taker.code != exitOK {
+		var sum struct {
+			Systems map[string]struct {
+				Failed     int    `json:"failed"`
+				ReadFailed bool   `json:"read_failed"`
+				Paused     bool   `json:"paused"`
+				Error      string `json:"error"`
+			} `json:"systems"`
+		}
+		if err := json.Unmarshal([]byte(taker.stdout), &sum); err != nil || len(sum.Systems) == 0 {
+			t.Fatalf("the sync that took the lease over: exit %d\n%s%s", taker.code, taker.stdout, taker.stderr)
+		}
+		for name, ss := range sum.Systems {
+			if ss.ReadFailed || ss.Paused || ss.Failed > 0 && !strings.Contains(ss.Error, "locked") {
+				t.Fatalf("the sync that took the lease over failed %s otherwise than on a lock the stopped process holds: %+v\n%s", name, ss, taker.stderr)
+			}
+			if ss.Failed > 0 {
+				t.Logf("the sync that took the lease over found %s locked by the stopped one: %s", name, ss.Error)
+				retried = true
+			}
+		}
+		if !retried {
+			t.Fatalf("the sync that took the lease over: exit %d with no system failed\n%s%s", taker.code, taker.stdout, taker.stderr)
+		}
+	}
 	if err := stalled.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +165,9 @@ func TestStalledSyncCannotCommitOnPostgres(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the stalled sync did not end within 2 minutes of SIGCONT")
 	}
+	if retried {
+		time.Sleep(1500 * time.Millisecond) // the first retry's backoff (1 s)
+	}
 
 	c.syncUntilQuiet(t)
 	if d := cmp.Diff(goldenValues(t, r), goldenValues(t, c)); d != "" {
@@ -121,4 +184,5 @@ func TestStalledSyncCannotCommitOnPostgres(t *testing.T) {
 	if res := c.run(t, "audit", "verify"); res.code != exitOK {
 		t.Errorf("audit verify: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
+	return true
 }
