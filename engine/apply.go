@@ -599,6 +599,7 @@ func (e *Engine) renewFence(ctx context.Context, snd *held, now time.Time) error
 // longest they were seen to last.
 func (e *Engine) awaitClaims(ctx context.Context) error {
 	polls := -1
+	var since time.Time
 	for {
 		now := e.clock.Now().UTC()
 		holders, err := e.store.OutboxClaims(ctx, now)
@@ -623,7 +624,12 @@ func (e *Engine) awaitClaims(ctx context.Context) error {
 		}
 		if polls < 0 {
 			polls = int(last.Sub(now)/claimPoll) + 2
+			since = now
+			e.log.Info("waiting for queued writes another process claimed before this one took the pass lease", "until", last)
 		}
+		// A stalled process's claims can hold a pass for up to their
+		// period: the progress line says what it waits for.
+		e.report(Progress{Stage: "waiting for writes another process claimed (seconds)", Done: int(now.Sub(since).Seconds()), Total: int(last.Sub(since).Seconds()) + 1})
 		if polls == 0 {
 			return nhisync.Errorf(nhisync.ECONFLICT, "another process is sending queued writes of this store and holds them past their claim; try again when it is done")
 		}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,4 +226,30 @@ func TestPassReturnsClaimsOfTheDead(t *testing.T) {
 		t.Errorf("the pass applied %d writes, want the gone process's %d", sum.WritesApplied, n)
 	}
 	appliedOnce(t, w, n, sent)
+}
+
+// TestPassSaysItWaitsForClaims: a pass that finds queued writes claimed by
+// another live process waits for the claims to end and says so on its
+// progress line (a stalled process's claims can hold it for their whole
+// period); claims that outlive the longest they were seen to last end the
+// wait with ECONFLICT.
+func TestPassSaysItWaitsForClaims(t *testing.T) {
+	w, _, _ := queuedCatalogWrites(t, 2)
+	if _, _, err := w.store.ClaimOutbox(context.Background(), nhisync.ClaimRequest{System: "catalog", Holder: "alive", Now: w.clock.Now(), TTL: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	e := w.process("next", nil)
+	var waits []engine.Progress
+	engine.WithProgress(func(p engine.Progress) {
+		if strings.HasPrefix(p.Stage, "waiting for writes another process claimed") {
+			waits = append(waits, p)
+		}
+	})(e)
+	_, err := e.Sync(context.Background(), engine.PassOptions{})
+	if nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+		t.Fatalf("a pass behind claims that never end (the clock stands still): %v, want ECONFLICT", err)
+	}
+	if len(waits) == 0 || waits[0].Total < 1 {
+		t.Errorf("the pass did not say it waited for the other process's claims: %+v", waits)
+	}
 }
