@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,6 +160,42 @@ func sqliteIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (b
 		}
 	}
 	return auto && pks == 1, rows.Err()
+}
+
+// sqliteRowid returns the name of the rowid of a SQLite table that has
+// one (a plain table, not WITHOUT ROWID, a view or a virtual table),
+// among rowid, _rowid_ and oid the first no column in cols takes; "" if
+// it has none or every name is a column's. A name found in several
+// schemas (temp and main) must be a rowid table in each.
+func sqliteRowid(ctx context.Context, db *stdsql.DB, table string, cols []string) (string, error) {
+	schema, name := splitTable(table)
+	rows, err := db.QueryContext(ctx, `SELECT type, wr FROM pragma_table_list
+		WHERE name = ? COLLATE NOCASE AND (? = '' OR schema = ? COLLATE NOCASE)`, name, schema, schema)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var typ string
+		var wr int
+		if err := rows.Scan(&typ, &wr); err != nil {
+			return "", err
+		}
+		if typ != "table" || wr != 0 {
+			return "", rows.Err()
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n == 0 {
+		return "", err
+	}
+	for _, alias := range []string{"_rowid_", "rowid", "oid"} {
+		if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, alias) }) {
+			return alias, nil
+		}
+	}
+	return "", nil
 }
 
 // splitTable returns schema (or "") and table of a possibly qualified name.

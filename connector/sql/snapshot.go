@@ -1,8 +1,11 @@
 package sql
 
 import (
+	"cmp"
 	"context"
 	stdsql "database/sql"
+	"hash/maphash"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,17 +14,24 @@ import (
 	"github.com/nhisync/nhisync/connector/native"
 )
 
-// Snapshot streams every row of the table, in the order of the id
-// column, one page of rows at a time: each page is a short query of its
-// own (`WHERE id > last ORDER BY id LIMIT n`), read whole and released
-// before its rows are emitted, so memory stays constant and no read
-// holds a transaction or a lock while the engine works. A row whose id is
-// NULL or empty is skipped: it cannot be linked. It returns
-// *nhisync.Error EUNAVAIL when a query fails or a page does not arrive
-// within the timeout, and EINVALID when a value cannot be decoded (a
-// failing read transform), naming the row.
+// Snapshot streams every row of the table one page of rows at a time:
+// each page is a short query of its own, read whole and released before
+// its rows are emitted, so memory stays constant and no read holds a
+// transaction or a lock while the engine works (a SQLite file in rollback
+// journal mode would refuse its writers for as long as a read lasted). A
+// row whose id is NULL or empty is skipped: it cannot be linked. It
+// returns *nhisync.Error EUNAVAIL when a query fails or a page does not
+// arrive within the timeout, and EINVALID when a value cannot be decoded
+// (a failing read transform), naming the row.
+//
+// Pages follow the id column (`WHERE id > last ORDER BY id LIMIT n`), so
+// a row whose id holds still is read exactly once however the table
+// changes meanwhile. In a SQLite rowid table they follow the rowid
+// instead (see rowidScan): the order of the rows in the file, read
+// sequentially, where the order of an id index of random (GUID-like) ids
+// fetches every row from a different place in the file.
 func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation) error) error {
-	_, err := c.scan(ctx, "", nil, "", emit)
+	_, err := c.full(ctx, emit)
 	return err
 }
 
@@ -42,15 +52,22 @@ func (c *Connector) Snapshot(ctx context.Context, emit func(nhisync.Observation)
 // engine knows what it wrote. Errors are those of Snapshot.
 func (c *CursorConnector) Changes(ctx context.Context, cursor string, emit func(nhisync.Observation) error) (string, error) {
 	if cursor == "" {
-		return c.scan(ctx, "", nil, cursor, emit)
+		return c.full(ctx, emit)
 	}
 	return c.scan(ctx, c.updated+" >= "+c.d.param(1), []any{cursor}, cursor, emit)
 }
 
-// page reads one page of rows: those matching where (with args) whose
-// id is after last (nil for the first page), in id order, into buf.
-func (c *Connector) page(ctx context.Context, where string, args []any, last any, buf [][]any) ([][]any, error) {
-	q := c.selectAll
+// full reads every row, in rowid order where the table has rowids.
+func (c *Connector) full(ctx context.Context, emit func(nhisync.Observation) error) (string, error) {
+	if c.rowid != "" {
+		return c.rowidScan(ctx, emit)
+	}
+	return c.scan(ctx, "", nil, "", emit)
+}
+
+// idPage is the query of one page of rows in id order: those matching
+// where (with args) whose id is after last (nil for the first page).
+func (c *Connector) idPage(sel, where string, args []any, last any) (string, []any) {
 	conds := []string{c.id + " IS NOT NULL"}
 	if where != "" {
 		conds = append(conds, where)
@@ -59,16 +76,21 @@ func (c *Connector) page(ctx context.Context, where string, args []any, last any
 		args = append(args[:len(args):len(args)], last)
 		conds = append(conds, c.id+" > "+c.d.param(len(args)))
 	}
-	q += " WHERE " + strings.Join(conds, " AND ")
-	q += " ORDER BY " + c.id + " LIMIT " + strconv.Itoa(pageSize)
+	return sel + " WHERE " + strings.Join(conds, " AND ") + " ORDER BY " + c.id + " LIMIT " + strconv.Itoa(pageSize), args
+}
+
+// page runs the query of one page on q and reads its rows, width values
+// each, into buf, within the timeout.
+func (c *Connector) page(ctx context.Context, q querier, query string, args []any, width int, buf [][]any) ([][]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
 	defer cancel()
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	buf = buf[:0]
+	dest := make([]any, width)
 	for rows.Next() {
 		if len(buf) < cap(buf) {
 			buf = buf[:len(buf)+1]
@@ -76,11 +98,10 @@ func (c *Connector) page(ctx context.Context, where string, args []any, last any
 			buf = append(buf, nil)
 		}
 		vals := buf[len(buf)-1]
-		if vals == nil {
-			vals = make([]any, c.width())
+		if len(vals) != width {
+			vals = make([]any, width)
 			buf[len(buf)-1] = vals
 		}
-		dest := make([]any, len(vals))
 		for i := range vals {
 			vals[i] = nil
 			dest[i] = &vals[i]
@@ -101,59 +122,281 @@ func (c *Connector) width() int {
 	return n
 }
 
+// readFailed is the error of a page that failed: the context's when it
+// ended, else EUNAVAIL.
+func (c *Connector) readFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return c.unavail(err, "cannot read table %s (timeout per page %s)", c.sys.Settings.String(SettingTable), c.pool.timeout)
+}
+
+// observer turns rows as selectAll reads them into observations for
+// emit, and keeps the highest updated_column value seen.
+type observer struct {
+	c    *Connector
+	obs  nhisync.Observation
+	next string
+	emit func(nhisync.Observation) error
+}
+
+func (c *Connector) observer(cursor string, emit func(nhisync.Observation) error) *observer {
+	return &observer{c: c, obs: nhisync.Observation{Values: make([]nhisync.Value, len(c.cols))}, next: cursor, emit: emit}
+}
+
+// rowID is the id of a row as observations carry it ("": none).
+func rowID(raw any) string {
+	id, _ := native.Text(raw)
+	return strings.TrimSpace(id)
+}
+
+// row emits the row vals, whose id is id (not "").
+func (o *observer) row(id string, vals []any) error {
+	c := o.c
+	o.obs.ID = id
+	for i, m := range c.sys.Fields {
+		if !m.Direction.Reads() {
+			o.obs.Values[i] = nhisync.Value{}
+			continue
+		}
+		v, err := decode(c.kinds[i], vals[i+1], m)
+		if err != nil {
+			return c.errorf(nhisync.EINVALID, "row %s: %s", id, nhisync.ErrorMessage(err))
+		}
+		o.obs.Values[i] = v
+	}
+	o.obs.Modified = time.Time{}
+	if c.updated != "" {
+		u, _ := native.Text(vals[c.width()-1])
+		o.obs.Modified = modified(u)
+		if u != "" && (o.next == "" || compareCursor(u, o.next) > 0) {
+			o.next = u
+		}
+	}
+	return o.emit(o.obs)
+}
+
+// keyOf is a row's id as the next page's keyset bound: bound as text, as
+// the id was read, so the comparison uses the column's collation, as
+// ORDER BY does.
+func keyOf(raw any) any {
+	if b, ok := raw.([]byte); ok {
+		return string(b)
+	}
+	return raw
+}
+
 func (c *Connector) scan(ctx context.Context, where string, args []any, cursor string, emit func(nhisync.Observation) error) (string, error) {
-	n := c.width()
-	obs := nhisync.Observation{Values: make([]nhisync.Value, len(c.cols))}
-	next := cursor
+	o := c.observer(cursor, emit)
 	var last any
 	buf := make([][]any, 0, pageSize)
 	for {
 		var err error
-		buf, err = c.page(ctx, where, args, last, buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return "", ctx.Err()
-			}
-			return "", c.unavail(err, "cannot read table %s (timeout per page %s)", c.sys.Settings.String(SettingTable), c.pool.timeout)
+		query, qargs := c.idPage(c.selectAll, where, args, last)
+		if buf, err = c.page(ctx, c.db, query, qargs, c.width(), buf); err != nil {
+			return "", c.readFailed(ctx, err)
 		}
 		for _, vals := range buf {
-			id, _ := native.Text(vals[0])
-			if obs.ID = strings.TrimSpace(id); obs.ID == "" {
-				continue
-			}
-			for i, m := range c.sys.Fields {
-				if !m.Direction.Reads() {
-					obs.Values[i] = nhisync.Value{}
-					continue
+			if id := rowID(vals[0]); id != "" {
+				if err := o.row(id, vals); err != nil {
+					return "", err
 				}
-				v, err := decode(c.kinds[i], vals[i+1], m)
-				if err != nil {
-					return "", c.errorf(nhisync.EINVALID, "row %s: %s", obs.ID, nhisync.ErrorMessage(err))
-				}
-				obs.Values[i] = v
-			}
-			obs.Modified = time.Time{}
-			if c.updated != "" {
-				u, _ := native.Text(vals[n-1])
-				obs.Modified = modified(u)
-				if u != "" && (next == "" || compareCursor(u, next) > 0) {
-					next = u
-				}
-			}
-			if err := emit(obs); err != nil {
-				return "", err
 			}
 		}
 		if len(buf) < pageSize {
-			return next, nil
+			return o.next, nil
 		}
-		last = buf[len(buf)-1][0]
-		if b, ok := last.([]byte); ok {
-			// Bound as text, as the id was read: the comparison then uses
-			// the column's collation, as ORDER BY does.
-			last = string(b)
-		}
+		last = keyOf(buf[len(buf)-1][0])
 	}
+}
+
+// rowidScan reads every row of a SQLite rowid table in pages in rowid
+// order (`WHERE rowid > last ORDER BY rowid LIMIT n`): each page is a
+// run of the table's leaf pages, where pages in the order of an id index
+// of random ids fetch every row from another place in the file (at 300k
+// rows that costs twice the CPU).
+//
+// A row keeps its rowid while it is updated, but not always: INSERT OR
+// REPLACE deletes it and inserts it again at a new rowid past the end,
+// an UPDATE may set the rowid, and VACUUM may number the rows of a table
+// without an INTEGER PRIMARY KEY afresh. A row that moves ahead of the
+// read would be read twice (the engine would dispute its id), one that
+// moves behind it missed (the engine would take it as vanished); pages
+// in id order do neither to a row whose id holds still. So the read
+// keeps to one connection and asks SQLite's data_version, before the
+// first page and after each, whether another connection has committed
+// since the read began. While none has, every page saw the same state
+// and the read is a consistent snapshot. Once one has, the rest of the
+// read emits only ids it has not emitted yet, and sweep then walks the
+// ids in their order for the rows it missed: every row whose id holds
+// still is read exactly once, as in id order. For that the read keeps a
+// 128-bit hash of each id it emits (16 bytes a row).
+func (c *Connector) rowidScan(ctx context.Context, emit func(nhisync.Observation) error) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
+	conn, err := c.db.Conn(cctx)
+	cancel()
+	if err != nil {
+		return "", c.readFailed(ctx, err)
+	}
+	defer conn.Close()
+	v0, err := c.dataVersion(ctx, conn)
+	if err != nil {
+		return "", c.readFailed(ctx, err)
+	}
+	o := c.observer("", emit)
+	s := &emitted{h: newIDHasher()}
+	w := c.width() + 1
+	var last any
+	buf := make([][]any, 0, pageSize)
+	for {
+		query := c.selectRowid + " WHERE " + c.id + " IS NOT NULL"
+		var args []any
+		if last != nil {
+			query += " AND " + c.rowid + " > ?"
+			args = []any{last}
+		}
+		query += " ORDER BY " + c.rowid + " LIMIT " + strconv.Itoa(pageSize)
+		if buf, err = c.page(ctx, conn, query, args, w, buf); err != nil {
+			return "", c.readFailed(ctx, err)
+		}
+		if !s.moving {
+			// After the page: a commit before it may have moved its rows.
+			v, err := c.dataVersion(ctx, conn)
+			if err != nil {
+				return "", c.readFailed(ctx, err)
+			}
+			if v != v0 {
+				s.freeze()
+			}
+		}
+		for _, vals := range buf {
+			if id := rowID(vals[0]); id != "" && s.add(id) {
+				if err := o.row(id, vals); err != nil {
+					return "", err
+				}
+			}
+		}
+		if len(buf) < pageSize {
+			break
+		}
+		last = buf[len(buf)-1][w-1]
+	}
+	if !s.moving {
+		return o.next, nil
+	}
+	return c.sweep(ctx, conn, o, s)
+}
+
+// emitted is the set of ids a rowid read has emitted, as hashes: a list
+// while no row can have moved, a set once one can (moving).
+type emitted struct {
+	h      idHasher
+	moving bool
+	// list holds the hashes emitted before moving, sorted once moving;
+	// more those emitted since.
+	list []idHash
+	more map[idHash]struct{}
+}
+
+// freeze sorts the list for lookups: from now on rows may have moved.
+func (s *emitted) freeze() {
+	s.moving = true
+	slices.SortFunc(s.list, idHash.compare)
+	s.more = map[idHash]struct{}{}
+}
+
+// has reports whether id was emitted; only once moving.
+func (s *emitted) has(id string) bool {
+	x := s.h.sum(id)
+	if _, ok := s.more[x]; ok {
+		return true
+	}
+	_, ok := slices.BinarySearchFunc(s.list, x, idHash.compare)
+	return ok
+}
+
+// add notes id as emitted and reports whether it is to be (it was not
+// already).
+func (s *emitted) add(id string) bool {
+	if !s.moving {
+		s.list = append(s.list, s.h.sum(id))
+		return true
+	}
+	if s.has(id) {
+		return false
+	}
+	s.more[s.h.sum(id)] = struct{}{}
+	return true
+}
+
+// dataVersion is SQLite's PRAGMA data_version on conn: it changes when
+// another connection has committed to the database since the last call.
+func (c *Connector) dataVersion(ctx context.Context, conn *stdsql.Conn) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
+	defer cancel()
+	var v int64
+	err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
+	return v, err
+}
+
+// sweep ends a rowid read during which rows may have moved. It walks the
+// ids in their order, in pages of ids and rowids only (an id index
+// answers them alone), and reads and emits each row whose id the read
+// has not emitted: rows that moved behind the rowid read, and rows added
+// since.
+func (c *Connector) sweep(ctx context.Context, conn *stdsql.Conn, o *observer, s *emitted) (string, error) {
+	sel := "SELECT " + c.d.raw(c.id) + ", " + c.rowid + " FROM " + c.table
+	one := c.selectAll + " WHERE " + c.rowid + " = ?"
+	var last any
+	buf := make([][]any, 0, pageSize)
+	var row [][]any
+	for {
+		var err error
+		query, args := c.idPage(sel, "", nil, last)
+		if buf, err = c.page(ctx, conn, query, args, 2, buf); err != nil {
+			return "", c.readFailed(ctx, err)
+		}
+		for _, ids := range buf {
+			if id := rowID(ids[0]); id == "" || s.has(id) {
+				continue
+			}
+			if row, err = c.page(ctx, conn, one, []any{ids[1]}, c.width(), row); err != nil {
+				return "", c.readFailed(ctx, err)
+			}
+			// The row as it is now: its id may have changed since.
+			for _, vals := range row {
+				if id := rowID(vals[0]); id != "" && s.add(id) {
+					if err := o.row(id, vals); err != nil {
+						return "", err
+					}
+				}
+			}
+		}
+		if len(buf) < pageSize {
+			return o.next, nil
+		}
+		last = keyOf(buf[len(buf)-1][0])
+	}
+}
+
+// idHash is a 128-bit hash of an id: two ids share one with a chance of
+// about 2^-128, far below anything else that could go wrong.
+type idHash struct{ a, b uint64 }
+
+func (x idHash) compare(y idHash) int {
+	if c := cmp.Compare(x.a, y.a); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.b, y.b)
+}
+
+// idHasher hashes ids with two random seeds of its own.
+type idHasher struct{ a, b maphash.Seed }
+
+func newIDHasher() idHasher { return idHasher{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+func (h idHasher) sum(id string) idHash {
+	return idHash{maphash.String(h.a, id), maphash.String(h.b, id)}
 }
 
 // timeLayouts are the forms databases print timestamps in, beyond those

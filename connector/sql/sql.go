@@ -1,8 +1,9 @@
 // Package sql owns the `sql` connector: systems that are tables in a SQL
 // database (CMDBs, inventories, identity stores) in SQLite, PostgreSQL or
 // MySQL/MariaDB. It streams a table page by page (keyset pagination on the
-// id column, so a table of millions of rows is read in constant memory and
-// no read holds a transaction open), reads only rows changed since a
+// id column, or on the rowid of a SQLite rowid table, so a table of
+// millions of rows is read in constant memory and no read holds a
+// transaction open), reads only rows changed since a
 // cursor when the table has an updated-at column, and applies conditional
 // writes in one transaction per batch: each UPDATE names the old value of
 // every column it changes (`WHERE col IS NOT DISTINCT FROM old`,
@@ -17,7 +18,8 @@
 // `pool_size` (connections, default 4) and `timeout` (connecting and each
 // page or batch statement, default 30s). The common `id` setting is
 // required: the column holding each row's stable id; it should be
-// unique and indexed (a primary key), as pages are read in its order.
+// unique and indexed (a primary key), as pages are read in its order
+// (other than a SQLite rowid table's full reads, which mostly need not).
 //
 // Table and column names are checked against the table itself and always
 // quoted; values are always bound, never spliced into SQL.
@@ -108,6 +110,12 @@ type Connector struct {
 	idAuto    bool
 	idMapped  int
 	selectAll string
+	// rowid is how a SQLite rowid table's rowid is named where no column
+	// takes the name; "" for other tables (WITHOUT ROWID, views, virtual
+	// tables) and other databases. Full reads follow it (rowidScan):
+	// selectRowid is selectAll reading it last.
+	rowid       string
+	selectRowid string
 	// Rand makes ids of created rows when the database does not
 	// (crypto/rand by default).
 	Rand io.Reader
@@ -312,6 +320,11 @@ func (c *Connector) resolve(ctx context.Context) error {
 		}
 		c.idAuto = auto
 	}
+	if c.d == sqlite {
+		if c.rowid, err = sqliteRowid(ctx, c.db, table, have); err != nil {
+			return c.unavail(c.t.scrub(err), "cannot read the schema of table %s", table)
+		}
+	}
 	sel := make([]string, 0, len(c.cols)+2)
 	sel = append(sel, c.d.raw(c.id))
 	for _, col := range c.cols {
@@ -321,6 +334,9 @@ func (c *Connector) resolve(ctx context.Context) error {
 		sel = append(sel, c.d.text(c.updated))
 	}
 	c.selectAll = "SELECT " + strings.Join(sel, ", ") + " FROM " + c.table
+	if c.rowid != "" {
+		c.selectRowid = "SELECT " + strings.Join(append(sel, c.rowid), ", ") + " FROM " + c.table
+	}
 	return nil
 }
 
