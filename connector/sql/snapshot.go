@@ -230,7 +230,9 @@ func (c *Connector) scan(ctx context.Context, where string, args []any, cursor s
 // read emits only ids it has not emitted yet, and sweep then walks the
 // ids in their order for the rows it missed: every row whose id holds
 // still is read exactly once, as in id order. For that the read keeps a
-// 128-bit hash of each id it emits (16 bytes a row).
+// 128-bit hash of each id it emits (16 bytes a row), and it holds one of
+// the pool's connections from its first page to its last (but no
+// transaction or lock between pages).
 func (c *Connector) rowidScan(ctx context.Context, emit func(nhisync.Observation) error) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
 	conn, err := c.db.Conn(cctx)
