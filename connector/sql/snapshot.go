@@ -229,7 +229,9 @@ func (c *Connector) scan(ctx context.Context, where string, args []any, cursor s
 // and the read is a consistent snapshot. Once one has, the rest of the
 // read emits only ids it has not emitted yet, and sweep then walks the
 // ids in their order for the rows it missed: every row whose id holds
-// still is read exactly once, as in id order. For that the read keeps a
+// still is read exactly once, as in id order. (An id column that is not
+// unique then has its repeats dropped for that read; pages in id order
+// drop those that fall on a page boundary.) For that the read keeps a
 // 128-bit hash of each id it emits (16 bytes a row), and it holds one of
 // the pool's connections from its first page to its last (but no
 // transaction or lock between pages).
