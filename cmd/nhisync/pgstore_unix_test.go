@@ -134,7 +134,7 @@ func stalledSyncScenario(t *testing.T, bin string, delay time.Duration) bool {
 			t.Fatalf("the sync that took the lease over: exit %d\n%s%s", taker.code, taker.stdout, taker.stderr)
 		}
 		for name, ss := range sum.Systems {
-			if ss.ReadFailed || ss.Paused || ss.Failed > 0 && !strings.Contains(ss.Error, "locked") {
+			if ss.ReadFailed || ss.Paused || ss.Failed > 0 && !strings.Contains(ss.Error, "holds the table's lock") {
 				t.Fatalf("the sync that took the lease over failed %s otherwise than on a lock the stopped process holds: %+v\n%s", name, ss, taker.stderr)
 			}
 			if ss.Failed > 0 {
