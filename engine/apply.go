@@ -43,30 +43,13 @@ type held struct {
 	leaseAt time.Time
 }
 
-// outcomeCommit is the commit of one chunk's outcome, run on a goroutine
-// of its own while the drain sends the next chunk (or system) and loads
-// what the next outcome moves: one at a time, in order, so the audit log
-// reads as if they were made one after the other.
+// outcomeCommit is the commit of one chunk's outcome (what it loads
+// included), run on a goroutine of its own while the drain sends the next
+// chunk (or system): one at a time, in order, so the audit log reads as
+// if they were made one after the other.
 type outcomeCommit struct {
 	done chan struct{}
 	err  error
-	// creates tells that the batch makes links, links the external ids
-	// of the links it may write: the next outcome loads links only once
-	// it is in if it makes links or writes one the next loads (loaded
-	// before, a link would be written back as it was, undoing this
-	// outcome's shadows).
-	creates bool
-	links   map[string]bool
-}
-
-// overlaps reports whether the commit may write a link of extIDs.
-func (c *outcomeCommit) overlaps(extIDs []string) bool {
-	for _, id := range extIDs {
-		if c.links[id] {
-			return true
-		}
-	}
-	return false
 }
 
 // failed returns the error of an outcome commit that has failed, without
@@ -262,13 +245,72 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 }
 
 // recordOutcome commits the outcome of writes sent to sys: groups[i] are
-// the queued rows results[i] answers, held by claim. It loads only what
-// the outcome moves: the display keys of the writes' records (what their
-// audit entries name) and the links of sys the updates went to, and
-// writes back only the links it changed, in key order. The commit runs
-// on (snd.inflight) while the drain goes on; it starts once the one
-// before is in, and a drain waits for the last before it returns.
+// the queued rows results[i] answers, held by claim. It counts the
+// outcome in sum at once; the commit runs on (snd.inflight) while the
+// drain sends the next chunk (or system), once the one before is in, and
+// a drain waits for the last before it returns.
+//
+// The commit loads only what the outcome moves (outcomeBatch): the links
+// of sys the updates went to and the display keys of the writes' records
+// (what their audit entries name). It loads them once the commit before
+// is in, on its own goroutine: so it never writes back a link as that
+// commit found it, and a store that commits on one connection reads them
+// where they are about to be written (the SQLite store reads them on its
+// writer, whose page cache its commits keep).
 func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
+	ss := sum.sys(sys.Name)
+	for i, res := range results {
+		for _, o := range groups[i] {
+			switch res.Status {
+			case nhisync.WriteApplied:
+				ss.Written++
+				sum.WritesApplied++
+			case nhisync.WriteStale, nhisync.WriteMissing:
+				ss.Stale++
+				sum.WritesStale++
+			default:
+				o.Attempts++
+				o.NextAt = now.Add(backoff(o.Attempts))
+				o.LastError = nhisync.ErrorMessage(res.Err)
+				ss.Failed++
+				sum.WritesFailed++
+				if ss.Error == "" {
+					ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", o.LastError)
+				}
+			}
+		}
+	}
+	if err := snd.wait(); err != nil {
+		return err
+	}
+	c := &outcomeCommit{done: make(chan struct{})}
+	snd.inflight = c
+	fence := snd.fence
+	go func() {
+		defer close(c.done)
+		b, err := e.outcomeBatch(ctx, sys, groups, results, now)
+		if err != nil {
+			c.err = err
+			return
+		}
+		b.Fence, b.Claim = fence, claim
+		if c.err = e.store.Commit(ctx, b); c.err != nil || e.writeObserver == nil {
+			return
+		}
+		at := e.clock.Now().UTC()
+		for i, res := range results {
+			for _, o := range groups[i] {
+				e.writeObserver(o, res.Status, at)
+			}
+		}
+	}()
+	return nil
+}
+
+// outcomeBatch builds the batch of an outcome (recordOutcome): outbox rows
+// done or rescheduled, the links it moves written back in key order, an
+// audit entry per write.
+func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time) (*nhisync.Batch, error) {
 	var recIDs []int64
 	var extIDs []string
 	seenRec := make(map[int64]bool, len(groups))
@@ -287,17 +329,12 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	}
 	keys, err := e.store.RecordKeys(ctx, recIDs)
 	if err != nil {
-		return err
-	}
-	if c := snd.inflight; c != nil && (c.creates || c.overlaps(extIDs)) {
-		if err := snd.wait(); err != nil {
-			return err
-		}
+		return nil, err
 	}
 	var loaded []*nhisync.Link
 	if len(extIDs) > 0 {
 		if loaded, err = e.store.LoadLinks(ctx, sys.Name, extIDs); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	links := make(map[string]*nhisync.Link, len(loaded))
@@ -317,7 +354,6 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	// stale links keep no hash, so the next pass reads the record whatever
 	// it holds then, even the content it held when first linked.
 	stale := map[*nhisync.Link]bool{}
-	ss := sum.sys(sys.Name)
 	for i, res := range results {
 		for _, o := range groups[i] {
 			key, exists := keys[o.RecordID]
@@ -334,8 +370,6 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 			switch res.Status {
 			case nhisync.WriteApplied:
 				b.OutboxDone = append(b.OutboxDone, o.ID)
-				ss.Written++
-				sum.WritesApplied++
 				if o.Create {
 					if !exists || res.ID == "" {
 						continue
@@ -364,8 +398,6 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 				}
 			case nhisync.WriteStale, nhisync.WriteMissing:
 				b.OutboxDone = append(b.OutboxDone, o.ID)
-				ss.Stale++
-				sum.WritesStale++
 				ev.Action = nhisync.ActWriteStale
 				ev.Reason = "the record changed in " + sys.Name + " since it was read; dropped for re-observation"
 				if res.Status == nhisync.WriteMissing {
@@ -377,15 +409,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 					stale[link] = true
 				}
 			default:
-				o.Attempts++
-				o.NextAt = now.Add(backoff(o.Attempts))
-				o.LastError = nhisync.ErrorMessage(res.Err)
 				b.Outbox = append(b.Outbox, o)
-				ss.Failed++
-				sum.WritesFailed++
-				if ss.Error == "" {
-					ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", o.LastError)
-				}
 				ev.Action = nhisync.ActWriteFailed
 				ev.Reason = fmt.Sprintf("attempt %d: %s; retry after %s", o.Attempts, o.LastError, o.NextAt.Format(time.RFC3339))
 			}
@@ -401,28 +425,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 		}
 		b.Links = append(b.Links, l)
 	}
-	b.Fence, b.Claim = snd.fence, claim
-	if err := snd.wait(); err != nil {
-		return err
-	}
-	c := &outcomeCommit{done: make(chan struct{}), links: seenExt}
-	for _, g := range groups {
-		c.creates = c.creates || g[0].Create
-	}
-	snd.inflight = c
-	go func() {
-		defer close(c.done)
-		if c.err = e.store.Commit(ctx, b); c.err != nil || e.writeObserver == nil {
-			return
-		}
-		at := e.clock.Now().UTC()
-		for i, res := range results {
-			for _, o := range groups[i] {
-				e.writeObserver(o, res.Status, at)
-			}
-		}
-	}()
-	return nil
+	return b, nil
 }
 
 // linkHash recomputes a link's content hash from what the system asserts,

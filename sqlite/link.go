@@ -261,6 +261,8 @@ func scanLinksSQL(statusFilter string) string {
 // LoadLinks returns the links of system with the given external IDs,
 // ordered by external id; IDs without a link are left out. Storage
 // failures are EINTERNAL.
+//
+// It reads on the writer connection (see the package doc).
 func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
 	const op = "sqlite.LoadLinks"
 	var out []*nhisync.Link
@@ -279,7 +281,7 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 			query = loadLinksSQL(len(part))
 			args = loadLinksArgs(args[:0], system, part)
 		}
-		err := queryLinks(ctx, s.r, query, args, func(l *nhisync.Link) error {
+		err := queryLinks(ctx, s.w, query, args, func(l *nhisync.Link) error {
 			out = append(out, l)
 			return nil
 		})

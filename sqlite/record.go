@@ -95,13 +95,15 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 
 // RecordKeys returns the display key of each record with the given IDs,
 // by ID; missing IDs are left out. Storage failures are EINTERNAL.
+//
+// It reads on the writer connection (see the package doc).
 func (s *Store) RecordKeys(ctx context.Context, ids []int64) (map[int64]string, error) {
 	const op = "sqlite.RecordKeys"
 	out := make(map[int64]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, key FROM records WHERE id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
+	rows, err := s.w.QueryContext(ctx, `SELECT id, key FROM records WHERE id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
 	if err != nil {
 		return nil, internal(op, err)
 	}

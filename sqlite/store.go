@@ -15,6 +15,21 @@
 // it, transactions begin IMMEDIATE) and a small pool of query-only reader
 // connections, which in WAL mode read a consistent snapshot while the
 // writer works. A Store is safe for concurrent use by goroutines.
+//
+// LoadLinks and RecordKeys read on the writer connection instead: they
+// load what a commit is about to rewrite (a drain's outcome: the links its
+// writes went to and their records' keys; a pass's stray links), a few
+// hundred keyed rows at random places of large B-trees. In WAL mode a
+// connection drops its whole page cache when it begins a read after
+// another connection committed, so a reader read every one of those pages
+// from the file again after each commit (a drain commits an outcome every
+// 500 records); the writer's cache is the only one its own commits keep,
+// and the commit that follows finds there the pages the read brought in.
+// Such a read waits while the writer commits; a drain loads an outcome on
+// the goroutine that commits it, after the one before (engine
+// recordOutcome), so it waits for nothing. BenchmarkDrainOutcomes100k
+// (engine), 5,000 writes to random links of 100k: 96 µs of CPU per
+// drained write with them on a reader, 80 µs on the writer.
 package sqlite
 
 import (
