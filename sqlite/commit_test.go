@@ -9,15 +9,16 @@ import (
 )
 
 // TestCommitSizes commits batches of every size around the statement
-// sizes (64 rows, then 32, 16, … 1): each record and link is stored once,
-// with its state, whether its statement was prepared in the transaction
-// or cached from an earlier one, and a later row of the same record wins.
+// sizes (256 rows, 64 for records, then half as many, … 1): each record
+// and link is stored once, with its state, whether its statement was
+// prepared in the transaction or cached from an earlier one, and a later
+// row of the same record wins.
 func TestCommitSizes(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	at := time.Date(2026, 11, 30, 6, 0, 0, 7, time.UTC)
 	next := int64(1)
-	for _, n := range []int{1, 2, 3, 63, 64, 65, 127, 128, 129, 200, 65, 3} {
+	for _, n := range []int{1, 2, 3, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 511, 513, 65, 3} {
 		b := bulkBatch(next, n)
 		for i, r := range b.Records {
 			r.Created, r.Updated = at, at

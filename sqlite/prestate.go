@@ -11,7 +11,7 @@ import (
 // a helper goroutine while the commit's goroutine runs its statements: the
 // commit is the first pass's critical path (the engine decides the next
 // batch meanwhile), and encoding was an eighth of it. Records are handed
-// over a chunk of rowsPerInsert at a time, so the first INSERT starts as
+// over a chunk of recordRows at a time, so the first INSERT starts as
 // soon as its rows are encoded; the links follow them.
 type states struct {
 	recs  [][]byte
@@ -41,7 +41,7 @@ func encodeStates(b *nhisync.Batch) *states {
 	st := statesPool.Get().(*states)
 	st.recs = grow(st.recs, len(b.Records))
 	st.links = grow(st.links, len(b.Links))
-	st.ready = make(chan struct{}, (len(b.Records)+rowsPerInsert-1)/rowsPerInsert)
+	st.ready = make(chan struct{}, (len(b.Records)+recordRows-1)/recordRows)
 	st.linksDone = make(chan struct{})
 	st.exited = make(chan struct{})
 	st.stop.Store(false)
@@ -68,12 +68,12 @@ func (st *states) encode(b *nhisync.Batch) {
 		start := len(buf)
 		buf = encodeRecordState(buf, r)
 		st.recs[i] = buf[start:len(buf):len(buf)]
-		if (i+1)%rowsPerInsert == 0 || i+1 == len(b.Records) {
+		if (i+1)%recordRows == 0 || i+1 == len(b.Records) {
 			st.ready <- struct{}{}
 		}
 	}
 	for i, l := range b.Links {
-		if i%rowsPerInsert == 0 && st.stop.Load() {
+		if i%recordRows == 0 && st.stop.Load() {
 			return
 		}
 		start := len(buf)
@@ -88,7 +88,7 @@ func (st *states) encode(b *nhisync.Batch) {
 func (st *states) record(i int) []byte {
 	for i >= st.seen {
 		<-st.ready
-		st.seen = min(st.seen+rowsPerInsert, len(st.recs))
+		st.seen = min(st.seen+recordRows, len(st.recs))
 	}
 	return st.recs[i]
 }
