@@ -326,24 +326,88 @@ func (c *stmtCache) close() {
 	c.stmts, c.closed = nil, true
 }
 
-// writeRecords upserts the batch's records with their encoded states.
+// writeRecords upserts the batch's records with their encoded states (a
+// later row of the same record wins). A record whose kind and match key
+// are those it has keeps them: an upsert that sets them, even to the
+// values they have, deletes and reinserts the record's entries in
+// records_key and records_heads (a page each, written to the WAL), and a
+// record decided again mostly keeps its key.
 func (st *states) writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Records) == 0 {
+		return nil
+	}
+	last := make(map[int64]int, len(b.Records))
+	ids := make([]int64, 0, len(b.Records))
+	for i, r := range b.Records {
+		if _, ok := last[r.ID]; !ok {
+			ids = append(ids, r.ID)
+		}
+		last[r.ID] = i
+	}
+	type key struct{ kind, matchKey string }
+	stored := make(map[int64]key, len(ids))
+	rows, err := tx.QueryContext(ctx, storedKeysSQL, string(appendIDs(nil, ids)))
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		var k key
+		if err := rows.Scan(&id, &k.kind, &k.matchKey); err != nil {
+			rows.Close()
+			return err
+		}
+		stored[id] = k
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var same, moved []int
+	for i, r := range b.Records {
+		if last[r.ID] != i {
+			continue
+		}
+		if k, ok := stored[r.ID]; ok && k.kind == r.Kind && k.matchKey == r.MatchKey {
+			same = append(same, i)
+		} else {
+			moved = append(moved, i)
+		}
+	}
+	row := func(ix []int) func(args []any, i int) []any {
+		return func(args []any, i int) []any {
+			r := b.Records[ix[i]]
+			return append(args, r.ID, r.Kind, r.MatchKey, r.Key, st.record(ix[i]))
+		}
+	}
+	explain := func(ix []int) func(i int, err error) error {
+		return func(i int, err error) error {
+			r := b.Records[ix[i]]
+			if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+				return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf("record %s (id %d): another record of kind %s has the same match key", r.Name(), r.ID, r.Kind), Err: err}
+			}
+			return fmt.Errorf("record %d: %w", r.ID, err)
+		}
+	}
+	err = insert{
+		head: `INSERT INTO records (id, kind, match_key, key, state) VALUES `,
+		cols: 5,
+		tail: `ON CONFLICT (id) DO UPDATE SET key = excluded.key, state = excluded.state`,
+	}.run(ctx, tx, len(same), row(same), explain(same))
+	if err != nil {
+		return err
+	}
 	return insert{
 		head: `INSERT INTO records (id, kind, match_key, key, state) VALUES `,
 		cols: 5,
 		rows: recordRows,
 		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, match_key = excluded.match_key, key = excluded.key, state = excluded.state`,
-	}.run(ctx, tx, len(b.Records), func(args []any, i int) []any {
-		r := b.Records[i]
-		return append(args, r.ID, r.Kind, r.MatchKey, r.Key, st.record(i))
-	}, func(i int, err error) error {
-		r := b.Records[i]
-		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
-			return &nhisync.Error{Code: nhisync.ECONFLICT, Message: fmt.Sprintf("record %s (id %d): another record of kind %s has the same match key", r.Name(), r.ID, r.Kind), Err: err}
-		}
-		return fmt.Errorf("record %d: %w", r.ID, err)
-	})
+	}.run(ctx, tx, len(moved), row(moved), explain(moved))
 }
+
+// storedKeysSQL selects the kind and match key of the records in a JSON
+// array of ids.
+const storedKeysSQL = `SELECT id, kind, match_key FROM records WHERE id IN (SELECT value FROM json_each(?))`
 
 // nullID stores the ID 0 ("none") as NULL.
 func nullID(id int64) any {

@@ -76,9 +76,13 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 	for i, x := range kept {
 		links[i] = b.Links[x]
 	}
-	stateIDs, err := w.stateIDs(ctx, tx, links)
+	stored, err := w.storedHeads(ctx, tx, links)
 	if err != nil {
 		return err
+	}
+	stateIDs := make([]int64, len(links))
+	for i := range stored {
+		stateIDs[i] = stored[i].stateID
 	}
 	// States in id order: a first pass's new ones are appended.
 	byID := make([]int, len(links))
@@ -96,20 +100,49 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 	if err != nil {
 		return err
 	}
+	// A link's head is written only when it changed, and its record only
+	// when that changed: an upsert that sets record_id, even to the value
+	// it has, deletes and reinserts the link's links_record entry (a
+	// random page each, written to the WAL) and checks the record exists.
+	// Most links of a record decided again are as they were (a pass
+	// rewrites all of a changed record's links), and the others mostly
+	// change their hash or status only. (Same states need no such care:
+	// SQLite leaves a page alone when a row is rewritten as it was.)
+	var moved, heads []int
+	for i, l := range links {
+		switch h := &stored[i]; {
+		case !h.exists || h.recordID != l.RecordID:
+			moved = append(moved, i)
+		case h.status != string(l.Status) || string(h.hash) != string(l.Hash) || (h.hash == nil) != (l.Hash == nil):
+			heads = append(heads, i)
+		}
+	}
+	linkRow := func(ix []int) func(args []any, i int) []any {
+		return func(args []any, i int) []any {
+			l := links[ix[i]]
+			var hash any
+			if l.Hash != nil {
+				hash = l.Hash
+			}
+			return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, stateIDs[ix[i]])
+		}
+	}
+	linkErr := func(ix []int) func(i int, err error) error {
+		return func(i int, err error) error { return linkError(links[ix[i]], err) }
+	}
+	err = insert{
+		head: `INSERT INTO links (system_id, ext_id, record_id, status, hash, state_id) VALUES `,
+		cols: 6,
+		tail: `ON CONFLICT (system_id, ext_id) DO UPDATE SET status = excluded.status, hash = excluded.hash`,
+	}.run(ctx, tx, len(heads), linkRow(heads), linkErr(heads))
+	if err != nil {
+		return err
+	}
 	return insert{
 		head: `INSERT INTO links (system_id, ext_id, record_id, status, hash, state_id) VALUES `,
 		cols: 6,
 		tail: `ON CONFLICT (system_id, ext_id) DO UPDATE SET record_id = excluded.record_id, status = excluded.status, hash = excluded.hash`,
-	}.run(ctx, tx, len(links), func(args []any, i int) []any {
-		l := links[i]
-		var hash any
-		if l.Hash != nil {
-			hash = l.Hash
-		}
-		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, stateIDs[i])
-	}, func(i int, err error) error {
-		return linkError(links[i], err)
-	})
+	}.run(ctx, tx, len(moved), linkRow(moved), linkErr(moved))
 }
 
 // writeStaged appends new links to links_stage under their state ids
@@ -190,11 +223,21 @@ func (w *linkWriter) systemID(ctx context.Context, tx *sql.Tx, name string) (int
 	return id, err
 }
 
-// stateIDs returns the link_state id of each of links (sorted by key, no
-// key twice): the one an existing link has, else the next free one, in
-// key order.
-func (w *linkWriter) stateIDs(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) ([]int64, error) {
-	ids := make([]int64, len(links))
+// storedHead is what the links table holds of a link: its head and the
+// id of its state.
+type storedHead struct {
+	exists   bool
+	stateID  int64
+	recordID int64
+	status   string
+	hash     []byte
+}
+
+// storedHeads returns, for each of links (sorted by key, no key twice),
+// its stored head and the link_state id of its state: the one an existing
+// link has, else the next free one, in key order.
+func (w *linkWriter) storedHeads(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) ([]storedHead, error) {
+	heads := make([]storedHead, len(links))
 	const chunk = 500
 	args := make([]any, 0, 1+chunk)
 	for start := 0; start < len(links); {
@@ -208,20 +251,22 @@ func (w *linkWriter) stateIDs(ctx context.Context, tx *sql.Tx, links []*nhisync.
 			for _, l := range links[start:end] {
 				args = append(args, l.ExternalID)
 			}
-			rows, err := tx.QueryContext(ctx, stateIDsSQL(end-start), args...)
+			rows, err := tx.QueryContext(ctx, storedHeadsSQL(end-start), args...)
 			if err != nil {
 				return nil, err
 			}
 			for rows.Next() {
 				var ext string
-				var id int64
-				if err := rows.Scan(&ext, &id); err != nil {
+				var h storedHead
+				var rec sql.NullInt64
+				if err := rows.Scan(&ext, &h.stateID, &rec, &h.status, &h.hash); err != nil {
 					rows.Close()
 					return nil, err
 				}
+				h.exists, h.recordID = true, rec.Int64
 				part := links[start:end]
 				if i, ok := slices.BinarySearchFunc(part, ext, func(l *nhisync.Link, ext string) int { return strings.Compare(l.ExternalID, ext) }); ok {
-					ids[start+i] = id
+					heads[start+i] = h
 				}
 			}
 			rows.Close()
@@ -235,18 +280,18 @@ func (w *linkWriter) stateIDs(ctx context.Context, tx *sql.Tx, links []*nhisync.
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM link_state`).Scan(&next); err != nil {
 		return nil, err
 	}
-	for i := range ids {
-		if ids[i] == 0 {
+	for i := range heads {
+		if !heads[i].exists {
 			next++
-			ids[i] = next
+			heads[i].stateID = next
 		}
 	}
-	return ids, nil
+	return heads, nil
 }
 
-// stateIDsSQL selects the state ids of n links of one system.
-func stateIDsSQL(n int) string {
-	return `SELECT ext_id, state_id FROM links WHERE system_id = ? AND ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+// storedHeadsSQL selects the heads and state ids of n links of one system.
+func storedHeadsSQL(n int) string {
+	return `SELECT ext_id, state_id, record_id, status, hash FROM links WHERE system_id = ? AND ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
 }
 
 // cachedSystem returns the committed id of a system, if it is cached.

@@ -53,7 +53,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"load links", loadLinksSQL(2), loadLinksArgs(nil, "idp", []string{"u-1", "u-2"}), []string{"SEARCH l USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
 		{"load links by JSON", loadLinksJSONSQL, []any{"idp", `["u-1","u-2"]`}, []string{"SEARCH l USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
 		{"links of records", recordLinksSQL, []any{"[1,2]"}, []string{"SEARCH l USING INDEX links_record (record_id=?)", "SEARCH l USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"}, false},
-		{"state ids", stateIDsSQL(2), []any{1, "u-1", "u-2"}, []string{"SEARCH links USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
+		{"stored heads", storedHeadsSQL(2), []any{1, "u-1", "u-2"}, []string{"SEARCH links USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
+		{"stored keys", storedKeysSQL, []any{"[1,2]"}, []string{"SEARCH records USING"}, false},
 		{"record by key", `SELECT id, kind, match_key, key, state FROM records WHERE kind = ? AND match_key = ?`, []any{"service_account", "aws\x00bot-1"}, []string{"SEARCH records USING INDEX records_key (kind=? AND match_key=?)"}, false},
 		{"record heads", `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, []any{0, 10}, []string{"SEARCH records USING COVERING INDEX records_heads (id>?)"}, true},
 	}
