@@ -66,7 +66,7 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	if err := p.restageStrays(ctx, r); err != nil {
 		return err
 	}
-	linked := p.linkedRecords(r)
+	linked := &linkedIndex{r: r}
 	var settled []string
 	for _, st := range r.changed {
 		h := &r.fresh
@@ -222,18 +222,36 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	return nil
 }
 
-// linkedRecords maps record ID → external ID for the system's stored live
+// linkedIndex maps record ID → external ID for the system's stored live
 // links that still count (seen in a full read, or any in an incremental
-// one). The links correlation makes by match values are in the records'
-// work (staged.matched).
-func (p *pass) linkedRecords(r *sysRead) map[int64]string {
-	m := make(map[int64]string, r.stored)
-	for id, h := range r.heads {
-		if h.recordID != 0 && h.status == stateLive && (h.seen || !r.full) {
-			m[h.recordID] = id
+// one), built the first time a match asks (most passes match nothing with
+// a golden record that has a stored link: it is not built). The links
+// correlation makes by match values are in the records' work
+// (staged.matched).
+type linkedIndex struct {
+	r *sysRead
+	m map[int64]string
+}
+
+// get returns the external ID of the stored live link of the system to
+// record id.
+//
+// Built when first asked, after correlation may have linked some of the
+// system's stored strays (place): those are in the records' work too, and
+// none links to a record another live link of the system holds (that
+// match is disputed), so the answer is the one an index built before
+// correlation gives.
+func (x *linkedIndex) get(id int64) (string, bool) {
+	if x.m == nil {
+		x.m = make(map[int64]string, x.r.stored)
+		for ext, h := range x.r.heads {
+			if h.recordID != 0 && h.status == stateLive && (h.seen || !x.r.full) {
+				x.m[h.recordID] = ext
+			}
 		}
 	}
-	return m
+	ext, ok := x.m[id]
+	return ext, ok
 }
 
 func (p *pass) addWork(id int64) *recWork {
@@ -248,7 +266,7 @@ func (p *pass) addWork(id int64) *recWork {
 }
 
 // place routes one staged observation; h is its id's head.
-func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linked map[int64]string) {
+func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linked *linkedIndex) {
 	if h != nil && h.recordID != 0 && h.status != stateUnmatched && h.status != stateDisputed {
 		w := p.addWork(h.recordID)
 		w.obs = append(w.obs, st)
@@ -273,7 +291,7 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linke
 }
 
 // match finds the golden record for an observation that has no link.
-func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int64]string) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
+func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked *linkedIndex) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
 	kind := r.kind
 	vals := r.matchVals[:0]
 	full := true
@@ -331,8 +349,8 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked map[int
 // linkedTo returns the external ID of the record of r's system that
 // links to golden record id: by a stored link (linked), or by match
 // values earlier in this pass.
-func (p *pass) linkedTo(r *sysRead, id int64, linked map[int64]string) (string, bool) {
-	if other, ok := linked[id]; ok {
+func (p *pass) linkedTo(r *sysRead, id int64, linked *linkedIndex) (string, bool) {
+	if other, ok := linked.get(id); ok {
 		return other, true
 	}
 	if w := p.work[id]; w != nil && (r.bit == 0 || w.matchedBy&r.bit != 0) {
