@@ -271,12 +271,15 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 	for start := 0; start < len(ids); start += p.e.batch {
 		chunk := ids[start:min(start+p.e.batch, len(ids))]
 		var load []int64
+		loaded := map[int64]*nhisync.Record{}
 		for _, id := range chunk {
-			if !p.work[id].isNew {
+			if rec := p.preloaded[id]; rec != nil {
+				loaded[id] = rec
+				delete(p.preloaded, id)
+			} else if !p.work[id].isNew {
 				load = append(load, id)
 			}
 		}
-		loaded := map[int64]*nhisync.Record{}
 		if len(load) > 0 {
 			recs, err := p.e.store.LoadRecords(ctx, load)
 			if err != nil {

@@ -64,6 +64,9 @@ type pass struct {
 	works   slab[recWork]
 	// vanished lists, by record ID, the systems the record vanished from.
 	vanished map[int64][]string
+	// preloaded holds records correlation loaded (wouldRetire) for
+	// decideAll, by ID.
+	preloaded map[int64]*nhisync.Record
 	// stray are staged observations that link to no record (unmatched,
 	// disputed), by system.
 	stray []*strayObs

@@ -149,6 +149,9 @@ func (p *pass) wouldRetire(ctx context.Context, gone []goneLink) (int, []string,
 		ext[g.recordID] = g.externalID
 	}
 	slices.Sort(ids)
+	if p.preloaded == nil {
+		p.preloaded = make(map[int64]*nhisync.Record, len(ids))
+	}
 	n := 0
 	var sample []string
 	for start := 0; start < len(ids); start += p.e.batch {
@@ -157,6 +160,9 @@ func (p *pass) wouldRetire(ctx context.Context, gone []goneLink) (int, []string,
 			return 0, nil, err
 		}
 		for _, rec := range recs {
+			// Kept for decideAll, which decides these records next: the
+			// pass has committed nothing of them since.
+			p.preloaded[rec.ID] = rec
 			if rec.Value(nhisync.FieldLifecycle).Text() == nhisync.LifecycleDecommissioned {
 				continue
 			}

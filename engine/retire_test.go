@@ -417,3 +417,41 @@ func TestVanishDropsEveryQueuedWrite(t *testing.T) {
 		t.Errorf("%d idp writes held, want %d", len(held), 2*(n-1))
 	}
 }
+
+// loadCounter is a store that counts, by record ID, how often
+// LoadRecords loaded each record.
+type loadCounter struct {
+	nhisync.Store
+	loads map[int64]int
+}
+
+func (s *loadCounter) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record, error) {
+	for _, id := range ids {
+		s.loads[id]++
+	}
+	return s.Store.LoadRecords(ctx, ids)
+}
+
+// TestVanishedRecordsLoadedOnce: a pass loads a record that vanished
+// from a retire_from system once, to count it against the guard, and
+// decides it from that load, not from a second one.
+func TestVanishedRecordsLoadedOnce(t *testing.T) {
+	w := newWorld(t, baseConfig, estate(40))
+	w.sync()
+	gone := []*nhisync.Record{w.record("service_account", "aws", "bot3"), w.record("service_account", "aws", "bot7")}
+	w.remove("idp.json", "3")
+	w.remove("idp.json", "7")
+	counter := &loadCounter{Store: w.store, loads: map[int64]int{}}
+	w.store = counter
+	if sum := w.sync(); sum.Retired != 2 {
+		t.Fatalf("retired %d records, want 2\n%s", sum.Retired, actions(sum))
+	}
+	for _, r := range gone {
+		if n := counter.loads[r.ID]; n != 1 {
+			t.Errorf("record %s was loaded %d times in the pass, want once", r.Key, n)
+		}
+		if got := w.golden("service_account", "lifecycle", "aws", r.Fields["name"].Value.Text()); got != nhisync.LifecycleDecommissioned {
+			t.Errorf("record %s: lifecycle %q, want %s", r.Key, got, nhisync.LifecycleDecommissioned)
+		}
+	}
+}
