@@ -167,7 +167,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			unclean = true
 		}
 	}
-	s.w, err = sql.Open("sqlite", uri+"?"+commonPragmas+writerCache+
+	// The writer writes the WAL through walBufVFS (walvfs.go).
+	if err := registerWALVFS(); err != nil {
+		lock.release()
+		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "cannot set up SQLite", Err: err}
+	}
+	s.w, err = sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas+writerCache+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
 		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", 2*walHardLimitPages)+"&_pragma=journal_size_limit(67108864)"+
 		"&_txlock=immediate")

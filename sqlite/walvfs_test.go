@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// TestWALWritesGathered: the writer's WAL writes (two a frame) reach the
+// file in few, large writes.
+func TestWALWritesGathered(t *testing.T) {
+	s := openTest(t)
+	writes, flushes := walWrites.Load(), walFlushes.Load()
+	fillRecords(t, s, 3000)
+	writes, flushes = walWrites.Load()-writes, walFlushes.Load()-flushes
+	if writes < 200 || flushes*10 > writes {
+		t.Errorf("SQLite asked for %d WAL writes and %d reached the file, want over 200 gathered at least ten to one", writes, flushes)
+	}
+}
+
+// TestWALBufferReadBack: a transaction larger than the page cache spills
+// frames to the WAL and reads them back, rewrites pages it wrote before
+// (frames overwritten in place) and commits; the writer and a connection
+// that does not buffer both read what was written.
+func TestWALBufferReadBack(t *testing.T) {
+	if err := registerWALVFS(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "spill.db")
+	w, err := sql.Open("sqlite", "file:"+path+"?vfs="+walBufVFS+"&_journal_mode=WAL&_pragma=synchronous(FULL)&_pragma=cache_size(10)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	tx, err := w.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, n INTEGER)`,
+		`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000) INSERT INTO t SELECT i, randomblob(900), i FROM c`,
+		`UPDATE t SET n = n * 2, v = randomblob(700) WHERE id % 3 = 0`,
+		`UPDATE t SET n = n + 1 WHERE id % 7 = 0`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(0)
+	for i := int64(1); i <= 3000; i++ {
+		n := i
+		if i%3 == 0 {
+			n *= 2
+		}
+		if i%7 == 0 {
+			n++
+		}
+		want += n
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for name, db := range map[string]*sql.DB{"writer": w, "reader": r} {
+		var sum, rows int64
+		if err := db.QueryRow(`SELECT sum(n), count(*) FROM t`).Scan(&sum, &rows); err != nil || sum != want || rows != 3000 {
+			t.Errorf("%s: sum %d over %d rows (%v), want %d over 3000", name, sum, rows, err, want)
+		}
+		var ok string
+		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+			t.Errorf("%s: integrity_check = %q, %v", name, ok, err)
+		}
+	}
+}
+
+// TestWALFlushFailure: a buffered write that fails fails its commit as the
+// write itself would, nothing of that commit is kept, and the store goes
+// on working.
+func TestWALFlushFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "nhisync.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillRecords(t, s, 100)
+	walFlushFault = func() int32 { return sqlite3.SQLITE_IOERR_WRITE }
+	err = s.Commit(t.Context(), &nhisync.Batch{Meta: map[string]string{"lost": strings.Repeat("v", 300000)}})
+	walFlushFault = nil
+	var ne *nhisync.Error
+	if !errors.As(err, &ne) || ne.Code != nhisync.EUNAVAIL || !strings.Contains(ne.Message, "failed to read or write") {
+		t.Fatalf("commit whose WAL write failed = %v, want EUNAVAIL naming the I/O error", err)
+	}
+	if err := s.Commit(t.Context(), &nhisync.Batch{Meta: map[string]string{"kept": "yes"}}); err != nil {
+		t.Fatalf("commit after the failure: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Meta(t.Context(), "lost"); err != nil || v != "" {
+		t.Errorf("meta lost = %d bytes, %v: the failed commit was kept", len(v), err)
+	}
+	if v, err := s.Meta(t.Context(), "kept"); err != nil || v != "yes" {
+		t.Errorf("meta kept = %q, %v", v, err)
+	}
+	var records int
+	var ok string
+	if err := s.r.QueryRow(`SELECT count(*) FROM records`).Scan(&records); err != nil || records != 100 {
+		t.Errorf("%d records, %v; want 100", records, err)
+	}
+	if err := s.r.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check = %q, %v", ok, err)
+	}
+}
