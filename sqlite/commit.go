@@ -81,7 +81,10 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	}
 	states := encodeStates(b)
 	defer states.done()
-	links := &linkWriter{s: s, stage: s.inBulk(), states: states}
+	bulk := s.inBulk()
+	// In the bulk window every record is new: none has a key to keep.
+	states.allNew = bulk
+	links := &linkWriter{s: s, stage: bulk, states: states}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
 		states.writeRecords, links.write, writeConflicts, writeQuarantine, writeApprovals,
 		writeOutbox, deleteOutbox, writeSystems, writeMeta,
@@ -346,22 +349,24 @@ func (st *states) writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch
 	}
 	type key struct{ kind, matchKey string }
 	stored := make(map[int64]key, len(ids))
-	rows, err := tx.QueryContext(ctx, storedKeysSQL, string(appendIDs(nil, ids)))
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id int64
-		var k key
-		if err := rows.Scan(&id, &k.kind, &k.matchKey); err != nil {
-			rows.Close()
+	if !st.allNew {
+		rows, err := tx.QueryContext(ctx, storedKeysSQL, string(appendIDs(nil, ids)))
+		if err != nil {
 			return err
 		}
-		stored[id] = k
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+		for rows.Next() {
+			var id int64
+			var k key
+			if err := rows.Scan(&id, &k.kind, &k.matchKey); err != nil {
+				rows.Close()
+				return err
+			}
+			stored[id] = k
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
 	var same, moved []int
 	for i, r := range b.Records {
@@ -389,9 +394,10 @@ func (st *states) writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch
 			return fmt.Errorf("record %d: %w", r.ID, err)
 		}
 	}
-	err = insert{
+	err := insert{
 		head: `INSERT INTO records (id, kind, match_key, key, state) VALUES `,
 		cols: 5,
+		rows: recordRows,
 		tail: `ON CONFLICT (id) DO UPDATE SET key = excluded.key, state = excluded.state`,
 	}.run(ctx, tx, len(same), row(same), explain(same))
 	if err != nil {

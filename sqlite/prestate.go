@@ -30,6 +30,10 @@ type states struct {
 	// linksSeen whether it saw linksDone.
 	seen      int
 	linksSeen bool
+
+	// allNew is set when the batch's records are all new (the bulk
+	// window): writeRecords looks none up.
+	allNew bool
 }
 
 // statesPool keeps the buffers of earlier commits.
