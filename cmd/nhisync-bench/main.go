@@ -4,7 +4,7 @@
 // data catalog (CSV, 22 columns, no id column) — mapping ten fields (sets
 // merged, an enum resolved strictest, a time, strings with authority, an
 // enum settled by a person, an int, two rules) with a few percent of each
-// kind of disagreement (estate.go: owners differing, labels merged,
+// kind of disagreement (internal/benchestate: owners differing, labels merged,
 // lifecycle conflicts, quarantined owners, unmatched catalog rows, idp
 // records vanishing before the drift pass). It times, with the embedded
 // SQLite store, the read floor (best of three: reading, decoding,
@@ -50,6 +50,7 @@ import (
 	_ "github.com/nhisync/nhisync/connector/file"
 	_ "github.com/nhisync/nhisync/connector/sql"
 	"github.com/nhisync/nhisync/engine"
+	"github.com/nhisync/nhisync/internal/benchestate"
 	"github.com/nhisync/nhisync/postgres"
 	"github.com/nhisync/nhisync/sqlite"
 )
@@ -77,8 +78,8 @@ type result struct {
 	StoreBytes      int64        `json:"store_bytes"`
 	Converged       bool         `json:"converged"`
 	// GenerateSeconds is the time generating the estate took (in no pass).
-	GenerateSeconds float64 `json:"generate_seconds"`
-	Mix             mix     `json:"mix"`
+	GenerateSeconds float64         `json:"generate_seconds"`
+	Mix             benchestate.Mix `json:"mix"`
 }
 
 // passResult is one pass: wall and CPU (user + system) seconds, writes
@@ -248,19 +249,19 @@ func run(n int, dir string, o options) (*result, error) {
 	}
 	fmt.Fprintf(os.Stderr, "generating %d NHIs in %s…\n", n, dir)
 	genStart := time.Now()
-	es, err := generate(dir, n, defaultMix(o.drift))
+	es, err := benchestate.Generate(dir, n, benchestate.DefaultMix(o.drift))
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "nhisync.yaml")
-	if err := os.WriteFile(cfgPath, []byte(benchConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
 		return nil, err
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, err
 	}
-	res := &result{Records: n, Systems: len(cfg.SystemNames), GenerateSeconds: time.Since(genStart).Seconds(), Mix: es.mix}
+	res := &result{Records: n, Systems: len(cfg.SystemNames), GenerateSeconds: time.Since(genStart).Seconds(), Mix: es.Mix}
 
 	// The floor, best of three: read and decode every input, and the
 	// canonicalisation and hashing change detection needs, nothing else.
@@ -388,16 +389,16 @@ func run(n int, dir string, o options) (*result, error) {
 		converged = false
 		fmt.Fprintf(os.Stderr, "the quiet pass planned %d writes, want none\n", quiet.Summary.WritesPlanned)
 	}
-	if err := es.applyDrift(); err != nil {
+	if err := es.ApplyDrift(); err != nil {
 		return nil, fmt.Errorf("drift the systems: %w", err)
 	}
 	drift, err := pass("drift")
 	if err != nil {
 		return nil, err
 	}
-	if drift.Summary.Retired != len(es.vanish) {
+	if drift.Summary.Retired != es.Vanished() {
 		converged = false
-		fmt.Fprintf(os.Stderr, "the drift pass retired %d of the %d records that vanished from the idp (the retirement guard held them?), want all\n", drift.Summary.Retired, len(es.vanish))
+		fmt.Fprintf(os.Stderr, "the drift pass retired %d of the %d records that vanished from the idp (the retirement guard held them?), want all\n", drift.Summary.Retired, es.Vanished())
 	}
 	if drift.Summary.WritesHeld > 0 {
 		converged = false

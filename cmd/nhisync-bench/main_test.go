@@ -11,6 +11,7 @@ import (
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/config"
 	"github.com/nhisync/nhisync/engine"
+	"github.com/nhisync/nhisync/internal/benchestate"
 	"github.com/nhisync/nhisync/sqlite"
 )
 
@@ -125,7 +126,7 @@ func TestCountsAndMarkdown(t *testing.T) {
 func BenchmarkGenerate(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
-		if _, err := generate(dir, 10000, defaultMix(0.01)); err != nil {
+		if _, err := benchestate.Generate(dir, 10000, benchestate.DefaultMix(0.01)); err != nil {
 			b.Fatal(err)
 		}
 	}

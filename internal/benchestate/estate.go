@@ -1,4 +1,10 @@
-package main
+// Package benchestate generates the estate cmd/nhisync-bench measures:
+// three systems of service accounts (an identity provider as a SQLite
+// table, a CMDB and a data catalog as CSV files) with a few percent of
+// each kind of disagreement, and the drift edits made before its drift
+// pass. The engine's benchmarks use it too, so that they measure the
+// estate the bench command does.
+package benchestate
 
 import (
 	"bufio"
@@ -13,15 +19,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	_ "modernc.org/sqlite" // the idp's database
 )
 
-// benchConfig is the estate's nhisync.yaml: ten fields of the kinds SPEC
+// Config is the estate's nhisync.yaml: ten fields of the kinds SPEC
 // §2 shows (sets merged, add-wins and remove-wins; an enum resolved
 // strictest; a time; strings with authority; an enum settled by a person;
 // an int; two rules), mapped by an identity provider (a SQLite table,
 // 25 columns), a CMDB (CSV, 26 columns) and a data catalog (CSV, 22
 // columns, no id column). Guards keep their defaults.
-const benchConfig = `version: 1
+const Config = `version: 1
 store: sqlite:./nhisync-data/nhisync.db
 kinds:
   service_account:
@@ -75,9 +83,9 @@ systems:
     fields: { name: name, platform: platform, owner: steward, classification: labels, environment: environment, tier: tier, cost_center: cost_center }
 `
 
-// mix is the estate's disagreement, each a share of the N NHIs, and the
+// Mix is the estate's disagreement, each a share of the N NHIs, and the
 // counts the generator made of each (reported by -json).
-type mix struct {
+type Mix struct {
 	// IdPOnly... are coverage: every NHI is in the idp except the
 	// CMDB-only share (created from the CMDB); the CMDB and the catalog
 	// hold a share of them.
@@ -113,9 +121,10 @@ type mix struct {
 	Counts map[string]int `json:"counts"`
 }
 
-// defaultMix is the bench's estate: a few percent of each disagreement.
-func defaultMix(drift float64) mix {
-	return mix{
+// DefaultMix is the bench's estate: a few percent of each disagreement,
+// drift the share of NHIs changed before the drift pass.
+func DefaultMix(drift float64) Mix {
+	return Mix{
 		CMDBCoverage: 0.90, CatalogCoverage: 0.80, CMDBOnly: 0.02,
 		OwnerDiffers: 0.03, OwnerInvalid: 0.01, LabelsDiffer: 0.03, LifecycleDiffers: 0.03,
 		EntitlementsBehind: 0.02, EnvironmentConflict: 0.01, Unmatched: 0.02, Vanished: 0.005,
@@ -123,10 +132,11 @@ func defaultMix(drift float64) mix {
 	}
 }
 
-// estate is what generate made and the drift edits it keeps for later.
-type estate struct {
+// Estate is what Generate made and the drift edits it keeps for later.
+type Estate struct {
 	dir string
-	mix mix
+	// Mix is the disagreement asked for, with the counts made of each.
+	Mix Mix
 	// The edits applied before the drift pass, chosen at generation.
 	vanish      []string            // idp ids
 	rotate      []string            // idp ids
@@ -242,11 +252,13 @@ var (
 // parameters, under SQLite's limit).
 const idpBatch = 40
 
-// generate writes the three systems of n NHIs with the mix's
-// disagreement and chooses the edits made before the drift pass.
-func generate(dir string, n int, m mix) (*estate, error) {
+// Generate writes the three systems of n NHIs into dir (idp.db,
+// cmdb.csv, catalog.csv: the files Config names) with the mix's
+// disagreement and chooses the edits made before the drift pass. The
+// estate is the same for the same n and mix.
+func Generate(dir string, n int, m Mix) (*Estate, error) {
 	g := &gen{r: rand.New(rand.NewPCG(1, 2))}
-	es := &estate{dir: dir, mix: m, newOwner: map[string]string{}, addLabel: map[string]struct{}{}}
+	es := &Estate{dir: dir, Mix: m, newOwner: map[string]string{}, addLabel: map[string]struct{}{}}
 	counts := map[string]int{}
 
 	idp, err := newIDPWriter(filepath.Join(dir, "idp.db"))
@@ -432,7 +444,7 @@ func generate(dir string, n int, m mix) (*estate, error) {
 	}
 	counts["drift"] = es.driftTotal
 	counts["idp_rows"], counts["cmdb_rows"], counts["catalog_rows"] = es.idpRows, es.cmdbRows, es.catalogRows
-	es.mix.Counts = counts
+	es.Mix.Counts = counts
 	return es, nil
 }
 
@@ -529,10 +541,10 @@ func addOne(set []string, s string) []string {
 	return out
 }
 
-// applyDrift makes the changes chosen at generation in the systems as
+// ApplyDrift makes the changes chosen at generation in the systems as
 // they are now (after the passes' writes): idp rows vanish and keys
 // rotate, CMDB owners change, catalog labels gain one.
-func (es *estate) applyDrift() error {
+func (es *Estate) ApplyDrift() error {
 	db, err := sql.Open("sqlite", filepath.Join(es.dir, "idp.db"))
 	if err != nil {
 		return err
@@ -578,6 +590,9 @@ func (es *estate) applyDrift() error {
 		return nil
 	})
 }
+
+// Vanished is the number of idp rows ApplyDrift deletes.
+func (es *Estate) Vanished() int { return len(es.vanish) }
 
 // rewriteCSV streams a CSV file through edit and replaces it.
 func rewriteCSV(path string, edit func(header, row []string) error) error {
