@@ -15,7 +15,11 @@
 //   - a scan's callback may use the store, commits included;
 //   - NewIDs ranges never overlap, whatever the concurrency;
 //   - two live outbox claims never hold the same write, whatever the
-//     concurrency, and a commit under a claim that lost a write is refused.
+//     concurrency, and a commit under a claim that lost a write is refused;
+//   - a store with a bulk window (nhisync.BulkLoader) reads exactly inside
+//     it, holds its keys again after EndBulk, names what broke the
+//     window's contract, and finishes a window a dead process left open
+//     when it is opened again (RunReopen).
 package storetest
 
 import (
@@ -77,6 +81,11 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"LeaseFence", testLeaseFence},
 		{"Tokens", testTokens},
 		{"BulkLoad", testBulkLoad},
+		{"BulkKeysBack", testBulkKeysBack},
+		{"BulkRecordLinks", testBulkRecordLinks},
+		{"BulkNamesADuplicate", testBulkNamesADuplicate},
+		{"BulkNamesADuplicateRecord", testBulkNamesADuplicateRecord},
+		{"BulkNamesALinkWithoutItsRecord", testBulkNamesALinkWithoutItsRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
