@@ -79,6 +79,8 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	if err = checkClaim(ctx, tx, b); err != nil {
 		return nil, err
 	}
+	seal := startSeal(ctx, tx, b, notary)
+	defer seal.done()
 	states := encodeStates(b)
 	defer states.done()
 	bulk := s.inBulk()
@@ -94,7 +96,7 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 			return nil, err
 		}
 	}
-	if cp, err = appendAudit(ctx, tx, b, notary); err != nil {
+	if cp, err = seal.write(ctx, tx); err != nil {
 		return nil, err
 	}
 	if err = tx.Commit(); err != nil {
