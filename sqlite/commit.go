@@ -83,13 +83,15 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	defer seal.done()
 	states := encodeStates(b)
 	defer states.done()
+	items := encodeItemData(b)
+	defer items.wait()
 	bulk := s.inBulk()
 	// In the bulk window every record is new: none has a key to keep.
 	states.allNew = bulk
 	links := &linkWriter{s: s, stage: bulk, states: states}
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
-		states.writeRecords, links.write, writeConflicts, writeQuarantine, writeApprovals,
-		writeOutbox, deleteOutbox, writeSystems, writeMeta,
+		states.writeRecords, links.write, items.writeConflicts, items.writeQuarantine, items.writeApprovals,
+		items.writeOutbox, deleteOutbox, items.writeSystems, writeMeta,
 	}
 	for _, step := range steps {
 		if err = step(ctx, tx, b); err != nil {
@@ -435,8 +437,11 @@ func jsonData(v any, failed *error) string {
 	return string(data)
 }
 
-func writeConflicts(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	var failed error
+func (d *itemData) writeConflicts(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Conflicts) == 0 {
+		return nil
+	}
+	d.wait()
 	err := insert{
 		head: `INSERT INTO conflicts (id, kind, record_id, field, status, systems, data) VALUES `,
 		cols: 7,
@@ -444,46 +449,49 @@ func writeConflicts(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 			status = excluded.status, systems = excluded.systems, data = excluded.data`,
 	}.run(ctx, tx, len(b.Conflicts), func(args []any, i int) []any {
 		c := b.Conflicts[i]
-		var systems strings.Builder
-		systems.WriteByte(',')
-		for _, p := range c.Proposals {
-			systems.WriteString(p.System)
-			systems.WriteByte(',')
-		}
-		return append(args, c.ID, c.Kind, c.RecordID, c.Field, c.Status, systems.String(), jsonData(c, &failed))
+		return append(args, c.ID, c.Kind, c.RecordID, c.Field, c.Status, d.conflictSystems[i], d.conflicts[i])
 	}, nil)
-	return errors.Join(failed, err)
+	return errors.Join(d.failed, err)
 }
 
-func writeQuarantine(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	return writeItems(ctx, tx, "quarantine", b.Quarantine, func(q *nhisync.QuarantineItem) []any {
+func (d *itemData) writeQuarantine(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Quarantine) == 0 {
+		return nil
+	}
+	return writeItems(ctx, tx, "quarantine", b.Quarantine, d.wait().quarantine, d.failed, func(q *nhisync.QuarantineItem) []any {
 		return []any{q.ID, q.Kind, q.RecordID, q.Field, q.System, q.Status}
 	})
 }
 
-func writeApprovals(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	return writeItems(ctx, tx, "approvals", b.Approvals, func(a *nhisync.Approval) []any {
+func (d *itemData) writeApprovals(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Approvals) == 0 {
+		return nil
+	}
+	return writeItems(ctx, tx, "approvals", b.Approvals, d.wait().approvals, d.failed, func(a *nhisync.Approval) []any {
 		return []any{a.ID, a.Kind, a.RecordID, a.Field, a.System, a.Status}
 	})
 }
 
 // writeItems upserts quarantine items or approvals: tables of the same
-// shape, their filtered columns from cols and the whole item as JSON.
-func writeItems[T any](ctx context.Context, tx *sql.Tx, table string, items []T, cols func(T) []any) error {
-	var failed error
+// shape, their filtered columns from cols and the whole item as JSON
+// (data; failed is why one did not encode).
+func writeItems[T any](ctx context.Context, tx *sql.Tx, table string, items []T, data []string, failed error, cols func(T) []any) error {
 	err := insert{
 		head: `INSERT INTO ` + table + ` (id, kind, record_id, field, system, status, data) VALUES `,
 		cols: 7,
 		tail: `ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, record_id = excluded.record_id, field = excluded.field,
 			system = excluded.system, status = excluded.status, data = excluded.data`,
 	}.run(ctx, tx, len(items), func(args []any, i int) []any {
-		return append(append(args, cols(items[i])...), jsonData(items[i], &failed))
+		return append(append(args, cols(items[i])...), data[i])
 	}, nil)
 	return errors.Join(failed, err)
 }
 
-func writeOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	var failed error
+func (d *itemData) writeOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Outbox) == 0 {
+		return nil
+	}
+	d.wait()
 	err := insert{
 		head: `INSERT INTO outbox (id, system, ext_id, record_id, field, status, next_at, data) VALUES `,
 		cols: 8,
@@ -492,9 +500,9 @@ func writeOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 			claim_token = 0, claim_holder = '', claim_until = ''`,
 	}.run(ctx, tx, len(b.Outbox), func(args []any, i int) []any {
 		w := b.Outbox[i]
-		return append(args, w.ID, w.System, w.ExternalID, w.RecordID, w.Field, w.Status, formatTime(w.NextAt), jsonData(w, &failed))
+		return append(args, w.ID, w.System, w.ExternalID, w.RecordID, w.Field, w.Status, formatTime(w.NextAt), d.outbox[i])
 	}, nil)
-	return errors.Join(failed, err)
+	return errors.Join(d.failed, err)
 }
 
 func deleteOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
@@ -505,16 +513,19 @@ func deleteOutbox(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 	return err
 }
 
-func writeSystems(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
-	var failed error
+func (d *itemData) writeSystems(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	if len(b.Systems) == 0 {
+		return nil
+	}
+	d.wait()
 	err := insert{
 		head: `INSERT INTO systems (name, data) VALUES `,
 		cols: 2,
 		tail: `ON CONFLICT (name) DO UPDATE SET data = excluded.data`,
 	}.run(ctx, tx, len(b.Systems), func(args []any, i int) []any {
-		return append(args, b.Systems[i].Name, jsonData(b.Systems[i], &failed))
+		return append(args, b.Systems[i].Name, d.systems[i])
 	}, nil)
-	return errors.Join(failed, err)
+	return errors.Join(d.failed, err)
 }
 
 func writeMeta(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
