@@ -64,7 +64,8 @@ func startSeal(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisync
 		return nil
 	}
 	s := &sealer{b: b, notary: notary}
-	seq, prev, last, err := auditTail(ctx, tx)
+	q := newTxStmts(ctx, tx)
+	seq, prev, last, err := auditTail(ctx, q)
 	if err != nil {
 		s.err = err
 		return s
@@ -73,7 +74,7 @@ func startSeal(ctx context.Context, tx *sql.Tx, b *nhisync.Batch, notary nhisync
 	var latest *nhisync.Checkpoint
 	var hashes [][]byte
 	if notary != nil {
-		if latest, err = latestCheckpoint(ctx, tx); err != nil {
+		if latest, err = latestCheckpoint(ctx, q); err != nil {
 			s.err = err
 			return s
 		}
@@ -166,7 +167,8 @@ func (s *sealer) write(ctx context.Context, tx *sql.Tx) (*nhisync.Checkpoint, er
 	seq := head + int64(len(s.b.Audit))
 	// The head references the last entry, which no other entry does yet:
 	// so the last one cannot be overwritten either (00009_audit_chain_keys).
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ?`, seq); err != nil {
+	q := newTxStmts(ctx, tx)
+	if _, err := q.ExecContext(ctx, `UPDATE audit_head SET seq = ?`, seq); err != nil {
 		return nil, err
 	}
 	if s.notary == nil {
@@ -180,7 +182,7 @@ func (s *sealer) write(ctx context.Context, tx *sql.Tx) (*nhisync.Checkpoint, er
 	if cp.Size != seq {
 		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf("the notary signed a tree of %d entries, not %d", cp.Size, seq)}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO checkpoints (size, root, note, at, state, last_hash) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err = q.ExecContext(ctx, `INSERT INTO checkpoints (size, root, note, at, state, last_hash) VALUES (?, ?, ?, ?, ?, ?)`,
 		cp.Size, cp.Root, cp.Note, formatTime(cp.At), cp.State, cp.LastHash)
 	if err != nil {
 		return nil, err
@@ -196,4 +198,51 @@ func (s *sealer) done() {
 	}
 	s.stop.Store(true)
 	<-s.exited
+}
+
+// txStmts is a commit's transaction whose queries run statements kept
+// prepared on the writer connection (the context's stmtCache, as
+// insert.run's): a commit ran a handful of one-row queries (the lease's
+// epoch, the audit head, the latest checkpoint) and each was parsed again
+// every time, on the commit's goroutine.
+type txStmts struct {
+	tx *sql.Tx
+	c  *stmtCache
+}
+
+func newTxStmts(ctx context.Context, tx *sql.Tx) txStmts {
+	return txStmts{tx: tx, c: stmtsOf(ctx)}
+}
+
+// stmt returns q prepared in the transaction, or nil when it is not
+// prepared on the connection yet (it will be before the next commit).
+func (t txStmts) stmt(ctx context.Context, q string) *sql.Stmt {
+	if pre := t.c.get(q); pre != nil {
+		return t.tx.StmtContext(ctx, pre)
+	}
+	return nil
+}
+
+func (t txStmts) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		// The statement stays open until the transaction ends: the rows
+		// use it.
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
+func (t txStmts) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (t txStmts) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		defer st.Close()
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
 }

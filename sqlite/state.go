@@ -126,7 +126,7 @@ func checkFence(ctx context.Context, tx *sql.Tx, f *nhisync.Fence) error {
 	if f == nil {
 		return nil
 	}
-	epoch, err := leaseEpoch(ctx, tx, f.Lease, f.Holder)
+	epoch, err := leaseEpoch(ctx, newTxStmts(ctx, tx), f.Lease, f.Holder)
 	if err != nil {
 		return err
 	}
