@@ -66,7 +66,7 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	if err := p.restageStrays(ctx, r); err != nil {
 		return err
 	}
-	linked := &linkedIndex{r: r}
+	linked := &linkedIndex{p: p, ctx: ctx, r: r}
 	var settled []string
 	for _, st := range r.changed {
 		h := &r.fresh
@@ -78,6 +78,9 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 		if wasDisputed && h.status == stateLive {
 			settled = append(settled, st.id())
 		}
+	}
+	if linked.err != nil {
+		return linked.err
 	}
 	if err := p.clearDisputes(ctx, r, settled); err != nil {
 		return err
@@ -229,8 +232,13 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 // correlation makes by match values are in the records' work
 // (staged.matched).
 type linkedIndex struct {
-	r *sysRead
-	m map[int64]string
+	p   *pass
+	ctx context.Context
+	r   *sysRead
+	m   map[int64]string
+	// err is the first failure to look a record's links up (r.someHeads):
+	// correlation fails with it.
+	err error
 }
 
 // get returns the external ID of the stored live link of the system to
@@ -242,6 +250,9 @@ type linkedIndex struct {
 // match is disputed), so the answer is the one an index built before
 // correlation gives.
 func (x *linkedIndex) get(id int64) (string, bool) {
+	if x.r.someHeads {
+		return x.stored(id)
+	}
 	if x.m == nil {
 		x.m = make(map[int64]string, x.r.stored)
 		for ext, h := range x.r.heads {
@@ -252,6 +263,36 @@ func (x *linkedIndex) get(id int64) (string, bool) {
 	}
 	ext, ok := x.m[id]
 	return ext, ok
+}
+
+// stored answers get when the system's heads are those of the ids read
+// only (an incremental read): from the links the store holds of record
+// id, as a full set of heads loaded before correlation would.
+func (x *linkedIndex) stored(id int64) (string, bool) {
+	if x.m == nil {
+		x.m = map[int64]string{}
+	}
+	if ext, ok := x.m[id]; ok {
+		return ext, ext != ""
+	}
+	if x.err != nil {
+		return "", false
+	}
+	recs, err := x.p.e.store.LoadRecords(x.ctx, []int64{id})
+	if err != nil {
+		x.err = err
+		return "", false
+	}
+	ext := ""
+	for _, rec := range recs {
+		for _, l := range rec.Links {
+			if l.System == x.r.sys.Name && l.RecordID == id && stateOf(l.Status) == stateLive {
+				ext = l.ExternalID
+			}
+		}
+	}
+	x.m[id] = ext
+	return ext, ext != ""
 }
 
 func (p *pass) addWork(id int64) *recWork {

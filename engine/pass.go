@@ -105,8 +105,11 @@ type sysRead struct {
 	// first pass allocates no head per record, and tells a new id from
 	// one read twice by one map operation; freshLinked counts those that
 	// correlation linked to a record.
-	heads       map[string]*head
-	freshIDs    map[string]struct{}
+	heads    map[string]*head
+	freshIDs map[string]struct{}
+	// someHeads is set when heads holds only the stored links of the ids
+	// read (an incremental read), not every one of the system.
+	someHeads   bool
 	fresh       head
 	freshLinked int
 	// stored counts the heads of stored links.
@@ -420,7 +423,14 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	kind := p.e.cfg.Kinds[sys.Kind]
 	// Sized for the records the last full read saw: the map does not grow
 	// (and rehash) a few times over while the link heads load.
-	r := &sysRead{sys: sys, kind: kind, fp: mappingFingerprint(sys), heads: make(map[string]*head, st.Records), freshIDs: map[string]struct{}{}, dups: map[string]int{}}
+	fp := mappingFingerprint(sys)
+	changer, isChanger := conn.(nhisync.Changer)
+	incremental := isChanger && p.opt.Incremental && st.Cursor != "" && st.Mapping == fp
+	heads := st.Records
+	if incremental {
+		heads = 0
+	}
+	r := &sysRead{sys: sys, kind: kind, fp: fp, heads: make(map[string]*head, heads), freshIDs: map[string]struct{}{}, dups: map[string]int{}}
 	// Every id the read finds without a stored link points at fresh: seen
 	// (so it neither vanishes nor goes unnoticed when read twice), and
 	// linked to nothing.
@@ -440,19 +450,22 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		r.matchIdx = append(r.matchIdx, idx)
 	}
 	sameMapping := st.Mapping == r.fp
-	err := p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
-		hd := r.heap.alloc()
-		hd.recordID, hd.status = h.RecordID, stateOf(h.Status)
-		if sameMapping && len(h.Hash) == hashLen {
-			hd.hash, hd.hasHash = [hashLen]byte(h.Hash), true
+	// An incremental read holds the records changed since the cursor, a
+	// few of the system's: it loads their heads once it has them (see
+	// pending), not every head of the system.
+	r.someHeads = incremental
+	if !incremental {
+		err := p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
+			r.addHead(h.ExternalID, h.RecordID, h.Status, h.Hash, sameMapping)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		r.heads[r.ids.clone(h.ExternalID)] = hd
-		r.stored++
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
+	// pending are an incremental read's observations, each staged with its
+	// hash, until their heads are loaded.
+	var pending []*staged
 	r.at = at
 	// buf holds one record's canonical values and enc their encoding;
 	// only changed records are copied out of it.
@@ -476,6 +489,12 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		h := hashValues(enc, r.fp, buf)
 		enc = h.buf
 		vals := h.buf[len(r.fp):]
+		if incremental {
+			st := r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor)
+			st.hash, st.hasHash = h.sum, true
+			pending = append(pending, st)
+			return nil
+		}
 		hd := r.heads[obs.ID]
 		switch {
 		case hd != nil && hd.seen:
@@ -514,10 +533,9 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		r.changed = append(r.changed, st)
 		return nil
 	}
-	changer, isChanger := conn.(nhisync.Changer)
 	read := func(emit func(nhisync.Observation) error) error {
 		switch {
-		case isChanger && p.opt.Incremental && st.Cursor != "" && sameMapping:
+		case incremental:
 			next, err := changer.Changes(ctx, st.Cursor, emit)
 			if err != nil {
 				return err
@@ -543,11 +561,83 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	if err := handOff(len(sys.Fields), read, emit); err != nil {
 		return nil, err
 	}
+	if incremental {
+		if err := p.placePending(ctx, r, pending); err != nil {
+			return nil, err
+		}
+	}
 	r.ok = true
 	ss.Read = r.count
 	ss.Changed = len(r.changed)
 	_ = p.readReport(ctx, Progress{Stage: "read", System: sys.Name, Done: r.count, Total: r.count}, false)
 	return r, nil
+}
+
+// addHead adds the stored link head of external id ext to r.heads; its
+// hash counts only when the system's mapping is the one it was taken
+// with (sameMapping).
+func (r *sysRead) addHead(ext string, recordID int64, status nhisync.LinkStatus, hash []byte, sameMapping bool) {
+	hd := r.heap.alloc()
+	hd.recordID, hd.status = recordID, stateOf(status)
+	if sameMapping && len(hash) == hashLen {
+		hd.hash, hd.hasHash = [hashLen]byte(hash), true
+	}
+	r.heads[r.ids.clone(ext)] = hd
+	r.stored++
+}
+
+// placePending loads the stored heads of the records an incremental read
+// found (pending, each staged with its hash, in read order) and sorts
+// them as a full read's emit does while it reads: an id read twice is
+// disputed, an unchanged record is done, the others are changed.
+func (p *pass) placePending(ctx context.Context, r *sysRead, pending []*staged) error {
+	ids := make([]string, 0, len(pending))
+	for _, st := range pending {
+		ids = append(ids, st.id())
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for start := 0; start < len(ids); start += p.e.batch {
+		links, err := p.e.store.LoadLinks(ctx, r.sys.Name, ids[start:min(start+p.e.batch, len(ids))])
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			r.addHead(l.ExternalID, l.RecordID, l.Status, l.Hash, true)
+		}
+	}
+	for _, st := range pending {
+		id := st.id()
+		hd := r.heads[id]
+		switch {
+		case hd != nil && hd.seen:
+			r.dups[id]++
+			st.hasHash = false
+			r.changed = append(r.changed, st)
+			continue
+		case hd != nil:
+			hd.seen = true
+			r.seen++
+			if hd.status != stateGone && hd.hasHash && hd.hash == st.hash {
+				continue
+			}
+			hd.changed = true
+			r.changed = append(r.changed, st)
+			continue
+		}
+		n := len(r.freshIDs)
+		r.freshIDs[id] = struct{}{}
+		if len(r.freshIDs) == n {
+			r.dups[id]++
+			st.hasHash = false
+			r.changed = append(r.changed, st)
+			continue
+		}
+		r.seen++
+		st.fresh = true
+		r.changed = append(r.changed, st)
+	}
+	return nil
 }
 
 // finish applies the blast-radius guard to the pass's planned writes and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -509,19 +510,60 @@ systems:
 	w := newWorldIn(t, dir, cfg, map[string][]map[string]any{"cat.json": {}})
 	w.sync()
 	mustExec(`UPDATE accounts SET owner = 'b@x', updated_at = '2026-01-02T00:00:00Z' WHERE id = '7'`)
+	// An incremental read loads the heads of the records it read, not
+	// every head of the system.
+	heads := &headCounter{Store: w.store, scans: map[string]int{}}
+	w.store = heads
 	sum := w.pass(engine.PassOptions{Incremental: true, KeepEvents: true})
 	idp := sum.Systems["idp"]
 	// The cursor is inclusive: the row at the old cursor is read again.
 	if idp.Mode != "incremental" || idp.Read != 2 || idp.Changed != 1 || sum.Accepted != 1 {
 		t.Fatalf("incremental pass: %+v, accepted %d\n%s", idp, sum.Accepted, actions(sum))
 	}
+	if n := heads.count("idp"); n != 0 {
+		t.Errorf("the incremental pass scanned the idp's link heads %d times, want none", n)
+	}
 	if got := w.golden("sa", "owner", "svc-07"); got != "b@x" {
 		t.Fatalf("owner = %q", got)
 	}
+	// A new row, and a row under another id with the name of one the
+	// idp holds already (its record links to the idp's row 3: disputed),
+	// read incrementally.
+	mustExec(`INSERT INTO accounts VALUES ('new', 'svc-new', 'c@x', '2026-01-03T00:00:00Z')`)
+	mustExec(`INSERT INTO accounts VALUES ('dup', 'svc-03', 'd@x', '2026-01-03T00:00:01Z')`)
+	sum = w.pass(engine.PassOptions{Incremental: true, KeepEvents: true})
+	if sum.Systems["idp"].Mode != "incremental" || sum.Created != 1 || sum.OpenDisputed != 1 || heads.count("idp") != 0 {
+		t.Fatalf("incremental pass with a new and a clashing row: created %d, disputed %d, head scans %d\n%s", sum.Created, sum.OpenDisputed, heads.count("idp"), actions(sum))
+	}
+	if got := w.golden("sa", "owner", "svc-03"); got != "a@x" {
+		t.Fatalf("svc-03 owner = %q after a clashing row, want a@x", got)
+	}
+	mustExec(`DELETE FROM accounts WHERE id IN ('new', 'dup')`)
 	// A full pass still sees everything and finds nothing new.
 	if sum := w.sync(); sum.Systems["idp"].Mode != "full" || sum.Systems["idp"].Read != 50 || sum.Accepted != 0 {
 		t.Fatalf("full pass: %+v\n%s", sum.Systems["idp"], actions(sum))
 	}
+}
+
+// headCounter is a store that counts its link head scans by system (the
+// systems are read side by side).
+type headCounter struct {
+	nhisync.Store
+	mu    sync.Mutex
+	scans map[string]int
+}
+
+func (s *headCounter) ScanLinkHeads(ctx context.Context, system string, fn func(nhisync.LinkHead) error) error {
+	s.mu.Lock()
+	s.scans[system]++
+	s.mu.Unlock()
+	return s.Store.ScanLinkHeads(ctx, system, fn)
+}
+
+func (s *headCounter) count(system string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scans[system]
 }
 
 // slowRead wraps a real connector whose reads take (fake) time, and whose
