@@ -103,15 +103,7 @@ func TestBulkWindowStageRuns(t *testing.T) {
 	}
 	// Links to records of both earlier commits, out of order, a stray,
 	// and records with no link at all.
-	late := &nhisync.Batch{}
-	for _, i := range []int64{15, 2, 19, 0} {
-		late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: fmt.Sprintf("c-%d", i), RecordID: first + i, Status: nhisync.LinkLive})
-	}
-	late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: "stray", Status: nhisync.LinkUnmatched})
-	for i := range int64(10) {
-		late.Records = append(late.Records, bulkBatch(first+20+i, 1).Records[0])
-	}
-	if err := s.Commit(ctx, late); err != nil {
+	if err := s.Commit(ctx, storetest.BulkLateBatch(first)); err != nil {
 		t.Fatal(err)
 	}
 	var runs int

@@ -116,6 +116,23 @@ func bulkBatch(first int64, n int) *nhisync.Batch {
 	return b
 }
 
+// BulkLateBatch follows two commits of bulkBatch(first, 10) and
+// bulkBatch(first+10, 10) inside a bulk window: links in cmdb to records of
+// both, out of record order (first+15, +2, +19, +0), a stray (unmatched)
+// link, and records first+20..first+29 with no link at all. A store's own
+// tests of its window use it too.
+func BulkLateBatch(first int64) *nhisync.Batch {
+	late := &nhisync.Batch{}
+	for _, i := range []int64{15, 2, 19, 0} {
+		late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: fmt.Sprintf("c-%d", i), RecordID: first + i, Status: nhisync.LinkLive})
+	}
+	late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: "stray", Status: nhisync.LinkUnmatched})
+	for i := range int64(10) {
+		late.Records = append(late.Records, bulkBatch(first+20+i, 1).Records[0])
+	}
+	return late
+}
+
 // bulkKey and bulkMatchKey are bulkBatch's keys of record id.
 func bulkKey(id int64) string { return nhisync.DisplayKey([]string{"aws", fmt.Sprintf("bot-%d", id)}) }
 
@@ -165,17 +182,7 @@ func testBulkRecordLinks(t *testing.T, s nhisync.Store) {
 	for _, start := range []int64{0, 10} {
 		commit(t, s, bulkBatch(first+start, 10))
 	}
-	// Then links in cmdb to records of both earlier commits, out of
-	// order, and a stray; and records with no link at all.
-	late := &nhisync.Batch{}
-	for _, i := range []int64{15, 2, 19, 0} {
-		late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: fmt.Sprintf("c-%d", i), RecordID: first + i, Status: nhisync.LinkLive})
-	}
-	late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: "stray", Status: nhisync.LinkUnmatched})
-	for i := range int64(10) {
-		late.Records = append(late.Records, bulkBatch(first+20+i, 1).Records[0])
-	}
-	commit(t, s, late)
+	commit(t, s, BulkLateBatch(first))
 	want := map[int64]int{}
 	for i := range int64(20) {
 		want[first+i] = 1
