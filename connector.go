@@ -177,3 +177,40 @@ type Capabilities struct {
 type CapabilityTeller interface {
 	Capabilities(ctx context.Context) Capabilities
 }
+
+// OpenConnectors opens the connector of every system of cfg, each with its
+// kind, and returns them by system name. When one cannot be opened (or
+// its connector is not in this build) it closes those it opened and
+// returns the error, naming the system. `nhisync` itself opens systems
+// one by one so that one unreachable system fails alone; tools and tests
+// that need all of them use this.
+func OpenConnectors(ctx context.Context, cfg *Config) (map[string]Connector, error) {
+	conns := make(map[string]Connector, len(cfg.SystemNames))
+	for _, name := range cfg.SystemNames {
+		sys := cfg.Systems[name]
+		d, ok := LookupDriver(sys.Connector)
+		if !ok {
+			CloseConnectors(conns)
+			return nil, Errorf(EINVALID, "system %s: no connector %q in this build", name, sys.Connector)
+		}
+		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
+		if err != nil {
+			CloseConnectors(conns)
+			return nil, fmt.Errorf("open %s: %w", name, err)
+		}
+		conns[name] = c
+	}
+	return conns, nil
+}
+
+// CloseConnectors closes every connector of conns and returns the first
+// error.
+func CloseConnectors(conns map[string]Connector) error {
+	var first error
+	for _, c := range conns {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -56,19 +56,13 @@ func (w *world) process(holder string, catalog func(nhisync.Connector) nhisync.C
 // openConns opens connectors of the world's systems of their own (closed
 // when the test ends), the catalog's wrapped by catalog when it is set.
 func (w *world) openConns(catalog func(nhisync.Connector) nhisync.Connector) map[string]nhisync.Connector {
-	conns := map[string]nhisync.Connector{}
-	for _, name := range w.cfg.SystemNames {
-		sys := w.cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
-		if err != nil {
-			w.t.Fatalf("open %s: %v", name, err)
-		}
-		w.t.Cleanup(func() { c.Close() })
-		if name == "catalog" && catalog != nil {
-			c = catalog(c)
-		}
-		conns[name] = c
+	conns, err := nhisync.OpenConnectors(context.Background(), w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { nhisync.CloseConnectors(conns) })
+	if catalog != nil && conns["catalog"] != nil {
+		conns["catalog"] = catalog(conns["catalog"])
 	}
 	return conns
 }

@@ -13,18 +13,7 @@ import (
 // otherProcess returns an engine over the world's store with connectors of
 // its own, as another nhisync process would have.
 func (w *world) otherProcess(holder string) *engine.Engine {
-	conns := map[string]nhisync.Connector{}
-	for _, name := range w.cfg.SystemNames {
-		sys := w.cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
-		if err != nil {
-			w.t.Fatalf("open %s: %v", name, err)
-		}
-		w.t.Cleanup(func() { c.Close() })
-		conns[name] = c
-	}
-	return engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock), engine.WithHolder(holder))
+	return engine.New(w.cfg, w.store, w.openConns(nil), engine.WithClock(w.clock), engine.WithHolder(holder))
 }
 
 // TestStalledPassIsFenced (issue 6 finding 12): a pass stalled past its

@@ -44,17 +44,11 @@ func BenchmarkReadCorrelate100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	conns := map[string]nhisync.Connector{}
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		conns[name] = c
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
 	}
+	defer nhisync.CloseConnectors(conns)
 	e := New(cfg, store, conns)
 	var cpu, live float64
 	b.ReportAllocs()

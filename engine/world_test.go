@@ -94,19 +94,16 @@ func (w *world) closeConns() {
 // engine opens every connector afresh and returns an engine.
 func (w *world) engine() *engine.Engine {
 	w.closeConns()
-	w.conns = map[string]nhisync.Connector{}
-	for _, name := range w.cfg.SystemNames {
-		sys := w.cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
-		if err != nil {
-			w.t.Fatalf("open %s: %v", name, err)
-		}
-		if w.wrap != nil {
-			c = w.wrap(name, c)
-		}
-		w.conns[name] = c
+	conns, err := nhisync.OpenConnectors(context.Background(), w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
 	}
+	if w.wrap != nil {
+		for name, c := range conns {
+			conns[name] = w.wrap(name, c)
+		}
+	}
+	w.conns = conns
 	return engine.New(w.cfg, w.store, w.conns, append([]engine.Option{engine.WithClock(w.clock)}, w.opts...)...)
 }
 

@@ -123,17 +123,11 @@ func openFixture(t testing.TB, dir string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	conns := map[string]nhisync.Connector{}
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns[name] = c
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { nhisync.CloseConnectors(conns) })
 	keys, err := audit.OpenKeys(cfg.SigningKey, cfg.AuditSecret, cfg.AuditPublish, true, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -173,21 +173,11 @@ func (w *world) write(e estate) {
 
 // engine opens every system and returns an engine on the world's clock.
 func (w *world) engine() (*engine.Engine, func()) {
-	conns := map[string]nhisync.Connector{}
-	for _, name := range w.cfg.SystemNames {
-		sys := w.cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(context.Background(), sys, w.cfg.Kinds[sys.Kind])
-		if err != nil {
-			w.t.Fatalf("open %s: %v", name, err)
-		}
-		conns[name] = c
+	conns, err := nhisync.OpenConnectors(context.Background(), w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	return engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock)), func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}
+	return engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock)), func() { nhisync.CloseConnectors(conns) }
 }
 
 // sync runs one pass and advances the clock a minute.

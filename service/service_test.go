@@ -89,18 +89,14 @@ func startFeedWorldWith(tb testing.TB, rows int, wrap func(system string, c nhis
 		tb.Fatal(err)
 	}
 	w := &feedWorld{dir: dir, store: store, done: make(chan error, 1)}
-	conns := map[string]nhisync.Connector{}
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
-		if err != nil {
-			tb.Fatal(err)
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if wrap != nil {
+		for name, c := range conns {
+			conns[name] = wrap(name, c)
 		}
-		if wrap != nil {
-			c = wrap(name, c)
-		}
-		conns[name] = c
 	}
 	o := service.Options{Config: cfg, Engine: engine.New(cfg, store, conns), Conns: conns}
 	if opt != nil {
@@ -277,15 +273,9 @@ func startReplica(tb testing.TB, dir, holder string, lease time.Duration) *repli
 	if err != nil {
 		tb.Fatal(err)
 	}
-	conns := map[string]nhisync.Connector{}
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
-		if err != nil {
-			tb.Fatal(err)
-		}
-		conns[name] = c
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	eng := engine.New(cfg, store, conns, engine.WithHolder(holder))
 	svc := service.New(service.Options{Config: cfg, Engine: eng, Conns: conns, Store: store, Holder: holder, FeedLease: lease})

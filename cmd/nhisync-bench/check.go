@@ -61,11 +61,11 @@ func (c *checkResult) String() string {
 // system record whose values hash otherwise is compared field by field
 // against its golden record, loaded again.
 func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) (*checkResult, error) {
-	conns, err := open(ctx, cfg)
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer closeAll(conns)
+	defer nhisync.CloseConnectors(conns)
 	res := &checkResult{HeldBack: map[string]int{}}
 	items, err := engine.New(cfg, store, conns).Drift(ctx)
 	if err != nil {

@@ -308,11 +308,11 @@ func run(n int, dir string, o options) (*result, error) {
 	defer store.Close()
 	store.SetNotary(keys.Notary)
 	pass := func(label string) (*passResult, error) {
-		conns, err := open(ctx, cfg)
+		conns, err := nhisync.OpenConnectors(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		defer closeAll(conns)
+		defer nhisync.CloseConnectors(conns)
 		engineStore, ts := timed(store)
 		var t phaseClock
 		// The product's own batch size: no WithBatchSize.
@@ -433,23 +433,17 @@ func printText(w io.Writer, res *result) {
 		res.StoreBytes>>20, float64(res.StoreBytes)/float64(res.Records)/1000, res.Converged, res.Mix.Counts["drift"], res.Mix.Counts["vanished"])
 }
 
-func closeAll(conns map[string]nhisync.Connector) {
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
 // floor reads and decodes every input and canonicalises and hashes each
 // record as change detection does, and returns the seconds it took. The
 // systems are read side by side, as a pass reads them: a floor read one
 // after the other would flatter the ratios on a machine of several cores.
 func floor(ctx context.Context, cfg *nhisync.Config) (float64, error) {
 	start := time.Now()
-	conns, err := open(ctx, cfg)
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
-	defer closeAll(conns)
+	defer nhisync.CloseConnectors(conns)
 	errs := make([]error, len(cfg.SystemNames))
 	var wg sync.WaitGroup
 	for i, name := range cfg.SystemNames {
@@ -574,20 +568,6 @@ func dirBytes(dir string) int64 {
 		}
 	}
 	return n
-}
-
-func open(ctx context.Context, cfg *nhisync.Config) (map[string]nhisync.Connector, error) {
-	conns := map[string]nhisync.Connector{}
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		d, _ := nhisync.LookupDriver(sys.Connector)
-		c, err := d.Open(ctx, sys, cfg.Kinds[sys.Kind])
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", name, err)
-		}
-		conns[name] = c
-	}
-	return conns, nil
 }
 
 // resetPeakRSS returns freed memory to the system and resets the
