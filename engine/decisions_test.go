@@ -268,31 +268,27 @@ func dumpDecisions(t *testing.T, w *world) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = w.store.ScanRecords(ctx, "", func(r *nhisync.Record) error {
-		b, err := json.Marshal(r)
+	if err := w.store.ScanRecords(ctx, "", jsonLine[*nhisync.Record](&out)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range w.cfg.SystemNames {
+		if err := w.store.ScanLinks(ctx, s, []nhisync.LinkStatus{nhisync.LinkUnmatched, nhisync.LinkDisputed}, jsonLine[*nhisync.Link](&out)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out.Bytes()
+}
+
+// jsonLine returns a scan callback writing each value to out as a line of
+// JSON.
+func jsonLine[T any](out *bytes.Buffer) func(T) error {
+	return func(v T) error {
+		b, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
 		out.Write(b)
 		out.WriteByte('\n')
 		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	for _, s := range w.cfg.SystemNames {
-		err := w.store.ScanLinks(ctx, s, []nhisync.LinkStatus{nhisync.LinkUnmatched, nhisync.LinkDisputed}, func(l *nhisync.Link) error {
-			b, err := json.Marshal(l)
-			if err != nil {
-				return err
-			}
-			out.Write(b)
-			out.WriteByte('\n')
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out.Bytes()
 }
