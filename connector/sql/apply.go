@@ -43,7 +43,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 	}
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, c.unavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
+		return nil, c.writeUnavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
 	}
 	defer tx.Rollback()
 	for i, w := range writes {
@@ -57,7 +57,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, c.unavail(err, "cannot commit the writes to table %s", c.sys.Settings.String(SettingTable))
+		return nil, c.writeUnavail(err, "cannot commit the writes to table %s", c.sys.Settings.String(SettingTable))
 	}
 	return results, nil
 }
@@ -67,10 +67,25 @@ func (c *Connector) unavail(err error, format string, args ...any) error {
 	e := c.errorf(nhisync.EUNAVAIL, format, args...)
 	if locked(err) {
 		// The message is what a failed write records: say why, as the
-		// cause itself is not kept there.
-		e.Message += fmt.Sprintf(": another connection holds the table's lock and did not let go within %s (setting %s); the writes stay queued and are retried", c.pool.timeout, SettingTimeout)
+		// cause itself is not kept there. Only SQLite waits for the
+		// timeout setting (its busy_timeout); a server waits as long as
+		// its own lock settings say.
+		e.Message += ": another connection holds the table's lock"
+		if c.d == sqlite {
+			e.Message += fmt.Sprintf(" and did not let go within %s (setting %s)", c.pool.timeout, SettingTimeout)
+		}
 	}
 	e.Err = c.t.scrub(err)
+	return e
+}
+
+// writeUnavail is unavail for a write batch: a lock held elsewhere leaves
+// the writes queued, to be retried, and the message says so.
+func (c *Connector) writeUnavail(err error, format string, args ...any) error {
+	e := c.unavail(err, format, args...).(*nhisync.Error)
+	if locked(err) {
+		e.Message += "; the writes stay queued and are retried"
+	}
 	return e
 }
 
@@ -162,7 +177,7 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	raw, n, err := c.queryRow(ctx, tx, names, w.ID)
 	switch {
 	case err != nil:
-		return failed(c.unavail(err, "cannot read row %s", w.ID))
+		return failed(c.writeUnavail(err, "cannot read row %s", w.ID))
 	case n == 0:
 		return nhisync.WriteResult{Status: nhisync.WriteMissing, ID: w.ID}
 	case n > 1:
@@ -312,7 +327,7 @@ func (c *Connector) existing(ctx context.Context, tx *stdsql.Tx, cols []column, 
 	}
 	rows, err := tx.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+c.table+" WHERE "+strings.Join(where, " AND "), args...)
 	if err != nil {
-		return failed(c.unavail(err, "cannot look for an existing row")), true
+		return failed(c.writeUnavail(err, "cannot look for an existing row")), true
 	}
 	defer rows.Close()
 	raw := make([]any, len(sel))
@@ -326,11 +341,11 @@ func (c *Connector) existing(ctx context.Context, tx *stdsql.Tx, cols []column, 
 			return failed(c.errorf(nhisync.EINVALID, "more than one row already holds the new record's match values")), true
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return failed(c.unavail(err, "cannot look for an existing row")), true
+			return failed(c.writeUnavail(err, "cannot look for an existing row")), true
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return failed(c.unavail(err, "cannot look for an existing row")), true
+		return failed(c.writeUnavail(err, "cannot look for an existing row")), true
 	}
 	if n == 0 {
 		return nhisync.WriteResult{}, false
