@@ -68,15 +68,22 @@ func (c *Connector) full(ctx context.Context, emit func(nhisync.Observation) err
 // idPage is the query of one page of rows in id order: those matching
 // where (with args) whose id is after last (nil for the first page).
 func (c *Connector) idPage(sel, where string, args []any, last any) (string, []any) {
+	return c.keyPage(sel, c.id, where, args, last)
+}
+
+// keyPage is the query of one page of rows with an id in the order of
+// key (the id or a SQLite rowid): those matching where (with args) whose
+// key is after last (nil for the first page).
+func (c *Connector) keyPage(sel, key, where string, args []any, last any) (string, []any) {
 	conds := []string{c.id + " IS NOT NULL"}
 	if where != "" {
 		conds = append(conds, where)
 	}
 	if last != nil {
 		args = append(args[:len(args):len(args)], last)
-		conds = append(conds, c.id+" > "+c.d.param(len(args)))
+		conds = append(conds, key+" > "+c.d.param(len(args)))
 	}
-	return sel + " WHERE " + strings.Join(conds, " AND ") + " ORDER BY " + c.id + " LIMIT " + strconv.Itoa(pageSize), args
+	return sel + " WHERE " + strings.Join(conds, " AND ") + " ORDER BY " + key + " LIMIT " + strconv.Itoa(pageSize), args
 }
 
 // page runs the query of one page on q and reads its rows, width values
@@ -253,13 +260,7 @@ func (c *Connector) rowidScan(ctx context.Context, emit func(nhisync.Observation
 	var last any
 	buf := make([][]any, 0, pageSize)
 	for {
-		query := c.selectRowid + " WHERE " + c.id + " IS NOT NULL"
-		var args []any
-		if last != nil {
-			query += " AND " + c.rowid + " > ?"
-			args = []any{last}
-		}
-		query += " ORDER BY " + c.rowid + " LIMIT " + strconv.Itoa(pageSize)
+		query, args := c.keyPage(c.selectRowid, c.rowid, "", nil, last)
 		if buf, err = c.page(ctx, conn, query, args, w, buf); err != nil {
 			return "", c.readFailed(ctx, err)
 		}
