@@ -311,8 +311,10 @@ func (s *emitted) freeze() {
 }
 
 // has reports whether id was emitted; only once moving.
-func (s *emitted) has(id string) bool {
-	x := s.h.sum(id)
+func (s *emitted) has(id string) bool { return s.hasSum(s.h.sum(id)) }
+
+// hasSum is has of an id's hash.
+func (s *emitted) hasSum(x idHash) bool {
 	if _, ok := s.more[x]; ok {
 		return true
 	}
@@ -323,14 +325,15 @@ func (s *emitted) has(id string) bool {
 // add notes id as emitted and reports whether it is to be (it was not
 // already).
 func (s *emitted) add(id string) bool {
+	x := s.h.sum(id)
 	if !s.moving {
-		s.list = append(s.list, s.h.sum(id))
+		s.list = append(s.list, x)
 		return true
 	}
-	if s.has(id) {
+	if s.hasSum(x) {
 		return false
 	}
-	s.more[s.h.sum(id)] = struct{}{}
+	s.more[x] = struct{}{}
 	return true
 }
 
