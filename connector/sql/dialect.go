@@ -164,7 +164,7 @@ func sqliteIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (b
 
 // sqliteRowid returns the name of the rowid of a SQLite table that has
 // one (a plain table, not WITHOUT ROWID, a view or a virtual table),
-// among rowid, _rowid_ and oid the first no column in cols takes; "" if
+// among _rowid_, rowid and oid the first no column in cols takes; "" if
 // it has none or every name is a column's. A name found in several
 // schemas (temp and main) must be a rowid table in each.
 func sqliteRowid(ctx context.Context, db *stdsql.DB, table string, cols []string) (string, error) {

@@ -264,7 +264,7 @@ func (c *Connector) resolve(ctx context.Context) error {
 	var jsonCols []string
 	if c.d.jsonColumns != nil {
 		if jsonCols, err = c.d.jsonColumns(ctx, c.db, table); err != nil {
-			return c.unavail(c.t.scrub(err), "cannot read the schema of table %s", table)
+			return c.unavail(err, "cannot read the schema of table %s", table)
 		}
 	}
 	find := func(name, what string) (string, error) {
@@ -322,7 +322,7 @@ func (c *Connector) resolve(ctx context.Context) error {
 	}
 	if c.d == sqlite {
 		if c.rowid, err = sqliteRowid(ctx, c.db, table, have); err != nil {
-			return c.unavail(c.t.scrub(err), "cannot read the schema of table %s", table)
+			return c.unavail(err, "cannot read the schema of table %s", table)
 		}
 	}
 	sel := make([]string, 0, len(c.cols)+2)
@@ -347,7 +347,7 @@ func (c *Connector) Check(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, c.pool.timeout)
 	defer cancel()
 	if err := c.db.PingContext(pctx); err != nil {
-		return c.unavail(c.t.scrub(err), "cannot reach the %s database %s: %v", c.d.name, c.t.redacted, c.t.scrub(err))
+		return c.unavail(err, "cannot reach the %s database %s: %v", c.d.name, c.t.redacted, c.t.scrub(err))
 	}
 	_, _, err := c.tableColumns(ctx)
 	return err
