@@ -458,7 +458,10 @@ func (d *itemData) writeQuarantine(ctx context.Context, tx *sql.Tx, b *nhisync.B
 	if len(b.Quarantine) == 0 {
 		return nil
 	}
-	return writeItems(ctx, tx, "quarantine", b.Quarantine, d.wait().quarantine, d.failed, func(q *nhisync.QuarantineItem) []any {
+	// wait first: the helper sets d.failed, and Go does not order
+	// reading it against a call among the same arguments.
+	d.wait()
+	return writeItems(ctx, tx, "quarantine", b.Quarantine, d.quarantine, d.failed, func(q *nhisync.QuarantineItem) []any {
 		return []any{q.ID, q.Kind, q.RecordID, q.Field, q.System, q.Status}
 	})
 }
@@ -467,7 +470,10 @@ func (d *itemData) writeApprovals(ctx context.Context, tx *sql.Tx, b *nhisync.Ba
 	if len(b.Approvals) == 0 {
 		return nil
 	}
-	return writeItems(ctx, tx, "approvals", b.Approvals, d.wait().approvals, d.failed, func(a *nhisync.Approval) []any {
+	// wait first: the helper sets d.failed, and Go does not order
+	// reading it against a call among the same arguments.
+	d.wait()
+	return writeItems(ctx, tx, "approvals", b.Approvals, d.approvals, d.failed, func(a *nhisync.Approval) []any {
 		return []any{a.ID, a.Kind, a.RecordID, a.Field, a.System, a.Status}
 	})
 }
