@@ -10,17 +10,6 @@ import (
 	"github.com/nhisync/nhisync/storetest"
 )
 
-// bulkBatch is n new records, each linked in idp, from id first.
-func bulkBatch(first int64, n int) *nhisync.Batch {
-	b := &nhisync.Batch{}
-	for i := range n {
-		id := first + int64(i)
-		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: fmt.Sprintf("aws/bot-%d", id), MatchKey: fmt.Sprintf("aws|bot-%d", id)})
-		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: fmt.Sprintf("u-%d", id), RecordID: id, Status: nhisync.LinkLive})
-	}
-	return b
-}
-
 // keysMissing returns the bulk window's constraints the store lacks.
 func keysMissing(t *testing.T, s *Store) []string {
 	t.Helper()
@@ -58,7 +47,7 @@ func TestBulkWindowDropsAndBuildsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, bulkBatch(first, 20)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 20)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.EndBulk(ctx); err != nil {
@@ -85,7 +74,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, bulkBatch(first, 20)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 20)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -101,7 +90,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Errorf("LoadLinks inside the window = %d links, %v; want 1", len(got), err)
 	}
-	if r, err := other.RecordByKey(ctx, "service_account", fmt.Sprintf("aws|bot-%d", first+3)); err != nil || r.ID != first+3 {
+	if r, err := other.RecordByKey(ctx, "service_account", storetest.BulkMatchKey(first+3)); err != nil || r.ID != first+3 {
 		t.Errorf("RecordByKey inside the window = %v, %v", r, err)
 	}
 	other.Close()
@@ -129,7 +118,7 @@ func TestBulkWindowClosedByAnotherWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, bulkBatch(first, 10)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 10)); err != nil {
 		t.Fatal(err)
 	}
 	other := openURL(t, url)
@@ -143,7 +132,7 @@ func TestBulkWindowClosedByAnotherWriter(t *testing.T) {
 	if got := keysMissing(t, other); len(got) != 0 {
 		t.Errorf("after another writer's upsert the store lacks %q", got)
 	}
-	if err := s.Commit(ctx, bulkBatch(first+10, 10)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first+10, 10)); err != nil {
 		t.Fatalf("the loader's commit after its window was closed: %v", err)
 	}
 	if err := s.EndBulk(ctx); err != nil {
@@ -177,10 +166,10 @@ func TestBulkWindowNamesADuplicate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, bulkBatch(first, 10)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 10)); err != nil {
 		t.Fatal(err)
 	}
-	twice := bulkBatch(first+10, 10)
+	twice := storetest.BulkBatch(first+10, 10)
 	twice.Links[3].ExternalID = fmt.Sprintf("u-%d", first+2)
 	if err := s.Commit(ctx, twice); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,17 +12,6 @@ import (
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/storetest"
 )
-
-// bulkBatch is n new records, each linked in idp, from id first.
-func bulkBatch(first int64, n int) *nhisync.Batch {
-	b := &nhisync.Batch{}
-	for i := range n {
-		id := first + int64(i)
-		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: fmt.Sprintf("aws/bot-%d", id), MatchKey: fmt.Sprintf("aws\x00bot-%d", id)})
-		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: fmt.Sprintf("u-%d", id), RecordID: id, Status: nhisync.LinkLive})
-	}
-	return b
-}
 
 // stagedCount is how many links wait in links_stage.
 func stagedCount(t *testing.T, s *Store) int {
@@ -59,7 +47,7 @@ func TestBulkWindowStagesAndMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, bulkBatch(first, 20)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 20)); err != nil {
 		t.Fatal(err)
 	}
 	if n := stagedCount(t, s); n != 20 {
@@ -97,7 +85,7 @@ func TestBulkWindowStageRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, start := range []int64{0, 10} {
-		if err := s.Commit(ctx, bulkBatch(first+start, 10)); err != nil {
+		if err := s.Commit(ctx, storetest.BulkBatch(first+start, 10)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,7 +124,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, bulkBatch(first, 5)); err != nil {
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 5)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -168,7 +156,7 @@ func TestBulkWindowNamesADuplicate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bulkBatch(first, 3)
+	b := storetest.BulkBatch(first, 3)
 	if err := s.Commit(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +221,7 @@ func TestBulkWindowCloseDies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := bulkBatch(first, 50)
+			b := storetest.BulkBatch(first, 50)
 			b.Links[7].RecordID = 0 // a stray, searched in links_record
 			if err := s.Commit(ctx, b); err != nil {
 				t.Fatal(err)

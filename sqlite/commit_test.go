@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/storetest"
 )
 
 // TestCommitSizes commits batches of every size around the statement
@@ -19,7 +20,7 @@ func TestCommitSizes(t *testing.T) {
 	at := time.Date(2026, 11, 30, 6, 0, 0, 7, time.UTC)
 	next := int64(1)
 	for _, n := range []int{1, 2, 3, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 511, 513, 65, 3} {
-		b := bulkBatch(next, n)
+		b := storetest.BulkBatch(next, n)
 		for i, r := range b.Records {
 			r.Created, r.Updated = at, at
 			r.Fields = map[string]*nhisync.Golden{"name": {Value: nhisync.Str(fmt.Sprintf("bot-%d", r.ID)), Source: "idp", Rule: nhisync.ReasonFirstValue, At: at}}

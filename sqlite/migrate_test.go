@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/storetest"
 	"github.com/pressly/goose/v3"
 )
 
@@ -342,7 +343,7 @@ func TestMigrateStageRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bulkBatch(first, 6)
+	b := storetest.BulkBatch(first, 6)
 	if err := s.Commit(ctx, b); err != nil {
 		t.Fatal(err)
 	}

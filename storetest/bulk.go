@@ -105,19 +105,19 @@ func testBulkLoad(t *testing.T, s nhisync.Store) {
 	}
 }
 
-// bulkBatch is n new records, each linked in idp, from id first.
-func bulkBatch(first int64, n int) *nhisync.Batch {
+// BulkBatch is n new records, each linked in idp, from id first.
+func BulkBatch(first int64, n int) *nhisync.Batch {
 	b := &nhisync.Batch{}
 	for i := range n {
 		id := first + int64(i)
-		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: bulkKey(id), MatchKey: bulkMatchKey(id)})
+		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: bulkKey(id), MatchKey: BulkMatchKey(id)})
 		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: fmt.Sprintf("u-%d", id), RecordID: id, Status: nhisync.LinkLive})
 	}
 	return b
 }
 
-// BulkLateBatch follows two commits of bulkBatch(first, 10) and
-// bulkBatch(first+10, 10) inside a bulk window: links in cmdb to records of
+// BulkLateBatch follows two commits of BulkBatch(first, 10) and
+// BulkBatch(first+10, 10) inside a bulk window: links in cmdb to records of
 // both, out of record order (first+15, +2, +19, +0), a stray (unmatched)
 // link, and records first+20..first+29 with no link at all. A store's own
 // tests of its window use it too.
@@ -128,15 +128,15 @@ func BulkLateBatch(first int64) *nhisync.Batch {
 	}
 	late.Links = append(late.Links, &nhisync.Link{System: "cmdb", ExternalID: "stray", Status: nhisync.LinkUnmatched})
 	for i := range int64(10) {
-		late.Records = append(late.Records, bulkBatch(first+20+i, 1).Records[0])
+		late.Records = append(late.Records, BulkBatch(first+20+i, 1).Records[0])
 	}
 	return late
 }
 
-// bulkKey and bulkMatchKey are bulkBatch's keys of record id.
+// bulkKey and BulkMatchKey are BulkBatch's keys of record id.
 func bulkKey(id int64) string { return nhisync.DisplayKey([]string{"aws", fmt.Sprintf("bot-%d", id)}) }
 
-func bulkMatchKey(id int64) string {
+func BulkMatchKey(id int64) string {
 	return nhisync.NormalizeKey([]string{"aws", fmt.Sprintf("bot-%d", id)})
 }
 
@@ -160,12 +160,12 @@ func beginBulk(t *testing.T, s nhisync.Store) nhisync.BulkLoader {
 func testBulkKeysBack(t *testing.T, s nhisync.Store) {
 	bl := beginBulk(t, s)
 	first := newIDs(t, s, 20)[0]
-	commit(t, s, bulkBatch(first, 20))
+	commit(t, s, BulkBatch(first, 20))
 	if err := bl.EndBulk(ctxOf(t)); err != nil {
 		t.Fatalf("EndBulk: %v", err)
 	}
-	b := bulkBatch(first+100, 1)
-	b.Records[0].MatchKey = bulkMatchKey(first)
+	b := BulkBatch(first+100, 1)
+	b.Records[0].MatchKey = BulkMatchKey(first)
 	b.Links = nil
 	wantCode(t, "a duplicate match key after the window", s.Commit(ctxOf(t), b), nhisync.ECONFLICT)
 	err := s.Commit(ctxOf(t), &nhisync.Batch{Links: []*nhisync.Link{{System: "idp", ExternalID: "x", RecordID: first + 999999, Status: nhisync.LinkLive}}})
@@ -180,7 +180,7 @@ func testBulkRecordLinks(t *testing.T, s nhisync.Store) {
 	first := newIDs(t, s, 30)[0]
 	// Records first..first+19 with a link in idp each, in two commits.
 	for _, start := range []int64{0, 10} {
-		commit(t, s, bulkBatch(first+start, 10))
+		commit(t, s, BulkBatch(first+start, 10))
 	}
 	commit(t, s, BulkLateBatch(first))
 	want := map[int64]int{}
@@ -227,9 +227,9 @@ func testBulkRecordLinks(t *testing.T, s nhisync.Store) {
 func testBulkNamesADuplicate(t *testing.T, s nhisync.Store) {
 	bl := beginBulk(t, s)
 	first := newIDs(t, s, 20)[0]
-	b := bulkBatch(first, 10)
+	b := BulkBatch(first, 10)
 	commit(t, s, b)
-	twice := bulkBatch(first+10, 10)
+	twice := BulkBatch(first+10, 10)
 	twice.Links[3].ExternalID = b.Links[2].ExternalID
 	commit(t, s, twice)
 	err := bl.EndBulk(ctxOf(t))
@@ -248,7 +248,7 @@ func testBulkNamesADuplicate(t *testing.T, s nhisync.Store) {
 func testBulkNamesADuplicateRecord(t *testing.T, s nhisync.Store) {
 	bl := beginBulk(t, s)
 	first := newIDs(t, s, 20)[0]
-	b := bulkBatch(first, 20)
+	b := BulkBatch(first, 20)
 	b.Records[7].MatchKey, b.Records[7].Key = b.Records[4].MatchKey, b.Records[4].Key
 	commit(t, s, b)
 	err := bl.EndBulk(ctxOf(t))
@@ -264,7 +264,7 @@ func testBulkNamesADuplicateRecord(t *testing.T, s nhisync.Store) {
 func testBulkNamesALinkWithoutItsRecord(t *testing.T, s nhisync.Store) {
 	bl := beginBulk(t, s)
 	first := newIDs(t, s, 20)[0]
-	b := bulkBatch(first, 5)
+	b := BulkBatch(first, 5)
 	b.Links[2].RecordID = first + 100
 	if err := s.Commit(ctxOf(t), b); err != nil {
 		wantCode(t, "a commit inside the window of a link to no record", err, nhisync.EINVALID)
@@ -309,7 +309,7 @@ func testBulkSurvivesDeath(t *testing.T, open Opener) {
 	})
 	beginBulk(t, s)
 	first := newIDs(t, s, 20)[0]
-	commit(t, s, bulkBatch(first, 20))
+	commit(t, s, BulkBatch(first, 20))
 	closed = true
 	if err := s.Close(); err != nil { // without EndBulk
 		t.Fatalf("Close: %v", err)
@@ -325,7 +325,7 @@ func testBulkSurvivesDeath(t *testing.T, open Opener) {
 	if err := again.ScanLinkHeads(ctxOf(t), "idp", func(nhisync.LinkHead) error { n++; return nil }); err != nil || n != 20 {
 		t.Errorf("after reopening: %d idp links, %v; want 20", n, err)
 	}
-	if r, err := again.RecordByKey(ctxOf(t), "service_account", bulkMatchKey(first+3)); err != nil || r == nil || r.ID != first+3 {
+	if r, err := again.RecordByKey(ctxOf(t), "service_account", BulkMatchKey(first+3)); err != nil || r == nil || r.ID != first+3 {
 		t.Errorf("RecordByKey after reopening = %v, %v; want record %d", r, err, first+3)
 	}
 	up := &nhisync.Batch{Links: []*nhisync.Link{{System: "cmdb", ExternalID: "c-1", Status: nhisync.LinkUnmatched}}}
