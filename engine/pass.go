@@ -516,18 +516,10 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		// The id is copied once, into the observation's encoding; a new
 		// id is kept by that copy.
 		st := r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor)
-		if hd == nil {
-			// The set grows unless the id is in it already.
-			n := len(r.freshIDs)
-			r.freshIDs[st.id()] = struct{}{}
-			if len(r.freshIDs) == n {
-				// The same id twice in one read, as above.
-				r.dups[obs.ID]++
-				r.changed = append(r.changed, st)
-				return nil
-			}
-			r.seen++
-			st.fresh = true
+		if hd == nil && r.placeFresh(st) {
+			// The same id twice in one read, as above.
+			r.changed = append(r.changed, st)
+			return nil
 		}
 		st.hash, st.hasHash = h.sum, true
 		r.changed = append(r.changed, st)
@@ -586,6 +578,22 @@ func (r *sysRead) addHead(ext string, recordID int64, status nhisync.LinkStatus,
 	r.stored++
 }
 
+// placeFresh notes st, read with no stored link for its id: a new id,
+// whose head is fresh, or, when the read found the id before, a duplicate
+// (true) that correlate disputes (disputeDuplicates).
+func (r *sysRead) placeFresh(st *staged) (dup bool) {
+	// The set grows unless the id is in it already: one map operation.
+	n := len(r.freshIDs)
+	r.freshIDs[st.id()] = struct{}{}
+	if len(r.freshIDs) == n {
+		r.dups[st.id()]++
+		return true
+	}
+	r.seen++
+	st.fresh = true
+	return false
+}
+
 // placePending loads the stored heads of the records an incremental read
 // found (pending, each staged with its hash, in read order) and sorts
 // them as a full read's emit does while it reads: an id read twice is
@@ -625,16 +633,9 @@ func (p *pass) placePending(ctx context.Context, r *sysRead, pending []*staged) 
 			r.changed = append(r.changed, st)
 			continue
 		}
-		n := len(r.freshIDs)
-		r.freshIDs[id] = struct{}{}
-		if len(r.freshIDs) == n {
-			r.dups[id]++
+		if r.placeFresh(st) {
 			st.hasHash = false
-			r.changed = append(r.changed, st)
-			continue
 		}
-		r.seen++
-		st.fresh = true
 		r.changed = append(r.changed, st)
 	}
 	return nil
