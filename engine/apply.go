@@ -286,8 +286,14 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	c := &outcomeCommit{done: make(chan struct{})}
 	snd.inflight = c
 	fence := snd.fence
+	done := outcomeDone
 	go func() {
-		defer close(c.done)
+		defer func() {
+			close(c.done)
+			if done != nil {
+				done(c.err)
+			}
+		}()
 		b, err := e.outcomeBatch(ctx, sys, groups, results, now)
 		if err != nil {
 			c.err = err
@@ -592,6 +598,10 @@ func (e *Engine) renewFence(ctx context.Context, snd *held, now time.Time) error
 	snd.leaseAt = now
 	return nil
 }
+
+// outcomeDone, when set (tests), is called with each outcome commit's
+// error once the drain can see it (failed returns it).
+var outcomeDone func(error)
 
 // awaitClaims waits, once this engine holds the pass lease, until no
 // other process holds claims on queued writes: a drain elsewhere that

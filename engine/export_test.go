@@ -7,3 +7,11 @@ func SetClaimRows(n int) (restore func()) {
 	claimRows = n
 	return func() { claimRows = old }
 }
+
+// SetOutcomeDone has f called with each outcome commit's error once the
+// drain can see it; the returned func restores it.
+func SetOutcomeDone(f func(error)) (restore func()) {
+	old := outcomeDone
+	outcomeDone = f
+	return func() { outcomeDone = old }
+}

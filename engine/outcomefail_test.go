@@ -5,16 +5,15 @@ import (
 	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
 )
 
 // failedOutcome is a store whose outcome commits (the batches that carry a
-// claim) fail; every claim after one that claimed writes waits until an
-// outcome has failed, and a moment more, so that the failure is in before
-// the next chunk leaves.
+// claim) fail; every claim after one that claimed writes waits until the
+// drain can see that an outcome failed (engine.SetOutcomeDone), so the
+// failure is in before the next chunk leaves.
 type failedOutcome struct {
 	nhisync.Store
 	once    sync.Once
@@ -26,7 +25,6 @@ var errDiskFull = errors.New("the disk is full (test)")
 
 func (s *failedOutcome) Commit(ctx context.Context, b *nhisync.Batch) error {
 	if b.Claim != nil {
-		defer s.once.Do(func() { close(s.failed) })
 		return errDiskFull
 	}
 	return s.Store.Commit(ctx, b)
@@ -35,7 +33,6 @@ func (s *failedOutcome) Commit(ctx context.Context, b *nhisync.Batch) error {
 func (s *failedOutcome) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
 	if s.claimed {
 		<-s.failed
-		time.Sleep(200 * time.Millisecond) // for the commit's goroutine to note it
 	}
 	c, rows, err := s.Store.ClaimOutbox(ctx, req)
 	s.claimed = s.claimed || len(rows) > 0
@@ -50,6 +47,11 @@ func TestDrainStopsOnceAnOutcomeFailsToCommit(t *testing.T) {
 	defer engine.SetClaimRows(2)()
 	w, mu, counted := queuedCatalogWrites(t, n)
 	store := &failedOutcome{Store: w.store, failed: make(chan struct{})}
+	defer engine.SetOutcomeDone(func(err error) {
+		if err != nil {
+			store.once.Do(func() { close(store.failed) })
+		}
+	})()
 	sent := &sentLog{}
 	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
 		sent.Connector = &sendCounter{Connector: c, mu: mu, sent: counted}
