@@ -2,9 +2,7 @@ package file
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,7 +56,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, info, err := c.readAll(ctx, path)
+		data, sum, info, err := c.readAll(ctx, path)
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +76,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		if err != nil {
 			return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf("system %s: encoding the new file failed", c.sys.Name), Err: err}
 		}
-		err = c.replace(ctx, path, out, sha256.Sum256(data), info.Mode().Perm())
+		err = c.replace(ctx, path, out, sum, info.Mode().Perm())
 		if errors.Is(err, errChanged) {
 			if attempt < maxAttempts {
 				continue
@@ -117,7 +115,7 @@ func (c *Connector) readError(err error) error {
 // out is hashed again: an edit that landed between the check and the swap
 // is swapped back in and the batch redone, so it is not lost (see swapIn
 // for what remains). Elsewhere a plain rename follows the check.
-func (c *Connector) replace(ctx context.Context, path string, out []byte, old [sha256.Size]byte, perm fs.FileMode) error {
+func (c *Connector) replace(ctx context.Context, path string, out []byte, old fileSum, perm fs.FileMode) error {
 	return c.replaceWith(ctx, path, func(w io.Writer) error {
 		_, err := w.Write(out)
 		return err
@@ -126,7 +124,7 @@ func (c *Connector) replace(ctx context.Context, path string, out []byte, old [s
 
 // replaceWith is replace with the new content written by write (which may
 // return errChanged when what it reads moved under it).
-func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.Writer) error, old [sha256.Size]byte, perm fs.FileMode) error {
+func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.Writer) error, old fileSum, perm fs.FileMode) error {
 	n, err := c.createNew(path)
 	if err != nil {
 		return err
@@ -175,7 +173,7 @@ func (n *newFile) writeError(c *Connector, err error) error {
 // no longer hashes to old (errChanged); see replace. The temp file is
 // gone afterwards, in place or removed, but for a file that is not ours
 // found at its name after a swap back (kept, and named in the error).
-func (c *Connector) install(ctx context.Context, path string, n *newFile, old [sha256.Size]byte, perm fs.FileMode) error {
+func (c *Connector) install(ctx context.Context, path string, n *newFile, old fileSum, perm fs.FileMode) error {
 	err := n.w.Flush()
 	if err == nil {
 		err = n.f.Chmod(perm)
@@ -243,17 +241,17 @@ func (c *Connector) install(ctx context.Context, path string, n *newFile, old [s
 }
 
 // holds reports whether the file at path is a regular file hashing to sum.
-func (c *Connector) holds(ctx context.Context, path string, sum [sha256.Size]byte) bool {
+func (c *Connector) holds(ctx context.Context, path string, sum fileSum) bool {
 	f, _, err := c.openRegular(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	g := newGuardedReader(ctx, f, c.maxBytes)
+	g := newRewriteReader(ctx, f, c.maxBytes)
 	if _, err := io.Copy(io.Discard, g); err != nil {
 		return false
 	}
-	return bytes.Equal(g.h.Sum(nil), sum[:])
+	return g.sum() == sum
 }
 
 // applier applies one batch to a loaded table.

@@ -205,6 +205,47 @@ func TestRewriteRedoneWhenFileChangesUnderIt(t *testing.T) {
 	diff(t, read(t, p), strings.Replace(concurrent, "alice@", "carol@", 1))
 }
 
+// TestRewriteRedoneWhenFileChangesKeepingSizeAndTime: the check before the
+// swap compares content (the rewrite's content hash), not size, time or
+// inode: an edit in place of the same length, its modification time set
+// back, is found and the batch redone on top of it.
+func TestRewriteRedoneWhenFileChangesKeepingSizeAndTime(t *testing.T) {
+	c, _, p := fileSystem{name: "s.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
+	at := int64(strings.Index(csvAccounts, "bob@"))
+	calls := 0
+	file.SetBeforeCheck(c, func() {
+		if calls++; calls != 1 {
+			return
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("rob@"), at); err != nil {
+			t.Error(err)
+		}
+		f.Close()
+		if err := os.Chtimes(p, info.ModTime(), info.ModTime()); err != nil {
+			t.Error(err)
+		}
+	})
+	res := apply(t, c,
+		update("a1", set("owner", "alice@example.com", "carol@example.com")),
+		update("a2", set("owner", "bob@example.com", "erin@example.com")),
+	)
+	if calls != 2 {
+		t.Errorf("rewrite attempted %d times, want 2", calls)
+	}
+	if res[0].Status != nhisync.WriteApplied || res[1].Status != nhisync.WriteStale {
+		t.Errorf("after a same-size change: %s, %s; want applied, stale", res[0].Status, res[1].Status)
+	}
+	diff(t, read(t, p), strings.Replace(strings.Replace(csvAccounts, "bob@", "rob@", 1), "alice@", "carol@", 1))
+}
+
 func TestRewriteGivesUpWhenFileKeepsChanging(t *testing.T) {
 	c, _, p := fileSystem{name: "k.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
 	n := 0

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"slices"
@@ -278,13 +277,13 @@ func (c *Connector) rewriteCSV(ctx context.Context, f csvFormat, path string, wr
 // and the content hash of the file read.
 type csvRewritten struct {
 	res []nhisync.WriteResult
-	sum [sha256.Size]byte
+	sum fileSum
 }
 
 // streamRewrite reads file and writes the new file to w (see rewriteCSV);
 // dirty tells whether a write changed a row.
 func (c *Connector) streamRewrite(ctx context.Context, f csvFormat, file io.Reader, w *bufio.Writer, writes []nhisync.Write, byID map[string][]int) (out csvRewritten, dirty bool, err error) {
-	g := newGuardedReader(ctx, file, c.maxBytes)
+	g := newRewriteReader(ctx, file, c.maxBytes)
 	br := bufio.NewReaderSize(g, 256<<10)
 	readErr := func(err error) error {
 		if ctx.Err() != nil {
@@ -332,7 +331,7 @@ func (c *Connector) streamRewrite(ctx context.Context, f csvFormat, file io.Read
 		if _, err := io.Copy(io.Discard, g); err != nil {
 			return out, false, readErr(err)
 		}
-		copy(out.sum[:], g.h.Sum(nil))
+		out.sum = g.sum()
 		return out, false, nil
 	}
 	cols := columns(header)
@@ -416,7 +415,7 @@ func (c *Connector) streamRewrite(ctx context.Context, f csvFormat, file io.Read
 			}
 		}
 	}
-	copy(out.sum[:], g.h.Sum(nil))
+	out.sum = g.sum()
 	return out, dirty, nil
 }
 

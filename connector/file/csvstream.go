@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"io/fs"
@@ -34,7 +33,7 @@ type csvPicked struct {
 	// spans are the byte ranges of the rows in t.rows in the file, from
 	// the end of the record before to the end of the row.
 	spans [][2]int64
-	sum   [sha256.Size]byte
+	sum   fileSum
 	perm  fs.FileMode
 }
 
@@ -66,7 +65,7 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 		return nil, err
 	}
 	defer file.Close()
-	g := newGuardedReader(ctx, file, c.maxBytes)
+	g := newRewriteReader(ctx, file, c.maxBytes)
 	le := &lineEnd{r: g}
 	br := bufio.NewReaderSize(le, 256<<10)
 	t := &csvTable{guard: f.guard}
@@ -128,7 +127,7 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 	if t.cols == nil {
 		t.cols = map[string]int{}
 	}
-	copy(p.sum[:], g.h.Sum(nil))
+	p.sum = g.sum()
 	return p, nil
 }
 
@@ -141,7 +140,7 @@ func (c *Connector) streamCSV(ctx context.Context, path string, p *csvPicked, w 
 		return err
 	}
 	defer file.Close()
-	g := newGuardedReader(ctx, file, c.maxBytes)
+	g := newRewriteReader(ctx, file, c.maxBytes)
 	if len(p.t.header) == p.width {
 		return c.spliceCSV(g, p, w)
 	}
@@ -196,7 +195,7 @@ func (c *Connector) streamCSV(ctx context.Context, path string, p *csvPicked, w 
 	if _, err := io.Copy(io.Discard, g); err != nil {
 		return c.guardError(err)
 	}
-	if k != len(p.at) || !bytes.Equal(g.h.Sum(nil), p.sum[:]) {
+	if k != len(p.at) || g.sum() != p.sum {
 		return errChanged
 	}
 	return nil
@@ -227,7 +226,7 @@ func (c *Connector) spliceCSV(g *guardedReader, p *csvPicked, w io.Writer) error
 	if _, err := io.Copy(w, g); err != nil {
 		return c.guardError(err)
 	}
-	if !bytes.Equal(g.h.Sum(nil), p.sum[:]) {
+	if g.sum() != p.sum {
 		return errChanged
 	}
 	return nil

@@ -90,9 +90,11 @@ func (c *Connector) tooBig(size int64) error {
 // errTooBig: the file grew past max_bytes while it was read.
 var errTooBig = errors.New("file larger than max_bytes")
 
-// guardedReader reads a file for a snapshot: it stops at the size limit,
-// answers a cancelled context at the next read (so SIGINT or SIGTERM stops
-// a pass within one buffer), and hashes what it reads.
+// guardedReader reads a file for a snapshot or a rewrite: it stops at the
+// size limit, answers a cancelled context at the next read (so SIGINT or
+// SIGTERM stops a pass within one buffer), and hashes what it reads
+// (SHA-256 for a snapshot, newGuardedReader; the content hash for a
+// rewrite, newRewriteReader).
 type guardedReader struct {
 	ctx  context.Context
 	r    io.Reader
@@ -129,20 +131,21 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readAll reads a whole file for a rewrite, with the checks of a snapshot.
-func (c *Connector) readAll(ctx context.Context, path string) ([]byte, fs.FileInfo, error) {
+// readAll reads a whole file for a rewrite, with the checks of a snapshot,
+// and returns it with its content hash.
+func (c *Connector) readAll(ctx context.Context, path string) ([]byte, fileSum, fs.FileInfo, error) {
 	f, info, err := c.openRegular(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, fileSum{}, nil, err
 	}
 	defer f.Close()
-	g := newGuardedReader(ctx, f, c.maxBytes)
+	g := newRewriteReader(ctx, f, c.maxBytes)
 	var b bytes.Buffer
 	b.Grow(int(info.Size()) + 512)
 	if _, err := b.ReadFrom(g); err != nil {
-		return nil, nil, c.guardError(err)
+		return nil, fileSum{}, nil, c.guardError(err)
 	}
-	return b.Bytes(), info, nil
+	return b.Bytes(), g.sum(), info, nil
 }
 
 // guardError names a limit the read hit; other errors pass unchanged.
