@@ -154,7 +154,13 @@ func queryItems[T any](ctx context.Context, q querier, query string, args []any,
 			return err
 		}
 		it := new(T)
-		if err := json.Unmarshal(data, it); err != nil {
+		var err error
+		if w, ok := any(it).(*nhisync.OutboxWrite); ok {
+			err = decodeOutboxWrite(data, w) // claims read many
+		} else {
+			err = json.Unmarshal(data, it)
+		}
+		if err != nil {
 			return fmt.Errorf("decode %T: %w", it, err)
 		}
 		if err := fn(it); err != nil {
