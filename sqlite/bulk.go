@@ -86,24 +86,77 @@ func (s *Store) EndBulk(ctx context.Context) error {
 }
 
 // closeWindow moves the staged links into links and builds records'
-// match-key index, each once.
-func (s *Store) closeWindow(ctx context.Context) error {
-	if err := s.mergeStage(ctx); err != nil {
+// match-key index, each once, on one writer connection set for sorting
+// while it does (sortCacheKiB). Nothing to do (every open of a store
+// whose window is closed) costs one query.
+func (s *Store) closeWindow(ctx context.Context) (err error) {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
 		return err
 	}
-	return s.buildRecordsKey(ctx)
+	defer conn.Close()
+	var staged, keyed bool
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM links_stage),
+		EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'records_key')`).Scan(&staged, &keyed); err != nil || (!staged && keyed) {
+		return err
+	}
+	// The writer's settings come back whatever happens; a writer that
+	// keeps any of them must not be reused.
+	restore := func(q string) {
+		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), q); ferr != nil {
+			err = errors.Join(err, ferr, conn.Raw(func(any) error { return driver.ErrBadConn }))
+		}
+	}
+	var cache int
+	if err := conn.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
+		return err
+	}
+	for _, set := range []struct{ q, back string }{
+		{`PRAGMA temp_store = FILE`, `PRAGMA temp_store = MEMORY`},
+		{fmt.Sprintf(`PRAGMA cache_size = %d`, -sortCacheKiB), fmt.Sprintf(`PRAGMA cache_size = %d`, cache)},
+	} {
+		if _, err := conn.ExecContext(ctx, set.q); err != nil {
+			return err
+		}
+		defer restore(set.back)
+	}
+	if staged {
+		if err := s.mergeStage(ctx, conn); err != nil {
+			return err
+		}
+	}
+	if err := closeWindowFault("keying", conn); err != nil {
+		return err
+	}
+	return s.buildRecordsKey(ctx, conn)
 }
+
+// Every sort that closes the window (moving the links in key order,
+// building links' and records' indexes) runs with temp_store = FILE and
+// the writer's page cache cut to sortCacheKiB.
+//
+// With temp files in memory SQLite's sorter allocates and frees every row
+// on its own and holds them all, however many; with files it fills one
+// buffer the size of the page cache and spills sorted runs to a temporary
+// file (in the directory SQLite picks: SQLITE_TMPDIR, TMPDIR, /var/tmp or
+// /tmp), so its memory is bounded too. The cut cache bounds that buffer: a
+// 300k-NHI merge grew the process by 69 MB instead of 220 with the
+// writer's 64 MiB, for the same CPU. Records' match-key index was built
+// with temp files in memory, after the move: closing a 300k-NHI window
+// took 5.3 CPU-s and grew the process by 69 MB, 4.9 and 46 with files
+// (BenchmarkEndBulk, medians of 3).
+var sortCacheKiB = 16384 // a variable for tests
 
 // buildRecordsKey builds records' match-key index (sorted, in one
 // statement) if the bulk window dropped it. Two records with one match key
 // fail it, named.
-func (s *Store) buildRecordsKey(ctx context.Context) error {
-	_, err := s.w.ExecContext(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (kind, match_key)`)
+func (s *Store) buildRecordsKey(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (kind, match_key)`)
 	if sqliteCode(err) != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return err
 	}
 	var kind, key string
-	if qerr := s.w.QueryRowContext(ctx, `SELECT kind, key FROM records WHERE (kind, match_key) IN
+	if qerr := conn.QueryRowContext(ctx, `SELECT kind, key FROM records WHERE (kind, match_key) IN
 		(SELECT kind, match_key FROM records GROUP BY kind, match_key HAVING count(*) > 1) LIMIT 1`).Scan(&kind, &key); qerr != nil {
 		return errors.Join(err, qerr)
 	}
@@ -119,58 +172,26 @@ func (s *Store) inBulk() bool {
 }
 
 // mergeStage moves the staged links into links in key order, in one
-// transaction. Foreign keys are not checked again (each staged row was
-// checked when it was staged): looking every link's record up in key
-// order would read the records table at random.
+// transaction, on conn (closeWindow's). Foreign keys are not checked
+// again (each staged row was checked when it was staged): looking every
+// link's record up in key order would read the records table at random.
 //
-// Two things make the move cost half what a plain INSERT … SELECT does.
-// links' secondary indexes (links_record) are dropped for the move and
-// built again after it, each by one sort: filled in key order, links'
-// record ids come at random, and each would land on a random leaf. And
-// the sort runs with temp_store = FILE: with temp files in memory SQLite's
-// sorter allocates and frees every row on its own and holds them all,
-// however many; with files it fills one buffer the size of the page cache
-// and spills sorted runs to a temporary file (in the directory SQLite
-// picks: SQLITE_TMPDIR, TMPDIR, /var/tmp or /tmp), so its memory is
-// bounded too. The writer's page cache is cut to 16 MiB for the move (and
-// put back after), which bounds that buffer: a 300k-NHI merge grew the
-// process by 69 MB instead of 220 with the writer's 64 MiB, for the same
-// CPU. A process that dies at any step leaves the transaction
-// undone: the links staged, links' indexes whole, and the next Open moves
-// them again (closeWindowFault tests every step).
-func (s *Store) mergeStage(ctx context.Context) (err error) {
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var staged bool
-	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM links_stage)`).Scan(&staged); err != nil || !staged {
-		return err
-	}
-	// The writer's settings come back whatever happens; a writer that
-	// keeps its foreign keys off must not be reused.
-	restore := func(q string) {
-		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), q); ferr != nil {
-			err = errors.Join(err, ferr, conn.Raw(func(any) error { return driver.ErrBadConn }))
-		}
-	}
+// Two things make the move cost half what a plain INSERT … SELECT does:
+// the sort settings closeWindow sets (sortCacheKiB), and links' secondary
+// indexes (links_record), dropped for the move and built again after it,
+// each by one sort: filled in key order, links' record ids come at random,
+// and each would land on a random leaf. A process that dies at any step
+// leaves the transaction undone: the links staged, links' indexes whole,
+// and the next Open moves them again (closeWindowFault tests every step).
+func (s *Store) mergeStage(ctx context.Context, conn *sql.Conn) (err error) {
 	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
 		return err
 	}
-	defer restore(`PRAGMA foreign_keys = ON`)
-	if _, err := conn.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
-		return err
-	}
-	defer restore(`PRAGMA temp_store = MEMORY`)
-	var cache int
-	if err := conn.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -16384`); err != nil {
-		return err
-	}
-	defer restore(fmt.Sprintf(`PRAGMA cache_size = %d`, cache))
+	defer func() {
+		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); ferr != nil {
+			err = errors.Join(err, ferr, conn.Raw(func(any) error { return driver.ErrBadConn }))
+		}
+	}()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -180,7 +201,7 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := closeWindowFault("dropped"); err != nil {
+	if err := closeWindowFault("dropped", conn); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO links (system_id, ext_id, record_id, status, hash, state_id)
@@ -191,7 +212,7 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := closeWindowFault("moved"); err != nil {
+	if err := closeWindowFault("moved", conn); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM links_stage`); err != nil {
@@ -200,7 +221,7 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM links_stage_runs`); err != nil {
 		return err
 	}
-	if err := closeWindowFault("emptied"); err != nil {
+	if err := closeWindowFault("emptied", conn); err != nil {
 		return err
 	}
 	for _, q := range rebuild {
@@ -208,7 +229,7 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if err := closeWindowFault("built"); err != nil {
+	if err := closeWindowFault("built", conn); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -223,9 +244,10 @@ func (s *Store) mergeStage(ctx context.Context) (err error) {
 // then by external id byte for byte, as links' BINARY key does.
 const stageOrder = `char(system_id) || ext_id`
 
-// closeWindowFault is called after each step of mergeStage; a test sets it
-// to fail a step, as a process dying there would.
-var closeWindowFault = func(step string) error { return nil }
+// closeWindowFault is called after each step of closeWindow with its
+// connection; a test sets it to fail a step, as a process dying there
+// would, or to look at the connection's settings.
+var closeWindowFault = func(step string, conn *sql.Conn) error { return nil }
 
 // dropIndexes drops the indexes of table that CREATE INDEX made (not its
 // primary key) and returns the statements that create them again.

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,6 +33,40 @@ func hasRecordsKey(t *testing.T, s *Store) bool {
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+// stageLinks fills an open bulk window as a first pass of records NHIs in
+// three systems leaves it, by SQL: records in id order with scattered
+// match keys, three links a record staged in record order with scattered
+// external ids (one run), their states appended.
+func stageLinks(tb testing.TB, s *Store, records int) {
+	tb.Helper()
+	ctx := tb.Context()
+	for _, q := range []string{
+		`INSERT INTO link_systems (id, name) VALUES (1, 'idp'), (2, 'cmdb'), (3, 'catalog')`,
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO records (id, kind, match_key, key, state)
+		SELECT i, 'service_account', printf('aws%08x%d', (i * 2654435761) % 4294967291, i), printf('aws/svc-%d', i), zeroblob(120) FROM n`,
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3 * ? - 1)
+		INSERT INTO link_state (id, state) SELECT i + 1, zeroblob(150) FROM n`,
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3 * ? - 1)
+		INSERT INTO links_stage (state_id, system_id, ext_id, record_id, status, hash)
+		SELECT i + 1, i % 3 + 1, printf('%08x-%04x-%012x', (i * 2654435761) % 4294967291, i / 3 % 65536, (i * 40503) % 281474976710597), i / 3 + 1, 'live', zeroblob(32) FROM n`,
+		`INSERT INTO links_stage_runs (first_state, last_state, min_record, max_record)
+		SELECT min(state_id), max(state_id), min(record_id), max(record_id) FROM links_stage`,
+	} {
+		args := []any{records}
+		if q[0] == 'I' {
+			args = nil
+		}
+		if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// The fill itself is checkpointed before EndBulk is measured.
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // TestBulkWindowStagesAndMoves: inside the window links are staged, not
@@ -231,14 +267,14 @@ func TestBulkWindowCloseDies(t *testing.T) {
 				t.Fatal("links has no secondary index to drop")
 			}
 			died := errors.New("died at " + step)
-			closeWindowFault = func(at string) error {
+			closeWindowFault = func(at string, _ *sql.Conn) error {
 				if at == step {
 					return died
 				}
 				return nil
 			}
 			err = s.EndBulk(ctx)
-			closeWindowFault = func(string) error { return nil }
+			closeWindowFault = func(string, *sql.Conn) error { return nil }
 			if !errors.Is(err, died) {
 				t.Fatalf("EndBulk = %v, want the fault", err)
 			}
@@ -285,6 +321,91 @@ func TestBulkWindowCloseDies(t *testing.T) {
 				t.Errorf("integrity_check after reopening = %q, %v", ok, err)
 			}
 		})
+	}
+}
+
+// TestBulkWindowSortSettings: every step of closing the window, records'
+// match-key index included, runs on a writer set for sorting (temp files,
+// the cut page cache), and the writer has its own settings back after.
+func TestBulkWindowSortSettings(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 10)); err != nil {
+		t.Fatal(err)
+	}
+	settings := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) [2]int {
+		var got [2]int
+		for i, p := range []string{"temp_store", "cache_size"} {
+			if err := q.QueryRowContext(ctx, `PRAGMA `+p).Scan(&got[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return got
+	}
+	want := [2]int{1, -sortCacheKiB}
+	var seen []string
+	closeWindowFault = func(step string, conn *sql.Conn) error {
+		seen = append(seen, step)
+		if got := settings(conn); got != want {
+			t.Errorf("at %s: temp_store, cache_size = %v, want %v", step, got, want)
+		}
+		return nil
+	}
+	defer func() { closeWindowFault = func(string, *sql.Conn) error { return nil } }()
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []string{"dropped", "moved", "emptied", "built", "keying"}) {
+		t.Errorf("steps seen: %v", seen)
+	}
+	if got := settings(s.w); got != [2]int{2, -65536} {
+		t.Errorf("writer's temp_store, cache_size after EndBulk = %v, want [2 -65536]", got)
+	}
+}
+
+// TestBulkWindowSortsInRuns: a window too large for one sort buffer (a
+// small one here) is sorted in runs and merged:
+// every staged link is in links, as it was staged, and the file passes
+// integrity_check (each index holds exactly its table's rows, in order).
+func TestBulkWindowSortsInRuns(t *testing.T) {
+	defer func(kib int) { sortCacheKiB = kib }(sortCacheKiB)
+	sortCacheKiB = 1024
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	stageLinks(t, s, 20000)
+	const all = `SELECT count(*), group_concat(system_id || '/' || ext_id || '/' || coalesce(record_id, '-') || '/' || status || '/' || hex(hash) || '/' || state_id, ',') FROM (SELECT * FROM %s ORDER BY system_id, ext_id)`
+	var n int
+	var before, after string
+	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(all, "links_stage")).Scan(&n, &before); err != nil || n != 60000 {
+		t.Fatalf("staged: %d, %v", n, err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(all, "links")).Scan(&n, &after); err != nil || n != 60000 || after != before {
+		t.Errorf("links after EndBulk: %d (%v), same as staged: %v", n, err, after == before)
+	}
+	if n := stagedCount(t, s); n != 0 {
+		t.Errorf("%d links still staged", n)
+	}
+	if !hasRecordsKey(t, s) {
+		t.Error("records_key missing")
+	}
+	var ok string
+	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check = %q, %v", ok, err)
 	}
 }
 
