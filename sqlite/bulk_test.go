@@ -326,7 +326,8 @@ func TestBulkWindowCloseDies(t *testing.T) {
 
 // TestBulkWindowSortSettings: every step of closing the window, records'
 // match-key index included, runs on a writer set for sorting (temp files,
-// the cut page cache), and the writer has its own settings back after.
+// the cut page cache, the sorter's threads), and the writer has its own
+// settings back after.
 func TestBulkWindowSortSettings(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
@@ -342,21 +343,21 @@ func TestBulkWindowSortSettings(t *testing.T) {
 	}
 	settings := func(q interface {
 		QueryRowContext(context.Context, string, ...any) *sql.Row
-	}) [2]int {
-		var got [2]int
-		for i, p := range []string{"temp_store", "cache_size"} {
+	}) [3]int {
+		var got [3]int
+		for i, p := range []string{"temp_store", "cache_size", "threads"} {
 			if err := q.QueryRowContext(ctx, `PRAGMA `+p).Scan(&got[i]); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return got
 	}
-	want := [2]int{1, -sortCacheKiB}
+	want := [3]int{1, -sortCacheKiB, sortThreads()}
 	var seen []string
 	closeWindowFault = func(step string, conn *sql.Conn) error {
 		seen = append(seen, step)
 		if got := settings(conn); got != want {
-			t.Errorf("at %s: temp_store, cache_size = %v, want %v", step, got, want)
+			t.Errorf("at %s: temp_store, cache_size, threads = %v, want %v", step, got, want)
 		}
 		return nil
 	}
@@ -367,13 +368,13 @@ func TestBulkWindowSortSettings(t *testing.T) {
 	if !slices.Equal(seen, []string{"dropped", "moved", "emptied", "built", "keying"}) {
 		t.Errorf("steps seen: %v", seen)
 	}
-	if got := settings(s.w); got != [2]int{2, -65536} {
-		t.Errorf("writer's temp_store, cache_size after EndBulk = %v, want [2 -65536]", got)
+	if got := settings(s.w); got != [3]int{2, -65536, 0} {
+		t.Errorf("writer's temp_store, cache_size, threads after EndBulk = %v, want [2 -65536 0]", got)
 	}
 }
 
 // TestBulkWindowSortsInRuns: a window too large for one sort buffer (a
-// small one here) is sorted in runs and merged:
+// small one here) is sorted in runs on the sorter's threads and merged:
 // every staged link is in links, as it was staged, and the file passes
 // integrity_check (each index holds exactly its table's rows, in order).
 func TestBulkWindowSortsInRuns(t *testing.T) {
@@ -384,17 +385,17 @@ func TestBulkWindowSortsInRuns(t *testing.T) {
 	if open, err := s.BeginBulk(ctx); err != nil || !open {
 		t.Fatalf("BeginBulk = %v, %v", open, err)
 	}
-	stageLinks(t, s, 20000)
+	stageLinks(t, s, 8000)
 	const all = `SELECT count(*), group_concat(system_id || '/' || ext_id || '/' || coalesce(record_id, '-') || '/' || status || '/' || hex(hash) || '/' || state_id, ',') FROM (SELECT * FROM %s ORDER BY system_id, ext_id)`
 	var n int
 	var before, after string
-	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(all, "links_stage")).Scan(&n, &before); err != nil || n != 60000 {
+	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(all, "links_stage")).Scan(&n, &before); err != nil || n != 24000 {
 		t.Fatalf("staged: %d, %v", n, err)
 	}
 	if err := s.EndBulk(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(all, "links")).Scan(&n, &after); err != nil || n != 60000 || after != before {
+	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(all, "links")).Scan(&n, &after); err != nil || n != 24000 || after != before {
 		t.Errorf("links after EndBulk: %d (%v), same as staged: %v", n, err, after == before)
 	}
 	if n := stagedCount(t, s); n != 0 {
