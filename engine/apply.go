@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +12,7 @@ import (
 )
 
 // applyChunk is how many records one connector Apply call carries.
-const applyChunk = 500
+var applyChunk = 500
 
 // Drain applies every ready write that is due, system by system. Human
 // actions call it after they commit; the service calls it between passes.
@@ -41,6 +42,10 @@ type held struct {
 	inflight *outcomeCommit
 	// leaseAt is when this drain last renewed and checked fence's lease.
 	leaseAt time.Time
+	// sum is what the drain counts into, and report is told of it: an
+	// outcome's writes count once its commit is in (settle).
+	sum    *Summary
+	report func(Progress)
 }
 
 // outcomeCommit is the commit of one chunk's outcome (what it loads
@@ -50,31 +55,78 @@ type held struct {
 type outcomeCommit struct {
 	done chan struct{}
 	err  error
+	// system and tally are what the outcome adds to the summary once it
+	// is committed.
+	system string
+	tally  writeTally
+}
+
+// writeTally counts the outcomes of a chunk of writes.
+type writeTally struct {
+	applied, stale, failed int
+	// failure is the first failed write's error.
+	failure string
 }
 
 // failed returns the error of an outcome commit that has failed, without
-// waiting for one under way.
+// waiting for one under way; one that is done is settled.
 func (h *held) failed() error {
 	if c := h.inflight; c != nil {
 		select {
 		case <-c.done:
-			return c.err
+			return h.settle()
 		default:
 		}
 	}
 	return nil
 }
 
-// wait waits for the outcome commit under way, if any, and returns its
-// error.
+// wait waits for the outcome commit under way, if any, settles it and
+// returns its error.
 func (h *held) wait() error {
-	c := h.inflight
-	if c == nil {
-		return nil
+	if c := h.inflight; c != nil {
+		<-c.done
+		return h.settle()
 	}
-	<-c.done
+	return nil
+}
+
+// settle takes the finished outcome commit off h and returns its error
+// (so it is returned once): the writes it settles count in h.sum only
+// when it committed, as no write counts as done that was not.
+func (h *held) settle() error {
+	c := h.inflight
 	h.inflight = nil
-	return c.err
+	if c.err != nil {
+		return c.err
+	}
+	ss := h.sum.sys(c.system)
+	ss.Written += c.tally.applied
+	ss.Stale += c.tally.stale
+	ss.Failed += c.tally.failed
+	h.sum.WritesApplied += c.tally.applied
+	h.sum.WritesStale += c.tally.stale
+	h.sum.WritesFailed += c.tally.failed
+	if ss.Error == "" && c.tally.failure != "" {
+		ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", c.tally.failure)
+	}
+	h.report(Progress{Stage: "write", System: c.system, Done: ss.Written})
+	return nil
+}
+
+// also returns err, the failure of a drain's claim or send, together with
+// the failure of the outcome commit still under way, if it fails too:
+// neither is dropped, and a person is told both.
+func (h *held) also(err error) error {
+	oerr := h.wait()
+	if oerr == nil {
+		return err
+	}
+	return &nhisync.Error{
+		Code:    nhisync.ErrorCode(err),
+		Message: fmt.Sprintf("%s; and the outcome of the writes sent before failed to commit: %s", nhisync.ErrorMessage(err), nhisync.ErrorMessage(oerr)),
+		Err:     errors.Join(err, oerr),
+	}
 }
 
 // drainTTL is how long a drain's claims last unless renewed: the
@@ -96,6 +148,7 @@ var claimRows = 4 * applyChunk
 // their outcome with the claim, so a long drain keeps both and a process
 // that lost either writes nothing more.
 func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, snd *held) error {
+	snd.sum, snd.report = sum, e.report
 	for _, name := range e.cfg.SystemNames {
 		conn := e.conns[name]
 		sys := e.cfg.Systems[name]
@@ -114,14 +167,13 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 			claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: name, Due: now, Limit: limit,
 				Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
 			if err != nil {
-				_ = snd.wait() // its error, if any, is no news after err
-				return err
+				return snd.also(err)
 			}
 			if len(rows) == 0 {
 				break
 			}
-			if err := e.sendClaimed(ctx, sys, conn, claim, rows, whole, sum, now, snd); err != nil {
-				_ = snd.wait()
+			if err := e.sendClaimed(ctx, sys, conn, claim, rows, whole, now, snd); err != nil {
+				err = snd.also(err)
 				_ = e.store.ReleaseClaim(context.WithoutCancel(ctx), claim)
 				return err
 			}
@@ -159,7 +211,7 @@ const claimRetries = 10
 
 // sendClaimed applies the claimed rows in chunks of up to applyChunk
 // records (all at once for a whole applier).
-func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, claim *nhisync.Claim, rows []*nhisync.OutboxWrite, whole bool, sum *Summary, now time.Time, snd *held) error {
+func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, claim *nhisync.Claim, rows []*nhisync.OutboxWrite, whole bool, now time.Time, snd *held) error {
 	chunk := applyChunk
 	if whole {
 		chunk = len(rows)
@@ -172,11 +224,10 @@ func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhis
 			seen[rowKey(rows[n])] = true
 			n++
 		}
-		if err := e.applyRows(ctx, sys, conn, rows[:n], sum, now, snd, claim); err != nil {
+		if err := e.applyRows(ctx, sys, conn, rows[:n], now, snd, claim); err != nil {
 			return err
 		}
 		rows = rows[n:]
-		e.report(Progress{Stage: "write", System: sys.Name, Done: sum.sys(sys.Name).Written})
 	}
 	return nil
 }
@@ -192,7 +243,7 @@ func rowKey(o *nhisync.OutboxWrite) string {
 // a chunk of applyChunk records at a time: confirmed writes advance shadows
 // (echo suppression), stale ones are dropped for re-observation, failed
 // ones retry with backoff.
-func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
+func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, now time.Time, snd *held, claim *nhisync.Claim) error {
 	if err := e.stillHolds(ctx, snd, claim, rows); err != nil {
 		return err
 	}
@@ -236,7 +287,7 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 	}
 	for len(results) > 0 {
 		n := min(applyChunk, len(results))
-		if err := e.recordOutcome(ctx, sys, groups[:n], results[:n], sum, now, snd, claim); err != nil {
+		if err := e.recordOutcome(ctx, sys, groups[:n], results[:n], now, snd, claim); err != nil {
 			return err
 		}
 		groups, results = groups[n:], results[n:]
@@ -245,10 +296,10 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 }
 
 // recordOutcome commits the outcome of writes sent to sys: groups[i] are
-// the queued rows results[i] answers, held by claim. It counts the
-// outcome in sum at once; the commit runs on (snd.inflight) while the
-// drain sends the next chunk (or system), once the one before is in, and
-// a drain waits for the last before it returns.
+// the queued rows results[i] answers, held by claim. The commit runs on
+// (snd.inflight) while the drain sends the next chunk (or system), once
+// the one before is in, and a drain waits for the last before it returns;
+// the writes count in the summary once it is in (held.settle).
 //
 // The commit loads only what the outcome moves (outcomeBatch): the links
 // of sys the updates went to and the display keys of the writes' records
@@ -257,25 +308,22 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 // commit found it, and a store that commits on one connection reads them
 // where they are about to be written (the SQLite store reads them on its
 // writer, whose page cache its commits keep).
-func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, sum *Summary, now time.Time, snd *held, claim *nhisync.Claim) error {
-	ss := sum.sys(sys.Name)
+func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, snd *held, claim *nhisync.Claim) error {
+	c := &outcomeCommit{done: make(chan struct{}), system: sys.Name}
 	for i, res := range results {
 		for _, o := range groups[i] {
 			switch res.Status {
 			case nhisync.WriteApplied:
-				ss.Written++
-				sum.WritesApplied++
+				c.tally.applied++
 			case nhisync.WriteStale, nhisync.WriteMissing:
-				ss.Stale++
-				sum.WritesStale++
+				c.tally.stale++
 			default:
 				o.Attempts++
 				o.NextAt = now.Add(backoff(o.Attempts))
 				o.LastError = nhisync.ErrorMessage(res.Err)
-				ss.Failed++
-				sum.WritesFailed++
-				if ss.Error == "" {
-					ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", o.LastError)
+				c.tally.failed++
+				if c.tally.failure == "" {
+					c.tally.failure = o.LastError
 				}
 			}
 		}
@@ -283,7 +331,6 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 	if err := snd.wait(); err != nil {
 		return err
 	}
-	c := &outcomeCommit{done: make(chan struct{})}
 	snd.inflight = c
 	fence := snd.fence
 	done := outcomeDone

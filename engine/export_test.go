@@ -15,3 +15,12 @@ func SetOutcomeDone(f func(error)) (restore func()) {
 	outcomeDone = f
 	return func() { outcomeDone = old }
 }
+
+// SetApplyChunk makes drains send n records' writes per connector call, so
+// a test sees one claim sent in several chunks; the returned func
+// restores it.
+func SetApplyChunk(n int) (restore func()) {
+	old := applyChunk
+	applyChunk = n
+	return func() { applyChunk = old }
+}

@@ -3,8 +3,10 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
@@ -63,5 +65,88 @@ func TestDrainStopsOnceAnOutcomeFailsToCommit(t *testing.T) {
 	}
 	if len(sent.calls) != 1 {
 		t.Errorf("%d chunks of writes went out, want 1: none after the first chunk's outcome failed to commit", len(sent.calls))
+	}
+}
+
+// failingAfterSend is a store whose outcome commits fail and whose claims
+// (claim) or claim renewals but the first (renew) fail once a claim has
+// taken writes:
+// the drain's next step fails while the first chunk's outcome commit,
+// on its goroutine, fails too.
+type failingAfterSend struct {
+	nhisync.Store
+	claim, renew bool
+	claimed      bool
+	renewals     int
+}
+
+var errStoreGone = errors.New("the store went away (test)")
+
+func (s *failingAfterSend) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if b.Claim != nil {
+		return errDiskFull
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+func (s *failingAfterSend) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
+	if s.claim && s.claimed {
+		return nil, nil, errStoreGone
+	}
+	c, rows, err := s.Store.ClaimOutbox(ctx, req)
+	s.claimed = s.claimed || len(rows) > 0
+	return c, rows, err
+}
+
+func (s *failingAfterSend) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, now time.Time, ttl time.Duration) error {
+	if s.renewals++; s.renew && s.renewals > 1 {
+		return errStoreGone
+	}
+	return s.Store.RenewClaim(ctx, c, ids, now, ttl)
+}
+
+// TestDrainReportsTheOutcomeThatFailedBeforeItsOwnFailure: when a drain's
+// claim (or the renewal before a chunk leaves) fails while the outcome
+// commit of the chunk sent before fails on its goroutine, Drain returns
+// both failures, and its progress never counted a write of that outcome
+// as done.
+func TestDrainReportsTheOutcomeThatFailedBeforeItsOwnFailure(t *testing.T) {
+	for _, step := range []string{"claim", "renew"} {
+		t.Run(step, func(t *testing.T) {
+			const n = 6
+			w, mu, counted := queuedCatalogWrites(t, n)
+			defer engine.SetClaimRows(2)()
+			store := &failingAfterSend{Store: w.store, claim: step == "claim"}
+			if step == "renew" {
+				// One claim of every write, sent in chunks of two: the
+				// renewal before the second chunk fails.
+				defer engine.SetClaimRows(n)()
+				defer engine.SetApplyChunk(2)()
+				store.renew = true
+			}
+			conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
+				return &sendCounter{Connector: c, mu: mu, sent: counted}
+			})
+			var written []int
+			e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"),
+				engine.WithProgress(func(p engine.Progress) {
+					if p.Stage == "write" {
+						written = append(written, p.Done)
+					}
+				}))
+			_, err := e.Drain(context.Background())
+			if !errors.Is(err, errDiskFull) {
+				t.Errorf("Drain: %v; want the failed outcome commit's error (%v) among its errors", err, errDiskFull)
+			}
+			if msg := nhisync.ErrorMessage(err); !strings.Contains(msg, errDiskFull.Error()) {
+				t.Errorf("Drain says %q, which does not name the failed outcome commit", msg)
+			}
+			if step == "claim" && !errors.Is(err, errStoreGone) {
+				t.Errorf("Drain: %v; want the claim's error (%v) among its errors", err, errStoreGone)
+			}
+			if len(written) > 0 {
+				t.Errorf("the drain reported %v writes done, though no outcome committed", written)
+			}
+		})
 	}
 }
