@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/nhisync/nhisync"
+import (
+	"errors"
+
+	"github.com/nhisync/nhisync"
+)
 
 // handOff runs read, which passes each observation of a system to the
 // function it is given (a connector's Snapshot or Changes), in this
@@ -15,7 +19,9 @@ import "github.com/nhisync/nhisync"
 // reuses its slice once the function returns, as nhisync.Connector
 // allows); the values themselves are immutable. An error of emit stops
 // the read at the next batch and is returned, as the connector returns
-// it; otherwise read's error is.
+// it; otherwise read's error is. A panic of read or of emit is recovered
+// (each on its goroutine) and returned as an error, the read stopped as
+// by emit's: a connector's bug fails its system's read, not the process.
 func handOff(width int, read func(emit func(nhisync.Observation) error) error, emit func(nhisync.Observation) error) error {
 	const (
 		size    = 512 // observations per batch
@@ -29,15 +35,25 @@ func handOff(width int, read func(emit func(nhisync.Observation) error) error, e
 	failed := make(chan struct{}) // closed when emit failed
 	done := make(chan struct{})   // closed when every batch is staged
 	var emitErr error             // written before failed is closed
+	stage := func(b *obsBatch) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = recovered("staging a record", v)
+			}
+		}()
+		for _, obs := range b.obs {
+			if err = emit(obs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	go func() {
 		defer close(done)
 		for b := range full {
 			if emitErr == nil {
-				for _, obs := range b.obs {
-					if emitErr = emit(obs); emitErr != nil {
-						close(failed)
-						break
-					}
+				if emitErr = stage(b); emitErr != nil {
+					close(failed)
 				}
 			}
 			b.obs, b.vals = b.obs[:0], b.vals[:0]
@@ -54,26 +70,36 @@ func handOff(width int, read func(emit func(nhisync.Observation) error) error, e
 			return nil
 		}
 	}
-	err := read(func(obs nhisync.Observation) error {
-		if cur == nil {
-			select {
-			case <-failed:
-				return emitErr
-			case cur = <-free:
+	err := func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = recovered("the connector", v)
 			}
-		}
-		cur.add(obs, width)
-		if len(cur.obs) == size {
-			return send()
-		}
-		return nil
-	})
+		}()
+		return read(func(obs nhisync.Observation) error {
+			if cur == nil {
+				select {
+				case <-failed:
+					return emitErr
+				case cur = <-free:
+				}
+			}
+			cur.add(obs, width)
+			if len(cur.obs) == size {
+				return send()
+			}
+			return nil
+		})
+	}()
 	if err == nil && cur != nil && len(cur.obs) > 0 {
 		err = send()
 	}
 	close(full)
 	<-done
-	if err == nil {
+	// A panic staging a record is said, whatever error the connector made
+	// of it.
+	var pe *panicked
+	if err == nil || errors.As(emitErr, &pe) && !errors.Is(err, emitErr) {
 		err = emitErr
 	}
 	return err

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nhisync/nhisync"
@@ -77,5 +78,41 @@ func TestHandOffErrors(t *testing.T) {
 	err = handOff(3, readN(2000, 1500), func(nhisync.Observation) error { seen++; return nil })
 	if err == nil || err.Error() != "the file changed while it was read" {
 		t.Fatalf("err = %v, want the read's error", err)
+	}
+}
+
+// A panic of the connector's read or of emit is returned as an error,
+// each recovered on its goroutine; after emit's, the read stops as after
+// its error.
+func TestHandOffRecoversPanics(t *testing.T) {
+	seen := 0
+	err := handOff(3, readN(100000, 0), func(nhisync.Observation) error {
+		if seen++; seen == 700 {
+			panic("index out of range (test)")
+		}
+		return nil
+	})
+	var pe *panicked
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "staging a record panicked: index out of range (test)") {
+		t.Fatalf("err = %v, want the emit's panic", err)
+	}
+	if seen != 700 {
+		t.Fatalf("emit saw %d observations, want none after its panic (700)", seen)
+	}
+	panicky := func(emit func(nhisync.Observation) error) error {
+		if err := readN(1000, 0)(emit); err != nil {
+			return err
+		}
+		var m map[string]int
+		m["nil map (test)"]++
+		return nil
+	}
+	seen = 0
+	err = handOff(3, panicky, func(nhisync.Observation) error { seen++; return nil })
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "the connector panicked: assignment to entry in nil map") {
+		t.Fatalf("err = %v, want the read's panic", err)
+	}
+	if seen > 1000 {
+		t.Fatalf("emit saw %d observations, more than the read passed before it panicked (1000)", seen)
 	}
 }

@@ -384,13 +384,33 @@ func (p *pass) observe(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	var headsErr error
-	wg.Go(func() { headsErr = p.loadRecordHeads(ctx) })
+	// A panic on these goroutines is recovered there: a system's fails its
+	// read (the heads' the pass), named, and the pass cleans up.
+	wg.Go(func() {
+		defer func() {
+			if v := recover(); v != nil {
+				headsErr = recovered("loading the golden records' keys", v)
+			}
+		}()
+		headsErr = p.loadRecordHeads(ctx)
+	})
 	for _, j := range jobs {
-		wg.Go(func() { j.r, j.err = p.readSystem(ctx, j.sys, j.conn, j.st, j.ss, j.at) })
+		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					j.r, j.err = nil, recovered("reading "+j.sys.Name, v)
+				}
+			}()
+			j.r, j.err = p.readSystem(ctx, j.sys, j.conn, j.st, j.ss, j.at)
+		})
 	}
 	wg.Wait()
 	for _, j := range jobs {
 		if j.err != nil {
+			var pe *panicked
+			if errors.As(j.err, &pe) {
+				p.e.log.Error("read panicked", "system", j.sys.Name, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -551,6 +571,9 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		return nil
 	}
 	if err := handOff(len(sys.Fields), read, emit); err != nil {
+		if pe := (*panicked)(nil); errors.As(err, &pe) {
+			return nil, fmt.Errorf("reading %s: %w", sys.Name, err)
+		}
 		return nil, err
 	}
 	if incremental {
