@@ -224,6 +224,12 @@ func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhis
 			seen[rowKey(rows[n])] = true
 			n++
 		}
+		// The renewal covers every write the claim still holds to send,
+		// not only this chunk's: the claim's period (claim.Until) is
+		// then what each of them is held for.
+		if err := e.stillHolds(ctx, snd, claim, rows); err != nil {
+			return err
+		}
 		if err := e.applyRows(ctx, sys, conn, rows[:n], now, snd, claim); err != nil {
 			return err
 		}
@@ -244,9 +250,6 @@ func rowKey(o *nhisync.OutboxWrite) string {
 // (echo suppression), stale ones are dropped for re-observation, failed
 // ones retry with backoff.
 func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, now time.Time, snd *held, claim *nhisync.Claim) error {
-	if err := e.stillHolds(ctx, snd, claim, rows); err != nil {
-		return err
-	}
 	var writes []nhisync.Write
 	var groups [][]*nhisync.OutboxWrite
 	index := map[string]int{}
@@ -585,7 +588,8 @@ func (e *Engine) healthBatch(ctx context.Context, sum *Summary, now time.Time) (
 	return b, nil
 }
 
-// stillHolds renews the claim on rows, and the pass lease when the
+// stillHolds renews the claim on rows (every write it still holds to
+// send: claim.Until then holds for each), and the pass lease when the
 // sender holds one, and fails (ECONFLICT) unless this engine still holds
 // both (the lease at its fence's epoch): done before writes leave for a
 // system. (Between this check and the system's write a window remains that
