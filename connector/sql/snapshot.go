@@ -349,30 +349,42 @@ func (c *Connector) dataVersion(ctx context.Context, conn *stdsql.Conn) (int64, 
 
 // sweep ends a rowid read during which rows may have moved. It walks the
 // ids in their order, in pages of ids and rowids only (an id index
-// answers them alone), and reads and emits each row whose id the read
-// has not emitted: rows that moved behind the rowid read, and rows added
-// since.
+// answers them alone), and reads and emits the rows whose id the read has
+// not emitted (rows that moved behind the rowid read, and rows added
+// since): those of a page in one query, by their rowids, in id order.
 func (c *Connector) sweep(ctx context.Context, conn *stdsql.Conn, o *observer, s *emitted) (string, error) {
 	sel := "SELECT " + c.d.raw(c.id) + ", " + c.rowid + " FROM " + c.table
-	one := c.selectAll + " WHERE " + c.rowid + " = ?"
+	missed := c.selectAll + " WHERE " + c.rowid + " IN (SELECT value FROM json_each(?)) ORDER BY " + c.id
 	var last any
 	buf := make([][]any, 0, pageSize)
-	var row [][]any
+	var rows [][]any
+	var list []byte
 	for {
 		var err error
 		query, args := c.idPage(sel, "", nil, last)
 		if buf, err = c.page(ctx, conn, query, args, 2, buf); err != nil {
 			return "", c.readFailed(ctx, err)
 		}
+		list = append(list[:0], '[')
 		for _, ids := range buf {
 			if id := rowID(ids[0]); id == "" || s.has(id) {
 				continue
 			}
-			if row, err = c.page(ctx, conn, one, []any{ids[1]}, c.width(), row); err != nil {
+			r, ok := ids[1].(int64)
+			if !ok {
+				return "", c.errorf(nhisync.EINTERNAL, "row %s: rowid %v is not an integer", rowID(ids[0]), ids[1])
+			}
+			if len(list) > 1 {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, r, 10)
+		}
+		if len(list) > 1 {
+			if rows, err = c.page(ctx, conn, missed, []any{string(append(list, ']'))}, c.width(), rows); err != nil {
 				return "", c.readFailed(ctx, err)
 			}
-			// The row as it is now: its id may have changed since.
-			for _, vals := range row {
+			// The rows as they are now: their ids may have changed since.
+			for _, vals := range rows {
 				if id := rowID(vals[0]); id != "" && s.add(id) {
 					if err := o.row(id, vals); err != nil {
 						return "", err
