@@ -67,12 +67,14 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 		return err
 	}
 	linked := &linkedIndex{p: p, ctx: ctx, r: r}
+	if r.someHeads {
+		if err := linked.prefetch(); err != nil {
+			return err
+		}
+	}
 	var settled []string
 	for _, st := range r.changed {
-		h := &r.fresh
-		if !st.fresh {
-			h = r.heads[st.id()]
-		}
+		h := r.headOf(st)
 		wasDisputed := h != nil && h.status == stateDisputed
 		p.place(ctx, r, st, h, linked)
 		if wasDisputed && h.status == stateLive {
@@ -267,7 +269,8 @@ func (x *linkedIndex) get(id int64) (string, bool) {
 
 // stored answers get when the system's heads are those of the ids read
 // only (an incremental read): from the links the store holds of record
-// id, as a full set of heads loaded before correlation would.
+// id, as a full set of heads loaded before correlation would (most
+// loaded by prefetch, in batches).
 func (x *linkedIndex) stored(id int64) (string, bool) {
 	if x.m == nil {
 		x.m = map[int64]string{}
@@ -278,21 +281,61 @@ func (x *linkedIndex) stored(id int64) (string, bool) {
 	if x.err != nil {
 		return "", false
 	}
-	recs, err := x.p.e.store.LoadRecords(x.ctx, []int64{id})
-	if err != nil {
-		x.err = err
+	if x.err = x.load([]int64{id}); x.err != nil {
 		return "", false
 	}
-	ext := ""
-	for _, rec := range recs {
-		for _, l := range rec.Links {
-			if l.System == x.r.sys.Name && l.RecordID == id && stateOf(l.Status) == stateLive {
-				ext = l.ExternalID
+	ext := x.m[id]
+	return ext, ext != ""
+}
+
+// prefetch loads, for an incremental read, the stored links of the golden
+// records that the observations correlation will match have as their one
+// candidate, a batch of records per store call: the lookups of stored
+// (one a record) are then answered from x.m. Records created later in
+// the pass have no stored link; stored finds none for them.
+func (x *linkedIndex) prefetch() error {
+	p, r := x.p, x.r
+	if x.m == nil {
+		x.m = map[int64]string{}
+	}
+	var ids []int64
+	for _, st := range r.changed {
+		if linkedHead(r.headOf(st)) {
+			continue
+		}
+		if c, _, _, _ := p.candidates(r, st); len(c) == 1 {
+			if _, ok := x.m[c[0]]; !ok {
+				x.m[c[0]] = ""
+				ids = append(ids, c[0])
 			}
 		}
 	}
-	x.m[id] = ext
-	return ext, ext != ""
+	for start := 0; start < len(ids); start += p.e.batch {
+		if err := x.load(ids[start:min(start+p.e.batch, len(ids))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// load notes in x.m the live link of the system of each record of ids
+// ("" for none).
+func (x *linkedIndex) load(ids []int64) error {
+	recs, err := x.p.e.store.LoadRecords(x.ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		x.m[id] = ""
+	}
+	for _, rec := range recs {
+		for _, l := range rec.Links {
+			if l.System == x.r.sys.Name && l.RecordID == rec.ID && stateOf(l.Status) == stateLive {
+				x.m[rec.ID] = l.ExternalID
+			}
+		}
+	}
+	return nil
 }
 
 func (p *pass) addWork(id int64) *recWork {
@@ -306,9 +349,24 @@ func (p *pass) addWork(id int64) *recWork {
 	return w
 }
 
+// headOf is the head of st's id: fresh for an id read with no stored
+// link.
+func (r *sysRead) headOf(st *staged) *head {
+	if st.fresh {
+		return &r.fresh
+	}
+	return r.heads[st.id()]
+}
+
+// linkedHead reports whether h links its id to a golden record, so that
+// place adds the observation to that record's work without matching it.
+func linkedHead(h *head) bool {
+	return h != nil && h.recordID != 0 && h.status != stateUnmatched && h.status != stateDisputed
+}
+
 // place routes one staged observation; h is its id's head.
 func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linked *linkedIndex) {
-	if h != nil && h.recordID != 0 && h.status != stateUnmatched && h.status != stateDisputed {
+	if linkedHead(h) {
 		w := p.addWork(h.recordID)
 		w.obs = append(w.obs, st)
 		return
@@ -331,11 +389,13 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linke
 	w.obs = append(w.obs, st)
 }
 
-// match finds the golden record for an observation that has no link.
-func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked *linkedIndex) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
+// candidates returns the golden records st's match values match, with
+// its normalized key when r maps every match field (full); unmatched says
+// why st cannot match at all (a malformed or empty match value).
+func (p *pass) candidates(r *sysRead, st *staged) (candidates []int64, key string, full bool, unmatched string) {
 	kind := r.kind
 	vals := r.matchVals[:0]
-	full := true
+	full = true
 	for i, idx := range r.matchIdx {
 		if idx < 0 {
 			full = false
@@ -346,15 +406,13 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked *linked
 		vals = append(vals, v.Text())
 		if p := v.Problem(); p != "" {
 			// A malformed key must not create or claim a golden record.
-			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
+			return nil, "", false, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
 		}
 		if strings.TrimSpace(vals[i]) == "" {
-			return 0, false, nhisync.LinkUnmatched, fmt.Sprintf("match field %s is empty", kind.Match[i])
+			return nil, "", false, fmt.Sprintf("match field %s is empty", kind.Match[i])
 		}
 	}
 	r.matchVals = vals
-	var candidates []int64
-	var key string
 	if full {
 		key = nhisync.NormalizeKey(vals)
 		if id, ok := p.recIdx[kind.Name][key]; ok {
@@ -362,6 +420,16 @@ func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked *linked
 		}
 	} else {
 		candidates = p.partialLookup(kind, r.matchIdx, vals)
+	}
+	return candidates, key, full, ""
+}
+
+// match finds the golden record for an observation that has no link.
+func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked *linkedIndex) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
+	kind := r.kind
+	candidates, key, full, unmatched := p.candidates(r, st)
+	if unmatched != "" {
+		return 0, false, nhisync.LinkUnmatched, unmatched
 	}
 	switch len(candidates) {
 	case 0:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -531,14 +532,27 @@ systems:
 	// read incrementally.
 	mustExec(`INSERT INTO accounts VALUES ('new', 'svc-new', 'c@x', '2026-01-03T00:00:00Z')`)
 	mustExec(`INSERT INTO accounts VALUES ('dup', 'svc-03', 'd@x', '2026-01-03T00:00:01Z')`)
+	// Two more clashing rows: correlation looks up the stored links of
+	// the records they match in one call to the store, not one each.
+	mustExec(`INSERT INTO accounts VALUES ('dup4', 'svc-04', 'd@x', '2026-01-03T00:00:01Z')`)
+	mustExec(`INSERT INTO accounts VALUES ('dup5', 'svc-05', 'd@x', '2026-01-03T00:00:01Z')`)
+	heads.correlating.Store(true)
+	w.opts = append(w.opts, engine.WithProgress(func(p engine.Progress) {
+		if p.Stage == "decide" {
+			heads.correlating.Store(false) // correlation is done
+		}
+	}))
 	sum = w.pass(engine.PassOptions{Incremental: true, KeepEvents: true})
-	if sum.Systems["idp"].Mode != "incremental" || sum.Created != 1 || sum.OpenDisputed != 1 || heads.count("idp") != 0 {
-		t.Fatalf("incremental pass with a new and a clashing row: created %d, disputed %d, head scans %d\n%s", sum.Created, sum.OpenDisputed, heads.count("idp"), actions(sum))
+	if sum.Systems["idp"].Mode != "incremental" || sum.Created != 1 || sum.OpenDisputed != 3 || heads.count("idp") != 0 {
+		t.Fatalf("incremental pass with a new and clashing rows: created %d, disputed %d, head scans %d\n%s", sum.Created, sum.OpenDisputed, heads.count("idp"), actions(sum))
+	}
+	if n := heads.loads.Load(); n != 1 {
+		t.Errorf("correlating 3 clashing rows loaded records %d times, want once", n)
 	}
 	if got := w.golden("sa", "owner", "svc-03"); got != "a@x" {
 		t.Fatalf("svc-03 owner = %q after a clashing row, want a@x", got)
 	}
-	mustExec(`DELETE FROM accounts WHERE id IN ('new', 'dup')`)
+	mustExec(`DELETE FROM accounts WHERE id IN ('new', 'dup', 'dup4', 'dup5')`)
 	// A full pass still sees everything and finds nothing new.
 	if sum := w.sync(); sum.Systems["idp"].Mode != "full" || sum.Systems["idp"].Read != 50 || sum.Accepted != 0 {
 		t.Fatalf("full pass: %+v\n%s", sum.Systems["idp"], actions(sum))
@@ -551,6 +565,16 @@ type headCounter struct {
 	nhisync.Store
 	mu    sync.Mutex
 	scans map[string]int
+	// loads counts LoadRecords calls while correlating is set.
+	correlating atomic.Bool
+	loads       atomic.Int32
+}
+
+func (s *headCounter) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record, error) {
+	if s.correlating.Load() {
+		s.loads.Add(1)
+	}
+	return s.Store.LoadRecords(ctx, ids)
 }
 
 func (s *headCounter) ScanLinkHeads(ctx context.Context, system string, fn func(nhisync.LinkHead) error) error {
