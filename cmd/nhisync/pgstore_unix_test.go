@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nhisync/nhisync/internal/storecodec"
 	"github.com/nhisync/nhisync/quickstart"
 )
 
@@ -166,7 +167,7 @@ func stalledSyncScenario(t *testing.T, bin string, delay time.Duration) bool {
 		t.Fatal("the stalled sync did not end within 2 minutes of SIGCONT")
 	}
 	if retried {
-		time.Sleep(1500 * time.Millisecond) // the first retry's backoff (1 s)
+		untilDue(t, db) // the writes the lock refused are retried after a backoff
 	}
 
 	c.syncUntilQuiet(t)
@@ -185,4 +186,22 @@ func stalledSyncScenario(t *testing.T, bin string, delay time.Duration) bool {
 		t.Errorf("audit verify: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	return true
+}
+
+// untilDue waits until every queued write of the store is due: until the
+// latest next_at of a ready write, as the store holds it.
+func untilDue(t *testing.T, db *pgx.Conn) {
+	t.Helper()
+	var last string
+	if err := db.QueryRow(t.Context(), `SELECT coalesce(max(next_at), '') FROM outbox WHERE status = 'ready'`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if last == "" {
+		return
+	}
+	at, err := storecodec.ParseTime(last)
+	if err != nil {
+		t.Fatalf("a queued write's next_at %q: %v", last, err)
+	}
+	time.Sleep(time.Until(at))
 }
