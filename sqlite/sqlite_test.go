@@ -214,6 +214,17 @@ func TestPragmas(t *testing.T) {
 			}
 		}
 	}
+	// The page caches (store.go): the readers' small, since every commit
+	// makes each drop its cache, page by page, at its next read.
+	for name, c := range map[string]struct {
+		db   querier
+		want int
+	}{"writer": {s.w, -65536}, "reader": {s.r, -1024}} {
+		var got int
+		if err := c.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil || got != c.want {
+			t.Errorf("%s: PRAGMA cache_size = %d, %v; want %d", name, got, err, c.want)
+		}
+	}
 	if err := func() error {
 		_, err := s.r.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('x', 'y')`)
 		return err
