@@ -48,15 +48,15 @@ type held struct {
 	report func(Progress)
 }
 
-// outcomeCommit is the commit of one chunk's outcome (what it loads
-// included), run on a goroutine of its own while the drain sends the next
-// chunk (or system): one at a time, in order, so the audit log reads as
-// if they were made one after the other.
+// outcomeCommit is the commit of one Apply call's outcome, chunk by chunk
+// (what each loads included), run on a goroutine of its own while the
+// drain sends the next chunk (or system): one at a time, in order, so the
+// audit log reads as if they were made one after the other.
 type outcomeCommit struct {
 	done chan struct{}
 	err  error
-	// system and tally are what the outcome adds to the summary once it
-	// is committed.
+	// system and tally are what the outcome adds to the summary: tally
+	// counts the writes of the chunks committed.
 	system string
 	tally  writeTally
 }
@@ -66,6 +66,26 @@ type writeTally struct {
 	applied, stale, failed int
 	// failure is the first failed write's error.
 	failure string
+}
+
+// add counts the outcomes of writes: groups[i] are the queued rows
+// results[i] answers.
+func (t *writeTally) add(groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult) {
+	for i, res := range results {
+		for _, o := range groups[i] {
+			switch res.Status {
+			case nhisync.WriteApplied:
+				t.applied++
+			case nhisync.WriteStale, nhisync.WriteMissing:
+				t.stale++
+			default:
+				t.failed++
+				if t.failure == "" {
+					t.failure = o.LastError
+				}
+			}
+		}
+	}
 }
 
 // failed returns the error of an outcome commit that has failed, without
@@ -93,13 +113,10 @@ func (h *held) wait() error {
 
 // settle takes the finished outcome commit off h and returns its error
 // (so it is returned once): the writes it settles count in h.sum only
-// when it committed, as no write counts as done that was not.
+// when their chunk committed, as no write counts as done that was not.
 func (h *held) settle() error {
 	c := h.inflight
 	h.inflight = nil
-	if c.err != nil {
-		return c.err
-	}
 	ss := h.sum.sys(c.system)
 	ss.Written += c.tally.applied
 	ss.Stale += c.tally.stale
@@ -110,8 +127,10 @@ func (h *held) settle() error {
 	if ss.Error == "" && c.tally.failure != "" {
 		ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", c.tally.failure)
 	}
-	h.report(Progress{Stage: "write", System: c.system, Done: ss.Written})
-	return nil
+	if c.tally != (writeTally{}) {
+		h.report(Progress{Stage: "write", System: c.system, Done: ss.Written})
+	}
+	return c.err
 }
 
 // also returns err, the failure of a drain's claim or send, together with
@@ -246,9 +265,9 @@ func rowKey(o *nhisync.OutboxWrite) string {
 }
 
 // applyRows sends queued writes in one Apply call and commits the outcome
-// a chunk of applyChunk records at a time: confirmed writes advance shadows
-// (echo suppression), stale ones are dropped for re-observation, failed
-// ones retry with backoff.
+// (recordOutcome): confirmed writes advance shadows (echo suppression),
+// stale ones are dropped for re-observation, failed ones retry with
+// backoff.
 func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, now time.Time, snd *held, claim *nhisync.Claim) error {
 	var writes []nhisync.Write
 	var groups [][]*nhisync.OutboxWrite
@@ -288,52 +307,43 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 			results[i] = nhisync.WriteResult{Status: nhisync.WriteFailed, Err: err}
 		}
 	}
-	for len(results) > 0 {
-		n := min(applyChunk, len(results))
-		if err := e.recordOutcome(ctx, sys, groups[:n], results[:n], now, snd, claim); err != nil {
-			return err
-		}
-		groups, results = groups[n:], results[n:]
-	}
-	return nil
+	return e.recordOutcome(ctx, sys, groups, results, now, snd, claim)
 }
 
-// recordOutcome commits the outcome of writes sent to sys: groups[i] are
-// the queued rows results[i] answers, held by claim. The commit runs on
-// (snd.inflight) while the drain sends the next chunk (or system), once
-// the one before is in, and a drain waits for the last before it returns;
-// the writes count in the summary once it is in (held.settle).
+// recordOutcome commits the outcome of one Apply call's writes to sys:
+// groups[i] are the queued rows results[i] answers, held by claim. The
+// outcome commits a chunk of applyChunk records at a time, the chunks one
+// after the other on a goroutine of its own (snd.inflight), which starts
+// once the outcome of the Apply call before is in; the drain meanwhile
+// claims and sends the next chunk (or system), and waits for the last
+// outcome before it returns. So a whole-file system's outcome, many
+// chunks, commits while the next system's writes go out, and outcomes
+// still commit one at a time, in order. The writes count in the summary
+// once their chunk's commit is in (held.settle).
 //
-// The commit loads only what the outcome moves (outcomeBatch): the links
+// Each chunk's commit loads only what it moves (outcomeBatch): the links
 // of sys the updates went to and the display keys of the writes' records
 // (what their audit entries name). It loads them once the commit before
-// is in, on its own goroutine: so it never writes back a link as that
-// commit found it, and a store that commits on one connection reads them
-// where they are about to be written (the SQLite store reads them on its
-// writer, whose page cache its commits keep).
+// is in: so it never writes back a link as that commit found it, and a
+// store that commits on one connection reads them where they are about to
+// be written (the SQLite store reads them on its writer, whose page cache
+// its commits keep).
 func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, snd *held, claim *nhisync.Claim) error {
-	c := &outcomeCommit{done: make(chan struct{}), system: sys.Name}
 	for i, res := range results {
-		for _, o := range groups[i] {
-			switch res.Status {
-			case nhisync.WriteApplied:
-				c.tally.applied++
-			case nhisync.WriteStale, nhisync.WriteMissing:
-				c.tally.stale++
-			default:
+		switch res.Status {
+		case nhisync.WriteApplied, nhisync.WriteStale, nhisync.WriteMissing:
+		default:
+			for _, o := range groups[i] {
 				o.Attempts++
 				o.NextAt = now.Add(backoff(o.Attempts))
 				o.LastError = nhisync.ErrorMessage(res.Err)
-				c.tally.failed++
-				if c.tally.failure == "" {
-					c.tally.failure = o.LastError
-				}
 			}
 		}
 	}
 	if err := snd.wait(); err != nil {
 		return err
 	}
+	c := &outcomeCommit{done: make(chan struct{}), system: sys.Name}
 	snd.inflight = c
 	fence := snd.fence
 	done := outcomeDone
@@ -344,22 +354,35 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 				done(c.err)
 			}
 		}()
-		b, err := e.outcomeBatch(ctx, sys, groups, results, now)
-		if err != nil {
-			c.err = err
-			return
-		}
-		b.Fence, b.Claim = fence, claim
-		if c.err = e.store.Commit(ctx, b); c.err != nil || e.writeObserver == nil {
-			return
-		}
-		at := e.clock.Now().UTC()
-		for i, res := range results {
-			for _, o := range groups[i] {
-				e.writeObserver(o, res.Status, at)
+		for len(results) > 0 {
+			n := min(applyChunk, len(results))
+			if c.err = e.commitOutcome(ctx, sys, groups[:n], results[:n], now, fence, claim); c.err != nil {
+				return
 			}
+			c.tally.add(groups[:n], results[:n])
+			groups, results = groups[n:], results[n:]
 		}
 	}()
+	return nil
+}
+
+// commitOutcome commits the outcome of a chunk of writes to sys
+// (recordOutcome) with fence and claim.
+func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, fence *nhisync.Fence, claim *nhisync.Claim) error {
+	b, err := e.outcomeBatch(ctx, sys, groups, results, now)
+	if err != nil {
+		return err
+	}
+	b.Fence, b.Claim = fence, claim
+	if err := e.store.Commit(ctx, b); err != nil || e.writeObserver == nil {
+		return err
+	}
+	at := e.clock.Now().UTC()
+	for i, res := range results {
+		for _, o := range groups[i] {
+			e.writeObserver(o, res.Status, at)
+		}
+	}
 	return nil
 }
 

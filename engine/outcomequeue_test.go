@@ -1,0 +1,139 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
+)
+
+// heldOutcomes is a store that holds back the outcome commits of writes
+// to one system (batches carrying a claim whose audit entries name it)
+// until release is closed, or until it gives up waiting.
+type heldOutcomes struct {
+	nhisync.Store
+	system  string
+	release chan struct{}
+	// gaveUp is set when a held commit went ahead without release.
+	mu     sync.Mutex
+	gaveUp bool
+}
+
+func (s *heldOutcomes) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if b.Claim != nil && len(b.Audit) > 0 && b.Audit[0].System == s.system {
+		s.mu.Lock()
+		gaveUp := s.gaveUp
+		s.mu.Unlock()
+		if !gaveUp {
+			select {
+			case <-s.release:
+			case <-time.After(time.Minute): // the drain waits for this commit: nothing releases it
+				s.mu.Lock()
+				s.gaveUp = true
+				s.mu.Unlock()
+			}
+		}
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+// appliedCall closes sent at its first Apply call.
+type appliedCall struct {
+	nhisync.Connector
+	once sync.Once
+	sent chan struct{}
+}
+
+func (c *appliedCall) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	c.once.Do(func() { close(c.sent) })
+	return c.Connector.Apply(ctx, ws)
+}
+
+// TestWholeSystemOutcomeCommitsWhileTheNextSystemSends: a whole-file
+// system's outcome, several chunks, commits while the drain claims and
+// sends the next system's writes (the CMDB's outcome is held until the
+// catalog's writes went out), and the outcomes still commit in order: every
+// CMDB write's audit entry before every catalog one's.
+func TestWholeSystemOutcomeCommitsWhileTheNextSystemSends(t *testing.T) {
+	const n = 6
+	defer engine.SetApplyChunk(2)()
+	// The first n accounts lack the catalog's steward, the next n the
+	// CMDB's owner: writes queue for both, while both are down.
+	var cmdb, catalog []map[string]any
+	for i := range 2 * n {
+		owner := fmt.Sprintf("o%d@x", i)
+		if i < n {
+			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i), "owner", owner))
+			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+		} else {
+			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i), "steward", owner))
+		}
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
+	down := w.openConns(nil)
+	mu := &sync.Mutex{}
+	for _, name := range []string{"cmdb", "catalog"} {
+		down[name] = &sendCounter{Connector: down[name], mu: mu, sent: map[string]int{}, fail: true}
+	}
+	first := engine.New(w.cfg, w.store, down, engine.WithClock(w.clock), engine.WithHolder("first"))
+	if _, err := first.Sync(context.Background(), engine.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cmdb", "catalog"} {
+		if q, err := w.store.OutboxWrites(context.Background(), name, nhisync.OutboxReady, time.Time{}, 0); err != nil || len(q) != n {
+			t.Fatalf("%d %s writes queued (%v), want %d", len(q), name, err, n)
+		}
+	}
+	w.clock.Advance(time.Hour)
+
+	store := &heldOutcomes{Store: w.store, system: "cmdb", release: make(chan struct{})}
+	conns := w.openConns(nil)
+	sent := &appliedCall{Connector: conns["catalog"], sent: make(chan struct{})}
+	conns["catalog"] = sent
+	go func() {
+		<-sent.sent
+		close(store.release)
+	}()
+	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	sum, err := e.Drain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.gaveUp {
+		t.Errorf("the CMDB's outcome had to commit before the catalog's writes went out")
+	}
+	if sum.WritesApplied != 2*n {
+		t.Errorf("%d writes applied, want %d", sum.WritesApplied, 2*n)
+	}
+	var order []string
+	err = w.store.ScanAudit(context.Background(), 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+		if e.Action == nhisync.ActWriteApplied {
+			order = append(order, e.System)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2*n {
+		t.Fatalf("%d write.applied entries, want %d", len(order), 2*n)
+	}
+	for i, sys := range order {
+		if want := map[bool]string{true: "cmdb", false: "catalog"}[i < n]; sys != want {
+			t.Fatalf("write.applied entries by system %v: the CMDB's outcome must all come first", order)
+		}
+	}
+	for i := range n {
+		if got := w.field("catalog.json", fmt.Sprintf("k%d", i), "steward"); got != fmt.Sprintf("o%d@x", i) {
+			t.Errorf("catalog k%d steward = %v", i, got)
+		}
+		if got := w.field("cmdb.json", fmt.Sprintf("c%d", n+i), "owner"); got != fmt.Sprintf("o%d@x", n+i) {
+			t.Errorf("cmdb c%d owner = %v", n+i, got)
+		}
+	}
+}
