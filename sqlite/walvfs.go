@@ -21,13 +21,15 @@ import (
 // of a commit's CPU to ~15%, what is left being mostly the kernel's copy
 // of the bytes.
 //
-// Durability is the same, because the writer runs synchronous=FULL
-// (TestPragmas): SQLite syncs the WAL after a commit's frames and before
-// it publishes the commit in the wal-index, and the buffer goes to the
-// file before that sync, so a frame the wal-index names is on disk before
-// any other connection can read it. (With synchronous=NORMAL there is no
-// sync at commit, and the buffer would not be flushed in time: this VFS
-// needs FULL.) Frames written before a commit (a transaction spilling
+// A commit's frames are in the file before SQLite publishes the commit in
+// the wal-index, where other connections look for them: the buffer goes
+// out once the page of a commit frame (one whose header holds the
+// database's size, not zero) is in it. With synchronous=FULL SQLite also
+// syncs the WAL there, and the buffer goes out before that sync too, so
+// durability is the same as without this VFS; with synchronous=NORMAL
+// (the bulk window, bulk.go) there is no sync, and the commit-frame flush
+// alone keeps other connections from reading a frame still in the buffer
+// (TestWALCommitVisibleUnsynced). Frames written before a commit (a transaction spilling
 // pages it outgrew its cache with) are read back only by this connection,
 // through this file, which flushes first. A failed buffered write is
 // reported by the call that flushes it (at the latest the commit's sync),
@@ -76,6 +78,29 @@ type walFileTail struct {
 	buf  uintptr // walBufSize bytes, 0 when the file is no WAL
 	n    int64   // bytes buffered
 	off  int64   // the file offset of buf's first byte
+	// commitPage is the offset of the page that follows a commit frame's
+	// header once that header is written, else 0: the buffer goes out
+	// once the page is in it.
+	commitPage int64
+}
+
+// walHeaderSize and walFrameHeaderSize are the sizes of the WAL file's
+// header and of each frame's (https://sqlite.org/fileformat2.html#walformat);
+// bytes 4-7 of a frame's header are the database's size in pages after a
+// commit for a commit frame, zero for any other.
+const (
+	walHeaderSize      = 32
+	walFrameHeaderSize = 24
+)
+
+// isCommitFrameHeader reports whether a write of n bytes at off from p is
+// the header of a commit frame.
+func isCommitFrameHeader(p uintptr, n int64, off int64) bool {
+	if n != walFrameHeaderSize || off < walHeaderSize {
+		return false
+	}
+	h := unsafe.Slice((*byte)(cptr(p)), n)
+	return h[4]|h[5]|h[6]|h[7] != 0
 }
 
 // registerWALVFS registers walBufVFS once.
@@ -206,6 +231,29 @@ func flush(tls *libc.TLS, pFile uintptr) int32 {
 }
 
 func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
+	rc := bufferWrite(tls, pFile, zBuf, iAmt, iOfst)
+	if rc != sqlite3.SQLITE_OK {
+		return rc
+	}
+	t := tailOf(pFile)
+	if isCommitFrameHeader(zBuf, int64(iAmt), iOfst) {
+		t.commitPage = iOfst + walFrameHeaderSize
+		return rc
+	}
+	// SQLite writes a frame's page right after its header.
+	page := t.commitPage
+	t.commitPage = 0
+	if page != 0 && iOfst == page {
+		// The commit frame's page: the commit is whole, out it goes
+		// before SQLite names it in the wal-index.
+		return flush(tls, pFile)
+	}
+	return rc
+}
+
+// bufferWrite appends a write to the buffer, or writes out the buffer
+// first when the write does not follow it or would overfill it.
+func bufferWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	t := tailOf(pFile)
 	amt := int64(iAmt)
 	walWrites.Add(1)

@@ -126,3 +126,43 @@ func TestWALFlushFailure(t *testing.T) {
 		t.Errorf("integrity_check = %q, %v", ok, err)
 	}
 }
+
+// TestWALCommitVisibleUnsynced: with synchronous=NORMAL SQLite does not
+// sync the WAL at commit, so nothing but the commit-frame flush puts a
+// commit's buffered frames in the file before the wal-index names them;
+// a connection that does not buffer reads every commit at once.
+func TestWALCommitVisibleUnsynced(t *testing.T) {
+	if err := registerWALVFS(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "normal.db")
+	w, err := sql.Open("sqlite", "file:"+path+"?vfs="+walBufVFS+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.SetMaxOpenConns(1)
+	flushes := walFlushes.Load()
+	for i := 1; i <= 50; i++ {
+		if _, err := w.Exec(`INSERT INTO t VALUES (?, randomblob(3000))`, i); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		var sum sql.NullInt64
+		if err := r.QueryRow(`SELECT count(*), sum(length(v)) FROM t`).Scan(&n, &sum); err != nil || n != i || sum.Int64 != int64(3000*i) {
+			t.Fatalf("after commit %d the reader counts %d rows of %d bytes (%v), want %d of %d", i, n, sum.Int64, err, i, 3000*i)
+		}
+	}
+	if got := walFlushes.Load() - flushes; got < 50 {
+		t.Errorf("%d flushes for 50 commits, want one a commit at least", got)
+	}
+}
