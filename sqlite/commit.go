@@ -51,12 +51,18 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 		}
 		return internal(op, err)
 	}
-	if cp != nil {
-		if err := notary.Publish(cp); err != nil {
-			return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf(
-				"the decisions and their checkpoint (size %d) are committed, but publishing the checkpoint failed: %s; fix audit.publish, then run again (the next checkpoint is published with it)",
-				cp.Size, nhisync.ErrorMessage(err)), Err: err}
-		}
+	if cp != nil && !s.holdCheckpoint(cp) {
+		return publish(op, notary, cp)
+	}
+	return nil
+}
+
+// publish copies a committed checkpoint to audit.publish.
+func publish(op string, notary nhisync.Notary, cp *nhisync.Checkpoint) error {
+	if err := notary.Publish(cp); err != nil {
+		return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf(
+			"the decisions and their checkpoint (size %d) are committed, but publishing the checkpoint failed: %s; fix audit.publish, then run again (the next checkpoint is published with it)",
+			cp.Size, nhisync.ErrorMessage(err)), Err: err}
 	}
 	return nil
 }

@@ -159,3 +159,90 @@ func TestCommitExtendsALegacyCheckpoint(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// TestBulkWindowPublishesOnceSynced: inside the bulk window the writer
+// does not sync at commit (synchronous=NORMAL), every commit is read at
+// once by other connections, and the checkpoints its commits sign reach
+// audit.publish only when EndBulk has synced them, all of them, in order;
+// a window that does not open leaves the writer syncing every commit.
+func TestBulkWindowPublishesOnceSynced(t *testing.T) {
+	publish := filepath.Join(t.TempDir(), "checkpoints.txt")
+	s, keys := notarized(t, publish)
+	ctx := t.Context()
+	synchronous := func() int {
+		t.Helper()
+		var n int
+		if err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	published := func() []*nhisync.Checkpoint {
+		t.Helper()
+		f, err := os.Open(publish)
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		kept, err := audit.ReadCheckpoints(f, keys.Signer.VerifierKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kept
+	}
+	const full, normal = 2, 1
+	if got := synchronous(); got != full {
+		t.Fatalf("writer synchronous = %d before the window, want FULL (%d)", got, full)
+	}
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	if got := synchronous(); got != normal {
+		t.Errorf("writer synchronous = %d inside the window, want NORMAL (%d)", got, normal)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		b := &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0.Add(time.Duration(i) * time.Second)), entryAt(t0.Add(time.Duration(i)*time.Second + 1))}}
+		if err := s.Commit(ctx, b); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM audit`).Scan(&n); err != nil || n != 2*(i+1) {
+			t.Fatalf("a reader counts %d audit entries after commit %d (%v), want %d", n, i, err, 2*(i+1))
+		}
+		if kept := published(); len(kept) != 0 {
+			t.Fatalf("after commit %d inside the window %d checkpoints are published, want none before EndBulk", i, len(kept))
+		}
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := synchronous(); got != full {
+		t.Errorf("writer synchronous = %d after the window, want FULL (%d)", got, full)
+	}
+	kept := published()
+	if len(kept) != 3 || kept[0].Size != 2 || kept[2].Size != 6 {
+		t.Fatalf("published after EndBulk: %d checkpoints, want the window's 3 (sizes 2, 4, 6)", len(kept))
+	}
+	if rep, err := audit.VerifyAgainst(ctx, s, keys.Signer.VerifierKey(), kept); err != nil || !rep.OK {
+		t.Fatalf("verify against the published checkpoints: %+v %v", rep, err)
+	}
+	// Outside the window a commit publishes at once; a window that does
+	// not open (the store holds a record) keeps FULL.
+	fillRecords(t, s, 1)
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0.Add(time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(published()); n != 4 {
+		t.Errorf("%d checkpoints published after a commit outside the window, want 4", n)
+	}
+	if open, err := s.BeginBulk(ctx); err != nil || open {
+		t.Fatalf("BeginBulk on a store with a record = %v, %v; want false", open, err)
+	}
+	if got := synchronous(); got != full {
+		t.Errorf("writer synchronous = %d after a window that did not open, want FULL (%d)", got, full)
+	}
+}

@@ -61,6 +61,8 @@ var _ nhisync.Store = (*Store)(nil)
 // Store is the SQLite implementation of nhisync.Store.
 type Store struct {
 	path string
+	// file is the database file's absolute path.
+	file string
 	// w is the single writer connection; r the reader pool.
 	w *sql.DB
 	r *sql.DB
@@ -70,9 +72,12 @@ type Store struct {
 	// notary signs a checkpoint in every commit that appends entries.
 	notaryMu sync.Mutex
 	notary   nhisync.Notary
-	// bulk is set while the bulk window is open (bulk.go).
-	bulkMu sync.Mutex
-	bulk   bool
+	// bulk is set while the bulk window is open (bulk.go); unpublished
+	// holds the checkpoints its commits signed, published once EndBulk
+	// has synced them.
+	bulkMu      sync.Mutex
+	bulk        bool
+	unpublished []*nhisync.Checkpoint
 	// sysIDs caches link_systems as committed (linkwrite.go).
 	sysMu  sync.Mutex
 	sysIDs map[string]int64
@@ -158,7 +163,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// Windows volume paths need the extra slash (file:///C:/…).
 		uri = "file:///" + strings.TrimPrefix(uri, "file:")
 	}
-	s := &Store{path: path}
+	s := &Store{path: path, file: abs}
 	lock, alone, err := lockOpen(abs)
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot lock store %s (is its directory writable?)", path), Err: err}
