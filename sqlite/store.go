@@ -9,7 +9,10 @@
 // process crash loses nothing with NORMAL either, but a power loss could
 // then drop the last transactions, and those hold the outbox and audit
 // entries SPEC §3.9 promises to keep. Commits are batched (one per pass
-// step), so the extra fsync per commit costs little.
+// step), so the extra fsync per commit costs little. The exception is the
+// bulk window of a first pass into an empty store (bulk.go): nothing its
+// commits hold leaves the store (no write is sent, no checkpoint
+// published) before its end syncs them once.
 //
 // Concurrency: one writer connection (every write is serialized through
 // it, transactions begin IMMEDIATE) and a small pool of query-only reader
