@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/config"
+	"github.com/nhisync/nhisync/internal/benchestate"
+	"github.com/nhisync/nhisync/sqlite"
+	"github.com/nhisync/nhisync/storetest"
+)
+
+// droppedCommits is a store that drops every batch: a pass over it is
+// always a first pass, and its decisions cost no store work.
+type droppedCommits struct{ nhisync.Store }
+
+func (droppedCommits) Commit(context.Context, *nhisync.Batch) error { return nil }
+
+// BenchmarkFirstDecideEstate50k is a first pass's decide phase over
+// cmd/nhisync-bench's estate of 50,000 NHIs (internal/benchestate), with
+// the store's commits dropped: every record decided, its batch built and
+// its audit leaves encoded, as a pass does, but nothing written.
+// decide-cpu-ns/NHI is the process's CPU per NHI in decideAll (its GC
+// included), decide-B/NHI and decide-allocs/NHI what it allocated; the
+// read and correlation before it are not timed.
+func BenchmarkFirstDecideEstate50k(b *testing.B) {
+	const n = 50_000
+	dir := b.TempDir()
+	if _, err := benchestate.Generate(dir, n, benchestate.DefaultMix(0.01)); err != nil {
+		b.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "nhisync.yaml")
+	if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := sqlite.OpenURL(ctx, cfg.Store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	conns, err := nhisync.OpenConnectors(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nhisync.CloseConnectors(conns)
+	e := New(cfg, droppedCommits{store}, conns)
+	var cpu time.Duration
+	var bytes, allocs uint64
+	var ms runtime.MemStats
+	for b.Loop() {
+		b.StopTimer()
+		p := e.newPass(PassOptions{}, e.clock.Now())
+		// No lease is taken: one held for an hour needs no renewal.
+		p.leaseTTL, p.leaseAt = time.Hour, e.clock.Now()
+		if err := p.loadState(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.observe(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.correlate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if len(p.work) < n {
+			b.Fatalf("%d records to decide, want at least %d", len(p.work), n)
+		}
+		runtime.GC()
+		b.StartTimer()
+		runtime.ReadMemStats(&ms)
+		bytes -= ms.TotalAlloc
+		allocs -= ms.Mallocs
+		start := storetest.ProcessCPU()
+		if err := p.decideAll(ctx); err != nil {
+			b.Fatal(err)
+		}
+		cpu += storetest.ProcessCPU() - start
+		runtime.ReadMemStats(&ms)
+		bytes += ms.TotalAlloc
+		allocs += ms.Mallocs
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "decide-cpu-ns/NHI")
+	b.ReportMetric(float64(bytes)/float64(b.N*n), "decide-B/NHI")
+	b.ReportMetric(float64(allocs)/float64(b.N*n), "decide-allocs/NHI")
+}
