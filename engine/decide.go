@@ -36,11 +36,36 @@ type decider struct {
 	propBuf  [][]*prop
 	propPool []prop
 	viewPool []recView
+	// valueBuf holds the values of the observation being proposed
+	// (decideRecord): each is copied into its field state or proposal.
+	valueBuf []nhisync.Value
 	// fieldIdx maps a kind's field names to their index in its
 	// FieldNames, and mapIdx a system's mappings to the index of their
 	// field in its kind's FieldNames (-1: not a field of the kind).
 	fieldIdx map[*nhisync.Kind]map[string]int
 	mapIdx   map[*nhisync.System][]int
+	// ruleIdx holds, per kind, the indexes in its FieldNames of the
+	// fields its rules read, in that order.
+	ruleIdx map[*nhisync.Kind][]int
+}
+
+// ruleFields returns the indexes in kind.FieldNames of the fields any of
+// the kind's rules reads, in field order.
+func (d *decider) ruleFields(kind *nhisync.Kind) []int {
+	if idx, ok := d.ruleIdx[kind]; ok {
+		return idx
+	}
+	if d.ruleIdx == nil {
+		d.ruleIdx = map[*nhisync.Kind][]int{}
+	}
+	idx := []int{}
+	for i, name := range kind.FieldNames {
+		if slices.ContainsFunc(kind.Rules, func(r nhisync.Rule) bool { return slices.Contains(r.Fields(), name) }) {
+			idx = append(idx, i)
+		}
+	}
+	d.ruleIdx[kind] = idx
+	return idx
 }
 
 // recView is the record as one system proposes it (recCtx.view).

@@ -19,7 +19,8 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 	}
 	for i, st := range w.obs {
 		r := st.r
-		values := st.values(r.sys)
+		values := st.valuesInto(d.valueBuf, r.sys)
+		d.valueBuf = values
 		fieldIdx := d.mappingIndex(rc.kind, r.sys)
 		modified, actor, _ := st.source()
 		link := rc.linkFor(st.system(), st.id())

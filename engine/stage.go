@@ -199,9 +199,20 @@ func (st *staged) hashBytes() []byte {
 // values decodes every value, one per mapping of sys (the observation's
 // system).
 func (st *staged) values(sys *nhisync.System) []nhisync.Value {
+	return st.valuesInto(nil, sys)
+}
+
+// valuesInto is values, decoded into dst's array when it has room: a
+// decision copies the values it keeps, so its decider decodes every
+// observation into one slice instead of a new one each.
+func (st *staged) valuesInto(dst []nhisync.Value, sys *nhisync.System) []nhisync.Value {
 	_, _, b := st.source()
 	fields := sys.Fields
-	out := make([]nhisync.Value, len(fields))
+	out := dst[:0]
+	if cap(out) < len(fields) {
+		out = make([]nhisync.Value, len(fields))
+	}
+	out = out[:len(fields)]
 	for i, m := range fields {
 		v, rest, ok := m.Type.ReadBinary(b)
 		if !ok {

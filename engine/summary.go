@@ -178,8 +178,10 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 
 // action counts one audited action of system ("" for nhisync's own).
 func (s *Summary) action(system, action string) {
-	if s.Actions[system] == nil {
-		s.Actions[system] = map[string]int{}
+	m := s.Actions[system]
+	if m == nil {
+		m = map[string]int{}
+		s.Actions[system] = m
 	}
-	s.Actions[system][action]++
+	m[action]++
 }

@@ -169,13 +169,14 @@ func (rc *recCtx) view(system string) map[string]nhisync.Value {
 		v = make(map[string]nhisync.Value, len(rc.kind.FieldNames)+1)
 		rc.d.viewPool = append(rc.d.viewPool, recView{values: v})
 	}
-	for _, name := range rc.kind.FieldNames {
+	// Only the fields a rule reads: a view is read by the kind's rules
+	// only (validator.check), and a rule reads its fields only.
+	for _, i := range rc.d.ruleFields(rc.kind) {
+		name := rc.kind.FieldNames[i]
 		v[name] = rc.rec.Value(name)
-	}
-	for i, ps := range rc.props {
-		for _, p := range ps {
+		for _, p := range rc.props[i] {
 			if p.System == system {
-				v[rc.kind.FieldNames[i]] = p.Value
+				v[name] = p.Value
 			}
 		}
 	}
