@@ -17,7 +17,14 @@ import (
 // normalised by NormalizeMatchValue, joined by a separator no value can
 // hold.
 func NormalizeKey(values []string) string {
+	// Sized once: a key is built for every proposal of a match field, and
+	// normalising seldom changes a value's length.
+	n := len(values)
+	for _, v := range values {
+		n += len(v)
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for i, v := range values {
 		if i > 0 {
 			b.WriteByte(0x1f)
