@@ -135,20 +135,26 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 	if s.Actions == nil {
 		s.Actions = map[string]map[string]int{}
 	}
-	s.action(ev.System, ev.Action)
 	// What a record.created entry carries counts as the entries it
 	// stands for (nhisync.AuditEntry.Expand): each link as record.linked,
 	// each first value as accepted, each agreeing system as observed.
+	// They are tallied first: an entry of a first pass stands for a few
+	// dozen, of a handful of systems and actions.
+	var t actionTally
+	t.add(s, ev.System, ev.Action)
 	for _, l := range ev.Links {
-		s.action(l.System, nhisync.ActRecordLinked)
+		t.add(s, l.System, nhisync.ActRecordLinked)
 		s.Linked++
 	}
 	for _, f := range ev.Fields {
-		s.action(f.System, nhisync.ActAccepted)
+		t.add(s, f.System, nhisync.ActAccepted)
 		s.Accepted++
 		for _, a := range f.Agreed {
-			s.action(nhisync.ActorSystem(a), nhisync.ActObserved)
+			t.add(s, nhisync.ActorSystem(a), nhisync.ActObserved)
 		}
+	}
+	for _, c := range t.counts[:t.n] {
+		s.actionMap(c.system)[c.action] += c.n
 	}
 	switch ev.Action {
 	case nhisync.ActRecordCreated:
@@ -178,10 +184,41 @@ func (s *Summary) count(ev *nhisync.AuditEntry) {
 
 // action counts one audited action of system ("" for nhisync's own).
 func (s *Summary) action(system, action string) {
+	s.actionMap(system)[action]++
+}
+
+// actionMap returns the counts of system's actions, made when absent.
+func (s *Summary) actionMap(system string) map[string]int {
 	m := s.Actions[system]
 	if m == nil {
 		m = map[string]int{}
 		s.Actions[system] = m
 	}
-	m[action]++
+	return m
+}
+
+// actionTally counts the actions one audit entry stands for before they
+// go into Summary.Actions, one map update per system and action.
+type actionTally struct {
+	counts [12]struct {
+		system, action string
+		n              int
+	}
+	n int
+}
+
+// add counts an action of system; once the tally is full, straight into s.
+func (t *actionTally) add(s *Summary, system, action string) {
+	for i := range t.counts[:t.n] {
+		if c := &t.counts[i]; c.system == system && c.action == action {
+			c.n++
+			return
+		}
+	}
+	if t.n == len(t.counts) {
+		s.action(system, action)
+		return
+	}
+	t.counts[t.n].system, t.counts[t.n].action, t.counts[t.n].n = system, action, 1
+	t.n++
 }
