@@ -26,17 +26,24 @@ func (rc *recCtx) accept(f *nhisync.Field, p *prop, old nhisync.Value, reason st
 	if p.fs != nil {
 		p.fs.Shadow = p.Value
 	}
+	rc.accepted(f.Name, p.System, p.Actor, old, p.Value, reason)
+}
+
+// accepted audits that field's golden value became value, as system
+// proposed it (actor: who changed it there, "" when it does not say). A
+// new record's first value is folded into its record.created entry (as
+// rc.audit would fold the accepted entry) without an entry of its own
+// being made: a first pass accepts millions.
+func (rc *recCtx) accepted(field, system, actor string, old, value nhisync.Value, reason string) {
 	if rc.created != nil && old.IsZero() {
-		// A new record's first value: folded into its record.created
-		// entry (as rc.audit would fold the accepted entry).
-		actor := ""
-		if p.Actor != "" {
-			actor = actorOr(p.Actor, p.System)
+		by := ""
+		if actor != "" {
+			by = actorOr(actor, system)
 		}
-		rc.createdField(f.Name, p.System, actor, p.Value, reason)
+		rc.createdField(field, system, by, value, reason)
 		return
 	}
-	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(p.Actor, p.System), Field: f.Name, System: p.System, Old: old, New: p.Value, Reason: reason})
+	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(actor, system), Field: field, System: system, Old: old, New: value, Reason: reason})
 }
 
 // setGolden makes g the golden value of field. The golden values a

@@ -278,7 +278,7 @@ func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
 		// A first sighting: the golden set was empty and every system that
 		// holds one holds the same. Nothing was combined: the value is
 		// accepted, not merged; the others agree with it.
-		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(latest.Actor, latest.System), Field: f.Name, System: latest.System, Old: gv, New: nv, Reason: "merge: the golden value was empty"})
+		rc.accepted(f.Name, latest.System, latest.Actor, gv, nv, "merge: the golden value was empty")
 		for _, p := range contributors {
 			if p != latest {
 				rc.agreed(f.Name, p, nv, true)
