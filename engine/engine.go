@@ -108,8 +108,15 @@ func WithWriteObserver(f func(o *nhisync.OutboxWrite, status nhisync.WriteStatus
 func WithAuditSecret(key []byte) Option { return func(e *Engine) { e.auditKey = key } }
 
 // WithBatchSize sets how many records one store transaction decides
-// (default 500).
-func WithBatchSize(n int) Option { return func(e *Engine) { e.batch = n } }
+// (default 500); n below 1 keeps the default (the loops that page by it
+// would not advance).
+func WithBatchSize(n int) Option {
+	return func(e *Engine) {
+		if n >= 1 {
+			e.batch = n
+		}
+	}
+}
 
 // New returns an engine for cfg over store. conns holds an open connector
 // per system name; a system without one is skipped by passes.

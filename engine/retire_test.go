@@ -455,3 +455,19 @@ func TestVanishedRecordsLoadedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSizeBelowOneKeepsTheDefault: WithBatchSize(0) would leave the
+// loops that page by it unable to advance; it keeps the default, and
+// passes (full and incremental) finish and decide as usual.
+func TestBatchSizeBelowOneKeepsTheDefault(t *testing.T) {
+	w := newWorld(t, baseConfig, estate(12))
+	w.opts = []engine.Option{engine.WithBatchSize(0)}
+	sum := w.sync()
+	if sum.Created != 12 {
+		t.Fatalf("first pass created %d records, want 12", sum.Created)
+	}
+	w.pass(engine.PassOptions{Incremental: true})
+	if got := w.golden("service_account", "lifecycle", "aws", "bot3"); got == "" {
+		t.Fatalf("bot3 has no lifecycle after the passes")
+	}
+}
