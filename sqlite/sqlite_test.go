@@ -219,7 +219,7 @@ func TestPragmas(t *testing.T) {
 	for name, c := range map[string]struct {
 		db   querier
 		want int
-	}{"writer": {s.w, -65536}, "reader": {s.r, -1024}} {
+	}{"writer": {s.w, -65536}, "reader": {s.r, -8192}} {
 		var got int
 		if err := c.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil || got != c.want {
 			t.Errorf("%s: PRAGMA cache_size = %d, %v; want %d", name, got, err, c.want)

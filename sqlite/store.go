@@ -110,15 +110,16 @@ const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_prag
 // match key): a page found there is not read again from the file. The
 // readers' scans and record loads read each page about once a call, and
 // a reader drops its whole cache at its first read after any commit (WAL
-// mode), which every pass makes: each page it held is freed and the next
-// read allocates it again, each a call into the pure-Go allocator, which
-// hands memory back to the system with madvise and munmap. So the readers'
-// caches are small: at 100k NHIs, 8 MiB each made a quiet pass cost 2.7–3.8
-// CPU-s (a third in dropping and refilling them), 1 MiB 2.1–2.3. The
-// process stays small too (one writer and max(4, GOMAXPROCS) readers).
+// mode): each page it held is freed and the next read allocates it again.
+// 1 MiB each made BenchmarkQuietPassEstate100k's quiet pass cheaper (2.3
+// CPU-s against 3.0), but the bench command's passes, run one after the
+// other on the same store, costlier: at 300k NHIs quiet 6.8 and 8.5 CPU-s
+// and drift 10.7 and 11.2 with 1 MiB, 6.3 and 8.9 with 8 MiB; at 1M quiet
+// 24.6 CPU-s with 1 MiB against 22.6 before. 8 MiB it is. The process
+// stays small (one writer and max(4, GOMAXPROCS) readers).
 const (
 	writerCache = "&_pragma=cache_size(-65536)" // KiB
-	readerCache = "&_pragma=cache_size(-1024)"
+	readerCache = "&_pragma=cache_size(-8192)"
 )
 
 // walCheckpointPages is how many WAL frames (256 MiB of 4 KiB pages) wait
