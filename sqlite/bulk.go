@@ -149,11 +149,16 @@ func (s *Store) openWindow(ctx context.Context) (bool, error) {
 	return true, tx.Commit()
 }
 
-// EndBulk closes the bulk window: the staged links move into links. It
-// returns EINTERNAL, naming the link, when a link was staged twice or is
-// also in links (the window's contract was broken; the links stay staged,
-// every read still sees them, and the next Open tries again), and for
-// storage failures.
+// EndBulk closes the bulk window: the window's commits are synced, the
+// checkpoints they signed published, and the staged links move into
+// links. It returns EUNAVAIL when a checkpoint cannot be published, and
+// EINTERNAL when the commits cannot be synced, naming the link when a
+// link was staged twice or is also in links (the window's contract was
+// broken; the links stay staged, every read still sees them, and the next
+// Open tries again), and for storage failures. The links move even when
+// syncing or publishing failed: the process may go on using the store
+// (serve), and a later commit would put a link it updates while still
+// staged into links beside its staged row.
 func (s *Store) EndBulk(ctx context.Context) error {
 	const op = "sqlite.EndBulk"
 	s.bulkMu.Lock()
@@ -161,6 +166,19 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	s.bulk = false
 	held := s.unpublished
 	s.unpublished = nil
+	err := s.publishWindow(ctx, op, held)
+	if cerr := s.closeWindow(ctx); cerr != nil {
+		if err == nil {
+			return internal(op, cerr)
+		}
+		return errors.Join(err, internal(op, cerr))
+	}
+	return err
+}
+
+// publishWindow syncs what the window's commits wrote, then publishes the
+// checkpoints they signed, held, in order.
+func (s *Store) publishWindow(ctx context.Context, op string, held []*nhisync.Checkpoint) error {
 	if err := s.syncWindow(ctx); err != nil {
 		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf(
 			"cannot sync the first pass's commits to disk, so its %d audit checkpoints are not published and no write leaves: %s; fix the disk, then run again", len(held), err), Err: err}
@@ -170,9 +188,6 @@ func (s *Store) EndBulk(ctx context.Context) error {
 		if err := publish(op, notary, cp); err != nil {
 			return err
 		}
-	}
-	if err := s.closeWindow(ctx); err != nil {
-		return internal(op, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/audit"
+	"github.com/nhisync/nhisync/storetest"
 )
 
 func notarized(t *testing.T, publish string) (*Store, *audit.Keys) {
@@ -244,5 +246,59 @@ func TestBulkWindowPublishesOnceSynced(t *testing.T) {
 	}
 	if got := synchronous(); got != full {
 		t.Errorf("writer synchronous = %d after a window that did not open, want FULL (%d)", got, full)
+	}
+}
+
+// TestBulkWindowClosesWhenPublishFails: a window whose checkpoints cannot
+// be published (audit.publish is a directory) still closes: EndBulk
+// reports EUNAVAIL, and the staged links are in links with records'
+// match-key index built, as a process that goes on using the store needs
+// them; the next commit's checkpoint, published, covers the window's
+// entries.
+func TestBulkWindowClosesWhenPublishFails(t *testing.T) {
+	publish := filepath.Join(t.TempDir(), "checkpoints.txt")
+	s, keys := notarized(t, publish)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b := storetest.BulkBatch(first, 10)
+	b.Audit = []*nhisync.AuditEntry{entryAt(t0), entryAt(t0.Add(time.Second))}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(publish, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err = s.EndBulk(ctx)
+	var ne *nhisync.Error
+	if !errors.As(err, &ne) || ne.Code != nhisync.EUNAVAIL {
+		t.Fatalf("EndBulk with audit.publish a directory = %v, want EUNAVAIL", err)
+	}
+	if n := stagedCount(t, s); n != 0 {
+		t.Errorf("%d links still staged after EndBulk, want them moved into links", n)
+	}
+	if !hasRecordsKey(t, s) {
+		t.Error("records_key missing after EndBulk")
+	}
+	if err := os.Remove(publish); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0.Add(time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(publish)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	kept, err := audit.ReadCheckpoints(f, keys.Signer.VerifierKey())
+	if err != nil || len(kept) != 1 || kept[0].Size != 3 {
+		t.Fatalf("published after the window: %d checkpoints, %v; want one of size 3", len(kept), err)
 	}
 }
