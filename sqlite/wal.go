@@ -36,10 +36,11 @@ import (
 // the wal-index be unreadable.
 //
 // Durability is unchanged: a commit is durable once its frames are in the
-// WAL and fsynced (synchronous=FULL on the writer); a checkpoint only
-// copies committed frames, fsyncing the WAL before and the database after
-// (synchronous=FULL on its connection too), and a process dying inside one
-// leaves the frames in the WAL, from which the next open reads them.
+// WAL and fsynced (synchronous=FULL on the writer; inside the bulk window
+// once it closes, bulk.go); a checkpoint only copies committed frames,
+// fsyncing the WAL before and the database after (synchronous=FULL on its
+// connection too), and a process dying inside one leaves the frames in
+// the WAL, from which the next open reads them.
 
 // walIndexVersion is the wal-index format SQLite 3.7.0 on writes.
 const walIndexVersion = 3007000

@@ -23,19 +23,22 @@ import (
 //
 // A commit's frames are in the file before SQLite publishes the commit in
 // the wal-index, where other connections look for them: the buffer goes
-// out once the page of a commit frame (one whose header holds the
-// database's size, not zero) is in it. With synchronous=FULL SQLite also
-// syncs the WAL there, and the buffer goes out before that sync too, so
-// durability is the same as without this VFS; with synchronous=NORMAL
-// (the bulk window, bulk.go) there is no sync, and the commit-frame flush
-// alone keeps other connections from reading a frame still in the buffer
-// (TestWALCommitVisibleUnsynced). Frames written before a commit (a transaction spilling
-// pages it outgrew its cache with) are read back only by this connection,
-// through this file, which flushes first. A failed buffered write is
-// reported by the call that flushes it (at the latest the commit's sync),
-// which fails the commit as the write itself would have; frames past the
-// last published commit are ignored by every reader and by recovery, as
-// after a crash in the middle of a commit.
+// out once the header of a commit frame (one that holds the database's
+// size, not zero) is in it, and again once its page is. With
+// synchronous=FULL SQLite also syncs the WAL there, and the buffer goes
+// out before that sync too, so durability is the same as without this
+// VFS; with synchronous=NORMAL (the bulk window, bulk.go) there is no
+// sync, and the commit-frame flushes alone keep other connections from
+// reading a frame still in the buffer (TestWALCommitVisibleUnsynced) and
+// recovery from missing a commit whose checksums SQLite rewrote, the
+// commit frame's header last (TestWALRecoversUnsyncedRewrite). Frames
+// written before a commit (a transaction spilling pages it outgrew its
+// cache with) are read back only by this connection, through this file,
+// which flushes first. A failed buffered write is reported by the call
+// that flushes it (at the latest the commit's sync), which fails the
+// commit as the write itself would have; frames past the last published
+// commit are ignored by every reader and by recovery, as after a crash in
+// the middle of a commit.
 //
 // Layout: SQLite allocates the VFS's szOsFile bytes for each open file;
 // the base VFS opens its own file object at the start of them, so a file
@@ -237,8 +240,14 @@ func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 	}
 	t := tailOf(pFile)
 	if isCommitFrameHeader(zBuf, int64(iAmt), iOfst) {
+		// Its page follows, unless this header is rewritten after it: a
+		// transaction that overwrote frames it had spilled has SQLite
+		// recompute their checksums once its frames are written, and the
+		// commit frame's header is then the commit's last write, which
+		// recovery needs in the file. So it goes out now, and the page
+		// once it is in the buffer.
 		t.commitPage = iOfst + walFrameHeaderSize
-		return rc
+		return flush(tls, pFile)
 	}
 	// SQLite writes a frame's page right after its header.
 	page := t.commitPage
