@@ -135,14 +135,21 @@ func (h *held) settle() error {
 
 // also returns err, the failure of a drain's claim or send, together with
 // the failure of the outcome commit still under way, if it fails too:
-// neither is dropped, and a person is told both.
+// neither is dropped, and a person is told both. Its code is the outcome
+// commit's when err is a conflict: a drain that gives way to a pass
+// elsewhere is no failure to its callers (they pass over ECONFLICT
+// quietly), but an outcome that failed to commit is one.
 func (h *held) also(err error) error {
 	oerr := h.wait()
 	if oerr == nil {
 		return err
 	}
+	code := nhisync.ErrorCode(err)
+	if code == nhisync.ECONFLICT {
+		code = nhisync.ErrorCode(oerr)
+	}
 	return &nhisync.Error{
-		Code:    nhisync.ErrorCode(err),
+		Code:    code,
 		Message: fmt.Sprintf("%s; and the outcome of the writes sent before failed to commit: %s", nhisync.ErrorMessage(err), nhisync.ErrorMessage(oerr)),
 		Err:     errors.Join(err, oerr),
 	}

@@ -78,6 +78,8 @@ type failingAfterSend struct {
 	claim, renew bool
 	claimed      bool
 	renewals     int
+	// claimErr, when set, is the claim's failure instead of errStoreGone.
+	claimErr error
 }
 
 var errStoreGone = errors.New("the store went away (test)")
@@ -91,6 +93,9 @@ func (s *failingAfterSend) Commit(ctx context.Context, b *nhisync.Batch) error {
 
 func (s *failingAfterSend) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
 	if s.claim && s.claimed {
+		if s.claimErr != nil {
+			return nil, nil, s.claimErr
+		}
 		return nil, nil, errStoreGone
 	}
 	c, rows, err := s.Store.ClaimOutbox(ctx, req)
@@ -148,5 +153,29 @@ func TestDrainReportsTheOutcomeThatFailedBeforeItsOwnFailure(t *testing.T) {
 				t.Errorf("the drain reported %v writes done, though no outcome committed", written)
 			}
 		})
+	}
+}
+
+// TestDrainGivingWayStillReportsAFailedOutcome: a drain whose next claim
+// gives way to a pass elsewhere (ECONFLICT, which its callers pass over
+// quietly) while the outcome commit of the writes it sent before fails
+// returns an error whose code is the outcome's, not a conflict: the
+// writes went out and their outcome is not in, and a person is told.
+func TestDrainGivingWayStillReportsAFailedOutcome(t *testing.T) {
+	const n = 6
+	w, mu, counted := queuedCatalogWrites(t, n)
+	defer engine.SetClaimRows(2)()
+	store := &failingAfterSend{Store: w.store, claim: true,
+		claimErr: nhisync.Errorf(nhisync.ECONFLICT, "a pass is running elsewhere (test)")}
+	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
+		return &sendCounter{Connector: c, mu: mu, sent: counted}
+	})
+	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	_, err := e.Drain(context.Background())
+	if !errors.Is(err, errDiskFull) {
+		t.Fatalf("Drain: %v; want the failed outcome commit's error (%v) among its errors", err, errDiskFull)
+	}
+	if code := nhisync.ErrorCode(err); code == nhisync.ECONFLICT {
+		t.Errorf("Drain's error has code %s (%v): its callers take it for a pass elsewhere and say nothing of the failed outcome", code, err)
 	}
 }
