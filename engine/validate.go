@@ -151,8 +151,9 @@ func (vd validator) missingRef(ctx context.Context, f *nhisync.Field, v nhisync.
 	return "", nil
 }
 
-// view returns the record as system proposes it: golden values overlaid
-// with every proposal of that system in this pass.
+// view returns the record as system proposes it, the fields the kind's
+// rules read only: golden values overlaid with every proposal of that
+// system in this pass.
 func (rc *recCtx) view(system string) map[string]nhisync.Value {
 	for _, v := range rc.views {
 		if v.system == system {
@@ -160,7 +161,7 @@ func (rc *recCtx) view(system string) map[string]nhisync.Value {
 		}
 	}
 	// The map of a previous decision's view, when the decider has one to
-	// spare: every field is set again below.
+	// spare, cleared: the fields a rule reads are set below.
 	var v map[string]nhisync.Value
 	if n := len(rc.views); n < len(rc.d.viewPool) {
 		v = rc.d.viewPool[n].values
