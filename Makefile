@@ -73,7 +73,7 @@ BENCH_N      ?= 100000
 BENCH_FORMAT ?= -json
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	$(GO) run ./cmd/nhisync-bench -n $(BENCH_N) $(BENCH_FORMAT)
 
 FUZZTIME ?= 10s
