@@ -2,16 +2,11 @@ package engine
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/nhisync/nhisync"
-	"github.com/nhisync/nhisync/config"
-	"github.com/nhisync/nhisync/internal/benchestate"
-	"github.com/nhisync/nhisync/sqlite"
 	"github.com/nhisync/nhisync/storetest"
 )
 
@@ -30,24 +25,8 @@ func (droppedCommits) Commit(context.Context, *nhisync.Batch) error { return nil
 // read and correlation before it are not timed.
 func BenchmarkFirstDecideEstate50k(b *testing.B) {
 	const n = 50_000
-	dir := b.TempDir()
-	if _, err := benchestate.Generate(dir, n, benchestate.DefaultMix(0.01)); err != nil {
-		b.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "nhisync.yaml")
-	if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg, store := benchEstate(b, n)
 	ctx := context.Background()
-	store, err := sqlite.OpenURL(ctx, cfg.Store)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
 	conns, err := nhisync.OpenConnectors(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)

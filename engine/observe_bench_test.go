@@ -30,24 +30,8 @@ import (
 // heap per NHI once correlation is done.
 func BenchmarkReadCorrelate100k(b *testing.B) {
 	const n = 100_000
-	dir := b.TempDir()
-	if _, err := benchestate.Generate(dir, n, benchestate.DefaultMix(0.01)); err != nil {
-		b.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "nhisync.yaml")
-	if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg, store := benchEstate(b, n)
 	ctx := context.Background()
-	store, err := sqlite.OpenURL(ctx, cfg.Store)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
 	conns, err := nhisync.OpenConnectors(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
