@@ -8,13 +8,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
 	nsql "github.com/nhisync/nhisync/connector/sql"
+	"github.com/nhisync/nhisync/storetest"
 )
 
 // benchN is the table size of the snapshot benchmarks
@@ -184,7 +183,7 @@ func benchSQLite(b *testing.B, n int, id string) {
 			}
 			defer c.Close()
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := storetest.ProcessCPU()
 			reads := 0
 			for b.Loop() {
 				got := 0
@@ -205,11 +204,11 @@ func benchSQLite(b *testing.B, n int, id string) {
 				}
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+			b.ReportMetric((storetest.ProcessCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
 	b.Run("full-scan", func(b *testing.B) {
-		cpu := cpuTime()
+		cpu := storetest.ProcessCPU()
 		for b.Loop() {
 			rows, err := db.Query("SELECT " + strings.Join(conntest.Columns[:7], ", ") + " FROM bench")
 			if err != nil {
@@ -228,16 +227,6 @@ func benchSQLite(b *testing.B, n int, id string) {
 			rows.Close()
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
-		b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((storetest.ProcessCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 	})
-}
-
-// cpuTime is the process's CPU time so far (user + system): on a shared
-// machine the figure to compare, where wall time is not.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

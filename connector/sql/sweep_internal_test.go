@@ -6,11 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/storetest"
 )
 
 // BenchmarkSweep: the end of a rowid read of a SQLite table of 100,000
@@ -80,7 +79,7 @@ func BenchmarkSweep(b *testing.B) {
 			rows.Close()
 			s.freeze()
 			b.ReportAllocs()
-			cpu := cpuNow()
+			cpu := storetest.ProcessCPU()
 			for b.Loop() {
 				clear(s.more)
 				got := 0
@@ -92,17 +91,7 @@ func BenchmarkSweep(b *testing.B) {
 					b.Fatalf("the sweep emitted %d rows, want the %d missed", got, missed)
 				}
 			}
-			b.ReportMetric((cpuNow()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+			b.ReportMetric((storetest.ProcessCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
-}
-
-// cpuNow is the process's CPU time so far (user + system): on a shared
-// machine the figure to compare, where wall time is not.
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
