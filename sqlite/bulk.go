@@ -181,7 +181,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 func (s *Store) publishWindow(ctx context.Context, op string, held []*nhisync.Checkpoint) error {
 	if err := s.syncWindow(ctx); err != nil {
 		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf(
-			"cannot sync the first pass's commits to disk, so its %d audit checkpoints are not published and no write leaves: %s; fix the disk, then run again", len(held), err), Err: err}
+			"cannot sync the first pass's commits to disk, so its %d audit checkpoints are not published and this pass sends none of its writes: %s; fix the disk, then run again", len(held), err), Err: err}
 	}
 	notary := s.getNotary()
 	for _, cp := range held {
