@@ -25,8 +25,10 @@ import (
 // an Old value is WriteStale, a row already holding every New value is
 // WriteApplied unchanged, a row that is gone WriteMissing. Otherwise it
 // runs `UPDATE … SET c = new … WHERE id = ? AND c IS <value just read>`
-// and checks that it changed the row. Columns not mapped, and the
-// updated_column, are left alone.
+// and checks that it changed the row. Up to 500 writes to distinct rows
+// are read with one SELECT and updated with one such UPDATE per set of
+// columns changed (batch.go); the outcome of each write is the same as
+// alone. Columns not mapped, and the updated_column, are left alone.
 //
 // Create writes (provision: true) INSERT the mapped columns; the id is the
 // mapped id column's value, the database's own (an INTEGER PRIMARY KEY or
@@ -34,7 +36,8 @@ import (
 // made (same match column values) instead of inserting another.
 //
 // A statement failing for one write (a constraint, a type) fails that
-// write alone. It returns *nhisync.Error EUNAVAIL, with nothing applied,
+// write alone (on PostgreSQL its UPDATE runs under a savepoint, as a
+// failed statement would abort the transaction). It returns *nhisync.Error EUNAVAIL, with nothing applied,
 // when the transaction cannot begin or commit.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
@@ -46,11 +49,14 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		return nil, c.writeUnavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
 	}
 	defer tx.Rollback()
-	for i, w := range writes {
-		if w.Create {
-			results[i] = c.create(ctx, tx, w)
+	for i := 0; i < len(writes); {
+		if writes[i].Create {
+			results[i] = c.create(ctx, tx, writes[i])
+			i++
 		} else {
-			results[i] = c.update(ctx, tx, w)
+			n := segment(writes[i:])
+			c.updateBatch(ctx, tx, writes[i:i+n], results[i:i+n])
+			i += n
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -120,6 +126,8 @@ type column struct {
 	col  string
 	kind colKind
 	ch   nhisync.Change
+	// at is the mapping's index in sys.Fields (and cols).
+	at int
 }
 
 // columns resolves a write's changes, refusing unmapped and read-only
@@ -139,7 +147,7 @@ func (c *Connector) columns(w nhisync.Write) ([]column, error) {
 		case !c.sys.Direction.Writes() || !c.sys.Fields[i].Direction.Writes():
 			return nil, c.errorf(nhisync.EINVALID, "field %s is read-only in this system", ch.Field)
 		}
-		out = append(out, column{m: c.sys.Fields[i], col: c.cols[i], kind: c.kinds[i], ch: ch})
+		out = append(out, column{m: c.sys.Fields[i], col: c.cols[i], kind: c.kinds[i], ch: ch, at: i})
 	}
 	return out, nil
 }
@@ -192,6 +200,13 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	case len(todo) == 0:
 		return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: w.ID}
 	}
+	return c.updateRow(ctx, tx, w.ID, cols, todo, raw)
+}
+
+// updateRow runs one write's conditional UPDATE of the columns todo
+// (indexes into cols) of the row id, which holds raw (aligned with cols):
+// applied when it changed the row, stale when it did not.
+func (c *Connector) updateRow(ctx context.Context, tx *stdsql.Tx, id string, cols []column, todo []int, raw []any) nhisync.WriteResult {
 	var set, where []string
 	var args, conds []any
 	p := 0
@@ -205,7 +220,7 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 		args = append(args, v)
 	}
 	where = append(where, c.id+" = "+param())
-	conds = append(conds, w.ID)
+	conds = append(conds, id)
 	for _, k := range todo {
 		col, p, v := cols[k].col, param(), raw[k]
 		if cols[k].kind == kindJSON {
@@ -220,14 +235,35 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 		conds = append(conds, v)
 	}
 	q := "UPDATE " + c.table + " SET " + strings.Join(set, ", ") + " WHERE " + strings.Join(where, " AND ")
-	res, err := tx.ExecContext(ctx, q, append(args, conds...)...)
+	res, err := c.execAlone(ctx, tx, q, append(args, conds...)...)
 	if err != nil {
-		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", w.ID, c.t.scrub(err)))
+		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", id, c.t.scrub(err)))
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: w.ID}
+		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: id}
 	}
-	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: w.ID}
+	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}
+}
+
+// execAlone runs a statement of one write. On PostgreSQL it runs under a
+// savepoint, undone when the statement fails: a failed statement aborts
+// a PostgreSQL transaction, and the batch's other writes must still go.
+func (c *Connector) execAlone(ctx context.Context, tx *stdsql.Tx, q string, args ...any) (stdsql.Result, error) {
+	if c.d != postgres {
+		return tx.ExecContext(ctx, q, args...)
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT nhisync_write"); err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	undo := "RELEASE SAVEPOINT nhisync_write"
+	if err != nil {
+		undo = "ROLLBACK TO SAVEPOINT nhisync_write"
+	}
+	if _, uerr := tx.ExecContext(ctx, undo); uerr != nil && err == nil {
+		err = uerr
+	}
+	return res, err
 }
 
 func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) nhisync.WriteResult {

@@ -7,7 +7,9 @@
 // cursor when the table has an updated-at column, and applies conditional
 // writes in one transaction per batch: each UPDATE names the old value of
 // every column it changes (`WHERE col IS NOT DISTINCT FROM old`,
-// MySQL `<=>`), so nothing a system changed is overwritten blind.
+// MySQL `<=>`), so nothing a system changed is overwritten blind; a
+// batch's rows are read with one SELECT and its writes changing the same
+// columns go out as one UPDATE (batch.go).
 //
 // Settings: `dsn` (required; its scheme picks the database: sqlite:PATH,
 // PATH relative to the config's directory; postgres://user:pass@host/db
@@ -116,6 +118,12 @@ type Connector struct {
 	// selectRowid is selectAll reading it last.
 	rowid       string
 	selectRowid string
+	// pgTypes (aligned with cols) and pgIDType are PostgreSQL's names of
+	// the columns' types, which a batch update casts its values to; nil
+	// elsewhere, and when they could not be read (writes then go one by
+	// one).
+	pgTypes  []string
+	pgIDType string
 	// Rand makes ids of created rows when the database does not
 	// (crypto/rand by default).
 	Rand io.Reader
@@ -288,12 +296,14 @@ func (c *Connector) resolve(ctx context.Context) error {
 		return err
 	}
 	c.idName, c.id = name, c.d.quote(name)
+	var colNames []string
 	for i, m := range c.sys.Fields {
 		col, err := find(m.Name, "mapped from "+m.Field)
 		if err != nil {
 			return err
 		}
 		c.cols = append(c.cols, c.d.quote(col))
+		colNames = append(colNames, col)
 		k := c.d.kind(typeNames[slices.Index(have, col)])
 		if slices.Contains(jsonCols, col) {
 			k = kindJSON
@@ -324,6 +334,9 @@ func (c *Connector) resolve(ctx context.Context) error {
 		if c.rowid, err = sqliteRowid(ctx, c.db, table, have); err != nil {
 			return c.unavail(err, "cannot read the schema of table %s", table)
 		}
+	}
+	if c.d == postgres {
+		c.pgIDType, c.pgTypes = pgColumnTypes(ctx, c.db, c.table, name, colNames)
 	}
 	sel := make([]string, 0, len(c.cols)+2)
 	sel = append(sel, c.d.raw(c.id))

@@ -1,0 +1,518 @@
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"strconv"
+	"strings"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/native"
+)
+
+// A batch of writes costs a statement or two instead of two per write:
+// one SELECT … WHERE id IN (…) reads (and on a server locks) every row
+// the batch writes to, each write is compared with its row as update
+// compares it, and the writes that change their row go out as one
+// conditional UPDATE per shape (the set of columns they change), each row
+// still updated only where every column holds the value just read:
+//
+//   - SQLite: UPDATE t SET c = v.new FROM (VALUES (id, new…, old…), …) AS v
+//     WHERE t.id = v.id AND t.c IS v.old … RETURNING t.id
+//   - PostgreSQL: the same with IS NOT DISTINCT FROM, each value cast to
+//     its column's type (VALUES would make them text)
+//   - MySQL/MariaDB: UPDATE t SET c = CASE id WHEN ? THEN ? … END WHERE
+//     id IN (…) AND ((id = ? AND c <=> ?) OR …), values bound beside the
+//     columns they meet (a derived table's would bring a collation of
+//     their own)
+//
+// A row RETURNING names (MySQL: every row, when the rows changed are as
+// many as the writes) is applied; a row it leaves out is stale, as a
+// single write's UPDATE changing no row is; MySQL re-reads the rows of an
+// UPDATE that changed fewer and compares them. A statement that fails
+// (a constraint, a value its column refuses) is undone (PostgreSQL: to a
+// savepoint) and its writes go one by one, so the failure is the failing
+// write's alone. So are a batch whose rows read back with ids other than
+// the ones asked for (a collation or a cast matching more loosely than
+// equal text), and the writes whose id no row holds as asked: each then
+// reads and writes its row alone, after the batch.
+
+// maxBatch is how many writes one batch takes at most.
+const maxBatch = 500
+
+// maxParams bounds the placeholders of one statement (SQLite allows
+// 32766, PostgreSQL and MySQL 65535).
+const maxParams = 30000
+
+// segment returns how many writes, from the first, one batch takes:
+// updates (not creates) of distinct ids, at most maxBatch. A second write
+// to an id starts the next batch, so it reads what the first one left.
+func segment(writes []nhisync.Write) int {
+	seen := make(map[string]struct{}, min(len(writes), maxBatch))
+	n := 0
+	for n < len(writes) && n < maxBatch {
+		w := writes[n]
+		if w.Create {
+			break
+		}
+		if _, dup := seen[w.ID]; dup {
+			break
+		}
+		seen[w.ID] = struct{}{}
+		n++
+	}
+	return n
+}
+
+// pending is a write whose row holds Old in the columns todo: what its
+// conditional UPDATE sets and compares.
+type pending struct {
+	i    int // in the batch
+	id   string
+	cols []column
+	todo []int
+	raw  []any // the row as read, aligned with cols
+	news []any // the New values encoded, aligned with todo
+}
+
+// shape is the writes of a batch that change the same columns, in the
+// same order.
+type shape struct {
+	cols []column // the columns changed (their ch is the first write's)
+	rows []pending
+}
+
+// updateBatch applies writes (updates of distinct ids), setting results.
+func (c *Connector) updateBatch(ctx context.Context, tx *stdsql.Tx, writes []nhisync.Write, results []nhisync.WriteResult) {
+	if len(writes) == 1 || (c.d == postgres && c.pgTypes == nil) {
+		for i, w := range writes {
+			results[i] = c.update(ctx, tx, w)
+		}
+		return
+	}
+	cols := make([][]column, len(writes))
+	valid := make([]bool, len(writes))
+	read := make([]bool, len(c.cols))
+	ids := make([]any, 0, len(writes))
+	for i, w := range writes {
+		cl, err := c.columns(w)
+		if err != nil {
+			results[i] = failed(err)
+			continue
+		}
+		cols[i], valid[i] = cl, true
+		for _, x := range cl {
+			read[x.at] = true
+		}
+		ids = append(ids, w.ID)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	rows, ok := c.readBatch(ctx, tx, read, ids)
+	if !ok {
+		for i, w := range writes {
+			if valid[i] {
+				results[i] = c.update(ctx, tx, w)
+			}
+		}
+		return
+	}
+	var alone []int
+	var shapes []*shape
+	byKey := map[string]*shape{}
+	var key []byte
+	for i, w := range writes {
+		if !valid[i] {
+			continue
+		}
+		r := rows[w.ID]
+		switch {
+		case r == nil:
+			alone = append(alone, i)
+			continue
+		case r.n > 1:
+			results[i] = failed(c.errorf(nhisync.EINVALID, "id %q is held by more than one row; make the id column unique to write to it", w.ID))
+			continue
+		}
+		raw := make([]any, len(cols[i]))
+		for k, cl := range cols[i] {
+			raw[k] = r.raw[cl.at]
+		}
+		todo, stale, err := compare(cols[i], raw)
+		switch {
+		case err != nil:
+			results[i] = failed(c.errorf(nhisync.EINVALID, "row %s: %s", w.ID, nhisync.ErrorMessage(err)))
+			continue
+		case stale:
+			results[i] = nhisync.WriteResult{Status: nhisync.WriteStale, ID: w.ID}
+			continue
+		case len(todo) == 0:
+			results[i] = nhisync.WriteResult{Status: nhisync.WriteApplied, ID: w.ID}
+			continue
+		}
+		p := pending{i: i, id: w.ID, cols: cols[i], todo: todo, raw: raw, news: make([]any, len(todo))}
+		key = key[:0]
+		for k, t := range todo {
+			cl := cols[i][t]
+			if p.news[k], err = encode(cl.kind, cl.ch.New, cl.m); err != nil {
+				break
+			}
+			key = strconv.AppendInt(append(key, ' '), int64(cl.at), 10)
+		}
+		if err != nil {
+			results[i] = failed(err)
+			continue
+		}
+		s := byKey[string(key)]
+		if s == nil {
+			s = &shape{}
+			for _, t := range todo {
+				s.cols = append(s.cols, cols[i][t])
+			}
+			byKey[string(key)] = s
+			shapes = append(shapes, s)
+		}
+		s.rows = append(s.rows, p)
+	}
+	for _, s := range shapes {
+		per := c.paramsPerRow(len(s.cols))
+		for from := 0; from < len(s.rows); {
+			to := min(len(s.rows), from+max(1, maxParams/per))
+			c.updateShape(ctx, tx, s.cols, s.rows[from:to], results)
+			from = to
+		}
+	}
+	for _, i := range alone {
+		results[i] = c.update(ctx, tx, writes[i])
+	}
+}
+
+// readRow is a row of a batch read: the raw values of the columns read
+// (aligned with c.cols) and how many rows hold its id (2: more than one).
+type readRow struct {
+	raw []any
+	n   int
+}
+
+// readBatch reads (and on a server locks) the rows of ids, the columns
+// read marks, by id as asked. ok is false when the read failed or a row
+// came back with an id not asked for as it is spelled: the writes then go
+// one by one.
+func (c *Connector) readBatch(ctx context.Context, tx *stdsql.Tx, read []bool, ids []any) (map[string]*readRow, bool) {
+	var q strings.Builder
+	q.WriteString("SELECT ")
+	q.WriteString(c.d.raw(c.id))
+	var at []int
+	for k, r := range read {
+		if r {
+			at = append(at, k)
+			q.WriteString(", ")
+			q.WriteString(c.d.raw(c.cols[k]))
+		}
+	}
+	q.WriteString(" FROM " + c.table + " WHERE " + c.id + " IN (")
+	for k := range ids {
+		if k > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(c.d.param(k + 1))
+	}
+	q.WriteString(")" + c.d.lockRow)
+	rows, err := tx.QueryContext(ctx, q.String(), ids...)
+	if err != nil {
+		return nil, false
+	}
+	defer rows.Close()
+	asked := make(map[string]*readRow, len(ids))
+	for _, id := range ids {
+		asked[id.(string)] = nil
+	}
+	vals := make([]any, 1+len(at))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	for rows.Next() {
+		clear(vals)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, false
+		}
+		id, ok := native.Text(vals[0])
+		r, was := asked[id]
+		if !ok || !was {
+			return nil, false
+		}
+		if r != nil {
+			r.n = 2
+			continue
+		}
+		r = &readRow{raw: make([]any, len(c.cols)), n: 1}
+		for k, a := range at {
+			r.raw[a] = vals[1+k]
+		}
+		asked[id] = r
+	}
+	if rows.Err() != nil {
+		return nil, false
+	}
+	for id, r := range asked {
+		if r == nil {
+			delete(asked, id)
+		}
+	}
+	return asked, true
+}
+
+// paramsPerRow is how many placeholders a row of a batch UPDATE of n
+// columns binds.
+func (c *Connector) paramsPerRow(n int) int {
+	if c.d == mysqlDialect {
+		return 2 + 3*n // CASE id WHEN ? THEN ? per column, IN, id = ? and one per column
+	}
+	return 1 + 2*n // (id, new…, old…)
+}
+
+// updateShape runs one conditional UPDATE of rows, writes changing the
+// columns cols, and sets their results.
+func (c *Connector) updateShape(ctx context.Context, tx *stdsql.Tx, cols []column, rows []pending, results []nhisync.WriteResult) {
+	if len(rows) == 1 {
+		p := rows[0]
+		results[p.i] = c.updateRow(ctx, tx, p.id, p.cols, p.todo, p.raw)
+		return
+	}
+	q, args := c.batchUpdate(cols, rows)
+	alone := func() {
+		for _, p := range rows {
+			results[p.i] = c.updateRow(ctx, tx, p.id, p.cols, p.todo, p.raw)
+		}
+	}
+	if c.d == postgres {
+		// A failed statement aborts a PostgreSQL transaction: the
+		// savepoint lets the writes go one by one after it.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT nhisync_batch"); err != nil {
+			alone()
+			return
+		}
+	}
+	applied := make(map[string]bool, len(rows))
+	err := func() error {
+		if c.d == mysqlDialect {
+			res, err := tx.ExecContext(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err == nil && n == int64(len(rows)) {
+				for _, p := range rows {
+					applied[p.id] = true
+				}
+			}
+			return nil
+		}
+		got, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer got.Close()
+		var id any
+		for got.Next() {
+			if err := got.Scan(&id); err != nil {
+				return err
+			}
+			s, _ := native.Text(id)
+			applied[s] = true
+		}
+		return got.Err()
+	}()
+	if c.d == postgres {
+		undo := "RELEASE SAVEPOINT nhisync_batch"
+		if err != nil {
+			undo = "ROLLBACK TO SAVEPOINT nhisync_batch"
+		}
+		if _, uerr := tx.ExecContext(ctx, undo); uerr != nil && err == nil {
+			err = uerr
+		}
+	}
+	if err != nil {
+		alone()
+		return
+	}
+	for _, p := range rows {
+		switch {
+		case applied[p.id]:
+			results[p.i] = nhisync.WriteResult{Status: nhisync.WriteApplied, ID: p.id}
+		case c.d == mysqlDialect:
+			// Fewer rows changed than written to: MySQL counts a row set
+			// to what it held as unchanged. Read each back.
+			results[p.i] = c.recheck(ctx, tx, p)
+		default:
+			results[p.i] = nhisync.WriteResult{Status: nhisync.WriteStale, ID: p.id}
+		}
+	}
+}
+
+// recheck reads p's row after its UPDATE: applied when it holds every
+// New value, stale otherwise.
+func (c *Connector) recheck(ctx context.Context, tx *stdsql.Tx, p pending) nhisync.WriteResult {
+	names := make([]string, len(p.cols))
+	for k, cl := range p.cols {
+		names[k] = cl.col
+	}
+	raw, n, err := c.queryRow(ctx, tx, names, p.id)
+	switch {
+	case err != nil:
+		return failed(c.writeUnavail(err, "cannot read row %s", p.id))
+	case n != 1:
+		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: p.id}
+	}
+	if todo, stale, err := compare(p.cols, raw); err != nil || stale || len(todo) > 0 {
+		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: p.id}
+	}
+	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: p.id}
+}
+
+// old returns the value of p's k-th todo column as read, to be bound
+// where the UPDATE compares it: JSON as text (PostgreSQL's json has no
+// equality, MySQL's JSON never equals a string).
+func (p pending) old(k int) any {
+	t := p.todo[k]
+	v := p.raw[t]
+	if b, ok := v.([]byte); ok && p.cols[t].kind == kindJSON {
+		return string(b)
+	}
+	return v
+}
+
+// batchUpdate builds the conditional UPDATE of rows changing cols.
+func (c *Connector) batchUpdate(cols []column, rows []pending) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, len(rows)*c.paramsPerRow(len(cols)))
+	param := func(v any) string {
+		args = append(args, v)
+		return c.d.param(len(args))
+	}
+	if c.d == mysqlDialect {
+		b.WriteString("UPDATE " + c.table + " SET ")
+		for k, cl := range cols {
+			if k > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(cl.col + " = CASE " + c.id)
+			for _, p := range rows {
+				b.WriteString(" WHEN " + param(p.id) + " THEN " + param(p.news[k]))
+			}
+			b.WriteString(" END")
+		}
+		b.WriteString(" WHERE " + c.id + " IN (")
+		for i, p := range rows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(param(p.id))
+		}
+		b.WriteString(") AND (")
+		for i, p := range rows {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			b.WriteString("(" + c.id + " = " + param(p.id))
+			for k, cl := range cols {
+				col, ph := cl.col, param(p.old(k))
+				if cl.kind == kindJSON {
+					col, ph = c.d.text(col), c.d.text(ph)
+				}
+				b.WriteString(" AND " + col + " " + c.d.nullSafeEq + " " + ph)
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(")")
+		return b.String(), args
+	}
+	// SQLite and PostgreSQL: UPDATE … FROM (VALUES …), whose columns are
+	// column1 (the id), then each column's new value, then its old one.
+	cast := func(ph, typ string) string {
+		if c.d == postgres {
+			return ph + "::" + typ
+		}
+		return ph
+	}
+	vcol := func(i int) string { return "v.column" + strconv.Itoa(i) }
+	b.WriteString("UPDATE " + c.table + " AS t SET ")
+	for k, cl := range cols {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(cl.col + " = " + vcol(2+k))
+	}
+	b.WriteString(" FROM (VALUES ")
+	for i, p := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + cast(param(p.id), c.pgIDType))
+		for k, cl := range cols {
+			b.WriteString(", " + cast(param(p.news[k]), c.pgType(cl.at)))
+		}
+		for k, cl := range cols {
+			typ := c.pgType(cl.at)
+			if cl.kind == kindJSON {
+				typ = "text"
+			}
+			b.WriteString(", " + cast(param(p.old(k)), typ))
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(") AS v WHERE t." + c.id + " = " + vcol(1))
+	for k, cl := range cols {
+		col := "t." + cl.col
+		if cl.kind == kindJSON {
+			col = c.d.text(col)
+		}
+		b.WriteString(" AND " + col + " " + c.d.nullSafeEq + " " + vcol(2+len(cols)+k))
+	}
+	if c.d == sqlite {
+		// SQLite's RETURNING names the target table's columns unqualified
+		// only (no FROM table's column can be named there).
+		b.WriteString(" RETURNING " + c.d.raw(c.id))
+	} else {
+		b.WriteString(" RETURNING " + c.d.raw("t."+c.id))
+	}
+	return b.String(), args
+}
+
+// pgType is the PostgreSQL type of the k-th mapped column ("" elsewhere).
+func (c *Connector) pgType(k int) string {
+	if c.pgTypes == nil {
+		return ""
+	}
+	return c.pgTypes[k]
+}
+
+// pgColumnTypes reads the PostgreSQL type names of table's column id and
+// of cols; nil when they cannot be read.
+func pgColumnTypes(ctx context.Context, db *stdsql.DB, table, id string, cols []string) (string, []string) {
+	rows, err := db.QueryContext(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, table)
+	if err != nil {
+		return "", nil
+	}
+	defer rows.Close()
+	types := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return "", nil
+		}
+		types[name] = typ
+	}
+	if rows.Err() != nil || types[id] == "" {
+		return "", nil
+	}
+	out := make([]string, len(cols))
+	for k, col := range cols {
+		if out[k] = types[col]; out[k] == "" {
+			return "", nil
+		}
+	}
+	return types[id], out
+}

@@ -1,0 +1,233 @@
+package sql_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/conntest"
+	nsql "github.com/nhisync/nhisync/connector/sql"
+)
+
+// batchSystem is a system on one of the three databases, with SQL run on
+// it directly.
+type batchSystem struct {
+	h     conntest.Harness
+	table func(sys *nhisync.System) string
+	exec  func(t *testing.T, sys *nhisync.System, q string)
+}
+
+func batchSystems(t *testing.T) map[string]func(t *testing.T) batchSystem {
+	sqliteExec := func(t *testing.T, sys *nhisync.System, q string) {
+		t.Helper()
+		if _, err := openDB(t, filepath.Join(sys.BaseDir, "cmdb.db")).Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	server := func(s *server) batchSystem {
+		h := &serverHarness{s: s}
+		return batchSystem{h: h, table: h.table, exec: func(t *testing.T, sys *nhisync.System, q string) { s.exec(t, q) }}
+	}
+	return map[string]func(t *testing.T) batchSystem{
+		"SQLite": func(t *testing.T) batchSystem {
+			return batchSystem{h: &sqliteHarness{}, table: func(*nhisync.System) string { return "service_accounts" }, exec: sqliteExec}
+		},
+		"PostgreSQL": func(t *testing.T) batchSystem { return server(pgDatabase(t)) },
+		"MariaDB":    func(t *testing.T) batchSystem { return server(mysqlDatabase(t)) },
+	}
+}
+
+func ownerChange(rec map[string]any, to string) nhisync.Change {
+	return nhisync.Change{Field: "owner", Old: nhisync.Str(rec[conntest.OwnerName].(string)), New: nhisync.Str(to)}
+}
+
+// TestApplyBatchOutcomes: one Apply call whose writes end every way a
+// write can (applied, applied unchanged, stale, missing, refused, a
+// statement the database refuses for one row, the same row twice), in
+// batches of several shapes, on every database: each write's outcome is
+// its own. On PostgreSQL a write whose UPDATE fails (a unique owner here)
+// aborted the transaction and failed the whole call.
+func TestApplyBatchOutcomes(t *testing.T) {
+	for name, open := range batchSystems(t) {
+		t.Run(name, func(t *testing.T) {
+			bs := open(t)
+			const n = 40
+			recs := make([]map[string]any, n)
+			for i := range recs {
+				recs[i] = conntest.Record(i)
+			}
+			sys := conntest.System("batch", "sql")
+			bs.h.Setup(t, sys, recs)
+			bs.exec(t, sys, "CREATE UNIQUE INDEX batch_owner ON "+bs.table(sys)+" ("+conntest.OwnerName+")")
+			c, err := nhisync.OpenConnectors(t.Context(), &nhisync.Config{SystemNames: []string{"batch"},
+				Systems: map[string]*nhisync.System{"batch": sys}, Kinds: map[string]*nhisync.Kind{"service_account": conntest.Kind()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn := c["batch"]
+			defer conn.Close()
+			id := func(i int) string { return conntest.IDOf(sys, recs[i]) }
+			bs.h.Edit(t, sys, id(1), map[string]any{conntest.OwnerName: "someone.else@example.com"})
+			bs.h.Remove(t, sys, id(2))
+			writes := []nhisync.Write{
+				{ID: id(0), Changes: []nhisync.Change{ownerChange(recs[0], "new0@example.com")}},
+				{ID: id(1), Changes: []nhisync.Change{ownerChange(recs[1], "new1@example.com")}},
+				{ID: id(2), Changes: []nhisync.Change{ownerChange(recs[2], "new2@example.com")}},
+				{ID: id(3), Changes: []nhisync.Change{{Field: "owner", Old: nhisync.Str("long-gone@example.com"), New: nhisync.Str("owner3@example.com")}}},
+				{ID: id(4), Changes: []nhisync.Change{{Field: "no_such_field", New: nhisync.Str("x")}}},
+				{ID: id(5), Changes: []nhisync.Change{ownerChange(recs[5], "owner6@example.com")}}, // row 6's owner: refused
+				{ID: id(0), Changes: []nhisync.Change{{Field: "lifecycle", Old: nhisync.Str("active"), New: nhisync.Str("suspended")}}},
+				{ID: "no-such-record", Changes: []nhisync.Change{{Field: "owner", New: nhisync.Str("x@example.com")}}},
+			}
+			want := []nhisync.WriteStatus{nhisync.WriteApplied, nhisync.WriteStale, nhisync.WriteMissing, nhisync.WriteApplied,
+				nhisync.WriteFailed, nhisync.WriteFailed, nhisync.WriteApplied, nhisync.WriteMissing}
+			for i := 7; i < n; i++ {
+				w := nhisync.Write{ID: id(i), Changes: []nhisync.Change{ownerChange(recs[i], fmt.Sprintf("new%d@example.com", i))}}
+				if i%2 == 0 {
+					w.Changes = append(w.Changes, nhisync.Change{Field: "classification",
+						Old: nhisync.SetOf(recs[i][conntest.TagsName].([]string)...), New: nhisync.SetOf("batch", fmt.Sprint(i))})
+				}
+				writes = append(writes, w)
+				want = append(want, nhisync.WriteApplied)
+			}
+			res, err := conn.Apply(t.Context(), writes)
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			for i, r := range res {
+				if r.Status != want[i] {
+					t.Errorf("write %d (%s): %s (%v), want %s", i, writes[i].ID, r.Status, r.Err, want[i])
+				}
+				if want[i] == nhisync.WriteFailed && r.Err == nil {
+					t.Errorf("write %d failed without an error", i)
+				}
+			}
+			check := func(i int, col, want string) {
+				t.Helper()
+				if got := conntest.Text(bs.h.Raw(t, sys, id(i))[col]); got != want {
+					t.Errorf("row %d: %s = %q, want %q", i, col, got, want)
+				}
+			}
+			check(0, conntest.OwnerName, "new0@example.com")
+			check(0, conntest.StatusName, "suspended")
+			check(1, conntest.OwnerName, "someone.else@example.com")
+			check(3, conntest.OwnerName, "owner3@example.com")
+			check(5, conntest.OwnerName, "owner5@example.com")
+			for i := 7; i < n; i++ {
+				check(i, conntest.OwnerName, fmt.Sprintf("new%d@example.com", i))
+			}
+			got := map[string]nhisync.Observation{}
+			if err := conn.Snapshot(t.Context(), func(o nhisync.Observation) error {
+				o.Values = append([]nhisync.Value(nil), o.Values...)
+				got[o.ID] = o
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			tags := sys.Fields[3]
+			if tags.Field != "classification" {
+				t.Fatalf("field 3 is %s", tags.Field)
+			}
+			for i := 8; i < n; i += 2 {
+				want := nhisync.SetOf("batch", fmt.Sprint(i))
+				if v := got[id(i)].Values[3]; !v.Equal(want) {
+					t.Errorf("row %d: classification %v, want %v", i, v, want)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyBatchOneUpdatePerShape: a chunk of writes that change the same
+// columns reaches PostgreSQL as one UPDATE statement (a statement-level
+// trigger counts them), not one per write.
+func TestApplyBatchOneUpdatePerShape(t *testing.T) {
+	s := pgDatabase(t)
+	h := &serverHarness{s: s}
+	const n = 100
+	recs := make([]map[string]any, n)
+	for i := range recs {
+		recs[i] = conntest.Record(i)
+	}
+	sys := conntest.System("batch", "sql")
+	h.Setup(t, sys, recs)
+	table := h.table(sys)
+	s.exec(t, "CREATE TABLE stmts (n int)")
+	s.exec(t, "INSERT INTO stmts VALUES (0)")
+	s.exec(t, "CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE stmts SET n = n + 1; RETURN NULL; END $$")
+	s.exec(t, "CREATE TRIGGER count_updates AFTER UPDATE ON "+table+" FOR EACH STATEMENT EXECUTE FUNCTION count_stmt()")
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	writes := make([]nhisync.Write, n)
+	for i := range writes {
+		writes[i] = nhisync.Write{ID: conntest.IDOf(sys, recs[i]), Changes: []nhisync.Change{
+			ownerChange(recs[i], fmt.Sprintf("new%d@example.com", i)),
+			{Field: "lifecycle", Old: nhisync.Str("active"), New: nhisync.Str("suspended")},
+		}}
+	}
+	res, err := c.Apply(t.Context(), writes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Status != nhisync.WriteApplied {
+			t.Fatalf("write %d: %s (%v)", i, r.Status, r.Err)
+		}
+	}
+	var stmts int
+	if err := s.db.QueryRow("SELECT n FROM stmts").Scan(&stmts); err != nil {
+		t.Fatal(err)
+	}
+	if stmts != 1 {
+		t.Errorf("%d UPDATE statements for %d writes of one shape, want 1", stmts, n)
+	}
+}
+
+// TestApplyBatchLooseIDs: ids the database matches other than as equal
+// text (an INTEGER PRIMARY KEY that takes '007' for 7) read back as
+// spelled by the row, so the batch goes one write at a time, as before.
+func TestApplyBatchLooseIDs(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, filepath.Join(dir, "ids.db"))
+	if _, err := db.Exec("CREATE TABLE accounts (" + conntest.IDName + " INTEGER PRIMARY KEY, " + conntest.OwnerName + " TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, err := db.Exec("INSERT INTO accounts VALUES (?, ?)", i, fmt.Sprintf("owner%d@example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+	sys.BaseDir = dir
+	sys.Settings = nhisync.Settings{"dsn": "sqlite:ids.db", "table": "accounts"}
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := func(i int) map[string]any {
+		return map[string]any{conntest.OwnerName: fmt.Sprintf("owner%d@example.com", i)}
+	}
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		{ID: "001", Changes: []nhisync.Change{ownerChange(rec(1), "a@example.com")}},
+		{ID: "2", Changes: []nhisync.Change{ownerChange(rec(2), "b@example.com")}},
+		{ID: "4", Changes: []nhisync.Change{ownerChange(rec(3), "c@example.com")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []nhisync.WriteStatus{nhisync.WriteApplied, nhisync.WriteApplied, nhisync.WriteMissing} {
+		if res[i].Status != want {
+			t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, want)
+		}
+	}
+	var owner string
+	if err := db.QueryRow("SELECT " + conntest.OwnerName + " FROM accounts WHERE " + conntest.IDName + " = 1").Scan(&owner); err != nil || owner != "a@example.com" {
+		t.Errorf("row 1: owner %q (%v), want a@example.com", owner, err)
+	}
+}
