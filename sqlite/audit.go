@@ -152,10 +152,13 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *nhisync.Checkpoint) error 
 }
 
 // LatestCheckpoint returns the checkpoint of the largest tree size, with
-// its tree state, or nil when there is none. Storage failures are
+// its tree state, or nil when there is none. While a bulk window's
+// commits are not synced to disk it returns the last checkpoint signed
+// before the window (bulk.go): a power loss could take the window's
+// back, and a checkpoint handed out must stay true. Storage failures are
 // EINTERNAL.
 func (s *Store) LatestCheckpoint(ctx context.Context) (*nhisync.Checkpoint, error) {
-	c, err := latestCheckpoint(ctx, s.r)
+	c, err := queryCheckpoint(ctx, s.r, `WHERE `+syncedOnly)
 	if err != nil {
 		return nil, internal("sqlite.LatestCheckpoint", err)
 	}
@@ -219,10 +222,16 @@ func leafHashes(ctx context.Context, q querier, n int64) ([][]byte, error) {
 // latestCheckpoint returns the checkpoint of the largest size with its
 // tree state, nil when there is none.
 func latestCheckpoint(ctx context.Context, q querier) (*nhisync.Checkpoint, error) {
+	return queryCheckpoint(ctx, q, "")
+}
+
+// queryCheckpoint returns the checkpoint of the largest size that where
+// (a WHERE clause, or "") keeps, with its tree state; nil for none.
+func queryCheckpoint(ctx context.Context, q querier, where string) (*nhisync.Checkpoint, error) {
 	c := &nhisync.Checkpoint{}
 	var at string
 	var lastHash sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT size, root, note, at, state, last_hash FROM checkpoints ORDER BY size DESC LIMIT 1`).
+	err := q.QueryRowContext(ctx, `SELECT size, root, note, at, state, last_hash FROM checkpoints `+where+` ORDER BY size DESC LIMIT 1`).
 		Scan(&c.Size, &c.Root, &c.Note, &at, &c.State, &lastHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

@@ -53,6 +53,19 @@ var _ nhisync.BulkLoader = (*Store)(nil)
 // are held (holdCheckpoint) and copied to audit.publish only once EndBulk
 // has synced them, so no published checkpoint can name entries a power
 // loss took back.
+//
+// Nor may anything else hand one out before the sync, or act on what the
+// window committed. Opening the window stores windowMark in meta, in the
+// transaction that drops records_key: the size of the last checkpoint
+// signed before it, the last one synced. While the mark is there
+// LatestCheckpoint (the API, audit proof, the evidence pack, in any
+// process) serves that one, and ClaimOutbox claims nothing (a drain
+// elsewhere would send the window's queued writes). EndBulk deletes the
+// mark once it has synced the window; when the sync fails the mark stays,
+// and this Store refuses every later commit and claim (unsynced) until the
+// store is reopened: an Open that has the store to itself syncs what the
+// window wrote and deletes the mark (settleWindow). A power loss that took
+// the mark back took every commit of the window with it.
 
 // BeginBulk opens the bulk window when the store holds no records and no
 // links, and reports whether it did. Storage failures are EINTERNAL.
@@ -62,6 +75,9 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	defer s.bulkMu.Unlock()
 	if s.bulk {
 		return false, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "the bulk window is already open"}
+	}
+	if err := s.unsyncedErr(op); err != nil {
+		return false, err
 	}
 	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
 		return false, internal(op, err)
@@ -111,6 +127,18 @@ func (s *Store) syncWindow(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
 		return errors.Join(err, s.dropWriter())
 	}
+	return s.syncFiles()
+}
+
+// syncWindowFault stands in for syncing the files in tests (a disk that
+// fails the sync).
+var syncWindowFault = func() error { return nil }
+
+// syncFiles syncs the WAL and the database file.
+func (s *Store) syncFiles() error {
+	if err := syncWindowFault(); err != nil {
+		return err
+	}
 	for _, name := range []string{s.file + "-wal", s.file} {
 		f, err := os.Open(name)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -146,7 +174,66 @@ func (s *Store) openWindow(ctx context.Context) (bool, error) {
 	if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS records_key`); err != nil {
 		return false, err
 	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value)
+		SELECT ?, CAST(coalesce(max(size), 0) AS TEXT) FROM checkpoints`, windowMark); err != nil {
+		return false, err
+	}
 	return true, tx.Commit()
+}
+
+// windowMark is the meta key of an unsynced bulk window: its value is
+// the size of the last checkpoint synced before the window opened ("0"
+// for none). Not a setting: MetaAll leaves it out (store copy).
+const windowMark = "sqlite.bulk_window_unsynced"
+
+// syncedOnly is the SQL condition on checkpoints' size that keeps those
+// synced: all of them without windowMark.
+const syncedOnly = `size <= coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '` + windowMark + `'), size)`
+
+// unsyncedErr is what a Store whose bulk window failed to sync refuses
+// commits and claims with, until the store is reopened; nil otherwise.
+func (s *Store) unsyncedErr(op string) error {
+	s.unsyncedMu.Lock()
+	cause := s.unsynced
+	s.unsyncedMu.Unlock()
+	if cause == nil {
+		return nil
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf(
+		"the first pass's bulk load could not be synced to disk (%s), so this store commits nothing more and sends none of its queued writes: a power loss could take back what they depend on; fix the disk, then restart nhisync (opening the store syncs it)",
+		nhisync.ErrorMessage(cause)), Err: cause}
+}
+
+// markedErr is what a claim finds while windowMark is stored: a window
+// open or left unsynced, by this process or another.
+func markedErr() error {
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Message: "the first pass's bulk load into this store is not synced to disk yet (it is under way, or its process failed to sync it or died), so none of its queued writes is claimed: if no pass is running, restart nhisync once no other nhisync process has the store open (opening the store alone syncs it)"}
+}
+
+// windowMarked reports whether windowMark is stored.
+func windowMarked(ctx context.Context, q querier) (bool, error) {
+	var marked bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?)`, windowMark).Scan(&marked)
+	return marked, err
+}
+
+// settleWindow syncs what a window left unsynced (its mark is stored) and
+// deletes the mark; Open calls it when it has the store to itself.
+func (s *Store) settleWindow(ctx context.Context) error {
+	marked, err := windowMarked(ctx, s.w)
+	if err != nil || !marked {
+		return err
+	}
+	if err := s.syncFiles(); err != nil {
+		return err
+	}
+	return s.unmark(ctx)
+}
+
+// unmark deletes windowMark (the writer syncs the commit: FULL).
+func (s *Store) unmark(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, windowMark)
+	return err
 }
 
 // EndBulk closes the bulk window: the window's commits are synced, the
@@ -179,9 +266,17 @@ func (s *Store) EndBulk(ctx context.Context) error {
 // publishWindow syncs what the window's commits wrote, then publishes the
 // checkpoints they signed, held, in order.
 func (s *Store) publishWindow(ctx context.Context, op string, held []*nhisync.Checkpoint) error {
-	if err := s.syncWindow(ctx); err != nil {
-		return &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf(
-			"cannot sync the first pass's commits to disk, so its %d audit checkpoints are not published and this pass sends none of its writes: %s; fix the disk, then run again", len(held), err), Err: err}
+	err := s.syncWindow(ctx)
+	if err == nil {
+		err = s.unmark(ctx)
+	}
+	if err != nil {
+		err = &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf(
+			"cannot sync the first pass's commits to disk, so its %d audit checkpoints are not published and no write waiting in this store is sent: %s; fix the disk, then restart nhisync (opening the store syncs it)", len(held), err), Err: err}
+		s.unsyncedMu.Lock()
+		s.unsynced = err
+		s.unsyncedMu.Unlock()
+		return err
 	}
 	notary := s.getNotary()
 	for _, cp := range held {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -39,6 +40,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 	if req.Limit > 0 {
 		limit = int64(req.Limit)
 	}
+	if err := s.unsyncedErr(op); err != nil {
+		return nil, nil, err
+	}
 	c := &nhisync.Claim{Holder: req.Holder, Until: req.Now.Add(req.TTL)}
 	var out []*nhisync.OutboxWrite
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
@@ -47,6 +51,10 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 		}
 		if err := yieldTo(ctx, tx, req.Yield, req.Holder, req.Now); err != nil {
 			return err
+		}
+		// A bulk window's writes leave only once it is synced (bulk.go).
+		if marked, err := windowMarked(ctx, tx); err != nil || marked {
+			return cmp.Or(err, markedErr())
 		}
 		if err := tx.QueryRowContext(ctx, `UPDATE ids SET next = next + 1 WHERE name = 'claim' RETURNING next - 1`).Scan(&c.Token); err != nil {
 			return err

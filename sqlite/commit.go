@@ -38,6 +38,9 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 		err.Op = op
 		return err
 	}
+	if err := s.unsyncedErr(op); err != nil {
+		return err
+	}
 	saved := make([]nhisync.AuditEntry, len(b.Audit))
 	for i, e := range b.Audit {
 		saved[i] = *e

@@ -2,9 +2,10 @@ package sqlite
 
 import "context"
 
-// MetaAll returns every stored setting: what `store copy` carries.
+// MetaAll returns every stored setting: what `store copy` carries (not
+// the bulk window's mark: the copy is synced when it is made).
 func (s *Store) MetaAll(ctx context.Context) (map[string]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT key, value FROM meta`)
+	rows, err := s.r.QueryContext(ctx, `SELECT key, value FROM meta WHERE key <> ?`, windowMark)
 	if err != nil {
 		return nil, internal("sqlite.MetaAll", err)
 	}

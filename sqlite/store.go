@@ -81,6 +81,10 @@ type Store struct {
 	bulkMu      sync.Mutex
 	bulk        bool
 	unpublished []*nhisync.Checkpoint
+	// unsynced is why EndBulk could not sync the window: set, the store
+	// refuses commits and claims until it is reopened (bulk.go).
+	unsyncedMu sync.Mutex
+	unsynced   error
 	// sysIDs caches link_systems as committed (linkwrite.go).
 	sysMu  sync.Mutex
 	sysIDs map[string]int64
@@ -227,7 +231,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// staged links move, records' match-key index is built. Unless another
 	// process has the store open: that one may be inside its window.
 	if alone {
-		if err := s.closeWindow(ctx); err != nil {
+		err := s.closeWindow(ctx)
+		if err == nil {
+			err = s.settleWindow(ctx)
+		}
+		if err != nil {
 			s.w.Close()
 			lock.release()
 			return nil, internal(op, err)
