@@ -165,10 +165,12 @@ type Notary interface {
 	// checks the tree at prev.Size against prev.Root. It fills every
 	// member of the checkpoint but LastHash.
 	Extend(prev *Checkpoint, leaves [][]byte) (*Checkpoint, error)
-	// Publish is given each checkpoint after the transaction that stored
-	// it committed, to keep a copy outside the store; the store returns
-	// its error from Commit (the batch stays committed).
-	Publish(c *Checkpoint) error
+	// Publish is given checkpoints, in order, once the transactions that
+	// stored them committed (and were synced), to keep a copy outside the
+	// store: one at a time after each commit, or all a bulk window's
+	// commits signed at its end, in one append. The store returns its
+	// error from Commit or EndBulk (the batches stay committed).
+	Publish(cs ...*Checkpoint) error
 }
 
 // BulkLoader is a Store that takes a first pass into an empty store as a

@@ -3,8 +3,11 @@ package audit
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/nhisync/nhisync"
 )
 
 // benchLogs caches generated logs: sealing a million entries takes
@@ -100,5 +103,53 @@ func BenchmarkInclusionProof(b *testing.B) {
 		if _, err := InclusionProof(ctx, log, 31_337, cp); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPublish measures publishing a first pass's held checkpoints
+// at 1M NHIs (2,000, one per commit of its bulk window) to audit.publish:
+// each in a Publish of its own (an open, a write and an fsync each, as
+// EndBulk did), and all in one Publish (one append, one fsync).
+func BenchmarkPublish(b *testing.B) {
+	const held = 2000
+	s := testSigner(b, "")
+	n, err := NewNotary(s, "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var prev *nhisync.Checkpoint
+	cps := make([]*nhisync.Checkpoint, held)
+	for i := range cps {
+		cp, err := n.Extend(prev, [][]byte{nhisync.LeafHash(fmt.Appendf(nil, "entry %d", i))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cps[i], prev = cp, cp
+	}
+	for _, together := range []bool{false, true} {
+		name := "each"
+		if together {
+			name = "together"
+		}
+		b.Run(name, func(b *testing.B) {
+			publish := filepath.Join(b.TempDir(), "checkpoints.txt")
+			n, err := NewNotary(s, publish, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if together {
+					if err := n.Publish(cps...); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				for _, cp := range cps {
+					if err := n.Publish(cp); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }

@@ -113,15 +113,27 @@ func (n *Notary) Extend(prev *nhisync.Checkpoint, leaves [][]byte) (*nhisync.Che
 	return &nhisync.Checkpoint{Size: size, Root: root, Note: signed, At: n.clock.Now().UTC(), State: encodeState(rng)}, nil
 }
 
-// Publish implements [nhisync.Notary]: it appends the checkpoint's signed
-// note, and a blank line, to the audit.publish file and flushes it to
-// disk. Without a publish file it does nothing. Errors are EUNAVAIL.
-func (n *Notary) Publish(c *nhisync.Checkpoint) error {
-	if n.publish == "" {
+// Publish implements [nhisync.Notary]: it appends the checkpoints' signed
+// notes, in order, each followed by a blank line, to the audit.publish
+// file in one write, and flushes it to disk once (a first pass's bulk
+// window publishes its ~2,000 checkpoints at 1M NHIs together: one open
+// and one fsync each took EndBulk seconds, see BenchmarkPublish). Without
+// a publish file, or without checkpoints, it does nothing. Errors are
+// EUNAVAIL.
+func (n *Notary) Publish(cs ...*nhisync.Checkpoint) error {
+	if n.publish == "" || len(cs) == 0 {
 		return nil
 	}
 	fail := func(err error) error {
 		return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: "audit.Notary.Publish", Message: fmt.Sprintf("cannot append to %s", n.publish), Err: err}
+	}
+	size := 0
+	for _, c := range cs {
+		size += len(c.Note) + 1
+	}
+	notes := make([]byte, 0, size)
+	for _, c := range cs {
+		notes = append(append(notes, c.Note...), '\n')
 	}
 	if err := os.MkdirAll(filepath.Dir(n.publish), 0o700); err != nil {
 		return fail(err)
@@ -130,7 +142,7 @@ func (n *Notary) Publish(c *nhisync.Checkpoint) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeSync(f, append(bytes.Clone(c.Note), '\n')); err != nil {
+	if err := writeSync(f, notes); err != nil {
 		return fail(err)
 	}
 	return nil

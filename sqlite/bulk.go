@@ -264,7 +264,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 }
 
 // publishWindow syncs what the window's commits wrote, then publishes the
-// checkpoints they signed, held, in order.
+// checkpoints they signed, held, in order, in one append.
 func (s *Store) publishWindow(ctx context.Context, op string, held []*nhisync.Checkpoint) error {
 	err := s.syncWindow(ctx)
 	if err == nil {
@@ -278,13 +278,10 @@ func (s *Store) publishWindow(ctx context.Context, op string, held []*nhisync.Ch
 		s.unsyncedMu.Unlock()
 		return err
 	}
-	notary := s.getNotary()
-	for _, cp := range held {
-		if err := publish(op, notary, cp); err != nil {
-			return err
-		}
+	if len(held) == 0 {
+		return nil
 	}
-	return nil
+	return publish(op, s.getNotary(), held...)
 }
 
 // closeWindow moves the staged links into links and builds records'

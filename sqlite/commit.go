@@ -60,12 +60,16 @@ func (s *Store) Commit(ctx context.Context, b *nhisync.Batch) error {
 	return nil
 }
 
-// publish copies a committed checkpoint to audit.publish.
-func publish(op string, notary nhisync.Notary, cp *nhisync.Checkpoint) error {
-	if err := notary.Publish(cp); err != nil {
+// publish copies committed checkpoints (at least one) to audit.publish.
+func publish(op string, notary nhisync.Notary, cps ...*nhisync.Checkpoint) error {
+	if err := notary.Publish(cps...); err != nil {
+		what := fmt.Sprintf("checkpoint (size %d)", cps[0].Size)
+		if len(cps) > 1 {
+			what = fmt.Sprintf("%d checkpoints (sizes %d to %d)", len(cps), cps[0].Size, cps[len(cps)-1].Size)
+		}
 		return &nhisync.Error{Code: nhisync.EUNAVAIL, Op: op, Message: fmt.Sprintf(
-			"the decisions and their checkpoint (size %d) are committed, but publishing the checkpoint failed: %s; fix audit.publish, then run again (the next checkpoint is published with it)",
-			cp.Size, nhisync.ErrorMessage(err)), Err: err}
+			"the decisions and their %s are committed, but publishing failed: %s; fix audit.publish, then run again (the next checkpoint is published with it)",
+			what, nhisync.ErrorMessage(err)), Err: err}
 	}
 	return nil
 }
