@@ -245,17 +245,27 @@ func (c *Connector) updateRow(ctx context.Context, tx *stdsql.Tx, id string, col
 	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}
 }
 
-// execAlone runs a statement of one write. On PostgreSQL it runs under a
-// savepoint, undone when the statement fails: a failed statement aborts
-// a PostgreSQL transaction, and the batch's other writes must still go.
-func (c *Connector) execAlone(ctx context.Context, tx *stdsql.Tx, q string, args ...any) (stdsql.Result, error) {
+// execAlone runs a statement of one write (see alone).
+func (c *Connector) execAlone(ctx context.Context, tx *stdsql.Tx, q string, args ...any) (res stdsql.Result, err error) {
+	err = c.alone(ctx, tx, func() error {
+		res, err = tx.ExecContext(ctx, q, args...)
+		return err
+	})
+	return res, err
+}
+
+// alone runs stmt, the statement of one write. On PostgreSQL it runs
+// under a savepoint, undone when the statement fails: a failed statement
+// aborts a PostgreSQL transaction, and the batch's other writes must
+// still go.
+func (c *Connector) alone(ctx context.Context, tx *stdsql.Tx, stmt func() error) error {
 	if c.d != postgres {
-		return tx.ExecContext(ctx, q, args...)
+		return stmt()
 	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT nhisync_write"); err != nil {
-		return nil, err
+		return err
 	}
-	res, err := tx.ExecContext(ctx, q, args...)
+	err := stmt()
 	undo := "RELEASE SAVEPOINT nhisync_write"
 	if err != nil {
 		undo = "ROLLBACK TO SAVEPOINT nhisync_write"
@@ -263,7 +273,7 @@ func (c *Connector) execAlone(ctx context.Context, tx *stdsql.Tx, q string, args
 	if _, uerr := tx.ExecContext(ctx, undo); uerr != nil && err == nil {
 		err = uerr
 	}
-	return res, err
+	return err
 }
 
 func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) nhisync.WriteResult {
@@ -308,7 +318,9 @@ func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	}
 	if c.d.returning {
 		var got any
-		if err := tx.QueryRowContext(ctx, q+" RETURNING "+c.d.raw(c.id), args...).Scan(&got); err != nil {
+		if err := c.alone(ctx, tx, func() error {
+			return tx.QueryRowContext(ctx, q+" RETURNING "+c.d.raw(c.id), args...).Scan(&got)
+		}); err != nil {
 			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
 		}
 		id, _ = native.Text(got)

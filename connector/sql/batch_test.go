@@ -231,3 +231,45 @@ func TestApplyBatchLooseIDs(t *testing.T) {
 		t.Errorf("row 1: owner %q (%v), want a@example.com", owner, err)
 	}
 }
+
+// TestApplyCreateFailsAlone: a create the database refuses (a unique
+// owner here) fails alone; the writes after it in the batch still apply.
+// On PostgreSQL the refused INSERT aborted the transaction and failed the
+// whole call.
+func TestApplyCreateFailsAlone(t *testing.T) {
+	for name, open := range batchSystems(t) {
+		t.Run(name, func(t *testing.T) {
+			bs := open(t)
+			recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2)}
+			sys := conntest.System("batch", "sql")
+			sys.Provision = true
+			bs.h.Setup(t, sys, recs)
+			bs.exec(t, sys, "CREATE UNIQUE INDEX batch_owner ON "+bs.table(sys)+" ("+conntest.OwnerName+")")
+			c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			res, err := c.Apply(t.Context(), []nhisync.Write{
+				{Create: true, Changes: []nhisync.Change{
+					{Field: "name", New: nhisync.Str("bot-new")},
+					{Field: "platform", New: nhisync.Str("aws")},
+					{Field: "owner", New: nhisync.Str("owner0@example.com")}, // row 0's: refused
+				}},
+				{ID: conntest.IDOf(sys, recs[1]), Changes: []nhisync.Change{ownerChange(recs[1], "new1@example.com")}},
+				{ID: conntest.IDOf(sys, recs[2]), Changes: []nhisync.Change{ownerChange(recs[2], "new2@example.com")}},
+			})
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			for i, want := range []nhisync.WriteStatus{nhisync.WriteFailed, nhisync.WriteApplied, nhisync.WriteApplied} {
+				if res[i].Status != want {
+					t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, want)
+				}
+			}
+			if got := conntest.Text(bs.h.Raw(t, sys, conntest.IDOf(sys, recs[2]))[conntest.OwnerName]); got != "new2@example.com" {
+				t.Errorf("row 2: owner %q, want new2@example.com", got)
+			}
+		})
+	}
+}
