@@ -55,6 +55,15 @@ type WholeApplier interface {
 	ApplyWhole() bool
 }
 
+// Scrubber is a connector that holds credentials (a password, a token, a
+// DSN): Scrub returns s with each of them replaced, as the connector's own
+// errors have them. The engine scrubs with it what it says of a failure
+// the connector did not put into words itself, such as a panic's value,
+// before it reaches a log, the summary or the stored system state.
+type Scrubber interface {
+	Scrub(s string) string
+}
+
 // Checker is a connector that can check it reaches its system.
 type Checker interface {
 	Check(ctx context.Context) error

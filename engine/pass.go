@@ -405,18 +405,20 @@ func (p *pass) observe(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	// The store holds no credential a connector could scrub.
+	p.e.logPanic(headsErr, func(s string) string { return s })
 	for _, j := range jobs {
 		if j.err != nil {
-			var pe *panicked
-			if errors.As(j.err, &pe) {
-				p.e.log.Error("read panicked", "system", j.sys.Name, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
-			}
+			scrub := scrubber(j.conn)
+			p.e.logPanic(j.err, scrub, "system", j.sys.Name)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			// A failed read takes nothing from the system this pass: no
-			// proposals, nothing vanished. The others go on.
-			j.ss.Error = nhisync.ErrorMessage(j.err)
+			// proposals, nothing vanished. The others go on. What is said
+			// of it (summary, stored state, log) has the connector's
+			// credentials scrubbed.
+			j.ss.Error = scrub(nhisync.ErrorMessage(j.err))
 			j.ss.Mode, j.ss.ReadFailed = nhisync.ModeFailed, true
 			p.e.log.Warn("read failed", "system", j.sys.Name, "error", j.ss.Error)
 			j.st.LastError = j.ss.Error

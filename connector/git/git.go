@@ -93,6 +93,7 @@ var (
 	_ nhisync.Connector = (*Connector)(nil)
 	_ nhisync.Changer   = (*Connector)(nil)
 	_ nhisync.Checker   = (*Connector)(nil)
+	_ nhisync.Scrubber  = (*Connector)(nil)
 
 	_ nhisync.CapabilityTeller = (*Connector)(nil)
 )
@@ -292,6 +293,10 @@ type redactErr struct{ err error }
 
 func (r redactErr) Error() string { return redactURL(r.err.Error()) }
 func (r redactErr) Unwrap() error { return r.err }
+
+// Scrub implements nhisync.Scrubber: s without the password of any URL
+// (the repository's may carry one).
+func (c *Connector) Scrub(s string) string { return redactURL(s) }
 
 // redactURL replaces the password of every URL in s with "xxxxx".
 func redactURL(s string) string {

@@ -99,6 +99,7 @@ func Open(_ context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync.C
 var (
 	_ nhisync.Connector        = (*Connector)(nil)
 	_ nhisync.Checker          = (*Connector)(nil)
+	_ nhisync.Scrubber         = (*Connector)(nil)
 	_ nhisync.CapabilityTeller = (*Connector)(nil)
 	_ nhisync.Changer          = (*CursorConnector)(nil)
 )
@@ -127,6 +128,9 @@ type Connector struct {
 	etags, sawGet bool
 	hookState
 }
+
+// Scrub implements nhisync.Scrubber: s without the API's credentials.
+func (c *Connector) Scrub(s string) string { return c.api.Scrub(s) }
 
 // CursorConnector is a Connector whose API filters its list by a change
 // cursor (`cursor: {param, field}`).

@@ -98,6 +98,7 @@ func init() {
 var (
 	_ nhisync.Connector = (*Connector)(nil)
 	_ nhisync.Checker   = (*Connector)(nil)
+	_ nhisync.Scrubber  = (*Connector)(nil)
 	_ nhisync.Changer   = (*Connector)(nil)
 )
 
@@ -386,7 +387,11 @@ func (c *Connector) scrub(err error) string {
 	if err == nil {
 		return ""
 	}
-	s := err.Error()
+	return c.Scrub(err.Error())
+}
+
+// Scrub implements nhisync.Scrubber: s without the bind password.
+func (c *Connector) Scrub(s string) string {
 	if c.cfg.password != "" {
 		s = strings.ReplaceAll(s, c.cfg.password, "xxxxx")
 	}

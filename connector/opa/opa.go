@@ -50,6 +50,7 @@ func init() {
 var (
 	_ nhisync.Connector        = (*Connector)(nil)
 	_ nhisync.Checker          = (*Connector)(nil)
+	_ nhisync.Scrubber         = (*Connector)(nil)
 	_ nhisync.CapabilityTeller = (*Connector)(nil)
 )
 
@@ -62,6 +63,9 @@ type Connector struct {
 	paths  []native.Path
 	idPath native.Path // sys.ID inside a record, when set and not mapped
 }
+
+// Scrub implements nhisync.Scrubber: s without the API's credentials.
+func (c *Connector) Scrub(s string) string { return c.api.Scrub(s) }
 
 type config struct {
 	base  *url.URL

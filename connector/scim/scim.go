@@ -80,6 +80,7 @@ func init() {
 var (
 	_ nhisync.Connector        = (*Connector)(nil)
 	_ nhisync.Checker          = (*Connector)(nil)
+	_ nhisync.Scrubber         = (*Connector)(nil)
 	_ nhisync.Changer          = (*Connector)(nil)
 	_ nhisync.CapabilityTeller = (*Connector)(nil)
 )
@@ -185,6 +186,9 @@ type Connector struct {
 	// they do not, 0 not known (Check saw none).
 	versioned int
 }
+
+// Scrub implements nhisync.Scrubber: s without the API's credentials.
+func (c *Connector) Scrub(s string) string { return c.api.Scrub(s) }
 
 // Open returns a connector; it does not reach the server (Check does).
 // Errors are *nhisync.Error EINVALID for bad settings.

@@ -407,6 +407,9 @@ func (t target) scrub(err error) error {
 	return err
 }
 
+// Scrub implements nhisync.Scrubber: s without the password.
+func (c *Connector) Scrub(s string) string { return scrubText(s, c.t.secret) }
+
 // scrubText replaces every occurrence of each secret in s (the password,
 // as is and URL-escaped, and the whole DSN).
 func scrubText(s string, secrets ...string) string {

@@ -86,6 +86,7 @@ func init() {
 var (
 	_ nhisync.Connector = (*Connector)(nil)
 	_ nhisync.Checker   = (*Connector)(nil)
+	_ nhisync.Scrubber  = (*Connector)(nil)
 	_ nhisync.Changer   = (*CursorConnector)(nil)
 )
 
