@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
@@ -36,6 +37,11 @@ func batchSystems(t *testing.T) map[string]func(t *testing.T) batchSystem {
 		"PostgreSQL": func(t *testing.T) batchSystem { return server(pgDatabase(t)) },
 		"MariaDB":    func(t *testing.T) batchSystem { return server(mysqlDatabase(t)) },
 	}
+}
+
+// rotated is the new last_rotated of row i in the batch tests.
+func rotated(i int) string {
+	return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
 }
 
 func ownerChange(rec map[string]any, to string) nhisync.Change {
@@ -88,6 +94,10 @@ func TestApplyBatchOutcomes(t *testing.T) {
 					w.Changes = append(w.Changes, nhisync.Change{Field: "classification",
 						Old: nhisync.SetOf(recs[i][conntest.TagsName].([]string)...), New: nhisync.SetOf("batch", fmt.Sprint(i))})
 				}
+				if i%3 == 0 {
+					w.Changes = append(w.Changes, nhisync.Change{Field: "last_rotated",
+						Old: nhisync.Str(recs[i][conntest.RotatedName].(string)), New: nhisync.Str(rotated(i))})
+				}
 				writes = append(writes, w)
 				want = append(want, nhisync.WriteApplied)
 			}
@@ -128,6 +138,16 @@ func TestApplyBatchOutcomes(t *testing.T) {
 			tags := sys.Fields[3]
 			if tags.Field != "classification" {
 				t.Fatalf("field 3 is %s", tags.Field)
+			}
+			rot := sys.Fields[5]
+			if rot.Field != "last_rotated" {
+				t.Fatalf("field 5 is %s", rot.Field)
+			}
+			for i := 9; i < n; i += 3 {
+				want := rot.Type.Canonical(nhisync.Str(rotated(i)))
+				if v := rot.Type.Canonical(got[id(i)].Values[5]); !v.Equal(want) {
+					t.Errorf("row %d: last_rotated %v, want %v", i, v, want)
+				}
 			}
 			for i := 8; i < n; i += 2 {
 				want := nhisync.SetOf("batch", fmt.Sprint(i))
