@@ -17,3 +17,15 @@ func ProcessCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// ThreadCPU is the CPU time (user and system) the calling thread has used
+// (Linux's RUSAGE_THREAD; 0 where the system has none). With the goroutine
+// locked to its thread, it is the CPU of that goroutine's own work, not of
+// the helpers it starts.
+func ThreadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1, &ru); err != nil { // RUSAGE_THREAD
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
