@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +199,47 @@ func TestRewriteAsStoredWritesNoPage(t *testing.T) {
 	}
 	if l := loaded[0].Links[0]; string(l.Hash) != string(hashed.Links[0].Hash) {
 		t.Errorf("link %s/%s after its hash changed: hash %q, want %q", l.System, l.ExternalID, l.Hash, hashed.Links[0].Hash)
+	}
+}
+
+// TestBulkLinkToMissingRecord: inside the bulk window a staged link to a
+// record that is neither in its batch nor stored is refused (EINVALID,
+// naming the link) and nothing of its batch is kept, as the links
+// table's foreign key refuses it outside the window; links to records of
+// the batch and of an earlier commit of the window are taken.
+func TestBulkLinkToMissingRecord(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 2)); err != nil {
+		t.Fatal(err)
+	}
+	b := storetest.BulkBatch(first+2, 2)
+	b.Links = append(b.Links,
+		&nhisync.Link{System: "cmdb", ExternalID: "c-0", RecordID: first, Status: nhisync.LinkLive},
+		&nhisync.Link{System: "cmdb", ExternalID: "c-gone", RecordID: first + 999, Status: nhisync.LinkLive})
+	err = s.Commit(ctx, b)
+	if nhisync.ErrorCode(err) != nhisync.EINVALID || !strings.Contains(nhisync.ErrorMessage(err), "cmdb/c-gone") {
+		t.Fatalf("a staged link to a missing record: %v, want EINVALID naming the link", err)
+	}
+	if got, err := s.LoadRecords(ctx, []int64{first + 2}); err != nil || len(got) != 0 {
+		t.Errorf("the refused batch's record: %d loaded, %v; want none", len(got), err)
+	}
+	b.Links = b.Links[:len(b.Links)-1]
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatalf("links to the batch's and an earlier commit's records: %v", err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadRecords(ctx, []int64{first, first + 2})
+	if err != nil || len(got) != 2 || len(got[0].Links) != 2 || len(got[1].Links) != 1 {
+		t.Fatalf("after EndBulk: %d records, %v", len(got), err)
 	}
 }

@@ -52,7 +52,7 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 		w.systems[l.System] = id
 	}
 	if w.stage {
-		return w.writeStaged(ctx, tx, b.Links)
+		return w.writeStaged(ctx, tx, b)
 	}
 	// Key order makes the B-tree insertions of one batch local; a stable
 	// sort keeps a link's rows in batch order, and the last is kept. Links
@@ -150,7 +150,11 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 // and names them in one row of links_stage_runs with the range of their
 // records: inside the bulk window every link is new and written once, so
 // nothing is looked up, and each B-tree is appended to.
-func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) error {
+func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	links := b.Links
+	if err := stagedRecordsExist(ctx, tx, b); err != nil {
+		return err
+	}
 	var next int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM link_state`).Scan(&next); err != nil {
 		return err
@@ -198,6 +202,51 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, links []*nhisy
 	_, err = tx.ExecContext(ctx, `INSERT INTO links_stage_runs (first_state, last_state, min_record, max_record) VALUES (?, ?, ?, ?)`,
 		next, next+int64(len(links))-1, lo, hi)
 	return err
+}
+
+// stagedRecordsExist returns EINVALID, naming the link, when one of b's
+// links names a record that is neither in b nor stored: links_stage has
+// no foreign keys (00011_stage_unchecked.sql), so the commit checks what
+// they checked. A first pass's links name their batch's records, so it
+// mostly looks nothing up. It runs after the batch's records are written.
+func stagedRecordsExist(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
+	inBatch := make(map[int64]bool, len(b.Records))
+	for _, r := range b.Records {
+		inBatch[r.ID] = true
+	}
+	var others []int64
+	for _, l := range b.Links {
+		if l.RecordID != 0 && !inBatch[l.RecordID] {
+			others = append(others, l.RecordID)
+			inBatch[l.RecordID] = true // asked once
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT value FROM json_each(?) WHERE value NOT IN (SELECT id FROM records)`, string(appendIDs(nil, others)))
+	if err != nil {
+		return err
+	}
+	missing := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		missing[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range b.Links {
+		if missing[l.RecordID] {
+			return &nhisync.Error{Code: nhisync.EINVALID, Message: fmt.Sprintf("link %s/%s: record %d does not exist", l.System, l.ExternalID, l.RecordID)}
+		}
+	}
+	return nil
 }
 
 // linkError names the link a statement failed on.
