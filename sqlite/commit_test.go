@@ -129,6 +129,39 @@ func TestInsertSeq(t *testing.T) {
 	}
 }
 
+// TestInsertNext inserts rows that leave their rowid to SQLite
+// (insert.next): row i gets next+i, in statements of every size; a table
+// whose largest rowid is not next-1 fails the insert rather than store
+// rows under ids other than those reserved.
+func TestInsertNext(t *testing.T) {
+	s := openTest(t)
+	ctx := withStmts(t.Context(), &s.stmts)
+	if err := s.ExecRaw(ctx, `CREATE TABLE nexts (id INTEGER PRIMARY KEY, w INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	next := int64(1)
+	for _, n := range []int{1, 300, 77} {
+		in := insert{head: `INSERT INTO nexts (w) VALUES `, cols: 1, next: next}
+		if err := in.run(ctx, tx, n, func(args []any, i int) []any { return append(args, next+int64(i)) }, nil); err != nil {
+			t.Fatal(err)
+		}
+		next += int64(n)
+	}
+	var rows, wrong int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE id <> w) FROM nexts`).Scan(&rows, &wrong); err != nil || rows != next-1 || wrong != 0 {
+		t.Fatalf("%d rows, %d not under their id, %v; want %d, 0", rows, wrong, err, next-1)
+	}
+	in := insert{head: `INSERT INTO nexts (w) VALUES `, cols: 1, next: next + 5}
+	if err := in.run(ctx, tx, 3, func(args []any, i int) []any { return append(args, int64(i)) }, nil); err == nil || !strings.Contains(err.Error(), "not") {
+		t.Errorf("rows given ids the table does not hand out: %v, want an error", err)
+	}
+}
+
 // TestRewriteAsStoredWritesNoPage: records and links a commit writes back
 // as they are stored (a pass rewrites every link of a record it decides
 // again, most of them unchanged) leave every page as it was: no entry of

@@ -159,31 +159,46 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, b *nhisync.Bat
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM link_state`).Scan(&next); err != nil {
 		return err
 	}
-	id := func(i int) int64 { return next + int64(i) }
+	// next is link_state's largest id plus one: SQLite hands the states
+	// their ids. The first link is staged under its state id; it is then
+	// the stage's largest (every staged link's state is older), and SQLite
+	// hands the others theirs.
 	err := insert{
-		head: `INSERT INTO link_state (id, state) VALUES `,
-		cols: 2,
-		seq:  id,
+		head: `INSERT INTO link_state (state) VALUES `,
+		cols: 1,
+		next: next,
 	}.run(ctx, tx, len(links), func(args []any, i int) []any {
 		return append(args, w.state(i))
 	}, nil)
 	if err != nil {
 		return err
 	}
+	stage := func(off int) func(args []any, i int) []any {
+		return func(args []any, i int) []any {
+			l := links[off+i]
+			var hash any
+			if l.Hash != nil {
+				hash = l.Hash
+			}
+			return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash)
+		}
+	}
+	stageErr := func(off int) func(i int, err error) error {
+		return func(i int, err error) error { return linkError(links[off+i], err) }
+	}
 	err = insert{
 		head: `INSERT INTO links_stage (state_id, system_id, ext_id, record_id, status, hash) VALUES `,
 		cols: 6,
-		seq:  id,
-	}.run(ctx, tx, len(links), func(args []any, i int) []any {
-		l := links[i]
-		var hash any
-		if l.Hash != nil {
-			hash = l.Hash
-		}
-		return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash)
-	}, func(i int, err error) error {
-		return linkError(links[i], err)
-	})
+		seq:  func(int) int64 { return next },
+	}.run(ctx, tx, 1, stage(0), stageErr(0))
+	if err != nil {
+		return err
+	}
+	err = insert{
+		head: `INSERT INTO links_stage (system_id, ext_id, record_id, status, hash) VALUES `,
+		cols: 5,
+		next: next + 1,
+	}.run(ctx, tx, len(links)-1, stage(1), stageErr(1))
 	if err != nil {
 		return err
 	}

@@ -151,11 +151,12 @@ func (s *sealer) write(ctx context.Context, tx *sql.Tx) (*nhisync.Checkpoint, er
 	if s.err != nil {
 		return nil, s.err
 	}
+	// head is the largest seq: SQLite hands the entries theirs.
 	head := s.head
 	err := insert{
-		head: `INSERT INTO audit (seq, record_id, leaf, hash) VALUES `,
-		cols: 4,
-		seq:  func(i int) int64 { return head + 1 + int64(i) },
+		head: `INSERT INTO audit (record_id, leaf, hash) VALUES `,
+		cols: 3,
+		next: head + 1,
 	}.run(ctx, tx, len(s.b.Audit), func(args []any, i int) []any {
 		leaf := s.leaf(i)
 		e := s.b.Audit[i]
