@@ -40,6 +40,13 @@ import (
 // maxBatch is how many writes one batch takes at most.
 const maxBatch = 500
 
+// mysqlRows is how many rows one MySQL UPDATE takes at most: its CASE
+// and OR terms are tried one after another for every row, so the server's
+// work grows with the square of the rows (BenchmarkApplyMariaDB: 290–375
+// µs a write with 500 rows a statement, 173–205 with 100, for 3 µs more
+// of this process's CPU).
+const mysqlRows = 100
+
 // maxParams bounds the placeholders of one statement (SQLite allows
 // 32766, PostgreSQL and MySQL 65535).
 const maxParams = 30000
@@ -177,8 +184,12 @@ func (c *Connector) updateBatch(ctx context.Context, tx *stdsql.Tx, writes []nhi
 	}
 	for _, s := range shapes {
 		per := c.paramsPerRow(len(s.cols))
+		step := max(1, maxParams/per)
+		if c.d == mysqlDialect {
+			step = min(step, mysqlRows)
+		}
 		for from := 0; from < len(s.rows); {
-			to := min(len(s.rows), from+max(1, maxParams/per))
+			to := min(len(s.rows), from+step)
 			c.updateShape(ctx, tx, s.cols, s.rows[from:to], results)
 			from = to
 		}
