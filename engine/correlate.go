@@ -92,7 +92,7 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	}
 	var goneStrays []string
 	var gone []goneLink
-	for id, h := range r.heads {
+	for id, h := range r.heads.all() {
 		if h.seen || h.status == stateGone {
 			continue
 		}
@@ -157,7 +157,7 @@ func (p *pass) disputeDuplicates(r *sysRead) {
 		// No content hash: once the id is unique again its record reads
 		// as changed and is correlated afresh.
 		st.hasHash = false
-		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads[st.id()] != nil,
+		s := &strayObs{st: st, status: nhisync.LinkDisputed, stored: r.heads.get(st.id()) != nil,
 			reason: fmt.Sprintf("id %q is held by %d records in %s; neither is read until the id is unique", st.id(), n+1, r.sys.Name)}
 		p.stray = append(p.stray, s)
 		p.sum.sys(r.sys.Name).Error = s.reason
@@ -196,7 +196,7 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 // change: a golden record may have appeared for them since.
 func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	var ids []string
-	for id, h := range r.heads {
+	for id, h := range r.heads.all() {
 		if h.seen && h.recordID == 0 && !h.changed && r.dups[id] == 0 && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
 			ids = append(ids, id)
 		}
@@ -257,7 +257,7 @@ func (x *linkedIndex) get(id int64) (string, bool) {
 	}
 	if x.m == nil {
 		x.m = make(map[int64]string, x.r.stored)
-		for ext, h := range x.r.heads {
+		for ext, h := range x.r.heads.all() {
 			if h.recordID != 0 && h.status == stateLive && (h.seen || !x.r.full) {
 				x.m[h.recordID] = ext
 			}
@@ -355,7 +355,7 @@ func (r *sysRead) headOf(st *staged) *head {
 	if st.fresh {
 		return &r.fresh
 	}
-	return r.heads[st.id()]
+	return r.heads.get(st.id())
 }
 
 // linkedHead reports whether h links its id to a golden record, so that

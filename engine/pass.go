@@ -105,7 +105,7 @@ type sysRead struct {
 	// first pass allocates no head per record, and tells a new id from
 	// one read twice by one map operation; freshLinked counts those that
 	// correlation linked to a record.
-	heads    map[string]*head
+	heads    *headTable
 	freshIDs map[string]struct{}
 	// someHeads is set when heads holds only the stored links of the ids
 	// read (an incremental read), not every one of the system.
@@ -132,13 +132,10 @@ type sysRead struct {
 	// dups counts the extra records holding an id already read.
 	dups map[string]int
 
-	// heap and staged allocate heads and observations; arena holds the
-	// observations' encodings (external IDs among them), ids the external
-	// IDs of stored links.
-	heap   slab[head]
+	// staged allocates observations; arena holds their encodings
+	// (external IDs among them).
 	staged slab[staged]
 	arena  texts
-	ids    texts
 	hdr    []byte // stage's scratch
 	// matchVals is match's scratch.
 	matchVals []string
@@ -452,7 +449,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	if incremental {
 		heads = 0
 	}
-	r := &sysRead{sys: sys, kind: kind, fp: fp, heads: make(map[string]*head, heads), freshIDs: map[string]struct{}{}, dups: map[string]int{}}
+	r := &sysRead{sys: sys, kind: kind, fp: fp, heads: newHeadTable(heads), freshIDs: map[string]struct{}{}, dups: map[string]int{}}
 	// Every id the read finds without a stored link points at fresh: seen
 	// (so it neither vanishes nor goes unnoticed when read twice), and
 	// linked to nothing.
@@ -517,7 +514,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			pending = append(pending, st)
 			return nil
 		}
-		hd := r.heads[obs.ID]
+		hd := r.heads.get(obs.ID)
 		switch {
 		case hd != nil && hd.seen:
 			// The same id twice in one read: neither record is read;
@@ -592,15 +589,17 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 
 // addHead adds the stored link head of external id ext to r.heads; its
 // hash counts only when the system's mapping is the one it was taken
-// with (sameMapping).
+// with (sameMapping). The store holds one link per id: a second head of
+// an id replaces the first, as the map before the table did.
 func (r *sysRead) addHead(ext string, recordID int64, status nhisync.LinkStatus, hash []byte, sameMapping bool) {
-	hd := r.heap.alloc()
-	hd.recordID, hd.status = recordID, stateOf(status)
+	hd, found := r.heads.add(ext)
+	*hd = head{recordID: recordID, status: stateOf(status)}
 	if sameMapping && len(hash) == hashLen {
 		hd.hash, hd.hasHash = [hashLen]byte(hash), true
 	}
-	r.heads[r.ids.clone(ext)] = hd
-	r.stored++
+	if !found {
+		r.stored++
+	}
 }
 
 // placeFresh notes st, read with no stored link for its id: a new id,
@@ -641,7 +640,7 @@ func (p *pass) placePending(ctx context.Context, r *sysRead, pending []*staged) 
 	}
 	for _, st := range pending {
 		id := st.id()
-		hd := r.heads[id]
+		hd := r.heads.get(id)
 		switch {
 		case hd != nil && hd.seen:
 			r.dups[id]++

@@ -47,7 +47,7 @@ func (p *pass) vanishAll(ctx context.Context, r *sysRead, gone []goneLink) error
 		return err
 	}
 	live := r.freshLinked
-	for _, h := range r.heads {
+	for _, h := range r.heads.all() {
 		if h.recordID != 0 && h.status == stateLive {
 			live++
 		}

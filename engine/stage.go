@@ -4,7 +4,8 @@ package engine
 // deciding the records. A first pass holds every record of every system
 // (SPEC §8: a million NHIs in three systems, in 2 GiB), so everything here
 // is sized for millions: link heads and observations are small structs
-// without their own heap objects (allocated in slabs, hashes inline), an
+// without their own heap objects (heads in a table without pointers,
+// heads.go; observations in slabs; hashes inline), an
 // observation keeps its canonical values as the bytes its content hash
 // was built from, and both are dropped as soon as correlation and the
 // decision of their record are done.

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestHeadTable holds the head table to a map's behaviour: every id added
+// is found with its head, through growth from a table sized for far fewer,
+// ids that are prefixes of others, an empty id and one longer than a chunk;
+// an id added twice keeps one head; all yields each id once.
+func TestHeadTable(t *testing.T) {
+	tbl := newHeadTable(3)
+	want := map[string]int64{}
+	ids := []string{"", "a", "ab", strings.Repeat("x", headChunk+10)}
+	for i := range 20000 {
+		ids = append(ids, "id-"+strconv.Itoa(i))
+	}
+	for i, id := range ids {
+		hd, found := tbl.add(id)
+		if found {
+			t.Fatalf("add(%.20q): found before it was added", id)
+		}
+		hd.recordID = int64(i + 1)
+		want[id] = int64(i + 1)
+	}
+	if hd, found := tbl.add("ab"); !found || hd.recordID != want["ab"] {
+		t.Fatalf("add of an id held: found %v, head %+v", found, hd)
+	}
+	if tbl.n != len(want) {
+		t.Fatalf("holds %d heads, want %d", tbl.n, len(want))
+	}
+	for id, rec := range want {
+		if hd := tbl.get(id); hd == nil || hd.recordID != rec {
+			t.Fatalf("get(%.20q) = %+v, want record %d", id, hd, rec)
+		}
+	}
+	for _, id := range []string{"b", "id-", "id-20000", "a\x00"} {
+		if hd := tbl.get(id); hd != nil {
+			t.Fatalf("get(%q) = %+v for an id never added", id, hd)
+		}
+	}
+	seen := map[string]bool{}
+	for id, hd := range tbl.all() {
+		if seen[id] {
+			t.Fatalf("all yields %.20q twice", id)
+		}
+		seen[id] = true
+		if hd.recordID != want[id] {
+			t.Fatalf("all: %.20q has record %d, want %d", id, hd.recordID, want[id])
+		}
+		// Heads are changed in place.
+		hd.seen = true
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("all yields %d ids, want %d", len(seen), len(want))
+	}
+	if hd := tbl.get("id-7"); !hd.seen {
+		t.Fatal("a change to a head that all yielded is lost")
+	}
+	var empty *headTable
+	if empty.get("a") != nil {
+		t.Fatal("a nil table holds a head")
+	}
+	for range empty.all() {
+		t.Fatal("a nil table yields a head")
+	}
+}
