@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/nhisync/nhisync"
@@ -79,13 +80,13 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	if err := s.unsyncedErr(op); err != nil {
 		return false, err
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		return false, internal(op, err)
+	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL; PRAGMA cache_size = `+strconv.Itoa(-bulkCacheKiB)); err != nil {
+		return false, errors.Join(internal(op, err), s.dropWriter())
 	}
 	empty, err := s.openWindow(ctx)
 	if err != nil || !empty {
-		if _, ferr := s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); ferr != nil {
-			err = errors.Join(err, ferr, s.dropWriter())
+		if ferr := s.writerSettingsBack(context.WithoutCancel(ctx)); ferr != nil {
+			err = errors.Join(err, ferr)
 		}
 		if err != nil {
 			return false, internal(op, err)
@@ -94,6 +95,27 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	}
 	s.bulk = true
 	return true, nil
+}
+
+// bulkCacheKiB is the writer's page cache inside the window, instead of
+// writerCacheKiB. The window's commits only append (records, link states,
+// staged links and audit entries by increasing key; records' match-key
+// index is dropped), so the pages they read again are the few at each
+// B-tree's right edge; the cache writerCacheKiB sizes for random-key
+// inserts would only fill with pages already written, at the first pass's
+// peak of memory. SQLite's page allocations are rounded up to a power of
+// two by modernc.org/memory (a 4 KiB page and its header take 8 KiB), so
+// the full cache holds about twice its size: ~120 MiB of the process.
+const bulkCacheKiB = 8192
+
+// writerSettingsBack puts the writer's settings of Open back after the
+// window (synchronous=FULL, the full page cache); a writer that keeps
+// either is discarded.
+func (s *Store) writerSettingsBack(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = FULL; PRAGMA cache_size = `+strconv.Itoa(-writerCacheKiB)); err != nil {
+		return errors.Join(err, s.dropWriter())
+	}
+	return nil
 }
 
 // dropWriter makes the writer pool discard its connection (the next one
@@ -120,12 +142,12 @@ func (s *Store) holdCheckpoint(cp *nhisync.Checkpoint) bool {
 	return true
 }
 
-// syncWindow puts synchronous=FULL back on the writer and syncs what the
-// window's commits wrote (the WAL, and the database the checkpoints
-// copied into, which syncs it already).
+// syncWindow puts the writer's settings back (synchronous=FULL, its full
+// page cache) and syncs what the window's commits wrote (the WAL, and the
+// database the checkpoints copied into, which syncs it already).
 func (s *Store) syncWindow(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
-		return errors.Join(err, s.dropWriter())
+	if err := s.writerSettingsBack(ctx); err != nil {
+		return err
 	}
 	return s.syncFiles()
 }

@@ -368,8 +368,57 @@ func TestBulkWindowSortSettings(t *testing.T) {
 	if !slices.Equal(seen, []string{"dropped", "moved", "emptied", "built", "keying"}) {
 		t.Errorf("steps seen: %v", seen)
 	}
-	if got := settings(s.w); got != [3]int{2, -65536, 0} {
+	if got := settings(s.w); got != [3]int{2, -writerCacheKiB, 0} {
 		t.Errorf("writer's temp_store, cache_size, threads after EndBulk = %v, want [2 -65536 0]", got)
+	}
+}
+
+// TestBulkWindowWriterCache: inside the window the writer commits with
+// the small page cache (bulkCacheKiB), its synchronous setting NORMAL;
+// both are back as Open set them when the window closes, and when
+// BeginBulk finds the store not empty.
+func TestBulkWindowWriterCache(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	writer := func() (sync, cache int) {
+		t.Helper()
+		if err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.w.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
+			t.Fatal(err)
+		}
+		return sync, cache
+	}
+	const normal, full = 1, 2
+	if sync, cache := writer(); sync != full || cache != -writerCacheKiB {
+		t.Fatalf("writer after Open: synchronous %d, cache_size %d; want %d, %d", sync, cache, full, -writerCacheKiB)
+	}
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	first, err := s.NewIDs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, storetest.BulkBatch(first, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if sync, cache := writer(); sync != normal || cache != -bulkCacheKiB {
+		t.Errorf("writer inside the window: synchronous %d, cache_size %d; want %d, %d", sync, cache, normal, -bulkCacheKiB)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sync, cache := writer(); sync != full || cache != -writerCacheKiB {
+		t.Errorf("writer after EndBulk: synchronous %d, cache_size %d; want %d, %d", sync, cache, full, -writerCacheKiB)
+	}
+	// The store holds records now: no window, the writer as it was.
+	if open, err := s.BeginBulk(ctx); err != nil || open {
+		t.Fatalf("BeginBulk on a loaded store = %v, %v", open, err)
+	}
+	if sync, cache := writer(); sync != full || cache != -writerCacheKiB {
+		t.Errorf("writer after a window refused: synchronous %d, cache_size %d; want %d, %d", sync, cache, full, -writerCacheKiB)
 	}
 }
 

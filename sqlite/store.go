@@ -122,8 +122,9 @@ const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_prag
 // 24.6 CPU-s with 1 MiB against 22.6 before. 8 MiB it is. The process
 // stays small (one writer and max(4, GOMAXPROCS) readers).
 const (
-	writerCache = "&_pragma=cache_size(-65536)" // KiB
-	readerCache = "&_pragma=cache_size(-8192)"
+	writerCacheKiB = 65536
+	writerCache    = "&_pragma=cache_size(-65536)" // writerCacheKiB
+	readerCache    = "&_pragma=cache_size(-8192)"
 )
 
 // walCheckpointPages is how many WAL frames (256 MiB of 4 KiB pages) wait
