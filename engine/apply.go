@@ -343,7 +343,7 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 			for _, o := range groups[i] {
 				o.Attempts++
 				o.NextAt = now.Add(backoff(o.Attempts))
-				o.LastError = nhisync.ErrorMessage(res.Err)
+				o.LastError = writeFailure(sys, res)
 			}
 		}
 	}
@@ -371,6 +371,20 @@ func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups 
 		}
 	}()
 	return nil
+}
+
+// writeFailure is why a write failed: the connector's error, or, when it
+// gave none or answered with a status nhisync does not know, that it did
+// (SPEC §3.13: a failed write is named with why, in the summary, the
+// audit log and the queued write).
+func writeFailure(sys *nhisync.System, res nhisync.WriteResult) string {
+	if msg := nhisync.ErrorMessage(res.Err); msg != "" {
+		return msg
+	}
+	if res.Status != nhisync.WriteFailed {
+		return fmt.Sprintf("the %s connector answered a write with status %q, which nhisync does not know (a bug in the connector: report it); the write is retried", sys.Connector, res.Status)
+	}
+	return fmt.Sprintf("the %s connector failed a write without saying why (a bug in the connector: report it); the write is retried", sys.Connector)
 }
 
 // commitOutcome commits the outcome of a chunk of writes to sys

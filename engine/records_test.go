@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -641,5 +642,61 @@ func TestLongPassKeepsItsLease(t *testing.T) {
 	}
 	if intruded {
 		t.Fatal("another process took the lease of a running pass: it was not renewed")
+	}
+}
+
+// mutelyFailingApply wraps a real connector whose writes fail with the
+// status status and no error, as a connector with a bug may answer.
+type mutelyFailingApply struct {
+	nhisync.Connector
+	status nhisync.WriteStatus
+}
+
+func (c *mutelyFailingApply) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	out := make([]nhisync.WriteResult, len(ws))
+	for i := range out {
+		out[i] = nhisync.WriteResult{Status: c.status}
+	}
+	return out, nil
+}
+
+// TestAWriteFailedWithoutAReasonIsSaid (SPEC §3.13): a connector that
+// fails writes without an error, or answers with a status nhisync does
+// not know, fails them loudly all the same: the summary, the queued
+// write and the audit log say it did, naming the connector.
+func TestAWriteFailedWithoutAReasonIsSaid(t *testing.T) {
+	for _, status := range []nhisync.WriteStatus{nhisync.WriteFailed, ""} {
+		w := newWorld(t, baseConfig, map[string][]map[string]any{
+			"idp.json":     {sa("i1", "aws", "bot")},
+			"cmdb.json":    {sa("c1", "aws", "bot", "owner", "a@x")},
+			"catalog.json": {sa("k1", "aws", "bot")},
+		})
+		w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
+			if name == "catalog" {
+				return &mutelyFailingApply{Connector: c, status: status}
+			}
+			return c
+		}
+		sum := w.sync()
+		cat := sum.Systems["catalog"]
+		if cat.Failed == 0 || !strings.Contains(cat.Error, "the file connector") || !slices.Contains(sum.FailedSystems(w.cfg), "catalog") {
+			t.Errorf("status %q: catalog failed %d, error %q; want the failed writes said, naming the connector", status, cat.Failed, cat.Error)
+		}
+		queued, err := w.store.OutboxWrites(context.Background(), "catalog", nhisync.OutboxReady, nhisync.FakeClock{}.T, 0)
+		if err != nil || len(queued) == 0 || queued[0].LastError == "" {
+			t.Errorf("status %q: queued writes %+v, %v; want them kept with why they failed", status, queued, err)
+		}
+		failed := 0
+		if err := w.store.ScanAudit(context.Background(), 0, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+			if e.Action == nhisync.ActWriteFailed && strings.Contains(e.Reason, "the file connector") {
+				failed++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if failed == 0 {
+			t.Errorf("status %q: no write.failed audit entry says why", status)
+		}
 	}
 }
