@@ -405,8 +405,17 @@ func (c *console) auditPage(w http.ResponseWriter, r *http.Request, v *view) (st
 	if d.Size, _, err = c.s.opt.Store.AuditHead(r.Context()); err != nil {
 		return "", err
 	}
+	// Only the checkpoints the store hands out: up to its latest, which
+	// is not one a bulk window signed before the window was synced to
+	// disk (a power loss could take that one back).
+	latest, err := c.s.opt.Store.LatestCheckpoint(r.Context())
+	if err != nil {
+		return "", err
+	}
 	err = c.s.opt.Store.ScanCheckpoints(r.Context(), func(cp *nhisync.Checkpoint) error {
-		d.Checkpoints = append(d.Checkpoints, cp)
+		if latest != nil && cp.Size <= latest.Size {
+			d.Checkpoints = append(d.Checkpoints, cp)
+		}
 		return nil
 	})
 	if err != nil {

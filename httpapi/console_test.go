@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -203,5 +204,28 @@ func TestConsoleActions(t *testing.T) {
 	a, _ := f.store.Approval(t.Context(), aid)
 	if a.Status != nhisync.StatusPending {
 		t.Errorf("approval decided by refused requests: %s", a.Status)
+	}
+}
+
+// TestConsoleAuditShowsOnlySyncedCheckpoints: the audit page lists the
+// checkpoints the store hands out (LatestCheckpoint's and older), not one
+// a bulk window signed before it was synced to disk.
+func TestConsoleAuditShowsOnlySyncedCheckpoints(t *testing.T) {
+	f := newFixture(t, 4)
+	b := f.browser(t)
+	b.signIn(t, "vera")
+	if _, body, _ := b.get(t, "/audit"); !strings.Contains(body, "Latest signed checkpoint") {
+		t.Fatal("the audit page shows no checkpoint after a pass")
+	}
+	// The SQLite store's mark of a bulk window not synced yet, opened
+	// before any checkpoint was signed.
+	raw := f.store.(interface {
+		ExecRaw(ctx context.Context, query string, args ...any) error
+	})
+	if err := raw.ExecRaw(t.Context(), `INSERT INTO meta (key, value) VALUES ('sqlite.bulk_window_unsynced', '0')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := b.get(t, "/audit"); strings.Contains(body, "Latest signed checkpoint") || strings.Contains(body, "— ") {
+		t.Errorf("the audit page shows a checkpoint no synced one covers:\n%s", body)
 	}
 }
