@@ -137,6 +137,34 @@ func TestFirstPassIsOneBulkWindow(t *testing.T) {
 	}
 }
 
+// TestFirstPassReleasesMemoryBeforeClosingTheWindow: a first pass hands
+// its freed memory back once every record is decided and committed, while
+// the window is still open (before the store's sorts closing it), and a
+// pass without a window does not.
+func TestFirstPassReleasesMemoryBeforeClosingTheWindow(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":  {sa("i1", "aws", "payments-bot"), sa("i2", "aws", "billing-bot")},
+		"cmdb.json": {sa("c1", "aws", "payments-bot", "owner", "alice@example.com")},
+	})
+	bc := w.store.(*bulkCheck)
+	released := 0
+	defer engine.SetReleaseMemory(func() {
+		released++
+		if !bc.open || len(bc.recs) != 2 {
+			t.Errorf("memory released with the window open=%v and %d records committed; want open, 2", bc.open, len(bc.recs))
+		}
+	})()
+	w.sync()
+	if released != 1 {
+		t.Fatalf("first pass released memory %d times, want once", released)
+	}
+	w.put("idp.json", []map[string]any{sa("i1", "aws", "payments-bot"), sa("i3", "aws", "new-bot")})
+	w.sync()
+	if released != 1 {
+		t.Errorf("a pass without a bulk window released memory (%d times in all)", released)
+	}
+}
+
 // failingEnd is a bulk store whose commits inside the window fail, and
 // whose window then fails to close.
 type failingEnd struct{ *bulkCheck }

@@ -24,3 +24,11 @@ func SetApplyChunk(n int) (restore func()) {
 	applyChunk = n
 	return func() { applyChunk = old }
 }
+
+// SetReleaseMemory has f called instead of debug.FreeOSMemory once a bulk
+// window's records are decided; the returned func restores it.
+func SetReleaseMemory(f func()) (restore func()) {
+	old := releaseMemory
+	releaseMemory = f
+	return func() { releaseMemory = old }
+}
