@@ -52,10 +52,12 @@ const (
 	headChunk                = 64 << 10
 )
 
-// newHeadTable returns a table sized for about n heads.
+// newHeadTable returns a table sized for about n heads, and an eighth
+// more: n is what the system's last full read saw, and the store keeps the
+// links of records that vanished since (gone) beside them.
 func newHeadTable(n int) *headTable {
 	t := &headTable{seed: maphash.MakeSeed()}
-	t.slots = make([]headSlot, max(8, n*headLoadDen/headLoadNum+1))
+	t.slots = make([]headSlot, max(8, (n+n/8)*headLoadDen/headLoadNum+1))
 	return t
 }
 
@@ -137,10 +139,12 @@ func (t *headTable) keep(id string) (chunk, off, n uint32) {
 	return t.curIdx, off, uint32(len(id))
 }
 
-// grow doubles the slots and places every head again.
+// grow makes half as many slots again and places every head again: the
+// slots need not be a power of two (start), and a table that outgrew its
+// estimate by a little does not take twice the memory.
 func (t *headTable) grow() {
 	old := t.slots
-	t.slots = make([]headSlot, 2*len(old))
+	t.slots = make([]headSlot, len(old)+len(old)/2)
 	for k := range old {
 		s := &old[k]
 		if s.tag == 0 {

@@ -67,3 +67,25 @@ func TestHeadTable(t *testing.T) {
 		t.Fatal("a nil table yields a head")
 	}
 }
+
+// TestHeadTableRoomForGoneLinks holds a table sized for a system's last
+// read to room for an eighth more heads without growing (the links of
+// records gone since are loaded too), and to growing by half, not double,
+// past that.
+func TestHeadTableRoomForGoneLinks(t *testing.T) {
+	const n = 8000
+	tbl := newHeadTable(n)
+	slots := len(tbl.slots)
+	for i := range n + n/8 {
+		tbl.add("id-" + strconv.Itoa(i))
+	}
+	if len(tbl.slots) != slots {
+		t.Fatalf("%d heads in a table sized for %d grew it from %d to %d slots", n+n/8, n, slots, len(tbl.slots))
+	}
+	for i := n + n/8; len(tbl.slots) == slots; i++ {
+		tbl.add("id-" + strconv.Itoa(i))
+	}
+	if len(tbl.slots) != slots+slots/2 {
+		t.Fatalf("grew from %d to %d slots, want %d", slots, len(tbl.slots), slots+slots/2)
+	}
+}
