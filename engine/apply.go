@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -33,126 +33,91 @@ func (e *Engine) Drain(ctx context.Context) (*Summary, error) {
 
 // held is what a drain sends writes under: the lease it holds (a pass's
 // fence; nil outside a pass) or the lease it gives way to, and how long a
-// claim or a renewal lasts.
+// claim or a renewal lasts; and what its senders and the goroutine that
+// commits their outcomes share.
 type held struct {
 	fence *nhisync.Fence
 	yield string
 	ttl   time.Duration
-	// inflight is the outcome commit under way (nil for none).
-	inflight *outcomeCommit
-	// leaseAt is when this drain last renewed and checked fence's lease.
-	leaseAt time.Time
 	// sum is what the drain counts into, and report is told of it: an
-	// outcome's writes count once its commit is in (settle).
+	// outcome's writes count once its commit is in (settle). Only the
+	// goroutine that commits outcomes writes it while the drain runs.
 	sum    *Summary
 	report func(Progress)
+
+	// leaseAt is when this drain last renewed and checked fence's lease
+	// (leaseMu: its senders take turns).
+	leaseMu sync.Mutex
+	leaseAt time.Time
+
+	mu sync.Mutex
+	// holds are the drain's claims that may still hold writes.
+	holds []*claimHold
+	// outErr is the first outcome that failed to commit; halt is set once
+	// a sender failed. Either stops every sender before its next chunk.
+	outErr error
+	halt   bool
 }
 
-// outcomeCommit is the commit of one Apply call's outcome, chunk by chunk
-// (what each loads included), run on a goroutine of its own while the
-// drain sends the next chunk (or system): one at a time, in order, so the
-// audit log reads as if they were made one after the other.
-type outcomeCommit struct {
-	done chan struct{}
-	err  error
-	// system and tally are what the outcome adds to the summary: tally
-	// counts the writes of the chunks committed.
-	system string
-	tally  writeTally
+// errHalted stops a sender because the drain stopped: an outcome failed
+// to commit or another sender failed (the drain returns their errors).
+var errHalted = errors.New("the drain stopped")
+
+// outcomeFailed returns the first outcome commit's failure, if any.
+func (h *held) outcomeFailed() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.outErr
 }
 
-// writeTally counts the outcomes of a chunk of writes.
-type writeTally struct {
-	applied, stale, failed int
-	// failure is the first failed write's error.
-	failure string
+// halted reports whether senders must send no more.
+func (h *held) halted() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.halt || h.outErr != nil
 }
 
-// add counts the outcomes of writes: groups[i] are the queued rows
-// results[i] answers.
-func (t *writeTally) add(groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult) {
-	for i, res := range results {
-		for _, o := range groups[i] {
-			switch res.Status {
-			case nhisync.WriteApplied:
-				t.applied++
-			case nhisync.WriteStale, nhisync.WriteMissing:
-				t.stale++
-			default:
-				t.failed++
-				if t.failure == "" {
-					t.failure = o.LastError
-				}
-			}
+// haltSends stops the other senders before their next chunk.
+func (h *held) haltSends() {
+	h.mu.Lock()
+	h.halt = true
+	h.mu.Unlock()
+}
+
+// result returns the drain's error once every sender is done and every
+// outcome in: the senders' failures (of claims or sends, in config order)
+// together with the failure of an outcome commit, if one failed too:
+// none is dropped, and a person is told each. Its code is the first that
+// is not a conflict: a drain that gives way to a pass elsewhere is no
+// failure to its callers (they pass over ECONFLICT quietly), but an
+// outcome that failed to commit, or a system that failed, is one.
+func (h *held) result(errs []error) error {
+	oerr := h.outcomeFailed()
+	if oerr != nil {
+		if len(errs) == 0 {
+			return oerr
 		}
+		errs = append(errs, oerr)
 	}
-}
-
-// failed returns the error of an outcome commit that has failed, without
-// waiting for one under way; one that is done is settled.
-func (h *held) failed() error {
-	if c := h.inflight; c != nil {
-		select {
-		case <-c.done:
-			return h.settle()
-		default:
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	code := nhisync.ErrorCode(errs[0])
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		if code == nhisync.ECONFLICT {
+			code = nhisync.ErrorCode(err)
 		}
+		msgs[i] = nhisync.ErrorMessage(err)
 	}
-	return nil
-}
-
-// wait waits for the outcome commit under way, if any, settles it and
-// returns its error.
-func (h *held) wait() error {
-	if c := h.inflight; c != nil {
-		<-c.done
-		return h.settle()
+	msg := strings.Join(msgs, "; ")
+	if oerr != nil {
+		msg = strings.Join(msgs[:len(msgs)-1], "; ") + "; and the outcome of the writes sent before failed to commit: " + msgs[len(msgs)-1]
 	}
-	return nil
-}
-
-// settle takes the finished outcome commit off h and returns its error
-// (so it is returned once): the writes it settles count in h.sum only
-// when their chunk committed, as no write counts as done that was not.
-func (h *held) settle() error {
-	c := h.inflight
-	h.inflight = nil
-	ss := h.sum.sys(c.system)
-	ss.Written += c.tally.applied
-	ss.Stale += c.tally.stale
-	ss.Failed += c.tally.failed
-	h.sum.WritesApplied += c.tally.applied
-	h.sum.WritesStale += c.tally.stale
-	h.sum.WritesFailed += c.tally.failed
-	if ss.Error == "" && c.tally.failure != "" {
-		ss.Error = fmt.Sprintf("writes failed (retried with backoff): %s", c.tally.failure)
-	}
-	if c.tally != (writeTally{}) {
-		h.report(Progress{Stage: "write", System: c.system, Done: ss.Written})
-	}
-	return c.err
-}
-
-// also returns err, the failure of a drain's claim or send, together with
-// the failure of the outcome commit still under way, if it fails too:
-// neither is dropped, and a person is told both. Its code is the outcome
-// commit's when err is a conflict: a drain that gives way to a pass
-// elsewhere is no failure to its callers (they pass over ECONFLICT
-// quietly), but an outcome that failed to commit is one.
-func (h *held) also(err error) error {
-	oerr := h.wait()
-	if oerr == nil {
-		return err
-	}
-	code := nhisync.ErrorCode(err)
-	if code == nhisync.ECONFLICT {
-		code = nhisync.ErrorCode(oerr)
-	}
-	return &nhisync.Error{
-		Code:    code,
-		Message: fmt.Sprintf("%s; and the outcome of the writes sent before failed to commit: %s", nhisync.ErrorMessage(err), nhisync.ErrorMessage(oerr)),
-		Err:     errors.Join(err, oerr),
-	}
+	return &nhisync.Error{Code: code, Message: msg, Err: errors.Join(errs...)}
 }
 
 // drainTTL is how long a drain's claims last unless renewed: the
@@ -168,47 +133,119 @@ func (e *Engine) drainTTL() time.Duration {
 // worth, so a claim's writes go out before it needs renewing twice.
 var claimRows = 4 * applyChunk
 
+// sendersAtOnce is how many systems a drain sends writes to at once: on
+// two cores, one system's sends beside another's (a CSV rewrite beside
+// SQL updates) and the outcome commits of the ones before.
+var sendersAtOnce = 2
+
+// sender is the sending of a drain's writes to one system.
+type sender struct {
+	sys   *nhisync.System
+	conn  nhisync.Connector
+	whole bool
+	// queue carries the outcomes of its Apply calls to commitOutcomes.
+	queue chan *outcomeJob
+	err   error
+}
+
 // drain applies due ready writes to every system not in skip, a claim at
-// a time. A pass's drain claims under its lease (snd.fence), renewed and
-// checked before each chunk of writes leaves and carried by the commit of
-// their outcome with the claim, so a long drain keeps both and a process
-// that lost either writes nothing more.
+// a time, up to sendersAtOnce systems at once (started in config order),
+// while one goroutine commits their outcomes (commitOutcomes), one at a
+// time: each system's in the order its writes went out, the systems' in
+// config order. A pass's drain claims under its lease (snd.fence),
+// renewed and checked before each chunk of writes leaves and carried by
+// the commit of their outcome with the claim, so a long drain keeps both
+// and a process that lost either writes nothing more. Once a sender fails
+// or an outcome fails to commit no more writes leave; the drain returns
+// when every outcome of the writes sent is in, and returns the writes
+// its claims still hold to the queue.
 func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, snd *held) error {
 	snd.sum, snd.report = sum, e.report
+	var senders []*sender
 	for _, name := range e.cfg.SystemNames {
 		conn := e.conns[name]
 		sys := e.cfg.Systems[name]
 		if conn == nil || !sys.Direction.Writes() || skip[name] {
 			continue
 		}
-		whole := false
+		s := &sender{sys: sys, conn: conn, queue: make(chan *outcomeJob, claimRows/max(applyChunk, 1)+1)}
 		if w, ok := conn.(nhisync.WholeApplier); ok && w.ApplyWhole() {
-			whole = true // one Apply: the connector rewrites the system once
+			s.whole = true // one Apply: the connector rewrites the system once
 		}
-		limit := claimRows
-		if whole {
-			limit = 0
-		}
-		for {
-			claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: name, Due: now, Limit: limit,
-				Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
-			if err != nil {
-				return snd.also(err)
-			}
-			if len(rows) == 0 {
-				break
-			}
-			if err := e.sendClaimed(ctx, sys, conn, claim, rows, whole, now, snd); err != nil {
-				err = snd.also(err)
-				_ = e.store.ReleaseClaim(context.WithoutCancel(ctx), claim)
-				return err
-			}
-			if whole || len(rows) < limit {
-				break
-			}
+		senders = append(senders, s)
+	}
+	if len(senders) == 0 {
+		return nil
+	}
+	queues := make([]chan *outcomeJob, len(senders))
+	for i, s := range senders {
+		queues[i] = s.queue
+	}
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		e.commitOutcomes(ctx, snd, queues)
+	}()
+	// Senders take slots in config order, and commitOutcomes waits on the
+	// first system whose queue is open, whose sender has a slot: no
+	// sender waits on a queue nobody takes from.
+	slots := make(chan struct{}, max(sendersAtOnce, 1))
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			defer close(s.queue)
+			s.err = e.send(ctx, s, now, snd)
+		})
+	}
+	wg.Wait()
+	<-committed
+	snd.releaseOpen(ctx, e.store)
+	var errs []error
+	for _, s := range senders {
+		if s.err != nil {
+			errs = append(errs, s.err)
 		}
 	}
-	return snd.wait()
+	return snd.result(errs)
+}
+
+// send claims and sends s's due writes, a claim at a time, until none is
+// left, it fails (and halts the drain's other senders) or the drain
+// halts. A panic of the connector fails the system's sends, by name.
+func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = recovered("sending writes to "+s.sys.Name, v)
+		}
+		if errors.Is(err, errHalted) {
+			err = nil
+		} else if err != nil {
+			snd.haltSends()
+		}
+	}()
+	limit := claimRows
+	if s.whole {
+		limit = 0
+	}
+	for !snd.halted() {
+		claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: s.sys.Name, Due: now, Limit: limit,
+			Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := e.sendClaimed(ctx, s, snd.hold(claim), rows, now, snd); err != nil {
+			return err
+		}
+		if s.whole || len(rows) < limit {
+			return nil
+		}
+	}
+	return nil
 }
 
 // claim claims queued writes as req says, at the clock's time. A drain
@@ -237,9 +274,9 @@ const claimRetries = 10
 
 // sendClaimed applies the claimed rows in chunks of up to applyChunk
 // records (all at once for a whole applier).
-func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, claim *nhisync.Claim, rows []*nhisync.OutboxWrite, whole bool, now time.Time, snd *held) error {
+func (e *Engine) sendClaimed(ctx context.Context, s *sender, hold *claimHold, rows []*nhisync.OutboxWrite, now time.Time, snd *held) error {
 	chunk := applyChunk
-	if whole {
+	if s.whole {
 		chunk = len(rows)
 	}
 	for len(rows) > 0 {
@@ -250,13 +287,13 @@ func (e *Engine) sendClaimed(ctx context.Context, sys *nhisync.System, conn nhis
 			seen[rowKey(rows[n])] = true
 			n++
 		}
-		// The renewal covers every write the claim still holds to send,
-		// not only this chunk's: the claim's period (claim.Until) is
-		// then what each of them is held for.
-		if err := e.stillHolds(ctx, snd, claim, rows); err != nil {
+		// The renewal covers every write the claim still holds, not
+		// only this chunk's: the claim's period (claim.Until) is then
+		// what each of them is held for.
+		if err := e.stillHolds(ctx, snd, hold); err != nil {
 			return err
 		}
-		if err := e.applyRows(ctx, sys, conn, rows[:n], now, snd, claim); err != nil {
+		if err := e.applyRows(ctx, s, rows[:n], now, hold); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -275,7 +312,8 @@ func rowKey(o *nhisync.OutboxWrite) string {
 // (recordOutcome): confirmed writes advance shadows (echo suppression),
 // stale ones are dropped for re-observation, failed ones retry with
 // backoff.
-func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, rows []*nhisync.OutboxWrite, now time.Time, snd *held, claim *nhisync.Claim) error {
+func (e *Engine) applyRows(ctx context.Context, s *sender, rows []*nhisync.OutboxWrite, now time.Time, hold *claimHold) error {
+	sys, conn := s.sys, s.conn
 	var writes []nhisync.Write
 	var groups [][]*nhisync.OutboxWrite
 	index := map[string]int{}
@@ -314,230 +352,8 @@ func (e *Engine) applyRows(ctx context.Context, sys *nhisync.System, conn nhisyn
 			results[i] = nhisync.WriteResult{Status: nhisync.WriteFailed, Err: err}
 		}
 	}
-	return e.recordOutcome(ctx, sys, groups, results, now, snd, claim)
-}
-
-// recordOutcome commits the outcome of one Apply call's writes to sys:
-// groups[i] are the queued rows results[i] answers, held by claim. The
-// outcome commits a chunk of applyChunk records at a time, the chunks one
-// after the other on a goroutine of its own (snd.inflight), which starts
-// once the outcome of the Apply call before is in; the drain meanwhile
-// claims and sends the next chunk (or system), and waits for the last
-// outcome before it returns. So a whole-file system's outcome, many
-// chunks, commits while the next system's writes go out, and outcomes
-// still commit one at a time, in order. The writes count in the summary
-// once their chunk's commit is in (held.settle).
-//
-// Each chunk's commit loads only what it moves (outcomeBatch): the links
-// of sys the updates went to and the display keys of the writes' records
-// (what their audit entries name). It loads them once the commit before
-// is in: so it never writes back a link as that commit found it, and a
-// store that commits on one connection reads them where they are about to
-// be written (the SQLite store reads them on its writer, whose page cache
-// its commits keep).
-func (e *Engine) recordOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, snd *held, claim *nhisync.Claim) error {
-	for i, res := range results {
-		switch res.Status {
-		case nhisync.WriteApplied, nhisync.WriteStale, nhisync.WriteMissing:
-		default:
-			for _, o := range groups[i] {
-				o.Attempts++
-				o.NextAt = now.Add(backoff(o.Attempts))
-				o.LastError = writeFailure(sys, res)
-			}
-		}
-	}
-	if err := snd.wait(); err != nil {
-		return err
-	}
-	c := &outcomeCommit{done: make(chan struct{}), system: sys.Name}
-	snd.inflight = c
-	fence := snd.fence
-	done := outcomeDone
-	go func() {
-		defer func() {
-			close(c.done)
-			if done != nil {
-				done(c.err)
-			}
-		}()
-		for len(results) > 0 {
-			n := min(applyChunk, len(results))
-			if c.err = e.commitOutcome(ctx, sys, groups[:n], results[:n], now, fence, claim); c.err != nil {
-				return
-			}
-			c.tally.add(groups[:n], results[:n])
-			groups, results = groups[n:], results[n:]
-		}
-	}()
+	e.recordOutcome(sys, groups, results, now, hold, s.queue)
 	return nil
-}
-
-// writeFailure is why a write failed: the connector's error, or, when it
-// gave none or answered with a status nhisync does not know, that it did
-// (SPEC §3.13: a failed write is named with why, in the summary, the
-// audit log and the queued write).
-func writeFailure(sys *nhisync.System, res nhisync.WriteResult) string {
-	if msg := nhisync.ErrorMessage(res.Err); msg != "" {
-		return msg
-	}
-	if res.Status != nhisync.WriteFailed {
-		return fmt.Sprintf("the %s connector answered a write with status %q, which nhisync does not know (a bug in the connector: report it); the write is retried", sys.Connector, res.Status)
-	}
-	return fmt.Sprintf("the %s connector failed a write without saying why (a bug in the connector: report it); the write is retried", sys.Connector)
-}
-
-// commitOutcome commits the outcome of a chunk of writes to sys
-// (recordOutcome) with fence and claim.
-func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, fence *nhisync.Fence, claim *nhisync.Claim) error {
-	b, err := e.outcomeBatch(ctx, sys, groups, results, now)
-	if err != nil {
-		return err
-	}
-	b.Fence, b.Claim = fence, claim
-	if err := e.store.Commit(ctx, b); err != nil || e.writeObserver == nil {
-		return err
-	}
-	at := e.clock.Now().UTC()
-	for i, res := range results {
-		for _, o := range groups[i] {
-			e.writeObserver(o, res.Status, at)
-		}
-	}
-	return nil
-}
-
-// outcomeBatch builds the batch of an outcome (recordOutcome): outbox rows
-// done or rescheduled, the links it moves written back in key order, an
-// audit entry per write.
-func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time) (*nhisync.Batch, error) {
-	var recIDs []int64
-	var extIDs []string
-	seenRec := make(map[int64]bool, len(groups))
-	seenExt := make(map[string]bool, len(groups))
-	for _, g := range groups {
-		for _, o := range g {
-			if !seenRec[o.RecordID] {
-				seenRec[o.RecordID] = true
-				recIDs = append(recIDs, o.RecordID)
-			}
-			if !o.Create && !seenExt[o.ExternalID] {
-				seenExt[o.ExternalID] = true
-				extIDs = append(extIDs, o.ExternalID)
-			}
-		}
-	}
-	keys, err := e.store.RecordKeys(ctx, recIDs)
-	if err != nil {
-		return nil, err
-	}
-	var loaded []*nhisync.Link
-	if len(extIDs) > 0 {
-		if loaded, err = e.store.LoadLinks(ctx, sys.Name, extIDs); err != nil {
-			return nil, err
-		}
-	}
-	links := make(map[string]*nhisync.Link, len(loaded))
-	for _, l := range loaded {
-		links[l.ExternalID] = l
-	}
-	b := &nhisync.Batch{}
-	fp := mappingFingerprint(sys)
-	var touched []*nhisync.Link
-	mark := map[*nhisync.Link]bool{}
-	touch := func(l *nhisync.Link) {
-		if !mark[l] {
-			mark[l] = true
-			touched = append(touched, l)
-		}
-	}
-	// stale links keep no hash, so the next pass reads the record whatever
-	// it holds then, even the content it held when first linked.
-	stale := map[*nhisync.Link]bool{}
-	for i, res := range results {
-		for _, o := range groups[i] {
-			key, exists := keys[o.RecordID]
-			ev := &nhisync.AuditEntry{Actor: nhisync.Actor, Kind: o.Kind, RecordID: o.RecordID, Record: o.Record, Field: o.Field, System: sys.Name, Old: o.Old, New: o.New}
-			var link *nhisync.Link
-			if exists {
-				ev.Record = key
-				// The link the write went to, while it is still the
-				// record's.
-				if l := links[o.ExternalID]; !o.Create && l != nil && l.RecordID == o.RecordID {
-					link = l
-				}
-			}
-			switch res.Status {
-			case nhisync.WriteApplied:
-				b.OutboxDone = append(b.OutboxDone, o.ID)
-				if o.Create {
-					if !exists || res.ID == "" {
-						continue
-					}
-					link = &nhisync.Link{System: sys.Name, ExternalID: res.ID, RecordID: o.RecordID, Status: nhisync.LinkLive, FirstSeen: now, SeenAt: now}
-					for f, v := range o.Values {
-						fs := link.Field(f)
-						fs.Shadow, fs.Asserted, fs.Since = v, v, now
-					}
-					ev.Action, ev.Field, ev.New, ev.Reason = nhisync.ActRecordProvisioned, "", nhisync.Str(res.ID), "provision: true"
-				} else {
-					ev.Action = nhisync.ActWriteApplied
-					if o.ApprovalID != 0 {
-						ev.Reason = fmt.Sprintf("approved (approval %d)", o.ApprovalID)
-					}
-					if link != nil {
-						fs := link.Field(o.Field)
-						fs.Shadow = o.New
-						if sys.Reads(o.Field) {
-							fs.Asserted, fs.Since = o.New, now
-						}
-					}
-				}
-				if link != nil {
-					touch(link)
-				}
-			case nhisync.WriteStale, nhisync.WriteMissing:
-				b.OutboxDone = append(b.OutboxDone, o.ID)
-				ev.Action = nhisync.ActWriteStale
-				ev.Reason = "the record changed in " + sys.Name + " since it was read; dropped for re-observation"
-				if res.Status == nhisync.WriteMissing {
-					ev.Reason = "the record is gone from " + sys.Name
-				}
-				if link != nil {
-					link.Hash = nil // re-observe it whatever its content
-					touch(link)
-					stale[link] = true
-				}
-			default:
-				b.Outbox = append(b.Outbox, o)
-				ev.Action = nhisync.ActWriteFailed
-				ev.Reason = fmt.Sprintf("attempt %d: %s; retry after %s", o.Attempts, o.LastError, o.NextAt.Format(time.RFC3339))
-			}
-			e.auditTo(b, ev, now)
-		}
-	}
-	// Key order (a stable sort keeps two links created under one id in
-	// the order they came, the later one winning as before).
-	slices.SortStableFunc(touched, func(x, y *nhisync.Link) int { return strings.Compare(x.ExternalID, y.ExternalID) })
-	for _, l := range touched {
-		if !stale[l] && (l.Hash != nil || l.FirstSeen.Equal(now)) {
-			l.Hash = linkHash(sys, fp, l)
-		}
-		b.Links = append(b.Links, l)
-	}
-	return b, nil
-}
-
-// linkHash recomputes a link's content hash from what the system asserts,
-// so the record reads back as unchanged after nhisync's own write.
-func linkHash(sys *nhisync.System, fp string, l *nhisync.Link) []byte {
-	values := make([]nhisync.Value, len(sys.Fields))
-	for i, m := range sys.Fields {
-		if sys.Reads(m.Field) {
-			values[i] = m.Type.Canonical(l.Asserted(m.Field))
-		}
-	}
-	return contentHash(fp, values)
 }
 
 // pause is how long a degraded system rests after its n-th failed pass:
@@ -632,8 +448,8 @@ func (e *Engine) healthBatch(ctx context.Context, sum *Summary, now time.Time) (
 	return b, nil
 }
 
-// stillHolds renews the claim on rows (every write it still holds to
-// send: claim.Until then holds for each), and the pass lease when the
+// stillHolds renews the claim of hold (every write it still holds:
+// claim.Until then holds for each), and the pass lease when the
 // sender holds one, and fails (ECONFLICT) unless this engine still holds
 // both (the lease at its fence's epoch): done before writes leave for a
 // system. (Between this check and the system's write a window remains that
@@ -647,24 +463,22 @@ func (e *Engine) healthBatch(ctx context.Context, sum *Summary, now time.Time) (
 // lease, and people's actions, which could change a queued write, wait
 // for the lease), so what was checked then still holds. A drain outside
 // a pass renews and checks its claim before every chunk.
-func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim, rows []*nhisync.OutboxWrite) error {
-	if err := snd.failed(); err != nil {
-		return err // no more writes leave after an outcome failed to commit
+func (e *Engine) stillHolds(ctx context.Context, snd *held, hold *claimHold) error {
+	if snd.halted() {
+		return errHalted // no more writes leave after an outcome failed to commit
 	}
 	now := e.clock.Now().UTC()
 	if fence := snd.fence; fence != nil {
 		if err := e.renewFence(ctx, snd, now); err != nil {
 			return err
 		}
-		if claim.Until.Sub(now) > snd.ttl-snd.ttl/3 {
-			return nil // claimed or renewed moments ago
-		}
 	}
-	ids := make([]int64, len(rows))
-	for i, o := range rows {
-		ids[i] = o.ID
+	hold.mu.Lock()
+	defer hold.mu.Unlock()
+	if snd.fence != nil && hold.claim.Until.Sub(now) > snd.ttl-snd.ttl/3 {
+		return nil // claimed or renewed moments ago
 	}
-	return e.store.RenewClaim(ctx, claim, ids, now, snd.ttl)
+	return hold.renew(ctx, e.store, now, snd.ttl)
 }
 
 // renewFence renews the lease of snd's fence unless it was renewed less
@@ -672,6 +486,8 @@ func (e *Engine) stillHolds(ctx context.Context, snd *held, claim *nhisync.Claim
 // engine still holds it at the fence's epoch.
 func (e *Engine) renewFence(ctx context.Context, snd *held, now time.Time) error {
 	fence := snd.fence
+	snd.leaseMu.Lock()
+	defer snd.leaseMu.Unlock()
 	if now.Sub(snd.leaseAt) < snd.ttl/3 {
 		return nil
 	}
@@ -693,10 +509,6 @@ func (e *Engine) renewFence(ctx context.Context, snd *held, now time.Time) error
 	snd.leaseAt = now
 	return nil
 }
-
-// outcomeDone, when set (tests), is called with each outcome commit's
-// error once the drain can see it (failed returns it).
-var outcomeDone func(error)
 
 // awaitClaims waits, once this engine holds the pass lease, until no
 // other process holds claims on queued writes: a drain elsewhere that

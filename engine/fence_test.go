@@ -88,35 +88,34 @@ func TestStalledPassIsFenced(t *testing.T) {
 	t.Run("cannot send writes", func(t *testing.T) {
 		w := newFencedWorld(t)
 		// One change for each of two systems: the IdP's scopes go to the
-		// CMDB, the CMDB's owner to the catalog. Writes leave system by
-		// system (idp, cmdb, catalog).
+		// CMDB, the CMDB's owner to the catalog. The CMDB's and the
+		// catalog's writes go out at once; the catalog's claim waits
+		// until the pass has stalled sending the CMDB's.
 		idp := w.get("idp.json")
 		idp[0]["scopes"] = []any{"s3:read", "s3:write"}
 		w.put("idp.json", idp)
 		setOwner(w, "b@x")
+		clock := &steppedClock{t: w.clock.Now()}
+		store := &gatedClaims{Store: w.store, system: "catalog", holder: "A", open: make(chan struct{})}
 		catalogWrites := 0
-		stalled := false
-		w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
-			switch name {
-			case "cmdb":
-				// Stalled while its writes to the CMDB go out; meanwhile
-				// another process takes the lease and runs.
-				return &slowRead{Connector: c, during: func() {}, onApply: func() {
-					if stalled {
-						return
-					}
-					stalled = true
-					w.clock.Advance(ttl + time.Minute)
-					if _, err := w.otherProcess("B").Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl}); err != nil {
-						t.Fatalf("the other process's pass: %v", err)
-					}
-				}}
-			case "catalog":
-				return &slowRead{Connector: c, during: func() {}, onApply: func() { catalogWrites++ }}
+		conns := w.openConns(nil)
+		// Stalled while its writes to the CMDB go out; meanwhile another
+		// process takes the lease and runs.
+		conns["cmdb"] = &slowRead{Connector: conns["cmdb"], during: func() {}, onApply: func() {
+			if store.opened {
+				return
 			}
-			return c
-		}
-		_, err := w.engine().Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl})
+			clock.Advance(ttl + time.Minute)
+			b := engine.New(w.cfg, w.store, w.openConns(nil), engine.WithClock(clock), engine.WithHolder("B"))
+			if _, err := b.Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl}); err != nil {
+				t.Errorf("the other process's pass: %v", err)
+			}
+			store.opened = true
+			close(store.open)
+		}}
+		conns["catalog"] = &slowRead{Connector: conns["catalog"], during: func() {}, onApply: func() { catalogWrites++ }}
+		a := engine.New(w.cfg, store, conns, engine.WithClock(clock), engine.WithHolder("A"))
+		_, err := a.Sync(context.Background(), engine.PassOptions{LeaseTTL: ttl})
 		if nhisync.ErrorCode(err) != nhisync.ECONFLICT {
 			t.Fatalf("the stalled pass: %v, want ECONFLICT (it lost its lease)", err)
 		}
@@ -130,4 +129,28 @@ func TestStalledPassIsFenced(t *testing.T) {
 			t.Fatalf("audit verify: %+v %v", rep, err)
 		}
 	})
+}
+
+// gatedClaims is a store on which holder's claims of system's queued
+// writes, when some are queued, wait until open is closed (or a minute
+// has gone by).
+type gatedClaims struct {
+	nhisync.Store
+	system, holder string
+	open           chan struct{}
+	opened         bool // set by whoever closes open, before
+}
+
+func (s *gatedClaims) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
+	queued, err := s.Store.OutboxWrites(ctx, s.system, nhisync.OutboxReady, time.Time{}, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if req.System == s.system && req.Holder == s.holder && len(queued) > 0 {
+		select {
+		case <-s.open:
+		case <-time.After(time.Minute):
+		}
+	}
+	return s.Store.ClaimOutbox(ctx, req)
 }

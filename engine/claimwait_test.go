@@ -1,0 +1,122 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
+)
+
+// slowOutcome is a store whose outcome commits of one system's writes
+// wait until release is closed, then each take step of the clock; before
+// each, another sender that ignores the pass lease tries to claim the
+// queued writes of other (it must find none: a claim holds them).
+type slowOutcome struct {
+	nhisync.Store
+	system, other string
+	release       chan struct{}
+	clock         *steppedClock
+	step          time.Duration
+	mu            sync.Mutex
+	stolen        []string
+}
+
+func (s *slowOutcome) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if b.Claim != nil && len(b.Audit) > 0 && b.Audit[0].System == s.system {
+		select {
+		case <-s.release:
+		case <-time.After(time.Minute):
+		}
+		s.clock.Advance(s.step)
+		now := s.clock.Now()
+		_, rows, err := s.Store.ClaimOutbox(ctx, nhisync.ClaimRequest{System: s.other, Holder: "intruder", Now: now, TTL: time.Hour})
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, o := range rows {
+			s.stolen = append(s.stolen, fmt.Sprintf("write %d (%s %s) at +%s", o.ID, o.ExternalID, o.Field, now.Sub(t0)))
+		}
+		s.mu.Unlock()
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+// sentCall closes sent once its first Apply call has returned.
+type sentCall struct {
+	nhisync.Connector
+	once sync.Once
+	sent chan struct{}
+}
+
+func (c *sentCall) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	defer c.once.Do(func() { close(c.sent) })
+	return c.Connector.Apply(ctx, ws)
+}
+
+func (c *sentCall) ApplyWhole() bool {
+	w, ok := c.Connector.(nhisync.WholeApplier)
+	return ok && w.ApplyWhole()
+}
+
+// TestWaitingClaimOutlivesALongOutcome: a drain outside a pass sends the
+// catalog's writes while the CMDB's outcome, many chunks of a whole-file
+// rewrite, commits before theirs can, for longer than a claim's period.
+// The catalog's claim is renewed while its writes wait (by the goroutine
+// that commits outcomes, between chunks), so no other sender takes them
+// once its first period is over, and their outcome commits: each write
+// went out once.
+func TestWaitingClaimOutlivesALongOutcome(t *testing.T) {
+	const n = 6
+	const ttl = 30 * time.Second
+	defer engine.SetApplyChunk(2)()
+	var cmdb, catalog []map[string]any
+	for i := range 2 * n {
+		owner := fmt.Sprintf("o%d@x", i)
+		if i < n {
+			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i), "owner", owner))
+			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+		} else {
+			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i), "steward", owner))
+		}
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
+	down := w.openConns(nil)
+	for _, name := range []string{"cmdb", "catalog"} {
+		down[name] = &sendCounter{Connector: down[name], mu: &sync.Mutex{}, sent: map[string]int{}, fail: true}
+	}
+	first := engine.New(w.cfg, w.store, down, engine.WithClock(w.clock), engine.WithHolder("first"))
+	if _, err := first.Sync(context.Background(), engine.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Advance(time.Hour)
+
+	clock := &steppedClock{t: w.clock.Now()}
+	store := &slowOutcome{Store: w.store, system: "cmdb", other: "catalog", release: make(chan struct{}), clock: clock, step: ttl / 2}
+	conns := w.openConns(nil)
+	sent := &sentCall{Connector: conns["catalog"], sent: make(chan struct{})}
+	conns["catalog"] = sent
+	go func() {
+		<-sent.sent
+		close(store.release)
+	}()
+	e := engine.New(w.cfg, store, conns, engine.WithClock(clock), engine.WithHolder("drain"), engine.WithLeaseTTL(ttl))
+	sum, err := e.Drain(context.Background())
+	for _, s := range store.stolen {
+		t.Errorf("another sender claimed %s while the drain's outcome of the CMDB's writes was committing", s)
+	}
+	if err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if sum.WritesApplied != 2*n {
+		t.Errorf("%d writes applied, want %d", sum.WritesApplied, 2*n)
+	}
+	if left, err := w.store.OutboxWrites(context.Background(), "", "", time.Time{}, 0); err != nil || len(left) != 0 {
+		t.Errorf("%d writes left in the outbox (%v)", len(left), err)
+	}
+}
