@@ -211,13 +211,34 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 	return snd.result(errs)
 }
 
+// applyCall sends writes to sys in one Apply call. A panic of the
+// connector fails the call, as an error would: its writes are retried
+// with backoff, the system fails loudly, by name, and the process (a
+// serve's drain) goes on. The panic's value, which may quote a DSN or a
+// token the connector holds, is scrubbed of its credentials in what is
+// said and logged with its stack.
+func (e *Engine) applyCall(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, writes []nhisync.Write) (results []nhisync.WriteResult, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			results = nil
+			perr := recovered("writing to "+sys.Name, v)
+			scrub := scrubber(conn)
+			e.logPanic(perr, scrub, "system", sys.Name)
+			err = &nhisync.Error{Code: nhisync.EINTERNAL, Message: scrub(perr.Error())}
+		}
+	}()
+	return conn.Apply(ctx, writes)
+}
+
 // send claims and sends s's due writes, a claim at a time, until none is
 // left, it fails (and halts the drain's other senders) or the drain
-// halts. A panic of the connector fails the system's sends, by name.
+// halts. A panic on its goroutine (but the connector's, applyCall's)
+// fails the system's sends, by name, and is logged with its stack.
 func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = recovered("sending writes to "+s.sys.Name, v)
+			e.logPanic(err, scrubber(s.conn), "system", s.sys.Name)
 		}
 		if errors.Is(err, errHalted) {
 			err = nil
@@ -339,7 +360,7 @@ func (e *Engine) applyRows(ctx context.Context, s *sender, rows []*nhisync.Outbo
 		writes[i].Changes = append(writes[i].Changes, nhisync.Change{Field: o.Field, Old: o.Old, New: o.New, Reason: o.Rule})
 		groups[i] = append(groups[i], o)
 	}
-	results, err := conn.Apply(ctx, writes)
+	results, err := e.applyCall(ctx, sys, conn, writes)
 	if err == nil && len(results) != len(writes) {
 		err = nhisync.Errorf(nhisync.EINTERNAL, "connector %s returned %d results for %d writes", sys.Connector, len(results), len(writes))
 	}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,5 +119,45 @@ func TestWaitingClaimOutlivesALongOutcome(t *testing.T) {
 	}
 	if left, err := w.store.OutboxWrites(context.Background(), "", "", time.Time{}, 0); err != nil || len(left) != 0 {
 		t.Errorf("%d writes left in the outbox (%v)", len(left), err)
+	}
+}
+
+// panickyApply is a connector whose Apply panics with a value that quotes
+// its secret; it scrubs the secret from a text as the real ones do.
+type panickyApply struct{ nhisync.Connector }
+
+func (panickyApply) Apply(context.Context, []nhisync.Write) ([]nhisync.WriteResult, error) {
+	panic("lost the connection to dsn user:hunter2@db")
+}
+
+func (panickyApply) Scrub(s string) string { return strings.ReplaceAll(s, "hunter2", "***") }
+
+// TestApplyPanicFailsTheWrites: a connector that panics while writing
+// fails its writes, retried with backoff, as a failed call does, instead
+// of taking the process (a serve's drain) down; what the queued writes
+// and the summary say has the connector's secret scrubbed.
+func TestApplyPanicFailsTheWrites(t *testing.T) {
+	const n = 2
+	w, _, _ := queuedCatalogWrites(t, n)
+	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector { return panickyApply{c} })
+	e := engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	sum, err := e.Drain(context.Background())
+	if err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if sum.WritesFailed != n {
+		t.Errorf("%d writes failed, want %d", sum.WritesFailed, n)
+	}
+	if msg := sum.Systems["catalog"].Error; !strings.Contains(msg, "panicked") || strings.Contains(msg, "hunter2") {
+		t.Errorf("the catalog's error says %q; want the panic, its secret scrubbed", msg)
+	}
+	queued, err := w.store.OutboxWrites(context.Background(), "catalog", nhisync.OutboxReady, time.Time{}, 0)
+	if err != nil || len(queued) != n {
+		t.Fatalf("%d catalog writes queued (%v), want %d", len(queued), err, n)
+	}
+	for _, o := range queued {
+		if o.Attempts != 2 || strings.Contains(o.LastError, "hunter2") || !strings.Contains(o.LastError, "***") {
+			t.Errorf("queued write %d: attempt %d, last error %q; want its second attempt, its secret scrubbed", o.ID, o.Attempts, o.LastError)
+		}
 	}
 }
