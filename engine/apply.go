@@ -250,7 +250,10 @@ func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) 
 	if s.whole {
 		limit = 0
 	}
-	for !snd.halted() {
+	for {
+		// A halted drain's sender notices before the claim's first chunk
+		// leaves (stillHolds), as a claim's failure is said beside a
+		// failed outcome's.
 		claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: s.sys.Name, Due: now, Limit: limit,
 			Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
 		if err != nil {
@@ -266,7 +269,6 @@ func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) 
 			return nil
 		}
 	}
-	return nil
 }
 
 // claim claims queued writes as req says, at the clock's time. A drain

@@ -13,14 +13,17 @@ import (
 )
 
 // failedOutcome is a store whose outcome commits (the batches that carry a
-// claim) fail; every claim after one that claimed writes waits until the
-// drain can see that an outcome failed (engine.SetOutcomeDone), so the
-// failure is in before the next chunk leaves.
+// claim) fail; every claim of a system after one that claimed its writes
+// waits until the drain can see that an outcome failed
+// (engine.SetOutcomeDone), so the failure is in before the next chunk
+// leaves. (Only that system's: the others' senders run beside it, and
+// their outcomes commit before its own.)
 type failedOutcome struct {
 	nhisync.Store
 	once    sync.Once
 	failed  chan struct{}
-	claimed bool
+	mu      sync.Mutex
+	claimed map[string]bool
 }
 
 var errDiskFull = errors.New("the disk is full (test)")
@@ -33,11 +36,18 @@ func (s *failedOutcome) Commit(ctx context.Context, b *nhisync.Batch) error {
 }
 
 func (s *failedOutcome) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
-	if s.claimed {
+	s.mu.Lock()
+	claimed := s.claimed[req.System]
+	s.mu.Unlock()
+	if claimed {
 		<-s.failed
 	}
 	c, rows, err := s.Store.ClaimOutbox(ctx, req)
-	s.claimed = s.claimed || len(rows) > 0
+	if len(rows) > 0 {
+		s.mu.Lock()
+		s.claimed[req.System] = true
+		s.mu.Unlock()
+	}
 	return c, rows, err
 }
 
@@ -48,7 +58,7 @@ func TestDrainStopsOnceAnOutcomeFailsToCommit(t *testing.T) {
 	const n = 6
 	defer engine.SetClaimRows(2)()
 	w, mu, counted := queuedCatalogWrites(t, n)
-	store := &failedOutcome{Store: w.store, failed: make(chan struct{})}
+	store := &failedOutcome{Store: w.store, failed: make(chan struct{}), claimed: map[string]bool{}}
 	defer engine.SetOutcomeDone(func(err error) {
 		if err != nil {
 			store.once.Do(func() { close(store.failed) })
@@ -76,8 +86,10 @@ func TestDrainStopsOnceAnOutcomeFailsToCommit(t *testing.T) {
 type failingAfterSend struct {
 	nhisync.Store
 	claim, renew bool
-	claimed      bool
-	renewals     int
+	// mu guards claimed and renewals: the systems' senders run at once.
+	mu       sync.Mutex
+	claimed  bool
+	renewals int
 	// claimErr, when set, is the claim's failure instead of errStoreGone.
 	claimErr error
 }
@@ -92,19 +104,28 @@ func (s *failingAfterSend) Commit(ctx context.Context, b *nhisync.Batch) error {
 }
 
 func (s *failingAfterSend) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
-	if s.claim && s.claimed {
+	s.mu.Lock()
+	claimed := s.claimed
+	s.mu.Unlock()
+	if s.claim && claimed {
 		if s.claimErr != nil {
 			return nil, nil, s.claimErr
 		}
 		return nil, nil, errStoreGone
 	}
 	c, rows, err := s.Store.ClaimOutbox(ctx, req)
+	s.mu.Lock()
 	s.claimed = s.claimed || len(rows) > 0
+	s.mu.Unlock()
 	return c, rows, err
 }
 
 func (s *failingAfterSend) RenewClaim(ctx context.Context, c *nhisync.Claim, ids []int64, now time.Time, ttl time.Duration) error {
-	if s.renewals++; s.renew && s.renewals > 1 {
+	s.mu.Lock()
+	s.renewals++
+	fail := s.renew && s.renewals > 1
+	s.mu.Unlock()
+	if fail {
 		return errStoreGone
 	}
 	return s.Store.RenewClaim(ctx, c, ids, now, ttl)
