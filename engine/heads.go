@@ -21,7 +21,8 @@ import (
 //
 // A *head that get or add returns stays valid until the next add (which
 // may move the slots); all and get return heads in place, so changes to
-// them are kept.
+// them are kept. Nothing adds while all yields: a growth would move the
+// slots under it. (A pass adds every head before it looks one up.)
 type headTable struct {
 	seed  maphash.Seed
 	slots []headSlot

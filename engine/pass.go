@@ -455,8 +455,9 @@ func (p *pass) readReport(ctx context.Context, pr Progress, renew bool) error {
 
 func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, st *nhisync.SystemState, ss *SystemSummary, at time.Time) (*sysRead, error) {
 	kind := p.e.cfg.Kinds[sys.Kind]
-	// Sized for the records the last full read saw: the map does not grow
-	// (and rehash) a few times over while the link heads load.
+	// Sized for the records the last full read saw (newHeadTable): the
+	// head table does not grow (and place every head again) a few times
+	// over while the link heads load.
 	fp := mappingFingerprint(sys)
 	changer, isChanger := conn.(nhisync.Changer)
 	incremental := isChanger && p.opt.Incremental && st.Cursor != "" && st.Mapping == fp
