@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,8 +35,9 @@ import (
 // savepoint) and its writes go one by one, so the failure is the failing
 // write's alone. So are a batch whose rows read back with ids other than
 // the ones asked for (a collation or a cast matching more loosely than
-// equal text), and the writes whose id no row holds as asked: each then
-// reads and writes its row alone, after the batch.
+// equal text). The writes whose id no row holds as asked, and those
+// changing the id column itself, each read and write their row alone,
+// after the batch.
 
 // maxBatch is how many writes one batch takes at most.
 const maxBatch = 500
@@ -156,6 +158,13 @@ func (c *Connector) updateBatch(ctx context.Context, tx *stdsql.Tx, writes []nhi
 			continue
 		case len(todo) == 0:
 			results[i] = nhisync.WriteResult{Status: nhisync.WriteApplied, ID: w.ID}
+			continue
+		case slices.ContainsFunc(todo, func(t int) bool { return cols[i][t].col == c.id }):
+			// A write changing the id column goes alone: the batch UPDATE
+			// knows its rows by id (RETURNING would name the new one, and
+			// MySQL's CASE id terms after the id's own would see the new
+			// one and set NULL).
+			alone = append(alone, i)
 			continue
 		}
 		p := pending{i: i, id: w.ID, cols: cols[i], todo: todo, raw: raw, news: make([]any, len(todo))}

@@ -293,3 +293,56 @@ func TestApplyCreateFailsAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyBatchChangesID: writes that change the id column itself (the
+// name is the id here), batched, are applied with every value they set,
+// as alone. The batch UPDATE knew rows by id: SQLite and PostgreSQL said
+// them stale (RETURNING named the new id), MariaDB set their owner NULL
+// (its CASE id terms saw the new id).
+func TestApplyBatchChangesID(t *testing.T) {
+	for name, open := range batchSystems(t) {
+		t.Run(name, func(t *testing.T) {
+			bs := open(t)
+			recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2), conntest.Record(3)}
+			sys := conntest.System("batch", "sql")
+			sys.ID = conntest.NameName
+			bs.h.Setup(t, sys, recs)
+			c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var writes []nhisync.Write
+			for i, r := range recs {
+				w := nhisync.Write{ID: r[conntest.NameName].(string), Changes: []nhisync.Change{
+					{Field: "name", Old: nhisync.Str(r[conntest.NameName].(string)), New: nhisync.Str(fmt.Sprintf("renamed-%d", i))},
+					ownerChange(r, fmt.Sprintf("new%d@example.com", i)),
+				}}
+				if i == 3 { // a write beside them that keeps its id
+					w.Changes = w.Changes[1:]
+				}
+				writes = append(writes, w)
+			}
+			res, err := c.Apply(t.Context(), writes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Status != nhisync.WriteApplied {
+					t.Errorf("write %d: %s (%v), want applied", i, r.Status, r.Err)
+				}
+				raw := bs.h.Raw(t, sys, recs[i][conntest.IDName].(string))
+				wantName := fmt.Sprintf("renamed-%d", i)
+				if i == 3 {
+					wantName = recs[i][conntest.NameName].(string)
+				}
+				if got := conntest.Text(raw[conntest.NameName]); got != wantName {
+					t.Errorf("row %d: name %q, want %q", i, got, wantName)
+				}
+				if got, want := conntest.Text(raw[conntest.OwnerName]), fmt.Sprintf("new%d@example.com", i); got != want {
+					t.Errorf("row %d: owner %q, want %q", i, got, want)
+				}
+			}
+		})
+	}
+}
