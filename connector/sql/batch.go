@@ -509,9 +509,14 @@ func (c *Connector) pgType(k int) string {
 }
 
 // pgColumnTypes reads the PostgreSQL type names of table's column id and
-// of cols; nil when they cannot be read.
+// of cols, without their modifiers (varchar, not varchar(20)): an explicit
+// cast to varchar(n), char(n) or bit(n) cuts a longer value to fit where
+// storing it is refused, so a value too long for its column would be
+// written cut short. A modifier of -1 names the type unbounded (bpchar,
+// "bit"), not as character or bit, which mean char(1) and bit(1). nil when
+// they cannot be read.
 func pgColumnTypes(ctx context.Context, db *stdsql.DB, table, id string, cols []string) (string, []string) {
-	rows, err := db.QueryContext(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+	rows, err := db.QueryContext(ctx, `SELECT attname, format_type(atttypid, -1) FROM pg_attribute
 		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, table)
 	if err != nil {
 		return "", nil

@@ -346,3 +346,42 @@ func TestApplyBatchChangesID(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyBatchValueTooLong: a batched value too long for its
+// PostgreSQL varchar(n) column fails that write, as alone, and is not
+// written cut to fit (the batch cast each value to varchar(20), and an
+// explicit cast cuts where storing refuses).
+func TestApplyBatchValueTooLong(t *testing.T) {
+	s := pgDatabase(t)
+	h := &serverHarness{s: s}
+	recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2)}
+	sys := conntest.System("batch", "sql")
+	h.Setup(t, sys, recs)
+	s.exec(t, "ALTER TABLE "+h.table(sys)+" ALTER COLUMN "+conntest.OwnerName+" TYPE varchar(20)")
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	owners := []string{"far-too-long-an-owner@example.com", "short@example.com", "also-far-too-long@example.com"}
+	var writes []nhisync.Write
+	for i, r := range recs {
+		writes = append(writes, nhisync.Write{ID: conntest.IDOf(sys, r), Changes: []nhisync.Change{ownerChange(r, owners[i])}})
+	}
+	res, err := c.Apply(t.Context(), writes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []nhisync.WriteStatus{nhisync.WriteFailed, nhisync.WriteApplied, nhisync.WriteFailed} {
+		if res[i].Status != want {
+			t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, want)
+		}
+		wantOwner := owners[i]
+		if want == nhisync.WriteFailed {
+			wantOwner = recs[i][conntest.OwnerName].(string)
+		}
+		if got := conntest.Text(h.Raw(t, sys, writes[i].ID)[conntest.OwnerName]); got != wantOwner {
+			t.Errorf("row %d: owner %q, want %q", i, got, wantOwner)
+		}
+	}
+}

@@ -120,7 +120,8 @@ type Connector struct {
 	rowid       string
 	selectRowid string
 	// pgTypes (aligned with cols) and pgIDType are PostgreSQL's names of
-	// the columns' types, which a batch update casts its values to; nil
+	// the columns' types without their modifiers (pgColumnTypes), which a
+	// batch update casts its values to; nil
 	// elsewhere, and when they could not be read (writes then go one by
 	// one).
 	pgTypes  []string
