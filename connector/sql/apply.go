@@ -36,8 +36,9 @@ import (
 // made (same match column values) instead of inserting another.
 //
 // A statement failing for one write (a constraint, a type) fails that
-// write alone (on PostgreSQL its UPDATE runs under a savepoint, as a
-// failed statement would abort the transaction). It returns *nhisync.Error EUNAVAIL, with nothing applied,
+// write alone (on PostgreSQL its UPDATE, and a create's look-up and
+// INSERT, run under a savepoint, as a failed statement would abort the
+// transaction). It returns *nhisync.Error EUNAVAIL, with nothing applied,
 // when the transaction cannot begin or commit.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
@@ -373,29 +374,37 @@ func (c *Connector) existing(ctx context.Context, tx *stdsql.Tx, cols []column, 
 	for _, cl := range cols {
 		sel = append(sel, c.d.raw(cl.col))
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+c.table+" WHERE "+strings.Join(where, " AND "), args...)
-	if err != nil {
-		return failed(c.writeUnavail(err, "cannot look for an existing row")), true
-	}
-	defer rows.Close()
 	raw := make([]any, len(sel))
-	dest := make([]any, len(sel))
-	for i := range raw {
-		dest[i] = &raw[i]
-	}
 	n := 0
-	for rows.Next() {
-		if n++; n > 1 {
-			return failed(c.errorf(nhisync.EINVALID, "more than one row already holds the new record's match values")), true
+	// Under a savepoint on PostgreSQL (alone): a match value its column's
+	// type refuses (an enum's, a number's) fails the look-up, which would
+	// abort the transaction and with it the batch's other writes.
+	err := c.alone(ctx, tx, func() error {
+		rows, err := tx.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+c.table+" WHERE "+strings.Join(where, " AND "), args...)
+		if err != nil {
+			return err
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return failed(c.writeUnavail(err, "cannot look for an existing row")), true
+		defer rows.Close()
+		dest := make([]any, len(sel))
+		for i := range raw {
+			dest[i] = &raw[i]
 		}
-	}
-	if err := rows.Err(); err != nil {
+		for rows.Next() {
+			if n++; n > 1 {
+				return nil
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	switch {
+	case err != nil:
 		return failed(c.writeUnavail(err, "cannot look for an existing row")), true
-	}
-	if n == 0 {
+	case n > 1:
+		return failed(c.errorf(nhisync.EINVALID, "more than one row already holds the new record's match values")), true
+	case n == 0:
 		return nhisync.WriteResult{}, false
 	}
 	id, _ := native.Text(raw[0])

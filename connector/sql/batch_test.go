@@ -385,3 +385,42 @@ func TestApplyBatchValueTooLong(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyCreateLookupFailsAlone: a create whose match value its
+// PostgreSQL column's type refuses (an enum here) fails alone; the writes
+// after it still apply. The look-up of a row already holding its match
+// values failed outside a savepoint, which aborted the transaction: the
+// whole call failed, and so did every retry.
+func TestApplyCreateLookupFailsAlone(t *testing.T) {
+	s := pgDatabase(t)
+	h := &serverHarness{s: s}
+	recs := []map[string]any{conntest.Record(0), conntest.Record(1)}
+	sys := conntest.System("batch", "sql")
+	sys.Provision = true
+	h.Setup(t, sys, recs)
+	s.exec(t, "CREATE TYPE platform_t AS ENUM ('aws', 'gcp', 'azure', 'k8s', 'github')")
+	s.exec(t, "ALTER TABLE "+h.table(sys)+" ALTER COLUMN "+conntest.PlatformName+" TYPE platform_t USING "+conntest.PlatformName+"::platform_t")
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		{Create: true, Changes: []nhisync.Change{
+			{Field: "name", New: nhisync.Str("bot-new")},
+			{Field: "platform", New: nhisync.Str("oracle")}, // not in the enum
+		}},
+		{ID: conntest.IDOf(sys, recs[1]), Changes: []nhisync.Change{ownerChange(recs[1], "new1@example.com")}},
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for i, want := range []nhisync.WriteStatus{nhisync.WriteFailed, nhisync.WriteApplied} {
+		if res[i].Status != want {
+			t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, want)
+		}
+	}
+	if got := conntest.Text(h.Raw(t, sys, conntest.IDOf(sys, recs[1]))[conntest.OwnerName]); got != "new1@example.com" {
+		t.Errorf("row 1: owner %q, want new1@example.com", got)
+	}
+}
