@@ -35,9 +35,10 @@ import (
 // savepoint) and its writes go one by one, so the failure is the failing
 // write's alone. So are a batch whose rows read back with ids other than
 // the ones asked for (a collation or a cast matching more loosely than
-// equal text). The writes whose id no row holds as asked, and those
-// changing the id column itself, each read and write their row alone,
-// after the batch.
+// equal text), or with two ids differing in case or trailing spaces only
+// (such an id column that is not unique). The writes whose id no row
+// holds as asked, and those changing the id column itself, each read and
+// write their row alone, after the batch.
 
 // maxBatch is how many writes one batch takes at most.
 const maxBatch = 500
@@ -216,9 +217,10 @@ type readRow struct {
 }
 
 // readBatch reads (and on a server locks) the rows of ids, the columns
-// read marks, by id as asked. ok is false when the read failed or a row
-// came back with an id not asked for as it is spelled: the writes then go
-// one by one.
+// read marks, by id as asked. ok is false when the read failed, a row
+// came back with an id not asked for as it is spelled, or two rows with
+// ids that differ in case or trailing spaces only: the writes then go one
+// by one.
 func (c *Connector) readBatch(ctx context.Context, tx *stdsql.Tx, read []bool, ids []any) (map[string]*readRow, bool) {
 	var q strings.Builder
 	q.WriteString("SELECT ")
@@ -248,6 +250,8 @@ func (c *Connector) readBatch(ctx context.Context, tx *stdsql.Tx, read []bool, i
 	for _, id := range ids {
 		asked[id.(string)] = nil
 	}
+	// folded: the ids read, by their lower case without trailing spaces.
+	folded := make(map[string]string, len(ids))
 	vals := make([]any, 1+len(at))
 	dest := make([]any, len(vals))
 	for i := range vals {
@@ -263,6 +267,15 @@ func (c *Connector) readBatch(ctx context.Context, tx *stdsql.Tx, read []bool, i
 		if !ok || !was {
 			return nil, false
 		}
+		// Two rows whose ids differ in case or trailing spaces only are
+		// one id to a case-insensitive (or PAD SPACE) id column that is not
+		// unique: alone, each write finds both rows and fails; the batch
+		// UPDATE would match each row with either write.
+		f := strings.ToLower(strings.TrimRight(id, " "))
+		if other, seen := folded[f]; seen && other != id {
+			return nil, false
+		}
+		folded[f] = id
 		if r != nil {
 			r.n = 2
 			continue

@@ -424,3 +424,44 @@ func TestApplyCreateLookupFailsAlone(t *testing.T) {
 		t.Errorf("row 1: owner %q, want new1@example.com", got)
 	}
 }
+
+// TestApplyBatchLooseDuplicateIDs: a case-insensitive id column that is
+// not unique, holding 'abc' and 'ABC': a write to each in one batch fails,
+// as alone (each id is held by more than one row), and neither row
+// changes. The batch wrote both rows with one write's value and said both
+// applied.
+func TestApplyBatchLooseDuplicateIDs(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, filepath.Join(dir, "ids.db"))
+	if _, err := db.Exec("CREATE TABLE accounts (" + conntest.IDName + " TEXT COLLATE NOCASE, " + conntest.OwnerName + " TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO accounts VALUES ('abc', 'old@example.com'), ('ABC', 'old@example.com')"); err != nil {
+		t.Fatal(err)
+	}
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+	sys.BaseDir = dir
+	sys.Settings = nhisync.Settings{"dsn": "sqlite:ids.db", "table": "accounts"}
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	change := func(to string) []nhisync.Change {
+		return []nhisync.Change{{Field: "owner", Old: nhisync.Str("old@example.com"), New: nhisync.Str(to)}}
+	}
+	res, err := c.Apply(t.Context(), []nhisync.Write{{ID: "abc", Changes: change("a@example.com")}, {ID: "ABC", Changes: change("b@example.com")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Status != nhisync.WriteFailed {
+			t.Errorf("write %d: %s (%v), want failed (more than one row holds the id)", i, r.Status, r.Err)
+		}
+	}
+	var changed int
+	if err := db.QueryRow("SELECT count(*) FROM accounts WHERE " + conntest.OwnerName + " <> 'old@example.com'").Scan(&changed); err != nil || changed != 0 {
+		t.Errorf("%d rows changed (%v), want none", changed, err)
+	}
+}
