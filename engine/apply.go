@@ -14,7 +14,7 @@ import (
 // applyChunk is how many records one connector Apply call carries.
 var applyChunk = 500
 
-// Drain applies every ready write that is due, system by system. Human
+// Drain applies every ready write that is due, two systems at once. Human
 // actions call it after they commit; the service calls it between passes.
 //
 // It claims the writes it sends (Store.ClaimOutbox), so replicas sharing a
@@ -220,25 +220,32 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 func (e *Engine) applyCall(ctx context.Context, sys *nhisync.System, conn nhisync.Connector, writes []nhisync.Write) (results []nhisync.WriteResult, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			results = nil
-			perr := recovered("writing to "+sys.Name, v)
-			scrub := scrubber(conn)
-			e.logPanic(perr, scrub, "system", sys.Name)
-			err = &nhisync.Error{Code: nhisync.EINTERNAL, Message: scrub(perr.Error())}
+			results, err = nil, e.sendPanic("writing to "+sys.Name, v, sys, conn)
 		}
 	}()
 	return conn.Apply(ctx, writes)
 }
 
+// sendPanic is the error of a panic recovered while sending writes to sys
+// through conn: logged with its stack, and said and logged with its value
+// scrubbed of conn's credentials.
+func (e *Engine) sendPanic(what string, v any, sys *nhisync.System, conn nhisync.Connector) error {
+	perr := recovered(what, v)
+	scrub := scrubber(conn)
+	e.logPanic(perr, scrub, "system", sys.Name)
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Message: scrub(perr.Error())}
+}
+
 // send claims and sends s's due writes, a claim at a time, until none is
 // left, it fails (and halts the drain's other senders) or the drain
-// halts. A panic on its goroutine (but the connector's, applyCall's)
-// fails the system's sends, by name, and is logged with its stack.
+// halts. A panic on its goroutine (but the connector's Apply, applyCall's)
+// fails the system's sends, by name, and is logged with its stack; as
+// connector code runs there too (a write's error's Error method), its
+// value is said and logged scrubbed, as applyCall's.
 func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = recovered("sending writes to "+s.sys.Name, v)
-			e.logPanic(err, scrubber(s.conn), "system", s.sys.Name)
+			err = e.sendPanic("sending writes to "+s.sys.Name, v, s.sys, s.conn)
 		}
 		if errors.Is(err, errHalted) {
 			err = nil

@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -159,5 +161,48 @@ func TestApplyPanicFailsTheWrites(t *testing.T) {
 		if o.Attempts != 2 || strings.Contains(o.LastError, "hunter2") || !strings.Contains(o.LastError, "***") {
 			t.Errorf("queued write %d: attempt %d, last error %q; want its second attempt, its secret scrubbed", o.ID, o.Attempts, o.LastError)
 		}
+	}
+}
+
+// panickyErr is a connector's error whose Error method panics with a value
+// quoting the connector's secret, as an error type with a bug may.
+type panickyErr struct{}
+
+func (panickyErr) Error() string { panic("formatting an error of dsn user:hunter2@db") }
+
+// failsPanickily fails every write with panickyErr; it scrubs the secret
+// as panickyApply does.
+type failsPanickily struct{ panickyApply }
+
+func (failsPanickily) Apply(_ context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	res := make([]nhisync.WriteResult, len(ws))
+	for i := range res {
+		res[i] = nhisync.WriteResult{Status: nhisync.WriteFailed, Err: panickyErr{}}
+	}
+	return res, nil
+}
+
+// TestSenderPanicIsScrubbed: connector code that panics on a sender's
+// goroutine outside the Apply call (here a failed write's error, read for
+// why it failed) fails the system's sends by name; the error the drain
+// returns and the log have the connector's secret scrubbed, and the
+// claimed writes go back to the queue.
+func TestSenderPanicIsScrubbed(t *testing.T) {
+	const n = 2
+	w, _, _ := queuedCatalogWrites(t, n)
+	var logged bytes.Buffer
+	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector { return failsPanickily{panickyApply{c}} })
+	e := engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"),
+		engine.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	_, err := e.Drain(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "catalog panicked") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Drain: %v; want the catalog's sends failed by the panic, its secret scrubbed", err)
+	}
+	if log := logged.String(); strings.Contains(log, "hunter2") || !strings.Contains(log, "***") {
+		t.Errorf("log: want the panic, its secret scrubbed, got:\n%s", log)
+	}
+	holders, err := w.store.OutboxClaims(context.Background(), w.clock.Now())
+	if err != nil || len(holders) != 0 {
+		t.Errorf("claims left after the drain: %v (%v)", holders, err)
 	}
 }
