@@ -46,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -123,9 +124,12 @@ const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_prag
 // stays small (one writer and max(4, GOMAXPROCS) readers).
 const (
 	writerCacheKiB = 65536
-	writerCache    = "&_pragma=cache_size(-65536)" // writerCacheKiB
 	readerCache    = "&_pragma=cache_size(-8192)"
 )
+
+// writerCache is the writer's DSN pragma for writerCacheKiB, the size the
+// bulk window puts back when it closes.
+var writerCache = "&_pragma=cache_size(-" + strconv.Itoa(writerCacheKiB) + ")"
 
 // walCheckpointPages is how many WAL frames (256 MiB of 4 KiB pages) wait
 // before the checkpointer (wal.go) copies them back into the database. A
