@@ -38,18 +38,7 @@ func BenchmarkFirstDecideEstate50k(b *testing.B) {
 	var ms runtime.MemStats
 	for b.Loop() {
 		b.StopTimer()
-		p := e.newPass(PassOptions{}, e.clock.Now())
-		// No lease is taken: one held for an hour needs no renewal.
-		p.leaseTTL, p.leaseAt = time.Hour, e.clock.Now()
-		if err := p.loadState(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := p.observe(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := p.correlate(ctx); err != nil {
-			b.Fatal(err)
-		}
+		p := benchCorrelated(ctx, b, e)
 		if len(p.work) < n {
 			b.Fatalf("%d records to decide, want at least %d", len(p.work), n)
 		}
