@@ -270,10 +270,11 @@ type target struct {
 	open func() (*stdsql.DB, error)
 	// file is the SQLite database file.
 	file string
-	// redacted is the DSN with its password replaced by xxxxx.
+	// redacted is the DSN with its passwords (the user's, and every query
+	// parameter secretParams names) replaced by xxxxx.
 	redacted string
-	// secret is the password, scrubbed from every error.
-	secret string
+	// secrets are the passwords, scrubbed from every error.
+	secrets []string
 	// pg is the PostgreSQL connection config (LISTEN needs a connection of
 	// its own, outside the pool).
 	pg *pgx.ConnConfig
@@ -313,11 +314,14 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if err != nil {
 			return target{}, fmt.Errorf("dsn: not a postgres://user:password@host:port/database URL")
 		}
-		secret, _ := u.User.Password()
+		secrets := dsnSecrets(u)
 		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
-			return target{}, fmt.Errorf("dsn: %s", scrubText(err.Error(), dsn, secret))
+			return target{}, fmt.Errorf("dsn: %s", scrubText(err.Error(), append(secrets, dsn)...))
 		}
+		// The password pgx settled on (the URL's, a password parameter's,
+		// or PGPASSWORD's).
+		secrets = append(secrets, cfg.Password)
 		if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > pool.timeout {
 			cfg.ConnectTimeout = pool.timeout
 		}
@@ -325,7 +329,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 			cfg.RuntimeParams["application_name"] = "nhisync"
 		}
-		return target{d: postgres, redacted: u.Redacted(), secret: secret, pg: cfg,
+		return target{d: postgres, redacted: redact(u), secrets: secrets, pg: cfg,
 			open: func() (*stdsql.DB, error) { return stdlib.OpenDB(*cfg), nil }}, nil
 	case "mysql", "mariadb":
 		u, err := url.Parse(dsn)
@@ -340,12 +344,28 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if u.Port() == "" {
 			host += ":3306"
 		}
-		cfg, err := mysql.ParseDSN("tcp(" + host + ")/" + db + "?" + u.RawQuery)
-		if err != nil {
-			return target{}, fmt.Errorf("dsn: %v", err)
+		secrets := dsnSecrets(u)
+		// A password given as a query parameter is the password (unless
+		// the URL has one); no secret parameter reaches the driver, which
+		// would send it to the server as a SET statement.
+		pw, hasPW := u.User.Password()
+		var params []string
+		for _, kv := range strings.Split(u.RawQuery, "&") {
+			rawK, rawV, _ := strings.Cut(kv, "=")
+			k, err := url.QueryUnescape(rawK)
+			if err != nil || !secretParam(k) {
+				params = append(params, kv)
+				continue
+			}
+			if v, err := url.QueryUnescape(rawV); err == nil && !hasPW && !strings.EqualFold(k, "sslpassword") {
+				pw, hasPW = v, true
+			}
 		}
-		secret, _ := u.User.Password()
-		cfg.User, cfg.Passwd = u.User.Username(), secret
+		cfg, err := mysql.ParseDSN("tcp(" + host + ")/" + db + "?" + strings.Join(params, "&"))
+		if err != nil {
+			return target{}, fmt.Errorf("dsn: %s", scrubText(err.Error(), append(secrets, dsn)...))
+		}
+		cfg.User, cfg.Passwd = u.User.Username(), pw
 		cfg.ParseTime, cfg.Loc = true, time.UTC
 		if cfg.Timeout == 0 {
 			cfg.Timeout = pool.timeout
@@ -354,7 +374,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 			cfg.Params = map[string]string{}
 		}
 		cfg.Params["time_zone"] = "'+00:00'"
-		return target{d: mysqlDialect, redacted: u.Redacted(), secret: secret,
+		return target{d: mysqlDialect, redacted: redact(u), secrets: secrets,
 			open: func() (*stdsql.DB, error) {
 				conn, err := mysql.NewConnector(cfg)
 				if err != nil {
@@ -401,14 +421,56 @@ func (t target) scrub(err error) error {
 		return nil
 	}
 	s := err.Error()
-	if c := scrubText(s, t.secret, ""); c != s {
+	if c := scrubText(s, t.secrets...); c != s {
 		return fmt.Errorf("%s", c)
 	}
 	return err
 }
 
 // Scrub implements nhisync.Scrubber: s without the password.
-func (c *Connector) Scrub(s string) string { return scrubText(s, c.t.secret) }
+func (c *Connector) Scrub(s string) string { return scrubText(s, c.t.secrets...) }
+
+// secretParams are the DSN query parameters that hold a secret: libpq's
+// password and sslpassword (the client key's), and the other spellings
+// of a password a DSN may carry.
+var secretParams = []string{"password", "sslpassword", "pass", "passwd", "pwd"}
+
+func secretParam(name string) bool {
+	return slices.ContainsFunc(secretParams, func(p string) bool { return strings.EqualFold(p, name) })
+}
+
+// dsnSecrets returns the secrets of a DSN URL: its user's password and
+// the value of every query parameter secretParams names.
+func dsnSecrets(u *url.URL) []string {
+	var out []string
+	if pw, ok := u.User.Password(); ok {
+		out = append(out, pw)
+	}
+	for k, vs := range u.Query() {
+		if secretParam(k) {
+			out = append(out, vs...)
+		}
+	}
+	return out
+}
+
+// redact returns u as text with its user's password and the values of
+// the query parameters secretParams names replaced by xxxxx.
+func redact(u *url.URL) string {
+	r := *u
+	q := r.Query()
+	n := 0
+	for k := range q {
+		if secretParam(k) {
+			q[k] = []string{"xxxxx"}
+			n++
+		}
+	}
+	if n > 0 {
+		r.RawQuery = q.Encode()
+	}
+	return r.Redacted()
+}
 
 // scrubText replaces every occurrence of each secret in s (the password,
 // as is and URL-escaped, and the whole DSN).

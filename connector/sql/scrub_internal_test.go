@@ -11,7 +11,7 @@ import (
 // and URL-escaped, as the connector's own errors have it.
 func TestScrub(t *testing.T) {
 	const pw = "p@ss/word"
-	c := &Connector{t: target{secret: pw}}
+	c := &Connector{t: target{secrets: []string{pw}}}
 	for _, in := range []string{
 		"dial postgres://nhi:" + pw + "@db/estate",
 		"dial postgres://nhi:" + url.QueryEscape(pw) + "@db/estate",

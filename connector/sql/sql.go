@@ -35,8 +35,10 @@
 // with time_zone +00:00, DATETIME taken as UTC); booleans read as
 // true/false whether the column is boolean, BIT(1) or TINYINT(1).
 //
-// The DSN's password never appears in a message: errors show the DSN
-// with the password replaced by xxxxx.
+// The DSN's passwords never appear in a message: errors show the DSN
+// with the user's password, and the value of a password, sslpassword,
+// pass, passwd or pwd query parameter, replaced by xxxxx. On MySQL a
+// password query parameter is the password when the URL's user has none.
 //
 // SQLite databases are opened read-write without creating them, with a
 // busy timeout of `timeout`, and batches run under BEGIN IMMEDIATE. The

@@ -253,13 +253,21 @@ func modifiedEqual(cursor string, want time.Time) bool {
 
 // TestDSNPasswordNeverShown: a failing connection names the database by
 // its DSN with the password replaced, on PostgreSQL (nothing listening)
-// and MariaDB (a wrong password).
+// and MariaDB (a wrong password), the password given in the URL's user
+// or as a query parameter (password, sslpassword, pass). The query forms
+// were shown as given: only the user's password was redacted and
+// scrubbed.
 func TestDSNPasswordNeverShown(t *testing.T) {
 	const secret = "s3cr3t-Pa55w0rd"
 	for _, dsn := range []string{
 		"postgres://nhi:" + secret + "@127.0.0.1:1/cmdb?sslmode=disable",
 		"mysql://root:" + secret + "@127.0.0.1:3306/test",
 		"mysql://root:" + secret + "@127.0.0.1:1/test",
+		"postgres://nhi@127.0.0.1:1/cmdb?sslmode=disable&password=" + secret,
+		"postgres://nhi@127.0.0.1:1/cmdb?sslmode=disable&sslpassword=" + secret,
+		"postgres://nhi@127.0.0.1:1/cmdb?sslmode=disable&pass=" + secret,
+		"mysql://root@127.0.0.1:3306/test?password=" + secret,
+		"mysql://root@127.0.0.1:1/test?pass=" + secret,
 	} {
 		sys := typedSystem(dsn)
 		sys.Settings["timeout"] = "5s"
@@ -274,7 +282,7 @@ func TestDSNPasswordNeverShown(t *testing.T) {
 		if strings.Contains(err.Error(), secret) || strings.Contains(msg, secret) {
 			t.Errorf("the error shows the password: %v", err)
 		}
-		if !strings.Contains(msg, "xxxxx@127.0.0.1") {
+		if !strings.Contains(msg, "xxxxx") || !strings.Contains(msg, "@127.0.0.1") {
 			t.Errorf("the message %q does not name the database by its redacted DSN", msg)
 		}
 		t.Log(msg)
