@@ -526,11 +526,25 @@ func (c *Connector) pgType(k int) string {
 // cast to varchar(n), char(n) or bit(n) cuts a longer value to fit where
 // storing it is refused, so a value too long for its column would be
 // written cut short. A modifier of -1 names the type unbounded (bpchar,
-// "bit"), not as character or bit, which mean char(1) and bit(1). nil when
+// "bit"), not as character or bit, which mean char(1) and bit(1). A
+// domain (or an array of one) is named by its base type, down through
+// domains over domains: a cast to the domain casts to its base type with
+// the domain's modifier, and cuts as well; storing the value in the
+// column still checks the domain's modifier and constraints. nil when
 // they cannot be read.
 func pgColumnTypes(ctx context.Context, db *stdsql.DB, table, id string, cols []string) (string, []string) {
-	rows, err := db.QueryContext(ctx, `SELECT attname, format_type(atttypid, -1) FROM pg_attribute
-		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, table)
+	rows, err := db.QueryContext(ctx, `WITH RECURSIVE base(name, typ) AS (
+			SELECT attname, atttypid FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+		UNION ALL
+			SELECT b.name, CASE WHEN t.typtype = 'd' THEN t.typbasetype
+				ELSE (SELECT eb.typarray FROM pg_type eb WHERE eb.oid = e.typbasetype) END
+			FROM base b JOIN pg_type t ON t.oid = b.typ
+			LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+			WHERE t.typtype = 'd' OR e.typtype = 'd')
+		SELECT b.name, format_type(b.typ, -1) FROM base b JOIN pg_type t ON t.oid = b.typ
+		LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+		WHERE t.typtype <> 'd' AND e.typtype IS DISTINCT FROM 'd'`, table)
 	if err != nil {
 		return "", nil
 	}

@@ -348,16 +348,34 @@ func TestApplyBatchChangesID(t *testing.T) {
 }
 
 // TestApplyBatchValueTooLong: a batched value too long for its
-// PostgreSQL varchar(n) column fails that write, as alone, and is not
-// written cut to fit (the batch cast each value to varchar(20), and an
-// explicit cast cuts where storing refuses).
+// PostgreSQL varchar(n) column, or for a domain over varchar(n) (or over
+// such a domain), fails that write, as alone, and is not written cut to
+// fit, with statements prepared or sent with their values spliced in
+// (default_query_exec_mode=simple_protocol). The batch cast each value
+// to varchar(20), or to the domain, and an explicit cast of a text or
+// literal cuts where storing refuses: the domain owner_t was still cast
+// to, and cut, when the values were spliced in (a parameter of the
+// domain's type is refused instead).
 func TestApplyBatchValueTooLong(t *testing.T) {
 	s := pgDatabase(t)
+	s.exec(t, "CREATE DOMAIN owner_t AS varchar(20)")
+	s.exec(t, "CREATE DOMAIN owner_mail AS owner_t CHECK (VALUE LIKE '%@%')")
+	for _, typ := range []string{"varchar(20)", "owner_t", "owner_mail"} {
+		for _, mode := range []string{"", "simple_protocol"} {
+			t.Run(typ+"/"+mode, func(t *testing.T) { testValueTooLong(t, s, typ, mode) })
+		}
+	}
+}
+
+func testValueTooLong(t *testing.T, s *server, typ, mode string) {
 	h := &serverHarness{s: s}
 	recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2)}
 	sys := conntest.System("batch", "sql")
 	h.Setup(t, sys, recs)
-	s.exec(t, "ALTER TABLE "+h.table(sys)+" ALTER COLUMN "+conntest.OwnerName+" TYPE varchar(20)")
+	if mode != "" {
+		sys.Settings["dsn"] = s.dsn + "&default_query_exec_mode=" + mode
+	}
+	s.exec(t, "ALTER TABLE "+h.table(sys)+" ALTER COLUMN "+conntest.OwnerName+" TYPE "+typ)
 	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
 	if err != nil {
 		t.Fatal(err)
