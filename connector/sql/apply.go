@@ -36,20 +36,25 @@ import (
 // made (same match column values) instead of inserting another.
 //
 // A statement failing for one write (a constraint, a type) fails that
-// write alone (on PostgreSQL its UPDATE, and a create's look-up and
-// INSERT, run under a savepoint, as a failed statement would abort the
-// transaction). It returns *nhisync.Error EUNAVAIL, with nothing applied,
-// when the transaction cannot begin or commit.
+// write alone (on PostgreSQL every statement, a batch's read and UPDATE
+// as a write's, runs under a savepoint, as a failed statement would abort
+// the transaction; a batch whose read fails goes write by write). It
+// returns *nhisync.Error EUNAVAIL, with nothing applied, when the
+// transaction cannot begin or commit, and when a statement's failure
+// rolled the whole transaction back: on MySQL/MariaDB a deadlock, or a
+// lock wait timeout on a server that rolls a transaction back for it
+// (innodb_rollback_on_timeout); the writes stay queued and are retried.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
 		return results, nil
 	}
-	tx, err := c.db.BeginTx(ctx, nil)
+	stx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, c.writeUnavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
 	}
-	defer tx.Rollback()
+	defer stx.Rollback()
+	tx := &txn{Tx: stx}
 	for i := 0; i < len(writes); {
 		if writes[i].Create {
 			results[i] = c.create(ctx, tx, writes[i])
@@ -61,6 +66,9 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if tx.lost != nil {
+			return nil, c.writeUnavail(tx.lost, "a statement's failure rolled back the transaction of the writes to table %s", c.sys.Settings.String(SettingTable))
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -98,8 +106,9 @@ func (c *Connector) writeUnavail(err error, format string, args ...any) error {
 
 // locked reports whether err is a database's "locked by another
 // transaction" error: SQLite's SQLITE_BUSY or SQLITE_LOCKED once its busy
-// timeout ran out, MariaDB/MySQL's lock wait timeout (1205), PostgreSQL's
-// lock_not_available (55P03).
+// timeout ran out, MariaDB/MySQL's lock wait timeout (1205) or deadlock
+// (1213), PostgreSQL's lock_not_available (55P03) or deadlock_detected
+// (40P01).
 func locked(err error) bool {
 	var se *msqlite.Error
 	if errors.As(err, &se) {
@@ -108,13 +117,36 @@ func locked(err error) bool {
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1205
+		return me.Number == 1205 || me.Number == 1213
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code == "55P03"
+		return pe.Code == "55P03" || pe.Code == "40P01"
 	}
 	return false
+}
+
+// txn is one Apply's transaction.
+type txn struct {
+	*stdsql.Tx
+	// lost is the error of a statement that rolled the whole transaction
+	// back (endsTx): what the Apply wrote before it is gone, and a
+	// statement after it would run outside any transaction. No statement
+	// runs once it is set (alone), and the Apply fails.
+	lost error
+}
+
+// endsTx reports whether err, a statement's, rolled its whole
+// transaction back: on MySQL/MariaDB a deadlock (1213) always does, a
+// lock wait timeout (1205) when the server runs with
+// innodb_rollback_on_timeout. PostgreSQL's and SQLite's statements run
+// under a savepoint or roll back alone.
+func (c *Connector) endsTx(err error) bool {
+	var me *mysql.MySQLError
+	if c.d != mysqlDialect || !errors.As(err, &me) {
+		return false
+	}
+	return me.Number == 1213 || (me.Number == 1205 && c.rollbackOnTimeout)
 }
 
 func failed(err error) nhisync.WriteResult {
@@ -174,7 +206,7 @@ func compare(cols []column, raw []any) (todo []int, stale bool, err error) {
 	return todo, stale, nil
 }
 
-func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) nhisync.WriteResult {
+func (c *Connector) update(ctx context.Context, tx *txn, w nhisync.Write) nhisync.WriteResult {
 	cols, err := c.columns(w)
 	if err != nil {
 		return failed(err)
@@ -183,7 +215,7 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 	for k, cl := range cols {
 		names[k] = cl.col
 	}
-	raw, n, err := c.queryRow(ctx, tx, names, w.ID)
+	raw, n, err := c.readRow(ctx, tx, names, w.ID)
 	switch {
 	case err != nil:
 		return failed(c.writeUnavail(err, "cannot read row %s", w.ID))
@@ -207,7 +239,7 @@ func (c *Connector) update(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 // updateRow runs one write's conditional UPDATE of the columns todo
 // (indexes into cols) of the row id, which holds raw (aligned with cols):
 // applied when it changed the row, stale when it did not.
-func (c *Connector) updateRow(ctx context.Context, tx *stdsql.Tx, id string, cols []column, todo []int, raw []any) nhisync.WriteResult {
+func (c *Connector) updateRow(ctx context.Context, tx *txn, id string, cols []column, todo []int, raw []any) nhisync.WriteResult {
 	var set, where []string
 	var args, conds []any
 	p := 0
@@ -247,7 +279,7 @@ func (c *Connector) updateRow(ctx context.Context, tx *stdsql.Tx, id string, col
 }
 
 // execAlone runs a statement of one write (see alone).
-func (c *Connector) execAlone(ctx context.Context, tx *stdsql.Tx, q string, args ...any) (res stdsql.Result, err error) {
+func (c *Connector) execAlone(ctx context.Context, tx *txn, q string, args ...any) (res stdsql.Result, err error) {
 	err = c.alone(ctx, tx, func() error {
 		res, err = tx.ExecContext(ctx, q, args...)
 		return err
@@ -255,13 +287,31 @@ func (c *Connector) execAlone(ctx context.Context, tx *stdsql.Tx, q string, args
 	return res, err
 }
 
-// alone runs stmt, the statement of one write. On PostgreSQL it runs
-// under a savepoint, undone when the statement fails: a failed statement
-// aborts a PostgreSQL transaction, and the batch's other writes must
-// still go.
-func (c *Connector) alone(ctx context.Context, tx *stdsql.Tx, stmt func() error) error {
+// readRow is queryRow of a write's row (see alone).
+func (c *Connector) readRow(ctx context.Context, tx *txn, cols []string, id string) (raw []any, n int, err error) {
+	err = c.alone(ctx, tx, func() error {
+		raw, n, err = c.queryRow(ctx, tx, cols, id)
+		return err
+	})
+	return raw, n, err
+}
+
+// alone runs stmt, a statement of the Apply (of one write, or of a
+// batch's read or UPDATE), reading every row it returns. On PostgreSQL it
+// runs under a savepoint, undone when the statement fails: a failed
+// statement aborts a PostgreSQL transaction, and the other writes must
+// still go. A failure that rolled the whole transaction back (endsTx) is
+// kept in tx.lost, and no statement runs after it.
+func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error {
+	if tx.lost != nil {
+		return tx.lost
+	}
 	if c.d != postgres {
-		return stmt()
+		err := stmt()
+		if err != nil && c.endsTx(err) {
+			tx.lost = err
+		}
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT nhisync_write"); err != nil {
 		return err
@@ -277,7 +327,7 @@ func (c *Connector) alone(ctx context.Context, tx *stdsql.Tx, stmt func() error)
 	return err
 }
 
-func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) nhisync.WriteResult {
+func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisync.WriteResult {
 	if !c.sys.Provision {
 		return failed(c.errorf(nhisync.EINVALID, "this system does not take new records (set provision: true to allow it)"))
 	}
@@ -326,7 +376,7 @@ func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 		}
 		id, _ = native.Text(got)
 	} else {
-		res, err := tx.ExecContext(ctx, q, args...)
+		res, err := c.execAlone(ctx, tx, q, args...)
 		if err != nil {
 			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
 		}
@@ -354,7 +404,7 @@ func (c *Connector) create(ctx context.Context, tx *stdsql.Tx, w nhisync.Write) 
 // (the create retried): applied when it holds every New value, stale when
 // it differs. ok is false when there is no such row, or the system does
 // not map every match field the create gives.
-func (c *Connector) existing(ctx context.Context, tx *stdsql.Tx, cols []column, vals []any) (nhisync.WriteResult, bool) {
+func (c *Connector) existing(ctx context.Context, tx *txn, cols []column, vals []any) (nhisync.WriteResult, bool) {
 	var where []string
 	var args []any
 	for _, f := range c.kind.Match {

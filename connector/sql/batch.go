@@ -93,7 +93,7 @@ type shape struct {
 }
 
 // updateBatch applies writes (updates of distinct ids), setting results.
-func (c *Connector) updateBatch(ctx context.Context, tx *stdsql.Tx, writes []nhisync.Write, results []nhisync.WriteResult) {
+func (c *Connector) updateBatch(ctx context.Context, tx *txn, writes []nhisync.Write, results []nhisync.WriteResult) {
 	if len(writes) == 1 || (c.d == postgres && c.pgTypes == nil) {
 		for i, w := range writes {
 			results[i] = c.update(ctx, tx, w)
@@ -221,7 +221,7 @@ type readRow struct {
 // came back with an id not asked for as it is spelled, or two rows with
 // ids that differ in case or trailing spaces only: the writes then go one
 // by one.
-func (c *Connector) readBatch(ctx context.Context, tx *stdsql.Tx, read []bool, ids []any) (map[string]*readRow, bool) {
+func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []any) (map[string]*readRow, bool) {
 	var q strings.Builder
 	q.WriteString("SELECT ")
 	q.WriteString(c.d.raw(c.id))
@@ -241,52 +241,61 @@ func (c *Connector) readBatch(ctx context.Context, tx *stdsql.Tx, read []bool, i
 		q.WriteString(c.d.param(k + 1))
 	}
 	q.WriteString(")" + c.d.lockRow)
-	rows, err := tx.QueryContext(ctx, q.String(), ids...)
-	if err != nil {
-		return nil, false
-	}
-	defer rows.Close()
 	asked := make(map[string]*readRow, len(ids))
-	for _, id := range ids {
-		asked[id.(string)] = nil
-	}
-	// folded: the ids read, by their lower case without trailing spaces.
-	folded := make(map[string]string, len(ids))
-	vals := make([]any, 1+len(at))
-	dest := make([]any, len(vals))
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
-	for rows.Next() {
-		clear(vals)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, false
+	ok := true
+	// Under a savepoint on PostgreSQL (alone): a read that fails (an id
+	// the id column's type refuses, a lock not had in time) would abort
+	// the transaction, and with it every write of the Apply.
+	err := c.alone(ctx, tx, func() error {
+		rows, err := tx.QueryContext(ctx, q.String(), ids...)
+		if err != nil {
+			return err
 		}
-		id, ok := native.Text(vals[0])
-		r, was := asked[id]
-		if !ok || !was {
-			return nil, false
+		defer rows.Close()
+		for _, id := range ids {
+			asked[id.(string)] = nil
 		}
-		// Two rows whose ids differ in case or trailing spaces only are
-		// one id to a case-insensitive (or PAD SPACE) id column that is not
-		// unique: alone, each write finds both rows and fails; the batch
-		// UPDATE would match each row with either write.
-		f := strings.ToLower(strings.TrimRight(id, " "))
-		if other, seen := folded[f]; seen && other != id {
-			return nil, false
+		// folded: the ids read, by their lower case without trailing spaces.
+		folded := make(map[string]string, len(ids))
+		vals := make([]any, 1+len(at))
+		dest := make([]any, len(vals))
+		for i := range vals {
+			dest[i] = &vals[i]
 		}
-		folded[f] = id
-		if r != nil {
-			r.n = 2
-			continue
+		for rows.Next() {
+			clear(vals)
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			id, text := native.Text(vals[0])
+			r, was := asked[id]
+			if !text || !was {
+				ok = false
+				return nil
+			}
+			// Two rows whose ids differ in case or trailing spaces only are
+			// one id to a case-insensitive (or PAD SPACE) id column that is not
+			// unique: alone, each write finds both rows and fails; the batch
+			// UPDATE would match each row with either write.
+			f := strings.ToLower(strings.TrimRight(id, " "))
+			if other, seen := folded[f]; seen && other != id {
+				ok = false
+				return nil
+			}
+			folded[f] = id
+			if r != nil {
+				r.n = 2
+				continue
+			}
+			r = &readRow{raw: make([]any, len(c.cols)), n: 1}
+			for k, a := range at {
+				r.raw[a] = vals[1+k]
+			}
+			asked[id] = r
 		}
-		r = &readRow{raw: make([]any, len(c.cols)), n: 1}
-		for k, a := range at {
-			r.raw[a] = vals[1+k]
-		}
-		asked[id] = r
-	}
-	if rows.Err() != nil {
+		return rows.Err()
+	})
+	if err != nil || !ok {
 		return nil, false
 	}
 	for id, r := range asked {
@@ -308,28 +317,17 @@ func (c *Connector) paramsPerRow(n int) int {
 
 // updateShape runs one conditional UPDATE of rows, writes changing the
 // columns cols, and sets their results.
-func (c *Connector) updateShape(ctx context.Context, tx *stdsql.Tx, cols []column, rows []pending, results []nhisync.WriteResult) {
+func (c *Connector) updateShape(ctx context.Context, tx *txn, cols []column, rows []pending, results []nhisync.WriteResult) {
 	if len(rows) == 1 {
 		p := rows[0]
 		results[p.i] = c.updateRow(ctx, tx, p.id, p.cols, p.todo, p.raw)
 		return
 	}
 	q, args := c.batchUpdate(cols, rows)
-	alone := func() {
-		for _, p := range rows {
-			results[p.i] = c.updateRow(ctx, tx, p.id, p.cols, p.todo, p.raw)
-		}
-	}
-	if c.d == postgres {
-		// A failed statement aborts a PostgreSQL transaction: the
-		// savepoint lets the writes go one by one after it.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT nhisync_batch"); err != nil {
-			alone()
-			return
-		}
-	}
 	applied := make(map[string]bool, len(rows))
-	err := func() error {
+	// Under a savepoint on PostgreSQL (alone): a failed statement aborts
+	// a PostgreSQL transaction, and the writes go one by one after it.
+	err := c.alone(ctx, tx, func() error {
 		if c.d == mysqlDialect {
 			res, err := tx.ExecContext(ctx, q, args...)
 			if err != nil {
@@ -356,18 +354,11 @@ func (c *Connector) updateShape(ctx context.Context, tx *stdsql.Tx, cols []colum
 			applied[s] = true
 		}
 		return got.Err()
-	}()
-	if c.d == postgres {
-		undo := "RELEASE SAVEPOINT nhisync_batch"
-		if err != nil {
-			undo = "ROLLBACK TO SAVEPOINT nhisync_batch"
-		}
-		if _, uerr := tx.ExecContext(ctx, undo); uerr != nil && err == nil {
-			err = uerr
-		}
-	}
+	})
 	if err != nil {
-		alone()
+		for _, p := range rows {
+			results[p.i] = c.updateRow(ctx, tx, p.id, p.cols, p.todo, p.raw)
+		}
 		return
 	}
 	for _, p := range rows {
@@ -386,12 +377,12 @@ func (c *Connector) updateShape(ctx context.Context, tx *stdsql.Tx, cols []colum
 
 // recheck reads p's row after its UPDATE: applied when it holds every
 // New value, stale otherwise.
-func (c *Connector) recheck(ctx context.Context, tx *stdsql.Tx, p pending) nhisync.WriteResult {
+func (c *Connector) recheck(ctx context.Context, tx *txn, p pending) nhisync.WriteResult {
 	names := make([]string, len(p.cols))
 	for k, cl := range p.cols {
 		names[k] = cl.col
 	}
-	raw, n, err := c.queryRow(ctx, tx, names, p.id)
+	raw, n, err := c.readRow(ctx, tx, names, p.id)
 	switch {
 	case err != nil:
 		return failed(c.writeUnavail(err, "cannot read row %s", p.id))

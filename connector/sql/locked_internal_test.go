@@ -24,6 +24,8 @@ func TestLockedMessage(t *testing.T) {
 	}{
 		{d: postgres, err: &pgconn.PgError{Code: "55P03"}, dialect: "postgres"},
 		{d: mysqlDialect, err: &mysql.MySQLError{Number: 1205}, dialect: "mysql"},
+		{d: postgres, err: &pgconn.PgError{Code: "40P01"}, dialect: "postgres deadlock"},
+		{d: mysqlDialect, err: &mysql.MySQLError{Number: 1213}, dialect: "mysql deadlock"},
 	} {
 		c := &Connector{sys: sys, d: tc.d, pool: poolLimits{timeout: 100 * time.Millisecond}}
 		read := c.unavail(tc.err, "cannot read table accounts").(*nhisync.Error).Message
@@ -35,6 +37,30 @@ func TestLockedMessage(t *testing.T) {
 		}
 		if strings.Contains(read, "writes stay queued") || !strings.Contains(write, "writes stay queued") {
 			t.Errorf("%s: read %q, write %q", tc.dialect, read, write)
+		}
+	}
+}
+
+// TestEndsTx: on MySQL/MariaDB a deadlock always rolls the whole
+// transaction back, a lock wait timeout only on a server with
+// innodb_rollback_on_timeout; other errors, and every error elsewhere,
+// leave it standing.
+func TestEndsTx(t *testing.T) {
+	for _, tc := range []struct {
+		d        *dialect
+		rollback bool
+		err      error
+		want     bool
+	}{
+		{mysqlDialect, false, &mysql.MySQLError{Number: 1213}, true},
+		{mysqlDialect, false, &mysql.MySQLError{Number: 1205}, false},
+		{mysqlDialect, true, &mysql.MySQLError{Number: 1205}, true},
+		{mysqlDialect, true, &mysql.MySQLError{Number: 1062}, false},
+		{postgres, true, &pgconn.PgError{Code: "40P01"}, false},
+	} {
+		c := &Connector{d: tc.d, rollbackOnTimeout: tc.rollback}
+		if got := c.endsTx(tc.err); got != tc.want {
+			t.Errorf("%s, rollback on timeout %v: endsTx(%v) = %v, want %v", tc.d.name, tc.rollback, tc.err, got, tc.want)
 		}
 	}
 }

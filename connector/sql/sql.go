@@ -128,6 +128,10 @@ type Connector struct {
 	// one).
 	pgTypes  []string
 	pgIDType string
+	// rollbackOnTimeout: the MySQL/MariaDB server rolls a whole
+	// transaction back on a lock wait timeout, not only the statement
+	// (innodb_rollback_on_timeout; taken as so when it cannot be read).
+	rollbackOnTimeout bool
 	// Rand makes ids of created rows when the database does not
 	// (crypto/rand by default).
 	Rand io.Reader
@@ -341,6 +345,11 @@ func (c *Connector) resolve(ctx context.Context) error {
 	}
 	if c.d == postgres {
 		c.pgIDType, c.pgTypes = pgColumnTypes(ctx, c.db, c.table, name, colNames)
+	}
+	if c.d == mysqlDialect {
+		var on int
+		err := c.db.QueryRowContext(ctx, "SELECT @@innodb_rollback_on_timeout").Scan(&on)
+		c.rollbackOnTimeout = err != nil || on != 0
 	}
 	sel := make([]string, 0, len(c.cols)+2)
 	sel = append(sel, c.d.raw(c.id))

@@ -1,0 +1,199 @@
+package sql_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/conntest"
+	nsql "github.com/nhisync/nhisync/connector/sql"
+)
+
+// ownerConnector opens a system over table (its id column
+// conntest.IDName) mapping owner (column conntest.OwnerName) only; dir is
+// the base directory of a relative SQLite dsn.
+func ownerConnector(t *testing.T, dsn, dir, table string) nhisync.Connector {
+	t.Helper()
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+	sys.BaseDir = dir
+	sys.Settings = nhisync.Settings{"dsn": dsn, "table": table}
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ownerWrite is a write of id's owner from old to new.
+func ownerWrite(id, old, new string) nhisync.Write {
+	return nhisync.Write{ID: id, Changes: []nhisync.Change{{Field: "owner", Old: nhisync.Str(old), New: nhisync.Str(new)}}}
+}
+
+// TestApplyBatchReadFails: on PostgreSQL a batch whose read fails (an id
+// the uuid id column refuses) goes write by write: that write fails, the
+// others apply. The read failed outside a savepoint, which aborted the
+// transaction: every write after it failed, and so did the commit (the
+// whole Apply, every time it was retried).
+func TestApplyBatchReadFails(t *testing.T) {
+	s := pgDatabase(t)
+	ids := []string{"0b9d6c2e-4f0e-4f6a-9d55-1c2a3b4c5d01", "0b9d6c2e-4f0e-4f6a-9d55-1c2a3b4c5d02"}
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" uuid PRIMARY KEY, "+conntest.OwnerName+" text)")
+	for _, id := range ids {
+		s.exec(t, "INSERT INTO accounts VALUES ($1, 'old@example.com')", id)
+	}
+	c := ownerConnector(t, s.dsn, "", "accounts")
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		ownerWrite(ids[0], "old@example.com", "a@example.com"),
+		ownerWrite("not-a-uuid", "old@example.com", "x@example.com"),
+		ownerWrite(ids[1], "old@example.com", "b@example.com"),
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for i, want := range []nhisync.WriteStatus{nhisync.WriteApplied, nhisync.WriteFailed, nhisync.WriteApplied} {
+		if res[i].Status != want {
+			t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, want)
+		}
+	}
+	for i, want := range []string{"a@example.com", "b@example.com"} {
+		var got string
+		if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM accounts WHERE "+conntest.IDName+" = $1", ids[i]).Scan(&got); err != nil || got != want {
+			t.Errorf("row %s: owner %q (%v), want %q", ids[i], got, err, want)
+		}
+	}
+}
+
+// TestApplyDeadlockFailsApply: on MariaDB a deadlock mid-Apply rolls the
+// whole transaction back, the writes before it too: Apply fails
+// (EUNAVAIL, the writes stay queued) and says no write applied, and no
+// statement runs after it (it would run outside any transaction). The
+// first write was said applied although the deadlock had undone it.
+//
+// The Apply updates row a (a batch of its own: the next write is to a
+// again), then reads a and b for update, waiting for b, which another
+// transaction holds; that one, heavier (a thousand rows inserted), then
+// updates a: the Apply's transaction is the deadlock's victim.
+func TestApplyDeadlockFailsApply(t *testing.T) {
+	s := mysqlDatabase(t)
+	table := randName("accounts_")
+	s.exec(t, "CREATE TABLE "+table+" ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO "+table+" VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	s.exec(t, "CREATE TABLE weight (n INT)")
+	c := ownerConnector(t, s.dsn, "", table)
+
+	other, err := s.db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	for _, q := range []string{
+		"INSERT INTO weight VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)",
+		"INSERT INTO weight SELECT x.n FROM weight x, weight y, weight z",
+		"SELECT " + conntest.IDName + " FROM " + table + " WHERE " + conntest.IDName + " = 'b' FOR UPDATE",
+	} {
+		if _, err := other.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	type outcome struct {
+		res []nhisync.WriteResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := c.Apply(t.Context(), []nhisync.Write{
+			ownerWrite("a", "old@example.com", "a1@example.com"),
+			ownerWrite("a", "a1@example.com", "a2@example.com"),
+			ownerWrite("b", "old@example.com", "b1@example.com"),
+		})
+		done <- outcome{res, err}
+	}()
+	// Wait until the Apply waits for b's lock.
+	for waiting := 0; waiting == 0; {
+		select {
+		case o := <-done:
+			t.Fatalf("Apply returned before waiting for the lock: %v %v", o.res, o.err)
+		default:
+		}
+		if err := s.db.QueryRow("SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE ?",
+			"%"+table+"%").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, err := other.Exec("UPDATE " + table + " SET " + conntest.OwnerName + " = 'other@example.com' WHERE " + conntest.IDName + " = 'a'"); err != nil {
+		t.Fatalf("the other transaction was the deadlock's victim, not the Apply: %v", err)
+	}
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err == nil {
+		t.Errorf("Apply succeeded after its transaction was rolled back: %v", o.res)
+		for i, r := range o.res {
+			if r.Status == nhisync.WriteApplied {
+				t.Errorf("write %d said applied", i)
+			}
+		}
+	} else if code := nhisync.ErrorCode(o.err); code != nhisync.EUNAVAIL || !strings.Contains(nhisync.ErrorMessage(o.err), "stay queued") {
+		t.Errorf("Apply: %s %q, want %s saying the writes stay queued", code, nhisync.ErrorMessage(o.err), nhisync.EUNAVAIL)
+	}
+	for _, id := range []string{"a", "b"} {
+		var got string
+		if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM "+table+" WHERE "+conntest.IDName+" = ?", id).Scan(&got); err != nil || got != "old@example.com" {
+			t.Errorf("row %s: owner %q (%v), want it untouched", id, got, err)
+		}
+	}
+}
+
+// TestApplyLockTimeoutFailsWrite: on a MariaDB that rolls back only the
+// statement on a lock wait timeout (innodb_rollback_on_timeout off, the
+// default), a write whose row another transaction holds past the
+// timeout fails, saying so, and the other writes of the Apply still
+// commit.
+func TestApplyLockTimeoutFailsWrite(t *testing.T) {
+	s := mysqlDatabase(t)
+	var on int
+	if err := s.db.QueryRow("SELECT @@innodb_rollback_on_timeout").Scan(&on); err != nil || on != 0 {
+		t.Skipf("the server rolls a transaction back on a lock wait timeout (%d, %v)", on, err)
+	}
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	c := ownerConnector(t, s.dsn+"?innodb_lock_wait_timeout=1", "", "accounts")
+	other, err := s.db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec("SELECT " + conntest.IDName + " FROM accounts WHERE " + conntest.IDName + " = 'b' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if res[0].Status != nhisync.WriteApplied {
+		t.Errorf("write a: %s (%v), want applied", res[0].Status, res[0].Err)
+	}
+	if res[1].Status != nhisync.WriteFailed || !strings.Contains(nhisync.ErrorMessage(res[1].Err), "holds the table's lock") {
+		t.Errorf("write b: %s (%v), want failed for the lock", res[1].Status, res[1].Err)
+	}
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"a": "a1@example.com", "b": "old@example.com"} {
+		var got string
+		if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM accounts WHERE "+conntest.IDName+" = ?", id).Scan(&got); err != nil || got != want {
+			t.Errorf("row %s: owner %q (%v), want %q", id, got, err, want)
+		}
+	}
+}
