@@ -156,9 +156,11 @@ type sender struct {
 // renewed and checked before each chunk of writes leaves and carried by
 // the commit of their outcome with the claim, so a long drain keeps both
 // and a process that lost either writes nothing more. Once a sender fails
-// or an outcome fails to commit no more writes leave; the drain returns
-// when every outcome of the writes sent is in, and returns the writes
-// its claims still hold to the queue.
+// or an outcome fails to commit no more writes leave, but the outcomes
+// of the writes already sent still commit, each in its own transaction
+// (the drain fails with the first failure); the drain returns when every
+// outcome of the writes sent was committed or failed to, and returns the
+// writes its claims still hold to the queue.
 func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip map[string]bool, snd *held) error {
 	snd.sum, snd.report = sum, e.report
 	var senders []*sender

@@ -147,8 +147,14 @@ func writeFailure(sys *nhisync.System, res nhisync.WriteResult) string {
 
 // commitOutcomes commits the outcomes queued on queues, the first
 // queue's until it is closed, then the next one's (a system's each, in
-// config order). Once one fails to commit (held.outcomeFailed) it commits
-// no more, but takes the rest off the queues, so no sender waits on it.
+// config order). Once one fails to commit (held.outcomeFailed) the
+// senders send no more, but every outcome already queued is of writes
+// already sent: it still commits each of them, chunk by chunk, so none
+// of those writes goes back to the queue to be sent again (a create made
+// twice) with no audit entry of the first time. That is safe: each
+// commit checks the claim and the fence in its transaction, so an
+// outcome whose claim or lease was lost fails too. The drain keeps the
+// first failure (held.settle) and fails with it.
 // Between chunks, and while it waits, it renews the claims of writes
 // still waiting to be sent or to commit (renewWaiting): a long outcome,
 // such as a whole-file system's, would otherwise outlast the claims of
@@ -177,9 +183,7 @@ func (e *Engine) commitOutcomes(ctx context.Context, snd *held, queues []chan *o
 				if !ok {
 					break jobs
 				}
-				if snd.outcomeFailed() == nil {
-					e.commitJob(ctx, snd, job)
-				}
+				e.commitJob(ctx, snd, job)
 			case <-tick.C:
 				e.renewWaiting(ctx, snd)
 			}
@@ -188,10 +192,12 @@ func (e *Engine) commitOutcomes(ctx context.Context, snd *held, queues []chan *o
 }
 
 // commitJob commits job's outcome, chunk by chunk, renewing waiting
-// claims between chunks, and counts the writes committed.
+// claims between chunks, and counts the writes committed. A chunk that
+// fails to commit does not stop the chunks after it (their writes were
+// sent in the same Apply call); the first failure is kept.
 func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 	var tally writeTally
-	var err error
+	var first error
 	groups, results := job.groups, job.results
 	for len(results) > 0 {
 		n := min(applyChunk, len(results))
@@ -199,20 +205,22 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 		// commit settles them (after it, a renewal naming them fails),
 		// and come back if it fails, to be released.
 		job.hold.settle(groups[:n], false)
-		err = e.commitOutcome(ctx, job.sys, groups[:n], results[:n], job.now, snd.fence, job.hold.claim)
-		if err != nil {
+		if err := e.commitOutcome(ctx, job.sys, groups[:n], results[:n], job.now, snd.fence, job.hold.claim); err != nil {
 			job.hold.settle(groups[:n], true)
-			break
+			if first == nil {
+				first = err
+			}
+		} else {
+			tally.add(groups[:n], results[:n])
 		}
-		tally.add(groups[:n], results[:n])
 		groups, results = groups[n:], results[n:]
 		if len(results) > 0 {
 			e.renewWaiting(ctx, snd)
 		}
 	}
-	snd.settle(job.sys.Name, tally, err)
+	snd.settle(job.sys.Name, tally, first)
 	if outcomeDone != nil {
-		outcomeDone(err)
+		outcomeDone(first)
 	}
 }
 

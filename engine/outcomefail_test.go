@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -198,5 +199,186 @@ func TestDrainGivingWayStillReportsAFailedOutcome(t *testing.T) {
 	}
 	if code := nhisync.ErrorCode(err); code == nhisync.ECONFLICT {
 		t.Errorf("Drain's error has code %s (%v): its callers take it for a pass elsewhere and say nothing of the failed outcome", code, err)
+	}
+}
+
+// firstOutcomeFails is a store whose first outcome commit (a batch that
+// carries a claim) fails, once after (the first Apply to) the system
+// named by after has returned: that system's outcome is then queued
+// behind the failed one. Every other commit goes through.
+type firstOutcomeFails struct {
+	nhisync.Store
+	after  <-chan struct{}
+	mu     sync.Mutex
+	failed bool
+}
+
+func (s *firstOutcomeFails) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if b.Claim != nil {
+		s.mu.Lock()
+		fail := !s.failed
+		s.failed = true
+		s.mu.Unlock()
+		if fail {
+			<-s.after
+			return errDiskFull
+		}
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+// returnedCall closes done once its first Apply call has returned.
+type returnedCall struct {
+	nhisync.Connector
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *returnedCall) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
+	defer c.once.Do(func() { close(c.done) })
+	return c.Connector.Apply(ctx, ws)
+}
+
+// TestOutcomesQueuedBehindAFailedOneStillCommit: the CMDB's outcome fails
+// to commit once the catalog's writes went out (sent beside it); the
+// catalog's outcome, queued behind it, still commits: its writes are
+// audited as applied, and a drain after it sends none of them again. The
+// drain, and a pass whose drain it is, fail with the CMDB's error.
+func TestOutcomesQueuedBehindAFailedOneStillCommit(t *testing.T) {
+	for _, pass := range []bool{false, true} {
+		t.Run(map[bool]string{false: "drain", true: "pass"}[pass], func(t *testing.T) {
+			outcomesBehindAFailedOne(t, pass)
+		})
+	}
+}
+
+func outcomesBehindAFailedOne(t *testing.T, pass bool) {
+	const n = 4
+	// The first n accounts lack the catalog's steward, the next n the
+	// CMDB's owner: writes queue for both, while both are down.
+	var cmdb, catalog []map[string]any
+	for i := range 2 * n {
+		owner := fmt.Sprintf("o%d@x", i)
+		if i < n {
+			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i), "owner", owner))
+			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+		} else {
+			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i)))
+			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i), "steward", owner))
+		}
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
+	mu := &sync.Mutex{}
+	down := w.openConns(nil)
+	for _, name := range []string{"cmdb", "catalog"} {
+		down[name] = &sendCounter{Connector: down[name], mu: mu, sent: map[string]int{}, fail: true}
+	}
+	first := engine.New(w.cfg, w.store, down, engine.WithClock(w.clock), engine.WithHolder("first"))
+	ctx := context.Background()
+	if _, err := first.Sync(ctx, engine.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cmdb", "catalog"} {
+		if q, err := w.store.OutboxWrites(ctx, name, nhisync.OutboxReady, time.Time{}, 0); err != nil || len(q) != n {
+			t.Fatalf("%d %s writes queued (%v), want %d", len(q), name, err, n)
+		}
+	}
+	w.clock.Advance(time.Hour)
+
+	// Both sent a chunk at a time (sendCounter hides ApplyWhole), the
+	// catalog's writes counted.
+	counted := func(conns map[string]nhisync.Connector, name string) *sendCounter {
+		c := &sendCounter{Connector: conns[name], mu: mu, sent: map[string]int{}}
+		conns[name] = c
+		return c
+	}
+	conns := w.openConns(nil)
+	counted(conns, "cmdb")
+	catalogSent := counted(conns, "catalog")
+	catalogCall := &returnedCall{Connector: catalogSent, done: make(chan struct{})}
+	conns["catalog"] = catalogCall
+	store := &firstOutcomeFails{Store: w.store, after: catalogCall.done}
+	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	var err error
+	if pass {
+		_, err = e.Sync(ctx, engine.PassOptions{})
+	} else {
+		_, err = e.Drain(ctx)
+	}
+	if !errors.Is(err, errDiskFull) {
+		t.Fatalf("%v; want the failed outcome commit's error (%v)", err, errDiskFull)
+	}
+	for i := range n {
+		if c := catalogSent.sent[fmt.Sprintf("k%d owner", i)]; c != 1 {
+			t.Fatalf("catalog k%d owner was applied %d times, want once (sent beside the failing outcome)", i, c)
+		}
+	}
+	applied := 0
+	err = w.store.ScanAudit(ctx, 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+		if e.Action == nhisync.ActWriteApplied && e.System == "catalog" {
+			applied++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != n {
+		t.Errorf("the audit log holds %d catalog write.applied entries, want %d: the catalog's outcome, queued behind the failed one, did not commit", applied, n)
+	}
+	if q, err := w.store.OutboxWrites(ctx, "catalog", "", time.Time{}, 0); err != nil || len(q) != 0 {
+		t.Errorf("%d catalog writes still queued (%v), want none: their outcome committed", len(q), err)
+	}
+
+	// A drain after it sends none of the catalog's writes again (the
+	// CMDB's go again: their outcome did not commit).
+	conns = w.openConns(nil)
+	catalogSent = counted(conns, "catalog")
+	again := engine.New(w.cfg, w.store, conns, engine.WithClock(w.clock), engine.WithHolder("again"))
+	if _, err := again.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(catalogSent.sent) != 0 {
+		t.Errorf("the next drain sent the catalog's writes again: %v", catalogSent.sent)
+	}
+	for i := range n {
+		if got := w.field("catalog.json", fmt.Sprintf("k%d", i), "steward"); got != fmt.Sprintf("o%d@x", i) {
+			t.Errorf("catalog k%d steward = %v", i, got)
+		}
+	}
+}
+
+// TestChunksAfterAFailedOneStillCommit: a whole-file system's writes go
+// out in one Apply call and their outcome commits chunk by chunk; when
+// the first chunk fails to commit, the chunks after it (writes sent in
+// the same call) still commit, and only the first chunk's writes go back
+// to the queue.
+func TestChunksAfterAFailedOneStillCommit(t *testing.T) {
+	const n, chunk = 6, 2
+	w, _, _ := queuedCatalogWrites(t, n)
+	defer engine.SetApplyChunk(chunk)()
+	sent := make(chan struct{})
+	close(sent)
+	store := &firstOutcomeFails{Store: w.store, after: sent}
+	e := engine.New(w.cfg, store, w.openConns(nil), engine.WithClock(w.clock), engine.WithHolder("drain"))
+	ctx := context.Background()
+	if _, err := e.Drain(ctx); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Drain: %v; want the failed outcome commit's error (%v)", err, errDiskFull)
+	}
+	applied := 0
+	err := w.store.ScanAudit(ctx, 1, 0, func(e *nhisync.AuditEntry, _ []byte) error {
+		if e.Action == nhisync.ActWriteApplied {
+			applied++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != n-chunk {
+		t.Errorf("the audit log holds %d write.applied entries, want %d: every chunk but the failed one commits", applied, n-chunk)
+	}
+	if q, err := w.store.OutboxWrites(ctx, "catalog", nhisync.OutboxReady, time.Time{}, 0); err != nil || len(q) != chunk {
+		t.Errorf("%d catalog writes back in the queue (%v), want the failed chunk's %d", len(q), err, chunk)
 	}
 }
