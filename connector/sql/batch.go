@@ -33,12 +33,14 @@ import (
 // UPDATE that changed fewer and compares them. A statement that fails
 // (a constraint, a value its column refuses) is undone (PostgreSQL: to a
 // savepoint) and its writes go one by one, so the failure is the failing
-// write's alone. So are a batch whose rows read back with ids other than
-// the ones asked for (a collation or a cast matching more loosely than
-// equal text), or with two ids differing in case or trailing spaces only
-// (such an id column that is not unique). The writes whose id no row
-// holds as asked, and those changing the id column itself, each read and
-// write their row alone, after the batch.
+// write's alone. So do a batch whose read fails, and one whose rows read
+// back with ids other than the ones asked for (a collation or a cast
+// matching more loosely than equal text). A write whose id more than one
+// row holds, as the id column's collation compares (the same id twice, or
+// ids differing only in case, trailing spaces or accents, in a column
+// that is not unique), fails as alone. The writes whose id no row holds
+// as asked, and those changing the id column itself, each read and write
+// their row alone, after the batch.
 
 // maxBatch is how many writes one batch takes at most.
 const maxBatch = 500
@@ -217,21 +219,40 @@ type readRow struct {
 }
 
 // readBatch reads (and on a server locks) the rows of ids, the columns
-// read marks, by id as asked. ok is false when the read failed, a row
-// came back with an id not asked for as it is spelled, or two rows with
-// ids that differ in case or trailing spaces only: the writes then go one
-// by one.
+// read marks, by id as asked. ok is false when the read failed or a row
+// came back with an id not asked for as it is spelled: the writes then go
+// one by one.
+//
+// Each row comes with how many rows read hold an id equal to its own as
+// the id column compares them (a window's PARTITION BY the id column,
+// under its collation): more than one when the column is not unique and
+// holds the id twice, or holds ids that differ only in case, trailing
+// spaces or accents (a case- or accent-insensitive or PAD SPACE
+// collation). Such an id is held by more than one row, as its write alone
+// would find; the batch UPDATE would match each of those rows with any of
+// their writes.
 func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []any) (map[string]*readRow, bool) {
 	var q strings.Builder
 	q.WriteString("SELECT ")
-	q.WriteString(c.d.raw(c.id))
+	col := func(n int, name string) {
+		if n > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(c.d.raw(name))
+		if c.d == postgres {
+			q.WriteString(" AS c" + strconv.Itoa(n))
+		}
+	}
+	col(0, c.id)
 	var at []int
 	for k, r := range read {
 		if r {
 			at = append(at, k)
-			q.WriteString(", ")
-			q.WriteString(c.d.raw(c.cols[k]))
+			col(len(at), c.cols[k])
 		}
+	}
+	if c.d != postgres {
+		q.WriteString(", COUNT(*) OVER (PARTITION BY " + c.id + ")")
 	}
 	q.WriteString(" FROM " + c.table + " WHERE " + c.id + " IN (")
 	for k := range ids {
@@ -241,13 +262,19 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 		q.WriteString(c.d.param(k + 1))
 	}
 	q.WriteString(")" + c.d.lockRow)
+	query := q.String()
+	if c.d == postgres {
+		// PostgreSQL locks no rows beside a window function: the rows are
+		// locked in a subquery, whose id column keeps its collation.
+		query = "SELECT r.*, COUNT(*) OVER (PARTITION BY r.c0) FROM (" + query + ") AS r"
+	}
 	asked := make(map[string]*readRow, len(ids))
 	ok := true
 	// Under a savepoint on PostgreSQL (alone): a read that fails (an id
 	// the id column's type refuses, a lock not had in time) would abort
 	// the transaction, and with it every write of the Apply.
 	err := c.alone(ctx, tx, func() error {
-		rows, err := tx.QueryContext(ctx, q.String(), ids...)
+		rows, err := tx.QueryContext(ctx, query, ids...)
 		if err != nil {
 			return err
 		}
@@ -255,9 +282,7 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 		for _, id := range ids {
 			asked[id.(string)] = nil
 		}
-		// folded: the ids read, by their lower case without trailing spaces.
-		folded := make(map[string]string, len(ids))
-		vals := make([]any, 1+len(at))
+		vals := make([]any, 2+len(at))
 		dest := make([]any, len(vals))
 		for i := range vals {
 			dest[i] = &vals[i]
@@ -273,17 +298,12 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 				ok = false
 				return nil
 			}
-			// Two rows whose ids differ in case or trailing spaces only are
-			// one id to a case-insensitive (or PAD SPACE) id column that is not
-			// unique: alone, each write finds both rows and fails; the batch
-			// UPDATE would match each row with either write.
-			f := strings.ToLower(strings.TrimRight(id, " "))
-			if other, seen := folded[f]; seen && other != id {
-				ok = false
-				return nil
-			}
-			folded[f] = id
-			if r != nil {
+			held, _ := native.Text(vals[len(vals)-1])
+			if r != nil || held != "1" {
+				if r == nil {
+					r = &readRow{}
+					asked[id] = r
+				}
 				r.n = 2
 				continue
 			}

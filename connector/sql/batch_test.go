@@ -221,22 +221,11 @@ func TestApplyBatchLooseIDs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sys := conntest.System("ids", "sql")
-	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
-	sys.BaseDir = dir
-	sys.Settings = nhisync.Settings{"dsn": "sqlite:ids.db", "table": "accounts"}
-	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rec := func(i int) map[string]any {
-		return map[string]any{conntest.OwnerName: fmt.Sprintf("owner%d@example.com", i)}
-	}
+	c := ownerConnector(t, "sqlite:ids.db", dir, "accounts")
 	res, err := c.Apply(t.Context(), []nhisync.Write{
-		{ID: "001", Changes: []nhisync.Change{ownerChange(rec(1), "a@example.com")}},
-		{ID: "2", Changes: []nhisync.Change{ownerChange(rec(2), "b@example.com")}},
-		{ID: "4", Changes: []nhisync.Change{ownerChange(rec(3), "c@example.com")}},
+		ownerWrite("001", "owner1@example.com", "a@example.com"),
+		ownerWrite("2", "owner2@example.com", "b@example.com"),
+		ownerWrite("4", "owner3@example.com", "c@example.com"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -443,43 +432,67 @@ func TestApplyCreateLookupFailsAlone(t *testing.T) {
 	}
 }
 
-// TestApplyBatchLooseDuplicateIDs: a case-insensitive id column that is
-// not unique, holding 'abc' and 'ABC': a write to each in one batch fails,
+// TestApplyBatchLooseDuplicateIDs: an id column that is not unique and
+// compares loosely, holding two ids its collation takes as one (SQLite
+// NOCASE 'abc' and 'ABC'; MariaDB's accent-insensitive
+// utf8mb4_general_ci 'cafe' and 'café'; a PostgreSQL nondeterministic
+// ICU collation 'cafe' and 'café'): a write to each in one batch fails,
 // as alone (each id is held by more than one row), and neither row
 // changes. The batch wrote both rows with one write's value and said both
-// applied.
+// applied (it knew case and trailing spaces only, not accents).
 func TestApplyBatchLooseDuplicateIDs(t *testing.T) {
-	dir := t.TempDir()
-	db := openDB(t, filepath.Join(dir, "ids.db"))
-	if _, err := db.Exec("CREATE TABLE accounts (" + conntest.IDName + " TEXT COLLATE NOCASE, " + conntest.OwnerName + " TEXT)"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("INSERT INTO accounts VALUES ('abc', 'old@example.com'), ('ABC', 'old@example.com')"); err != nil {
-		t.Fatal(err)
-	}
-	sys := conntest.System("ids", "sql")
-	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
-	sys.BaseDir = dir
-	sys.Settings = nhisync.Settings{"dsn": "sqlite:ids.db", "table": "accounts"}
-	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	change := func(to string) []nhisync.Change {
-		return []nhisync.Change{{Field: "owner", Old: nhisync.Str("old@example.com"), New: nhisync.Str(to)}}
-	}
-	res, err := c.Apply(t.Context(), []nhisync.Write{{ID: "abc", Changes: change("a@example.com")}, {ID: "ABC", Changes: change("b@example.com")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range res {
-		if r.Status != nhisync.WriteFailed {
-			t.Errorf("write %d: %s (%v), want failed (more than one row holds the id)", i, r.Status, r.Err)
-		}
-	}
-	var changed int
-	if err := db.QueryRow("SELECT count(*) FROM accounts WHERE " + conntest.OwnerName + " <> 'old@example.com'").Scan(&changed); err != nil || changed != 0 {
-		t.Errorf("%d rows changed (%v), want none", changed, err)
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) (dsn, dir string, exec func(q string))
+		col  string // the id column's type
+		ids  [2]string
+	}{
+		{"SQLite", func(t *testing.T) (string, string, func(string)) {
+			dir := t.TempDir()
+			db := openDB(t, filepath.Join(dir, "ids.db"))
+			return "sqlite:ids.db", dir, func(q string) {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}, "TEXT COLLATE NOCASE", [2]string{"abc", "ABC"}},
+		{"MariaDB", func(t *testing.T) (string, string, func(string)) {
+			s := mysqlDatabase(t)
+			return s.dsn, "", func(q string) { s.exec(t, q) }
+		}, "VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", [2]string{"cafe", "café"}},
+		{"PostgreSQL", func(t *testing.T) (string, string, func(string)) {
+			s := pgDatabase(t)
+			s.exec(t, "CREATE COLLATION loose (provider = icu, locale = 'und-u-ks-level1', deterministic = false)")
+			return s.dsn, "", func(q string) { s.exec(t, q) }
+		}, "text COLLATE loose", [2]string{"cafe", "café"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn, dir, exec := tc.open(t)
+			exec("CREATE TABLE accounts (" + conntest.IDName + " " + tc.col + ", " + conntest.OwnerName + " VARCHAR(200))")
+			exec("INSERT INTO accounts VALUES ('" + tc.ids[0] + "', 'old@example.com'), ('" + tc.ids[1] + "', 'old@example.com')")
+			c := ownerConnector(t, dsn, dir, "accounts")
+			res, err := c.Apply(t.Context(), []nhisync.Write{
+				ownerWrite(tc.ids[0], "old@example.com", "a@example.com"),
+				ownerWrite(tc.ids[1], "old@example.com", "b@example.com"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Status != nhisync.WriteFailed {
+					t.Errorf("write %d: %s (%v), want failed (more than one row holds the id)", i, r.Status, r.Err)
+				}
+			}
+			rows := 0
+			if err := c.Snapshot(t.Context(), func(o nhisync.Observation) error {
+				rows++
+				if v := o.Values[0]; !v.Equal(nhisync.Str("old@example.com")) {
+					t.Errorf("row %s: owner %v, want it untouched", o.ID, v)
+				}
+				return nil
+			}); err != nil || rows != 2 {
+				t.Errorf("snapshot: %d rows (%v), want 2", rows, err)
+			}
+		})
 	}
 }
