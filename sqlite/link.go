@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,9 +35,9 @@ var (
 // system), ordered by system and external id. An error from fn stops the
 // scan and is returned as is; storage failures are EINTERNAL.
 //
-// It reads the narrow links table only (no state) below database/sql
-// (rawQuery), and keeps, per head, only the external id and hash the
-// driver copied out: the system and status strings are shared.
+// It reads the narrow links table only (no state) on a head connection
+// (headscan.go): a page's external ids share one string and its hashes
+// one byte slice, the system and status strings are shared.
 func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisync.LinkHead) error) error {
 	const op = "sqlite.ScanLinkHeads"
 	systems, err := s.linkSystems(ctx, system)
@@ -53,30 +52,57 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 		})
 	}
 	page := make([]nhisync.LinkHead, 0, headPage)
+	// ids and hashes gather a page's external ids and hashes as SQLite
+	// holds them, ends where each row's end (two per row); the page's
+	// heads then share one string and one byte slice.
+	var ids, hashes []byte
+	ends := make([]uint32, 0, 2*headPage)
 	for _, sys := range systems {
 		lastExt := ""
 		for {
-			page = page[:0]
-			err := s.rawQuery(ctx, scanHeadsSQL, namedArgs(sys.id, lastExt, int64(headPage)), 4, func(row []driver.Value) error {
-				h := nhisync.LinkHead{System: sys.name}
-				var err error
-				if h.ExternalID, err = rawString(row[0]); err != nil {
+			page, ids, hashes, ends = page[:0], ids[:0], hashes[:0], ends[:0]
+			err := s.headScan(ctx, func(c *headConn) error {
+				rows, err := c.query(scanHeadsSQL, sys.id, lastExt, int64(headPage))
+				if err != nil {
 					return err
 				}
-				if h.RecordID, err = rawInt(row[1]); err != nil {
-					return err
+				defer rows.done()
+				for {
+					if ok, err := rows.next(); !ok {
+						return err
+					}
+					h := nhisync.LinkHead{System: sys.name}
+					id, err := rows.text(0)
+					if err != nil {
+						return err
+					}
+					if h.RecordID, err = rows.int(1); err != nil {
+						return err
+					}
+					if h.Status, err = rows.status(2); err != nil {
+						return err
+					}
+					hash, err := rows.blob(3)
+					if err != nil {
+						return err
+					}
+					ids, hashes = append(ids, id...), append(hashes, hash...)
+					ends = append(ends, uint32(len(ids)), uint32(len(hashes)))
+					page = append(page, h)
 				}
-				if h.Status, err = rawStatus(row[2]); err != nil {
-					return err
-				}
-				if h.Hash, err = rawBytes(row[3]); err != nil {
-					return err
-				}
-				page = append(page, h)
-				return nil
 			})
 			if err != nil {
 				return internal(op, err)
+			}
+			idText, hashBlob := string(ids), slices.Clone(hashes)
+			var idAt, hashAt uint32
+			for i := range page {
+				idEnd, hashEnd := ends[2*i], ends[2*i+1]
+				page[i].ExternalID = idText[idAt:idEnd]
+				if hashEnd > hashAt {
+					page[i].Hash = hashBlob[hashAt:hashEnd:hashEnd]
+				}
+				idAt, hashAt = idEnd, hashEnd
 			}
 			for _, h := range page {
 				if err := fn(h); err != nil {

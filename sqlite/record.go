@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"slices"
 
@@ -21,34 +20,56 @@ type querier interface {
 var scanPage = 500
 
 // ScanRecordHeads streams the head of every golden record in ID order,
-// a page at a time (see ScanLinkHeads, whose raw reading it shares). An
+// a page at a time on a head connection (see ScanLinkHeads). An
 // error from fn stops the scan and is returned as is; storage failures are
 // EINTERNAL.
 func (s *Store) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordHead) error) error {
 	const op = "sqlite.ScanRecordHeads"
 	page := make([]nhisync.RecordHead, 0, headPage)
 	kinds := interned{}
+	// keys gathers a page's match keys, ends where each ends; the page's
+	// heads then share one string.
+	var keys []byte
+	ends := make([]uint32, 0, headPage)
 	var after int64
 	for {
-		page = page[:0]
-		err := s.rawQuery(ctx, `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, namedArgs(after, int64(headPage)), 3, func(row []driver.Value) error {
-			var h nhisync.RecordHead
-			var err error
-			if h.ID, err = rawInt(row[0]); err != nil {
+		page, keys, ends = page[:0], keys[:0], ends[:0]
+		err := s.headScan(ctx, func(c *headConn) error {
+			rows, err := c.query(`SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, after, int64(headPage))
+			if err != nil {
 				return err
 			}
-			if h.Kind, err = rawString(row[1]); err != nil {
-				return err
+			defer rows.done()
+			for {
+				if ok, err := rows.next(); !ok {
+					return err
+				}
+				var h nhisync.RecordHead
+				if h.ID, err = rows.int(0); err != nil {
+					return err
+				}
+				kind, err := rows.text(1)
+				if err != nil {
+					return err
+				}
+				h.Kind = kinds.bytes(kind)
+				key, err := rows.text(2)
+				if err != nil {
+					return err
+				}
+				keys = append(keys, key...)
+				ends = append(ends, uint32(len(keys)))
+				page = append(page, h)
 			}
-			h.Kind = kinds.get(h.Kind)
-			if h.MatchKey, err = rawString(row[2]); err != nil {
-				return err
-			}
-			page = append(page, h)
-			return nil
 		})
 		if err != nil {
 			return internal(op, err)
+		}
+		keyText := string(keys)
+		var at uint32
+		for i := range page {
+			page[i].MatchKey = keyText[at:ends[i]]
+			at = ends[i]
 		}
 		for _, h := range page {
 			if err := fn(h); err != nil {

@@ -70,6 +70,8 @@ type Store struct {
 	// w is the single writer connection; r the reader pool.
 	w *sql.DB
 	r *sql.DB
+	// heads are the head scans' connections (headscan.go).
+	heads headPool
 
 	// lock is this process's share of the open lock (openlock_*.go).
 	lock *openLock
@@ -176,7 +178,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// Windows volume paths need the extra slash (file:///C:/…).
 		uri = "file:///" + strings.TrimPrefix(uri, "file:")
 	}
-	s := &Store{path: path, file: abs}
+	s := &Store{path: path, file: abs, heads: headPool{file: abs}}
 	lock, alone, err := lockOpen(abs)
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot lock store %s (is its directory writable?)", path), Err: err}
@@ -361,6 +363,7 @@ func (s *Store) Close() error {
 		// The checkpointer's connection closes first: the last one to
 		// close checkpoints the WAL and removes it.
 		errs := []error{s.stopCheckpoints()}
+		s.heads.close()
 		if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
 			errs = append(errs, err)
 		}
@@ -442,6 +445,10 @@ func sqliteCode(err error) int {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code()
+	}
+	var he *headError
+	if errors.As(err, &he) {
+		return he.code
 	}
 	return 0
 }
