@@ -238,11 +238,13 @@ func writerTempStore(t *testing.T, s *Store) int {
 }
 
 // TestBulkWindowCloseDies: EndBulk failing at any step of the move (as a
-// process dying there would) leaves every link staged and readable and
-// links' indexes whole, the writer's settings as they were; the next Open moves the
-// links, and links_record is there and used.
+// process dying there would; "sorted" and "swapped" are moveSorted's, its
+// index built and then made links') leaves every link staged and readable,
+// links empty and its indexes whole, the file consistent, the writer's
+// settings as they were; the next Open moves the links, and links_record
+// is there and used.
 func TestBulkWindowCloseDies(t *testing.T) {
-	for _, step := range []string{"dropped", "moved", "emptied", "built"} {
+	for _, step := range []string{"dropped", "sorted", "swapped", "moved", "emptied", "built"} {
 		t.Run(step, func(t *testing.T) {
 			ctx := t.Context()
 			path := filepath.Join(t.TempDir(), "bulk.db")
@@ -286,6 +288,17 @@ func TestBulkWindowCloseDies(t *testing.T) {
 			}
 			if ts := writerTempStore(t, s); ts != 2 {
 				t.Errorf("writer's temp_store after EndBulk died = %d, want 2 (memory)", ts)
+			}
+			var writable, moved int
+			if err := s.w.QueryRowContext(ctx, `PRAGMA writable_schema`).Scan(&writable); err != nil || writable != 0 {
+				t.Errorf("writer's writable_schema after EndBulk died = %d, %v; want 0", writable, err)
+			}
+			if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM links`).Scan(&moved); err != nil || moved != 0 {
+				t.Errorf("links after EndBulk died: %d rows, %v; want none", moved, err)
+			}
+			var whole string
+			if err := s.w.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&whole); err != nil || whole != "ok" {
+				t.Errorf("integrity_check after EndBulk died = %q, %v", whole, err)
 			}
 			var cache int
 			if err := s.w.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil || cache != -65536 {
@@ -365,7 +378,7 @@ func TestBulkWindowSortSettings(t *testing.T) {
 	if err := s.EndBulk(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(seen, []string{"dropped", "moved", "emptied", "built", "keying"}) {
+	if !slices.Equal(seen, []string{"dropped", "sorted", "swapped", "moved", "emptied", "built", "keying"}) {
 		t.Errorf("steps seen: %v", seen)
 	}
 	if got := settings(s.w); got != [3]int{2, -writerCacheKiB, 0} {
@@ -500,5 +513,103 @@ func TestStageOrderIsKeyOrder(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// linksFill is the share of links' pages that holds its rows (dbstat).
+func linksFill(t *testing.T, s *Store) float64 {
+	t.Helper()
+	var fill float64
+	if err := s.r.QueryRowContext(t.Context(), `SELECT 1.0 - 1.0 * sum(unused) / sum(pgsize) FROM dbstat WHERE name = 'links'`).Scan(&fill); err != nil {
+		t.Fatal(err)
+	}
+	return fill
+}
+
+// TestBulkWindowFillsLinks: closing a first pass's window makes the
+// staged links links' B-tree as SQLite bulk-loads an index, every page
+// filled (moveSorted; inserted in key order its leaves were 88% full),
+// the file consistent, and nothing of the move left behind: no index of
+// the stage, the writer's schema not writable.
+func TestBulkWindowFillsLinks(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if open, err := s.BeginBulk(ctx); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	stageLinks(t, s, 5000)
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fill := linksFill(t, s); fill < 0.95 {
+		t.Errorf("links' pages %.3f full after EndBulk, want at least 0.95", fill)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links`).Scan(&n); err != nil || n != 15000 {
+		t.Errorf("links after EndBulk = %d, %v; want 15000", n, err)
+	}
+	if got := indexNames(t, s, "links_stage"); len(got) != 0 {
+		t.Errorf("links_stage's indexes after EndBulk: %v, want none", got)
+	}
+	var writable int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA writable_schema`).Scan(&writable); err != nil || writable != 0 {
+		t.Errorf("writer's writable_schema after EndBulk = %d, %v; want 0", writable, err)
+	}
+	var ok string
+	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check = %q, %v", ok, err)
+	}
+}
+
+// TestBulkWindowMovesBesideLinks: a window closed while links already
+// holds rows (a close that failed, then a commit that wrote to links)
+// inserts the staged links beside them, and names a link both staged
+// and in links.
+func TestBulkWindowMovesBesideLinks(t *testing.T) {
+	for _, clash := range []bool{false, true} {
+		t.Run(fmt.Sprint("clash=", clash), func(t *testing.T) {
+			s := openTest(t)
+			ctx := t.Context()
+			if open, err := s.BeginBulk(ctx); err != nil || !open {
+				t.Fatalf("BeginBulk = %v, %v", open, err)
+			}
+			first, err := s.NewIDs(ctx, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := storetest.BulkBatch(first, 20)
+			if err := s.Commit(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			ext := "beside"
+			if clash {
+				ext = b.Links[5].ExternalID
+			}
+			if _, err := s.w.ExecContext(ctx, `INSERT INTO links (system_id, ext_id, record_id, status, hash, state_id)
+				SELECT system_id, ?, record_id, status, hash, state_id FROM links_stage WHERE ext_id = ?`, ext, b.Links[5].ExternalID); err != nil {
+				t.Fatal(err)
+			}
+			err = s.EndBulk(ctx)
+			if clash {
+				if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(nhisync.ErrorMessage(err), "idp/"+ext) {
+					t.Fatalf("EndBulk with a link staged and in links = %v; want EINTERNAL naming idp/%s", err, ext)
+				}
+				if n := stagedCount(t, s); n != 20 {
+					t.Errorf("%d links staged after a failed EndBulk, want all 20", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links`).Scan(&n); err != nil || n != 21 {
+				t.Errorf("links after EndBulk = %d, %v; want 21", n, err)
+			}
+			var ok string
+			if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+				t.Errorf("integrity_check = %q, %v", ok, err)
+			}
+		})
 	}
 }
