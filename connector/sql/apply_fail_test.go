@@ -27,6 +27,16 @@ func ownerConnector(t *testing.T, dsn, dir, table string) nhisync.Connector {
 	return c
 }
 
+// owner reads the owner of row id of table.
+func (s *server) owner(t *testing.T, table, id string) string {
+	t.Helper()
+	var got string
+	if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM "+table+" WHERE "+conntest.IDName+" = "+s.p(1), id).Scan(&got); err != nil {
+		t.Fatalf("row %s: %v", id, err)
+	}
+	return got
+}
+
 // ownerWrite is a write of id's owner from old to new.
 func ownerWrite(id, old, new string) nhisync.Write {
 	return nhisync.Write{ID: id, Changes: []nhisync.Change{{Field: "owner", Old: nhisync.Str(old), New: nhisync.Str(new)}}}
@@ -59,9 +69,8 @@ func TestApplyBatchReadFails(t *testing.T) {
 		}
 	}
 	for i, want := range []string{"a@example.com", "b@example.com"} {
-		var got string
-		if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM accounts WHERE "+conntest.IDName+" = $1", ids[i]).Scan(&got); err != nil || got != want {
-			t.Errorf("row %s: owner %q (%v), want %q", ids[i], got, err, want)
+		if got := s.owner(t, "accounts", ids[i]); got != want {
+			t.Errorf("row %s: owner %q, want %q", ids[i], got, want)
 		}
 	}
 }
@@ -145,9 +154,8 @@ func TestApplyDeadlockFailsApply(t *testing.T) {
 		t.Errorf("Apply: %s %q, want %s saying the writes stay queued", code, nhisync.ErrorMessage(o.err), nhisync.EUNAVAIL)
 	}
 	for _, id := range []string{"a", "b"} {
-		var got string
-		if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM "+table+" WHERE "+conntest.IDName+" = ?", id).Scan(&got); err != nil || got != "old@example.com" {
-			t.Errorf("row %s: owner %q (%v), want it untouched", id, got, err)
+		if got := s.owner(t, table, id); got != "old@example.com" {
+			t.Errorf("row %s: owner %q, want it untouched", id, got)
 		}
 	}
 }
@@ -191,9 +199,8 @@ func TestApplyLockTimeoutFailsWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, want := range map[string]string{"a": "a1@example.com", "b": "old@example.com"} {
-		var got string
-		if err := s.db.QueryRow("SELECT "+conntest.OwnerName+" FROM accounts WHERE "+conntest.IDName+" = ?", id).Scan(&got); err != nil || got != want {
-			t.Errorf("row %s: owner %q (%v), want %q", id, got, err, want)
+		if got := s.owner(t, "accounts", id); got != want {
+			t.Errorf("row %s: owner %q, want %q", id, got, want)
 		}
 	}
 }

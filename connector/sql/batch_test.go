@@ -39,6 +39,35 @@ func batchSystems(t *testing.T) map[string]func(t *testing.T) batchSystem {
 	}
 }
 
+// batchTable puts n suite records (conntest.Record) in a table of h for a
+// system "batch" (which edit, when not nil, changes first) and returns
+// the system and the records. Open the system's connector with
+// openBatch once the table is as the test wants it.
+func batchTable(t *testing.T, h conntest.Harness, n int, edit func(sys *nhisync.System)) (*nhisync.System, []map[string]any) {
+	t.Helper()
+	recs := make([]map[string]any, n)
+	for i := range recs {
+		recs[i] = conntest.Record(i)
+	}
+	sys := conntest.System("batch", "sql")
+	if edit != nil {
+		edit(sys)
+	}
+	h.Setup(t, sys, recs)
+	return sys, recs
+}
+
+// openBatch opens sys's connector, closed when t ends.
+func openBatch(t *testing.T, sys *nhisync.System) nhisync.Connector {
+	t.Helper()
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // rotated is the new last_rotated of row i in the batch tests.
 func rotated(i int) string {
 	return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
@@ -59,20 +88,9 @@ func TestApplyBatchOutcomes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			bs := open(t)
 			const n = 40
-			recs := make([]map[string]any, n)
-			for i := range recs {
-				recs[i] = conntest.Record(i)
-			}
-			sys := conntest.System("batch", "sql")
-			bs.h.Setup(t, sys, recs)
+			sys, recs := batchTable(t, bs.h, n, nil)
 			bs.exec(t, sys, "CREATE UNIQUE INDEX batch_owner ON "+bs.table(sys)+" ("+conntest.OwnerName+")")
-			c, err := nhisync.OpenConnectors(t.Context(), &nhisync.Config{SystemNames: []string{"batch"},
-				Systems: map[string]*nhisync.System{"batch": sys}, Kinds: map[string]*nhisync.Kind{"service_account": conntest.Kind()}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn := c["batch"]
-			defer conn.Close()
+			conn := openBatch(t, sys)
 			id := func(i int) string { return conntest.IDOf(sys, recs[i]) }
 			bs.h.Edit(t, sys, id(1), map[string]any{conntest.OwnerName: "someone.else@example.com"})
 			bs.h.Remove(t, sys, id(2))
@@ -166,22 +184,13 @@ func TestApplyBatchOneUpdatePerShape(t *testing.T) {
 	s := pgDatabase(t)
 	h := &serverHarness{s: s}
 	const n = 100
-	recs := make([]map[string]any, n)
-	for i := range recs {
-		recs[i] = conntest.Record(i)
-	}
-	sys := conntest.System("batch", "sql")
-	h.Setup(t, sys, recs)
+	sys, recs := batchTable(t, h, n, nil)
 	table := h.table(sys)
 	s.exec(t, "CREATE TABLE stmts (n int)")
 	s.exec(t, "INSERT INTO stmts VALUES (0)")
 	s.exec(t, "CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE stmts SET n = n + 1; RETURN NULL; END $$")
 	s.exec(t, "CREATE TRIGGER count_updates AFTER UPDATE ON "+table+" FOR EACH STATEMENT EXECUTE FUNCTION count_stmt()")
-	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBatch(t, sys)
 	writes := make([]nhisync.Write, n)
 	for i := range writes {
 		writes[i] = nhisync.Write{ID: conntest.IDOf(sys, recs[i]), Changes: []nhisync.Change{
@@ -249,16 +258,9 @@ func TestApplyCreateFailsAlone(t *testing.T) {
 	for name, open := range batchSystems(t) {
 		t.Run(name, func(t *testing.T) {
 			bs := open(t)
-			recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2)}
-			sys := conntest.System("batch", "sql")
-			sys.Provision = true
-			bs.h.Setup(t, sys, recs)
+			sys, recs := batchTable(t, bs.h, 3, func(sys *nhisync.System) { sys.Provision = true })
 			bs.exec(t, sys, "CREATE UNIQUE INDEX batch_owner ON "+bs.table(sys)+" ("+conntest.OwnerName+")")
-			c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := openBatch(t, sys)
 			res, err := c.Apply(t.Context(), []nhisync.Write{
 				{Create: true, Changes: []nhisync.Change{
 					{Field: "name", New: nhisync.Str("bot-new")},
@@ -292,15 +294,8 @@ func TestApplyBatchChangesID(t *testing.T) {
 	for name, open := range batchSystems(t) {
 		t.Run(name, func(t *testing.T) {
 			bs := open(t)
-			recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2), conntest.Record(3)}
-			sys := conntest.System("batch", "sql")
-			sys.ID = conntest.NameName
-			bs.h.Setup(t, sys, recs)
-			c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			sys, recs := batchTable(t, bs.h, 4, func(sys *nhisync.System) { sys.ID = conntest.NameName })
+			c := openBatch(t, sys)
 			var writes []nhisync.Write
 			for i, r := range recs {
 				w := nhisync.Write{ID: r[conntest.NameName].(string), Changes: []nhisync.Change{
@@ -358,18 +353,12 @@ func TestApplyBatchValueTooLong(t *testing.T) {
 
 func testValueTooLong(t *testing.T, s *server, typ, mode string) {
 	h := &serverHarness{s: s}
-	recs := []map[string]any{conntest.Record(0), conntest.Record(1), conntest.Record(2)}
-	sys := conntest.System("batch", "sql")
-	h.Setup(t, sys, recs)
+	sys, recs := batchTable(t, h, 3, nil)
 	if mode != "" {
 		sys.Settings["dsn"] = s.dsn + "&default_query_exec_mode=" + mode
 	}
 	s.exec(t, "ALTER TABLE "+h.table(sys)+" ALTER COLUMN "+conntest.OwnerName+" TYPE "+typ)
-	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBatch(t, sys)
 	owners := []string{"far-too-long-an-owner@example.com", "short@example.com", "also-far-too-long@example.com"}
 	var writes []nhisync.Write
 	for i, r := range recs {
@@ -401,17 +390,10 @@ func testValueTooLong(t *testing.T, s *server, typ, mode string) {
 func TestApplyCreateLookupFailsAlone(t *testing.T) {
 	s := pgDatabase(t)
 	h := &serverHarness{s: s}
-	recs := []map[string]any{conntest.Record(0), conntest.Record(1)}
-	sys := conntest.System("batch", "sql")
-	sys.Provision = true
-	h.Setup(t, sys, recs)
+	sys, recs := batchTable(t, h, 2, func(sys *nhisync.System) { sys.Provision = true })
 	s.exec(t, "CREATE TYPE platform_t AS ENUM ('aws', 'gcp', 'azure', 'k8s', 'github')")
 	s.exec(t, "ALTER TABLE "+h.table(sys)+" ALTER COLUMN "+conntest.PlatformName+" TYPE platform_t USING "+conntest.PlatformName+"::platform_t")
-	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openBatch(t, sys)
 	res, err := c.Apply(t.Context(), []nhisync.Write{
 		{Create: true, Changes: []nhisync.Change{
 			{Field: "name", New: nhisync.Str("bot-new")},
