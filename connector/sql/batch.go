@@ -230,7 +230,8 @@ type readRow struct {
 // spaces or accents (a case- or accent-insensitive or PAD SPACE
 // collation). Such an id is held by more than one row, as its write alone
 // would find; the batch UPDATE would match each of those rows with any of
-// their writes.
+// their writes. A server without window functions (MySQL before 8.0)
+// refuses the read, and its writes go one by one.
 func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []any) (map[string]*readRow, bool) {
 	var q strings.Builder
 	q.WriteString("SELECT ")
