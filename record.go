@@ -101,6 +101,28 @@ type Link struct {
 	SeenAt    time.Time
 	GoneAt    time.Time
 	Modified  time.Time
+	// Stored is the link as the store that loaded it held it then, for
+	// that store's next commit of the link, which so need not read the
+	// link's head again: nil for a link made anew and from a store that
+	// does not keep it. Nothing but that store reads it, and whoever
+	// changes the link leaves it as loaded.
+	Stored *StoredLink `json:"-"`
+}
+
+// StoredLink is a link's head as a store loaded it, and the store's key
+// of the link's state. A store relies on it only for a link it loaded
+// itself (By) under the same system and external id, and only while no
+// one else writes the link (a pass and a person's action hold the pass
+// lease; an outcome's commit follows its load).
+type StoredLink struct {
+	// By tells the store that loaded the link: each open store has its
+	// own, and ignores the others'.
+	By                 uint64
+	System, ExternalID string
+	RecordID           int64
+	Status             LinkStatus
+	Hash               []byte
+	StateID            int64
 }
 
 // Field returns the state of field, creating it when absent.

@@ -307,7 +307,7 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 			query = loadLinksSQL(len(part))
 			args = loadLinksArgs(args[:0], system, part)
 		}
-		err := queryLinks(ctx, s.w, query, args, func(l *nhisync.Link) error {
+		err := s.queryStoredLinks(ctx, s.w, query, args, func(l *nhisync.Link) error {
 			out = append(out, l)
 			return nil
 		})
@@ -326,12 +326,12 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 // driver when it binds them, which costs n² for n ids.
 func loadLinksSQL(n int) string {
 	where := ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?) AND l.ext_id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
-	return `SELECT ` + linkCols + linkFrom + where + ` UNION ALL SELECT ` + linkCols + stageFrom + where
+	return `SELECT ` + linkCols + storedCol + linkFrom + where + ` UNION ALL SELECT ` + linkCols + notStoredCol + stageFrom + where
 }
 
 // loadLinksJSONSQL is LoadLinks's query for one system (?1) and external
 // ids given as a JSON array of strings (?2), staged links included.
-const loadLinksJSONSQL = `SELECT ` + linkCols + linkFrom + loadLinksJSONWhere + ` UNION ALL SELECT ` + linkCols + stageFrom + loadLinksJSONWhere
+const loadLinksJSONSQL = `SELECT ` + linkCols + storedCol + linkFrom + loadLinksJSONWhere + ` UNION ALL SELECT ` + linkCols + notStoredCol + stageFrom + loadLinksJSONWhere
 
 const loadLinksJSONWhere = ` WHERE l.system_id = (SELECT id FROM link_systems WHERE name = ?1) AND l.ext_id IN (SELECT value FROM json_each(?2))`
 
@@ -383,8 +383,8 @@ func loadLinksArgs(args []any, system string, ids []string) []any {
 // ids of the runs (links_stage_runs) whose record range holds it. The
 // joins are in that order, and the record test is no index term (+), or
 // SQLite would build an index of the whole stage for each query.
-const recordLinksSQL = `SELECT ` + linkCols + linkFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?1))
-	UNION ALL SELECT ` + linkCols + ` FROM (SELECT DISTINCT value AS id FROM json_each(?1)) j
+const recordLinksSQL = `SELECT ` + linkCols + storedCol + linkFrom + ` WHERE l.record_id IN (SELECT value FROM json_each(?1))
+	UNION ALL SELECT ` + linkCols + notStoredCol + ` FROM (SELECT DISTINCT value AS id FROM json_each(?1)) j
 	CROSS JOIN links_stage_runs r CROSS JOIN links_stage l
 	CROSS JOIN link_systems ls ON ls.id = l.system_id CROSS JOIN link_state st ON st.id = l.state_id
 	WHERE j.id BETWEEN r.min_record AND r.max_record AND l.state_id BETWEEN r.first_state AND r.last_state AND +l.record_id = j.id
@@ -392,6 +392,29 @@ const recordLinksSQL = `SELECT ` + linkCols + linkFrom + ` WHERE l.record_id IN 
 
 // stageFrom is linkFrom over the links staged in a bulk window (bulk.go).
 const stageFrom = ` FROM links_stage l JOIN link_systems ls ON ls.id = l.system_id JOIN link_state st ON st.id = l.state_id`
+
+// storedCol follows linkCols in the loads whose links a commit may write
+// back (LoadRecords, LoadLinks): the link's state id, kept with its head
+// in Link.Stored (queryStoredLinks). A staged link gives notStoredCol
+// instead, and is read again when committed: the window's links move
+// when it closes.
+const (
+	storedCol    = `, l.state_id`
+	notStoredCol = `, 0`
+)
+
+// queryStoredLinks runs a query selecting linkCols and storedCol and
+// passes each link to fn, its head and state id (when not 0) kept in
+// Stored for the store's next commit of it (linkWriter.storedHeads).
+func (s *Store) queryStoredLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link) error) error {
+	return queryStagedLinks(ctx, q, query, args, func(l *nhisync.Link, stateID int64) error {
+		if stateID != 0 {
+			l.Stored = &nhisync.StoredLink{By: s.token, System: l.System, ExternalID: l.ExternalID,
+				RecordID: l.RecordID, Status: l.Status, Hash: l.Hash, StateID: stateID}
+		}
+		return fn(l)
+	})
+}
 
 // queryLinks runs a query selecting linkCols and passes each link to fn.
 func queryLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link) error) error {

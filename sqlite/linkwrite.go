@@ -299,23 +299,37 @@ type storedHead struct {
 
 // storedHeads returns, for each of links (sorted by key, no key twice),
 // its stored head and the link_state id of its state: the one an existing
-// link has, else the next free one, in key order.
+// link has, else the next free one, in key order. A link this store
+// loaded (LoadRecords, LoadLinks) brings its head along (Link.Stored):
+// a pass's changed records were loaded to be decided just before, so only
+// the links made anew, or another store's, are read here.
 func (w *linkWriter) storedHeads(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) ([]storedHead, error) {
 	heads := make([]storedHead, len(links))
+	// ask holds the indexes of the links to read, in key order.
+	ask := make([]int, 0, len(links))
+	for i, l := range links {
+		if st := l.Stored; st != nil && st.By == w.s.token && st.System == l.System && st.ExternalID == l.ExternalID {
+			heads[i] = storedHead{exists: true, stateID: st.StateID, recordID: st.RecordID, status: string(st.Status), hash: st.Hash}
+			continue
+		}
+		ask = append(ask, i)
+	}
+	w.s.headsRead.Add(int64(len(ask)))
 	const chunk = 500
-	args := make([]any, 0, 1+chunk)
-	for start := 0; start < len(links); {
-		sys := links[start].System
+	args := make([]any, 0, 1+min(chunk, len(ask)))
+	for start := 0; start < len(ask); {
+		sys := links[ask[start]].System
 		end := start + 1
-		for end < len(links) && end-start < chunk && links[end].System == sys {
+		for end < len(ask) && end-start < chunk && links[ask[end]].System == sys {
 			end++
 		}
+		part := ask[start:end]
 		if !w.inserted[sys] {
 			args = append(args[:0], w.systems[sys])
-			for _, l := range links[start:end] {
-				args = append(args, l.ExternalID)
+			for _, i := range part {
+				args = append(args, links[i].ExternalID)
 			}
-			rows, err := tx.QueryContext(ctx, storedHeadsSQL(end-start), args...)
+			rows, err := tx.QueryContext(ctx, storedHeadsSQL(len(part)), args...)
 			if err != nil {
 				return nil, err
 			}
@@ -328,9 +342,8 @@ func (w *linkWriter) storedHeads(ctx context.Context, tx *sql.Tx, links []*nhisy
 					return nil, err
 				}
 				h.exists, h.recordID = true, rec.Int64
-				part := links[start:end]
-				if i, ok := slices.BinarySearchFunc(part, ext, func(l *nhisync.Link, ext string) int { return strings.Compare(l.ExternalID, ext) }); ok {
-					heads[start+i] = h
+				if k, ok := slices.BinarySearchFunc(part, ext, func(i int, ext string) int { return strings.Compare(links[i].ExternalID, ext) }); ok {
+					heads[part[k]] = h
 				}
 			}
 			rows.Close()
@@ -339,6 +352,9 @@ func (w *linkWriter) storedHeads(ctx context.Context, tx *sql.Tx, links []*nhisy
 			}
 		}
 		start = end
+	}
+	if !slices.ContainsFunc(heads, func(h storedHead) bool { return !h.exists }) {
+		return heads, nil
 	}
 	var next int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM link_state`).Scan(&next); err != nil {

@@ -95,7 +95,7 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 	}
 	var out []*nhisync.Record
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		byID, err := loadRecords(ctx, tx, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
+		byID, err := s.loadRecords(ctx, tx, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (s *Store) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisyn
 	const op = "sqlite.RecordByKey"
 	var r *nhisync.Record
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		byID, err := loadRecords(ctx, tx, `kind = ? AND match_key = ?`, kind, matchKey)
+		byID, err := s.loadRecords(ctx, tx, `kind = ? AND match_key = ?`, kind, matchKey)
 		for _, rec := range byID {
 			r = rec
 		}
@@ -247,7 +247,7 @@ func (s *Store) recordsAfter(ctx context.Context, kind string, after int64, limi
 			// whole kind for every page.
 			where, args = `+kind = ? AND `+where, append([]any{kind}, args...)
 		}
-		byID, err := loadRecords(ctx, tx, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
+		byID, err := s.loadRecords(ctx, tx, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
 		if err != nil {
 			return err
 		}
@@ -280,7 +280,7 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // loadRecords loads the records selected by where (a condition on the
 // records table) with their links and open work, keyed by ID.
-func loadRecords(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[int64]*nhisync.Record, error) {
+func (s *Store) loadRecords(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[int64]*nhisync.Record, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, kind, match_key, key, state FROM records WHERE `+where, args...)
 	if err != nil {
 		return nil, err
@@ -312,7 +312,7 @@ func loadRecords(ctx context.Context, tx *sql.Tx, where string, args ...any) (ma
 	// +status: look items up by record (few), not by status (many open).
 	const inIDs = `record_id IN (SELECT value FROM json_each(?))`
 
-	err = queryLinks(ctx, tx, recordLinksSQL, []any{idList}, func(l *nhisync.Link) error {
+	err = s.queryStoredLinks(ctx, tx, recordLinksSQL, []any{idList}, func(l *nhisync.Link) error {
 		if r := byID[l.RecordID]; r != nil {
 			r.Links = append(r.Links, l)
 		}

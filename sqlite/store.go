@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -61,6 +62,9 @@ import (
 var migrations embed.FS
 
 var _ nhisync.Store = (*Store)(nil)
+
+// storeTokens hands each opened store its token (Store.token).
+var storeTokens atomic.Uint64
 
 // Store is the SQLite implementation of nhisync.Store.
 type Store struct {
@@ -93,6 +97,11 @@ type Store struct {
 	sysIDs map[string]int64
 	// stmts are the commits' prepared INSERTs (commit.go).
 	stmts stmtCache
+	// token tells this open store's loaded links (nhisync.StoredLink.By)
+	// from another's; headsRead counts the links whose heads commits read
+	// because they came without one (linkwrite.go).
+	token     uint64
+	headsRead atomic.Int64
 
 	// ckpt copies the WAL back into the database; idle looks again
 	// idleCheckpoint after the last commit (wal.go).
@@ -178,7 +187,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// Windows volume paths need the extra slash (file:///C:/…).
 		uri = "file:///" + strings.TrimPrefix(uri, "file:")
 	}
-	s := &Store{path: path, file: abs, heads: headPool{file: abs}}
+	s := &Store{path: path, file: abs, heads: headPool{file: abs}, token: storeTokens.Add(1)}
 	lock, alone, err := lockOpen(abs)
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot lock store %s (is its directory writable?)", path), Err: err}
