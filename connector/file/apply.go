@@ -76,7 +76,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		if err != nil {
 			return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf("system %s: encoding the new file failed", c.sys.Name), Err: err}
 		}
-		err = c.replace(ctx, path, out, sum, info.Mode().Perm())
+		err = c.replace(ctx, path, out, sum, info)
 		if errors.Is(err, errChanged) {
 			if attempt < maxAttempts {
 				continue
@@ -110,21 +110,18 @@ func (c *Connector) readError(err error) error {
 }
 
 // replace writes out to a temp file next to path, syncs it, and puts it
-// in place of path unless path no longer hashes to old. On Linux the new
-// file is swapped in with renameat2(RENAME_EXCHANGE) and the file swapped
-// out is hashed again: an edit that landed between the check and the swap
-// is swapped back in and the batch redone, so it is not lost (see swapIn
-// for what remains). Elsewhere a plain rename follows the check.
-func (c *Connector) replace(ctx context.Context, path string, out []byte, old fileSum, perm fs.FileMode) error {
+// in place of path unless path no longer holds the file read (opened as
+// read, hashing to old): see install.
+func (c *Connector) replace(ctx context.Context, path string, out []byte, old fileSum, read fs.FileInfo) error {
 	return c.replaceWith(ctx, path, func(w io.Writer) error {
 		_, err := w.Write(out)
 		return err
-	}, old, perm)
+	}, old, read)
 }
 
 // replaceWith is replace with the new content written by write (which may
 // return errChanged when what it reads moved under it).
-func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.Writer) error, old fileSum, perm fs.FileMode) error {
+func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.Writer) error, old fileSum, read fs.FileInfo) error {
 	n, err := c.createNew(path)
 	if err != nil {
 		return err
@@ -140,7 +137,7 @@ func (c *Connector) replaceWith(ctx context.Context, path string, write func(io.
 		}
 		return n.writeError(c, err)
 	}
-	return c.install(ctx, path, n, old, perm)
+	return c.install(ctx, path, n, old, read)
 }
 
 // newFile is the temp file a rewrite writes beside the file it replaces.
@@ -169,14 +166,26 @@ func (n *newFile) writeError(c *Connector, err error) error {
 	return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot write the new %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
 }
 
-// install syncs the temp file n and puts it in place of path unless path
-// no longer hashes to old (errChanged); see replace. The temp file is
-// gone afterwards, in place or removed, but for a file that is not ours
-// found at its name after a swap back (kept, and named in the error).
-func (c *Connector) install(ctx context.Context, path string, n *newFile, old fileSum, perm fs.FileMode) error {
+// install syncs the temp file n and puts it in place of path, with the
+// permissions of the file read, unless path no longer holds that file
+// (errChanged): the one opened as read (its stat then), whose content
+// hashed to old. The temp file is gone afterwards, in place or removed,
+// but for a file that is not ours found at its name after a swap back
+// (kept, and named in the error).
+//
+// On Linux the new file is swapped in with renameat2(RENAME_EXCHANGE) and
+// the file swapped out is hashed: when it no longer hashes to old (an edit
+// landed since the read), it is swapped back and the batch redone, so the
+// edit is not lost (see exchange for what remains). Before the swap only
+// the file's stat is compared with the read's (inode, size, modification
+// and change times: an edit found there costs no swap); hashing the whole
+// file there too read it a third time for what the check after the swap
+// finds anyway. Where files cannot be swapped, the content is hashed
+// before a plain rename (an edit landing between the two is lost).
+func (c *Connector) install(ctx context.Context, path string, n *newFile, old fileSum, read fs.FileInfo) error {
 	err := n.w.Flush()
 	if err == nil {
-		err = n.f.Chmod(perm)
+		err = n.f.Chmod(read.Mode().Perm())
 	}
 	if err == nil {
 		err = n.f.Sync()
@@ -204,20 +213,28 @@ func (c *Connector) install(ctx context.Context, path string, n *newFile, old fi
 	if c.beforeCheck != nil {
 		c.beforeCheck()
 	}
-	if !c.holds(ctx, path, old) {
+	if !unmoved(path, read) {
 		return errChanged
 	}
 	if c.beforeSwap != nil {
 		c.beforeSwap()
 	}
-	swapped, err := exchange(name, path)
+	err = exchange(name, path)
 	switch {
+	case errors.Is(err, errNoExchange):
+		if !c.holds(ctx, path, old) {
+			return errChanged
+		}
+		if err := os.Rename(name, path); err != nil {
+			return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot replace %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
+		}
+		done = true // renamed over path
 	case err != nil:
 		return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot replace %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
-	case swapped && !c.holds(ctx, name, old):
-		// Someone wrote between the check and the swap: their file is now
-		// at name. Swap it back and redo the batch against it.
-		_, err := exchange(name, path)
+	case !c.holds(ctx, name, old):
+		// Someone wrote since the read: their file is now at name. Swap it
+		// back and redo the batch against it.
+		err := exchange(name, path)
 		if err == nil {
 			if now, serr := os.Lstat(name); serr != nil || !os.SameFile(now, ours) {
 				err = errors.New("yet another file arrived during the swap back")
@@ -228,8 +245,6 @@ func (c *Connector) install(ctx context.Context, path string, n *newFile, old fi
 			return &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: %s changed while nhisync replaced it, and putting the changed file back failed; the file swapped out is kept as %s", c.sys.Name, c.sys.Settings.String(SettingPath), filepath.Base(name)), Err: err}
 		}
 		return errChanged
-	case !swapped:
-		done = true // renamed over path
 	}
 	// Make the rename durable. The file is replaced whatever happens here,
 	// so a failure must not report the batch as not applied.
@@ -240,6 +255,16 @@ func (c *Connector) install(ctx context.Context, path string, n *newFile, old fi
 	return nil
 }
 
+// unmoved reports whether the file at path is still the regular file read
+// was the stat of when it was opened: the same inode, size, modification
+// time and (where the system keeps one) change time, which a write moves
+// and no one sets back.
+func unmoved(path string, read fs.FileInfo) bool {
+	now, err := os.Stat(path)
+	return err == nil && now.Mode().IsRegular() && os.SameFile(now, read) && now.Size() == read.Size() &&
+		now.ModTime().Equal(read.ModTime()) && changeTime(now) == changeTime(read)
+}
+
 // holds reports whether the file at path is a regular file hashing to sum.
 func (c *Connector) holds(ctx context.Context, path string, sum fileSum) bool {
 	f, _, err := c.openRegular(path)
@@ -247,6 +272,7 @@ func (c *Connector) holds(ctx context.Context, path string, sum fileSum) bool {
 		return false
 	}
 	defer f.Close()
+	c.contentChecks++
 	g := newRewriteReader(ctx, f, c.maxBytes)
 	if _, err := io.Copy(io.Discard, g); err != nil {
 		return false

@@ -205,10 +205,10 @@ func TestRewriteRedoneWhenFileChangesUnderIt(t *testing.T) {
 	diff(t, read(t, p), strings.Replace(concurrent, "alice@", "carol@", 1))
 }
 
-// TestRewriteRedoneWhenFileChangesKeepingSizeAndTime: the check before the
-// swap compares content (the rewrite's content hash), not size, time or
-// inode: an edit in place of the same length, its modification time set
-// back, is found and the batch redone on top of it.
+// TestRewriteRedoneWhenFileChangesKeepingSizeAndTime: an edit in place of
+// the same length, its modification time set back, is found (its change
+// time moved; the file swapped out would not hash as read either) and the
+// batch redone on top of it.
 func TestRewriteRedoneWhenFileChangesKeepingSizeAndTime(t *testing.T) {
 	c, _, p := fileSystem{name: "s.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
 	at := int64(strings.Index(csvAccounts, "bob@"))
@@ -242,6 +242,60 @@ func TestRewriteRedoneWhenFileChangesKeepingSizeAndTime(t *testing.T) {
 	}
 	if res[0].Status != nhisync.WriteApplied || res[1].Status != nhisync.WriteStale {
 		t.Errorf("after a same-size change: %s, %s; want applied, stale", res[0].Status, res[1].Status)
+	}
+	diff(t, read(t, p), strings.Replace(strings.Replace(csvAccounts, "bob@", "rob@", 1), "alice@", "carol@", 1))
+}
+
+// TestRewriteChecksContentOnce: a CSV rewrite hashes the file as it reads
+// it and once more, the file it swapped out; before the swap it compares
+// the file's stat only (a whole read of a 400 MB export saved). Fails
+// with the content hashed before the swap too: two checks.
+func TestRewriteChecksContentOnce(t *testing.T) {
+	c, _, p := fileSystem{name: "o.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
+	apply(t, c, update("a1", set("owner", "alice@example.com", "carol@example.com")))
+	if n := file.ContentChecks(c); n != 1 {
+		t.Errorf("the rewrite checked the file's content %d times, want 1", n)
+	}
+	diff(t, read(t, p), strings.Replace(csvAccounts, "alice@", "carol@", 1))
+}
+
+// TestInPlaceEditInTheSwapWindowIsKept: an edit in place, of the same
+// length and its modification time set back, landing after the stat
+// check and before the swap, is found by the hash of the file swapped
+// out: swapped back, and the batch redone on top of it.
+func TestInPlaceEditInTheSwapWindowIsKept(t *testing.T) {
+	c, _, p := fileSystem{name: "w.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
+	at := int64(strings.Index(csvAccounts, "bob@"))
+	calls := 0
+	file.SetBeforeSwap(c, func() {
+		if calls++; calls != 1 {
+			return
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("rob@"), at); err != nil {
+			t.Error(err)
+		}
+		f.Close()
+		if err := os.Chtimes(p, info.ModTime(), info.ModTime()); err != nil {
+			t.Error(err)
+		}
+	})
+	res := apply(t, c,
+		update("a1", set("owner", "alice@example.com", "carol@example.com")),
+		update("a2", set("owner", "bob@example.com", "erin@example.com")),
+	)
+	if calls != 2 {
+		t.Errorf("rewrite attempted %d times, want 2", calls)
+	}
+	if res[0].Status != nhisync.WriteApplied || res[1].Status != nhisync.WriteStale {
+		t.Errorf("after an edit in the swap window: %s, %s; want applied, stale", res[0].Status, res[1].Status)
 	}
 	diff(t, read(t, p), strings.Replace(strings.Replace(csvAccounts, "bob@", "rob@", 1), "alice@", "carol@", 1))
 }

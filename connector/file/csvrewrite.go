@@ -267,7 +267,7 @@ func (c *Connector) rewriteCSV(ctx context.Context, f csvFormat, path string, wr
 		}
 		return done.res, nil
 	}
-	if err := c.install(ctx, path, n, done.sum, info.Mode().Perm()); err != nil {
+	if err := c.install(ctx, path, n, done.sum, info); err != nil {
 		return nil, err
 	}
 	return done.res, nil

@@ -34,7 +34,7 @@ type csvPicked struct {
 	// the end of the record before to the end of the row.
 	spans [][2]int64
 	sum   fileSum
-	perm  fs.FileMode
+	read  fs.FileInfo // the file's stat when opened for the read
 }
 
 // lineEnd remembers whether the first line ends with CRLF.
@@ -77,7 +77,7 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 	}
 	cr := newCSVReader(br)
 	cr.ReuseRecord = true
-	p := &csvPicked{t: t, perm: info.Mode().Perm()}
+	p := &csvPicked{t: t, read: info}
 	header, err := cr.Read()
 	switch {
 	case err == io.EOF:
@@ -289,7 +289,7 @@ func (c *Connector) applyCSVPicked(ctx context.Context, f csvFormat, path string
 		if !a.dirty {
 			return results, nil
 		}
-		err = c.replaceWith(ctx, path, func(w io.Writer) error { return c.streamCSV(ctx, path, p, w) }, p.sum, p.perm)
+		err = c.replaceWith(ctx, path, func(w io.Writer) error { return c.streamCSV(ctx, path, p, w) }, p.sum, p.read)
 		if err == errChanged {
 			if attempt < maxAttempts {
 				continue

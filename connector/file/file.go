@@ -88,12 +88,15 @@ type Connector struct {
 	Rand io.Reader
 
 	mu sync.Mutex
-	// beforeCheck, when set, runs before the content hash is re-checked
-	// (tests use it to change the file under a write).
+	// beforeCheck, when set, runs before a rewrite checks that the file is
+	// still the one read (tests use it to change the file under a write).
 	beforeCheck func()
-	// beforeSwap, when set, runs after the hash check, just before the new
+	// beforeSwap, when set, runs after that check, just before the new
 	// file is swapped in (tests use it to land an edit in that window).
 	beforeSwap func()
+	// contentChecks counts the whole-file content checks of rewrites
+	// (holds), under mu: tests tell how often a rewrite reads the file.
+	contentChecks int
 }
 
 // field is one native field: a mapping (nil for the id field), its name
