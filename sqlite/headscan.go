@@ -265,21 +265,13 @@ func (r headRows) blob(i int32) ([]byte, error) {
 	}
 }
 
-// status reads a column of statusCode: a known status's index in
-// linkStatuses, the text of another.
+// status reads a status column, as a known status's shared string.
 func (r headRows) status(i int32) (nhisync.LinkStatus, error) {
-	if sqlite3.Xsqlite3_column_type(r.c.tls, r.st, i) == sqlite3.SQLITE_INTEGER {
-		k := sqlite3.Xsqlite3_column_int64(r.c.tls, r.st, i)
-		if k < 0 || k >= int64(len(linkStatuses)) {
-			return "", fmt.Errorf("status code %d is none of %d", k, len(linkStatuses))
-		}
-		return linkStatuses[k], nil
-	}
 	b, err := r.text(i)
 	if err != nil {
 		return "", err
 	}
-	return linkStatus(string(b)), nil
+	return linkStatusBytes(b), nil
 }
 
 func cBytes(p uintptr, n int32) []byte {

@@ -107,7 +107,7 @@ func TestHeadScanWrongType(t *testing.T) {
 	}
 	old := scanHeadsSQL
 	t.Cleanup(func() { scanHeadsSQL = old })
-	scanHeadsSQL = `SELECT ext_id, 'text', 0, hash FROM links WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
+	scanHeadsSQL = `SELECT ext_id, 'text', status, hash FROM links WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
 	err := s.ScanLinkHeads(ctx, "idp", func(nhisync.LinkHead) error { return nil })
 	if nhisync.ErrorCode(err) != nhisync.EINTERNAL {
 		t.Errorf("a record id of text: ScanLinkHeads = %v, want EINTERNAL", err)
@@ -115,7 +115,7 @@ func TestHeadScanWrongType(t *testing.T) {
 	scanHeadsSQL = `SELECT ext_id, record_id, 99, hash FROM links WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
 	err = s.ScanLinkHeads(ctx, "idp", func(nhisync.LinkHead) error { return nil })
 	if nhisync.ErrorCode(err) != nhisync.EINTERNAL {
-		t.Errorf("status code 99: ScanLinkHeads = %v, want EINTERNAL", err)
+		t.Errorf("a status of an integer: ScanLinkHeads = %v, want EINTERNAL", err)
 	}
 }
 

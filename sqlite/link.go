@@ -118,10 +118,8 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 	return nil
 }
 
-// scanHeadsSQL reads one page of a system's link heads. A known status
-// comes as its index in linkStatuses: a small integer crosses the driver
-// without an allocation, a string costs two a row.
-var scanHeadsSQL = `SELECT ext_id, record_id, ` + statusCode + `, hash FROM links
+// scanHeadsSQL reads one page of a system's link heads.
+var scanHeadsSQL = `SELECT ext_id, record_id, status, hash FROM links
 	WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
 
 // linkSystem is a row of link_systems.

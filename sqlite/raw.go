@@ -1,11 +1,6 @@
 package sqlite
 
-import (
-	"fmt"
-	"strings"
-
-	"github.com/nhisync/nhisync"
-)
+import "github.com/nhisync/nhisync"
 
 // linkStatus returns the status named s, sharing the constant's string
 // for the known ones so a million heads do not each keep a copy.
@@ -18,19 +13,18 @@ func linkStatus(s string) nhisync.LinkStatus {
 	return nhisync.LinkStatus(s)
 }
 
-var linkStatuses = []nhisync.LinkStatus{nhisync.LinkLive, nhisync.LinkGone, nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed}
-
-// statusCode is an SQL expression of the status column: the index of a
-// known status in linkStatuses, the text of another.
-var statusCode = func() string {
-	var b strings.Builder
-	b.WriteString("CASE status")
-	for i, st := range linkStatuses {
-		fmt.Fprintf(&b, " WHEN '%s' THEN %d", st, i)
+// linkStatusBytes is linkStatus of the text b, copied only when it names
+// no known status.
+func linkStatusBytes(b []byte) nhisync.LinkStatus {
+	for _, st := range linkStatuses {
+		if string(st) == string(b) {
+			return st
+		}
 	}
-	b.WriteString(" ELSE status END")
-	return b.String()
-}()
+	return nhisync.LinkStatus(b)
+}
+
+var linkStatuses = []nhisync.LinkStatus{nhisync.LinkLive, nhisync.LinkGone, nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed}
 
 // interned hands out one shared copy of each of a few distinct strings
 // (kinds, systems), so scanned heads do not each keep their own.
