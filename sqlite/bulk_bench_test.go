@@ -31,9 +31,7 @@ func BenchmarkEndBulk(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		s := openTest(b)
-		if open, err := s.BeginBulk(b.Context()); err != nil || !open {
-			b.Fatalf("BeginBulk = %v, %v", open, err)
-		}
+		beginBulk(b, s)
 		stageLinks(b, s, records)
 		runtime.GC()
 		rss := resetPeakRSS()

@@ -76,9 +76,7 @@ func stageLinks(tb testing.TB, s *Store, records int) {
 func TestBulkWindowStagesAndMoves(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 20)
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +111,7 @@ func TestBulkWindowStagesAndMoves(t *testing.T) {
 func TestBulkWindowStageRuns(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 30)
 	if err != nil {
 		t.Fatal(err)
@@ -153,9 +149,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -185,9 +179,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 func TestBulkWindowNamesADuplicate(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -252,9 +244,7 @@ func TestBulkWindowCloseDies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if open, err := s.BeginBulk(ctx); err != nil || !open {
-				t.Fatalf("BeginBulk = %v, %v", open, err)
-			}
+			beginBulk(t, s)
 			first, err := s.NewIDs(ctx, 50)
 			if err != nil {
 				t.Fatal(err)
@@ -344,9 +334,7 @@ func TestBulkWindowCloseDies(t *testing.T) {
 func TestBulkWindowSortSettings(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -407,9 +395,7 @@ func TestBulkWindowWriterCache(t *testing.T) {
 	if sync, cache := writer(); sync != full || cache != -writerCacheKiB {
 		t.Fatalf("writer after Open: synchronous %d, cache_size %d; want %d, %d", sync, cache, full, -writerCacheKiB)
 	}
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -444,9 +430,7 @@ func TestBulkWindowSortsInRuns(t *testing.T) {
 	sortCacheKiB = 1024
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	stageLinks(t, s, 8000)
 	const all = `SELECT count(*), group_concat(system_id || '/' || ext_id || '/' || coalesce(record_id, '-') || '/' || status || '/' || hex(hash) || '/' || state_id, ',') FROM (SELECT * FROM %s ORDER BY system_id, ext_id)`
 	var n int
@@ -534,9 +518,7 @@ func linksFill(t *testing.T, s *Store) float64 {
 func TestBulkWindowFillsLinks(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	stageLinks(t, s, 5000)
 	if err := s.EndBulk(ctx); err != nil {
 		t.Fatal(err)
@@ -570,9 +552,7 @@ func TestBulkWindowMovesBesideLinks(t *testing.T) {
 		t.Run(fmt.Sprint("clash=", clash), func(t *testing.T) {
 			s := openTest(t)
 			ctx := t.Context()
-			if open, err := s.BeginBulk(ctx); err != nil || !open {
-				t.Fatalf("BeginBulk = %v, %v", open, err)
-			}
+			beginBulk(t, s)
 			first, err := s.NewIDs(ctx, 20)
 			if err != nil {
 				t.Fatal(err)

@@ -243,9 +243,7 @@ func TestRewriteAsStoredWritesNoPage(t *testing.T) {
 func TestBulkLinkToMissingRecord(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 10)
 	if err != nil {
 		t.Fatal(err)

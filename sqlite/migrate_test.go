@@ -336,9 +336,7 @@ func TestMigrateStageRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 6)
 	if err != nil {
 		t.Fatal(err)

@@ -199,9 +199,7 @@ func TestBulkWindowPublishesOnceSynced(t *testing.T) {
 	if got := synchronous(); got != full {
 		t.Fatalf("writer synchronous = %d before the window, want FULL (%d)", got, full)
 	}
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	if got := synchronous(); got != normal {
 		t.Errorf("writer synchronous = %d inside the window, want NORMAL (%d)", got, normal)
 	}
@@ -259,9 +257,7 @@ func TestBulkWindowClosesWhenPublishFails(t *testing.T) {
 	publish := filepath.Join(t.TempDir(), "checkpoints.txt")
 	s, keys := notarized(t, publish)
 	ctx := t.Context()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	first, err := s.NewIDs(ctx, 10)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,15 @@ func openTest(tb testing.TB) *Store {
 	return s
 }
 
+// beginBulk opens the bulk window of s, an empty store, and fails the
+// test or benchmark unless it opens.
+func beginBulk(tb testing.TB, s *Store) {
+	tb.Helper()
+	if open, err := s.BeginBulk(tb.Context()); err != nil || !open {
+		tb.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+}
+
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) nhisync.Store { return openTest(t) })
 }

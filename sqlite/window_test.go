@@ -65,9 +65,7 @@ func TestBulkWindowHandsOutSyncedCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	for i := range 2 {
 		if err := s.Commit(ctx, windowBatch(t, s, 5, t0.Add(time.Duration(i+1)*time.Minute))); err != nil {
 			t.Fatal(err)
@@ -119,9 +117,7 @@ func TestBulkWindowSyncFailureRefuses(t *testing.T) {
 	s, keys := notarized(t, "")
 	ctx := t.Context()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	if open, err := s.BeginBulk(ctx); err != nil || !open {
-		t.Fatalf("BeginBulk = %v, %v", open, err)
-	}
+	beginBulk(t, s)
 	if err := s.Commit(ctx, windowBatch(t, s, 5, t0)); err != nil {
 		t.Fatal(err)
 	}
