@@ -13,27 +13,49 @@ import (
 	"github.com/nhisync/nhisync/engine"
 )
 
-// failedOutcome is a store whose outcome commits (the batches that carry a
-// claim) fail; every claim of a system after one that claimed its writes
-// waits until the drain can see that an outcome failed
-// (engine.SetOutcomeDone), so the failure is in before the next chunk
-// leaves. (Only that system's: the others' senders run beside it, and
-// their outcomes commit before its own.)
-type failedOutcome struct {
+// outcomesFail is a store whose outcome commits (the batches that carry a
+// claim) fail with errDiskFull: every one, or with first only the first;
+// a failing one fails once after is closed (nil: at once). Its other
+// commits go through.
+type outcomesFail struct {
 	nhisync.Store
-	once    sync.Once
-	failed  chan struct{}
-	mu      sync.Mutex
-	claimed map[string]bool
+	first bool
+	after <-chan struct{}
+	// failed: an outcome commit failed (mu).
+	mu     sync.Mutex
+	failed bool
 }
 
 var errDiskFull = errors.New("the disk is full (test)")
 
-func (s *failedOutcome) Commit(ctx context.Context, b *nhisync.Batch) error {
+func (s *outcomesFail) Commit(ctx context.Context, b *nhisync.Batch) error {
 	if b.Claim != nil {
-		return errDiskFull
+		s.mu.Lock()
+		fail := !s.first || !s.failed
+		s.failed = true
+		s.mu.Unlock()
+		if fail {
+			if s.after != nil {
+				<-s.after
+			}
+			return errDiskFull
+		}
 	}
 	return s.Store.Commit(ctx, b)
+}
+
+// failedOutcome is a store whose outcome commits fail (outcomesFail);
+// every claim of a system after one that claimed its writes waits until
+// the drain can see that an outcome failed (engine.SetOutcomeDone), so
+// the failure is in before the next chunk leaves. (Only that system's:
+// the others' senders run beside it, and their outcomes commit before
+// its own.)
+type failedOutcome struct {
+	*outcomesFail
+	once    sync.Once
+	failed  chan struct{}
+	mu      sync.Mutex
+	claimed map[string]bool
 }
 
 func (s *failedOutcome) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
@@ -59,7 +81,7 @@ func TestDrainStopsOnceAnOutcomeFailsToCommit(t *testing.T) {
 	const n = 6
 	defer engine.SetClaimRows(2)()
 	w, mu, counted := queuedCatalogWrites(t, n)
-	store := &failedOutcome{Store: w.store, failed: make(chan struct{}), claimed: map[string]bool{}}
+	store := &failedOutcome{outcomesFail: &outcomesFail{Store: w.store}, failed: make(chan struct{}), claimed: map[string]bool{}}
 	defer engine.SetOutcomeDone(func(err error) {
 		if err != nil {
 			store.once.Do(func() { close(store.failed) })
@@ -85,7 +107,7 @@ func TestDrainStopsOnceAnOutcomeFailsToCommit(t *testing.T) {
 // the drain's next step fails while the first chunk's outcome commit,
 // on its goroutine, fails too.
 type failingAfterSend struct {
-	nhisync.Store
+	*outcomesFail
 	claim, renew bool
 	// mu guards claimed and renewals: the systems' senders run at once.
 	mu       sync.Mutex
@@ -96,13 +118,6 @@ type failingAfterSend struct {
 }
 
 var errStoreGone = errors.New("the store went away (test)")
-
-func (s *failingAfterSend) Commit(ctx context.Context, b *nhisync.Batch) error {
-	if b.Claim != nil {
-		return errDiskFull
-	}
-	return s.Store.Commit(ctx, b)
-}
 
 func (s *failingAfterSend) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
 	s.mu.Lock()
@@ -143,7 +158,7 @@ func TestDrainReportsTheOutcomeThatFailedBeforeItsOwnFailure(t *testing.T) {
 			const n = 6
 			w, mu, counted := queuedCatalogWrites(t, n)
 			defer engine.SetClaimRows(2)()
-			store := &failingAfterSend{Store: w.store, claim: step == "claim"}
+			store := &failingAfterSend{outcomesFail: &outcomesFail{Store: w.store}, claim: step == "claim"}
 			if step == "renew" {
 				// One claim of every write, sent in chunks of two: the
 				// renewal before the second chunk fails.
@@ -187,7 +202,7 @@ func TestDrainGivingWayStillReportsAFailedOutcome(t *testing.T) {
 	const n = 6
 	w, mu, counted := queuedCatalogWrites(t, n)
 	defer engine.SetClaimRows(2)()
-	store := &failingAfterSend{Store: w.store, claim: true,
+	store := &failingAfterSend{outcomesFail: &outcomesFail{Store: w.store}, claim: true,
 		claimErr: nhisync.Errorf(nhisync.ECONFLICT, "a pass is running elsewhere (test)")}
 	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
 		return &sendCounter{Connector: c, mu: mu, sent: counted}
@@ -200,43 +215,6 @@ func TestDrainGivingWayStillReportsAFailedOutcome(t *testing.T) {
 	if code := nhisync.ErrorCode(err); code == nhisync.ECONFLICT {
 		t.Errorf("Drain's error has code %s (%v): its callers take it for a pass elsewhere and say nothing of the failed outcome", code, err)
 	}
-}
-
-// firstOutcomeFails is a store whose first outcome commit (a batch that
-// carries a claim) fails, once after (the first Apply to) the system
-// named by after has returned: that system's outcome is then queued
-// behind the failed one. Every other commit goes through.
-type firstOutcomeFails struct {
-	nhisync.Store
-	after  <-chan struct{}
-	mu     sync.Mutex
-	failed bool
-}
-
-func (s *firstOutcomeFails) Commit(ctx context.Context, b *nhisync.Batch) error {
-	if b.Claim != nil {
-		s.mu.Lock()
-		fail := !s.failed
-		s.failed = true
-		s.mu.Unlock()
-		if fail {
-			<-s.after
-			return errDiskFull
-		}
-	}
-	return s.Store.Commit(ctx, b)
-}
-
-// returnedCall closes done once its first Apply call has returned.
-type returnedCall struct {
-	nhisync.Connector
-	once sync.Once
-	done chan struct{}
-}
-
-func (c *returnedCall) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
-	defer c.once.Do(func() { close(c.done) })
-	return c.Connector.Apply(ctx, ws)
 }
 
 // TestOutcomesQueuedBehindAFailedOneStillCommit: the CMDB's outcome fails
@@ -295,9 +273,10 @@ func outcomesBehindAFailedOne(t *testing.T, pass bool) {
 	conns := w.openConns(nil)
 	counted(conns, "cmdb")
 	catalogSent := counted(conns, "catalog")
-	catalogCall := &returnedCall{Connector: catalogSent, done: make(chan struct{})}
+	// The CMDB's outcome fails once the catalog's writes went out.
+	catalogCall := &appliedCall{Connector: catalogSent, returned: make(chan struct{})}
 	conns["catalog"] = catalogCall
-	store := &firstOutcomeFails{Store: w.store, after: catalogCall.done}
+	store := &outcomesFail{Store: w.store, first: true, after: catalogCall.returned}
 	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
 	var err error
 	if pass {
@@ -357,9 +336,7 @@ func TestChunksAfterAFailedOneStillCommit(t *testing.T) {
 	const n, chunk = 6, 2
 	w, _, _ := queuedCatalogWrites(t, n)
 	defer engine.SetApplyChunk(chunk)()
-	sent := make(chan struct{})
-	close(sent)
-	store := &firstOutcomeFails{Store: w.store, after: sent}
+	store := &outcomesFail{Store: w.store, first: true}
 	e := engine.New(w.cfg, store, w.openConns(nil), engine.WithClock(w.clock), engine.WithHolder("drain"))
 	ctx := context.Background()
 	if _, err := e.Drain(ctx); !errors.Is(err, errDiskFull) {

@@ -41,15 +41,21 @@ func (s *heldOutcomes) Commit(ctx context.Context, b *nhisync.Batch) error {
 	return s.Store.Commit(ctx, b)
 }
 
-// appliedCall closes sent at its first Apply call.
+// appliedCall closes sent (when set) as its first Apply call starts, and
+// returned (when set) once that call has returned.
 type appliedCall struct {
 	nhisync.Connector
-	once sync.Once
-	sent chan struct{}
+	once, done     sync.Once
+	sent, returned chan struct{}
 }
 
 func (c *appliedCall) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.WriteResult, error) {
-	c.once.Do(func() { close(c.sent) })
+	if c.sent != nil {
+		c.once.Do(func() { close(c.sent) })
+	}
+	if c.returned != nil {
+		defer c.done.Do(func() { close(c.returned) })
+	}
 	return c.Connector.Apply(ctx, ws)
 }
 
