@@ -16,8 +16,12 @@ import (
 func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.Value, valid []*prop) error {
 	// Validation quarantines before anything is accepted.
 	checked := valid[:0:0]
+	// Systems mostly propose the same value: what checks the value alone
+	// runs once for it, the rules for every proposal (validateOnce).
+	passed := rc.d.passedBuf[:0]
+	defer func() { clear(passed); rc.d.passedBuf = passed[:0] }()
 	for _, p := range valid {
-		rule, reason, err := rc.validate(f, p)
+		rule, reason, err := rc.validateOnce(f, p, &passed, checked)
 		if err != nil {
 			return err
 		}

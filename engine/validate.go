@@ -62,6 +62,19 @@ type validator struct {
 // check could not be made (the key index failed): v is then neither valid
 // nor invalid, and the decision must stop.
 func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.Field, system string, v nhisync.Value, view func() map[string]nhisync.Value) (rule, reason string, err error) {
+	if rule, reason, err = vd.checkValue(ctx, rec, f, system, v); rule != "" || err != nil {
+		return rule, reason, err
+	}
+	return vd.checkRules(f, system, v, view)
+}
+
+// checkValue is check's part that reads v alone, not who proposes it nor
+// the rest of the record as they would leave it: type, required, unique
+// match key and ref targets. Its verdict is the same for every proposal of
+// an equal value of f in one decision (only a failure's reason names the
+// system), so a decision asks it once per value that passes
+// (recCtx.decideAllowed).
+func (vd validator) checkValue(ctx context.Context, rec *nhisync.Record, f *nhisync.Field, system string, v nhisync.Value) (rule, reason string, err error) {
 	if msg := v.Problem(); msg != "" {
 		// Not a value at all (a row cut short, an object for text, bad
 		// bytes): said as such, whatever the field's type.
@@ -92,6 +105,12 @@ func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.F
 			return "ref", fmt.Sprintf("no %s %s exists", f.To, quoteText(f, missing)), nil
 		}
 	}
+	return "", "", nil
+}
+
+// checkRules is check's part that runs the kind's rules reading f over
+// view, the record as system would leave it.
+func (vd validator) checkRules(f *nhisync.Field, system string, v nhisync.Value, view func() map[string]nhisync.Value) (rule, reason string, err error) {
 	for _, r := range vd.kind.Rules {
 		if !slices.Contains(r.Fields(), f.Name) {
 			continue
@@ -114,6 +133,67 @@ func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.F
 func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string, err error) {
 	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys}
 	return vd.check(rc.ctx, rc.rec, f, p.System, p.Value, func() map[string]nhisync.Value { return rc.view(p.System) })
+}
+
+// validateOnce checks a proposal of field f of this decision as validate
+// does, but what it knows already it does not check again. The values in
+// passed passed checkValue in this decision, whose verdict is the same for
+// every proposal of an equal value of f; p's is added when it passes. The
+// proposals in checked passed every check: when one of them left the
+// fields the kind's rules read as p leaves them and no rule reading f
+// reads the proposing system, the rules' verdict on p is theirs (a rule is
+// a function of what it reads).
+func (rc *recCtx) validateOnce(f *nhisync.Field, p *prop, passed *[]nhisync.Value, checked []*prop) (rule, reason string, err error) {
+	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys}
+	if !slices.ContainsFunc(*passed, p.Value.Equal) {
+		if rule, reason, err = vd.checkValue(rc.ctx, rc.rec, f, p.System, p.Value); rule != "" || err != nil {
+			return rule, reason, err
+		}
+		*passed = append(*passed, p.Value)
+	}
+	if rc.rulesPassedAlike(f, p, checked) {
+		return "", "", nil
+	}
+	return vd.checkRules(f, p.System, p.Value, func() map[string]nhisync.Value { return rc.view(p.System) })
+}
+
+// systemReader is a rule that says whether it reads the system proposing
+// a change (rule.Rule does).
+type systemReader interface{ ReadsSystem() bool }
+
+// rulesPassedAlike reports whether a proposal in checked, which passed
+// the kind's rules reading f, leaves every field the kind's rules read as
+// p does, and no rule reading f reads the proposing system: those rules
+// then pass p too. A rule that does not say whether it reads the system
+// is taken to read it.
+func (rc *recCtx) rulesPassedAlike(f *nhisync.Field, p *prop, checked []*prop) bool {
+	if len(checked) == 0 {
+		return false
+	}
+	reads := false
+	for _, r := range rc.kind.Rules {
+		if !slices.Contains(r.Fields(), f.Name) {
+			continue
+		}
+		if sr, ok := r.(systemReader); !ok || sr.ReadsSystem() {
+			return false
+		}
+		reads = true
+	}
+	if !reads {
+		return true // no rule reads f: there is nothing to run
+	}
+	pv := rc.view(p.System)
+	for _, q := range checked {
+		qv := rc.view(q.System)
+		if !slices.ContainsFunc(rc.d.ruleFields(rc.kind), func(i int) bool {
+			name := rc.kind.FieldNames[i]
+			return !qv[name].Equal(pv[name])
+		}) {
+			return true
+		}
+	}
+	return false
 }
 
 func typeWord(f *nhisync.Field) string {

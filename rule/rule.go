@@ -90,6 +90,12 @@ func (r *Rule) Expr() string { return r.expr }
 // order. The slice must not be modified.
 func (r *Rule) Fields() []string { return r.fields }
 
+// ReadsSystem reports whether the rule reads the system proposing the
+// change (the variable system; not a field of that name). A rule that
+// does not is a function of its fields alone: a decider may take its
+// verdict on a proposal for another's that leaves its fields alike.
+func (r *Rule) ReadsSystem() bool { return r.sys >= 0 }
+
 // Check evaluates the rule on a record's field values, system being the
 // system that proposes the change ("" when there is none). A field absent
 // from fields has no value. It returns *nhisync.Error with code EINVALID

@@ -183,22 +183,26 @@ func TestCompileErrors(t *testing.T) {
 
 func TestFields(t *testing.T) {
 	tests := []struct {
-		expr string
-		want []string
+		expr        string
+		want        []string
+		readsSystem bool
 	}{
-		{`owner == ""`, []string{"owner"}},
-		{`owner == "" || platform == "aws"`, []string{"platform", "owner"}},
-		{`"pci" in classification`, []string{"classification"}},
+		{`owner == ""`, []string{"owner"}, false},
+		{`owner == "" || platform == "aws"`, []string{"platform", "owner"}, false},
+		{`"pci" in classification`, []string{"classification"}, false},
 		// c is bound by the comprehension; owner inside it is free.
-		{`classification.exists(c, c == owner)`, []string{"owner", "classification"}},
+		{`classification.exists(c, c == owner)`, []string{"owner", "classification"}, false},
 		// A comprehension variable shadowing a field is not a reference to it.
-		{`classification.exists(owner, owner == "pii")`, []string{"classification"}},
-		{`classification.map(x, x.upperAscii()).size() > age`, []string{"age", "classification"}},
-		{`system == "cmdb"`, nil},
-		{`true`, nil},
-		{`{"a": name}["a"] == platform`, []string{"name", "platform"}},
-		{`[lifecycle, application][0] != ""`, []string{"lifecycle", "application"}},
-		{`has({"x": 1}.x) && reads.size() == 0`, []string{"reads"}},
+		{`classification.exists(owner, owner == "pii")`, []string{"classification"}, false},
+		{`classification.map(x, x.upperAscii()).size() > age`, []string{"age", "classification"}, false},
+		{`system == "cmdb"`, nil, true},
+		{`owner == "" || system != "cmdb"`, []string{"owner"}, true},
+		// A comprehension variable named system is not the variable.
+		{`classification.exists(system, system == "pii")`, []string{"classification"}, false},
+		{`true`, nil, false},
+		{`{"a": name}["a"] == platform`, []string{"name", "platform"}, false},
+		{`[lifecycle, application][0] != ""`, []string{"lifecycle", "application"}, false},
+		{`has({"x": 1}.x) && reads.size() == 0`, []string{"reads"}, false},
 	}
 	k := testKind()
 	for _, tt := range tests {
@@ -209,6 +213,9 @@ func TestFields(t *testing.T) {
 			}
 			if got := r.Fields(); !slices.Equal(got, tt.want) {
 				t.Errorf("Fields() = %q, want %q", got, tt.want)
+			}
+			if got := r.ReadsSystem(); got != tt.readsSystem {
+				t.Errorf("ReadsSystem() = %v, want %v", got, tt.readsSystem)
 			}
 			if r.Name() != "f" || r.Expr() != tt.expr {
 				t.Errorf("Name, Expr = %q, %q", r.Name(), r.Expr())
@@ -227,6 +234,9 @@ func TestFieldNamedSystem(t *testing.T) {
 	}
 	if got := r.Fields(); !slices.Equal(got, []string{"system"}) {
 		t.Errorf("Fields() = %q", got)
+	}
+	if r.ReadsSystem() {
+		t.Error("ReadsSystem() = true for a field named system")
 	}
 	ok, err := r.Check(map[string]nhisync.Value{"system": nhisync.Str("5")}, "cmdb")
 	if err != nil || !ok {
