@@ -5,6 +5,7 @@ package engine
 // table is in the package doc (engine.go).
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -289,37 +290,48 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 			err = ferr
 		}
 	}()
-	ids := make([]int64, 0, len(p.work))
-	for id := range p.work {
-		ids = append(ids, id)
+	// The records by ID, each with its work: the loop below looks none up
+	// in p.work (a map of every record of a first pass, where each look-up
+	// is a cache miss), and the map goes once they are listed.
+	works := make([]idWork, 0, len(p.work))
+	for id, w := range p.work {
+		works = append(works, idWork{id, w})
 	}
-	slices.Sort(ids)
-	p.e.report(Progress{Stage: "decide", Total: len(ids)}) // correlation is done
+	slices.SortFunc(works, func(a, b idWork) int { return cmp.Compare(a.id, b.id) })
+	p.work = nil
+	p.e.report(Progress{Stage: "decide", Total: len(works)}) // correlation is done
 	d := p.decider()
-	for start := 0; start < len(ids); start += p.e.batch {
-		chunk := ids[start:min(start+p.e.batch, len(ids))]
+	recs := make([]*nhisync.Record, 0, p.e.batch)
+	for start := 0; start < len(works); start += p.e.batch {
+		chunk := works[start:min(start+p.e.batch, len(works))]
 		var load []int64
-		loaded := map[int64]*nhisync.Record{}
-		for _, id := range chunk {
-			if rec := p.preloaded[id]; rec != nil {
-				loaded[id] = rec
-				delete(p.preloaded, id)
-			} else if !p.work[id].isNew {
-				load = append(load, id)
+		recs = recs[:len(chunk)]
+		for i, iw := range chunk {
+			recs[i] = nil
+			if rec := p.preloaded[iw.id]; rec != nil {
+				recs[i] = rec
+				delete(p.preloaded, iw.id)
+			} else if !iw.w.isNew {
+				load = append(load, iw.id)
 			}
 		}
 		if len(load) > 0 {
-			recs, err := p.e.store.LoadRecords(ctx, load)
+			loaded, err := p.e.store.LoadRecords(ctx, load)
 			if err != nil {
 				return err
 			}
-			for _, r := range recs {
-				loaded[r.ID] = r
+			byID := make(map[int64]*nhisync.Record, len(loaded))
+			for _, r := range loaded {
+				byID[r.ID] = r
+			}
+			for i, iw := range chunk {
+				if recs[i] == nil && !iw.w.isNew {
+					recs[i] = byID[iw.id]
+				}
 			}
 		}
-		for _, id := range chunk {
-			w := p.work[id]
-			rec := loaded[id]
+		for i, iw := range chunk {
+			id, w, rec := iw.id, iw.w, recs[i]
 			if rec == nil {
 				if !w.isNew {
 					return nhisync.Errorf(nhisync.EINTERNAL, "record %d is linked but missing from the store", id)
@@ -337,19 +349,26 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 			p.batch.Records = append(p.batch.Records, rec)
 			p.batch.Links = append(p.batch.Links, rec.Links...)
 		}
+		clear(recs)
 		if err := p.commitAsync(ctx); err != nil {
 			return err
 		}
 		// Decided (the batch being committed holds what it needs): the
 		// chunk's observations can go.
-		for _, id := range chunk {
-			*p.work[id] = recWork{} // its slab stays until its neighbours are done too
-			delete(p.work, id)
-			delete(p.vanished, id)
+		for i := range chunk {
+			*chunk[i].w = recWork{} // its slab stays until its neighbours are done too
+			chunk[i].w = nil
+			delete(p.vanished, chunk[i].id)
 		}
-		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(ids)), Total: len(ids)})
+		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(works)), Total: len(works)})
 	}
 	return nil
+}
+
+// idWork is a record with work of a pass and its ID (decideAll).
+type idWork struct {
+	id int64
+	w  *recWork
 }
 
 func (p *pass) decider() *decider {
