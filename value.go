@@ -350,10 +350,17 @@ func (t FieldType) Canonical(v Value) Value {
 		// A set where a scalar belongs: keep it for validation to refuse.
 		return v
 	}
+	// An int or time already in canonical form (as every system nhisync
+	// writes holds them) is kept as read: formatted into a buffer on the
+	// stack to compare, not into a new string per value read.
 	switch t {
 	case TypeInt:
 		if n, err := strconv.ParseInt(v.s, 10, 64); err == nil {
-			return Value{s: strconv.FormatInt(n, 10)}
+			var buf [20]byte
+			if c := strconv.AppendInt(buf[:0], n, 10); string(c) != v.s {
+				return Value{s: string(c)}
+			}
+			return Value{s: v.s}
 		}
 	case TypeBool:
 		switch strings.ToLower(v.s) {
@@ -364,7 +371,11 @@ func (t FieldType) Canonical(v Value) Value {
 		}
 	case TypeTime:
 		if tm, ok := ParseTime(v.s); ok {
-			return Value{s: FormatTime(tm)}
+			var buf [64]byte
+			if c := tm.UTC().AppendFormat(buf[:0], time.RFC3339Nano); string(c) != v.s {
+				return Value{s: string(c)}
+			}
+			return Value{s: v.s}
 		}
 	}
 	return v

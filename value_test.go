@@ -72,6 +72,37 @@ func TestCanonicalAndCheck(t *testing.T) {
 	}
 }
 
+// TestCanonicalKeepsCanonicalText: an int or time read in canonical form
+// is kept as read, without a new string per value (a read canonicalises
+// every value of every record); others are still rewritten.
+func TestCanonicalKeepsCanonicalText(t *testing.T) {
+	for _, tc := range []struct {
+		typ     nhisync.FieldType
+		in, out string
+	}{
+		{nhisync.TypeInt, "1234567", "1234567"},
+		{nhisync.TypeInt, "-9223372036854775808", "-9223372036854775808"},
+		{nhisync.TypeInt, "+12345", "12345"},
+		{nhisync.TypeInt, "0012345", "12345"},
+		{nhisync.TypeTime, "2026-01-02T03:04:05Z", "2026-01-02T03:04:05Z"},
+		{nhisync.TypeTime, "2026-01-02T03:04:05.123456789Z", "2026-01-02T03:04:05.123456789Z"},
+		{nhisync.TypeTime, "2026-01-02T03:04:05.120Z", "2026-01-02T03:04:05.12Z"},
+		{nhisync.TypeTime, "2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05Z"},
+		{nhisync.TypeTime, "2026-01-02 03:04:05", "2026-01-02T03:04:05Z"},
+	} {
+		in := nhisync.Str(tc.in)
+		if got := tc.typ.Canonical(in); got.Text() != tc.out || got.IsSet() {
+			t.Errorf("%s.Canonical(%q) = %v, want %q", tc.typ, tc.in, got, tc.out)
+		}
+		if tc.in != tc.out {
+			continue
+		}
+		if n := testing.AllocsPerRun(100, func() { in = tc.typ.Canonical(in) }); n != 0 {
+			t.Errorf("%s.Canonical(%q) allocates %v times, want 0: the text is canonical", tc.typ, tc.in, n)
+		}
+	}
+}
+
 func TestValueJSONRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		var v nhisync.Value
