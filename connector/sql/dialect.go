@@ -314,7 +314,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if err != nil {
 			return target{}, fmt.Errorf("dsn: not a postgres://user:password@host:port/database URL")
 		}
-		secrets := dsnSecrets(u)
+		secrets := dsnSecrets(dsn, u)
 		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
 			return target{}, fmt.Errorf("dsn: %s", scrubText(err.Error(), append(secrets, dsn)...))
@@ -329,7 +329,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 			cfg.RuntimeParams["application_name"] = "nhisync"
 		}
-		return target{d: postgres, redacted: redact(u), secrets: secrets, pg: cfg,
+		return target{d: postgres, redacted: redact(dsn, u), secrets: secrets, pg: cfg,
 			open: func() (*stdsql.DB, error) { return stdlib.OpenDB(*cfg), nil }}, nil
 	case "mysql", "mariadb":
 		u, err := url.Parse(dsn)
@@ -344,7 +344,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if u.Port() == "" {
 			host += ":3306"
 		}
-		secrets := dsnSecrets(u)
+		secrets := dsnSecrets(dsn, u)
 		// A password given as a query parameter is the password (unless
 		// the URL has one); no secret parameter reaches the driver, which
 		// would send it to the server as a SET statement.
@@ -352,12 +352,16 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		var params []string
 		for _, kv := range strings.Split(u.RawQuery, "&") {
 			rawK, rawV, _ := strings.Cut(kv, "=")
-			k, err := url.QueryUnescape(rawK)
-			if err != nil || !secretParam(k) {
+			if !secretKey(rawK) {
 				params = append(params, kv)
 				continue
 			}
-			if v, err := url.QueryUnescape(rawV); err == nil && !hasPW && !strings.EqualFold(k, "sslpassword") {
+			v, err := url.QueryUnescape(rawV)
+			if err != nil {
+				// Never quote the value: it is a secret.
+				return target{}, fmt.Errorf("dsn: a password query parameter's value is not URL-escaped; escape %% in it as %%25")
+			}
+			if !hasPW && !strings.EqualFold(queryKey(rawK), "sslpassword") {
 				pw, hasPW = v, true
 			}
 		}
@@ -374,7 +378,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 			cfg.Params = map[string]string{}
 		}
 		cfg.Params["time_zone"] = "'+00:00'"
-		return target{d: mysqlDialect, redacted: redact(u), secrets: secrets,
+		return target{d: mysqlDialect, redacted: redact(dsn, u), secrets: secrets,
 			open: func() (*stdsql.DB, error) {
 				conn, err := mysql.NewConnector(cfg)
 				if err != nil {
@@ -439,53 +443,93 @@ func secretParam(name string) bool {
 	return slices.ContainsFunc(secretParams, func(p string) bool { return strings.EqualFold(p, name) })
 }
 
+// queryKey is a DSN query parameter's name decoded (as is when it does
+// not decode), without the spaces around it.
+func queryKey(raw string) string {
+	if k, err := url.PathUnescape(raw); err == nil {
+		raw = k
+	}
+	return strings.TrimSpace(raw)
+}
+
+// secretKey reports whether a DSN query parameter's raw name is one of
+// secretParams, decoded either way ("+" as a space or as itself).
+func secretKey(raw string) bool {
+	k, err := url.QueryUnescape(raw)
+	return secretParam(queryKey(raw)) || (err == nil && secretParam(strings.TrimSpace(k)))
+}
+
+// dsnQuery returns the raw text of a DSN after its first "?", fragment
+// and all: the PostgreSQL driver parses the query as libpq does, where a
+// "#" is part of a value, and a value Go's URL parser skips (holding a
+// ";" or a "%" not followed by two hex digits) is still a value to
+// redact.
+func dsnQuery(dsn string) string {
+	_, q, _ := strings.Cut(dsn, "?")
+	return q
+}
+
 // dsnSecrets returns the secrets of a DSN URL: its user's password and
-// the value of every query parameter secretParams names.
-func dsnSecrets(u *url.URL) []string {
+// the value of every query parameter secretParams names, as written and
+// decoded either way, and with and without what follows a "#" in it.
+func dsnSecrets(dsn string, u *url.URL) []string {
 	var out []string
 	if pw, ok := u.User.Password(); ok {
 		out = append(out, pw)
 	}
-	for k, vs := range u.Query() {
-		if secretParam(k) {
-			out = append(out, vs...)
+	for _, kv := range strings.Split(dsnQuery(dsn), "&") {
+		rawK, rawV, _ := strings.Cut(kv, "=")
+		if !secretKey(rawK) {
+			continue
+		}
+		before, _, _ := strings.Cut(rawV, "#")
+		for _, v := range []string{rawV, before} {
+			out = append(out, v)
+			if d, err := url.QueryUnescape(v); err == nil {
+				out = append(out, d)
+			}
+			if d, err := url.PathUnescape(v); err == nil {
+				out = append(out, d)
+			}
 		}
 	}
 	return out
 }
 
 // redact returns u as text with its user's password and the values of
-// the query parameters secretParams names replaced by xxxxx.
-func redact(u *url.URL) string {
+// the query parameters secretParams names replaced by xxxxx; its query
+// is dsn's as written, up to its end (a fragment is taken as part of the
+// query, as the PostgreSQL driver takes it).
+func redact(dsn string, u *url.URL) string {
 	r := *u
-	q := r.Query()
-	n := 0
-	for k := range q {
-		if secretParam(k) {
-			q[k] = []string{"xxxxx"}
-			n++
+	r.Fragment, r.RawFragment = "", ""
+	if q := dsnQuery(dsn); q != "" {
+		kvs := strings.Split(q, "&")
+		for i, kv := range kvs {
+			if rawK, _, _ := strings.Cut(kv, "="); secretKey(rawK) {
+				kvs[i] = rawK + "=xxxxx"
+			}
 		}
-	}
-	if n > 0 {
-		r.RawQuery = q.Encode()
+		r.RawQuery, r.ForceQuery = strings.Join(kvs, "&"), false
 	}
 	return r.Redacted()
 }
 
 // scrubText replaces every occurrence of each secret in s (the password,
-// as is and URL-escaped, and the whole DSN).
+// as is and URL-escaped, and the whole DSN), the longest first: a secret
+// holding another (a query value and the part of it before a "#") is
+// replaced whole.
 func scrubText(s string, secrets ...string) string {
+	var all []string
 	for _, sec := range secrets {
 		if sec == "" {
 			continue
 		}
+		all = append(all, sec, url.QueryEscape(sec), url.PathEscape(sec))
+	}
+	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
+	for _, sec := range all {
 		s = strings.ReplaceAll(s, sec, "xxxxx")
-		if esc := url.QueryEscape(sec); esc != sec {
-			s = strings.ReplaceAll(s, esc, "xxxxx")
-		}
-		if esc := url.PathEscape(sec); esc != sec {
-			s = strings.ReplaceAll(s, esc, "xxxxx")
-		}
 	}
 	return s
 }

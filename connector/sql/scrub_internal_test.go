@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestScrub: the connector's Scrub (nhisync.Scrubber, what the engine
@@ -19,6 +20,52 @@ func TestScrub(t *testing.T) {
 	} {
 		if got := c.Scrub(in); strings.Contains(got, "word") || !strings.Contains(got, "nhi:xxxxx@db") {
 			t.Errorf("Scrub(%q) = %q; want the password replaced", in, got)
+		}
+	}
+}
+
+// TestDSNQuerySecretsRedacted: a password query parameter is redacted
+// from the DSN messages show, and scrubbed from errors as written and as
+// the driver takes it, whatever it holds: a ";" (Go's URL parser skips
+// such a pair, so it was shown as given), a "#" (the URL parser takes
+// what follows as a fragment, shown as given; the PostgreSQL driver takes
+// it as part of the password), a key spelled with an escape or in
+// capitals. On MySQL a password whose escapes do not decode is refused,
+// without quoting it (it was shown as given, and no password was sent).
+func TestDSNQuerySecretsRedacted(t *testing.T) {
+	parts := []string{"s3cr3t", "Pa55", "w0rd"}
+	for _, tc := range []struct{ dsn, pw string }{
+		{"postgres://nhi@127.0.0.1:1/cmdb?password=s3cr3t;Pa55w0rd&sslmode=disable", "s3cr3t;Pa55w0rd"},
+		{"postgres://nhi@127.0.0.1:1/cmdb?sslmode=disable&password=s3cr3tPa55#w0rd", "s3cr3tPa55#w0rd"},
+		{"postgres://nhi@127.0.0.1:1/cmdb?password=s3cr3t#Pa55&sslmode=disable&sslpassword=w0rd", "s3cr3t#Pa55"},
+		{"postgres://nhi@127.0.0.1:1/cmdb?pass%77ord=s3cr3tPa55w0rd", "s3cr3tPa55w0rd"},
+		{"postgres://nhi@127.0.0.1:1/cmdb?PASSWORD=s3cr3t%3BPa55w0rd", "s3cr3t;Pa55w0rd"},
+		{"mysql://root@127.0.0.1:3306/test?password=s3cr3t;Pa55w0rd", "s3cr3t;Pa55w0rd"},
+		{"mysql://root@127.0.0.1:3306/test?password=s3cr3t%3BPa55#w0rd", "s3cr3t;Pa55"},
+		{"mysql://root:s3cr3t@127.0.0.1:3306/test?pwd=Pa55;w0rd", "s3cr3t"},
+	} {
+		tg, err := parseDSN(tc.dsn, "", poolLimits{size: 1, timeout: time.Second})
+		if err != nil {
+			t.Errorf("%s: %v", tg.redacted, err)
+			continue
+		}
+		msg := "cannot reach " + tg.redacted + ": " + scrubText("dial "+tc.dsn+" as "+tc.pw+" ("+url.QueryEscape(tc.pw)+")", tg.secrets...)
+		for _, p := range parts {
+			if strings.Contains(msg, p) {
+				t.Errorf("the message shows %q of the password: %s", p, msg)
+			}
+		}
+		if !strings.Contains(tg.redacted, "=xxxxx") || !strings.Contains(tg.redacted, "@127.0.0.1") {
+			t.Errorf("redacted %q: want the DSN with its password replaced", tg.redacted)
+		}
+	}
+	_, err := parseDSN("mysql://root@127.0.0.1:3306/test?password=s3cr3t%Pa55w0rd", "", poolLimits{size: 1, timeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "not URL-escaped") {
+		t.Errorf("a password that does not decode: %v, want refused", err)
+	}
+	for _, p := range parts {
+		if err != nil && strings.Contains(err.Error(), p) {
+			t.Errorf("the error shows %q of the password: %v", p, err)
 		}
 	}
 }

@@ -37,8 +37,10 @@
 //
 // The DSN's passwords never appear in a message: errors show the DSN
 // with the user's password, and the value of a password, sslpassword,
-// pass, passwd or pwd query parameter, replaced by xxxxx. On MySQL a
-// password query parameter is the password when the URL's user has none.
+// pass, passwd or pwd query parameter (whatever it holds: a ";", a "#"),
+// replaced by xxxxx. On MySQL a password query parameter, URL-escaped,
+// is the password when the URL's user has none; one whose escapes do
+// not decode is refused.
 //
 // SQLite databases are opened read-write without creating them, with a
 // busy timeout of `timeout`, and batches run under BEGIN IMMEDIATE. The

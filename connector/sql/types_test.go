@@ -3,12 +3,14 @@ package sql_test
 import (
 	stdsql "database/sql"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/connector/conntest"
 	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
@@ -286,6 +288,41 @@ func TestDSNPasswordNeverShown(t *testing.T) {
 			t.Errorf("the message %q does not name the database by its redacted DSN", msg)
 		}
 		t.Log(msg)
+	}
+}
+
+// TestDSNQueryPasswordConnects: on MariaDB a password given as a query
+// parameter signs in, escaped or holding a ";" as is, as the URL user's
+// does; the URL user's wins over the parameter.
+func TestDSNQueryPasswordConnects(t *testing.T) {
+	s := mysqlDatabase(t)
+	const pw = "Pa;55&w+rd#%x y"
+	user := randName("nhi_")
+	for _, q := range []string{
+		"CREATE USER '" + user + "'@'%' IDENTIFIED BY '" + pw + "'",
+		"GRANT ALL ON " + s.name + ".* TO '" + user + "'@'%'",
+	} {
+		s.exec(t, q)
+	}
+	t.Cleanup(func() { s.db.Exec("DROP USER IF EXISTS '" + user + "'@'%'") })
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(user)
+	base := u.String()
+	u.User = url.UserPassword(user, pw)
+	for _, dsn := range []string{
+		base + "?password=" + url.QueryEscape(pw),
+		base + "?pwd=" + strings.ReplaceAll(url.QueryEscape(pw), "%3B", ";"),
+		u.String(),
+		u.String() + "?password=wrong",
+	} {
+		c := ownerConnector(t, dsn, "", "accounts")
+		if err := c.(nhisync.Checker).Check(t.Context()); err != nil {
+			t.Errorf("Check: %v", err)
+		}
 	}
 }
 
