@@ -300,8 +300,10 @@ func (c *Connector) readRow(ctx context.Context, tx *txn, cols []string, id stri
 // batch's read or UPDATE), reading every row it returns. On PostgreSQL it
 // runs under a savepoint, undone when the statement fails: a failed
 // statement aborts a PostgreSQL transaction, and the other writes must
-// still go. A failure that rolled the whole transaction back (endsTx) is
-// kept in tx.lost, and no statement runs after it.
+// still go. The savepoint is released either way (rolled back to, it
+// would stay, and each later statement would nest one level deeper). A
+// failure that rolled the whole transaction back (endsTx) is kept in
+// tx.lost, and no statement runs after it.
 func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error {
 	if tx.lost != nil {
 		return tx.lost
@@ -319,7 +321,9 @@ func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error
 	err := stmt()
 	undo := "RELEASE SAVEPOINT nhisync_write"
 	if err != nil {
-		undo = "ROLLBACK TO SAVEPOINT nhisync_write"
+		// One round trip: with no arguments the statements go as one
+		// simple query.
+		undo = "ROLLBACK TO SAVEPOINT nhisync_write; RELEASE SAVEPOINT nhisync_write"
 	}
 	if _, uerr := tx.ExecContext(ctx, undo); uerr != nil && err == nil {
 		err = uerr
