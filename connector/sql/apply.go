@@ -95,11 +95,15 @@ func (c *Connector) unavail(err error, format string, args ...any) error {
 }
 
 // writeUnavail is unavail for a write batch: a lock held elsewhere leaves
-// the writes queued, to be retried, and the message says so.
+// the writes queued, to be retried, and the message says so. The message
+// is what a failed write records (SPEC §3.13: with why), so any other
+// cause is said in it, scrubbed.
 func (c *Connector) writeUnavail(err error, format string, args ...any) error {
 	e := c.unavail(err, format, args...).(*nhisync.Error)
 	if locked(err) {
 		e.Message += "; the writes stay queued and are retried"
+	} else if err != nil {
+		e.Message += ": " + e.Err.Error()
 	}
 	return e
 }

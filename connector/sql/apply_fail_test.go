@@ -43,10 +43,12 @@ func ownerWrite(id, old, new string) nhisync.Write {
 }
 
 // TestApplyBatchReadFails: on PostgreSQL a batch whose read fails (an id
-// the uuid id column refuses) goes write by write: that write fails, the
-// others apply. The read failed outside a savepoint, which aborted the
+// the uuid id column refuses) goes write by write: that write fails,
+// saying why (the message is what the failed write records), the others
+// apply. The read failed outside a savepoint, which aborted the
 // transaction: every write after it failed, and so did the commit (the
-// whole Apply, every time it was retried).
+// whole Apply, every time it was retried). The failed write's message
+// said only "cannot read row not-a-uuid".
 func TestApplyBatchReadFails(t *testing.T) {
 	s := pgDatabase(t)
 	ids := []string{"0b9d6c2e-4f0e-4f6a-9d55-1c2a3b4c5d01", "0b9d6c2e-4f0e-4f6a-9d55-1c2a3b4c5d02"}
@@ -67,6 +69,9 @@ func TestApplyBatchReadFails(t *testing.T) {
 		if res[i].Status != want {
 			t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, want)
 		}
+	}
+	if msg := nhisync.ErrorMessage(res[1].Err); !strings.Contains(msg, "invalid input syntax") {
+		t.Errorf("write 1 failed with %q, which does not say why", msg)
 	}
 	for i, want := range []string{"a@example.com", "b@example.com"} {
 		if got := s.owner(t, "accounts", ids[i]); got != want {
