@@ -41,9 +41,10 @@ import (
 // the transaction; a batch whose read fails goes write by write). It
 // returns *nhisync.Error EUNAVAIL, with nothing applied, when the
 // transaction cannot begin or commit, and when a statement's failure
-// rolled the whole transaction back: on MySQL/MariaDB a deadlock, or a
-// lock wait timeout on a server that rolls a transaction back for it
-// (innodb_rollback_on_timeout); the writes stay queued and are retried.
+// rolled the whole transaction back: on MySQL/MariaDB a deadlock, the
+// lock table full, or a lock wait timeout on a server that rolls a
+// transaction back for it (innodb_rollback_on_timeout); the writes stay
+// queued and are retried.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
@@ -141,8 +142,9 @@ type txn struct {
 }
 
 // endsTx reports whether err, a statement's, rolled its whole
-// transaction back: on MySQL/MariaDB a deadlock (1213) always does, a
-// lock wait timeout (1205) when the server runs with
+// transaction back: on MySQL/MariaDB a deadlock (1213) and InnoDB's lock
+// table running out of room (1206, ER_LOCK_TABLE_FULL) always do, a lock
+// wait timeout (1205) when the server runs with
 // innodb_rollback_on_timeout. PostgreSQL's and SQLite's statements run
 // under a savepoint or roll back alone.
 func (c *Connector) endsTx(err error) bool {
@@ -150,7 +152,7 @@ func (c *Connector) endsTx(err error) bool {
 	if c.d != mysqlDialect || !errors.As(err, &me) {
 		return false
 	}
-	return me.Number == 1213 || (me.Number == 1205 && c.rollbackOnTimeout)
+	return me.Number == 1213 || me.Number == 1206 || (me.Number == 1205 && c.rollbackOnTimeout)
 }
 
 func failed(err error) nhisync.WriteResult {

@@ -41,10 +41,13 @@ func TestLockedMessage(t *testing.T) {
 	}
 }
 
-// TestEndsTx: on MySQL/MariaDB a deadlock always rolls the whole
-// transaction back, a lock wait timeout only on a server with
+// TestEndsTx: on MySQL/MariaDB a deadlock and a full lock table (InnoDB
+// rolls the transaction back for both) always roll the whole transaction
+// back, a lock wait timeout only on a server with
 // innodb_rollback_on_timeout; other errors, and every error elsewhere,
-// leave it standing.
+// leave it standing. A full lock table was taken as the statement's
+// failure alone: the writes before it were said applied, and those after
+// it ran outside any transaction.
 func TestEndsTx(t *testing.T) {
 	for _, tc := range []struct {
 		d        *dialect
@@ -53,6 +56,7 @@ func TestEndsTx(t *testing.T) {
 		want     bool
 	}{
 		{mysqlDialect, false, &mysql.MySQLError{Number: 1213}, true},
+		{mysqlDialect, false, &mysql.MySQLError{Number: 1206}, true},
 		{mysqlDialect, false, &mysql.MySQLError{Number: 1205}, false},
 		{mysqlDialect, true, &mysql.MySQLError{Number: 1205}, true},
 		{mysqlDialect, true, &mysql.MySQLError{Number: 1062}, false},
