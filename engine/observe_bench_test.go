@@ -2,13 +2,10 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,36 +133,15 @@ func benchEstate(b *testing.B, n int) (*nhisync.Config, nhisync.Store) {
 	return cfg, store
 }
 
-// benchFloor is the least CPU seconds of three reads of every system of
-// cfg, in parallel, each record canonicalised and hashed as a pass does,
-// nothing else: cmd/nhisync-bench's floor.
+// benchFloor is the least CPU seconds of three reads of the read floor
+// (benchestate.ReadFloor: every system of cfg, in parallel, each record
+// canonicalised and hashed as a pass does, nothing else), as
+// cmd/nhisync-bench measures it.
 func benchFloor(b *testing.B, cfg *nhisync.Config, conns map[string]nhisync.Connector) float64 {
 	best := 0.0
 	for range 3 {
 		start := storetest.ProcessCPU()
-		var wg sync.WaitGroup
-		errs := make([]error, len(cfg.SystemNames))
-		for i, name := range cfg.SystemNames {
-			sys := cfg.Systems[name]
-			wg.Go(func() {
-				buf := make([]byte, 0, 256)
-				var sink byte
-				errs[i] = conns[name].Snapshot(context.Background(), func(obs nhisync.Observation) error {
-					buf = buf[:0]
-					for i, v := range obs.Values {
-						if i < len(sys.Fields) {
-							buf = sys.Fields[i].Type.Canonical(v).AppendBinary(buf)
-						}
-					}
-					sum := sha256.Sum256(buf)
-					sink ^= sum[0]
-					return nil
-				})
-				_ = sink
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := benchestate.ReadFloor(context.Background(), cfg, conns); err != nil {
 			b.Fatal(err)
 		}
 		if c := (storetest.ProcessCPU() - start).Seconds(); best == 0 || c < best {

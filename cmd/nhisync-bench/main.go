@@ -22,9 +22,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,7 +34,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -434,9 +431,8 @@ func printText(w io.Writer, res *result) {
 }
 
 // floor reads and decodes every input and canonicalises and hashes each
-// record as change detection does, and returns the seconds it took. The
-// systems are read side by side, as a pass reads them: a floor read one
-// after the other would flatter the ratios on a machine of several cores.
+// record as change detection does (benchestate.ReadFloor), and returns
+// the seconds it took, opening the connectors included.
 func floor(ctx context.Context, cfg *nhisync.Config) (float64, error) {
 	start := time.Now()
 	conns, err := nhisync.OpenConnectors(ctx, cfg)
@@ -444,29 +440,7 @@ func floor(ctx context.Context, cfg *nhisync.Config) (float64, error) {
 		return 0, err
 	}
 	defer nhisync.CloseConnectors(conns)
-	errs := make([]error, len(cfg.SystemNames))
-	var wg sync.WaitGroup
-	for i, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		wg.Go(func() {
-			buf := make([]byte, 0, 256)
-			var sink byte
-			errs[i] = conns[name].Snapshot(ctx, func(obs nhisync.Observation) error {
-				buf = buf[:0]
-				for i, v := range obs.Values {
-					if i < len(sys.Fields) {
-						buf = sys.Fields[i].Type.Canonical(v).AppendBinary(buf)
-					}
-				}
-				sum := sha256.Sum256(buf)
-				sink ^= sum[0]
-				return nil
-			})
-			_ = sink
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := benchestate.ReadFloor(ctx, cfg, conns); err != nil {
 		return 0, err
 	}
 	return time.Since(start).Seconds(), nil
