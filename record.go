@@ -111,9 +111,9 @@ type Link struct {
 
 // StoredLink is a link's head as a store loaded it, and the store's key
 // of the link's state. A store relies on it only for a link it loaded
-// itself (By) under the same system and external id, and only while no
-// one else writes the link (a pass and a person's action hold the pass
-// lease; an outcome's commit follows its load).
+// itself (By) under the same system and external id, and only when no
+// commit wrote the link since the load (Gen; any commit, this process's
+// or another's): else it reads the head again.
 type StoredLink struct {
 	// By tells the store that loaded the link: each open store has its
 	// own, and ignores the others'.
@@ -123,6 +123,8 @@ type StoredLink struct {
 	Status             LinkStatus
 	Hash               []byte
 	StateID            int64
+	// Gen tells the store which commits of links the load saw.
+	Gen uint64
 }
 
 // Field returns the state of field, creating it when absent.

@@ -102,6 +102,9 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	// In the bulk window every record is new: none has a key to keep.
 	states.allNew = bulk
 	links := &linkWriter{s: s, stage: bulk, states: states}
+	// Once the transaction ends, committed or not, loads beginning after
+	// it keep heads that this commit's link writes do not make stale.
+	defer func() { links.log.end() }()
 	steps := []func(context.Context, *sql.Tx, *nhisync.Batch) error{
 		states.writeRecords, links.write, items.writeConflicts, items.writeQuarantine, items.writeApprovals,
 		items.writeOutbox, deleteOutbox, items.writeSystems, writeMeta,

@@ -290,6 +290,7 @@ func scanLinksSQL(statusFilter string) string {
 func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
 	const op = "sqlite.LoadLinks"
 	var out []*nhisync.Link
+	gen := s.links.loaded() // before the first query's snapshot
 	// A JSON array of the ids when JSON carries each byte for byte (valid
 	// UTF-8 without NUL): one parameter, a statement parsed in no time;
 	// else bound parameters, which match any bytes.
@@ -305,7 +306,7 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 			query = loadLinksSQL(len(part))
 			args = loadLinksArgs(args[:0], system, part)
 		}
-		err := s.queryStoredLinks(ctx, s.w, query, args, func(l *nhisync.Link) error {
+		err := s.queryStoredLinks(ctx, s.w, gen, query, args, func(l *nhisync.Link) error {
 			out = append(out, l)
 			return nil
 		})
@@ -404,11 +405,11 @@ const (
 // queryStoredLinks runs a query selecting linkCols and storedCol and
 // passes each link to fn, its head and state id (when not 0) kept in
 // Stored for the store's next commit of it (linkWriter.storedHeads).
-func (s *Store) queryStoredLinks(ctx context.Context, q querier, query string, args []any, fn func(*nhisync.Link) error) error {
+func (s *Store) queryStoredLinks(ctx context.Context, q querier, gen uint64, query string, args []any, fn func(*nhisync.Link) error) error {
 	return queryStagedLinks(ctx, q, query, args, func(l *nhisync.Link, stateID int64) error {
 		if stateID != 0 {
 			l.Stored = &nhisync.StoredLink{By: s.token, System: l.System, ExternalID: l.ExternalID,
-				RecordID: l.RecordID, Status: l.Status, Hash: l.Hash, StateID: stateID}
+				RecordID: l.RecordID, Status: l.Status, Hash: l.Hash, StateID: stateID, Gen: gen}
 		}
 		return fn(l)
 	})

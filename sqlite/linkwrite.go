@@ -28,6 +28,9 @@ type linkWriter struct {
 	inserted map[string]bool
 	// states holds the encoded state of each of the batch's links.
 	states *states
+	// log is the commit's part in the store's log of link writes, once
+	// it writes links outside the bulk window (linkgen.go).
+	log *linkCommit
 }
 
 // state returns the encoded state of the batch's link i.
@@ -76,10 +79,18 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 	for i, x := range kept {
 		links[i] = b.Links[x]
 	}
+	log, err := w.s.links.begin(ctx, tx)
+	if err != nil {
+		return err
+	}
+	w.log = log
 	stored, err := w.storedHeads(ctx, tx, links)
 	if err != nil {
 		return err
 	}
+	// Logged before they are written: a kept head loaded while this
+	// commit runs is read again by the next.
+	log.wrote(links)
 	stateIDs := make([]int64, len(links))
 	for i := range stored {
 		stateIDs[i] = stored[i].stateID
@@ -302,13 +313,15 @@ type storedHead struct {
 // link has, else the next free one, in key order. A link this store
 // loaded (LoadRecords, LoadLinks) brings its head along (Link.Stored):
 // a pass's changed records were loaded to be decided just before, so only
-// the links made anew, or another store's, are read here.
+// the links made anew, or another store's, are read here, and those a
+// commit wrote since their load (w.log: a commit of this store or of
+// another process between an outcome's load and its commit).
 func (w *linkWriter) storedHeads(ctx context.Context, tx *sql.Tx, links []*nhisync.Link) ([]storedHead, error) {
 	heads := make([]storedHead, len(links))
 	// ask holds the indexes of the links to read, in key order.
 	ask := make([]int, 0, len(links))
 	for i, l := range links {
-		if st := l.Stored; st != nil && st.By == w.s.token && st.System == l.System && st.ExternalID == l.ExternalID {
+		if st := l.Stored; st != nil && st.By == w.s.token && st.System == l.System && st.ExternalID == l.ExternalID && w.log.fresh(st.Gen, l.System, l.ExternalID) {
 			heads[i] = storedHead{exists: true, stateID: st.StateID, recordID: st.RecordID, status: string(st.Status), hash: st.Hash}
 			continue
 		}

@@ -94,8 +94,9 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 		return nil, nil
 	}
 	var out []*nhisync.Record
+	gen := s.links.loaded() // before the read's snapshot
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		byID, err := s.loadRecords(ctx, tx, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
+		byID, err := s.loadRecords(ctx, tx, gen, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
 		if err != nil {
 			return err
 		}
@@ -148,8 +149,9 @@ func (s *Store) RecordKeys(ctx context.Context, ids []int64) (map[int64]string, 
 func (s *Store) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisync.Record, error) {
 	const op = "sqlite.RecordByKey"
 	var r *nhisync.Record
+	gen := s.links.loaded() // before the read's snapshot
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		byID, err := s.loadRecords(ctx, tx, `kind = ? AND match_key = ?`, kind, matchKey)
+		byID, err := s.loadRecords(ctx, tx, gen, `kind = ? AND match_key = ?`, kind, matchKey)
 		for _, rec := range byID {
 			r = rec
 		}
@@ -239,6 +241,7 @@ func (s *Store) GoldenAfter(ctx context.Context, kind string, after int64, limit
 
 func (s *Store) recordsAfter(ctx context.Context, kind string, after int64, limit int) ([]*nhisync.Record, error) {
 	var page []*nhisync.Record
+	gen := s.links.loaded() // before the read's snapshot
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		where, args := `id > ? ORDER BY id LIMIT ?`, []any{after, limit}
 		if kind != "" {
@@ -247,7 +250,7 @@ func (s *Store) recordsAfter(ctx context.Context, kind string, after int64, limi
 			// whole kind for every page.
 			where, args = `+kind = ? AND `+where, append([]any{kind}, args...)
 		}
-		byID, err := s.loadRecords(ctx, tx, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
+		byID, err := s.loadRecords(ctx, tx, gen, `id IN (SELECT id FROM records WHERE `+where+`)`, args...)
 		if err != nil {
 			return err
 		}
@@ -280,7 +283,10 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // loadRecords loads the records selected by where (a condition on the
 // records table) with their links and open work, keyed by ID.
-func (s *Store) loadRecords(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[int64]*nhisync.Record, error) {
+//
+// gen is the link log's number (linkLog.loaded) taken before tx's
+// snapshot began, kept with the links' heads.
+func (s *Store) loadRecords(ctx context.Context, tx *sql.Tx, gen uint64, where string, args ...any) (map[int64]*nhisync.Record, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, kind, match_key, key, state FROM records WHERE `+where, args...)
 	if err != nil {
 		return nil, err
@@ -312,7 +318,7 @@ func (s *Store) loadRecords(ctx context.Context, tx *sql.Tx, where string, args 
 	// +status: look items up by record (few), not by status (many open).
 	const inIDs = `record_id IN (SELECT value FROM json_each(?))`
 
-	err = s.queryStoredLinks(ctx, tx, recordLinksSQL, []any{idList}, func(l *nhisync.Link) error {
+	err = s.queryStoredLinks(ctx, tx, gen, recordLinksSQL, []any{idList}, func(l *nhisync.Link) error {
 		if r := byID[l.RecordID]; r != nil {
 			r.Links = append(r.Links, l)
 		}

@@ -41,6 +41,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"net/url"
 	"os"
@@ -102,6 +103,9 @@ type Store struct {
 	// because they came without one (linkwrite.go).
 	token     uint64
 	headsRead atomic.Int64
+	// links logs the links commits wrote, by which a commit tells the
+	// kept heads still stored (linkgen.go).
+	links linkLog
 
 	// ckpt copies the WAL back into the database; idle looks again
 	// idleCheckpoint after the last commit (wal.go).
@@ -187,7 +191,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// Windows volume paths need the extra slash (file:///C:/…).
 		uri = "file:///" + strings.TrimPrefix(uri, "file:")
 	}
-	s := &Store{path: path, file: abs, heads: headPool{file: abs}, token: storeTokens.Add(1)}
+	s := &Store{path: path, file: abs, heads: headPool{file: abs}, token: storeTokens.Add(1), links: linkLog{seed: maphash.MakeSeed()}}
 	lock, alone, err := lockOpen(abs)
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot lock store %s (is its directory writable?)", path), Err: err}
