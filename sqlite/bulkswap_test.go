@@ -1,7 +1,10 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -135,5 +138,62 @@ func TestBulkWindowMovesEveryValue(t *testing.T) {
 	var ok string
 	if err := s.w.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		t.Errorf("integrity_check after a commit = %q, %v", ok, err)
+	}
+}
+
+// TestBulkWindowCloseCancelled: a close whose context ends after the
+// root pages were swapped (database/sql then rolls the transaction back
+// on its own, and the driver keeps the connection) leaves the writer's
+// schema not writable, links empty and the file consistent, and the next
+// EndBulk moves the links. (A check of fe0845a: the reset of
+// writable_schema runs through the transaction, which database/sql has
+// rolled back by then; the writer still ends with the schema not
+// writable.)
+func TestBulkWindowCloseCancelled(t *testing.T) {
+	s := openTest(t)
+	if open, err := s.BeginBulk(t.Context()); err != nil || !open {
+		t.Fatalf("BeginBulk = %v, %v", open, err)
+	}
+	stageLinks(t, s, 50)
+	ctx, cancel := context.WithCancel(t.Context())
+	closeWindowFault = func(at string, conn *sql.Conn) error {
+		if at != "swapped" {
+			return nil
+		}
+		cancel()
+		// Until database/sql has rolled the transaction back: the
+		// index the swap gave links' root is gone again.
+		for {
+			var n int
+			if err := conn.QueryRowContext(context.Background(), `SELECT count(*) FROM sqlite_schema WHERE name = ?`, movedIndex).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return nil
+			}
+			runtime.Gosched()
+		}
+	}
+	err := s.EndBulk(ctx)
+	closeWindowFault = func(string, *sql.Conn) error { return nil }
+	if err == nil {
+		t.Fatal("EndBulk cancelled after the swap succeeded")
+	}
+	var writable, moved int
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA writable_schema`).Scan(&writable); err != nil || writable != 0 {
+		t.Errorf("writer's writable_schema after a cancelled EndBulk = %d, %v; want 0", writable, err)
+	}
+	if err := s.w.QueryRowContext(t.Context(), `SELECT count(*) FROM links`).Scan(&moved); err != nil || moved != 0 {
+		t.Errorf("links after a cancelled EndBulk: %d rows, %v; want none", moved, err)
+	}
+	var ok string
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check after a cancelled EndBulk = %q, %v", ok, err)
+	}
+	if err := s.EndBulk(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRowContext(t.Context(), `SELECT count(*) FROM links`).Scan(&moved); err != nil || moved != 150 {
+		t.Errorf("links after EndBulk again: %d rows, %v; want 150", moved, err)
 	}
 }
