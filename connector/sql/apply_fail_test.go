@@ -126,14 +126,19 @@ func TestApplyDeadlockFailsApply(t *testing.T) {
 		})
 		done <- outcome{res, err}
 	}()
-	// Wait until the Apply waits for b's lock.
+	// Wait until the Apply's read for update of a and b is running (it
+	// then holds a's lock and waits for b's). InnoDB does not always show
+	// that wait as LOCK WAIT in innodb_trx (not for a read with a window
+	// function, as the batch read is), so the statement is looked for in
+	// the process list. Were it not yet waiting for b when the other
+	// transaction updates a, the deadlock comes when it asks for b.
 	for waiting := 0; waiting == 0; {
 		select {
 		case o := <-done:
 			t.Fatalf("Apply returned before waiting for the lock: %v %v", o.res, o.err)
 		default:
 		}
-		if err := s.db.QueryRow("SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE ?",
+		if err := s.db.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE info LIKE ? AND info LIKE '%FOR UPDATE%'",
 			"%"+table+"%").Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
