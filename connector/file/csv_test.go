@@ -210,10 +210,20 @@ func TestRewriteRedoneWhenFileChangesUnderIt(t *testing.T) {
 // time moved; the file swapped out would not hash as read either) and the
 // batch redone on top of it.
 func TestRewriteRedoneWhenFileChangesKeepingSizeAndTime(t *testing.T) {
-	c, _, p := fileSystem{name: "s.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
+	testInPlaceEditKept(t, "s.csv", file.SetBeforeCheck, "a same-size change")
+}
+
+// testInPlaceEditKept edits a CSV file in place under a rewrite of two
+// writes, once, from the rewrite hook that hook installs
+// (file.SetBeforeCheck or file.SetBeforeSwap): bob@ becomes rob@, same
+// length, its modification time set back. The rewrite must be redone on
+// top of the edit: the write on bob's row stale, the other applied.
+func testInPlaceEditKept(t *testing.T, name string, hook func(*file.Connector, func()), edit string) {
+	t.Helper()
+	c, _, p := fileSystem{name: name, content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
 	at := int64(strings.Index(csvAccounts, "bob@"))
 	calls := 0
-	file.SetBeforeCheck(c, func() {
+	hook(c, func() {
 		if calls++; calls != 1 {
 			return
 		}
@@ -241,7 +251,7 @@ func TestRewriteRedoneWhenFileChangesKeepingSizeAndTime(t *testing.T) {
 		t.Errorf("rewrite attempted %d times, want 2", calls)
 	}
 	if res[0].Status != nhisync.WriteApplied || res[1].Status != nhisync.WriteStale {
-		t.Errorf("after a same-size change: %s, %s; want applied, stale", res[0].Status, res[1].Status)
+		t.Errorf("after %s: %s, %s; want applied, stale", edit, res[0].Status, res[1].Status)
 	}
 	diff(t, read(t, p), strings.Replace(strings.Replace(csvAccounts, "bob@", "rob@", 1), "alice@", "carol@", 1))
 }
@@ -264,40 +274,7 @@ func TestRewriteChecksContentOnce(t *testing.T) {
 // check and before the swap, is found by the hash of the file swapped
 // out: swapped back, and the batch redone on top of it.
 func TestInPlaceEditInTheSwapWindowIsKept(t *testing.T) {
-	c, _, p := fileSystem{name: "w.csv", content: csvAccounts, id: "sys_id", fields: csvFields}.open(t)
-	at := int64(strings.Index(csvAccounts, "bob@"))
-	calls := 0
-	file.SetBeforeSwap(c, func() {
-		if calls++; calls != 1 {
-			return
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.OpenFile(p, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteAt([]byte("rob@"), at); err != nil {
-			t.Error(err)
-		}
-		f.Close()
-		if err := os.Chtimes(p, info.ModTime(), info.ModTime()); err != nil {
-			t.Error(err)
-		}
-	})
-	res := apply(t, c,
-		update("a1", set("owner", "alice@example.com", "carol@example.com")),
-		update("a2", set("owner", "bob@example.com", "erin@example.com")),
-	)
-	if calls != 2 {
-		t.Errorf("rewrite attempted %d times, want 2", calls)
-	}
-	if res[0].Status != nhisync.WriteApplied || res[1].Status != nhisync.WriteStale {
-		t.Errorf("after an edit in the swap window: %s, %s; want applied, stale", res[0].Status, res[1].Status)
-	}
-	diff(t, read(t, p), strings.Replace(strings.Replace(csvAccounts, "bob@", "rob@", 1), "alice@", "carol@", 1))
+	testInPlaceEditKept(t, "w.csv", file.SetBeforeSwap, "an edit in the swap window")
 }
 
 func TestRewriteGivesUpWhenFileKeepsChanging(t *testing.T) {
