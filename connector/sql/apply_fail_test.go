@@ -7,7 +7,6 @@ import (
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
-	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
 // ownerConnector opens a system over table (its id column
@@ -19,12 +18,7 @@ func ownerConnector(t *testing.T, dsn, dir, table string) nhisync.Connector {
 	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
 	sys.BaseDir = dir
 	sys.Settings = nhisync.Settings{"dsn": dsn, "table": table}
-	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return openBatch(t, sys)
 }
 
 // owner reads the owner of row id of table.
