@@ -24,6 +24,10 @@ const maxAttempts = 5
 // errChanged: the file changed between reading it and replacing it.
 var errChanged = errors.New("file changed while being rewritten")
 
+// errNoExchange is exchange's error where the file system cannot swap
+// two files.
+var errNoExchange = errors.New("the file system cannot swap files")
+
 // Apply applies writes by rewriting the file once for the batch. Each
 // write is checked against the file as it is now: a record no longer
 // holding an Old value is WriteStale and left alone; a record already

@@ -28,9 +28,6 @@ func exchange(a, b string) error {
 	return err
 }
 
-// errNoExchange: the file system cannot swap two files.
-var errNoExchange = errors.New("the file system cannot swap files")
-
 // changeTime is info's inode change time (ctime), in nanoseconds.
 func changeTime(info fs.FileInfo) int64 {
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
