@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"hash/maphash"
@@ -123,7 +124,7 @@ func (c *linkCommit) logLocked(w linkWrite) {
 
 // fresh reports whether no write logged after gen holds the key.
 func (c *linkCommit) fresh(gen uint64, system, ext string) bool {
-	i, _ := slices.BinarySearchFunc(c.since, gen+1, func(w linkWrite, n uint64) int { return cmpU64(w.n, n) })
+	i, _ := slices.BinarySearchFunc(c.since, gen+1, func(w linkWrite, n uint64) int { return cmp.Compare(w.n, n) })
 	rest := c.since[i:]
 	if len(rest) == 0 {
 		return true
@@ -138,16 +139,6 @@ func (c *linkCommit) fresh(gen uint64, system, ext string) bool {
 		}
 	}
 	return true
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // wrote logs the keys of links, which the commit's transaction writes.
