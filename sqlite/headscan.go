@@ -231,15 +231,7 @@ func (r headRows) done() {
 // error, not a silent zero. The bytes of text and blob are SQLite's, valid
 // until the next step.
 func (r headRows) text(i int32) ([]byte, error) {
-	switch t := sqlite3.Xsqlite3_column_type(r.c.tls, r.st, i); t {
-	case sqlite3.SQLITE_TEXT, sqlite3.SQLITE_BLOB:
-		p := sqlite3.Xsqlite3_column_text(r.c.tls, r.st, i)
-		return cBytes(p, sqlite3.Xsqlite3_column_bytes(r.c.tls, r.st, i)), nil
-	case sqlite3.SQLITE_NULL:
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("column %d holds SQLite type %d, want text", i, t)
-	}
+	return r.bytes(i, sqlite3.Xsqlite3_column_text, "text")
 }
 
 func (r headRows) int(i int32) (int64, error) {
@@ -254,14 +246,20 @@ func (r headRows) int(i int32) (int64, error) {
 }
 
 func (r headRows) blob(i int32) ([]byte, error) {
+	return r.bytes(i, sqlite3.Xsqlite3_column_blob, "a blob")
+}
+
+// bytes reads column i, text or a blob, by column (sqlite3_column_text or
+// _blob) and then its length; want names the type in the error.
+func (r headRows) bytes(i int32, column func(*libc.TLS, uintptr, int32) uintptr, want string) ([]byte, error) {
 	switch t := sqlite3.Xsqlite3_column_type(r.c.tls, r.st, i); t {
-	case sqlite3.SQLITE_BLOB, sqlite3.SQLITE_TEXT:
-		p := sqlite3.Xsqlite3_column_blob(r.c.tls, r.st, i)
+	case sqlite3.SQLITE_TEXT, sqlite3.SQLITE_BLOB:
+		p := column(r.c.tls, r.st, i)
 		return cBytes(p, sqlite3.Xsqlite3_column_bytes(r.c.tls, r.st, i)), nil
 	case sqlite3.SQLITE_NULL:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("column %d holds SQLite type %d, want a blob", i, t)
+		return nil, fmt.Errorf("column %d holds SQLite type %d, want %s", i, t, want)
 	}
 }
 
