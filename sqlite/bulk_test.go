@@ -76,14 +76,7 @@ func stageLinks(tb testing.TB, s *Store, records int) {
 func TestBulkWindowStagesAndMoves(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	beginBulk(t, s)
-	first, err := s.NewIDs(ctx, 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, storetest.BulkBatch(first, 20)); err != nil {
-		t.Fatal(err)
-	}
+	bulkCommit(t, s, 20)
 	if n := stagedCount(t, s); n != 20 {
 		t.Errorf("%d links staged inside the window, want 20", n)
 	}
@@ -149,14 +142,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	beginBulk(t, s)
-	first, err := s.NewIDs(ctx, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, storetest.BulkBatch(first, 5)); err != nil {
-		t.Fatal(err)
-	}
+	bulkCommit(t, s, 5)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -179,15 +165,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 func TestBulkWindowNamesADuplicate(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	beginBulk(t, s)
-	first, err := s.NewIDs(ctx, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := storetest.BulkBatch(first, 3)
-	if err := s.Commit(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	b := bulkCommit(t, s, 3)
 	again := *b.Links[1]
 	if err := s.Commit(ctx, &nhisync.Batch{Links: []*nhisync.Link{&again}}); err != nil {
 		t.Fatal(err)
@@ -334,14 +312,7 @@ func TestBulkWindowCloseDies(t *testing.T) {
 func TestBulkWindowSortSettings(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	beginBulk(t, s)
-	first, err := s.NewIDs(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, storetest.BulkBatch(first, 10)); err != nil {
-		t.Fatal(err)
-	}
+	bulkCommit(t, s, 10)
 	settings := func(q interface {
 		QueryRowContext(context.Context, string, ...any) *sql.Row
 	}) [3]int {
@@ -395,14 +366,7 @@ func TestBulkWindowWriterCache(t *testing.T) {
 	if sync, cache := writer(); sync != full || cache != -writerCacheKiB {
 		t.Fatalf("writer after Open: synchronous %d, cache_size %d; want %d, %d", sync, cache, full, -writerCacheKiB)
 	}
-	beginBulk(t, s)
-	first, err := s.NewIDs(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, storetest.BulkBatch(first, 10)); err != nil {
-		t.Fatal(err)
-	}
+	bulkCommit(t, s, 10)
 	if sync, cache := writer(); sync != normal || cache != -bulkCacheKiB {
 		t.Errorf("writer inside the window: synchronous %d, cache_size %d; want %d, %d", sync, cache, normal, -bulkCacheKiB)
 	}
@@ -552,15 +516,7 @@ func TestBulkWindowMovesBesideLinks(t *testing.T) {
 		t.Run(fmt.Sprint("clash=", clash), func(t *testing.T) {
 			s := openTest(t)
 			ctx := t.Context()
-			beginBulk(t, s)
-			first, err := s.NewIDs(ctx, 20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := storetest.BulkBatch(first, 20)
-			if err := s.Commit(ctx, b); err != nil {
-				t.Fatal(err)
-			}
+			b := bulkCommit(t, s, 20)
 			ext := "beside"
 			if clash {
 				ext = b.Links[5].ExternalID
@@ -569,7 +525,7 @@ func TestBulkWindowMovesBesideLinks(t *testing.T) {
 				SELECT system_id, ?, record_id, status, hash, state_id FROM links_stage WHERE ext_id = ?`, ext, b.Links[5].ExternalID); err != nil {
 				t.Fatal(err)
 			}
-			err = s.EndBulk(ctx)
+			err := s.EndBulk(ctx)
 			if clash {
 				if nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(nhisync.ErrorMessage(err), "idp/"+ext) {
 					t.Fatalf("EndBulk with a link staged and in links = %v; want EINTERNAL naming idp/%s", err, ext)

@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nhisync/nhisync"
-	"github.com/nhisync/nhisync/storetest"
 	"github.com/pressly/goose/v3"
 )
 
@@ -336,15 +335,7 @@ func TestMigrateStageRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	beginBulk(t, s)
-	first, err := s.NewIDs(ctx, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := storetest.BulkBatch(first, 6)
-	if err := s.Commit(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	b := bulkCommit(t, s, 6)
 	if err := s.Close(); err != nil { // died inside the window
 		t.Fatal(err)
 	}

@@ -36,6 +36,22 @@ func beginBulk(tb testing.TB, s *Store) {
 	}
 }
 
+// bulkCommit opens the bulk window on s and commits in it a first pass's
+// batch of n new records, each linked (storetest.BulkBatch), returned.
+func bulkCommit(t *testing.T, s *Store, n int) *nhisync.Batch {
+	t.Helper()
+	beginBulk(t, s)
+	first, err := s.NewIDs(t.Context(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := storetest.BulkBatch(first, n)
+	if err := s.Commit(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) nhisync.Store { return openTest(t) })
 }
