@@ -117,6 +117,11 @@ func TestHeadScanWrongType(t *testing.T) {
 	if nhisync.ErrorCode(err) != nhisync.EINTERNAL {
 		t.Errorf("a status of an integer: ScanLinkHeads = %v, want EINTERNAL", err)
 	}
+	scanHeadsSQL = `SELECT ext_id, record_id, status, 7 FROM links WHERE system_id = ?1 AND ext_id > ?2 ORDER BY system_id, ext_id LIMIT ?3`
+	err = s.ScanLinkHeads(ctx, "idp", func(nhisync.LinkHead) error { return nil })
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL {
+		t.Errorf("a hash of an integer: ScanLinkHeads = %v, want EINTERNAL", err)
+	}
 }
 
 // TestHeadScanCanceled: a scan with a done context reads nothing and says
