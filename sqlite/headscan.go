@@ -269,7 +269,7 @@ func (r headRows) status(i int32) (nhisync.LinkStatus, error) {
 	if err != nil {
 		return "", err
 	}
-	return linkStatusBytes(b), nil
+	return linkStatus(b), nil
 }
 
 func cBytes(p uintptr, n int32) []byte {

@@ -2,26 +2,17 @@ package sqlite
 
 import "github.com/nhisync/nhisync"
 
-// linkStatus returns the status named s, sharing the constant's string
-// for the known ones so a million heads do not each keep a copy.
-func linkStatus(s string) nhisync.LinkStatus {
+// linkStatus returns the status named s (text, or its bytes as SQLite
+// holds them), sharing the constant's string for the known ones so a
+// million heads do not each keep a copy; s is copied only when it names
+// no known status.
+func linkStatus[T string | []byte](s T) nhisync.LinkStatus {
 	for _, st := range linkStatuses {
-		if string(st) == s {
+		if string(st) == string(s) {
 			return st
 		}
 	}
 	return nhisync.LinkStatus(s)
-}
-
-// linkStatusBytes is linkStatus of the text b, copied only when it names
-// no known status.
-func linkStatusBytes(b []byte) nhisync.LinkStatus {
-	for _, st := range linkStatuses {
-		if string(st) == string(b) {
-			return st
-		}
-	}
-	return nhisync.LinkStatus(b)
 }
 
 var linkStatuses = []nhisync.LinkStatus{nhisync.LinkLive, nhisync.LinkGone, nhisync.LinkUnmatched, nhisync.LinkDisputed, nhisync.LinkDismissed}
