@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -74,22 +75,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 		if c := a.NextAt.Compare(b.NextAt); c != 0 {
 			return c
 		}
-		return cmpInt(a.ID, b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	for _, w := range out {
 		c.IDs = append(c.IDs, w.ID)
 	}
 	return c, out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // yieldTo fails (ECONFLICT) while a holder other than holder holds the
