@@ -77,27 +77,7 @@ func TestWaitingClaimOutlivesALongOutcome(t *testing.T) {
 	const n = 6
 	const ttl = 30 * time.Second
 	defer engine.SetApplyChunk(2)()
-	var cmdb, catalog []map[string]any
-	for i := range 2 * n {
-		owner := fmt.Sprintf("o%d@x", i)
-		if i < n {
-			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i), "owner", owner))
-			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i)))
-		} else {
-			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i)))
-			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i), "steward", owner))
-		}
-	}
-	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
-	down := w.openConns(nil)
-	for _, name := range []string{"cmdb", "catalog"} {
-		down[name] = &sendCounter{Connector: down[name], mu: &sync.Mutex{}, sent: map[string]int{}, fail: true}
-	}
-	first := engine.New(w.cfg, w.store, down, engine.WithClock(w.clock), engine.WithHolder("first"))
-	if _, err := first.Sync(context.Background(), engine.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w.clock.Advance(time.Hour)
+	w := queuedBothWays(t, n)
 
 	clock := &steppedClock{t: w.clock.Now()}
 	store := &slowOutcome{Store: w.store, system: "cmdb", other: "catalog", release: make(chan struct{}), clock: clock, step: ttl / 2}

@@ -232,36 +232,9 @@ func TestOutcomesQueuedBehindAFailedOneStillCommit(t *testing.T) {
 
 func outcomesBehindAFailedOne(t *testing.T, pass bool) {
 	const n = 4
-	// The first n accounts lack the catalog's steward, the next n the
-	// CMDB's owner: writes queue for both, while both are down.
-	var cmdb, catalog []map[string]any
-	for i := range 2 * n {
-		owner := fmt.Sprintf("o%d@x", i)
-		if i < n {
-			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i), "owner", owner))
-			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i)))
-		} else {
-			cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", fmt.Sprintf("bot-%d", i)))
-			catalog = append(catalog, sa(fmt.Sprintf("k%d", i), "aws", fmt.Sprintf("bot-%d", i), "steward", owner))
-		}
-	}
-	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": {}, "cmdb.json": cmdb, "catalog.json": catalog})
+	w := queuedBothWays(t, n)
 	mu := &sync.Mutex{}
-	down := w.openConns(nil)
-	for _, name := range []string{"cmdb", "catalog"} {
-		down[name] = &sendCounter{Connector: down[name], mu: mu, sent: map[string]int{}, fail: true}
-	}
-	first := engine.New(w.cfg, w.store, down, engine.WithClock(w.clock), engine.WithHolder("first"))
 	ctx := context.Background()
-	if _, err := first.Sync(ctx, engine.PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"cmdb", "catalog"} {
-		if q, err := w.store.OutboxWrites(ctx, name, nhisync.OutboxReady, time.Time{}, 0); err != nil || len(q) != n {
-			t.Fatalf("%d %s writes queued (%v), want %d", len(q), name, err, n)
-		}
-	}
-	w.clock.Advance(time.Hour)
 
 	// Both sent a chunk at a time (sendCounter hides ApplyWhole), the
 	// catalog's writes counted.

@@ -59,16 +59,12 @@ func (c *appliedCall) Apply(ctx context.Context, ws []nhisync.Write) ([]nhisync.
 	return c.Connector.Apply(ctx, ws)
 }
 
-// TestWholeSystemOutcomeCommitsWhileTheNextSystemSends: a whole-file
-// system's outcome, several chunks, commits while the drain claims and
-// sends the next system's writes (the CMDB's outcome is held until the
-// catalog's writes went out), and the outcomes still commit in order: every
-// CMDB write's audit entry before every catalog one's.
-func TestWholeSystemOutcomeCommitsWhileTheNextSystemSends(t *testing.T) {
-	const n = 6
-	defer engine.SetApplyChunk(2)()
-	// The first n accounts lack the catalog's steward, the next n the
-	// CMDB's owner: writes queue for both, while both are down.
+// queuedBothWays returns a world whose first pass, with the CMDB and the
+// catalog down, queued n writes to each: the first n accounts lack the
+// catalog's steward, the next n the CMDB's owner. Its clock is then an
+// hour on, so the writes are due.
+func queuedBothWays(t *testing.T, n int) *world {
+	t.Helper()
 	var cmdb, catalog []map[string]any
 	for i := range 2 * n {
 		owner := fmt.Sprintf("o%d@x", i)
@@ -96,6 +92,18 @@ func TestWholeSystemOutcomeCommitsWhileTheNextSystemSends(t *testing.T) {
 		}
 	}
 	w.clock.Advance(time.Hour)
+	return w
+}
+
+// TestWholeSystemOutcomeCommitsWhileTheNextSystemSends: a whole-file
+// system's outcome, several chunks, commits while the drain claims and
+// sends the next system's writes (the CMDB's outcome is held until the
+// catalog's writes went out), and the outcomes still commit in order: every
+// CMDB write's audit entry before every catalog one's.
+func TestWholeSystemOutcomeCommitsWhileTheNextSystemSends(t *testing.T) {
+	const n = 6
+	defer engine.SetApplyChunk(2)()
+	w := queuedBothWays(t, n)
 
 	store := &heldOutcomes{Store: w.store, system: "cmdb", release: make(chan struct{})}
 	conns := w.openConns(nil)
