@@ -40,9 +40,6 @@ type decider struct {
 	// valueBuf holds the values of the observation being proposed
 	// (decideRecord): each is copied into its field state or proposal.
 	valueBuf []nhisync.Value
-	// passedBuf holds the values of one field that passed the checks of
-	// a value alone in one decision (decideAllowed).
-	passedBuf []nhisync.Value
 	// fieldIdx maps a kind's field names to their index in its
 	// FieldNames, and mapIdx a system's mappings to the index of their
 	// field in its kind's FieldNames (-1: not a field of the kind).

@@ -16,12 +16,10 @@ import (
 func (rc *recCtx) decideAllowed(f *nhisync.Field, g *nhisync.Golden, gv nhisync.Value, valid []*prop) error {
 	// Validation quarantines before anything is accepted.
 	checked := valid[:0:0]
-	// Systems mostly propose the same value: what checks the value alone
-	// runs once for it, the rules for every proposal (validateOnce).
-	passed := rc.d.passedBuf[:0]
-	defer func() { clear(passed); rc.d.passedBuf = passed[:0] }()
+	// Systems mostly propose the same value: what the proposals checked
+	// already passed is not checked again (validateOnce).
 	for _, p := range valid {
-		rule, reason, err := rc.validateOnce(f, p, &passed, checked)
+		rule, reason, err := rc.validateOnce(f, p, checked)
 		if err != nil {
 			return err
 		}

@@ -73,7 +73,7 @@ func (vd validator) check(ctx context.Context, rec *nhisync.Record, f *nhisync.F
 // match key and ref targets. Its verdict is the same for every proposal of
 // an equal value of f in one decision (only a failure's reason names the
 // system), so a decision asks it once per value that passes
-// (recCtx.decideAllowed).
+// (recCtx.validateOnce).
 func (vd validator) checkValue(ctx context.Context, rec *nhisync.Record, f *nhisync.Field, system string, v nhisync.Value) (rule, reason string, err error) {
 	if msg := v.Problem(); msg != "" {
 		// Not a value at all (a row cut short, an object for text, bad
@@ -136,20 +136,19 @@ func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string, err 
 }
 
 // validateOnce checks a proposal of field f of this decision as validate
-// does, but what it knows already it does not check again. The values in
-// passed passed checkValue in this decision, whose verdict is the same for
-// every proposal of an equal value of f; p's is added when it passes. The
-// proposals in checked passed every check: when one of them left the
-// fields the kind's rules read as p leaves them and no rule reading f
-// reads the proposing system, the rules' verdict on p is theirs (a rule is
-// a function of what it reads).
-func (rc *recCtx) validateOnce(f *nhisync.Field, p *prop, passed *[]nhisync.Value, checked []*prop) (rule, reason string, err error) {
+// does, but takes what it can from checked, the proposals of f that
+// passed every check in this decision: a value equal to one of theirs
+// passes checkValue, whose verdict is the same for every proposal of an
+// equal value of f; and when one of them left the fields the kind's rules
+// read as p leaves them and no rule reading f reads the proposing system,
+// the rules' verdict on p is theirs (a rule is a function of what it
+// reads).
+func (rc *recCtx) validateOnce(f *nhisync.Field, p *prop, checked []*prop) (rule, reason string, err error) {
 	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys}
-	if !slices.ContainsFunc(*passed, p.Value.Equal) {
+	if !slices.ContainsFunc(checked, func(q *prop) bool { return q.Value.Equal(p.Value) }) {
 		if rule, reason, err = vd.checkValue(rc.ctx, rc.rec, f, p.System, p.Value); rule != "" || err != nil {
 			return rule, reason, err
 		}
-		*passed = append(*passed, p.Value)
 	}
 	if rc.rulesPassedAlike(f, p, checked) {
 		return "", "", nil
