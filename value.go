@@ -372,7 +372,7 @@ func (t FieldType) Canonical(v Value) Value {
 	case TypeTime:
 		if tm, ok := ParseTime(v.s); ok {
 			var buf [64]byte
-			if c := tm.UTC().AppendFormat(buf[:0], time.RFC3339Nano); string(c) != v.s {
+			if c := appendTime(buf[:0], tm); string(c) != v.s {
 				return Value{s: string(c)}
 			}
 			return Value{s: v.s}
@@ -429,4 +429,11 @@ func ParseTime(s string) (time.Time, bool) {
 }
 
 // FormatTime formats t as canonical RFC 3339 in UTC.
-func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func FormatTime(t time.Time) string {
+	var buf [64]byte
+	return string(appendTime(buf[:0], t))
+}
+
+// appendTime appends t as FormatTime formats it (FieldType.Canonical
+// compares it with the text read without a string of its own).
+func appendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, time.RFC3339Nano) }
