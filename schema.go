@@ -212,6 +212,10 @@ type Rule interface {
 	// Fields lists the canonical fields the rule reads; it runs only for
 	// proposals of those fields.
 	Fields() []string
+	// ReadsSystem reports whether Check reads system: a rule that does not
+	// is a function of its fields alone, and its verdict on one proposal
+	// holds for another that leaves them alike.
+	ReadsSystem() bool
 	// Check evaluates the rule on a record's field values, system being
 	// the system that proposes the change ("" when there is none, or for
 	// a person's value).

@@ -156,15 +156,10 @@ func (rc *recCtx) validateOnce(f *nhisync.Field, p *prop, checked []*prop) (rule
 	return vd.checkRules(f, p.System, p.Value, func() map[string]nhisync.Value { return rc.view(p.System) })
 }
 
-// systemReader is a rule that says whether it reads the system proposing
-// a change (rule.Rule does).
-type systemReader interface{ ReadsSystem() bool }
-
 // rulesPassedAlike reports whether a proposal in checked, which passed
 // the kind's rules reading f, leaves every field the kind's rules read as
 // p does, and no rule reading f reads the proposing system: those rules
-// then pass p too. A rule that does not say whether it reads the system
-// is taken to read it.
+// then pass p too.
 func (rc *recCtx) rulesPassedAlike(f *nhisync.Field, p *prop, checked []*prop) bool {
 	if len(checked) == 0 {
 		return false
@@ -174,7 +169,7 @@ func (rc *recCtx) rulesPassedAlike(f *nhisync.Field, p *prop, checked []*prop) b
 		if !slices.Contains(r.Fields(), f.Name) {
 			continue
 		}
-		if sr, ok := r.(systemReader); !ok || sr.ReadsSystem() {
+		if r.ReadsSystem() {
 			return false
 		}
 		reads = true
