@@ -26,9 +26,9 @@ func ReadFloor(ctx context.Context, cfg *nhisync.Config, conns map[string]nhisyn
 			var sink byte
 			errs[i] = conns[name].Snapshot(ctx, func(obs nhisync.Observation) error {
 				buf = buf[:0]
-				for i, v := range obs.Values {
-					if i < len(sys.Fields) {
-						buf = sys.Fields[i].Type.Canonical(v).AppendBinary(buf)
+				for j, v := range obs.Values {
+					if j < len(sys.Fields) {
+						buf = sys.Fields[j].Type.Canonical(v).AppendBinary(buf)
 					}
 				}
 				sum := sha256.Sum256(buf)
