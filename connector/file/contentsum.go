@@ -7,12 +7,12 @@ import (
 )
 
 // A rewrite knows the file it read by a content hash: the new file stays
-// in only while the file it replaced still hashes the same (install checks
-// the file swapped out on Linux, the file at the path before the rename
-// elsewhere), and the two-read CSV rewrite checks its second read against
-// its first. So a rewrite hashes the whole file two or three times: at a
-// million NHIs a CSV export is some 400 MB, and SHA-256 was half of a
-// rewrite's CPU.
+// in only while the file it replaced still hashes the same (install
+// compares the file's stat before the swap and hashes the file swapped
+// out on Linux; elsewhere it hashes the file at the path before the
+// rename), and the two-read CSV rewrite checks its second read against
+// its first. So a rewrite hashes the whole file twice: at a million NHIs
+// a CSV export is some 400 MB, and SHA-256 was half of a rewrite's CPU.
 //
 // The hash only tells "the same bytes" from "other bytes" within one
 // process, and nothing keeps or shows it, so it needs no cryptographic
