@@ -332,6 +332,13 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		return target{d: postgres, redacted: redact(dsn, u), secrets: secrets, pg: cfg,
 			open: func() (*stdsql.DB, error) { return stdlib.OpenDB(*cfg), nil }}, nil
 	case "mysql", "mariadb":
+		// Go's URL parser takes a "#" as the start of a fragment and drops
+		// it with all that follows: a parameter after it would be lost
+		// silently (and a password holding one cut short). Refused, never
+		// quoting the DSN.
+		if strings.Contains(dsn, "#") {
+			return target{}, fmt.Errorf(`dsn: a "#" in a mysql:// URL starts a fragment, which would drop what follows it; percent-encode each "#" as %%23 (in a password too)`)
+		}
 		u, err := url.Parse(dsn)
 		if err != nil || u.Host == "" {
 			return target{}, fmt.Errorf("dsn: not a mysql://user:password@host:port/database URL")

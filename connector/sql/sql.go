@@ -40,7 +40,9 @@
 // pass, passwd or pwd query parameter (whatever it holds: a ";", a "#"),
 // replaced by xxxxx. On MySQL a password query parameter, URL-escaped,
 // is the password when the URL's user has none; one whose escapes do
-// not decode is refused.
+// not decode is refused, and so is a mysql:// DSN holding a "#" (Go's URL
+// parser would take it as a fragment's start and drop what follows: it
+// is to be percent-encoded as %23).
 //
 // SQLite databases are opened read-write without creating them, with a
 // busy timeout of `timeout`, and batches run under BEGIN IMMEDIATE. The
