@@ -322,6 +322,15 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		// The password pgx settled on (the URL's, a password parameter's,
 		// or PGPASSWORD's).
 		secrets = append(secrets, cfg.Password)
+		// pgx sends a query parameter it does not know (pwd, PASSWORD) to
+		// the server as a setting, in the startup message: the secret
+		// would reach the server, which refuses the connection for it.
+		// Refused here, naming the key only.
+		for k := range cfg.RuntimeParams {
+			if secretParam(strings.TrimSpace(k)) {
+				return target{}, fmt.Errorf("dsn: PostgreSQL does not know the query parameter %q and would send it to the server as a setting; give the password as password=… (the client key's as sslpassword=…), in lower case, or in the URL: postgres://user:password@host/db", strings.TrimSpace(k))
+			}
+		}
 		if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > pool.timeout {
 			cfg.ConnectTimeout = pool.timeout
 		}

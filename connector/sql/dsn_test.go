@@ -39,3 +39,56 @@ func TestMySQLDSNHashRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresDSNSecretParamsRefused: a PostgreSQL DSN's query parameter
+// spelling a password in a way pgx does not know (pwd, pass, passwd, a
+// password in capitals) is refused, naming the fix, never the secret: pgx
+// sent it to the server as a setting in the startup message, and the
+// server refused the connection ("unrecognized configuration parameter",
+// EUNAVAIL) with the secret already in its hands. A password given as
+// password= (trust authentication here: any is taken) opens, and no
+// session the server shows holds it.
+func TestPostgresDSNSecretParamsRefused(t *testing.T) {
+	s := pgDatabase(t)
+	table := randName("accounts_")
+	s.exec(t, "CREATE TABLE "+table+" ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
+	sep := "?"
+	if strings.Contains(s.dsn, "?") {
+		sep = "&"
+	}
+	open := func(q string) (nhisync.Connector, error) {
+		sys := conntest.System("ids", "sql")
+		sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+		sys.Settings = nhisync.Settings{"dsn": s.dsn + sep + q, "table": table}
+		return nsql.Open(t.Context(), sys, conntest.Kind())
+	}
+	for _, key := range []string{"pwd", "pass", "passwd", "PASSWORD", "Password", "SSLPASSWORD", "%20pwd"} {
+		c, err := open(key + "=s3cr3t%3BPa55")
+		if err == nil {
+			c.Close()
+			t.Errorf("%s: opened, want refused", key)
+			continue
+		}
+		wantCode(t, err, nhisync.EINVALID, "password=")
+		for _, p := range []string{"s3cr3t", "Pa55"} {
+			if strings.Contains(err.Error(), p) {
+				t.Errorf("%s: the error shows %q of the password: %v", key, p, err)
+			}
+		}
+	}
+	c, err := open("password=s3cr3t%3BPa55&application_name=nhisync_dsn_test")
+	if err != nil {
+		t.Fatalf("password=: %v", err)
+	}
+	defer c.Close()
+	if err := c.Snapshot(t.Context(), func(nhisync.Observation) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nhisync_dsn_test'").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("the connector's sessions: %d, %v", n, err)
+	}
+	if err := s.db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%s3cr3t%'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("sessions showing the password: %d, %v", n, err)
+	}
+}
