@@ -135,9 +135,10 @@ func locked(err error) bool {
 type txn struct {
 	*stdsql.Tx
 	// lost is the error of a statement that rolled the whole transaction
-	// back (endsTx): what the Apply wrote before it is gone, and a
-	// statement after it would run outside any transaction. No statement
-	// runs once it is set (alone), and the Apply fails.
+	// back (endsTx), or of a PostgreSQL savepoint command that failed
+	// (alone): what the Apply wrote before it is gone, and a statement
+	// after it would run outside any transaction, or fail in an aborted
+	// one. No statement runs once it is set (alone), and the Apply fails.
 	lost error
 }
 
@@ -308,8 +309,9 @@ func (c *Connector) readRow(ctx context.Context, tx *txn, cols []string, id stri
 // statement aborts a PostgreSQL transaction, and the other writes must
 // still go. The savepoint is released either way (rolled back to, it
 // would stay, and each later statement would nest one level deeper). A
-// failure that rolled the whole transaction back (endsTx) is kept in
-// tx.lost, and no statement runs after it.
+// failure that rolled the whole transaction back (endsTx), and a
+// savepoint command's failure, is kept in tx.lost, and no statement runs
+// after it.
 func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error {
 	if tx.lost != nil {
 		return tx.lost
@@ -321,18 +323,24 @@ func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error
 		}
 		return err
 	}
+	// A savepoint command that fails leaves the transaction aborted (or
+	// its connection gone) with no savepoint to return to: the
+	// transaction is lost, and said so with its cause, rather than each
+	// later statement failing as "current transaction is aborted".
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT nhisync_write"); err != nil {
-		return err
+		tx.lost = fmt.Errorf("set a savepoint: %w", err)
+		return tx.lost
 	}
 	err := stmt()
-	undo := "RELEASE SAVEPOINT nhisync_write"
+	undo, what := "RELEASE SAVEPOINT nhisync_write", "release a savepoint"
 	if err != nil {
 		// One round trip: with no arguments the statements go as one
 		// simple query.
-		undo = "ROLLBACK TO SAVEPOINT nhisync_write; RELEASE SAVEPOINT nhisync_write"
+		undo, what = "ROLLBACK TO SAVEPOINT nhisync_write; RELEASE SAVEPOINT nhisync_write", "roll back to a savepoint"
 	}
-	if _, uerr := tx.ExecContext(ctx, undo); uerr != nil && err == nil {
-		err = uerr
+	if _, uerr := tx.ExecContext(ctx, undo); uerr != nil {
+		tx.lost = fmt.Errorf("%s: %w", what, uerr)
+		return tx.lost
 	}
 	return err
 }
