@@ -1,12 +1,15 @@
 package sql_test
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
+	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
 // ownerConnector opens a system over table (its id column
@@ -42,7 +45,9 @@ func ownerWrite(id, old, new string) nhisync.Write {
 // apply. The read failed outside a savepoint, which aborted the
 // transaction: every write after it failed, and so did the commit (the
 // whole Apply, every time it was retried). The failed write's message
-// said only "cannot read row not-a-uuid".
+// said only "cannot read row not-a-uuid". The connector's log says why
+// the batch went write by write, naming the system (it said nothing:
+// a batch read failing for every batch left each Apply slower, unsaid).
 func TestApplyBatchReadFails(t *testing.T) {
 	s := pgDatabase(t)
 	ids := []string{"0b9d6c2e-4f0e-4f6a-9d55-1c2a3b4c5d01", "0b9d6c2e-4f0e-4f6a-9d55-1c2a3b4c5d02"}
@@ -51,6 +56,8 @@ func TestApplyBatchReadFails(t *testing.T) {
 		s.exec(t, "INSERT INTO accounts VALUES ($1, 'old@example.com')", id)
 	}
 	c := ownerConnector(t, s.dsn, "", "accounts")
+	var log bytes.Buffer
+	c.(*nsql.Connector).Log = slog.New(slog.NewTextHandler(&log, nil))
 	res, err := c.Apply(t.Context(), []nhisync.Write{
 		ownerWrite(ids[0], "old@example.com", "a@example.com"),
 		ownerWrite("not-a-uuid", "old@example.com", "x@example.com"),
@@ -58,6 +65,11 @@ func TestApplyBatchReadFails(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
+	}
+	for _, want := range []string{"level=WARN", "batch read failed", "system=ids", "table=accounts", "writes=3", "invalid input syntax"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log %q lacks %q", log.String(), want)
+		}
 	}
 	for i, want := range []nhisync.WriteStatus{nhisync.WriteApplied, nhisync.WriteFailed, nhisync.WriteApplied} {
 		if res[i].Status != want {

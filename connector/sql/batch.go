@@ -3,9 +3,12 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/native"
@@ -316,7 +319,11 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 		}
 		return rows.Err()
 	})
-	if err != nil || !ok {
+	if err != nil {
+		c.batchReadFailed(ctx, tx, len(ids), err)
+		return nil, false
+	}
+	if !ok {
 		return nil, false
 	}
 	for id, r := range asked {
@@ -325,6 +332,27 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 		}
 	}
 	return asked, true
+}
+
+// batchReadFailed logs why a batch read failed, its writes going one by
+// one: each write's own read and UPDATE report what concerns it, but a
+// failure of the batch alone (its statement refused) would leave every
+// Apply slower with nothing said. A failure that lost the transaction
+// (tx.lost) or came with the context's end is the Apply's own error, not
+// logged here; a server refusing window functions is logged once.
+func (c *Connector) batchReadFailed(ctx context.Context, tx *txn, n int, err error) {
+	if tx.lost != nil || ctx.Err() != nil || c.Log == nil {
+		return
+	}
+	args := []any{"system", c.sys.Name, "table", c.sys.Settings.String(SettingTable), "writes", n, "error", c.t.scrub(err).Error()}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && (me.Number == 1064 || me.Number == 1235) {
+		c.unsupported.Do(func() {
+			c.Log.InfoContext(ctx, "the server refuses the batch read (no window functions before MySQL 8.0); writes go one by one", args...)
+		})
+		return
+	}
+	c.Log.WarnContext(ctx, "a batch read failed; its writes go one by one", args...)
 }
 
 // paramsPerRow is how many placeholders a row of a batch UPDATE of n

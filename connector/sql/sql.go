@@ -58,8 +58,10 @@ import (
 	stdsql "database/sql"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nhisync/nhisync"
@@ -142,6 +144,14 @@ type Connector struct {
 	// Rand makes ids of created rows when the database does not
 	// (crypto/rand by default).
 	Rand io.Reader
+	// Log is told what no write's outcome says: a batch read that failed,
+	// its writes going one by one (slog.Default() by default). It never
+	// gets the DSN or a password.
+	Log *slog.Logger
+	// unsupported is closed once the server refused a batch read as
+	// beyond it (MySQL before 8.0: no window functions), so that is
+	// logged once, not for every batch.
+	unsupported sync.Once
 }
 
 // CursorConnector is a Connector whose table has an updated_column, so it
@@ -239,7 +249,7 @@ func New(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (*Connect
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{sys: sys, kind: kind, d: t.d, t: t, pool: pool, db: db, idMapped: -1, Rand: rand.Reader}
+	c := &Connector{sys: sys, kind: kind, d: t.d, t: t, pool: pool, db: db, idMapped: -1, Rand: rand.Reader, Log: slog.Default()}
 	if err := c.resolve(ctx); err != nil {
 		db.Close()
 		return nil, err
