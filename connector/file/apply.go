@@ -277,7 +277,7 @@ func (c *Connector) holds(ctx context.Context, path string, sum fileSum) bool {
 	}
 	defer f.Close()
 	c.contentChecks++
-	g := newRewriteReader(ctx, f, c.maxBytes)
+	g := newGuardedReader(ctx, f, c.maxBytes)
 	if _, err := io.Copy(io.Discard, g); err != nil {
 		return false
 	}

@@ -283,7 +283,7 @@ type csvRewritten struct {
 // streamRewrite reads file and writes the new file to w (see rewriteCSV);
 // dirty tells whether a write changed a row.
 func (c *Connector) streamRewrite(ctx context.Context, f csvFormat, file io.Reader, w *bufio.Writer, writes []nhisync.Write, byID map[string][]int) (out csvRewritten, dirty bool, err error) {
-	g := newRewriteReader(ctx, file, c.maxBytes)
+	g := newGuardedReader(ctx, file, c.maxBytes)
 	br := bufio.NewReaderSize(g, 256<<10)
 	readErr := func(err error) error {
 		if ctx.Err() != nil {

@@ -65,7 +65,7 @@ func (c *Connector) pickCSV(ctx context.Context, f csvFormat, path string, ids m
 		return nil, err
 	}
 	defer file.Close()
-	g := newRewriteReader(ctx, file, c.maxBytes)
+	g := newGuardedReader(ctx, file, c.maxBytes)
 	le := &lineEnd{r: g}
 	br := bufio.NewReaderSize(le, 256<<10)
 	t := &csvTable{guard: f.guard}
@@ -140,7 +140,7 @@ func (c *Connector) streamCSV(ctx context.Context, path string, p *csvPicked, w 
 		return err
 	}
 	defer file.Close()
-	g := newRewriteReader(ctx, file, c.maxBytes)
+	g := newGuardedReader(ctx, file, c.maxBytes)
 	if len(p.t.header) == p.width {
 		return c.spliceCSV(g, p, w)
 	}

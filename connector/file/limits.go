@@ -3,10 +3,9 @@ package file
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -92,19 +91,21 @@ var errTooBig = errors.New("file larger than max_bytes")
 
 // guardedReader reads a file for a snapshot or a rewrite: it stops at the
 // size limit, answers a cancelled context at the next read (so SIGINT or
-// SIGTERM stops a pass within one buffer), and hashes what it reads
-// (SHA-256 for a snapshot, newGuardedReader; the content hash for a
-// rewrite, newRewriteReader).
+// SIGTERM stops a pass within one buffer), and hashes what it reads with
+// the content hash (contentsum.go): a snapshot's settled check, like a
+// rewrite's, only compares two reads of one process.
 type guardedReader struct {
 	ctx  context.Context
 	r    io.Reader
-	h    hash.Hash
+	h    *maphash.Hash
 	left int64
 	last byte // the last byte read, to tell a torn last line
 }
 
+// newGuardedReader returns a guardedReader of r that reads at most limit
+// bytes.
 func newGuardedReader(ctx context.Context, r io.Reader, limit int64) *guardedReader {
-	return &guardedReader{ctx: ctx, r: r, h: sha256.New(), left: limit}
+	return &guardedReader{ctx: ctx, r: r, h: contentHash(), left: limit}
 }
 
 func (g *guardedReader) Read(p []byte) (int, error) {
@@ -139,7 +140,7 @@ func (c *Connector) readAll(ctx context.Context, path string) ([]byte, fileSum, 
 		return nil, fileSum{}, nil, err
 	}
 	defer f.Close()
-	g := newRewriteReader(ctx, f, c.maxBytes)
+	g := newGuardedReader(ctx, f, c.maxBytes)
 	var b bytes.Buffer
 	b.Grow(int(info.Size()) + 512)
 	if _, err := b.ReadFrom(g); err != nil {
@@ -188,7 +189,7 @@ func (c *Connector) settled(ctx context.Context, f *os.File, before fs.FileInfo,
 	if !os.SameFile(now, after) {
 		return changing("another file replaced it")
 	}
-	sum := g.h.Sum(nil)
+	sum := g.sum()
 	f2, _, err := c.openRegular(c.path)
 	if err != nil {
 		return err
@@ -198,7 +199,7 @@ func (c *Connector) settled(ctx context.Context, f *os.File, before fs.FileInfo,
 	if _, err := io.Copy(io.Discard, g2); err != nil {
 		return c.guardError(err)
 	}
-	if !bytes.Equal(g2.h.Sum(nil), sum) {
+	if g2.sum() != sum {
 		return changing("two reads a moment apart differ")
 	}
 	return nil
