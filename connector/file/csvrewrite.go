@@ -127,8 +127,14 @@ func scanCells(raw []byte, quotes int, want []int, cells [][]byte, scratch []byt
 		}
 		return scratch, true
 	}
+	// Past the last cell wanted, only the quotes need reading; a record
+	// over several lines is read cell by cell, as its line breaks are.
+	oneLine := bytes.IndexByte(body, '\n') < 0
 	k := 0
 	for pos, col := 0, 0; ; col++ {
+		if k == len(want) && oneLine {
+			return scratch, quotesRead(body[pos:])
+		}
 		var cell []byte
 		if pos < len(body) && body[pos] == '"' {
 			// A quoted cell: "" is a quote, and the closing quote is
@@ -184,6 +190,45 @@ func scanCells(raw []byte, quotes int, want []int, cells [][]byte, scratch []byt
 			return scratch, true
 		}
 		pos++ // the separator
+	}
+}
+
+// quotesRead reports whether b, the rest of a one-line record from the
+// start of a cell, reads under encoding/csv as scanCells reads it: every
+// quote opens a cell, is doubled inside one or closes it before a
+// separator or the line end. It looks at the quotes only, not at each
+// cell: a wide record's cells past its id cost a scan for quotes, not a
+// scan per cell (the commas between two quotes, outside any, are all
+// separators).
+func quotesRead(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '"')
+		if i < 0 {
+			return true
+		}
+		if i > 0 && b[i-1] != ',' {
+			return false // a bare quote
+		}
+		j := i + 1
+		for {
+			q := bytes.IndexByte(b[j:], '"')
+			if q < 0 {
+				return false
+			}
+			j += q + 1
+			if j < len(b) && b[j] == '"' {
+				j++
+				continue
+			}
+			break
+		}
+		if j == len(b) {
+			return true
+		}
+		if b[j] != ',' {
+			return false // encoding/csv: extraneous quote
+		}
+		b = b[j+1:]
 	}
 }
 

@@ -247,7 +247,9 @@ func TestPropertyScanReadsAsEncodingCSV(t *testing.T) {
 	}()
 	rapid.Check(t, func(rt *rapid.T) {
 		data := rapid.StringMatching(`([ab,"\r ]{0,10}\n){0,5}`).Draw(rt, "data")
-		want := []int{0, 2}
+		// The cells wanted end early or late in a record: past the last
+		// one the scan reads only the quotes.
+		want := rapid.SampledFrom([][]int{{0}, {1}, {0, 2}, {}}).Draw(rt, "want")
 		s := &csvScanner{br: bufio.NewReaderSize(strings.NewReader(data), 64)}
 		var got [][][]byte
 		cells := make([][]byte, len(want))
