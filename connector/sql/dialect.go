@@ -310,6 +310,13 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		return target{d: sqlite, file: p, redacted: "sqlite:" + p,
 			open: func() (*stdsql.DB, error) { return stdsql.Open("sqlite", driverDSN) }}, nil
 	case "postgres", "postgresql":
+		// pgx reads a "#" in the query as part of a value (as libpq does),
+		// but one before the query (in the password, the host or the
+		// database name) would not parse here, or be shown cut off in
+		// messages: refused, never quoting the DSN.
+		if before, _, _ := strings.Cut(dsn, "?"); strings.Contains(before, "#") {
+			return target{}, fmt.Errorf(`dsn: a "#" before the "?" of a postgres:// URL would be taken as the start of a fragment; percent-encode each "#" as %%23 (in a password too)`)
+		}
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return target{}, fmt.Errorf("dsn: not a postgres://user:password@host:port/database URL")

@@ -9,12 +9,41 @@ import (
 	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
-// TestMySQLDSNHashRefused: a "#" in a mysql:// DSN is refused, saying to
+// TestDSNHashRefused: a "#" in a mysql:// DSN is refused, saying to
 // percent-encode it, without quoting the DSN or its password. Go's URL
 // parser took it as a fragment's start and dropped what followed: the
 // connector opened on MariaDB without the parameters after it (and with
 // a password cut short), while the redacted DSN in messages listed them.
-func TestMySQLDSNHashRefused(t *testing.T) {
+// On PostgreSQL a "#" before the query is refused alike: in the database
+// name pgx connected to "name#x" while messages named "name"; in the
+// password the DSN was refused as "not a postgres:// URL", saying nothing
+// of why. (One in the query is a value's, as pgx reads it.)
+func TestDSNHashRefused(t *testing.T) {
+	pg := pgDatabase(t).dsn
+	if i := strings.Index(pg, "?"); i >= 0 {
+		pg = pg[:i] + "#x" + pg[i:]
+	} else {
+		pg += "#x"
+	}
+	for _, dsn := range []string{
+		pg,
+		"postgres://nhi:s3cr3t#w0rd@127.0.0.1:5432/db?sslmode=disable",
+	} {
+		sys := conntest.System("ids", "sql")
+		sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+		sys.Settings = nhisync.Settings{"dsn": dsn, "table": "accounts"}
+		c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+		if err == nil {
+			c.Close()
+			t.Fatal("a postgres:// DSN with a # before its query opened")
+		}
+		wantCode(t, err, nhisync.EINVALID, "%23")
+		for _, p := range []string{"s3cr3t", "w0rd"} {
+			if strings.Contains(err.Error(), p) {
+				t.Errorf("the error shows %q of the password: %v", p, err)
+			}
+		}
+	}
 	s := mysqlDatabase(t)
 	table := randName("accounts_")
 	s.exec(t, "CREATE TABLE "+table+" ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")

@@ -32,7 +32,7 @@ func TestScrub(t *testing.T) {
 // it as part of the password), a key spelled with an escape. Refused,
 // without quoting the password: on MySQL one whose escapes do not decode
 // (it was shown as given, and no password was sent) and a "#" anywhere
-// (TestMySQLDSNHashRefused); on PostgreSQL a key in capitals
+// (TestDSNHashRefused); on PostgreSQL a key in capitals
 // (TestPostgresDSNSecretParamsRefused).
 func TestDSNQuerySecretsRedacted(t *testing.T) {
 	parts := []string{"s3cr3t", "Pa55", "w0rd"}

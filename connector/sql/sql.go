@@ -42,10 +42,11 @@
 // is the password when the URL's user has none; one whose escapes do
 // not decode is refused, and so is a mysql:// DSN holding a "#" (Go's URL
 // parser would take it as a fragment's start and drop what follows: it
-// is to be percent-encoded as %23). On PostgreSQL the password is given
-// as password= or in the URL: a pass, passwd or pwd parameter, or one
-// spelled in capitals, is refused (pgx would send it to the server as a
-// setting).
+// is to be percent-encoded as %23), and a postgres:// DSN holding one
+// before its query (where pgx does not take it as a value's). On
+// PostgreSQL the password is given as password= or in the URL: a pass,
+// passwd or pwd parameter, or one spelled in capitals, is refused (pgx
+// would send it to the server as a setting).
 //
 // SQLite databases are opened read-write without creating them, with a
 // busy timeout of `timeout`, and batches run under BEGIN IMMEDIATE. The
