@@ -352,7 +352,7 @@ func (c *Connector) resolve(ctx context.Context) error {
 	if c.sys.Provision && c.idMapped < 0 {
 		auto, err := c.d.idGenerated(ctx, c.db, table, name)
 		if err != nil {
-			return c.errorf(nhisync.EUNAVAIL, "cannot read the schema of table %s", table)
+			return c.unavail(err, "cannot read the schema of table %s", table)
 		}
 		c.idAuto = auto
 	}
