@@ -157,7 +157,34 @@ func (c *Connector) createNew(path string) (*newFile, error) {
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EUNAVAIL, Message: fmt.Sprintf("system %s: cannot create a temp file beside %s", c.sys.Name, c.sys.Settings.String(SettingPath)), Err: err}
 	}
-	return &newFile{f: tmp, w: bufio.NewWriterSize(tmp, 256<<10), name: tmp.Name()}, nil
+	return &newFile{f: tmp, w: bufio.NewWriterSize(&writeAhead{f: tmp}, 256<<10), name: tmp.Name()}, nil
+}
+
+// writebackEvery is how much of a new file is written before the kernel
+// is asked to start writing it out (writeAhead).
+const writebackEvery = 8 << 20
+
+// writeAhead writes a new file and has the kernel write out each
+// writebackEvery bytes as soon as they are written (startWriteback),
+// while the rewrite reads on: the fsync before the swap then waits for
+// the file's last few MiB, not for all of it (a million-NHI export is some
+// 400 MB, about a second of disk). The fsync still makes the whole file
+// durable before it replaces the old one.
+type writeAhead struct {
+	f *os.File
+	// written is how much was written; started how much of it is being
+	// written out.
+	written, started int64
+}
+
+func (w *writeAhead) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if w.written-w.started >= writebackEvery {
+		startWriteback(w.f, w.started, w.written-w.started)
+		w.started = w.written
+	}
+	return n, err
 }
 
 // discard closes and removes the temp file.
