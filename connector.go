@@ -3,6 +3,7 @@ package nhisync
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -62,6 +63,13 @@ type WholeApplier interface {
 // before it reaches a log, the summary or the stored system state.
 type Scrubber interface {
 	Scrub(s string) string
+}
+
+// LogSetter is a connector that logs what no write's outcome says (a
+// fallback it took, a server's refusal). The process hands it its own
+// logger, so those lines go where the process's own lines go.
+type LogSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // Checker is a connector that can check it reaches its system.

@@ -99,6 +99,17 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
+// giveLogger hands log to every connector that logs (nhisync.LogSetter),
+// so what a connector logs goes where the service's own lines go, in
+// their format.
+func giveLogger(conns map[string]nhisync.Connector, log *slog.Logger) {
+	for _, c := range conns {
+		if s, ok := c.(nhisync.LogSetter); ok {
+			s.SetLogger(log)
+		}
+	}
+}
+
 // serve runs the service until ctx ends. ready, when set, is called with
 // the address served once it listens (quickstart prints it).
 func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr string)) error {
@@ -108,6 +119,7 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 		return err
 	}
 	defer a.Close()
+	giveLogger(a.conns, log)
 	// Feeds and the API open no store or connector of their own: they use
 	// the app's, through an engine that also reports to the metrics.
 	metrics := httpapi.NewMetrics(a.cfg, a.store)

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
 const serveConfig = `version: 1
@@ -438,5 +440,29 @@ func TestServeTLS(t *testing.T) {
 	}
 	if code := p.stop(t); code != 0 {
 		t.Errorf("exit %d after SIGTERM", code)
+	}
+}
+
+// TestGiveLoggerReachesConnectors: serve hands its logger to every
+// connector that logs (the SQL connector's batch-read fallback), so those
+// lines go where the service's own go, in its format, not to the
+// process's default logger.
+func TestGiveLoggerReachesConnectors(t *testing.T) {
+	w := newServeWorkspace(t)
+	g := &globals{stdout: io.Discard, stderr: io.Discard, config: w.config}
+	a, err := g.open(t.Context(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var buf bytes.Buffer
+	log := newLogger(&buf, "json")
+	giveLogger(a.conns, log)
+	c, ok := a.conns["idp"].(*nsql.CursorConnector) // the idp has an updated_column
+	if !ok {
+		t.Fatalf("idp's connector is a %T, want *sql.CursorConnector", a.conns["idp"])
+	}
+	if c.Log != log {
+		t.Fatal("the SQL connector did not get serve's logger")
 	}
 }

@@ -240,6 +240,11 @@ func Open(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync
 	return c, nil
 }
 
+var _ nhisync.LogSetter = (*Connector)(nil)
+
+// SetLogger sets Log (nhisync.LogSetter).
+func (c *Connector) SetLogger(l *slog.Logger) { c.Log = l }
+
 // New is Open returning the concrete type.
 func New(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
 	t, pool, err := settings(sys)
