@@ -39,6 +39,9 @@ type held struct {
 	fence *nhisync.Fence
 	yield string
 	ttl   time.Duration
+	// keys are the display keys of records a pass committed, which its
+	// outcomes need not read (outcomeBatch); nil outside a pass.
+	keys recordKeys
 	// sum is what the drain counts into, and report is told of it: an
 	// outcome's writes count once its commit is in (settle). Only the
 	// goroutine that commits outcomes writes it while the drain runs.

@@ -164,7 +164,8 @@ func writeFailure(sys *nhisync.System, res nhisync.WriteResult) string {
 //
 // Each chunk's commit loads only what it moves (outcomeBatch): the links
 // of the system the updates went to and the display keys of the writes'
-// records (what their audit entries name). It loads them once the commit
+// records (what their audit entries name), but the keys of the records its
+// pass committed, which it has (recordKeys). It loads them once the commit
 // before is in: so it never writes back a link as that commit found it,
 // and a store that commits on one connection reads them where they are
 // about to be written (the SQLite store reads them on its writer, whose
@@ -205,7 +206,7 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 		// commit settles them (after it, a renewal naming them fails),
 		// and come back if it fails, to be released.
 		job.hold.settle(groups[:n], false)
-		if err := e.commitOutcome(ctx, job.sys, groups[:n], results[:n], job.now, snd.fence, job.hold.claim); err != nil {
+		if err := e.commitOutcome(ctx, job.sys, groups[:n], results[:n], job.now, snd, job.hold.claim); err != nil {
 			job.hold.settle(groups[:n], true)
 			if first == nil {
 				first = err
@@ -293,13 +294,13 @@ func (t *writeTally) add(groups [][]*nhisync.OutboxWrite, results []nhisync.Writ
 }
 
 // commitOutcome commits the outcome of a chunk of writes to sys
-// (recordOutcome) with fence and claim.
-func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, fence *nhisync.Fence, claim *nhisync.Claim) error {
-	b, err := e.outcomeBatch(ctx, sys, groups, results, now)
+// (recordOutcome) with the drain's fence and claim.
+func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, snd *held, claim *nhisync.Claim) error {
+	b, err := e.outcomeBatch(ctx, sys, groups, results, now, snd.keys)
 	if err != nil {
 		return err
 	}
-	b.Fence, b.Claim = fence, claim
+	b.Fence, b.Claim = snd.fence, claim
 	if err := e.store.Commit(ctx, b); err != nil || e.writeObserver == nil {
 		return err
 	}
@@ -314,8 +315,9 @@ func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, groups 
 
 // outcomeBatch builds the batch of an outcome (recordOutcome): outbox rows
 // done or rescheduled, the links it moves written back in key order, an
-// audit entry per write.
-func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time) (*nhisync.Batch, error) {
+// audit entry per write. The display keys of the writes' records are read
+// from the store but those known (the keys a pass committed: recordKeys).
+func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, known recordKeys) (*nhisync.Batch, error) {
 	var recIDs []int64
 	var extIDs []string
 	seenRec := make(map[int64]bool, len(groups))
@@ -324,7 +326,9 @@ func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [
 		for _, o := range g {
 			if !seenRec[o.RecordID] {
 				seenRec[o.RecordID] = true
-				recIDs = append(recIDs, o.RecordID)
+				if _, ok := known[o.RecordID]; !ok {
+					recIDs = append(recIDs, o.RecordID)
+				}
 			}
 			if !o.Create && !seenExt[o.ExternalID] {
 				seenExt[o.ExternalID] = true
@@ -332,9 +336,12 @@ func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [
 			}
 		}
 	}
-	keys, err := e.store.RecordKeys(ctx, recIDs)
-	if err != nil {
-		return nil, err
+	keys := map[int64]string{}
+	var err error
+	if len(recIDs) > 0 {
+		if keys, err = e.store.RecordKeys(ctx, recIDs); err != nil {
+			return nil, err
+		}
 	}
 	var loaded []*nhisync.Link
 	if len(extIDs) > 0 {
@@ -362,6 +369,9 @@ func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [
 	for i, res := range results {
 		for _, o := range groups[i] {
 			key, exists := keys[o.RecordID]
+			if !exists {
+				key, exists = known[o.RecordID]
+			}
 			ev := &nhisync.AuditEntry{Actor: nhisync.Actor, Kind: o.Kind, RecordID: o.RecordID, Record: o.Record, Field: o.Field, System: sys.Name, Old: o.Old, New: o.New}
 			var link *nhisync.Link
 			if exists {
@@ -431,6 +441,38 @@ func (e *Engine) outcomeBatch(ctx context.Context, sys *nhisync.System, groups [
 		b.Links = append(b.Links, l)
 	}
 	return b, nil
+}
+
+// recordKeys are the display keys of the records a pass committed with
+// writes to send, by record ID: the outcomes of the pass's drain take them
+// from here instead of reading them (Store.RecordKeys: at 1M NHIs, a
+// random page of records for each). They are current while the pass runs:
+// a record's key is written only by a commit holding the pass lease (a
+// pass's or a person's action), which the pass holds until its drain is
+// done, and each outcome's commit checks it still does (its fence);
+// records are never deleted.
+type recordKeys map[int64]string
+
+// note keeps the keys of b's records that b queues writes for, and those
+// b writes again of records kept before, once b has committed. Only the
+// goroutine committing the pass's batches calls it, one batch at a time;
+// the drain reads the keys after the last is in.
+func (k *recordKeys) note(b *nhisync.Batch) {
+	if len(b.Records) == 0 || (len(b.Outbox) == 0 && len(*k) == 0) {
+		return
+	}
+	if *k == nil {
+		*k = recordKeys{}
+	}
+	queued := make(map[int64]bool, len(b.Outbox))
+	for _, w := range b.Outbox {
+		queued[w.RecordID] = true
+	}
+	for _, r := range b.Records { // a later row of a record wins, as in the store
+		if _, kept := (*k)[r.ID]; kept || queued[r.ID] {
+			(*k)[r.ID] = r.Key
+		}
+	}
 }
 
 // linkHash recomputes a link's content hash from what the system asserts,

@@ -74,6 +74,9 @@ type pass struct {
 	// planned collects this pass's planned writes (dry runs keep them here
 	// instead of in the store).
 	planned []*nhisync.OutboxWrite
+	// sent holds the display keys of the records whose writes this pass
+	// committed (noteKeys), for the outcomes of its drain.
+	sent recordKeys
 
 	batch *nhisync.Batch
 	// configChanged is set when the config differs from the last pass's.
@@ -213,7 +216,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL}); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL, keys: p.sent}); err != nil {
 			return nil, err
 		}
 		if err := p.e.updateHealth(ctx, p.sum, p.now, p.fence); err != nil {
@@ -756,6 +759,7 @@ func (p *pass) commitAsync(ctx context.Context) error {
 				done <- fmt.Errorf("commit: %w", err)
 				return
 			}
+			p.sent.note(b)
 		}
 		done <- p.renewLease(ctx)
 	}()
