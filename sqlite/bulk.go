@@ -532,10 +532,10 @@ func moveInserted(ctx context.Context, tx *sql.Tx) error {
 // pages (writable_schema, within tx), so links' empty root page becomes
 // the index's, which is dropped. Dropping it changes the schema cookie,
 // so every connection reads the schema again once tx commits; a
-// rollback (a process dying, a fault) leaves both as they were (SQLite's
-// defensive mode, off unless a connection turns it on, would refuse the
-// swap: EndBulk would fail, the links staged, as the tests would). The
-// index does not check links' key: a link staged twice is found by
+// rollback (a process dying, a fault) leaves both as they were. SQLite's
+// defensive mode, off unless a connection turns it on, refuses the swap:
+// then the index is dropped and the links move by moveInserted, in the
+// same transaction. The index does not check links' key: a link staged twice is found by
 // counting the index's distinct keys (a scan in key order), and fails
 // the move, named.
 func moveSorted(ctx context.Context, conn *sql.Conn, tx *sql.Tx) error {
@@ -553,15 +553,30 @@ func moveSorted(ctx context.Context, conn *sql.Conn, tx *sql.Tx) error {
 	if err := closeWindowFault("sorted", conn); err != nil {
 		return err
 	}
-	if err := swapRoots(ctx, tx, `links`, movedIndex); err != nil {
-		return err
+	swapErr := swapRoots(ctx, tx, `links`, movedIndex)
+	if swapErr != nil && !errors.Is(swapErr, errSchemaRefused) {
+		return swapErr
 	}
 	if err := closeWindowFault("swapped", conn); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `DROP INDEX `+movedIndex)
-	return err
+	if _, err := tx.ExecContext(ctx, `DROP INDEX `+movedIndex); err != nil {
+		return errors.Join(swapErr, err)
+	}
+	if swapErr != nil {
+		// Defensive mode: the links move row by row instead.
+		return moveInserted(ctx, tx)
+	}
+	return nil
 }
+
+// errSchemaRefused is what swapRoots returns when the connection refuses
+// to write sqlite_schema (SQLite's defensive mode, which a connection may
+// turn on: SQLITE_DBCONFIG_DEFENSIVE, the driver's _defensive): the
+// statement failed as it was prepared, before it changed anything, so the
+// transaction goes on as it was, and moveSorted moves the links by
+// moveInserted.
+var errSchemaRefused = errors.New("the connection refuses to write the schema (defensive mode)")
 
 // movedIndex is the index of links_stage whose B-tree moveSorted makes
 // links'.
@@ -585,6 +600,11 @@ func swapRoots(ctx context.Context, tx *sql.Tx, a, b string) (err error) {
 		}
 	}()
 	res, err := tx.ExecContext(ctx, `UPDATE sqlite_schema SET rootpage = CASE name WHEN ?1 THEN ?4 ELSE ?3 END WHERE name IN (?1, ?2) AND rootpage IN (?3, ?4)`, a, b, rootA, rootB)
+	if sqliteCode(err) == sqlite3.SQLITE_ERROR {
+		// Refused as it was prepared ("table sqlite_master may not be
+		// modified"): nothing ran. Any other failure ran part of it.
+		return fmt.Errorf("%w: %w", errSchemaRefused, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,37 @@ import (
 // the file is consistent; and a head scan and a reader that read links
 // before the swap read the moved links after it.
 func TestBulkWindowMovesEveryValue(t *testing.T) {
+	movesEveryValue(t, openTest(t))
+}
+
+// TestBulkWindowMovesEveryValueDefensive: on a writer in SQLite's
+// defensive mode, which refuses the root-page swap, the window still
+// closes, every value moved (by moveInserted).
+func TestBulkWindowMovesEveryValueDefensive(t *testing.T) {
+	saved := writerCache
+	writerCache += "&_defensive=1"
 	s := openTest(t)
+	writerCache = saved
+	ctx := t.Context()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA writable_schema = ON`); err != nil {
+		t.Fatal(err)
+	}
+	_, refused := conn.ExecContext(ctx, `UPDATE sqlite_schema SET rootpage = rootpage WHERE name = 'links'`)
+	if _, err := conn.ExecContext(ctx, `PRAGMA writable_schema = RESET`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if refused == nil {
+		t.Fatal("the writer wrote sqlite_schema: defensive mode is not on")
+	}
+	movesEveryValue(t, s)
+}
+
+func movesEveryValue(t *testing.T, s *Store) {
 	ctx := t.Context()
 	if open, err := s.BeginBulk(ctx); err != nil || !open {
 		t.Fatalf("BeginBulk = %v, %v", open, err)
