@@ -77,7 +77,16 @@ func publish(op string, notary nhisync.Notary, cps ...*nhisync.Checkpoint) error
 func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Notary) (cp *nhisync.Checkpoint, err error) {
 	s.stmts.prepare(ctx, s.w)
 	ctx = withStmts(ctx, &s.stmts)
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx = withRaw(ctx, s.raw.of(conn))
+	// Without cancellation: database/sql would roll the transaction back
+	// on its own goroutine when ctx ends, under a statement running below
+	// it (rawexec.go); each statement and the commit check ctx instead.
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +124,9 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 		}
 	}
 	if cp, err = seal.write(ctx, tx); err != nil {
+		return nil, err
+	}
+	if err = ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err = tx.Commit(); err != nil {
@@ -212,6 +224,30 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 		stmts[rows] = st
 		return st, nil
 	}
+	// exec runs the statement of rows rows and returns the rowid of its
+	// last row (when in.next is set): below database/sql when the commit
+	// carries the writer's raw connection (rawexec.go) and it binds every
+	// argument.
+	raw := rawOf(ctx)
+	exec := func(rows int, args []any) (int64, error) {
+		if raw != nil && bindable(args) {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			rawExecs.Add(1)
+			return raw.exec(in.query(rows), args)
+		}
+		sqlExecs.Add(1)
+		st, err := prepare(rows)
+		if err != nil {
+			return 0, err
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil || in.next == 0 {
+			return 0, err
+		}
+		return res.LastInsertId()
+	}
 	most := rowsPerInsert
 	if in.rows > 0 {
 		most = in.rows
@@ -223,33 +259,25 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 			rows /= 2
 		}
 		end := start + rows
-		st, err := prepare(rows)
-		if err != nil {
-			return err
-		}
 		args = in.first(args[:0], start)
 		for i := start; i < end; i++ {
 			args = row(args, i)
 		}
-		res, err := st.ExecContext(ctx, args...)
+		id, err := exec(rows, args)
 		if err == nil {
-			err = in.check(res, end-1)
+			err = in.check(id, end-1)
 		}
 		if err != nil {
-			if explain == nil || end-start == 1 {
+			if explain == nil || end-start == 1 || ctx.Err() != nil {
 				if explain != nil {
 					return explain(start, err)
 				}
 				return err
 			}
-			one, perr := prepare(1)
-			if perr != nil {
-				return errors.Join(err, perr)
-			}
 			for i := start; i < end; i++ {
-				res, err := one.ExecContext(ctx, row(in.first(args[:0], i), i)...)
+				id, err := exec(1, row(in.first(args[:0], i), i))
 				if err == nil {
-					err = in.check(res, i)
+					err = in.check(id, i)
 				}
 				if err != nil {
 					return explain(i, err)
@@ -294,14 +322,10 @@ func (in insert) query(rows int) string {
 }
 
 // check returns an error when the table's rowids were not handed out from
-// in.next: row i, the last of a statement, was to get next+i.
-func (in insert) check(res sql.Result, i int) error {
+// in.next: row i, the last of a statement, was to get next+i, and got id.
+func (in insert) check(id int64, i int) error {
 	if in.next == 0 {
 		return nil
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return err
 	}
 	if want := in.next + int64(i); id != want {
 		return fmt.Errorf("%s: row %d took rowid %d, not %d", strings.TrimSpace(in.head), i, id, want)

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,8 +16,26 @@ import (
 // sizes (256 rows, 64 for records, then half as many, … 1): each record
 // and link is stored once, with its state, whether its statement was
 // prepared in the transaction or cached from an earlier one, and a later
-// row of the same record wins.
+// row of the same record wins; below database/sql (rawexec.go) and
+// through it.
 func TestCommitSizes(t *testing.T) {
+	for _, viaSQL := range []bool{false, true} {
+		t.Run(map[bool]string{false: "raw", true: "database/sql"}[viaSQL], func(t *testing.T) {
+			rawDisabled = viaSQL
+			defer func() { rawDisabled = false }()
+			raw, viaDB := rawExecs.Load(), sqlExecs.Load()
+			commitSizes(t)
+			if ran := rawExecs.Load() - raw; (ran == 0) == !viaSQL {
+				t.Errorf("%d statements ran below database/sql", ran)
+			}
+			if ran := sqlExecs.Load() - viaDB; (ran == 0) == viaSQL {
+				t.Errorf("%d statements ran through database/sql", ran)
+			}
+		})
+	}
+}
+
+func commitSizes(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	at := time.Date(2026, 11, 30, 6, 0, 0, 7, time.UTC)
@@ -63,6 +83,11 @@ func TestCommitSizes(t *testing.T) {
 	s.stmts.mu.Lock()
 	cached := len(s.stmts.stmts)
 	s.stmts.mu.Unlock()
+	s.raw.mu.Lock()
+	if s.raw.c != nil {
+		cached += len(s.raw.c.stmts)
+	}
+	s.raw.mu.Unlock()
 	if cached == 0 {
 		t.Errorf("no statement was cached")
 	}
@@ -73,15 +98,17 @@ func TestCommitSizes(t *testing.T) {
 // row has its own seq, and the failure is retried row by row and named at
 // the row that holds it, with that row's seq bound.
 func TestInsertSeq(t *testing.T) {
+	for _, viaSQL := range []bool{false, true} {
+		t.Run(map[bool]string{false: "raw", true: "database/sql"}[viaSQL], func(t *testing.T) { insertSeq(t, viaSQL) })
+	}
+}
+
+func insertSeq(t *testing.T, viaSQL bool) {
 	s := openTest(t)
-	ctx := withStmts(t.Context(), &s.stmts)
-	if err := s.ExecRaw(ctx, `CREATE TABLE seqs (id INTEGER PRIMARY KEY, v TEXT NOT NULL CHECK (v <> 'bad'), w INTEGER NOT NULL) STRICT`); err != nil {
+	if err := s.ExecRaw(t.Context(), `CREATE TABLE seqs (id INTEGER PRIMARY KEY, v TEXT NOT NULL CHECK (v <> 'bad'), w INTEGER NOT NULL) STRICT`); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := insertTx(t, s, viaSQL)
 	defer tx.Rollback()
 	const n, base = 127, 1000
 	in := insert{head: `INSERT INTO seqs (id, v, w) VALUES `, cols: 3, seq: func(i int) int64 { return base + int64(i) }}
@@ -134,15 +161,17 @@ func TestInsertSeq(t *testing.T) {
 // whose largest rowid is not next-1 fails the insert rather than store
 // rows under ids other than those reserved.
 func TestInsertNext(t *testing.T) {
+	for _, viaSQL := range []bool{false, true} {
+		t.Run(map[bool]string{false: "raw", true: "database/sql"}[viaSQL], func(t *testing.T) { insertNext(t, viaSQL) })
+	}
+}
+
+func insertNext(t *testing.T, viaSQL bool) {
 	s := openTest(t)
-	ctx := withStmts(t.Context(), &s.stmts)
-	if err := s.ExecRaw(ctx, `CREATE TABLE nexts (id INTEGER PRIMARY KEY, w INTEGER NOT NULL) STRICT`); err != nil {
+	if err := s.ExecRaw(t.Context(), `CREATE TABLE nexts (id INTEGER PRIMARY KEY, w INTEGER NOT NULL) STRICT`); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := insertTx(t, s, viaSQL)
 	defer tx.Rollback()
 	next := int64(1)
 	for _, n := range []int{1, 300, 77} {
@@ -273,4 +302,27 @@ func TestBulkLinkToMissingRecord(t *testing.T) {
 	if err != nil || len(got) != 2 || len(got[0].Links) != 2 || len(got[1].Links) != 1 {
 		t.Fatalf("after EndBulk: %d records, %v", len(got), err)
 	}
+}
+
+// insertTx begins a transaction on s's writer for insert.run, whose
+// statements run below database/sql (rawexec.go) unless viaSQL.
+func insertTx(t *testing.T, s *Store, viaSQL bool) (context.Context, *sql.Tx) {
+	ctx := withStmts(t.Context(), &s.stmts)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if !viaSQL {
+		raw := s.raw.of(conn)
+		if raw == nil {
+			t.Fatal("the writer's SQLite connection cannot be read below database/sql")
+		}
+		ctx = withRaw(ctx, raw)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, tx
 }

@@ -96,8 +96,10 @@ type Store struct {
 	// sysIDs caches link_systems as committed (linkwrite.go).
 	sysMu  sync.Mutex
 	sysIDs map[string]int64
-	// stmts are the commits' prepared INSERTs (commit.go).
+	// stmts are the commits' prepared INSERTs (commit.go), raw those
+	// prepared below database/sql (rawexec.go).
 	stmts stmtCache
+	raw   rawConns
 	// token tells this open store's loaded links (nhisync.StoredLink.By)
 	// from another's; headsRead counts the links whose heads commits read
 	// because they came without one (linkwrite.go).
@@ -381,6 +383,7 @@ func (s *Store) Close() error {
 			errs = append(errs, err)
 		}
 		s.stmts.close()
+		s.raw.close()
 		errs = append(errs, s.w.Close())
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
