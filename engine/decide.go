@@ -48,6 +48,10 @@ type decider struct {
 	// ruleIdx holds, per kind, the indexes in its FieldNames of the
 	// fields its rules read, in that order.
 	ruleIdx map[*nhisync.Kind][]int
+	// arena, in a pass that commits, holds the field states, golden
+	// values and links given to the records of the batch being decided
+	// (batchArena); nil: allocated anew.
+	arena *batchArena
 }
 
 // ruleFields returns the indexes in kind.FieldNames of the fields any of
@@ -298,6 +302,10 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 	p.work = nil
 	p.e.report(Progress{Stage: "decide", Total: len(works)}) // correlation is done
 	d := p.decider()
+	var arenas [2]batchArena
+	if !p.dry {
+		d.arena = &arenas[0]
+	}
 	recs := make([]*nhisync.Record, 0, p.e.batch)
 	for start := 0; start < len(works); start += p.e.batch {
 		chunk := works[start:min(start+p.e.batch, len(works))]
@@ -335,7 +343,12 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 				}
 				// The creating observation is the first: its system's kind.
 				kind := w.obs[0].r.kind
-				rec = &nhisync.Record{ID: id, Kind: kind.Name, MatchKey: w.key, Fields: make(map[string]*nhisync.Golden, len(kind.FieldNames)), Created: p.now}
+				rec = d.arena.record()
+				fields, links := rec.Fields, rec.Links // emptied ones of a committed batch, if any
+				if fields == nil {
+					fields = make(map[string]*nhisync.Golden, len(kind.FieldNames))
+				}
+				*rec = nhisync.Record{ID: id, Kind: kind.Name, MatchKey: w.key, Fields: fields, Links: links, Created: p.now}
 			}
 			if rec.Fields == nil {
 				rec.Fields = map[string]*nhisync.Golden{}
@@ -349,6 +362,16 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 		clear(recs)
 		if err := p.commitAsync(ctx); err != nil {
 			return err
+		}
+		if d.arena != nil {
+			// The batch before this one is committed (commitAsync waited
+			// for it): its slabs serve the next.
+			if d.arena == &arenas[0] {
+				d.arena = &arenas[1]
+			} else {
+				d.arena = &arenas[0]
+			}
+			d.arena.reset()
 		}
 		// Decided (the batch being committed holds what it needs): the
 		// chunk's observations can go.

@@ -50,7 +50,7 @@ func (rc *recCtx) accepted(field, system, actor string, old, value nhisync.Value
 // decision sets share one allocation: a new record gets all of them.
 func (rc *recCtx) setGolden(field string, g nhisync.Golden) {
 	if len(rc.goldens) == cap(rc.goldens) {
-		rc.goldens = make([]nhisync.Golden, 0, len(rc.kind.FieldNames))
+		rc.goldens = rc.d.arena.goldenRoom(len(rc.kind.FieldNames))
 	}
 	rc.goldens = append(rc.goldens, g)
 	rc.rec.Fields[field] = &rc.goldens[len(rc.goldens)-1]

@@ -25,10 +25,16 @@ func (rc *recCtx) linkFor(system, id string) *nhisync.Link {
 // allocation).
 func (rc *recCtx) newLink(system, id string, fields, more int) *nhisync.Link {
 	if len(rc.linkSlab) == cap(rc.linkSlab) {
-		rc.linkSlab = make([]nhisync.Link, 0, max(1, more))
+		rc.linkSlab = rc.d.arena.linkRoom(max(1, more))
 	}
-	rc.linkSlab = append(rc.linkSlab, nhisync.Link{System: system, ExternalID: id, RecordID: rc.rec.ID, Status: nhisync.LinkLive, FirstSeen: rc.d.now, Fields: make(map[string]*nhisync.FieldState, fields)})
-	l := &rc.linkSlab[len(rc.linkSlab)-1]
+	n := len(rc.linkSlab)
+	rc.linkSlab = rc.linkSlab[:n+1]
+	l := &rc.linkSlab[n]
+	m := l.Fields // an emptied map of a committed batch's link, if any
+	if m == nil {
+		m = make(map[string]*nhisync.FieldState, fields)
+	}
+	*l = nhisync.Link{System: system, ExternalID: id, RecordID: rc.rec.ID, Status: nhisync.LinkLive, FirstSeen: rc.d.now, Fields: m}
 	rc.rec.Links = append(rc.rec.Links, l)
 	return l
 }

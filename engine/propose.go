@@ -54,7 +54,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 					if w.isNew {
 						n += (len(w.obs) - 1 - i) * len(r.readIdx)
 					}
-					rc.stateSlab = make([]nhisync.FieldState, n)
+					rc.stateSlab = d.arena.fieldStates(n)
 				}
 				fs, rc.stateSlab = &rc.stateSlab[0], rc.stateSlab[1:]
 				if link.Fields == nil {
