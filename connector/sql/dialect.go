@@ -332,9 +332,11 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		// pgx sends a query parameter it does not know (pwd, PASSWORD) to
 		// the server as a setting, in the startup message: the secret
 		// would reach the server, which refuses the connection for it.
-		// Refused here, naming the key only.
+		// Refused here, naming the key only. The key is judged as a
+		// redacted one is (secretKey): "pwd+" is no key pgx knows either,
+		// and it would send its value too.
 		for k := range cfg.RuntimeParams {
-			if secretParam(strings.TrimSpace(k)) {
+			if secretKey(k) {
 				return target{}, fmt.Errorf("dsn: PostgreSQL does not know the query parameter %q and would send it to the server as a setting; give the password as password=… (the client key's as sslpassword=…), in lower case, or in the URL: postgres://user:password@host/db", strings.TrimSpace(k))
 			}
 		}

@@ -64,6 +64,10 @@ func TestDSNQuerySecretsRedacted(t *testing.T) {
 		{"mysql://root@127.0.0.1:3306/test?password=s3cr3t%3BPa55#w0rd", "%23"},
 		{"mysql://root:s3cr3t#Pa55w0rd@127.0.0.1:3306/test", "%23"},
 		{"postgres://nhi@127.0.0.1:1/cmdb?PASSWORD=s3cr3t%3BPa55w0rd", "password="},
+		// pgx takes a "+" in a key as itself: "pwd+" is a setting it
+		// would send with its value, while the redaction reads it as pwd.
+		{"postgres://nhi@127.0.0.1:1/cmdb?pwd+=s3cr3tPa55w0rd", "password="},
+		{"postgres://nhi@127.0.0.1:1/cmdb?%2Bpass=s3cr3tPa55w0rd", "password="},
 	} {
 		_, err := parseDSN(tc.dsn, "", poolLimits{size: 1, timeout: time.Second})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
