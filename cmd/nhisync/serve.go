@@ -99,27 +99,31 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// giveLogger hands log to every connector that logs (nhisync.LogSetter),
-// so what a connector logs goes where the service's own lines go, in
-// their format.
-func giveLogger(conns map[string]nhisync.Connector, log *slog.Logger) {
-	for _, c := range conns {
+// openServing opens the app serve runs on and hands log to every
+// connector that logs (nhisync.LogSetter), so what a connector logs goes
+// where the service's own lines go, in their format.
+func openServing(ctx context.Context, g *globals, log *slog.Logger) (*app, error) {
+	a, err := g.open(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range a.conns {
 		if s, ok := c.(nhisync.LogSetter); ok {
 			s.SetLogger(log)
 		}
 	}
+	return a, nil
 }
 
 // serve runs the service until ctx ends. ready, when set, is called with
 // the address served once it listens (quickstart prints it).
 func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr string)) error {
 	log := newLogger(g.stderr, fl.logFormat)
-	a, err := g.open(ctx, true)
+	a, err := openServing(ctx, g, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	giveLogger(a.conns, log)
 	// Feeds and the API open no store or connector of their own: they use
 	// the app's, through an engine that also reports to the metrics.
 	metrics := httpapi.NewMetrics(a.cfg, a.store)

@@ -443,21 +443,20 @@ func TestServeTLS(t *testing.T) {
 	}
 }
 
-// TestGiveLoggerReachesConnectors: serve hands its logger to every
-// connector that logs (the SQL connector's batch-read fallback), so those
-// lines go where the service's own go, in its format, not to the
-// process's default logger.
-func TestGiveLoggerReachesConnectors(t *testing.T) {
+// TestServeLoggerReachesConnectors: the app serve opens (openServing)
+// hands serve's logger to every connector that logs (the SQL connector's
+// batch-read fallback), so those lines go where the service's own go, in
+// its format, not to the process's default logger.
+func TestServeLoggerReachesConnectors(t *testing.T) {
 	w := newServeWorkspace(t)
 	g := &globals{stdout: io.Discard, stderr: io.Discard, config: w.config}
-	a, err := g.open(t.Context(), true)
+	var buf bytes.Buffer
+	log := newLogger(&buf, "json")
+	a, err := openServing(t.Context(), g, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	var buf bytes.Buffer
-	log := newLogger(&buf, "json")
-	giveLogger(a.conns, log)
 	c, ok := a.conns["idp"].(*nsql.CursorConnector) // the idp has an updated_column
 	if !ok {
 		t.Fatalf("idp's connector is a %T, want *sql.CursorConnector", a.conns["idp"])
