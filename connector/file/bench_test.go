@@ -120,15 +120,7 @@ func bigCSV(b *testing.B, rows int) *file.Connector {
 
 // wideCSV is bigCSV with 18 more (unmapped) columns a row.
 func wideCSV(b *testing.B, rows int) *file.Connector {
-	header := strings.Join(conntest.Columns[:8], ",")
-	for k := range 18 {
-		header += fmt.Sprintf(",extra_%d", k)
-	}
-	return writeCSV(b, rows, header, func(w io.Writer, i int) {
-		fmt.Fprintf(w, "sa-%07d,bot-%d,aws,owner%d@example.com,\"internal,team-%d\",active,2026-01-02T03:04:05Z,\"note, %d\"", i, i, i%5000, i%7, i)
-		fmt.Fprintf(w, ",CC-%04d,%d,cmdb_ci_service_account,rotates the deploy runner nightly,\"audit,billing,write\",Platform,app-%d,Risk Ops,eu-west-1,aws,%d.42,Installed,Operational,2024-07-28T23:15:06Z,2025-04-17T21:07:40Z,team%d@example.com,backstage,https://status.example.com/aws\n",
-			i%10000, i%4, i%1000, i%5000, i%2000)
-	})
+	return writeCSV(b, rows, file.WideHeader(), file.WideRow)
 }
 
 // writeCSV writes a CSV file of header and rows rows (row writes the i-th,

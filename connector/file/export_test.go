@@ -17,3 +17,7 @@ func ContentChecks(c *Connector) int {
 	defer c.mu.Unlock()
 	return c.contentChecks
 }
+
+// WideHeader and WideRow make the wide CSV export the benchmarks rewrite
+// (csvrewrite_bench_test.go).
+var WideHeader, WideRow = wideHeader, wideRow
