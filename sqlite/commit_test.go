@@ -19,20 +19,18 @@ import (
 // row of the same record wins; below database/sql (rawexec.go) and
 // through it.
 func TestCommitSizes(t *testing.T) {
-	for _, viaSQL := range []bool{false, true} {
-		t.Run(map[bool]string{false: "raw", true: "database/sql"}[viaSQL], func(t *testing.T) {
-			rawDisabled = viaSQL
-			defer func() { rawDisabled = false }()
-			raw, viaDB := rawExecs.Load(), sqlExecs.Load()
-			commitSizes(t)
-			if ran := rawExecs.Load() - raw; (ran == 0) == !viaSQL {
-				t.Errorf("%d statements ran below database/sql", ran)
-			}
-			if ran := sqlExecs.Load() - viaDB; (ran == 0) == viaSQL {
-				t.Errorf("%d statements ran through database/sql", ran)
-			}
-		})
-	}
+	eachPath(t, func(t *testing.T, viaSQL bool) {
+		rawDisabled = viaSQL
+		defer func() { rawDisabled = false }()
+		raw, viaDB := rawExecs.Load(), sqlExecs.Load()
+		commitSizes(t)
+		if ran := rawExecs.Load() - raw; (ran == 0) == !viaSQL {
+			t.Errorf("%d statements ran below database/sql", ran)
+		}
+		if ran := sqlExecs.Load() - viaDB; (ran == 0) == viaSQL {
+			t.Errorf("%d statements ran through database/sql", ran)
+		}
+	})
 }
 
 func commitSizes(t *testing.T) {
@@ -98,9 +96,7 @@ func commitSizes(t *testing.T) {
 // row has its own seq, and the failure is retried row by row and named at
 // the row that holds it, with that row's seq bound.
 func TestInsertSeq(t *testing.T) {
-	for _, viaSQL := range []bool{false, true} {
-		t.Run(map[bool]string{false: "raw", true: "database/sql"}[viaSQL], func(t *testing.T) { insertSeq(t, viaSQL) })
-	}
+	eachPath(t, insertSeq)
 }
 
 func insertSeq(t *testing.T, viaSQL bool) {
@@ -161,9 +157,7 @@ func insertSeq(t *testing.T, viaSQL bool) {
 // whose largest rowid is not next-1 fails the insert rather than store
 // rows under ids other than those reserved.
 func TestInsertNext(t *testing.T) {
-	for _, viaSQL := range []bool{false, true} {
-		t.Run(map[bool]string{false: "raw", true: "database/sql"}[viaSQL], func(t *testing.T) { insertNext(t, viaSQL) })
-	}
+	eachPath(t, insertNext)
 }
 
 func insertNext(t *testing.T, viaSQL bool) {
@@ -307,6 +301,13 @@ func TestBulkLinkToMissingRecord(t *testing.T) {
 // insertTx begins a transaction on s's writer for insert.run, whose
 // statements run below database/sql (rawexec.go) unless viaSQL.
 func insertTx(t *testing.T, s *Store, viaSQL bool) (context.Context, *sql.Tx) {
+	ctx, _, tx := insertConnTx(t, s, viaSQL)
+	return ctx, tx
+}
+
+// insertConnTx is insertTx with the writer's connection, held until the
+// test ends.
+func insertConnTx(t *testing.T, s *Store, viaSQL bool) (context.Context, *sql.Conn, *sql.Tx) {
 	ctx := withStmts(t.Context(), &s.stmts)
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
@@ -324,5 +325,5 @@ func insertTx(t *testing.T, s *Store, viaSQL bool) (context.Context, *sql.Tx) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ctx, tx
+	return ctx, conn, tx
 }
