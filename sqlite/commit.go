@@ -189,7 +189,8 @@ func (in insert) group(k int) string {
 // run inserts n rows: row appends the arguments of row i to args. When a
 // statement fails and explain is set, the rows of that statement are tried
 // one by one so that explain can name the row at fault (SQLite undoes a
-// failed statement whole, so the retried rows are not doubled).
+// failed statement whole, so the retried rows are not doubled), unless
+// the failure may have ended the transaction (endsTx).
 //
 // Rows go rowsPerInsert (or in.rows) to a statement, and the rest in
 // statements of half as many, a quarter, … 1 row (its binary digits): so
@@ -268,7 +269,7 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 			err = in.check(id, end-1)
 		}
 		if err != nil {
-			if explain == nil || end-start == 1 || ctx.Err() != nil {
+			if explain == nil || end-start == 1 || ctx.Err() != nil || endsTx(err) {
 				if explain != nil {
 					return explain(start, err)
 				}
@@ -288,6 +289,20 @@ func (in insert) run(ctx context.Context, tx *sql.Tx, n int, row func(args []any
 		start = end
 	}
 	return nil
+}
+
+// endsTx reports whether err is a failure after which SQLite may have
+// rolled the whole transaction back rather than the statement alone (a
+// full disk, an I/O error, memory, a lock, an interrupt: "Response To
+// Errors Within A Transaction" in SQLite's documentation). Its rows are
+// not tried one by one then: with the transaction gone each would commit
+// on its own, and the commit that fails would leave them written.
+func endsTx(err error) bool {
+	switch sqliteCode(err) & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT:
+		return true
+	}
+	return false
 }
 
 // queryShape is what an insert's statement text of some rows is made of.

@@ -177,9 +177,16 @@ func bindable(args []any) bool {
 	return true
 }
 
-// exec runs query with args (bindable) and returns the rowid of the last
-// row it inserted.
+// errNoTx is exec's failure on a connection outside a transaction.
+var errNoTx = errors.New("the commit's transaction has ended (SQLite rolled it back after a failure): its statements do not run on their own")
+
+// exec runs query with args (bindable) in the connection's transaction
+// and returns the rowid of the last row it inserted. It runs nothing
+// outside a transaction: a statement here would commit on its own.
 func (c *rawConn) exec(query string, args []any) (int64, error) {
+	if sqlite3.Xsqlite3_get_autocommit(c.tls, c.db) != 0 {
+		return 0, errNoTx
+	}
 	st, ok := c.stmts[query]
 	if !ok {
 		q, err := cString(c.tls, query)

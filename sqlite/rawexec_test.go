@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // eachPath runs f with insert.run's statements below database/sql
@@ -71,6 +73,47 @@ func TestRawBindsAsDriver(t *testing.T) {
 			t.Errorf("argument %d (%T %#v): raw %q, driver %q; want %q", i, args[i], args[i], got[0][i], got[1][i], want[i])
 		}
 	}
+}
+
+// TestInsertNotRetriedOutsideTx: a statement that fails in a way that
+// makes SQLite roll the whole transaction back (a full database: no
+// statement journal for a table without constraints) is not retried row
+// by row, which would commit each row on its own: nothing is stored.
+func TestInsertNotRetriedOutsideTx(t *testing.T) {
+	eachPath(t, func(t *testing.T, viaSQL bool) {
+		s := openTest(t)
+		if err := s.ExecRaw(t.Context(), `CREATE TABLE fill (v BLOB)`); err != nil {
+			t.Fatal(err)
+		}
+		ctx, conn, tx := insertConnTx(t, s, viaSQL)
+		defer tx.Rollback()
+		var pages int64
+		if err := tx.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		// Room for a row or two, not for the statement's eight.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+4)); err != nil {
+			t.Fatal(err)
+		}
+		explained := -1
+		err := insert{head: `INSERT INTO fill (v) VALUES `, cols: 1, rows: 8}.run(ctx, tx, 8, func(args []any, i int) []any {
+			return append(args, make([]byte, 3000))
+		}, func(i int, err error) error {
+			explained = i
+			return err
+		})
+		if sqliteCode(err)&0xff != sqlite3.SQLITE_FULL {
+			t.Fatalf("insert into a full database: %v (explained at row %d), want SQLITE_FULL", err, explained)
+		}
+		tx.Rollback()
+		var n int
+		if err := conn.QueryRowContext(t.Context(), `SELECT count(*) FROM fill`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("after the failed insert and its rollback: %d rows stored, %v; want 0 (explained at row %d)", n, err, explained)
+		}
+		if _, err := conn.ExecContext(t.Context(), `PRAGMA max_page_count = 4294967294`); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestInsertCanceled: a context that ends between two statements of an
