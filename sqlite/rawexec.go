@@ -229,6 +229,8 @@ func (c *rawConn) exec(query string, args []any) (int64, error) {
 			return 0, errors.New("SQLite is out of memory")
 		}
 	}
+	// Lengths go to SQLite whole (the 64-bit binds): one over its limit
+	// is refused (SQLITE_TOOBIG), not cut to its low 32 bits.
 	mem := unsafe.Slice((*byte)(cptr(c.buf)), c.cap)
 	off := 0
 	for i, a := range args {
@@ -251,7 +253,7 @@ func (c *rawConn) exec(query string, args []any) (int64, error) {
 			rc = sqlite3.Xsqlite3_bind_double(c.tls, st, p, a)
 		case string:
 			copy(mem[off:], a)
-			rc = sqlite3.Xsqlite3_bind_text(c.tls, st, p, c.buf+uintptr(off), int32(len(a)), 0)
+			rc = sqlite3.Xsqlite3_bind_text64(c.tls, st, p, c.buf+uintptr(off), uint64(len(a)), 0, sqlite3.SQLITE_UTF8)
 			off += len(a)
 		case []byte:
 			if a == nil {
@@ -259,7 +261,7 @@ func (c *rawConn) exec(query string, args []any) (int64, error) {
 				break
 			}
 			copy(mem[off:], a)
-			rc = sqlite3.Xsqlite3_bind_blob(c.tls, st, p, c.buf+uintptr(off), int32(len(a)), 0)
+			rc = sqlite3.Xsqlite3_bind_blob64(c.tls, st, p, c.buf+uintptr(off), uint64(len(a)), 0)
 			off += len(a)
 		}
 		if rc != sqlite3.SQLITE_OK {
