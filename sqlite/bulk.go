@@ -585,8 +585,12 @@ const movedIndex = `links_stage_sorted`
 // swapRoots swaps the root pages of two schema objects (a table and an
 // index) in sqlite_schema and has the connection read its schema again.
 func swapRoots(ctx context.Context, tx *sql.Tx, a, b string) (err error) {
-	var rootA, rootB int64
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT rootpage FROM sqlite_schema WHERE name = ?1), (SELECT rootpage FROM sqlite_schema WHERE name = ?2)`, a, b).Scan(&rootA, &rootB); err != nil {
+	roots := func() (rootA, rootB int64, err error) {
+		err = tx.QueryRowContext(ctx, `SELECT (SELECT rootpage FROM sqlite_schema WHERE name = ?1), (SELECT rootpage FROM sqlite_schema WHERE name = ?2)`, a, b).Scan(&rootA, &rootB)
+		return rootA, rootB, err
+	}
+	rootA, rootB, err := roots()
+	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `PRAGMA writable_schema = ON`); err != nil {
@@ -602,7 +606,12 @@ func swapRoots(ctx context.Context, tx *sql.Tx, a, b string) (err error) {
 	res, err := tx.ExecContext(ctx, `UPDATE sqlite_schema SET rootpage = CASE name WHEN ?1 THEN ?4 ELSE ?3 END WHERE name IN (?1, ?2) AND rootpage IN (?3, ?4)`, a, b, rootA, rootB)
 	if sqliteCode(err) == sqlite3.SQLITE_ERROR {
 		// Refused as it was prepared ("table sqlite_master may not be
-		// modified"): nothing ran. Any other failure ran part of it.
+		// modified"), so nothing ran; read back rather than assumed, as
+		// an error of the same code while it ran may leave a row changed.
+		// Any other failure may have run part of it.
+		if nowA, nowB, rerr := roots(); rerr != nil || nowA != rootA || nowB != rootB {
+			return errors.Join(err, rerr, fmt.Errorf("the failed swap left the root pages of %s and %s at %d and %d, not %d and %d", a, b, nowA, nowB, rootA, rootB))
+		}
 		return fmt.Errorf("%w: %w", errSchemaRefused, err)
 	}
 	if err != nil {
