@@ -12,9 +12,10 @@ import "github.com/nhisync/nhisync"
 // the store with it and reused only once commitAsync has seen that batch
 // committed (one batch in flight), when nothing holds the records any
 // more (stores copy what they commit; the engine keeps no record of a
-// committed batch). Nothing else decides with one: a dry run, a human
-// action, explain and what-if keep their records, and a nil arena
-// allocates as before.
+// committed batch). Nothing else decides with one, and a nil arena
+// allocates as before: a dry run commits no batch to wait for, a human
+// action decides one batch, and explain and what-if decide nothing
+// (they recompute).
 type batchArena struct {
 	states  slabReuse[nhisync.FieldState]
 	goldens slabReuse[nhisync.Golden]

@@ -75,7 +75,7 @@ type pass struct {
 	// instead of in the store).
 	planned []*nhisync.OutboxWrite
 	// sent holds the display keys of the records whose writes this pass
-	// committed (noteKeys), for the outcomes of its drain.
+	// committed (recordKeys.note), for the outcomes of its drain.
 	sent recordKeys
 
 	batch *nhisync.Batch
