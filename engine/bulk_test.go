@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -26,9 +27,18 @@ type bulkCheck struct {
 	links  map[string]bool
 }
 
+// broken reports a breach of the window's contract as the test's failure
+// and as the call's error: the store's methods run on the engine's
+// goroutines (a commit on commitAsync's), where Fatalf would end the
+// goroutine, not the test, and the pass would wait on it for ever.
+func (b *bulkCheck) broken(format string, args ...any) error {
+	b.t.Errorf(format, args...)
+	return fmt.Errorf("bulkCheck: "+format, args...)
+}
+
 func (b *bulkCheck) BeginBulk(ctx context.Context) (bool, error) {
 	if b.open {
-		b.t.Fatalf("bulk window opened twice")
+		return false, b.broken("bulk window opened twice")
 	}
 	if bl, ok := b.Store.(nhisync.BulkLoader); ok {
 		open, err := bl.BeginBulk(ctx)
@@ -59,7 +69,7 @@ func (b *bulkCheck) empty(ctx context.Context) bool {
 
 func (b *bulkCheck) EndBulk(ctx context.Context) error {
 	if !b.open {
-		b.t.Fatalf("bulk window closed but not open")
+		return b.broken("bulk window closed but not open")
 	}
 	b.open = false
 	if bl, ok := b.Store.(nhisync.BulkLoader); ok {
@@ -72,11 +82,11 @@ func (b *bulkCheck) Commit(ctx context.Context, batch *nhisync.Batch) error {
 	if b.open {
 		for _, r := range batch.Records {
 			if b.recs[r.ID] {
-				b.t.Fatalf("record %d committed twice inside the bulk window", r.ID)
+				return b.broken("record %d committed twice inside the bulk window", r.ID)
 			}
 			b.recs[r.ID] = true
 			if k := r.Kind + "\x00" + r.MatchKey; b.keys[k] {
-				b.t.Fatalf("match key %s/%s committed twice inside the bulk window", r.Kind, r.MatchKey)
+				return b.broken("match key %s/%s committed twice inside the bulk window", r.Kind, r.MatchKey)
 			} else {
 				b.keys[k] = true
 			}
@@ -84,7 +94,7 @@ func (b *bulkCheck) Commit(ctx context.Context, batch *nhisync.Batch) error {
 		for _, l := range batch.Links {
 			k := l.System + "\x00" + l.ExternalID
 			if b.links[k] {
-				b.t.Fatalf("link %s/%s committed twice inside the bulk window", l.System, l.ExternalID)
+				return b.broken("link %s/%s committed twice inside the bulk window", l.System, l.ExternalID)
 			}
 			b.links[k] = true
 		}
@@ -94,14 +104,14 @@ func (b *bulkCheck) Commit(ctx context.Context, batch *nhisync.Batch) error {
 
 func (b *bulkCheck) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisync.Record, error) {
 	if b.open {
-		b.t.Fatalf("RecordByKey(%s, %s) inside the bulk window", kind, matchKey)
+		return nil, b.broken("RecordByKey(%s, %s) inside the bulk window", kind, matchKey)
 	}
 	return b.Store.RecordByKey(ctx, kind, matchKey)
 }
 
 func (b *bulkCheck) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
 	if b.open {
-		b.t.Fatalf("LoadLinks(%s) inside the bulk window", system)
+		return nil, b.broken("LoadLinks(%s) inside the bulk window", system)
 	}
 	return b.Store.LoadLinks(ctx, system, ids)
 }
