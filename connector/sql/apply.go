@@ -310,8 +310,9 @@ func (c *Connector) readRow(ctx context.Context, tx *txn, cols []string, id stri
 // still go. The savepoint is released either way (rolled back to, it
 // would stay, and each later statement would nest one level deeper). A
 // failure that rolled the whole transaction back (endsTx), and a
-// savepoint command's failure, is kept in tx.lost, and no statement runs
-// after it.
+// savepoint command's failure (after a failed statement, with the
+// statement's error first: it is the cause, the rollback's failure its
+// consequence), is kept in tx.lost, and no statement runs after it.
 func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error {
 	if tx.lost != nil {
 		return tx.lost
@@ -340,6 +341,11 @@ func (c *Connector) alone(ctx context.Context, tx *txn, stmt func() error) error
 	}
 	if _, uerr := tx.ExecContext(ctx, undo); uerr != nil {
 		tx.lost = fmt.Errorf("%s: %w", what, uerr)
+		if err != nil {
+			// The statement's own failure is the cause (the connection it
+			// lost, a lock not had): kept first, both kept for errors.As.
+			tx.lost = fmt.Errorf("%w; then %s failed: %w", err, what, uerr)
+		}
 		return tx.lost
 	}
 	return err

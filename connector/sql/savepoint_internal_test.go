@@ -111,3 +111,44 @@ func TestAloneSavepointFailureLosesTx(t *testing.T) {
 		stx.Rollback()
 	}
 }
+
+// TestAloneRollbackFailureKeepsCause: on PostgreSQL, when a statement
+// fails and the rollback to its savepoint fails too (the backend was
+// terminated between them), the transaction is lost with both errors,
+// the statement's first: a person sees the cause (here division by
+// zero) and why the transaction could not go on. Only the rollback's
+// failure was kept ("conn closed"), the statement's error dropped.
+func TestAloneRollbackFailureKeepsCause(t *testing.T) {
+	db, dsn := testPostgres(t)
+	c := &Connector{d: postgres}
+	stx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s is needed for this test (set NHISYNC_TEST_POSTGRES to reach another): %v", dsn, err)
+	}
+	defer stx.Rollback()
+	tx := &txn{Tx: stx}
+	var pid int
+	if err := tx.QueryRowContext(t.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	err = c.alone(t.Context(), tx, func() error {
+		_, err := tx.ExecContext(t.Context(), "SELECT 1/0")
+		if err == nil {
+			t.Fatal("SELECT 1/0 succeeded")
+		}
+		if _, err := db.ExecContext(t.Context(), "SELECT pg_terminate_backend($1, 10000)", pid); err != nil {
+			t.Fatal(err)
+		}
+		return err
+	})
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "22012" {
+		t.Errorf("alone returned %v, which does not hold the statement's error (division by zero, 22012)", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "division by zero") || !strings.Contains(err.Error(), "roll back to a savepoint") {
+		t.Errorf("alone returned %v, want it to say the statement's failure and the rollback's", err)
+	}
+	if tx.lost == nil || !errors.As(tx.lost, &pe) {
+		t.Errorf("the transaction is lost with %v, without the statement's error", tx.lost)
+	}
+}
