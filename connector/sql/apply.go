@@ -38,7 +38,12 @@ import (
 // A statement failing for one write (a constraint, a type) fails that
 // write alone (on PostgreSQL every statement, a batch's read and UPDATE
 // as a write's, runs under a savepoint, as a failed statement would abort
-// the transaction; a batch whose read fails goes write by write). It
+// the transaction; a batch whose read fails goes write by write, but for
+// a read the server refuses as SQL it cannot parse, the connector's bug,
+// which fails the batch's writes, EINTERNAL, saying so; on MySQL before
+// 8.0 and MariaDB before 10.2, which have no window functions for the
+// batch read, as told by the version at open, every write reads its row
+// alone). It
 // returns *nhisync.Error EUNAVAIL, with nothing applied, when the
 // transaction cannot begin or commit, and when a statement's failure
 // rolled the whole transaction back: on MySQL/MariaDB a deadlock, the

@@ -4,11 +4,13 @@ import (
 	"context"
 	stdsql "database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/native"
@@ -36,7 +38,9 @@ import (
 // UPDATE that changed fewer and compares them. A statement that fails
 // (a constraint, a value its column refuses) is undone (PostgreSQL: to a
 // savepoint) and its writes go one by one, so the failure is the failing
-// write's alone. So do a batch whose read fails, and one whose rows read
+// write's alone. So do a batch whose read fails (but for the server
+// refusing it as SQL it cannot parse: a bug, which fails the batch's
+// writes saying so; see readBatch), and one whose rows read
 // back with ids other than the ones asked for (a collation or a cast
 // matching more loosely than equal text). A write whose id more than one
 // row holds, as the id column's collation compares (the same id twice, or
@@ -99,7 +103,13 @@ type shape struct {
 
 // updateBatch applies writes (updates of distinct ids), setting results.
 func (c *Connector) updateBatch(ctx context.Context, tx *txn, writes []nhisync.Write, results []nhisync.WriteResult) {
-	if len(writes) == 1 || (c.d == postgres && c.pgTypes == nil) {
+	if len(writes) > 1 && !c.windows && c.Log != nil {
+		c.oneByOne.Do(func() {
+			c.Log.InfoContext(ctx, "the server has no window functions (MariaDB before 10.2, MySQL before 8.0), which a batch read needs; writes read their rows one by one",
+				"system", c.sys.Name, "table", c.sys.Settings.String(SettingTable), "version", c.version)
+		})
+	}
+	if len(writes) == 1 || (c.d == postgres && c.pgTypes == nil) || !c.windows {
 		for i, w := range writes {
 			results[i] = c.update(ctx, tx, w)
 		}
@@ -124,7 +134,15 @@ func (c *Connector) updateBatch(ctx context.Context, tx *txn, writes []nhisync.W
 	if len(ids) == 0 {
 		return
 	}
-	rows, ok := c.readBatch(ctx, tx, read, ids)
+	rows, ok, err := c.readBatch(ctx, tx, read, ids)
+	if err != nil {
+		for i := range writes {
+			if valid[i] {
+				results[i] = failed(err)
+			}
+		}
+		return
+	}
 	if !ok {
 		for i, w := range writes {
 			if valid[i] {
@@ -233,9 +251,14 @@ type readRow struct {
 // spaces or accents (a case- or accent-insensitive or PAD SPACE
 // collation). Such an id is held by more than one row, as its write alone
 // would find; the batch UPDATE would match each of those rows with any of
-// their writes. A server without window functions (MySQL before 8.0)
-// refuses the read, and its writes go one by one.
-func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []any) (map[string]*readRow, bool) {
+// their writes. It is not called on a server without window functions
+// (Connector.windows).
+//
+// A read the server refuses as SQL it cannot parse (refusedSQL) is a bug
+// of this connector, not a trait of the writes or the table: err is then
+// *nhisync.Error EINTERNAL saying so, with the server's words, and the
+// writes fail with it rather than going one by one, which would hide it.
+func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []any) (map[string]*readRow, bool, error) {
 	var q strings.Builder
 	q.WriteString("SELECT ")
 	col := func(n int, name string) {
@@ -320,18 +343,49 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 		return rows.Err()
 	})
 	if err != nil {
+		if tx.lost == nil && ctx.Err() == nil && refusedSQL(err) {
+			return nil, false, c.refused(err, "the batch read of table %s", c.sys.Settings.String(SettingTable))
+		}
 		c.batchReadFailed(ctx, tx, len(ids), err)
-		return nil, false
+		return nil, false, nil
 	}
 	if !ok {
-		return nil, false
+		return nil, false, nil
 	}
 	for id, r := range asked {
 		if r == nil {
 			delete(asked, id)
 		}
 	}
-	return asked, true
+	return asked, true, nil
+}
+
+// refusedSQL reports whether err is the server refusing a statement as
+// SQL it cannot parse: MySQL/MariaDB's ER_PARSE_ERROR (1064),
+// PostgreSQL's syntax_error (42601). The connector builds its statements
+// itself, so that is its own bug (or a server that is not what its
+// version says).
+func refusedSQL(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1064
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42601"
+}
+
+// refused is the error of a statement the server refused as SQL
+// (refusedSQL): EINTERNAL, the statement named by what (a format), the
+// server's words and version said.
+func (c *Connector) refused(err error, what string, args ...any) error {
+	server := c.d.name
+	if c.version != "" {
+		server += " " + c.version
+	}
+	e := c.errorf(nhisync.EINTERNAL, "the server (%s) refused %s as SQL it cannot parse, a bug in nhisync's sql connector (report it with this message); the writes stay queued and are retried: %v",
+		server, fmt.Sprintf(what, args...), c.t.scrub(err))
+	e.Err = c.t.scrub(err)
+	return e
 }
 
 // batchReadFailed logs why a batch read failed, its writes going one by
@@ -339,19 +393,12 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 // failure of the batch alone (its statement refused) would leave every
 // Apply slower with nothing said. A failure that lost the transaction
 // (tx.lost) or came with the context's end is the Apply's own error, not
-// logged here; a server refusing window functions is logged once.
+// logged here.
 func (c *Connector) batchReadFailed(ctx context.Context, tx *txn, n int, err error) {
 	if tx.lost != nil || ctx.Err() != nil || c.Log == nil {
 		return
 	}
 	args := []any{"system", c.sys.Name, "table", c.sys.Settings.String(SettingTable), "writes", n, "error", c.t.scrub(err).Error()}
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && (me.Number == 1064 || me.Number == 1235) {
-		c.unsupported.Do(func() {
-			c.Log.InfoContext(ctx, "the server refuses the batch read (no window functions before MySQL 8.0); writes go one by one", args...)
-		})
-		return
-	}
 	c.Log.WarnContext(ctx, "a batch read failed; its writes go one by one", args...)
 }
 

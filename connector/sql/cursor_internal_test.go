@@ -45,3 +45,27 @@ func TestCompareCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowFunctions: window functions are told from the server's
+// version: MariaDB from 10.2, MySQL from 8.0; a version not read, none.
+func TestWindowFunctions(t *testing.T) {
+	for v, want := range map[string]bool{
+		"8.0.36":                           true,
+		"8.4.2-commercial":                 true,
+		"9.1.0":                            true,
+		"5.7.44-log":                       false,
+		"5.6.51":                           false,
+		"10.11.19-MariaDB-0+deb12u1":       true,
+		"10.2.0-MariaDB":                   true,
+		"10.1.48-MariaDB-0ubuntu0.18.04.1": false,
+		"5.5.5-10.3.39-MariaDB":            true,
+		"5.5.5-10.1.2-MariaDB":             false,
+		"11.4.2-MariaDB":                   true,
+		"":                                 false,
+		"unknown":                          false,
+	} {
+		if got := windowFunctions(v); got != want {
+			t.Errorf("windowFunctions(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

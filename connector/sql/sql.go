@@ -61,6 +61,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -149,10 +150,15 @@ type Connector struct {
 	// its writes going one by one (slog.Default() by default). It never
 	// gets the DSN or a password.
 	Log *slog.Logger
-	// unsupported is closed once the server refused a batch read as
-	// beyond it (MySQL before 8.0: no window functions), so that is
-	// logged once, not for every batch.
-	unsupported sync.Once
+	// version is the MySQL/MariaDB server's, as SELECT VERSION() gave it
+	// at open ("" elsewhere); windows, whether the server has window
+	// functions, which a batch read counts each id's rows with: told by
+	// the version (MariaDB from 10.2, MySQL from 8.0), true on SQLite and
+	// PostgreSQL. Without them a batch's writes read their rows one by
+	// one, which is logged once (oneByOne), not for every batch.
+	version  string
+	windows  bool
+	oneByOne sync.Once
 }
 
 // CursorConnector is a Connector whose table has an updated_column, so it
@@ -369,10 +375,15 @@ func (c *Connector) resolve(ctx context.Context) error {
 	if c.d == postgres {
 		c.pgIDType, c.pgTypes = pgColumnTypes(ctx, c.db, c.table, name, colNames)
 	}
+	c.windows = true
 	if c.d == mysqlDialect {
 		var on int
 		err := c.db.QueryRowContext(ctx, "SELECT @@innodb_rollback_on_timeout").Scan(&on)
 		c.rollbackOnTimeout = err != nil || on != 0
+		if err := c.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&c.version); err != nil {
+			return c.unavail(err, "cannot read the server's version")
+		}
+		c.windows = windowFunctions(c.version)
 	}
 	sel := make([]string, 0, len(c.cols)+2)
 	sel = append(sel, c.d.raw(c.id))
@@ -387,6 +398,36 @@ func (c *Connector) resolve(ctx context.Context) error {
 		c.selectRowid = "SELECT " + strings.Join(append(sel, c.rowid), ", ") + " FROM " + c.table
 	}
 	return nil
+}
+
+// windowFunctions reports whether a MySQL or MariaDB server whose
+// SELECT VERSION() says version (8.0.36, 5.7.44-log,
+// 10.11.6-MariaDB-0+deb12u1, or 5.5.5-10.3.39-MariaDB as MariaDB's
+// handshake has it, which a proxy may pass on) has window functions:
+// MariaDB from 10.2, MySQL from 8.0. A version it cannot read has none.
+func windowFunctions(version string) bool {
+	v := strings.TrimSpace(version)
+	maria := strings.Contains(strings.ToLower(v), "mariadb")
+	if maria {
+		v = strings.TrimPrefix(v, "5.5.5-")
+	}
+	num := func() int {
+		i := 0
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		n, err := strconv.Atoi(v[:i])
+		if err != nil {
+			return -1
+		}
+		v = strings.TrimPrefix(v[i:], ".")
+		return n
+	}
+	major, minor := num(), num()
+	if maria {
+		return major > 10 || (major == 10 && minor >= 2)
+	}
+	return major >= 8
 }
 
 // Check pings the database and reads the table's columns. It returns

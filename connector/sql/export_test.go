@@ -1,0 +1,18 @@
+package sql
+
+import stdsql "database/sql"
+
+// SetDB replaces c's pool with db, closing c's: a test reaches the real
+// server through a driver of its own (one that rewrites a statement).
+func SetDB(c *Connector, db *stdsql.DB) {
+	c.db.Close()
+	c.db = db
+}
+
+// SetWindowFunctions sets whether c takes its server to have window
+// functions, as if its version had said so.
+func SetWindowFunctions(c *Connector, on bool) { c.windows = on }
+
+// WindowFunctions reports whether c took its server to have window
+// functions when it opened.
+func WindowFunctions(c *Connector) bool { return c.windows }
