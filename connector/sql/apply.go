@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -38,18 +40,22 @@ import (
 // A statement failing for one write (a constraint, a type) fails that
 // write alone (on PostgreSQL every statement, a batch's read and UPDATE
 // as a write's, runs under a savepoint, as a failed statement would abort
-// the transaction; a batch whose read fails goes write by write, but for
-// a read the server refuses as SQL it cannot parse, the connector's bug,
-// which fails the batch's writes, EINTERNAL, saying so; on MySQL before
-// 8.0 and MariaDB before 10.2, which have no window functions for the
-// batch read, as told by the version at open, every write reads its row
-// alone). It
-// returns *nhisync.Error EUNAVAIL, with nothing applied, when the
-// transaction cannot begin or commit, and when a statement's failure
-// rolled the whole transaction back: on MySQL/MariaDB a deadlock, the
-// lock table full, or a lock wait timeout on a server that rolls a
-// transaction back for it (innodb_rollback_on_timeout); the writes stay
-// queued and are retried.
+// the transaction). A batch whose read fails goes write by write, but a
+// read the server refuses as SQL it cannot parse, the connector's bug,
+// fails the batch's writes, EINTERNAL, saying so. On MySQL before 8.0 and
+// MariaDB before 10.2 (as their version at open says), which have no
+// window functions for the batch read, every write reads its row alone.
+//
+// It returns *nhisync.Error EUNAVAIL, with nothing applied, when the
+// transaction cannot begin or the database refuses to commit it, and
+// when a statement's failure rolled the whole transaction back: on
+// MySQL/MariaDB a deadlock, the lock table full, or a lock wait timeout
+// on a server that rolls a transaction back for it
+// (innodb_rollback_on_timeout); the writes stay queued and are retried.
+// When the commit gets no answer (the connection lost, or ctx ending,
+// once the COMMIT may have reached the server) it returns EUNAVAIL saying
+// that whether the writes were applied is unknown: the server may have
+// committed them.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
@@ -78,9 +84,44 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		if !commitRefused(err) {
+			return nil, c.commitUnknown(err)
+		}
 		return nil, c.writeUnavail(err, "cannot commit the writes to table %s", c.sys.Settings.String(SettingTable))
 	}
 	return results, nil
+}
+
+// commitRefused reports whether err, a commit's, says the transaction
+// did not commit: the database answered the COMMIT with an error (a
+// PostgreSQL or MySQL server's, SQLite's own: a deferred constraint, a
+// lock, a serialization failure), committed nothing as the transaction
+// had failed (pgx's ErrTxCommitRollback), or the COMMIT never left
+// (driver.ErrBadConn, which a driver returns only before it sent
+// anything, and a transaction database/sql had already rolled back).
+// Anything else may have come once the COMMIT reached the server, with
+// no answer: the connection lost, the context ended mid-flight. Not even
+// pgconn.SafeToRetry tells: pgx v5.12 reports a connection lost while it
+// waits for the COMMIT's answer as "conn closed", safe to retry.
+func commitRefused(err error) bool {
+	var se *msqlite.Error
+	var me *mysql.MySQLError
+	var pe *pgconn.PgError
+	return errors.As(err, &se) || errors.As(err, &me) || errors.As(err, &pe) ||
+		errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, stdsql.ErrTxDone)
+}
+
+// commitUnknown is the error of a commit whose outcome is unknown (see
+// commitRefused): EUNAVAIL, saying the writes may have been applied. A
+// person reading that nothing was applied would be misled; the writes
+// stay queued, and their retry, conditional, finds an update that was
+// applied already holding its new values, and a create its row, where
+// the system maps the kind's match fields.
+func (c *Connector) commitUnknown(err error) error {
+	e := c.errorf(nhisync.EUNAVAIL, "the commit of the writes to table %s got no answer, so whether they were applied is unknown (the next read of the table shows it); they stay queued and are retried: %v",
+		c.sys.Settings.String(SettingTable), c.t.scrub(err))
+	e.Err = c.t.scrub(err)
+	return e
 }
 
 // unavail returns *nhisync.Error EUNAVAIL with err as its cause.

@@ -1,11 +1,17 @@
 package sql
 
 import (
+	"context"
+	stdsql "database/sql"
+	"database/sql/driver"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nhisync/nhisync"
@@ -65,6 +71,31 @@ func TestEndsTx(t *testing.T) {
 		c := &Connector{d: tc.d, rollbackOnTimeout: tc.rollback}
 		if got := c.endsTx(tc.err); got != tc.want {
 			t.Errorf("%s, rollback on timeout %v: endsTx(%v) = %v, want %v", tc.d.name, tc.rollback, tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestCommitRefused: a commit's failure is taken as "nothing committed"
+// only when the database answered with an error or the COMMIT never
+// left; a connection lost or a context ended while it was out leaves the
+// outcome unknown (pgx's "conn closed" after the COMMIT was sent too).
+func TestCommitRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "40001"}, true},
+		{fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1180}), true},
+		{pgx.ErrTxCommitRollback, true},
+		{driver.ErrBadConn, true},
+		{stdsql.ErrTxDone, true},
+		{pgconn.ErrConnClosed, false},
+		{mysql.ErrInvalidConn, false},
+		{io.ErrUnexpectedEOF, false},
+		{context.Canceled, false},
+	} {
+		if got := commitRefused(tc.err); got != tc.want {
+			t.Errorf("commitRefused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
