@@ -38,7 +38,9 @@ import (
 // UPDATE that changed fewer and compares them. A statement that fails
 // (a constraint, a value its column refuses) is undone (PostgreSQL: to a
 // savepoint) and its writes go one by one, so the failure is the failing
-// write's alone. So do a batch whose read fails (but for the server
+// write's alone (logged when none of them fails alone: then nothing else
+// says why; one the server refuses as SQL it cannot parse fails them
+// instead, the connector's bug). So do a batch whose read fails (but for the server
 // refusing it as SQL it cannot parse: a bug, which fails the batch's
 // writes saying so; see readBatch), and one whose rows read
 // back with ids other than the ones asked for (a collation or a cast
@@ -412,7 +414,10 @@ func (c *Connector) paramsPerRow(n int) int {
 }
 
 // updateShape runs one conditional UPDATE of rows, writes changing the
-// columns cols, and sets their results.
+// columns cols, and sets their results. An UPDATE that fails sends its
+// writes one by one (batchUpdateFailed says why when none of them fails
+// alone), but one the server refuses as SQL it cannot parse (refusedSQL),
+// the connector's bug, fails them, EINTERNAL, saying so.
 func (c *Connector) updateShape(ctx context.Context, tx *txn, cols []column, rows []pending, results []nhisync.WriteResult) {
 	if len(rows) == 1 {
 		p := rows[0]
@@ -452,9 +457,17 @@ func (c *Connector) updateShape(ctx context.Context, tx *txn, cols []column, row
 		return got.Err()
 	})
 	if err != nil {
+		if tx.lost == nil && ctx.Err() == nil && refusedSQL(err) {
+			e := c.refused(err, "the batch update of table %s", c.sys.Settings.String(SettingTable))
+			for _, p := range rows {
+				results[p.i] = failed(e)
+			}
+			return
+		}
 		for _, p := range rows {
 			results[p.i] = c.updateRow(ctx, tx, p.id, p.cols, p.todo, p.raw)
 		}
+		c.batchUpdateFailed(ctx, tx, rows, results, err)
 		return
 	}
 	for _, p := range rows {
@@ -469,6 +482,25 @@ func (c *Connector) updateShape(ctx context.Context, tx *txn, cols []column, row
 			results[p.i] = nhisync.WriteResult{Status: nhisync.WriteStale, ID: p.id}
 		}
 	}
+}
+
+// batchUpdateFailed logs why a batch UPDATE failed when its writes, gone
+// one by one after it (results), all went through: no write's failure
+// then says why, and every batch of the kind would go one by one, slower,
+// with nothing said. A write that failed alone says why itself (a
+// constraint, a value its column refuses); a lost transaction or the
+// context's end is the Apply's own error.
+func (c *Connector) batchUpdateFailed(ctx context.Context, tx *txn, rows []pending, results []nhisync.WriteResult, err error) {
+	if tx.lost != nil || ctx.Err() != nil || c.Log == nil {
+		return
+	}
+	for _, p := range rows {
+		if results[p.i].Status == nhisync.WriteFailed {
+			return
+		}
+	}
+	c.Log.WarnContext(ctx, "a batch update failed though each of its writes went through alone; its writes went one by one",
+		"system", c.sys.Name, "table", c.sys.Settings.String(SettingTable), "writes", len(rows), "error", c.t.scrub(err).Error())
 }
 
 // recheck reads p's row after its UPDATE: applied when it holds every

@@ -192,3 +192,80 @@ func TestApplyWithoutWindowFunctions(t *testing.T) {
 		t.Errorf("said %d times that the server has no window functions, want once: %q", n, log.String())
 	}
 }
+
+// batchUpdate reports whether q is a batch UPDATE: UPDATE … FROM
+// (VALUES …) on PostgreSQL, CASE id WHEN … on MariaDB.
+func batchUpdate(q string) bool {
+	return strings.HasPrefix(q, "UPDATE ") && (strings.Contains(q, "FROM (VALUES") || strings.Contains(q, " = CASE "))
+}
+
+// TestApplyBatchUpdateFails: a batch UPDATE the server refuses as SQL it
+// cannot parse fails its writes as the connector's bug (EINTERNAL, the
+// server's words), nothing written; one that fails otherwise while each
+// of its writes goes through alone (here: its table renamed on the way,
+// so the server finds none) is logged as a warning with its cause, the
+// writes applied one by one. Both sent the writes one by one with
+// nothing said: a broken batch UPDATE made every Apply slower, unseen.
+func TestApplyBatchUpdateFails(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) *server{"mariadb": mysqlDatabase, "postgres": pgDatabase} {
+		for _, tc := range []struct {
+			name    string
+			rewrite func(q string) string
+			applied bool
+		}{
+			{"syntax", func(q string) string { return strings.Replace(q, "UPDATE ", "UPDATE UPDATE ", 1) }, false},
+			{"no such table", func(q string) string { return strings.Replace(q, "accounts", "no_such_table", 1) }, true},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				s := open(t)
+				s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+				s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+				c := ownerConnector(t, s.dsn, "", "accounts")
+				var log bytes.Buffer
+				c.(*nsql.Connector).Log = slog.New(slog.NewTextHandler(&log, nil))
+				var batches atomic.Int32
+				rewritten(t, s, c, func(q string) string {
+					if !batchUpdate(q) {
+						return q
+					}
+					batches.Add(1)
+					return tc.rewrite(q)
+				})
+				res, err := c.Apply(t.Context(), []nhisync.Write{
+					ownerWrite("a", "old@example.com", "a1@example.com"),
+					ownerWrite("b", "old@example.com", "b1@example.com"),
+				})
+				if err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if batches.Load() == 0 {
+					t.Fatal("no batch UPDATE sent")
+				}
+				want := map[string]string{"a": "old@example.com", "b": "old@example.com"}
+				for i, r := range res {
+					msg := nhisync.ErrorMessage(r.Err)
+					switch {
+					case tc.applied && r.Status != nhisync.WriteApplied:
+						t.Errorf("write %d: %s (%v), want applied", i, r.Status, r.Err)
+					case !tc.applied && (r.Status != nhisync.WriteFailed || nhisync.ErrorCode(r.Err) != nhisync.EINTERNAL ||
+						!strings.Contains(msg, "a bug") || !strings.Contains(strings.ToLower(msg), "syntax")):
+						t.Errorf("write %d: %s %s %q, want failed, %s, saying it is a bug and the server's words", i, r.Status, nhisync.ErrorCode(r.Err), msg, nhisync.EINTERNAL)
+					}
+				}
+				if tc.applied {
+					want = map[string]string{"a": "a1@example.com", "b": "b1@example.com"}
+					for _, w := range []string{"level=WARN", "batch update failed", "system=ids", "table=accounts", "writes=2", "no_such_table"} {
+						if !strings.Contains(log.String(), w) {
+							t.Errorf("the log %q lacks %q", log.String(), w)
+						}
+					}
+				}
+				for id, w := range want {
+					if got := s.owner(t, "accounts", id); got != w {
+						t.Errorf("row %s: owner %q, want %q", id, got, w)
+					}
+				}
+			})
+		}
+	}
+}
