@@ -35,7 +35,11 @@ import (
 // Create writes (provision: true) INSERT the mapped columns; the id is the
 // mapped id column's value, the database's own (an INTEGER PRIMARY KEY or
 // a column DEFAULT), or a random hex id. A retried create finds the row it
-// made (same match column values) instead of inserting another.
+// made (same match column values) instead of inserting another. A create
+// giving a mapped id column no value, on a table that makes none, fails
+// before inserting; one whose row gets no id from the table (an empty
+// default) fails the Apply, its transaction rolled back: a row no write
+// can name is never kept.
 //
 // A statement failing for one write (a constraint, a type) fails that
 // write alone (on PostgreSQL every statement, a batch's read and UPDATE
@@ -411,6 +415,20 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 			return failed(err)
 		}
 	}
+	// The id column's value, when the system maps it and the create gives
+	// one. Without it a table that makes no id would take the row with
+	// none (SQLite lets a TEXT PRIMARY KEY hold NULL), which no write
+	// could then name: refused before anything is inserted.
+	idAt := -1
+	for k, cl := range cols {
+		if v, _ := native.Text(vals[k]); cl.col == c.id && strings.TrimSpace(v) != "" {
+			idAt = k
+		}
+	}
+	if c.idMapped >= 0 && idAt < 0 && !c.idAuto {
+		m := c.sys.Fields[c.idMapped]
+		return failed(c.errorf(nhisync.EINVALID, "the new record has no value for the id column %s (field %s) and the table makes none; give the record's %s a value, or the column a default", c.idName, m.Field, m.Field))
+	}
 	if res, ok := c.existing(ctx, tx, cols, vals); ok {
 		return res
 	}
@@ -450,22 +468,23 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 		if err != nil {
 			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
 		}
-		if c.idMapped >= 0 {
-			for k, cl := range cols {
-				if cl.col == c.id {
-					id, _ = native.Text(vals[k])
-				}
-			}
+		if idAt >= 0 {
+			id, _ = native.Text(vals[idAt])
 		} else if c.idAuto {
 			n, err := res.LastInsertId()
 			if err != nil {
-				return failed(err)
+				tx.lost = fmt.Errorf("cannot read the id of a new row, which is in: %w", c.t.scrub(err))
+				return failed(tx.lost)
 			}
 			id = fmt.Sprint(n)
 		}
 	}
 	if id = strings.TrimSpace(id); id == "" {
-		return failed(c.errorf(nhisync.EINVALID, "the new row has no id; map the id column or give it a default"))
+		// The row is in and cannot be taken out alone: kept, it would be
+		// made again by every retry of the write, failed. The
+		// transaction is given up instead (tx.lost), the writes queued.
+		tx.lost = fmt.Errorf("a new row got no id from the table (its id column's default gave none); map the id column or give it a default that makes one")
+		return failed(tx.lost)
 	}
 	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}
 }

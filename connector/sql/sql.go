@@ -360,7 +360,7 @@ func (c *Connector) resolve(ctx context.Context) error {
 		}
 		c.updated = c.d.quote(col)
 	}
-	if c.sys.Provision && c.idMapped < 0 {
+	if c.sys.Provision {
 		auto, err := c.d.idGenerated(ctx, c.db, table, name)
 		if err != nil {
 			return c.unavail(err, "cannot read the schema of table %s", table)
