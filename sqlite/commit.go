@@ -78,10 +78,17 @@ func (s *Store) commit(ctx context.Context, b *nhisync.Batch, notary nhisync.Not
 	s.stmts.prepare(ctx, s.w)
 	ctx = withStmts(ctx, &s.stmts)
 	conn, err := s.w.Conn(ctx)
+	if cerr := s.closedErr(); cerr != nil {
+		// Checked under the writer's connection: Close finalizes the raw
+		// statements once it holds it (Store.closing).
+		err = cerr
+	}
+	if conn != nil {
+		defer conn.Close()
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
 	ctx = withRaw(ctx, s.raw.of(conn))
 	// Without cancellation: database/sql would roll the transaction back
 	// on its own goroutine when ctx ends, under a statement running below

@@ -8,6 +8,10 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/storetest"
 
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -197,5 +201,49 @@ func TestRawConnReplaced(t *testing.T) {
 	var n int
 	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM reps`).Scan(&n); err != nil || n != 300 {
 		t.Errorf("%d rows, %v; want 300", n, err)
+	}
+}
+
+// TestCommitRefusedOnceClosing: a commit waiting for the writer's
+// connection when Close takes it is refused once it gets it, and writes
+// nothing: Close finalizes the raw statements and frees their buffer
+// while it holds the connection, and a commit running them after would
+// run on freed memory.
+func TestCommitRefusedOnceClosing(t *testing.T) {
+	s := openTest(t)
+	if err := s.Commit(t.Context(), storetest.BulkBatch(1, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if rawOf(withRaw(t.Context(), s.raw.c)) == nil {
+		t.Fatal("the first commit left no raw connection: the test shows nothing")
+	}
+	done := make(chan error, 1)
+	testHookClosing = func(s *Store) {
+		waits := s.w.Stats().WaitCount
+		go func() { done <- s.Commit(context.Background(), storetest.BulkBatch(1000, 300)) }()
+		// Until the commit waits for the connection Close holds, or ends
+		// (it did not wait: Close holds none).
+		for s.w.Stats().WaitCount == waits && len(done) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	defer func() { testHookClosing = nil }()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(nhisync.ErrorMessage(err), "store is closed") {
+		t.Errorf("a commit begun while the store closed: %v; want it refused, the store is closed", err)
+	}
+	s, err := Open(t.Context(), s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.LoadRecords(t.Context(), []int64{1, 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != 1 {
+		t.Errorf("after the refused commit the store holds %d of records 1 and 1000; want record 1 alone", len(got))
 	}
 }

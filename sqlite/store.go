@@ -116,6 +116,10 @@ type Store struct {
 	idle   *time.Timer
 	closed bool
 
+	// closing is set when Close begins: a commit that takes the writer's
+	// connection after it refuses (Close finalizes the raw statements,
+	// rawexec.go, once it holds that connection itself).
+	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -375,15 +379,29 @@ func (s *Store) openError(op string, err error) error {
 // nothing. Failures are EINTERNAL.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		// The checkpointer's connection closes first: the last one to
 		// close checkpoints the WAL and removes it.
 		errs := []error{s.stopCheckpoints()}
 		s.heads.close()
-		if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
-			errs = append(errs, err)
+		// The statements are finalized while Close holds the writer's
+		// connection: a commit running on it ends first, and one that
+		// takes it after sees closing and refuses, so none runs a
+		// statement whose memory is freed under it.
+		ctx := context.Background()
+		conn, err := s.w.Conn(ctx)
+		if err == nil {
+			_, err = conn.ExecContext(ctx, "PRAGMA optimize")
+		}
+		errs = append(errs, err)
+		if testHookClosing != nil {
+			testHookClosing(s)
 		}
 		s.stmts.close()
 		s.raw.close()
+		if conn != nil {
+			errs = append(errs, conn.Close())
+		}
 		errs = append(errs, s.w.Close())
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
@@ -394,6 +412,18 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// testHookClosing, set by tests, runs in Close while it holds the
+// writer's connection, before it finalizes the commits' statements.
+var testHookClosing func(*Store)
+
+// closedErr is what a commit beginning once Close began returns.
+func (s *Store) closedErr() error {
+	if !s.closing.Load() {
+		return nil
+	}
+	return &nhisync.Error{Code: nhisync.EINTERNAL, Message: "the store is closed: nothing of this step was written"}
 }
 
 // ExecRaw runs one SQL statement on the writer connection, outside the
