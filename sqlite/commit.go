@@ -504,7 +504,7 @@ func (st *states) writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch
 	row := func(ix []int) func(args []any, i int) []any {
 		return func(args []any, i int) []any {
 			r := b.Records[ix[i]]
-			return append(args, r.ID, r.Kind, r.MatchKey, r.Key, st.record(ix[i]))
+			return append(args, &r.ID, &r.Kind, &r.MatchKey, &r.Key, st.recordRef(ix[i]))
 		}
 	}
 	explain := func(ix []int) func(i int, err error) error {
@@ -540,6 +540,14 @@ const storedKeysSQL = `SELECT id, kind, match_key FROM records WHERE id IN (SELE
 // nullID stores the ID 0 ("none") as NULL.
 func nullID(id int64) any {
 	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// nullIDRef is nullID of *id as an argument pointing to it (bindable).
+func nullIDRef(id *int64) any {
+	if *id == 0 {
 		return nil
 	}
 	return id

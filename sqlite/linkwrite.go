@@ -33,8 +33,38 @@ type linkWriter struct {
 	log *linkCommit
 }
 
-// state returns the encoded state of the batch's link i.
-func (w *linkWriter) state(i int) []byte { return w.states.link(i) }
+// state returns the encoded state of the batch's link i, as an argument
+// pointing to it (bindable).
+func (w *linkWriter) state(i int) *[]byte { return w.states.linkRef(i) }
+
+// statusArgs are the known link statuses as arguments: a string put in an
+// argument is copied into memory of its own, each row's again.
+var statusArgs = func() []any {
+	args := make([]any, len(linkStatuses))
+	for i, st := range linkStatuses {
+		args[i] = string(st)
+	}
+	return args
+}()
+
+// statusArg returns s as an argument.
+func statusArg(s nhisync.LinkStatus) any {
+	for i, st := range linkStatuses {
+		if st == s {
+			return statusArgs[i]
+		}
+	}
+	return string(s)
+}
+
+// hashArg returns a link's hash as an argument pointing to it, or nil
+// (NULL) when it has none.
+func hashArg(l *nhisync.Link) any {
+	if l.Hash == nil {
+		return nil
+	}
+	return &l.Hash
+}
 
 // write upserts the batch's links in key order (a later row of the same
 // link wins), each with its state: a new link's state under the next
@@ -106,7 +136,7 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 		cols: 2,
 		tail: `ON CONFLICT (id) DO UPDATE SET state = excluded.state`,
 	}.run(ctx, tx, len(byID), func(args []any, i int) []any {
-		return append(args, stateIDs[byID[i]], w.state(kept[byID[i]]))
+		return append(args, &stateIDs[byID[i]], w.state(kept[byID[i]]))
 	}, nil)
 	if err != nil {
 		return err
@@ -131,11 +161,7 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 	linkRow := func(ix []int) func(args []any, i int) []any {
 		return func(args []any, i int) []any {
 			l := links[ix[i]]
-			var hash any
-			if l.Hash != nil {
-				hash = l.Hash
-			}
-			return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash, stateIDs[ix[i]])
+			return append(args, w.systems[l.System], &l.ExternalID, nullIDRef(&l.RecordID), statusArg(l.Status), hashArg(l), &stateIDs[ix[i]])
 		}
 	}
 	linkErr := func(ix []int) func(i int, err error) error {
@@ -187,11 +213,7 @@ func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, b *nhisync.Bat
 	stage := func(off int) func(args []any, i int) []any {
 		return func(args []any, i int) []any {
 			l := links[off+i]
-			var hash any
-			if l.Hash != nil {
-				hash = l.Hash
-			}
-			return append(args, w.systems[l.System], l.ExternalID, nullID(l.RecordID), string(l.Status), hash)
+			return append(args, w.systems[l.System], &l.ExternalID, nullIDRef(&l.RecordID), statusArg(l.Status), hashArg(l))
 		}
 	}
 	stageErr := func(off int) func(i int, err error) error {

@@ -97,6 +97,18 @@ func (st *states) record(i int) []byte {
 	return st.recs[i]
 }
 
+// recordRef is record as an argument pointing to the state (bindable).
+func (st *states) recordRef(i int) *[]byte {
+	st.record(i)
+	return &st.recs[i]
+}
+
+// linkRef is link as an argument pointing to the state (bindable).
+func (st *states) linkRef(i int) *[]byte {
+	st.link(i)
+	return &st.links[i]
+}
+
 // link returns the state of the batch's link i, waiting for it.
 func (st *states) link(i int) []byte {
 	if !st.linksSeen {

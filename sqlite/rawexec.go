@@ -166,10 +166,17 @@ func (c *rawConn) err(rc int32) error {
 }
 
 // bindable reports whether every argument is of a type exec binds.
+//
+// Besides values, exec binds pointers to int64, string and []byte (nil,
+// or pointing to a nil []byte: NULL; database/sql binds what they point
+// to): a row's columns are mostly fields of a batch's members and
+// encoded states, and a pointer to one goes into an argument as it is,
+// where a string, a []byte or an int64 past 255 is copied into memory
+// of its own first, a first pass's commit allocating some 6,000 of them.
 func bindable(args []any) bool {
 	for _, a := range args {
 		switch a.(type) {
-		case nil, int64, int, string, []byte, bool, float64:
+		case nil, int64, int, string, []byte, bool, float64, *int64, *string, *[]byte:
 		default:
 			return false
 		}
@@ -216,6 +223,14 @@ func (c *rawConn) exec(query string, args []any) (int64, error) {
 			size += len(a)
 		case []byte:
 			size += len(a)
+		case *string:
+			if a != nil {
+				size += len(*a)
+			}
+		case *[]byte:
+			if a != nil {
+				size += len(*a)
+			}
 		}
 	}
 	if size > c.cap {
@@ -233,6 +248,21 @@ func (c *rawConn) exec(query string, args []any) (int64, error) {
 	// is refused (SQLITE_TOOBIG), not cut to its low 32 bits.
 	mem := unsafe.Slice((*byte)(cptr(c.buf)), c.cap)
 	off := 0
+	text := func(p int32, a string) int32 {
+		copy(mem[off:], a)
+		rc := sqlite3.Xsqlite3_bind_text64(c.tls, st, p, c.buf+uintptr(off), uint64(len(a)), 0, sqlite3.SQLITE_UTF8)
+		off += len(a)
+		return rc
+	}
+	blob := func(p int32, a []byte) int32 {
+		if a == nil {
+			return sqlite3.Xsqlite3_bind_null(c.tls, st, p) // as the driver binds a nil []byte
+		}
+		copy(mem[off:], a)
+		rc := sqlite3.Xsqlite3_bind_blob64(c.tls, st, p, c.buf+uintptr(off), uint64(len(a)), 0)
+		off += len(a)
+		return rc
+	}
 	for i, a := range args {
 		p := int32(i + 1)
 		var rc int32
@@ -252,17 +282,27 @@ func (c *rawConn) exec(query string, args []any) (int64, error) {
 		case float64:
 			rc = sqlite3.Xsqlite3_bind_double(c.tls, st, p, a)
 		case string:
-			copy(mem[off:], a)
-			rc = sqlite3.Xsqlite3_bind_text64(c.tls, st, p, c.buf+uintptr(off), uint64(len(a)), 0, sqlite3.SQLITE_UTF8)
-			off += len(a)
+			rc = text(p, a)
 		case []byte:
+			rc = blob(p, a)
+		case *int64:
 			if a == nil {
-				rc = sqlite3.Xsqlite3_bind_null(c.tls, st, p) // as the driver binds a nil []byte
-				break
+				rc = sqlite3.Xsqlite3_bind_null(c.tls, st, p)
+			} else {
+				rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, p, *a)
 			}
-			copy(mem[off:], a)
-			rc = sqlite3.Xsqlite3_bind_blob64(c.tls, st, p, c.buf+uintptr(off), uint64(len(a)), 0)
-			off += len(a)
+		case *string:
+			if a == nil {
+				rc = sqlite3.Xsqlite3_bind_null(c.tls, st, p)
+			} else {
+				rc = text(p, *a)
+			}
+		case *[]byte:
+			if a == nil {
+				rc = sqlite3.Xsqlite3_bind_null(c.tls, st, p)
+			} else {
+				rc = blob(p, *a)
+			}
 		}
 		if rc != sqlite3.SQLITE_OK {
 			return 0, c.err(rc)

@@ -27,13 +27,21 @@ func eachPath(t *testing.T, f func(t *testing.T, viaSQL bool)) {
 // TestRawBindsAsDriver: a row exec binds is stored as the driver stores
 // the same arguments, column for column: the type SQLite records and the
 // bytes, for NULL, int64's bounds, int, bool, float64, text that is empty,
-// holds a NUL or is not ASCII, and blobs empty, nil (NULL) and binary.
+// holds a NUL or is not ASCII, and blobs empty, nil (NULL) and binary;
+// and pointers to int64, string and []byte: nil (NULL), to a nil []byte
+// (NULL), to an empty text and blob, and to values.
 func TestRawBindsAsDriver(t *testing.T) {
 	s := openTest(t)
+	n, text, empty, blob, none, noBlob := int64(-7), "p\x00q", "", []byte{1, 'y'}, []byte(nil), []byte{}
 	args := []any{nil, int64(math.MinInt64), int64(math.MaxInt64), int64(0), -1, true, false, 1.5,
-		"", "a\x00b", "é✓", []byte{}, []byte(nil), []byte{0, 0xff, 'x'}, "x"}
+		"", "a\x00b", "é✓", []byte{}, []byte(nil), []byte{0, 0xff, 'x'}, "x",
+		&n, &text, &empty, &blob, &none, &noBlob, (*int64)(nil), (*string)(nil), (*[]byte)(nil)}
 	want := []string{"null:", "integer:-9223372036854775808", "integer:9223372036854775807", "integer:0", "integer:-1", "integer:1", "integer:0", "real:1.5",
-		"text:", "text:a\x00b", "text:é✓", "blob:", "null:", "blob:\x00\xffx", "text:x"}
+		"text:", "text:a\x00b", "text:é✓", "blob:", "null:", "blob:\x00\xffx", "text:x",
+		"integer:-7", "text:p\x00q", "text:", "blob:\x01y", "null:", "blob:", "null:", "null:", "null:"}
+	if !bindable(args) {
+		t.Fatal("exec does not bind these arguments: the test shows nothing")
+	}
 	cols := make([]string, len(args))
 	shown := make([]string, len(args))
 	for i := range args {

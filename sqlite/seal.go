@@ -158,9 +158,9 @@ func (s *sealer) write(ctx context.Context, tx *sql.Tx) (*nhisync.Checkpoint, er
 		cols: 3,
 		next: head + 1,
 	}.run(ctx, tx, len(s.b.Audit), func(args []any, i int) []any {
-		leaf := s.leaf(i)
+		s.leaf(i)
 		e := s.b.Audit[i]
-		return append(args, nullID(e.RecordID), leaf, e.Hash)
+		return append(args, nullIDRef(&e.RecordID), &s.leaves[i], &e.Hash)
 	}, nil)
 	if err != nil {
 		return nil, err
