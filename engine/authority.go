@@ -14,7 +14,7 @@ import (
 
 // decideField settles the proposals for one field (SPEC §3.2–3.4).
 func (rc *recCtx) decideField(f *nhisync.Field, ps []*prop) error {
-	g := rc.rec.Fields[f.Name]
+	g := rc.goldenOf(f)
 	var gv nhisync.Value
 	if g != nil {
 		gv = g.Value
@@ -36,7 +36,7 @@ func (rc *recCtx) decideField(f *nhisync.Field, ps []*prop) error {
 	if err := rc.decideAllowed(f, g, gv, valid); err != nil {
 		return err
 	}
-	final := rc.rec.Value(f.Name)
+	final := goldenValue(rc.goldenOf(f))
 	for _, p := range notAllowed {
 		if p.Value.Problem() != "" {
 			// Malformed data (a row cut short, an object for text) is not

@@ -48,6 +48,15 @@ type decider struct {
 	// ruleIdx holds, per kind, the indexes in its FieldNames of the
 	// fields its rules read, in that order.
 	ruleIdx map[*nhisync.Kind][]int
+	// kindFields holds, per kind, its fields in FieldNames order
+	// (fieldsOf).
+	kindFields map[*nhisync.Kind][]*nhisync.Field
+	// goldenBuf and linkBuf back a decision's recCtx.golden and
+	// recCtx.links, stateBuf the field states of its links by field
+	// (statesOf): reused by the next decision.
+	goldenBuf []*nhisync.Golden
+	linkBuf   []linkStates
+	stateBuf  []*nhisync.FieldState
 	// arena, in a pass that commits, holds the field states, golden
 	// values and links given to the records of the batch being decided
 	// (batchArena); nil: allocated anew.
@@ -71,6 +80,23 @@ func (d *decider) ruleFields(kind *nhisync.Kind) []int {
 	}
 	d.ruleIdx[kind] = idx
 	return idx
+}
+
+// fieldsOf returns kind's fields, each at the index of its name in
+// kind.FieldNames.
+func (d *decider) fieldsOf(kind *nhisync.Kind) []*nhisync.Field {
+	if fs, ok := d.kindFields[kind]; ok {
+		return fs
+	}
+	if d.kindFields == nil {
+		d.kindFields = map[*nhisync.Kind][]*nhisync.Field{}
+	}
+	fs := make([]*nhisync.Field, len(kind.FieldNames))
+	for i, name := range kind.FieldNames {
+		fs[i] = kind.Fields[name]
+	}
+	d.kindFields[kind] = fs
+	return fs
 }
 
 // recView is the record as one system proposes it (recCtx.view).
@@ -144,6 +170,19 @@ type recCtx struct {
 	ctx  context.Context
 	rec  *nhisync.Record
 	kind *nhisync.Kind
+	// fields are kind's fields by their index in kind.FieldNames
+	// (decider.fieldsOf).
+	fields []*nhisync.Field
+	// golden holds rec.Fields by the index of their field in
+	// kind.FieldNames, as this decision leaves them (setGolden,
+	// putGolden: nothing else sets a golden value during a decision). A
+	// decision reads each golden value several times: by index, not by
+	// name through the map, which cost a first pass more than the rules
+	// it applies.
+	golden []*nhisync.Golden
+	// links holds, per link this decision touched, its field states by
+	// field index (statesOf).
+	links []linkStates
 	// props are the proposals of this decision, by the index of their
 	// field in kind.FieldNames.
 	props [][]*prop
@@ -171,6 +210,10 @@ func (d *decider) newRecCtx(ctx context.Context, rec *nhisync.Record) *recCtx {
 	// nothing of it alive.
 	clear(d.propPool)
 	d.propPool = d.propPool[:0]
+	clear(d.linkBuf)
+	rc.links = d.linkBuf[:0]
+	clear(d.stateBuf)
+	d.stateBuf = d.stateBuf[:0]
 	if rc.kind != nil {
 		n := len(rc.kind.FieldNames)
 		if cap(d.propBuf) < n {
@@ -181,12 +224,97 @@ func (d *decider) newRecCtx(ctx context.Context, rec *nhisync.Record) *recCtx {
 			clear(rc.props[i])
 			rc.props[i] = rc.props[i][:0]
 		}
+		rc.fields = d.fieldsOf(rc.kind)
+		if cap(d.goldenBuf) < n {
+			d.goldenBuf = make([]*nhisync.Golden, n)
+		}
+		rc.golden = d.goldenBuf[:n]
+		clear(rc.golden)
+		if len(rec.Fields) > 0 {
+			for i, name := range rc.kind.FieldNames {
+				rc.golden[i] = rec.Fields[name]
+			}
+		}
 	}
 	for i := range d.viewPool {
 		d.viewPool[i].system = ""
 	}
 	rc.views = d.viewPool[:0]
 	return rc
+}
+
+// indexOf returns the index of f in kind.FieldNames, -1 when f is not one
+// of the kind's fields.
+func (rc *recCtx) indexOf(f *nhisync.Field) int {
+	for i, x := range rc.fields {
+		if x == f {
+			return i
+		}
+	}
+	return -1
+}
+
+// goldenOf returns the golden value of f, nil when it has none.
+func (rc *recCtx) goldenOf(f *nhisync.Field) *nhisync.Golden {
+	if i := rc.indexOf(f); i >= 0 {
+		return rc.golden[i]
+	}
+	return rc.rec.Fields[f.Name]
+}
+
+// putGolden makes g the golden value of field.
+func (rc *recCtx) putGolden(field string, g *nhisync.Golden) {
+	rc.rec.Fields[field] = g
+	for i, name := range rc.kind.FieldNames {
+		if name == field {
+			rc.golden[i] = g
+		}
+	}
+}
+
+// linkStates is a link of a decision and its field states by the index
+// of their field in the kind's FieldNames: nil where the decision has not
+// asked for it yet (statesOf).
+type linkStates struct {
+	l      *nhisync.Link
+	states []*nhisync.FieldState
+}
+
+// statesOf returns l's field states by field index, as far as this
+// decision has asked for them: a nil one is to be looked up in l.Fields
+// (stateOf). A decision touches each link's states more than once
+// (proposing, then planning each field): by index, not by name.
+func (rc *recCtx) statesOf(l *nhisync.Link) []*nhisync.FieldState {
+	for _, x := range rc.links {
+		if x.l == l {
+			return x.states
+		}
+	}
+	d, n := rc.d, len(rc.fields)
+	if len(d.stateBuf)+n > cap(d.stateBuf) {
+		// A new buffer: the rows already handed out keep the old one
+		// until this decision is over.
+		d.stateBuf = make([]*nhisync.FieldState, 0, max(4*n, 2*cap(d.stateBuf)))
+	}
+	k := len(d.stateBuf)
+	d.stateBuf = d.stateBuf[:k+n]
+	states := d.stateBuf[k : k+n : k+n]
+	rc.links = append(rc.links, linkStates{l, states})
+	d.linkBuf = rc.links
+	return states
+}
+
+// stateOf returns l's state of the field at index i of kind.FieldNames,
+// named field, creating it when absent (nhisync.Link.Field).
+func (rc *recCtx) stateOf(l *nhisync.Link, i int, field string) *nhisync.FieldState {
+	if i < 0 {
+		return l.Field(field)
+	}
+	states := rc.statesOf(l)
+	if states[i] == nil {
+		states[i] = l.Field(field)
+	}
+	return states[i]
 }
 
 // propsOf returns the proposals for field.
@@ -233,6 +361,15 @@ func (rc *recCtx) audit(ev *nhisync.AuditEntry) {
 func (rc *recCtx) createdField(field, system, actor string, value nhisync.Value, reason string) {
 	rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: field, System: system, Actor: actor,
 		Value: rc.d.e.auditValue(rc.rec.Kind, field, value), Reason: nhisync.CreatedFieldReason(reason)})
+}
+
+// createdFieldOf is createdField for f, a field of the record's kind.
+func (rc *recCtx) createdFieldOf(f *nhisync.Field, system, actor string, value nhisync.Value, reason string) {
+	if f.Sensitive {
+		value = nhisync.SensitiveValue(rc.d.e.auditKey, value)
+	}
+	rc.created.Fields = append(rc.created.Fields, nhisync.AuditField{Field: f.Name, System: system, Actor: actor,
+		Value: value, Reason: nhisync.CreatedFieldReason(reason)})
 }
 
 // createdLink adds another system's record, linked to the record new in

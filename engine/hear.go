@@ -22,11 +22,11 @@ func (rc *recCtx) accept(f *nhisync.Field, p *prop, old nhisync.Value, reason st
 	if p.link != nil && !p.link.Modified.IsZero() {
 		st = p.At
 	}
-	rc.setGolden(f.Name, nhisync.Golden{Value: p.Value, Source: p.System, Actor: p.Actor, Rule: reason, At: rc.d.now, SourceTime: st})
+	rc.setGolden(f, nhisync.Golden{Value: p.Value, Source: p.System, Actor: p.Actor, Rule: reason, At: rc.d.now, SourceTime: st})
 	if p.fs != nil {
 		p.fs.Shadow = p.Value
 	}
-	rc.accepted(f.Name, p.System, p.Actor, old, p.Value, reason)
+	rc.accepted(f, p.System, p.Actor, old, p.Value, reason)
 }
 
 // accepted audits that field's golden value became value, as system
@@ -34,26 +34,32 @@ func (rc *recCtx) accept(f *nhisync.Field, p *prop, old nhisync.Value, reason st
 // new record's first value is folded into its record.created entry (as
 // rc.audit would fold the accepted entry) without an entry of its own
 // being made: a first pass accepts millions.
-func (rc *recCtx) accepted(field, system, actor string, old, value nhisync.Value, reason string) {
+func (rc *recCtx) accepted(f *nhisync.Field, system, actor string, old, value nhisync.Value, reason string) {
 	if rc.created != nil && old.IsZero() {
 		by := ""
 		if actor != "" {
 			by = actorOr(actor, system)
 		}
-		rc.createdField(field, system, by, value, reason)
+		rc.createdFieldOf(f, system, by, value, reason)
 		return
 	}
-	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(actor, system), Field: field, System: system, Old: old, New: value, Reason: reason})
+	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActAccepted, Actor: actorOr(actor, system), Field: f.Name, System: system, Old: old, New: value, Reason: reason})
 }
 
-// setGolden makes g the golden value of field. The golden values a
-// decision sets share one allocation: a new record gets all of them.
-func (rc *recCtx) setGolden(field string, g nhisync.Golden) {
+// setGolden makes g the golden value of f. The golden values a decision
+// sets share one allocation: a new record gets all of them.
+func (rc *recCtx) setGolden(f *nhisync.Field, g nhisync.Golden) {
 	if len(rc.goldens) == cap(rc.goldens) {
 		rc.goldens = rc.d.arena.goldenRoom(len(rc.kind.FieldNames))
 	}
 	rc.goldens = append(rc.goldens, g)
-	rc.rec.Fields[field] = &rc.goldens[len(rc.goldens)-1]
+	ptr := &rc.goldens[len(rc.goldens)-1]
+	rc.rec.Fields[f.Name] = ptr
+	if i := rc.indexOf(f); i >= 0 {
+		rc.golden[i] = ptr
+	} else {
+		rc.putGolden(f.Name, ptr)
+	}
 }
 
 func actorOr(actor, system string) string {

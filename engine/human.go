@@ -129,7 +129,7 @@ func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, act
 			return errInvalid("value %s fails %s: %s; give a value that passes, or pick a proposal (%s)", quote(f, g.Value), rule, why, strings.Join(names, ", "))
 		}
 		old := rec.Value(f.Name)
-		rec.Fields[f.Name] = g
+		rc.putGolden(f.Name, g)
 		c.Status, c.Resolved, c.ResolvedBy, c.Picked, c.Resolution = nhisync.StatusResolved, d.now, actor, pick, g.Value
 		d.batch.Conflicts = append(d.batch.Conflicts, c)
 		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActConflictResolved, Actor: person, Field: f.Name, System: pick, Old: old, New: g.Value, Reason: reason})

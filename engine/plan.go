@@ -25,11 +25,14 @@ func (rc *recCtx) plan() error {
 		if sys == nil || sys.Kind != rc.rec.Kind || !sys.Direction.Writes() {
 			continue
 		}
-		for _, m := range sys.Fields {
-			if !sys.Writes(m.Field) {
+		idx := rc.d.mappingIndex(rc.kind, sys)
+		for j, m := range sys.Fields {
+			// A system maps a field once: m is sys.Mapping(m.Field), and
+			// sys.Writes(m.Field) is m's and the system's direction.
+			if !m.Direction.Writes() {
 				continue
 			}
-			if err := rc.planField(sys, l, m.Field); err != nil {
+			if err := rc.planField(sys, l, m, idx[j]); err != nil {
 				return err
 			}
 		}
@@ -66,12 +69,25 @@ func (rc *recCtx) supersedeApproval(id int64, reason string) {
 	}
 }
 
-func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) error {
-	f := rc.kind.Field(field)
-	g := rc.rec.Fields[field]
+// planField plans the write of field m of sys to l, when one is due; i
+// is the index of the field in the kind's FieldNames (-1: not the
+// kind's).
+func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, m *nhisync.Mapping, i int) error {
+	field := m.Field
+	var f *nhisync.Field
+	var g *nhisync.Golden
+	if i >= 0 {
+		f, g = rc.fields[i], rc.golden[i]
+	} else {
+		f, g = rc.kind.Field(field), rc.rec.Fields[field]
+	}
 	gv := goldenValue(g)
-	fs := l.Field(field)
-	cur := holding(sys, fs, field)
+	fs := rc.stateOf(l, i, field)
+	// holding(sys, fs, field), with m the field's one mapping.
+	cur := fs.Shadow
+	if sys.Direction.Reads() && m.Direction.Reads() {
+		cur = fs.Asserted
+	}
 	if cur.Equal(gv) || holdBack(rc.rec, rc.kind, sys, fs, field) != "" {
 		if pending := rc.outboxFor(sys.Name, l.ExternalID, field); pending != nil {
 			rc.dropOutbox(pending)
@@ -125,7 +141,7 @@ func (rc *recCtx) planField(sys *nhisync.System, l *nhisync.Link, field string) 
 		rc.rec.Outbox = append(rc.rec.Outbox, w)
 	}
 	w.Record, w.Old, w.New, w.Status, w.ApprovalID, w.Cause = rc.rec.Key, cur, gv, status, approvalID, cause
-	w.Rule = goldenReason(rc.rec.Fields[field])
+	w.Rule = goldenReason(g)
 	w.Attempts, w.NextAt, w.LastError = 0, rc.d.now, ""
 	w.Counts = !cur.IsZero() || (field == nhisync.FieldLifecycle && gv.Text() == nhisync.LifecycleDecommissioned)
 	rc.d.batch.Outbox = append(rc.d.batch.Outbox, w)

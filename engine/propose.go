@@ -40,10 +40,20 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 			rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordLinked, Actor: st.system(), System: st.system(), New: nhisync.Str(st.id()), Reason: "reappeared"})
 		}
 		link.Status, link.Hash, link.SeenAt, link.Modified, link.GoneAt = nhisync.LinkLive, st.hashBytes(), d.now, modified, time.Time{}
+		// A link without field states (every new one) has none to look
+		// up: a system maps a field once.
+		states, fresh := rc.statesOf(link), len(link.Fields) == 0
 		for k, idx := range r.readIdx {
 			m := r.sys.Fields[idx]
 			v := values[idx]
-			fs := link.Fields[m.Field]
+			fi := fieldIdx[idx]
+			var fs *nhisync.FieldState
+			if fi >= 0 {
+				fs = states[fi]
+			}
+			if fs == nil && (!fresh || fi < 0) {
+				fs = link.Fields[m.Field]
+			}
 			if fs == nil {
 				// The field states the links lack (all of a new link's)
 				// come from one slab, sized for this link's and, in a
@@ -62,6 +72,9 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 				}
 				link.Fields[m.Field] = fs
 			}
+			if fi >= 0 {
+				states[fi] = fs
+			}
 			if !fs.Asserted.Equal(v) || fs.Since.IsZero() {
 				fs.Asserted, fs.Since, fs.SourceTime, fs.Actor = v, r.at, modified, actor
 			}
@@ -70,7 +83,7 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 				if at.IsZero() {
 					at = r.at
 				}
-				if fi := fieldIdx[idx]; fi >= 0 {
+				if fi >= 0 {
 					rc.props[fi] = append(rc.props[fi], d.newProp(prop{
 						Proposal: nhisync.Proposal{System: st.system(), Value: v, At: at, Actor: actor},
 						link:     link, fs: fs,
@@ -83,9 +96,9 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 		rc.vanish(sys, "")
 	}
 	rc.settleQuarantine(w.obs)
-	for i, f := range rc.kind.FieldNames {
+	for i, f := range rc.fields {
 		if ps := rc.props[i]; len(ps) > 0 {
-			if err := rc.decideField(rc.kind.Fields[f], ps); err != nil {
+			if err := rc.decideField(f, ps); err != nil {
 				return err
 			}
 		}

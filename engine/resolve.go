@@ -275,12 +275,12 @@ func (rc *recCtx) merge(f *nhisync.Field, gv nhisync.Value, ps []*prop) {
 	}
 	// Provenance names the latest contributing change.
 	latest := slices.MinFunc(contributors, byLatest)
-	rc.setGolden(f.Name, nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At})
+	rc.setGolden(f, nhisync.Golden{Value: nv, Source: latest.System, Actor: latest.Actor, Rule: "merge", At: rc.d.now, SourceTime: latest.At})
 	if gv.IsZero() && !slices.ContainsFunc(contributors, func(p *prop) bool { return !p.Value.Equal(nv) }) {
 		// A first sighting: the golden set was empty and every system that
 		// holds one holds the same. Nothing was combined: the value is
 		// accepted, not merged; the others agree with it.
-		rc.accepted(f.Name, latest.System, latest.Actor, gv, nv, "merge: the golden value was empty")
+		rc.accepted(f, latest.System, latest.Actor, gv, nv, "merge: the golden value was empty")
 		for _, p := range contributors {
 			if p != latest {
 				rc.agreed(f.Name, p, nv, true)

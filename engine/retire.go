@@ -207,7 +207,7 @@ func (rc *recCtx) vanish(system, why string) {
 	if why != "" {
 		reason += "; " + why
 	}
-	rc.rec.Fields[nhisync.FieldLifecycle] = &nhisync.Golden{Value: decom, Source: system, Rule: "retire_from", At: rc.d.now}
+	rc.putGolden(nhisync.FieldLifecycle, &nhisync.Golden{Value: decom, Source: system, Rule: "retire_from", At: rc.d.now})
 	rc.audit(&nhisync.AuditEntry{Action: nhisync.ActRecordRetired, Actor: system, Field: nhisync.FieldLifecycle, System: system, Old: old, New: decom, Reason: reason})
 	for _, c := range rc.rec.Conflicts {
 		if c.Field == nhisync.FieldLifecycle && c.Status == nhisync.StatusOpen {

@@ -248,7 +248,7 @@ func (rc *recCtx) view(system string) map[string]nhisync.Value {
 	// only (validator.check), and a rule reads its fields only.
 	for _, i := range rc.d.ruleFields(rc.kind) {
 		name := rc.kind.FieldNames[i]
-		v[name] = rc.rec.Value(name)
+		v[name] = goldenValue(rc.golden[i])
 		for _, p := range rc.props[i] {
 			if p.System == system {
 				v[name] = p.Value
