@@ -59,12 +59,16 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 		if err := tx.QueryRowContext(ctx, `UPDATE ids SET next = next + 1 WHERE name = 'claim' RETURNING next - 1`).Scan(&c.Token); err != nil {
 			return err
 		}
-		return queryItems(ctx, tx, `UPDATE OR FAIL outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
+		until := formatTime(c.Until)
+		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
 			WHERE id IN (SELECT id FROM outbox
 				WHERE system = ?4 AND status = ?5 AND next_at <= ?6 AND (claim_token = 0 OR claim_until <= ?7)
-				ORDER BY next_at, id LIMIT ?8)
-			RETURNING data`,
-			[]any{c.Token, req.Holder, formatTime(c.Until), req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit},
+				ORDER BY next_at, id LIMIT ?8)`,
+			c.Token, req.Holder, until, req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit); err != nil {
+			return err
+		}
+		return queryItems(ctx, tx, `SELECT data FROM outbox INDEXED BY outbox_claimed WHERE claim_until = ?1 AND claim_token = ?2 AND claim_token <> 0`,
+			[]any{until, c.Token},
 			func(w *nhisync.OutboxWrite) error {
 				out = append(out, w)
 				return nil
