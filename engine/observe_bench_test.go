@@ -169,3 +169,61 @@ func benchCorrelated(ctx context.Context, b *testing.B, e *Engine) *pass {
 	}
 	return p
 }
+
+// BenchmarkDriftPassEstate100k is the drift pass of cmd/nhisync-bench over
+// its estate of 100,000 NHIs: a first pass and a quiet one, then 1% of the
+// records changed in each system and 0.5% of the idp's gone
+// (benchestate.ApplyDrift), and the pass that reads, correlates, decides,
+// commits and applies them. Each iteration generates its estate afresh
+// (the drift is applied once); only the drift pass is timed. It reports
+// the pass's CPU seconds (cpu-s/op), labelled pass=drift for -cpuprofile.
+func BenchmarkDriftPassEstate100k(b *testing.B) {
+	const n = 100_000
+	ctx := context.Background()
+	var cpu float64
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		es, err := benchestate.Generate(dir, n, benchestate.DefaultMix(0.01))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfgPath := filepath.Join(dir, "nhisync.yaml")
+		if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		store, err := sqlite.OpenURL(ctx, cfg.Store)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns, err := nhisync.OpenConnectors(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := New(cfg, store, conns)
+		for range 2 {
+			if _, err := e.Sync(ctx, PassOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := es.ApplyDrift(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := storetest.ProcessCPU()
+		pprof.Do(ctx, pprof.Labels("pass", "drift"), func(ctx context.Context) { _, err = e.Sync(ctx, PassOptions{}) })
+		cpu += (storetest.ProcessCPU() - start).Seconds()
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		nhisync.CloseConnectors(conns)
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
+}
