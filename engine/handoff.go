@@ -13,7 +13,9 @@ import (
 // rows before are staged. A system's read then takes about as long as
 // the slower of the two, not their sum — which counts when the last
 // system is still being read and the other core has nothing left to do.
-// emit sees every observation in the read's order, one at a time.
+// emit sees every observation in the read's order, one at a time; ahead,
+// when not nil, sees each run of up to warmRun of them before emit sees
+// the first of the run (a full read warms their heads, headTable.warm).
 //
 // Each observation is copied into its batch (its Values too: a connector
 // reuses its slice once the function returns, as nhisync.Connector
@@ -22,7 +24,7 @@ import (
 // it; otherwise read's error is. A panic of read or of emit is recovered
 // (each on its goroutine) and returned as an error, the read stopped as
 // by emit's: a connector's bug fails its system's read, not the process.
-func handOff(width int, read func(emit func(nhisync.Observation) error) error, emit func(nhisync.Observation) error) error {
+func handOff(width int, read func(emit func(nhisync.Observation) error) error, ahead func([]nhisync.Observation), emit func(nhisync.Observation) error) error {
 	const (
 		size    = 512 // observations per batch
 		batches = 3   // one being filled, one waiting, one being staged
@@ -41,7 +43,10 @@ func handOff(width int, read func(emit func(nhisync.Observation) error) error, e
 				err = recovered("staging a record", v)
 			}
 		}()
-		for _, obs := range b.obs {
+		for i, obs := range b.obs {
+			if ahead != nil && i%warmRun == 0 {
+				ahead(b.obs[i:min(i+warmRun, len(b.obs))])
+			}
 			if err = emit(obs); err != nil {
 				return err
 			}

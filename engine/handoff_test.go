@@ -35,7 +35,7 @@ func readN(n, fail int) func(func(nhisync.Observation) error) error {
 func TestHandOffKeepsOrderAndValues(t *testing.T) {
 	for _, n := range []int{0, 1, 511, 512, 513, 5000} {
 		got := 0
-		err := handOff(2, readN(n, 0), func(obs nhisync.Observation) error {
+		err := handOff(2, readN(n, 0), nil, func(obs nhisync.Observation) error {
 			if want := fmt.Sprint("id-", got); obs.ID != want {
 				return fmt.Errorf("observation %d is %s, want %s", got, obs.ID, want)
 			}
@@ -54,13 +54,48 @@ func TestHandOffKeepsOrderAndValues(t *testing.T) {
 	}
 }
 
+// ahead sees every observation once, in runs of at most warmRun that
+// follow each other in the read's order, each run before emit sees its
+// first observation (and after emit saw the run before).
+func TestHandOffAhead(t *testing.T) {
+	for _, n := range []int{0, 1, warmRun, warmRun + 1, 511, 512, 513, 5000} {
+		aheadOf, emitted := 0, 0
+		err := handOff(2, readN(n, 0), func(run []nhisync.Observation) {
+			if len(run) == 0 || len(run) > warmRun {
+				t.Errorf("n=%d: a run of %d", n, len(run))
+			}
+			if emitted != aheadOf {
+				t.Errorf("n=%d: run starting at %d handed ahead after emit saw %d", n, aheadOf, emitted)
+			}
+			for _, obs := range run {
+				if want := fmt.Sprint("id-", aheadOf); obs.ID != want {
+					t.Errorf("n=%d: ahead saw %s, want %s", n, obs.ID, want)
+				}
+				aheadOf++
+			}
+		}, func(obs nhisync.Observation) error {
+			if emitted >= aheadOf {
+				return fmt.Errorf("emit saw %s before ahead did", obs.ID)
+			}
+			emitted++
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if aheadOf != n || emitted != n {
+			t.Fatalf("n=%d: ahead saw %d observations, emit %d", n, aheadOf, emitted)
+		}
+	}
+}
+
 // An error of emit stops the read and is what the read returns (as the
 // connector wraps it); a read's own error is returned; emit sees nothing
 // after its error.
 func TestHandOffErrors(t *testing.T) {
 	stop := errors.New("the pass lost its lease")
 	seen := 0
-	err := handOff(3, readN(100000, 0), func(nhisync.Observation) error {
+	err := handOff(3, readN(100000, 0), nil, func(nhisync.Observation) error {
 		seen++
 		if seen == 700 {
 			return stop
@@ -75,7 +110,7 @@ func TestHandOffErrors(t *testing.T) {
 	}
 
 	seen = 0
-	err = handOff(3, readN(2000, 1500), func(nhisync.Observation) error { seen++; return nil })
+	err = handOff(3, readN(2000, 1500), nil, func(nhisync.Observation) error { seen++; return nil })
 	if err == nil || err.Error() != "the file changed while it was read" {
 		t.Fatalf("err = %v, want the read's error", err)
 	}
@@ -86,7 +121,7 @@ func TestHandOffErrors(t *testing.T) {
 // its error.
 func TestHandOffRecoversPanics(t *testing.T) {
 	seen := 0
-	err := handOff(3, readN(100000, 0), func(nhisync.Observation) error {
+	err := handOff(3, readN(100000, 0), nil, func(nhisync.Observation) error {
 		if seen++; seen == 700 {
 			panic("index out of range (test)")
 		}
@@ -106,7 +141,7 @@ func TestHandOffRecoversPanics(t *testing.T) {
 		panic(errors.New("the decoder broke (test)"))
 	}
 	seen = 0
-	err = handOff(3, panicky, func(nhisync.Observation) error { seen++; return nil })
+	err = handOff(3, panicky, nil, func(nhisync.Observation) error { seen++; return nil })
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "the connector panicked: the decoder broke (test)") {
 		t.Fatalf("err = %v, want the read's panic", err)
 	}

@@ -99,6 +99,37 @@ func (t *headTable) get(id string) *head {
 	}
 }
 
+// warm reads the slots the look-ups of ids (at most warmRun) probe
+// first and the first byte of the ids those slots hold, and returns what
+// it read, for the caller to keep so that the reads are not left out.
+// Each read is a miss in cache and, as the table is far larger than the
+// TLB reaches, a walk of the page tables: get, one id at a time, waits for
+// each in turn (two a look-up: the slot, then its id), while warm's loops,
+// a read an iteration with nothing between them, have the processor make
+// the run's reads at once; the gets that follow find the slots and ids in
+// cache. At a million heads this takes about a third off the CPU time of
+// a look-up (BenchmarkHeadTableGet1M, BenchmarkHeadTableWarmGet1M).
+func (t *headTable) warm(ids []string) (sum uint32) {
+	if t == nil || t.n == 0 {
+		return 0
+	}
+	var at [warmRun]int
+	ids = ids[:min(len(ids), warmRun)]
+	for i, id := range ids {
+		h, _ := t.hash(id)
+		at[i] = t.start(h)
+	}
+	for _, i := range at[:len(ids)] {
+		sum += t.slots[i].tag
+	}
+	for _, i := range at[:len(ids)] {
+		if s := &t.slots[i]; s.n > 0 {
+			sum += uint32(t.ids[s.chunk][s.off])
+		}
+	}
+	return sum
+}
+
 // add adds id with an empty head and returns the head; an id already in
 // the table keeps its head, which add returns, and found is true.
 func (t *headTable) add(id string) (hd *head, found bool) {
@@ -176,3 +207,8 @@ func (t *headTable) all() iter.Seq2[string, *head] {
 		}
 	}
 }
+
+// warmRun is how many ids are warmed ahead of their look-ups: enough
+// reads in flight to overlap their misses, few enough that what they
+// bring in stays in cache until the look-ups.
+const warmRun = 32

@@ -89,3 +89,32 @@ func TestHeadTableRoomForGoneLinks(t *testing.T) {
 		t.Fatalf("grew from %d to %d slots, want %d", slots, len(tbl.slots), slots+slots/2)
 	}
 }
+
+// warm reads only: on a nil or empty table, over an empty id's slot, past
+// warmRun ids and over ids the table does not hold, it neither fails nor
+// changes what get finds.
+func TestHeadTableWarm(t *testing.T) {
+	var none *headTable
+	if none.warm([]string{"a"}) != 0 || newHeadTable(0).warm([]string{"a"}) != 0 {
+		t.Fatal("warm of a table without heads read something")
+	}
+	tbl := newHeadTable(100)
+	var ids []string
+	for i := range 3 * warmRun {
+		ids = append(ids, "id-"+strconv.Itoa(i))
+	}
+	ids = append(ids, "")
+	for i, id := range ids {
+		hd, _ := tbl.add(id)
+		hd.recordID = int64(i + 1)
+	}
+	for start := 0; start < len(ids); start += warmRun {
+		tbl.warm(ids[start:])
+		tbl.warm(append([]string{"absent", ""}, ids[start:]...))
+	}
+	for i, id := range ids {
+		if hd := tbl.get(id); hd == nil || hd.recordID != int64(i+1) {
+			t.Fatalf("get(%q) after warm = %+v", id, hd)
+		}
+	}
+}

@@ -143,6 +143,8 @@ type sysRead struct {
 	hdr    []byte // stage's scratch
 	// matchVals is match's scratch.
 	matchVals []string
+	// warmed keeps what warming the heads read (readSystem).
+	warmed uint32
 }
 
 type strayObs struct {
@@ -588,7 +590,20 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		}
 		return nil
 	}
-	if err := handOff(len(sys.Fields), read, emit); err != nil {
+	// A full read looks every id up in the heads, a run at a time warmed
+	// first (headTable.warm); warmed keeps what warm read.
+	var ahead func([]nhisync.Observation)
+	if !incremental {
+		ids := make([]string, 0, warmRun)
+		ahead = func(run []nhisync.Observation) {
+			ids = ids[:0]
+			for _, obs := range run {
+				ids = append(ids, obs.ID)
+			}
+			r.warmed += r.heads.warm(ids)
+		}
+	}
+	if err := handOff(len(sys.Fields), read, ahead, emit); err != nil {
 		if pe := (*panicked)(nil); errors.As(err, &pe) {
 			return nil, fmt.Errorf("reading %s: %w", sys.Name, err)
 		}

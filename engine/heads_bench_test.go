@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nhisync/nhisync/storetest"
+)
+
+// benchHeadIDs returns n GUID-like external ids (36 bytes, as the bench
+// estate's), sorted as the store hands link heads out, and the same ids in
+// a random order, as a system's read finds them.
+func benchHeadIDs(n int) (sorted, shuffled []string) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		sorted = append(sorted, fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", i, r.Uint32()&0xffff, r.Uint32()&0xffff, r.Uint32()&0xffff, r.Uint64()&0xffffffffffff))
+	}
+	shuffled = append([]string(nil), sorted...)
+	r.Shuffle(n, func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	return sorted, shuffled
+}
+
+// BenchmarkHeadTableGet1M looks up a million ids, in read order, in a head
+// table of a million: a quiet pass's one look-up per record read.
+func BenchmarkHeadTableGet1M(b *testing.B) {
+	const n = 1_000_000
+	sorted, shuffled := benchHeadIDs(n)
+	t := newHeadTable(n)
+	for _, id := range sorted {
+		t.add(id)
+	}
+	b.ResetTimer()
+	start := storetest.ProcessCPU()
+	for b.Loop() {
+		for _, id := range shuffled {
+			if t.get(id) == nil {
+				b.Fatal("missing")
+			}
+		}
+	}
+	b.ReportMetric(float64((storetest.ProcessCPU()-start).Nanoseconds())/float64(b.N)/n, "cpu-ns/get")
+}
+
+// BenchmarkHeadTableAdd1M adds a million ids in the store's order to a
+// table sized for them: loading a system's link heads.
+func BenchmarkHeadTableAdd1M(b *testing.B) {
+	const n = 1_000_000
+	sorted, _ := benchHeadIDs(n)
+	start := storetest.ProcessCPU()
+	for b.Loop() {
+		t := newHeadTable(n)
+		for _, id := range sorted {
+			t.add(id)
+		}
+	}
+	b.ReportMetric(float64((storetest.ProcessCPU()-start).Nanoseconds())/float64(b.N)/n, "cpu-ns/add")
+}
+
+// BenchmarkHeadTableWarmGet1M is BenchmarkHeadTableGet1M with the ids
+// looked up a batch at a time, each batch warmed first (warm).
+func BenchmarkHeadTableWarmGet1M(b *testing.B) {
+	const n = 1_000_000
+	sorted, shuffled := benchHeadIDs(n)
+	t := newHeadTable(n)
+	for _, id := range sorted {
+		t.add(id)
+	}
+	var sink uint32
+	b.ResetTimer()
+	start := storetest.ProcessCPU()
+	for b.Loop() {
+		for i := 0; i < len(shuffled); i += warmRun {
+			batch := shuffled[i:min(i+warmRun, len(shuffled))]
+			sink += t.warm(batch)
+			for _, id := range batch {
+				if t.get(id) == nil {
+					b.Fatal("missing")
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64((storetest.ProcessCPU()-start).Nanoseconds())/float64(b.N)/n, "cpu-ns/get")
+	_ = sink
+}
