@@ -34,7 +34,8 @@ import (
 //
 // Create writes (provision: true) INSERT the mapped columns; the id is the
 // mapped id column's value, the database's own (an INTEGER PRIMARY KEY or
-// a column DEFAULT), or a random hex id. A retried create finds the row it
+// a column DEFAULT; on MySQL/MariaDB only AUTO_INCREMENT, the only id it
+// tells back), or a random hex id. A retried create finds the row it
 // made (same match column values) instead of inserting another. A create
 // giving a mapped id column no value, on a table that makes none, fails
 // before inserting; one whose row gets no id from the table (an empty
@@ -427,7 +428,7 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 	}
 	if c.idMapped >= 0 && idAt < 0 && !c.idAuto {
 		m := c.sys.Fields[c.idMapped]
-		return failed(c.errorf(nhisync.EINVALID, "the new record has no value for the id column %s (field %s) and the table makes none; give the record's %s a value, or the column a default", c.idName, m.Field, m.Field))
+		return failed(c.errorf(nhisync.EINVALID, "the new record has no value for the id column %s (field %s) and the table makes none; give the record's %s a value, or the column a default (on MySQL/MariaDB: AUTO_INCREMENT)", c.idName, m.Field, m.Field))
 	}
 	if res, ok := c.existing(ctx, tx, cols, vals); ok {
 		return res

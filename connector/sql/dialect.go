@@ -39,7 +39,8 @@ type dialect struct {
 	// returning: INSERT … RETURNING is available.
 	returning bool
 	// idGenerated reports whether the database makes the id of a new row
-	// when the insert leaves the id column out.
+	// when the insert leaves the id column out, one the connector can
+	// read back.
 	idGenerated func(ctx context.Context, db *stdsql.DB, table, col string) (bool, error)
 	// kind tells what a column holds from its database type name, as
 	// database/sql's ColumnType.DatabaseTypeName reports it.
@@ -217,13 +218,17 @@ func pgIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (bool,
 	return n > 0, err
 }
 
-// mysqlIDGenerated: an AUTO_INCREMENT column, or one with a default.
+// mysqlIDGenerated: an AUTO_INCREMENT column, the only id of a new row
+// MySQL tells back (LastInsertId; it has no RETURNING). A column's
+// DEFAULT (UUID()) does not count: LastInsertId would give 0, and the
+// create would name its record "0". Nor could column_default tell: MariaDB
+// gives the string 'NULL' for a nullable column without one.
 func mysqlIDGenerated(ctx context.Context, db *stdsql.DB, table, col string) (bool, error) {
 	schema, name := splitTable(table)
 	var n int
 	err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
 		WHERE table_schema = COALESCE(NULLIF(?, ''), DATABASE()) AND table_name = ? AND column_name = ?
-		AND (column_default IS NOT NULL OR extra LIKE '%auto_increment%')`, schema, name, col).Scan(&n)
+		AND extra LIKE '%auto_increment%'`, schema, name, col).Scan(&n)
 	return n > 0, err
 }
 
