@@ -107,12 +107,20 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 // Anything else may have come once the COMMIT reached the server, with
 // no answer: the connection lost, the context ended mid-flight. Not even
 // pgconn.SafeToRetry tells: pgx v5.12 reports a connection lost while it
-// waits for the COMMIT's answer as "conn closed", safe to retry.
+// waits for the COMMIT's answer as "conn closed", safe to retry. Nor does
+// a PostgreSQL PANIC: the server crashed, and the commit record may be on
+// disk (a failed WAL flush or fsync of it panics; so does an error after
+// the commit, "cannot abort transaction …, it was already committed").
+// A FATAL does say not committed: a backend ends the session only before
+// the commit or once its answer is sent.
 func commitRefused(err error) bool {
 	var se *msqlite.Error
 	var me *mysql.MySQLError
 	var pe *pgconn.PgError
-	return errors.As(err, &se) || errors.As(err, &me) || errors.As(err, &pe) ||
+	if errors.As(err, &pe) {
+		return pe.SeverityUnlocalized != "PANIC" && pe.Severity != "PANIC"
+	}
+	return errors.As(err, &se) || errors.As(err, &me) ||
 		errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, stdsql.ErrTxDone)
 }
 

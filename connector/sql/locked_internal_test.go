@@ -78,13 +78,18 @@ func TestEndsTx(t *testing.T) {
 // TestCommitRefused: a commit's failure is taken as "nothing committed"
 // only when the database answered with an error or the COMMIT never
 // left; a connection lost or a context ended while it was out leaves the
-// outcome unknown (pgx's "conn closed" after the COMMIT was sent too).
+// outcome unknown (pgx's "conn closed" after the COMMIT was sent too), and
+// so does a PostgreSQL PANIC (the commit record may be on disk).
 func TestCommitRefused(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
 		want bool
 	}{
-		{&pgconn.PgError{Code: "40001"}, true},
+		{&pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "40001"}, true},
+		{&pgconn.PgError{Code: "23503"}, true},
+		{&pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "25P03"}, true},
+		{&pgconn.PgError{Severity: "PANIC", SeverityUnlocalized: "PANIC", Code: "58030"}, false},
+		{&pgconn.PgError{Severity: "PANIC", Code: "XX000"}, false},
 		{fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1180}), true},
 		{pgx.ErrTxCommitRollback, true},
 		{driver.ErrBadConn, true},
