@@ -48,8 +48,9 @@ import (
 // the transaction). A batch whose read fails goes write by write, but a
 // read the server refuses as SQL it cannot parse, the connector's bug,
 // fails the batch's writes, EINTERNAL, saying so. On MySQL before 8.0 and
-// MariaDB before 10.2 (as their version at open says), which have no
-// window functions for the batch read, every write reads its row alone.
+// MariaDB before 10.2 (as their version at open says, or refusing a
+// window function tried then), which have no window functions for the
+// batch read, every write reads its row alone.
 //
 // It returns *nhisync.Error EUNAVAIL, with nothing applied, when the
 // transaction cannot begin or the database refuses to commit it, and

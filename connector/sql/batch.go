@@ -107,7 +107,7 @@ type shape struct {
 func (c *Connector) updateBatch(ctx context.Context, tx *txn, writes []nhisync.Write, results []nhisync.WriteResult) {
 	if len(writes) > 1 && !c.windows && c.Log != nil {
 		c.oneByOne.Do(func() {
-			c.Log.InfoContext(ctx, "the server has no window functions (MariaDB before 10.2, MySQL before 8.0), which a batch read needs; writes read their rows one by one",
+			c.Log.InfoContext(ctx, "the server has no window functions (MariaDB before 10.2, MySQL before 8.0, or it refused one at open), which a batch read needs; writes read their rows one by one",
 				"system", c.sys.Name, "table", c.sys.Settings.String(SettingTable), "version", c.version)
 		})
 	}

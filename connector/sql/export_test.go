@@ -1,6 +1,9 @@
 package sql
 
-import stdsql "database/sql"
+import (
+	"context"
+	stdsql "database/sql"
+)
 
 // SetDB replaces c's pool with db, closing c's: a test reaches the real
 // server through a driver of its own (one that rewrites a statement).
@@ -16,3 +19,7 @@ func SetWindowFunctions(c *Connector, on bool) { c.windows = on }
 // WindowFunctions reports whether c took its server to have window
 // functions when it opened.
 func WindowFunctions(c *Connector) bool { return c.windows }
+
+// ReadWindows reads again, as at open, whether c's server has window
+// functions (through c's pool as SetDB left it).
+func ReadWindows(ctx context.Context, c *Connector) error { return c.readWindows(ctx) }

@@ -269,3 +269,41 @@ func TestApplyBatchUpdateFails(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowFunctionsTried: a server whose version says it has window
+// functions but that refuses one (here every window function is broken
+// on its way, and the version read says 8.0.11, as ProxySQL 3.0.4 answers
+// SELECT VERSION() in front of a MySQL 5.7) is taken to have none: its
+// writes read their rows one by one and are applied. Taken by its
+// version alone, its every batch read was refused as SQL it cannot
+// parse, and the writes failed as the connector's bug, for good.
+func TestWindowFunctionsTried(t *testing.T) {
+	s := mysqlDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	c := ownerConnector(t, s.dsn, "", "accounts")
+	rewritten(t, s, c, func(q string) string {
+		if q == "SELECT VERSION()" {
+			return "SELECT '8.0.11'"
+		}
+		return strings.Replace(q, "COUNT(*) OVER (", "COUNT(*) OVER OVER (", 1)
+	})
+	if err := nsql.ReadWindows(t.Context(), c.(*nsql.Connector)); err != nil {
+		t.Fatal(err)
+	}
+	if nsql.WindowFunctions(c.(*nsql.Connector)) {
+		t.Error("a server refusing window functions is taken to have them")
+	}
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for i, r := range res {
+		if r.Status != nhisync.WriteApplied {
+			t.Errorf("write %d: %s (%v), want applied", i, r.Status, r.Err)
+		}
+	}
+}

@@ -57,6 +57,7 @@ import (
 	"context"
 	"crypto/rand"
 	stdsql "database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,6 +66,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/nhisync/nhisync"
 	_ "modernc.org/sqlite" // the SQLite driver
@@ -153,9 +156,10 @@ type Connector struct {
 	// version is the MySQL/MariaDB server's, as SELECT VERSION() gave it
 	// at open ("" elsewhere); windows, whether the server has window
 	// functions, which a batch read counts each id's rows with: told by
-	// the version (MariaDB from 10.2, MySQL from 8.0), true on SQLite and
-	// PostgreSQL. Without them a batch's writes read their rows one by
-	// one, which is logged once (oneByOne), not for every batch.
+	// the version (MariaDB from 10.2, MySQL from 8.0) and by trying one
+	// (readWindows), true on SQLite and PostgreSQL. Without them a batch's
+	// writes read their rows one by one, which is logged once (oneByOne),
+	// not for every batch.
 	version  string
 	windows  bool
 	oneByOne sync.Once
@@ -380,10 +384,9 @@ func (c *Connector) resolve(ctx context.Context) error {
 		var on int
 		err := c.db.QueryRowContext(ctx, "SELECT @@innodb_rollback_on_timeout").Scan(&on)
 		c.rollbackOnTimeout = err != nil || on != 0
-		if err := c.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&c.version); err != nil {
-			return c.unavail(err, "cannot read the server's version")
+		if err := c.readWindows(ctx); err != nil {
+			return err
 		}
-		c.windows = windowFunctions(c.version)
 	}
 	sel := make([]string, 0, len(c.cols)+2)
 	sel = append(sel, c.d.raw(c.id))
@@ -396,6 +399,35 @@ func (c *Connector) resolve(ctx context.Context) error {
 	c.selectAll = "SELECT " + strings.Join(sel, ", ") + " FROM " + c.table
 	if c.rowid != "" {
 		c.selectRowid = "SELECT " + strings.Join(append(sel, c.rowid), ", ") + " FROM " + c.table
+	}
+	return nil
+}
+
+// windowProbe is a window function, tried at open on a MySQL/MariaDB
+// server whose version says it has them.
+const windowProbe = "SELECT COUNT(*) OVER ()"
+
+// readWindows reads the MySQL/MariaDB server's version and whether it has
+// window functions: as its version says (windowFunctions), and as it
+// answers windowProbe. A proxy may answer SELECT VERSION() itself
+// (ProxySQL 3.0.4 gives its mysql-server_version, 8.0.11 by default) in
+// front of a server without them (MySQL 5.7): every batch read would be
+// refused as SQL it cannot parse, failing its writes as a bug, for good.
+// The server refusing the probe (any error of its own) means none.
+func (c *Connector) readWindows(ctx context.Context) error {
+	if err := c.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&c.version); err != nil {
+		return c.unavail(err, "cannot read the server's version")
+	}
+	if c.windows = windowFunctions(c.version); !c.windows {
+		return nil
+	}
+	var n int
+	if err := c.db.QueryRowContext(ctx, windowProbe).Scan(&n); err != nil {
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) {
+			return c.unavail(err, "cannot read whether the server has window functions")
+		}
+		c.windows = false
 	}
 	return nil
 }
