@@ -42,9 +42,11 @@ type decider struct {
 	valueBuf []nhisync.Value
 	// fieldIdx maps a kind's field names to their index in its
 	// FieldNames, and mapIdx a system's mappings to the index of their
-	// field in its kind's FieldNames (-1: not a field of the kind).
+	// field in a kind's FieldNames (-1: not a field of the kind), per
+	// kind and system: a record linked to a system before the config
+	// moved the system to another kind is decided with its own kind.
 	fieldIdx map[*nhisync.Kind]map[string]int
-	mapIdx   map[*nhisync.System][]int
+	mapIdx   map[kindSystem][]int
 	// ruleIdx holds, per kind, the indexes in its FieldNames of the
 	// fields its rules read, in that order.
 	ruleIdx map[*nhisync.Kind][]int
@@ -128,18 +130,24 @@ func (d *decider) fieldIndex(kind *nhisync.Kind, field string) int {
 // mappingIndex returns, per mapping of sys, the index of its field in
 // kind.FieldNames (-1 when the kind has no such field).
 func (d *decider) mappingIndex(kind *nhisync.Kind, sys *nhisync.System) []int {
-	if idx, ok := d.mapIdx[sys]; ok {
+	if idx, ok := d.mapIdx[kindSystem{kind, sys}]; ok {
 		return idx
 	}
 	if d.mapIdx == nil {
-		d.mapIdx = map[*nhisync.System][]int{}
+		d.mapIdx = map[kindSystem][]int{}
 	}
 	idx := make([]int, len(sys.Fields))
 	for i, m := range sys.Fields {
 		idx[i] = d.fieldIndex(kind, m.Field)
 	}
-	d.mapIdx[sys] = idx
+	d.mapIdx[kindSystem{kind, sys}] = idx
 	return idx
+}
+
+// kindSystem keys decider.mapIdx.
+type kindSystem struct {
+	kind *nhisync.Kind
+	sys  *nhisync.System
 }
 
 // newProp returns a proposal of this record's decision, from the
