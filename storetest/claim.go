@@ -242,14 +242,17 @@ func testOutboxClaimsConcurrent(t *testing.T, s nhisync.Store) {
 	var mu sync.Mutex
 	sentBy := map[int64]string{}
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	// Failures are reported with t.Errorf, which never blocks: a channel
+	// of them filled up by duplicate claims blocked its sender with mu
+	// held, and the test hung until the package's timeout instead of
+	// naming the writes handed out twice.
 	for i := range 4 {
 		holder := fmt.Sprintf("sender-%d", i)
 		wg.Go(func() {
 			for {
 				c, ws, err := s.ClaimOutbox(ctx, nhisync.ClaimRequest{System: "idp", Holder: holder, Now: at(200), TTL: time.Hour, Limit: 7})
 				if err != nil {
-					errs <- fmt.Errorf("%s: ClaimOutbox: %w", holder, err)
+					t.Errorf("%s: ClaimOutbox: %v", holder, err)
 					return
 				}
 				if len(ws) == 0 {
@@ -258,23 +261,19 @@ func testOutboxClaimsConcurrent(t *testing.T, s nhisync.Store) {
 				mu.Lock()
 				for _, w := range ws {
 					if by, dup := sentBy[w.ID]; dup {
-						errs <- fmt.Errorf("write %d claimed by %s and by %s", w.ID, by, holder)
+						t.Errorf("write %d claimed by %s and by %s", w.ID, by, holder)
 					}
 					sentBy[w.ID] = holder
 				}
 				mu.Unlock()
 				if err := s.Commit(ctx, &nhisync.Batch{OutboxDone: c.IDs, Claim: c}); err != nil {
-					errs <- fmt.Errorf("%s: Commit: %w", holder, err)
+					t.Errorf("%s: Commit: %v", holder, err)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
 	if len(sentBy) != len(ids) {
 		t.Errorf("%d of %d writes were claimed", len(sentBy), len(ids))
 	}
