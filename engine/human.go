@@ -93,6 +93,9 @@ func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, act
 			}
 		}
 		rc := d.newRecCtx(ctx, rec)
+		if rc.kind == nil {
+			return errInvalid("kind %s of conflict %d's record is no longer in the config; put it back to resolve the conflict", rec.Kind, id)
+		}
 		f := rc.kind.Field(c.Field)
 		if f == nil {
 			return errInvalid("field %s of conflict %d is no longer in the config", c.Field, id)

@@ -239,3 +239,28 @@ systems:
 		t.Fatalf("engine state = %v", got)
 	}
 }
+
+// A conflict whose record's kind has left the config is refused with a
+// message naming the kind, not a panic of the engine.
+func TestResolveConflictOfKindNoLongerInConfig(t *testing.T) {
+	w := newWorld(t, manualConfig, map[string][]map[string]any{
+		"a.json": {{"id": "1", "name": "n", "owner": "ann"}},
+		"b.json": {{"id": "1", "name": "n", "owner": "bob"}},
+		"c.json": {{"id": "1", "name": "n"}},
+	})
+	if sum := w.sync(); sum.ConflictsOpened != 1 {
+		t.Fatalf("conflicts opened = %d\n%s", sum.ConflictsOpened, actions(sum))
+	}
+	cs := w.conflicts(nhisync.StatusOpen)
+	if len(cs) != 1 {
+		t.Fatalf("conflicts = %+v", cs)
+	}
+	cfg := *w.cfg
+	cfg.Kinds, cfg.KindNames = map[string]*nhisync.Kind{}, nil
+	cfg.Systems, cfg.SystemNames = map[string]*nhisync.System{}, nil
+	w.cfg = &cfg
+	_, err := w.engine().ResolveConflict(context.Background(), cs[0].ID, "b", "", "carol")
+	if nhisync.ErrorCode(err) != nhisync.EINVALID || !strings.Contains(err.Error(), "kind app") {
+		t.Fatalf("resolve with the kind gone: %v, want EINVALID naming kind app", err)
+	}
+}
