@@ -375,8 +375,10 @@ func (s *Store) openError(op string, err error) error {
 }
 
 // Close releases both connection pools, after running PRAGMA optimize as
-// SQLite recommends for long-lived connections. Closing again does
-// nothing. Failures are EINTERNAL.
+// SQLite recommends for long-lived connections. A commit running when
+// Close begins ends first; one beginning after is refused (EINTERNAL,
+// "the store is closed"). Closing again does nothing. Failures are
+// EINTERNAL.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
