@@ -537,15 +537,8 @@ func (st *states) writeRecords(ctx context.Context, tx *sql.Tx, b *nhisync.Batch
 // array of ids.
 const storedKeysSQL = `SELECT id, kind, match_key FROM records WHERE id IN (SELECT value FROM json_each(?))`
 
-// nullID stores the ID 0 ("none") as NULL.
-func nullID(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
-}
-
-// nullIDRef is nullID of *id as an argument pointing to it (bindable).
+// nullIDRef stores the ID *id as NULL when it is 0 ("none"), else as an
+// argument pointing to it (bindable).
 func nullIDRef(id *int64) any {
 	if *id == 0 {
 		return nil

@@ -389,3 +389,12 @@ func TestMigrateStageRuns(t *testing.T) {
 		t.Errorf("integrity_check = %q, %v", ok, err)
 	}
 }
+
+// nullID stores the ID 0 ("none") as NULL, as the store writes it
+// (nullIDRef).
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}

@@ -39,16 +39,15 @@ import (
 // (a constraint, a value its column refuses) is undone (PostgreSQL: to a
 // savepoint) and its writes go one by one, so the failure is the failing
 // write's alone (logged when none of them fails alone: then nothing else
-// says why; one the server refuses as SQL it cannot parse fails them
-// instead, the connector's bug). So do a batch whose read fails (but for the server
-// refusing it as SQL it cannot parse: a bug, which fails the batch's
-// writes saying so; see readBatch), and one whose rows read
+// says why). So do a batch whose read fails, and one whose rows read
 // back with ids other than the ones asked for (a collation or a cast
 // matching more loosely than equal text). A write whose id more than one
 // row holds, as the id column's collation compares (the same id twice, or
 // ids differing only in case, trailing spaces or accents, in a column
-// that is not unique), fails as alone. The writes whose id no row holds
-// as asked, and those changing the id column itself, each read and write
+// that is not unique), fails as alone. A read or UPDATE the server
+// refuses as SQL it cannot parse (refusedSQL) is the connector's bug: it
+// fails the batch's writes, saying so, instead of going one by one. The
+// writes whose id no row holds as asked, and those changing the id column itself, each read and write
 // their row alone, after the batch.
 
 // maxBatch is how many writes one batch takes at most.
