@@ -13,6 +13,8 @@
 // audit entries, peak memory and phases, and checks after the first and
 // drift passes that every system holds the golden values except where
 // engine.Drift says why not (held, quarantined, conflicted, reported).
+// It ends with SPEC §8's verdict: each target's figure, its limit, met or
+// missed (targets.go).
 //
 //	go run ./cmd/nhisync-bench -n 100000
 //	go run ./cmd/nhisync-bench -n 100000,300000 -md
@@ -77,6 +79,9 @@ type result struct {
 	// GenerateSeconds is the time generating the estate took (in no pass).
 	GenerateSeconds float64         `json:"generate_seconds"`
 	Mix             benchestate.Mix `json:"mix"`
+	// Targets are SPEC §8's targets measured by this run (verdict), and
+	// on the largest N's run of several, linearity in N (linearity).
+	Targets []target `json:"targets"`
 }
 
 // passResult is one pass: wall and CPU (user + system) seconds, writes
@@ -189,8 +194,9 @@ func parseNs(s string) ([]int, error) {
 	return ns, nil
 }
 
-// runAll runs the bench at every -n and prints the results; it fails
-// (after printing them) when any run did not converge.
+// runAll runs the bench at every -n and prints the results with each
+// target's verdict; it fails (after printing them) when any run did not
+// converge.
 func runAll(w io.Writer, o options) error {
 	var results []*result
 	m := machineNow()
@@ -203,10 +209,17 @@ func runAll(w io.Writer, o options) error {
 		if err != nil {
 			return err
 		}
+		res.Targets = verdict(res)
 		results = append(results, res)
 		if !o.asJSON && !o.asMD {
 			printText(w, res)
+			printVerdict(w, res)
 		}
+	}
+	linear := linearity(results)
+	if len(linear) > 0 {
+		largest := slices.MaxFunc(results, func(a, b *result) int { return a.Records - b.Records })
+		largest.Targets = append(largest.Targets, linear...)
 	}
 	switch {
 	case o.asJSON && len(results) == 1:
@@ -223,6 +236,8 @@ func runAll(w io.Writer, o options) error {
 		}
 	case o.asMD:
 		printMarkdown(w, m, machineNow(), results)
+	case len(linear) > 0:
+		printLinearity(w, linear)
 	}
 	for _, r := range results {
 		if !r.Converged {

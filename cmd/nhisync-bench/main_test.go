@@ -95,7 +95,8 @@ func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	}
 }
 
-// -n takes several counts; -md prints one row per count.
+// -n takes several counts; -md prints one row per count, and a verdict
+// line per count under the table.
 func TestCountsAndMarkdown(t *testing.T) {
 	ns, err := parseNs("100000, 300_000,1000000")
 	if err != nil || len(ns) != 3 || ns[1] != 300000 {
@@ -108,10 +109,12 @@ func TestCountsAndMarkdown(t *testing.T) {
 	}
 	r := &result{Records: 100000, FloorSeconds: 0.5, FloorCPUSeconds: 0.45, StoreBytes: 300 << 20, Converged: true, Passes: []passResult{
 		{Name: "first", Seconds: 20, CPUSeconds: 12, PeakRSSBytes: 600 << 20, WriteBytes: 900 << 20}, {Name: "quiet", Seconds: 1, CPUSeconds: 0.9}, {Name: "drift", Seconds: 1.5, CPUSeconds: 1.25}}}
+	r.Targets = verdict(r)
 	var out bytes.Buffer
 	printMarkdown(&out, machine{CPU: "cpu", Cores: 2, Go: "go1.26", OS: "linux/amd64", Load: "0.5"}, machine{Load: "1.5"}, []*result{r, r})
 	text := out.String()
-	for _, want := range []string{"| 100k | 0.50 s (0.45) | 20.0 s (12.0) | 1.00 s (0.90) | 1.50 s (1.25) | 2.0× (2.0×) | 3.0× (2.8×) | 600 / 0 / 0 MiB | 900 / 0 / 0 MiB | 300 MiB (3.1 KB) | true |", "2 cores", "go1.26 linux/amd64", "0.5 at the start, 1.5 at the end"} {
+	for _, want := range []string{"| 100k | 0.50 s (0.45) | 20.0 s (12.0) | 1.00 s (0.90) | 1.50 s (1.25) | 2.0× (2.0×) | 3.0× (2.8×) | 600 / 0 / 0 MiB | 900 / 0 / 0 MiB | 300 MiB (3.1 KB) | true |", "2 cores", "go1.26 linux/amd64", "0.5 at the start, 1.5 at the end",
+		"- SPEC §8 targets at 100k (wall seconds, the first-pass limit scaled from 60 s at 1M): first_pass 20.000 s ≤ 6.000 s **missed**; quiet_pass 1.000 s ≤ 1.000 s met; drift_pass 1.500 s ≤ 1.000 s **missed**"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, text)
 		}

@@ -71,6 +71,10 @@ func printMarkdown(w io.Writer, m, end machine, results []*result) {
 		r := results[0]
 		fmt.Fprintf(w, "\nBefore the drift pass %.1f%% of the NHIs change and %.1f%% of the idp's records vanish; writes per pass (first / quiet / drift): %s.\n",
 			r.Mix.Drift*100, r.Mix.Vanished*100, writesList(results))
+		fmt.Fprintln(w)
+	}
+	for _, r := range results {
+		fmt.Fprintln(w, verdictLine(r))
 	}
 }
 
