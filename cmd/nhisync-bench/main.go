@@ -14,10 +14,11 @@
 // drift passes that every system holds the golden values except where
 // engine.Drift says why not (held, quarantined, conflicted, reported).
 // It ends with SPEC §8's verdict: each target's figure, its limit, met or
-// missed (targets.go).
+// missed (targets.go); -check exits 1 when any is missed.
 //
 //	go run ./cmd/nhisync-bench -n 100000
 //	go run ./cmd/nhisync-bench -n 100000,300000 -md
+//	go run ./cmd/nhisync-bench -n 1000000 -check
 //	go run ./cmd/nhisync-bench -n 100000 -profile-pass first -cpuprofile cpu.out -memprofile heap.out
 //	go run ./cmd/nhisync-bench -n 100000 --pg postgres://postgres@127.0.0.1:5432/nhisync_bench?sslmode=disable
 package main
@@ -25,6 +26,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -59,7 +61,7 @@ type options struct {
 	ns                     []int
 	drift                  float64
 	dir                    string
-	asJSON, asMD           bool
+	asJSON, asMD, check    bool
 	cpuProfile, memProfile string
 	profilePass, pgDSN     string
 }
@@ -143,18 +145,31 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-func main() {
+func main() { os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// cli runs the command with these arguments and returns its exit code:
+// 2 for bad arguments, 1 when a run fails, does not converge or (with
+// -check) misses a target, else 0.
+func cli(args []string, stdout, stderr io.Writer) int {
 	var o options
-	ns := flag.String("n", "100000", "number of NHIs; several, comma-separated (100000,300000), run one after the other")
-	flag.Float64Var(&o.drift, "drift", 0.01, "share of NHIs changed in a system before the drift pass")
-	flag.StringVar(&o.dir, "dir", "", "work directory, kept (default: a new temporary one, removed afterwards)")
-	flag.BoolVar(&o.asJSON, "json", false, "print the result as JSON (an array when -n names several)")
-	flag.BoolVar(&o.asMD, "md", false, "print a Markdown results table (the README's)")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
-	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of one pass (-profile-pass) to this file, taken when its live heap was highest")
-	flag.StringVar(&o.profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
-	flag.StringVar(&o.pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
-	flag.Parse()
+	fs := flag.NewFlagSet("nhisync-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ns := fs.String("n", "100000", "number of NHIs; several, comma-separated (100000,300000), run one after the other")
+	fs.Float64Var(&o.drift, "drift", 0.01, "share of NHIs changed in a system before the drift pass")
+	fs.StringVar(&o.dir, "dir", "", "work directory, kept (default: a new temporary one, removed afterwards)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON (an array when -n names several)")
+	fs.BoolVar(&o.asMD, "md", false, "print a Markdown results table (the README's)")
+	fs.BoolVar(&o.check, "check", false, "exit 1, naming them, when any of SPEC §8's targets is missed")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of one pass (-profile-pass) to this file, taken when its live heap was highest")
+	fs.StringVar(&o.profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
+	fs.StringVar(&o.pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
 	var err error
 	if o.ns, err = parseNs(*ns); err == nil && o.pgDSN != "" && len(o.ns) > 1 {
 		err = fmt.Errorf("--pg takes one -n: each run needs an empty database")
@@ -168,17 +183,18 @@ func main() {
 	if err == nil && o.asJSON && o.asMD {
 		err = fmt.Errorf("-json and -md: give one")
 	}
-	if err == nil && (flag.NArg() > 0 || !slices.Contains([]string{"first", "quiet", "drift"}, o.profilePass)) {
-		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-profile-pass first|quiet|drift] [--pg DSN]")
+	if err == nil && (fs.NArg() > 0 || !slices.Contains([]string{"first", "quiet", "drift"}, o.profilePass)) {
+		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-check] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-profile-pass first|quiet|drift] [--pg DSN]")
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "nhisync-bench:", err)
+		return 2
 	}
-	if err := runAll(os.Stdout, o); err != nil {
-		fmt.Fprintln(os.Stderr, "nhisync-bench:", err)
-		os.Exit(1)
+	if err := runAll(stdout, o); err != nil {
+		fmt.Fprintln(stderr, "nhisync-bench:", err)
+		return 1
 	}
+	return 0
 }
 
 // parseNs reads -n: one or more positive counts.
@@ -196,7 +212,7 @@ func parseNs(s string) ([]int, error) {
 
 // runAll runs the bench at every -n and prints the results with each
 // target's verdict; it fails (after printing them) when any run did not
-// converge.
+// converge or, with -check, when any target is missed.
 func runAll(w io.Writer, o options) error {
 	var results []*result
 	m := machineNow()
@@ -243,6 +259,9 @@ func runAll(w io.Writer, o options) error {
 		if !r.Converged {
 			return fmt.Errorf("the estate of %d NHIs did not converge (see the check of each pass)", r.Records)
 		}
+	}
+	if bad := missed(results); o.check && len(bad) > 0 {
+		return fmt.Errorf("SPEC §8 targets missed: %s", strings.Join(bad, ", "))
 	}
 	return nil
 }

@@ -155,6 +155,24 @@ func highestRSS(r *result) int64 {
 	return m
 }
 
+// missed names the targets the results miss, each with its N when
+// there are several.
+func missed(results []*result) []string {
+	var names []string
+	for _, r := range results {
+		for _, t := range r.Targets {
+			if !t.Met {
+				name := t.Name
+				if len(results) > 1 {
+					name += " (" + count(r.Records) + ")"
+				}
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}
+
 // figure prints a target's value or limit in its unit.
 func figure(v float64, unit string) string {
 	switch unit {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -123,7 +124,8 @@ func TestLinearity(t *testing.T) {
 	}
 }
 
-// The text, JSON and Markdown outputs carry the verdict.
+// The text, JSON and Markdown outputs carry the verdict; missed names
+// each missed target, with its N when there are several.
 func TestVerdictOutputs(t *testing.T) {
 	r := fixedRun(1_000_000, 3.29, 45.5, 5.61, 8.96, 1.69, [3]int64{1536, 1100, 1200}, true)
 	r.Targets = verdict(r)
@@ -156,6 +158,56 @@ func TestVerdictOutputs(t *testing.T) {
 	}
 	if line := verdictLine(r); !strings.Contains(line, "drift_pass 7.270 s ≤ 6.580 s **missed**") || !strings.Contains(line, "quiet_pass 5.610 s ≤ 6.580 s met") {
 		t.Errorf("Markdown verdict: %s", line)
+	}
+	if m := missed([]*result{r}); len(m) != 1 || m[0] != "drift_pass" {
+		t.Errorf("missed %v, want drift_pass", m)
+	}
+	s := fixedRun(100_000, 1, 5, 3, 1, 0, [3]int64{300, 200, 200}, true)
+	s.Targets = verdict(s)
+	if m := missed([]*result{s, r}); strings.Join(m, ",") != "quiet_pass (100k),drift_pass (1M)" {
+		t.Errorf("missed %v, want each with its N", m)
+	}
+}
+
+// -check exits 1 when a target is missed, naming every missed target on
+// stderr, and 0 when none is; without it a converged run exits 0. Bad
+// arguments exit 2.
+func TestCheckExitCode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	for _, args := range [][]string{{"-n", "0"}, {"-json", "-md"}, {"-check", "extra"}, {"-nosuchflag"}} {
+		var out, errs bytes.Buffer
+		if code := cli(args, &out, &errs); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	var out, errs bytes.Buffer
+	code := cli([]string{"-n", "1000", "-drift", "0.05", "-json", "-check"}, &out, &errs)
+	var res result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res.Targets) != 5 {
+		t.Fatalf("-json -check: %v, %d targets (exit %d, stderr %s)", err, len(res.Targets), code, errs.String())
+	}
+	bad := missed([]*result{&res})
+	switch {
+	case len(bad) > 0 && code != 1, len(bad) == 0 && code != 0:
+		t.Errorf("-check with missed %v exited %d", bad, code)
+	}
+	for _, name := range bad {
+		if !strings.Contains(errs.String(), name) {
+			t.Errorf("stderr does not name missed %s: %q", name, errs.String())
+		}
+	}
+	// At 1k NHIs the first pass's limit is 60 ms: a pass's fixed costs
+	// alone exceed it, so -check must have refused.
+	if !slices.Contains(bad, targetFirstPass) || code != 1 {
+		t.Errorf("first pass %+v at 1k, exit %d; want missed and exit 1", res.Targets[0], code)
+	}
+
+	out.Reset()
+	errs.Reset()
+	if code := cli([]string{"-n", "1000", "-drift", "0.05", "-json"}, &out, &errs); code != 0 {
+		t.Errorf("without -check a converged run exited %d: %s", code, errs.String())
 	}
 }
 
