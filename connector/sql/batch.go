@@ -110,7 +110,7 @@ func (c *Connector) updateBatch(ctx context.Context, tx *txn, writes []nhisync.W
 				"system", c.sys.Name, "table", c.sys.Settings.String(SettingTable), "version", c.version)
 		})
 	}
-	if len(writes) == 1 || (c.d == postgres && c.pgTypes == nil) || !c.windows {
+	if len(writes) == 1 || !c.windows {
 		for i, w := range writes {
 			results[i] = c.update(ctx, tx, w)
 		}
@@ -648,9 +648,14 @@ func (c *Connector) pgType(k int) string {
 // domain (or an array of one) is named by its base type, down through
 // domains over domains: a cast to the domain casts to its base type with
 // the domain's modifier, and cuts as well; storing the value in the
-// column still checks the domain's modifier and constraints. nil when
-// they cannot be read.
-func pgColumnTypes(ctx context.Context, db *stdsql.DB, table, id string, cols []string) (string, []string) {
+// column still checks the domain's modifier and constraints.
+//
+// It fails when the catalog cannot be read (a role refused SELECT on
+// pg_attribute) or does not list one of the columns (the table changed
+// since its columns were read): a batch update could not cast its values,
+// and going one by one instead, for the connector's life, would leave
+// every Apply slower with nothing said.
+func pgColumnTypes(ctx context.Context, db *stdsql.DB, table, id string, cols []string) (string, []string, error) {
 	rows, err := db.QueryContext(ctx, `WITH RECURSIVE base(name, typ) AS (
 			SELECT attname, atttypid FROM pg_attribute
 			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
@@ -664,25 +669,29 @@ func pgColumnTypes(ctx context.Context, db *stdsql.DB, table, id string, cols []
 		LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
 		WHERE t.typtype <> 'd' AND e.typtype IS DISTINCT FROM 'd'`, table)
 	if err != nil {
-		return "", nil
+		return "", nil, err
 	}
 	defer rows.Close()
 	types := map[string]string{}
 	for rows.Next() {
 		var name, typ string
 		if err := rows.Scan(&name, &typ); err != nil {
-			return "", nil
+			return "", nil, err
 		}
 		types[name] = typ
 	}
-	if rows.Err() != nil || types[id] == "" {
-		return "", nil
+	if err := rows.Err(); err != nil {
+		return "", nil, err
 	}
 	out := make([]string, len(cols))
-	for k, col := range cols {
-		if out[k] = types[col]; out[k] == "" {
-			return "", nil
+	for k, col := range append([]string{id}, cols...) {
+		typ := types[col]
+		if typ == "" {
+			return "", nil, fmt.Errorf("the catalog lists no column %q of the table (was it changed meanwhile?)", col)
+		}
+		if k > 0 {
+			out[k-1] = typ
 		}
 	}
-	return types[id], out
+	return types[id], out, nil
 }

@@ -137,9 +137,8 @@ type Connector struct {
 	selectRowid string
 	// pgTypes (aligned with cols) and pgIDType are PostgreSQL's names of
 	// the columns' types without their modifiers (pgColumnTypes), which a
-	// batch update casts its values to; nil
-	// elsewhere, and when they could not be read (writes then go one by
-	// one).
+	// batch update casts its values to; nil elsewhere. Open fails when
+	// they cannot be read, as for the table's other schema reads.
 	pgTypes  []string
 	pgIDType string
 	// rollbackOnTimeout: the MySQL/MariaDB server rolls a whole
@@ -377,7 +376,9 @@ func (c *Connector) resolve(ctx context.Context) error {
 		}
 	}
 	if c.d == postgres {
-		c.pgIDType, c.pgTypes = pgColumnTypes(ctx, c.db, c.table, name, colNames)
+		if c.pgIDType, c.pgTypes, err = pgColumnTypes(ctx, c.db, c.table, name, colNames); err != nil {
+			return c.unavail(err, "cannot read the column types of table %s", table)
+		}
 	}
 	c.windows = true
 	if c.d == mysqlDialect {

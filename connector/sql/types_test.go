@@ -446,3 +446,59 @@ func TestCreateWithGeneratedIDs(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestOpenColumnTypesUnreadable: on PostgreSQL a role that may read and
+// write the table but not the catalog view of its columns' types
+// (pg_attribute, its SELECT revoked from PUBLIC in the test's database)
+// cannot be opened: Open fails EUNAVAIL, saying it cannot read the column
+// types, with the server's words. The failure was dropped: Open
+// succeeded, and every batch of writes went one by one, slower, for the
+// connector's life, with nothing said.
+func TestOpenColumnTypesUnreadable(t *testing.T) {
+	s := pgDatabase(t)
+	role := randName("nhisync_role_")
+	admin, err := stdsql.Open("pgx", pgAdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE ROLE " + role + " LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Its privileges in the test's database go first: a role
+		// holding any cannot be dropped.
+		if _, err := s.db.Exec("DROP OWNED BY " + role); err != nil {
+			t.Error(err)
+		}
+		admin, err := stdsql.Open("pgx", pgAdminDSN())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close()
+		if _, err := admin.Exec("DROP ROLE " + role); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	s.exec(t, "GRANT SELECT, UPDATE ON accounts TO "+role)
+	s.exec(t, "REVOKE SELECT ON pg_catalog.pg_attribute FROM PUBLIC")
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+	sys.Settings = nhisync.Settings{"dsn": u.String(), "table": "accounts"}
+	c, err := nsql.Open(t.Context(), sys, conntest.Kind())
+	if err == nil {
+		c.Close()
+		t.Fatal("Open succeeded, though the role cannot read the column types a batch update casts its values to")
+	}
+	if msg := err.Error(); nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(msg, "column types of table accounts") || !strings.Contains(msg, "permission denied") {
+		t.Errorf("Open: %s %q, want %s saying it cannot read the column types, and why", nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
+}
