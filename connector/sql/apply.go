@@ -59,9 +59,10 @@ import (
 // on a server that rolls a transaction back for it
 // (innodb_rollback_on_timeout); the writes stay queued and are retried.
 // When the commit gets no answer (the connection lost, or ctx ending,
-// once the COMMIT may have reached the server) it returns EUNAVAIL saying
-// that whether the writes were applied is unknown: the server may have
-// committed them.
+// once the COMMIT may have reached the server), or one saying it was cut
+// short (on MySQL/MariaDB a kill, mysqlCommitCut), it returns EUNAVAIL
+// saying that whether the writes were applied is unknown: the server may
+// have committed them.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
@@ -113,7 +114,8 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 // disk (a failed WAL flush or fsync of it panics; so does an error after
 // the commit, "cannot abort transaction …, it was already committed").
 // A FATAL does say not committed: a backend ends the session only before
-// the commit or once its answer is sent.
+// the commit or once its answer is sent. Nor does a MySQL/MariaDB error
+// saying the COMMIT was cut short rather than refused (mysqlCommitCut).
 func commitRefused(err error) bool {
 	var se *msqlite.Error
 	var me *mysql.MySQLError
@@ -121,8 +123,32 @@ func commitRefused(err error) bool {
 	if errors.As(err, &pe) {
 		return pe.SeverityUnlocalized != "PANIC" && pe.Severity != "PANIC"
 	}
-	return errors.As(err, &se) || errors.As(err, &me) ||
+	if errors.As(err, &me) {
+		return !mysqlCommitCut(me.Number)
+	}
+	return errors.As(err, &se) ||
 		errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, stdsql.ErrTxDone)
+}
+
+// mysqlCommitCut reports whether a MySQL/MariaDB error number, answering
+// a COMMIT, says the statement was cut short, which may have been after
+// its commit point: a kill (KILL QUERY: ER_QUERY_INTERRUPTED 1317; KILL
+// CONNECTION: MariaDB's ER_CONNECTION_KILLED 1927, MySQL's
+// ER_SESSION_WAS_KILLED 3169; the server shutting down:
+// ER_SERVER_SHUTDOWN 1053), or an engine failing its part of the commit
+// (ER_ERROR_DURING_COMMIT 1180) once the binary log may hold the
+// transaction. A kill lands wherever the COMMIT is: waiting for a lock
+// before its commit point (nothing committed), or after it, waiting for
+// a semi-synchronous replica's ACK (committed, the session said killed
+// all the same). A lost connection (2013, 2006) is no server error: the
+// driver reports a broken connection, unknown too unless nothing was
+// sent (driver.ErrBadConn).
+func mysqlCommitCut(number uint16) bool {
+	switch number {
+	case 1317, 1927, 3169, 1053, 1180:
+		return true
+	}
+	return false
 }
 
 // commitUnknown is the error of a commit whose outcome is unknown (see

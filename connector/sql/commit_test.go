@@ -2,15 +2,25 @@ package sql_test
 
 import (
 	"bytes"
+	"context"
+	stdsql "database/sql"
+	"database/sql/driver"
+	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
+	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
 // cutAtCommit is a TCP proxy to a PostgreSQL server that, once a client
@@ -175,4 +185,155 @@ func TestApplyCommitWithoutAnswer(t *testing.T) {
 			t.Errorf("row %s: owner %q, want %q: the server did not commit (the test's premise)", id, got, want)
 		}
 	}
+}
+
+// beforeCommit is a driver.Connector whose transactions run before on
+// their own connection just before their COMMIT goes to the real server:
+// how a test makes something happen at that moment (a context ending, a
+// lock taken elsewhere).
+type beforeCommit struct {
+	driver.Connector
+	before func(conn driver.Conn)
+}
+
+func (b *beforeCommit) Connect(ctx context.Context) (driver.Conn, error) {
+	c, err := b.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &beforeCommitConn{rewritingConn: &rewritingConn{Conn: c, rewrite: func(q string) string { return q }}, before: b.before}, nil
+}
+
+type beforeCommitConn struct {
+	*rewritingConn
+	before func(conn driver.Conn)
+}
+
+func (c *beforeCommitConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.rewritingConn.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &beforeCommitTx{Tx: tx, before: func() { c.before(c.Conn) }}, nil
+}
+
+type beforeCommitTx struct {
+	driver.Tx
+	before func()
+}
+
+func (t *beforeCommitTx) Commit() error {
+	t.before()
+	return t.Tx.Commit()
+}
+
+// hookCommit hands c a pool to the server s whose transactions run before
+// just before their COMMIT.
+func hookCommit(t *testing.T, s *server, c nhisync.Connector, before func(conn driver.Conn)) {
+	t.Helper()
+	var conn driver.Connector
+	if s.kind == "postgres" {
+		cfg, err := pgx.ParseConfig(s.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["timezone"] = "UTC"
+		conn = stdlib.GetConnector(*cfg)
+	} else {
+		var err error
+		if conn, err = mysql.NewConnector(mysqlConfig(t, s.dsn)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nsql.SetDB(c.(*nsql.Connector), stdsql.OpenDB(&beforeCommit{Connector: conn, before: before}))
+}
+
+// TestApplyCommitKilled: on MariaDB a COMMIT answered by a kill of its
+// statement (KILL QUERY: ER_QUERY_INTERRUPTED 1317) fails the Apply
+// saying whether its writes were applied is unknown: a kill may land
+// after the commit point (a semi-synchronous replica's ACK awaited) as
+// well as before it. Here the COMMIT waits for the backup lock another
+// session holds (BACKUP STAGE BLOCK_COMMIT, the server's, held only
+// until the COMMIT is seen waiting) and is killed there, before its
+// commit point: the server committed nothing, but its error says no
+// more than that the COMMIT was killed. It was read as refused: "cannot
+// commit the writes", nothing applied.
+func TestApplyCommitKilled(t *testing.T) {
+	s := mysqlDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	c := ownerConnector(t, s.dsn, "", "accounts")
+	admin := openMySQL(t, s.dsn)
+	defer admin.Close()
+	lock, err := admin.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	done := make(chan error, 1)
+	hookCommit(t, s, c, func(conn driver.Conn) {
+		id, err := connectionID(conn)
+		if err != nil {
+			done <- err
+			return
+		}
+		// The backup lock is the server's: held only until the
+		// COMMIT is seen waiting for it (and killed).
+		for _, q := range []string{"SET SESSION lock_wait_timeout = 10", "BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"} {
+			if _, err := lock.ExecContext(t.Context(), q); err != nil {
+				done <- fmt.Errorf("%s: %w", q, err)
+				return
+			}
+		}
+		go func() {
+			defer lock.ExecContext(context.Background(), "BACKUP STAGE END")
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE id = ? AND info = 'COMMIT' AND state LIKE '%backup lock%'", id).Scan(&n); err != nil {
+					done <- err
+					return
+				}
+				if n == 1 {
+					_, err := admin.Exec(fmt.Sprintf("KILL QUERY %d", id))
+					done <- err
+					return
+				}
+			}
+			done <- fmt.Errorf("the COMMIT of connection %d never waited for the backup lock", id)
+		}()
+	})
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if herr := <-done; herr != nil {
+		t.Fatalf("the kill: %v (Apply: %v %v)", herr, res, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "1317") {
+		t.Fatalf("Apply: %v %v, not the kill's error 1317 (the test's premise)", res, err)
+	}
+	msg := nhisync.ErrorMessage(err)
+	if nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(msg, "unknown") || !strings.Contains(msg, "stay queued") {
+		t.Errorf("Apply: %s %q, want %s saying whether the writes were applied is unknown", nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
+}
+
+// connectionID is the MySQL/MariaDB session id of conn.
+func connectionID(conn driver.Conn) (int64, error) {
+	rows, err := conn.(driver.QueryerContext).QueryContext(context.Background(), "SELECT CONNECTION_ID()", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	v := make([]driver.Value, 1)
+	if err := rows.Next(v); err != nil {
+		return 0, err
+	}
+	switch id := v[0].(type) {
+	case int64:
+		return id, nil
+	case []byte:
+		return strconv.ParseInt(string(id), 10, 64)
+	}
+	return 0, fmt.Errorf("CONNECTION_ID() gave %T", v[0])
 }

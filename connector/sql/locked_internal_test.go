@@ -79,7 +79,9 @@ func TestEndsTx(t *testing.T) {
 // only when the database answered with an error or the COMMIT never
 // left; a connection lost or a context ended while it was out leaves the
 // outcome unknown (pgx's "conn closed" after the COMMIT was sent too), and
-// so does a PostgreSQL PANIC (the commit record may be on disk).
+// so do a PostgreSQL PANIC (the commit record may be on disk) and a
+// MySQL/MariaDB error saying the COMMIT was killed or failed in an engine
+// (mysqlCommitCut: it may have come after the commit point).
 func TestCommitRefused(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -90,7 +92,13 @@ func TestCommitRefused(t *testing.T) {
 		{&pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "25P03"}, true},
 		{&pgconn.PgError{Severity: "PANIC", SeverityUnlocalized: "PANIC", Code: "58030"}, false},
 		{&pgconn.PgError{Severity: "PANIC", Code: "XX000"}, false},
-		{fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1180}), true},
+		{fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1213}), true},
+		{&mysql.MySQLError{Number: 1205}, true},
+		{&mysql.MySQLError{Number: 1317}, false},
+		{&mysql.MySQLError{Number: 1927}, false},
+		{&mysql.MySQLError{Number: 3169}, false},
+		{&mysql.MySQLError{Number: 1053}, false},
+		{fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1180}), false},
 		{pgx.ErrTxCommitRollback, true},
 		{driver.ErrBadConn, true},
 		{stdsql.ErrTxDone, true},
