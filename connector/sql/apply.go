@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
@@ -58,17 +59,29 @@ import (
 // MySQL/MariaDB a deadlock, the lock table full, or a lock wait timeout
 // on a server that rolls a transaction back for it
 // (innodb_rollback_on_timeout); the writes stay queued and are retried.
-// When the commit gets no answer (the connection lost, or ctx ending,
-// once the COMMIT may have reached the server), or one saying it was cut
-// short (on MySQL/MariaDB a kill, mysqlCommitCut), it returns EUNAVAIL
-// saying that whether the writes were applied is unknown: the server may
-// have committed them.
+// When the commit gets no answer (the connection lost, or none within
+// the timeout setting), or one saying it was cut short (on MySQL/MariaDB
+// a kill, mysqlCommitCut), it returns EUNAVAIL saying that whether the
+// writes were applied is unknown: the server may have committed them.
+// ctx ending before the COMMIT is sent rolls the transaction back and
+// Apply returns ctx's error, nothing applied; once the COMMIT is sent,
+// its answer is waited for (up to the timeout setting) whether ctx ends
+// or not, and Apply says what it was.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
 		return results, nil
 	}
-	stx, err := c.db.BeginTx(ctx, nil)
+	// The transaction lives in a context of its own, which ctx's end
+	// reaches (rolling it back) only until the COMMIT is to be sent:
+	// stop then tells exactly whether ctx ended first, nothing committed.
+	// A COMMIT sent is waited for, up to the timeout setting, not
+	// abandoned when ctx ends, so that what the server did is known.
+	txCtx, cancelTx := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTx()
+	stop := context.AfterFunc(ctx, cancelTx)
+	defer stop()
+	stx, err := c.db.BeginTx(txCtx, nil)
 	if err != nil {
 		return nil, c.writeUnavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
 	}
@@ -90,6 +103,13 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 			return nil, c.writeUnavail(tx.lost, "a statement's failure rolled back the transaction of the writes to table %s", c.sys.Settings.String(SettingTable))
 		}
 	}
+	if !stop() {
+		// ctx ended before the COMMIT was sent: the transaction is
+		// rolled back, nothing committed.
+		return nil, ctx.Err()
+	}
+	t := time.AfterFunc(c.pool.timeout, cancelTx)
+	defer t.Stop()
 	if err := tx.Commit(); err != nil {
 		if !commitRefused(err) {
 			return nil, c.commitUnknown(err)
@@ -107,9 +127,10 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 // (driver.ErrBadConn, which a driver returns only before it sent
 // anything, and a transaction database/sql had already rolled back).
 // Anything else may have come once the COMMIT reached the server, with
-// no answer: the connection lost, the context ended mid-flight. Not even
-// pgconn.SafeToRetry tells: pgx v5.12 reports a connection lost while it
-// waits for the COMMIT's answer as "conn closed", safe to retry. Nor does
+// no answer: the connection lost, the timeout setting run out
+// mid-flight. Not even pgconn.SafeToRetry tells: pgx v5.12 reports a
+// connection lost while it waits for the COMMIT's answer as "conn
+// closed", safe to retry. Nor does
 // a PostgreSQL PANIC: the server crashed, and the commit record may be on
 // disk (a failed WAL flush or fsync of it panics; so does an error after
 // the commit, "cannot abort transaction …, it was already committed").

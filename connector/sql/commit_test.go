@@ -25,22 +25,29 @@ import (
 
 // cutAtCommit is a TCP proxy to a PostgreSQL server that, once a client
 // sends COMMIT (pgx's simple query "commit"), passes it on and hangs up
-// on the client, keeping the server's side open: the server commits,
-// and the client never hears so.
+// on the client (or, hang set, keeps the client waiting), keeping the
+// server's side open: the server commits, and the client never hears so.
 type cutAtCommit struct {
 	ln   net.Listener
 	to   string
+	hang bool
 	mu   sync.Mutex
 	cuts int
 	open []net.Conn
 }
 
 func newCutAtCommit(t *testing.T, to string) *cutAtCommit {
+	return newProxy(t, to, false)
+}
+
+// newProxy is newCutAtCommit, keeping a client whose COMMIT it passed on
+// waiting when hang is set.
+func newProxy(t *testing.T, to string, hang bool) *cutAtCommit {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutAtCommit{ln: ln, to: to}
+	p := &cutAtCommit{ln: ln, to: to, hang: hang}
 	t.Cleanup(func() {
 		ln.Close()
 		p.mu.Lock()
@@ -131,7 +138,9 @@ func (p *cutAtCommit) forward(l *link, client, server net.Conn) {
 				p.mu.Lock()
 				p.cuts++
 				p.mu.Unlock()
-				client.Close()
+				if !p.hang {
+					client.Close()
+				}
 				return
 			}
 		}
@@ -336,4 +345,81 @@ func connectionID(conn driver.Conn) (int64, error) {
 		return strconv.ParseInt(string(id), 10, 64)
 	}
 	return 0, fmt.Errorf("CONNECTION_ID() gave %T", v[0])
+}
+
+// TestApplyCommitAsContextEnds: a context that ends just as the Apply
+// sends its COMMIT (here: as the driver is handed it) leaves nothing
+// unknown: the COMMIT goes out and its answer is waited for, and Apply
+// says the writes were applied, as they were. On PostgreSQL the driver
+// saw the context done and sent nothing, and Apply said whether the
+// writes were applied was unknown, though nothing was committed.
+func TestApplyCommitAsContextEnds(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) *server{"mariadb": mysqlDatabase, "postgres": pgDatabase} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			typ := "text"
+			if s.kind == "mysql" {
+				typ = "VARCHAR(64)"
+			}
+			s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" "+typ+" PRIMARY KEY, "+conntest.OwnerName+" "+typ+")")
+			s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+			c := ownerConnector(t, s.dsn, "", "accounts")
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			hookCommit(t, s, c, func(driver.Conn) { cancel() })
+			res, err := c.Apply(ctx, []nhisync.Write{
+				ownerWrite("a", "old@example.com", "a1@example.com"),
+				ownerWrite("b", "old@example.com", "b1@example.com"),
+			})
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			for i, id := range []string{"a", "b"} {
+				if res[i].Status != nhisync.WriteApplied {
+					t.Errorf("write %d: %s (%v), want %s", i, res[i].Status, res[i].Err, nhisync.WriteApplied)
+				}
+				if got, want := s.owner(t, "accounts", id), id+"1@example.com"; got != want {
+					t.Errorf("row %s: owner %q, want %q", id, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyCommitTimesOut: on PostgreSQL a COMMIT whose answer does not
+// come is waited for up to the timeout setting, not for as long as ctx
+// lasts: Apply fails once it has run out (ctx still live), saying
+// whether the writes were applied is unknown. The COMMIT was bounded by
+// ctx alone: a server that never answered held the Apply until ctx
+// ended, or forever.
+func TestApplyCommitTimesOut(t *testing.T) {
+	s := pgDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host, true)
+	u.Host = p.ln.Addr().String()
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+	sys.Settings = nhisync.Settings{"dsn": u.String(), "table": "accounts", "timeout": "1s"}
+	c := openBatch(t, sys)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := c.Apply(ctx, []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if ctx.Err() != nil {
+		t.Fatalf("Apply returned only once ctx ended (%v %v): its COMMIT was not bounded by the timeout setting", res, err)
+	}
+	if n := p.cutCount(); n != 1 {
+		t.Fatalf("the proxy held %d COMMITs, want 1 (Apply: %v %v)", n, res, err)
+	}
+	msg := nhisync.ErrorMessage(err)
+	if err == nil || nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(msg, "unknown") {
+		t.Errorf("Apply: %v %s %q, want %s saying whether the writes were applied is unknown", res, nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
 }
