@@ -2,6 +2,8 @@ package sql_test
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -217,6 +219,81 @@ func TestApplyLockTimeoutFailsWrite(t *testing.T) {
 	for id, want := range map[string]string{"a": "a1@example.com", "b": "old@example.com"} {
 		if got := s.owner(t, "accounts", id); got != want {
 			t.Errorf("row %s: owner %q, want %q", id, got, want)
+		}
+	}
+}
+
+// TestApplyLockTimeoutPostgres: on PostgreSQL, whose sessions wait for a
+// row lock for ever by default (lock_timeout 0), a write whose row
+// another transaction holds fails once the timeout setting has run out,
+// saying so (the writes stay queued), and the other writes of the Apply
+// still commit. The Apply waited for as long as the other transaction
+// lasted, or its context did.
+func TestApplyLockTimeoutPostgres(t *testing.T) {
+	s := pgDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+	sys.Settings = nhisync.Settings{"dsn": s.dsn, "table": "accounts", "timeout": "1s"}
+	c := openBatch(t, sys)
+	c.(*nsql.Connector).Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	other, err := s.db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec("SELECT " + conntest.IDName + " FROM accounts WHERE " + conntest.IDName + " = 'b' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := c.Apply(ctx, []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if ctx.Err() != nil {
+		t.Fatalf("Apply returned only once ctx ended (%v %v): it waited for the lock past the timeout setting", res, err)
+	}
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if res[0].Status != nhisync.WriteApplied {
+		t.Errorf("write a: %s (%v), want applied", res[0].Status, res[0].Err)
+	}
+	if msg := nhisync.ErrorMessage(res[1].Err); res[1].Status != nhisync.WriteFailed || !strings.Contains(msg, "holds the table's lock") || !strings.Contains(msg, "stay queued") {
+		t.Errorf("write b: %s (%v), want failed for the lock, the write queued", res[1].Status, res[1].Err)
+	}
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"a": "a1@example.com", "b": "old@example.com"} {
+		if got := s.owner(t, "accounts", id); got != want {
+			t.Errorf("row %s: owner %q, want %q", id, got, want)
+		}
+	}
+}
+
+// TestPostgresLockTimeoutLeftAlone: a lock_timeout the database sets for
+// its sessions is kept; the timeout setting only fills in PostgreSQL's
+// default of none.
+func TestPostgresLockTimeoutLeftAlone(t *testing.T) {
+	s := pgDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
+	for _, tc := range []struct{ alter, want string }{{"", "1s"}, {"ALTER DATABASE " + s.name + " SET lock_timeout = '7s'", "7s"}} {
+		if tc.alter != "" {
+			s.exec(t, tc.alter)
+		}
+		sys := conntest.System("ids", "sql")
+		sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
+		sys.Settings = nhisync.Settings{"dsn": s.dsn, "table": "accounts", "timeout": "1s"}
+		c := openBatch(t, sys)
+		var got string
+		if err := nsql.DB(c.(*nsql.Connector)).QueryRow("SHOW lock_timeout").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("%q: lock_timeout %q, want %q", tc.alter, got, tc.want)
 		}
 	}
 }

@@ -352,8 +352,13 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 			cfg.RuntimeParams["application_name"] = "nhisync"
 		}
+		lockTimeout := fmt.Sprintf("%dms", max(1, pool.timeout.Milliseconds()))
 		return target{d: postgres, redacted: redact(dsn, u), secrets: secrets, pg: cfg,
-			open: func() (*stdsql.DB, error) { return stdlib.OpenDB(*cfg), nil }}, nil
+			open: func() (*stdsql.DB, error) {
+				return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(ctx context.Context, conn *pgx.Conn) error {
+					return pgLockTimeout(ctx, conn, lockTimeout)
+				})), nil
+			}}, nil
 	case "mysql", "mariadb":
 		// Go's URL parser takes a "#" as the start of a fragment and drops
 		// it with all that follows: a parameter after it would be lost
@@ -420,6 +425,20 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		return target{}, fmt.Errorf("set dsn: sqlite:PATH, postgres://… or mysql://user:pass@host:port/db")
 	}
 	return target{}, fmt.Errorf("dsn: unknown scheme %q; use sqlite:PATH, postgres://… or mysql://…", scheme)
+}
+
+// pgLockTimeout sets a new PostgreSQL session's lock_timeout to timeout
+// (the timeout setting) when nothing else set it (0, PostgreSQL's
+// default: wait for ever): a write's SELECT … FOR UPDATE of a row
+// another transaction holds would otherwise wait as long as that
+// transaction lasts, holding up the Apply, where the timeout setting
+// bounds each statement. The lock not had in time is lock_not_available
+// (locked): that write fails, saying so, and stays queued. A
+// lock_timeout set for the role, the database or in the DSN (options=-c
+// lock_timeout=…) is left as it is.
+func pgLockTimeout(ctx context.Context, conn *pgx.Conn, timeout string) error {
+	_, err := conn.Exec(ctx, "SELECT set_config('lock_timeout', $1, false) WHERE current_setting('lock_timeout') = '0'", timeout)
+	return err
 }
 
 // connect opens the pool and makes sure the database is there.

@@ -23,3 +23,6 @@ func WindowFunctions(c *Connector) bool { return c.windows }
 // ReadWindows reads again, as at open, whether c's server has window
 // functions (through c's pool as SetDB left it).
 func ReadWindows(ctx context.Context, c *Connector) error { return c.readWindows(ctx) }
+
+// DB is c's pool.
+func DB(c *Connector) *stdsql.DB { return c.db }

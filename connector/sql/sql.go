@@ -18,10 +18,12 @@
 // enables the change cursor), `notify` (PostgreSQL only: a LISTEN channel
 // whose notifications name changed rows; see Watch and TriggerSQL),
 // `pool_size` (connections, default 4) and `timeout` (connecting and each
-// page or batch statement, default 30s). The common `id` setting is
-// required: the column holding each row's stable id; it should be
-// unique and indexed (a primary key), as pages are read in its order
-// (other than a SQLite rowid table's full reads, which mostly need not).
+// page or batch statement, default 30s; on PostgreSQL also the sessions'
+// lock_timeout where nothing else sets one, pgLockTimeout). The common
+// `id` setting is required: the column holding each row's stable id; it
+// should be unique and indexed (a primary key), as pages are read in its
+// order (other than a SQLite rowid table's full reads, which mostly need
+// not).
 //
 // Table and column names are checked against the table itself and always
 // quoted; values are always bound, never spliced into SQL.
