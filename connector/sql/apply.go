@@ -56,9 +56,10 @@ import (
 // It returns *nhisync.Error EUNAVAIL, with nothing applied, when the
 // transaction cannot begin or the database refuses to commit it, and
 // when a statement's failure rolled the whole transaction back: on
-// MySQL/MariaDB a deadlock, the lock table full, or a lock wait timeout
-// on a server that rolls a transaction back for it
-// (innodb_rollback_on_timeout); the writes stay queued and are retried.
+// MySQL/MariaDB a deadlock, the lock table full, a lock wait timeout on
+// a server that rolls a transaction back for it
+// (innodb_rollback_on_timeout), or the connection lost or killed; the
+// writes stay queued and are retried.
 // When the commit gets no answer (the connection lost, or none within
 // the timeout setting), or one saying it was cut short (on MySQL/MariaDB
 // a kill, mysqlCommitCut), it returns EUNAVAIL saying that whether the
@@ -253,14 +254,29 @@ type txn struct {
 // transaction back: on MySQL/MariaDB a deadlock (1213) and InnoDB's lock
 // table running out of room (1206, ER_LOCK_TABLE_FULL) always do, a lock
 // wait timeout (1205) when the server runs with
-// innodb_rollback_on_timeout. PostgreSQL's and SQLite's statements run
-// under a savepoint or roll back alone.
+// innodb_rollback_on_timeout; and so does the connection's end, which
+// the server rolls the transaction back for: the driver finding it
+// broken (driver.ErrBadConn, mysql.ErrInvalidConn), or the server saying
+// the session was killed (ER_CONNECTION_KILLED 1927,
+// ER_SESSION_WAS_KILLED 3169) or is shutting down (ER_SERVER_SHUTDOWN
+// 1053). PostgreSQL's statements run under a savepoint, whose command
+// fails on a connection gone; SQLite's roll back alone.
 func (c *Connector) endsTx(err error) bool {
-	var me *mysql.MySQLError
-	if c.d != mysqlDialect || !errors.As(err, &me) {
+	if c.d != mysqlDialect {
 		return false
 	}
-	return me.Number == 1213 || me.Number == 1206 || (me.Number == 1205 && c.rollbackOnTimeout)
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1213, 1206, 1927, 3169, 1053:
+		return true
+	}
+	return me.Number == 1205 && c.rollbackOnTimeout
 }
 
 func failed(err error) nhisync.WriteResult {

@@ -3,9 +3,11 @@ package sql_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,6 +296,73 @@ func TestPostgresLockTimeoutLeftAlone(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("%q: lock_timeout %q, want %q", tc.alter, got, tc.want)
+		}
+	}
+}
+
+// TestApplyConnectionKilledMidway: on MariaDB a connection killed in the
+// middle of an Apply (here: just before its batch UPDATE is sent) takes
+// the transaction with it, the server rolling it back: Apply fails
+// EUNAVAIL saying so, the writes queued, and no statement runs after it.
+// Each write went on to fail alone on the dead connection, and the
+// COMMIT, never sent, was said to have an unknown outcome.
+func TestApplyConnectionKilledMidway(t *testing.T) {
+	s := mysqlDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	c := ownerConnector(t, s.dsn, "", "accounts")
+	admin := openMySQL(t, s.dsn)
+	defer admin.Close()
+	var after atomic.Int32
+	killed := false
+	rewritten(t, s, c, func(q string) string {
+		if killed {
+			after.Add(1)
+		}
+		if !batchUpdate(q) || killed {
+			return q
+		}
+		killed = true
+		// Every other session of the test's database: the Apply's is
+		// among them.
+		rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", s.name)
+		if err != nil {
+			t.Error(err)
+			return q
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Error(err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, id := range ids {
+			if _, err := admin.Exec(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+				t.Error(err)
+			}
+		}
+		return q
+	})
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if !killed {
+		t.Fatal("no batch UPDATE sent")
+	}
+	msg := nhisync.ErrorMessage(err)
+	if err == nil || nhisync.ErrorCode(err) != nhisync.EUNAVAIL || strings.Contains(msg, "unknown") || !strings.Contains(msg, "rolled back") {
+		t.Errorf("Apply: %v %s %q, want %s saying the transaction was rolled back", res, nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
+	if n := after.Load(); n > 1 {
+		t.Errorf("%d statements ran after the batch UPDATE on the dead connection", n)
+	}
+	for _, id := range []string{"a", "b"} {
+		if got := s.owner(t, "accounts", id); got != "old@example.com" {
+			t.Errorf("row %s: owner %q, want it unchanged", id, got)
 		}
 	}
 }

@@ -50,8 +50,9 @@ func TestLockedMessage(t *testing.T) {
 // TestEndsTx: on MySQL/MariaDB a deadlock and a full lock table (InnoDB
 // rolls the transaction back for both) always roll the whole transaction
 // back, a lock wait timeout only on a server with
-// innodb_rollback_on_timeout; other errors, and every error elsewhere,
-// leave it standing. A full lock table was taken as the statement's
+// innodb_rollback_on_timeout, and so does the connection's end (broken,
+// or the session killed); other errors (a statement killed alone), and
+// every error elsewhere, leave it standing. A full lock table was taken as the statement's
 // failure alone: the writes before it were said applied, and those after
 // it ran outside any transaction.
 func TestEndsTx(t *testing.T) {
@@ -66,6 +67,11 @@ func TestEndsTx(t *testing.T) {
 		{mysqlDialect, false, &mysql.MySQLError{Number: 1205}, false},
 		{mysqlDialect, true, &mysql.MySQLError{Number: 1205}, true},
 		{mysqlDialect, true, &mysql.MySQLError{Number: 1062}, false},
+		{mysqlDialect, false, &mysql.MySQLError{Number: 1927}, true},
+		{mysqlDialect, false, &mysql.MySQLError{Number: 1317}, false},
+		{mysqlDialect, false, mysql.ErrInvalidConn, true},
+		{mysqlDialect, false, fmt.Errorf("read: %w", driver.ErrBadConn), true},
+		{sqlite, false, driver.ErrBadConn, false},
 		{postgres, true, &pgconn.PgError{Code: "40P01"}, false},
 	} {
 		c := &Connector{d: tc.d, rollbackOnTimeout: tc.rollback}
