@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -365,4 +366,61 @@ func TestApplyConnectionKilledMidway(t *testing.T) {
 			t.Errorf("row %s: owner %q, want it unchanged", id, got)
 		}
 	}
+}
+
+// TestMySQLDriverLogsToLog: what the MySQL driver says (here: that it
+// closes an idle connection the server killed) goes to the connector's
+// logger, naming the system, not to the process's stderr past the
+// logger serve hands it.
+func TestMySQLDriverLogsToLog(t *testing.T) {
+	s := mysqlDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com')")
+	c := ownerConnector(t, s.dsn, "", "accounts")
+	var log syncBuffer
+	c.(nhisync.LogSetter).SetLogger(slog.New(slog.NewTextHandler(&log, nil)))
+	admin := openMySQL(t, s.dsn)
+	defer admin.Close()
+	rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", s.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		admin.Exec(fmt.Sprintf("KILL CONNECTION %d", id))
+	}
+	if _, err := c.Apply(t.Context(), []nhisync.Write{ownerWrite("a", "old@example.com", "a1@example.com")}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for _, want := range []string{"level=WARN", "MySQL driver", "closing bad idle connection", "system=ids"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log %q lacks %q", log.String(), want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the driver's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

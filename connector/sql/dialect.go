@@ -4,11 +4,13 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -283,6 +285,26 @@ type target struct {
 	// pg is the PostgreSQL connection config (LISTEN needs a connection of
 	// its own, outside the pool).
 	pg *pgx.ConnConfig
+	// mysqlLog is the MySQL driver's logger (nil elsewhere).
+	mysqlLog *driverLog
+}
+
+// driverLog is what the MySQL driver logs to (it says so when it finds a
+// connection broken, an idle one closed by the server, a packet out of
+// order): the connector's Log, as warnings naming the system, scrubbed,
+// instead of the driver's own logger, which writes to the process's
+// stderr past the logger serve hands the connector (nhisync.LogSetter).
+type driverLog struct {
+	to     atomic.Pointer[slog.Logger]
+	system string
+	scrub  func(string) string
+}
+
+// Print implements mysql.Logger.
+func (l *driverLog) Print(v ...any) {
+	if lg := l.to.Load(); lg != nil {
+		lg.Warn("the MySQL driver: "+l.scrub(strings.TrimSpace(fmt.Sprint(v...))), "system", l.system)
+	}
 }
 
 // poolLimits are the connection pool's settings.
@@ -406,6 +428,8 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		}
 		cfg.User, cfg.Passwd = u.User.Username(), pw
 		cfg.ParseTime, cfg.Loc = true, time.UTC
+		dlog := &driverLog{scrub: func(s string) string { return scrubText(s, append(secrets, dsn)...) }}
+		cfg.Logger = dlog
 		if cfg.Timeout == 0 {
 			cfg.Timeout = pool.timeout
 		}
@@ -413,7 +437,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 			cfg.Params = map[string]string{}
 		}
 		cfg.Params["time_zone"] = "'+00:00'"
-		return target{d: mysqlDialect, redacted: redact(dsn, u), secrets: secrets,
+		return target{d: mysqlDialect, redacted: redact(dsn, u), secrets: secrets, mysqlLog: dlog,
 			open: func() (*stdsql.DB, error) {
 				conn, err := mysql.NewConnector(cfg)
 				if err != nil {

@@ -151,7 +151,8 @@ type Connector struct {
 	// (crypto/rand by default).
 	Rand io.Reader
 	// Log is told what no write's outcome says: a batch read that failed,
-	// its writes going one by one (slog.Default() by default). It never
+	// its writes going one by one (slog.Default() by default), and, set
+	// with SetLogger, what the MySQL driver says (driverLog). It never
 	// gets the DSN or a password.
 	Log *slog.Logger
 	// version is the MySQL/MariaDB server's, as SELECT VERSION() gave it
@@ -253,14 +254,24 @@ func Open(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (nhisync
 
 var _ nhisync.LogSetter = (*Connector)(nil)
 
-// SetLogger sets Log (nhisync.LogSetter).
-func (c *Connector) SetLogger(l *slog.Logger) { c.Log = l }
+// SetLogger sets Log (nhisync.LogSetter), which the MySQL driver's own
+// lines go to as well.
+func (c *Connector) SetLogger(l *slog.Logger) {
+	c.Log = l
+	if c.t.mysqlLog != nil {
+		c.t.mysqlLog.to.Store(l)
+	}
+}
 
 // New is Open returning the concrete type.
 func New(ctx context.Context, sys *nhisync.System, kind *nhisync.Kind) (*Connector, error) {
 	t, pool, err := settings(sys)
 	if err != nil {
 		return nil, err
+	}
+	if t.mysqlLog != nil {
+		t.mysqlLog.system = sys.Name
+		t.mysqlLog.to.Store(slog.Default())
 	}
 	db, err := t.connect(ctx, sys, pool)
 	if err != nil {
