@@ -109,8 +109,14 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		// rolled back, nothing committed.
 		return nil, ctx.Err()
 	}
-	t := time.AfterFunc(c.pool.timeout, cancelTx)
-	defer t.Stop()
+	if c.d != sqlite {
+		// SQLite's COMMIT, which may wait for readers to go, is bounded
+		// by its busy timeout (the timeout setting too), and ends in
+		// SQLITE_BUSY, rolled back: cut by the context instead at the
+		// same moment, its error would say nothing of the lock.
+		t := time.AfterFunc(c.pool.timeout, cancelTx)
+		defer t.Stop()
+	}
 	if err := tx.Commit(); err != nil {
 		if !commitRefused(err) {
 			return nil, c.commitUnknown(err)

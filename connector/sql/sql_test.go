@@ -324,3 +324,38 @@ func TestLockedTableSaysSo(t *testing.T) {
 		t.Fatalf("the same write once the lock is gone: %v %v", res, err)
 	}
 }
+
+// TestCommitWaitsForReaderSaysSo: a SQLite COMMIT that waits for a reader
+// (rollback-journal mode: the commit needs every reader gone) past the
+// timeout setting fails saying the table is locked, nothing applied, and
+// not that whether the writes were applied is unknown: SQLite's own
+// busy timeout bounds that wait, and the transaction is rolled back.
+func TestCommitWaitsForReaderSaysSo(t *testing.T) {
+	dir := table(t, "CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT)", "INSERT INTO accounts VALUES ('a', 'x'), ('b', 'x')")
+	c, err := nsql.Open(t.Context(), system(dir, nhisync.Settings{"timeout": "300ms"}, "id", "name=name"), conntest.Kind())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reader := openDB(t, filepath.Join(dir, "inv.db"))
+	rows, err := reader.Query("SELECT id FROM accounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatal("no row read")
+	}
+	w := []nhisync.Write{{ID: "a", Changes: []nhisync.Change{{Field: "name", Old: nhisync.Str("x"), New: nhisync.Str("w")}}}}
+	for i := range 5 {
+		_, err = c.Apply(t.Context(), w)
+		wantCode(t, err, nhisync.EUNAVAIL, "cannot commit the writes to table accounts", "holds the table's lock")
+		if t.Failed() {
+			t.Fatalf("try %d", i)
+		}
+	}
+	rows.Close()
+	res, err := c.Apply(t.Context(), w)
+	if err != nil || res[0].Status != nhisync.WriteApplied {
+		t.Fatalf("the same write once the reader is gone: %v %v", res, err)
+	}
+}
