@@ -204,6 +204,8 @@ func (c *Connector) unavail(err error, format string, args ...any) error {
 		if c.d == sqlite {
 			e.Message += fmt.Sprintf(" and did not let go within %s (setting %s)", c.pool.timeout, SettingTimeout)
 		}
+	} else if timedOut(err) {
+		e.Message += fmt.Sprintf(": the %s server cut the statement short as it ran past %s (setting %s; raise it to let statements run longer)", c.d.name, c.pool.timeout, SettingTimeout)
 	}
 	e.Err = c.t.scrub(err)
 	return e
@@ -215,7 +217,7 @@ func (c *Connector) unavail(err error, format string, args ...any) error {
 // cause is said in it, scrubbed.
 func (c *Connector) writeUnavail(err error, format string, args ...any) error {
 	e := c.unavail(err, format, args...).(*nhisync.Error)
-	if locked(err) {
+	if locked(err) || timedOut(err) {
 		e.Message += "; the writes stay queued and are retried"
 	} else if err != nil {
 		e.Message += ": " + e.Err.Error()
@@ -243,6 +245,21 @@ func locked(err error) bool {
 		return pe.Code == "55P03" || pe.Code == "40P01"
 	}
 	return false
+}
+
+// timedOut reports whether err is a statement cut short by the server's
+// statement time limit, which the timeout setting fills in where nothing
+// else sets one (pgTimeouts, mariaTimeout): PostgreSQL's query_canceled
+// (57014; a statement cancelled by hand says the same),
+// MariaDB's ER_STATEMENT_TIMEOUT (1969), MySQL's ER_QUERY_TIMEOUT (3024,
+// max_execution_time, SELECTs only). Each undoes its statement alone.
+func timedOut(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1969 || me.Number == 3024
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "57014"
 }
 
 // txn is one Apply's transaction.
@@ -406,6 +423,9 @@ func (c *Connector) updateRow(ctx context.Context, tx *txn, id string, cols []co
 	q := "UPDATE " + c.table + " SET " + strings.Join(set, ", ") + " WHERE " + strings.Join(where, " AND ")
 	res, err := c.execAlone(ctx, tx, q, append(args, conds...)...)
 	if err != nil {
+		if locked(err) || timedOut(err) {
+			return failed(c.writeUnavail(err, "cannot update row %s", id))
+		}
 		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", id, c.t.scrub(err)))
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
@@ -539,13 +559,13 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 		if err := c.alone(ctx, tx, func() error {
 			return tx.QueryRowContext(ctx, q+" RETURNING "+c.d.raw(c.id), args...).Scan(&got)
 		}); err != nil {
-			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
+			return failed(c.insertFailed(err))
 		}
 		id, _ = native.Text(got)
 	} else {
 		res, err := c.execAlone(ctx, tx, q, args...)
 		if err != nil {
-			return failed(c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err)))
+			return failed(c.insertFailed(err))
 		}
 		if idAt >= 0 {
 			id, _ = native.Text(vals[idAt])
@@ -566,6 +586,17 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 		return failed(tx.lost)
 	}
 	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}
+}
+
+// insertFailed is the error of a create whose INSERT failed: invalid
+// (a constraint, a value its column refuses), or, for a lock not had or
+// a statement cut short by the timeout setting, unavailable, the write
+// queued.
+func (c *Connector) insertFailed(err error) error {
+	if locked(err) || timedOut(err) {
+		return c.writeUnavail(err, "cannot insert a row")
+	}
+	return c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err))
 }
 
 // existing finds a row already holding a create's match column values

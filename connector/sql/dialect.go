@@ -3,6 +3,8 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -378,7 +380,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		return target{d: postgres, redacted: redact(dsn, u), secrets: secrets, pg: cfg,
 			open: func() (*stdsql.DB, error) {
 				return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(ctx context.Context, conn *pgx.Conn) error {
-					return pgLockTimeout(ctx, conn, lockTimeout)
+					return pgTimeouts(ctx, conn, lockTimeout)
 				})), nil
 			}}, nil
 	case "mysql", "mariadb":
@@ -443,6 +445,9 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 				if err != nil {
 					return nil, err
 				}
+				if !hasParam(cfg.Params, "max_statement_time") {
+					conn = mariaTimeout{Connector: conn, seconds: fmt.Sprintf("%.3f", max(0.001, pool.timeout.Seconds()))}
+				}
 				return stdsql.OpenDB(conn), nil
 			}}, nil
 	case "":
@@ -451,18 +456,70 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 	return target{}, fmt.Errorf("dsn: unknown scheme %q; use sqlite:PATH, postgres://… or mysql://…", scheme)
 }
 
-// pgLockTimeout sets a new PostgreSQL session's lock_timeout to timeout
-// (the timeout setting) when nothing else set it (0, PostgreSQL's
-// default: wait for ever): a write's SELECT … FOR UPDATE of a row
-// another transaction holds would otherwise wait as long as that
-// transaction lasts, holding up the Apply, where the timeout setting
-// bounds each statement. The lock not had in time is lock_not_available
-// (locked): that write fails, saying so, and stays queued. A
-// lock_timeout set for the role, the database or in the DSN (options=-c
-// lock_timeout=…) is left as it is.
-func pgLockTimeout(ctx context.Context, conn *pgx.Conn, timeout string) error {
-	_, err := conn.Exec(ctx, "SELECT set_config('lock_timeout', $1, false) WHERE current_setting('lock_timeout') = '0'", timeout)
+// pgTimeouts sets a new PostgreSQL session's lock_timeout and
+// statement_timeout to timeout (the timeout setting) when nothing else
+// set them (0, PostgreSQL's default: wait for ever). A write's SELECT …
+// FOR UPDATE of a row another transaction holds would otherwise wait as
+// long as that transaction lasts, and a statement the server is slow to
+// run (a trigger, a table scan) as long as it runs, holding up the
+// Apply, where the timeout setting bounds each statement. The lock not
+// had in time is lock_not_available (locked), a statement cut short
+// query_canceled (timedOut): that write fails, saying so, its statement
+// undone under its savepoint (alone), and stays queued; the others go
+// on. A value set for the role, the database or in the DSN (options=-c
+// lock_timeout=…) is left as it is. statement_timeout bounds a snapshot's
+// page too, as the timeout setting's context already did; a COMMIT it
+// reaches waiting for a synchronous replica is committed all the same.
+func pgTimeouts(ctx context.Context, conn *pgx.Conn, timeout string) error {
+	_, err := conn.Exec(ctx, "SELECT set_config(name, $1, false) FROM (VALUES ('lock_timeout'), ('statement_timeout')) AS s(name) WHERE current_setting(name) = '0'", timeout)
 	return err
+}
+
+// mariaTimeout sets each new MariaDB session's max_statement_time to
+// seconds (the timeout setting) when nothing else set it (0, MariaDB's
+// default: none), as pgTimeouts does on PostgreSQL: a write waiting for
+// a row another transaction holds would otherwise wait for InnoDB's
+// innodb_lock_wait_timeout (50 s by default), and a statement the server
+// is slow to run as long as it runs. A statement past it fails with
+// ER_STATEMENT_TIMEOUT (timedOut), undone alone, the transaction going
+// on: that write fails, saying so, and stays queued. It does not cut a
+// COMMIT. A value set globally, for the user, or in the DSN
+// (max_statement_time=…, which skips this) is left as it is. MySQL has
+// no such variable (its max_execution_time bounds SELECTs only): there
+// the SET fails as an unknown variable, and the session is kept as it is.
+type mariaTimeout struct {
+	driver.Connector
+	seconds string
+}
+
+// Connect implements driver.Connector.
+func (m mariaTimeout) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := m.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		return conn, nil
+	}
+	_, err = ex.ExecContext(ctx, "SET @@SESSION.max_statement_time = IF(@@SESSION.max_statement_time = 0, "+m.seconds+", @@SESSION.max_statement_time)", nil)
+	var me *mysql.MySQLError
+	if err != nil && !(errors.As(err, &me) && me.Number == 1193) { // ER_UNKNOWN_SYSTEM_VARIABLE: MySQL
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// hasParam reports whether the DSN's params (sent to the server as
+// session settings) set key.
+func hasParam(params map[string]string, key string) bool {
+	for k := range params {
+		if strings.EqualFold(strings.TrimSpace(k), key) {
+			return true
+		}
+	}
+	return false
 }
 
 // connect opens the pool and makes sure the database is there.

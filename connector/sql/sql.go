@@ -19,7 +19,9 @@
 // whose notifications name changed rows; see Watch and TriggerSQL),
 // `pool_size` (connections, default 4) and `timeout` (connecting and each
 // page or batch statement, default 30s; on PostgreSQL also the sessions'
-// lock_timeout where nothing else sets one, pgLockTimeout). The common
+// lock_timeout and statement_timeout, on MariaDB their
+// max_statement_time, where nothing else sets one: pgTimeouts,
+// mariaTimeout). The common
 // `id` setting is required: the column holding each row's stable id; it
 // should be unique and indexed (a primary key), as pages are read in its
 // order (other than a SQLite rowid table's full reads, which mostly need
