@@ -205,7 +205,10 @@ func (c *Connector) unavail(err error, format string, args ...any) error {
 			e.Message += fmt.Sprintf(" and did not let go within %s (setting %s)", c.pool.timeout, SettingTimeout)
 		}
 	} else if timedOut(err) {
-		e.Message += fmt.Sprintf(": the %s server cut the statement short as it ran past %s (setting %s; raise it to let statements run longer)", c.d.name, c.pool.timeout, SettingTimeout)
+		// On PostgreSQL statement_timeout, started with the statement,
+		// runs out before an equal lock_timeout: a lock wait mostly ends
+		// here too.
+		e.Message += fmt.Sprintf(": the %s server cut the statement short as it did not finish within %s (setting %s): it waited for a row another transaction holds, or ran slow; raise the setting to let statements run longer", c.d.name, c.pool.timeout, SettingTimeout)
 	}
 	e.Err = c.t.scrub(err)
 	return e

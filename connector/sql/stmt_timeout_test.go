@@ -49,7 +49,7 @@ func applyTimedOut(t *testing.T, c nhisync.Connector) {
 	if res[1].Status != nhisync.WriteFailed || nhisync.ErrorCode(res[1].Err) != nhisync.EUNAVAIL {
 		t.Errorf("write b: %s %s (%v), want failed %s", res[1].Status, nhisync.ErrorCode(res[1].Err), res[1].Err, nhisync.EUNAVAIL)
 	}
-	for _, want := range []string{"system ids", "1s", "setting timeout", "stay queued"} {
+	for _, want := range []string{"system ids", "within 1s", "setting timeout", "stay queued"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("write b: message %q does not say %q", msg, want)
 		}
