@@ -236,6 +236,14 @@ type Store interface {
 	RecordKeys(ctx context.Context, ids []int64) (map[int64]string, error)
 	// RecordByKey returns the record of kind with the normalized match key.
 	RecordByKey(ctx context.Context, kind, matchKey string) (*Record, error)
+	// RecordIDsByKey returns, by key, the ID of the record of kind holding
+	// each of the normalized match keys; keys no record holds are left
+	// out. A pass that needs a few keys asks for them so, instead of
+	// loading every record's head (ScanRecordHeads).
+	RecordIDsByKey(ctx context.Context, kind string, keys []string) (map[string]int64, error)
+	// CountRecords returns how many golden records each kind has; kinds
+	// without one are left out.
+	CountRecords(ctx context.Context) (map[string]int, error)
 	// ScanRecords streams full records of kind ("" for all), in ID order.
 	ScanRecords(ctx context.Context, kind string, fn func(*Record) error) error
 	// RecordsAfter returns at most limit full records of kind ("" for

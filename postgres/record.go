@@ -114,6 +114,57 @@ func (s *Store) RecordKeys(ctx context.Context, ids []int64) (map[int64]string, 
 	return out, nil
 }
 
+// RecordIDsByKey returns, by key, the ID of the record of kind holding
+// each of keys (normalized match keys); keys no record holds are left
+// out.
+func (s *Store) RecordIDsByKey(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
+	const op = "postgres.RecordIDsByKey"
+	out := make(map[string]int64, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT match_key, id FROM records WHERE kind = $1 AND match_key = ANY($2)`, kind, keys)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var id int64
+		if err := rows.Scan(&key, &id); err != nil {
+			return nil, internal(op, err)
+		}
+		out[key] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
+// CountRecords returns how many records each kind has.
+func (s *Store) CountRecords(ctx context.Context) (map[string]int, error) {
+	const op = "postgres.CountRecords"
+	rows, err := s.pool.Query(ctx, `SELECT kind, count(*) FROM records GROUP BY kind`)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, internal(op, err)
+		}
+		out[kind] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
 // RecordByKey returns the record of kind with the normalized match key,
 // loaded as LoadRecords does; ENOTFOUND when there is none.
 func (s *Store) RecordByKey(ctx context.Context, kind, matchKey string) (*nhisync.Record, error) {

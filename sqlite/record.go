@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -137,6 +138,63 @@ func (s *Store) RecordKeys(ctx context.Context, ids []int64) (map[int64]string, 
 			return nil, internal(op, err)
 		}
 		out[id] = key
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
+// RecordIDsByKey returns, by key, the ID of the record of kind holding
+// each of keys (normalized match keys); keys no record holds are left
+// out. One query on a reader, each key found through the (kind,
+// match_key) index. Storage failures are EINTERNAL.
+func (s *Store) RecordIDsByKey(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
+	const op = "sqlite.RecordIDsByKey"
+	out := make(map[string]int64, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT match_key, id FROM records WHERE kind = ? AND match_key IN (SELECT value FROM json_each(?))`, kind, string(list))
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var id int64
+		if err := rows.Scan(&key, &id); err != nil {
+			return nil, internal(op, err)
+		}
+		out[key] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
+// CountRecords returns how many records each kind has, counted over the
+// (kind, match_key) index. Storage failures are EINTERNAL.
+func (s *Store) CountRecords(ctx context.Context) (map[string]int, error) {
+	const op = "sqlite.CountRecords"
+	rows, err := s.r.QueryContext(ctx, `SELECT kind, count(*) FROM records GROUP BY kind`)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, internal(op, err)
+		}
+		out[kind] = n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, internal(op, err)

@@ -150,6 +150,47 @@ func testRecordKeys(t *testing.T, s nhisync.Store) {
 	}
 }
 
+func testRecordIDsByKey(t *testing.T, s nhisync.Store) {
+	ctx := ctxOf(t)
+	if got, err := s.CountRecords(ctx); err != nil || len(got) != 0 {
+		t.Errorf("CountRecords of an empty store = %v, %v; want nothing", got, err)
+	}
+	ids := newIDs(t, s, 4)
+	key := func(name string) string { return nhisync.NormalizeKey([]string{"aws", name}) }
+	// The same key under two kinds; a key with the separator and
+	// characters JSON escapes.
+	a, b := record(ids[0], "service_account", "bot"), record(ids[1], "application", "bot")
+	c := record(ids[2], "service_account", "a/b \"ünï\"\tcode")
+	commit(t, s, &nhisync.Batch{Records: []*nhisync.Record{a, b, c}})
+	got, err := s.RecordIDsByKey(ctx, "service_account", []string{key("BOT "), c.MatchKey, key("nobody"), b.MatchKey})
+	if err != nil {
+		t.Fatalf("RecordIDsByKey: %v", err)
+	}
+	want := map[string]int64{a.MatchKey: a.ID, c.MatchKey: c.ID}
+	if d := diff(want, got); d != "" {
+		t.Errorf("RecordIDsByKey (-want +got):\n%s", d)
+	}
+	if got, err := s.RecordIDsByKey(ctx, "application", []string{a.MatchKey}); err != nil || len(got) != 1 || got[a.MatchKey] != b.ID {
+		t.Errorf("RecordIDsByKey of the other kind = %v, %v; want %s → %d", got, err, a.MatchKey, b.ID)
+	}
+	if got, err := s.RecordIDsByKey(ctx, "service_account", nil); err != nil || len(got) != 0 {
+		t.Errorf("RecordIDsByKey(none) = %v, %v; want nothing", got, err)
+	}
+	// A record renamed: found by its new key only.
+	renamed := record(a.ID, a.Kind, "bot-2")
+	commit(t, s, &nhisync.Batch{Records: []*nhisync.Record{renamed}})
+	if got, err := s.RecordIDsByKey(ctx, "service_account", []string{a.MatchKey, renamed.MatchKey}); err != nil || len(got) != 1 || got[renamed.MatchKey] != a.ID {
+		t.Errorf("RecordIDsByKey after a rename = %v, %v; want only %s → %d", got, err, renamed.MatchKey, a.ID)
+	}
+	counts, err := s.CountRecords(ctx)
+	if err != nil {
+		t.Fatalf("CountRecords: %v", err)
+	}
+	if d := diff(map[string]int{"service_account": 2, "application": 1}, counts); d != "" {
+		t.Errorf("CountRecords (-want +got):\n%s", d)
+	}
+}
+
 func testScanRecords(t *testing.T, s nhisync.Store) {
 	ctx := ctxOf(t)
 	const n = 1200 // more than one page of any sensible store

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"RecordMatchKeyUnique", testRecordMatchKeyUnique},
 		{"ScanRecordHeads", testScanRecordHeads},
 		{"RecordKeys", testRecordKeys},
+		{"RecordIDsByKey", testRecordIDsByKey},
 		{"ScanRecords", testScanRecords},
 		{"LoadRecordsAttachesWork", testLoadRecordsAttachesWork},
 		{"LinkRoundTrip", testLinkRoundTrip},
