@@ -20,11 +20,12 @@ type bulkCheck struct {
 	t       tester
 	systems []string
 	open    bool
-	// opened counts the windows opened (tests read it).
-	opened int
-	recs   map[int64]bool
-	keys   map[string]bool
-	links  map[string]bool
+	// opened counts the windows opened, headScans the scans of every
+	// record's head and keyLookups the look-ups of keys (tests read them).
+	opened, headScans, keyLookups int
+	recs                          map[int64]bool
+	keys                          map[string]bool
+	links                         map[string]bool
 }
 
 // broken reports a breach of the window's contract as the test's failure
@@ -56,7 +57,7 @@ func (b *bulkCheck) BeginBulk(ctx context.Context) (bool, error) {
 func (b *bulkCheck) empty(ctx context.Context) bool {
 	n := 0
 	count := func(any) error { n++; return nil }
-	if err := b.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error { return count(h) }); err != nil {
+	if err := b.Store.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error { return count(h) }); err != nil {
 		b.t.Fatal(err)
 	}
 	for _, s := range b.systems {
@@ -107,6 +108,19 @@ func (b *bulkCheck) RecordByKey(ctx context.Context, kind, matchKey string) (*nh
 		return nil, b.broken("RecordByKey(%s, %s) inside the bulk window", kind, matchKey)
 	}
 	return b.Store.RecordByKey(ctx, kind, matchKey)
+}
+
+func (b *bulkCheck) RecordIDsByKey(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
+	if b.open {
+		return nil, b.broken("RecordIDsByKey(%s, %d keys) inside the bulk window", kind, len(keys))
+	}
+	b.keyLookups++
+	return b.Store.RecordIDsByKey(ctx, kind, keys)
+}
+
+func (b *bulkCheck) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordHead) error) error {
+	b.headScans++
+	return b.Store.ScanRecordHeads(ctx, fn)
 }
 
 func (b *bulkCheck) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {

@@ -15,6 +15,9 @@ import (
 // when the system is in create_from; what remains is unmatched or
 // disputed. It also collects the records that vanished from full reads.
 func (p *pass) correlate(ctx context.Context) error {
+	if err := p.settleKeys(ctx); err != nil {
+		return err
+	}
 	p.sizeIndexes()
 	for i, name := range p.e.cfg.SystemNames {
 		r := p.reads[name]
@@ -53,10 +56,53 @@ func (p *pass) sizeIndexes() {
 		p.work = make(map[int64]*recWork, most)
 	}
 	for kind, n := range create {
-		if m := p.recIdx[kind]; len(m) == 0 && n > 0 {
-			p.recIdx[kind] = make(map[string]int64, n)
+		p.recIdx.size(kind, n)
+	}
+}
+
+// settleKeys has the key index load every golden record's head unless
+// correlation matches few observations by key (recIndex.settle): those
+// whose id links to no record, the changed and the strays restageStrays
+// takes again.
+func (p *pass) settleKeys(ctx context.Context) error {
+	if p.recIdx.full {
+		return nil
+	}
+	need, partial := 0, false
+	for _, r := range p.reads {
+		n := 0
+		for _, st := range r.changed {
+			if !linkedHead(r.headOf(st)) {
+				n++
+			}
+		}
+		for _, h := range r.heads.all() {
+			if h.seen && h.recordID == 0 && !h.changed && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
+				n++
+			}
+		}
+		need += n
+		partial = partial || (n > 0 && slices.Contains(r.matchIdx, -1))
+	}
+	return p.recIdx.settle(ctx, need, partial)
+}
+
+// fetchKeys looks up, for a lazy key index, the keys of the observations
+// of r that correlation will match by key, before it does.
+func (p *pass) fetchKeys(ctx context.Context, r *sysRead) error {
+	if p.recIdx.full {
+		return nil
+	}
+	var keys []string
+	for _, st := range r.changed {
+		if linkedHead(r.headOf(st)) {
+			continue
+		}
+		if key, full, unmatched := p.matchKeyOf(r, st); full && unmatched == "" {
+			keys = append(keys, key)
 		}
 	}
+	return p.recIdx.fetch(ctx, r.kind.Name, keys)
 }
 
 // correlateSystem ties the staged observations of one system's read to
@@ -64,6 +110,9 @@ func (p *pass) sizeIndexes() {
 func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	p.disputeDuplicates(r)
 	if err := p.restageStrays(ctx, r); err != nil {
+		return err
+	}
+	if err := p.fetchKeys(ctx, r); err != nil {
 		return err
 	}
 	linked := &linkedIndex{p: p, ctx: ctx, r: r}
@@ -83,6 +132,9 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	}
 	if linked.err != nil {
 		return linked.err
+	}
+	if p.recIdx.err != nil {
+		return p.recIdx.err
 	}
 	if err := p.clearDisputes(ctx, r, settled); err != nil {
 		return err
@@ -303,7 +355,7 @@ func (x *linkedIndex) prefetch() error {
 		if linkedHead(r.headOf(st)) {
 			continue
 		}
-		if c, _, _, _ := p.candidates(r, st); len(c) == 1 {
+		if c, _, _, _ := p.candidates(x.ctx, r, st); len(c) == 1 {
 			if _, ok := x.m[c[0]]; !ok {
 				x.m[c[0]] = ""
 				ids = append(ids, c[0])
@@ -392,7 +444,33 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linke
 // candidates returns the golden records st's match values match, with
 // its normalized key when r maps every match field (full); unmatched says
 // why st cannot match at all (a malformed or empty match value).
-func (p *pass) candidates(r *sysRead, st *staged) (candidates []int64, key string, full bool, unmatched string) {
+func (p *pass) candidates(ctx context.Context, r *sysRead, st *staged) (candidates []int64, key string, full bool, unmatched string) {
+	kind := r.kind
+	key, full, unmatched = p.matchKeyOf(r, st)
+	if unmatched != "" {
+		return nil, "", false, unmatched
+	}
+	if full {
+		// The key is known (fetchKeys) unless something went wrong: then
+		// the look-up's failure fails correlation.
+		id, ok, err := p.recIdx.owner(ctx, kind.Name, key)
+		if err != nil && p.recIdx.err == nil {
+			p.recIdx.err = err
+		}
+		if ok {
+			candidates = []int64{id}
+		}
+	} else {
+		candidates = p.partialLookup(kind, r.matchIdx, r.matchVals)
+	}
+	return candidates, key, full, ""
+}
+
+// matchKeyOf returns st's normalized match key when r maps every match
+// field (full), leaving its match values in r.matchVals ("" for the fields
+// r does not map); unmatched says why st cannot match at all (a malformed
+// or empty match value).
+func (p *pass) matchKeyOf(r *sysRead, st *staged) (key string, full bool, unmatched string) {
 	kind := r.kind
 	vals := r.matchVals[:0]
 	full = true
@@ -406,28 +484,23 @@ func (p *pass) candidates(r *sysRead, st *staged) (candidates []int64, key strin
 		vals = append(vals, v.Text())
 		if p := v.Problem(); p != "" {
 			// A malformed key must not create or claim a golden record.
-			return nil, "", false, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
+			return "", false, fmt.Sprintf("match field %s: %s", kind.Match[i], p)
 		}
 		if strings.TrimSpace(vals[i]) == "" {
-			return nil, "", false, fmt.Sprintf("match field %s is empty", kind.Match[i])
+			return "", false, fmt.Sprintf("match field %s is empty", kind.Match[i])
 		}
 	}
 	r.matchVals = vals
 	if full {
 		key = nhisync.NormalizeKey(vals)
-		if id, ok := p.recIdx[kind.Name][key]; ok {
-			candidates = []int64{id}
-		}
-	} else {
-		candidates = p.partialLookup(kind, r.matchIdx, vals)
 	}
-	return candidates, key, full, ""
+	return key, full, ""
 }
 
 // match finds the golden record for an observation that has no link.
 func (p *pass) match(ctx context.Context, r *sysRead, st *staged, linked *linkedIndex) (id int64, isNew bool, status nhisync.LinkStatus, reason string) {
 	kind := r.kind
-	candidates, key, full, unmatched := p.candidates(r, st)
+	candidates, key, full, unmatched := p.candidates(ctx, r, st)
 	if unmatched != "" {
 		return 0, false, nhisync.LinkUnmatched, unmatched
 	}
@@ -475,7 +548,7 @@ func (p *pass) linkedTo(r *sysRead, id int64, linked *linkedIndex) (string, bool
 // addRecord registers a record created in this pass in the key indexes,
 // and gives it its work.
 func (p *pass) addRecord(kind, key string, id int64) {
-	p.recIdx[kind][key] = id
+	p.recIdx.add(kind, key, id)
 	w := p.addWork(id)
 	w.key = key
 	if len(p.partial) == 0 {
@@ -507,7 +580,9 @@ func (p *pass) partialLookup(kind *nhisync.Kind, matchIdx []int, vals []string) 
 	idx := p.partial[key]
 	if idx == nil {
 		idx = map[string][]int64{}
-		for mk, id := range p.recIdx[kind.Name] {
+		// Every key is in the index: settleKeys loads every head for a
+		// system that maps some match fields.
+		for mk, id := range p.recIdx.ids[kind.Name] {
 			pk := partialKey(sig.String(), strings.Split(mk, "\x1f"))
 			idx[pk] = append(idx[pk], id)
 		}

@@ -540,16 +540,16 @@ func (p *pass) decider() *decider {
 	return &decider{e: p.e, now: p.now, ids: p.ids, batch: p.batch, planned: &p.planned, systems: p.systems, keys: passKeys{p}}
 }
 
-// passKeys is a pass's key index, p.recIdx, which correlation fills with
-// every golden record and every record it creates; when a record changes
-// key, the partial-key indexes built from it are dropped.
+// passKeys is a pass's key index, p.recIdx, to which correlation adds
+// every record it creates; when a record changes key, the partial-key
+// indexes built from it are dropped.
 type passKeys struct{ p *pass }
 
 func (k passKeys) owner(ctx context.Context, kind, key string) (int64, bool, error) {
-	return memKeys(k.p.recIdx).owner(ctx, kind, key)
+	return k.p.recIdx.owner(ctx, kind, key)
 }
 
-func (k passKeys) moved(kind, oldKey, newKey string, id int64) {
-	memKeys(k.p.recIdx).moved(kind, oldKey, newKey, id)
+func (k passKeys) moved(ctx context.Context, kind, oldKey, newKey string, id int64) error {
 	k.p.partial = map[string]map[string][]int64{}
+	return k.p.recIdx.moved(ctx, kind, oldKey, newKey, id)
 }

@@ -32,3 +32,12 @@ func SetReleaseMemory(f func()) (restore func()) {
 	releaseMemory = f
 	return func() { releaseMemory = old }
 }
+
+// SetLazyShare sets lazyShare: 0 makes every pass load every golden
+// record's head, -1 look keys up whenever correlation allows; the returned
+// func restores it.
+func SetLazyShare(n int) (restore func()) {
+	old := lazyShare
+	lazyShare = n
+	return func() { lazyShare = old }
+}

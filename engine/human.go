@@ -136,7 +136,9 @@ func (e *Engine) ResolveConflict(ctx context.Context, id int64, pick, value, act
 		c.Status, c.Resolved, c.ResolvedBy, c.Picked, c.Resolution = nhisync.StatusResolved, d.now, actor, pick, g.Value
 		d.batch.Conflicts = append(d.batch.Conflicts, c)
 		rc.audit(&nhisync.AuditEntry{Action: nhisync.ActConflictResolved, Actor: person, Field: f.Name, System: pick, Old: old, New: g.Value, Reason: reason})
-		rc.refreshKey()
+		if err := rc.refreshKey(); err != nil {
+			return err
+		}
 		if err := rc.plan(); err != nil {
 			return err
 		}

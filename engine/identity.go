@@ -65,12 +65,12 @@ func (rc *recCtx) setKeyFromObservations(st *staged) {
 }
 
 // refreshKey recomputes the display key from golden match values.
-func (rc *recCtx) refreshKey() {
+func (rc *recCtx) refreshKey() error {
 	vals := make([]string, len(rc.kind.Match))
 	for i, f := range rc.kind.Match {
 		vals[i] = rc.rec.Value(f).Text()
 		if vals[i] == "" {
-			return
+			return nil
 		}
 	}
 	rc.rec.Key = nhisync.DisplayKey(vals)
@@ -78,13 +78,15 @@ func (rc *recCtx) refreshKey() {
 	if nk := nhisync.NormalizeKey(vals); nk != rc.rec.MatchKey {
 		old := rc.rec.MatchKey
 		rc.rec.MatchKey = nk
-		rc.d.keys.moved(rc.rec.Kind, old, nk, rc.rec.ID)
+		return rc.d.keys.moved(rc.ctx, rc.rec.Kind, old, nk, rc.rec.ID)
 	}
+	return nil
 }
 
 // keyIndex finds golden records by kind and normalized match key, for the
 // unique-key check of match fields and the targets of ref fields
-// (SPEC §3.4). A pass holds every key in memory (passKeys), what-if the
+// (SPEC §3.4). A pass holds the keys it needs in memory, every key or
+// those it looked up (passKeys, recIndex), what-if the
 // keys it scanned (memKeys); a person's action and explain ask the store
 // (storeKeys). A lookup that fails returns its error: a key is never
 // taken to be free, or a ref target missing, because the store could not
@@ -93,8 +95,9 @@ type keyIndex interface {
 	// owner returns the ID of the record of kind holding key; ok is false
 	// when no record holds it.
 	owner(ctx context.Context, kind, key string) (id int64, ok bool, err error)
-	// moved tells the index that a decision gave record id a new key.
-	moved(kind, oldKey, newKey string, id int64)
+	// moved tells the index that a decision gave record id a new key; it
+	// fails when the index could not learn who held either key.
+	moved(ctx context.Context, kind, oldKey, newKey string, id int64) error
 }
 
 // memKeys is an in-memory key index: kind → match key → record ID.
@@ -105,7 +108,7 @@ func (m memKeys) owner(_ context.Context, kind, key string) (int64, bool, error)
 	return id, ok, nil
 }
 
-func (m memKeys) moved(kind, oldKey, newKey string, id int64) {
+func (m memKeys) moved(_ context.Context, kind, oldKey, newKey string, id int64) error {
 	if m[kind] == nil {
 		m[kind] = map[string]int64{}
 	}
@@ -113,6 +116,7 @@ func (m memKeys) moved(kind, oldKey, newKey string, id int64) {
 		delete(m[kind], oldKey)
 	}
 	m[kind][newKey] = id
+	return nil
 }
 
 // scanKeys builds a memKeys of every golden record in the store.
@@ -145,7 +149,7 @@ func (s storeKeys) owner(ctx context.Context, kind, key string) (int64, bool, er
 
 // moved does nothing: the record's key moves in the store when the
 // decision commits.
-func (storeKeys) moved(string, string, string, int64) {}
+func (storeKeys) moved(context.Context, string, string, string, int64) error { return nil }
 
 // keyTaken reports whether value v of match field f would give rec the key
 // of another golden record.

@@ -56,10 +56,8 @@ type pass struct {
 
 	systems map[string]*nhisync.SystemState
 	reads   map[string]*sysRead
-	// recIdx maps kind → normalized match key → record ID; keyText
-	// holds the keys.
-	recIdx  map[string]map[string]int64
-	keyText texts
+	// recIdx finds golden records by kind and normalized match key.
+	recIdx  *recIndex
 	partial map[string]map[string][]int64
 	work    map[int64]*recWork
 	works   slab[recWork]
@@ -225,11 +223,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 			return nil, err
 		}
 	}
-	n := 0
-	for _, m := range p.recIdx {
-		n += len(m)
-	}
-	p.sum.Records = n
+	p.sum.Records = p.recIdx.records
 	p.sum.DurationMS = e.clock.Now().Sub(start).Milliseconds()
 	return p.sum, nil
 }
@@ -246,7 +240,7 @@ func (e *Engine) newPass(opt PassOptions, start time.Time) *pass {
 		ids:      &ids{store: e.store, dry: opt.DryRun},
 		sum:      newSummary(e.cfg, opt.DryRun),
 		reads:    map[string]*sysRead{},
-		recIdx:   map[string]map[string]int64{},
+		recIdx:   newRecIndex(e.store, e.cfg),
 		partial:  map[string]map[string][]int64{},
 		work:     map[int64]*recWork{},
 		vanished: map[int64][]string{},
@@ -342,19 +336,18 @@ func (p *pass) loadState(ctx context.Context) error {
 	return nil
 }
 
-// loadRecordHeads reads the golden key index, recIdx; it runs beside the
-// reads of the systems, which do not use it.
-func (p *pass) loadRecordHeads(ctx context.Context) error {
-	est := p.recEst
-	for _, k := range p.e.cfg.KindNames {
-		p.recIdx[k] = make(map[string]int64, est/len(p.e.cfg.KindNames))
+// loadRecordHeads starts the golden key index, recIdx; it runs beside the
+// reads of the systems, which do not use it. A pass reading a system it
+// never read in full (a first pass) loads every record's head: its
+// records are mostly new to the store, each matched by key. Any other
+// counts the records only, and correlation decides, once it knows how
+// many observations it must match, whether to load every head or look
+// their keys up (recIndex.settle).
+func (p *pass) loadRecordHeads(ctx context.Context, firstSight bool) error {
+	if firstSight || lazyShare == 0 {
+		return p.recIdx.loadAll(ctx, p.recEst)
 	}
-	return p.e.store.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
-		if m := p.recIdx[h.Kind]; m != nil {
-			m[p.keyText.clone(h.MatchKey)] = h.ID
-		}
-		return nil
-	})
+	return p.recIdx.count(ctx)
 }
 
 // observe reads every system and stages the records whose content hash
@@ -399,6 +392,10 @@ func (p *pass) observe(ctx context.Context) error {
 		// goroutines share neither.
 		jobs = append(jobs, &job{sys: sys, conn: conn, st: st, ss: p.sum.sys(name), at: p.hlc.Now()})
 	}
+	firstSight := false
+	for _, j := range jobs {
+		firstSight = firstSight || j.st.LastFullAt.IsZero()
+	}
 	var wg sync.WaitGroup
 	var headsErr error
 	// A panic on these goroutines is recovered there: a system's fails its
@@ -409,7 +406,7 @@ func (p *pass) observe(ctx context.Context) error {
 				headsErr = recovered("loading the golden records' keys", v)
 			}
 		}()
-		headsErr = p.loadRecordHeads(ctx)
+		headsErr = p.loadRecordHeads(ctx, firstSight)
 	})
 	for _, j := range jobs {
 		wg.Go(func() {

@@ -380,6 +380,11 @@ func nativeValue(field string, v any) nhisync.Value {
 // propPass runs a pass, maybe with a concurrent edit, and checks the
 // per-pass properties.
 func propPass(t *rapid.T, w *world, pc *propConfig) {
+	incremental := rapid.Float64Range(0, 1).Draw(t, "incremental") < 0.3
+	// Keys looked up one by one or loaded in full: the pass decides alike
+	// (planned both ways); the pass itself takes either way, or chooses.
+	keysAlike(t, w, engine.PassOptions{Incremental: incremental})
+	defer engine.SetLazyShare(rapid.SampledFrom([]int{0, -1, 8}).Draw(t, "lazy-share"))()
 	before := takeSnapshot(t, w, pc)
 	did := &injected{}
 	if rapid.Float64Range(0, 1).Draw(t, "concurrent") < 0.4 {
@@ -411,7 +416,6 @@ func propPass(t *rapid.T, w *world, pc *propConfig) {
 			}}
 		}
 	}
-	incremental := rapid.Float64Range(0, 1).Draw(t, "incremental") < 0.3
 	sum := w.pass(engine.PassOptions{KeepEvents: true, Incremental: incremental})
 	w.wrap = nil
 	after := takeSnapshot(t, w, pc)

@@ -103,6 +103,8 @@ func (p *pass) decideRecord(ctx context.Context, d *decider, rec *nhisync.Record
 			}
 		}
 	}
-	rc.refreshKey()
+	if err := rc.refreshKey(); err != nil {
+		return err
+	}
 	return rc.plan()
 }
