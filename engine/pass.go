@@ -352,8 +352,8 @@ func (p *pass) loadRecordHeads(ctx context.Context, firstSight bool) error {
 
 // observe reads every system and stages the records whose content hash
 // changed since the last pass. The systems are read at the same time,
-// each by its own goroutine into its own sysRead (with the golden record
-// heads loading beside them), so a pass waits for its slowest system,
+// each by its own goroutine into its own sysRead (with the golden key
+// index starting beside them, loadRecordHeads), so a pass waits for its slowest system,
 // not for their sum; what the reads found is then taken in the config's
 // order, as if they had run one after the other.
 func (p *pass) observe(ctx context.Context) error {
