@@ -109,7 +109,8 @@ func (p *pass) fetchKeys(ctx context.Context, r *sysRead) error {
 // golden records and collects what vanished from it.
 func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	p.disputeDuplicates(r)
-	if err := p.restageStrays(ctx, r); err != nil {
+	sw := r.sweep()
+	if err := p.restageStrays(ctx, r, sw.restage); err != nil {
 		return err
 	}
 	if err := p.fetchKeys(ctx, r); err != nil {
@@ -142,27 +143,52 @@ func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
 	if !r.full {
 		return nil
 	}
-	var goneStrays []string
-	var gone []goneLink
-	for id, h := range r.heads.all() {
-		if h.seen || h.status == stateGone {
-			continue
-		}
-		if h.recordID != 0 {
-			gone = append(gone, goneLink{externalID: id, recordID: h.recordID})
-		} else {
-			goneStrays = append(goneStrays, id)
-		}
-	}
-	if err := p.vanishAll(ctx, r, gone); err != nil {
+	if err := p.vanishAll(ctx, r, sw.gone); err != nil {
 		return err
 	}
-	if len(goneStrays) > 0 {
-		if err := p.goneStrays(ctx, r, goneStrays); err != nil {
+	if len(sw.goneStrays) > 0 {
+		if err := p.goneStrays(ctx, r, sw.goneStrays); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// headSweep is what correlation takes from one walk of a system's heads:
+// the ids restageStrays stages again, and what vanished from a full read.
+// A walk reads every slot of the table (at a million heads, tens of MiB):
+// a pass walks each system's once, not once for each of them.
+type headSweep struct {
+	// restage are the unchanged unmatched, disputed and dismissed ids
+	// read once.
+	restage []string
+	// gone are the links to records, goneStrays the others, that a full
+	// read did not see (and that were not gone already).
+	gone       []goneLink
+	goneStrays []string
+}
+
+// sweep walks r's heads once, before correlation places anything. Placing
+// changes only the heads of ids read (seen), so what vanished is the same
+// before it as after.
+func (r *sysRead) sweep() headSweep {
+	var sw headSweep
+	for id, h := range r.heads.all() {
+		switch {
+		case !h.seen:
+			if !r.full || h.status == stateGone {
+				continue
+			}
+			if h.recordID != 0 {
+				sw.gone = append(sw.gone, goneLink{externalID: id, recordID: h.recordID})
+			} else {
+				sw.goneStrays = append(sw.goneStrays, id)
+			}
+		case h.recordID == 0 && !h.changed && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) && r.dups[id] == 0:
+			sw.restage = append(sw.restage, id)
+		}
+	}
+	return sw
 }
 
 // clearDisputes closes the open dispute items of records that now link to
@@ -245,14 +271,8 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 }
 
 // restageStrays re-correlates unmatched, disputed and dismissed records that did not
-// change: a golden record may have appeared for them since.
-func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
-	var ids []string
-	for id, h := range r.heads.all() {
-		if h.seen && h.recordID == 0 && !h.changed && r.dups[id] == 0 && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
-			ids = append(ids, id)
-		}
-	}
+// change (ids, from sweep): a golden record may have appeared for them since.
+func (p *pass) restageStrays(ctx context.Context, r *sysRead, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -261,9 +281,13 @@ func (p *pass) restageStrays(ctx context.Context, r *sysRead) error {
 	if err != nil {
 		return err
 	}
+	if p.restaged == nil {
+		p.restaged = make(map[string]*nhisync.Link, len(links))
+	}
 	values := make([]nhisync.Value, len(r.sys.Fields))
 	var enc []byte
 	for _, l := range links {
+		p.restaged[r.sys.Name+"\x00"+l.ExternalID] = l
 		clear(values)
 		for _, i := range r.readIdx {
 			values[i] = l.Asserted(r.sys.Fields[i].Field)
@@ -609,20 +633,30 @@ func partialKey(sig string, parts []string) string {
 // settleStrays stores unmatched and disputed records and audits them when
 // they are new or changed; a disputed record is quarantined once.
 func (p *pass) settleStrays(ctx context.Context) error {
+	restaged := p.restaged
+	p.restaged = nil
 	if len(p.stray) == 0 {
 		return nil
 	}
 	// Only strays the store held a link for at load have one to load: the
-	// others (a first pass's, new ids') were seen for the first time.
+	// others (a first pass's, new ids') were seen for the first time. A
+	// restaged stray's link is loaded already (restageStrays), and nothing
+	// of the pass is committed yet: it is the one the store holds.
 	bySystem := map[string][]string{}
-	for _, s := range p.stray {
-		ids := bySystem[s.st.system()]
-		if s.stored {
-			ids = append(ids, s.st.id())
-		}
-		bySystem[s.st.system()] = ids
-	}
 	existing := map[string]*nhisync.Link{}
+	for _, s := range p.stray {
+		system := s.st.system()
+		ids := bySystem[system]
+		if s.stored {
+			key := system + "\x00" + s.st.id()
+			if l := restaged[key]; l != nil {
+				existing[key] = l
+			} else {
+				ids = append(ids, s.st.id())
+			}
+		}
+		bySystem[system] = ids
+	}
 	openItems := map[string]*nhisync.QuarantineItem{}
 	for sys, ids := range bySystem {
 		if len(ids) > 0 {

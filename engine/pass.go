@@ -69,6 +69,9 @@ type pass struct {
 	// stray are staged observations that link to no record (unmatched,
 	// disputed), by system.
 	stray []*strayObs
+	// restaged holds the stored links restageStrays loaded, by system and
+	// external id ("\x00" between), for settleStrays, until it is done.
+	restaged map[string]*nhisync.Link
 	// planned collects this pass's planned writes (dry runs keep them here
 	// instead of in the store).
 	planned []*nhisync.OutboxWrite
