@@ -120,3 +120,49 @@ func TestNoCreateFromExplainsUnmatched(t *testing.T) {
 		}
 	}
 }
+
+// linkLoads is a world's store that counts how often LoadLinks is asked
+// for each external id of each system.
+type linkLoads struct {
+	nhisync.Store
+	n map[string]int
+}
+
+func (s *linkLoads) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
+	for _, id := range ids {
+		s.n[system+"/"+id]++
+	}
+	return s.Store.LoadLinks(ctx, system, ids)
+}
+
+// TestRestagedStraysLoadedOnce: a pass correlates its stored unmatched
+// records again (a golden record may have appeared for them) and then
+// stores them, seen once more: it loads each one's link once for both.
+func TestRestagedStraysLoadedOnce(t *testing.T) {
+	w := newWorld(t, strayConfig, map[string][]map[string]any{
+		"idp.json":    {sa("1", "aws", "bot")},
+		"policy.json": {sa("p1", "aws", "bot"), sa("p2", "aws", "ghost"), sa("p3", "gcp", "shadow")},
+	})
+	w.sync()
+	before, _ := w.engine().Unmatched(context.Background(), "policy", false)
+	counter := &linkLoads{Store: w.store, n: map[string]int{}}
+	w.store = counter
+	if sum := w.sync(); sum.OpenUnmatched != 2 {
+		t.Fatalf("second pass: open unmatched %d, want 2", sum.OpenUnmatched)
+	}
+	for _, id := range []string{"policy/p2", "policy/p3"} {
+		if n := counter.n[id]; n != 1 {
+			t.Errorf("the link of unmatched %s was loaded %d times in the pass, want once", id, n)
+		}
+	}
+	after, _ := w.engine().Unmatched(context.Background(), "policy", false)
+	if len(before) != 2 || len(after) != 2 {
+		t.Fatalf("unmatched before %d, after %d; want 2 and 2", len(before), len(after))
+	}
+	for i := range after {
+		if !after[i].LastSeen.After(before[i].LastSeen) || !after[i].FirstSeen.Equal(before[i].FirstSeen) {
+			t.Errorf("%s: first seen %v then %v, last seen %v then %v; want the same first seen and a later last seen",
+				after[i].ID, before[i].FirstSeen, after[i].FirstSeen, before[i].LastSeen, after[i].LastSeen)
+		}
+	}
+}
