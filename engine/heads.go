@@ -133,10 +133,53 @@ func (t *headTable) warm(ids []string) (sum uint32) {
 // add adds id with an empty head and returns the head; an id already in
 // the table keeps its head, which add returns, and found is true.
 func (t *headTable) add(id string) (hd *head, found bool) {
-	if (t.n+1)*headLoadDen > len(t.slots)*headLoadNum {
+	t.room(1)
+	h, _ := t.hash(id)
+	return t.place(id, h)
+}
+
+// addRun adds ids as add does, in order, and calls fn with the index of
+// each, its head and found; a head fn is given stays valid while fn runs.
+// It returns what it read ahead, for the caller to keep (see warm). Heads
+// load in the store's order, by id, and land in slots all over a table
+// far larger than the cache: add, one id at a time, waits for each slot's
+// miss in turn; addRun takes the ids a run (addRunLen) at a time, grows
+// the table for the run if it must, hashes the run's ids and reads the
+// slots they land in first, at once, as warm does for look-ups, so the
+// adds that follow find them in cache.
+func (t *headTable) addRun(ids []string, fn func(i int, hd *head, found bool)) (sum uint32) {
+	var hs [addRunLen]uint64
+	for at := 0; at < len(ids); at += addRunLen {
+		run := ids[at:min(at+addRunLen, len(ids))]
+		t.room(len(run))
+		for i, id := range run {
+			hs[i] = maphash.String(t.seed, id)
+		}
+		for i := range run {
+			sum += t.slots[t.start(hs[i])].tag
+		}
+		for i, id := range run {
+			hd, found := t.place(id, hs[i])
+			fn(at+i, hd, found)
+		}
+	}
+	return sum
+}
+
+// addRunLen is how many heads addRun reads ahead for at once: as
+// warmRun, enough slot reads in flight to overlap their misses.
+const addRunLen = 32
+
+// room grows the table until it takes n more heads at its load.
+func (t *headTable) room(n int) {
+	for (t.n+n)*headLoadDen > len(t.slots)*headLoadNum {
 		t.grow()
 	}
-	h, tag := t.hash(id)
+}
+
+// place adds id, whose hash is h, to a table with room for it (room).
+func (t *headTable) place(id string, h uint64) (hd *head, found bool) {
+	tag := uint32(h) | 1
 	for i := t.start(h); ; {
 		s := &t.slots[i]
 		switch {

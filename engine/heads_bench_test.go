@@ -83,3 +83,20 @@ func BenchmarkHeadTableWarmGet1M(b *testing.B) {
 	b.ReportMetric(float64((storetest.ProcessCPU()-start).Nanoseconds())/float64(b.N)/n, "cpu-ns/get")
 	_ = sink
 }
+
+// BenchmarkHeadTableAddRun1M is BenchmarkHeadTableAdd1M with the ids added
+// a run at a time (addRun).
+func BenchmarkHeadTableAddRun1M(b *testing.B) {
+	const n = 1_000_000
+	sorted, _ := benchHeadIDs(n)
+	var sink uint32
+	start := storetest.ProcessCPU()
+	for b.Loop() {
+		t := newHeadTable(n)
+		for i := 0; i < len(sorted); i += addRunLen {
+			sink += t.addRun(sorted[i:min(i+addRunLen, len(sorted))], func(int, *head, bool) {})
+		}
+	}
+	b.ReportMetric(float64((storetest.ProcessCPU()-start).Nanoseconds())/float64(b.N)/n, "cpu-ns/add")
+	_ = sink
+}

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,6 +117,60 @@ func TestHeadTableWarm(t *testing.T) {
 	for i, id := range ids {
 		if hd := tbl.get(id); hd == nil || hd.recordID != int64(i+1) {
 			t.Fatalf("get(%q) after warm = %+v", id, hd)
+		}
+	}
+}
+
+// TestHeadTableAddRun holds addRun to add's behaviour, id by id: runs
+// longer and shorter than addRunLen into a table sized for far fewer
+// (growing inside a call), an id twice within one run and ids added by
+// an earlier run or by add; each id is found with the head fn set, and fn
+// is told found as add would have told it.
+func TestHeadTableAddRun(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	tbl, ref := newHeadTable(3), newHeadTable(3)
+	var ids []string
+	for i := range 5000 {
+		ids = append(ids, "id-"+strconv.Itoa(i))
+	}
+	tbl.add(ids[7])
+	ref.add(ids[7])
+	next := int64(1)
+	for at := 0; at < len(ids); {
+		n := r.IntN(3 * addRunLen)
+		run := slices.Clone(ids[at:min(at+n, len(ids))])
+		at += len(run)
+		// Ids repeated within the run and from earlier ones.
+		if len(run) > 2 {
+			run = slices.Insert(run, len(run)/2, run[0])
+			run = append(run, run[1], ids[r.IntN(at)])
+		}
+		calls := 0
+		tbl.addRun(run, func(i int, hd *head, found bool) {
+			if i != calls {
+				t.Fatalf("fn called for index %d, want %d", i, calls)
+			}
+			calls++
+			want, wantFound := ref.add(run[i])
+			if found != wantFound {
+				t.Fatalf("addRun(%q): found %v, add says %v", run[i], found, wantFound)
+			}
+			if found && hd.recordID != want.recordID {
+				t.Fatalf("addRun(%q) gave head of record %d, want %d", run[i], hd.recordID, want.recordID)
+			}
+			hd.recordID, want.recordID = next, next
+			next++
+		})
+		if calls != len(run) {
+			t.Fatalf("fn called %d times for a run of %d", calls, len(run))
+		}
+	}
+	if tbl.n != ref.n || tbl.n != len(ids) {
+		t.Fatalf("addRun's table holds %d heads, add's %d, want %d", tbl.n, ref.n, len(ids))
+	}
+	for id, want := range ref.all() {
+		if hd := tbl.get(id); hd == nil || hd.recordID != want.recordID {
+			t.Fatalf("get(%q) = %+v, want record %d", id, hd, want.recordID)
 		}
 	}
 }

@@ -495,13 +495,18 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	// pending), not every head of the system.
 	r.someHeads = incremental
 	if !incremental {
+		// The heads are added a run at a time (headRun).
+		var run headRun
 		err := p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
-			r.addHead(h.ExternalID, h.RecordID, h.Status, h.Hash, sameMapping)
+			if run.push(h, sameMapping) {
+				r.addHeads(&run)
+			}
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
+		r.addHeads(&run)
 	}
 	// pending are an incremental read's observations, each staged with its
 	// hash, until their heads are loaded.
@@ -627,13 +632,51 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 // an id replaces the first, as the map before the table did.
 func (r *sysRead) addHead(ext string, recordID int64, status nhisync.LinkStatus, hash []byte, sameMapping bool) {
 	hd, found := r.heads.add(ext)
-	*hd = head{recordID: recordID, status: stateOf(status)}
-	if sameMapping && len(hash) == hashLen {
-		hd.hash, hd.hasHash = [hashLen]byte(hash), true
-	}
+	*hd = storedHead(recordID, status, hash, sameMapping)
 	if !found {
 		r.stored++
 	}
+}
+
+// storedHead is the head of a stored link; its hash counts only when
+// sameMapping (addHead).
+func storedHead(recordID int64, status nhisync.LinkStatus, hash []byte, sameMapping bool) head {
+	hd := head{recordID: recordID, status: stateOf(status)}
+	if sameMapping && len(hash) == hashLen {
+		hd.hash, hd.hasHash = [hashLen]byte(hash), true
+	}
+	return hd
+}
+
+// headRun gathers stored link heads for sysRead.addHeads, which adds
+// them to the head table a run at a time (headTable.addRun).
+type headRun struct {
+	n     int
+	ids   [addRunLen]string
+	heads [addRunLen]head
+}
+
+// push keeps the head of a stored link (its hash copied: the store's
+// bytes need not outlive the call) and reports whether the run is full.
+func (run *headRun) push(h nhisync.LinkHead, sameMapping bool) (full bool) {
+	run.heads[run.n] = storedHead(h.RecordID, h.Status, h.Hash, sameMapping)
+	run.ids[run.n] = h.ExternalID
+	run.n++
+	return run.n == addRunLen
+}
+
+// addHeads adds run's heads to r.heads as addHead does, and empties run.
+func (r *sysRead) addHeads(run *headRun) {
+	if run.n == 0 {
+		return
+	}
+	r.warmed += r.heads.addRun(run.ids[:run.n], func(i int, hd *head, found bool) {
+		*hd = run.heads[i]
+		if !found {
+			r.stored++
+		}
+	})
+	run.n = 0
 }
 
 // placeFresh notes st, read with no stored link for its id: a new id,
