@@ -60,8 +60,10 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 			return err
 		}
 		until := formatTime(c.Until)
+		// By outbox_system, the system's ready writes in next_at, id
+		// order: a claim reads no other system's writes (00012).
 		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
-			WHERE id IN (SELECT id FROM outbox
+			WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_system
 				WHERE system = ?4 AND status = ?5 AND next_at <= ?6 AND (claim_token = 0 OR claim_until <= ?7)
 				ORDER BY next_at, id LIMIT ?8)`,
 			c.Token, req.Holder, until, req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit); err != nil {

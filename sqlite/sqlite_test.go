@@ -88,6 +88,10 @@ func BenchmarkClaimOutbox(b *testing.B) {
 	storetest.BenchmarkClaimOutbox(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }
 
+func BenchmarkClaimQueue(b *testing.B) {
+	storetest.BenchmarkClaimQueue(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
 func TestOpenRefuses(t *testing.T) {
 	dir := t.TempDir()
 	notDB := filepath.Join(dir, "notes.txt")

@@ -457,6 +457,76 @@ func BenchmarkClaimOutbox(b *testing.B, open func(b *testing.B) nhisync.Store) {
 	cpu.report(b)
 }
 
+// BenchmarkClaimQueue claims, as a first pass's drain does, every queued
+// write of one system of three whose 105,000 writes (a 1M-NHI first
+// pass's) were queued interleaved: 2,000 a claim, each claim's writes
+// then settled 500 a commit, while another system's writes are held by a
+// claim of their own and the third's wait. It reports the CPU of the
+// claims per write claimed, and of the commits that queued the writes and
+// settled the claimed ones.
+func BenchmarkClaimQueue(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const queued, claimed, chunk = 105000, 2000, 500
+	systems := []string{"idp", "cmdb", "catalog"}
+	var claims, queue, settle time.Duration
+	writes := 0
+	for b.Loop() {
+		b.StopTimer()
+		s := open(b)
+		ctx := b.Context()
+		first, err := s.NewIDs(ctx, queued)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for start := 0; start < queued; start += 5000 {
+			batch := &nhisync.Batch{}
+			for i := start; i < min(start+5000, queued); i++ {
+				system := systems[i%len(systems)]
+				batch.Outbox = append(batch.Outbox, &nhisync.OutboxWrite{ID: first + int64(i), System: system, ExternalID: fmt.Sprintf("%s-%08d", system, i),
+					RecordID: int64(i + 1), Kind: "service_account", Record: fmt.Sprintf("aws/bot-%08d", i), Field: "owner",
+					Old: nhisync.Str("team-old@example.com"), New: nhisync.Str("team-payments@example.com"), Status: nhisync.OutboxReady,
+					Cause: "cmdb", Rule: "cmdb (authority)", NextAt: at(1), Created: at(1), Counts: true})
+			}
+			start := ProcessCPU()
+			if err := s.Commit(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			queue += ProcessCPU() - start
+		}
+		now := at(2)
+		if _, _, err := s.ClaimOutbox(ctx, nhisync.ClaimRequest{System: "cmdb", Holder: "other", Now: now.Add(-time.Second), TTL: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for {
+			start := ProcessCPU()
+			c, ws, err := s.ClaimOutbox(ctx, nhisync.ClaimRequest{System: "idp", Limit: claimed, Holder: "bench", Now: now, TTL: time.Hour})
+			claims += ProcessCPU() - start
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ws) == 0 {
+				break
+			}
+			writes += len(ws)
+			start = ProcessCPU()
+			for k := 0; k < len(c.IDs); k += chunk {
+				if err := s.Commit(ctx, &nhisync.Batch{OutboxDone: c.IDs[k:min(k+chunk, len(c.IDs))], Claim: c}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			settle += ProcessCPU() - start
+		}
+	}
+	if writes != b.N*queued/len(systems) {
+		b.Fatalf("claimed %d writes in %d runs, want %d each", writes, b.N, queued/len(systems))
+	}
+	b.ReportMetric(float64(claims.Nanoseconds())/float64(writes), "claim-cpu-ns/write")
+	// What queueing every write and settling the claimed ones cost, per
+	// write queued and settled: an index of the outbox costs them.
+	b.ReportMetric(float64(queue.Nanoseconds())/float64(b.N*queued), "queue-cpu-ns/write")
+	b.ReportMetric(float64(settle.Nanoseconds())/float64(writes), "settle-cpu-ns/write")
+}
+
 // BenchmarkLoadLinks loads 500 links of one system per call, spread over
 // the 20,000 it holds (what a drain's outcome reads, a chunk at a time).
 func BenchmarkLoadLinks(b *testing.B, open func(b *testing.B) nhisync.Store) {
