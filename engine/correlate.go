@@ -32,7 +32,7 @@ func (p *pass) correlate(ctx context.Context) error {
 		// needed any more (what is left to decide is in p.work): a first
 		// pass holding millions drops each system's as soon as it is done,
 		// before the next system's records add their work.
-		r.heads, r.freshIDs, r.changed = nil, nil, nil
+		r.heads, r.freshIDs, r.freshMore, r.changed = nil, nil, nil, nil
 		if err != nil {
 			return err
 		}
