@@ -60,14 +60,19 @@ import (
 // a server that rolls a transaction back for it
 // (innodb_rollback_on_timeout), or the connection lost or killed; the
 // writes stay queued and are retried.
-// When the commit gets no answer (the connection lost, or none within
-// the timeout setting), or one saying it was cut short (on MySQL/MariaDB
-// a kill, mysqlCommitCut), it returns EUNAVAIL saying that whether the
-// writes were applied is unknown: the server may have committed them.
+// When the commit gets no answer (the connection lost, or, on
+// PostgreSQL, none within the timeout setting), or one saying it was cut
+// short (on MySQL/MariaDB a kill, mysqlCommitCut), it returns EUNAVAIL
+// saying that whether the writes were applied is unknown: the server may
+// have committed them.
 // ctx ending before the COMMIT is sent rolls the transaction back and
 // Apply returns ctx's error, nothing applied; once the COMMIT is sent,
-// its answer is waited for (up to the timeout setting) whether ctx ends
-// or not, and Apply says what it was.
+// its answer is waited for whether ctx ends or not, and Apply says what
+// it was: on PostgreSQL up to the timeout setting, on SQLite up to its
+// busy timeout (the same setting); on MySQL/MariaDB as long as the
+// server takes, as the driver runs a COMMIT on no context or deadline
+// (ctx never cut it either): a connection lost ends the wait only once
+// TCP notices.
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
@@ -76,8 +81,9 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 	// The transaction lives in a context of its own, which ctx's end
 	// reaches (rolling it back) only until the COMMIT is to be sent:
 	// stop then tells exactly whether ctx ended first, nothing committed.
-	// A COMMIT sent is waited for, up to the timeout setting, not
-	// abandoned when ctx ends, so that what the server did is known.
+	// A COMMIT sent is waited for (on PostgreSQL up to the timeout
+	// setting, below), not abandoned when ctx ends, so that what the
+	// server did is known.
 	txCtx, cancelTx := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelTx()
 	stop := context.AfterFunc(ctx, cancelTx)
@@ -109,11 +115,16 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		// rolled back, nothing committed.
 		return nil, ctx.Err()
 	}
-	if c.d != sqlite {
-		// SQLite's COMMIT, which may wait for readers to go, is bounded
-		// by its busy timeout (the timeout setting too), and ends in
-		// SQLITE_BUSY, rolled back: cut by the context instead at the
-		// same moment, its error would say nothing of the lock.
+	if c.d == postgres {
+		// pgx runs the COMMIT on txCtx: cut once the timeout setting has
+		// run out. SQLite's COMMIT, which may wait for readers to go, is
+		// bounded by its busy timeout (the timeout setting too), and
+		// ends in SQLITE_BUSY, rolled back: cut by the context instead
+		// at the same moment, its error would say nothing of the lock.
+		// The MySQL driver runs its COMMIT on no context (its BeginTx
+		// watches the context during BEGIN only), and database/sql
+		// cancels the transaction's context itself before the COMMIT:
+		// nothing there for a timer to cut.
 		t := time.AfterFunc(c.pool.timeout, cancelTx)
 		defer t.Stop()
 	}
@@ -135,7 +146,7 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 // anything, and a transaction database/sql had already rolled back).
 // Anything else may have come once the COMMIT reached the server, with
 // no answer: the connection lost, the timeout setting run out
-// mid-flight. Not even pgconn.SafeToRetry tells: pgx v5.12 reports a
+// mid-flight (PostgreSQL). Not even pgconn.SafeToRetry tells: pgx v5.12 reports a
 // connection lost while it waits for the COMMIT's answer as "conn
 // closed", safe to retry. Nor does
 // a PostgreSQL PANIC: the server crashed, and the commit record may be on
