@@ -430,7 +430,11 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		}
 		cfg.User, cfg.Passwd = u.User.Username(), pw
 		cfg.ParseTime, cfg.Loc = true, time.UTC
-		dlog := &driverLog{scrub: func(s string) string { return scrubText(s, append(secrets, dsn)...) }}
+		// Built once, clipped: appended to in the closure, secrets'
+		// spare room would be written by every line the driver logs,
+		// from its connections' goroutines at once.
+		logSecrets := append(slices.Clip(secrets), dsn)
+		dlog := &driverLog{scrub: func(s string) string { return scrubText(s, logSecrets...) }}
 		cfg.Logger = dlog
 		if cfg.Timeout == 0 {
 			cfg.Timeout = pool.timeout
