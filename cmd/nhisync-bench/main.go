@@ -255,15 +255,23 @@ func runAll(w io.Writer, o options) error {
 	case len(linear) > 0:
 		printLinearity(w, linear)
 	}
+	return outcome(results, o.check)
+}
+
+// outcome is runAll's verdict on the printed results: an error when any
+// run did not converge and, with check, naming every missed target
+// (convergence among them) beside it.
+func outcome(results []*result, check bool) error {
+	var errs []error
 	for _, r := range results {
 		if !r.Converged {
-			return fmt.Errorf("the estate of %d NHIs did not converge (see the check of each pass)", r.Records)
+			errs = append(errs, fmt.Errorf("the estate of %d NHIs did not converge (see the check of each pass)", r.Records))
 		}
 	}
-	if bad := missed(results); o.check && len(bad) > 0 {
-		return fmt.Errorf("SPEC §8 targets missed: %s", strings.Join(bad, ", "))
+	if bad := missed(results); check && len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("SPEC §8 targets missed: %s", strings.Join(bad, ", ")))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func run(n int, dir string, o options) (*result, error) {

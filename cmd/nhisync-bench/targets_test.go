@@ -212,3 +212,22 @@ func TestCheckExitCode(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// A run that did not converge fails the command; with -check the error
+// still names every missed target, not only the convergence.
+func TestOutcomeNamesEveryMiss(t *testing.T) {
+	r := fixedRun(1_000_000, 3.29, 45.5, 5.61, 8.96, 1.69, [3]int64{1536, 1100, 1200}, false)
+	r.Targets = verdict(r)
+	err := outcome([]*result{r}, true)
+	if err == nil || !strings.Contains(err.Error(), "did not converge") || !strings.Contains(err.Error(), "drift_pass") || !strings.Contains(err.Error(), "converged") {
+		t.Errorf("-check on a run that missed drift_pass and did not converge: %v", err)
+	}
+	if err := outcome([]*result{r}, false); err == nil || strings.Contains(err.Error(), "drift_pass") {
+		t.Errorf("without -check: %v, want the convergence alone", err)
+	}
+	r = fixedRun(1_000_000, 3.29, 45.5, 5.61, 6.0, 1.69, [3]int64{1536, 1100, 1200}, true)
+	r.Targets = verdict(r)
+	if err := outcome([]*result{r}, true); err != nil {
+		t.Errorf("every target met: %v", err)
+	}
+}
