@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 
@@ -56,6 +57,50 @@ func TestAppendJSONStrings(t *testing.T) {
 	for _, bad := range []string{"bad\xff", "nul\x00"} {
 		if got := appendJSONStrings(nil, []string{"ok", bad}); got != nil {
 			t.Errorf("appendJSONStrings(%q) = %s, want nil", bad, got)
+		}
+	}
+}
+
+// TestRecordIDsByKeyAnyBytes: RecordIDsByKey finds records by match keys
+// of any bytes, as ScanRecordHeads reads them back — invalid UTF-8 and
+// NUL included, which JSON would not carry — each alone and mixed in one
+// call, and no other record.
+func TestRecordIDsByKeyAnyBytes(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	keys := []string{"plain", `q"uote`, `back\slash`, "tab\tnl\n\x01\x1f", "ünïcode €", "\u2028", "bad\xff\xfe", "nul\x00byte", "<&>", ""}
+	first, err := s.NewIDs(ctx, 2*len(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &nhisync.Batch{}
+	want := map[string]int64{}
+	for i, key := range keys {
+		id := first + int64(2*i)
+		want[key] = id
+		b.Records = append(b.Records, &nhisync.Record{ID: id, Kind: "service_account", Key: "k", MatchKey: key},
+			&nhisync.Record{ID: id + 1, Kind: "service_account", Key: "k", MatchKey: key + "-other"})
+	}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	calls := [][]string{keys, {"plain", "nul\x00byte", "missing"}, {"bad\ufffd\ufffd", "nul"}}
+	for _, key := range keys {
+		calls = append(calls, []string{key})
+	}
+	for _, call := range calls {
+		got, err := s.RecordIDsByKey(ctx, "service_account", call)
+		if err != nil {
+			t.Fatalf("RecordIDsByKey(%q): %v", call, err)
+		}
+		wantCall := map[string]int64{}
+		for _, key := range call {
+			if id, ok := want[key]; ok {
+				wantCall[key] = id
+			}
+		}
+		if !maps.Equal(got, wantCall) {
+			t.Errorf("RecordIDsByKey(%q) = %v, want %v", call, got, wantCall)
 		}
 	}
 }

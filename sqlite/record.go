@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nhisync/nhisync"
 )
@@ -147,35 +147,68 @@ func (s *Store) RecordKeys(ctx context.Context, ids []int64) (map[int64]string, 
 
 // RecordIDsByKey returns, by key, the ID of the record of kind holding
 // each of keys (normalized match keys); keys no record holds are left
-// out. One query on a reader, each key found through the (kind,
-// match_key) index. Storage failures are EINTERNAL.
+// out. It reads on a reader, each key found through the (kind,
+// match_key) index: one query with the keys as a JSON array, or, when one
+// of them is not valid UTF-8 or holds a NUL (which JSON would not carry
+// byte for byte: appendJSONStrings), a query per lookupKeysChunk keys
+// bound as parameters. Storage failures are EINTERNAL.
 func (s *Store) RecordIDsByKey(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
 	const op = "sqlite.RecordIDsByKey"
 	out := make(map[string]int64, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	list, err := json.Marshal(keys)
-	if err != nil {
-		return nil, internal(op, err)
+	if list := appendJSONStrings(nil, keys); list != nil {
+		if err := s.recordIDsByKey(ctx, out, recordIDsByKeySQL, kind, string(list)); err != nil {
+			return nil, internal(op, err)
+		}
+		return out, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT match_key, id FROM records WHERE kind = ? AND match_key IN (SELECT value FROM json_each(?))`, kind, string(list))
+	args := make([]any, 0, 1+min(len(keys), lookupKeysChunk))
+	for start := 0; start < len(keys); start += lookupKeysChunk {
+		part := keys[start:min(start+lookupKeysChunk, len(keys))]
+		args = append(args[:0], kind)
+		for _, key := range part {
+			args = append(args, key)
+		}
+		if err := s.recordIDsByKey(ctx, out, recordIDsByKeysSQL(len(part)), args...); err != nil {
+			return nil, internal(op, err)
+		}
+	}
+	return out, nil
+}
+
+// recordIDsByKeySQL is RecordIDsByKey's query for a kind (?1) and match
+// keys given as a JSON array of strings (?2).
+const recordIDsByKeySQL = `SELECT match_key, id FROM records WHERE kind = ?1 AND match_key IN (SELECT value FROM json_each(?2))`
+
+// recordIDsByKeysSQL is RecordIDsByKey's query for a kind and n match
+// keys, each a parameter (anonymous, as loadLinksSQL's).
+func recordIDsByKeysSQL(n int) string {
+	return `SELECT match_key, id FROM records WHERE kind = ? AND match_key IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+}
+
+// lookupKeysChunk is how many keys one bound-parameter query of
+// RecordIDsByKey asks for, well under SQLite's limit of parameters.
+const lookupKeysChunk = 500
+
+// recordIDsByKey runs one of RecordIDsByKey's queries, adding what it
+// finds to out.
+func (s *Store) recordIDsByKey(ctx context.Context, out map[string]int64, query string, args ...any) error {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, internal(op, err)
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var key string
 		var id int64
 		if err := rows.Scan(&key, &id); err != nil {
-			return nil, internal(op, err)
+			return err
 		}
 		out[key] = id
 	}
-	if err := rows.Err(); err != nil {
-		return nil, internal(op, err)
-	}
-	return out, nil
+	return rows.Err()
 }
 
 // CountRecords returns how many records each kind has, counted over the
