@@ -25,6 +25,15 @@ import (
 // in case the statement alone must be undone (an error rolls the whole
 // transaction back here anyway).
 
+// claimPickSQL picks the writes a claim takes: system ?4's ready writes
+// (status ?5) due at ?6 and not under a live claim at ?7, the first ?8 in
+// next_at, id order. By outbox_system, the system's ready writes in that
+// order: a claim reads no other system's writes (migration 00012), and
+// sorts nothing (the index's entries end with the rowid, the id).
+const claimPickSQL = `SELECT id FROM outbox INDEXED BY outbox_system
+	WHERE system = ?4 AND status = ?5 AND next_at <= ?6 AND (claim_token = 0 OR claim_until <= ?7)
+	ORDER BY next_at, id LIMIT ?8`
+
 // ClaimOutbox claims the due ready writes of req.System that no live claim
 // holds (see nhisync.ClaimRequest).
 func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
@@ -60,12 +69,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 			return err
 		}
 		until := formatTime(c.Until)
-		// By outbox_system, the system's ready writes in next_at, id
-		// order: a claim reads no other system's writes (00012).
 		if _, err := tx.ExecContext(ctx, `UPDATE OR FAIL outbox SET claim_token = ?1, claim_holder = ?2, claim_until = ?3
-			WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_system
-				WHERE system = ?4 AND status = ?5 AND next_at <= ?6 AND (claim_token = 0 OR claim_until <= ?7)
-				ORDER BY next_at, id LIMIT ?8)`,
+			WHERE id IN (`+claimPickSQL+`)`,
 			c.Token, req.Holder, until, req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit); err != nil {
 			return err
 		}

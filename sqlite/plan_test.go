@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 )
 
 // TestQueriesUseIndexes checks the query plan of every query a pass or a
-// person's action runs on the links and records tables: each searches an
+// person's action runs on the links and records tables, and of a claim's
+// pick of queued writes: each searches an
 // index (none reads every row), and the paged scans need no sort.
 func TestQueriesUseIndexes(t *testing.T) {
 	s := openTest(t)
@@ -32,6 +34,16 @@ func TestQueriesUseIndexes(t *testing.T) {
 	}
 	for i := range 3 {
 		b.Links = append(b.Links, &nhisync.Link{System: "idp", ExternalID: fmt.Sprintf("stray-%d", i), Status: nhisync.LinkUnmatched})
+	}
+	// Queued writes of two systems, interleaved.
+	writes, err := s.NewIDs(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range int64(n) {
+		sys := []string{"idp", "cmdb"}[i%2]
+		b.Outbox = append(b.Outbox, &nhisync.OutboxWrite{ID: writes + i, System: sys, ExternalID: fmt.Sprintf("u-%d", i), RecordID: first + i,
+			Field: "owner", Status: nhisync.OutboxReady, NextAt: time.Unix(i, 0).UTC(), Created: time.Unix(0, 0).UTC()})
 	}
 	if err := s.Commit(ctx, b); err != nil {
 		t.Fatal(err)
@@ -56,6 +68,9 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"stored heads", storedHeadsSQL(2), []any{1, "u-1", "u-2"}, []string{"SEARCH links USING PRIMARY KEY (system_id=? AND ext_id=?)"}, false},
 		{"stored keys", storedKeysSQL, []any{"[1,2]"}, []string{"SEARCH records USING"}, false},
 		{"record by key", `SELECT id, kind, match_key, key, state FROM records WHERE kind = ? AND match_key = ?`, []any{"service_account", "aws\x00bot-1"}, []string{"SEARCH records USING INDEX records_key (kind=? AND match_key=?)"}, false},
+		{"records by keys", recordIDsByKeySQL, []any{"service_account", `["aws\u0000bot-1","aws\u0000bot-2"]`}, []string{"SEARCH records USING COVERING INDEX records_key (kind=? AND match_key=?)"}, false},
+		{"records by bound keys", recordIDsByKeysSQL(2), []any{"service_account", "aws\x00bot-1", "aws\x00bot-2"}, []string{"SEARCH records USING COVERING INDEX records_key (kind=? AND match_key=?)"}, false},
+		{"claim", claimPickSQL, []any{nil, nil, nil, "idp", nhisync.OutboxReady, "9999", "9999", 10}, []string{"SEARCH outbox USING INDEX outbox_system (system=? AND status=? AND next_at<?)"}, true},
 		{"record heads", `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, []any{0, 10}, []string{"SEARCH records USING COVERING INDEX records_heads (id>?)"}, true},
 	}
 	for _, tc := range tests {
@@ -66,7 +81,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 					t.Errorf("plan lacks %q:\n%s", w, plan)
 				}
 			}
-			if strings.Contains(plan, "SCAN l ") || strings.HasSuffix(plan, "SCAN l") || strings.Contains(plan, "SCAN links") || strings.Contains(plan, "SCAN records") {
+			if strings.Contains(plan, "SCAN l ") || strings.HasSuffix(plan, "SCAN l") || strings.Contains(plan, "SCAN links") || strings.Contains(plan, "SCAN records") || strings.Contains(plan, "SCAN outbox") {
 				t.Errorf("the query reads every row:\n%s", plan)
 			}
 			if strings.Contains(plan, "AUTOMATIC") {
