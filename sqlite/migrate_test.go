@@ -398,3 +398,91 @@ func nullID(id int64) any {
 	}
 	return id
 }
+
+// TestMigrateOutboxSystem: a store with writes of two systems queued
+// (interleaved, one retried with a later next_at) migrates down to
+// outbox_due and up to outbox_system with every write kept, and a claim
+// then takes one system's due writes in next_at, id order.
+func TestMigrateOutboxSystem(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	first, err := s.NewIDs(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := &nhisync.Batch{}
+	var want []int64
+	for i := range int64(n) {
+		sys, next := []string{"idp", "cmdb"}[i%2], base
+		if i == 2 { // retried: due after the others
+			next = base.Add(time.Minute)
+		}
+		b.Outbox = append(b.Outbox, &nhisync.OutboxWrite{ID: first + i, System: sys, ExternalID: fmt.Sprintf("u-%d", i), RecordID: 100 + i,
+			Field: "owner", Status: nhisync.OutboxReady, NextAt: next, Created: base})
+		if sys == "idp" && i != 2 {
+			want = append(want, first+i)
+		}
+	}
+	want = append(want, first+2)
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	outboxIndexes := func() []string {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var count int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&count); err != nil || count != n {
+			t.Fatalf("outbox holds %d writes, %v; want %d", count, err, n)
+		}
+		rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, name)
+		}
+		return names
+	}
+	migrateTo(t, path, 11)
+	if got, want := outboxIndexes(), []string{"outbox_claimed", "outbox_due", "outbox_record"}; !slices.Equal(got, want) {
+		t.Errorf("outbox indexes after Down = %q, want %q", got, want)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open migrates: %v", err)
+	}
+	defer s.Close()
+	if got, want := indexNames(t, s, "outbox"), []string{"outbox_claimed", "outbox_record", "outbox_system"}; !slices.Equal(got, want) {
+		t.Errorf("outbox indexes after Up = %q, want %q", got, want)
+	}
+	c, ws, err := s.ClaimOutbox(ctx, nhisync.ClaimRequest{System: "idp", Holder: "h", Now: base.Add(time.Hour), TTL: time.Hour})
+	if err != nil {
+		t.Fatalf("ClaimOutbox after Up: %v", err)
+	}
+	if !slices.Equal(c.IDs, want) || len(ws) != len(want) {
+		t.Errorf("claimed %v (%d writes), want idp's in next_at, id order %v", c.IDs, len(ws), want)
+	}
+	var ok string
+	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check = %q, %v", ok, err)
+	}
+}
