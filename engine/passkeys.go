@@ -131,13 +131,28 @@ func (x *recIndex) known(kind, key string) (id int64, ok, known bool) {
 	return 0, false, known
 }
 
-// fetch asks the store about the keys of kind the index does not know.
+// fetch asks the store about the keys of kind the index does not know,
+// each once. keys may be many (fetchKeys gives every observation of a
+// system to match, up to one in lazyShare of the records): a key asked
+// twice is dropped by a set, not by a scan of those gathered, which would
+// take time quadratic in their number.
 func (x *recIndex) fetch(ctx context.Context, kind string, keys []string) error {
 	var ask []string
+	var asked map[string]struct{}
 	for _, key := range keys {
-		if _, _, known := x.known(kind, key); !known && !containsKey(ask, key) {
-			ask = append(ask, key)
+		if _, _, known := x.known(kind, key); known {
+			continue
 		}
+		if len(keys) > 1 {
+			if asked == nil {
+				asked = make(map[string]struct{}, len(keys))
+			}
+			if _, dup := asked[key]; dup {
+				continue
+			}
+			asked[key] = struct{}{}
+		}
+		ask = append(ask, key)
 	}
 	for start := 0; start < len(ask); start += lookupChunk {
 		chunk := ask[start:min(start+lookupChunk, len(ask))]
@@ -157,16 +172,6 @@ func (x *recIndex) fetch(ctx context.Context, kind string, keys []string) error 
 		}
 	}
 	return nil
-}
-
-// containsKey reports whether keys (a few, unsorted) holds key.
-func containsKey(keys []string, key string) bool {
-	for _, k := range keys {
-		if k == key {
-			return true
-		}
-	}
-	return false
 }
 
 // owner returns the record of kind holding key, asking the store when the
