@@ -17,11 +17,14 @@ import (
 // gave: a quiet or drifting pass matches a few observations, and most
 // match none (a system's records no golden record has), while loading
 // every head costs about a microsecond and a map entry per record (0.2
-// CPU-s at 300,000). Either way it answers every question as the full
-// index would: a key the pass did not change holds in the store what it
-// held when the pass began (the pass holds the lease, and every key it
+// CPU-s at 300,000). Either way a sync pass gets every answer the full
+// index would give: a key the pass did not change holds in the store what
+// it held when the pass began (the pass holds the lease, and every key it
 // changes it knows), and a key of a kind the config does not have is free
-// unless the pass gave it.
+// unless the pass gave it. A dry run (plan) holds no lease: a sync
+// committing beside it may change keys between two of its look-ups, where
+// the full index read them at one moment (its records are loaded as it
+// decides either way).
 type recIndex struct {
 	store nhisync.Store
 	cfg   *nhisync.Config
