@@ -14,10 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
 	nsql "github.com/nhisync/nhisync/connector/sql"
@@ -240,21 +236,7 @@ func (t *beforeCommitTx) Commit() error {
 // just before their COMMIT.
 func hookCommit(t *testing.T, s *server, c nhisync.Connector, before func(conn driver.Conn)) {
 	t.Helper()
-	var conn driver.Connector
-	if s.kind == "postgres" {
-		cfg, err := pgx.ParseConfig(s.dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.RuntimeParams["timezone"] = "UTC"
-		conn = stdlib.GetConnector(*cfg)
-	} else {
-		var err error
-		if conn, err = mysql.NewConnector(mysqlConfig(t, s.dsn)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nsql.SetDB(c.(*nsql.Connector), stdsql.OpenDB(&beforeCommit{Connector: conn, before: before}))
+	nsql.SetDB(c.(*nsql.Connector), stdsql.OpenDB(&beforeCommit{Connector: serverConnector(t, s), before: before}))
 }
 
 // TestApplyCommitKilled: on MariaDB a COMMIT answered by a kill of its

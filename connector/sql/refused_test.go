@@ -83,21 +83,25 @@ func (c *rewritingConn) ResetSession(ctx context.Context) error {
 // every statement rewritten, and hands the pool to c.
 func rewritten(t *testing.T, s *server, c nhisync.Connector, rewrite func(q string) string) {
 	t.Helper()
-	var conn driver.Connector
+	nsql.SetDB(c.(*nsql.Connector), stdsql.OpenDB(&rewriting{Connector: serverConnector(t, s), rewrite: rewrite}))
+}
+
+// serverConnector reaches the server s as the connector would (in UTC).
+func serverConnector(t *testing.T, s *server) driver.Connector {
+	t.Helper()
 	if s.kind == "postgres" {
 		cfg, err := pgx.ParseConfig(s.dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.RuntimeParams["timezone"] = "UTC"
-		conn = stdlib.GetConnector(*cfg)
-	} else {
-		var err error
-		if conn, err = mysql.NewConnector(mysqlConfig(t, s.dsn)); err != nil {
-			t.Fatal(err)
-		}
+		return stdlib.GetConnector(*cfg)
 	}
-	nsql.SetDB(c.(*nsql.Connector), stdsql.OpenDB(&rewriting{Connector: conn, rewrite: rewrite}))
+	conn, err := mysql.NewConnector(mysqlConfig(t, s.dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // windowRead marks the batch read: it alone counts rows by id with a
