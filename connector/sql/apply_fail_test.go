@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -236,11 +235,7 @@ func TestApplyLockTimeoutPostgres(t *testing.T) {
 	s := pgDatabase(t)
 	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
 	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
-	sys := conntest.System("ids", "sql")
-	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
-	sys.Settings = nhisync.Settings{"dsn": s.dsn, "table": "accounts", "timeout": "1s"}
-	c := openBatch(t, sys)
-	c.(*nsql.Connector).Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := timeoutConnector(t, s.dsn, "accounts")
 	other, err := s.db.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -290,10 +285,7 @@ func TestPostgresLockTimeoutLeftAlone(t *testing.T) {
 		if tc.alter != "" {
 			s.exec(t, tc.alter)
 		}
-		sys := conntest.System("ids", "sql")
-		sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
-		sys.Settings = nhisync.Settings{"dsn": s.dsn, "table": "accounts", "timeout": "1s"}
-		c := openBatch(t, sys)
+		c := timeoutConnector(t, s.dsn, "accounts")
 		var got string
 		if err := nsql.DB(c.(*nsql.Connector)).QueryRow("SHOW lock_timeout").Scan(&got); err != nil {
 			t.Fatal(err)

@@ -384,10 +384,7 @@ func TestApplyCommitTimesOut(t *testing.T) {
 	}
 	p := newProxy(t, u.Host, true)
 	u.Host = p.ln.Addr().String()
-	sys := conntest.System("ids", "sql")
-	sys.Fields = []*nhisync.Mapping{sys.Mapping("owner")}
-	sys.Settings = nhisync.Settings{"dsn": u.String(), "table": "accounts", "timeout": "1s"}
-	c := openBatch(t, sys)
+	c := timeoutConnector(t, u.String(), "accounts")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	res, err := c.Apply(ctx, []nhisync.Write{

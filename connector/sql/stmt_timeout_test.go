@@ -13,7 +13,8 @@ import (
 	nsql "github.com/nhisync/nhisync/connector/sql"
 )
 
-// timeoutConnector opens a connector on table with a timeout of 1s.
+// timeoutConnector opens a connector on table with a timeout of 1s, its
+// log discarded.
 func timeoutConnector(t *testing.T, dsn, table string) nhisync.Connector {
 	t.Helper()
 	sys := conntest.System("ids", "sql")
