@@ -279,21 +279,7 @@ func TestApplyLockTimeoutPostgres(t *testing.T) {
 // its sessions is kept; the timeout setting only fills in PostgreSQL's
 // default of none.
 func TestPostgresLockTimeoutLeftAlone(t *testing.T) {
-	s := pgDatabase(t)
-	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
-	for _, tc := range []struct{ alter, want string }{{"", "1s"}, {"ALTER DATABASE " + s.name + " SET lock_timeout = '7s'", "7s"}} {
-		if tc.alter != "" {
-			s.exec(t, tc.alter)
-		}
-		c := timeoutConnector(t, s.dsn, "accounts")
-		var got string
-		if err := nsql.DB(c.(*nsql.Connector)).QueryRow("SHOW lock_timeout").Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != tc.want {
-			t.Errorf("%q: lock_timeout %q, want %q", tc.alter, got, tc.want)
-		}
-	}
+	pgSettingLeftAlone(t, "lock_timeout")
 }
 
 // TestApplyConnectionKilledMidway: on MariaDB a connection killed in the

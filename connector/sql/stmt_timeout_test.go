@@ -81,19 +81,27 @@ func TestApplyStatementTimeoutPostgres(t *testing.T) {
 // sets for its sessions is kept; the timeout setting only fills in
 // PostgreSQL's default of none.
 func TestPostgresStatementTimeoutLeftAlone(t *testing.T) {
+	pgSettingLeftAlone(t, "statement_timeout")
+}
+
+// pgSettingLeftAlone checks that the PostgreSQL session setting name
+// (one the timeout setting fills in) is the timeout setting's 1s when
+// nothing sets it, and 7s once the database sets it so.
+func pgSettingLeftAlone(t *testing.T, name string) {
+	t.Helper()
 	s := pgDatabase(t)
 	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" text PRIMARY KEY, "+conntest.OwnerName+" text)")
-	for _, tc := range []struct{ alter, want string }{{"", "1s"}, {"ALTER DATABASE " + s.name + " SET statement_timeout = '7s'", "7s"}} {
+	for _, tc := range []struct{ alter, want string }{{"", "1s"}, {"ALTER DATABASE " + s.name + " SET " + name + " = '7s'", "7s"}} {
 		if tc.alter != "" {
 			s.exec(t, tc.alter)
 		}
 		c := timeoutConnector(t, s.dsn, "accounts")
 		var got string
-		if err := nsql.DB(c.(*nsql.Connector)).QueryRow("SHOW statement_timeout").Scan(&got); err != nil {
+		if err := nsql.DB(c.(*nsql.Connector)).QueryRow("SHOW " + name).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != tc.want {
-			t.Errorf("%q: statement_timeout %q, want %q", tc.alter, got, tc.want)
+			t.Errorf("%q: %s %q, want %q", tc.alter, name, got, tc.want)
 		}
 	}
 }
