@@ -437,10 +437,7 @@ func (c *Connector) updateRow(ctx context.Context, tx *txn, id string, cols []co
 	q := "UPDATE " + c.table + " SET " + strings.Join(set, ", ") + " WHERE " + strings.Join(where, " AND ")
 	res, err := c.execAlone(ctx, tx, q, append(args, conds...)...)
 	if err != nil {
-		if locked(err) || timedOut(err) {
-			return failed(c.writeUnavail(err, "cannot update row %s", id))
-		}
-		return failed(c.errorf(nhisync.EINVALID, "cannot update row %s: %v", id, c.t.scrub(err)))
+		return failed(c.stmtFailed(err, "cannot update row "+id))
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return nhisync.WriteResult{Status: nhisync.WriteStale, ID: id}
@@ -573,13 +570,13 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 		if err := c.alone(ctx, tx, func() error {
 			return tx.QueryRowContext(ctx, q+" RETURNING "+c.d.raw(c.id), args...).Scan(&got)
 		}); err != nil {
-			return failed(c.insertFailed(err))
+			return failed(c.stmtFailed(err, "cannot insert a row"))
 		}
 		id, _ = native.Text(got)
 	} else {
 		res, err := c.execAlone(ctx, tx, q, args...)
 		if err != nil {
-			return failed(c.insertFailed(err))
+			return failed(c.stmtFailed(err, "cannot insert a row"))
 		}
 		if idAt >= 0 {
 			id, _ = native.Text(vals[idAt])
@@ -602,15 +599,15 @@ func (c *Connector) create(ctx context.Context, tx *txn, w nhisync.Write) nhisyn
 	return nhisync.WriteResult{Status: nhisync.WriteApplied, ID: id}
 }
 
-// insertFailed is the error of a create whose INSERT failed: invalid
-// (a constraint, a value its column refuses), or, for a lock not had or
-// a statement cut short by the timeout setting, unavailable, the write
-// queued.
-func (c *Connector) insertFailed(err error) error {
+// stmtFailed is the error of a write whose INSERT or UPDATE failed,
+// what saying which ("cannot insert a row"): invalid (a constraint, a
+// value its column refuses), or, for a lock not had or a statement cut
+// short by the timeout setting, unavailable, the write queued.
+func (c *Connector) stmtFailed(err error, what string) error {
 	if locked(err) || timedOut(err) {
-		return c.writeUnavail(err, "cannot insert a row")
+		return c.writeUnavail(err, "%s", what)
 	}
-	return c.errorf(nhisync.EINVALID, "cannot insert a row: %v", c.t.scrub(err))
+	return c.errorf(nhisync.EINVALID, "%s: %v", what, c.t.scrub(err))
 }
 
 // existing finds a row already holding a create's match column values
