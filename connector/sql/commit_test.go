@@ -286,6 +286,14 @@ func TestApplyCommitKilled(t *testing.T) {
 				}
 				if n == 1 {
 					_, err := admin.Exec(fmt.Sprintf("KILL QUERY %d", id))
+					// The lock goes only once the COMMIT has left its
+					// wait: a KILL QUERY returns before the killed
+					// statement sees it, and the lock let go at once
+					// could let the COMMIT through first.
+					for err == nil && n == 1 && time.Now().Before(deadline) {
+						time.Sleep(5 * time.Millisecond)
+						err = admin.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE id = ? AND info = 'COMMIT' AND state LIKE '%backup lock%'", id).Scan(&n)
+					}
 					done <- err
 					return
 				}
