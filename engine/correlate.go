@@ -15,7 +15,13 @@ import (
 // when the system is in create_from; what remains is unmatched or
 // disputed. It also collects the records that vanished from full reads.
 func (p *pass) correlate(ctx context.Context) error {
-	if err := p.settleKeys(ctx); err != nil {
+	// One walk of each system's heads serves settleKeys and the system's
+	// correlation (sweep: correlation places only what was read).
+	sweeps := make(map[string]headSweep, len(p.reads))
+	for name, r := range p.reads {
+		sweeps[name] = r.sweep()
+	}
+	if err := p.settleKeys(ctx, sweeps); err != nil {
 		return err
 	}
 	p.sizeIndexes()
@@ -27,7 +33,8 @@ func (p *pass) correlate(ctx context.Context) error {
 		if i < 32 {
 			r.bit = 1 << i
 		}
-		err := p.correlateSystem(ctx, r)
+		err := p.correlateSystem(ctx, r, sweeps[name])
+		delete(sweeps, name)
 		// The system's heads and its list of changed observations are not
 		// needed any more (what is left to decide is in p.work): a first
 		// pass holding millions drops each system's as soon as it is done,
@@ -63,21 +70,16 @@ func (p *pass) sizeIndexes() {
 // settleKeys has the key index load every golden record's head unless
 // correlation matches few observations by key (recIndex.settle): those
 // whose id links to no record, the changed and the strays restageStrays
-// takes again.
-func (p *pass) settleKeys(ctx context.Context) error {
+// takes again (each system's sweep's restage).
+func (p *pass) settleKeys(ctx context.Context, sweeps map[string]headSweep) error {
 	if p.recIdx.full {
 		return nil
 	}
 	need, partial := 0, false
-	for _, r := range p.reads {
-		n := 0
+	for name, r := range p.reads {
+		n := len(sweeps[name].restage)
 		for _, st := range r.changed {
 			if !linkedHead(r.headOf(st)) {
-				n++
-			}
-		}
-		for _, h := range r.heads.all() {
-			if h.seen && h.recordID == 0 && !h.changed && (h.status == stateUnmatched || h.status == stateDisputed || h.status == stateDismissed) {
 				n++
 			}
 		}
@@ -106,10 +108,9 @@ func (p *pass) fetchKeys(ctx context.Context, r *sysRead) error {
 }
 
 // correlateSystem ties the staged observations of one system's read to
-// golden records and collects what vanished from it.
-func (p *pass) correlateSystem(ctx context.Context, r *sysRead) error {
+// golden records and collects what vanished from it (sw, r's sweep).
+func (p *pass) correlateSystem(ctx context.Context, r *sysRead, sw headSweep) error {
 	p.disputeDuplicates(r)
-	sw := r.sweep()
 	if err := p.restageStrays(ctx, r, sw.restage); err != nil {
 		return err
 	}
@@ -170,7 +171,8 @@ type headSweep struct {
 
 // sweep walks r's heads once, before correlation places anything. Placing
 // changes only the heads of ids read (seen), so what vanished is the same
-// before it as after.
+// before it as after; nor does disputing duplicates (it reads dups, which
+// the read filled).
 func (r *sysRead) sweep() headSweep {
 	var sw headSweep
 	for id, h := range r.heads.all() {
