@@ -231,9 +231,9 @@ func printTargets(w io.Writer, ts []target) {
 func verdictLine(r *result) string {
 	var parts []string
 	for _, t := range r.Targets {
-		mark := "met"
+		mark := metOrMissed(t.Met)
 		if !t.Met {
-			mark = "**missed**"
+			mark = "**" + mark + "**"
 		}
 		switch t.Unit {
 		case unitBool:
