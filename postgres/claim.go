@@ -18,6 +18,23 @@ import (
 // other's rows instead of waiting for them, and a row is held by one live
 // claim at a time.
 
+// claimSQL claims a system's due ready writes ($1 system, $2 status, $3
+// due, $4 now, $5 limit or NULL for all; $6 token, $7 holder, $8 until).
+// The writes are picked by outbox_system (system, status, next_at, id),
+// in the order they are taken, reading only the system's due writes and
+// none of the other systems' (migration 00003), up to the limit; the
+// UPDATE finds them by id in the primary key. Joined to the picked rows
+// (UPDATE … FROM picked) instead, it was planned as a hash join over a
+// scan of the whole outbox, every write of every system read again by
+// each claim.
+const claimSQL = `UPDATE outbox SET claim_token = $6, claim_holder = $7, claim_until = $8
+	WHERE id = ANY(ARRAY(
+		SELECT id FROM outbox
+		WHERE system = $1 AND status = $2 AND next_at <= $3 AND (claim_token = 0 OR claim_until <= $4)
+		ORDER BY next_at, id LIMIT $5
+		FOR UPDATE SKIP LOCKED))
+	RETURNING data`
+
 // ClaimOutbox claims the due ready writes of req.System that no live claim
 // holds (see nhisync.ClaimRequest), in one transaction that checks the
 // request's fence and the lease it yields to first.
@@ -50,14 +67,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest) (*nhi
 			if err := yieldTo(ctx, tx, req.Yield, req.Holder, req.Now); err != nil {
 				return err
 			}
-			return queryItems(ctx, tx, `WITH picked AS (
-					SELECT id FROM outbox
-					WHERE system = $1 AND status = $2 AND next_at <= $3 AND (claim_token = 0 OR claim_until <= $4)
-					ORDER BY next_at, id LIMIT $5
-					FOR UPDATE SKIP LOCKED)
-				UPDATE outbox o SET claim_token = $6, claim_holder = $7, claim_until = $8
-				FROM picked WHERE o.id = picked.id
-				RETURNING o.data`,
+			return queryItems(ctx, tx, claimSQL,
 				[]any{req.System, nhisync.OutboxReady, formatTime(due), formatTime(req.Now), limit, token, req.Holder, formatTime(c.Until)},
 				func(w *nhisync.OutboxWrite) error {
 					out = append(out, w)
