@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -60,19 +59,19 @@ import (
 // a server that rolls a transaction back for it
 // (innodb_rollback_on_timeout), or the connection lost or killed; the
 // writes stay queued and are retried.
-// When the commit gets no answer (the connection lost, or, on
-// PostgreSQL, none within the timeout setting), or one saying it was cut
-// short (on MySQL/MariaDB a kill, mysqlCommitCut), it returns EUNAVAIL
-// saying that whether the writes were applied is unknown: the server may
-// have committed them.
+// When the commit gets no answer (the connection lost, or none within
+// the timeout setting on PostgreSQL and MySQL/MariaDB), or one saying it
+// was cut short (on MySQL/MariaDB a kill, mysqlCommitCut), it returns
+// EUNAVAIL saying that whether the writes were applied is unknown: the
+// server may have committed them.
 // ctx ending before the COMMIT is sent rolls the transaction back and
 // Apply returns ctx's error, nothing applied; once the COMMIT is sent,
 // its answer is waited for whether ctx ends or not, and Apply says what
 // it was: on PostgreSQL up to the timeout setting, on SQLite up to its
-// busy timeout (the same setting); on MySQL/MariaDB as long as the
-// server takes, as the driver runs a COMMIT on no context or deadline
-// (ctx never cut it either): a connection lost ends the wait only once
-// TCP notices.
+// busy timeout (the same setting); on MySQL/MariaDB up to the timeout
+// setting, then its session is killed and the answer waited for up to
+// the setting again (commitBounded: the driver runs a COMMIT on no
+// context or deadline).
 func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisync.WriteResult, error) {
 	results := make([]nhisync.WriteResult, len(writes))
 	if len(writes) == 0 {
@@ -88,9 +87,19 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 	defer cancelTx()
 	stop := context.AfterFunc(ctx, cancelTx)
 	defer stop()
-	stx, err := c.db.BeginTx(txCtx, nil)
+	var err error
+	var stx *stdsql.Tx
+	var session *mysqlSession
+	if c.d == mysqlDialect {
+		session, stx, err = c.beginSession(txCtx)
+	} else {
+		stx, err = c.db.BeginTx(txCtx, nil)
+	}
 	if err != nil {
 		return nil, c.writeUnavail(err, "cannot begin a transaction on table %s", c.sys.Settings.String(SettingTable))
+	}
+	if session != nil {
+		defer session.close() // after the Rollback below
 	}
 	defer stx.Rollback()
 	tx := &txn{Tx: stx}
@@ -122,85 +131,24 @@ func (c *Connector) Apply(ctx context.Context, writes []nhisync.Write) ([]nhisyn
 		// ends in SQLITE_BUSY, rolled back: cut by the context instead
 		// at the same moment, its error would say nothing of the lock.
 		// The MySQL driver runs its COMMIT on no context (its BeginTx
-		// watches the context during BEGIN only), and database/sql
-		// cancels the transaction's context itself before the COMMIT:
-		// nothing there for a timer to cut.
+		// watches the context during BEGIN only, and database/sql
+		// cancels the transaction's context itself before the COMMIT):
+		// its session is killed instead (commitBounded).
 		t := time.AfterFunc(c.pool.timeout, cancelTx)
 		defer t.Stop()
 	}
-	if err := tx.Commit(); err != nil {
+	if session != nil {
+		err = c.commitBounded(stx, session)
+	} else {
+		err = tx.Commit()
+	}
+	if err != nil {
 		if !commitRefused(err) {
 			return nil, c.commitUnknown(err)
 		}
 		return nil, c.writeUnavail(err, "cannot commit the writes to table %s", c.sys.Settings.String(SettingTable))
 	}
 	return results, nil
-}
-
-// commitRefused reports whether err, a commit's, says the transaction
-// did not commit: the database answered the COMMIT with an error (a
-// PostgreSQL or MySQL server's, SQLite's own: a deferred constraint, a
-// lock, a serialization failure), committed nothing as the transaction
-// had failed (pgx's ErrTxCommitRollback), or the COMMIT never left
-// (driver.ErrBadConn, which a driver returns only before it sent
-// anything, and a transaction database/sql had already rolled back).
-// Anything else may have come once the COMMIT reached the server, with
-// no answer: the connection lost, the timeout setting run out
-// mid-flight (PostgreSQL). Not even pgconn.SafeToRetry tells: pgx v5.12 reports a
-// connection lost while it waits for the COMMIT's answer as "conn
-// closed", safe to retry. Nor does
-// a PostgreSQL PANIC: the server crashed, and the commit record may be on
-// disk (a failed WAL flush or fsync of it panics; so does an error after
-// the commit, "cannot abort transaction …, it was already committed").
-// A FATAL does say not committed: a backend ends the session only before
-// the commit or once its answer is sent. Nor does a MySQL/MariaDB error
-// saying the COMMIT was cut short rather than refused (mysqlCommitCut).
-func commitRefused(err error) bool {
-	var se *msqlite.Error
-	var me *mysql.MySQLError
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.SeverityUnlocalized != "PANIC" && pe.Severity != "PANIC"
-	}
-	if errors.As(err, &me) {
-		return !mysqlCommitCut(me.Number)
-	}
-	return errors.As(err, &se) ||
-		errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, stdsql.ErrTxDone)
-}
-
-// mysqlCommitCut reports whether a MySQL/MariaDB error number, answering
-// a COMMIT, says the statement was cut short, which may have been after
-// its commit point: a kill (KILL QUERY: ER_QUERY_INTERRUPTED 1317; KILL
-// CONNECTION: MariaDB's ER_CONNECTION_KILLED 1927, MySQL's
-// ER_SESSION_WAS_KILLED 3169; the server shutting down:
-// ER_SERVER_SHUTDOWN 1053), or an engine failing its part of the commit
-// (ER_ERROR_DURING_COMMIT 1180) once the binary log may hold the
-// transaction. A kill lands wherever the COMMIT is: waiting for a lock
-// before its commit point (nothing committed), or after it, waiting for
-// a semi-synchronous replica's ACK (committed, the session said killed
-// all the same). A lost connection (2013, 2006) is no server error: the
-// driver reports a broken connection, unknown too unless nothing was
-// sent (driver.ErrBadConn).
-func mysqlCommitCut(number uint16) bool {
-	switch number {
-	case 1317, 1927, 3169, 1053, 1180:
-		return true
-	}
-	return false
-}
-
-// commitUnknown is the error of a commit whose outcome is unknown (see
-// commitRefused): EUNAVAIL, saying the writes may have been applied. A
-// person reading that nothing was applied would be misled; the writes
-// stay queued, and their retry, conditional, finds an update that was
-// applied already holding its new values, and a create its row, where
-// the system maps the kind's match fields.
-func (c *Connector) commitUnknown(err error) error {
-	e := c.errorf(nhisync.EUNAVAIL, "the commit of the writes to table %s got no answer, so whether they were applied is unknown (the next read of the table shows it); they stay queued and are retried: %v",
-		c.sys.Settings.String(SettingTable), c.t.scrub(err))
-	e.Err = c.t.scrub(err)
-	return e
 }
 
 // unavail returns *nhisync.Error EUNAVAIL with err as its cause.

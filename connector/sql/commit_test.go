@@ -20,16 +20,18 @@ import (
 )
 
 // cutAtCommit is a TCP proxy to a PostgreSQL server that, once a client
-// sends COMMIT (pgx's simple query "commit"), passes it on and hangs up
-// on the client (or, hang set, keeps the client waiting), keeping the
-// server's side open: the server commits, and the client never hears so.
+// sends COMMIT (pgx's simple query "commit"; commit, another driver's),
+// passes it on and hangs up on the client (or, hang set, keeps the
+// client waiting), keeping the server's side open: the server commits,
+// and the client never hears so.
 type cutAtCommit struct {
-	ln   net.Listener
-	to   string
-	hang bool
-	mu   sync.Mutex
-	cuts int
-	open []net.Conn
+	ln     net.Listener
+	to     string
+	hang   bool
+	commit []byte
+	mu     sync.Mutex
+	cuts   int
+	open   []net.Conn
 }
 
 func newCutAtCommit(t *testing.T, to string) *cutAtCommit {
@@ -39,19 +41,18 @@ func newCutAtCommit(t *testing.T, to string) *cutAtCommit {
 // newProxy is newCutAtCommit, keeping a client whose COMMIT it passed on
 // waiting when hang is set.
 func newProxy(t *testing.T, to string, hang bool) *cutAtCommit {
+	return newProxyAt(t, to, hang, commitQuery)
+}
+
+// newProxyAt is newProxy for a server whose clients send commit, the
+// bytes of their COMMIT's message.
+func newProxyAt(t *testing.T, to string, hang bool, commit []byte) *cutAtCommit {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutAtCommit{ln: ln, to: to, hang: hang}
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.open {
-			c.Close()
-		}
-	})
+	p := &cutAtCommit{ln: ln, to: to, hang: hang, commit: commit}
+	t.Cleanup(p.close)
 	go func() {
 		for {
 			client, err := ln.Accept()
@@ -104,6 +105,16 @@ func (l *link) back(client, server net.Conn) {
 	}
 }
 
+// close stops the proxy and hangs up on every client and server.
+func (p *cutAtCommit) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.open {
+		c.Close()
+	}
+}
+
 // cutCount is how many connections the proxy cut at a COMMIT.
 func (p *cutAtCommit) cutCount() int {
 	p.mu.Lock()
@@ -114,12 +125,16 @@ func (p *cutAtCommit) cutCount() int {
 // commitQuery is the simple query message pgx sends to commit.
 var commitQuery = append([]byte{'Q', 0, 0, 0, 11}, "commit\x00"...)
 
+// mysqlCommitQuery is the packet the MySQL driver sends to commit: a
+// COM_QUERY (3) "COMMIT", 7 bytes long, sequence number 0.
+var mysqlCommitQuery = append([]byte{7, 0, 0, 0, 3}, "COMMIT"...)
+
 func (p *cutAtCommit) forward(l *link, client, server net.Conn) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := client.Read(buf)
 		if n > 0 {
-			commit := bytes.Contains(buf[:n], commitQuery)
+			commit := bytes.Contains(buf[:n], p.commit)
 			if commit {
 				// Cut before the COMMIT leaves: its answer never reaches
 				// the client, however fast the server is.
@@ -408,5 +423,128 @@ func TestApplyCommitTimesOut(t *testing.T) {
 	msg := nhisync.ErrorMessage(err)
 	if err == nil || nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(msg, "unknown") {
 		t.Errorf("Apply: %v %s %q, want %s saying whether the writes were applied is unknown", res, nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
+}
+
+// sessionGone waits up to 10 s for the MariaDB session id to be gone
+// from the server's process list (its kill done), and reports whether it
+// went.
+func sessionGone(t *testing.T, admin *stdsql.DB, id int64) bool {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := admin.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE id = ?", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// TestApplyCommitTimesOutMariaDB: on MariaDB a COMMIT that gets no
+// answer is waited for up to the timeout setting, not for as long as ctx
+// lasts: then its session is killed, and Apply fails (ctx still live),
+// saying whether the writes were applied is unknown. Here the COMMIT
+// waits for the backup lock another session holds (BACKUP STAGE
+// BLOCK_COMMIT) for longer than the test: the kill ends it before its
+// commit point, and nothing is committed. The driver runs its COMMIT on
+// no context: it waited for the lock as long as the lock was held.
+func TestApplyCommitTimesOutMariaDB(t *testing.T) {
+	s := mysqlDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	c := timeoutConnector(t, s.dsn, "accounts")
+	admin := openMySQL(t, s.dsn)
+	defer admin.Close()
+	lock, err := admin.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	var id int64
+	var hookErr error
+	hookCommit(t, s, c, func(conn driver.Conn) {
+		if id, hookErr = connectionID(conn); hookErr != nil {
+			return
+		}
+		for _, q := range []string{"BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"} {
+			if _, hookErr = lock.ExecContext(t.Context(), q); hookErr != nil {
+				hookErr = fmt.Errorf("%s: %w", q, hookErr)
+				return
+			}
+		}
+	})
+	defer lock.ExecContext(context.Background(), "BACKUP STAGE END")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := c.Apply(ctx, []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if hookErr != nil {
+		t.Fatalf("the backup lock: %v (Apply: %v %v)", hookErr, res, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Apply returned only once ctx ended (%v %v): its COMMIT was not bounded by the timeout setting", res, err)
+	}
+	msg := nhisync.ErrorMessage(err)
+	if err == nil || nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(msg, "unknown") || !strings.Contains(msg, "session was killed") {
+		t.Fatalf("Apply: %v %s %q, want %s saying its session was killed and whether the writes were applied is unknown", res, nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
+	if !sessionGone(t, admin, id) {
+		t.Fatalf("session %d, whose COMMIT waited past the timeout setting, is still there: it was not killed", id)
+	}
+	if _, err := lock.ExecContext(t.Context(), "BACKUP STAGE END"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if got := s.owner(t, "accounts", id); got != "old@example.com" {
+			t.Errorf("row %s: owner %q: the killed COMMIT committed (the test's premise: killed before its commit point)", id, got)
+		}
+	}
+}
+
+// TestApplyCommitUnansweredMariaDB: on MariaDB a COMMIT whose answer
+// never comes back (a proxy keeps the client waiting once it passed the
+// COMMIT on), even once its session is killed, holds the Apply up to
+// twice the timeout setting, not as long as ctx lasts: Apply fails
+// saying whether the writes were applied is unknown, and they were.
+func TestApplyCommitUnansweredMariaDB(t *testing.T) {
+	s := mysqlDatabase(t)
+	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
+	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxyAt(t, u.Host, true, mysqlCommitQuery)
+	u.Host = p.ln.Addr().String()
+	c := timeoutConnector(t, u.String(), "accounts")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := c.Apply(ctx, []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if ctx.Err() != nil {
+		t.Fatalf("Apply returned only once ctx ended (%v %v): its COMMIT was not bounded by the timeout setting", res, err)
+	}
+	if n := p.cutCount(); n != 1 {
+		t.Fatalf("the proxy held %d COMMITs, want 1 (Apply: %v %v)", n, res, err)
+	}
+	msg := nhisync.ErrorMessage(err)
+	if err == nil || nhisync.ErrorCode(err) != nhisync.EUNAVAIL || !strings.Contains(msg, "unknown") || !strings.Contains(msg, "still no answer") {
+		t.Errorf("Apply: %v %s %q, want %s saying no answer came and whether the writes were applied is unknown", res, nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
+	}
+	// The held COMMIT's goroutine ends once its connection does.
+	p.close()
+	for id, want := range map[string]string{"a": "a1@example.com", "b": "b1@example.com"} {
+		if got := s.owner(t, "accounts", id); got != want {
+			t.Errorf("row %s: owner %q, want %q: the server did not commit (the test's premise)", id, got, want)
+		}
 	}
 }

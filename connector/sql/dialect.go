@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -289,6 +290,11 @@ type target struct {
 	pg *pgx.ConnConfig
 	// mysqlLog is the MySQL driver's logger (nil elsewhere).
 	mysqlLog *driverLog
+	// killSession ends a MySQL/MariaDB session (KILL CONNECTION id) from
+	// a connection of its own, outside the pool, whose size may leave
+	// none to spare (nil elsewhere): how Apply cuts a COMMIT that got no
+	// answer within the timeout setting (commitBounded).
+	killSession func(ctx context.Context, id int64) error
 }
 
 // driverLog is what the MySQL driver logs to (it says so when it finds a
@@ -444,6 +450,7 @@ func parseDSN(dsn, baseDir string, pool poolLimits) (target, error) {
 		}
 		cfg.Params["time_zone"] = "'+00:00'"
 		return target{d: mysqlDialect, redacted: redact(dsn, u), secrets: secrets, mysqlLog: dlog,
+			killSession: func(ctx context.Context, id int64) error { return killSession(ctx, cfg, id) },
 			open: func() (*stdsql.DB, error) {
 				conn, err := mysql.NewConnector(cfg)
 				if err != nil {
@@ -513,6 +520,34 @@ func (m mariaTimeout) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// killSession ends the MySQL/MariaDB session id (KILL CONNECTION) from a
+// new connection made with cfg, closed once done. The server rolls the
+// session's transaction back unless its COMMIT is past its commit
+// point, and ends the statement it runs: a COMMIT waiting for a lock, a
+// backup stage or a replica's ACK fails, and the connection closes. A
+// session already gone (ER_NO_SUCH_THREAD 1094) is no failure.
+func killSession(ctx context.Context, cfg *mysql.Config, id int64) error {
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	dc, err := conn.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	ex, ok := dc.(driver.ExecerContext)
+	if !ok {
+		return fmt.Errorf("the MySQL driver's connection runs no statement")
+	}
+	_, err = ex.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10), nil)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1094 {
+		return nil
+	}
+	return err
 }
 
 // hasParam reports whether the DSN's params (sent to the server as
