@@ -200,7 +200,7 @@ func locked(err error) bool {
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1205 || me.Number == 1213
+		return me.Number == erLockWaitTimeout || me.Number == erLockDeadlock
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -218,7 +218,7 @@ func locked(err error) bool {
 func timedOut(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1969 || me.Number == 3024
+		return me.Number == erStatementTimeout || me.Number == erQueryTimeout
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "57014"
@@ -244,7 +244,7 @@ type txn struct {
 // broken (driver.ErrBadConn, mysql.ErrInvalidConn), or the server saying
 // the session was killed (ER_CONNECTION_KILLED 1927,
 // ER_SESSION_WAS_KILLED 3169) or is shutting down (ER_SERVER_SHUTDOWN
-// 1053). PostgreSQL's statements run under a savepoint, whose command
+// 1053), as mysqlErrors lists them. PostgreSQL's statements run under a savepoint, whose command
 // fails on a connection gone; SQLite's roll back alone.
 func (c *Connector) endsTx(err error) bool {
 	if c.d != mysqlDialect {
@@ -257,11 +257,7 @@ func (c *Connector) endsTx(err error) bool {
 	if !errors.As(err, &me) {
 		return false
 	}
-	switch me.Number {
-	case 1213, 1206, 1927, 3169, 1053:
-		return true
-	}
-	return me.Number == 1205 && c.rollbackOnTimeout
+	return mysqlErrors[me.Number].endsTx || (me.Number == erLockWaitTimeout && c.rollbackOnTimeout)
 }
 
 func failed(err error) nhisync.WriteResult {

@@ -369,7 +369,7 @@ func (c *Connector) readBatch(ctx context.Context, tx *txn, read []bool, ids []a
 func refusedSQL(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1064
+		return me.Number == erParseError
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "42601"

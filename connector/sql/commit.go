@@ -165,13 +165,9 @@ func commitRefused(err error) bool {
 // a semi-synchronous replica's ACK (committed, the session said killed
 // all the same). A lost connection (2013, 2006) is no server error: the
 // driver reports a broken connection, unknown too unless nothing was
-// sent (driver.ErrBadConn).
+// sent (driver.ErrBadConn). The numbers are mysqlErrors's cutsCommit.
 func mysqlCommitCut(number uint16) bool {
-	switch number {
-	case 1317, 1927, 3169, 1053, 1180:
-		return true
-	}
-	return false
+	return mysqlErrors[number].cutsCommit
 }
 
 // commitUnknown is the error of a commit whose outcome is unknown (see

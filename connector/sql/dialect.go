@@ -515,7 +515,7 @@ func (m mariaTimeout) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	_, err = ex.ExecContext(ctx, "SET @@SESSION.max_statement_time = IF(@@SESSION.max_statement_time = 0, "+m.seconds+", @@SESSION.max_statement_time)", nil)
 	var me *mysql.MySQLError
-	if err != nil && !(errors.As(err, &me) && me.Number == 1193) { // ER_UNKNOWN_SYSTEM_VARIABLE: MySQL
+	if err != nil && !(errors.As(err, &me) && me.Number == erUnknownSystemVariable) { // MySQL
 		conn.Close()
 		return nil, err
 	}
@@ -544,7 +544,7 @@ func killSession(ctx context.Context, cfg *mysql.Config, id int64) error {
 	}
 	_, err = ex.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10), nil)
 	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == 1094 {
+	if errors.As(err, &me) && me.Number == erNoSuchThread {
 		return nil
 	}
 	return err
