@@ -26,3 +26,8 @@ func ReadWindows(ctx context.Context, c *Connector) error { return c.readWindows
 
 // DB is c's pool.
 func DB(c *Connector) *stdsql.DB { return c.db }
+
+// PGTypes is what c casts a batch update's id and values to on
+// PostgreSQL: the id column's type and each mapped column's (aligned
+// with the system's mappings).
+func PGTypes(c *Connector) (string, []string) { return c.pgIDType, c.pgTypes }

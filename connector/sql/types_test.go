@@ -502,3 +502,33 @@ func TestOpenColumnTypesUnreadable(t *testing.T) {
 		t.Errorf("Open: %s %q, want %s saying it cannot read the column types, and why", nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
 	}
 }
+
+// TestPGColumnTypesByName: on PostgreSQL the types a batch update casts
+// to are each mapped column's own, aligned with the mappings, whatever
+// the table's column order: columns not mapped, one dropped, and the
+// mappings in another order than the table's shift none of them. A batch
+// update through them applies.
+func TestPGColumnTypesByName(t *testing.T) {
+	s := pgDatabase(t)
+	s.exec(t, "CREATE TABLE accounts (pad integer, gone integer, "+conntest.TagsName+" text[], "+conntest.IDName+" varchar(64) PRIMARY KEY, spare numeric(10, 2), "+conntest.OwnerName+" varchar(200), "+conntest.RotatedName+" timestamptz)")
+	s.exec(t, "ALTER TABLE accounts DROP COLUMN gone")
+	s.exec(t, "INSERT INTO accounts ("+conntest.IDName+", "+conntest.OwnerName+") VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
+	sys := conntest.System("ids", "sql")
+	sys.Fields = []*nhisync.Mapping{sys.Mapping("last_rotated"), sys.Mapping("owner"), sys.Mapping("classification")}
+	sys.Settings = nhisync.Settings{"dsn": s.dsn, "table": "accounts"}
+	c := openBatch(t, sys)
+	id, types := nsql.PGTypes(c.(*nsql.Connector))
+	if want := []string{"timestamp with time zone", "character varying", "text[]"}; id != "character varying" || !slices.Equal(types, want) {
+		t.Errorf("PGTypes = %q, %q; want %q, %q", id, types, "character varying", want)
+	}
+	res, err := c.Apply(t.Context(), []nhisync.Write{
+		ownerWrite("a", "old@example.com", "a1@example.com"),
+		ownerWrite("b", "old@example.com", "b1@example.com"),
+	})
+	if err != nil || res[0].Status != nhisync.WriteApplied || res[1].Status != nhisync.WriteApplied {
+		t.Fatalf("Apply: %v %v", res, err)
+	}
+	if got := s.owner(t, "accounts", "b"); got != "b1@example.com" {
+		t.Errorf("row b: owner %q, want b1@example.com", got)
+	}
+}
