@@ -3,6 +3,8 @@ package sql_test
 import (
 	"bytes"
 	"context"
+	stdsql "database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/connector/conntest"
@@ -305,26 +309,9 @@ func TestApplyConnectionKilledMidway(t *testing.T) {
 			return q
 		}
 		killed = true
-		// Every other session of the test's database: the Apply's is
-		// among them.
-		rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", s.name)
-		if err != nil {
+		// The Apply's session is among them.
+		if err := killSessions(admin, s.name); err != nil {
 			t.Error(err)
-			return q
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				t.Error(err)
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		for _, id := range ids {
-			if _, err := admin.Exec(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
-				t.Error(err)
-			}
 		}
 		return q
 	})
@@ -349,6 +336,36 @@ func TestApplyConnectionKilledMidway(t *testing.T) {
 	}
 }
 
+// killSessions kills every session on database db but the one asking (on
+// MariaDB): a session that ended meanwhile (ER_NO_SUCH_THREAD) is no
+// failure.
+func killSessions(admin *stdsql.DB, db string) error {
+	rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", db)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		var me *mysql.MySQLError
+		if _, err := admin.Exec(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil && !(errors.As(err, &me) && me.Number == 1094) {
+			return fmt.Errorf("kill session %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // TestMySQLDriverLogsToLog: what the MySQL driver says (here: that it
 // closes an idle connection the server killed) goes to the connector's
 // logger, naming the system, not to the process's stderr past the
@@ -362,21 +379,8 @@ func TestMySQLDriverLogsToLog(t *testing.T) {
 	c.(nhisync.LogSetter).SetLogger(slog.New(slog.NewTextHandler(&log, nil)))
 	admin := openMySQL(t, s.dsn)
 	defer admin.Close()
-	rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", s.name)
-	if err != nil {
+	if err := killSessions(admin, s.name); err != nil {
 		t.Fatal(err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	for _, id := range ids {
-		admin.Exec(fmt.Sprintf("KILL CONNECTION %d", id))
 	}
 	if _, err := c.Apply(t.Context(), []nhisync.Write{ownerWrite("a", "old@example.com", "a1@example.com")}); err != nil {
 		t.Fatalf("Apply: %v", err)
