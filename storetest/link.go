@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 )
@@ -287,5 +288,120 @@ func testScanCallbackUsesStore(t *testing.T, s nhisync.Store) {
 	})
 	if err != nil || records != n {
 		t.Errorf("ScanRecords loading from its callback: %v after %d records, want %d", err, records, n)
+	}
+}
+
+// testLinkChangesWritten: a commit of links the store loaded stores each
+// as handed over, whatever a store skips of a link it finds as it holds
+// it: a change of any one member (a time, status, hash, record, any
+// member of a field's state, a field added or removed) is written, an
+// unchanged link stays as it was, and a link loaded before another
+// commit changed it is written as handed over (the later commit wins),
+// never left as the other commit wrote it.
+func testLinkChangesWritten(t *testing.T, s nhisync.Store) {
+	ctx := ctxOf(t)
+	ids := newIDs(t, s, 2)
+	r1, r2 := record(ids[0], "service_account", "a"), record(ids[1], "service_account", "b")
+	other := nhisync.Str("other@example.com")
+	changes := []struct {
+		name   string
+		change func(l *nhisync.Link)
+	}{
+		{"unchanged", func(*nhisync.Link) {}},
+		{"first seen", func(l *nhisync.Link) { l.FirstSeen = l.FirstSeen.Add(time.Nanosecond) }},
+		{"seen at", func(l *nhisync.Link) { l.SeenAt = l.SeenAt.Add(time.Second) }},
+		{"modified", func(l *nhisync.Link) { l.Modified = at(20) }},
+		{"gone at", func(l *nhisync.Link) { l.GoneAt = at(21) }},
+		{"status", func(l *nhisync.Link) { l.Status = nhisync.LinkGone }},
+		{"hash", func(l *nhisync.Link) { l.Hash = []byte("another hash") }},
+		{"hash one byte", func(l *nhisync.Link) { l.Hash = append(slices.Clone(l.Hash[:len(l.Hash)-1]), l.Hash[len(l.Hash)-1]+1) }},
+		{"record", func(l *nhisync.Link) { l.RecordID = r2.ID }},
+		{"unlinked", func(l *nhisync.Link) { l.RecordID, l.Status = 0, nhisync.LinkUnmatched }},
+		{"shadow", func(l *nhisync.Link) { l.Fields["owner"].Shadow = other }},
+		{"asserted", func(l *nhisync.Link) { l.Fields["owner"].Asserted = other }},
+		{"asserted as shadow", func(l *nhisync.Link) { l.Fields["owner"].Asserted = l.Fields["owner"].Shadow }},
+		{"set member", func(l *nhisync.Link) { l.Fields["entitlements"].Asserted = nhisync.SetOf("s3:read", "kms:encrypt") }},
+		{"since", func(l *nhisync.Link) { l.Fields["name"].Since = at(30) }},
+		{"source time", func(l *nhisync.Link) { l.Fields["owner"].SourceTime = time.Time{} }},
+		{"actor", func(l *nhisync.Link) { l.Fields["owner"].Actor = "dee" }},
+		{"report cleared", func(l *nhisync.Link) { l.Fields["owner"].Report = nil }},
+		{"report moved", func(l *nhisync.Link) { l.Fields["lifecycle"].Report = &other }},
+		{"field added", func(l *nhisync.Link) { l.Field("description").Asserted = nhisync.Str("x") }},
+		{"field removed", func(l *nhisync.Link) { delete(l.Fields, "labels") }},
+	}
+	ext := func(i int) string { return fmt.Sprintf("c-%02d", i) }
+	b := &nhisync.Batch{Records: []*nhisync.Record{r1, r2}}
+	var exts []string
+	for i := range changes {
+		b.Links = append(b.Links, link("idp", ext(i), r1.ID, nhisync.LinkLive))
+		exts = append(exts, ext(i))
+	}
+	commit(t, s, b)
+	load := func() []*nhisync.Link {
+		t.Helper()
+		got, err := s.LoadLinks(ctx, "idp", exts)
+		if err != nil || len(got) != len(changes) {
+			t.Fatalf("LoadLinks: %d links, %v", len(got), err)
+		}
+		return got
+	}
+	check := func(what string, want []*nhisync.Link) {
+		t.Helper()
+		got := load()
+		for i, c := range changes {
+			if d := diff(want[i], got[i]); d != "" {
+				t.Errorf("%s, %s (-want +got):\n%s", what, c.name, d)
+			}
+		}
+	}
+
+	// Each link changed in one member, all in one batch.
+	loaded := load()
+	for i, c := range changes {
+		c.change(loaded[i])
+	}
+	commit(t, s, &nhisync.Batch{Links: loaded})
+	check("one change", loaded)
+
+	// The same links, committed again as they are: a commit has written
+	// them since they were loaded.
+	commit(t, s, &nhisync.Batch{Links: loaded})
+	check("committed again", loaded)
+
+	// Loaded twice; the second load changed and committed; the first
+	// committed as loaded: it is written (the later commit wins).
+	first, second := load(), load()
+	for i, c := range changes {
+		c.change(second[i])
+		second[i].SeenAt = second[i].SeenAt.Add(time.Minute)
+	}
+	commit(t, s, &nhisync.Batch{Links: second})
+	check("changed by a later load", second)
+	commit(t, s, &nhisync.Batch{Links: first})
+	check("committed after another load's commit", first)
+
+	// Links that came with their record: one written by another load's
+	// commit meanwhile, every one changed, one left as loaded.
+	recs, err := s.LoadRecords(ctx, []int64{r1.ID})
+	if err != nil || len(recs) != 1 || len(recs[0].Links) < 3 {
+		t.Fatalf("LoadRecords: %v, %v", recs, err)
+	}
+	links := recs[0].Links
+	meanwhile, err := s.LoadLinks(ctx, "idp", []string{links[0].ExternalID})
+	if err != nil || len(meanwhile) != 1 {
+		t.Fatalf("LoadLinks: %v, %v", meanwhile, err)
+	}
+	meanwhile[0].SeenAt = meanwhile[0].SeenAt.Add(time.Hour)
+	commit(t, s, &nhisync.Batch{Links: meanwhile})
+	for _, l := range links[1:] {
+		l.Fields["name"].Shadow = nhisync.Str("renamed " + l.ExternalID)
+	}
+	commit(t, s, &nhisync.Batch{Records: recs, Links: links})
+	recs, err = s.LoadRecords(ctx, []int64{r1.ID})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("LoadRecords: %v, %v", recs, err)
+	}
+	if d := diff(links, recs[0].Links); d != "" {
+		t.Errorf("links of a loaded record (-want +got):\n%s", d)
 	}
 }

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"ScanRecords", testScanRecords},
 		{"LoadRecordsAttachesWork", testLoadRecordsAttachesWork},
 		{"LinkRoundTrip", testLinkRoundTrip},
+		{"LinkChangesWritten", testLinkChangesWritten},
 		{"ScanLinks", testScanLinks},
 		{"ScanCallbackUsesStore", testScanCallbackUsesStore},
 		{"Conflicts", testConflicts},
