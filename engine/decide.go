@@ -454,31 +454,13 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 	recs := make([]*nhisync.Record, 0, p.e.batch)
 	for start := 0; start < len(works); start += p.e.batch {
 		chunk := works[start:min(start+p.e.batch, len(works))]
-		var load []int64
+		if err := p.loadAhead(ctx, chunk, works[start:]); err != nil {
+			return err
+		}
 		recs = recs[:len(chunk)]
 		for i, iw := range chunk {
-			recs[i] = nil
-			if rec := p.preloaded[iw.id]; rec != nil {
-				recs[i] = rec
-				delete(p.preloaded, iw.id)
-			} else if !iw.w.isNew {
-				load = append(load, iw.id)
-			}
-		}
-		if len(load) > 0 {
-			loaded, err := p.e.store.LoadRecords(ctx, load)
-			if err != nil {
-				return err
-			}
-			byID := make(map[int64]*nhisync.Record, len(loaded))
-			for _, r := range loaded {
-				byID[r.ID] = r
-			}
-			for i, iw := range chunk {
-				if recs[i] == nil && !iw.w.isNew {
-					recs[i] = byID[iw.id]
-				}
-			}
+			recs[i] = p.preloaded[iw.id]
+			delete(p.preloaded, iw.id)
 		}
 		for i, iw := range chunk {
 			id, w, rec := iw.id, iw.w, recs[i]
@@ -526,6 +508,56 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 			delete(p.vanished, chunk[i].id)
 		}
 		p.e.report(Progress{Stage: "decide", Done: min(start+p.e.batch, len(works)), Total: len(works)})
+	}
+	return nil
+}
+
+// loadAheadChunks is how many chunks' stored records decideAll loads in
+// one read (loadAhead). A SQLite reader drops its whole page cache at its
+// first read after a commit, and a pass commits every chunk: loading each
+// chunk's records on its own, a drifting pass's decide phase spent most
+// of its CPU freeing and allocating again the reader's pages (and in the
+// madvise calls the allocator makes as they go), more than it read. One
+// read every eight chunks holds at most eight chunks' records (4,000) at
+// once. A variable for tests.
+var loadAheadChunks = 8
+
+// loadAhead makes sure p.preloaded holds the stored records of chunk, the
+// chunk about to be decided, which rest begins with (rest: the records
+// with work not decided yet, in ID order). When some record of chunk is
+// missing there, it loads those of rest missing there too, up to
+// loadAheadChunks chunks of them, in one LoadRecords: one snapshot, taken
+// while the batches before may still commit. That is as sound as loading
+// each chunk on its own while the one before commits (or as wouldRetire's
+// preloading): a batch commits the records it decided and their links,
+// items and writes only, and each record is decided in one chunk, so no
+// commit of this pass writes a record loaded ahead before it is decided.
+// A record new in this pass is not loaded; a linked record the store does
+// not hold is left missing (decideAll fails on it).
+func (p *pass) loadAhead(ctx context.Context, chunk, rest []idWork) error {
+	need := func(iw idWork) bool { return !iw.w.isNew && p.preloaded[iw.id] == nil }
+	if !slices.ContainsFunc(chunk, need) {
+		return nil
+	}
+	most := p.e.batch * max(1, loadAheadChunks)
+	var load []int64
+	for _, iw := range rest {
+		if len(load) == most {
+			break
+		}
+		if need(iw) {
+			load = append(load, iw.id)
+		}
+	}
+	loaded, err := p.e.store.LoadRecords(ctx, load)
+	if err != nil {
+		return err
+	}
+	if p.preloaded == nil {
+		p.preloaded = make(map[int64]*nhisync.Record, len(loaded))
+	}
+	for _, r := range loaded {
+		p.preloaded[r.ID] = r
 	}
 	return nil
 }
