@@ -92,3 +92,42 @@ func (w *world) describe(rec *nhisync.Record) string {
 	}
 	return b.String()
 }
+
+// TestLoadAheadDecidesWhatEachChunkAlone: decideAll loads the stored
+// records of several chunks in one read, before the batches ahead of them
+// commit (loadAhead). In batches of two, records loaded three chunks at a
+// time end as records loaded a chunk at a time leave them, after a pass
+// over many edited, removed and unchanged records, and the pass after it.
+func TestLoadAheadDecidesWhatEachChunkAlone(t *testing.T) {
+	files := variedEstate(40)
+	var got [2]*world
+	for i, chunks := range []int{1, 3} {
+		restore := engine.SetLoadAheadChunks(chunks)
+		w := newWorld(t, baseConfig, files)
+		w.opts = []engine.Option{engine.WithBatchSize(2)}
+		w.sync()
+		for j := 0; j < 40; j += 3 {
+			id := fmt.Sprint(j)
+			w.edit("idp.json", id, map[string]any{"status": []string{"suspended", "active"}[j%2]})
+			if j%5 != 3 {
+				w.edit("cmdb.json", id, map[string]any{"owner": "z" + id + "@x", "tags": []any{"pci", "t" + id}})
+			}
+		}
+		w.remove("idp.json", "20")
+		w.remove("idp.json", "31")
+		w.clock.Advance(time.Hour)
+		w.sync()
+		w.edit("catalog.json", "12", map[string]any{"steward": "y12@x"})
+		w.clock.Advance(time.Hour)
+		w.sync()
+		restore()
+		got[i] = w
+	}
+	for i := range 40 {
+		key := []string{"aws", fmt.Sprint("bot", i)}
+		ahead, alone := got[1].describe(got[1].record("service_account", key...)), got[0].describe(got[0].record("service_account", key...))
+		if ahead != alone {
+			t.Fatalf("bot%d loaded three chunks at a time:\n%s\na chunk at a time:\n%s", i, ahead, alone)
+		}
+	}
+}

@@ -41,3 +41,11 @@ func SetLazyShare(n int) (restore func()) {
 	lazyShare = n
 	return func() { lazyShare = old }
 }
+
+// SetLoadAheadChunks sets loadAheadChunks, how many chunks' stored records
+// decideAll loads in one read; the returned func restores it.
+func SetLoadAheadChunks(n int) (restore func()) {
+	old := loadAheadChunks
+	loadAheadChunks = n
+	return func() { loadAheadChunks = old }
+}
