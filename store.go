@@ -195,6 +195,18 @@ type BulkLoader interface {
 	EndBulk(ctx context.Context) error
 }
 
+// LinkHeadPager is a Store that hands a system's link heads out a page at
+// a time, in memory it reuses: ScanLinkHeadPages is ScanLinkHeads, but fn
+// is given a page of heads (in the same order) whose ExternalID and Hash
+// are valid only until fn returns, for a caller that copies what it keeps
+// (a pass's head table keeps every id and hash in memory of its own). The
+// store then neither allocates nor copies a page's ids and hashes once
+// more for each page, a few million heads a pass. Stores need not
+// implement it.
+type LinkHeadPager interface {
+	ScanLinkHeadPages(ctx context.Context, system string, fn func([]LinkHead) error) error
+}
+
 // WALReporter is a Store whose write-ahead log is copied back into the
 // database in the background (sqlite). A background checkpoint that keeps
 // failing is no commit's error: the log only grows, so the service shows

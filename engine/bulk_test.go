@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
@@ -121,6 +122,46 @@ func (b *bulkCheck) RecordIDsByKey(ctx context.Context, kind string, keys []stri
 func (b *bulkCheck) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordHead) error) error {
 	b.headScans++
 	return b.Store.ScanRecordHeads(ctx, fn)
+}
+
+// ScanLinkHeadPages passes the store's pages on (every head at once from a
+// store without them) in memory of its own that it overwrites once fn
+// returns: an engine that kept a head's id or hash past the call would
+// read garbage and fail its test.
+func (b *bulkCheck) ScanLinkHeadPages(ctx context.Context, system string, fn func([]nhisync.LinkHead) error) error {
+	var buf []byte
+	var page []nhisync.LinkHead
+	give := func(in []nhisync.LinkHead) error {
+		buf, page = buf[:0], page[:0]
+		for _, h := range in {
+			buf = append(append(buf, h.ExternalID...), h.Hash...)
+		}
+		at := 0
+		for _, h := range in {
+			id := unsafe.String(unsafe.SliceData(buf[at:]), len(h.ExternalID))
+			at += len(h.ExternalID)
+			hash := buf[at : at+len(h.Hash) : at+len(h.Hash)]
+			at += len(h.Hash)
+			if h.Hash == nil {
+				hash = nil
+			}
+			h.ExternalID, h.Hash = id, hash
+			page = append(page, h)
+		}
+		err := fn(page)
+		for i := range buf {
+			buf[i] = 0xa5
+		}
+		return err
+	}
+	if pager, ok := b.Store.(nhisync.LinkHeadPager); ok {
+		return pager.ScanLinkHeadPages(ctx, system, give)
+	}
+	var all []nhisync.LinkHead
+	if err := b.Store.ScanLinkHeads(ctx, system, func(h nhisync.LinkHead) error { all = append(all, h); return nil }); err != nil {
+		return err
+	}
+	return give(all)
 }
 
 func (b *bulkCheck) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {

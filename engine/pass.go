@@ -499,12 +499,28 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	if !incremental {
 		// The heads are added a run at a time (headRun).
 		var run headRun
-		err := p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
+		push := func(h nhisync.LinkHead) {
 			if run.push(h, sameMapping) {
 				r.addHeads(&run)
 			}
-			return nil
-		})
+		}
+		var err error
+		if pager, ok := p.e.store.(nhisync.LinkHeadPager); ok {
+			// A page's ids are the store's until the callback returns: the
+			// run is added (its ids copied into the table) before then.
+			err = pager.ScanLinkHeadPages(ctx, sys.Name, func(page []nhisync.LinkHead) error {
+				for _, h := range page {
+					push(h)
+				}
+				r.addHeads(&run)
+				return nil
+			})
+		} else {
+			err = p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
+				push(h)
+				return nil
+			})
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -81,6 +81,31 @@ func TestHeadScanRows(t *testing.T) {
 		t.Errorf("ScanLinkHeads of every system (-want +got):\n%s", d)
 	}
 
+	// The pages give the same heads, each page's ids and hashes valid
+	// until the next: copied out within the call, they stay whole.
+	var paged []nhisync.LinkHead
+	pages := 0
+	if err := s.ScanLinkHeadPages(ctx, "", func(page []nhisync.LinkHead) error {
+		pages++
+		for _, h := range page {
+			h.ExternalID, h.Hash = strings.Clone(h.ExternalID), slices.Clone(h.Hash)
+			paged = append(paged, h)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(wantAll, paged); d != "" {
+		t.Errorf("ScanLinkHeadPages of every system (-want +got):\n%s", d)
+	}
+	if pages != 4 {
+		t.Errorf("ScanLinkHeadPages gave %d pages of at most 2 heads, want 4 (1 of cmdb, 3 of idp)", pages)
+	}
+	stop := errors.New("stop")
+	if err := s.ScanLinkHeadPages(ctx, "idp", func([]nhisync.LinkHead) error { return stop }); err != stop {
+		t.Errorf("ScanLinkHeadPages whose fn fails = %v, want fn's error as is", err)
+	}
+
 	var recs []nhisync.RecordHead
 	if err := s.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error { recs = append(recs, h); return nil }); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/nhisync/nhisync"
 )
@@ -39,7 +40,30 @@ var (
 // (headscan.go): a page's external ids share one string and its hashes
 // one byte slice, the system and status strings are shared.
 func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisync.LinkHead) error) error {
-	const op = "sqlite.ScanLinkHeads"
+	return s.scanLinkHeads(ctx, "sqlite.ScanLinkHeads", system, false, func(page []nhisync.LinkHead) error {
+		for _, h := range page {
+			if err := fn(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var _ nhisync.LinkHeadPager = (*Store)(nil)
+
+// ScanLinkHeadPages is ScanLinkHeads a page at a time (nhisync.LinkHeadPager):
+// a page's ids and hashes are the buffers SQLite's bytes were gathered
+// into, reused for the next page, not copied into a new string and byte
+// slice for each page.
+func (s *Store) ScanLinkHeadPages(ctx context.Context, system string, fn func([]nhisync.LinkHead) error) error {
+	return s.scanLinkHeads(ctx, "sqlite.ScanLinkHeadPages", system, true, fn)
+}
+
+// scanLinkHeads gives fn system's link heads a page at a time; with
+// reuse, the page's ids and hashes point into memory the next page
+// overwrites.
+func (s *Store) scanLinkHeads(ctx context.Context, op, system string, reuse bool, fn func([]nhisync.LinkHead) error) error {
 	systems, err := s.linkSystems(ctx, system)
 	if err != nil {
 		return internal(op, err)
@@ -48,7 +72,7 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 		return internal(op, err)
 	} else if staged {
 		return s.scanStaged(ctx, op, systems, "", nil, func(l *nhisync.Link) error {
-			return fn(nhisync.LinkHead{System: l.System, ExternalID: l.ExternalID, RecordID: l.RecordID, Status: l.Status, Hash: l.Hash})
+			return fn([]nhisync.LinkHead{{System: l.System, ExternalID: l.ExternalID, RecordID: l.RecordID, Status: l.Status, Hash: l.Hash}})
 		})
 	}
 	page := make([]nhisync.LinkHead, 0, headPage)
@@ -94,7 +118,13 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 			if err != nil {
 				return internal(op, err)
 			}
-			idText, hashBlob := string(ids), slices.Clone(hashes)
+			var idText string
+			hashBlob := hashes
+			if reuse {
+				idText = unsafe.String(unsafe.SliceData(ids), len(ids))
+			} else {
+				idText, hashBlob = string(ids), slices.Clone(hashes)
+			}
 			var idAt, hashAt uint32
 			for i := range page {
 				idEnd, hashEnd := ends[2*i], ends[2*i+1]
@@ -104,15 +134,14 @@ func (s *Store) ScanLinkHeads(ctx context.Context, system string, fn func(nhisyn
 				}
 				idAt, hashAt = idEnd, hashEnd
 			}
-			for _, h := range page {
-				if err := fn(h); err != nil {
-					return err
-				}
+			if err := fn(page); err != nil {
+				return err
 			}
 			if len(page) < headPage {
 				break
 			}
-			lastExt = page[len(page)-1].ExternalID
+			// Its own copy: the page's ids are overwritten by the next.
+			lastExt = strings.Clone(page[len(page)-1].ExternalID)
 		}
 	}
 	return nil

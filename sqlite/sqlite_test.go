@@ -403,6 +403,10 @@ func BenchmarkScanLinkHeads(b *testing.B) {
 	storetest.BenchmarkScanLinkHeads(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }
 
+func BenchmarkScanLinkHeadPages(b *testing.B) {
+	storetest.BenchmarkScanLinkHeadPages(b, func(b *testing.B) nhisync.Store { return openTest(b) })
+}
+
 func BenchmarkScanRecordHeads(b *testing.B) {
 	storetest.BenchmarkScanRecordHeads(b, func(b *testing.B) nhisync.Store { return openTest(b) })
 }

@@ -259,6 +259,38 @@ func BenchmarkScanLinkHeads(b *testing.B, open func(b *testing.B) nhisync.Store)
 	m.report(b)
 }
 
+// BenchmarkScanLinkHeadPages is BenchmarkScanLinkHeads through
+// nhisync.LinkHeadPager (skipped for a store without it).
+func BenchmarkScanLinkHeadPages(b *testing.B, open func(b *testing.B) nhisync.Store) {
+	const records = 100000
+	s := open(b)
+	pager, ok := s.(nhisync.LinkHeadPager)
+	if !ok {
+		b.Skip("the store hands out no pages of link heads")
+	}
+	fill(b, s, records, 5000)
+	ctx := b.Context()
+	n := 0
+	var m cpuMeter
+	m.begin()
+	for b.Loop() {
+		m.ops++
+		got := 0
+		if err := pager.ScanLinkHeadPages(ctx, "cmdb", func(page []nhisync.LinkHead) error {
+			got += len(page)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		if got != records {
+			b.Fatalf("ScanLinkHeadPages saw %d links, want %d", got, records)
+		}
+		n += got
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "links/s")
+	m.report(b)
+}
+
 // BenchmarkScanRecordHeads scans the heads of 100,000 records (what every
 // pass loads first) and reports records per second.
 func BenchmarkScanRecordHeads(b *testing.B, open func(b *testing.B) nhisync.Store) {
