@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func (p *pass) correlate(ctx context.Context) error {
 		// needed any more (what is left to decide is in p.work): a first
 		// pass holding millions drops each system's as soon as it is done,
 		// before the next system's records add their work.
-		r.heads, r.freshIDs, r.freshMore, r.changed = nil, nil, nil, nil
+		r.heads, r.freshIDs, r.freshMore, r.changed, r.strayKeys = nil, nil, nil, nil, nil
 		if err != nil {
 			return err
 		}
@@ -111,8 +112,18 @@ func (p *pass) fetchKeys(ctx context.Context, r *sysRead) error {
 // golden records and collects what vanished from it (sw, r's sweep).
 func (p *pass) correlateSystem(ctx context.Context, r *sysRead, sw headSweep) error {
 	p.disputeDuplicates(r)
-	if err := p.restageStrays(ctx, r, sw.restage); err != nil {
+	restage, err := p.leaveStrays(ctx, r, sw.restage)
+	if err != nil {
 		return err
+	}
+	if err := p.restageStrays(ctx, r, restage); err != nil {
+		return err
+	}
+	if r.full {
+		// Every stray of the system this read did not see vanishes
+		// (goneStrays); the others were seen now, those leaveStrays left
+		// alone too (lastSeen).
+		p.batch.Meta = setMeta(p.batch.Meta, metaStraysSeen+r.sys.Name, strconv.FormatInt(p.now.UnixNano(), 10))
 	}
 	if err := p.fetchKeys(ctx, r); err != nil {
 		return err
@@ -253,6 +264,10 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 		return err
 	}
 	for _, l := range links {
+		// Last seen when the system was last read in full, as a stray that
+		// read left alone (leaveStrays) is: what lastSeen gave while it
+		// was listed.
+		l.SeenAt = lastSeen(l, p.straysSeen[r.sys.Name])
 		l.Status = nhisync.LinkGone
 		l.GoneAt = p.now
 		p.batch.Links = append(p.batch.Links, l)
@@ -270,6 +285,125 @@ func (p *pass) goneStrays(ctx context.Context, r *sysRead, ids []string) error {
 		}
 	}
 	return nil
+}
+
+// strayKey is what the match values of an unchanged unmatched or
+// dismissed record say, taken as a full read reads it (noteStray):
+// leaveStrays tells from it, without loading the record's link, whether
+// correlation would place it as it is.
+type strayKey struct {
+	// key is its normalized match key, the system mapping every match
+	// field.
+	key string
+	// cannot is set when a match value is malformed or empty: it matches
+	// nothing, whatever golden records there are.
+	cannot bool
+}
+
+// noteStray keeps the match key of the unchanged record id, which the
+// store holds as unmatched or dismissed, from its canonical values (those
+// of r.sys.Fields, as a read canonicalises them): the values its stored
+// link asserts, as its content hash is the link's. A system that maps
+// some match fields only matches by the full key index: its strays are
+// restaged, not noted.
+func (r *sysRead) noteStray(id string, values []nhisync.Value) {
+	key, full, unmatched := r.matchKey(func(i int) nhisync.Value { return values[i] })
+	if !full && unmatched == "" {
+		return
+	}
+	if r.strayKeys == nil {
+		r.strayKeys = map[string]strayKey{}
+	}
+	// The read's id may share its bytes with the connector's buffers.
+	r.strayKeys[strings.Clone(id)] = strayKey{key: key, cannot: unmatched != ""}
+}
+
+// leaveStrays returns the ids of restage (sweep's unchanged unmatched,
+// disputed and dismissed records of a full read) that correlation must
+// stage again, leaving alone those it would place exactly as they are
+// stored: no link loaded, rehashed, matched or written, nothing audited.
+// Those are the unmatched and dismissed records with no open item that
+// still match no golden record: their match values cannot match (cannot),
+// or the system is not in create_from (else it would create one) and no
+// record holds their key in the key index as it stands now, with the
+// records that systems correlated before this one created in this pass
+// (nothing of this system's correlation gives a key: it may not create,
+// and keys move only as records are decided). For such a record place
+// finds no candidate and makes it a stray of its stored status (a
+// dismissed one stays dismissed: unchanged, settleStrays keeps the
+// dismissal), and settleStrays rewrites its link as it was but for
+// SeenAt, which lastSeen derives instead. A disputed record, one whose
+// key a record holds and a system that may create are restaged, as is
+// every stray of an incremental read (its heads are those of the ids
+// read only, and the system's last full read says nothing of them).
+func (p *pass) leaveStrays(ctx context.Context, r *sysRead, restage []string) ([]string, error) {
+	if !r.full || len(r.strayKeys) == 0 || !leaveStraysOn {
+		return restage, nil
+	}
+	kind := r.kind.Name
+	create := slices.Contains(r.kind.CreateFrom, r.sys.Name)
+	var keys []string
+	if !create {
+		for _, id := range restage {
+			if k, ok := r.strayKeys[id]; ok && !k.cannot {
+				keys = append(keys, k.key)
+			}
+		}
+	}
+	if err := p.recIdx.fetch(ctx, kind, keys); err != nil {
+		return nil, err
+	}
+	items, err := p.strayItems(ctx, r.sys.Name)
+	if err != nil {
+		return nil, err
+	}
+	kept := restage[:0]
+	for _, id := range restage {
+		k, ok := r.strayKeys[id]
+		h := r.heads.get(id)
+		leave := ok && h != nil && items[id] == nil && (h.status == stateUnmatched || h.status == stateDismissed)
+		if leave && !k.cannot {
+			_, owned, known := p.recIdx.known(kind, k.key)
+			leave = !create && known && !owned
+		}
+		if !leave {
+			kept = append(kept, id)
+			continue
+		}
+		if h.status == stateUnmatched {
+			p.sum.OpenUnmatched++
+		}
+	}
+	r.strayKeys = nil
+	return kept, nil
+}
+
+// leaveStraysOn is false in tests that plan a pass restaging every stray,
+// to compare with one that leaves some alone (SetLeaveStrays).
+var leaveStraysOn = true
+
+// strayItems returns the open quarantine items of system that belong to
+// no golden record (disputes), by external id, loaded once a pass: the
+// store's do not change before the pass commits.
+func (p *pass) strayItems(ctx context.Context, system string) (map[string]*nhisync.QuarantineItem, error) {
+	if m, ok := p.strayOpen[system]; ok {
+		return m, nil
+	}
+	items, err := p.e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: system})
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]*nhisync.QuarantineItem{}
+	for _, q := range items {
+		if q.RecordID == 0 {
+			m[q.ExternalID] = q
+		}
+	}
+	if p.strayOpen == nil {
+		p.strayOpen = map[string]map[string]*nhisync.QuarantineItem{}
+	}
+	p.strayOpen[system] = m
+	return m, nil
 }
 
 // restageStrays re-correlates unmatched, disputed and dismissed records that did not
@@ -497,6 +631,12 @@ func (p *pass) candidates(ctx context.Context, r *sysRead, st *staged) (candidat
 // r does not map); unmatched says why st cannot match at all (a malformed
 // or empty match value).
 func (p *pass) matchKeyOf(r *sysRead, st *staged) (key string, full bool, unmatched string) {
+	return r.matchKey(func(i int) nhisync.Value { return st.value(r.sys, i) })
+}
+
+// matchKey is matchKeyOf for the record whose value of the system's
+// mapping i is value(i).
+func (r *sysRead) matchKey(value func(i int) nhisync.Value) (key string, full bool, unmatched string) {
 	kind := r.kind
 	vals := r.matchVals[:0]
 	full = true
@@ -506,7 +646,7 @@ func (p *pass) matchKeyOf(r *sysRead, st *staged) (key string, full bool, unmatc
 			vals = append(vals, "")
 			continue
 		}
-		v := st.value(r.sys, idx)
+		v := value(idx)
 		vals = append(vals, v.Text())
 		if p := v.Problem(); p != "" {
 			// A malformed key must not create or claim a golden record.
@@ -670,14 +810,12 @@ func (p *pass) settleStrays(ctx context.Context) error {
 				existing[sys+"\x00"+l.ExternalID] = l
 			}
 		}
-		items, err := p.e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: sys})
+		items, err := p.strayItems(ctx, sys)
 		if err != nil {
 			return err
 		}
-		for _, q := range items {
-			if q.RecordID == 0 {
-				openItems[sys+"\x00"+q.ExternalID] = q
-			}
+		for ext, q := range items {
+			openItems[sys+"\x00"+ext] = q
 		}
 	}
 	for _, s := range p.stray {

@@ -49,3 +49,11 @@ func SetLoadAheadChunks(n int) (restore func()) {
 	loadAheadChunks = n
 	return func() { loadAheadChunks = old }
 }
+
+// SetLeaveStrays sets whether a pass leaves unchanged strays that nothing
+// could match alone (leaveStrays) or restages every one.
+func SetLeaveStrays(on bool) (restore func()) {
+	old := leaveStraysOn
+	leaveStraysOn = on
+	return func() { leaveStraysOn = old }
+}

@@ -43,6 +43,10 @@ const (
 	leaseName  = "pass"
 	metaHLC    = "hlc"
 	metaConfig = "config"
+	// metaStraysSeen followed by a system's name is when a pass last read
+	// that system in full, seeing every stray of it that did not vanish
+	// (its start, Unix nanoseconds): see lastSeen.
+	metaStraysSeen = "strays_seen."
 )
 
 // pass is the state of one run of the pipeline.
@@ -56,7 +60,12 @@ type pass struct {
 	sum *Summary
 
 	systems map[string]*nhisync.SystemState
-	reads   map[string]*sysRead
+	// straysSeen is, by system, when a pass last read it in full before
+	// this one (metaStraysSeen).
+	straysSeen map[string]time.Time
+	// strayOpen holds, by system, its open disputes (strayItems).
+	strayOpen map[string]map[string]*nhisync.QuarantineItem
+	reads     map[string]*sysRead
 	// recIdx finds golden records by kind and normalized match key.
 	recIdx  *recIndex
 	partial map[string]map[string][]int64
@@ -138,6 +147,9 @@ type sysRead struct {
 	matchIdx []int // mapping index per kind.Match entry (-1 if unmapped)
 	// dups counts the extra records holding an id already read.
 	dups map[string]int
+	// strayKeys are the match keys of the unchanged unmatched and
+	// dismissed records a full read found (noteStray), until correlation.
+	strayKeys map[string]strayKey
 
 	// staged allocates observations; arena holds their encodings
 	// (external IDs among them).
@@ -317,6 +329,9 @@ func (p *pass) loadState(ctx context.Context) error {
 	p.systems = map[string]*nhisync.SystemState{}
 	for _, s := range states {
 		p.systems[s.Name] = s
+	}
+	if p.straysSeen, err = p.e.straysSeen(ctx); err != nil {
+		return err
 	}
 	p.paused = map[string]bool{}
 	for _, name := range p.e.cfg.SystemNames {
@@ -570,8 +585,12 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			hd.seen = true
 			r.seen++
 			// Unchanged: nothing to do. (Unchanged unmatched and disputed
-			// records are re-correlated by restageStrays.)
+			// records are re-correlated by restageStrays, unless
+			// leaveStrays tells by their key that nothing could match them.)
 			if hd.status != stateGone && hd.hasHash && hd.hash == h.sum {
+				if hd.recordID == 0 && (hd.status == stateUnmatched || hd.status == stateDismissed) {
+					r.noteStray(obs.ID, buf)
+				}
 				return nil
 			}
 			hd.changed = true
@@ -806,7 +825,8 @@ func (p *pass) finish(ctx context.Context) error {
 		}
 		p.batch.Systems = append(p.batch.Systems, st)
 	}
-	p.batch.Meta = map[string]string{metaHLC: strconv.FormatInt(p.hlc.Last().UnixNano(), 10)}
+	// Correlation may have set some already (metaStraysSeen).
+	p.batch.Meta = setMeta(p.batch.Meta, metaHLC, strconv.FormatInt(p.hlc.Last().UnixNano(), 10))
 	if p.configChanged {
 		p.batch.Meta[metaConfig] = p.e.configPrint()
 	}

@@ -32,10 +32,21 @@ func keysAlike(t tester, w *world, opt engine.PassOptions) (lookups, scans int) 
 	bc := w.store.(*bulkCheck)
 	l0, s0 := bc.keyLookups, bc.headScans
 	lazy := plan(-1)
-	if d := cmp.Diff(full, lazy, cmpopts.IgnoreUnexported(engine.Summary{}), cmpopts.IgnoreFields(engine.Summary{}, "DurationMS"), cmpopts.EquateEmpty()); d != "" {
+	same := []cmp.Option{cmpopts.IgnoreUnexported(engine.Summary{}), cmpopts.IgnoreFields(engine.Summary{}, "DurationMS"), cmpopts.EquateEmpty()}
+	if d := cmp.Diff(full, lazy, same...); d != "" {
 		t.Fatalf("a pass looking keys up decides otherwise than one loading every key (-full +lazy):\n%s", d)
 	}
-	return bc.keyLookups - l0, bc.headScans - s0
+	lookups, scans = bc.keyLookups-l0, bc.headScans-s0
+	// Unchanged strays left alone or all staged again: the pass decides
+	// alike (leaveStrays).
+	restore := engine.SetLeaveStrays(false)
+	defer restore()
+	for _, share := range []int{0, -1} {
+		if d := cmp.Diff(full, plan(share), same...); d != "" {
+			t.Fatalf("a pass staging every unchanged stray again decides otherwise than one leaving those nothing could match alone (-leaving +restaging, lazyShare %d):\n%s", share, d)
+		}
+	}
+	return lookups, scans
 }
 
 // TestLazyKeysDecideAsFullIndex: a pass that looks up the keys it needs

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,9 +43,13 @@ func (e *Engine) Unmatched(ctx context.Context, system string, dismissed bool) (
 	if dismissed {
 		statuses = strayStatuses
 	}
+	seen, err := e.straysSeen(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := []Unmatched{}
-	err := e.store.ScanLinks(ctx, system, statuses, func(l *nhisync.Link) error {
-		if u, ok := e.unmatchedOf(l); ok {
+	err = e.store.ScanLinks(ctx, system, statuses, func(l *nhisync.Link) error {
+		if u, ok := e.unmatchedOf(l, seen[l.System]); ok {
 			out = append(out, u)
 		}
 		return nil
@@ -55,9 +60,9 @@ func (e *Engine) Unmatched(ctx context.Context, system string, dismissed bool) (
 	return out, nil
 }
 
-// unmatchedOf describes a stray link; false for a system no longer in
-// the config.
-func (e *Engine) unmatchedOf(l *nhisync.Link) (Unmatched, bool) {
+// unmatchedOf describes a stray link of a system last read in full at
+// seen (straysSeen); false for a system no longer in the config.
+func (e *Engine) unmatchedOf(l *nhisync.Link, seen time.Time) (Unmatched, bool) {
 	sys := e.cfg.Systems[l.System]
 	if sys == nil {
 		return Unmatched{}, false
@@ -75,7 +80,7 @@ func (e *Engine) unmatchedOf(l *nhisync.Link) (Unmatched, bool) {
 		}
 	}
 	u := Unmatched{ID: l.System + "/" + l.ExternalID, Kind: kind.Name, System: l.System, NativeID: l.ExternalID, Key: nhisync.DisplayKey(vals),
-		Status: string(l.Status), FirstSeen: l.FirstSeen, LastSeen: l.SeenAt}
+		Status: string(l.Status), FirstSeen: l.FirstSeen, LastSeen: lastSeen(l, seen)}
 	switch {
 	case l.Status == nhisync.LinkDisputed:
 		u.Reason = "several golden records match it (disputed): see nhisync quarantine"
@@ -85,6 +90,47 @@ func (e *Engine) unmatchedOf(l *nhisync.Link) (Unmatched, bool) {
 		u.Reason = unmatchedWhy(kind, sys, vals)
 	}
 	return u, true
+}
+
+// lastSeen is when the record of stray link l was last seen, its system
+// last read in full at seen (straysSeen). A pass stores SeenAt when it
+// writes a stray's link, but leaves the link of an unchanged one that
+// nothing could match alone (leaveStrays); a full read sees every stray
+// of its system that does not vanish (goneStrays), so a stray link not
+// gone was seen at the system's last full read, or later (an incremental
+// read that wrote it). This is the SeenAt a pass that rewrote every
+// stray's link on each full read stored.
+func lastSeen(l *nhisync.Link, seen time.Time) time.Time {
+	if l.RecordID == 0 && l.GoneAt.IsZero() && slices.Contains(strayStatuses, l.Status) && seen.After(l.SeenAt) {
+		return seen
+	}
+	return l.SeenAt
+}
+
+// straysSeen returns, by system, when a pass last read it in full, as
+// stored (metaStraysSeen); systems a pass never read so are left out.
+// Storage failures are EINTERNAL.
+func (e *Engine) straysSeen(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for _, name := range e.cfg.SystemNames {
+		v, err := e.store.Meta(ctx, metaStraysSeen+name)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && v != "" {
+			out[name] = time.Unix(0, n).UTC()
+		}
+	}
+	return out, nil
+}
+
+// setMeta sets key to value in m, making m when nil, and returns it.
+func setMeta(m map[string]string, key, value string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[key] = value
+	return m
 }
 
 // unmatchedWhy says why a record of sys with match values vals links to
@@ -147,7 +193,11 @@ func (e *Engine) DismissUnmatched(ctx context.Context, system, nativeID, actor s
 		}
 		return nil, nhisync.Errorf(nhisync.ECONFLICT, "%s/%s %s: only unmatched and disputed records are dismissed", system, nativeID, what)
 	}
-	u, _ := e.unmatchedOf(l)
+	seen, err := e.straysSeen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := e.unmatchedOf(l, seen[system])
 	b := &nhisync.Batch{}
 	items, err := e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: system})
 	if err != nil {

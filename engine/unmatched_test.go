@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
 )
 
 const strayConfig = `version: 1
@@ -135,34 +137,139 @@ func (s *linkLoads) LoadLinks(ctx context.Context, system string, ids []string) 
 	return s.Store.LoadLinks(ctx, system, ids)
 }
 
-// TestRestagedStraysLoadedOnce: a pass correlates its stored unmatched
-// records again (a golden record may have appeared for them) and then
-// stores them, seen once more: it loads each one's link once for both.
-func TestRestagedStraysLoadedOnce(t *testing.T) {
+// storedSeen returns the SeenAt the store holds for system's link of id.
+func (w *world) storedSeen(store nhisync.Store, system, id string) time.Time {
+	links, err := store.LoadLinks(context.Background(), system, []string{id})
+	if err != nil || len(links) != 1 {
+		w.t.Fatalf("load %s/%s: %v (%d links)", system, id, err, len(links))
+	}
+	return links[0].SeenAt
+}
+
+// lastSeen returns each listed stray's LastSeen (dismissed ones too), by id.
+func (w *world) lastSeen() map[string]time.Time {
+	us, err := w.engine().Unmatched(context.Background(), "", true)
+	if err != nil {
+		w.t.Fatalf("unmatched: %v", err)
+	}
+	out := map[string]time.Time{}
+	for _, u := range us {
+		out[u.ID] = u.LastSeen
+	}
+	return out
+}
+
+// TestUnchangedStraysLeftAlone: a full pass leaves the unchanged unmatched
+// records nothing could match alone (leaveStrays): it loads and writes
+// none of their links, yet lists them as seen by that pass, as the pass
+// that stored every one of them again did; staging them all again (as
+// before) loads each link once and gives the same listing. One that
+// vanishes is stored as last seen by the pass before.
+func TestUnchangedStraysLeftAlone(t *testing.T) {
 	w := newWorld(t, strayConfig, map[string][]map[string]any{
 		"idp.json":    {sa("1", "aws", "bot")},
-		"policy.json": {sa("p1", "aws", "bot"), sa("p2", "aws", "ghost"), sa("p3", "gcp", "shadow")},
+		"policy.json": {sa("p1", "aws", "bot"), sa("p2", "aws", "ghost"), sa("p3", "gcp", "shadow"), sa("p4", "aws", "")},
 	})
 	w.sync()
-	before, _ := w.engine().Unmatched(context.Background(), "policy", false)
-	counter := &linkLoads{Store: w.store, n: map[string]int{}}
-	w.store = counter
-	if sum := w.sync(); sum.OpenUnmatched != 2 {
-		t.Fatalf("second pass: open unmatched %d, want 2", sum.OpenUnmatched)
-	}
-	for _, id := range []string{"policy/p2", "policy/p3"} {
-		if n := counter.n[id]; n != 1 {
-			t.Errorf("the link of unmatched %s was loaded %d times in the pass, want once", id, n)
+	strays := []string{"policy/p2", "policy/p3", "policy/p4"}
+	for _, leave := range []bool{true, false} {
+		restore := engine.SetLeaveStrays(leave)
+		keysAlike(t, w, engine.PassOptions{})
+		before := w.store
+		counter := &linkLoads{Store: before, n: map[string]int{}}
+		w.store = counter
+		at := w.clock.Now()
+		sum := w.sync()
+		w.store = before
+		restore()
+		if sum.OpenUnmatched != 3 || sum.Unmatched != 0 {
+			t.Fatalf("leave %v: open unmatched %d, unmatched %d; want 3 and 0", leave, sum.OpenUnmatched, sum.Unmatched)
+		}
+		seen := w.lastSeen()
+		for _, id := range strays {
+			want := 0
+			if !leave {
+				want = 1
+			}
+			if n := counter.n[id]; n != want {
+				t.Errorf("leave %v: the link of unmatched %s was loaded %d times in the pass, want %d", leave, id, n, want)
+			}
+			if !seen[id].Equal(at) {
+				t.Errorf("leave %v: %s last seen %v, want the pass's %v", leave, id, seen[id], at)
+			}
+			stored := w.storedSeen(w.store, "policy", strings.TrimPrefix(id, "policy/"))
+			if leave && !stored.Equal(t0) || !leave && !stored.Equal(at) {
+				t.Errorf("leave %v: %s stored seen at %v (first pass %v, this one %v)", leave, id, stored, t0, at)
+			}
 		}
 	}
-	after, _ := w.engine().Unmatched(context.Background(), "policy", false)
-	if len(before) != 2 || len(after) != 2 {
-		t.Fatalf("unmatched before %d, after %d; want 2 and 2", len(before), len(after))
+	// Left alone once more, then p2 vanishes: its link says when it was
+	// last seen, the pass before, not when it was last written.
+	last := w.clock.Now()
+	w.sync()
+	w.remove("policy.json", "p2")
+	w.sync()
+	if got := w.storedSeen(w.store, "policy", "p2"); !got.Equal(last) {
+		t.Errorf("vanished p2 stored as seen at %v, want %v (the last pass that saw it)", got, last)
 	}
-	for i := range after {
-		if !after[i].LastSeen.After(before[i].LastSeen) || !after[i].FirstSeen.Equal(before[i].FirstSeen) {
-			t.Errorf("%s: first seen %v then %v, last seen %v then %v; want the same first seen and a later last seen",
-				after[i].ID, before[i].FirstSeen, after[i].FirstSeen, before[i].LastSeen, after[i].LastSeen)
-		}
+}
+
+// TestStraysMatchLater: strays left alone still link in the pass a golden
+// record with their key is created by a system correlated before theirs,
+// the pass after a record's key changed to theirs (keys move as records
+// are decided, after correlation), and a dismissed one too; a disputed one
+// settles once the record holding its golden record vanishes. Every pass
+// is planned restaging every stray and leaving them alone: alike.
+func TestStraysMatchLater(t *testing.T) {
+	w := newWorld(t, strayConfig, map[string][]map[string]any{
+		"idp.json": {sa("1", "aws", "bot"), sa("2", "aws", "zed")},
+		"policy.json": {sa("p1", "aws", "bot"), sa("p2", "aws", "ghost"), sa("p3", "gcp", "shadow"), sa("p4", "aws", "wisp"),
+			sa("p5", "aws", "bot", "owner", "o@x")},
+	})
+	sync := func() *engine.Summary {
+		keysAlike(t, w, engine.PassOptions{})
+		return w.sync()
+	}
+	sync()
+	sync()
+	if got := strings.Join(w.unmatchedIDs(false), "\n"); got != "policy/p2 aws/ghost unmatched\npolicy/p3 gcp/shadow unmatched\npolicy/p4 aws/wisp unmatched\npolicy/p5 aws/bot disputed" {
+		t.Fatalf("strays:\n%s", got)
+	}
+	if _, err := w.engine().DismissUnmatched(context.Background(), "policy", "p4", "erin"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	linked := func(id string) bool {
+		links, err := w.store.LoadLinks(context.Background(), "policy", []string{id})
+		return err == nil && len(links) == 1 && links[0].Status == nhisync.LinkLive && links[0].RecordID != 0
+	}
+
+	// Created in idp (before policy): ghost and the dismissed wisp link in
+	// that pass.
+	w.put("idp.json", []map[string]any{sa("1", "aws", "bot"), sa("2", "aws", "zed"), sa("3", "aws", "ghost"), sa("4", "aws", "wisp")})
+	sync()
+	if !linked("p2") || !linked("p4") {
+		t.Fatalf("p2 and p4 not linked in the pass that created their golden records; strays:\n%s", strings.Join(w.unmatchedIDs(true), "\n"))
+	}
+
+	// A key changed to shadow's: linked the pass after.
+	w.edit("idp.json", "2", map[string]any{"platform": "gcp", "name": "shadow"})
+	sync()
+	sync()
+	if !linked("p3") {
+		t.Fatalf("p3 not linked after a golden record's key became its own; strays:\n%s", strings.Join(w.unmatchedIDs(true), "\n"))
+	}
+
+	// The record linking bot in policy vanishes: p5's dispute settles.
+	w.remove("policy.json", "p1")
+	sync()
+	if !linked("p5") {
+		t.Fatalf("p5 not linked once p1 vanished; strays:\n%s", strings.Join(w.unmatchedIDs(true), "\n"))
+	}
+	if q := w.quarantine(nhisync.StatusOpen); len(q) != 0 {
+		t.Errorf("open quarantine items after p5 settled: %d", len(q))
+	}
+	if got := w.unmatchedIDs(true); len(got) != 0 {
+		t.Errorf("strays left: %v", got)
 	}
 }
