@@ -504,26 +504,35 @@ func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
 }
 
 // timed wraps the store to time its commits. The engine finds the
-// store's optional bulk path (nhisync.BulkLoader) by type, as it does for
-// the CLI, so the wrapper keeps it where the store has it.
+// store's optional capabilities by type, as it does for the CLI, which
+// does not wrap the store: the first pass's bulk path
+// (nhisync.BulkLoader) and the link heads a pass loads a page at a time
+// (nhisync.LinkHeadPager). The wrapper keeps each one the store has, and
+// adds none it lacks: a bench of the product takes the product's paths.
 func timed(store nhisync.Store) (nhisync.Store, *timedStore) {
 	ts := &timedStore{Store: store}
-	if bl, ok := store.(nhisync.BulkLoader); ok {
-		return &timedBulkStore{ts, bl}, ts
+	bl, bulk := store.(nhisync.BulkLoader)
+	hp, pager := store.(nhisync.LinkHeadPager)
+	switch {
+	case bulk && pager:
+		return &struct {
+			*timedStore
+			nhisync.BulkLoader
+			nhisync.LinkHeadPager
+		}{ts, bl, hp}, ts
+	case bulk:
+		return &struct {
+			*timedStore
+			nhisync.BulkLoader
+		}{ts, bl}, ts
+	case pager:
+		return &struct {
+			*timedStore
+			nhisync.LinkHeadPager
+		}{ts, hp}, ts
 	}
 	return ts, ts
 }
-
-// timedBulkStore is a timedStore over a store with a bulk path.
-type timedBulkStore struct {
-	*timedStore
-	bulk nhisync.BulkLoader
-}
-
-var _ nhisync.BulkLoader = (*timedBulkStore)(nil)
-
-func (s *timedBulkStore) BeginBulk(ctx context.Context) (bool, error) { return s.bulk.BeginBulk(ctx) }
-func (s *timedBulkStore) EndBulk(ctx context.Context) error           { return s.bulk.EndBulk(ctx) }
 
 // phaseClock splits a pass's wall time by the engine's progress reports:
 // reading ends at the last system's final read report, correlating at

@@ -145,21 +145,70 @@ type bulkStore struct {
 func (s *bulkStore) BeginBulk(context.Context) (bool, error) { s.began++; return true, nil }
 func (s *bulkStore) EndBulk(context.Context) error           { s.ended++; return nil }
 
-// The commit timer keeps the store's bulk path visible to the engine,
-// and adds none to a store without one.
-func TestTimedKeepsBulkPath(t *testing.T) {
+// pagerStore is a store that hands its link heads out a page at a time.
+type pagerStore struct {
+	nhisync.Store
+	pages int
+}
+
+func (s *pagerStore) ScanLinkHeadPages(context.Context, string, func([]nhisync.LinkHead) error) error {
+	s.pages++
+	return nil
+}
+
+// bulkPagerStore has both optional paths.
+type bulkPagerStore struct{ bulkStore }
+
+func (s *bulkPagerStore) ScanLinkHeadPages(context.Context, string, func([]nhisync.LinkHead) error) error {
+	return nil
+}
+
+// The commit timer keeps the store's bulk path and its link head pages
+// visible to the engine, and adds neither to a store without it (the
+// engine finds both by type: a timer hiding one benched another path than
+// the product's).
+func TestTimedKeepsStorePaths(t *testing.T) {
+	ctx := context.Background()
 	inner := &bulkStore{}
 	s, _ := timed(inner)
 	bl, ok := s.(nhisync.BulkLoader)
 	if !ok {
 		t.Fatal("the timed store hides BulkLoader")
 	}
-	if _, err := bl.BeginBulk(context.Background()); err != nil || bl.EndBulk(context.Background()) != nil || inner.began != 1 || inner.ended != 1 {
+	if _, err := bl.BeginBulk(ctx); err != nil || bl.EndBulk(ctx) != nil || inner.began != 1 || inner.ended != 1 {
 		t.Errorf("began %d, ended %d, want each once", inner.began, inner.ended)
 	}
-	if s, _ := timed(struct{ nhisync.Store }{}); isBulk(s) {
-		t.Error("the timed store claims a bulk path its store lacks")
+	if isPager(s) {
+		t.Error("the timed store claims link head pages its store lacks")
 	}
+	pager := &pagerStore{}
+	s, _ = timed(pager)
+	if hp, ok := s.(nhisync.LinkHeadPager); !ok || isBulk(s) {
+		t.Errorf("over a store with pages only: pager %v, bulk %v; want pages only", ok, isBulk(s))
+	} else if hp.ScanLinkHeadPages(ctx, "idp", nil) != nil || pager.pages != 1 {
+		t.Errorf("the store's ScanLinkHeadPages ran %d times, want once", pager.pages)
+	}
+	both := &bulkPagerStore{}
+	if s, _ := timed(both); !isBulk(s) || !isPager(s) {
+		t.Errorf("over a store with both: bulk %v, pager %v; want both", isBulk(s), isPager(s))
+	}
+	if s, _ := timed(struct{ nhisync.Store }{}); isBulk(s) || isPager(s) {
+		t.Error("the timed store claims a path its store lacks")
+	}
+	// The bench's own store has both.
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bench.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if s, _ := timed(db); !isBulk(s) || !isPager(s) {
+		t.Errorf("over the SQLite store: bulk %v, pager %v; want both", isBulk(s), isPager(s))
+	}
+}
+
+func isPager(s nhisync.Store) bool {
+	_, ok := s.(nhisync.LinkHeadPager)
+	return ok
 }
 
 func isBulk(s nhisync.Store) bool {
