@@ -197,8 +197,9 @@ type BulkLoader interface {
 
 // LinkHeadPager is a Store that hands a system's link heads out a page at
 // a time, in memory it reuses: ScanLinkHeadPages is ScanLinkHeads, but fn
-// is given a page of heads (in the same order) whose ExternalID and Hash
-// are valid only until fn returns, for a caller that copies what it keeps
+// is given a page of heads (in the same order, never an empty page; fn
+// may write over it) whose ExternalID and Hash are valid only until fn
+// returns, for a caller that copies what it keeps
 // (a pass's head table keeps every id and hash in memory of its own). The
 // store then neither allocates nor copies a page's ids and hashes once
 // more for each page, a few million heads a pass. Stores need not

@@ -105,6 +105,31 @@ func TestHeadScanRows(t *testing.T) {
 	if err := s.ScanLinkHeadPages(ctx, "idp", func([]nhisync.LinkHead) error { return stop }); err != stop {
 		t.Errorf("ScanLinkHeadPages whose fn fails = %v, want fn's error as is", err)
 	}
+	// fn may write over the page it is given (the scan goes on from its
+	// own copy of the last id), and is given no empty page, even when
+	// the heads fill their last page (idp's 5, pages of 5).
+	for _, size := range []int{2, 5} {
+		headPage = size
+		var ids []string
+		calls := 0
+		if err := s.ScanLinkHeadPages(ctx, "idp", func(page []nhisync.LinkHead) error {
+			if calls++; calls > len(want) {
+				return stop
+			}
+			for i := range page {
+				ids = append(ids, strings.Clone(page[i].ExternalID))
+				page[i] = nhisync.LinkHead{}
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("pages of %d: ScanLinkHeadPages whose fn clears its pages: %v after ids %q", size, err, ids)
+		}
+		wantIDs := []string{"a\x00b", "b", "c", "d\u00fc", "e"}
+		if wantPages := (len(want) + size - 1) / size; !slices.Equal(ids, wantIDs) || calls != wantPages {
+			t.Errorf("pages of %d: ScanLinkHeadPages whose fn clears its pages gave ids %q in %d pages, want %q in %d", size, ids, calls, wantIDs, wantPages)
+		}
+	}
+	headPage = 2
 
 	var recs []nhisync.RecordHead
 	if err := s.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error { recs = append(recs, h); return nil }); err != nil {

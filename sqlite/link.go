@@ -118,6 +118,11 @@ func (s *Store) scanLinkHeads(ctx context.Context, op, system string, reuse bool
 			if err != nil {
 				return internal(op, err)
 			}
+			if len(page) == 0 {
+				// No heads left (the page before was full, or the system
+				// has none): fn is given no empty page.
+				break
+			}
 			var idText string
 			hashBlob := hashes
 			if reuse {
@@ -134,14 +139,18 @@ func (s *Store) scanLinkHeads(ctx context.Context, op, system string, reuse bool
 				}
 				idAt, hashAt = idEnd, hashEnd
 			}
+			// Taken before fn, which is given the page itself, and in a
+			// copy of its own: the page's ids are overwritten by the next.
+			full := len(page) == headPage
+			if full {
+				lastExt = strings.Clone(page[len(page)-1].ExternalID)
+			}
 			if err := fn(page); err != nil {
 				return err
 			}
-			if len(page) < headPage {
+			if !full {
 				break
 			}
-			// Its own copy: the page's ids are overwritten by the next.
-			lastExt = strings.Clone(page[len(page)-1].ExternalID)
 		}
 	}
 	return nil
