@@ -380,8 +380,9 @@ func testLinkChangesWritten(t *testing.T, s nhisync.Store) {
 	commit(t, s, &nhisync.Batch{Links: first})
 	check("committed after another load's commit", first)
 
-	// Links that came with their record: one written by another load's
-	// commit meanwhile, every one changed, one left as loaded.
+	// Links that came with their record: the first, written by another
+	// load's commit meanwhile, committed as loaded (the later commit
+	// wins); every other one changed.
 	recs, err := s.LoadRecords(ctx, []int64{r1.ID})
 	if err != nil || len(recs) != 1 || len(recs[0].Links) < 3 {
 		t.Fatalf("LoadRecords: %v, %v", recs, err)
