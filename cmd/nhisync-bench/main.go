@@ -103,10 +103,15 @@ type passResult struct {
 	// WriteBytes is what the process wrote to storage during the pass
 	// (Linux /proc/self/io write_bytes: the store, its WAL and
 	// checkpoints, and the systems' files).
-	WriteBytes int64        `json:"write_bytes"`
-	Phases     phases       `json:"phases"`
-	Summary    passSummary  `json:"summary"`
-	Check      *checkResult `json:"check,omitempty"`
+	WriteBytes int64 `json:"write_bytes"`
+	// CancelledWriteBytes is the part of WriteBytes never written out, as
+	// its file was truncated or deleted first (Linux
+	// cancelled_write_bytes: SQLite's sorter's temporary files, a WAL
+	// started over before its pages went to disk).
+	CancelledWriteBytes int64        `json:"cancelled_write_bytes"`
+	Phases              phases       `json:"phases"`
+	Summary             passSummary  `json:"summary"`
+	Check               *checkResult `json:"check,omitempty"`
 }
 
 // passSummary is the engine's account of a pass, the part the mix shows.
@@ -134,6 +139,21 @@ type phases struct {
 	Decide    float64 `json:"decide"`
 	Commit    float64 `json:"commit"`
 	Apply     float64 `json:"apply"`
+	// EndBulk is the part of apply the store took to close its bulk
+	// window (a first pass into an empty store), 0 without one.
+	EndBulk float64 `json:"end_bulk"`
+	// WriteBytes is what each phase wrote to storage (write_bytes), and
+	// EndBulk's part of apply's.
+	WriteBytes phaseBytes `json:"write_bytes"`
+}
+
+// phaseBytes is what each phase wrote to storage (writeBytes).
+type phaseBytes struct {
+	Read      int64 `json:"read"`
+	Correlate int64 `json:"correlate"`
+	Decide    int64 `json:"decide"`
+	Apply     int64 `json:"apply"`
+	EndBulk   int64 `json:"end_bulk"`
 }
 
 // cpuSeconds returns the process's CPU time so far (user + system).
@@ -375,15 +395,16 @@ func run(n int, dir string, o options) (*result, error) {
 		}
 		resetPeakRSS()
 		heap := watchHeap(o.memProfile != "" && profiled)
-		cpu, written := cpuSeconds(), writeBytes()
-		t.start(ts)
+		cpu, written, cancelled := cpuSeconds(), writeBytes(), cancelledWriteBytes()
+		t.start(ts, written)
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		if err != nil {
 			heap.finish("")
 			return nil, err
 		}
-		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, WriteBytes: writeBytes() - written, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS()}
-		pr.Seconds, pr.Phases = t.finish(ts)
+		wrote := writeBytes()
+		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS()}
+		pr.Seconds, pr.Phases = t.finish(ts, wrote)
 		live, err := heap.finish(o.memProfile)
 		if err != nil {
 			return nil, fmt.Errorf("heap profile: %w", err)
@@ -461,9 +482,11 @@ func printText(w io.Writer, res *result) {
 		res.Records, res.Systems, res.Store, runtime.NumCPU(), res.GenerateSeconds)
 	fmt.Fprintf(w, "read floor  %.2fs  cpu %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds, res.FloorCPUSeconds)
 	for _, p := range res.Passes {
-		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB  wrote %d MiB  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f)\n",
-			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.WriteBytes>>20,
-			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply)
+		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB  wrote %d MiB (%d cancelled)  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f, of it end bulk %.2f)\n",
+			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.WriteBytes>>20, p.CancelledWriteBytes>>20,
+			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply, p.Phases.EndBulk)
+		b := p.Phases.WriteBytes
+		fmt.Fprintf(w, "            wrote MiB: read %d correlate %d decide %d apply %d, of it end bulk %d\n", b.Read>>20, b.Correlate>>20, b.Decide>>20, b.Apply>>20, b.EndBulk>>20)
 		if p.Check != nil {
 			fmt.Fprintf(w, "            after it: held back %s; out of step %d\n", heldBackString(p.Check.HeldBack), p.Check.Bad)
 		}
@@ -494,6 +517,9 @@ func floor(ctx context.Context, cfg *nhisync.Config) (float64, error) {
 type timedStore struct {
 	nhisync.Store
 	commit atomic.Int64 // nanoseconds
+	// endBulk and endBulkBytes are the time EndBulk took (nanoseconds)
+	// and what it wrote (timedBulk).
+	endBulk, endBulkBytes atomic.Int64
 }
 
 func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
@@ -511,7 +537,8 @@ func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
 // adds none it lacks: a bench of the product takes the product's paths.
 func timed(store nhisync.Store) (nhisync.Store, *timedStore) {
 	ts := &timedStore{Store: store}
-	bl, bulk := store.(nhisync.BulkLoader)
+	sbl, bulk := store.(nhisync.BulkLoader)
+	bl := &timedBulk{ts, sbl}
 	hp, pager := store.(nhisync.LinkHeadPager)
 	switch {
 	case bulk && pager:
@@ -534,6 +561,23 @@ func timed(store nhisync.Store) (nhisync.Store, *timedStore) {
 	return ts, ts
 }
 
+// timedBulk is a store's bulk path, with the time its EndBulk takes and
+// what it writes.
+type timedBulk struct {
+	ts   *timedStore
+	bulk nhisync.BulkLoader
+}
+
+func (b *timedBulk) BeginBulk(ctx context.Context) (bool, error) { return b.bulk.BeginBulk(ctx) }
+
+func (b *timedBulk) EndBulk(ctx context.Context) error {
+	start, written := time.Now(), writeBytes()
+	err := b.bulk.EndBulk(ctx)
+	b.ts.endBulk.Add(int64(time.Since(start)))
+	b.ts.endBulkBytes.Add(writeBytes() - written)
+	return err
+}
+
 // phaseClock splits a pass's wall time by the engine's progress reports:
 // reading ends at the last system's final read report, correlating at
 // the first decide report, deciding at the last one, and the rest of the
@@ -546,33 +590,44 @@ type phaseClock struct {
 	begin, readEnd, decideStart, decideEnd time.Time
 	commitAtDecideStart, commitAtDecideEnd time.Duration
 	ts                                     *timedStore
+	// The bytes written (writeBytes) at begin and at each phase's end.
+	begun, readWritten, decideStartWritten, decideEndWritten int64
 }
 
-func (t *phaseClock) start(ts *timedStore) { t.begin, t.ts = time.Now(), ts }
+// start starts the clock of a pass, written being writeBytes at its start.
+func (t *phaseClock) start(ts *timedStore, written int64) {
+	t.begin, t.ts, t.begun = time.Now(), ts, written
+	t.ts.endBulk.Store(0)
+	t.ts.endBulkBytes.Store(0)
+}
 
 func (t *phaseClock) progress(p engine.Progress) {
 	now := time.Now()
 	switch p.Stage {
 	case "read":
 		if p.Total > 0 {
-			t.readEnd = now
+			t.readEnd, t.readWritten = now, writeBytes()
 		}
 	case "decide":
 		c := time.Duration(t.ts.commit.Load())
+		w := writeBytes()
 		if t.decideStart.IsZero() {
-			t.decideStart, t.commitAtDecideStart = now, c
+			t.decideStart, t.commitAtDecideStart, t.decideStartWritten = now, c, w
 		}
-		t.decideEnd, t.commitAtDecideEnd = now, c
+		t.decideEnd, t.commitAtDecideEnd, t.decideEndWritten = now, c, w
 	}
 }
 
-func (t *phaseClock) finish(ts *timedStore) (float64, phases) {
+// finish returns the pass's wall time and its phases, written being
+// writeBytes at its end.
+func (t *phaseClock) finish(ts *timedStore, written int64) (float64, phases) {
 	end := time.Now()
 	if t.readEnd.IsZero() {
-		t.readEnd = t.begin
+		t.readEnd, t.readWritten = t.begin, t.begun
 	}
 	if t.decideStart.IsZero() {
 		t.decideStart, t.decideEnd = t.readEnd, t.readEnd
+		t.decideStartWritten, t.decideEndWritten = t.readWritten, t.readWritten
 	}
 	return end.Sub(t.begin).Seconds(), phases{
 		Read:      t.readEnd.Sub(t.begin).Seconds(),
@@ -580,6 +635,14 @@ func (t *phaseClock) finish(ts *timedStore) (float64, phases) {
 		Decide:    t.decideEnd.Sub(t.decideStart).Seconds(),
 		Commit:    (t.commitAtDecideEnd - t.commitAtDecideStart).Seconds(),
 		Apply:     end.Sub(t.decideEnd).Seconds(),
+		EndBulk:   time.Duration(ts.endBulk.Load()).Seconds(),
+		WriteBytes: phaseBytes{
+			Read:      t.readWritten - t.begun,
+			Correlate: t.decideStartWritten - t.readWritten,
+			Decide:    t.decideEndWritten - t.decideStartWritten,
+			Apply:     written - t.decideEndWritten,
+			EndBulk:   ts.endBulkBytes.Load(),
+		},
 	}
 }
 
@@ -607,6 +670,12 @@ func resetPeakRSS() {
 // storage so far (Linux; 0 elsewhere).
 func writeBytes() int64 {
 	return procField("/proc/self/io", "write_bytes:")
+}
+
+// cancelledWriteBytes returns the bytes of writeBytes that were never
+// written out, their file truncated or deleted first (Linux; 0 elsewhere).
+func cancelledWriteBytes() int64 {
+	return procField("/proc/self/io", "cancelled_write_bytes:")
 }
 
 // peakRSS returns the process's peak resident memory in bytes since the

@@ -59,6 +59,17 @@ func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	if _, err := os.Stat("/proc/self/io"); err == nil && res.Passes[0].WriteBytes <= 0 {
 		t.Errorf("the first pass wrote %d bytes to storage, want its store's", res.Passes[0].WriteBytes)
 	}
+	// The first pass closes the store's bulk window within apply, and each
+	// phase's bytes are a part of the pass's; no other pass has a window.
+	for i, p := range res.Passes {
+		b := p.Phases.WriteBytes
+		if sum := b.Read + b.Correlate + b.Decide + b.Apply; sum != p.WriteBytes || b.EndBulk < 0 || b.EndBulk > b.Apply {
+			t.Errorf("%s pass wrote %d bytes, its phases %+v", p.Name, p.WriteBytes, b)
+		}
+		if bulk := p.Phases.EndBulk; (i == 0) != (bulk > 0) || bulk > p.Phases.Apply {
+			t.Errorf("%s pass: EndBulk took %v s of apply's %v s", p.Name, bulk, p.Phases.Apply)
+		}
+	}
 	if res.Passes[1].Writes != 0 || res.Passes[2].Writes == 0 {
 		t.Errorf("writes: quiet %d, drift %d; want none, and some", res.Passes[1].Writes, res.Passes[2].Writes)
 	}
