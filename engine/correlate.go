@@ -305,7 +305,8 @@ type strayKey struct {
 // of r.sys.Fields, as a read canonicalises them): the values its stored
 // link asserts, as its content hash is the link's. A system that maps
 // some match fields only matches by the full key index: its strays are
-// restaged, not noted.
+// restaged, not noted, but for those with a malformed or empty match
+// value, which match nothing.
 func (r *sysRead) noteStray(id string, values []nhisync.Value) {
 	key, full, unmatched := r.matchKey(func(i int) nhisync.Value { return values[i] })
 	if !full && unmatched == "" {

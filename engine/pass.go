@@ -584,8 +584,8 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		case hd != nil:
 			hd.seen = true
 			r.seen++
-			// Unchanged: nothing to do. (Unchanged unmatched and disputed
-			// records are re-correlated by restageStrays, unless
+			// Unchanged: nothing to do. (Unchanged unmatched, disputed and
+			// dismissed records are re-correlated by restageStrays, unless
 			// leaveStrays tells by their key that nothing could match them.)
 			if hd.status != stateGone && hd.hasHash && hd.hash == h.sum {
 				if hd.recordID == 0 && (hd.status == stateUnmatched || hd.status == stateDismissed) {
