@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +154,51 @@ func (s *gatedClaims) ClaimOutbox(ctx context.Context, req nhisync.ClaimRequest)
 		}
 	}
 	return s.Store.ClaimOutbox(ctx, req)
+}
+
+// TestStalledDismissIsFenced: a person's dismissal of an unmatched record
+// stalled past its lease while a pass took the lease and wrote commits
+// nothing (ECONFLICT), as every other human action.
+func TestStalledDismissIsFenced(t *testing.T) {
+	w := newWorld(t, strayConfig, map[string][]map[string]any{
+		"idp.json":    {sa("1", "aws", "bot")},
+		"policy.json": {sa("p1", "aws", "bot"), sa("p2", "aws", "ghost")},
+	})
+	w.sync()
+	stalled := &stallLoadLinks{Store: w.store, during: func() {
+		w.clock.Advance(2 * time.Hour)
+		if _, err := w.otherProcess("B").Sync(context.Background(), engine.PassOptions{}); err != nil {
+			t.Fatalf("the other process's pass: %v", err)
+		}
+	}}
+	a := engine.New(w.cfg, stalled, w.openConns(nil), engine.WithClock(w.clock), engine.WithHolder("A"))
+	_, err := a.DismissUnmatched(context.Background(), "policy", "p2", "erin")
+	if nhisync.ErrorCode(err) != nhisync.ECONFLICT {
+		t.Fatalf("the stalled dismissal: %v, want ECONFLICT (it lost its lease)", err)
+	}
+	if got := strings.Join(w.unmatchedIDs(false), "\n"); got != "policy/p2 aws/ghost unmatched" {
+		t.Errorf("after the stalled dismissal, open unmatched:\n%s", got)
+	}
+	if _, err := a.DismissUnmatched(context.Background(), "policy", "p2", "erin"); err != nil {
+		t.Fatalf("dismissing again, holding the lease: %v", err)
+	}
+	if got := w.unmatchedIDs(false); len(got) != 0 {
+		t.Errorf("after the dismissal, open unmatched: %v", got)
+	}
+}
+
+// stallLoadLinks is a store whose first LoadLinks runs during before it
+// loads.
+type stallLoadLinks struct {
+	nhisync.Store
+	during func()
+	done   bool
+}
+
+func (s *stallLoadLinks) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
+	if !s.done {
+		s.done = true
+		s.during()
+	}
+	return s.Store.LoadLinks(ctx, system, ids)
 }

@@ -178,6 +178,13 @@ func (e *Engine) DismissUnmatched(ctx context.Context, system, nativeID, actor s
 		return nil, err
 	}
 	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
+	// The commit is fenced by the lease, as every human action's (act): a
+	// dismissal stalled past its lease while a pass took it and wrote
+	// commits nothing.
+	fence, err := e.store.LeaseFence(ctx, leaseName, e.holder)
+	if err != nil {
+		return nil, err
+	}
 	links, err := e.store.LoadLinks(ctx, system, []string{nativeID})
 	if err != nil {
 		return nil, err
@@ -198,7 +205,7 @@ func (e *Engine) DismissUnmatched(ctx context.Context, system, nativeID, actor s
 		return nil, err
 	}
 	u, _ := e.unmatchedOf(l, seen[system])
-	b := &nhisync.Batch{}
+	b := &nhisync.Batch{Fence: fence}
 	items, err := e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: system})
 	if err != nil {
 		return nil, err
