@@ -2,7 +2,6 @@ package sql_test
 
 import (
 	"bytes"
-	"context"
 	stdsql "database/sql"
 	"errors"
 	"fmt"
@@ -248,15 +247,7 @@ func TestApplyLockTimeoutPostgres(t *testing.T) {
 	if _, err := other.Exec("SELECT " + conntest.IDName + " FROM accounts WHERE " + conntest.IDName + " = 'b' FOR UPDATE"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	res, err := c.Apply(ctx, []nhisync.Write{
-		ownerWrite("a", "old@example.com", "a1@example.com"),
-		ownerWrite("b", "old@example.com", "b1@example.com"),
-	})
-	if ctx.Err() != nil {
-		t.Fatalf("Apply returned only once ctx ended (%v %v): it waited for the lock past the timeout setting", res, err)
-	}
+	res, err := applyBounded(t, c, "it waited for the lock past the timeout setting")
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}

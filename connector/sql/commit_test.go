@@ -408,15 +408,7 @@ func TestApplyCommitTimesOut(t *testing.T) {
 	p := newProxy(t, u.Host, true)
 	u.Host = p.ln.Addr().String()
 	c := timeoutConnector(t, u.String(), "accounts")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	res, err := c.Apply(ctx, []nhisync.Write{
-		ownerWrite("a", "old@example.com", "a1@example.com"),
-		ownerWrite("b", "old@example.com", "b1@example.com"),
-	})
-	if ctx.Err() != nil {
-		t.Fatalf("Apply returned only once ctx ended (%v %v): its COMMIT was not bounded by the timeout setting", res, err)
-	}
+	res, err := applyBounded(t, c, "its COMMIT was not bounded by the timeout setting")
 	if n := p.cutCount(); n != 1 {
 		t.Fatalf("the proxy held %d COMMITs, want 1 (Apply: %v %v)", n, res, err)
 	}
@@ -524,15 +516,7 @@ func TestApplyCommitUnansweredMariaDB(t *testing.T) {
 	p := newProxyAt(t, u.Host, true, mysqlCommitQuery)
 	u.Host = p.ln.Addr().String()
 	c := timeoutConnector(t, u.String(), "accounts")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	res, err := c.Apply(ctx, []nhisync.Write{
-		ownerWrite("a", "old@example.com", "a1@example.com"),
-		ownerWrite("b", "old@example.com", "b1@example.com"),
-	})
-	if ctx.Err() != nil {
-		t.Fatalf("Apply returned only once ctx ended (%v %v): its COMMIT was not bounded by the timeout setting", res, err)
-	}
+	res, err := applyBounded(t, c, "its COMMIT was not bounded by the timeout setting")
 	if n := p.cutCount(); n != 1 {
 		t.Fatalf("the proxy held %d COMMITs, want 1 (Apply: %v %v)", n, res, err)
 	}

@@ -25,10 +25,11 @@ func timeoutConnector(t *testing.T, dsn, table string) nhisync.Connector {
 	return c
 }
 
-// applyTimedOut applies writes to rows a and b, b's statement running
-// past the timeout setting, and checks that b alone failed, saying so,
-// queued, and a committed.
-func applyTimedOut(t *testing.T, c nhisync.Connector) {
+// applyBounded applies writes to rows a and b (old@example.com to
+// a1@ and b1@example.com) under a ctx lasting a minute, far past the
+// timeout setting, and fails t if Apply returned only once that ctx
+// ended, saying what that means (why).
+func applyBounded(t *testing.T, c nhisync.Connector, why string) ([]nhisync.WriteResult, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -37,8 +38,17 @@ func applyTimedOut(t *testing.T, c nhisync.Connector) {
 		ownerWrite("b", "old@example.com", "b1@example.com"),
 	})
 	if ctx.Err() != nil {
-		t.Fatalf("Apply returned only once ctx ended (%v %v): a statement ran past the timeout setting", res, err)
+		t.Fatalf("Apply returned only once ctx ended (%v %v): %s", res, err, why)
 	}
+	return res, err
+}
+
+// applyTimedOut applies writes to rows a and b, b's statement running
+// past the timeout setting, and checks that b alone failed, saying so,
+// queued, and a committed.
+func applyTimedOut(t *testing.T, c nhisync.Connector) {
+	t.Helper()
+	res, err := applyBounded(t, c, "a statement ran past the timeout setting")
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
