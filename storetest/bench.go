@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"runtime"
@@ -234,68 +235,57 @@ func BenchmarkCommitFirstPass(b *testing.B, open func(b *testing.B) nhisync.Stor
 // BenchmarkScanLinkHeads scans the heads of one system's 100,000 links (what
 // a quiet pass loads per system) and reports links per second.
 func BenchmarkScanLinkHeads(b *testing.B, open func(b *testing.B) nhisync.Store) {
-	const records = 100000
 	s := open(b)
-	fill(b, s, records, 5000)
-	ctx := b.Context()
-	n := 0
-	var m cpuMeter
-	m.begin()
-	for b.Loop() {
-		m.ops++
+	benchScan(b, s, "ScanLinkHeads", "links", func(ctx context.Context) (int, error) {
 		got := 0
-		if err := s.ScanLinkHeads(ctx, "cmdb", func(h nhisync.LinkHead) error {
+		err := s.ScanLinkHeads(ctx, "cmdb", func(h nhisync.LinkHead) error {
 			got++
 			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if got != records {
-			b.Fatalf("ScanLinkHeads saw %d links, want %d", got, records)
-		}
-		n += got
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "links/s")
-	m.report(b)
+		})
+		return got, err
+	})
 }
 
 // BenchmarkScanLinkHeadPages is BenchmarkScanLinkHeads through
 // nhisync.LinkHeadPager (skipped for a store without it).
 func BenchmarkScanLinkHeadPages(b *testing.B, open func(b *testing.B) nhisync.Store) {
-	const records = 100000
 	s := open(b)
 	pager, ok := s.(nhisync.LinkHeadPager)
 	if !ok {
 		b.Skip("the store hands out no pages of link heads")
 	}
-	fill(b, s, records, 5000)
-	ctx := b.Context()
-	n := 0
-	var m cpuMeter
-	m.begin()
-	for b.Loop() {
-		m.ops++
+	benchScan(b, s, "ScanLinkHeadPages", "links", func(ctx context.Context) (int, error) {
 		got := 0
-		if err := pager.ScanLinkHeadPages(ctx, "cmdb", func(page []nhisync.LinkHead) error {
+		err := pager.ScanLinkHeadPages(ctx, "cmdb", func(page []nhisync.LinkHead) error {
 			got += len(page)
 			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if got != records {
-			b.Fatalf("ScanLinkHeadPages saw %d links, want %d", got, records)
-		}
-		n += got
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "links/s")
-	m.report(b)
+		})
+		return got, err
+	})
 }
 
 // BenchmarkScanRecordHeads scans the heads of 100,000 records (what every
 // pass loads first) and reports records per second.
 func BenchmarkScanRecordHeads(b *testing.B, open func(b *testing.B) nhisync.Store) {
-	const records = 100000
 	s := open(b)
+	benchScan(b, s, "ScanRecordHeads", "records", func(ctx context.Context) (int, error) {
+		got := 0
+		err := s.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
+			got++
+			return nil
+		})
+		return got, err
+	})
+}
+
+// benchScan fills s with 100,000 records (each with its links, 5,000 a
+// commit) and times scan, which reads them all and returns how many
+// heads it saw, failing unless it saw all 100,000 (name says which scan
+// did not), and reports heads per second (unit: links or records) and
+// CPU time per scan.
+func benchScan(b *testing.B, s nhisync.Store, name, unit string, scan func(ctx context.Context) (int, error)) {
+	b.Helper()
+	const records = 100000
 	fill(b, s, records, 5000)
 	ctx := b.Context()
 	n := 0
@@ -303,19 +293,16 @@ func BenchmarkScanRecordHeads(b *testing.B, open func(b *testing.B) nhisync.Stor
 	m.begin()
 	for b.Loop() {
 		m.ops++
-		got := 0
-		if err := s.ScanRecordHeads(ctx, func(h nhisync.RecordHead) error {
-			got++
-			return nil
-		}); err != nil {
+		got, err := scan(ctx)
+		if err != nil {
 			b.Fatal(err)
 		}
 		if got != records {
-			b.Fatalf("ScanRecordHeads saw %d records, want %d", got, records)
+			b.Fatalf("%s saw %d %s, want %d", name, got, unit, records)
 		}
 		n += got
 	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), unit+"/s")
 	m.report(b)
 }
 
