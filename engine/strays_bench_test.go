@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/storetest"
 )
 
@@ -17,20 +16,8 @@ import (
 // one's CPU seconds per pass (leave-cpu-s, restage-cpu-s) and their
 // difference.
 func BenchmarkQuietPassStraysEstate100k(b *testing.B) {
-	const n = 100_000
 	ctx := context.Background()
-	cfg, store := benchEstate(b, n)
-	conns, err := nhisync.OpenConnectors(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nhisync.CloseConnectors(conns)
-	e := New(cfg, store, conns)
-	for range 2 {
-		if _, err := e.Sync(ctx, PassOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	_, _, e := quietEstate(b, 100_000)
 	defer func(on bool) { leaveStraysOn = on }(leaveStraysOn)
 	var cpu [2]float64
 	var runs [2]int
