@@ -254,6 +254,21 @@ func hookCommit(t *testing.T, s *server, c nhisync.Connector, before func(conn d
 	nsql.SetDB(c.(*nsql.Connector), stdsql.OpenDB(&beforeCommit{Connector: serverConnector(t, s), before: before}))
 }
 
+// backupLockConns opens admin, a second pool to the MariaDB server of
+// dsn, and lock, one connection of it to take the backup lock on, both
+// closed when t ends.
+func backupLockConns(t *testing.T, dsn string) (admin *stdsql.DB, lock *stdsql.Conn) {
+	t.Helper()
+	admin = openMySQL(t, dsn)
+	t.Cleanup(func() { admin.Close() })
+	lock, err := admin.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	return admin, lock
+}
+
 // TestApplyCommitKilled: on MariaDB a COMMIT answered by a kill of its
 // statement (KILL QUERY: ER_QUERY_INTERRUPTED 1317) fails the Apply
 // saying whether its writes were applied is unknown: a kill may land
@@ -269,13 +284,7 @@ func TestApplyCommitKilled(t *testing.T) {
 	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
 	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
 	c := ownerConnector(t, s.dsn, "", "accounts")
-	admin := openMySQL(t, s.dsn)
-	defer admin.Close()
-	lock, err := admin.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
+	admin, lock := backupLockConns(t, s.dsn)
 	done := make(chan error, 1)
 	hookCommit(t, s, c, func(conn driver.Conn) {
 		id, err := connectionID(conn)
@@ -450,13 +459,7 @@ func TestApplyCommitTimesOutMariaDB(t *testing.T) {
 	s.exec(t, "CREATE TABLE accounts ("+conntest.IDName+" VARCHAR(64) PRIMARY KEY, "+conntest.OwnerName+" VARCHAR(200))")
 	s.exec(t, "INSERT INTO accounts VALUES ('a', 'old@example.com'), ('b', 'old@example.com')")
 	c := timeoutConnector(t, s.dsn, "accounts")
-	admin := openMySQL(t, s.dsn)
-	defer admin.Close()
-	lock, err := admin.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
+	admin, lock := backupLockConns(t, s.dsn)
 	var id int64
 	var hookErr error
 	hookCommit(t, s, c, func(conn driver.Conn) {
