@@ -147,13 +147,18 @@ func (v Value) Has(e string) bool {
 // Equal reports whether v and o hold the same value. Two zero values are
 // equal whether or not they were built as sets.
 func (v Value) Equal(o Value) bool {
-	if v.IsZero() || o.IsZero() {
-		return v.IsZero() && o.IsZero()
+	if len(v.elems) == 0 && len(o.elems) == 0 {
+		// Two scalars, or no value: a set's text is always "", so a set
+		// without elements is no value. Small enough to inline: a pass
+		// compares every value it reads with the link's, several times.
+		return v.s == o.s
 	}
-	if v.set != o.set {
-		return false
-	}
-	return v.s == o.s && slices.Equal(v.elems, o.elems)
+	return v.equalSets(o)
+}
+
+// equalSets is Equal when v or o holds elements.
+func (v Value) equalSets(o Value) bool {
+	return v.set == o.set && v.s == o.s && slices.Equal(v.elems, o.elems)
 }
 
 // String formats v for people: a scalar as is, a set as its elements

@@ -41,6 +41,39 @@ func TestSetOfIsOrderFree(t *testing.T) {
 	}
 }
 
+// TestValueEqualEveryForm: Equal, over every form a value takes (built,
+// canonical, decoded from its binary form), is what it says: two no
+// values are equal however built; otherwise a scalar equals a scalar of
+// the same text and a set a set of the same elements, never each other.
+func TestValueEqualEveryForm(t *testing.T) {
+	var vs []nhisync.Value
+	for _, v := range []nhisync.Value{{}, nhisync.Str(""), nhisync.Str("a"), nhisync.Str("b"), nhisync.Str("a,b"),
+		nhisync.SetOf(), nhisync.SetOf("a"), nhisync.SetOf("b"), nhisync.SetOf("a", "b"), nhisync.SetOf("b", "a"),
+		nhisync.Malformed("cut short"), nhisync.TypeSet.Canonical(nhisync.Str("a")), nhisync.TypeSet.Canonical(nhisync.Str("")),
+		nhisync.TypeString.Canonical(nhisync.SetOf("a"))} {
+		vs = append(vs, v)
+		for _, ty := range []nhisync.FieldType{nhisync.TypeString, nhisync.TypeSet} {
+			if back, _, ok := ty.ReadBinary(string(v.AppendBinary(nil))); ok {
+				vs = append(vs, back)
+			}
+		}
+	}
+	want := func(a, b nhisync.Value) bool {
+		if a.IsZero() || b.IsZero() {
+			return a.IsZero() && b.IsZero()
+		}
+		return a.IsSet() == b.IsSet() && a.Text() == b.Text() && strings.Join(a.Elems(), "\x00") == strings.Join(b.Elems(), "\x00") &&
+			len(a.Elems()) == len(b.Elems())
+	}
+	for _, a := range vs {
+		for _, b := range vs {
+			if got := a.Equal(b); got != want(a, b) {
+				t.Errorf("%#v.Equal(%#v) = %v, want %v", a, b, got, want(a, b))
+			}
+		}
+	}
+}
+
 func TestCanonicalAndCheck(t *testing.T) {
 	for _, tc := range []struct {
 		typ     nhisync.FieldType
