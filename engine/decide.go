@@ -59,6 +59,9 @@ type decider struct {
 	goldenBuf []*nhisync.Golden
 	linkBuf   []linkStates
 	stateBuf  []*nhisync.FieldState
+	// rulesPassed holds the values the kind's rules passed in this
+	// decider's decisions (ruleMemo).
+	rulesPassed ruleMemo
 	// arena, in a pass that commits, holds the field states, golden
 	// values and links given to the records of the batch being decided
 	// (batchArena); nil: allocated anew.

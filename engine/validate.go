@@ -52,6 +52,9 @@ type validator struct {
 	cfg  *nhisync.Config
 	kind *nhisync.Kind
 	keys keyIndex
+	// passed, when not nil, holds what the kind's rules passed before in
+	// the same pass (ruleMemo); nil: every rule runs.
+	passed *ruleMemo
 }
 
 // check validates value v of field f of rec as system proposes it (for a
@@ -111,11 +114,16 @@ func (vd validator) checkValue(ctx context.Context, rec *nhisync.Record, f *nhis
 // checkRules is check's part that runs the kind's rules reading f over
 // view, the record as system would leave it.
 func (vd validator) checkRules(f *nhisync.Field, system string, v nhisync.Value, view func() map[string]nhisync.Value) (rule, reason string, err error) {
-	for _, r := range vd.kind.Rules {
+	for i, r := range vd.kind.Rules {
 		if !slices.Contains(r.Fields(), f.Name) {
 			continue
 		}
-		ok, err := r.Check(view(), system)
+		fields := view()
+		key := vd.passed.key(r, fields)
+		if vd.passed.has(vd.kind, i, key) {
+			continue
+		}
+		ok, err := r.Check(fields, system)
 		if err != nil {
 			if f.Sensitive {
 				return r.Name(), "rule failed to evaluate (details withheld: sensitive field)", nil
@@ -125,13 +133,85 @@ func (vd validator) checkRules(f *nhisync.Field, system string, v nhisync.Value,
 		if !ok {
 			return r.Name(), fmt.Sprintf("rule %s fails for %s = %s", r.Name(), f.Name, quote(f, v)), nil
 		}
+		vd.passed.add(vd.kind, i, key)
 	}
 	return "", "", nil
 }
 
+// ruleMemo holds, per rule that does not read the proposing system, the
+// values of the fields it reads that it passed in this pass: a rule is a
+// function of what it reads (nhisync.Rule.ReadsSystem), so it passes them
+// again, and a pass need not run it. Owners, cost centres and the like
+// repeat across records: a first pass ran the kind's CEL rules, the
+// dearest part of validating, about twice per record, on a few thousand
+// distinct values. Only passes are kept: a failure, rare, runs again and
+// says why. The memo stops growing at ruleMemoBytes of values; what it
+// holds then is still kept.
+type ruleMemo struct {
+	passed map[kindRule]map[string]struct{}
+	size   int
+	buf    []byte
+}
+
+// kindRule names a rule: the kind's, at index i of its Rules.
+type kindRule struct {
+	kind *nhisync.Kind
+	i    int
+}
+
+// ruleMemoBytes bounds what a ruleMemo holds: the values' encodings.
+const ruleMemoBytes = 4 << 20
+
+// key returns the encoding of the values fields holds for the fields r
+// reads, nil when r's verdict is not to be remembered (it reads the
+// system) or m is nil. It is valid until key is called again.
+func (m *ruleMemo) key(r nhisync.Rule, fields map[string]nhisync.Value) []byte {
+	if m == nil || r.ReadsSystem() {
+		return nil
+	}
+	// Each value's encoding says where it ends (Value.AppendBinary), so
+	// their concatenation names the values it was made of. A zero key
+	// byte first: a rule reading no field still has a key.
+	b := append(m.buf[:0], 0)
+	for _, name := range r.Fields() {
+		b = fields[name].AppendBinary(b)
+	}
+	m.buf = b
+	return b
+}
+
+// has reports whether kind's rule i passed the values encoded as key
+// in this pass.
+func (m *ruleMemo) has(kind *nhisync.Kind, i int, key []byte) bool {
+	if key == nil {
+		return false
+	}
+	_, ok := m.passed[kindRule{kind, i}][string(key)]
+	return ok
+}
+
+// add remembers that kind's rule i passed the values encoded as key.
+func (m *ruleMemo) add(kind *nhisync.Kind, i int, key []byte) {
+	if key == nil || m.size+len(key) > ruleMemoBytes {
+		return
+	}
+	if m.passed == nil {
+		m.passed = map[kindRule]map[string]struct{}{}
+	}
+	s := m.passed[kindRule{kind, i}]
+	if s == nil {
+		s = map[string]struct{}{}
+		m.passed[kindRule{kind, i}] = s
+	}
+	if _, ok := s[string(key)]; !ok {
+		s[string(key)] = struct{}{}
+		m.size += len(key)
+	}
+}
+
 // validate checks a proposal of this decision.
 func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string, err error) {
-	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys}
+	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys, passed: &rc.d.rulesPassed}
 	return vd.check(rc.ctx, rc.rec, f, p.System, p.Value, func() map[string]nhisync.Value { return rc.view(p.System) })
 }
 
@@ -144,7 +224,7 @@ func (rc *recCtx) validate(f *nhisync.Field, p *prop) (rule, reason string, err 
 // the rules' verdict on p is theirs (a rule is a function of what it
 // reads).
 func (rc *recCtx) validateOnce(f *nhisync.Field, p *prop, checked []*prop) (rule, reason string, err error) {
-	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys}
+	vd := validator{cfg: rc.d.e.cfg, kind: rc.kind, keys: rc.d.keys, passed: &rc.d.rulesPassed}
 	if !slices.ContainsFunc(checked, func(q *prop) bool { return q.Value.Equal(p.Value) }) {
 		if rule, reason, err = vd.checkValue(rc.ctx, rc.rec, f, p.System, p.Value); rule != "" || err != nil {
 			return rule, reason, err

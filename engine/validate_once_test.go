@@ -76,3 +76,28 @@ func TestRulesRunPerProposalOfEqualValues(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesRememberedAcrossRecords: a pass remembers the values a rule not
+// reading the system passed (ruleMemo), never more: bot2's owner is bot1's,
+// which passed team-owner, but its team is "bad", so it fails; c's label
+// is the one a's passed label-system with, but that rule reads the system.
+func TestRulesRememberedAcrossRecords(t *testing.T) {
+	w := newWorld(t, validateOnceConfig, map[string][]map[string]any{
+		"a.json": {
+			sa("a1", "aws", "bot1", "owner", "o@example.com", "team", "good", "label", "L"),
+			sa("a2", "aws", "bot2", "owner", "o@example.com", "team", "bad", "label", "L"),
+		},
+		"b.json": {},
+		"c.json": {sa("c1", "aws", "bot1", "owner", "o@example.com", "team", "good", "label", "L")},
+	})
+	sum := w.sync()
+	var got []string
+	for _, q := range w.quarantine("open") {
+		got = append(got, q.Record+" "+q.Field+" "+q.System+" "+q.Rule)
+	}
+	slices.Sort(got)
+	want := []string{"aws/bot1 label c label-system", "aws/bot2 owner a team-owner", "aws/bot2 team a team-owner"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("quarantined:\n%s\nwant:\n%s\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), actions(sum))
+	}
+}
