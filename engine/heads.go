@@ -1,53 +1,70 @@
 package engine
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"iter"
+	"math"
 	"math/bits"
 	"strings"
 )
 
 // headTable holds a system's stored link heads by external id while a
 // pass reads it: a quiet pass looks every record it reads up here, a
-// million per system. It is one array of slots, each a head with where
-// its id is, found by open addressing (linear probing) from the id's
-// hash, and the ids themselves in shared chunks of text: no pointer per
-// head, so the garbage collector skips the whole table (a map of
-// *head by id string held three pointers per head for it to follow), and
-// a look-up reads the slot, then the id's bytes, instead of the map's
-// control word, its key, the id's bytes and the head. In the bench
-// estate's quiet pass at 300,000 NHIs the maps' look-ups and inserts and
-// their share of marking were about a sixth of the pass's CPU time.
+// million per system. It is an array of slots found by open addressing
+// (linear probing) from the id's hash, each the id's tag, its head's place
+// in an array of heads (in the order added) and its id's place in shared
+// chunks of text: no pointer per head, so the garbage collector skips the
+// whole table (a map of *head by id string held three pointers per head
+// for it to follow), and a look-up reads the slot, then the head and the
+// id's bytes at once, instead of the map's control word, its key, the id's
+// bytes and the head. In the bench estate's quiet pass at 300,000 NHIs the
+// maps' look-ups and inserts and their share of marking were about a
+// sixth of the pass's CPU time.
+//
+// The slots are 12 bytes, not a head each (48 bytes with the id's place):
+// a table of a million heads touches 17 MB of slots and 32 MB of heads
+// (appended in order, page after page), not 67 MB of slots all over. A
+// pass touches its head tables' memory for the first time, a page fault
+// each 4 KiB (about 15 µs each on the build machine, a virtual machine),
+// and the slots an add lands in at random are a quarter as many bytes, so
+// more of them stay in cache. A million heads loaded into a new table over
+// memory handed back to the system, then each looked up once
+// (BenchmarkHeadTableColdPass1M), took a fifth less CPU time.
 //
 // A *head that get or add returns stays valid until the next add (which
-// may move the slots); all and get return heads in place, so changes to
+// may move the heads); all and get return heads in place, so changes to
 // them are kept. Nothing adds while all yields: a growth would move the
 // slots under it. (A pass adds every head before it looks one up.)
 type headTable struct {
 	seed  maphash.Seed
 	slots []headSlot
+	// heads holds the heads, in the order added; n is how many.
+	heads []head
 	n     int
-	// ids holds the slots' ids: chunks of text, appended to only, and the
-	// current chunk's builder (cur, whose bytes never move: it is grown to
-	// its size at once, see texts).
+	// ids holds the slots' ids: chunks of text, appended to only, each
+	// id after its length (a uvarint), and the current chunk's builder
+	// (cur, whose bytes never move: it is grown to its size at once, see
+	// keep) with the bytes it may take (curCap).
 	ids    []string
 	cur    strings.Builder
+	curCap int
 	curIdx uint32
 }
 
-// headSlot is a head and where its id is (ids[chunk][off:off+n]); tag
-// is the id's hash with its low bit set, 0 in an empty slot.
+// headSlot is where a head and its id are: heads[at], and the id's length
+// and bytes at ids[id>>16][id&0xffff:]; tag is the id's hash with its low
+// bit set, 0 in an empty slot.
 type headSlot struct {
-	head
-	tag   uint32
-	chunk uint32
-	off   uint32
-	n     uint32
+	tag uint32
+	at  uint32
+	id  uint32
 }
 
 // headLoad is the share of slots a table fills before it grows: short
-// probes with linear probing, and slots of 48 bytes about as many bytes
-// per head as the map and head slab did.
+// probes with linear probing. headChunk is the size of a chunk of ids: an
+// id's offset in its chunk fits the low 16 bits of headSlot.id (an id
+// longer than a chunk has one of its own, at offset 0).
 const (
 	headLoadNum, headLoadDen = 4, 5
 	headChunk                = 64 << 10
@@ -59,6 +76,7 @@ const (
 func newHeadTable(n int) *headTable {
 	t := &headTable{seed: maphash.MakeSeed()}
 	t.slots = make([]headSlot, max(8, (n+n/8)*headLoadDen/headLoadNum+1))
+	t.heads = make([]head, 0, n+n/8)
 	return t
 }
 
@@ -75,8 +93,22 @@ func (t *headTable) start(h uint64) int {
 	return int(i)
 }
 
+// idOf returns the id of slot s.
 func (t *headTable) idOf(s *headSlot) string {
-	return t.ids[s.chunk][s.off : s.off+s.n]
+	c := t.ids[s.id>>16][s.id&0xffff:]
+	if n := c[0]; n < 0x80 {
+		return c[1 : 1+int(n)]
+	}
+	n, k := uint64(0), 0
+	for shift := 0; ; shift += 7 {
+		b := c[k]
+		k++
+		n |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			break
+		}
+	}
+	return c[k : k+int(n)]
 }
 
 // get returns the head of id, or nil.
@@ -90,8 +122,8 @@ func (t *headTable) get(id string) *head {
 		switch {
 		case s.tag == 0:
 			return nil
-		case s.tag == tag && int(s.n) == len(id) && t.idOf(s) == id:
-			return &s.head
+		case s.tag == tag && t.idOf(s) == id:
+			return &t.heads[s.at]
 		}
 		if i++; i == len(t.slots) {
 			i = 0
@@ -99,12 +131,12 @@ func (t *headTable) get(id string) *head {
 	}
 }
 
-// warm reads the slots the look-ups of ids (at most warmRun) probe
-// first and the first byte of the ids those slots hold, and returns what
-// it read, for the caller to keep so that the reads are not left out.
-// Each read is a miss in cache and, as the table is far larger than the
-// TLB reaches, a walk of the page tables: get, one id at a time, waits for
-// each in turn (two a look-up: the slot, then its id), while warm's loops,
+// warm reads the slots the look-ups of ids (at most warmRun) probe first,
+// then the heads and the first byte of the ids those slots hold, and
+// returns what it read, for the caller to keep so that the reads are not
+// left out. Each read is a miss in cache and, as the table is far larger
+// than the TLB reaches, a walk of the page tables: get, one id at a time,
+// waits for each in turn (the slot, then its head and id), while warm's loops,
 // a read an iteration with nothing between them, have the processor make
 // the run's reads at once; the gets that follow find the slots and ids in
 // cache. At a million heads this took 45% off the CPU time of a look-up
@@ -123,8 +155,8 @@ func (t *headTable) warm(ids []string) (sum uint32) {
 		sum += t.slots[i].tag
 	}
 	for _, i := range at[:len(ids)] {
-		if s := &t.slots[i]; s.n > 0 {
-			sum += uint32(t.ids[s.chunk][s.off])
+		if s := &t.slots[i]; s.tag != 0 {
+			sum += uint32(t.ids[s.id>>16][s.id&0xffff]) + uint32(t.heads[s.at].status)
 		}
 	}
 	return sum
@@ -170,10 +202,17 @@ func (t *headTable) addRun(ids []string, fn func(i int, hd *head, found bool)) (
 // warmRun, enough slot reads in flight to overlap their misses.
 const addRunLen = 32
 
-// room grows the table until it takes n more heads at its load.
+// room grows the table until it takes n more heads at its load, and the
+// heads by half (not double, as append would) when they have no room for
+// n more.
 func (t *headTable) room(n int) {
 	for (t.n+n)*headLoadDen > len(t.slots)*headLoadNum {
 		t.grow()
+	}
+	if cap(t.heads)-len(t.heads) < n {
+		heads := make([]head, len(t.heads), max(len(t.heads)+n, cap(t.heads)+cap(t.heads)/2))
+		copy(heads, t.heads)
+		t.heads = heads
 	}
 }
 
@@ -184,12 +223,15 @@ func (t *headTable) place(id string, h uint64) (hd *head, found bool) {
 		s := &t.slots[i]
 		switch {
 		case s.tag == 0:
-			s.tag = tag
-			s.chunk, s.off, s.n = t.keep(id)
+			if t.n == math.MaxUint32 {
+				panic("a system holds more than 2^32-1 link heads")
+			}
+			s.tag, s.at, s.id = tag, uint32(t.n), t.keep(id)
+			t.heads = append(t.heads, head{})
 			t.n++
-			return &s.head, false
-		case s.tag == tag && int(s.n) == len(id) && t.idOf(s) == id:
-			return &s.head, true
+			return &t.heads[s.at], false
+		case s.tag == tag && t.idOf(s) == id:
+			return &t.heads[s.at], true
 		}
 		if i++; i == len(t.slots) {
 			i = 0
@@ -197,26 +239,35 @@ func (t *headTable) place(id string, h uint64) (hd *head, found bool) {
 	}
 }
 
-// keep copies id into the current chunk of ids (a new one when it has no
-// room) and returns where it is.
-func (t *headTable) keep(id string) (chunk, off, n uint32) {
-	if t.cur.Cap()-t.cur.Len() < len(id) || len(t.ids) == 0 {
+// keep copies id, after its length, into the current chunk of ids (a new
+// one when it has no room) and returns where it is: the chunk's index in
+// the high 16 bits, the offset in the low.
+func (t *headTable) keep(id string) uint32 {
+	var pre [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(pre[:], uint64(len(id)))
+	if t.curCap-t.cur.Len() < k+len(id) || len(t.ids) == 0 {
+		if len(t.ids) == 1<<16 {
+			panic("a system's link heads hold more than 4 GiB of external ids")
+		}
 		t.cur = strings.Builder{}
-		t.cur.Grow(max(headChunk, len(id)))
+		t.curCap = max(headChunk, k+len(id))
+		t.cur.Grow(t.curCap)
 		t.ids = append(t.ids, "")
 		t.curIdx = uint32(len(t.ids) - 1)
 	}
-	off = uint32(t.cur.Len())
+	off := uint32(t.cur.Len())
+	t.cur.Write(pre[:k])
 	t.cur.WriteString(id)
 	// The builder's bytes stay where they are (it had room): the chunk's
 	// earlier ids keep pointing into the same text.
 	t.ids[t.curIdx] = t.cur.String()
-	return t.curIdx, off, uint32(len(id))
+	return t.curIdx<<16 | off
 }
 
-// grow makes half as many slots again and places every head again: the
-// slots need not be a power of two (start), and a table that outgrew its
-// estimate by a little does not take twice the memory.
+// grow makes half as many slots again and places every slot again (the
+// heads stay where they are): the slots need not be a power of two
+// (start), and a table that outgrew its estimate by a little does not take
+// twice the memory.
 func (t *headTable) grow() {
 	old := t.slots
 	t.slots = make([]headSlot, len(old)+len(old)/2)
@@ -244,7 +295,7 @@ func (t *headTable) all() iter.Seq2[string, *head] {
 		}
 		for k := range t.slots {
 			s := &t.slots[k]
-			if s.tag != 0 && !yield(t.idOf(s), &s.head) {
+			if s.tag != 0 && !yield(t.idOf(s), &t.heads[s.at]) {
 				return
 			}
 		}
