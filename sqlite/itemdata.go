@@ -51,7 +51,7 @@ func (d *itemData) encode(b *nhisync.Batch) {
 	}
 	d.quarantine = encodeAll(b.Quarantine, &d.failed)
 	d.approvals = encodeAll(b.Approvals, &d.failed)
-	d.outbox = encodeAll(b.Outbox, &d.failed)
+	d.outbox = encodeOutbox(b.Outbox, &d.failed)
 	d.systems = encodeAll(b.Systems, &d.failed)
 }
 
@@ -63,6 +63,27 @@ func encodeAll[T any](items []T, failed *error) []string {
 	out := make([]string, len(items))
 	for i, v := range items {
 		out[i] = jsonData(v, failed)
+	}
+	return out
+}
+
+// encodeOutbox returns each write as JSON text (nil for no writes), as
+// encodeAll does, byte for byte, but through OutboxWrite.AppendJSON
+// (encoding/json for a write it declines): json.Marshal's reflection was
+// most of encoding a first pass's writes (0.36 CPU-s at 300k NHIs).
+func encodeOutbox(writes []*nhisync.OutboxWrite, failed *error) []string {
+	if len(writes) == 0 {
+		return nil
+	}
+	out := make([]string, len(writes))
+	var buf []byte
+	for i, w := range writes {
+		var ok bool
+		if buf, ok = w.AppendJSON(buf[:0]); ok {
+			out[i] = string(buf)
+		} else {
+			out[i] = jsonData(w, failed)
+		}
 	}
 	return out
 }
