@@ -46,7 +46,7 @@ func CompileFilter(kind *nhisync.Kind, expr string) (*Filter, error) {
 		return nil, err
 	}
 	f := &Filter{kind: kind, expr: expr, prg: prg}
-	f.binds, _ = bound(vars, references(ast.NativeRep().Expr()))
+	f.binds, _ = bound(vars, compiledReferences(env, ast, expr))
 	names := make([]string, len(f.binds))
 	for i, b := range f.binds {
 		names[i] = b.name

@@ -1,10 +1,29 @@
 package rule
 
 import (
+	"maps"
+	"strings"
+
+	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
 )
 
-// references returns the free variables of a checked expression: the
+// compiledReferences returns references of checked, the checked AST of
+// expr in env, and the variables expr names with a leading dot (.owner).
+// The checker writes those without it, so inside a comprehension whose
+// variable has the same name (tags.exists(owner, owner == .owner)) the
+// variable would look bound: a rule would not run for the field's
+// proposals, and would find the field unbound when it ran. The parsed
+// expression keeps the dot.
+func compiledReferences(env *cel.Env, checked *cel.Ast, expr string) map[string]bool {
+	refs := references(checked.NativeRep().Expr())
+	if parsed, iss := env.Parse(expr); iss.Err() == nil {
+		maps.Copy(refs, references(parsed.NativeRep().Expr()))
+	}
+	return refs
+}
+
+// references returns the free variables of an expression: the
 // identifiers it reads that are not bound by a comprehension (exists, all,
 // map, filter, …) around them. Each name is reported once.
 func references(e ast.Expr) map[string]bool {
@@ -40,7 +59,10 @@ func (w *walker) walk(e ast.Expr) {
 	}
 	switch e.Kind() {
 	case ast.IdentKind:
-		if name := e.AsIdent(); w.bound[name] == 0 {
+		name := e.AsIdent()
+		if root, ok := strings.CutPrefix(name, "."); ok {
+			w.free[root] = true // never a comprehension's variable
+		} else if w.bound[name] == 0 {
 			w.free[name] = true
 		}
 	case ast.SelectKind:

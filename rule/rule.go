@@ -52,7 +52,7 @@ func Compile(kind *nhisync.Kind, name, expr string) (*Rule, error) {
 		return nil, err
 	}
 	r := &Rule{name: name, expr: expr, what: what, prg: prg, sys: -1}
-	r.binds, r.fields = bound(vars, references(ast.NativeRep().Expr()))
+	r.binds, r.fields = bound(vars, compiledReferences(env, ast, expr))
 	r.sys = indexOf(r.binds, SystemVar)
 	if r.sys >= 0 && r.binds[r.sys].field != "" {
 		r.sys = -1 // a field named system

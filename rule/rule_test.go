@@ -85,6 +85,13 @@ func TestCheck(t *testing.T) {
 		{"system", `system == "cmdb" || owner != ""`, empty, "cmdb", true},
 		{"system empty by default", `system == ""`, empty, "", true},
 		{"cross-field", `lifecycle != "decommissioned" || !privileged`, full, "", true},
+		{"leading dot", `.owner.endsWith("@example.com")`, full, "", true},
+		{"leading dot fails", `.owner.endsWith("@example.com")`, map[string]nhisync.Value{"owner": nhisync.Str("alice")}, "", false},
+		{"leading dot system", `.system == "cmdb"`, empty, "cmdb", true},
+		{"leading dot past a comprehension's variable", `classification.exists(owner, owner == .owner)`,
+			map[string]nhisync.Value{"owner": nhisync.Str("pii"), "classification": nhisync.SetOf("pci", "pii")}, "", true},
+		{"leading dot past a comprehension's variable fails", `classification.exists(owner, owner == .owner)`,
+			map[string]nhisync.Value{"owner": nhisync.Str("x"), "classification": nhisync.SetOf("pci", "pii")}, "", false},
 	}
 	k := testKind()
 	for _, tt := range tests {
@@ -203,6 +210,11 @@ func TestFields(t *testing.T) {
 		{`{"a": name}["a"] == platform`, []string{"name", "platform"}, false},
 		{`[lifecycle, application][0] != ""`, []string{"lifecycle", "application"}, false},
 		{`has({"x": 1}.x) && reads.size() == 0`, []string{"reads"}, false},
+		// A leading dot names the variable, even where a comprehension's
+		// has its name.
+		{`.owner == ""`, []string{"owner"}, false},
+		{`classification.exists(owner, owner == .owner)`, []string{"owner", "classification"}, false},
+		{`.system == "cmdb"`, nil, true},
 	}
 	k := testKind()
 	for _, tt := range tests {
