@@ -48,8 +48,9 @@ func times() *rapid.Generator[time.Time] {
 // writes reads back as json.Unmarshal reads it, and one holding only
 // what the fast reading takes is read without encoding/json.
 func TestOutboxDataReadsAsEncodingJSON(t *testing.T) {
-	fastRead := 0
+	fastRead, cases := 0, 0
 	rapid.Check(t, func(t *rapid.T) {
+		cases++
 		w := nhisync.OutboxWrite{
 			ID: rapid.Int64Range(-1, 1<<62).Draw(t, "id"), System: texts().Draw(t, "system"), ExternalID: texts().Draw(t, "ext"),
 			RecordID: rapid.Int64().Draw(t, "record_id"), Kind: texts().Draw(t, "kind"), Record: texts().Draw(t, "record"),
@@ -76,10 +77,14 @@ func TestOutboxDataReadsAsEncodingJSON(t *testing.T) {
 			}
 		}
 	})
-	if fastRead == 0 {
-		t.Errorf("no write was read without encoding/json")
+	// Some of rapid's writes hold only what the fast reading takes, but
+	// not always one of a few: under the race detector make test runs 20
+	// cases, and none was such once. TestOutboxDataFastReading reads such
+	// writes every time; here a hundred cases must have found one.
+	if fastRead == 0 && cases >= 100 {
+		t.Errorf("no write of %d was read without encoding/json", cases)
 	}
-	t.Logf("%d writes read without encoding/json", fastRead)
+	t.Logf("%d writes of %d read without encoding/json", fastRead, cases)
 }
 
 // TestOutboxDataFastReading: a write as the engine queues it (plain
