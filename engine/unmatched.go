@@ -173,54 +173,49 @@ func (e *Engine) ParseUnmatchedID(id string) (system, nativeID string, err error
 // actor's name. Errors: ENOTFOUND, ECONFLICT (not unmatched or disputed,
 // or a pass is running).
 func (e *Engine) DismissUnmatched(ctx context.Context, system, nativeID, actor string) (*Unmatched, error) {
-	now := e.clock.Now().UTC()
-	if err := e.acquireLease(ctx, leaseName, now, humanLeaseTTL, "a sync pass is running on this store; try again when it ends"); err != nil {
-		return nil, err
-	}
-	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), leaseName, e.holder) }()
-	// The commit is fenced by the lease, as every human action's (act): a
-	// dismissal stalled past its lease while a pass took it and wrote
-	// commits nothing.
-	fence, err := e.store.LeaseFence(ctx, leaseName, e.holder)
-	if err != nil {
-		return nil, err
-	}
-	links, err := e.store.LoadLinks(ctx, system, []string{nativeID})
-	if err != nil {
-		return nil, err
-	}
-	if len(links) == 0 {
-		return nil, errNotFound("%s holds no record %q that nhisync has seen; list them with `nhisync unmatched`", system, nativeID)
-	}
-	l := links[0]
-	if !slices.Contains(strayStatuses[:2], l.Status) {
-		what := "is " + string(l.Status)
-		if l.Status == nhisync.LinkLive {
-			what = "links to a golden record"
+	var u Unmatched
+	// Under the pass lease, its commit fenced by it, as every human
+	// action's: a dismissal stalled past its lease while a pass took it
+	// and wrote commits nothing.
+	err := e.act(ctx, func(d *decider) error {
+		links, err := e.store.LoadLinks(ctx, system, []string{nativeID})
+		if err != nil {
+			return err
 		}
-		return nil, nhisync.Errorf(nhisync.ECONFLICT, "%s/%s %s: only unmatched and disputed records are dismissed", system, nativeID, what)
-	}
-	seen, err := e.straysSeen(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u, _ := e.unmatchedOf(l, seen[system])
-	b := &nhisync.Batch{Fence: fence}
-	items, err := e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: system})
-	if err != nil {
-		return nil, err
-	}
-	for _, q := range items {
-		if q.RecordID == 0 && q.ExternalID == nativeID {
-			q.Status, q.Closed, q.ClosedBy = nhisync.StatusDismissed, now, actor
-			b.Quarantine = append(b.Quarantine, q)
+		if len(links) == 0 {
+			return errNotFound("%s holds no record %q that nhisync has seen; list them with `nhisync unmatched`", system, nativeID)
 		}
-	}
-	l.Status = nhisync.LinkDismissed
-	b.Links = append(b.Links, l)
-	e.auditTo(b, &nhisync.AuditEntry{Action: nhisync.ActRecordDismissed, Actor: nhisync.Person(actor), Kind: u.Kind, Record: u.Key, System: system,
-		Old: nhisync.Str(u.Status), New: nhisync.Str(nativeID), Reason: fmt.Sprintf("%s dismissed the %s record (%s)", actor, u.Status, u.Reason)}, now)
-	if err := e.store.Commit(ctx, b); err != nil {
+		l := links[0]
+		if !slices.Contains(strayStatuses[:2], l.Status) {
+			what := "is " + string(l.Status)
+			if l.Status == nhisync.LinkLive {
+				what = "links to a golden record"
+			}
+			return nhisync.Errorf(nhisync.ECONFLICT, "%s/%s %s: only unmatched and disputed records are dismissed", system, nativeID, what)
+		}
+		seen, err := e.straysSeen(ctx)
+		if err != nil {
+			return err
+		}
+		u, _ = e.unmatchedOf(l, seen[system])
+		b := d.batch
+		items, err := e.store.QuarantineItems(ctx, nhisync.ItemFilter{Status: nhisync.StatusOpen, System: system})
+		if err != nil {
+			return err
+		}
+		for _, q := range items {
+			if q.RecordID == 0 && q.ExternalID == nativeID {
+				q.Status, q.Closed, q.ClosedBy = nhisync.StatusDismissed, d.now, actor
+				b.Quarantine = append(b.Quarantine, q)
+			}
+		}
+		l.Status = nhisync.LinkDismissed
+		b.Links = append(b.Links, l)
+		e.auditTo(b, &nhisync.AuditEntry{Action: nhisync.ActRecordDismissed, Actor: nhisync.Person(actor), Kind: u.Kind, Record: u.Key, System: system,
+			Old: nhisync.Str(u.Status), New: nhisync.Str(nativeID), Reason: fmt.Sprintf("%s dismissed the %s record (%s)", actor, u.Status, u.Reason)}, d.now)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	u.Status = string(nhisync.LinkDismissed)
