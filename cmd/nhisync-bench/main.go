@@ -163,23 +163,24 @@ type phaseBytes struct {
 	EndBulk   int64 `json:"end_bulk"`
 }
 
-// cpuSeconds returns the process's CPU time so far (user + system).
-func cpuSeconds() float64 {
+// rusage returns the process's resource usage so far (zero should
+// getrusage fail).
+func rusage() syscall.Rusage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return syscall.Rusage{}
 	}
+	return ru
+}
+
+// cpuSeconds returns the process's CPU time so far (user + system).
+func cpuSeconds() float64 {
+	ru := rusage()
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // minorFaults returns the process's minor page faults so far.
-func minorFaults() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Minflt
-}
+func minorFaults() int64 { return int64(rusage().Minflt) }
 
 func main() { os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr)) }
 
