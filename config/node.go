@@ -206,7 +206,7 @@ var daysRE = regexp.MustCompile(`^(\d+)d(.*)$`)
 func parseDuration(s string) (time.Duration, error) {
 	if m := daysRE.FindStringSubmatch(s); m != nil {
 		days, err := strconv.Atoi(m[1])
-		if err != nil || days > math.MaxInt64/int(24*time.Hour) {
+		if err != nil || int64(days) > math.MaxInt64/int64(24*time.Hour) {
 			return 0, fmt.Errorf("too many days")
 		}
 		d := time.Duration(days) * 24 * time.Hour

@@ -223,7 +223,7 @@ func (t *headTable) place(id string, h uint64) (hd *head, found bool) {
 		s := &t.slots[i]
 		switch {
 		case s.tag == 0:
-			if t.n == math.MaxUint32 {
+			if uint64(t.n) == math.MaxUint32 {
 				panic("a system holds more than 2^32-1 link heads")
 			}
 			s.tag, s.at, s.id = tag, uint32(t.n), t.keep(id)
