@@ -70,7 +70,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"record by key", `SELECT id, kind, match_key, key, state FROM records WHERE kind = ? AND match_key = ?`, []any{"service_account", "aws\x00bot-1"}, []string{"SEARCH records USING INDEX records_key (kind=? AND match_key=?)"}, false},
 		{"records by keys", recordIDsByKeySQL, []any{"service_account", `["aws\u0000bot-1","aws\u0000bot-2"]`}, []string{"SEARCH records USING COVERING INDEX records_key (kind=? AND match_key=?)"}, false},
 		{"records by bound keys", recordIDsByKeysSQL(2), []any{"service_account", "aws\x00bot-1", "aws\x00bot-2"}, []string{"SEARCH records USING COVERING INDEX records_key (kind=? AND match_key=?)"}, false},
-		{"claim", claimPickSQL, []any{nil, nil, nil, "idp", nhisync.OutboxReady, "9999", "9999", 10}, []string{"SEARCH outbox USING INDEX outbox_system (system=? AND status=? AND next_at<?)"}, true},
+		{"claim", claimPickSQL(10), []any{nil, nil, nil, "idp", nhisync.OutboxReady, "9999", "9999"}, []string{"SEARCH outbox USING INDEX outbox_system (system=? AND status=? AND next_at<?)"}, true},
 		{"record heads", `SELECT id, kind, match_key FROM records WHERE id > ? ORDER BY id LIMIT ?`, []any{0, 10}, []string{"SEARCH records USING COVERING INDEX records_heads (id>?)"}, true},
 	}
 	for _, tc := range tests {
