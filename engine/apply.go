@@ -49,7 +49,9 @@ type held struct {
 	report func(Progress)
 
 	// leaseAt is when this drain last renewed and checked fence's lease
-	// (leaseMu: its senders take turns).
+	// (leaseMu: its senders take turns); a pass's drain starts with when
+	// the pass last did, so its first chunk does not wait on the writer
+	// (behind another system's claim) to renew a lease renewed moments ago.
 	leaseMu sync.Mutex
 	leaseAt time.Time
 
@@ -149,6 +151,17 @@ type sender struct {
 	// queue carries the outcomes of its Apply calls to commitOutcomes.
 	queue chan *outcomeJob
 	err   error
+	// claimed is closed once the sender's first claim is in, or it
+	// stopped before one; after is the claimed of the sender before it
+	// (nil for the first), whose first claim it waits for before its own.
+	claimed     chan struct{}
+	claimedOnce sync.Once
+	after       <-chan struct{}
+}
+
+// firstClaimed lets the sender after s claim.
+func (s *sender) firstClaimed() {
+	s.claimedOnce.Do(func() { close(s.claimed) })
 }
 
 // drain applies due ready writes to every system not in skip, a claim at
@@ -173,7 +186,10 @@ func (e *Engine) drain(ctx context.Context, sum *Summary, now time.Time, skip ma
 		if conn == nil || !sys.Direction.Writes() || skip[name] {
 			continue
 		}
-		s := &sender{sys: sys, conn: conn, queue: make(chan *outcomeJob, claimRows/max(applyChunk, 1)+1)}
+		s := &sender{sys: sys, conn: conn, queue: make(chan *outcomeJob, claimRows/max(applyChunk, 1)+1), claimed: make(chan struct{})}
+		if n := len(senders); n > 0 {
+			s.after = senders[n-1].claimed
+		}
 		if w, ok := conn.(nhisync.WholeApplier); ok && w.ApplyWhole() {
 			s.whole = true // one Apply: the connector rewrites the system once
 		}
@@ -249,6 +265,7 @@ func (e *Engine) sendPanic(what string, v any, sys *nhisync.System, conn nhisync
 // value is said and logged scrubbed, as applyCall's.
 func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) (err error) {
 	defer func() {
+		s.firstClaimed()
 		if v := recover(); v != nil {
 			err = e.sendPanic("sending writes to "+s.sys.Name, v, s.sys, s.conn)
 		}
@@ -262,12 +279,25 @@ func (e *Engine) send(ctx context.Context, s *sender, now time.Time, snd *held) 
 	if s.whole {
 		limit = 0
 	}
+	// The systems' first claims go in config order, the order their
+	// outcomes commit in: the first system's writes go out, and their
+	// outcomes commit, while the next one's claim runs (a whole-file
+	// system's, of all its writes, holds the writer longest), instead of
+	// waiting behind it.
+	if s.after != nil {
+		select {
+		case <-s.after:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		// A halted drain's sender notices before the claim's first chunk
 		// leaves (stillHolds), as a claim's failure is said beside a
 		// failed outcome's.
 		claim, rows, err := e.claim(ctx, nhisync.ClaimRequest{System: s.sys.Name, Due: now, Limit: limit,
 			Holder: e.holder, TTL: snd.ttl, Fence: snd.fence, Yield: snd.yield})
+		s.firstClaimed()
 		if err != nil {
 			return err
 		}

@@ -216,7 +216,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL}); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL, leaseAt: p.leaseAt}); err != nil {
 			return nil, err
 		}
 	}
@@ -233,7 +233,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 		return nil, err
 	}
 	if !p.dry {
-		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL, keys: p.sent}); err != nil {
+		if err := p.e.drain(ctx, p.sum, p.now, p.paused, &held{fence: p.fence, ttl: p.leaseTTL, keys: p.sent, leaseAt: p.leaseAt}); err != nil {
 			return nil, err
 		}
 		if err := p.e.updateHealth(ctx, p.sum, p.now, p.fence); err != nil {
