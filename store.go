@@ -208,6 +208,25 @@ type LinkHeadPager interface {
 	ScanLinkHeadPages(ctx context.Context, system string, fn func([]LinkHead) error) error
 }
 
+// ForCommit marks ctx as loading records (Store.LoadRecords) that the
+// caller is about to decide and commit: a pass's records with work. A
+// store may then read them where its commits write, so that a commit
+// finds the pages it rewrites already read (the SQLite store reads them
+// on its writer's connection, after any commit in flight). Loads for
+// anything else (a person's view, the API) are not marked: they need not
+// wait for a commit.
+func ForCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, forCommitKey{}, true)
+}
+
+// IsForCommit reports whether ctx is marked by ForCommit.
+func IsForCommit(ctx context.Context) bool {
+	v, _ := ctx.Value(forCommitKey{}).(bool)
+	return v
+}
+
+type forCommitKey struct{}
+
 // WALReporter is a Store whose write-ahead log is copied back into the
 // database in the background (sqlite). A background checkpoint that keeps
 // failing is no commit's error: the log only grows, so the service shows

@@ -552,7 +552,12 @@ func (p *pass) loadAhead(ctx context.Context, chunk, rest []idWork) error {
 			load = append(load, iw.id)
 		}
 	}
-	loaded, err := p.e.store.LoadRecords(ctx, load)
+	loadCtx := ctx
+	if !p.dry {
+		// Decided and committed next: read where the commits write.
+		loadCtx = nhisync.ForCommit(ctx)
+	}
+	loaded, err := p.e.store.LoadRecords(loadCtx, load)
 	if err != nil {
 		return err
 	}

@@ -154,8 +154,14 @@ func (p *pass) wouldRetire(ctx context.Context, gone []goneLink) (int, []string,
 	}
 	n := 0
 	var sample []string
+	loadCtx := ctx
+	if !p.dry {
+		// Kept for decideAll (p.preloaded), which decides and commits
+		// them: read where the commits write (loadAhead).
+		loadCtx = nhisync.ForCommit(ctx)
+	}
 	for start := 0; start < len(ids); start += p.e.batch {
-		recs, err := p.e.store.LoadRecords(ctx, ids[start:min(start+p.e.batch, len(ids))])
+		recs, err := p.e.store.LoadRecords(loadCtx, ids[start:min(start+p.e.batch, len(ids))])
 		if err != nil {
 			return 0, nil, err
 		}
