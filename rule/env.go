@@ -103,18 +103,22 @@ func kindVars(kind *nhisync.Kind, specials ...string) []variable {
 	return vars
 }
 
-// compile parses and checks expr in env and returns the checked AST or a
-// readable *nhisync.Error (EINVALID). what names the expression in the
-// message ("rule \"owner-is-email\"", "transform").
-func compile(env *cel.Env, vars []variable, what, expr string) (*cel.Ast, error) {
+// compile parses and checks expr in env (what env.Compile does) and
+// returns the checked AST and the parsed one (compiledReferences reads
+// both), or a readable *nhisync.Error (EINVALID). what names the
+// expression in the message ("rule \"owner-is-email\"", "transform").
+func compile(env *cel.Env, vars []variable, what, expr string) (checked, parsed *cel.Ast, err error) {
 	if strings.TrimSpace(expr) == "" {
-		return nil, nhisync.Errorf(nhisync.EINVALID, "%s: the expression is empty", what)
+		return nil, nil, nhisync.Errorf(nhisync.EINVALID, "%s: the expression is empty", what)
 	}
-	ast, iss := env.Compile(expr)
+	parsed, iss := env.Parse(expr)
+	if iss == nil || iss.Err() == nil {
+		checked, iss = env.Check(parsed)
+	}
 	if iss != nil && iss.Err() != nil {
-		return nil, &nhisync.Error{Code: nhisync.EINVALID, Message: what + ": " + issuesText(iss.Errors(), vars)}
+		return nil, nil, &nhisync.Error{Code: nhisync.EINVALID, Message: what + ": " + issuesText(iss.Errors(), vars)}
 	}
-	return ast, nil
+	return checked, parsed, nil
 }
 
 // issuesText renders CEL errors on one line, with the column of each and,

@@ -34,7 +34,7 @@ func CompileFilter(kind *nhisync.Kind, expr string) (*Filter, error) {
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Message: filterWhat + ": " + err.Error()}
 	}
-	ast, err := compile(env, vars, filterWhat, expr)
+	ast, parsed, err := compile(env, vars, filterWhat, expr)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func CompileFilter(kind *nhisync.Kind, expr string) (*Filter, error) {
 		return nil, err
 	}
 	f := &Filter{kind: kind, expr: expr, prg: prg}
-	f.binds, _ = bound(vars, compiledReferences(env, ast, expr))
+	f.binds, _ = bound(vars, compiledReferences(ast, parsed))
 	names := make([]string, len(f.binds))
 	for i, b := range f.binds {
 		names[i] = b.name

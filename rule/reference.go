@@ -9,17 +9,15 @@ import (
 )
 
 // compiledReferences returns references of checked, the checked AST of
-// expr in env, and the variables expr names with a leading dot (.owner).
-// The checker writes those without it, so inside a comprehension whose
-// variable has the same name (tags.exists(owner, owner == .owner)) the
-// variable would look bound: a rule would not run for the field's
-// proposals, and would find the field unbound when it ran. The parsed
-// expression keeps the dot.
-func compiledReferences(env *cel.Env, checked *cel.Ast, expr string) map[string]bool {
+// an expression, and the variables parsed, its parsed AST, names with a
+// leading dot (.owner). The checker writes those without it, so inside a
+// comprehension whose variable has the same name (tags.exists(owner,
+// owner == .owner)) the variable would look bound: a rule would not run
+// for the field's proposals, and would find the field unbound when it
+// ran. The parsed expression keeps the dot.
+func compiledReferences(checked, parsed *cel.Ast) map[string]bool {
 	refs := references(checked.NativeRep().Expr())
-	if parsed, iss := env.Parse(expr); iss.Err() == nil {
-		maps.Copy(refs, references(parsed.NativeRep().Expr()))
-	}
+	maps.Copy(refs, references(parsed.NativeRep().Expr()))
 	return refs
 }
 

@@ -40,7 +40,7 @@ func Compile(kind *nhisync.Kind, name, expr string) (*Rule, error) {
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Message: what + ": " + err.Error()}
 	}
-	ast, err := compile(env, vars, what, expr)
+	ast, parsed, err := compile(env, vars, what, expr)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func Compile(kind *nhisync.Kind, name, expr string) (*Rule, error) {
 		return nil, err
 	}
 	r := &Rule{name: name, expr: expr, what: what, prg: prg, sys: -1}
-	r.binds, r.fields = bound(vars, compiledReferences(env, ast, expr))
+	r.binds, r.fields = bound(vars, compiledReferences(ast, parsed))
 	r.sys = indexOf(r.binds, SystemVar)
 	if r.sys >= 0 && r.binds[r.sys].field != "" {
 		r.sys = -1 // a field named system

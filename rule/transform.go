@@ -45,7 +45,7 @@ func CompileTransform(expr string, fieldType nhisync.FieldType) (nhisync.Transfo
 	if err != nil {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Message: transformWhat + ": " + err.Error()}
 	}
-	ast, err := compile(env, vars, transformWhat, expr)
+	ast, _, err := compile(env, vars, transformWhat, expr)
 	if err != nil {
 		return nil, err
 	}
