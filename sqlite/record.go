@@ -96,11 +96,11 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 	}
 	var out []*nhisync.Record
 	gen := s.links.loaded() // before the read's snapshot
-	read := s.read
+	db := s.r
 	if nhisync.IsForCommit(ctx) {
-		read = s.readOnWriter
+		db = s.w // forCommitReads
 	}
-	err := read(ctx, func(tx *sql.Tx) error {
+	err := readTx(ctx, db, func(tx *sql.Tx) error {
 		byID, err := s.loadRecords(ctx, tx, gen, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
 		if err != nil {
 			return err
@@ -366,30 +366,29 @@ func sortRecords(rs []*nhisync.Record) {
 	slices.SortFunc(rs, func(a, b *nhisync.Record) int { return cmp.Compare(a.ID, b.ID) })
 }
 
-// read runs fn in a read-only transaction: one snapshot of the database.
+// read runs fn in a read-only transaction on a reader: one snapshot of
+// the database.
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	return fn(tx)
+	return readTx(ctx, s.r, fn)
 }
 
-// readOnWriter is read on the writer's connection (a deferred, read-only
-// transaction, after the commit in flight if any), for LoadRecords of
-// records a pass commits next (nhisync.ForCommit): the pages it reads
-// stay in the writer's page cache, where the commit rewriting them finds
-// them. Read on a reader, each was read twice, by the reader and again by
-// the commit, into a fresh cache page each time: modernc.org/sqlite is
-// built with SQLITE_ENABLE_MEMORY_MANAGEMENT, so the process's page caches
-// share one LRU list, a connection at its cache_size takes the least
-// recently used page of any, and the readers' scans (a pass's reads, the
-// loads between its commits) leave the idle writer with an empty cache.
-// At 300k NHIs the bench's drift pass committed in 0.37 s instead of 0.87
-// (its decide phase, bound by the commits, 0.71 s instead of 1.08).
-func (s *Store) readOnWriter(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+// readTx runs fn in a read-only transaction on db's connection (on the
+// writer's, a deferred one: it begins after the commit in flight, if any).
+//
+// forCommitReads: LoadRecords of records a pass commits next
+// (nhisync.ForCommit) reads on the writer's connection, so the pages it
+// reads stay in the writer's page cache, where the commit rewriting them
+// finds them. Read on a reader, each was read twice, by the reader and
+// again by the commit, into a fresh cache page each time:
+// modernc.org/sqlite is built with SQLITE_ENABLE_MEMORY_MANAGEMENT, so the
+// process's page caches share one LRU list, a connection at its
+// cache_size takes the least recently used page of any, and the readers'
+// scans (a pass's reads, the loads between its commits) leave the idle
+// writer with an empty cache. At 300k NHIs the bench's drift pass
+// committed in 0.37 s instead of 0.87 (its decide phase, bound by the
+// commits, 0.71 s instead of 1.08).
+func readTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
