@@ -73,7 +73,8 @@ type walCheckpointer struct {
 // startCheckpointer opens the checkpointer's connection to the database
 // at uri and starts it.
 func startCheckpointer(uri, path string) (*walCheckpointer, error) {
-	db, err := sql.Open("sqlite", uri+"?"+commonPragmas+"&_pragma=cache_size(-512)&_pragma=synchronous(FULL)")
+	// Through walBufVFS for its checkpoints' read-ahead (walckpt.go).
+	db, err := sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas+"&_pragma=cache_size(-512)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, err
 	}

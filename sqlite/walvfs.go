@@ -85,6 +85,17 @@ type walFileTail struct {
 	// header once that header is written, else 0: the buffer goes out
 	// once the page is in it.
 	commitPage int64
+	// peer links a connection's database file and its WAL file (both
+	// opened through walBufVFS), 0 when not linked: the database file's
+	// is its WAL file, the WAL file's its database file (walckpt.go).
+	peer uintptr
+	// The checkpoint read-ahead of a WAL file (walckpt.go).
+	ra     uintptr // walBufSize bytes once a checkpoint first reads
+	raOff  int64   // the file offset of ra's first byte
+	raN    int64   // bytes of ra that are valid, 0 outside a checkpoint
+	raSize int64   // the WAL file's size when the copy began, -1 unknown
+	inCkpt bool    // between SQLITE_FCNTL_CKPT_START and _DONE
+	isDB   bool    // the file is a main database with ckptDBMethods
 }
 
 // walHeaderSize and walFrameHeaderSize are the sizes of the WAL file's
@@ -153,6 +164,7 @@ func registerWALVFS() error {
 		setFn(&m.FxShmUnmap, walShmUnmap)
 		setFn(&m.FxFetch, walFetch)
 		setFn(&m.FxUnfetch, walUnfetch)
+		registerCkptDBMethods()
 		if rc := sqlite3.Xsqlite3_vfs_register(tls, vfs, 0); rc != sqlite3.SQLITE_OK {
 			walVFSErr = errNoVFS
 		}
@@ -200,19 +212,27 @@ func walOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags u
 	t := tailOf(pFile)
 	*t = walFileTail{}
 	rc := fn[func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32](base.FxOpen)(tls, walVFSBase, zName, pFile, flags, pOutFlags)
-	if rc != sqlite3.SQLITE_OK || flags&sqlite3.SQLITE_OPEN_WAL == 0 {
+	if rc != sqlite3.SQLITE_OK || flags&(sqlite3.SQLITE_OPEN_WAL|sqlite3.SQLITE_OPEN_MAIN_DB) == 0 {
 		return rc
 	}
 	f := (*sqlite3.Tsqlite3_file)(cptr(pFile))
 	if f.FpMethods == 0 || (*sqlite3.Tsqlite3_io_methods)(cptr(f.FpMethods)).FiVersion < 3 {
 		return rc // unbuffered: walBufMethods forwards every method of version 3
 	}
+	if flags&sqlite3.SQLITE_OPEN_MAIN_DB != 0 {
+		// Its own methods but for the checkpoint's file controls
+		// (walckpt.go).
+		t.base, t.isDB = f.FpMethods, true
+		f.FpMethods = uintptr(unsafe.Pointer(&ckptDBMethods))
+		return rc
+	}
 	buf := sqlite3.Xsqlite3_malloc64(tls, walBufSize)
 	if buf == 0 {
 		return rc // unbuffered: the file keeps its own methods
 	}
-	t.base, t.buf = f.FpMethods, buf
+	t.base, t.buf, t.raSize = f.FpMethods, buf, -1
 	f.FpMethods = uintptr(unsafe.Pointer(&walBufMethods))
+	linkWAL(pFile, zName)
 	return rc
 }
 
@@ -234,6 +254,7 @@ func flush(tls *libc.TLS, pFile uintptr) int32 {
 }
 
 func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
+	endReadAhead(pFile)
 	rc := bufferWrite(tls, pFile, zBuf, iAmt, iOfst)
 	if rc != sqlite3.SQLITE_OK {
 		return rc
@@ -287,6 +308,7 @@ func walClose(tls *libc.TLS, pFile uintptr) int32 {
 	rc := flush(tls, pFile)
 	t := tailOf(pFile)
 	m := baseMethods(pFile)
+	unlinkWAL(tls, pFile)
 	sqlite3.Xsqlite3_free(tls, t.buf)
 	t.buf = 0
 	(*sqlite3.Tsqlite3_file)(cptr(pFile)).FpMethods = t.base
@@ -300,10 +322,14 @@ func walRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	if t := tailOf(pFile); t.inCkpt {
+		return ckptRead(tls, pFile, zBuf, iAmt, iOfst)
+	}
 	return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxRead)(tls, pFile, zBuf, iAmt, iOfst)
 }
 
 func walTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
+	endReadAhead(pFile)
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
@@ -311,6 +337,7 @@ func walTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
 }
 
 func walSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
+	endReadAhead(pFile)
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
@@ -318,6 +345,7 @@ func walSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 }
 
 func walFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
+	endReadAhead(pFile)
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
@@ -325,6 +353,7 @@ func walFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
 }
 
 func walFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
+	endReadAhead(pFile)
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
@@ -332,6 +361,7 @@ func walFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 
 }
 
 func walFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr) int32 {
+	endReadAhead(pFile)
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
@@ -339,13 +369,15 @@ func walFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr)
 }
 
 // The rest forward as they are: they neither read nor write the file's
-// content.
+// content (locking ends a checkpoint's read-ahead all the same).
 
 func walLock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
+	endReadAhead(pFile)
 	return fn[func(*libc.TLS, uintptr, int32) int32](baseMethods(pFile).FxLock)(tls, pFile, lock)
 }
 
 func walUnlock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
+	endReadAhead(pFile)
 	return fn[func(*libc.TLS, uintptr, int32) int32](baseMethods(pFile).FxUnlock)(tls, pFile, lock)
 }
 
