@@ -347,11 +347,16 @@ func (s *Store) closeWindow(ctx context.Context) (err error) {
 		if err := s.mergeStage(ctx, conn); err != nil {
 			return err
 		}
+		s.wakeCheckpointer()
 	}
 	if err := closeWindowFault("keying", conn); err != nil {
 		return err
 	}
-	return s.buildRecordsKey(ctx, conn)
+	if err := s.buildRecordsKey(ctx, conn); err != nil {
+		return err
+	}
+	s.wakeCheckpointer()
+	return nil
 }
 
 // Every sort that closes the window (moving the links in key order,
