@@ -95,20 +95,12 @@ func (t *headTable) start(h uint64) int {
 
 // idOf returns the id of slot s.
 func (t *headTable) idOf(s *headSlot) string {
-	c := t.ids[s.id>>16][s.id&0xffff:]
-	if n := c[0]; n < 0x80 {
-		return c[1 : 1+int(n)]
+	c := t.ids[s.id>>16]
+	if off := int(s.id & 0xffff); c[off] < 0x80 {
+		return c[off+1 : off+1+int(c[off])]
 	}
-	n, k := uint64(0), 0
-	for shift := 0; ; shift += 7 {
-		b := c[k]
-		k++
-		n |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			break
-		}
-	}
-	return c[k : k+int(n)]
+	id, _ := idAt(c, int(s.id&0xffff))
+	return id
 }
 
 // get returns the head of id, or nil.
@@ -287,19 +279,44 @@ func (t *headTable) grow() {
 	}
 }
 
-// all yields every id and its head, in no particular order.
+// all yields every id and its head, in the order they were added (the
+// store's, for a system's link heads). It walks the heads and the chunks
+// of ids side by side, both in that order, each once from start to end:
+// not the slots, whose heads and ids lie all over the table, two misses
+// in cache per slot. At a million heads a walk of the slots took 66 ns of
+// CPU per head on the build machine, this walk about 1 ns
+// (BenchmarkHeadTableAll1M); correlation walks every system's heads once.
 func (t *headTable) all() iter.Seq2[string, *head] {
 	return func(yield func(string, *head) bool) {
 		if t == nil {
 			return
 		}
-		for k := range t.slots {
-			s := &t.slots[k]
-			if s.tag != 0 && !yield(t.idOf(s), &t.heads[s.at]) {
-				return
+		i := 0
+		for _, c := range t.ids {
+			for off := 0; off < len(c) && i < t.n; i++ {
+				id, next := idAt(c, off)
+				if !yield(id, &t.heads[i]) {
+					return
+				}
+				off = next
 			}
 		}
 	}
+}
+
+// idAt returns the id kept at offset off of chunk c (keep: its length, a
+// uvarint, then its bytes) and the offset after it.
+func idAt(c string, off int) (id string, next int) {
+	n, k := uint64(0), off
+	for shift := 0; ; shift += 7 {
+		b := c[k]
+		k++
+		n |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			break
+		}
+	}
+	return c[k : k+int(n)], k + int(n)
 }
 
 // warmRun is how many ids are warmed ahead of their look-ups: enough

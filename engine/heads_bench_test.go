@@ -78,6 +78,34 @@ func BenchmarkHeadTableWarmGet1M(b *testing.B) {
 	_ = sink
 }
 
+// BenchmarkHeadTableAll1M walks a table of a million heads, added in the
+// store's order, once (all), as correlation's sweep walks each system's
+// heads, reading each head's status and its id's length.
+func BenchmarkHeadTableAll1M(b *testing.B) {
+	const n = 1_000_000
+	sorted, _ := benchHeadIDs(n)
+	t := newHeadTable(n)
+	for _, id := range sorted {
+		hd, _ := t.add(id)
+		hd.recordID, hd.status, hd.seen = 1, stateLive, true
+	}
+	live, bytes := 0, 0
+	b.ResetTimer()
+	start := storetest.ProcessCPU()
+	for b.Loop() {
+		for id, h := range t.all() {
+			if h.recordID != 0 && h.status == stateLive {
+				live++
+			}
+			bytes += len(id)
+		}
+	}
+	b.ReportMetric(float64((storetest.ProcessCPU()-start).Nanoseconds())/float64(b.N)/n, "cpu-ns/head")
+	if live != b.N*n || bytes == 0 {
+		b.Fatalf("walked %d live heads, want %d", live, b.N*n)
+	}
+}
+
 // BenchmarkHeadTableAddRun1M is BenchmarkHeadTableAdd1M with the ids added
 // a run at a time (addRun).
 func BenchmarkHeadTableAddRun1M(b *testing.B) {

@@ -11,7 +11,8 @@ import (
 // TestHeadTable holds the head table to a map's behaviour: every id added
 // is found with its head, through growth from a table sized for far fewer,
 // ids that are prefixes of others, an empty id and one longer than a chunk;
-// an id added twice keeps one head; all yields each id once.
+// an id added twice keeps one head; all yields each id once, in the
+// order added.
 func TestHeadTable(t *testing.T) {
 	tbl := newHeadTable(3)
 	want := map[string]int64{}
@@ -44,11 +45,16 @@ func TestHeadTable(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
+	k := 0
 	for id, hd := range tbl.all() {
 		if seen[id] {
 			t.Fatalf("all yields %.20q twice", id)
 		}
 		seen[id] = true
+		if k >= len(ids) || id != ids[k] {
+			t.Fatalf("all yields %.20q as the id added %d-th", id, k)
+		}
+		k++
 		if hd.recordID != want[id] {
 			t.Fatalf("all: %.20q has record %d, want %d", id, hd.recordID, want[id])
 		}
@@ -60,6 +66,9 @@ func TestHeadTable(t *testing.T) {
 	}
 	if hd := tbl.get("id-7"); !hd.seen {
 		t.Fatal("a change to a head that all yielded is lost")
+	}
+	for range tbl.all() {
+		break // stopping early is allowed
 	}
 	var empty *headTable
 	if empty.get("a") != nil {
