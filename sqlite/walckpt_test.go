@@ -231,3 +231,119 @@ func TestEndBulkWakesTheCheckpointer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReadAheadUnderCommits: checkpoints run back to back with a writer
+// committing random updates and appends beside them, and a reader holding
+// an old snapshot now and then (partial checkpoints, frames read ahead
+// past what may be copied, the WAL starting over between checkpoints);
+// the database file alone, once all is copied, holds what the writer
+// committed.
+func TestReadAheadUnderCommits(t *testing.T) {
+	if err := registerWALVFS(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "busy.db")
+	w, err := sql.Open("sqlite", "file:"+path+"?vfs="+walBufVFS+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sql.Open("sqlite", "file:"+path+"?vfs="+walBufVFS+"&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.SetMaxOpenConns(1)
+
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	reads := ckptReads.Load()
+	go func() {
+		var err error
+		for n := 0; err == nil; n++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			var busy, log, copied int
+			err = c.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &copied)
+			if n%7 == 3 {
+				// A reader on the snapshot of now, for a while.
+				tx, terr := r.Begin()
+				if terr == nil {
+					var k int
+					terr = tx.QueryRow(`SELECT count(*) FROM t`).Scan(&k)
+					time.Sleep(3 * time.Millisecond)
+					tx.Rollback()
+				}
+				if err == nil {
+					err = terr
+				}
+			}
+		}
+		done <- err
+	}()
+	for i := range 300 {
+		q := `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20) INSERT INTO t (v, n) SELECT randomblob(700), i FROM c`
+		if i%3 == 1 {
+			q = `UPDATE t SET v = randomblob(500), n = n + 1 WHERE id IN (SELECT id FROM t ORDER BY random() LIMIT 30)`
+		}
+		if _, err := w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ckptReads.Load() == reads {
+		t.Fatal("no checkpoint read through the read-ahead")
+	}
+	var want string
+	if err := w.QueryRow(`SELECT count(*) || ':' || sum(n) || ':' || sum(length(v)) FROM t`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	if err := w.QueryRow(`SELECT group_concat(hex(v), '') FROM (SELECT v FROM t ORDER BY id)`).Scan(&all); err != nil {
+		t.Fatal(err)
+	}
+	var busy, log, copied int
+	if err := c.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &log, &copied); err != nil || busy != 0 || log != copied {
+		t.Fatalf("last checkpoint: busy %d, %d of %d frames (%v)", busy, copied, log, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := sql.Open("sqlite", "file:"+cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	var ok, got, gotAll string
+	if err := o.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check = %q, %v", ok, err)
+	}
+	if err := o.QueryRow(`SELECT count(*) || ':' || sum(n) || ':' || sum(length(v)) FROM t`).Scan(&got); err != nil || got != want {
+		t.Fatalf("the database file holds %q (%v), the writer committed %q", got, err, want)
+	}
+	if err := o.QueryRow(`SELECT group_concat(hex(v), '') FROM (SELECT v FROM t ORDER BY id)`).Scan(&gotAll); err != nil || gotAll != all {
+		t.Fatalf("the database file's values differ from the writer's (%v)", err)
+	}
+}
