@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/nhisync/nhisync"
@@ -27,6 +29,8 @@ type bulkCheck struct {
 	recs                          map[int64]bool
 	keys                          map[string]bool
 	links                         map[string]bool
+	// ending, when set, is called as EndBulk starts.
+	ending func()
 }
 
 // broken reports a breach of the window's contract as the test's failure
@@ -74,6 +78,9 @@ func (b *bulkCheck) EndBulk(ctx context.Context) error {
 		return b.broken("bulk window closed but not open")
 	}
 	b.open = false
+	if b.ending != nil {
+		b.ending()
+	}
 	if bl, ok := b.Store.(nhisync.BulkLoader); ok {
 		return bl.EndBulk(ctx)
 	}
@@ -202,31 +209,47 @@ func TestFirstPassIsOneBulkWindow(t *testing.T) {
 	}
 }
 
-// TestFirstPassReleasesMemoryBeforeClosingTheWindow: a first pass hands
-// its freed memory back once every record is decided and committed, while
-// the window is still open (before the store's sorts closing it), and a
-// pass without a window does not.
-func TestFirstPassReleasesMemoryBeforeClosingTheWindow(t *testing.T) {
+// TestFirstPassReleasesMemoryWhileClosingTheWindow: a first pass hands
+// its freed memory back once every record is decided and committed,
+// beside the store's closing of the window (not before it, on the
+// pass's path), and goes on only once it is back; a pass without a
+// window does not.
+func TestFirstPassReleasesMemoryWhileClosingTheWindow(t *testing.T) {
 	w := newWorld(t, baseConfig, map[string][]map[string]any{
 		"idp.json":  {sa("i1", "aws", "payments-bot"), sa("i2", "aws", "billing-bot")},
 		"cmdb.json": {sa("c1", "aws", "payments-bot", "owner", "alice@example.com")},
 	})
 	bc := w.store.(*bulkCheck)
-	released := 0
+	ending := make(chan struct{})
+	bc.ending = func() { close(ending) }
+	var released atomic.Int32
+	returned := make(chan struct{})
 	defer engine.SetReleaseMemory(func() {
-		released++
-		if !bc.open || len(bc.recs) != 2 {
-			t.Errorf("memory released with the window open=%v and %d records committed; want open, 2", bc.open, len(bc.recs))
+		if len(bc.recs) != 2 {
+			t.Errorf("memory released with %d records committed; want 2", len(bc.recs))
 		}
+		select {
+		case <-ending:
+		case <-time.After(10 * time.Second):
+			t.Errorf("memory released, but the window did not start closing beside it")
+		}
+		select {
+		case <-returned:
+			t.Errorf("the pass went on before the memory was back")
+		case <-time.After(200 * time.Millisecond):
+		}
+		released.Add(1)
 	})()
 	w.sync()
-	if released != 1 {
-		t.Fatalf("first pass released memory %d times, want once", released)
+	close(returned)
+	if n := released.Load(); n != 1 {
+		t.Fatalf("first pass had released memory %d times when it returned, want once", n)
 	}
+	bc.ending = nil
 	w.put("idp.json", []map[string]any{sa("i1", "aws", "payments-bot"), sa("i3", "aws", "new-bot")})
 	w.sync()
-	if released != 1 {
-		t.Errorf("a pass without a bulk window released memory (%d times in all)", released)
+	if n := released.Load(); n != 1 {
+		t.Errorf("a pass without a bulk window released memory (%d times in all)", n)
 	}
 }
 
