@@ -347,16 +347,11 @@ func (s *Store) closeWindow(ctx context.Context) (err error) {
 		if err := s.mergeStage(ctx, conn); err != nil {
 			return err
 		}
-		s.wakeCheckpointer()
 	}
 	if err := closeWindowFault("keying", conn); err != nil {
 		return err
 	}
-	if err := s.buildRecordsKey(ctx, conn); err != nil {
-		return err
-	}
-	s.wakeCheckpointer()
-	return nil
+	return s.buildRecordsKey(ctx, conn)
 }
 
 // Every sort that closes the window (moving the links in key order,

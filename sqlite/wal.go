@@ -256,20 +256,10 @@ func (s *Store) checkpointWriter() {
 	}
 }
 
-func (s *Store) checkpointIdle() { s.wakeCheckpointer() }
-
-// wakeCheckpointer has the checkpointer copy whatever waits, as when the
-// writer is idle. EndBulk calls it once its merge has committed (at 1M
-// NHIs the merge appends ~120k frames, which the checkpointer copies
-// while records' match-key index is built) and once that index has: a
-// WAL starts over only with a write that begins while every frame is
-// copied, so the drain's first commit then starts it over, instead of
-// appending to it until the writer checkpoints itself
-// (checkpointWriter, past walHardLimitPages) on the drain's serial path.
-func (s *Store) wakeCheckpointer() {
+func (s *Store) checkpointIdle() {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
-	if s.closed || s.ckpt == nil {
+	if s.closed {
 		return
 	}
 	// Replaces a pending look after a commit: idle is the larger ask.

@@ -192,46 +192,6 @@ func readAheadScenario(t *testing.T, leak bool) string {
 	return ""
 }
 
-// TestEndBulkWakesTheCheckpointer: once EndBulk's merge commits, and
-// again once records' match-key index is built, the checkpointer copies
-// the WAL back without waiting for a commit or the writer's idle timer
-// (stopped here): all of it, so that the next commit starts it over.
-func TestEndBulkWakesTheCheckpointer(t *testing.T) {
-	s := openTest(t)
-	bulkCommit(t, s, 2000)
-	s.idleMu.Lock()
-	if s.idle != nil {
-		s.idle.Stop()
-	}
-	s.idleMu.Unlock()
-	// Whatever a look after the commit copied is copied: from here on
-	// only a wake copies.
-	for deadline := time.Now().Add(30 * time.Second); len(s.ckpt.kick) > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	runs := s.ckpt.runs.Load()
-	if err := s.EndBulk(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	s.idleMu.Lock()
-	if s.idle != nil {
-		s.idle.Stop()
-	}
-	s.idleMu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		frames, copied := walFrames(t, s)
-		if s.ckpt.runs.Load() > runs && copied == frames {
-			t.Logf("%d of %d frames copied", copied, frames)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint after EndBulk's merge (%d of %d frames copied)", copied, frames)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestReadAheadUnderCommits: checkpoints run back to back with a writer
 // committing random updates and appends beside them, and a reader holding
 // an old snapshot now and then (partial checkpoints, frames read ahead
