@@ -146,19 +146,7 @@ func readAheadScenario(t *testing.T, leak bool) string {
 	checkpoint()
 
 	// The database file alone, as the second checkpoint left it.
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := filepath.Join(t.TempDir(), "copy.db")
-	if err := os.WriteFile(cp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := sql.Open("sqlite", "file:"+cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openFileAlone(t, path)
 	var ok string
 	if err := r.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		if err != nil {
@@ -283,19 +271,7 @@ func TestReadAheadUnderCommits(t *testing.T) {
 	if err := c.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &log, &copied); err != nil || busy != 0 || log != copied {
 		t.Fatalf("last checkpoint: busy %d, %d of %d frames (%v)", busy, copied, log, err)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := filepath.Join(t.TempDir(), "copy.db")
-	if err := os.WriteFile(cp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	o, err := sql.Open("sqlite", "file:"+cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := openFileAlone(t, path)
 	var ok, got, gotAll string
 	if err := o.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("integrity_check = %q, %v", ok, err)
@@ -306,4 +282,24 @@ func TestReadAheadUnderCommits(t *testing.T) {
 	if err := o.QueryRow(`SELECT group_concat(hex(v), '') FROM (SELECT v FROM t ORDER BY id)`).Scan(&gotAll); err != nil || gotAll != all {
 		t.Fatalf("the database file's values differ from the writer's (%v)", err)
 	}
+}
+
+// openFileAlone opens a copy of the database file at path without its WAL
+// or wal-index: what the checkpoints copied into the file, nothing else.
+func openFileAlone(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
