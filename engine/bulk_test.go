@@ -26,9 +26,11 @@ type bulkCheck struct {
 	// opened counts the windows opened, headScans the scans of every
 	// record's head and keyLookups the look-ups of keys (tests read them).
 	opened, headScans, keyLookups int
-	recs                          map[int64]bool
-	keys                          map[string]bool
-	links                         map[string]bool
+	// plannedReads counts the reads of planned writes (OutboxWrites).
+	plannedReads int
+	recs         map[int64]bool
+	keys         map[string]bool
+	links        map[string]bool
 	// ending, when set, is called as EndBulk starts.
 	ending func()
 }
@@ -53,6 +55,12 @@ func (b *bulkCheck) BeginBulk(ctx context.Context) (bool, error) {
 		}
 	} else if !b.empty(ctx) {
 		return false, nil
+	}
+	// A store that holds no records and no links holds no write either
+	// (every write is a record's): a pass in the window takes every write
+	// queued to be its own.
+	if ws, err := b.Store.OutboxWrites(ctx, "", "", time.Time{}, 1); err != nil || len(ws) > 0 {
+		return false, b.broken("bulk window opened over a store holding %d queued writes (%v)", len(ws), err)
 	}
 	b.open, b.opened = true, b.opened+1
 	b.recs, b.keys, b.links = map[int64]bool{}, map[string]bool{}, map[string]bool{}
@@ -124,6 +132,13 @@ func (b *bulkCheck) RecordIDsByKey(ctx context.Context, kind string, keys []stri
 	}
 	b.keyLookups++
 	return b.Store.RecordIDsByKey(ctx, kind, keys)
+}
+
+func (b *bulkCheck) OutboxWrites(ctx context.Context, system, status string, due time.Time, limit int) ([]*nhisync.OutboxWrite, error) {
+	if status == nhisync.OutboxPlanned {
+		b.plannedReads++
+	}
+	return b.Store.OutboxWrites(ctx, system, status, due, limit)
 }
 
 func (b *bulkCheck) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordHead) error) error {
@@ -206,6 +221,31 @@ func TestFirstPassIsOneBulkWindow(t *testing.T) {
 	w.sync()
 	if bc.opened != 1 {
 		t.Fatalf("a pass over a store holding records opened a bulk window")
+	}
+}
+
+// TestFirstPassReadsNoPlannedWriteBack: a first pass into an empty store
+// (its bulk window) judges the writes it planned without reading the
+// store's planned writes back, as every one is its own; a later pass
+// reads them, for the writes an interrupted pass left planned.
+func TestFirstPassReadsNoPlannedWriteBack(t *testing.T) {
+	w := newWorld(t, baseConfig, map[string][]map[string]any{
+		"idp.json":     {sa("i1", "aws", "payments-bot"), sa("i2", "aws", "billing-bot")},
+		"cmdb.json":    {sa("c1", "aws", "payments-bot", "owner", "alice@example.com"), sa("c2", "aws", "billing-bot", "owner", "bob@example.com")},
+		"catalog.json": {sa("k1", "aws", "payments-bot"), sa("k2", "aws", "billing-bot")},
+	})
+	bc := w.store.(*bulkCheck)
+	sum := w.sync()
+	if bc.opened != 1 || sum.WritesPlanned == 0 {
+		t.Fatalf("first pass: %d windows opened, %d writes planned; want one window and some writes", bc.opened, sum.WritesPlanned)
+	}
+	if bc.plannedReads != 0 {
+		t.Fatalf("a first pass into an empty store read the store's planned writes back %d times", bc.plannedReads)
+	}
+	w.put("cmdb.json", []map[string]any{sa("c1", "aws", "payments-bot", "owner", "carol@example.com"), sa("c2", "aws", "billing-bot", "owner", "bob@example.com")})
+	w.sync()
+	if bc.plannedReads != 1 {
+		t.Fatalf("a pass over a store holding records read planned writes %d times, want once", bc.plannedReads)
 	}
 }
 

@@ -85,6 +85,11 @@ type pass struct {
 	// planned collects this pass's planned writes (dry runs keep them here
 	// instead of in the store).
 	planned []*nhisync.OutboxWrite
+	// emptyStore is set when the pass opened a store's bulk window: the
+	// store held no records and no links when it began, so no write
+	// either (every write is a record's, and records are never deleted),
+	// and every write queued is this pass's own (in planned).
+	emptyStore bool
 	// sent holds the display keys of the records whose writes this pass
 	// committed (recordKeys.note), for the outcomes of its drain.
 	sent recordKeys
@@ -283,6 +288,7 @@ func (p *pass) decideBulk(ctx context.Context) (err error) {
 	if !open {
 		return p.decideAll(ctx)
 	}
+	p.emptyStore = true
 	defer func() {
 		// The memory the decided records' observations held goes back to
 		// the system beside the window's closing, not before it

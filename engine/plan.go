@@ -322,8 +322,11 @@ func mapsEqual(a, b map[string]nhisync.Value) bool {
 // a pending guard request held stays held by it.
 func (p *pass) applyGuard(ctx context.Context) error {
 	planned := p.planned
-	if !p.dry {
-		// Writes left planned by an interrupted pass are judged now too.
+	if !p.dry && !p.emptyStore {
+		// Writes left planned by an interrupted pass are judged now too
+		// (a pass into an empty store found none: the store's planned
+		// writes are all in planned, and reading them back would cost a
+		// first pass a read of every write it queued).
 		rows, err := p.e.store.OutboxWrites(ctx, "", nhisync.OutboxPlanned, time.Time{}, 0)
 		if err != nil {
 			return err
