@@ -180,6 +180,12 @@ func ckptRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 // drop it.
 
 func dbFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
+	if op == sqlite3.SQLITE_FCNTL_CKPT_DONE {
+		endGather(tls, pFile)
+	}
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	if p := tailOf(pFile).peer; p != 0 {
 		switch op {
 		case sqlite3.SQLITE_FCNTL_CKPT_START:
@@ -188,6 +194,7 @@ func dbFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
 			if !readAheadLeak {
 				wt.raN = 0
 			}
+			startGather(tls, pFile)
 		case sqlite3.SQLITE_FCNTL_CKPT_DONE:
 			endReadAhead(p)
 		}
@@ -197,6 +204,10 @@ func dbFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
 
 func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 	t := tailOf(pFile)
+	rc := dbFlush(tls, pFile, false)
+	t.gather = false
+	sqlite3.Xsqlite3_free(tls, t.buf)
+	t.buf = 0
 	if t.peer != 0 {
 		endReadAhead(t.peer)
 		tailOf(t.peer).peer = 0
@@ -204,36 +215,57 @@ func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 	}
 	m := baseMethods(pFile)
 	(*sqlite3.Tsqlite3_file)(cptr(pFile)).FpMethods = t.base
-	return fn[func(*libc.TLS, uintptr) int32](m.FxClose)(tls, pFile)
+	if rc2 := fn[func(*libc.TLS, uintptr) int32](m.FxClose)(tls, pFile); rc == sqlite3.SQLITE_OK {
+		rc = rc2
+	}
+	return rc
 }
 
+// Every method that reads the file, changes its size, syncs it or locks
+// it writes what is gathered first (there is nothing outside a
+// checkpoint's copy loop, and nothing past its last page write).
+
 func dbRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxRead)(tls, pFile, zBuf, iAmt, iOfst)
 }
 
-func dbWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
-	return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxWrite)(tls, pFile, zBuf, iAmt, iOfst)
-}
-
 func dbTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, int64) int32](baseMethods(pFile).FxTruncate)(tls, pFile, size)
 }
 
 func dbSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, int32) int32](baseMethods(pFile).FxSync)(tls, pFile, flags)
 }
 
 func dbFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, uintptr) int32](baseMethods(pFile).FxFileSize)(tls, pFile, pSize)
 }
 
 func dbLock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
 	dropReadAhead(pFile)
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, int32) int32](baseMethods(pFile).FxLock)(tls, pFile, lock)
 }
 
 func dbUnlock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
 	dropReadAhead(pFile)
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, int32) int32](baseMethods(pFile).FxUnlock)(tls, pFile, lock)
 }
 
@@ -243,5 +275,8 @@ func dbShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
 }
 
 func dbFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr) int32 {
+	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, int64, int32, uintptr) int32](baseMethods(pFile).FxFetch)(tls, pFile, iOfst, iAmt, pp)
 }

@@ -215,7 +215,7 @@ func TestReadAheadUnderCommits(t *testing.T) {
 
 	stop := make(chan struct{})
 	done := make(chan error, 1)
-	reads := ckptReads.Load()
+	reads, pageWrites, late := ckptReads.Load(), ckptPageWrites.Load(), ckptLateFlushes.Load()
 	go func() {
 		var err error
 		for n := 0; err == nil; n++ {
@@ -258,6 +258,12 @@ func TestReadAheadUnderCommits(t *testing.T) {
 	}
 	if ckptReads.Load() == reads {
 		t.Fatal("no checkpoint read through the read-ahead")
+	}
+	if ckptPageWrites.Load() == pageWrites {
+		t.Fatal("no checkpoint gathered its page writes")
+	}
+	if n := ckptLateFlushes.Load() - late; n != 0 {
+		t.Fatalf("%d checkpoints left gathered pages for CKPT_DONE", n)
 	}
 	var want string
 	if err := w.QueryRow(`SELECT count(*) || ':' || sum(n) || ':' || sum(length(v)) FROM t`).Scan(&want); err != nil {

@@ -96,6 +96,13 @@ type walFileTail struct {
 	raSize int64   // the WAL file's size when the copy began, -1 unknown
 	inCkpt bool    // between SQLITE_FCNTL_CKPT_START and _DONE
 	isDB   bool    // the file is a main database with ckptDBMethods
+	// The checkpoint's gathered page writes of a database file
+	// (ckptwrite.go), in buf, n and off: gather is set inside a
+	// checkpoint's copy loop whose last page write was found, lastOff is
+	// that write's offset, pageSize the database's page size.
+	gather   bool
+	lastOff  int64
+	pageSize int64
 }
 
 // walHeaderSize and walFrameHeaderSize are the sizes of the WAL file's
