@@ -83,6 +83,7 @@ func startGather(tls *libc.TLS, db uintptr) {
 		return
 	}
 	pageSize := int64(w.Fhdr.FszPage&0xfe00) + int64(w.Fhdr.FszPage&1)<<16
+	planReads(tls, p, w)
 	last := lastGatheredPage(w)
 	if last == 0 || pageSize == 0 {
 		return

@@ -45,6 +45,8 @@ var (
 	// ckptReads and ckptPreads count the frame reads of checkpoints and
 	// the reads that went to the WAL file for them (tests, measurements).
 	ckptReads, ckptPreads atomic.Int64
+	// ckptReadAhead counts the bytes read ahead (tests, measurements).
+	ckptReadAhead atomic.Int64
 	// readAheadLeak, when set, keeps a read-ahead buffer past the end of
 	// its checkpoint (tests: the failure TestReadAheadEndsWithItsCheckpoint
 	// must catch).
@@ -113,6 +115,8 @@ func unlinkWAL(tls *libc.TLS, pFile uintptr) {
 		sqlite3.Xsqlite3_free(tls, t.ra)
 		t.ra = 0
 	}
+	sqlite3.Xsqlite3_free(tls, t.plan)
+	t.plan, t.planCap, t.planN = 0, 0, 0
 	if t.peer != 0 {
 		tailOf(t.peer).peer = 0
 		t.peer = 0
@@ -122,7 +126,7 @@ func unlinkWAL(tls *libc.TLS, pFile uintptr) {
 // endReadAhead ends a checkpoint's read-ahead on the WAL file pFile.
 func endReadAhead(pFile uintptr) {
 	t := tailOf(pFile)
-	t.inCkpt = false
+	t.inCkpt, t.planN = false, 0
 	if !readAheadLeak {
 		t.raN = 0
 	}
@@ -142,6 +146,7 @@ func ckptRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 	t := tailOf(pFile)
 	amt := int64(iAmt)
 	ckptReads.Add(1)
+	nextPlanned(pFile, iOfst, amt)
 	if t.raN > 0 && iOfst >= t.raOff && iOfst+amt <= t.raOff+t.raN {
 		copy(unsafe.Slice((*byte)(cptr(zBuf)), amt), unsafe.Slice((*byte)(cptr(t.ra+uintptr(iOfst-t.raOff))), amt))
 		return sqlite3.SQLITE_OK
@@ -161,7 +166,7 @@ func ckptRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 	if t.ra == 0 && amt < walBufSize {
 		t.ra = sqlite3.Xsqlite3_malloc64(tls, walBufSize)
 	}
-	n := min(int64(walBufSize), t.raSize-iOfst)
+	n := min(int64(walBufSize), t.raSize-iOfst, planned(pFile, iOfst, amt))
 	ckptPreads.Add(1)
 	if t.ra == 0 || n < amt {
 		return read(tls, pFile, zBuf, iAmt, iOfst)
@@ -171,6 +176,7 @@ func ckptRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 		return read(tls, pFile, zBuf, iAmt, iOfst)
 	}
 	t.raOff, t.raN = iOfst, n
+	ckptReadAhead.Add(n)
 	copy(unsafe.Slice((*byte)(cptr(zBuf)), amt), unsafe.Slice((*byte)(cptr(t.ra)), amt))
 	return sqlite3.SQLITE_OK
 }

@@ -18,13 +18,16 @@ func TestCheckpointReadAhead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reads, preads := ckptReads.Load(), ckptPreads.Load()
+	reads, preads, ahead := ckptReads.Load(), ckptPreads.Load(), ckptReadAhead.Load()
 	s.ckpt.checkpoint()
 	if s.ckpt.failures.Load() != 0 {
 		t.Fatal(*s.ckpt.lastErr.Load())
 	}
-	reads, preads = ckptReads.Load()-reads, ckptPreads.Load()-preads
-	t.Logf("%d frames read in %d reads of the WAL", reads, preads)
+	reads, preads, ahead = ckptReads.Load()-reads, ckptPreads.Load()-preads, ckptReadAhead.Load()-ahead
+	t.Logf("%d frames read in %d reads of the WAL, %d bytes read ahead", reads, preads, ahead)
+	if ahead > reads*4096*11/10 {
+		t.Errorf("the checkpoint read %d bytes ahead for %d frames: the read-ahead reads past what the checkpoint reads", ahead, reads)
+	}
 	if reads < 100 || preads*4 > reads {
 		t.Errorf("the checkpoint read %d frames in %d reads of the WAL, want over 100 in at most a quarter as many", reads, preads)
 	}

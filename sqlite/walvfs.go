@@ -103,6 +103,12 @@ type walFileTail struct {
 	gather   bool
 	lastOff  int64
 	pageSize int64
+	// The frames a WAL file's checkpoint reads, in the order it reads
+	// them (plan, planN uint32s; planK the next), to size each
+	// read-ahead to the run of frames read one after the other
+	// (ckptread.go); planN is 0 when there is no plan.
+	plan                  uintptr
+	planCap, planN, planK int64
 }
 
 // walHeaderSize and walFrameHeaderSize are the sizes of the WAL file's
