@@ -33,10 +33,6 @@ type bulkCheck struct {
 	links        map[string]bool
 	// ending, when set, is called as EndBulk starts.
 	ending func()
-	// headsGate, when set, is called with the system before its link
-	// heads are scanned (done false: a test may hold the scan back) and
-	// once they are (done true).
-	headsGate func(system string, done bool)
 }
 
 // broken reports a breach of the window's contract as the test's failure
@@ -155,10 +151,6 @@ func (b *bulkCheck) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordH
 // returns: an engine that kept a head's id or hash past the call would
 // read garbage and fail its test.
 func (b *bulkCheck) ScanLinkHeadPages(ctx context.Context, system string, fn func([]nhisync.LinkHead) error) error {
-	if b.headsGate != nil {
-		b.headsGate(system, false)
-		defer b.headsGate(system, true)
-	}
 	var buf []byte
 	var page []nhisync.LinkHead
 	give := func(in []nhisync.LinkHead) error {

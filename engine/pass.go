@@ -529,42 +529,39 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	// few of the system's: it loads their heads once it has them (see
 	// pending), not every head of the system.
 	r.someHeads = incremental
-	// A full read loads every head of the system on a goroutine of its
-	// own while the system is read (headsDone is closed once they are
-	// in, headsErr set before): the records read before then are staged
-	// with their hash (early) and sorted as emit sorts them once the heads
-	// are in, before the next record read. The heads, a few hundred
-	// thousand rows a system, took a quarter of a drifting pass's reads of
-	// the bench estate, most of it with a core idle.
-	var headsDone chan struct{}
-	var headsErr error
 	if !incremental {
-		headsDone = make(chan struct{})
-		go func() {
-			defer close(headsDone)
-			defer func() {
-				if v := recover(); v != nil {
-					headsErr = recovered("loading the link heads of "+sys.Name, v)
+		// The heads are added a run at a time (headRun).
+		var run headRun
+		push := func(h nhisync.LinkHead) {
+			if run.push(h, sameMapping) {
+				r.addHeads(&run)
+			}
+		}
+		var err error
+		if pager, ok := p.e.store.(nhisync.LinkHeadPager); ok {
+			// A page's ids are the store's until the callback returns: the
+			// run is added (its ids copied into the table) before then.
+			err = pager.ScanLinkHeadPages(ctx, sys.Name, func(page []nhisync.LinkHead) error {
+				for _, h := range page {
+					push(h)
 				}
-			}()
-			headsErr = p.loadHeads(ctx, r, sameMapping)
-		}()
+				r.addHeads(&run)
+				return nil
+			})
+		} else {
+			err = p.e.store.ScanLinkHeads(ctx, sys.Name, func(h nhisync.LinkHead) error {
+				push(h)
+				return nil
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.addHeads(&run)
 	}
 	// pending are an incremental read's observations, each staged with its
-	// hash, until their heads are loaded; early are a full read's read
-	// before its heads were in (ready: they are, and early is sorted).
-	var pending, early []*staged
-	ready := incremental
-	settle := func() error {
-		<-headsDone
-		if headsErr != nil {
-			return headsErr
-		}
-		ready = true
-		r.placeEarly(early)
-		early = nil
-		return nil
-	}
+	// hash, until their heads are loaded.
+	var pending []*staged
 	r.at = at
 	// buf holds one record's canonical values and enc their encoding;
 	// only changed records are copied out of it.
@@ -588,19 +585,6 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 		h := hashValues(enc, r.fp, buf)
 		enc = h.buf
 		vals := h.buf[len(r.fp):]
-		if !ready {
-			select {
-			case <-headsDone:
-				if err := settle(); err != nil {
-					return err
-				}
-			default:
-				st := r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor)
-				st.hash, st.hasHash = h.sum, true
-				early = append(early, st)
-				return nil
-			}
-		}
 		if incremental {
 			st := r.stage(obs.ID, vals, obs.Modified.UTC(), obs.Actor)
 			st.hash, st.hasHash = h.sum, true
@@ -672,10 +656,6 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	if !incremental {
 		ids := make([]string, 0, warmRun)
 		ahead = func(run []nhisync.Observation) {
-			if !ready {
-				// The heads are still loading: the table is not emit's yet.
-				return
-			}
 			ids = ids[:0]
 			for _, obs := range run {
 				ids = append(ids, obs.ID)
@@ -683,15 +663,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 			r.warmed += r.heads.warm(ids)
 		}
 	}
-	err := handOff(len(sys.Fields), read, ahead, emit)
-	if err == nil && !ready {
-		// Read before its heads were in.
-		err = settle()
-	} else if headsDone != nil {
-		// The heads' goroutine is done with r before the read returns.
-		<-headsDone
-	}
-	if err != nil {
+	if err := handOff(len(sys.Fields), read, ahead, emit); err != nil {
 		if pe := (*panicked)(nil); errors.As(err, &pe) {
 			return nil, fmt.Errorf("reading %s: %w", sys.Name, err)
 		}
@@ -707,73 +679,6 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	ss.Changed = len(r.changed)
 	_ = p.readReport(ctx, Progress{Stage: "read", System: sys.Name, Done: r.count, Total: r.count}, false)
 	return r, nil
-}
-
-// loadHeads adds every stored link head of r's system to r.heads, a run
-// at a time (headRun); their hashes count only when sameMapping.
-func (p *pass) loadHeads(ctx context.Context, r *sysRead, sameMapping bool) error {
-	var run headRun
-	push := func(h nhisync.LinkHead) {
-		if run.push(h, sameMapping) {
-			r.addHeads(&run)
-		}
-	}
-	var err error
-	if pager, ok := p.e.store.(nhisync.LinkHeadPager); ok {
-		// A page's ids are the store's until the callback returns: the
-		// run is added (its ids copied into the table) before then.
-		err = pager.ScanLinkHeadPages(ctx, r.sys.Name, func(page []nhisync.LinkHead) error {
-			for _, h := range page {
-				push(h)
-			}
-			r.addHeads(&run)
-			return nil
-		})
-	} else {
-		err = p.e.store.ScanLinkHeads(ctx, r.sys.Name, func(h nhisync.LinkHead) error {
-			push(h)
-			return nil
-		})
-	}
-	if err != nil {
-		return err
-	}
-	r.addHeads(&run)
-	return nil
-}
-
-// placeEarly sorts the observations a full read staged (each with its
-// hash, in read order) before its heads were in, as emit sorts each once
-// they are: an id read twice is disputed, an unchanged record is done
-// (an unchanged stray noted), the others are changed.
-func (r *sysRead) placeEarly(early []*staged) {
-	for _, st := range early {
-		id := st.id()
-		hd := r.heads.get(id)
-		switch {
-		case hd != nil && hd.seen:
-			r.dups[id]++
-			st.hasHash = false
-			r.changed = append(r.changed, st)
-			continue
-		case hd != nil:
-			hd.seen = true
-			r.seen++
-			if hd.status != stateGone && hd.hasHash && hd.hash == st.hash {
-				if hd.recordID == 0 && (hd.status == stateUnmatched || hd.status == stateDismissed) {
-					r.noteStray(id, st.values(r.sys))
-				}
-				continue
-			}
-			hd.changed = true
-			r.changed = append(r.changed, st)
-			continue
-		}
-		if r.placeFresh(st) {
-			st.hasHash = false
-		}
-		r.changed = append(r.changed, st)
-	}
 }
 
 // addHead adds the stored link head of external id ext to r.heads; its
