@@ -64,6 +64,7 @@ type options struct {
 	asJSON, asMD, check    bool
 	cpuProfile, memProfile string
 	profilePass, pgDSN     string
+	jsonOut                string
 }
 
 // result is what -json prints: issue 10's shape, plus CPU seconds, the
@@ -196,6 +197,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dir, "dir", "", "work directory, kept (default: a new temporary one, removed afterwards)")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON (an array when -n names several)")
 	fs.BoolVar(&o.asMD, "md", false, "print a Markdown results table (the README's)")
+	fs.StringVar(&o.jsonOut, "json-out", "", "also write the results, as -json prints them (an array), to this file: with -md, the table and the figures behind it from one run")
 	fs.BoolVar(&o.check, "check", false, "exit 1, naming them, when any of SPEC §8's targets is missed")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of one pass (-profile-pass) to this file, taken when its live heap was highest")
@@ -292,7 +294,26 @@ func runAll(w io.Writer, o options) error {
 	case len(linear) > 0:
 		printLinearity(w, linear)
 	}
+	if o.jsonOut != "" {
+		// After the results are printed: a file that cannot be written
+		// loses none of them.
+		if err := writeJSONFile(o.jsonOut, results); err != nil {
+			return errors.Join(err, outcome(results, o.check))
+		}
+	}
 	return outcome(results, o.check)
+}
+
+// writeJSONFile writes results to path as an indented JSON array.
+func writeJSONFile(path string, results []*result) error {
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("-json-out: %w", err)
+	}
+	return nil
 }
 
 // outcome is runAll's verdict on the printed results: an error when any

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,6 +139,19 @@ func TestCountsAndMarkdown(t *testing.T) {
 	}
 	if rows := strings.Count(text, "| 100k |"); rows != 2 {
 		t.Errorf("%d rows, want 2", rows)
+	}
+	// -json-out beside -md: the figures behind the table, as -json
+	// prints them for several -n.
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := writeJSONFile(path, []*result{r, r}); err != nil {
+		t.Fatal(err)
+	}
+	var back []map[string]any
+	if b, err := os.ReadFile(path); err != nil || json.Unmarshal(b, &back) != nil || len(back) != 2 || back[0]["records"] != float64(100000) || back[1]["floor_seconds"] != 0.5 {
+		t.Errorf("-json-out wrote %v (%v), want the two results", back, err)
+	}
+	if err := writeJSONFile(filepath.Join(path, "x"), []*result{r}); err == nil || !strings.Contains(err.Error(), "-json-out") {
+		t.Errorf("an unwritable -json-out: %v, want an error naming the flag", err)
 	}
 }
 
