@@ -37,15 +37,7 @@ func TestCheckpointWritesGathered(t *testing.T) {
 	if frames != copied {
 		t.Fatalf("%d of %d frames copied", copied, frames)
 	}
-	o := openFileAlone(t, s.file)
-	var n int
-	var ok string
-	if err := o.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != 800 {
-		t.Errorf("the checkpointed database holds %d records (%v), want 800", n, err)
-	}
-	if err := o.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-		t.Errorf("integrity_check = %q, %v", ok, err)
-	}
+	fileAloneHolds(t, s.file, 800)
 }
 
 // TestCheckpointWriteFailsTheCheckpoint: a write of gathered pages that

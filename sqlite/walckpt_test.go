@@ -36,27 +36,7 @@ func TestCheckpointReadAhead(t *testing.T) {
 		t.Fatalf("%d of %d frames copied", copied, frames)
 	}
 	// What the database file holds alone is the store.
-	dir := t.TempDir()
-	data, err := os.ReadFile(s.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "copy.db"), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "copy.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var n int
-	var ok string
-	if err := c.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != 800 {
-		t.Errorf("the checkpointed database holds %d records (%v), want 800", n, err)
-	}
-	if err := c.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-		t.Errorf("integrity_check = %q, %v", ok, err)
-	}
+	fileAloneHolds(t, s.file, 800)
 }
 
 // TestReadAheadEndsWithItsCheckpoint: the WAL starts over between two
@@ -290,6 +270,21 @@ func TestReadAheadUnderCommits(t *testing.T) {
 	}
 	if err := o.QueryRow(`SELECT group_concat(hex(v), '') FROM (SELECT v FROM t ORDER BY id)`).Scan(&gotAll); err != nil || gotAll != all {
 		t.Fatalf("the database file's values differ from the writer's (%v)", err)
+	}
+}
+
+// fileAloneHolds checks that the database file at path, copied alone
+// (without its WAL), holds records records and passes integrity_check.
+func fileAloneHolds(t *testing.T, path string, records int) {
+	t.Helper()
+	o := openFileAlone(t, path)
+	var n int
+	var ok string
+	if err := o.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != records {
+		t.Errorf("the checkpointed database holds %d records (%v), want %d", n, err, records)
+	}
+	if err := o.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check = %q, %v", ok, err)
 	}
 }
 
