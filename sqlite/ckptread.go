@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"sync/atomic"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -12,51 +11,21 @@ import (
 // asked for serves on average less than half of what it reads in a first
 // pass (the next frame the checkpoint reads is often elsewhere in the
 // WAL). At CKPT_START the frames the copy loop reads are known, in its
-// order (each page's latest frame, by page, as lastGatheredPage reads
-// them from the wal-index); a read-ahead then reads only the run of
+// order (each page's latest frame, by page, as copiedFrames reads them
+// from the wal-index); a read-ahead then reads only the run of
 // frames that the loop reads one after the other from the frame asked
 // for. The plan only sizes the reads: what a read serves is still the
 // WAL's bytes at the offset asked for, and a read that is not the plan's
 // next drops the plan (the read-ahead then reads walBufSize as before).
 
-// planReads records the frames the checkpoint of the Wal w, just
-// started, reads from the WAL file wal, in order; no plan when it cannot
-// tell.
-func planReads(tls *libc.TLS, wal uintptr, w *sqlite3.TWal) {
+// planReads records the frames the checkpoint reads from the WAL file
+// wal, in order (each copied page's latest frame, by page: copiedFrames'
+// latest and safe); no plan when it cannot tell (latest nil).
+func planReads(tls *libc.TLS, wal uintptr, latest []uint32, safe uint32) {
 	t := tailOf(wal)
 	t.planN, t.planK = 0, 0
-	if w.FnWiData < 1 || w.FapWiData == 0 {
-		return
-	}
-	wi := unsafe.Slice((*uintptr)(cptr(w.FapWiData)), w.FnWiData)
-	if wi[0] == 0 {
-		return
-	}
-	info := (*sqlite3.TWalCkptInfo)(cptr(wi[0] + 2*unsafe.Sizeof(sqlite3.TWalIndexHdr{})))
-	nBackfill := atomic.LoadUint32((*uint32)(&info.FnBackfill))
-	safe := atomic.LoadUint32((*uint32)(&info.FnBackfillAttempted))
-	mxFrame, mxPage := w.Fhdr.FmxFrame, w.Fhdr.FnPage
-	if safe <= nBackfill || safe > mxFrame || mxPage == 0 {
-		return
-	}
-	latest := make([]uint32, mxPage+1)
-	for f := nBackfill + 1; f <= mxFrame; f++ {
-		i := (f + walIndexFrames - walIndexFirst - 1) / walIndexFrames
-		if int64(i) >= int64(w.FnWiData) || wi[i] == 0 {
-			return
-		}
-		base, zero := wi[i], uint32(0)
-		if i == 0 {
-			base += walIndexHdrBytes
-		} else {
-			zero = walIndexFirst + (i-1)*walIndexFrames
-		}
-		if pg := *(*uint32)(cptr(base + uintptr(f-zero-1)*4)); pg <= mxPage {
-			latest[pg] = f
-		}
-	}
 	n := int64(0)
-	for _, f := range latest[1:] {
+	for _, f := range latest[min(1, len(latest)):] {
 		if f != 0 && f <= safe {
 			n++
 		}

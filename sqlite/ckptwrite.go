@@ -83,8 +83,9 @@ func startGather(tls *libc.TLS, db uintptr) {
 		return
 	}
 	pageSize := int64(w.Fhdr.FszPage&0xfe00) + int64(w.Fhdr.FszPage&1)<<16
-	planReads(tls, p, w)
-	last := lastGatheredPage(w)
+	latest, safe := copiedFrames(w)
+	planReads(tls, p, latest, safe)
+	last := lastGatheredPage(latest, safe)
 	if last == 0 || pageSize == 0 {
 		return
 	}
@@ -100,35 +101,36 @@ func startGather(tls *libc.TLS, db uintptr) {
 	}
 }
 
-// lastGatheredPage returns the last page the checkpoint of the Wal w,
-// just started, writes, 0 if it cannot tell. walCheckpoint copies each
-// page's last frame after nBackfill up to the WAL's end (w.hdr.mxFrame),
-// if that frame is at most mxSafeFrame and the page at most the
-// database's size (w.hdr.nPage): the iterator it runs (walIteratorInit,
-// walIteratorNext) yields each page once, by page number, with its
-// latest frame, and the loop skips the others. mxSafeFrame is in the
-// wal-index's checkpoint info (nBackfillAttempted), stored there before
-// CKPT_START; no writer starts the WAL over while the checkpoint holds
-// read lock 0.
-func lastGatheredPage(w *sqlite3.TWal) uint32 {
+// copiedFrames returns, for the checkpoint of the Wal w just started,
+// each page's latest frame after nBackfill (latest[pg], 0 for none) and
+// mxSafeFrame: walCheckpoint copies a page's latest frame up to the
+// WAL's end (w.hdr.mxFrame) if that frame is at most mxSafeFrame and the
+// page at most the database's size (w.hdr.nPage), as the iterator it
+// runs (walIteratorInit, walIteratorNext) yields each page once, by page
+// number, with its latest frame, and the loop skips the others.
+// mxSafeFrame is in the wal-index's checkpoint info (nBackfillAttempted),
+// stored there before CKPT_START; no writer starts the WAL over while
+// the checkpoint holds read lock 0. nil when it cannot tell.
+func copiedFrames(w *sqlite3.TWal) (latest []uint32, safe uint32) {
 	if w.FnWiData < 1 || w.FapWiData == 0 {
-		return 0
+		return nil, 0
 	}
 	wi := unsafe.Slice((*uintptr)(cptr(w.FapWiData)), w.FnWiData)
 	if wi[0] == 0 {
-		return 0
+		return nil, 0
 	}
 	info := (*sqlite3.TWalCkptInfo)(cptr(wi[0] + 2*unsafe.Sizeof(sqlite3.TWalIndexHdr{})))
 	nBackfill := atomic.LoadUint32((*uint32)(&info.FnBackfill))
-	safe := atomic.LoadUint32((*uint32)(&info.FnBackfillAttempted))
+	safe = atomic.LoadUint32((*uint32)(&info.FnBackfillAttempted))
 	mxFrame, mxPage := w.Fhdr.FmxFrame, w.Fhdr.FnPage
 	if safe <= nBackfill || safe > mxFrame || mxPage == 0 {
-		return 0
+		return nil, 0
 	}
-	pgno := func(frame uint32) (uint32, bool) {
-		i := (frame + walIndexFrames - walIndexFirst - 1) / walIndexFrames
+	latest = make([]uint32, mxPage+1)
+	for f := nBackfill + 1; f <= mxFrame; f++ {
+		i := (f + walIndexFrames - walIndexFirst - 1) / walIndexFrames
 		if int64(i) >= int64(w.FnWiData) || wi[i] == 0 {
-			return 0, false
+			return nil, 0
 		}
 		base, zero := wi[i], uint32(0)
 		if i == 0 {
@@ -136,34 +138,23 @@ func lastGatheredPage(w *sqlite3.TWal) uint32 {
 		} else {
 			zero = walIndexFirst + (i-1)*walIndexFrames
 		}
-		return *(*uint32)(cptr(base + uintptr(frame-zero-1)*4)), true
-	}
-	// Pages with a frame past mxSafeFrame have their latest frame there:
-	// not copied.
-	var later []uint64
-	if safe < mxFrame {
-		later = make([]uint64, mxPage/64+1)
-		for f := safe + 1; f <= mxFrame; f++ {
-			pg, ok := pgno(f)
-			if !ok {
-				return 0
-			}
-			if pg <= mxPage {
-				later[pg/64] |= 1 << (pg % 64)
-			}
+		if pg := *(*uint32)(cptr(base + uintptr(f-zero-1)*4)); pg <= mxPage {
+			latest[pg] = f
 		}
 	}
-	last := uint32(0)
-	for f := nBackfill + 1; f <= safe; f++ {
-		pg, ok := pgno(f)
-		if !ok {
-			return 0
-		}
-		if pg > last && pg <= mxPage && (later == nil || later[pg/64]&(1<<(pg%64)) == 0) {
-			last = pg
+	return latest, safe
+}
+
+// lastGatheredPage returns the last page the checkpoint copies, given
+// copiedFrames' latest and safe: the highest page whose latest frame is at
+// most safe (a page with a later frame is not copied); 0 if none.
+func lastGatheredPage(latest []uint32, safe uint32) uint32 {
+	for pg := len(latest) - 1; pg > 0; pg-- {
+		if f := latest[pg]; f != 0 && f <= safe {
+			return uint32(pg)
 		}
 	}
-	return last
+	return 0
 }
 
 // endGather ends the gathering at CKPT_DONE. What is still gathered
