@@ -179,8 +179,10 @@ type Notary interface {
 // page written per insert once the index outgrows a batch), it builds
 // those indexes once, sorted, when the load ends.
 //
-// BeginBulk opens the window only when the store holds no records and no
-// links, and reports whether it did; otherwise it changes nothing. Inside
+// BeginBulk opens the window only when the store holds no records, no
+// links and no queued writes, and reports whether it did; otherwise it
+// changes nothing (a pass in the window takes every write queued to be
+// its own). Inside
 // the window the caller guarantees that every Commit only adds records and
 // links the store does not hold yet, each once (new match keys, new
 // system and external ids), and that it looks no record or link up by

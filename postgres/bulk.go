@@ -109,7 +109,7 @@ func openWindow(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		return false, err
 	}
 	var empty bool
-	err = tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links)`).Scan(&empty)
+	err = tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM outbox)`).Scan(&empty)
 	if err != nil || !empty {
 		return false, err
 	}

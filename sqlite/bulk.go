@@ -190,7 +190,7 @@ func (s *Store) openWindow(ctx context.Context) (bool, error) {
 	}
 	defer tx.Rollback()
 	var empty bool
-	err = tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM links_stage)`).Scan(&empty)
+	err = tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM links_stage) AND NOT EXISTS (SELECT 1 FROM outbox)`).Scan(&empty)
 	if err != nil || !empty {
 		return false, err
 	}
