@@ -14,17 +14,9 @@ import (
 // for CKPT_DONE, and the file alone holds what was committed (the rest of
 // TestCheckpointReadAhead checks that on the same kind of commits).
 func TestCheckpointWritesGathered(t *testing.T) {
-	s := openTest(t)
-	for range 4 {
-		if err := s.Commit(t.Context(), fewPages(t, s, 200)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := storeOfCommits(t)
 	pages, writes, late := ckptPageWrites.Load(), ckptDBWrites.Load(), ckptLateFlushes.Load()
-	s.ckpt.checkpoint()
-	if s.ckpt.failures.Load() != 0 {
-		t.Fatal(*s.ckpt.lastErr.Load())
-	}
+	checkpointOnce(t, s)
 	pages, writes = ckptPageWrites.Load()-pages, ckptDBWrites.Load()-writes
 	t.Logf("%d pages written in %d writes of the database file", pages, writes)
 	if pages < 100 || writes*4 > pages {
@@ -33,11 +25,7 @@ func TestCheckpointWritesGathered(t *testing.T) {
 	if n := ckptLateFlushes.Load() - late; n != 0 {
 		t.Errorf("%d checkpoints left gathered pages for CKPT_DONE", n)
 	}
-	frames, copied := walFrames(t, s)
-	if frames != copied {
-		t.Fatalf("%d of %d frames copied", copied, frames)
-	}
-	fileAloneHolds(t, s.file, 800)
+	copiedWhole(t, s)
 }
 
 // TestCheckpointWriteFailsTheCheckpoint: a write of gathered pages that

@@ -12,17 +12,9 @@ import (
 // TestCheckpointReadAhead: a store's checkpoint reads its frames mostly
 // from the read-ahead, and what it copies is what was committed.
 func TestCheckpointReadAhead(t *testing.T) {
-	s := openTest(t)
-	for range 4 {
-		if err := s.Commit(t.Context(), fewPages(t, s, 200)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := storeOfCommits(t)
 	reads, preads, ahead := ckptReads.Load(), ckptPreads.Load(), ckptReadAhead.Load()
-	s.ckpt.checkpoint()
-	if s.ckpt.failures.Load() != 0 {
-		t.Fatal(*s.ckpt.lastErr.Load())
-	}
+	checkpointOnce(t, s)
 	reads, preads, ahead = ckptReads.Load()-reads, ckptPreads.Load()-preads, ckptReadAhead.Load()-ahead
 	t.Logf("%d frames read in %d reads of the WAL, %d bytes read ahead", reads, preads, ahead)
 	if ahead > reads*4096*11/10 {
@@ -31,11 +23,41 @@ func TestCheckpointReadAhead(t *testing.T) {
 	if reads < 100 || preads*4 > reads {
 		t.Errorf("the checkpoint read %d frames in %d reads of the WAL, want over 100 in at most a quarter as many", reads, preads)
 	}
+	// What the database file holds alone is the store.
+	copiedWhole(t, s)
+}
+
+// storeOfCommits is a test store with four commits of 200 records each
+// (800 in all) in its WAL, not yet checkpointed.
+func storeOfCommits(t *testing.T) *Store {
+	t.Helper()
+	s := openTest(t)
+	for range 4 {
+		if err := s.Commit(t.Context(), fewPages(t, s, 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// checkpointOnce runs s's checkpointer once and fails the test if it
+// failed.
+func checkpointOnce(t *testing.T, s *Store) {
+	t.Helper()
+	s.ckpt.checkpoint()
+	if s.ckpt.failures.Load() != 0 {
+		t.Fatal(*s.ckpt.lastErr.Load())
+	}
+}
+
+// copiedWhole checks that the checkpoint copied every frame of s's WAL
+// and that the database file alone holds storeOfCommits' 800 records.
+func copiedWhole(t *testing.T, s *Store) {
+	t.Helper()
 	frames, copied := walFrames(t, s)
 	if frames != copied {
 		t.Fatalf("%d of %d frames copied", copied, frames)
 	}
-	// What the database file holds alone is the store.
 	fileAloneHolds(t, s.file, 800)
 }
 
