@@ -231,6 +231,25 @@ func IsForCommit(ctx context.Context) bool {
 
 type forCommitKey struct{}
 
+// Ahead marks ctx as loading links (Store.LoadLinks) ahead of their
+// commit, while a commit of the caller's own may be in flight: a drain
+// builds the outcome of its next chunk of writes while the one before
+// commits, and builds it again when that commit wrote one of its links.
+// A store may then read them where they need not wait for that commit
+// (the SQLite store reads them on a reader connection instead of its
+// writer's); unmarked loads read where its commits write.
+func Ahead(ctx context.Context) context.Context {
+	return context.WithValue(ctx, aheadKey{}, true)
+}
+
+// IsAhead reports whether ctx is marked by Ahead.
+func IsAhead(ctx context.Context) bool {
+	v, _ := ctx.Value(aheadKey{}).(bool)
+	return v
+}
+
+type aheadKey struct{}
+
 // WALReporter is a Store whose write-ahead log is copied back into the
 // database in the background (sqlite). A background checkpoint that keeps
 // failing is no commit's error: the log only grows, so the service shows

@@ -169,7 +169,8 @@ func writeFailure(sys *nhisync.System, res nhisync.WriteResult) string {
 // before is in: so it never writes back a link as that commit found it,
 // and a store that commits on one connection reads them where they are
 // about to be written (the SQLite store reads them on its writer, whose
-// page cache its commits keep). The writes count in the summary once
+// page cache its commits keep); but a pass's drain builds the next chunk
+// of a job while one commits (commitJob). The writes count in the summary once
 // their chunk's commit is in (held.settle).
 func (e *Engine) commitOutcomes(ctx context.Context, snd *held, queues []chan *outcomeJob) {
 	// Waiting for an outcome, it looks six times a claim's period whether
@@ -196,17 +197,48 @@ func (e *Engine) commitOutcomes(ctx context.Context, snd *held, queues []chan *o
 // claims between chunks, and counts the writes committed. A chunk that
 // fails to commit does not stop the chunks after it (their writes were
 // sent in the same Apply call); the first failure is kept.
+//
+// In a pass's drain each chunk's batch is built ahead (buildAhead), while
+// the chunk before commits, its links read where that commit does not
+// hold them up (nhisync.Ahead): only the drain's own outcome commits
+// write links while the pass holds its lease, so what it read is what it
+// would read once that commit is in, but for the links that commit
+// wrote, and a chunk holding one is built again then.
 func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 	var tally writeTally
 	var first error
 	groups, results := job.groups, job.results
+	var next *aheadBatch
+	defer func() {
+		if next != nil {
+			<-next.done // a build not taken (the job stops early) ends first
+		}
+	}()
 	for len(results) > 0 {
 		n := min(applyChunk, len(results))
 		// The chunk's writes leave the claim's renewals before their
 		// commit settles them (after it, a renewal naming them fails),
 		// and come back if it fails, to be released.
 		job.hold.settle(groups[:n], false)
-		if err := e.commitOutcome(ctx, job.sys, groups[:n], results[:n], job.now, snd, job.hold.claim); err != nil {
+		ahead := next
+		next = nil
+		var b *nhisync.Batch
+		var err error
+		if ahead != nil {
+			<-ahead.done
+			b, err = ahead.b, ahead.err
+		}
+		if b == nil {
+			b, err = e.outcomeBatch(ctx, job.sys, groups[:n], results[:n], job.now, snd.keys)
+		}
+		if err == nil && snd.fence != nil && len(results) > n {
+			m := min(applyChunk, len(results)-n)
+			next = e.buildAhead(ctx, job.sys, groups[n:n+m], results[n:n+m], job.now, snd.keys, b.Links)
+		}
+		if err == nil {
+			err = e.commitOutcome(ctx, job.sys, b, groups[:n], results[:n], snd, job.hold.claim)
+		}
+		if err != nil {
 			job.hold.settle(groups[:n], true)
 			if first == nil {
 				first = err
@@ -223,6 +255,45 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 	if outcomeDone != nil {
 		outcomeDone(first)
 	}
+}
+
+// aheadBatch is the outcome batch of a chunk built ahead (buildAhead):
+// b is nil when it must be built again, once the commit before is in.
+type aheadBatch struct {
+	done chan struct{}
+	b    *nhisync.Batch
+	err  error
+}
+
+// buildAhead builds, on a goroutine of its own, the outcome batch of the
+// chunk after one whose batch (writing the links before) is about to
+// commit: its links read without waiting for that commit (nhisync.Ahead).
+// The batch is dropped (b nil) when it holds a link before holds, which
+// that commit writes: it is built again once the commit is in. Its audit
+// leaves are prepared too, which the commit would do otherwise.
+func (e *Engine) buildAhead(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, known recordKeys, before []*nhisync.Link) *aheadBatch {
+	a := &aheadBatch{done: make(chan struct{})}
+	writing := make(map[string]bool, len(before))
+	for _, l := range before {
+		writing[l.ExternalID] = true
+	}
+	go func() {
+		defer close(a.done)
+		for _, g := range groups {
+			for _, o := range g {
+				if !o.Create && writing[o.ExternalID] {
+					return // built again after the commit
+				}
+			}
+		}
+		b, err := e.outcomeBatch(nhisync.Ahead(ctx), sys, groups, results, now, known)
+		if err != nil {
+			return // built again: its failure said then
+		}
+		b.PrepareAudit()
+		a.b = b
+	}()
+	return a
 }
 
 // renewWaiting renews every claim of the drain that still holds writes
@@ -293,15 +364,12 @@ func (t *writeTally) add(groups [][]*nhisync.OutboxWrite, results []nhisync.Writ
 	}
 }
 
-// commitOutcome commits the outcome of a chunk of writes to sys
-// (recordOutcome) with the drain's fence and claim.
-func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, now time.Time, snd *held, claim *nhisync.Claim) error {
-	b, err := e.outcomeBatch(ctx, sys, groups, results, now, snd.keys)
-	if err != nil {
-		return err
-	}
+// commitOutcome commits b, the outcome of a chunk of writes to sys
+// (recordOutcome, outcomeBatch), with the drain's fence and claim.
+func (e *Engine) commitOutcome(ctx context.Context, sys *nhisync.System, b *nhisync.Batch, groups [][]*nhisync.OutboxWrite, results []nhisync.WriteResult, snd *held, claim *nhisync.Claim) error {
 	b.Fence, b.Claim = snd.fence, claim
-	if err := e.store.Commit(ctx, b); err != nil || e.writeObserver == nil {
+	err := e.store.Commit(ctx, b)
+	if err != nil || e.writeObserver == nil {
 		return err
 	}
 	at := e.clock.Now().UTC()

@@ -324,10 +324,16 @@ func scanLinksSQL(statusFilter string) string {
 // ordered by external id; IDs without a link are left out. Storage
 // failures are EINTERNAL.
 //
-// It reads on the writer connection (see the package doc).
+// It reads on the writer connection (see the package doc), but on a
+// reader when ctx is marked nhisync.Ahead: then it does not wait for a
+// commit in flight.
 func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
 	const op = "sqlite.LoadLinks"
 	var out []*nhisync.Link
+	db := s.w
+	if nhisync.IsAhead(ctx) {
+		db = s.r
+	}
 	gen := s.links.loaded() // before the first query's snapshot
 	// A JSON array of the ids when JSON carries each byte for byte (valid
 	// UTF-8 without NUL): one parameter, a statement parsed in no time;
@@ -344,7 +350,7 @@ func (s *Store) LoadLinks(ctx context.Context, system string, ids []string) ([]*
 			query = loadLinksSQL(len(part))
 			args = loadLinksArgs(args[:0], system, part)
 		}
-		err := s.queryStoredLinks(ctx, s.w, gen, query, args, func(l *nhisync.Link) error {
+		err := s.queryStoredLinks(ctx, db, gen, query, args, func(l *nhisync.Link) error {
 			out = append(out, l)
 			return nil
 		})

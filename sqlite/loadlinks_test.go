@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 )
@@ -102,5 +103,39 @@ func TestRecordIDsByKeyAnyBytes(t *testing.T) {
 		if !maps.Equal(got, wantCall) {
 			t.Errorf("RecordIDsByKey(%q) = %v, want %v", call, got, wantCall)
 		}
+	}
+}
+
+// TestLoadLinksAheadSkipsWriter: a load marked nhisync.Ahead reads on a
+// reader, so it does not wait while the writer's connection is taken (a
+// commit in flight); its heads are kept all the same.
+func TestLoadLinksAheadSkipsWriter(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := &nhisync.Batch{Links: []*nhisync.Link{{System: "idp", ExternalID: "a", Status: nhisync.LinkUnmatched}}}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.w.Conn(ctx) // the writer's one connection, taken
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	type loaded struct {
+		links []*nhisync.Link
+		err   error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		ls, err := s.LoadLinks(nhisync.Ahead(ctx), "idp", []string{"a"})
+		done <- loaded{ls, err}
+	}()
+	select {
+	case got := <-done:
+		if got.err != nil || len(got.links) != 1 || got.links[0].ExternalID != "a" || got.links[0].Stored == nil {
+			t.Fatalf("LoadLinks(Ahead) = %+v, %v; want link a with its head kept", got.links, got.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("LoadLinks(Ahead) waited for the writer's connection")
 	}
 }

@@ -32,7 +32,11 @@
 // the goroutine that commits it, after the one before (engine
 // recordOutcome), so it waits for nothing. BenchmarkDrainOutcomes100k
 // (engine), 5,000 writes to random links of 100k: 96 µs of CPU per
-// drained write with them on a reader, 80 µs on the writer.
+// drained write with them on a reader, 80 µs on the writer. But a pass's
+// drain builds a chunk's outcome while the one before commits (engine
+// commitJob): LoadLinks marked nhisync.Ahead reads on a reader, on the
+// other core, rather than wait (at 300k NHIs a whole-file system's chunk
+// of 500 writes every 27 ms instead of every 40).
 package sqlite
 
 import (
