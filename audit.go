@@ -290,6 +290,38 @@ type leafBody struct {
 type preparedAudit struct {
 	bodies []leafBody
 	seal   []byte
+	// room, when set, lends the memory of both and takes back the seal
+	// buffer's full slabs (AuditRoom).
+	room *AuditRoom
+}
+
+// AuditRoom is memory that PrepareAuditIn and the sealing of the batch it
+// prepared encode into, kept from one batch to the next that uses it, so
+// that a writer encoding batch after batch allocates none of it again. A
+// room is lent to one batch at a time: use it again only once that batch
+// is committed (or dropped) and its leaves no longer read. The zero room
+// is ready to use.
+type AuditRoom struct {
+	pa     preparedAudit
+	bodies []byte   // the bodies' buffer
+	slabs  [][]byte // the seal buffer's slabs, all in use or free
+	next   int      // slabs[next:] are free
+}
+
+// sealSlab is the size of a slab of sealed leaves.
+const sealSlab = 64 << 10
+
+// slab returns an empty seal buffer with room for need bytes.
+func (pa *preparedAudit) slab(need int) []byte {
+	r := pa.room
+	if r == nil || need > sealSlab {
+		return make([]byte, 0, max(need, sealSlab))
+	}
+	if r.next == len(r.slabs) {
+		r.slabs = append(r.slabs, make([]byte, 0, sealSlab))
+	}
+	r.next++
+	return r.slabs[r.next-1][:0]
 }
 
 // prepare encodes e's body at the end of buf, and returns buf.
@@ -315,13 +347,32 @@ func (p *leafBody) prepare(buf []byte, e *AuditEntry, size int) []byte {
 // changed length), or when it is another entry than the one prepared at
 // its place, but cannot tell an edit in place that keeps every length.
 func (b *Batch) PrepareAudit() {
-	b.prepareAudit(nil)
+	b.prepareAudit(nil, nil)
+}
+
+// PrepareAuditIn is PrepareAudit encoding into r's memory (AuditRoom),
+// which the batch holds until it is committed.
+func (b *Batch) PrepareAuditIn(r *AuditRoom) {
+	b.prepareAudit(nil, r)
 }
 
 // prepareAudit is PrepareAudit, taking the body of the i-th entry from
 // leaves[i] when that leaf has one (leafBodyOf).
-func (b *Batch) prepareAudit(leaves [][]byte) {
-	pa := &preparedAudit{bodies: make([]leafBody, len(b.Audit))}
+func (b *Batch) prepareAudit(leaves [][]byte, r *AuditRoom) {
+	var pa *preparedAudit
+	if r != nil {
+		pa = &r.pa
+		bodies := pa.bodies
+		if cap(bodies) < len(b.Audit) {
+			bodies = make([]leafBody, len(b.Audit))
+		}
+		bodies = bodies[:len(b.Audit)]
+		clear(bodies)
+		*pa = preparedAudit{bodies: bodies, room: r}
+		r.next = 0
+	} else {
+		pa = &preparedAudit{bodies: make([]leafBody, len(b.Audit))}
+	}
 	total := 0
 	for i, e := range b.Audit {
 		if e != nil {
@@ -329,7 +380,15 @@ func (b *Batch) prepareAudit(leaves [][]byte) {
 			total += pa.bodies[i].size
 		}
 	}
-	buf := make([]byte, 0, total)
+	var buf []byte
+	if r != nil && cap(r.bodies) >= total {
+		buf = r.bodies[:0]
+	} else {
+		buf = make([]byte, 0, total)
+		if r != nil {
+			r.bodies = buf
+		}
+	}
 	var lastT time.Time
 	var lastTB []byte
 	for i, e := range b.Audit {
@@ -365,7 +424,7 @@ func (b *Batch) prepareAudit(leaves [][]byte) {
 // values were left out). A leaf whose head or tail is not as this
 // encoder writes them is ignored: the entry is encoded afresh.
 func (b *Batch) PrepareAuditFrom(leaves [][]byte) {
-	b.prepareAudit(leaves)
+	b.prepareAudit(leaves, nil)
 }
 
 // leafBodyOf returns the body of leaf, between its head ({"seq":N,
@@ -410,7 +469,7 @@ func (b *Batch) SealAudit(i int, prevHash string) (leaf, leafHash []byte) {
 	if p.e != e || p.size != e.bodySize() {
 		return e.sealLeaf(prevHash, nil, nil)
 	}
-	return e.sealLeaf(prevHash, p, &pa.seal)
+	return e.sealLeaf(prevHash, p, pa)
 }
 
 // appendSealedLeaf appends e's leaf to b, from p, the body PrepareAudit
@@ -601,7 +660,7 @@ func (e *AuditEntry) SealLeaf(prevHash string) (leaf, leafHash []byte) {
 }
 
 // sealLeaf is SealLeaf, from p, the leaf body encoded ahead, when not nil.
-func (e *AuditEntry) sealLeaf(prevHash string, p *leafBody, arena *[]byte) (leaf, leafHash []byte) {
+func (e *AuditEntry) sealLeaf(prevHash string, p *leafBody, pa *preparedAudit) (leaf, leafHash []byte) {
 	e.PrevHash = prevHash
 	e.Hash = ""
 	// The leaf is written after a 0x00 byte: that is what its hash covers.
@@ -610,9 +669,10 @@ func (e *AuditEntry) sealLeaf(prevHash string, p *leafBody, arena *[]byte) (leaf
 		// At most: 0x00, the head (seq and time), the body, prev_hash
 		// with every byte escaped, and the keys and braces.
 		need := 1 + 80 + len(p.b) + 6*len(prevHash) + 20
-		if arena != nil {
+		if pa != nil {
+			arena := &pa.seal
 			if cap(*arena)-len(*arena) < need {
-				*arena = make([]byte, 0, max(need, 64<<10))
+				*arena = pa.slab(need)
 			}
 			n := len(*arena)
 			b = (*arena)[n : n+1 : n+need]

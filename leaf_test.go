@@ -3,6 +3,8 @@ package nhisync
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 	"unicode"
@@ -393,6 +395,124 @@ func TestPreparedBatchSealsEveryLeaf(t *testing.T) {
 			if !bytes.Equal(leaves[i], want[i]) {
 				t.Fatalf("entry %d sealed\n got %s\nwant %s", i+1, leaves[i], want[i])
 			}
+		}
+	})
+}
+
+// TestAuditRoomLeavesMatchJSON: batches prepared in turn in two rooms
+// (AuditRoom, as a pass does: a room again only once the batch before
+// the one in flight is sealed) seal to the leaves encoding/json writes,
+// and preparing and sealing the next batch in the other room leaves the
+// sealed leaves of the one before as they were.
+func TestAuditRoomLeavesMatchJSON(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var rooms [2]AuditRoom
+		var prev [][]byte // the sealed leaves of the batch before
+		var prevWant [][]byte
+		seq := int64(0)
+		for turn := range rapid.IntRange(1, 5).Draw(t, "batches") {
+			n := rapid.IntRange(0, 40).Draw(t, "entries")
+			b := &Batch{}
+			for range n {
+				b.Audit = append(b.Audit, anyEntry().Draw(t, "entry"))
+			}
+			b.PrepareAuditIn(&rooms[turn%2])
+			var leaves, wants [][]byte
+			for i, e := range b.Audit {
+				seq++
+				want := sealedJSON(e, seq, e.Time, "p")
+				e.Seq = seq
+				leaf, _ := b.SealAudit(i, "p")
+				if !bytes.Equal(leaf, want) {
+					t.Fatalf("batch %d, entry %d\n got %s\nwant %s", turn, i, leaf, want)
+				}
+				leaves, wants = append(leaves, leaf), append(wants, want)
+			}
+			for i := range prev {
+				if !bytes.Equal(prev[i], prevWant[i]) {
+					t.Fatalf("batch %d: entry %d of the batch before changed\n got %s\nwant %s", turn, i, prev[i], prevWant[i])
+				}
+			}
+			prev, prevWant = leaves, wants
+		}
+	})
+}
+
+// TestAuditRoomReusesMemory: a batch prepared and sealed in a room that a
+// batch as large used before allocates a small part of what its bodies
+// and leaves take (only each leaf's hash and hash text, and the time's
+// text), not the buffers themselves again.
+func TestAuditRoomReusesMemory(t *testing.T) {
+	batch := func() *Batch {
+		b := &Batch{}
+		at := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+		for i := range 300 {
+			e := &AuditEntry{Time: at, Actor: "idp", Action: ActRecordCreated, Kind: "service_account", RecordID: int64(i + 1),
+				Record: fmt.Sprintf("aws/svc-%08d", i), System: "idp", New: Str(fmt.Sprintf("id-%08d", i)), Reason: "create_from"}
+			for _, f := range []string{"name", "owner", "platform", "environment", "tier", "lifecycle", "cost_center", "last_rotated"} {
+				e.Fields = append(e.Fields, AuditField{Field: f, System: "catalog", Value: Str(f + "-value-" + fmt.Sprint(i)), Agreed: []string{"cmdb", "idp"}})
+			}
+			b.Audit = append(b.Audit, e)
+		}
+		return b
+	}
+	var room AuditRoom
+	leafBytes := 0
+	seal := func(b *Batch) {
+		b.PrepareAuditIn(&room)
+		leafBytes = 0
+		for i := range b.Audit {
+			leaf, _ := b.SealAudit(i, "p")
+			leafBytes += len(leaf)
+		}
+	}
+	seal(batch())
+	b := batch()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	seal(b)
+	runtime.ReadMemStats(&after)
+	got := after.TotalAlloc - before.TotalAlloc
+	// Bodies and leaves are about 2 × leafBytes; a leaf's hash (32) and
+	// its text (48) about 80 bytes each.
+	if limit := uint64(leafBytes / 4); got > limit {
+		t.Fatalf("preparing and sealing %d leaves (%d bytes) in a used room allocated %d bytes, want at most %d", len(b.Audit), leafBytes, got, limit)
+	}
+}
+
+// BenchmarkPrepareSealAudit prepares and seals a batch of 300
+// record.created entries, as a pass's batch is (PrepareAudit, then
+// SealAudit per entry on the store's side): afresh, and in a room a batch
+// as large used before (AuditRoom, as a pass does).
+func BenchmarkPrepareSealAudit(b *testing.B) {
+	at := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	entries := make([]*AuditEntry, 300)
+	for i := range entries {
+		e := &AuditEntry{Time: at, Actor: "idp", Action: ActRecordCreated, Kind: "service_account", RecordID: int64(i + 1),
+			Record: fmt.Sprintf("aws/svc-%08d", i), System: "idp", New: Str(fmt.Sprintf("id-%08d", i)), Reason: "create_from"}
+		for _, f := range []string{"name", "owner", "platform", "environment", "tier", "lifecycle", "cost_center", "last_rotated"} {
+			e.Fields = append(e.Fields, AuditField{Field: f, System: "catalog", Value: Str(f + "-value-" + fmt.Sprint(i)), Agreed: []string{"cmdb", "idp"}})
+		}
+		entries[i] = e
+	}
+	seal := func(batch *Batch) {
+		for i := range batch.Audit {
+			batch.SealAudit(i, "JUMHypuHOpY/CJy18BNzoUSYM4bthxj5hUU3Q0Id2Kg=")
+		}
+	}
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			batch := &Batch{Audit: entries}
+			batch.PrepareAudit()
+			seal(batch)
+		}
+	})
+	b.Run("room", func(b *testing.B) {
+		var room AuditRoom
+		for b.Loop() {
+			batch := &Batch{Audit: entries}
+			batch.PrepareAuditIn(&room)
+			seal(batch)
 		}
 	})
 }

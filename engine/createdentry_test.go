@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -277,6 +278,48 @@ func TestFirstPassWritesOneEntryPerRecord(t *testing.T) {
 	want := []string{"accepted cmdb owner", "record.linked catalog ", "record.vanished catalog "}
 	if !slices.Equal(later, want) {
 		t.Errorf("later pass wrote %q, want %q\n%s", later, want, actions(sum))
+	}
+	if rep, err := audit.Verify(context.Background(), w.store, w.verifier); err != nil || !rep.OK {
+		t.Fatalf("audit verify: %v %+v", err, rep)
+	}
+}
+
+// A pass's batches take their leaves' memory from two rooms in turn
+// (nhisync.AuditRoom): a batch is prepared while the one before commits,
+// so each leaf the store keeps still says what its own entry says (its
+// record, the same as the row's record_id), batch after batch; run with
+// -race, a room lent to a batch still being sealed is a race.
+func TestBatchesLeavesKeepTheirEntries(t *testing.T) {
+	var a, b []map[string]any
+	for i := range 40 {
+		id := fmt.Sprint(i)
+		a = append(a, map[string]any{"id": id, "name": "bot" + id, "owner": "ana@x"})
+		b = append(b, map[string]any{"id": id, "name": "bot" + id})
+	}
+	w := newWorld(t, sensitiveConfig, map[string][]map[string]any{"a.json": a, "b.json": b})
+	w.opts = append(w.opts, engine.WithBatchSize(3))
+	if sum := w.sync(); sum.Created != 40 {
+		t.Fatalf("created %d records, want 40", sum.Created)
+	}
+	n := 0
+	err := w.store.ScanAudit(context.Background(), 1, 0, func(e *nhisync.AuditEntry, leaf []byte) error {
+		var own nhisync.AuditEntry
+		if err := json.Unmarshal(leaf, &own); err != nil {
+			return err
+		}
+		if own.Seq != e.Seq || own.RecordID != e.RecordID || own.Hash != "" {
+			t.Errorf("entry %d (record %d): its leaf says seq %d, record %d: %s", e.Seq, e.RecordID, own.Seq, own.RecordID, leaf)
+		}
+		if e.Action == nhisync.ActRecordCreated {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 40 {
+		t.Errorf("%d record.created entries, want 40", n)
 	}
 	if rep, err := audit.Verify(context.Background(), w.store, w.verifier); err != nil || !rep.OK {
 		t.Fatalf("audit verify: %v %+v", err, rep)

@@ -107,6 +107,11 @@ type pass struct {
 	// inflight, when not nil, yields the error of the batch being
 	// committed while the next is decided (commitAsync).
 	inflight chan error
+	// auditRooms lend the batches their leaves' memory, in turn: the
+	// batch before the one in flight is committed when the next is
+	// prepared (commitAsync), so its room is free again.
+	auditRooms [2]nhisync.AuditRoom
+	auditTurn  int
 	// readMu serialises what the goroutines reading systems share: the
 	// progress callback and the lease.
 	readMu sync.Mutex
@@ -871,7 +876,8 @@ func (p *pass) commitAsync(ctx context.Context) error {
 	// while the batch before may still be committing, so that the store
 	// only splices in seq, time and prev_hash.
 	if !p.dry {
-		p.batch.PrepareAudit()
+		p.batch.PrepareAuditIn(&p.auditRooms[p.auditTurn])
+		p.auditTurn ^= 1
 	}
 	if err := p.flush(); err != nil {
 		return err
