@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -63,19 +62,12 @@ func (s *aheadWatch) Commit(ctx context.Context, b *nhisync.Batch) error {
 // commits, and every write is still applied, committed and quiet on the
 // next pass.
 func TestPassDrainBuildsNextOutcomeAhead(t *testing.T) {
-	const n = 1201 // three chunks' worth
-	var idp, cmdb []map[string]any
-	for i := range n {
-		name := fmt.Sprintf("svc-%04d", i)
-		idp = append(idp, sa(fmt.Sprintf("i%d", i), "aws", name, "status", "active"))
-		cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", name, "owner", fmt.Sprintf("team%d@example.com", i%7), "tags", []any{"pci"}))
-	}
-	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": {}})
+	w := newWorld(t, baseConfig, threeChunks())
 	watch := &aheadWatch{Store: w.store}
 	w.store = watch
 	sum := w.sync()
-	if got := sum.Systems["cmdb"].Written; got != n {
-		t.Fatalf("cmdb written %d, want %d\n%s", got, n, actions(sum))
+	if got := sum.Systems["cmdb"].Written; got != threeChunksN {
+		t.Fatalf("cmdb written %d, want %d\n%s", got, threeChunksN, actions(sum))
 	}
 	watch.mu.Lock()
 	during := watch.during

@@ -25,18 +25,28 @@ func (c applyCounter) ApplyWhole() bool {
 	return ok && w.ApplyWhole()
 }
 
-// A file system is rewritten once per pass, however many records it
-// writes (not once per chunk of 500: an N² cost in the size of the file),
-// and every write is still applied, committed and quiet on the next pass.
-func TestFileSystemRewrittenOncePerPass(t *testing.T) {
-	const n = 1201 // three chunks' worth
+// threeChunksN is how many records threeChunks gives each of idp and
+// cmdb: three chunks' worth of writes.
+const threeChunksN = 1201
+
+// threeChunks is an estate whose every cmdb record is written on the
+// first pass (it takes the idp's lifecycle): threeChunksN records in
+// each of idp and cmdb, none in the catalog.
+func threeChunks() map[string][]map[string]any {
 	var idp, cmdb []map[string]any
-	for i := range n {
+	for i := range threeChunksN {
 		name := fmt.Sprintf("svc-%04d", i)
 		idp = append(idp, sa(fmt.Sprintf("i%d", i), "aws", name, "status", "active"))
 		cmdb = append(cmdb, sa(fmt.Sprintf("c%d", i), "aws", name, "owner", fmt.Sprintf("team%d@example.com", i%7), "tags", []any{"pci"}))
 	}
-	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": {}})
+	return map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": {}}
+}
+
+// A file system is rewritten once per pass, however many records it
+// writes (not once per chunk of 500: an N² cost in the size of the file),
+// and every write is still applied, committed and quiet on the next pass.
+func TestFileSystemRewrittenOncePerPass(t *testing.T) {
+	w := newWorld(t, baseConfig, threeChunks())
 	calls := map[string]*int{}
 	w.wrap = func(name string, c nhisync.Connector) nhisync.Connector {
 		if calls[name] == nil {
@@ -46,8 +56,8 @@ func TestFileSystemRewrittenOncePerPass(t *testing.T) {
 	}
 	sum := w.sync()
 	// cmdb takes the idp's lifecycle for every record.
-	if got := sum.Systems["cmdb"].Written; got != n {
-		t.Fatalf("cmdb written %d, want %d\n%s", got, n, actions(sum))
+	if got := sum.Systems["cmdb"].Written; got != threeChunksN {
+		t.Fatalf("cmdb written %d, want %d\n%s", got, threeChunksN, actions(sum))
 	}
 	if got := *calls["cmdb"]; got != 1 {
 		t.Fatalf("cmdb.json rewritten by %d Apply calls in one pass, want 1", got)
