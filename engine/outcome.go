@@ -226,7 +226,7 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 		var err error
 		if ahead != nil {
 			<-ahead.done
-			b, err = ahead.b, ahead.err
+			b = ahead.b
 		}
 		if b == nil {
 			b, err = e.outcomeBatch(ctx, job.sys, groups[:n], results[:n], job.now, snd.keys)
@@ -258,11 +258,11 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 }
 
 // aheadBatch is the outcome batch of a chunk built ahead (buildAhead):
-// b is nil when it must be built again, once the commit before is in.
+// b is nil when it must be built again, once the commit before is in (a
+// build that failed is built again too, and fails there, said).
 type aheadBatch struct {
 	done chan struct{}
 	b    *nhisync.Batch
-	err  error
 }
 
 // buildAhead builds, on a goroutine of its own, the outcome batch of the
