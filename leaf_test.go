@@ -443,19 +443,7 @@ func TestAuditRoomLeavesMatchJSON(t *testing.T) {
 // and leaves take (only each leaf's hash and hash text, and the time's
 // text), not the buffers themselves again.
 func TestAuditRoomReusesMemory(t *testing.T) {
-	batch := func() *Batch {
-		b := &Batch{}
-		at := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
-		for i := range 300 {
-			e := &AuditEntry{Time: at, Actor: "idp", Action: ActRecordCreated, Kind: "service_account", RecordID: int64(i + 1),
-				Record: fmt.Sprintf("aws/svc-%08d", i), System: "idp", New: Str(fmt.Sprintf("id-%08d", i)), Reason: "create_from"}
-			for _, f := range []string{"name", "owner", "platform", "environment", "tier", "lifecycle", "cost_center", "last_rotated"} {
-				e.Fields = append(e.Fields, AuditField{Field: f, System: "catalog", Value: Str(f + "-value-" + fmt.Sprint(i)), Agreed: []string{"cmdb", "idp"}})
-			}
-			b.Audit = append(b.Audit, e)
-		}
-		return b
-	}
+	batch := func() *Batch { return &Batch{Audit: createdEntries(300)} }
 	var room AuditRoom
 	leafBytes := 0
 	seal := func(b *Batch) {
@@ -480,13 +468,11 @@ func TestAuditRoomReusesMemory(t *testing.T) {
 	}
 }
 
-// BenchmarkPrepareSealAudit prepares and seals a batch of 300
-// record.created entries, as a pass's batch is (PrepareAudit, then
-// SealAudit per entry on the store's side): afresh, and in a room a batch
-// as large used before (AuditRoom, as a pass does).
-func BenchmarkPrepareSealAudit(b *testing.B) {
+// createdEntries returns n record.created entries of eight fields each,
+// as a first pass's batch holds them.
+func createdEntries(n int) []*AuditEntry {
 	at := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
-	entries := make([]*AuditEntry, 300)
+	entries := make([]*AuditEntry, n)
 	for i := range entries {
 		e := &AuditEntry{Time: at, Actor: "idp", Action: ActRecordCreated, Kind: "service_account", RecordID: int64(i + 1),
 			Record: fmt.Sprintf("aws/svc-%08d", i), System: "idp", New: Str(fmt.Sprintf("id-%08d", i)), Reason: "create_from"}
@@ -495,6 +481,15 @@ func BenchmarkPrepareSealAudit(b *testing.B) {
 		}
 		entries[i] = e
 	}
+	return entries
+}
+
+// BenchmarkPrepareSealAudit prepares and seals a batch of 300
+// record.created entries, as a pass's batch is (PrepareAudit, then
+// SealAudit per entry on the store's side): afresh, and in a room a batch
+// as large used before (AuditRoom, as a pass does).
+func BenchmarkPrepareSealAudit(b *testing.B) {
+	entries := createdEntries(300)
 	seal := func(batch *Batch) {
 		for i := range batch.Audit {
 			batch.SealAudit(i, "JUMHypuHOpY/CJy18BNzoUSYM4bthxj5hUU3Q0Id2Kg=")
