@@ -12,20 +12,22 @@ import (
 // aheadWatch is a store whose first outcome commit of a pass's drain
 // (a batch with a claim and a fence) waits, for a while, until a load of
 // links marked nhisync.Ahead has come in: the next chunk's outcome built
-// while that commit is in flight.
+// before that commit is in. The load may come before the commit starts
+// (the build ahead is started just before it), so any Ahead load before
+// the first outcome commit is done counts.
 type aheadWatch struct {
 	nhisync.Store
-	mu      sync.Mutex
-	once    sync.Once
-	ahead   chan struct{}
-	inFirst bool
-	during  bool // an Ahead load came while the first outcome commit waited
+	mu        sync.Mutex
+	once      sync.Once
+	ahead     chan struct{}
+	firstDone bool
+	during    bool // an Ahead load came before the first outcome commit was in
 }
 
 func (s *aheadWatch) LoadLinks(ctx context.Context, system string, ids []string) ([]*nhisync.Link, error) {
 	if nhisync.IsAhead(ctx) {
 		s.mu.Lock()
-		if s.inFirst {
+		if !s.firstDone {
 			s.during = true
 			s.once.Do(func() { close(s.ahead) })
 		}
@@ -38,9 +40,7 @@ func (s *aheadWatch) Commit(ctx context.Context, b *nhisync.Batch) error {
 	first := false
 	if b.Claim != nil && b.Fence != nil {
 		s.mu.Lock()
-		if s.ahead == nil {
-			s.ahead, s.inFirst, first = make(chan struct{}), true, true
-		}
+		first = !s.firstDone
 		s.mu.Unlock()
 	}
 	if first {
@@ -50,7 +50,7 @@ func (s *aheadWatch) Commit(ctx context.Context, b *nhisync.Batch) error {
 		}
 		defer func() {
 			s.mu.Lock()
-			s.inFirst = false
+			s.firstDone = true
 			s.mu.Unlock()
 		}()
 	}
@@ -63,7 +63,7 @@ func (s *aheadWatch) Commit(ctx context.Context, b *nhisync.Batch) error {
 // next pass.
 func TestPassDrainBuildsNextOutcomeAhead(t *testing.T) {
 	w := newWorld(t, baseConfig, threeChunks())
-	watch := &aheadWatch{Store: w.store}
+	watch := &aheadWatch{Store: w.store, ahead: make(chan struct{})}
 	w.store = watch
 	sum := w.sync()
 	if got := sum.Systems["cmdb"].Written; got != threeChunksN {
