@@ -220,16 +220,13 @@ type LinkHeadPager interface {
 // anything else (a person's view, the API) are not marked: they need not
 // wait for a commit.
 func ForCommit(ctx context.Context) context.Context {
-	return context.WithValue(ctx, forCommitKey{}, true)
+	return context.WithValue(ctx, forCommitMark, true)
 }
 
 // IsForCommit reports whether ctx is marked by ForCommit.
 func IsForCommit(ctx context.Context) bool {
-	v, _ := ctx.Value(forCommitKey{}).(bool)
-	return v
+	return marked(ctx, forCommitMark)
 }
-
-type forCommitKey struct{}
 
 // Ahead marks ctx as loading links (Store.LoadLinks) ahead of their
 // commit, while a commit of the caller's own may be in flight: a drain
@@ -239,16 +236,27 @@ type forCommitKey struct{}
 // (the SQLite store reads them on a reader connection instead of its
 // writer's); unmarked loads read where its commits write.
 func Ahead(ctx context.Context) context.Context {
-	return context.WithValue(ctx, aheadKey{}, true)
+	return context.WithValue(ctx, aheadMark, true)
 }
 
 // IsAhead reports whether ctx is marked by Ahead.
 func IsAhead(ctx context.Context) bool {
-	v, _ := ctx.Value(aheadKey{}).(bool)
-	return v
+	return marked(ctx, aheadMark)
 }
 
-type aheadKey struct{}
+// loadMark is the context key of a mark on a load (ForCommit, Ahead).
+type loadMark int
+
+const (
+	forCommitMark loadMark = iota + 1
+	aheadMark
+)
+
+// marked reports whether ctx carries mark m.
+func marked(ctx context.Context, m loadMark) bool {
+	v, _ := ctx.Value(m).(bool)
+	return v
+}
 
 // WALReporter is a Store whose write-ahead log is copied back into the
 // database in the background (sqlite). A background checkpoint that keeps

@@ -170,8 +170,8 @@ func writeFailure(sys *nhisync.System, res nhisync.WriteResult) string {
 // and a store that commits on one connection reads them where they are
 // about to be written (the SQLite store reads them on its writer, whose
 // page cache its commits keep); but a pass's drain builds the next chunk
-// of a job while one commits (commitJob). The writes count in the summary once
-// their chunk's commit is in (held.settle).
+// of a job while one commits (commitJob). The writes count in the summary
+// once their chunk's commit is in (held.settle).
 func (e *Engine) commitOutcomes(ctx context.Context, snd *held, queues []chan *outcomeJob) {
 	// Waiting for an outcome, it looks six times a claim's period whether
 	// one needs renewing (at a third of its period).
