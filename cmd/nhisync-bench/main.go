@@ -92,12 +92,17 @@ type result struct {
 // wall seconds per phase, and (after the first and drift passes) what the
 // convergence check found.
 type passResult struct {
-	Name         string  `json:"name"`
-	Seconds      float64 `json:"seconds"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	Writes       int     `json:"writes"`
-	AuditEntries int64   `json:"audit_entries"`
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	Name       string  `json:"name"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// SystemCPUSeconds is the kernel's part of CPUSeconds: on a virtual
+	// machine much of it is the first touch of memory (page cache the
+	// store grows into, temporary files), whose cost swings with what
+	// the host has backed.
+	SystemCPUSeconds float64 `json:"system_cpu_seconds"`
+	Writes           int     `json:"writes"`
+	AuditEntries     int64   `json:"audit_entries"`
+	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
 	// PeakHeapLiveBytes is the highest live heap a garbage collection
 	// left during the pass (sampled every 50 ms).
 	PeakHeapLiveBytes int64 `json:"peak_heap_live_bytes"`
@@ -153,6 +158,20 @@ type phases struct {
 	// WriteBytes is what each phase wrote to storage (write_bytes), and
 	// EndBulk's part of apply's.
 	WriteBytes phaseBytes `json:"write_bytes"`
+	// CPU is the process's CPU seconds (user + system, every goroutine
+	// and SQLite's threads) in each phase, and EndBulk's part of apply's:
+	// beside the wall times it says which phase waits (on a sync, on a
+	// system) rather than computes.
+	CPU phaseCPU `json:"cpu"`
+}
+
+// phaseCPU is the CPU seconds each phase took (cpuSeconds).
+type phaseCPU struct {
+	Read      float64 `json:"read"`
+	Correlate float64 `json:"correlate"`
+	Decide    float64 `json:"decide"`
+	Apply     float64 `json:"apply"`
+	EndBulk   float64 `json:"end_bulk"`
 }
 
 // phaseBytes is what each phase wrote to storage (writeBytes).
@@ -178,6 +197,12 @@ func rusage() syscall.Rusage {
 func cpuSeconds() float64 {
 	ru := rusage()
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// systemCPUSeconds returns the process's system CPU time so far.
+func systemCPUSeconds() float64 {
+	ru := rusage()
+	return time.Duration(ru.Stime.Nano()).Seconds()
 }
 
 // minorFaults returns the process's minor page faults so far.
@@ -433,7 +458,7 @@ func run(n int, dir string, o options) (*result, error) {
 		}
 		resetPeakRSS()
 		heap := watchHeap(o.memProfile != "" && profiled)
-		cpu, written, cancelled, faults := cpuSeconds(), writeBytes(), cancelledWriteBytes(), minorFaults()
+		cpu, sys, written, cancelled, faults := cpuSeconds(), systemCPUSeconds(), writeBytes(), cancelledWriteBytes(), minorFaults()
 		t.start(ts, written)
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		if err != nil {
@@ -441,7 +466,7 @@ func run(n int, dir string, o options) (*result, error) {
 			return nil, err
 		}
 		wrote := writeBytes()
-		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults}
+		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, SystemCPUSeconds: systemCPUSeconds() - sys, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults}
 		pr.Seconds, pr.Phases = t.finish(ts, wrote)
 		live, err := heap.finish(o.memProfile)
 		if err != nil {
@@ -520,11 +545,13 @@ func printText(w io.Writer, res *result) {
 		res.Records, res.Systems, res.Store, runtime.NumCPU(), res.GenerateSeconds)
 	fmt.Fprintf(w, "read floor  %.2fs  cpu %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds, res.FloorCPUSeconds)
 	for _, p := range res.Passes {
-		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB, %dk minor faults  wrote %d MiB (%d cancelled)  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f, of it end bulk %.2f)\n",
-			p.Name, p.Seconds, p.CPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.MinorFaults/1000, p.WriteBytes>>20, p.CancelledWriteBytes>>20,
+		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs (sys %.2f)  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB, %dk minor faults  wrote %d MiB (%d cancelled)  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f, of it end bulk %.2f)\n",
+			p.Name, p.Seconds, p.CPUSeconds, p.SystemCPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.MinorFaults/1000, p.WriteBytes>>20, p.CancelledWriteBytes>>20,
 			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply, p.Phases.EndBulk)
 		b := p.Phases.WriteBytes
 		fmt.Fprintf(w, "            wrote MiB: read %d correlate %d decide %d apply %d, of it end bulk %d\n", b.Read>>20, b.Correlate>>20, b.Decide>>20, b.Apply>>20, b.EndBulk>>20)
+		c := p.Phases.CPU
+		fmt.Fprintf(w, "            cpu s:     read %.2f correlate %.2f decide %.2f apply %.2f, of it end bulk %.2f\n", c.Read, c.Correlate, c.Decide, c.Apply, c.EndBulk)
 		if p.Check != nil {
 			fmt.Fprintf(w, "            after it: held back %s; out of step %d\n", heldBackString(p.Check.HeldBack), p.Check.Bad)
 		}
@@ -555,9 +582,10 @@ func floor(ctx context.Context, cfg *nhisync.Config) (float64, error) {
 type timedStore struct {
 	nhisync.Store
 	commit atomic.Int64 // nanoseconds
-	// endBulk and endBulkBytes are the time EndBulk took (nanoseconds)
-	// and what it wrote (timedBulk).
-	endBulk, endBulkBytes atomic.Int64
+	// endBulk, endBulkBytes and endBulkCPU are the time EndBulk took
+	// (nanoseconds), what it wrote and the process's CPU time meanwhile
+	// (nanoseconds; timedBulk).
+	endBulk, endBulkBytes, endBulkCPU atomic.Int64
 }
 
 func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
@@ -609,10 +637,11 @@ type timedBulk struct {
 func (b *timedBulk) BeginBulk(ctx context.Context) (bool, error) { return b.bulk.BeginBulk(ctx) }
 
 func (b *timedBulk) EndBulk(ctx context.Context) error {
-	start, written := time.Now(), writeBytes()
+	start, written, cpu := time.Now(), writeBytes(), cpuSeconds()
 	err := b.bulk.EndBulk(ctx)
 	b.ts.endBulk.Add(int64(time.Since(start)))
 	b.ts.endBulkBytes.Add(writeBytes() - written)
+	b.ts.endBulkCPU.Add(int64((cpuSeconds() - cpu) * 1e9))
 	return err
 }
 
@@ -630,13 +659,16 @@ type phaseClock struct {
 	ts                                     *timedStore
 	// The bytes written (writeBytes) at begin and at each phase's end.
 	begun, readWritten, decideStartWritten, decideEndWritten int64
+	// The CPU seconds (cpuSeconds) at begin and at each phase's end.
+	cpuBegun, readCPU, decideStartCPU, decideEndCPU float64
 }
 
 // start starts the clock of a pass, written being writeBytes at its start.
 func (t *phaseClock) start(ts *timedStore, written int64) {
-	t.begin, t.ts, t.begun = time.Now(), ts, written
+	t.begin, t.ts, t.begun, t.cpuBegun = time.Now(), ts, written, cpuSeconds()
 	t.ts.endBulk.Store(0)
 	t.ts.endBulkBytes.Store(0)
+	t.ts.endBulkCPU.Store(0)
 }
 
 func (t *phaseClock) progress(p engine.Progress) {
@@ -644,28 +676,29 @@ func (t *phaseClock) progress(p engine.Progress) {
 	switch p.Stage {
 	case "read":
 		if p.Total > 0 {
-			t.readEnd, t.readWritten = now, writeBytes()
+			t.readEnd, t.readWritten, t.readCPU = now, writeBytes(), cpuSeconds()
 		}
 	case "decide":
 		c := time.Duration(t.ts.commit.Load())
-		w := writeBytes()
+		w, cpu := writeBytes(), cpuSeconds()
 		if t.decideStart.IsZero() {
-			t.decideStart, t.commitAtDecideStart, t.decideStartWritten = now, c, w
+			t.decideStart, t.commitAtDecideStart, t.decideStartWritten, t.decideStartCPU = now, c, w, cpu
 		}
-		t.decideEnd, t.commitAtDecideEnd, t.decideEndWritten = now, c, w
+		t.decideEnd, t.commitAtDecideEnd, t.decideEndWritten, t.decideEndCPU = now, c, w, cpu
 	}
 }
 
 // finish returns the pass's wall time and its phases, written being
 // writeBytes at its end.
 func (t *phaseClock) finish(ts *timedStore, written int64) (float64, phases) {
-	end := time.Now()
+	end, cpu := time.Now(), cpuSeconds()
 	if t.readEnd.IsZero() {
-		t.readEnd, t.readWritten = t.begin, t.begun
+		t.readEnd, t.readWritten, t.readCPU = t.begin, t.begun, t.cpuBegun
 	}
 	if t.decideStart.IsZero() {
 		t.decideStart, t.decideEnd = t.readEnd, t.readEnd
 		t.decideStartWritten, t.decideEndWritten = t.readWritten, t.readWritten
+		t.decideStartCPU, t.decideEndCPU = t.readCPU, t.readCPU
 	}
 	return end.Sub(t.begin).Seconds(), phases{
 		Read:      t.readEnd.Sub(t.begin).Seconds(),
@@ -680,6 +713,13 @@ func (t *phaseClock) finish(ts *timedStore, written int64) (float64, phases) {
 			Decide:    t.decideEndWritten - t.decideStartWritten,
 			Apply:     written - t.decideEndWritten,
 			EndBulk:   ts.endBulkBytes.Load(),
+		},
+		CPU: phaseCPU{
+			Read:      t.readCPU - t.cpuBegun,
+			Correlate: t.decideStartCPU - t.readCPU,
+			Decide:    t.decideEndCPU - t.decideStartCPU,
+			Apply:     cpu - t.decideEndCPU,
+			EndBulk:   time.Duration(ts.endBulkCPU.Load()).Seconds(),
 		},
 	}
 }
