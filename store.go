@@ -186,14 +186,15 @@ type Notary interface {
 // the window the caller guarantees that every Commit only adds records and
 // links the store does not hold yet, each once (new match keys, new
 // system and external ids), and that it looks no record or link up by
-// match key or external id; commits stay atomic, but a store may make
-// them durable only when EndBulk returns (the SQLite store syncs the
-// window once there), so the caller sends no write and publishes no
-// checkpoint of the window before. EndBulk builds the indexes, failing (EINTERNAL, naming the duplicate)
-// if the guarantee was broken; after it the store is as if every commit
-// had gone through the indexes. A process that dies inside the window
-// leaves a mark from which the next Open builds the indexes before
-// anything else. Stores without a cheaper bulk path need not implement it.
+// match key or external id; commits stay atomic, and are durable once
+// EndBulk returns (the caller sends no write and publishes no checkpoint
+// of the window before). EndBulk builds the indexes, failing (EINTERNAL,
+// naming the duplicate) if the guarantee was broken; after it the store
+// is as if every commit had gone through the indexes. A process that dies
+// inside the window leaves either a mark from which the next Open builds
+// the indexes before anything else, or the store as it was before the
+// window (none of it committed: the next pass is a first pass again).
+// Stores without a cheaper bulk path need not implement it.
 type BulkLoader interface {
 	BeginBulk(ctx context.Context) (bool, error)
 	EndBulk(ctx context.Context) error

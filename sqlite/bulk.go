@@ -39,7 +39,10 @@ var _ nhisync.BulkLoader = (*Store)(nil)
 // inside the window leaves its links staged and records_key missing; Open
 // moves and builds them before anything else reads the store.
 
-// Durability inside the window. Its commits run with synchronous=NORMAL:
+// Durability inside the window, when other processes have the store open
+// too (otherwise the commits run without a WAL, and a process that dies
+// inside the window leaves nothing of it: bulkjournal.go). Its commits
+// run with synchronous=NORMAL:
 // SQLite writes each one to the WAL (walvfs.go puts a commit's frames in
 // the file before the wal-index names them, so other connections read it
 // at once) but does not sync it; EndBulk syncs the WAL and the database
@@ -81,11 +84,36 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	if err := s.unsyncedErr(op); err != nil {
 		return false, err
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL; PRAGMA cache_size = `+strconv.Itoa(-bulkCacheKiB)); err != nil {
-		return false, errors.Join(internal(op, err), s.dropWriter())
+	// The commits run without a WAL (bulkjournal.go) only into a store
+	// that is empty: looked at first, so that a store holding records
+	// keeps its readers.
+	var empty bool
+	if err := s.w.QueryRowContext(ctx, emptySQL).Scan(&empty); err != nil {
+		return false, internal(op, err)
 	}
-	empty, err := s.openWindow(ctx)
+	if !empty {
+		return false, nil
+	}
+	journalless, err := s.enterJournalless(ctx)
+	if err != nil {
+		return false, internal(op, err)
+	}
+	sync := "NORMAL"
+	if journalless {
+		sync = "OFF"
+	}
+	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = `+sync+`; PRAGMA cache_size = `+strconv.Itoa(-bulkCacheKiB)); err != nil {
+		err = errors.Join(internal(op, err), s.dropWriter())
+		if journalless {
+			err = errors.Join(err, s.abandonJournalless(context.WithoutCancel(ctx)))
+		}
+		return false, err
+	}
+	empty, err = s.openWindow(ctx)
 	if err != nil || !empty {
+		if journalless {
+			err = errors.Join(err, s.abandonJournalless(context.WithoutCancel(ctx)))
+		}
 		if ferr := s.writerSettingsBack(context.WithoutCancel(ctx)); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
@@ -94,9 +122,16 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 		}
 		return false, nil
 	}
-	s.bulk = true
+	s.bulk, s.journalless = true, journalless
+	if journalless {
+		s.writeback = startWriteback(s.file)
+	}
 	return true, nil
 }
+
+// emptySQL tells whether the store holds no records, no links and no
+// queued writes.
+const emptySQL = `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM links_stage) AND NOT EXISTS (SELECT 1 FROM outbox)`
 
 // bulkCacheKiB is the writer's page cache inside the window, instead of
 // writerCacheKiB. The window's commits only append (records, link states,
@@ -190,7 +225,7 @@ func (s *Store) openWindow(ctx context.Context) (bool, error) {
 	}
 	defer tx.Rollback()
 	var empty bool
-	err = tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM links) AND NOT EXISTS (SELECT 1 FROM links_stage) AND NOT EXISTS (SELECT 1 FROM outbox)`).Scan(&empty)
+	err = tx.QueryRowContext(ctx, emptySQL).Scan(&empty)
 	if err != nil || !empty {
 		return false, err
 	}
@@ -276,6 +311,15 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	s.bulk = false
 	held := s.unpublished
 	s.unpublished = nil
+	if s.journalless {
+		// The window's commits are synced first, and from then on it is
+		// a window with a WAL (bulkjournal.go). Failing, nothing of it
+		// may be published, nor its links moved: the next Open puts the
+		// store back as it was before it.
+		if err := s.leaveJournalless(ctx); err != nil {
+			return internal(op, err)
+		}
+	}
 	err := s.publishWindow(ctx, op, held)
 	if cerr := s.closeWindow(ctx); cerr != nil {
 		if err == nil {

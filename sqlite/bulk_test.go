@@ -345,11 +345,12 @@ func TestBulkWindowSortSettings(t *testing.T) {
 	}
 }
 
-// TestBulkWindowWriterCache: inside the window the writer commits with
+// TestBulkWindowWriterCache: inside a window with a WAL the writer commits with
 // the small page cache (bulkCacheKiB), its synchronous setting NORMAL;
 // both are back as Open set them when the window closes, and when
 // BeginBulk finds the store not empty.
 func TestBulkWindowWriterCache(t *testing.T) {
+	withWAL(t)
 	s := openTest(t)
 	ctx := t.Context()
 	writer := func() (sync, cache int) {

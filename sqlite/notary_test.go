@@ -162,12 +162,13 @@ func TestCommitExtendsALegacyCheckpoint(t *testing.T) {
 	}
 }
 
-// TestBulkWindowPublishesOnceSynced: inside the bulk window the writer
+// TestBulkWindowPublishesOnceSynced: inside a bulk window with a WAL the writer
 // does not sync at commit (synchronous=NORMAL), every commit is read at
 // once by other connections, and the checkpoints its commits sign reach
 // audit.publish only when EndBulk has synced them, all of them, in order;
 // a window that does not open leaves the writer syncing every commit.
 func TestBulkWindowPublishesOnceSynced(t *testing.T) {
+	withWAL(t)
 	publish := filepath.Join(t.TempDir(), "checkpoints.txt")
 	s, keys := notarized(t, publish)
 	ctx := t.Context()

@@ -44,6 +44,26 @@ func lockOpen(dbPath string) (*openLock, bool, error) {
 // is known good.
 func (l *openLock) shared() error { return flockRetry(l.f, syscall.LOCK_SH) }
 
+// exclusive tries to turn this process's shared open lock into an
+// exclusive one without waiting, and reports whether it did: it does when
+// no other process has the store open. flock converts a lock by dropping
+// it and taking the new one, so a conversion that fails has dropped the
+// shared lock too: it is taken back (waiting, should another process hold
+// the lock exclusively for a moment: its Open's check).
+func (l *openLock) exclusive() (bool, error) {
+	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return true, nil
+	}
+	if serr := l.shared(); serr != nil {
+		return false, serr
+	}
+	if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR) {
+		return false, nil
+	}
+	return false, err
+}
+
 // release drops the lock; the file stays for the next process.
 func (l *openLock) release() {
 	if l != nil {

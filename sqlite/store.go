@@ -12,7 +12,8 @@
 // step), so the extra fsync per commit costs little. The exception is the
 // bulk window of a first pass into an empty store (bulk.go): nothing its
 // commits hold leaves the store (no write is sent, no checkpoint
-// published) before its end syncs them once.
+// published) before its end syncs them once; when this process has the
+// store to itself, they do not even go through the WAL (bulkjournal.go).
 //
 // Concurrency: one writer connection (every write is serialized through
 // it, transactions begin IMMEDIATE) and a small pool of query-only reader
@@ -93,6 +94,12 @@ type Store struct {
 	bulkMu      sync.Mutex
 	bulk        bool
 	unpublished []*nhisync.Checkpoint
+	// journalless is set while the window's commits run without a WAL
+	// (bulkjournal.go).
+	journalless bool
+	// writeback writes a window's pages out while it runs without a WAL
+	// (writeback_linux.go).
+	writeback *writeback
 	// unsynced is why EndBulk could not sync the window: set, the store
 	// refuses commits and claims until it is reopened (bulk.go).
 	unsyncedMu sync.Mutex
@@ -207,6 +214,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("cannot lock store %s (is its directory writable?)", path), Err: err}
 	}
 	s.lock = lock
+	// A bulk window without a WAL whose process died before syncing it
+	// left the store as it was before the window beside it: put it back.
+	if alone {
+		if _, err := restorePreWindow(abs); err != nil {
+			lock.release()
+			return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot put back store %s as it was before a bulk load its process did not finish", path), Err: err}
+		}
+	}
 	// A WAL left while nobody has the store open was left by a process that
 	// never closed it: check the store before anything reads or writes it.
 	unclean := false
@@ -385,10 +400,18 @@ func (s *Store) openError(op string, err error) error {
 // EINTERNAL.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// A bulk window without a WAL is synced, and stays open for the
+		// next Open to close, as one with a WAL closed without EndBulk.
+		var errs []error
+		s.bulkMu.Lock()
+		if s.journalless {
+			errs = append(errs, s.leaveJournalless(context.Background()))
+		}
+		s.bulkMu.Unlock()
 		s.closing.Store(true)
 		// The checkpointer's connection closes first: the last one to
 		// close checkpoints the WAL and removes it.
-		errs := []error{s.stopCheckpoints()}
+		errs = append(errs, s.stopCheckpoints())
 		s.heads.close()
 		// The statements are finalized while Close holds the writer's
 		// connection: a commit running on it ends first, and one that

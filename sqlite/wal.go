@@ -68,6 +68,12 @@ type walCheckpointer struct {
 	lastErr                  atomic.Pointer[string]
 	// mu guards f: the writer reads the wal-index too.
 	mu sync.Mutex
+	// paused is set while a bulk window runs without a WAL
+	// (bulkjournal.go): the checkpointer's connection is closed, and it
+	// looks at nothing until resumed. runMu is held by a look, so that
+	// pause waits for one running.
+	runMu  sync.Mutex
+	paused atomic.Bool
 }
 
 // startCheckpointer opens the checkpointer's connection to the database
@@ -105,6 +111,11 @@ func (c *walCheckpointer) run() {
 
 // look checkpoints when enough frames wait, while draining, or when idle.
 func (c *walCheckpointer) look(idle bool) {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	if c.paused.Load() {
+		return
+	}
 	frames, copied, ok := c.walIndex()
 	if !ok {
 		if idle {
@@ -176,6 +187,9 @@ func (s *Store) WALStatus() nhisync.WALStatus {
 func (c *walCheckpointer) walIndex() (frames, copied uint32, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.paused.Load() {
+		return 0, 0, false // no WAL: a stale wal-index must not be read
+	}
 	if c.f == nil {
 		f, err := os.Open(c.shm)
 		if err != nil {
@@ -191,6 +205,31 @@ func (c *walCheckpointer) walIndex() (frames, copied uint32, ok bool) {
 		return 0, 0, false
 	}
 	return binary.NativeEndian.Uint32(hdr[16:]), binary.NativeEndian.Uint32(hdr[96:]), true
+}
+
+// pause stops the checkpointer's looks (one running ends first) and
+// closes its connection and its handle on the wal-index, which leaving
+// WAL mode may remove: resume opens both again.
+func (c *walCheckpointer) pause() {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	c.paused.Store(true)
+	c.db.SetMaxIdleConns(0)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
+	c.draining, c.lastMax = false, 0
+}
+
+// resume undoes pause.
+func (c *walCheckpointer) resume() {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	c.db.SetMaxIdleConns(1)
+	c.paused.Store(false)
 }
 
 // close stops the checkpointer (one running finishes first) and closes
@@ -212,7 +251,7 @@ func (c *walCheckpointer) close() error {
 func (s *Store) commitDone() {
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
-	if s.closed || s.ckpt == nil {
+	if s.closed || s.ckpt == nil || s.ckpt.paused.Load() {
 		return
 	}
 	if frames, _, ok := s.ckpt.walIndex(); ok && frames >= s.ckpt.hard {

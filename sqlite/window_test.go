@@ -107,13 +107,14 @@ func TestBulkWindowHandsOutSyncedCheckpoints(t *testing.T) {
 	}
 }
 
-// TestBulkWindowSyncFailureRefuses: when EndBulk cannot sync the window,
+// TestBulkWindowSyncFailureRefuses: when EndBulk cannot sync a window with a WAL,
 // the Store refuses every later commit and claim, with EINTERNAL saying
 // what happened and to restart; another process's claims are refused
 // too, and the last checkpoint handed out stays the one synced before
 // the window. Opening the store alone again syncs the window: its
 // checkpoint is served and its writes claimed.
 func TestBulkWindowSyncFailureRefuses(t *testing.T) {
+	withWAL(t)
 	s, keys := notarized(t, "")
 	ctx := t.Context()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -1,0 +1,301 @@
+package sqlite
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/audit"
+)
+
+// withWAL makes the bulk windows of test t keep their WAL, for the tests
+// of such a window.
+func withWAL(t *testing.T) {
+	journallessWindows = false
+	t.Cleanup(func() { journallessWindows = true })
+}
+
+// journalMode is the writer's journal mode.
+func journalMode(t *testing.T, s *Store) string {
+	t.Helper()
+	var mode string
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	return mode
+}
+
+// exists reports whether a file is at name.
+func exists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// copyFile copies the file at from to to (a crash image of the store).
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBulkWindowWithoutWAL: a store this process has to itself runs its
+// window's commits without a WAL and without a sync, the store as it was
+// kept beside it; readers see every commit at once; EndBulk puts WAL mode
+// and synchronous=FULL back, removes the copy, publishes the window's
+// checkpoints and closes the window as before.
+func TestBulkWindowWithoutWAL(t *testing.T) {
+	publish := filepath.Join(t.TempDir(), "checkpoints.txt")
+	s, keys := notarized(t, publish)
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0)}}); err != nil {
+		t.Fatal(err)
+	}
+	beginBulk(t, s)
+	if got := journalMode(t, s); got != "memory" {
+		t.Errorf("writer's journal mode inside the window = %q, want memory", got)
+	}
+	if !exists(s.file + preWindowSuffix) {
+		t.Errorf("no copy of the store beside it inside the window")
+	}
+	var sync int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 0 {
+		t.Errorf("writer synchronous inside the window = %d, %v; want OFF (0)", sync, err)
+	}
+	for i := range 3 {
+		if err := s.Commit(ctx, windowBatch(t, s, 5, t0.Add(time.Duration(i+1)*time.Minute))); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil || n != 5*(i+1) {
+			t.Fatalf("a reader counts %d records after commit %d (%v), want %d", n, i, err, 5*(i+1))
+		}
+	}
+	if exists(s.file + "-wal") {
+		t.Errorf("a WAL beside the store inside the window")
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := journalMode(t, s); got != "wal" {
+		t.Errorf("writer's journal mode after the window = %q, want wal", got)
+	}
+	if exists(s.file + preWindowSuffix) {
+		t.Errorf("the copy of the store is left after EndBulk")
+	}
+	if err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("writer synchronous after the window = %d, %v; want FULL (2)", sync, err)
+	}
+	if !hasRecordsKey(t, s) || stagedCount(t, s) != 0 {
+		t.Errorf("after EndBulk: records_key %v, %d links staged; want the index, none", hasRecordsKey(t, s), stagedCount(t, s))
+	}
+	if _, ws, err := claimAt(s, t0.Add(time.Hour)); err != nil || len(ws) != 15 {
+		t.Errorf("ClaimOutbox after EndBulk = %d writes, %v; want the window's 15", len(ws), err)
+	}
+	if got := latestSize(t, s); got != 7 {
+		t.Errorf("LatestCheckpoint after EndBulk: size %d, want 7", got)
+	}
+	if rep, err := audit.Verify(ctx, s, keys.Signer.VerifierKey()); err != nil || !rep.OK {
+		t.Errorf("verify after the window: %+v %v", rep, err)
+	}
+	// The checkpointer is back: commits after the window go to the WAL.
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0.Add(2 * time.Hour))}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.WALStatus(); st.Frames == 0 {
+		t.Errorf("WALStatus after a commit past the window = %+v, want frames", st)
+	}
+}
+
+// TestBulkWindowWithoutWALDies: a process that dies inside a window
+// without a WAL leaves the store beside it; the next Open puts it back,
+// so the store is as it was before the window (its audit entries, no
+// record), and the next first pass opens a window again.
+func TestBulkWindowWithoutWALDies(t *testing.T) {
+	s, keys := notarized(t, "")
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0)}}); err != nil {
+		t.Fatal(err)
+	}
+	beginBulk(t, s)
+	if err := s.Commit(ctx, windowBatch(t, s, 5, t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	// What a process killed now leaves: the database, half written, and
+	// the copy.
+	dir := t.TempDir()
+	image := filepath.Join(dir, "nhisync.db")
+	copyFile(t, s.file, image)
+	copyFile(t, s.file+preWindowSuffix, image+preWindowSuffix)
+	if err := os.WriteFile(image+preWindowTemp, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	again.SetNotary(keys.Notary)
+	if exists(image+preWindowSuffix) || exists(image+preWindowTemp) {
+		t.Errorf("the copies of the store are left after Open")
+	}
+	var n int
+	if err := again.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM links_stage) + (SELECT count(*) FROM outbox)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("records, staged links and writes once reopened: %d, %v; want none", n, err)
+	}
+	if got := latestSize(t, again); got != 1 {
+		t.Errorf("LatestCheckpoint once reopened: size %d, want 1 (before the window)", got)
+	}
+	if rep, err := audit.Verify(ctx, again, keys.Signer.VerifierKey()); err != nil || !rep.OK {
+		t.Errorf("verify once reopened: %+v %v", rep, err)
+	}
+	beginBulk(t, again)
+	if err := again.Commit(ctx, windowBatch(t, again, 5, t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ws, err := claimAt(again, t0.Add(time.Hour)); err != nil || len(ws) != 5 {
+		t.Errorf("ClaimOutbox after the second window = %d writes, %v; want 5", len(ws), err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBulkWindowWithoutWALNotAlone: with another process having the store
+// open (here another Store on it) the window keeps its WAL, as before,
+// and works; the other store reads it.
+func TestBulkWindowWithoutWALNotAlone(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	other, err := Open(ctx, s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	beginBulk(t, s)
+	if got := journalMode(t, s); got != "wal" {
+		t.Errorf("writer's journal mode inside the window beside another store = %q, want wal", got)
+	}
+	if exists(s.file + preWindowSuffix) {
+		t.Errorf("a copy of the store inside a window with a WAL")
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.Commit(ctx, windowBatch(t, s, 5, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := other.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil || n != 5 {
+		t.Errorf("the other store counts %d records, %v; want 5", n, err)
+	}
+}
+
+// TestBulkWindowWithoutWALReaderHolds: a reader of this store holding the
+// file when the window opens keeps it in WAL mode, as before.
+func TestBulkWindowWithoutWALReaderHolds(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	rows, err := s.r.QueryContext(ctx, `SELECT name FROM sqlite_schema`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatal("sqlite_schema is empty")
+	}
+	beginBulk(t, s)
+	rows.Close()
+	if got := journalMode(t, s); got != "wal" {
+		t.Errorf("writer's journal mode inside the window beside a reader = %q, want wal", got)
+	}
+	if exists(s.file + preWindowSuffix) {
+		t.Errorf("a copy of the store left by a window that kept its WAL")
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBulkWindowWithoutWALSyncFails: when EndBulk cannot sync a window
+// without a WAL, it fails EINTERNAL saying so, and the store refuses
+// commits and claims; opening it alone again puts it back as it was
+// before the window.
+func TestBulkWindowWithoutWALSyncFails(t *testing.T) {
+	for _, step := range []string{"wal", "sync"} {
+		t.Run(step, func(t *testing.T) {
+			s, _ := notarized(t, "")
+			ctx := t.Context()
+			t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			beginBulk(t, s)
+			if err := s.Commit(ctx, windowBatch(t, s, 5, t0)); err != nil {
+				t.Fatal(err)
+			}
+			fail := func() error { return errors.New("input/output error") }
+			if step == "wal" {
+				journallessFault = func(at string) error {
+					if at == "wal" {
+						return fail()
+					}
+					return nil
+				}
+			} else {
+				syncWindowFault = fail
+			}
+			defer func() {
+				journallessFault = func(string) error { return nil }
+				syncWindowFault = func() error { return nil }
+			}()
+			err := s.EndBulk(ctx)
+			if msg := nhisync.ErrorMessage(err); nhisync.ErrorCode(err) != nhisync.EINTERNAL || !strings.Contains(msg, "input/output error") || !strings.Contains(msg, "restart nhisync") {
+				t.Fatalf("EndBulk with a failing sync = %v; want EINTERNAL naming it, saying to restart", err)
+			}
+			journallessFault = func(string) error { return nil }
+			syncWindowFault = func() error { return nil }
+			if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(t0.Add(time.Minute))}}); nhisync.ErrorCode(err) != nhisync.EINTERNAL {
+				t.Errorf("Commit after the failed sync = %v, want EINTERNAL", err)
+			}
+			if _, ws, err := claimAt(s, t0.Add(time.Hour)); err == nil || len(ws) != 0 {
+				t.Errorf("ClaimOutbox after the failed sync = %d writes, %v; want none, an error", len(ws), err)
+			}
+			path := s.path
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			again, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			var n int
+			if err := again.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("records once reopened: %d, %v; want none (the window discarded)", n, err)
+			}
+			if open, err := again.BeginBulk(ctx); err != nil || !open {
+				t.Errorf("BeginBulk once reopened = %v, %v; want true", open, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package sqlite
+
+// writeback is a no-op off Linux: the sync that ends a bulk window
+// without a WAL writes its pages out (writeback_linux.go).
+type writeback struct{}
+
+func startWriteback(string) *writeback { return nil }
+
+func (*writeback) end() {}
