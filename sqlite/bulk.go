@@ -124,6 +124,7 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	}
 	s.bulk, s.journalless = true, journalless
 	if journalless {
+		s.journallessEnded = make(chan struct{})
 		s.writeback = startWriteback(s.file)
 	}
 	return true, nil

@@ -217,6 +217,36 @@ func (s *Store) abandonJournalless(ctx context.Context) error {
 	return errors.Join(err, s.lock.shared())
 }
 
+// durably runs write, a write of this process outside the pass's
+// commits (a token created or revoked), when it is durable once it
+// returns: not inside a bulk window without a WAL, whose writes a process
+// dying before EndBulk loses (the next Open puts the store back as it was
+// before the window), but after it. The pass's own commits are the
+// window; a person's actions wait for its lease anyway. write runs under
+// bulkMu, so no window opens while it runs; it waits for one that runs
+// (at most the first pass's deciding), or fails when ctx ends first or
+// the window failed to sync.
+func (s *Store) durably(ctx context.Context, op string, write func() error) error {
+	s.bulkMu.Lock()
+	for s.journalless {
+		ended := s.journallessEnded
+		s.bulkMu.Unlock()
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.bulkMu.Lock()
+	}
+	defer s.bulkMu.Unlock()
+	// A window whose sync failed is put back by the next Open: nothing
+	// written after it would stay.
+	if err := s.unsyncedErr(op); err != nil {
+		return err
+	}
+	return write()
+}
+
 // removeIfAny removes the file at name if there is one.
 func removeIfAny(name string) error {
 	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -235,6 +265,7 @@ func removeIfAny(name string) error {
 // itself puts the copy back.
 func (s *Store) leaveJournalless(ctx context.Context) (err error) {
 	s.journalless = false
+	close(s.journallessEnded)
 	s.writeback.end()
 	s.writeback = nil
 	defer func() {

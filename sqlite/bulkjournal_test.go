@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -297,5 +298,56 @@ func TestBulkWindowWithoutWALSyncFails(t *testing.T) {
 				t.Errorf("BeginBulk once reopened = %v, %v; want true", open, err)
 			}
 		})
+	}
+}
+
+// TestBulkWindowWithoutWALHoldsTokenWrites: a token created or revoked
+// while a window runs without a WAL waits for EndBulk (the window's
+// writes are lost if the process dies before it, and a revoked token
+// must not come back), and is written, durably, once it returns; a write
+// whose context ends first fails and writes nothing.
+func TestBulkWindowWithoutWALHoldsTokenWrites(t *testing.T) {
+	s, _ := notarized(t, "")
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	hash := make([]byte, 32)
+	if err := s.CreateToken(ctx, &nhisync.Token{Name: "old", Role: nhisync.RoleViewer, Hash: hash, Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	beginBulk(t, s)
+	if !s.journalless {
+		t.Fatal("the window runs with a WAL; this test needs one without")
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := s.RevokeToken(short, "old"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("RevokeToken inside the window with a short deadline = %v, want it to wait and fail with the deadline", err)
+	}
+	done := make(chan error, 2)
+	go func() {
+		other := make([]byte, 32)
+		other[0] = 1
+		done <- s.CreateToken(ctx, &nhisync.Token{Name: "new", Role: nhisync.RoleViewer, Hash: other, Created: t0})
+	}()
+	go func() { done <- s.RevokeToken(ctx, "old") }()
+	select {
+	case err := <-done:
+		t.Fatalf("a token write returned inside the window (%v); want it held until EndBulk", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := s.Commit(ctx, windowBatch(t, s, 5, t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("token write after EndBulk: %v", err)
+		}
+	}
+	toks, err := s.Tokens(ctx)
+	if err != nil || len(toks) != 1 || toks[0].Name != "new" {
+		t.Errorf("tokens after the window = %v, %v; want new only", toks, err)
 	}
 }

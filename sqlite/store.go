@@ -98,8 +98,10 @@ type Store struct {
 	// (bulkjournal.go).
 	journalless bool
 	// writeback writes a window's pages out while it runs without a WAL
-	// (writeback_linux.go).
-	writeback *writeback
+	// (writeback_linux.go); journallessEnded is closed when it is durable
+	// (durably).
+	writeback        *writeback
+	journallessEnded chan struct{}
 	// unsynced is why EndBulk could not sync the window: set, the store
 	// refuses commits and claims until it is reopened (bulk.go).
 	unsyncedMu sync.Mutex

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/nhisync/nhisync"
@@ -19,8 +20,11 @@ func (s *Store) CreateToken(ctx context.Context, t *nhisync.Token) error {
 	if !t.Role.Valid() || len(t.Hash) != 32 {
 		return &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: fmt.Sprintf("token %s needs a known role and a SHA-256 hash", t.Name)}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO tokens (name, role, hash, created, created_by) VALUES (?, ?, ?, ?, ?)`,
-		t.Name, string(t.Role), t.Hash, formatTime(t.Created), t.CreatedBy)
+	err := s.durably(ctx, op, func() error {
+		_, err := s.w.ExecContext(ctx, `INSERT INTO tokens (name, role, hash, created, created_by) VALUES (?, ?, ?, ?, ?)`,
+			t.Name, string(t.Role), t.Hash, formatTime(t.Created), t.CreatedBy)
+		return err
+	})
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return &nhisync.Error{Code: nhisync.ECONFLICT, Op: op, Message: fmt.Sprintf("a token named %s exists; revoke it first or pick another name", t.Name)}
 	}
@@ -57,7 +61,11 @@ func (s *Store) Tokens(ctx context.Context) ([]*nhisync.Token, error) {
 // storage failures.
 func (s *Store) RevokeToken(ctx context.Context, name string) error {
 	const op = "sqlite.RevokeToken"
-	res, err := s.w.ExecContext(ctx, `DELETE FROM tokens WHERE name = ?`, name)
+	var res sql.Result
+	err := s.durably(ctx, op, func() (err error) {
+		res, err = s.w.ExecContext(ctx, `DELETE FROM tokens WHERE name = ?`, name)
+		return err
+	})
 	if err != nil {
 		return internal(op, err)
 	}
