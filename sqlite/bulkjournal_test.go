@@ -281,15 +281,7 @@ func TestBulkWindowWithoutWALSyncFails(t *testing.T) {
 			if _, ws, err := claimAt(s, t0.Add(time.Hour)); err == nil || len(ws) != 0 {
 				t.Errorf("ClaimOutbox after the failed sync = %d writes, %v; want none, an error", len(ws), err)
 			}
-			path := s.path
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			again, err := Open(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer again.Close()
+			again := reopenTest(t, s)
 			var n int
 			if err := again.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
 				t.Errorf("records once reopened: %d, %v; want none (the window discarded)", n, err)

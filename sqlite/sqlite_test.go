@@ -27,6 +27,22 @@ func openTest(tb testing.TB) *Store {
 	return s
 }
 
+// reopenTest closes s and opens the store at its path again, as the next
+// process would, closed when the test ends.
+func reopenTest(t *testing.T, s *Store) *Store {
+	t.Helper()
+	path := s.path
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Close() })
+	return again
+}
+
 // beginBulk opens the bulk window of s, an empty store, and fails the
 // test or benchmark unless it opens.
 func beginBulk(tb testing.TB, s *Store) {

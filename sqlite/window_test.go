@@ -161,15 +161,7 @@ func TestBulkWindowSyncFailureRefuses(t *testing.T) {
 	if err := other.Close(); err != nil {
 		t.Fatal(err)
 	}
-	path := s.path
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
+	again := reopenTest(t, s)
 	again.SetNotary(keys.Notary)
 	if got := latestSize(t, again); got != 2 {
 		t.Errorf("LatestCheckpoint once reopened: size %d, want the window's 2", got)
