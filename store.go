@@ -186,9 +186,10 @@ type Notary interface {
 // the window the caller guarantees that every Commit only adds records and
 // links the store does not hold yet, each once (new match keys, new
 // system and external ids), and that it looks no record or link up by
-// match key or external id; commits stay atomic, and are durable once
-// EndBulk returns (the caller sends no write and publishes no checkpoint
-// of the window before). EndBulk builds the indexes, failing (EINTERNAL,
+// match key or external id; commits stay atomic, but a store may make
+// them durable only when EndBulk returns (the SQLite store syncs the
+// window once there), so the caller sends no write and publishes no
+// checkpoint of the window before. EndBulk builds the indexes, failing (EINTERNAL,
 // naming the duplicate) if the guarantee was broken; after it the store
 // is as if every commit had gone through the indexes. A process that dies
 // inside the window leaves either a mark from which the next Open builds
