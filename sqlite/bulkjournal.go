@@ -136,7 +136,7 @@ func (s *Store) dropIdle() {
 // until it is whole.
 func (s *Store) copyPreWindow(ctx context.Context, conn *sql.Conn) error {
 	tmp := s.file + preWindowTemp
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeIfAny(tmp); err != nil {
 		return err
 	}
 	err := conn.Raw(func(dc any) error {
@@ -300,25 +300,25 @@ func (s *Store) leaveJournalless(ctx context.Context) (err error) {
 // a WAL left (its process died before the window's commits were synced):
 // the database is then as it was when the window opened. Open calls it
 // when it has the store to itself, before anything opens the database.
-func restorePreWindow(file string) (bool, error) {
-	if err := os.Remove(file + preWindowTemp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
+func restorePreWindow(file string) error {
+	if err := removeIfAny(file + preWindowTemp); err != nil {
+		return err
 	}
 	pre := file + preWindowSuffix
 	if _, err := os.Stat(pre); errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return nil
 	} else if err != nil {
-		return false, err
+		return err
 	}
 	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
-		if err := os.Remove(file + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, err
+		if err := removeIfAny(file + suffix); err != nil {
+			return err
 		}
 	}
 	if err := os.Rename(pre, file); err != nil {
-		return false, err
+		return err
 	}
-	return true, syncDir(filepath.Dir(file))
+	return syncDir(filepath.Dir(file))
 }
 
 // syncFile syncs the file at name.

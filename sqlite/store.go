@@ -219,7 +219,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// A bulk window without a WAL whose process died before syncing it
 	// left the store as it was before the window beside it: put it back.
 	if alone {
-		if _, err := restorePreWindow(abs); err != nil {
+		if err := restorePreWindow(abs); err != nil {
 			lock.release()
 			return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: fmt.Sprintf("cannot put back store %s as it was before a bulk load its process did not finish", path), Err: err}
 		}
