@@ -195,14 +195,15 @@ func rusage() syscall.Rusage {
 
 // cpuSeconds returns the process's CPU time so far (user + system).
 func cpuSeconds() float64 {
-	ru := rusage()
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	total, _ := cpuTimes()
+	return total
 }
 
-// systemCPUSeconds returns the process's system CPU time so far.
-func systemCPUSeconds() float64 {
+// cpuTimes returns the process's CPU time so far (user + system) and
+// its system part, from one getrusage.
+func cpuTimes() (total, system float64) {
 	ru := rusage()
-	return time.Duration(ru.Stime.Nano()).Seconds()
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()
 }
 
 // minorFaults returns the process's minor page faults so far.
@@ -458,7 +459,8 @@ func run(n int, dir string, o options) (*result, error) {
 		}
 		resetPeakRSS()
 		heap := watchHeap(o.memProfile != "" && profiled)
-		cpu, sys, written, cancelled, faults := cpuSeconds(), systemCPUSeconds(), writeBytes(), cancelledWriteBytes(), minorFaults()
+		cpu, sys := cpuTimes()
+		written, cancelled, faults := writeBytes(), cancelledWriteBytes(), minorFaults()
 		t.start(ts, written)
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		if err != nil {
@@ -466,7 +468,8 @@ func run(n int, dir string, o options) (*result, error) {
 			return nil, err
 		}
 		wrote := writeBytes()
-		pr := passResult{Name: label, CPUSeconds: cpuSeconds() - cpu, SystemCPUSeconds: systemCPUSeconds() - sys, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults}
+		cpuEnd, sysEnd := cpuTimes()
+		pr := passResult{Name: label, CPUSeconds: cpuEnd - cpu, SystemCPUSeconds: sysEnd - sys, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults}
 		pr.Seconds, pr.Phases = t.finish(ts, wrote)
 		live, err := heap.finish(o.memProfile)
 		if err != nil {
