@@ -52,6 +52,14 @@ import (
 // Close inside such a window makes it durable as EndBulk would, and
 // leaves it open as a window with a WAL closed without EndBulk: the next
 // Open closes it.
+//
+// Every write of this process is then part of the window, and lost with
+// it if the process dies first. The pass's commits are the window; lease
+// rows die with their process anyway, claims are refused and checkpoints
+// held until EndBulk, and a person's actions wait for the pass's lease.
+// A write that must outlive a kill and is none of those (a token created
+// or revoked) goes through durably, which holds it until the window ends:
+// so must any such write added to the store.
 
 // preWindowSuffix names the copy of the store kept while a window runs
 // without a WAL; preWindowTemp the copy while it is being written.
