@@ -118,6 +118,9 @@ func (s *Store) enterJournalless(ctx context.Context) (_ bool, err error) {
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
 		return false, err
 	}
+	if err := setBulkGather(ctx, conn, true); err != nil {
+		return false, err
+	}
 	left = true
 	return true, nil
 }
@@ -185,6 +188,11 @@ func (s *Store) backToWAL(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	// Gathered page writes end first (bulkwrite.go): none is left, as
+	// each commit wrote its own out, but WAL mode must find none.
+	if err := setBulkGather(ctx, conn, false); err != nil {
+		return err
+	}
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
 		return err
 	}

@@ -181,6 +181,15 @@ func dbFlush(tls *libc.TLS, pFile uintptr, final bool) int32 {
 
 // dbWriteOut writes n bytes from p at off to the database file.
 func dbWriteOut(tls *libc.TLS, pFile, p uintptr, n, off int64, final bool) int32 {
+	if tailOf(pFile).bulk {
+		bulkDBWrites.Add(1)
+		if bulkWriteFault != nil {
+			if rc := bulkWriteFault(off, n); rc != sqlite3.SQLITE_OK {
+				return rc
+			}
+		}
+		return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxWrite)(tls, pFile, p, int32(n), off)
+	}
 	ckptDBWrites.Add(1)
 	if ckptWriteFault != nil {
 		if rc := ckptWriteFault(final); rc != sqlite3.SQLITE_OK {
@@ -193,6 +202,9 @@ func dbWriteOut(tls *libc.TLS, pFile, p uintptr, n, off int64, final bool) int32
 func dbWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	t := tailOf(pFile)
 	if !t.gather {
+		if t.bulk && t.peer == 0 {
+			return bulkWrite(tls, pFile, zBuf, int64(iAmt), iOfst)
+		}
 		if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
 			return rc
 		}

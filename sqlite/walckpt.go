@@ -189,8 +189,13 @@ func dbFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
 	if op == sqlite3.SQLITE_FCNTL_CKPT_DONE {
 		endGather(tls, pFile)
 	}
-	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
-		return rc
+	if op != sqlite3.SQLITE_FCNTL_SYNC || !bulkSkipSyncFlush {
+		if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+	}
+	if op == fcntlBulkGather {
+		return bulkControl(tls, pFile, pArg)
 	}
 	if p := tailOf(pFile).peer; p != 0 {
 		switch op {
