@@ -139,24 +139,35 @@ func TestApplyDeadlockFailsApply(t *testing.T) {
 		})
 		done <- outcome{res, err}
 	}()
-	// Wait until the Apply's read for update of a and b is running (it
-	// then holds a's lock and waits for b's). InnoDB does not always show
-	// that wait as LOCK WAIT in innodb_trx (not for a read with a window
-	// function, as the batch read is), so the statement is looked for in
-	// the process list. Were it not yet waiting for b when the other
-	// transaction updates a, the deadlock comes when it asks for b.
-	for waiting := 0; waiting == 0; {
+	// Wait until the Apply's read for update holds a's lock (it then
+	// waits for b's). The statement showing in the process list is not
+	// enough: an Apply that had not locked a yet when the other
+	// transaction updates it would wait for the other's lock on a, with
+	// no deadlock, and succeed once the other rolls back. InnoDB does
+	// not always show the wait as LOCK WAIT in innodb_trx (not for a
+	// read with a window function, as the batch read is), but it counts
+	// the rows the Apply's transaction locked (found by its statement,
+	// as other tests' transactions may lock rows meanwhile). innodb_trx
+	// is a copy InnoDB refreshes only when it was last read more than
+	// 0.1 s before: it is read less often than that.
+	var otherID int64
+	if err := other.QueryRow("SELECT CONNECTION_ID()").Scan(&otherID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for locked := 0; locked == 0; {
 		select {
 		case o := <-done:
 			t.Fatalf("Apply returned before waiting for the lock: %v %v", o.res, o.err)
-		default:
+		case <-time.After(150 * time.Millisecond):
 		}
-		if err := s.db.QueryRow("SELECT count(*) FROM information_schema.processlist WHERE info LIKE ? AND info LIKE '%FOR UPDATE%'",
-			"%"+table+"%").Scan(&waiting); err != nil {
+		if err := s.db.QueryRow(`SELECT count(*) FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id
+			WHERE t.trx_mysql_thread_id <> ? AND t.trx_rows_locked > 0 AND p.info LIKE ? AND p.info LIKE '%FOR UPDATE%'`,
+			otherID, "%"+table+"%").Scan(&locked); err != nil {
 			t.Fatal(err)
 		}
-		if waiting == 0 {
-			time.Sleep(5 * time.Millisecond)
+		if locked == 0 && time.Now().After(deadline) {
+			t.Fatal("the Apply's transaction locked no row in 30 s")
 		}
 	}
 	if _, err := other.Exec("UPDATE " + table + " SET " + conntest.OwnerName + " = 'other@example.com' WHERE " + conntest.IDName + " = 'a'"); err != nil {
