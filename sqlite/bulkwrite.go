@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"unsafe"
 
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -86,24 +85,17 @@ func bulkControl(tls *libc.TLS, pFile, pArg uintptr) int32 {
 	return sqlite3.SQLITE_OK
 }
 
-// bulkWrite gathers a write of amt bytes at off to the database file.
+// bulkWrite gathers a write of amt bytes at off to the database file; a
+// write larger than half the buffer goes out on its own.
 func bulkWrite(tls *libc.TLS, pFile, zBuf uintptr, amt, off int64) int32 {
-	t := tailOf(pFile)
 	bulkPageWrites.Add(1)
-	if t.n > 0 && off == t.off+t.n && t.n+amt <= walBufSize {
-		copy(unsafe.Slice((*byte)(cptr(t.buf+uintptr(t.n))), amt), unsafe.Slice((*byte)(cptr(zBuf)), amt))
-		t.n += amt
-		return sqlite3.SQLITE_OK
-	}
-	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
-		return rc
-	}
 	if amt > walBufSize/2 {
+		if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
 		return dbWriteOut(tls, pFile, zBuf, amt, off, false)
 	}
-	copy(unsafe.Slice((*byte)(cptr(t.buf)), amt), unsafe.Slice((*byte)(cptr(zBuf)), amt))
-	t.n, t.off = amt, off
-	return sqlite3.SQLITE_OK
+	return gatherWrite(tls, pFile, zBuf, amt, off)
 }
 
 // setBulkGather turns the gathering of the writer's page writes on or

@@ -222,7 +222,15 @@ func dbWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 
 		}
 		return dbWriteOut(tls, pFile, zBuf, amt, iOfst, true)
 	}
-	if t.n > 0 && iOfst == t.off+t.n && t.n+amt <= walBufSize {
+	return gatherWrite(tls, pFile, zBuf, amt, iOfst)
+}
+
+// gatherWrite puts a write of amt bytes (at most walBufSize) at off into
+// the database file's buffer: after what it holds when the write follows
+// it and fits, else alone once what it holds is written out.
+func gatherWrite(tls *libc.TLS, pFile, zBuf uintptr, amt, off int64) int32 {
+	t := tailOf(pFile)
+	if t.n > 0 && off == t.off+t.n && t.n+amt <= walBufSize {
 		copy(unsafe.Slice((*byte)(cptr(t.buf+uintptr(t.n))), amt), unsafe.Slice((*byte)(cptr(zBuf)), amt))
 		t.n += amt
 		return sqlite3.SQLITE_OK
@@ -231,6 +239,6 @@ func dbWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 
 		return rc
 	}
 	copy(unsafe.Slice((*byte)(cptr(t.buf)), amt), unsafe.Slice((*byte)(cptr(zBuf)), amt))
-	t.n, t.off = amt, iOfst
+	t.n, t.off = amt, off
 	return sqlite3.SQLITE_OK
 }
