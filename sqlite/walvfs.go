@@ -100,12 +100,12 @@ type walFileTail struct {
 	// (ckptwrite.go), in buf, n and off: gather is set inside a
 	// checkpoint's copy loop whose last page write was found, lastOff is
 	// that write's offset, pageSize the database's page size.
-	gather  bool
-	lastOff int64
+	gather   bool
+	lastOff  int64
+	pageSize int64
 	// bulk is set while a bulk window without a WAL gathers the
 	// writer's page writes in buf, n and off (bulkwrite.go).
-	bulk     bool
-	pageSize int64
+	bulk bool
 	// The frames a WAL file's checkpoint reads, in the order it reads
 	// them (plan, planN uint32s; planK the next), to size each
 	// read-ahead to the run of frames read one after the other
