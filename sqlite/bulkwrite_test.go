@@ -55,9 +55,9 @@ func TestBulkGatherWindow(t *testing.T) {
 // commit it belongs to, however it is carried out (the last of a
 // commit's writes goes out at SQLITE_FCNTL_SYNC), the commit rolls back
 // and the file holds what it held before. With that file control leaving
-// the buffer for a later call (bulkSkipSyncFlush: the write goes out at
-// the unlock, whose failure SQLite ignores) the same failure is a commit
-// that succeeded, which this test must see.
+// the buffer for a later call (bulkSkipSyncFlush) the failure is heard
+// only after SQLite thinks the pages written: the file is left torn
+// (the database malformed), which this test must see.
 func TestBulkGatherFailsTheCommit(t *testing.T) {
 	if err := registerWALVFS(); err != nil {
 		t.Fatal(err)

@@ -181,20 +181,20 @@ func dbFlush(tls *libc.TLS, pFile uintptr, final bool) int32 {
 
 // dbWriteOut writes n bytes from p at off to the database file.
 func dbWriteOut(tls *libc.TLS, pFile, p uintptr, n, off int64, final bool) int32 {
+	rc := int32(sqlite3.SQLITE_OK)
 	if tailOf(pFile).bulk {
 		bulkDBWrites.Add(1)
 		if bulkWriteFault != nil {
-			if rc := bulkWriteFault(off, n); rc != sqlite3.SQLITE_OK {
-				return rc
-			}
+			rc = bulkWriteFault(off, n)
 		}
-		return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxWrite)(tls, pFile, p, int32(n), off)
+	} else {
+		ckptDBWrites.Add(1)
+		if ckptWriteFault != nil {
+			rc = ckptWriteFault(final)
+		}
 	}
-	ckptDBWrites.Add(1)
-	if ckptWriteFault != nil {
-		if rc := ckptWriteFault(final); rc != sqlite3.SQLITE_OK {
-			return rc
-		}
+	if rc != sqlite3.SQLITE_OK {
+		return rc
 	}
 	return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxWrite)(tls, pFile, p, int32(n), off)
 }
