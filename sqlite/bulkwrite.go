@@ -64,6 +64,9 @@ var (
 	// design would (tests: the failure TestBulkGatherFailsTheCommit must
 	// catch).
 	bulkSkipSyncFlush bool
+	// bulkAsyncWrites has a goroutine of its own write what the writer
+	// gathers (bulkasync.go); tests of the design before turn it off.
+	bulkAsyncWrites = true
 )
 
 // bulkControl answers fcntlBulkGather for the database file pFile, whose
@@ -72,7 +75,7 @@ func bulkControl(tls *libc.TLS, pFile, pArg uintptr) int32 {
 	t := tailOf(pFile)
 	if pArg == 0 || *(*int32)(cptr(pArg)) == 0 {
 		t.bulk = false
-		return sqlite3.SQLITE_OK
+		return stopBulkAsync(tls, pFile, false)
 	}
 	if t.buf == 0 {
 		t.buf = sqlite3.Xsqlite3_malloc64(tls, walBufSize)
@@ -81,6 +84,9 @@ func bulkControl(tls *libc.TLS, pFile, pArg uintptr) int32 {
 		}
 	}
 	t.bulk = true
+	if t.peer == 0 && bulkAsyncWrites {
+		startBulkAsync(tls, pFile)
+	}
 	return sqlite3.SQLITE_OK
 }
 
@@ -90,6 +96,9 @@ func bulkWrite(tls *libc.TLS, pFile, zBuf uintptr, amt, off int64) int32 {
 	bulkPageWrites.Add(1)
 	if amt > walBufSize/2 {
 		if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+		if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
 		return dbWriteOut(tls, pFile, zBuf, amt, off, false)

@@ -19,7 +19,7 @@ func TestBulkGatherWindow(t *testing.T) {
 	ctx := t.Context()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	beginBulk(t, s)
-	pages, writes := bulkPageWrites.Load(), bulkDBWrites.Load()
+	pages, writes, waits := bulkPageWrites.Load(), bulkDBWrites.Load(), bulkAsyncWaits.Load()
 	for i := range 4 {
 		if err := s.Commit(ctx, windowBatch(t, s, 300, t0.Add(time.Duration(i)*time.Minute))); err != nil {
 			t.Fatalf("commit %d: %v", i, err)
@@ -30,6 +30,11 @@ func TestBulkGatherWindow(t *testing.T) {
 		t.Errorf("the window's commits wrote %d pages in %d writes; want them gathered, at least two pages a write", pages, writes)
 	}
 	t.Logf("the window's commits wrote %d pages in %d writes", pages, writes)
+	// The writer's commits queue their writes and wait for none of them
+	// (bulkasync.go): a wait or two a commit would undo that.
+	if waits = bulkAsyncWaits.Load() - waits; asyncPwriteOK && waits > 0 {
+		t.Errorf("the window's 4 commits waited %d times for their queued writes, want never", waits)
+	}
 	if err := s.EndBulk(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +67,11 @@ func TestBulkGatherFailsTheCommit(t *testing.T) {
 	if err := registerWALVFS(); err != nil {
 		t.Fatal(err)
 	}
+	// The design where each commit writes its own pages out (off Linux;
+	// on Linux a goroutine writes them, bulkasync.go, and a failure fails
+	// the window instead: TestBulkAsyncWriteFailsTheWindow).
+	bulkAsyncWrites = false
+	defer func() { bulkAsyncWrites = true }()
 	if bad := bulkGatherFaultScenario(t); bad != "" {
 		t.Fatal(bad)
 	}

@@ -171,6 +171,11 @@ func endGather(tls *libc.TLS, db uintptr) {
 // dbFlush writes what the database file's buffer holds.
 func dbFlush(tls *libc.TLS, pFile uintptr, final bool) int32 {
 	t := tailOf(pFile)
+	if t.async {
+		if a := bulkAsyncOf(pFile); a != nil {
+			return a.submit(t)
+		}
+	}
 	if t.n == 0 {
 		return sqlite3.SQLITE_OK
 	}

@@ -94,11 +94,21 @@ func openHeadConn(file string) (_ *headConn, err error) {
 		tls.Close()
 		return nil, err
 	}
+	// Through walBufVFS, as every connection of the store: in a bulk
+	// window without a WAL a read waits there for the writer's queued
+	// page writes (bulkasync.go).
+	vfs, err := cString(tls, walBufVFS)
+	if err != nil {
+		sqlite3.Xsqlite3_free(tls, name)
+		tls.Close()
+		return nil, err
+	}
 	pdb := tls.Alloc(8)
-	rc := sqlite3.Xsqlite3_open_v2(tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX|sqlite3.SQLITE_OPEN_EXRESCODE, 0)
+	rc := sqlite3.Xsqlite3_open_v2(tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX|sqlite3.SQLITE_OPEN_EXRESCODE, vfs)
 	c.db = *(*uintptr)(cptr(pdb))
 	tls.Free(8)
 	sqlite3.Xsqlite3_free(tls, name)
+	sqlite3.Xsqlite3_free(tls, vfs)
 	if rc != sqlite3.SQLITE_OK {
 		err = c.err(rc)
 		c.close()

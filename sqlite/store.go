@@ -294,7 +294,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		lock.release()
 		return nil, s.openError(op, err)
 	}
-	s.r, err = sql.Open("sqlite", uri+"?"+commonPragmas+readerCache+"&_pragma=synchronous(FULL)&_query_only=1")
+	// Readers open the file through walBufVFS too: in a bulk window
+	// without a WAL they wait there for the writer's queued page writes
+	// (bulkasync.go).
+	s.r, err = sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas+readerCache+"&_pragma=synchronous(FULL)&_query_only=1")
 	if err != nil {
 		s.ckpt.close()
 		s.w.Close()

@@ -197,6 +197,11 @@ func dbFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
 	if op == fcntlBulkGather {
 		return bulkControl(tls, pFile, pArg)
 	}
+	if !asyncNeedsNoWait(pFile, op) {
+		if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+	}
 	if p := tailOf(pFile).peer; p != 0 {
 		switch op {
 		case sqlite3.SQLITE_FCNTL_CKPT_START:
@@ -216,6 +221,11 @@ func dbFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
 func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 	t := tailOf(pFile)
 	rc := dbFlush(tls, pFile, false)
+	if t.async {
+		if rc2 := stopBulkAsync(tls, pFile, true); rc == sqlite3.SQLITE_OK {
+			rc = rc2
+		}
+	}
 	t.gather = false
 	sqlite3.Xsqlite3_free(tls, t.buf)
 	t.buf = 0
@@ -240,6 +250,22 @@ func dbRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	if tailOf(pFile).async {
+		// The writer's own read: from its queue when a queued write
+		// holds the bytes, from the file when none is to write them.
+		if a := bulkAsyncOf(pFile); a != nil {
+			rc, copied, queued := a.read(zBuf, int64(iAmt), iOfst)
+			if rc != sqlite3.SQLITE_OK || copied {
+				return rc
+			}
+			if !queued {
+				return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxRead)(tls, pFile, zBuf, iAmt, iOfst)
+			}
+		}
+	}
+	if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
 	return fn[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](baseMethods(pFile).FxRead)(tls, pFile, zBuf, iAmt, iOfst)
 }
 
@@ -247,11 +273,23 @@ func dbTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
 	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return fn[func(*libc.TLS, uintptr, int64) int32](baseMethods(pFile).FxTruncate)(tls, pFile, size)
+	if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
+	rc := fn[func(*libc.TLS, uintptr, int64) int32](baseMethods(pFile).FxTruncate)(tls, pFile, size)
+	if tailOf(pFile).async {
+		if a := bulkAsyncOf(pFile); a != nil {
+			a.truncated()
+		}
+	}
+	return rc
 }
 
 func dbSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
+	if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return fn[func(*libc.TLS, uintptr, int32) int32](baseMethods(pFile).FxSync)(tls, pFile, flags)
@@ -259,6 +297,20 @@ func dbSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 
 func dbFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
 	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
+	if tailOf(pFile).async {
+		// The writer's own size, asked at each commit, waits for
+		// nothing: the furthest queued write ends the file otherwise.
+		if a := bulkAsyncOf(pFile); a != nil {
+			rc := fn[func(*libc.TLS, uintptr, uintptr) int32](baseMethods(pFile).FxFileSize)(tls, pFile, pSize)
+			if rc == sqlite3.SQLITE_OK {
+				*(*int64)(cptr(pSize)) = a.size(*(*int64)(cptr(pSize)))
+			}
+			return rc
+		}
+	}
+	if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return fn[func(*libc.TLS, uintptr, uintptr) int32](baseMethods(pFile).FxFileSize)(tls, pFile, pSize)
@@ -287,6 +339,9 @@ func dbShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
 
 func dbFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr) int32 {
 	if rc := dbFlush(tls, pFile, false); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
+	if rc := settleAsync(pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return fn[func(*libc.TLS, uintptr, int64, int32, uintptr) int32](baseMethods(pFile).FxFetch)(tls, pFile, iOfst, iAmt, pp)

@@ -106,6 +106,9 @@ type walFileTail struct {
 	// bulk is set while a bulk window without a WAL gathers the
 	// writer's page writes in buf, n and off (bulkwrite.go).
 	bulk bool
+	// async is set while a goroutine of its own writes what the writer
+	// gathers in a bulk window without a WAL (bulkasync.go).
+	async bool
 	// The frames a WAL file's checkpoint reads, in the order it reads
 	// them (plan, planN uint32s; planK the next), to size each
 	// read-ahead to the run of frames read one after the other

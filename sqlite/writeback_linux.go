@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // writebackEvery is how often a bulk window without a WAL asks the kernel
@@ -68,4 +69,26 @@ func (w *writeback) end() {
 		close(w.stop)
 	}
 	<-w.done
+}
+
+// asyncPwriteOK says the bulk window's writer goroutine (bulkasync.go)
+// can write the database file itself, by its descriptor.
+const asyncPwriteOK = true
+
+// asyncPwrite writes p at off to the file descriptor fd, all of it,
+// returning SQLite's code for a failure (SQLITE_FULL for a full disk).
+func asyncPwrite(fd int, p []byte, off int64) int32 {
+	for len(p) > 0 {
+		n, err := unix.Pwrite(fd, p, off)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.ENOSPC || err == unix.EDQUOT:
+			return sqlite3.SQLITE_FULL
+		case err != nil || n <= 0:
+			return sqlite3.SQLITE_IOERR_WRITE
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return sqlite3.SQLITE_OK
 }
