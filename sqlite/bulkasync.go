@@ -26,12 +26,15 @@ import (
 // goes on.
 //
 // What changes, and why no one reads a page before it is written. The
-// writer's own calls that read the file (a read, its size, a fetch),
-// change it (a truncate) or need it whole (a sync, its close, any file
-// control but SQLite's per-commit SQLITE_FCNTL_SYNC and
-// COMMIT_PHASETWO) first wait for the queue to drain; its size, asked at
-// each commit, is the file's or the end of the furthest write queued,
-// whichever is larger, without waiting. The other connections of this
+// writer's own read (one at each transaction's start, of the header's
+// change counter) is served from the latest queued write that holds its
+// bytes, from the file when no queued write touches them, and waits for
+// the queue to drain only when queued writes hold part of them; its size,
+// asked at each commit, is the file's or the end of the furthest write
+// queued, whichever is larger. Its calls that change the file (a
+// truncate) or need it whole (a sync, a fetch, its close, a file control
+// but those SQLite sends at each commit and that touch no page:
+// asyncNeedsNoWait) first wait for the queue to drain. The other connections of this
 // process to the same file (SQLite gives every file of one inode the
 // same unixInodeInfo) wait for the queue the same way before they read,
 // size, fetch, truncate or sync it; no other process has the file open
@@ -66,9 +69,8 @@ type bulkAsync struct {
 	bufs         []uintptr // every buffer, to free at stop
 	done         chan struct{}
 
-	mu       sync.Mutex
-	idle     *sync.Cond
-	inflight int
+	mu   sync.Mutex
+	idle *sync.Cond // signalled when queued empties
 	// queued are the writes queued and not yet done, oldest first; a
 	// queued write's buffer goes back to free only once it is done.
 	queued []bulkJob
@@ -95,9 +97,6 @@ var (
 	// bulkAsyncWaits counts the calls that waited for a queue to drain
 	// (tests, measurements).
 	bulkAsyncWaits atomic.Int64
-	// bulkAsyncQueueReads counts the writer's reads served from its
-	// queue (tests, measurements).
-	bulkAsyncQueueReads atomic.Int64
 	// bulkAsyncForget, when set, has the writer goroutine forget a failed
 	// write, as an unsafe design would (tests: the loss
 	// TestBulkAsyncWriteFailsTheWindow must see).
@@ -105,13 +104,13 @@ var (
 )
 
 // startBulkAsync starts the writer goroutine of the database file pFile,
-// whose tail's buffer (t.buf) becomes the first of its buffers. It
-// returns false, leaving the file to write its gathered pages itself,
-// where the platform has no pwrite this code can call or memory is short.
-func startBulkAsync(tls *libc.TLS, pFile uintptr) bool {
+// whose tail's buffer (t.buf) becomes the first of its buffers. Where the
+// platform has no pwrite this code can call, or memory is short, it
+// starts none: the file writes its gathered pages itself.
+func startBulkAsync(tls *libc.TLS, pFile uintptr) {
 	t := tailOf(pFile)
 	if !asyncPwriteOK || t.async || t.buf == 0 {
-		return false
+		return
 	}
 	uf := (*sqlite3.TunixFile)(cptr(pFile))
 	a := &bulkAsync{pFile: pFile, inode: uf.FpInode, fd: int(uf.Fh),
@@ -124,7 +123,7 @@ func startBulkAsync(tls *libc.TLS, pFile uintptr) bool {
 			for _, b := range a.bufs[1:] {
 				sqlite3.Xsqlite3_free(tls, b)
 			}
-			return false
+			return
 		}
 		a.bufs = append(a.bufs, b)
 		a.free <- b
@@ -135,7 +134,6 @@ func startBulkAsync(tls *libc.TLS, pFile uintptr) bool {
 	bulkAsyncOn.Store(int32(len(bulkAsyncs)))
 	bulkAsyncMu.Unlock()
 	t.async = true
-	return true
 }
 
 // run writes the queued buffers, in order, until the queue is closed.
@@ -159,8 +157,7 @@ func (a *bulkAsync) run() {
 			a.rc = rc
 		}
 		a.queued = a.queued[1:]
-		a.inflight--
-		if a.inflight == 0 {
+		if len(a.queued) == 0 {
 			a.idle.Broadcast()
 		}
 		a.mu.Unlock()
@@ -188,7 +185,6 @@ func (a *bulkAsync) submit(t *walFileTail) int32 {
 	buf := <-a.free
 	j := bulkJob{buf: t.buf, n: t.n, off: t.off, fault: bulkWriteFault}
 	a.mu.Lock()
-	a.inflight++
 	a.queued = append(a.queued, j)
 	a.end = max(a.end, j.off+j.n)
 	a.mu.Unlock()
@@ -204,7 +200,7 @@ func (a *bulkAsync) wait() int32 {
 	bulkAsyncWaits.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for a.inflight > 0 {
+	for len(a.queued) > 0 {
 		a.idle.Wait()
 	}
 	return a.rc
@@ -231,7 +227,6 @@ func (a *bulkAsync) read(p uintptr, n, off int64) (rc int32, copied, queued bool
 		}
 		if j.off <= off && off+n <= j.off+j.n {
 			copy(unsafe.Slice((*byte)(cptr(p)), n), unsafe.Slice((*byte)(cptr(j.buf+uintptr(off-j.off))), n))
-			bulkAsyncQueueReads.Add(1)
 			return sqlite3.SQLITE_OK, true, true
 		}
 		return sqlite3.SQLITE_OK, false, true
