@@ -68,16 +68,25 @@ func TestBulkAsyncWriteFailsTheWindow(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the window's writes are queued on Linux only")
 	}
-	if bad := bulkAsyncFaultScenario(t); bad != "" {
+	catchesUnsafe(t, bulkAsyncFaultScenario, &bulkAsyncForget, "the failed write forgotten")
+}
+
+// catchesUnsafe runs scenario, which says what went wrong ("" if
+// nothing), and fails t unless it passes as the code is and fails with
+// *unsafe (a test hook that turns an unsafe design on) set: a test that
+// passes either way catches nothing.
+func catchesUnsafe(t *testing.T, scenario func(*testing.T) string, unsafe *bool, what string) {
+	t.Helper()
+	if bad := scenario(t); bad != "" {
 		t.Fatal(bad)
 	}
-	bulkAsyncForget = true
-	bad := bulkAsyncFaultScenario(t)
-	bulkAsyncForget = false
+	*unsafe = true
+	bad := scenario(t)
+	*unsafe = false
 	if bad == "" {
-		t.Fatal("with the failed write forgotten the window still failed: this test catches nothing")
+		t.Fatalf("with %s the scenario still went right: this test catches nothing", what)
 	}
-	t.Logf("failed writes forgotten: %s", bad)
+	t.Logf("with %s: %s", what, bad)
 }
 
 // bulkAsyncFaultScenario commits in a window whose writes fail from the
