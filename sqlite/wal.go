@@ -25,8 +25,8 @@ import (
 // writer has been idle for idleCheckpoint. A WAL starts over from its
 // first frame only when a writer begins while every frame is copied; a
 // checkpoint that ran beside commits leaves the frames those added, so
-// after one the checkpointer keeps copying after each commit (a few pages
-// each) until the WAL has started over. The bound is the writer's: once
+// after one the checkpointer keeps copying, each time walDrainPages frames
+// wait, until the WAL has started over. The bound is the writer's: once
 // the WAL holds walHardLimitPages frames (twice the checkpointer's limit;
 // reached only when the checkpointer falls behind, commits come back to
 // back, or a reader holds old frames) the committing goroutine checkpoints
@@ -50,6 +50,7 @@ type walCheckpointer struct {
 	db    *sql.DB // its own connection
 	shm   string  // the wal-index file
 	limit uint32  // walCheckpointPages
+	drain uint32  // walDrainPages
 	hard  uint32  // walHardLimitPages
 	// kick asks for a look after a commit (false) or when the writer is
 	// idle (true).
@@ -59,7 +60,7 @@ type walCheckpointer struct {
 
 	// Owned by run.
 	f        *os.File
-	draining bool   // copying each commit's frames until the WAL starts over
+	draining bool   // copying every drain frames until the WAL starts over
 	lastMax  uint32 // frames in the WAL at the last look
 
 	// runs and hardRuns count the checkpoints run here and by the writer,
@@ -92,7 +93,7 @@ func startCheckpointer(uri, path string) (*walCheckpointer, error) {
 		db.Close()
 		return nil, err
 	}
-	c := &walCheckpointer{db: db, shm: path + "-shm", limit: uint32(walCheckpointPages), hard: uint32(walHardLimitPages), kick: make(chan bool, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &walCheckpointer{db: db, shm: path + "-shm", limit: uint32(walCheckpointPages), drain: uint32(walDrainPages()), hard: uint32(walHardLimitPages), kick: make(chan bool, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
@@ -123,6 +124,17 @@ func (c *walCheckpointer) look(idle bool) {
 		}
 		return
 	}
+	if c.due(frames, copied, idle) {
+		c.checkpoint()
+		c.draining = true
+	}
+}
+
+// due says whether a look that found frames in the WAL, copied of them
+// copied back, checkpoints: when limit frames wait, when drain frames
+// wait after a checkpoint that left the WAL unfinished (draining), and
+// when any wait and the writer is idle.
+func (c *walCheckpointer) due(frames, copied uint32, idle bool) bool {
 	if frames < c.lastMax {
 		c.draining = false // the WAL started over
 	}
@@ -133,12 +145,12 @@ func (c *walCheckpointer) look(idle bool) {
 	}
 	switch {
 	case waiting >= c.limit:
-	case waiting > 0 && (c.draining || idle):
+	case waiting >= max(c.drain, 1) && c.draining:
+	case waiting > 0 && idle:
 	default:
-		return
+		return false
 	}
-	c.checkpoint()
-	c.draining = true
+	return true
 }
 
 // checkpoint runs one PASSIVE checkpoint; a failure leaves the frames to

@@ -147,6 +147,41 @@ func TestCheckpointerCopiesAndTheWALStartsOver(t *testing.T) {
 	}
 }
 
+// TestCheckpointerDrainsInSteps: after a checkpoint that left the WAL
+// unfinished, the checkpointer copies again once walDrainPages frames
+// wait, not after every commit, until the WAL starts over; idle, it
+// copies whatever waits.
+func TestCheckpointerDrainsInSteps(t *testing.T) {
+	c := &walCheckpointer{limit: 64, drain: 8}
+	steps := []struct {
+		frames, copied uint32
+		idle, want     bool
+		why            string
+	}{
+		{frames: 10, copied: 0, want: false, why: "10 frames wait, below the limit"},
+		{frames: 10, copied: 0, idle: true, want: true, why: "idle: every frame is copied"},
+		{frames: 70, copied: 0, want: true, why: "70 frames wait, past the limit of 64"},
+		{frames: 75, copied: 70, want: false, why: "draining, 5 frames wait, below the drain of 8"},
+		{frames: 78, copied: 70, want: true, why: "draining, 8 frames wait"},
+		{frames: 80, copied: 78, want: false, why: "draining, 2 frames wait"},
+		{frames: 80, copied: 78, idle: true, want: true, why: "draining and idle, 2 frames wait"},
+		{frames: 12, copied: 0, want: false, why: "the WAL started over: no longer draining, 12 frames wait"},
+		{frames: 12, copied: 12, idle: true, want: false, why: "idle, nothing waits"},
+	}
+	for i, st := range steps {
+		got := c.due(st.frames, st.copied, st.idle)
+		if got {
+			c.draining = true // look's checkpoint
+		}
+		if got != st.want {
+			t.Errorf("step %d (%s): due = %v, want %v", i, st.why, got, st.want)
+		}
+	}
+	if d := walDrainPages(); d != walCheckpointPages/8 || d < 1 {
+		t.Errorf("walDrainPages() = %d, want %d", d, walCheckpointPages/8)
+	}
+}
+
 // TestWALBoundedByTheWriter: commits back to back, with no pause for the
 // checkpointer to catch up, still leave the WAL bounded by the writer's
 // hard limit: the writer copies what is left and the WAL starts over with
