@@ -189,20 +189,25 @@ func TestApplyCommitWithoutAnswer(t *testing.T) {
 		t.Errorf("Apply: %v %s %q, want %s saying whether the writes were applied is unknown", res, nhisync.ErrorCode(err), msg, nhisync.EUNAVAIL)
 	}
 	// The server commits once the COMMIT reaches it, which may be after
-	// Apply has returned: its backend is waited for.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var busy int
-		if err := s.db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&busy); err != nil {
+	// Apply has returned: its backend is waited for. Once, in CI beside
+	// the race run, the rows were still not committed when a 10 s wait
+	// ended, so the wait is a minute; a server that never commits still
+	// fails the test, which then names what its other backends were
+	// doing.
+	var states string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if err := s.db.QueryRow(`SELECT coalesce(string_agg(state || coalesce(' (' || wait_event_type || ' ' || wait_event || ')', ''), ', '), '')
+			FROM pg_stat_activity WHERE datname = current_database()
+			AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&states); err != nil {
 			t.Fatal(err)
 		}
-		if busy == 0 || time.Now().After(deadline) {
+		if states == "" || time.Now().After(deadline) {
 			break
 		}
 	}
 	for id, want := range map[string]string{"a": "a1@example.com", "b": "b1@example.com"} {
 		if got := s.owner(t, "accounts", id); got != want {
-			t.Errorf("row %s: owner %q, want %q: the server did not commit (the test's premise)", id, got, want)
+			t.Errorf("row %s: owner %q, want %q: the server did not commit (the test's premise); other backends: %q", id, got, want, states)
 		}
 	}
 }
