@@ -60,7 +60,7 @@ type walCheckpointer struct {
 
 	// Owned by run.
 	f        *os.File
-	draining bool   // copying every drain frames until the WAL starts over
+	draining bool   // copying each time drain frames wait, until the WAL starts over
 	lastMax  uint32 // frames in the WAL at the last look
 
 	// runs and hardRuns count the checkpoints run here and by the writer,
