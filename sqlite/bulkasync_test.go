@@ -107,10 +107,18 @@ func bulkAsyncFaultScenario(t *testing.T) string {
 	}
 	var failed bool
 	bulkWriteFault = func(off, n int64) int32 { failed = true; return sqlite3.SQLITE_IOERR_WRITE }
+	// Unset however the scenario ends: left set, it would fail every
+	// later test's window.
+	defer func() { bulkWriteFault = nil }()
 	var bad []string
 	var commitErr error
 	for i := 1; i < 4 && commitErr == nil; i++ {
-		commitErr = s.Commit(ctx, windowBatch(t, s, 300, t0.Add(time.Duration(i)*time.Minute)))
+		// The failed write is on the writer goroutine: the next call on
+		// the store, asking for IDs or committing, fails once it is in.
+		var b *nhisync.Batch
+		if b, commitErr = windowBatchOr(ctx, s, 300, t0.Add(time.Duration(i)*time.Minute)); commitErr == nil {
+			commitErr = s.Commit(ctx, b)
+		}
 	}
 	err = s.EndBulk(ctx)
 	bulkWriteFault = nil

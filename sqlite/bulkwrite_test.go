@@ -116,6 +116,7 @@ func bulkGatherFaultScenario(t *testing.T) string {
 		}
 		return sqlite3.SQLITE_OK
 	}
+	defer func() { bulkWriteFault = nil }() // however the test ends
 	before := bulkDBWrites.Load()
 	_, err = conn.ExecContext(ctx, `INSERT INTO t VALUES (2, randomblob(60000))`)
 	bulkWriteFault = nil

@@ -16,9 +16,19 @@ import (
 // records linked in idp, a queued write to each link, two audit entries.
 func windowBatch(t *testing.T, s *Store, n int, at time.Time) *nhisync.Batch {
 	t.Helper()
-	first, err := s.NewIDs(t.Context(), 2*n)
+	b, err := windowBatchOr(t.Context(), s, n, at)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return b
+}
+
+// windowBatchOr is windowBatch returning the store's failure to give it
+// IDs, for a test whose store may fail any call by then.
+func windowBatchOr(ctx context.Context, s *Store, n int, at time.Time) (*nhisync.Batch, error) {
+	first, err := s.NewIDs(ctx, 2*n)
+	if err != nil {
+		return nil, err
 	}
 	b := storetest.BulkBatch(first, n)
 	for i, l := range b.Links {
@@ -27,7 +37,7 @@ func windowBatch(t *testing.T, s *Store, n int, at time.Time) *nhisync.Batch {
 			Status: nhisync.OutboxReady, Cause: "cmdb", NextAt: at, Created: at})
 	}
 	b.Audit = []*nhisync.AuditEntry{entryAt(at), entryAt(at.Add(time.Second))}
-	return b
+	return b, nil
 }
 
 func claimAt(s *Store, at time.Time) (*nhisync.Claim, []*nhisync.OutboxWrite, error) {
