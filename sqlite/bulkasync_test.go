@@ -81,8 +81,8 @@ func catchesUnsafe(t *testing.T, scenario func(*testing.T) string, unsafe *bool,
 		t.Fatal(bad)
 	}
 	*unsafe = true
+	defer func() { *unsafe = false }() // however the scenario ends
 	bad := scenario(t)
-	*unsafe = false
 	if bad == "" {
 		t.Fatalf("with %s the scenario still went right: this test catches nothing", what)
 	}
