@@ -34,11 +34,12 @@ import (
 // queued, whichever is larger. Its calls that change the file (a
 // truncate) or need it whole (a sync, a fetch, its close, a file control
 // but those SQLite sends at each commit and that touch no page:
-// asyncNeedsNoWait) first wait for the queue to drain. The other connections of this
-// process to the same file (SQLite gives every file of one inode the
-// same unixInodeInfo) wait for the queue the same way before they read,
-// size, fetch, truncate or sync it; no other process has the file open
-// while such a window runs (the open lock is held exclusively). Writes
+// asyncNeedsNoWait) first wait for the queue to drain. The other
+// connections of this process to the same file (SQLite gives every file
+// of one inode the same unixInodeInfo) wait for the queue the same way
+// before they read, size, fetch, truncate or sync it; no other process
+// has the file open while such a window runs (the open lock is held
+// exclusively). Writes
 // go out in the order SQLite made them, by one goroutine, so a page
 // written twice ends with its last content.
 //
