@@ -20,6 +20,7 @@
 //	go run ./cmd/nhisync-bench -n 100000,300000 -md
 //	go run ./cmd/nhisync-bench -n 1000000 -check
 //	go run ./cmd/nhisync-bench -n 100000 -profile-pass first -cpuprofile cpu.out -memprofile heap.out
+//	go run ./cmd/nhisync-bench -n 300000 -profile-pass first -trace first.trace
 //	go run ./cmd/nhisync-bench -n 100000 --pg postgres://postgres@127.0.0.1:5432/nhisync_bench?sslmode=disable
 package main
 
@@ -63,6 +64,7 @@ type options struct {
 	dir                    string
 	asJSON, asMD, check    bool
 	cpuProfile, memProfile string
+	traceFile              string
 	profilePass, pgDSN     string
 	jsonOut                string
 }
@@ -227,6 +229,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.check, "check", false, "exit 1, naming them, when any of SPEC §8's targets is missed")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of one pass (-profile-pass) to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of one pass (-profile-pass) to this file, taken when its live heap was highest")
+	fs.StringVar(&o.traceFile, "trace", "", "write an execution trace of one pass (-profile-pass) to this file (go tool trace): where its goroutines wait, which a CPU profile does not show")
 	fs.StringVar(&o.profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
 	fs.StringVar(&o.pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
 	if err := fs.Parse(args); err != nil {
@@ -249,7 +252,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("-json and -md: give one")
 	}
 	if err == nil && (fs.NArg() > 0 || !slices.Contains([]string{"first", "quiet", "drift"}, o.profilePass)) {
-		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-check] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-profile-pass first|quiet|drift] [--pg DSN]")
+		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-check] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-trace F] [-profile-pass first|quiet|drift] [--pg DSN]")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "nhisync-bench:", err)
@@ -453,6 +456,13 @@ func run(n int, dir string, o options) (*result, error) {
 			}
 			defer pprof.StopCPUProfile()
 		}
+		var tr *passTrace
+		if o.traceFile != "" && profiled {
+			if tr, err = startTrace(o.traceFile); err != nil {
+				return nil, err
+			}
+			defer tr.stop() // on a failed pass; stopped, and its error heard, below
+		}
 		entries, _, err := store.AuditHead(ctx)
 		if err != nil {
 			return nil, err
@@ -471,6 +481,10 @@ func run(n int, dir string, o options) (*result, error) {
 		cpuEnd, sysEnd := cpuTimes()
 		pr := passResult{Name: label, CPUSeconds: cpuEnd - cpu, SystemCPUSeconds: sysEnd - sys, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults}
 		pr.Seconds, pr.Phases = t.finish(ts, wrote)
+		if err := tr.stop(); err != nil { // after the figures: its file's writes are not the pass's
+			heap.finish("")
+			return nil, err
+		}
 		live, err := heap.finish(o.memProfile)
 		if err != nil {
 			return nil, fmt.Errorf("heap profile: %w", err)

@@ -23,9 +23,16 @@ import (
 func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	dir := t.TempDir()
 	heapFile := filepath.Join(t.TempDir(), "heap.out")
-	res, err := run(1000, dir, options{drift: 0.05, profilePass: "first", memProfile: heapFile})
+	traceFile := filepath.Join(t.TempDir(), "first.trace")
+	res, err := run(1000, dir, options{drift: 0.05, profilePass: "first", memProfile: heapFile, traceFile: traceFile})
 	if err != nil {
 		t.Fatalf("bench: %v", err)
+	}
+	// An execution trace of the first pass, whole: its header names the Go
+	// version that wrote it, and a pass of 1000 NHIs takes more than a
+	// few kilobytes of events.
+	if b, err := os.ReadFile(traceFile); err != nil || len(b) < 4096 || !bytes.HasPrefix(b, []byte("go 1.")) || !bytes.Contains(b[:16], []byte(" trace\x00")) {
+		t.Errorf("-trace wrote %d bytes (%v), want an execution trace", len(b), err)
 	}
 	// A heap profile (gzipped protobuf) of the first pass.
 	if b, err := os.ReadFile(heapFile); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
@@ -245,4 +252,14 @@ func isPager(s nhisync.Store) bool {
 func isBulk(s nhisync.Store) bool {
 	_, ok := s.(nhisync.BulkLoader)
 	return ok
+}
+
+// A trace file that cannot be written fails the run, naming -trace,
+// before the pass it would have traced.
+func TestBenchTraceFileUnwritable(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "missing", "first.trace")
+	_, err := run(1000, t.TempDir(), options{drift: 0.05, profilePass: "first", traceFile: bad})
+	if err == nil || !strings.Contains(err.Error(), "-trace") || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("run with -trace %s: %v, want an error naming -trace and the path", bad, err)
+	}
 }
