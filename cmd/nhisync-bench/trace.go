@@ -22,7 +22,7 @@ type passTrace struct {
 func startTrace(path string) (*passTrace, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("-trace: %w", err)
+		return nil, fmt.Errorf("-trace: %w: give a file in a directory that exists and that you may write to", err)
 	}
 	if err := trace.Start(f); err != nil {
 		f.Close()
