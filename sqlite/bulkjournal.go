@@ -38,10 +38,12 @@ import (
 // while a commit writes the file they wait for it (busy_timeout), and it
 // for them.
 //
-// EndBulk first makes the window's commits durable (leaveJournalless):
-// WAL mode back, the database synced, the copy removed, the checkpointer
-// back, the open lock shared again; then it goes on as for a window with
-// a WAL (bulk.go), whose story from then on is unchanged. A process that
+// EndBulk first moves the staged links and builds the indexes the window
+// dropped (closeWindow) while it still runs without a WAL, so that they too
+// are written once, then makes the window durable (leaveJournalless): WAL
+// mode back, the database synced, the copy removed, the checkpointer back,
+// the open lock shared again; then it goes on as for a window with a WAL
+// (bulk.go), whose story from then on is unchanged. A process that
 // dies before the copy is removed leaves a database half written: the
 // next Open that has the store to itself puts the copy back
 // (restorePreWindow), and nothing of the window is left. Nothing of it

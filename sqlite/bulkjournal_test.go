@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -341,5 +342,62 @@ func TestBulkWindowWithoutWALHoldsTokenWrites(t *testing.T) {
 	toks, err := s.Tokens(ctx)
 	if err != nil || len(toks) != 1 || toks[0].Name != "new" {
 		t.Errorf("tokens after the window = %v, %v; want new only", toks, err)
+	}
+}
+
+// TestBulkWindowWithoutWALMovesOnce: in a window without a WAL, EndBulk
+// moves the staged links and builds links' and records' indexes before
+// the WAL comes back, so none of their pages goes through it (the WAL
+// holds only the commit deleting the window's mark); a process dying in
+// the middle of the move leaves the copy of the store, which the next
+// Open puts back, empty again.
+func TestBulkWindowWithoutWALMovesOnce(t *testing.T) {
+	const records = 3000
+	s := openTest(t)
+	ctx := t.Context()
+	beginBulk(t, s)
+	stageLinks(t, s, records)
+	var image string
+	closeWindowFault = func(step string, _ *sql.Conn) error {
+		if step == "moved" {
+			// What a process killed now leaves.
+			image = filepath.Join(t.TempDir(), "nhisync.db")
+			copyFile(t, s.file, image)
+			copyFile(t, s.file+preWindowSuffix, image+preWindowSuffix)
+		}
+		return nil
+	}
+	defer func() { closeWindowFault = func(string, *sql.Conn) error { return nil } }()
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var moved, pages int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM links`).Scan(&moved); err != nil || moved != 3*records {
+		t.Fatalf("links after EndBulk: %d, %v; want %d", moved, err, 3*records)
+	}
+	if err := s.r.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.WALStatus(); st.Frames > 8 {
+		t.Errorf("the WAL holds %d frames after EndBulk (the store has %d pages), want the mark's commit only", st.Frames, pages)
+	}
+	if !hasRecordsKey(t, s) || stagedCount(t, s) != 0 {
+		t.Errorf("after EndBulk: records_key %v, %d links staged; want the index, none", hasRecordsKey(t, s), stagedCount(t, s))
+	}
+	if image == "" {
+		t.Fatal("EndBulk never reached the move's step")
+	}
+	again, err := Open(ctx, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	var n int
+	if err := again.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM links) + (SELECT count(*) FROM links_stage)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("records and links in the store a death in the move left, once reopened: %d, %v; want none", n, err)
+	}
+	var ok string
+	if err := again.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Errorf("integrity_check once reopened = %q, %v", ok, err)
 	}
 }
