@@ -16,6 +16,8 @@ import (
 // when the system is in create_from; what remains is unmatched or
 // disputed. It also collects the records that vanished from full reads.
 func (p *pass) correlate(ctx context.Context) error {
+	stop := p.startKeysAhead()
+	defer stop()
 	// One walk of each system's heads serves settleKeys and the system's
 	// correlation (sweep: correlation places only what was read).
 	sweeps := make(map[string]headSweep, len(p.reads))
@@ -40,6 +42,7 @@ func (p *pass) correlate(ctx context.Context) error {
 		// needed any more (what is left to decide is in p.work): a first
 		// pass holding millions drops each system's as soon as it is done,
 		// before the next system's records add their work.
+		r.doneAhead()
 		r.heads, r.freshIDs, r.freshMore, r.changed, r.strayKeys = nil, nil, nil, nil, nil
 		if err != nil {
 			return err
@@ -607,7 +610,11 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linke
 // why st cannot match at all (a malformed or empty match value).
 func (p *pass) candidates(ctx context.Context, r *sysRead, st *staged) (candidates []int64, key string, full bool, unmatched string) {
 	kind := r.kind
-	key, full, unmatched = p.matchKeyOf(r, st)
+	if k, ok := r.aheadKey(st); ok {
+		key, full, unmatched = k.key, k.unmatched == "", k.unmatched
+	} else {
+		key, full, unmatched = p.matchKeyOf(r, st)
+	}
 	if unmatched != "" {
 		return nil, "", false, unmatched
 	}
@@ -638,10 +645,16 @@ func (p *pass) matchKeyOf(r *sysRead, st *staged) (key string, full bool, unmatc
 // matchKey is matchKeyOf for the record whose value of the system's
 // mapping i is value(i).
 func (r *sysRead) matchKey(value func(i int) nhisync.Value) (key string, full bool, unmatched string) {
-	kind := r.kind
-	vals := r.matchVals[:0]
+	return matchKeyInto(r.kind, r.matchIdx, &r.matchVals, value)
+}
+
+// matchKeyInto is matchKey for a record of kind whose system maps match
+// field i to its mapping matchIdx[i] (-1: not mapped), with scratch for
+// its match values (left there when the key is built).
+func matchKeyInto(kind *nhisync.Kind, matchIdx []int, scratch *[]string, value func(i int) nhisync.Value) (key string, full bool, unmatched string) {
+	vals := (*scratch)[:0]
 	full = true
-	for i, idx := range r.matchIdx {
+	for i, idx := range matchIdx {
 		if idx < 0 {
 			full = false
 			vals = append(vals, "")
@@ -657,7 +670,7 @@ func (r *sysRead) matchKey(value func(i int) nhisync.Value) (key string, full bo
 			return "", false, fmt.Sprintf("match field %s is empty", kind.Match[i])
 		}
 	}
-	r.matchVals = vals
+	*scratch = vals
 	if full {
 		key = nhisync.NormalizeKey(vals)
 	}

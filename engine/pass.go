@@ -168,6 +168,9 @@ type sysRead struct {
 	hdr    []byte // stage's scratch
 	// matchVals is match's scratch.
 	matchVals []string
+	// ahead is the match keys of changed built ahead during correlation
+	// (keysahead.go), nil when they are not.
+	ahead *keysAhead
 	// warmed keeps what warming the heads read (readSystem).
 	warmed uint32
 }
