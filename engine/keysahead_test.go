@@ -4,17 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/nhisync/nhisync"
-	"github.com/nhisync/nhisync/config"
-	_ "github.com/nhisync/nhisync/connector/file"
-	_ "github.com/nhisync/nhisync/connector/sql"
 	"github.com/nhisync/nhisync/internal/benchestate"
-	"github.com/nhisync/nhisync/sqlite"
 )
 
 // TestKeysAheadCorrelateAlike: a first pass and a drift pass over the
@@ -35,24 +29,7 @@ func TestKeysAheadCorrelateAlike(t *testing.T) {
 		}
 		keysAheadTaken = func() { taken++ }
 		ctx := context.Background()
-		dir := t.TempDir()
-		es, err := benchestate.Generate(dir, 3000, benchestate.DefaultMix(0.05))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfgPath := filepath.Join(dir, "nhisync.yaml")
-		if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store, err := sqlite.OpenURL(ctx, cfg.Store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
+		es, cfg, store := openEstate(t, 3000, benchestate.DefaultMix(0.05))
 		conns, err := nhisync.OpenConnectors(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)

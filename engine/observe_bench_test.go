@@ -122,24 +122,33 @@ func quietEstate(b *testing.B, n int) (*nhisync.Config, map[string]nhisync.Conne
 // benchEstate generates cmd/nhisync-bench's estate of n NHIs and opens its
 // SQLite store, closed when b ends.
 func benchEstate(b *testing.B, n int) (*nhisync.Config, nhisync.Store) {
-	dir := b.TempDir()
-	if _, err := benchestate.Generate(dir, n, benchestate.DefaultMix(0.01)); err != nil {
-		b.Fatal(err)
+	_, cfg, store := openEstate(b, n, benchestate.DefaultMix(0.01))
+	return cfg, store
+}
+
+// openEstate generates cmd/nhisync-bench's estate of n NHIs, with mix m,
+// in a directory of its own and opens its SQLite store, closed when tb
+// ends.
+func openEstate(tb testing.TB, n int, m benchestate.Mix) (*benchestate.Estate, *nhisync.Config, nhisync.Store) {
+	dir := tb.TempDir()
+	es, err := benchestate.Generate(dir, n, m)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "nhisync.yaml")
 	if err := os.WriteFile(cfgPath, []byte(benchestate.Config), 0o644); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	store, err := sqlite.OpenURL(context.Background(), cfg.Store)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { store.Close() })
-	return cfg, store
+	tb.Cleanup(func() { store.Close() })
+	return es, cfg, store
 }
 
 // benchFloor is the least CPU seconds of three reads of the read floor
