@@ -313,8 +313,8 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	held := s.unpublished
 	s.unpublished = nil
 	var cerr error
-	closed := false
-	if s.journalless {
+	journalless := s.journalless // leaveJournalless clears it
+	if journalless {
 		// The staged links move and the indexes are built while the
 		// window still runs without a WAL: each page of them is written
 		// once, into the database, instead of into the WAL and again by
@@ -330,7 +330,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 		// store back as it was before it. The sync is not cancelled with
 		// ctx: a window left unsynced would keep the store refusing
 		// commits until reopened.
-		cerr, closed = s.closeWindow(ctx), true
+		cerr = s.closeWindow(ctx)
 		if err := s.leaveJournalless(context.WithoutCancel(ctx)); err != nil {
 			if cerr != nil {
 				return errors.Join(internal(op, err), internal(op, cerr))
@@ -339,7 +339,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 		}
 	}
 	err := s.publishWindow(ctx, op, held)
-	if !closed {
+	if !journalless {
 		cerr = s.closeWindow(ctx)
 	}
 	if cerr != nil {
