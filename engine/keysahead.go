@@ -58,6 +58,8 @@ type keysAhead struct {
 // of r.changed in place), leaving each system's in its read
 // (sysRead.ahead). stop ends the building, and returns once it has.
 func (p *pass) startKeysAhead() (stop func()) {
+	// a job keeps its keys beside its read: correlation clears r.ahead
+	// once done with the system, while this goroutine may still hold it.
 	type job struct {
 		r *sysRead
 		a *keysAhead
@@ -75,7 +77,7 @@ func (p *pass) startKeysAhead() (stop func()) {
 	go func() {
 		defer close(stopped)
 		for _, j := range jobs {
-			if !buildKeys(j.r.kind, j.r.sys, j.r.matchIdx, j.a, quit) {
+			if !buildKeys(j.r, j.a, quit) {
 				return
 			}
 		}
@@ -86,19 +88,20 @@ func (p *pass) startKeysAhead() (stop func()) {
 	}
 }
 
-// buildKeys sends the match keys of a.obs, observations of sys (of
-// kind, its match fields mapped by matchIdx), in blocks, and closes the
-// channel once they are all sent, correlation is done with the system,
-// or one does not decode (correlation then builds the keys from there
-// itself, and fails as it would have). It returns false when quit was
-// closed first.
-func buildKeys(kind *nhisync.Kind, sys *nhisync.System, matchIdx []int, a *keysAhead, quit <-chan struct{}) (goOn bool) {
+// buildKeys sends the match keys of a.obs, observations of r's system,
+// in blocks (reading only what r's correlation does not change: its kind,
+// system and match mapping), and closes the channel once they are all
+// sent, correlation is done with the system, or one does not decode
+// (correlation then builds the keys from there itself, and fails as it
+// would have). It returns false when quit was closed first.
+func buildKeys(r *sysRead, a *keysAhead, quit <-chan struct{}) (goOn bool) {
 	defer close(a.blocks)
 	defer func() {
 		if recover() != nil {
 			goOn = true
 		}
 	}()
+	kind, sys, matchIdx := r.kind, r.sys, r.matchIdx
 	vals := make([]string, 0, len(matchIdx))
 	for from := 0; from < len(a.obs); from += keysBlock {
 		obs := a.obs[from:min(from+keysBlock, len(a.obs))]
