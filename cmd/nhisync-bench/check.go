@@ -11,6 +11,7 @@ import (
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
+	"golang.org/x/sync/errgroup"
 )
 
 // heldBack are the reasons engine.Drift may give for a system holding
@@ -67,13 +68,35 @@ func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) 
 	}
 	defer nhisync.CloseConnectors(conns)
 	res := &checkResult{HeldBack: map[string]int{}}
-	items, err := engine.New(cfg, store, conns).Drift(ctx)
-	if err != nil {
-		return nil, err
+
+	// engine.Drift's scan of the store and the golden hashes' scan run
+	// side by side, then every system is read at once: each is a pass over
+	// a million records on one core, and a 1M run spent two minutes here
+	// doing them in turn.
+	var items []engine.DriftItem
+	want := map[string]map[string]linked{}
+	for _, name := range cfg.SystemNames {
+		want[name] = map[string]linked{}
 	}
-	type at struct {
-		record        int64
-		system, field string
+	seed := maphash.MakeSeed()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		items, err = engine.New(cfg, store, conns).Drift(gctx)
+		return err
+	})
+	g.Go(func() error {
+		var h goldenHash
+		return store.ScanRecords(gctx, "", func(r *nhisync.Record) error {
+			for _, l := range r.Links {
+				if sys := cfg.Systems[l.System]; l.Status == nhisync.LinkLive && sys != nil {
+					want[l.System][l.ExternalID] = linked{r.ID, h.sum(seed, sys, func(_ int, m *nhisync.Mapping) nhisync.Value { return r.Value(m.Field) })}
+				}
+			}
+			return nil
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	listed := make(map[at]string, len(items))
 	for _, it := range items {
@@ -83,68 +106,40 @@ func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) 
 		}
 	}
 
-	// want[system][external id] = the record its live link names, and the
-	// hash of the golden values of the fields nhisync writes there.
-	type linked struct {
-		record int64
-		sum    uint64
-	}
-	seed := maphash.MakeSeed()
-	var buf []byte
-	sum := func(sys *nhisync.System, value func(i int, m *nhisync.Mapping) nhisync.Value) uint64 {
-		buf = buf[:0]
-		for i := range sys.Fields {
-			m := sys.Fields[i]
-			if sys.Writes(m.Field) {
-				buf = m.Type.Canonical(value(i, m)).AppendBinary(buf)
-			}
-		}
-		return maphash.Bytes(seed, buf)
-	}
-	want := map[string]map[string]linked{}
-	for _, name := range cfg.SystemNames {
-		want[name] = map[string]linked{}
-	}
-	err = store.ScanRecords(ctx, "", func(r *nhisync.Record) error {
-		for _, l := range r.Links {
-			if sys := cfg.Systems[l.System]; l.Status == nhisync.LinkLive && sys != nil {
-				want[l.System][l.ExternalID] = linked{r.ID, sum(sys, func(_ int, m *nhisync.Mapping) nhisync.Value { return r.Value(m.Field) })}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	// Records whose values hash otherwise than golden, to compare field by field.
-	type differing struct {
-		system, id string
-		record     int64
-		values     []nhisync.Value
-	}
-	var diff []differing
-	for _, name := range cfg.SystemNames {
-		sys := cfg.Systems[name]
-		err := conns[name].Snapshot(ctx, func(obs nhisync.Observation) error {
-			l, ok := want[name][obs.ID]
-			if !ok {
-				return nil // unmatched or disputed: linked to no record
-			}
-			got := sum(sys, func(i int, _ *nhisync.Mapping) nhisync.Value {
-				if i < len(obs.Values) {
-					return obs.Values[i]
+	// Records whose values hash otherwise than golden, to compare field by
+	// field, each system's found by a goroutine of its own.
+	diffs := make([][]differing, len(cfg.SystemNames))
+	g, gctx = errgroup.WithContext(ctx)
+	for i, name := range cfg.SystemNames {
+		sys, want := cfg.Systems[name], want[name]
+		g.Go(func() error {
+			var h goldenHash
+			err := conns[name].Snapshot(gctx, func(obs nhisync.Observation) error {
+				l, ok := want[obs.ID]
+				if !ok {
+					return nil // unmatched or disputed: linked to no record
 				}
-				return nhisync.Value{}
+				got := h.sum(seed, sys, func(i int, _ *nhisync.Mapping) nhisync.Value {
+					if i < len(obs.Values) {
+						return obs.Values[i]
+					}
+					return nhisync.Value{}
+				})
+				if got != l.sum {
+					diffs[i] = append(diffs[i], differing{name, strings.Clone(obs.ID), l.record, slices.Clone(obs.Values)})
+				}
+				return nil
 			})
-			if got != l.sum {
-				diff = append(diff, differing{name, strings.Clone(obs.ID), l.record, slices.Clone(obs.Values)})
+			if err != nil {
+				return fmt.Errorf("read %s: %w", name, err)
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
-		}
 	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	diff := slices.Concat(diffs...)
 	for start := 0; start < len(diff); start += 1000 {
 		chunk := diff[start:min(start+1000, len(diff))]
 		ids := make([]int64, len(chunk))
@@ -183,6 +178,42 @@ func convergence(ctx context.Context, cfg *nhisync.Config, store nhisync.Store) 
 		}
 	}
 	return res, nil
+}
+
+// at is a field of a record in a system (engine.Drift's items by place).
+type at struct {
+	record        int64
+	system, field string
+}
+
+// linked is what a system's record should hold: the golden record its
+// live link names, and the hash of the golden values of the fields
+// nhisync writes there.
+type linked struct {
+	record int64
+	sum    uint64
+}
+
+// differing is a system's record whose values hash otherwise than golden.
+type differing struct {
+	system, id string
+	record     int64
+	values     []nhisync.Value
+}
+
+// goldenHash hashes the values of the fields nhisync writes in a system,
+// canonical, in the system's field order; one per goroutine (its buffer).
+type goldenHash struct{ buf []byte }
+
+func (h *goldenHash) sum(seed maphash.Seed, sys *nhisync.System, value func(i int, m *nhisync.Mapping) nhisync.Value) uint64 {
+	h.buf = h.buf[:0]
+	for i := range sys.Fields {
+		m := sys.Fields[i]
+		if sys.Writes(m.Field) {
+			h.buf = m.Type.Canonical(value(i, m)).AppendBinary(h.buf)
+		}
+	}
+	return maphash.Bytes(seed, h.buf)
 }
 
 // heldBackString lists held-back counts by reason, for the text output.
