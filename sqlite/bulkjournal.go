@@ -35,8 +35,8 @@ import (
 // file open: then, or when another process has the store open, the
 // window keeps the WAL as before), and copies the store to the file
 // beside it. Readers open again as they are needed, in rollback mode:
-// while a commit writes the file they wait for it (busy_timeout), and it
-// for them.
+// while a commit writes the file they wait for it, and it for them, as
+// long as the other takes (windowWait, store.go).
 //
 // EndBulk first moves the staged links and builds the indexes the window
 // dropped (closeWindow) while it still runs without a WAL, so that they too
@@ -111,6 +111,11 @@ func (s *Store) enterJournalless(ctx context.Context) (_ bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// Without a WAL this process's readers hold the file while they read:
+	// the window's commits wait for them, however long (windowWait).
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, windowWait.Milliseconds())); err != nil {
+		return false, err
+	}
 	if err := s.copyPreWindow(ctx, conn); err != nil {
 		return false, err
 	}
@@ -182,8 +187,9 @@ func (s *Store) copyPreWindow(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-// backToWAL turns the writer back to WAL mode with synchronous=FULL. It
-// needs the file to itself a moment: a reader holding it is waited for.
+// backToWAL turns the writer back to WAL mode with synchronous=FULL and
+// its lock wait to busyTimeout. It needs the file to itself a moment: a
+// reader holding it is waited for, up to windowWait.
 func (s *Store) backToWAL(ctx context.Context) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
@@ -198,12 +204,13 @@ func (s *Store) backToWAL(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(windowWait)
 	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		var mode string
 		err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
 		if err == nil && mode == "wal" {
-			return nil
+			_, err = conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
+			return err
 		}
 		c := sqliteCode(err) & 0xff
 		if err != nil && c != sqlite3.SQLITE_BUSY && c != sqlite3.SQLITE_LOCKED {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/audit"
+	"github.com/nhisync/nhisync/storetest"
 )
 
 // withWAL makes the bulk windows of test t keep their WAL, for the tests
@@ -399,5 +401,121 @@ func TestBulkWindowWithoutWALMovesOnce(t *testing.T) {
 	var ok string
 	if err := again.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		t.Errorf("integrity_check once reopened = %q, %v", ok, err)
+	}
+}
+
+// TestBulkWindowWithoutWALWaitsForReaders: inside a window without a WAL
+// the file has rollback-mode locks, and this process's readers and the
+// window's transactions wait for each other as long as the other takes
+// (windowWait), not busyTimeout: a commit waits for a reader still
+// reading, a reader for the merge that closes the window, and the
+// window's last steps (its records' index, its return to WAL mode) for
+// a reader still reading. busyTimeout is cut to 50 ms here, each hold
+// lasts ten times that; with busyTimeout as the wait (the code before),
+// the commit and the reader fail "database is locked", and EndBulk fails
+// leaving the store refusing commits until reopened.
+func TestBulkWindowWithoutWALWaitsForReaders(t *testing.T) {
+	const hold = 500 * time.Millisecond
+	defer func(d time.Duration) { busyTimeout = d }(busyTimeout)
+	busyTimeout = 50 * time.Millisecond
+	// A merge that spills its pages to the file holds it exclusively.
+	defer func(kib int) { sortCacheKiB = kib }(sortCacheKiB)
+	sortCacheKiB = 16
+	s := openTest(t)
+	ctx := t.Context()
+	bulkCommit(t, s, 200)
+	if got := journalMode(t, s); got != "memory" {
+		t.Fatalf("journal mode inside the window = %q, want memory", got)
+	}
+
+	// reading holds the file as a served store's scan does, for hold.
+	reading := func() <-chan error {
+		started, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+			if err == nil {
+				var n int
+				err = tx.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
+				close(started)
+				time.Sleep(hold)
+				err = errors.Join(err, tx.Rollback())
+			} else {
+				close(started)
+			}
+			done <- err
+		}()
+		<-started
+		return done
+	}
+	// A commit beside a reader.
+	first, err := s.NewIDs(ctx, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := storetest.BulkBatch(first, 200)
+	read := reading()
+	began := time.Now()
+	if err := s.Commit(ctx, more); err != nil {
+		t.Fatalf("a window's commit beside a reader: %v; want it to wait for the reader", err)
+	}
+	if err := <-read; err != nil {
+		t.Fatalf("the reader beside the commit: %v", err)
+	}
+	if waited := time.Since(began); waited < hold/2 {
+		t.Errorf("the commit took %v beside a reader holding the file %v: it did not wait", waited, hold)
+	}
+
+	// A reader during the merge, and a reader still reading when the
+	// window goes back to WAL mode. Enough links that the merge spills
+	// its pages to the file (and holds it exclusively) before it commits.
+	for range 10 {
+		first, err := s.NewIDs(ctx, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, storetest.BulkBatch(first, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var during chan error
+	var after <-chan error
+	closeWindowFault = func(step string, _ *sql.Conn) error {
+		if step == "moved" {
+			during = make(chan error, 1)
+			go func(done chan<- error) {
+				var n int
+				began := time.Now()
+				err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
+				if waited := time.Since(began); err == nil && waited < hold/2 {
+					err = fmt.Errorf("it read in %v while the merge held the file %v: the merge did not hold it", waited, hold)
+				}
+				done <- err
+			}(during)
+			time.Sleep(hold)
+		}
+		if step == "keying" {
+			after = reading()
+		}
+		return nil
+	}
+	defer func() { closeWindowFault = func(string, *sql.Conn) error { return nil } }()
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatalf("EndBulk with readers beside it: %v", err)
+	}
+	if during == nil || after == nil {
+		t.Fatal("EndBulk never reached the move's and the keying's steps")
+	}
+	if err := <-during; err != nil {
+		t.Errorf("a reader during the merge: %v; want it to wait for the merge", err)
+	}
+	if err := <-after; err != nil {
+		t.Errorf("a reader while the window closed: %v", err)
+	}
+	if got := journalMode(t, s); got != "wal" {
+		t.Errorf("journal mode after EndBulk = %q, want wal", got)
+	}
+	var wait int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&wait); err != nil || wait != int(busyTimeout.Milliseconds()) {
+		t.Errorf("the writer's busy_timeout after the window = %d, %v; want %d", wait, err, busyTimeout.Milliseconds())
 	}
 }

@@ -42,8 +42,11 @@ type headPool struct {
 }
 
 // headConnPragmas are a head connection's settings: reads only, the
-// readers' lock wait, a small page cache (a scan reads each page once).
-const headConnPragmas = "PRAGMA query_only=1; PRAGMA busy_timeout=10000; PRAGMA cache_size=-2048"
+// readers' lock wait (windowWait), a small page cache (a scan reads each
+// page once).
+func headConnPragmas() string {
+	return fmt.Sprintf("PRAGMA query_only=1; PRAGMA busy_timeout=%d; PRAGMA cache_size=-2048", windowWait.Milliseconds())
+}
 
 // get returns an idle connection, or opens one.
 func (p *headPool) get() (*headConn, error) {
@@ -114,7 +117,7 @@ func openHeadConn(file string) (_ *headConn, err error) {
 		c.close()
 		return nil, err
 	}
-	sql, err := cString(tls, headConnPragmas)
+	sql, err := cString(tls, headConnPragmas())
 	if err != nil {
 		c.close()
 		return nil, err

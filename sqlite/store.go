@@ -137,12 +137,36 @@ type Store struct {
 	closeErr  error
 }
 
-// Connection settings shared by both pools. busy_timeout covers other
-// processes (a CLI command next to `serve`) holding the write lock. The
-// audit log's guard needs foreign keys, and recursive triggers make the
-// delete an INSERT OR REPLACE does fire its DELETE trigger
+// commonPragmas are the connection settings shared by every pool, with
+// the connection's lock wait (busy_timeout: busyTimeout or windowWait).
+// The audit log's guard needs foreign keys, and recursive triggers make
+// the delete an INSERT OR REPLACE does fire its DELETE trigger
 // (00009_audit_chain_keys.sql).
-const commonPragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=recursive_triggers(1)&_pragma=temp_store(memory)"
+func commonPragmas(wait time.Duration) string {
+	return fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=recursive_triggers(1)&_pragma=temp_store(memory)", wait.Milliseconds())
+}
+
+// busyTimeout is how long the writer waits for a lock another connection
+// holds before it fails SQLITE_BUSY ("database is locked"): another
+// process (a CLI command next to `serve`) holding the write lock. A
+// variable for tests.
+var busyTimeout = 10 * time.Second
+
+// windowWait is how long this process's connections wait for each other
+// inside a bulk window without a WAL (bulkjournal.go), instead of
+// busyTimeout. There the file has rollback-mode locks and no other
+// process has it open: a reader waits while one of the window's
+// transactions writes the file, the transaction's commit waits for the
+// readers reading it, and neither is a reason to fail. The longest of the
+// window's transactions is the merge closing it, 5 to 15 s at 1M NHIs;
+// a served store's reads (a report, a scan of every record) may take as
+// long. With busyTimeout, a console request during the merge failed
+// "database is locked", and a scan still running when EndBulk returned
+// to WAL mode left the store refusing every commit until restarted.
+// Readers keep it outside a window too: in WAL mode a reader waits only
+// for a moment (a WAL being recovered), and holds no lock a writer waits
+// for. A variable for tests.
+var windowWait = 5 * time.Minute
 
 // Page caches, per connection. The writer's holds the B-tree pages a
 // commit's random-key inserts land on (links by external id, records by
@@ -248,7 +272,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		lock.release()
 		return nil, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "cannot set up SQLite", Err: err}
 	}
-	s.w, err = sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas+writerCache+
+	s.w, err = sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas(busyTimeout)+writerCache+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
 		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", 2*walHardLimitPages)+"&_pragma=journal_size_limit(67108864)"+
 		"&_txlock=immediate")
@@ -308,7 +332,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// Readers open the file through walBufVFS too: in a bulk window
 	// without a WAL they wait there for the writer's queued page writes
 	// (bulkasync.go).
-	s.r, err = sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas+readerCache+"&_pragma=synchronous(FULL)&_query_only=1")
+	s.r, err = sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas(windowWait)+readerCache+"&_pragma=synchronous(FULL)&_query_only=1")
 	if err != nil {
 		s.ckpt.close()
 		s.w.Close()

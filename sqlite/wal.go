@@ -81,7 +81,7 @@ type walCheckpointer struct {
 // at uri and starts it.
 func startCheckpointer(uri, path string) (*walCheckpointer, error) {
 	// Through walBufVFS for its checkpoints' read-ahead (walckpt.go).
-	db, err := sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas+"&_pragma=cache_size(-512)&_pragma=synchronous(FULL)")
+	db, err := sql.Open("sqlite", uri+"?vfs="+walBufVFS+"&"+commonPragmas(busyTimeout)+"&_pragma=cache_size(-512)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, err
 	}
