@@ -217,7 +217,7 @@ func (s *Store) backToWAL(ctx context.Context) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return errors.Join(fmt.Errorf("the store stayed in journal mode %q: other connections held it", mode), err)
+			return errors.Join(fmt.Errorf("%w: the store stayed in journal mode %q", errReadersHeld, mode), err)
 		}
 		select {
 		case <-ctx.Done():
@@ -226,6 +226,10 @@ func (s *Store) backToWAL(ctx context.Context) error {
 		}
 	}
 }
+
+// errReadersHeld is backToWAL's failure when this process's readers held
+// the file for windowWait: no disk failed.
+var errReadersHeld = errors.New("other connections of this process held the store")
 
 // abandonJournalless puts the store back as it was before
 // enterJournalless, for a window that did not open: WAL mode, no copy,
@@ -311,8 +315,13 @@ func (s *Store) leaveJournalless(ctx context.Context) (err error) {
 		err = syncDir(filepath.Dir(s.file))
 	}
 	if err != nil {
-		err = &nhisync.Error{Code: nhisync.EINTERNAL, Message: fmt.Sprintf(
-			"cannot sync the first pass's bulk load to disk (%s), so this store commits nothing more and sends none of its queued writes; fix the disk, then restart nhisync: opening the store puts it back as it was before the load, and the next pass loads it again", err), Err: err}
+		const after = "so this store commits nothing more and sends none of its queued writes"
+		const restart = "restart nhisync: opening the store puts it back as it was before the load, and the next pass loads it again"
+		msg := fmt.Sprintf("cannot sync the first pass's bulk load to disk (%s), %s; fix the disk, then %s", err, after, restart)
+		if errors.Is(err, errReadersHeld) {
+			msg = fmt.Sprintf("cannot end the first pass's bulk load: reads of this process (API or console requests, a report) held the store for %s as it ended (%s), %s; %s", windowWait, err, after, restart)
+		}
+		err = &nhisync.Error{Code: nhisync.EINTERNAL, Message: msg, Err: err}
 		s.unsyncedMu.Lock()
 		s.unsynced = err
 		s.unsyncedMu.Unlock()

@@ -519,3 +519,61 @@ func TestBulkWindowWithoutWALWaitsForReaders(t *testing.T) {
 		t.Errorf("the writer's busy_timeout after the window = %d, %v; want %d", wait, err, busyTimeout.Milliseconds())
 	}
 }
+
+// TestBulkWindowWithoutWALReadersOutwait: a read of this process that
+// holds the file longer than windowWait as the window ends fails EndBulk
+// saying so (not that a disk failed), and the store refuses commits, as
+// when the window cannot sync; opening it again puts it back as it was
+// before the window.
+func TestBulkWindowWithoutWALReadersOutwait(t *testing.T) {
+	defer func(d time.Duration) { windowWait = d }(windowWait)
+	windowWait = 100 * time.Millisecond
+	s := openTest(t)
+	ctx := t.Context()
+	bulkCommit(t, s, 50)
+	if got := journalMode(t, s); got != "memory" {
+		t.Fatalf("journal mode inside the window = %q, want memory", got)
+	}
+	release, held := make(chan struct{}), make(chan error, 1)
+	defer func() {
+		close(release)
+		if err := <-held; err != nil {
+			t.Errorf("the reader: %v", err)
+		}
+	}()
+	closeWindowFault = func(step string, _ *sql.Conn) error {
+		if step == "keying" {
+			started := make(chan struct{})
+			go func() {
+				tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+				if err == nil {
+					var n int
+					err = tx.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
+					close(started)
+					<-release
+					err = errors.Join(err, tx.Rollback())
+				} else {
+					close(started)
+				}
+				held <- err
+			}()
+			<-started
+		}
+		return nil
+	}
+	defer func() { closeWindowFault = func(string, *sql.Conn) error { return nil } }()
+	err := s.EndBulk(ctx)
+	if err == nil || !strings.Contains(err.Error(), "reads of this process") || strings.Contains(err.Error(), "fix the disk") {
+		t.Fatalf("EndBulk while a read outwaits the window: %v; want it to say reads held the store, not that the disk failed", err)
+	}
+	if nhisync.ErrorCode(err) != nhisync.EINTERNAL {
+		t.Errorf("EndBulk's error code = %q, want %q", nhisync.ErrorCode(err), nhisync.EINTERNAL)
+	}
+	first, err := s.NewIDs(ctx, 10)
+	if err == nil {
+		err = s.Commit(ctx, storetest.BulkBatch(first, 10))
+	}
+	if err == nil {
+		t.Error("a commit after the window failed to end succeeded; want it refused")
+	}
+}
