@@ -167,6 +167,17 @@ func keyTaken(ctx context.Context, keys keyIndex, k *nhisync.Kind, rec *nhisync.
 			return false, nil
 		}
 	}
-	id, ok, err := keys.owner(ctx, rec.Kind, nhisync.NormalizeKey(vals))
+	key := nhisync.NormalizeKey(vals)
+	if key == rec.MatchKey {
+		// rec holds this key itself, and no other record of its kind can
+		// (records' match keys are unique, and no decision gives a record
+		// a key another holds: this check refuses it first): nothing to
+		// look up. Every system mapping a match field proposes a new
+		// record's own key in a first pass; at 1M NHIs those look-ups,
+		// each a miss in the pass's key index of every record, took 0.94
+		// of the pass's 78 CPU-s.
+		return false, nil
+	}
+	id, ok, err := keys.owner(ctx, rec.Kind, key)
 	return ok && id != rec.ID, err
 }
