@@ -535,12 +535,17 @@ func TestBulkWindowWithoutWALReadersOutwait(t *testing.T) {
 		t.Fatalf("journal mode inside the window = %q, want memory", got)
 	}
 	release, held := make(chan struct{}), make(chan error, 1)
-	defer func() {
-		close(release)
-		if err := <-held; err != nil {
-			t.Errorf("the reader: %v", err)
+	released := false
+	letGo := func() {
+		if !released {
+			released = true
+			close(release)
+			if err := <-held; err != nil {
+				t.Errorf("the reader: %v", err)
+			}
 		}
-	}()
+	}
+	defer letGo()
 	closeWindowFault = func(step string, _ *sql.Conn) error {
 		if step == "keying" {
 			started := make(chan struct{})
@@ -575,5 +580,14 @@ func TestBulkWindowWithoutWALReadersOutwait(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("a commit after the window failed to end succeeded; want it refused")
+	}
+	letGo()
+	again := reopenTest(t, s)
+	var n int
+	if err := again.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("records once reopened: %d, %v; want none (the window discarded)", n, err)
+	}
+	if got := journalMode(t, again); got != "wal" {
+		t.Errorf("journal mode once reopened = %q, want wal", got)
 	}
 }
