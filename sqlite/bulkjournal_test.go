@@ -429,24 +429,7 @@ func TestBulkWindowWithoutWALWaitsForReaders(t *testing.T) {
 	}
 
 	// reading holds the file as a served store's scan does, for hold.
-	reading := func() <-chan error {
-		started, done := make(chan struct{}), make(chan error, 1)
-		go func() {
-			tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-			if err == nil {
-				var n int
-				err = tx.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
-				close(started)
-				time.Sleep(hold)
-				err = errors.Join(err, tx.Rollback())
-			} else {
-				close(started)
-			}
-			done <- err
-		}()
-		<-started
-		return done
-	}
+	reading := func() <-chan error { return holdingRead(ctx, s, func() { time.Sleep(hold) }) }
 	// A commit beside a reader.
 	first, err := s.NewIDs(ctx, 200)
 	if err != nil {
@@ -534,10 +517,11 @@ func TestBulkWindowWithoutWALReadersOutwait(t *testing.T) {
 	if got := journalMode(t, s); got != "memory" {
 		t.Fatalf("journal mode inside the window = %q, want memory", got)
 	}
-	release, held := make(chan struct{}), make(chan error, 1)
+	release := make(chan struct{})
+	var held <-chan error
 	released := false
 	letGo := func() {
-		if !released {
+		if !released && held != nil {
 			released = true
 			close(release)
 			if err := <-held; err != nil {
@@ -548,21 +532,7 @@ func TestBulkWindowWithoutWALReadersOutwait(t *testing.T) {
 	defer letGo()
 	closeWindowFault = func(step string, _ *sql.Conn) error {
 		if step == "keying" {
-			started := make(chan struct{})
-			go func() {
-				tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-				if err == nil {
-					var n int
-					err = tx.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
-					close(started)
-					<-release
-					err = errors.Join(err, tx.Rollback())
-				} else {
-					close(started)
-				}
-				held <- err
-			}()
-			<-started
+			held = holdingRead(ctx, s, func() { <-release })
 		}
 		return nil
 	}
@@ -590,4 +560,26 @@ func TestBulkWindowWithoutWALReadersOutwait(t *testing.T) {
 	if got := journalMode(t, again); got != "wal" {
 		t.Errorf("journal mode once reopened = %q, want wal", got)
 	}
+}
+
+// holdingRead starts a read of s that holds the file, as a served store's
+// scan does, until hold returns; it returns once the read holds the file,
+// and the read's error comes on the channel it returns.
+func holdingRead(ctx context.Context, s *Store, hold func()) <-chan error {
+	started, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err == nil {
+			var n int
+			err = tx.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
+			close(started)
+			hold()
+			err = errors.Join(err, tx.Rollback())
+		} else {
+			close(started)
+		}
+		done <- err
+	}()
+	<-started
+	return done
 }
