@@ -113,7 +113,7 @@ func (s *Store) enterJournalless(ctx context.Context) (_ bool, err error) {
 	}
 	// Without a WAL this process's readers hold the file while they read:
 	// the window's commits wait for them, however long (windowWait).
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, windowWait.Milliseconds())); err != nil {
+	if err := setLockWait(ctx, conn, windowWait); err != nil {
 		return false, err
 	}
 	if err := s.copyPreWindow(ctx, conn); err != nil {
@@ -209,8 +209,7 @@ func (s *Store) backToWAL(ctx context.Context) error {
 		var mode string
 		err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
 		if err == nil && mode == "wal" {
-			_, err = conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
-			return err
+			return setLockWait(ctx, conn, busyTimeout)
 		}
 		c := sqliteCode(err) & 0xff
 		if err != nil && c != sqlite3.SQLITE_BUSY && c != sqlite3.SQLITE_LOCKED {
@@ -225,6 +224,14 @@ func (s *Store) backToWAL(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// setLockWait sets how long conn waits for a lock another connection
+// holds (busy_timeout): windowWait inside a window without a WAL,
+// busyTimeout outside it.
+func setLockWait(ctx context.Context, conn *sql.Conn, wait time.Duration) error {
+	_, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, wait.Milliseconds()))
+	return err
 }
 
 // errReadersHeld is backToWAL's failure when this process's readers held
