@@ -123,10 +123,15 @@ type passResult struct {
 	// On a virtual machine each costs far more than on bare metal (on the
 	// one these figures were first taken on, ~13 µs of CPU), so they are
 	// worth watching beside CPU seconds.
-	MinorFaults int64        `json:"minor_faults"`
-	Phases      phases       `json:"phases"`
-	Summary     passSummary  `json:"summary"`
-	Check       *checkResult `json:"check,omitempty"`
+	MinorFaults int64 `json:"minor_faults"`
+	// StealSeconds is the CPU time the hypervisor gave to others while
+	// this machine's CPUs wanted to run, during the pass, summed over the
+	// CPUs (Linux /proc/stat steal, machine-wide; 0 elsewhere): wall time
+	// the pass lost to a busy host, which no change to nhisync wins back.
+	StealSeconds float64      `json:"steal_seconds"`
+	Phases       phases       `json:"phases"`
+	Summary      passSummary  `json:"summary"`
+	Check        *checkResult `json:"check,omitempty"`
 }
 
 // passSummary is the engine's account of a pass, the part the mix shows.
@@ -470,7 +475,7 @@ func run(n int, dir string, o options) (*result, error) {
 		resetPeakRSS()
 		heap := watchHeap(o.memProfile != "" && profiled)
 		cpu, sys := cpuTimes()
-		written, cancelled, faults := writeBytes(), cancelledWriteBytes(), minorFaults()
+		written, cancelled, faults, stolen := writeBytes(), cancelledWriteBytes(), minorFaults(), stealSeconds()
 		t.start(ts, written)
 		sum, err := e.Sync(ctx, engine.PassOptions{})
 		if err != nil {
@@ -479,7 +484,7 @@ func run(n int, dir string, o options) (*result, error) {
 		}
 		wrote := writeBytes()
 		cpuEnd, sysEnd := cpuTimes()
-		pr := passResult{Name: label, CPUSeconds: cpuEnd - cpu, SystemCPUSeconds: sysEnd - sys, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults}
+		pr := passResult{Name: label, CPUSeconds: cpuEnd - cpu, SystemCPUSeconds: sysEnd - sys, WriteBytes: wrote - written, CancelledWriteBytes: cancelledWriteBytes() - cancelled, Writes: sum.WritesApplied, PeakRSSBytes: peakRSS(), MinorFaults: minorFaults() - faults, StealSeconds: stealSeconds() - stolen}
 		pr.Seconds, pr.Phases = t.finish(ts, wrote)
 		if err := tr.stop(); err != nil { // after the figures: its file's writes are not the pass's
 			heap.finish("")
@@ -562,8 +567,8 @@ func printText(w io.Writer, res *result) {
 		res.Records, res.Systems, res.Store, runtime.NumCPU(), res.GenerateSeconds)
 	fmt.Fprintf(w, "read floor  %.2fs  cpu %.2fs  (best of 3: read, decode, canonicalise and hash every input)\n", res.FloorSeconds, res.FloorCPUSeconds)
 	for _, p := range res.Passes {
-		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs (sys %.2f)  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB, %dk minor faults  wrote %d MiB (%d cancelled)  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f, of it end bulk %.2f)\n",
-			p.Name, p.Seconds, p.CPUSeconds, p.SystemCPUSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.MinorFaults/1000, p.WriteBytes>>20, p.CancelledWriteBytes>>20,
+		fmt.Fprintf(w, "%-6s pass %7.2fs  cpu %6.2fs (sys %.2f, host took %.2f)  %.1f× floor  writes %d  audit +%d  peak RSS %d MiB, live heap %d MiB, %dk minor faults  wrote %d MiB (%d cancelled)  (read %.2f correlate %.2f decide %.2f commit %.2f apply %.2f, of it end bulk %.2f)\n",
+			p.Name, p.Seconds, p.CPUSeconds, p.SystemCPUSeconds, p.StealSeconds, p.Seconds/res.FloorSeconds, p.Writes, p.AuditEntries, p.PeakRSSBytes>>20, p.PeakHeapLiveBytes>>20, p.MinorFaults/1000, p.WriteBytes>>20, p.CancelledWriteBytes>>20,
 			p.Phases.Read, p.Phases.Correlate, p.Phases.Decide, p.Phases.Commit, p.Phases.Apply, p.Phases.EndBulk)
 		b := p.Phases.WriteBytes
 		fmt.Fprintf(w, "            wrote MiB: read %d correlate %d decide %d apply %d, of it end bulk %d\n", b.Read>>20, b.Correlate>>20, b.Decide>>20, b.Apply>>20, b.EndBulk>>20)
@@ -771,6 +776,32 @@ func writeBytes() int64 {
 // written out, their file truncated or deleted first (Linux; 0 elsewhere).
 func cancelledWriteBytes() int64 {
 	return procField("/proc/self/io", "cancelled_write_bytes:")
+}
+
+// stealSeconds returns the CPU time the hypervisor has taken from this
+// machine so far, summed over its CPUs (Linux; 0 elsewhere).
+func stealSeconds() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	return parseSteal(string(b))
+}
+
+// parseSteal reads the steal time of /proc/stat's first line, "cpu" then
+// user, nice, system, idle, iowait, irq, softirq, steal… in clock ticks
+// of USER_HZ, which Linux fixes at 100 a second for /proc/stat.
+func parseSteal(stat string) float64 {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	ticks, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return float64(ticks) / 100
 }
 
 // peakRSS returns the process's peak resident memory in bytes since the

@@ -73,6 +73,13 @@ func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	if runtime.GOOS == "linux" && (res.Passes[0].MinorFaults <= 0 || res.Passes[0].MinorFaults >= minorFaults()) {
 		t.Errorf("the first pass took %d minor faults (the process %d so far), want some of the process's", res.Passes[0].MinorFaults, minorFaults())
 	}
+	// Steal is the machine's, taken from /proc/stat where Linux keeps it:
+	// never negative, and never more than the pass's wall time on every CPU.
+	for _, p := range res.Passes {
+		if p.StealSeconds < 0 || p.StealSeconds > p.Seconds*float64(runtime.NumCPU())+0.02 {
+			t.Errorf("%s pass: steal %v s in %v s on %d CPUs", p.Name, p.StealSeconds, p.Seconds, runtime.NumCPU())
+		}
+	}
 	// The first pass closes the store's bulk window within apply, and each
 	// phase's bytes are a part of the pass's; no other pass has a window.
 	for i, p := range res.Passes {
@@ -120,6 +127,31 @@ func TestBenchConvergesAndCheckSeesDrift(t *testing.T) {
 	}
 }
 
+// parseSteal takes the steal ticks (the eighth number) of /proc/stat's
+// "cpu" line, at 100 a second, and 0 for anything else.
+func TestParseSteal(t *testing.T) {
+	for _, c := range []struct {
+		stat string
+		want float64
+	}{
+		{"cpu  103665 0 23752 156672 1624 0 535 6015 0 0\ncpu0 51000 0 11000 78000 800 0 260 3000 0 0\n", 60.15},
+		{"cpu  1 2 3 4 5 6 7 0 0 0\n", 0},
+		{"cpu  1 2 3 4 5 6 7\n", 0},                             // a kernel without steal
+		{"cpu0 1 2 3 4 5 6 7 8 0 0\ncpu  1 2 3 4 5 6 7 9\n", 0}, // not the first line
+		{"cpu  1 2 3 4 5 6 7 x 0 0\n", 0},
+		{"", 0},
+	} {
+		if got := parseSteal(c.stat); got != c.want {
+			t.Errorf("parseSteal(%q) = %v, want %v", c.stat, got, c.want)
+		}
+	}
+	if _, err := os.Stat("/proc/stat"); err == nil {
+		if a, b := stealSeconds(), stealSeconds(); a < 0 || b < a {
+			t.Errorf("stealSeconds: %v then %v", a, b)
+		}
+	}
+}
+
 // -n takes several counts; -md prints one row per count, and a verdict
 // line per count under the table.
 func TestCountsAndMarkdown(t *testing.T) {
@@ -133,12 +165,13 @@ func TestCountsAndMarkdown(t *testing.T) {
 		}
 	}
 	r := &result{Records: 100000, FloorSeconds: 0.5, FloorCPUSeconds: 0.45, StoreBytes: 300 << 20, Converged: true, Passes: []passResult{
-		{Name: "first", Seconds: 20, CPUSeconds: 12, PeakRSSBytes: 600 << 20, WriteBytes: 900 << 20}, {Name: "quiet", Seconds: 1, CPUSeconds: 0.9}, {Name: "drift", Seconds: 1.5, CPUSeconds: 1.25}}}
+		{Name: "first", Seconds: 20, CPUSeconds: 12, PeakRSSBytes: 600 << 20, WriteBytes: 900 << 20, StealSeconds: 2.25}, {Name: "quiet", Seconds: 1, CPUSeconds: 0.9}, {Name: "drift", Seconds: 1.5, CPUSeconds: 1.25, StealSeconds: 0.04}}}
 	r.Targets = verdict(r)
 	var out bytes.Buffer
 	printMarkdown(&out, machine{CPU: "cpu", Cores: 2, Go: "go1.26", OS: "linux/amd64", Load: "0.5"}, machine{Load: "1.5"}, []*result{r, r})
 	text := out.String()
 	for _, want := range []string{"| 100k | 0.50 s (0.45) | 20.0 s (12.0) | 1.00 s (0.90) | 1.50 s (1.25) | 2.0× (2.0×) | 3.0× (2.8×) | 600 / 0 / 0 MiB | 900 / 0 / 0 MiB | 300 MiB (3.1 KB) | true |", "2 cores", "go1.26 linux/amd64", "0.5 at the start, 1.5 at the end",
+		"(steal, summed over the CPUs), first / quiet / drift: 100k: 2.2 / 0.0 / 0.0 s; 100k: 2.2 / 0.0 / 0.0 s.",
 		"- SPEC §8 targets at 100k (wall seconds, the first-pass limit scaled from 60 s at 1M): first_pass 20.000 s ≤ 6.000 s **missed**; quiet_pass 1.000 s ≤ 1.000 s met; drift_pass 1.500 s ≤ 1.000 s **missed**"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, text)

@@ -71,6 +71,7 @@ func printMarkdown(w io.Writer, m, end machine, results []*result) {
 		r := results[0]
 		fmt.Fprintf(w, "\nBefore the drift pass %.1f%% of the NHIs change and %.1f%% of the idp's records vanish; writes per pass (first / quiet / drift): %s.\n",
 			r.Mix.Drift*100, r.Mix.Vanished*100, writesList(results))
+		fmt.Fprintf(w, "CPU time the host gave to others while this machine wanted to run (steal, summed over the CPUs), first / quiet / drift: %s.\n", stealList(results))
 		fmt.Fprintln(w)
 	}
 	for _, r := range results {
@@ -87,6 +88,20 @@ func writesList(results []*result) string {
 			w = append(w, fmt.Sprint(p.Writes))
 		}
 		parts = append(parts, count(r.Records)+": "+strings.Join(w, " / "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// stealList gives, per N, the steal seconds of the first, quiet and drift
+// passes.
+func stealList(results []*result) string {
+	var parts []string
+	for _, r := range results {
+		var s []string
+		for _, p := range r.Passes {
+			s = append(s, fmt.Sprintf("%.1f", p.StealSeconds))
+		}
+		parts = append(parts, count(r.Records)+": "+strings.Join(s, " / ")+" s")
 	}
 	return strings.Join(parts, "; ")
 }
