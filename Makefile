@@ -31,14 +31,18 @@ OTHER_PKGS  := $(filter-out $(shell $(GO) list $(RACE_PKGS) 2>/dev/null),$(PKGS)
 # slower, they run RACE_RAPID_CHECKS cases: the race run looks for data
 # races, not for rare inputs.
 RACE_RAPID_CHECKS ?= 20
-RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}{{range .XTestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}}{{end}}{{end}}' ./... 2>/dev/null)
+RAPID_PKGS  := $(shell $(GO) list -f '{{range .TestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}} {{end}}{{end}}{{range .XTestImports}}{{if eq . "pgregory.net/rapid"}}{{$$.ImportPath}} {{end}}{{end}}' ./... 2>/dev/null)
 
 .PHONY: test vet staticcheck unit race deps bench build fmt evidence-screenshot console-screenshots fuzz
 
-# The race run and the plain run go side by side (the machine has two
-# cores and most test binaries use one), each package named as it starts.
+# The plain run and each package's race run go side by side, each
+# package named as it starts. Most test binaries keep one core busy, and
+# the race run of the engine and of the store took as long as all the
+# other packages together: run one after the other, the store's went on
+# alone for minutes once the plain run was done, one of the two cores
+# idle.
 test: deps vet staticcheck
-	@$(MAKE) --no-print-directory -j2 race unit
+	@$(MAKE) --no-print-directory -j3 race unit
 
 build:
 	$(GO) build ./...
@@ -55,13 +59,19 @@ vet: fmt
 staticcheck: deps
 	$(STATICCHECK) ./...
 
-race:
-	@for p in $$($(GO) list $(RACE_PKGS)); do \
-		flags=""; \
-		case " $(RAPID_PKGS) " in *" $$p "*) flags="-rapid.checks=$(RACE_RAPID_CHECKS)";; esac; \
-		echo "race: $$p $$flags"; \
-		$(GO) test -race -count=1 $$p $$flags || exit 1; \
-	done
+# One target per package of RACE_PKGS (race@IMPORT/PATH), so that make
+# runs them side by side.
+RACE_TARGETS := $(addprefix race@,$(shell $(GO) list $(RACE_PKGS) 2>/dev/null))
+
+.PHONY: $(RACE_TARGETS)
+
+race: $(RACE_TARGETS)
+
+$(RACE_TARGETS): race@%:
+	@flags=""; \
+	case " $(RAPID_PKGS) " in *" $* "*) flags="-rapid.checks=$(RACE_RAPID_CHECKS)";; esac; \
+	echo "race: $* $$flags"; \
+	$(GO) test -race -count=1 $* $$flags
 
 unit:
 	@for p in $(OTHER_PKGS); do \
