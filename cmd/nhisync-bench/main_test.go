@@ -172,6 +172,7 @@ func TestCountsAndMarkdown(t *testing.T) {
 	text := out.String()
 	for _, want := range []string{"| 100k | 0.50 s (0.45) | 20.0 s (12.0) | 1.00 s (0.90) | 1.50 s (1.25) | 2.0× (2.0×) | 3.0× (2.8×) | 600 / 0 / 0 MiB | 900 / 0 / 0 MiB | 300 MiB (3.1 KB) | true |", "2 cores", "go1.26 linux/amd64", "0.5 at the start, 1.5 at the end",
 		"(steal, summed over the CPUs), first / quiet / drift: 100k: 2.2 / 0.0 / 0.0 s; 100k: 2.2 / 0.0 / 0.0 s.",
+		"writes per pass (first / quiet / drift): 100k: 0 / 0 / 0; 100k: 0 / 0 / 0.",
 		"- SPEC §8 targets at 100k (wall seconds, the first-pass limit scaled from 60 s at 1M): first_pass 20.000 s ≤ 6.000 s **missed**; quiet_pass 1.000 s ≤ 1.000 s met; drift_pass 1.500 s ≤ 1.000 s **missed**"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, text)

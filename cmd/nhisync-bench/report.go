@@ -70,8 +70,8 @@ func printMarkdown(w io.Writer, m, end machine, results []*result) {
 	if len(results) > 0 {
 		r := results[0]
 		fmt.Fprintf(w, "\nBefore the drift pass %.1f%% of the NHIs change and %.1f%% of the idp's records vanish; writes per pass (first / quiet / drift): %s.\n",
-			r.Mix.Drift*100, r.Mix.Vanished*100, writesList(results))
-		fmt.Fprintf(w, "CPU time the host gave to others while this machine wanted to run (steal, summed over the CPUs), first / quiet / drift: %s.\n", stealList(results))
+			r.Mix.Drift*100, r.Mix.Vanished*100, perPass(results, func(p passResult) string { return fmt.Sprint(p.Writes) }, ""))
+		fmt.Fprintf(w, "CPU time the host gave to others while this machine wanted to run (steal, summed over the CPUs), first / quiet / drift: %s.\n", perPass(results, func(p passResult) string { return fmt.Sprintf("%.1f", p.StealSeconds) }, " s"))
 		fmt.Fprintln(w)
 	}
 	for _, r := range results {
@@ -79,29 +79,16 @@ func printMarkdown(w io.Writer, m, end machine, results []*result) {
 	}
 }
 
-// writesList gives, per N, the writes of the first, quiet and drift passes.
-func writesList(results []*result) string {
+// perPass gives, per N, one figure of each pass (first / quiet / drift),
+// as figure prints it, then unit.
+func perPass(results []*result, figure func(passResult) string, unit string) string {
 	var parts []string
 	for _, r := range results {
-		var w []string
+		var f []string
 		for _, p := range r.Passes {
-			w = append(w, fmt.Sprint(p.Writes))
+			f = append(f, figure(p))
 		}
-		parts = append(parts, count(r.Records)+": "+strings.Join(w, " / "))
-	}
-	return strings.Join(parts, "; ")
-}
-
-// stealList gives, per N, the steal seconds of the first, quiet and drift
-// passes.
-func stealList(results []*result) string {
-	var parts []string
-	for _, r := range results {
-		var s []string
-		for _, p := range r.Passes {
-			s = append(s, fmt.Sprintf("%.1f", p.StealSeconds))
-		}
-		parts = append(parts, count(r.Records)+": "+strings.Join(s, " / ")+" s")
+		parts = append(parts, count(r.Records)+": "+strings.Join(f, " / ")+unit)
 	}
 	return strings.Join(parts, "; ")
 }
