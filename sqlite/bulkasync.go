@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -81,6 +82,10 @@ type bulkAsync struct {
 	// end is the end of the furthest write queued since the file was
 	// last truncated.
 	end int64
+
+	// cold are the audit pages written and not yet dropped from the
+	// kernel's cache (coldpages.go); the writer goroutine's own.
+	cold coldPages
 }
 
 type bulkJob struct {
@@ -117,6 +122,7 @@ func startBulkAsync(tls *libc.TLS, pFile uintptr) {
 	a := &bulkAsync{pFile: pFile, inode: uf.FpInode, fd: int(uf.Fh),
 		jobs: make(chan bulkJob, bulkAsyncBufs), free: make(chan uintptr, bulkAsyncBufs), done: make(chan struct{})}
 	a.idle = sync.NewCond(&a.mu)
+	a.cold.pageSize = filePageSize(a.fd)
 	a.bufs = append(a.bufs, t.buf)
 	for range bulkAsyncBufs - 1 {
 		b := sqlite3.Xsqlite3_malloc64(tls, walBufSize)
@@ -148,7 +154,12 @@ func (a *bulkAsync) run() {
 			rc = j.fault(j.off, j.n)
 		}
 		if rc == sqlite3.SQLITE_OK {
-			rc = asyncPwrite(a.fd, unsafe.Slice((*byte)(cptr(j.buf)), j.n), j.off)
+			p := unsafe.Slice((*byte)(cptr(j.buf)), j.n)
+			if rc = asyncPwrite(a.fd, p, j.off); rc == sqlite3.SQLITE_OK {
+				now := time.Now()
+				a.cold.note(p, j.off, now)
+				a.cold.drop(a.fd, now)
+			}
 		}
 		if bulkAsyncForget {
 			rc = sqlite3.SQLITE_OK

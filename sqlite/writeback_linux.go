@@ -92,3 +92,26 @@ func asyncPwrite(fd int, p []byte, off int64) int32 {
 	}
 	return sqlite3.SQLITE_OK
 }
+
+// dropCached asks the kernel to drop the cached pages of fd in [off,
+// off+n) that are clean (POSIX_FADV_DONTNEED), reporting whether it took
+// the hint.
+func dropCached(fd int, off, n int64) bool {
+	return unix.Fadvise(fd, off, n, unix.FADV_DONTNEED) == nil
+}
+
+// filePageSize reads the page size of the database file fd from its
+// header (bytes 16-17; 1 means 65536), 0 when it cannot.
+func filePageSize(fd int) int64 {
+	var b [2]byte
+	if n, err := unix.Pread(fd, b[:], 16); err != nil || n != 2 {
+		return 0
+	}
+	switch v := int64(b[0])<<8 | int64(b[1]); {
+	case v == 1:
+		return 65536
+	case v >= 512 && v&(v-1) == 0:
+		return v
+	}
+	return 0
+}

@@ -15,3 +15,9 @@ func (*writeback) end() {}
 const asyncPwriteOK = false
 
 func asyncPwrite(int, []byte, int64) int32 { return 1 }
+
+// dropCached and filePageSize are never called off Linux, where the
+// window's writes are not queued (coldpages.go).
+func dropCached(int, int64, int64) bool { return false }
+
+func filePageSize(int) int64 { return 0 }
