@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/storetest"
 )
@@ -18,6 +20,37 @@ func keysMissing(t *testing.T, s *Store) []string {
 		t.Fatal(err)
 	}
 	return missing
+}
+
+// windowLockFreed waits until the server has let the bulk window's lock
+// go, as it does once it sees the window's connection closed: the backend
+// that held it exits a moment after the client closes its socket, and an
+// Open before then finds the window live and rightly leaves it alone (the
+// test failed that way, now and then, under load).
+func windowLockFreed(t *testing.T, url string) {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var free bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+bulkKey+`)`, bulkClass).Scan(&free); err != nil {
+			t.Fatal(err)
+		}
+		if free {
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(`+bulkKey+`)`, bulkClass); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bulk window's lock is still held 10 s after its store closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // openURL opens the store at url, closed at the end of the test.
@@ -96,6 +129,7 @@ func TestBulkWindowSurvivesDeath(t *testing.T) {
 	other.Close()
 
 	s.Close() // without EndBulk
+	windowLockFreed(t, url)
 
 	again := openURL(t, url)
 	if got := keysMissing(t, again); len(got) != 0 {
