@@ -14,13 +14,13 @@ import (
 // file in 32 KiB writes took 0.13 s of kernel CPU per 512 MB for the
 // first 3.3 GB (memory freed not long before), then 1.5-1.6 s per 512 MB;
 // with those 6 GB dropped from the cache, the next 512 MB took 0.15 s,
-// and 0.13 s ten seconds later. At 1M NHIs the window's page writes (bulkAsync's
-// pwrites) took 10.8 CPU-s for about 3.5 GB, against 0.1 s for 0.37 GB
-// at 100k: the page cache at 1M outgrows the memory the machine freed
-// not long before. Nearly half of what the window writes is the audit
-// log (1.7 GB of entries at 1M), and nothing in a pass reads it again:
-// an entry is read by audit verify, export, proof and explain, which read
-// it from disk as well as from the cache. So the window's writer
+// and 0.13 s ten seconds later. At 1M NHIs the window's page writes
+// (bulkAsync's pwrites) took 10.8 CPU-s for about 3.5 GB, against 0.1 s
+// for 0.37 GB at 100k: the page cache at 1M outgrows the memory the
+// machine freed not long before. Nearly half of what the window writes
+// is the audit log (1.7 GB of entries at 1M), and nothing in a pass reads
+// it again: an entry is read by audit verify, export, proof and explain,
+// which read it from disk as well as from the cache. So the window's writer
 // goroutine, once a page it wrote is an audit table leaf (auditLeafPage)
 // and was written coldAge ago (the window's writeback has had the kernel
 // write it out meanwhile, writeback_linux.go), asks the kernel to drop it
