@@ -40,14 +40,10 @@ import (
 // tables back from disk, page by page: the first pass took 81.5 s at 1M
 // instead of 64.8.
 
-// coldAge is how long after its write a cold page is dropped, and
-// coldEvery how often the writer goroutine drops those that are due: the
+// coldAge is how long after its write a cold page is dropped: the
 // window's writeback asks the kernel to write dirty pages out every
 // writebackEvery, and a page still dirty is not dropped.
-var (
-	coldAge   = time.Second
-	coldEvery = 250 * time.Millisecond
-)
+var coldAge = time.Second
 
 // bulkColdDropped counts the bytes of audit pages the bulk windows asked
 // the kernel to drop from its cache (tests, measurements).
@@ -62,9 +58,8 @@ type coldRun struct {
 // coldPages are the audit pages a bulk window's writer goroutine wrote
 // and has not dropped yet; only that goroutine touches them.
 type coldPages struct {
-	pageSize int64 // 0: the page size is unknown, nothing is dropped
-	runs     []coldRun
-	last     time.Time // when due runs were last dropped
+	pageSize int64     // 0: the page size is unknown, nothing is dropped
+	runs     []coldRun // in the order written: oldest first
 }
 
 // note records the audit leaves among the pages of p, written at off.
@@ -88,14 +83,10 @@ func (c *coldPages) note(p []byte, off int64, now time.Time) {
 }
 
 // drop asks the kernel to drop the runs written coldAge before now or
-// earlier from its cache of fd, every coldEvery at most. Those the window
-// writes in its last coldAge stay: still dirty, most of them, until the
-// sync that ends it.
+// earlier from its cache of fd, each once. Those the window writes in its
+// last coldAge stay: still dirty, most of them, until the sync that ends
+// it.
 func (c *coldPages) drop(fd int, now time.Time) {
-	if len(c.runs) == 0 || now.Sub(c.last) < coldEvery {
-		return
-	}
-	c.last = now
 	k := 0
 	for _, r := range c.runs {
 		if now.Sub(r.at) < coldAge {
@@ -106,7 +97,9 @@ func (c *coldPages) drop(fd int, now time.Time) {
 		}
 		k++
 	}
-	c.runs = append(c.runs[:0], c.runs[k:]...)
+	if k > 0 {
+		c.runs = append(c.runs[:0], c.runs[k:]...)
+	}
 }
 
 // auditLeafPage reports whether page (one database page, not the first)

@@ -105,9 +105,9 @@ func TestBulkWindowDropsAuditPages(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the window's writes are queued on Linux only")
 	}
-	age, every := coldAge, coldEvery
-	coldAge, coldEvery = 0, 0
-	defer func() { coldAge, coldEvery = age, every }()
+	age := coldAge
+	coldAge = 0
+	defer func() { coldAge = age }()
 	s := openTest(t)
 	ctx := t.Context()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
