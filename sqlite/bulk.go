@@ -94,6 +94,10 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	if !empty {
 		return false, nil
 	}
+	// The window reads with read calls (writermap.go).
+	if err := s.unmapWriter(ctx); err != nil {
+		return false, internal(op, err)
+	}
 	journalless, err := s.enterJournalless(ctx)
 	if err != nil {
 		return false, internal(op, err)

@@ -99,6 +99,7 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 	db := s.r
 	if nhisync.IsForCommit(ctx) {
 		db = s.w // forCommitReads
+		s.mapWriter(ctx)
 	}
 	err := readTx(ctx, db, func(tx *sql.Tx) error {
 		byID, err := s.loadRecords(ctx, tx, gen, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))

@@ -94,6 +94,9 @@ type Store struct {
 	bulkMu      sync.Mutex
 	bulk        bool
 	unpublished []*nhisync.Checkpoint
+	// writerMapped is set while the writer reads the store file through a
+	// memory map (writermap.go); changed under bulkMu.
+	writerMapped atomic.Bool
 	// journalless is set while the window's commits run without a WAL
 	// (bulkjournal.go).
 	journalless bool

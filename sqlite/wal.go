@@ -319,6 +319,9 @@ func (s *Store) checkpointIdle() {
 	default:
 	}
 	s.ckpt.kick <- true
+	if s.writerMapped.Load() {
+		go s.unmapIdleWriter()
+	}
 }
 
 // stopCheckpoints stops the idle timer and the checkpointer once the store

@@ -1,0 +1,107 @@
+package sqlite
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhisync/nhisync"
+)
+
+// writerMapSize returns the writer's PRAGMA mmap_size.
+func writerMapSize(t *testing.T, s *Store) int64 {
+	t.Helper()
+	var n int64
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA mmap_size`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// fileMapped reports whether file is mapped into the process (Linux).
+func fileMapped(t *testing.T, file string) bool {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(maps)) {
+		if strings.HasSuffix(strings.TrimSpace(line), " "+file) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestWriterMapsWhileDeciding: the writer reads the store through a
+// memory map (writermap.go) from the first load for a commit until it has
+// been idle for idleCheckpoint, never inside the bulk window, and reads
+// the same through it; readers never map.
+func TestWriterMapsWhileDeciding(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	linux := runtime.GOOS == "linux"
+	if n := writerMapSize(t, s); n != 0 {
+		t.Fatalf("writer's mmap_size = %d after Open, want 0", n)
+	}
+	b := bulkCommit(t, s, 200)
+	ids := make([]int64, len(b.Records))
+	for i, r := range b.Records {
+		ids[i] = r.ID
+	}
+	// Inside the window a load for a commit maps nothing.
+	if _, err := s.LoadRecords(nhisync.ForCommit(ctx), ids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if n := writerMapSize(t, s); n != 0 {
+		t.Fatalf("writer's mmap_size = %d after a load inside the bulk window, want 0", n)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := s.LoadRecords(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := writerMapSize(t, s); n != 0 {
+		t.Fatalf("writer's mmap_size = %d after a load on a reader, want 0", n)
+	}
+	mapped, err := s.LoadRecords(nhisync.ForCommit(ctx), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := writerMapSize(t, s); n <= 0 || n > writerMapBytes {
+		t.Fatalf("writer's mmap_size = %d after a load for a commit, want (0, %d]", n, writerMapBytes)
+	}
+	if linux && !fileMapped(t, s.file) {
+		t.Errorf("the store file %s is not mapped after a load for a commit", s.file)
+	}
+	if len(mapped) != len(plain) {
+		t.Fatalf("loaded %d records through the map, %d on a reader", len(mapped), len(plain))
+	}
+	for i := range plain {
+		if mapped[i].ID != plain[i].ID || len(mapped[i].Links) != 1 || mapped[i].Links[0].ExternalID != plain[i].Links[0].ExternalID {
+			t.Fatalf("record %d through the map: %+v; on a reader: %+v", i, mapped[i], plain[i])
+		}
+	}
+	var reader int64
+	if err := s.r.QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&reader); err != nil || reader != 0 {
+		t.Fatalf("reader's mmap_size = %d, %v; want 0", reader, err)
+	}
+	// A commit, then idleCheckpoint without one: the map goes.
+	if err := s.Commit(ctx, &nhisync.Batch{Audit: []*nhisync.AuditEntry{entryAt(time.Now())}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(idleCheckpoint + 5*time.Second)
+	for s.writerMapped.Load() || (linux && fileMapped(t, s.file)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer still maps the store %v after its last commit (mmap_size %d)", idleCheckpoint+5*time.Second, writerMapSize(t, s))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := writerMapSize(t, s); n != 0 {
+		t.Fatalf("writer's mmap_size = %d once idle, want 0", n)
+	}
+}
