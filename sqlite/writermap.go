@@ -15,8 +15,11 @@ import (
 // the reads cost (at 1M NHIs the bench's drift pass spent 1.3 s loading
 // and 1.4 s committing ~14k records). Through the map SQLite reads a page
 // where the kernel caches it, and a page fault maps it with up to 15
-// cached neighbours the first time: 0.85 and 0.80 s, and the drain's
-// commits a third faster.
+// cached neighbours the first time: that pass's decide phase took a
+// median 2.1 s instead of 3.0, its apply phase 2.3 s instead of 3.1
+// (README, Performance). Advised MADV_RANDOM, the map faulted each page
+// alone and the loads took longer than read calls: the neighbours are
+// the gain.
 //
 // The map is the kernel's cache of the file, not memory of the process's
 // own, but the pages it maps count in the process's RSS. So the writer
