@@ -273,6 +273,22 @@ func (s *Store) commitDone() {
 	case s.ckpt.kick <- false:
 	default: // a look is pending already
 	}
+	s.resetIdle()
+}
+
+// idleFromNow restarts the idle clock (idleCheckpoint) without a commit:
+// the writer mapped the file (writermap.go).
+func (s *Store) idleFromNow() {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.closed || s.ckpt == nil {
+		return
+	}
+	s.resetIdle()
+}
+
+// resetIdle starts or restarts the idle timer; s.idleMu held.
+func (s *Store) resetIdle() {
 	if s.idle == nil {
 		s.idle = time.AfterFunc(idleCheckpoint, s.checkpointIdle)
 		return

@@ -47,6 +47,9 @@ func (s *Store) mapWriter(ctx context.Context) {
 	}
 	if _, err := s.w.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
 		s.writerMapped.Store(true)
+		// The idle clock starts now, not at the next commit: a pass that
+		// fails before committing leaves no map behind.
+		s.idleFromNow()
 	}
 }
 
