@@ -24,15 +24,18 @@ func withWAL(t *testing.T) {
 	t.Cleanup(func() { journallessWindows = true })
 }
 
-// journalMode is the writer's journal mode.
-func journalMode(t *testing.T, s *Store) string {
+// pragma returns what db's connection answers to PRAGMA name.
+func pragma[T any](t *testing.T, db querier, name string) T {
 	t.Helper()
-	var mode string
-	if err := s.w.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		t.Fatal(err)
+	var v T
+	if err := db.QueryRowContext(t.Context(), `PRAGMA `+name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
 	}
-	return mode
+	return v
 }
+
+// journalMode is the writer's journal mode.
+func journalMode(t *testing.T, s *Store) string { return pragma[string](t, s.w, "journal_mode") }
 
 // exists reports whether a file is at name.
 func exists(name string) bool {

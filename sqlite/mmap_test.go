@@ -11,14 +11,7 @@ import (
 )
 
 // writerMapSize returns the writer's PRAGMA mmap_size.
-func writerMapSize(t *testing.T, s *Store) int64 {
-	t.Helper()
-	var n int64
-	if err := s.w.QueryRowContext(t.Context(), `PRAGMA mmap_size`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+func writerMapSize(t *testing.T, s *Store) int64 { return pragma[int64](t, s.w, "mmap_size") }
 
 // fileMapped reports whether file is mapped into the process (Linux).
 func fileMapped(t *testing.T, file string) bool {
@@ -89,9 +82,8 @@ func TestWriterMapsWhileDeciding(t *testing.T) {
 			t.Fatalf("record %d through the map: %+v; on a reader: %+v", i, mapped[i], plain[i])
 		}
 	}
-	var reader int64
-	if err := s.r.QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&reader); err != nil || reader != 0 {
-		t.Fatalf("reader's mmap_size = %d, %v; want 0", reader, err)
+	if n := pragma[int64](t, s.r, "mmap_size"); n != 0 {
+		t.Fatalf("reader's mmap_size = %d, want 0", n)
 	}
 	// idleCheckpoint without a commit after the load that mapped (a pass
 	// that failed before committing), and after a commit: the map goes.
