@@ -52,10 +52,7 @@ func TestAuditLeafPage(t *testing.T) {
 	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		t.Fatal(err)
 	}
-	var pageSize int
-	if err := s.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
+	pageSize := pragma[int](t, s.r, "page_size")
 	rows, err := s.r.QueryContext(ctx, `SELECT name, pageno, pagetype FROM dbstat`)
 	if err != nil {
 		t.Fatal(err)
