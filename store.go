@@ -216,11 +216,10 @@ type LinkHeadPager interface {
 
 // ForCommit marks ctx as loading records (Store.LoadRecords) that the
 // caller is about to decide and commit: a pass's records with work. A
-// store may then read them where its commits write, so that a commit
-// finds the pages it rewrites already read (the SQLite store reads them
-// on its writer's connection, after any commit in flight). Loads for
-// anything else (a person's view, the API) are not marked: they need not
-// wait for a commit.
+// store may then ready itself for the commits that rewrite them (the
+// SQLite store maps its file into its writer's connection, through which
+// those commits read the records' pages). Loads for anything else (a
+// person's view, the API) are not marked.
 func ForCommit(ctx context.Context) context.Context {
 	return context.WithValue(ctx, forCommitMark, true)
 }

@@ -454,10 +454,12 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 	if !p.dry {
 		d.arena = &arenas[0]
 	}
+	ld := p.newLoader(ctx, works)
+	defer ld.stop()
 	recs := make([]*nhisync.Record, 0, p.e.batch)
 	for start := 0; start < len(works); start += p.e.batch {
 		chunk := works[start:min(start+p.e.batch, len(works))]
-		if err := p.loadAhead(ctx, chunk, works[start:]); err != nil {
+		if err := ld.through(chunk[len(chunk)-1].id); err != nil {
 			return err
 		}
 		recs = recs[:len(chunk)]
@@ -516,58 +518,124 @@ func (p *pass) decideAll(ctx context.Context) (err error) {
 }
 
 // loadAheadChunks is how many chunks' stored records decideAll loads in
-// one read (loadAhead). A SQLite reader drops its whole page cache at its
+// one read (recLoader). A SQLite reader drops its whole page cache at its
 // first read after a commit, and a pass commits every chunk: loading each
 // chunk's records on its own, a drifting pass's decide phase spent most
 // of its CPU freeing and allocating again the reader's pages (and in the
 // madvise calls the allocator makes as they go), more than it read. One
 // read every eight chunks holds at most eight chunks' records (4,000) at
-// once. A variable for tests.
+// once, and twice that while the next read runs. A variable for tests.
 var loadAheadChunks = 8
 
-// loadAhead makes sure p.preloaded holds the stored records of chunk, the
-// chunk about to be decided, which rest begins with (rest: the records
-// with work not decided yet, in ID order). When some record of chunk is
-// missing there, it loads those of rest missing there too, up to
-// loadAheadChunks chunks of them, in one LoadRecords: one snapshot, taken
-// while the batches before may still commit. That is as sound as loading
-// each chunk on its own while the one before commits (or as wouldRetire's
-// preloading): a batch commits the records it decided and their links,
-// items and writes only, and each record is decided in one chunk, so no
-// commit of this pass writes a record loaded ahead before it is decided.
-// A record new in this pass is not loaded; a linked record the store does
-// not hold is left missing (decideAll fails on it).
-func (p *pass) loadAhead(ctx context.Context, chunk, rest []idWork) error {
-	need := func(iw idWork) bool { return !iw.w.isNew && p.preloaded[iw.id] == nil }
-	if !slices.ContainsFunc(chunk, need) {
-		return nil
-	}
-	most := p.e.batch * max(1, loadAheadChunks)
-	var load []int64
-	for _, iw := range rest {
-		if len(load) == most {
-			break
-		}
-		if need(iw) {
-			load = append(load, iw.id)
-		}
-	}
-	loadCtx := ctx
-	if !p.dry {
-		// Decided and committed next: read where the commits write.
-		loadCtx = nhisync.ForCommit(ctx)
-	}
-	loaded, err := p.e.store.LoadRecords(loadCtx, load)
-	if err != nil {
-		return err
-	}
+// recLoader loads the stored records decideAll decides, in ID order, a
+// read of loadAheadChunks chunks' records at a time, into p.preloaded:
+// while the pass decides and commits the records of one read, the next
+// read runs beside it. A store may read them on other connections than
+// its commits' (the SQLite store does, on a reader): the loads then take
+// none of the time the commits take.
+//
+// That is as sound as loading each chunk on its own just before it is
+// decided (or as wouldRetire's preloading): each read is one snapshot,
+// taken while the pass's batches before may still commit; a batch commits
+// the records it decided and their links, items and writes only, and
+// each record is decided in one chunk, so no commit of this pass writes a
+// record loaded ahead before it is decided. Records new in this pass and
+// those correlation loaded already (wouldRetire) are not read; a linked
+// record the store does not hold is left missing (decideAll fails on it).
+type recLoader struct {
+	p   *pass
+	ctx context.Context
+	// ids are the records to read, in ID order; asked, how many of them
+	// reads have been started for; have, how many are in p.preloaded.
+	ids         []int64
+	asked, have int
+	// pending is the read in flight, if any.
+	pending chan loaded
+}
+
+// loaded is the outcome of one read of recLoader.
+type loaded struct {
+	recs []*nhisync.Record
+	n    int
+	err  error
+}
+
+// newLoader returns the loader of works (in ID order).
+func (p *pass) newLoader(ctx context.Context, works []idWork) *recLoader {
 	if p.preloaded == nil {
-		p.preloaded = make(map[int64]*nhisync.Record, len(loaded))
+		p.preloaded = map[int64]*nhisync.Record{}
 	}
-	for _, r := range loaded {
-		p.preloaded[r.ID] = r
+	ld := &recLoader{p: p, ctx: ctx}
+	if !p.dry {
+		// Decided and committed next.
+		ld.ctx = nhisync.ForCommit(ctx)
+	}
+	for _, iw := range works {
+		if !iw.w.isNew && p.preloaded[iw.id] == nil {
+			ld.ids = append(ld.ids, iw.id)
+		}
+	}
+	return ld
+}
+
+// through returns once every record to read up to ID last is in
+// p.preloaded (or missing from the store), with the next read started.
+func (ld *recLoader) through(last int64) error {
+	need := ld.have
+	for need < len(ld.ids) && ld.ids[need] <= last {
+		need++
+	}
+	for ld.have < need {
+		if ld.pending == nil {
+			ld.start()
+		}
+		if err := ld.await(); err != nil {
+			return err
+		}
+	}
+	if ld.pending == nil {
+		ld.start()
 	}
 	return nil
+}
+
+// start starts reading the next loadAheadChunks chunks' records, if any.
+func (ld *recLoader) start() {
+	most := ld.p.e.batch * max(1, loadAheadChunks)
+	ids := ld.ids[ld.asked:min(ld.asked+most, len(ld.ids))]
+	if len(ids) == 0 {
+		return
+	}
+	ld.asked += len(ids)
+	ch := make(chan loaded, 1)
+	ld.pending = ch
+	go func() {
+		recs, err := ld.p.e.store.LoadRecords(ld.ctx, ids)
+		ch <- loaded{recs, len(ids), err}
+	}()
+}
+
+// await waits for the read in flight and keeps what it read.
+func (ld *recLoader) await() error {
+	r := <-ld.pending
+	ld.pending = nil
+	if r.err != nil {
+		return r.err
+	}
+	for _, rec := range r.recs {
+		ld.p.preloaded[rec.ID] = rec
+	}
+	ld.have += r.n
+	return nil
+}
+
+// stop waits for the read in flight, if any: decideAll ends with no read
+// of the store left running.
+func (ld *recLoader) stop() {
+	if ld.pending != nil {
+		<-ld.pending
+		ld.pending = nil
+	}
 }
 
 // idWork is a record with work of a pass and its ID (decideAll).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
 	"github.com/nhisync/nhisync/engine"
@@ -78,5 +79,85 @@ func TestPassLoadsForCommit(t *testing.T) {
 	w.sync()
 	if marked, unmarked := loads.take(); marked < 1 || unmarked < 1 {
 		t.Errorf("a pass loaded %d records for a commit and %d otherwise, want the changed one marked and the vanished one not (wouldRetire reads on a reader)", marked, unmarked)
+	}
+}
+
+// loadsBeside is a store whose first commit after arm holds until the
+// store has been asked for a third LoadRecords since, or fails after a
+// while: a pass whose loads wait for its commits never asks for it.
+type loadsBeside struct {
+	nhisync.Store
+	mu      sync.Mutex
+	armed   bool
+	loads   int
+	third   chan struct{}
+	commits int
+}
+
+func (l *loadsBeside) arm() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.armed, l.loads, l.third = true, 0, make(chan struct{})
+}
+
+func (l *loadsBeside) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record, error) {
+	l.mu.Lock()
+	if l.armed {
+		if l.loads++; l.loads == 3 {
+			close(l.third)
+		}
+	}
+	l.mu.Unlock()
+	return l.Store.LoadRecords(ctx, ids)
+}
+
+func (l *loadsBeside) Commit(ctx context.Context, b *nhisync.Batch) error {
+	l.mu.Lock()
+	wait := l.armed && l.commits == 0 && len(b.Records) > 0
+	if wait {
+		l.commits++
+	}
+	third := l.third
+	l.mu.Unlock()
+	if wait {
+		select {
+		case <-third:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("the pass's loads waited for its first commit")
+		}
+	}
+	return l.Store.Commit(ctx, b)
+}
+
+// TestPassLoadsBesideCommits: while a pass commits a batch of stored
+// records, it reads the stored records of the batches after the next
+// (engine recLoader): with a batch of two and a read per batch, its third
+// read comes while its first commit is in flight, where a pass loading
+// only once the commit before has ended would wait for that commit.
+func TestPassLoadsBesideCommits(t *testing.T) {
+	defer engine.SetLoadAheadChunks(1)()
+	const n = 12
+	var idp, cmdb, catalog []map[string]any
+	for i := range n {
+		id := fmt.Sprintf("x%d", i)
+		idp = append(idp, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
+		cmdb = append(cmdb, sa(id, "aws", fmt.Sprintf("bot-%d", i), "owner", fmt.Sprintf("o%d@x", i)))
+		catalog = append(catalog, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
+	}
+	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": catalog})
+	w.opts = []engine.Option{engine.WithBatchSize(2)}
+	w.sync()
+	bc := w.store.(*bulkCheck)
+	beside := &loadsBeside{Store: bc.Store}
+	bc.Store = beside
+	for i := range n {
+		w.edit("cmdb.json", fmt.Sprintf("x%d", i), map[string]any{"owner": fmt.Sprintf("changed%d@x", i)})
+	}
+	beside.arm()
+	w.sync()
+	for i := range n {
+		if got := w.record("service_account", "aws", fmt.Sprintf("bot-%d", i)).Value("owner").Text(); got != fmt.Sprintf("changed%d@x", i) {
+			t.Fatalf("bot-%d's owner is %q after the pass", i, got)
+		}
 	}
 }

@@ -154,7 +154,7 @@ func (p *pass) wouldRetire(ctx context.Context, gone []goneLink) (int, []string,
 	}
 	n := 0
 	var sample []string
-	// Read on a reader, not marked nhisync.ForCommit as loadAhead's are:
+	// Read on a reader, not marked nhisync.ForCommit as decideAll's are:
 	// these load before the pass's first commit, in a run of batches, and
 	// the writer would take a fresh cache page for each page read (1M
 	// NHIs: the drift pass's correlate phase 0.68-0.81 s so, 1.59 s marked).

@@ -1,17 +1,19 @@
 package sqlite
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/nhisync/nhisync"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// TestLoadRecordsForCommitReadsOnWriter: LoadRecords reads records marked
-// for a commit (nhisync.ForCommit) on the writer's connection, so that
-// their pages are in its cache when the commit rewrites them, and any
-// other load on a reader, leaving the writer free; both load the same.
-func TestLoadRecordsForCommitReadsOnWriter(t *testing.T) {
+// TestLoadRecordsForCommitBesideCommit: LoadRecords of records marked for
+// a commit (nhisync.ForCommit) reads on a reader, not on the writer's
+// connection (forCommitReads): once the first such load has mapped the
+// store into the writer, a load while a commit holds the writer returns
+// without waiting for it, and loads what an unmarked load does.
+func TestLoadRecordsForCommitBesideCommit(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	fillRecords(t, s, 300)
@@ -19,53 +21,34 @@ func TestLoadRecordsForCommitReadsOnWriter(t *testing.T) {
 	for id := range int64(300) {
 		ids = append(ids, id+1)
 	}
-	// writerReads returns how many pages the writer's connection looked
-	// up in its cache (hits and misses) since the last call, its unused
-	// cache pages released first when release is set.
-	writerReads := func(release bool) int {
-		t.Helper()
-		conn, err := s.w.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		n := 0
-		if err := conn.Raw(func(dc any) error {
-			db, tls, ok := driverConn(dc)
-			if !ok {
-				t.Skip("not a modernc.org/sqlite connection")
-			}
-			p := tls.Alloc(8)
-			defer tls.Free(8)
-			for _, op := range []int32{sqlite3.SQLITE_DBSTATUS_CACHE_HIT, sqlite3.SQLITE_DBSTATUS_CACHE_MISS} {
-				if rc := sqlite3.Xsqlite3_db_status(tls, db, op, p, p+4, 1); rc != sqlite3.SQLITE_OK {
-					t.Fatalf("sqlite3_db_status: %d", rc)
-				}
-				n += int(*(*int32)(cptr(p)))
-			}
-			if release {
-				sqlite3.Xsqlite3_db_release_memory(tls, db)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	writerReads(true)
 	plain, err := s.LoadRecords(ctx, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := writerReads(true); n != 0 {
-		t.Errorf("LoadRecords read %d pages on the writer's connection, want none", n)
+	if _, err := s.LoadRecords(nhisync.ForCommit(ctx), ids[:1]); err != nil {
+		t.Fatal(err)
 	}
-	marked, err := s.LoadRecords(nhisync.ForCommit(ctx), ids)
+	if !s.writerMapped.Load() {
+		t.Fatal("a load for a commit did not map the store into the writer")
+	}
+	// The writer's one connection, inside a write transaction: a commit
+	// in flight.
+	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := writerReads(false); n == 0 {
-		t.Error("LoadRecords for a commit read no page on the writer's connection")
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK")
+	// Were the load to read on the writer, it would wait for the
+	// transaction above until this deadline.
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	marked, err := s.LoadRecords(nhisync.ForCommit(wait), ids)
+	if err != nil {
+		t.Fatalf("a load for a commit while the writer commits: %v", err)
 	}
 	if len(plain) != 300 || len(marked) != len(plain) {
 		t.Fatalf("loaded %d and %d records, want 300", len(plain), len(marked))

@@ -30,8 +30,8 @@ func fileMapped(t *testing.T, file string) bool {
 
 // TestWriterMapsWhileDeciding: the writer reads the store through a
 // memory map (writermap.go) from the first load for a commit until it has
-// been idle for idleCheckpoint, never inside the bulk window, and reads
-// the same through it; readers never map.
+// been idle for idleCheckpoint, never inside the bulk window; the load
+// itself reads on a reader, and readers never map.
 func TestWriterMapsWhileDeciding(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
@@ -75,11 +75,11 @@ func TestWriterMapsWhileDeciding(t *testing.T) {
 		t.Errorf("the store file %s is not mapped after a load for a commit", s.file)
 	}
 	if len(mapped) != len(plain) {
-		t.Fatalf("loaded %d records through the map, %d on a reader", len(mapped), len(plain))
+		t.Fatalf("loaded %d records for a commit, %d plainly", len(mapped), len(plain))
 	}
 	for i := range plain {
 		if mapped[i].ID != plain[i].ID || len(mapped[i].Links) != 1 || mapped[i].Links[0].ExternalID != plain[i].Links[0].ExternalID {
-			t.Fatalf("record %d through the map: %+v; on a reader: %+v", i, mapped[i], plain[i])
+			t.Fatalf("record %d loaded for a commit: %+v; plainly: %+v", i, mapped[i], plain[i])
 		}
 	}
 	if n := pragma[int64](t, s.r, "mmap_size"); n != 0 {

@@ -96,12 +96,11 @@ func (s *Store) LoadRecords(ctx context.Context, ids []int64) ([]*nhisync.Record
 	}
 	var out []*nhisync.Record
 	gen := s.links.loaded() // before the read's snapshot
-	db := s.r
 	if nhisync.IsForCommit(ctx) {
-		db = s.w // forCommitReads
+		// forCommitReads
 		s.mapWriter(ctx)
 	}
-	err := readTx(ctx, db, func(tx *sql.Tx) error {
+	err := readTx(ctx, s.r, func(tx *sql.Tx) error {
 		byID, err := s.loadRecords(ctx, tx, gen, `id IN (SELECT value FROM json_each(?))`, string(appendIDs(nil, ids)))
 		if err != nil {
 			return err
@@ -377,17 +376,19 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // writer's, a deferred one: it begins after the commit in flight, if any).
 //
 // forCommitReads: LoadRecords of records a pass commits next
-// (nhisync.ForCommit) reads on the writer's connection, so the pages it
-// reads stay in the writer's page cache, where the commit rewriting them
-// finds them. Read on a reader, each was read twice, by the reader and
-// again by the commit, into a fresh cache page each time:
-// modernc.org/sqlite is built with SQLITE_ENABLE_MEMORY_MANAGEMENT, so the
-// process's page caches share one LRU list, a connection at its
-// cache_size takes the least recently used page of any, and the readers'
-// scans (a pass's reads, the loads between its commits) leave the idle
-// writer with an empty cache. At 300k NHIs the bench's drift pass
-// committed in 0.37 s instead of 0.87 (its decide phase, bound by the
-// commits, 0.71 s instead of 1.08).
+// (nhisync.ForCommit) reads on a reader, like any load, beside the pass's
+// commit in flight; it maps the store file into the writer's connection
+// (writermap.go), through which the commits that rewrite those records
+// then read their pages where the kernel caches them. Those loads used to
+// read on the writer's connection, after the commit in flight, so that
+// the commits found the pages in its page cache (modernc.org/sqlite is
+// built with SQLITE_ENABLE_MEMORY_MANAGEMENT: the process's page caches
+// share one LRU list, and the readers' scans left the idle writer's cache
+// empty); but then the pass's loads and its commits took turns on one
+// connection. With the map the commits read no page twice from the file,
+// and a pass's next loads (engine recLoader) run while it commits: at 1M
+// NHIs the bench's drift pass decided in 2.3-2.9 s instead of 2.6-3.2
+// (README, Performance).
 func readTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

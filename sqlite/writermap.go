@@ -8,12 +8,13 @@ import (
 // writerMapBytes is how much of the store file the writer's connection
 // reads through a memory map (PRAGMA mmap_size; modernc.org/sqlite caps
 // it at 2 GiB less 64 KiB) while a pass decides records the store holds.
-// Those reads, its loads marked nhisync.ForCommit and then its commits
-// and the drain's, land on the pages of those records wherever in the
-// file they are: with read calls, one system call and one page of the
-// writer's cache each, which on a virtual machine's CPUs is most of what
-// the reads cost (at 1M NHIs the bench's drift pass spent 1.3 s loading
-// and 1.4 s committing ~14k records). Through the map SQLite reads a page
+// Those reads, its commits and the drain's (its loads marked
+// nhisync.ForCommit read on a reader: forCommitReads), land on the pages
+// of those records wherever in the file they are: with read calls, one
+// system call and one page of the writer's cache each, which on a
+// virtual machine's CPUs is most of what the reads cost (at 1M NHIs the
+// bench's drift pass spent 1.3 s loading, then on the writer, and 1.4 s
+// committing ~14k records). Through the map SQLite reads a page
 // where the kernel caches it, and a page fault maps it with up to 15
 // cached neighbours the first time: that pass's decide phase took a
 // median 2.1 s instead of 3.0, its apply phase 2.3 s instead of 3.1
@@ -46,6 +47,11 @@ func (s *Store) mapWriter(ctx context.Context) {
 		return
 	}
 	if _, err := s.w.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
+		// SQLite maps the file at a read transaction's first page: this
+		// one's, so that the commits' reads, which fetch their pages
+		// for writing, find the map there (a read call copies from it).
+		var one int64
+		_ = s.w.QueryRowContext(ctx, `SELECT id FROM records LIMIT 1`).Scan(&one)
 		s.writerMapped.Store(true)
 		// The idle clock starts now, not at the next commit: a pass that
 		// fails before committing leaves no map behind.
