@@ -47,6 +47,19 @@ func (c *commitLoads) take() (marked, unmarked int) {
 	return marked, unmarked
 }
 
+// botWorld is a world of n service accounts, x0… (aws/bot-0…), in all
+// three systems, the cmdb's with an owner; idp is the idp's records.
+func botWorld(t *testing.T, n int) (w *world, idp []map[string]any) {
+	var cmdb, catalog []map[string]any
+	for i := range n {
+		id := fmt.Sprintf("x%d", i)
+		idp = append(idp, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
+		cmdb = append(cmdb, sa(id, "aws", fmt.Sprintf("bot-%d", i), "owner", fmt.Sprintf("o%d@x", i)))
+		catalog = append(catalog, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
+	}
+	return newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": catalog}), idp
+}
+
 // TestPassLoadsForCommit: a pass loads the stored records of the records
 // that changed in a system marked for a commit (nhisync.ForCommit), so
 // that the store may read them where the commits write; those that
@@ -54,15 +67,7 @@ func (c *commitLoads) take() (marked, unmarked int) {
 // writer's cache would take a fresh page for each) are not; a plan, which
 // commits nothing, marks none.
 func TestPassLoadsForCommit(t *testing.T) {
-	const n = 6
-	var idp, cmdb, catalog []map[string]any
-	for i := range n {
-		id := fmt.Sprintf("x%d", i)
-		idp = append(idp, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
-		cmdb = append(cmdb, sa(id, "aws", fmt.Sprintf("bot-%d", i), "owner", fmt.Sprintf("o%d@x", i)))
-		catalog = append(catalog, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
-	}
-	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": catalog})
+	w, idp := botWorld(t, 6)
 	w.sync()
 	bc := w.store.(*bulkCheck)
 	loads := &commitLoads{Store: bc.Store}
@@ -137,14 +142,7 @@ func (l *loadsBeside) Commit(ctx context.Context, b *nhisync.Batch) error {
 func TestPassLoadsBesideCommits(t *testing.T) {
 	defer engine.SetLoadAheadChunks(1)()
 	const n = 12
-	var idp, cmdb, catalog []map[string]any
-	for i := range n {
-		id := fmt.Sprintf("x%d", i)
-		idp = append(idp, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
-		cmdb = append(cmdb, sa(id, "aws", fmt.Sprintf("bot-%d", i), "owner", fmt.Sprintf("o%d@x", i)))
-		catalog = append(catalog, sa(id, "aws", fmt.Sprintf("bot-%d", i)))
-	}
-	w := newWorld(t, baseConfig, map[string][]map[string]any{"idp.json": idp, "cmdb.json": cmdb, "catalog.json": catalog})
+	w, _ := botWorld(t, n)
 	w.opts = []engine.Option{engine.WithBatchSize(2)}
 	w.sync()
 	bc := w.store.(*bulkCheck)
