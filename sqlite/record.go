@@ -386,9 +386,9 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // share one LRU list, and the readers' scans left the idle writer's cache
 // empty); but then the pass's loads and its commits took turns on one
 // connection. With the map the commits read no page twice from the file,
-// and a pass's next loads (engine recLoader) run while it commits: at 1M
-// NHIs the bench's drift pass decided in 2.3-2.9 s instead of 2.6-3.2
-// (README, Performance).
+// and a pass's next loads (engine recLoader) run while it commits: a 1M
+// drift pass alone decided in 2.3-2.8 s instead of 2.6-2.8 (medians 2.4
+// and 2.6; README, Performance).
 func readTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

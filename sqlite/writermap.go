@@ -13,8 +13,8 @@ import (
 // of those records wherever in the file they are: with read calls, one
 // system call and one page of the writer's cache each, which on a
 // virtual machine's CPUs is most of what the reads cost (at 1M NHIs the
-// bench's drift pass spent 1.3 s loading, then on the writer, and 1.4 s
-// committing ~14k records). Through the map SQLite reads a page
+// bench's drift pass spent 1.3 s loading ~14k records, when it loaded
+// them on the writer, and 1.4 s committing them). Through the map SQLite reads a page
 // where the kernel caches it, and a page fault maps it with up to 15
 // cached neighbours the first time: that pass's decide phase took a
 // median 2.1 s instead of 3.0, its apply phase 2.3 s instead of 3.1
