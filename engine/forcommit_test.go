@@ -62,10 +62,9 @@ func botWorld(t *testing.T, n int) (w *world, idp []map[string]any) {
 
 // TestPassLoadsForCommit: a pass loads the stored records of the records
 // that changed in a system marked for a commit (nhisync.ForCommit), so
-// that the store may read them where the commits write; those that
-// vanished from one (wouldRetire's, loaded before any commit, when the
-// writer's cache would take a fresh page for each) are not; a plan, which
-// commits nothing, marks none.
+// that the store may ready its commits (the SQLite store maps its file
+// into the writer); those that vanished from one (wouldRetire's, loaded
+// before any commit) are not; a plan, which commits nothing, marks none.
 func TestPassLoadsForCommit(t *testing.T) {
 	w, idp := botWorld(t, 6)
 	w.sync()

@@ -252,9 +252,10 @@ func TestPropertySyncRules(t *testing.T) {
 			}
 		}
 		w := newWorldIn(rt, dir, pc.yaml, files)
-		// Batches of one to three records, with stored records read a
-		// batch or two at a time, put the records of one pass in several
-		// reads, each begun while the batches before it commit (recLoader).
+		// Batches of one to three records (or the default 500), with
+		// stored records read a batch or two at a time, put the records of
+		// one pass in several reads, each begun while the batches before
+		// it commit (recLoader).
 		w.opts = append(w.opts, engine.WithBatchSize(rapid.SampledFrom([]int{1, 2, 3, 500}).Draw(rt, "batch")))
 		defer engine.SetLoadAheadChunks(rapid.IntRange(1, 2).Draw(rt, "read-batches"))()
 		pc.dir = dir

@@ -154,10 +154,12 @@ func (p *pass) wouldRetire(ctx context.Context, gone []goneLink) (int, []string,
 	}
 	n := 0
 	var sample []string
-	// Read on a reader, not marked nhisync.ForCommit as decideAll's are:
-	// these load before the pass's first commit, in a run of batches, and
-	// the writer would take a fresh cache page for each page read (1M
-	// NHIs: the drift pass's correlate phase 0.68-0.81 s so, 1.59 s marked).
+	// Not marked nhisync.ForCommit as decideAll's are: these load before
+	// the pass's first commit, in a run of batches, when the mark put a
+	// load on the SQLite writer's connection, which took a fresh cache
+	// page for each page read (1M NHIs: the drift pass's correlate phase
+	// 0.68-0.81 s unmarked, 1.59 s marked). The mark now only maps the
+	// store into the writer, which decideAll's first load does anyway.
 	for start := 0; start < len(ids); start += p.e.batch {
 		recs, err := p.e.store.LoadRecords(ctx, ids[start:min(start+p.e.batch, len(ids))])
 		if err != nil {
