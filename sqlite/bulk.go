@@ -95,7 +95,7 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	// The window reads with read calls (writermap.go).
-	if err := s.unmapWriter(ctx); err != nil {
+	if err := s.unmapWriter(ctx, s.w); err != nil {
 		return false, internal(op, err)
 	}
 	journalless, err := s.enterJournalless(ctx)

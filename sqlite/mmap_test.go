@@ -112,3 +112,60 @@ func TestWriterMapsWhileDeciding(t *testing.T) {
 	}
 	waitUnmapped("its last commit")
 }
+
+// TestWriterMapAndCommitLockOrder: a commit holds the writer's connection
+// and then takes bulkMu (inBulk). Mapping the writer for a load (which a
+// pass's next read does while its commit runs) and unmapping it once idle
+// wait for the connection holding no lock: a commit in flight meanwhile
+// still gets bulkMu, and once it ends the map comes (or goes).
+func TestWriterMapAndCommitLockOrder(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	fillRecords(t, s, 10)
+	// commitInFlight holds the writer's connection in a write transaction
+	// while fn runs beside it, checks that the commit's inBulk returns,
+	// then ends the transaction and waits for fn.
+	commitInFlight := func(what string, fn func()) {
+		t.Helper()
+		conn, err := s.w.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			fn()
+		}()
+		time.Sleep(200 * time.Millisecond) // fn is waiting for the writer by now
+		inBulk := make(chan struct{})
+		go func() {
+			defer close(inBulk)
+			s.inBulk()
+		}()
+		select {
+		case <-inBulk:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a commit in flight could not take bulkMu while %s waited for the writer", what)
+		}
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		<-done
+	}
+	commitInFlight("a load for a commit", func() {
+		if _, err := s.LoadRecords(nhisync.ForCommit(ctx), []int64{1}); err != nil {
+			t.Error(err)
+		}
+	})
+	if !s.writerMapped.Load() {
+		t.Fatal("the load did not map the writer once the commit ended")
+	}
+	commitInFlight("the idle unmap", s.unmapIdleWriter)
+	if s.writerMapped.Load() {
+		t.Fatal("the idle unmap did not unmap the writer once the commit ended")
+	}
+}

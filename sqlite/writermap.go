@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 )
 
@@ -37,21 +38,36 @@ const writerMapBytes = 1 << 31
 // mapWriter maps the store file into the writer's connection
 // (writerMapBytes), unless it is mapped already or the bulk window is
 // open. A writer that cannot keeps its read calls.
+//
+// Lock order: a commit holds the writer's connection and then takes
+// bulkMu (inBulk), so mapWriter, which a pass's loads call while its
+// commits run, takes the connection first (after the commit in flight)
+// and bulkMu only if it is free: waiting for bulkMu while holding the
+// connection, or for the connection while holding bulkMu, would deadlock
+// with that commit. When bulkMu is taken (a window opening or closing,
+// the idle unmap), this load maps nothing and the next one tries again.
 func (s *Store) mapWriter(ctx context.Context) {
 	if s.writerMapped.Load() {
 		return
 	}
-	s.bulkMu.Lock()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if !s.bulkMu.TryLock() {
+		return
+	}
 	defer s.bulkMu.Unlock()
 	if s.bulk || s.writerMapped.Load() {
 		return
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
+	if _, err := conn.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
 		// SQLite maps the file at a read transaction's first page: this
 		// one's, so that the commits' reads, which fetch their pages
 		// for writing, find the map there (a read call copies from it).
 		var one int64
-		_ = s.w.QueryRowContext(ctx, `SELECT id FROM records LIMIT 1`).Scan(&one)
+		_ = conn.QueryRowContext(ctx, `SELECT id FROM records LIMIT 1`).Scan(&one)
 		s.writerMapped.Store(true)
 		// The idle clock starts now, not at the next commit: a pass that
 		// fails before committing leaves no map behind.
@@ -59,26 +75,41 @@ func (s *Store) mapWriter(ctx context.Context) {
 	}
 }
 
-// unmapWriter unmaps the store file from the writer's connection, once it
-// has been idle (wal.go) and before the bulk window opens; s.bulkMu held.
-func (s *Store) unmapWriter(ctx context.Context) error {
+// execer is the writer's pool or one of its connections.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// unmapWriter unmaps the store file from the writer's connection (w), once
+// it has been idle (wal.go) and before the bulk window opens; s.bulkMu
+// held.
+func (s *Store) unmapWriter(ctx context.Context, w execer) error {
 	if !s.writerMapped.Load() {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
+	if _, err := w.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
 		return err
 	}
 	s.writerMapped.Store(false)
 	return nil
 }
 
-// unmapIdleWriter is unmapWriter for the idle timer (wal.go). Failing,
-// the map stays until the next idle spell.
+// unmapIdleWriter is unmapWriter for the idle timer (wal.go), in
+// mapWriter's lock order: the writer's connection first, then bulkMu if
+// it is free. Failing, the map stays until the next idle spell.
 func (s *Store) unmapIdleWriter() {
-	if s.closing.Load() {
+	if s.closing.Load() || !s.writerMapped.Load() {
 		return
 	}
-	s.bulkMu.Lock()
+	ctx := context.Background()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if !s.bulkMu.TryLock() {
+		return
+	}
 	defer s.bulkMu.Unlock()
-	_ = s.unmapWriter(context.Background())
+	_ = s.unmapWriter(ctx, conn)
 }
