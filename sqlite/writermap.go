@@ -50,6 +50,30 @@ func (s *Store) mapWriter(ctx context.Context) {
 	if s.writerMapped.Load() {
 		return
 	}
+	s.withWriter(ctx, func(conn *sql.Conn) {
+		if s.bulk || s.writerMapped.Load() {
+			return
+		}
+		if _, err := conn.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
+			// SQLite maps the file at a read transaction's first page:
+			// this one's, so that the commits' reads, which fetch their
+			// pages for writing, find the map there (a read call copies
+			// from it).
+			var one int64
+			_ = conn.QueryRowContext(ctx, `SELECT id FROM records LIMIT 1`).Scan(&one)
+			s.writerMapped.Store(true)
+			// The idle clock starts now, not at the next commit: a pass
+			// that fails before committing leaves no map behind.
+			s.idleFromNow()
+		}
+	})
+}
+
+// withWriter runs fn on the writer's connection with bulkMu held, in
+// mapWriter's lock order: the connection first (after the commit in
+// flight, if any), holding no lock, then bulkMu only if it is free; else
+// fn does not run.
+func (s *Store) withWriter(ctx context.Context, fn func(conn *sql.Conn)) {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return
@@ -59,20 +83,7 @@ func (s *Store) mapWriter(ctx context.Context) {
 		return
 	}
 	defer s.bulkMu.Unlock()
-	if s.bulk || s.writerMapped.Load() {
-		return
-	}
-	if _, err := conn.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
-		// SQLite maps the file at a read transaction's first page: this
-		// one's, so that the commits' reads, which fetch their pages
-		// for writing, find the map there (a read call copies from it).
-		var one int64
-		_ = conn.QueryRowContext(ctx, `SELECT id FROM records LIMIT 1`).Scan(&one)
-		s.writerMapped.Store(true)
-		// The idle clock starts now, not at the next commit: a pass that
-		// fails before committing leaves no map behind.
-		s.idleFromNow()
-	}
+	fn(conn)
 }
 
 // execer is the writer's pool or one of its connections.
@@ -95,21 +106,12 @@ func (s *Store) unmapWriter(ctx context.Context, w execer) error {
 }
 
 // unmapIdleWriter is unmapWriter for the idle timer (wal.go), in
-// mapWriter's lock order: the writer's connection first, then bulkMu if
-// it is free. Failing, the map stays until the next idle spell.
+// mapWriter's lock order (withWriter). Failing, the map stays until
+// the next idle spell.
 func (s *Store) unmapIdleWriter() {
 	if s.closing.Load() || !s.writerMapped.Load() {
 		return
 	}
 	ctx := context.Background()
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	if !s.bulkMu.TryLock() {
-		return
-	}
-	defer s.bulkMu.Unlock()
-	_ = s.unmapWriter(ctx, conn)
+	s.withWriter(ctx, func(conn *sql.Conn) { _ = s.unmapWriter(ctx, conn) })
 }
