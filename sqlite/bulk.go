@@ -78,7 +78,7 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 	const op = "sqlite.BeginBulk"
 	s.bulkMu.Lock()
 	defer s.bulkMu.Unlock()
-	if s.bulk {
+	if s.bulk.Load() {
 		return false, &nhisync.Error{Code: nhisync.EINVALID, Op: op, Message: "the bulk window is already open"}
 	}
 	if err := s.unsyncedErr(op); err != nil {
@@ -126,7 +126,7 @@ func (s *Store) BeginBulk(ctx context.Context) (bool, error) {
 		}
 		return false, nil
 	}
-	s.bulk, s.journalless = true, journalless
+	s.journalless = journalless
 	if journalless {
 		s.journallessEnded = make(chan struct{})
 		s.writeback = startWriteback(s.file)
@@ -176,7 +176,7 @@ func (s *Store) dropWriter() error {
 func (s *Store) holdCheckpoint(cp *nhisync.Checkpoint) bool {
 	s.bulkMu.Lock()
 	defer s.bulkMu.Unlock()
-	if !s.bulk {
+	if !s.bulk.Load() {
 		return false
 	}
 	s.unpublished = append(s.unpublished, cp)
@@ -224,7 +224,12 @@ func (s *Store) syncFiles() error {
 // openWindow drops records' match-key index when the store holds no
 // records and no links, in one transaction, and reports whether it did.
 func (s *Store) openWindow(ctx context.Context) (bool, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
 	}
@@ -241,7 +246,14 @@ func (s *Store) openWindow(ctx context.Context) (bool, error) {
 		SELECT ?, CAST(coalesce(max(size), 0) AS TEXT) FROM checkpoints`, windowMark); err != nil {
 		return false, err
 	}
-	return true, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return false, err
+	}
+	// Set holding the writer's connection, on which a commit reads it
+	// (inBulk): no commit finds the window open but unmarked, or marked
+	// but not open.
+	s.bulk.Store(true)
+	return true, nil
 }
 
 // windowMark is the meta key of an unsynced bulk window: its value is
@@ -313,7 +325,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	const op = "sqlite.EndBulk"
 	s.bulkMu.Lock()
 	defer s.bulkMu.Unlock()
-	s.bulk = false
+	s.bulk.Store(false)
 	held := s.unpublished
 	s.unpublished = nil
 	var cerr error
@@ -488,11 +500,12 @@ func (s *Store) buildRecordsKey(ctx context.Context, conn *sql.Conn) error {
 		"the first pass's bulk load created two %s records with the match key of %s (a bug in the pass); report it: nhisync will not use the store until one of them is removed", kind, key), Err: err}
 }
 
-// inBulk reports whether commits stage their links.
+// inBulk reports whether commits stage their links. A commit asks
+// holding the writer's connection, so it takes no lock: BeginBulk, EndBulk
+// and durably hold bulkMu while they wait for that connection, and a
+// commit waiting for bulkMu there would wait for them, and they for it.
 func (s *Store) inBulk() bool {
-	s.bulkMu.Lock()
-	defer s.bulkMu.Unlock()
-	return s.bulk
+	return s.bulk.Load()
 }
 
 // mergeStage moves the staged links into links in key order, in one

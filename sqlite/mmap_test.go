@@ -113,33 +113,47 @@ func TestWriterMapsWhileDeciding(t *testing.T) {
 	waitUnmapped("its last commit")
 }
 
-// TestWriterMapAndCommitLockOrder: a commit holds the writer's connection
-// and then takes bulkMu (inBulk). Mapping the writer for a load (which a
-// pass's next read does while its commit runs) and unmapping it once idle
-// wait for the connection holding no lock: a commit in flight meanwhile
-// still gets bulkMu, and once it ends the map comes (or goes).
-func TestWriterMapAndCommitLockOrder(t *testing.T) {
+// TestLockOrderBesideCommit: a commit holds the writer's connection while
+// it asks whether the bulk window is open (inBulk). Whatever else waits
+// for that connection must not hold what the commit needs for it: mapping
+// the writer for a load (which a pass's next read does while its commit
+// runs) and unmapping it once idle take the connection holding no lock,
+// and a token written (durably), or the window opening, hold bulkMu while
+// they wait, so inBulk takes no lock. Each waits beside a commit in flight
+// that still learns whether the window is open, and ends once it has.
+func TestLockOrderBesideCommit(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	fillRecords(t, s, 10)
 	// commitInFlight holds the writer's connection in a write transaction
-	// while fn runs beside it, checks that the commit's inBulk returns,
-	// then ends the transaction and waits for fn.
+	// while fn runs beside it, waits until fn waits for the connection,
+	// checks that the commit's inBulk returns, then ends the transaction
+	// and waits for fn.
 	commitInFlight := func(what string, fn func()) {
 		t.Helper()
 		conn, err := s.w.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Ended however the check ends, so that fn and a stuck inBulk
+		// end too, and the test fails instead of hanging.
+		defer conn.Close()
 		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			t.Fatal(err)
 		}
+		defer conn.ExecContext(ctx, "ROLLBACK")
+		waits := s.w.Stats().WaitCount
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			fn()
 		}()
-		time.Sleep(200 * time.Millisecond) // fn is waiting for the writer by now
+		for deadline := time.Now().Add(10 * time.Second); s.w.Stats().WaitCount == waits; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not wait for the writer's connection", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
 		inBulk := make(chan struct{})
 		go func() {
 			defer close(inBulk)
@@ -148,7 +162,7 @@ func TestWriterMapAndCommitLockOrder(t *testing.T) {
 		select {
 		case <-inBulk:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("a commit in flight could not take bulkMu while %s waited for the writer", what)
+			t.Fatalf("a commit in flight could not learn whether the window is open while %s waited for the writer", what)
 		}
 		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 			t.Fatal(err)
@@ -168,4 +182,19 @@ func TestWriterMapAndCommitLockOrder(t *testing.T) {
 	if s.writerMapped.Load() {
 		t.Fatal("the idle unmap did not unmap the writer once the commit ended")
 	}
+	commitInFlight("a token being created", func() {
+		if err := s.CreateToken(ctx, &nhisync.Token{Name: "ci", Role: nhisync.RoleViewer, Hash: make([]byte, 32), Created: time.Now()}); err != nil {
+			t.Error(err)
+		}
+	})
+	commitInFlight("a token being revoked", func() {
+		if err := s.RevokeToken(ctx, "ci"); err != nil {
+			t.Error(err)
+		}
+	})
+	commitInFlight("the bulk window opening", func() {
+		if opened, err := s.BeginBulk(ctx); err != nil || opened {
+			t.Errorf("BeginBulk into a store with records = %v, %v; want false, nil", opened, err)
+		}
+	})
 }

@@ -88,11 +88,12 @@ type Store struct {
 	// notary signs a checkpoint in every commit that appends entries.
 	notaryMu sync.Mutex
 	notary   nhisync.Notary
-	// bulk is set while the bulk window is open (bulk.go); unpublished
-	// holds the checkpoints its commits signed, published once EndBulk
-	// has synced them.
+	// bulk is set while the bulk window is open (bulk.go), changed under
+	// bulkMu and read without it (inBulk); unpublished holds the
+	// checkpoints its commits signed, published once EndBulk has synced
+	// them.
 	bulkMu      sync.Mutex
-	bulk        bool
+	bulk        atomic.Bool
 	unpublished []*nhisync.Checkpoint
 	// writerMapped is set while the writer reads the store file through a
 	// memory map (writermap.go); changed under bulkMu.

@@ -39,19 +39,21 @@ const writerMapBytes = 1 << 31
 // (writerMapBytes), unless it is mapped already or the bulk window is
 // open. A writer that cannot keeps its read calls.
 //
-// Lock order: a commit holds the writer's connection and then takes
-// bulkMu (inBulk), so mapWriter, which a pass's loads call while its
-// commits run, takes the connection first (after the commit in flight)
-// and bulkMu only if it is free: waiting for bulkMu while holding the
-// connection, or for the connection while holding bulkMu, would deadlock
-// with that commit. When bulkMu is taken (a window opening or closing,
-// the idle unmap), this load maps nothing and the next one tries again.
+// Lock order: the window opening or closing and a token written
+// (durably) hold bulkMu while they wait for the writer's connection, and
+// a commit holds the connection (it takes no lock to ask inBulk). So
+// mapWriter, which a pass's loads call while its commits run, takes the
+// connection first (after the commit in flight) and bulkMu only if it is
+// free: waiting for bulkMu while holding the connection would deadlock
+// with them. When bulkMu is taken (a window opening or closing, a token
+// written, the idle unmap), this load maps nothing and the next one tries
+// again.
 func (s *Store) mapWriter(ctx context.Context) {
 	if s.writerMapped.Load() {
 		return
 	}
 	s.withWriter(ctx, func(conn *sql.Conn) {
-		if s.bulk || s.writerMapped.Load() {
+		if s.bulk.Load() || s.writerMapped.Load() {
 			return
 		}
 		if _, err := conn.ExecContext(ctx, `PRAGMA mmap_size = `+strconv.Itoa(writerMapBytes)); err == nil {
