@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/engine"
 )
 
 // aheadWatch is a store whose first outcome commit of a pass's drain
@@ -62,6 +63,9 @@ func (s *aheadWatch) Commit(ctx context.Context, b *nhisync.Batch) error {
 // commits, and every write is still applied, committed and quiet on the
 // next pass.
 func TestPassDrainBuildsNextOutcomeAhead(t *testing.T) {
+	// The file system's one Apply call commits in three outcomes, of the
+	// 500 records each that the estate is sized for.
+	defer engine.SetApplyChunk(500)()
 	w := newWorld(t, baseConfig, threeChunks())
 	watch := &aheadWatch{Store: w.store, ahead: make(chan struct{})}
 	w.store = watch

@@ -14,6 +14,17 @@ import (
 // applyChunk is how many records one connector Apply call carries.
 var applyChunk = 500
 
+// outcomeChunk is how many records' outcomes one commit carries: a
+// whole-file system's one Apply call commits in chunks of it, and the
+// outcomes of Apply calls of one claim that wait behind a commit join up
+// to it (gather). Each commit syncs the store and signs its checkpoint,
+// one at a time on the drain's one committing goroutine, which a first
+// pass's drain at 1M NHIs (~100k writes) keeps busy for most of its
+// length; four Apply chunks a commit take up to a quarter of the syncs
+// and signatures. A commit that fails sends its chunk's writes back to
+// the queue, to be sent again (stale-checked) with backoff.
+var outcomeChunk = 4 * applyChunk
+
 // Drain applies every ready write that is due, two systems at once. Human
 // actions call it after they commit; the service calls it between passes.
 //

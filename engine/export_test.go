@@ -16,13 +16,23 @@ func SetOutcomeDone(f func(error)) (restore func()) {
 	return func() { outcomeDone = old }
 }
 
-// SetApplyChunk makes drains send n records' writes per connector call, so
-// a test sees one claim sent in several chunks; the returned func
-// restores it.
+// SetApplyChunk makes drains send n records' writes per connector call,
+// and commit n records' outcomes per commit, so a test sees one claim sent
+// in several chunks and a whole-file system's one call committed in
+// several; the returned func restores both.
 func SetApplyChunk(n int) (restore func()) {
-	old := applyChunk
-	applyChunk = n
-	return func() { applyChunk = old }
+	old, oldOutcome := applyChunk, outcomeChunk
+	applyChunk, outcomeChunk = n, n
+	return func() { applyChunk, outcomeChunk = old, oldOutcome }
+}
+
+// SetOutcomeChunk makes drains commit up to n records' outcomes per
+// commit (after SetApplyChunk, which sets it too); the returned func
+// restores it.
+func SetOutcomeChunk(n int) (restore func()) {
+	old := outcomeChunk
+	outcomeChunk = n
+	return func() { outcomeChunk = old }
 }
 
 // SetReleaseMemory has f called instead of debug.FreeOSMemory once a bulk

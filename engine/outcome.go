@@ -111,7 +111,7 @@ func (h *held) releaseOpen(ctx context.Context, store nhisync.Store) {
 // recordOutcome queues the outcome of one Apply call's writes to sys
 // (groups[i] are the queued rows results[i] answers, held by hold) for
 // the drain's goroutine that commits outcomes (commitOutcomes), which
-// commits it a chunk of applyChunk records at a time while the drain
+// commits it a chunk of outcomeChunk records at a time while the drain
 // sends the next chunk (or system): outcomes commit one at a time, a
 // system's in the order its writes went out, the systems' in config
 // order, so the audit log reads as if they were made one after the
@@ -178,19 +178,59 @@ func (e *Engine) commitOutcomes(ctx context.Context, snd *held, queues []chan *o
 	tick := time.NewTicker(max(snd.ttl/6, time.Millisecond))
 	defer tick.Stop()
 	for _, q := range queues {
-	jobs:
-		for {
-			select {
-			case job, ok := <-q:
-				if !ok {
-					break jobs
+		var next *outcomeJob
+		open := true
+		for next != nil || open {
+			job := next
+			if job == nil {
+				select {
+				case j, ok := <-q:
+					if !ok {
+						open = false
+						continue
+					}
+					job = j
+				case <-tick.C:
+					e.renewWaiting(ctx, snd)
+					continue
 				}
-				e.commitJob(ctx, snd, job)
-			case <-tick.C:
-				e.renewWaiting(ctx, snd)
 			}
+			next = nil
+			if open {
+				job, next, open = gather(job, q)
+			}
+			e.commitJob(ctx, snd, job)
 		}
 	}
+}
+
+// gather joins to job the outcomes queued behind it on q, without
+// waiting, while they are of the same claim and the joined outcome holds
+// fewer than outcomeChunk records: a group commit. The sender queues an
+// outcome per Apply call (applyChunk records), and outcomes wait in the
+// queue only while the commits fall behind the sends, so the commits take
+// fewer, larger steps exactly when they hold the drain up. It returns the
+// job, an outcome it took that could not join (nil if none), and whether
+// q is still open. Joined outcomes commit as one job's chunks do: their
+// writes were all sent.
+func gather(job *outcomeJob, q <-chan *outcomeJob) (joined, next *outcomeJob, open bool) {
+	for len(job.results) < outcomeChunk {
+		select {
+		case j, ok := <-q:
+			if !ok {
+				return job, nil, false
+			}
+			if j.hold != job.hold || j.sys != job.sys || !j.now.Equal(job.now) || len(job.results)+len(j.results) > outcomeChunk {
+				return job, j, true
+			}
+			job = &outcomeJob{sys: job.sys, now: job.now, hold: job.hold,
+				groups:  append(job.groups[:len(job.groups):len(job.groups)], j.groups...),
+				results: append(job.results[:len(job.results):len(job.results)], j.results...)}
+		default:
+			return job, nil, true
+		}
+	}
+	return job, nil, true
 }
 
 // commitJob commits job's outcome, chunk by chunk, renewing waiting
@@ -215,7 +255,7 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 		}
 	}()
 	for len(results) > 0 {
-		n := min(applyChunk, len(results))
+		n := min(outcomeChunk, len(results))
 		// The chunk's writes leave the claim's renewals before their
 		// commit settles them (after it, a renewal naming them fails),
 		// and come back if it fails, to be released.
@@ -232,7 +272,7 @@ func (e *Engine) commitJob(ctx context.Context, snd *held, job *outcomeJob) {
 			b, err = e.outcomeBatch(ctx, job.sys, groups[:n], results[:n], job.now, snd.keys)
 		}
 		if err == nil && snd.fence != nil && len(results) > n {
-			m := min(applyChunk, len(results)-n)
+			m := min(outcomeChunk, len(results)-n)
 			next = e.buildAhead(ctx, job.sys, groups[n:n+m], results[n:n+m], job.now, snd.keys, b.Links)
 		}
 		if err == nil {

@@ -151,3 +151,70 @@ func TestWholeSystemOutcomeCommitsWhileTheNextSystemSends(t *testing.T) {
 		}
 	}
 }
+
+// firstOutcomeWaits is a store whose first outcome commit (a batch carrying a
+// claim) waits until sent is closed, or gives up after a while; it counts
+// the outcome commits.
+type firstOutcomeWaits struct {
+	nhisync.Store
+	sent    <-chan struct{}
+	mu      sync.Mutex
+	commits int
+}
+
+func (s *firstOutcomeWaits) Commit(ctx context.Context, b *nhisync.Batch) error {
+	if b.Claim != nil {
+		s.mu.Lock()
+		s.commits++
+		first := s.commits == 1
+		s.mu.Unlock()
+		if first {
+			select {
+			case <-s.sent:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+// TestOutcomesQueuedBehindACommitCommitTogether: outcomes that wait in the
+// queue while the commit before them is slow commit together, up to
+// outcomeChunk records (a group commit): a system's writes sent in four
+// Apply calls of two, while the first outcome's commit holds until all
+// four went out, commit in fewer than four, and every write is applied
+// once, in the catalog and in the audit log.
+func TestOutcomesQueuedBehindACommitCommitTogether(t *testing.T) {
+	const n, chunk = 8, 2
+	w, mu, counted := queuedCatalogWrites(t, n)
+	defer engine.SetClaimRows(n)()
+	defer engine.SetApplyChunk(chunk)()
+	defer engine.SetOutcomeChunk(n)()
+	sent := make(chan struct{})
+	calls := 0
+	conns := w.openConns(func(c nhisync.Connector) nhisync.Connector {
+		// Not a whole-file connector (sendCounter hides ApplyWhole): one
+		// Apply call per chunk.
+		return &sendCounter{Connector: c, mu: mu, sent: counted, before: func() {
+			if calls++; calls == n/chunk {
+				close(sent)
+			}
+		}}
+	})
+	store := &firstOutcomeWaits{Store: w.store, sent: sent}
+	e := engine.New(w.cfg, store, conns, engine.WithClock(w.clock), engine.WithHolder("drain"))
+	sum, err := e.Drain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != n/chunk {
+		t.Fatalf("%d Apply calls, want %d", calls, n/chunk)
+	}
+	if sum.WritesApplied != n {
+		t.Errorf("%d writes applied, want %d", sum.WritesApplied, n)
+	}
+	if store.commits >= calls {
+		t.Errorf("%d outcome commits for %d Apply calls: the outcomes queued behind the slow commit did not commit together", store.commits, calls)
+	}
+	appliedOnce(t, w, n, counted)
+}
