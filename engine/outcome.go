@@ -236,7 +236,8 @@ func gather(job *outcomeJob, q <-chan *outcomeJob) (joined, next *outcomeJob, op
 // commitJob commits job's outcome, chunk by chunk, renewing waiting
 // claims between chunks, and counts the writes committed. A chunk that
 // fails to commit does not stop the chunks after it (their writes were
-// sent in the same Apply call); the first failure is kept.
+// sent in the same Apply call, or joined by gather); the first failure
+// is kept.
 //
 // In a pass's drain each chunk's batch is built ahead (buildAhead), while
 // the chunk before commits, its links read where that commit does not
