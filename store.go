@@ -214,6 +214,18 @@ type LinkHeadPager interface {
 	ScanLinkHeadPages(ctx context.Context, system string, fn func([]LinkHead) error) error
 }
 
+// LinksVersioner is a Store that tells whether any link head (a link's
+// record, status or hash) changed: LinksVersion returns a value that every
+// commit changing a link head, by any process on the store, replaces in
+// the same transaction by a new one drawn at random. The same value read
+// twice means no head changed in between, so an engine running pass after
+// pass (nhisync serve, engine.WithHeadCache) may keep the link heads a
+// pass read for the next instead of reading them again. Stores need not
+// implement it.
+type LinksVersioner interface {
+	LinksVersion(ctx context.Context) (uint64, error)
+}
+
 // ForCommit marks ctx as loading records (Store.LoadRecords) that the
 // caller is about to decide and commit: a pass's records with work. A
 // store may then ready itself for the commits that rewrite them (the

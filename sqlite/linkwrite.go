@@ -158,6 +158,13 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 			heads = append(heads, i)
 		}
 	}
+	// Heads the pass reads (ScanLinkHeads) change only here: a commit
+	// that rewrites links as they were keeps the version.
+	if len(moved)+len(heads) > 0 {
+		if err := newLinksVersion(ctx, tx); err != nil {
+			return err
+		}
+	}
 	linkRow := func(ix []int) func(args []any, i int) []any {
 		return func(args []any, i int) []any {
 			l := links[ix[i]]
@@ -190,6 +197,9 @@ func (w *linkWriter) write(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) er
 func (w *linkWriter) writeStaged(ctx context.Context, tx *sql.Tx, b *nhisync.Batch) error {
 	links := b.Links
 	if err := stagedRecordsExist(ctx, tx, b); err != nil {
+		return err
+	}
+	if err := newLinksVersion(ctx, tx); err != nil {
 		return err
 	}
 	var next int64
