@@ -26,6 +26,9 @@ type bulkCheck struct {
 	// opened counts the windows opened, headScans the scans of every
 	// record's head and keyLookups the look-ups of keys (tests read them).
 	opened, headScans, keyLookups int
+	// linkHeadScans counts the scans of a system's link heads (the systems
+	// are read side by side).
+	linkHeadScans atomic.Int64
 	// plannedReads counts the reads of planned writes (OutboxWrites).
 	plannedReads int
 	recs         map[int64]bool
@@ -151,6 +154,7 @@ func (b *bulkCheck) ScanRecordHeads(ctx context.Context, fn func(nhisync.RecordH
 // returns: an engine that kept a head's id or hash past the call would
 // read garbage and fail its test.
 func (b *bulkCheck) ScanLinkHeadPages(ctx context.Context, system string, fn func([]nhisync.LinkHead) error) error {
+	b.linkHeadScans.Add(1)
 	var buf []byte
 	var page []nhisync.LinkHead
 	give := func(in []nhisync.LinkHead) error {

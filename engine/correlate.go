@@ -43,6 +43,9 @@ func (p *pass) correlate(ctx context.Context) error {
 		// pass holding millions drops each system's as soon as it is done,
 		// before the next system's records add their work.
 		r.doneAhead()
+		if err == nil {
+			p.keepHeads(r)
+		}
 		r.heads, r.freshIDs, r.freshMore, r.changed, r.strayKeys = nil, nil, nil, nil, nil
 		if err != nil {
 			return err
@@ -598,6 +601,9 @@ func (p *pass) place(ctx context.Context, r *sysRead, st *staged, h *head, linke
 		r.freshLinked++
 	case h != nil:
 		h.recordID, h.status = id, stateLive
+		// No longer the store's head (until a commit makes it so): not
+		// kept for the next pass (keepHeads).
+		r.headsMoved = true
 	}
 	w := p.addWork(id)
 	w.isNew = w.isNew || isNew

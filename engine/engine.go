@@ -59,6 +59,8 @@ type Engine struct {
 	// auditKey is the HMAC secret that hashes sensitive values in audit
 	// entries.
 	auditKey []byte
+	// heads keeps the link heads a pass loaded for the next (WithHeadCache).
+	heads *HeadCache
 }
 
 // Progress reports a pass's progress.

@@ -323,3 +323,11 @@ func idAt(c string, off int) (id string, next int) {
 // reads in flight to overlap their misses, few enough that what they
 // bring in stays in cache until the look-ups.
 const warmRun = 32
+
+// newPass readies a table kept from the last pass (HeadCache) for the
+// next: no head is seen or changed yet.
+func (t *headTable) newPass() {
+	for i := range t.heads[:t.n] {
+		t.heads[i].seen, t.heads[i].changed = false, false
+	}
+}

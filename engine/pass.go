@@ -59,6 +59,13 @@ type pass struct {
 	ids *ids
 	sum *Summary
 
+	// version is the links' version read before any head was loaded
+	// (versioned: read, the engine keeps heads); keep are the tables to
+	// keep at the pass's end (keptheads.go).
+	version   uint64
+	versioned bool
+	keep      map[string]*keptHeads
+
 	systems map[string]*nhisync.SystemState
 	// straysSeen is, by system, when a pass last read it in full before
 	// this one (metaStraysSeen).
@@ -124,6 +131,9 @@ type sysRead struct {
 	sys  *nhisync.System
 	kind *nhisync.Kind
 	fp   string
+	// mapping is the mapping fingerprint the system's stored hashes were
+	// taken with (nhisync.SystemState.Mapping) when the read began.
+	mapping string
 	// heads are the system's stored links by external ID, until
 	// correlation is done. The ids read without a stored link are in
 	// freshIDs (placeFresh), and share the head fresh (seen, linked to
@@ -140,6 +150,9 @@ type sysRead struct {
 	freshLinked int
 	// stored counts the heads of stored links.
 	stored int
+	// headsMoved is set when correlation linked a stored link's head to a
+	// record: the table no longer holds the store's heads.
+	headsMoved bool
 	// bit is the system's bit in recWork.matchedBy: 1 << its index in
 	// the config's order, 0 past the 32nd (whose links are found by
 	// reading the records' observations).
@@ -253,6 +266,7 @@ func (e *Engine) Sync(ctx context.Context, opt PassOptions) (*Summary, error) {
 			return nil, err
 		}
 	}
+	p.keepAll(ctx)
 	p.sum.Records = p.recIdx.records
 	p.sum.DurationMS = e.clock.Now().Sub(start).Milliseconds()
 	return p.sum, nil
@@ -442,6 +456,8 @@ func (p *pass) observe(ctx context.Context) error {
 	for _, j := range jobs {
 		firstSight = firstSight || j.st.LastFullAt.IsZero()
 	}
+	// Before any head loads: the version the heads are kept under.
+	p.headsVersion(ctx)
 	var wg sync.WaitGroup
 	var headsErr error
 	// A panic on these goroutines is recovered there: a system's fails its
@@ -513,7 +529,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	if incremental {
 		heads = 0
 	}
-	r := &sysRead{sys: sys, kind: kind, fp: fp, heads: newHeadTable(heads), freshIDs: map[uint64]*staged{}, dups: map[string]int{}}
+	r := &sysRead{sys: sys, kind: kind, fp: fp, mapping: st.Mapping, freshIDs: map[uint64]*staged{}, dups: map[string]int{}}
 	// Every id the read finds without a stored link points at fresh: seen
 	// (so it neither vanishes nor goes unnoticed when read twice), and
 	// linked to nothing.
@@ -537,7 +553,11 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	// few of the system's: it loads their heads once it has them (see
 	// pending), not every head of the system.
 	r.someHeads = incremental
-	if !incremental {
+	kept := !incremental && p.takeHeads(r, st)
+	if !kept {
+		r.heads = newHeadTable(heads)
+	}
+	if !incremental && !kept {
 		// The heads are added a run at a time (headRun).
 		var run headRun
 		push := func(h nhisync.LinkHead) {

@@ -258,6 +258,13 @@ func TestPropertySyncRules(t *testing.T) {
 		// it commit (recLoader).
 		w.opts = append(w.opts, engine.WithBatchSize(rapid.SampledFrom([]int{1, 2, 3, 500}).Draw(rt, "batch")))
 		defer engine.SetLoadAheadChunks(rapid.IntRange(1, 2).Draw(rt, "read-batches"))()
+		// Half the worlds' engines keep the link heads from pass to pass,
+		// as nhisync serve's does: the people's actions and the passes of
+		// another process (propHuman, keysAlike's plans) change heads in
+		// between.
+		if rapid.Bool().Draw(rt, "head-cache") {
+			w.opts = append(w.opts, engine.WithHeadCache(engine.NewHeadCache()))
+		}
 		pc.dir = dir
 		for name, recs := range initial {
 			pc.put(w, pc.systemByName(name), recs)

@@ -9,7 +9,10 @@
 // records vanishing before the drift pass). It times, with the embedded
 // SQLite store, the read floor (best of three: reading, decoding,
 // canonicalising and hashing every input), the first pass, a quiet pass
-// and a pass after drift. Per pass it prints wall and CPU time, writes,
+// and a pass after drift, one after the other in one process as nhisync
+// serve runs them (the link heads a pass loaded kept for the next while
+// none changes; -load-heads loads them every pass, as the CLI's one pass
+// a process does). Per pass it prints wall and CPU time, writes,
 // audit entries, peak memory and phases, and checks after the first and
 // drift passes that every system holds the golden values except where
 // engine.Drift says why not (held, quarantined, conflicted, reported).
@@ -19,6 +22,7 @@
 //	go run ./cmd/nhisync-bench -n 100000
 //	go run ./cmd/nhisync-bench -n 100000,300000 -md
 //	go run ./cmd/nhisync-bench -n 1000000 -check
+//	go run ./cmd/nhisync-bench -n 1000000 -load-heads
 //	go run ./cmd/nhisync-bench -n 100000 -profile-pass first -cpuprofile cpu.out -memprofile heap.out
 //	go run ./cmd/nhisync-bench -n 300000 -profile-pass first -trace first.trace
 //	go run ./cmd/nhisync-bench -n 100000 --pg postgres://postgres@127.0.0.1:5432/nhisync_bench?sslmode=disable
@@ -67,6 +71,9 @@ type options struct {
 	traceFile              string
 	profilePass, pgDSN     string
 	jsonOut                string
+	// loadHeads: every pass loads the link heads (the CLI's one pass a
+	// process), none kept from the pass before (nhisync serve's).
+	loadHeads bool
 }
 
 // result is what -json prints: issue 10's shape, plus CPU seconds, the
@@ -237,6 +244,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.traceFile, "trace", "", "write an execution trace of one pass (-profile-pass) to this file (go tool trace): where its goroutines wait, which a CPU profile does not show")
 	fs.StringVar(&o.profilePass, "profile-pass", "quiet", "the pass to profile: first, quiet or drift")
 	fs.StringVar(&o.pgDSN, "pg", "", "run on the PostgreSQL store of this (empty) database instead of SQLite")
+	fs.BoolVar(&o.loadHeads, "load-heads", false, "every pass loads every link head from the store, as the CLI's one pass a process does; by default the passes run as nhisync serve runs them, keeping the link heads a pass loaded for the next while none changes")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -257,7 +265,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("-json and -md: give one")
 	}
 	if err == nil && (fs.NArg() > 0 || !slices.Contains([]string{"first", "quiet", "drift"}, o.profilePass)) {
-		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-check] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-trace F] [-profile-pass first|quiet|drift] [--pg DSN]")
+		err = fmt.Errorf("usage: nhisync-bench [-n N[,N…]] [-json|-md] [-check] [-drift SHARE] [-cpuprofile F] [-memprofile F] [-trace F] [-profile-pass first|quiet|drift] [-load-heads] [--pg DSN]")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "nhisync-bench:", err)
@@ -438,6 +446,10 @@ func run(n int, dir string, o options) (*result, error) {
 	}
 	defer store.Close()
 	store.SetNotary(keys.Notary)
+	// The passes run as nhisync serve runs them, one after the other in
+	// one process: each engine is new (and its connectors), but they share
+	// the link heads a pass kept for the next (engine.WithHeadCache).
+	heads := engine.NewHeadCache()
 	pass := func(label string) (*passResult, error) {
 		conns, err := nhisync.OpenConnectors(ctx, cfg)
 		if err != nil {
@@ -447,7 +459,11 @@ func run(n int, dir string, o options) (*result, error) {
 		engineStore, ts := timed(store)
 		var t phaseClock
 		// The product's own batch size: no WithBatchSize.
-		e := engine.New(cfg, engineStore, conns, engine.WithAuditSecret(keys.Secret), engine.WithProgress(t.progress))
+		opts := []engine.Option{engine.WithAuditSecret(keys.Secret), engine.WithProgress(t.progress)}
+		if !o.loadHeads {
+			opts = append(opts, engine.WithHeadCache(heads))
+		}
+		e := engine.New(cfg, engineStore, conns, opts...)
 		fmt.Fprintf(os.Stderr, "%s pass…\n", label)
 		profiled := label == o.profilePass
 		if o.cpuProfile != "" && profiled {
@@ -617,12 +633,25 @@ func (s *timedStore) Commit(ctx context.Context, b *nhisync.Batch) error {
 	return err
 }
 
+// LinksVersion is the store's (nhisync.LinksVersioner), or an error from
+// a store without one: the engine then keeps no link heads, as with that
+// store unwrapped.
+func (s *timedStore) LinksVersion(ctx context.Context) (uint64, error) {
+	lv, ok := s.Store.(nhisync.LinksVersioner)
+	if !ok {
+		return 0, errors.New("the store keeps no links version")
+	}
+	return lv.LinksVersion(ctx)
+}
+
 // timed wraps the store to time its commits. The engine finds the
 // store's optional capabilities by type, as it does for the CLI, which
 // does not wrap the store: the first pass's bulk path
 // (nhisync.BulkLoader) and the link heads a pass loads a page at a time
 // (nhisync.LinkHeadPager). The wrapper keeps each one the store has, and
 // adds none it lacks: a bench of the product takes the product's paths.
+// (The links' version, which tells whether kept link heads still hold,
+// it passes on as the store answers: see LinksVersion.)
 func timed(store nhisync.Store) (nhisync.Store, *timedStore) {
 	ts := &timedStore{Store: store}
 	sbl, bulk := store.(nhisync.BulkLoader)

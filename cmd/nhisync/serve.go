@@ -127,8 +127,11 @@ func serve(ctx context.Context, g *globals, fl serveFlags, ready func(addr strin
 	// Feeds and the API open no store or connector of their own: they use
 	// the app's, through an engine that also reports to the metrics.
 	metrics := httpapi.NewMetrics(a.cfg, a.store)
+	// One engine runs pass after pass: it keeps the link heads a pass
+	// loaded for the next, while no link head changes (WithHeadCache).
 	eng := engine.New(a.cfg, a.store, a.conns, append(a.engineOpts[:len(a.engineOpts):len(a.engineOpts)],
-		engine.WithLogger(log), engine.WithWriteObserver(metrics.ObserveWrite), engine.WithLeaseTTL(fl.lease))...)
+		engine.WithLogger(log), engine.WithWriteObserver(metrics.ObserveWrite), engine.WithLeaseTTL(fl.lease),
+		engine.WithHeadCache(engine.NewHeadCache()))...)
 	if err := metrics.CountRecords(ctx); err != nil {
 		return err
 	}
