@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -302,33 +304,7 @@ func testLinkChangesWritten(t *testing.T, s nhisync.Store) {
 	ctx := ctxOf(t)
 	ids := newIDs(t, s, 2)
 	r1, r2 := record(ids[0], "service_account", "a"), record(ids[1], "service_account", "b")
-	other := nhisync.Str("other@example.com")
-	changes := []struct {
-		name   string
-		change func(l *nhisync.Link)
-	}{
-		{"unchanged", func(*nhisync.Link) {}},
-		{"first seen", func(l *nhisync.Link) { l.FirstSeen = l.FirstSeen.Add(time.Nanosecond) }},
-		{"seen at", func(l *nhisync.Link) { l.SeenAt = l.SeenAt.Add(time.Second) }},
-		{"modified", func(l *nhisync.Link) { l.Modified = at(20) }},
-		{"gone at", func(l *nhisync.Link) { l.GoneAt = at(21) }},
-		{"status", func(l *nhisync.Link) { l.Status = nhisync.LinkGone }},
-		{"hash", func(l *nhisync.Link) { l.Hash = []byte("another hash") }},
-		{"hash one byte", func(l *nhisync.Link) { l.Hash = append(slices.Clone(l.Hash[:len(l.Hash)-1]), l.Hash[len(l.Hash)-1]+1) }},
-		{"record", func(l *nhisync.Link) { l.RecordID = r2.ID }},
-		{"unlinked", func(l *nhisync.Link) { l.RecordID, l.Status = 0, nhisync.LinkUnmatched }},
-		{"shadow", func(l *nhisync.Link) { l.Fields["owner"].Shadow = other }},
-		{"asserted", func(l *nhisync.Link) { l.Fields["owner"].Asserted = other }},
-		{"asserted as shadow", func(l *nhisync.Link) { l.Fields["owner"].Asserted = l.Fields["owner"].Shadow }},
-		{"set member", func(l *nhisync.Link) { l.Fields["entitlements"].Asserted = nhisync.SetOf("s3:read", "kms:encrypt") }},
-		{"since", func(l *nhisync.Link) { l.Fields["name"].Since = at(30) }},
-		{"source time", func(l *nhisync.Link) { l.Fields["owner"].SourceTime = time.Time{} }},
-		{"actor", func(l *nhisync.Link) { l.Fields["owner"].Actor = "dee" }},
-		{"report cleared", func(l *nhisync.Link) { l.Fields["owner"].Report = nil }},
-		{"report moved", func(l *nhisync.Link) { l.Fields["lifecycle"].Report = &other }},
-		{"field added", func(l *nhisync.Link) { l.Field("description").Asserted = nhisync.Str("x") }},
-		{"field removed", func(l *nhisync.Link) { delete(l.Fields, "labels") }},
-	}
+	changes := linkChanges(r2.ID)
 	ext := func(i int) string { return fmt.Sprintf("c-%02d", i) }
 	b := &nhisync.Batch{Records: []*nhisync.Record{r1, r2}}
 	var exts []string
@@ -404,5 +380,104 @@ func testLinkChangesWritten(t *testing.T, s nhisync.Store) {
 	}
 	if d := diff(links, recs[0].Links); d != "" {
 		t.Errorf("links of a loaded record (-want +got):\n%s", d)
+	}
+}
+
+// linkChange is one way a stored link changes; head says whether it
+// changes the link's head (its record, status or hash: what a pass's head
+// scan reads, nhisync.LinkHead).
+type linkChange struct {
+	name   string
+	head   bool
+	change func(l *nhisync.Link)
+}
+
+// linkChanges are the ways a link of link() changes, each in one member;
+// other is a record the link may move to.
+func linkChanges(other int64) []linkChange {
+	otherOwner := nhisync.Str("other@example.com")
+	return []linkChange{
+		{"unchanged", false, func(*nhisync.Link) {}},
+		{"first seen", false, func(l *nhisync.Link) { l.FirstSeen = l.FirstSeen.Add(time.Nanosecond) }},
+		{"seen at", false, func(l *nhisync.Link) { l.SeenAt = l.SeenAt.Add(time.Second) }},
+		{"modified", false, func(l *nhisync.Link) { l.Modified = at(20) }},
+		{"gone at", false, func(l *nhisync.Link) { l.GoneAt = at(21) }},
+		{"status", true, func(l *nhisync.Link) { l.Status = nhisync.LinkGone }},
+		{"hash", true, func(l *nhisync.Link) { l.Hash = []byte("another hash") }},
+		{"hash one byte", true, func(l *nhisync.Link) { l.Hash = append(slices.Clone(l.Hash[:len(l.Hash)-1]), l.Hash[len(l.Hash)-1]+1) }},
+		{"record", true, func(l *nhisync.Link) { l.RecordID = other }},
+		{"unlinked", true, func(l *nhisync.Link) { l.RecordID, l.Status = 0, nhisync.LinkUnmatched }},
+		{"shadow", false, func(l *nhisync.Link) { l.Fields["owner"].Shadow = otherOwner }},
+		{"asserted", false, func(l *nhisync.Link) { l.Fields["owner"].Asserted = otherOwner }},
+		{"asserted as shadow", false, func(l *nhisync.Link) { l.Fields["owner"].Asserted = l.Fields["owner"].Shadow }},
+		{"set member", false, func(l *nhisync.Link) { l.Fields["entitlements"].Asserted = nhisync.SetOf("s3:read", "kms:encrypt") }},
+		{"since", false, func(l *nhisync.Link) { l.Fields["name"].Since = at(30) }},
+		{"source time", false, func(l *nhisync.Link) { l.Fields["owner"].SourceTime = time.Time{} }},
+		{"actor", false, func(l *nhisync.Link) { l.Fields["owner"].Actor = "dee" }},
+		{"report cleared", false, func(l *nhisync.Link) { l.Fields["owner"].Report = nil }},
+		{"report moved", false, func(l *nhisync.Link) { l.Fields["lifecycle"].Report = &otherOwner }},
+		{"field added", false, func(l *nhisync.Link) { l.Field("description").Asserted = nhisync.Str("x") }},
+		{"field removed", false, func(l *nhisync.Link) { delete(l.Fields, "labels") }},
+	}
+}
+
+// testLinksVersion: a store that keeps a links version
+// (nhisync.LinksVersioner) replaces it in every commit that changes a
+// link's head (a new link among them) and in no other: a commit of
+// records only, or of a link changed anywhere but its head, or as it was.
+func testLinksVersion(t *testing.T, s nhisync.Store) {
+	lv, ok := s.(nhisync.LinksVersioner)
+	if !ok {
+		t.Skip("the store keeps no links version (nhisync.LinksVersioner)")
+	}
+	ctx := ctxOf(t)
+	version := func() uint64 {
+		t.Helper()
+		v, err := lv.LinksVersion(ctx)
+		if err != nil {
+			t.Fatalf("LinksVersion: %v", err)
+		}
+		return v
+	}
+	last := version()
+	step := func(what string, head bool, b *nhisync.Batch) {
+		t.Helper()
+		commit(t, s, b)
+		switch v := version(); {
+		case head && v == last:
+			t.Errorf("%s: the links version stayed %d", what, v)
+		case !head && v != last:
+			t.Errorf("%s: the links version moved from %d to %d", what, last, v)
+		default:
+			last = v
+		}
+	}
+	ids := newIDs(t, s, 2)
+	r1, r2 := record(ids[0], "service_account", "a"), record(ids[1], "service_account", "b")
+	step("records only", false, &nhisync.Batch{Records: []*nhisync.Record{r1, r2}})
+	step("a new link", true, &nhisync.Batch{Links: []*nhisync.Link{link("idp", "v-1", r1.ID, nhisync.LinkLive)}})
+	step("meta only", false, &nhisync.Batch{Meta: map[string]string{"storetest.links": "x"}})
+	for _, c := range linkChanges(r2.ID) {
+		got, err := s.LoadLinks(ctx, "idp", []string{"v-1"})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("LoadLinks: %d links, %v", len(got), err)
+		}
+		c.change(got[0])
+		step(c.name, c.head, &nhisync.Batch{Links: got})
+	}
+	ml, ok := s.(interface {
+		MetaAll(ctx context.Context) (map[string]string, error)
+	})
+	if !ok {
+		return
+	}
+	meta, err := ml.MetaAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range meta {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n == last {
+			t.Errorf("MetaAll holds the links version (%s), which a copy must not carry: its commits draw their own", k)
+		}
 	}
 }

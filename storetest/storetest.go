@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) nhisync.Store) {
 		{"LoadRecordsAttachesWork", testLoadRecordsAttachesWork},
 		{"LinkRoundTrip", testLinkRoundTrip},
 		{"LinkChangesWritten", testLinkChangesWritten},
+		{"LinksVersion", testLinksVersion},
 		{"ScanLinks", testScanLinks},
 		{"ScanCallbackUsesStore", testScanCallbackUsesStore},
 		{"Conflicts", testConflicts},
