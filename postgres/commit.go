@@ -195,10 +195,13 @@ func insertLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch) error {
 }
 
 // putLinks inserts the batch's links (the last of each key) with the
-// conflict clause onConflict.
+// conflict clause onConflict, and stores a new links version when they
+// change a head (without onConflict, in the bulk window, every link is
+// new).
 func putLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch, onConflict string) error {
 	type key struct{ sys, ext string }
 	idx := lastWins(b.Links, func(l *nhisync.Link) key { return key{l.System, l.ExternalID} })
+	versioned := false
 	return chunks(idx, func(part []int) error {
 		systems := make([]string, len(part))
 		exts := make([]string, len(part))
@@ -212,6 +215,21 @@ func putLinks(ctx context.Context, tx pgx.Tx, b *nhisync.Batch, onConflict strin
 			if l.RecordID != 0 {
 				id := l.RecordID
 				recs[j] = &id
+			}
+		}
+		if !versioned {
+			changed := onConflict == ""
+			if !changed {
+				var err error
+				if changed, err = headsChange(ctx, tx, systems, exts, recs, statuses, hashes); err != nil {
+					return err
+				}
+			}
+			if changed {
+				if err := newLinksVersion(ctx, tx); err != nil {
+					return err
+				}
+				versioned = true
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO links (system, ext_id, record_id, status, hash, state)

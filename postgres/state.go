@@ -144,9 +144,10 @@ func lostLease(op, name string) error {
 		"this process no longer holds the %s lease: another process took it over after it expired (was this one paused or stalled?); nothing more of this run was written; run it again", name)}
 }
 
-// MetaAll returns every stored setting: what `store copy` carries.
+// MetaAll returns every stored setting: what `store copy` carries (not
+// the links' version: the copy's commits draw their own).
 func (s *Store) MetaAll(ctx context.Context) (map[string]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key, value FROM meta`)
+	rows, err := s.pool.Query(ctx, `SELECT key, value FROM meta WHERE key <> $1`, linksVersionKey)
 	if err != nil {
 		return nil, internal("postgres.MetaAll", err)
 	}
