@@ -119,6 +119,7 @@ func (p *pass) takeHeads(r *sysRead, st *nhisync.SystemState) bool {
 	}
 	k.table.newPass()
 	r.heads, r.stored = k.table, k.stored
+	p.e.log.Debug("link heads kept from the last pass", "system", r.sys.Name, "heads", k.stored)
 	return true
 }
 
@@ -146,7 +147,12 @@ func (p *pass) keepAll(ctx context.Context) {
 		return
 	}
 	v, err := p.e.store.(nhisync.LinksVersioner).LinksVersion(ctx)
-	if err != nil || v != p.version {
+	if err != nil {
+		p.e.log.Debug("link heads not kept: the store's links version could not be read", "error", err)
+		return
+	}
+	if v != p.version {
+		p.e.log.Debug("link heads not kept: a commit changed link heads during the pass")
 		return
 	}
 	p.e.heads.put(v, tables)

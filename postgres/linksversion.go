@@ -2,44 +2,25 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"math/rand/v2"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/internal/storecodec"
 )
 
-// linksVersionKey is the meta key of the links' version (LinksVersion,
-// migration 00004). Not a setting: MetaAll leaves it out, as a copy's
-// links are written by its own commits, which draw its own.
-const linksVersionKey = "links_version"
-
-// LinksVersion returns the links' version (nhisync.LinksVersioner): every
-// commit that changes a link's record, status or hash, of any process on
-// the database, stores a new one drawn at random in its transaction.
+// LinksVersion returns the links' version (nhisync.LinksVersioner,
+// migration 00004): every commit that changes a link's record, status or
+// hash, of any process on the database, stores a new one drawn at random
+// in its transaction (newLinksVersion).
 func (s *Store) LinksVersion(ctx context.Context) (uint64, error) {
-	const op = "postgres.LinksVersion"
-	var v string
-	err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1`, linksVersionKey).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "the store has no links version (migration 00004 missing)"}
-	}
-	if err != nil {
-		return 0, internal(op, err)
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return 0, &nhisync.Error{Code: nhisync.EINTERNAL, Op: op, Message: "the store's links version " + strconv.Quote(v) + " is not a number"}
-	}
-	return n, nil
+	v, err := s.Meta(ctx, storecodec.LinksVersionKey)
+	return storecodec.LinksVersion("postgres.LinksVersion", v, err)
 }
 
 // newLinksVersion stores a new links version inside tx: its commit
 // changes a link head.
 func newLinksVersion(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		linksVersionKey, strconv.FormatUint(rand.Uint64(), 10))
+		storecodec.LinksVersionKey, storecodec.NewLinksVersion())
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nhisync/nhisync"
+	"github.com/nhisync/nhisync/internal/storecodec"
 )
 
 // Systems returns the remembered state of every system, ordered by name.
@@ -147,7 +148,7 @@ func lostLease(op, name string) error {
 // MetaAll returns every stored setting: what `store copy` carries (not
 // the links' version: the copy's commits draw their own).
 func (s *Store) MetaAll(ctx context.Context) (map[string]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key, value FROM meta WHERE key <> $1`, linksVersionKey)
+	rows, err := s.pool.Query(ctx, `SELECT key, value FROM meta WHERE key <> $1`, storecodec.LinksVersionKey)
 	if err != nil {
 		return nil, internal("postgres.MetaAll", err)
 	}
