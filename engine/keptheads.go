@@ -109,7 +109,7 @@ func (p *pass) headsVersion(ctx context.Context) {
 
 // takeHeads gives r the table kept for its system, reset for this pass,
 // when one was kept under the pass's version: r's heads are then loaded.
-func (p *pass) takeHeads(r *sysRead, st *nhisync.SystemState) bool {
+func (p *pass) takeHeads(r *sysRead, st *nhisync.SystemState, ss *SystemSummary) bool {
 	if !p.versioned {
 		return false
 	}
@@ -119,6 +119,7 @@ func (p *pass) takeHeads(r *sysRead, st *nhisync.SystemState) bool {
 	}
 	k.table.newPass()
 	r.heads, r.stored = k.table, k.stored
+	ss.HeadsKept = true
 	p.e.log.Debug("link heads kept from the last pass", "system", r.sys.Name, "heads", k.stored)
 	return true
 }

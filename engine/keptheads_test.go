@@ -46,7 +46,16 @@ func TestKeptHeads(t *testing.T) {
 		if sum.WritesFailed > 0 {
 			t.Fatalf("%s: %d writes failed", what, sum.WritesFailed)
 		}
-		return sum, int(bc.linkHeadScans.Load() - before)
+		loads, kept := int(bc.linkHeadScans.Load()-before), 0
+		for _, ss := range sum.Systems {
+			if ss.HeadsKept {
+				kept++
+			}
+		}
+		if loads+kept != systems {
+			t.Errorf("%s: %d systems' heads loaded and %d said kept (SystemSummary.HeadsKept), want %d in all", what, loads, kept, systems)
+		}
+		return sum, loads
 	}
 	if _, loads := pass("first"); loads != systems {
 		t.Errorf("first pass loaded %d systems' heads, want %d", loads, systems)

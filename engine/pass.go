@@ -553,7 +553,7 @@ func (p *pass) readSystem(ctx context.Context, sys *nhisync.System, conn nhisync
 	// few of the system's: it loads their heads once it has them (see
 	// pending), not every head of the system.
 	r.someHeads = incremental
-	kept := !incremental && p.takeHeads(r, st)
+	kept := !incremental && p.takeHeads(r, st, ss)
 	if !kept {
 		r.heads = newHeadTable(heads)
 	}

@@ -85,6 +85,10 @@ type SystemSummary struct {
 	Held    int    `json:"held"`
 	// ReadFailed is set when the system could not be read this pass.
 	ReadFailed bool `json:"read_failed,omitempty"`
+	// HeadsKept is set when the pass compared the system's records with
+	// the link heads the last pass kept (WithHeadCache), not with heads
+	// loaded from the store.
+	HeadsKept bool `json:"heads_kept,omitempty"`
 	// Paused is set when the system was degraded and resting: neither
 	// read nor written this pass, until PausedUntil, after Failures
 	// failed passes.

@@ -361,6 +361,17 @@ func (s *Service) pass(ctx context.Context, id string, opt engine.PassOptions) {
 	if opt.Systems != nil {
 		attrs = append(attrs, "systems", opt.Systems)
 	}
+	// The systems whose records were compared with the link heads the
+	// pass before kept (engine.WithHeadCache), not loaded again.
+	var kept []string
+	for _, name := range s.opt.Config.SystemNames {
+		if ss := sum.Systems[name]; ss != nil && ss.HeadsKept {
+			kept = append(kept, name)
+		}
+	}
+	if kept != nil {
+		attrs = append(attrs, "heads_kept", kept)
+	}
 	for _, name := range s.opt.Config.SystemNames {
 		if ss := sum.Systems[name]; ss != nil && ss.Error != "" {
 			s.log.Warn("system failed in pass", "pass", id, "system", name, "error", ss.Error)

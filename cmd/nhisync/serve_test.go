@@ -465,3 +465,41 @@ func TestServeLoggerReachesConnectors(t *testing.T) {
 		t.Fatal("the SQL connector did not get serve's logger")
 	}
 }
+
+// TestServeKeepsLinkHeads: serve's engine keeps the link heads a full
+// pass loaded for the next (engine.WithHeadCache): once a full pass found
+// nothing to change, the next full pass compares every system's records
+// with the heads kept, and its "pass done" line names those systems.
+// (engine's TestKeptHeads shows what such a pass finds, and when it loads
+// the heads again.)
+func TestServeKeepsLinkHeads(t *testing.T) {
+	bin := binary(t)
+	w := newServeWorkspace(t)
+	var tok tokenJSON
+	w.json(t, &tok, "token", "create", "root", "--role", "admin")
+	p := startServe(t, bin, w.config)
+	eventually(t, "the first pass", p, func() bool { return strings.Contains(p.log(), `"msg":"pass done"`) })
+	eventually(t, "a full pass with the link heads kept", p, func() bool {
+		if strings.Contains(p.log(), `"heads_kept"`) {
+			return true
+		}
+		req, _ := http.NewRequest("POST", p.url+"/api/v1/sync", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusConflict {
+			t.Fatalf("POST /api/v1/sync: %d", resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+		return false
+	})
+	if !strings.Contains(p.log(), `"heads_kept":["idp","cmdb","catalog","policy"]`) {
+		t.Errorf("the pass with kept heads does not name every system:\n%s", p.log())
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("serve exited %d after SIGTERM, want 0\n%s", code, p.log())
+	}
+}
