@@ -210,13 +210,21 @@ func idpDB(t *testing.T, w *workspace) *sql.DB {
 // CSV and one in the IdP's SQLite table reach the other systems with
 // nobody running a command; a held write is approved through the API and
 // lands; SIGTERM exits 0 and no token appears in the log.
-func TestServeEndToEnd(t *testing.T) {
+// servedWorkspace starts serve on a new serve workspace (newServeWorkspace)
+// holding a token of name and role, and waits for its first pass.
+func servedWorkspace(t *testing.T, name, role string) (*workspace, *servedProcess, tokenJSON) {
+	t.Helper()
 	bin := binary(t)
 	w := newServeWorkspace(t)
 	var tok tokenJSON
-	w.json(t, &tok, "token", "create", "carol", "--role", "approver")
+	w.json(t, &tok, "token", "create", name, "--role", role)
 	p := startServe(t, bin, w.config)
 	eventually(t, "the first pass", p, func() bool { return strings.Contains(p.log(), `"msg":"pass done"`) })
+	return w, p, tok
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	w, p, tok := servedWorkspace(t, "carol", "approver")
 
 	// This replica runs every feed: it says so in /metrics and /systems.
 	eventually(t, "the feed leases in /metrics", p, func() bool {
@@ -473,12 +481,7 @@ func TestServeLoggerReachesConnectors(t *testing.T) {
 // (engine's TestKeptHeads shows what such a pass finds, and when it loads
 // the heads again.)
 func TestServeKeepsLinkHeads(t *testing.T) {
-	bin := binary(t)
-	w := newServeWorkspace(t)
-	var tok tokenJSON
-	w.json(t, &tok, "token", "create", "root", "--role", "admin")
-	p := startServe(t, bin, w.config)
-	eventually(t, "the first pass", p, func() bool { return strings.Contains(p.log(), `"msg":"pass done"`) })
+	_, p, tok := servedWorkspace(t, "root", "admin")
 	eventually(t, "a full pass with the link heads kept", p, func() bool {
 		if strings.Contains(p.log(), `"heads_kept"`) {
 			return true
