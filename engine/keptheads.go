@@ -44,7 +44,6 @@ type keptHeads struct {
 	// heads have a hash only when the two were equal.
 	fp, mapping string
 	table       *headTable
-	stored      int
 }
 
 // NewHeadCache returns an empty cache.
@@ -118,9 +117,11 @@ func (p *pass) takeHeads(r *sysRead, st *nhisync.SystemState, ss *SystemSummary)
 		return false
 	}
 	k.table.newPass()
-	r.heads, r.stored = k.table, k.stored
+	// Every head in the table is a stored link's (addHead counts each
+	// once): the table's count is the read's stored.
+	r.heads, r.stored = k.table, k.table.n
 	ss.HeadsKept = true
-	p.e.log.Debug("link heads kept from the last pass", "system", r.sys.Name, "heads", k.stored)
+	p.e.log.Debug("link heads kept from the last pass", "system", r.sys.Name, "heads", r.stored)
 	return true
 }
 
@@ -136,7 +137,7 @@ func (p *pass) keepHeads(r *sysRead) {
 	if p.keep == nil {
 		p.keep = map[string]*keptHeads{}
 	}
-	p.keep[r.sys.Name] = &keptHeads{fp: r.fp, mapping: r.mapping, table: r.heads, stored: r.stored}
+	p.keep[r.sys.Name] = &keptHeads{fp: r.fp, mapping: r.mapping, table: r.heads}
 }
 
 // keepAll keeps the tables noted by keepHeads once the pass is done,
