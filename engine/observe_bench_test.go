@@ -72,14 +72,34 @@ func BenchmarkReadCorrelate100k(b *testing.B) {
 // read, canonicalised and hashed in parallel, nothing else, as
 // cmd/nhisync-bench measures it) and their ratio, which SPEC §8 bounds.
 func BenchmarkQuietPassEstate100k(b *testing.B) {
-	ctx := context.Background()
 	cfg, conns, e := quietEstate(b, 100_000)
+	benchQuiet(b, cfg, conns, e)
+}
+
+// BenchmarkQuietPassKeptHeadsEstate100k is BenchmarkQuietPassEstate100k
+// by an engine that keeps the link heads from pass to pass
+// (WithHeadCache), as nhisync serve's does: every quiet pass after the
+// first takes the heads the one before kept instead of loading them.
+func BenchmarkQuietPassKeptHeadsEstate100k(b *testing.B) {
+	cfg, conns, e := quietEstate(b, 100_000, WithHeadCache(NewHeadCache()))
+	sum := benchQuiet(b, cfg, conns, e)
+	for _, name := range cfg.SystemNames {
+		if !sum.Systems[name].HeadsKept {
+			b.Fatalf("the last quiet pass loaded %s's link heads, want them kept", name)
+		}
+	}
+}
+
+// benchQuiet runs e's quiet passes over cfg's systems, reporting their
+// CPU seconds beside the floor's, and returns the last one's summary.
+func benchQuiet(b *testing.B, cfg *nhisync.Config, conns map[string]nhisync.Connector, e *Engine) *Summary {
+	ctx := context.Background()
 	floor := benchFloor(b, cfg, conns)
 	var cpu float64
+	var sum *Summary
 	b.ReportAllocs()
 	for b.Loop() {
 		start := storetest.ProcessCPU()
-		var sum *Summary
 		var err error
 		// Labelled, so that -cpuprofile can be read for the quiet passes
 		// alone (go tool pprof -tagfocus pass=quiet).
@@ -95,13 +115,14 @@ func BenchmarkQuietPassEstate100k(b *testing.B) {
 	b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
 	b.ReportMetric(floor, "floor-cpu-s")
 	b.ReportMetric(cpu/float64(b.N)/floor, "x-floor")
+	return sum
 }
 
 // quietEstate is benchEstate's estate of n NHIs with its connectors
 // open (closed when b ends) and an engine over them that has run the
 // first pass and one more, which repairs what the first's writes left
 // (none, but a quiet pass is the one after a pass).
-func quietEstate(b *testing.B, n int) (*nhisync.Config, map[string]nhisync.Connector, *Engine) {
+func quietEstate(b *testing.B, n int, opts ...Option) (*nhisync.Config, map[string]nhisync.Connector, *Engine) {
 	b.Helper()
 	ctx := context.Background()
 	cfg, store := benchEstate(b, n)
@@ -110,7 +131,7 @@ func quietEstate(b *testing.B, n int) (*nhisync.Config, map[string]nhisync.Conne
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { nhisync.CloseConnectors(conns) })
-	e := New(cfg, store, conns)
+	e := New(cfg, store, conns, opts...)
 	for range 2 {
 		if _, err := e.Sync(ctx, PassOptions{}); err != nil {
 			b.Fatal(err)
