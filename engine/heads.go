@@ -324,9 +324,9 @@ func idAt(c string, off int) (id string, next int) {
 // bring in stays in cache until the look-ups.
 const warmRun = 32
 
-// newPass readies a table kept from the last pass (HeadCache) for the
+// clearMarks readies a table kept from the last pass (HeadCache) for the
 // next: no head is seen or changed yet.
-func (t *headTable) newPass() {
+func (t *headTable) clearMarks() {
 	for i := range t.heads[:t.n] {
 		t.heads[i].seen, t.heads[i].changed = false, false
 	}
